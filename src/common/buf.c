@@ -1,0 +1,140 @@
+/* Bounded growable buffer (see buf.h). */
+#include "common/buf.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/alloc.h"
+
+void gyre_buf_init(gyre_buf_t *b, size_t max)
+{
+    b->base = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->max = max;
+}
+
+void gyre_buf_dispose(gyre_buf_t *b)
+{
+    free(b->base);
+    b->base = NULL;
+    b->len = b->cap = 0;
+}
+
+void gyre_buf_reset(gyre_buf_t *b)
+{
+    b->len = 0;
+    if (b->base != NULL)
+        b->base[0] = '\0';
+}
+
+static int reserve(gyre_buf_t *b, size_t extra)
+{
+    if (extra > b->max || b->len > b->max - extra)
+        return -E2BIG;
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < need)
+        cap *= 2;
+    b->base = gyre_realloc(b->base, cap);
+    b->cap = cap;
+    return 0;
+}
+
+int gyre_buf_append(gyre_buf_t *b, const void *p, size_t n)
+{
+    int r;
+    if ((r = reserve(b, n)) != 0)
+        return r;
+    if (n != 0)
+        memcpy(b->base + b->len, p, n);
+    b->len += n;
+    b->base[b->len] = '\0';
+    return 0;
+}
+
+int gyre_buf_appends(gyre_buf_t *b, const char *s)
+{
+    return gyre_buf_append(b, s, strlen(s));
+}
+
+int gyre_buf_vappendf(gyre_buf_t *b, const char *fmt, va_list ap)
+{
+    va_list cp;
+    va_copy(cp, ap);
+    int n = vsnprintf(NULL, 0, fmt, cp);
+    va_end(cp);
+    if (n < 0)
+        return -EINVAL;
+    int r;
+    if ((r = reserve(b, (size_t)n)) != 0)
+        return r;
+    vsnprintf(b->base + b->len, (size_t)n + 1, fmt, ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+int gyre_buf_appendf(gyre_buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int r = gyre_buf_vappendf(b, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+int gyre_buf_append_json_string(gyre_buf_t *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t start = b->len;
+    int r = 0;
+    if ((r = gyre_buf_append(b, "\"", 1)) != 0)
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[6];
+        const char *out = NULL;
+        size_t outlen = 0;
+        switch (c) {
+        case '"': out = "\\\""; outlen = 2; break;
+        case '\\': out = "\\\\"; outlen = 2; break;
+        case '\n': out = "\\n"; outlen = 2; break;
+        case '\r': out = "\\r"; outlen = 2; break;
+        case '\t': out = "\\t"; outlen = 2; break;
+        default:
+            if (c < 0x20) {
+                esc[0] = '\\'; esc[1] = 'u'; esc[2] = '0'; esc[3] = '0';
+                esc[4] = hex[c >> 4]; esc[5] = hex[c & 15];
+                out = esc; outlen = 6;
+            }
+        }
+        if (out != NULL)
+            r = gyre_buf_append(b, out, outlen);
+        else
+            r = gyre_buf_append(b, s + i, 1);
+        if (r != 0)
+            goto fail;
+    }
+    if ((r = gyre_buf_append(b, "\"", 1)) != 0)
+        goto fail;
+    return 0;
+fail:
+    b->len = start;
+    if (b->base != NULL)
+        b->base[start] = '\0';
+    return r;
+}
+
+void gyre_buf_consume(gyre_buf_t *b, size_t n)
+{
+    if (n >= b->len) {
+        gyre_buf_reset(b);
+        return;
+    }
+    memmove(b->base, b->base + n, b->len - n);
+    b->len -= n;
+    b->base[b->len] = '\0';
+}

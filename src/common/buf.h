@@ -1,0 +1,33 @@
+/*
+ * A growable byte buffer with a maximum set when it is created (curl's
+ * dynbuf).  Appending past the maximum fails with -E2BIG and leaves the
+ * buffer as it was, so the caller decides what the bound means (413, an
+ * error event, a truncated log line).  The contents are always
+ * NUL-terminated for convenience; `len` excludes the terminator.
+ */
+#ifndef GYRE_COMMON_BUF_H
+#define GYRE_COMMON_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+typedef struct gyre_buf {
+    char *base;
+    size_t len;
+    size_t cap;
+    size_t max; /* appends that would make len exceed this fail */
+} gyre_buf_t;
+
+void gyre_buf_init(gyre_buf_t *b, size_t max);
+void gyre_buf_dispose(gyre_buf_t *b);
+void gyre_buf_reset(gyre_buf_t *b);
+int gyre_buf_append(gyre_buf_t *b, const void *p, size_t n);
+int gyre_buf_appends(gyre_buf_t *b, const char *s);
+int gyre_buf_appendf(gyre_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int gyre_buf_vappendf(gyre_buf_t *b, const char *fmt, va_list ap);
+/* Appends `s` as a JSON string literal, quotes included. */
+int gyre_buf_append_json_string(gyre_buf_t *b, const char *s, size_t n);
+/* Removes the first n bytes. */
+void gyre_buf_consume(gyre_buf_t *b, size_t n);
+
+#endif

@@ -1,0 +1,194 @@
+// Starts real gyre and gyre-mock processes on loopback ports for the
+// integration and client tests, and stops them the way an operator would
+// (SIGTERM), checking that they exit 0 and that a sanitizer build printed no
+// report.  Every wait here is bounded.
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export const BUILD = process.env.GYRE_BUILD || 'build';
+export const ROOT = path.resolve(new URL('../..', import.meta.url).pathname);
+export const SAN = BUILD.includes('san');
+// Sanitizer builds start and answer more slowly; give every wait more room.
+export const SLOW = SAN ? 4 : 1;
+
+const SAN_ENV = {
+  ASAN_OPTIONS: 'detect_leaks=1:halt_on_error=1:abort_on_error=0:exitcode=86',
+  UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1:exitcode=86',
+  LSAN_OPTIONS: 'exitcode=86',
+};
+const SAN_REPORT = /(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:)/;
+
+export function bin(name) {
+  return path.join(ROOT, BUILD, name);
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export function tmpdir(prefix = 'gyre-test-') {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function waitReady(url, proc, ms) {
+  const deadline = Date.now() + ms;
+  let last = '';
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null || proc.signalCode !== null) {
+      throw new Error(`process exited early (${proc.exitCode ?? proc.signalCode}):\n${proc.output()}`);
+    }
+    try {
+      const r = await fetch(url, { signal: AbortSignal.timeout(1000) });
+      if (r.ok) { await r.arrayBuffer(); return; }
+      last = `status ${r.status}`;
+    } catch (e) {
+      last = e.message;
+    }
+    await sleep(25);
+  }
+  throw new Error(`not ready after ${ms} ms at ${url}: ${last}\n${proc.output()}`);
+}
+
+function launch(file, args, env) {
+  const proc = spawn(file, args, {
+    env: { ...process.env, ...(SAN ? SAN_ENV : {}), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout.on('data', (d) => { out += d; });
+  proc.stderr.on('data', (d) => { out += d; });
+  proc.output = () => out;
+  proc.exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  return proc;
+}
+
+/**
+ * Sends SIGTERM and waits (bounded) for the exit.  Returns {code, signal,
+ * output}; throws if the process had to be killed or a sanitizer spoke.
+ */
+async function terminate(proc, ms) {
+  if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+  const res = await Promise.race([proc.exited, sleep(ms).then(() => null)]);
+  if (res === null) {
+    proc.kill('SIGKILL');
+    await proc.exited;
+    throw new Error(`did not exit within ${ms} ms of SIGTERM:\n${proc.output()}`);
+  }
+  if (SAN_REPORT.test(proc.output())) throw new Error(`sanitizer report:\n${proc.output()}`);
+  return { ...res, output: proc.output() };
+}
+
+/** Starts gyre-mock with the given extra arguments. */
+export async function startMock(args = [], { tls = false } = {}) {
+  const port = await freePort();
+  const proc = launch(bin('gyre-mock'), ['--listen', `127.0.0.1:${port}`, ...args], {});
+  const scheme = tls ? 'https' : 'http';
+  const url = `${scheme}://127.0.0.1:${port}`;
+  if (tls) await waitTcp(port, proc, 5000 * SLOW);
+  else await waitReady(`${url}/_mock/stats`, proc, 5000 * SLOW);
+  return {
+    port, url, proc,
+    v1: `${url}/v1`,
+    stats: async () => (await fetch(`${url}/_mock/stats`)).json(),
+    configure: async (opts) => {
+      const r = await fetch(`${url}/_mock/config`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(opts) });
+      if (!r.ok) throw new Error(`mock config: ${r.status} ${await r.text()}`);
+      return r.json();
+    },
+    stop: () => terminate(proc, 5000 * SLOW),
+  };
+}
+
+async function waitTcp(port, proc, ms) {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) throw new Error(`exited early:\n${proc.output()}`);
+    const ok = await new Promise((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await sleep(25);
+  }
+  throw new Error(`port ${port} not open after ${ms} ms:\n${proc.output()}`);
+}
+
+/**
+ * Starts gyre with `config` (a YAML string; `listen` is added when absent) or
+ * with no --config at all when config is null.  Returns {url, port, stop}.
+ */
+export async function startGyre(config, { args = [], env = {}, ready = true } = {}) {
+  const port = await freePort();
+  const dir = tmpdir();
+  const cmd = ['serve'];
+  if (config !== null) {
+    const file = path.join(dir, 'gyre.yaml');
+    const text = /^listen:/m.test(config) ? config : `listen: 127.0.0.1:${port}\n${config}`;
+    fs.writeFileSync(file, text);
+    cmd.push('--config', file);
+  } else {
+    cmd.push('--listen', `127.0.0.1:${port}`);
+  }
+  const proc = launch(bin('gyre'), [...cmd, ...args], { GYRE_TEST: '1', ...env });
+  const url = `http://127.0.0.1:${port}`;
+  if (ready) await waitReady(`${url}/healthz`, proc, 5000 * SLOW);
+  return { port, url, proc, dir, stop: (ms = 5000 * SLOW) => terminate(proc, ms) };
+}
+
+/** Runs a gyre subcommand to completion (bounded) and returns {code, stdout, stderr}. */
+export function runGyre(args, { env = {}, ms = 10000 * SLOW } = {}) {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(bin('gyre'), args, { env: { ...process.env, ...(SAN ? SAN_ENV : {}), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '';
+    proc.stdout.on('data', (d) => { stdout += d; });
+    proc.stderr.on('data', (d) => { stderr += d; });
+    const t = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`gyre ${args.join(' ')} timed out`)); }, ms);
+    proc.on('exit', (code) => {
+      clearTimeout(t);
+      if (SAN_REPORT.test(stderr)) reject(new Error(`sanitizer report:\n${stderr}`));
+      else resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** The minimal chat request body the tests send. */
+export function chatBody(extra = {}) {
+  return { model: 'chat', messages: [{ role: 'user', content: 'Say hello.' }], ...extra };
+}
+
+/** POSTs JSON and returns {status, headers, json, text}. */
+export async function postJson(url, body, headers = {}) {
+  const r = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    signal: AbortSignal.timeout(15000 * SLOW),
+  });
+  const text = await r.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: r.status, headers: r.headers, json, text };
+}
+
+/** Parses an SSE body into the list of `data:` payloads (strings). */
+export function sseData(text) {
+  const out = [];
+  for (const block of text.split(/\r?\n\r?\n/)) {
+    const lines = block.split(/\r?\n/).filter((l) => l.startsWith('data:'));
+    if (lines.length) out.push(lines.map((l) => l.slice(5).replace(/^ /, '')).join('\n'));
+  }
+  return out;
+}
