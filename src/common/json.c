@@ -1,0 +1,98 @@
+/* JSON helpers (see json.h). */
+#include "common/json.h"
+
+#include <string.h>
+
+static size_t skip_ws(const char *s, size_t i, size_t len)
+{
+    while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+        i++;
+    return i;
+}
+
+/* `i` is at an opening quote; returns the index just past the closing one. */
+static size_t skip_string(const char *s, size_t i, size_t len)
+{
+    for (i++; i < len; i++) {
+        if (s[i] == '\\')
+            i++;
+        else if (s[i] == '"')
+            return i + 1;
+    }
+    return len;
+}
+
+/* Returns the index just past the value that starts at `i`. */
+static size_t skip_value(const char *s, size_t i, size_t len)
+{
+    if (i >= len)
+        return len;
+    if (s[i] == '"')
+        return skip_string(s, i, len);
+    if (s[i] == '{' || s[i] == '[') {
+        size_t depth = 0;
+        for (; i < len; i++) {
+            char c = s[i];
+            if (c == '"') {
+                i = skip_string(s, i, len) - 1;
+            } else if (c == '{' || c == '[') {
+                depth++;
+            } else if (c == '}' || c == ']') {
+                if (--depth == 0)
+                    return i + 1;
+            }
+        }
+        return len;
+    }
+    while (i < len && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' && s[i] != '\t' && s[i] != '\n' &&
+           s[i] != '\r')
+        i++;
+    return i;
+}
+
+int gyre_json_find_member(const char *json, size_t len, const char *key, size_t *start, size_t *end)
+{
+    size_t klen = strlen(key);
+    size_t i = skip_ws(json, 0, len);
+    if (i >= len || json[i] != '{')
+        return -1;
+    i++;
+    for (;;) {
+        i = skip_ws(json, i, len);
+        if (i >= len || json[i] != '"')
+            return -1;
+        size_t kstart = i + 1;
+        size_t kend = skip_string(json, i, len) - 1;
+        i = skip_ws(json, kend + 1, len);
+        if (i >= len || json[i] != ':')
+            return -1;
+        i = skip_ws(json, i + 1, len);
+        size_t vend = skip_value(json, i, len);
+        /* Keys are compared as written; an escaped spelling of "model" is not
+         * matched, and cJSON's reading then decides (see openai.c). */
+        if (kend - kstart == klen && memcmp(json + kstart, key, klen) == 0) {
+            *start = i;
+            *end = vend;
+            return 0;
+        }
+        i = skip_ws(json, vend, len);
+        if (i >= len || json[i] != ',')
+            return -1;
+        i++;
+    }
+}
+
+void gyre_json_position(const char *text, size_t len, size_t off, unsigned *line, unsigned *col)
+{
+    unsigned l = 1, c = 1;
+    for (size_t i = 0; i < off && i < len; i++) {
+        if (text[i] == '\n') {
+            l++;
+            c = 1;
+        } else {
+            c++;
+        }
+    }
+    *line = l;
+    *col = c;
+}

@@ -1,0 +1,25 @@
+/*
+ * JSON helpers on top of cJSON.
+ *
+ * gyre forwards request bodies as the client wrote them, changing only what
+ * it must (the `model` value).  cJSON validates and reads the body; the span
+ * finder below locates a top-level value's bytes in the original text so the
+ * rewrite is a splice, not a re-serialisation.
+ */
+#ifndef GYRE_COMMON_JSON_H
+#define GYRE_COMMON_JSON_H
+
+#include <stddef.h>
+
+/*
+ * Finds the first top-level member named `key` in `json`, which must be a
+ * well-formed object (validated beforehand).  On success sets [*start, *end)
+ * to the value's bytes (quotes included for a string) and returns 0;
+ * returns -1 when there is no such member.
+ */
+int gyre_json_find_member(const char *json, size_t len, const char *key, size_t *start, size_t *end);
+
+/* Line and column (both from 1) of byte offset `off` in `text`. */
+void gyre_json_position(const char *text, size_t len, size_t off, unsigned *line, unsigned *col);
+
+#endif

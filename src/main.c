@@ -1,0 +1,63 @@
+/*
+ * gyre: an LLM gateway.  This file is only the command table; each command
+ * lives in src/cli/, and the library code under src/ never sees argv.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+    const char *usage;
+} commands[] = {
+    {"serve", gyre_cmd_serve, "run the gateway", gyre_serve_usage},
+    {"check-config", gyre_cmd_check_config, "check a configuration file and report every error",
+     gyre_check_config_usage},
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: gyre COMMAND [OPTIONS]\n\n"
+                 "An LLM gateway: OpenAI-compatible endpoints in front of your providers.\n\n"
+                 "Commands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(out, "  %-14s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n`gyre COMMAND --help` describes a command and its flags.\n"
+                 "With no command, `gyre` is `gyre serve`.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || argv[1][0] == '-') {
+        if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+            usage(stdout);
+            return 0;
+        }
+        if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+            printf("gyre 0.1.0\n");
+            return 0;
+        }
+        /* `gyre --config FILE` reads as `gyre serve --config FILE`. */
+        return gyre_cmd_serve(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "help") == 0) {
+        for (size_t i = 0; argc > 2 && i < NCOMMANDS; i++)
+            if (strcmp(argv[2], commands[i].name) == 0) {
+                fputs(commands[i].usage, stdout);
+                return 0;
+            }
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].fn(argc - 2, argv + 2);
+    fprintf(stderr, "gyre: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

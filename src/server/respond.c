@@ -1,0 +1,70 @@
+/* gyre's own answers (see respond.h). */
+#include "server/respond.h"
+
+#include <stdio.h>
+
+#include "route/route.h"
+
+static const char *reason_of(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Payload Too Large";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Error";
+    }
+}
+
+static int sane_id(h2o_iovec_t v)
+{
+    if (v.len == 0 || v.len > GYRE_REQUEST_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < v.len; i++)
+        if (v.base[i] <= 0x20 || v.base[i] >= 0x7f)
+            return 0;
+    return 1;
+}
+
+h2o_iovec_t gyre_request_id(gyre_worker_t *w, h2o_req_t *req)
+{
+    ssize_t i = h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-request-id"), -1);
+    if (i != -1)
+        return req->res.headers.entries[i].value;
+    h2o_iovec_t id = {NULL, 0};
+    i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
+    if (i != -1 && sane_id(req->headers.entries[i].value)) {
+        id = req->headers.entries[i].value;
+    } else {
+        char *buf = h2o_mem_alloc_pool(&req->pool, 33);
+        uint64_t a = gyre_rand_next(&w->rng), b = gyre_rand_next(&w->rng);
+        snprintf(buf, 33, "%016llx%016llx", (unsigned long long)a, (unsigned long long)b);
+        id = h2o_iovec_init(buf, 32);
+    }
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, id.base, id.len);
+    return id;
+}
+
+void gyre_respond_json(h2o_req_t *req, int status, const char *body, size_t len)
+{
+    req->res.status = status;
+    req->res.reason = reason_of(status);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+    /* h2o_send_inline leaves the length unset (it also serves 304s); gyre's
+     * answers have one, so clients need no chunked decoding for them. */
+    req->res.content_length = len;
+    h2o_send_inline(req, body, len);
+}
+
+void gyre_respond_error(h2o_req_t *req, const gyre_api_error_t *err)
+{
+    gyre_buf_t b;
+    gyre_buf_init(&b, 4096);
+    gyre_api_error_to_json(err, &b);
+    gyre_respond_json(req, err->status, b.base, b.len);
+    gyre_buf_dispose(&b);
+}

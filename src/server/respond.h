@@ -1,0 +1,27 @@
+/*
+ * Writing gyre's own answers: JSON bodies, errors in OpenAI's shape, and the
+ * request id that every answer carries.
+ */
+#ifndef GYRE_SERVER_RESPOND_H
+#define GYRE_SERVER_RESPOND_H
+
+#include <h2o.h>
+
+#include "dialect/openai.h"
+#include "server/server.h"
+
+#define GYRE_REQUEST_ID_MAX 128
+
+/*
+ * The request's id: the client's x-request-id when it sent a sane one
+ * (printable, at most GYRE_REQUEST_ID_MAX bytes), else a fresh random one.
+ * Added to the response headers once; later calls return the same value.
+ */
+h2o_iovec_t gyre_request_id(gyre_worker_t *w, h2o_req_t *req);
+
+/* Sends `body` (copied into the request's pool) as application/json. */
+void gyre_respond_json(h2o_req_t *req, int status, const char *body, size_t len);
+/* Sends `err` in OpenAI's error shape. */
+void gyre_respond_error(h2o_req_t *req, const gyre_api_error_t *err);
+
+#endif

@@ -1,0 +1,246 @@
+/* Workers, listeners and graceful shutdown (see server.h). */
+#include "server/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/alloc.h"
+#include "server/handlers.h"
+
+/* Idle keep-alive connections to a provider are closed after this long:
+ * shorter than the idle limits of common servers (uvicorn 5 s, nginx 75 s),
+ * so gyre rarely writes into a connection that the provider is closing. */
+#define UPSTREAM_IDLE_MS 2000
+#define UPSTREAM_POOL_CAPACITY 4096
+
+static gyre_worker_t *all_workers; /* kept reachable until exit */
+
+static int create_listener(const char *host, uint16_t port, char *err, size_t errlen)
+{
+    struct addrinfo hints = {0}, *res = NULL;
+    char serv[8];
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    snprintf(serv, sizeof(serv), "%u", port);
+    int r = getaddrinfo(host, serv, &hints, &res);
+    if (r != 0) {
+        snprintf(err, errlen, "cannot resolve listen address %s: %s", host, gai_strerror(r));
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
+        snprintf(err, errlen, "cannot listen on %s:%u: %s", host, port, strerror(errno));
+        if (fd != -1)
+            close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+static SSL_CTX *create_upstream_ssl(const gyre_provider_conf_t *p, char *err, size_t errlen)
+{
+    SSL_CTX *ssl = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_min_proto_version(ssl, TLS1_2_VERSION);
+    if (p->tls_verify) {
+        SSL_CTX_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+        if (SSL_CTX_set_default_verify_paths(ssl) != 1) {
+            /* Not fatal: a ca_file may still provide the anchors. */
+            ERR_clear_error();
+        }
+        if (p->ca_file != NULL && SSL_CTX_load_verify_locations(ssl, p->ca_file, NULL) != 1) {
+            snprintf(err, errlen, "provider '%s': cannot load ca_file %s", p->name, p->ca_file);
+            SSL_CTX_free(ssl);
+            return NULL;
+        }
+    } else {
+        SSL_CTX_set_verify(ssl, SSL_VERIFY_NONE, NULL);
+    }
+    return ssl;
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    gyre_worker_t *w = listener->data;
+    h2o_socket_t *sock;
+    if (err != NULL)
+        return;
+    /* Accept what is queued, a bounded number per wake-up to stay fair. */
+    for (int i = 0; i < 64; i++) {
+        if ((sock = h2o_evloop_socket_accept(listener)) == NULL)
+            return;
+        h2o_accept(&w->accept_ctx, sock);
+    }
+}
+
+static void check_done(gyre_worker_t *w)
+{
+    if (w->shutting_down && w->inflight == 0)
+        w->done = 1;
+}
+
+void gyre_worker_request_done(gyre_worker_t *w)
+{
+    w->inflight--;
+    check_done(w);
+}
+
+static void on_grace_expired(h2o_timeout_entry_t *entry)
+{
+    gyre_worker_t *w = H2O_STRUCT_FROM_MEMBER(gyre_worker_t, grace_entry, entry);
+    if (w->inflight != 0)
+        fprintf(stderr, "gyre: worker %u: grace period over, %zu request(s) still in flight are cut\n", w->id,
+                w->inflight);
+    w->done = 1;
+}
+
+static void on_shutdown_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    gyre_worker_t *w = H2O_STRUCT_FROM_MEMBER(gyre_worker_t, shutdown_receiver, receiver);
+    while (!h2o_linklist_is_empty(messages))
+        h2o_linklist_unlink(messages->next);
+    if (w->shutting_down)
+        return;
+    w->shutting_down = 1;
+    if (w->listener != NULL) {
+        h2o_socket_read_stop(w->listener);
+        h2o_socket_close(w->listener);
+        w->listener = NULL;
+    }
+    h2o_timeout_link(w->ctx.loop, &w->grace_timeout, &w->grace_entry);
+    check_done(w);
+}
+
+static void init_upstreams(gyre_worker_t *w)
+{
+    gyre_server_t *s = w->server;
+    h2o_loop_t *loop = w->ctx.loop;
+    w->upstreams = gyre_calloc(s->config->nproviders, sizeof(*w->upstreams));
+    for (size_t i = 0; i < s->config->nproviders; i++) {
+        gyre_upstream_t *u = &w->upstreams[i];
+        const gyre_provider_conf_t *p = &s->config->providers[i];
+        u->conf = p;
+        h2o_socketpool_init_by_hostport(&u->pool, h2o_iovec_init(p->host, strlen(p->host)), p->port, p->is_https,
+                                        UPSTREAM_POOL_CAPACITY);
+        h2o_socketpool_set_timeout(&u->pool, loop, UPSTREAM_IDLE_MS);
+        h2o_timeout_init(loop, &u->io_timeout, p->timeout_ms);
+        u->client_ctx.loop = loop;
+        u->client_ctx.getaddr_receiver = &w->ctx.receivers.hostinfo_getaddr;
+        u->client_ctx.io_timeout = &u->io_timeout;
+        u->client_ctx.websocket_timeout = NULL;
+        u->client_ctx.ssl_ctx = s->upstream_ssl[i];
+        /* The Host header names the port only when it is not the scheme's default. */
+        char host[300];
+        int default_port = p->port == (p->is_https ? 443 : 80);
+        int v6 = strchr(p->host, ':') != NULL;
+        snprintf(host, sizeof(host), "%s%s%s%s%.0u", v6 ? "[" : "", p->host, v6 ? "]" : "", default_port ? "" : ":",
+                 default_port ? 0 : p->port);
+        u->host_header = h2o_strdup(NULL, host, SIZE_MAX);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    gyre_worker_t *w = arg;
+    gyre_server_t *s = w->server;
+    h2o_context_init(&w->ctx, h2o_evloop_create(), &s->globalconf);
+    init_upstreams(w);
+    h2o_timeout_init(w->ctx.loop, &w->grace_timeout, s->config->shutdown_grace_ms);
+    w->grace_entry.cb = on_grace_expired;
+    h2o_multithread_register_receiver(w->ctx.queue, &w->shutdown_receiver, on_shutdown_message);
+    w->accept_ctx.hosts = s->globalconf.hosts;
+    w->listener = h2o_evloop_socket_create(w->ctx.loop, w->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+    w->listener->data = w;
+    h2o_socket_read_start(w->listener, on_accept);
+    /* Published last: the main thread waits for it before it may message us. */
+    __atomic_store_n(&w->accept_ctx.ctx, &w->ctx, __ATOMIC_RELEASE);
+    while (!w->done)
+        h2o_evloop_run(w->ctx.loop, INT32_MAX);
+    return NULL;
+}
+
+int gyre_server_run(gyre_config_t *config, unsigned nworkers)
+{
+    static gyre_server_t server; /* lives until exit: workers point into it */
+    gyre_server_t *s = &server;
+    char err[512];
+    s->config = config;
+    s->nworkers = nworkers;
+
+    h2o_config_init(&s->globalconf);
+    s->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("gyre"));
+    s->globalconf.max_request_entity_size = config->max_body_bytes;
+    gyre_handlers_register(&s->globalconf, s);
+
+    s->upstream_ssl = gyre_calloc(config->nproviders ? config->nproviders : 1, sizeof(*s->upstream_ssl));
+    for (size_t i = 0; i < config->nproviders; i++) {
+        if (!config->providers[i].is_https)
+            continue;
+        if ((s->upstream_ssl[i] = create_upstream_ssl(&config->providers[i], err, sizeof(err))) == NULL) {
+            fprintf(stderr, "gyre: %s\n", err);
+            return 1;
+        }
+    }
+
+    /* Listeners are created here, before any thread, so that a port in use
+     * is reported once and the process exits non-zero. */
+    all_workers = gyre_calloc(nworkers, sizeof(*all_workers));
+    s->workers = all_workers;
+    for (unsigned i = 0; i < nworkers; i++) {
+        gyre_worker_t *w = &s->workers[i];
+        w->server = s;
+        w->id = i;
+        w->rng = ((uint64_t)getpid() << 32) ^ (0x9E3779B97F4A7C15ULL * (i + 1)) ^ (uint64_t)time(NULL);
+        if (w->rng == 0)
+            w->rng = 1;
+        if ((w->listen_fd = create_listener(config->listen_host, config->listen_port, err, sizeof(err))) == -1) {
+            fprintf(stderr, "gyre: %s\n", err);
+            return 1;
+        }
+    }
+
+    /* Signals are taken by this thread alone, with sigwait. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    for (unsigned i = 0; i < nworkers; i++)
+        pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]);
+
+    fprintf(stderr, "gyre: listening on http://%s:%u with %u worker%s (config: %s)\n", config->listen_host,
+            config->listen_port, nworkers, nworkers == 1 ? "" : "s", config->source);
+
+    int sig = 0;
+    sigwait(&set, &sig);
+    fprintf(stderr, "gyre: %s received: no new connections; finishing requests in flight (grace %llu ms)\n",
+            sig == SIGTERM ? "SIGTERM" : "SIGINT", (unsigned long long)config->shutdown_grace_ms);
+    /* A worker that has not yet registered its receiver cannot be messaged:
+     * wait until each has published its context (the last step of its setup). */
+    for (unsigned i = 0; i < nworkers; i++) {
+        while (__atomic_load_n(&s->workers[i].accept_ctx.ctx, __ATOMIC_ACQUIRE) == NULL)
+            usleep(1000);
+        h2o_multithread_send_message(&s->workers[i].shutdown_receiver, &s->workers[i].shutdown_message);
+    }
+    for (unsigned i = 0; i < nworkers; i++)
+        pthread_join(s->workers[i].thread, NULL);
+    fprintf(stderr, "gyre: stopped\n");
+    return 0;
+}

@@ -1,0 +1,60 @@
+/*
+ * The server: one h2o event loop per worker thread, each with its own
+ * SO_REUSEPORT listener and its own upstream socket pools, so workers share
+ * nothing on the request path.  The main thread only starts the workers and
+ * waits for SIGTERM/SIGINT, then asks each worker to stop accepting and to
+ * finish what is in flight within the grace period.
+ */
+#ifndef GYRE_SERVER_H
+#define GYRE_SERVER_H
+
+#include <h2o.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "config/config.h"
+
+/* One provider as seen from one worker. */
+typedef struct gyre_upstream {
+    const gyre_provider_conf_t *conf;
+    h2o_socketpool_t pool; /* keep-alive connections to the provider */
+    h2o_http1client_ctx_t client_ctx;
+    h2o_timeout_t io_timeout;
+    size_t next_key; /* round robin over conf->keys */
+    h2o_iovec_t host_header;
+} gyre_upstream_t;
+
+typedef struct gyre_worker {
+    h2o_context_t ctx; /* first: handlers find their worker from req->conn->ctx */
+    struct gyre_server *server;
+    unsigned id;
+    pthread_t thread;
+    int listen_fd;
+    h2o_socket_t *listener;
+    h2o_accept_ctx_t accept_ctx;
+    gyre_upstream_t *upstreams; /* one per provider, same order as the config */
+    uint64_t rng;
+    size_t inflight; /* proxied requests not yet disposed */
+    int shutting_down;
+    int done;
+    h2o_multithread_receiver_t shutdown_receiver;
+    h2o_multithread_message_t shutdown_message;
+    h2o_timeout_t grace_timeout;
+    h2o_timeout_entry_t grace_entry;
+} gyre_worker_t;
+
+typedef struct gyre_server {
+    gyre_config_t *config;
+    h2o_globalconf_t globalconf;
+    SSL_CTX **upstream_ssl; /* per provider; NULL for http */
+    gyre_worker_t *workers;
+    unsigned nworkers;
+} gyre_server_t;
+
+/* Runs until SIGTERM or SIGINT; returns the process exit status. */
+int gyre_server_run(gyre_config_t *config, unsigned nworkers);
+
+/* Called by the proxy when a proxied request is disposed. */
+void gyre_worker_request_done(gyre_worker_t *w);
+
+#endif
