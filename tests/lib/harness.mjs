@@ -3,6 +3,7 @@
 // (SIGTERM), checking that they exit 0 and that a sanitizer build printed no
 // report.  Every wait here is bounded.
 import { spawn } from 'node:child_process';
+import { after } from 'node:test';
 import net from 'node:net';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -62,6 +63,17 @@ async function waitReady(url, proc, ms) {
   throw new Error(`not ready after ${ms} ms at ${url}: ${last}\n${proc.output()}`);
 }
 
+// Whatever a test started and did not stop (because an assertion failed
+// first) is killed when the file's tests end, so a failure never leaves the
+// runner waiting on a live process or server.
+const live = new Set();
+after(async () => {
+  for (const x of live) {
+    if (x.kill) x.kill('SIGKILL');
+    else if (x.close) await x.close();
+  }
+});
+
 function launch(file, args, env) {
   const proc = spawn(file, args, {
     env: { ...process.env, ...(SAN ? SAN_ENV : {}), ...env },
@@ -71,7 +83,8 @@ function launch(file, args, env) {
   proc.stdout.on('data', (d) => { out += d; });
   proc.stderr.on('data', (d) => { out += d; });
   proc.output = () => out;
-  proc.exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  proc.exited = new Promise((resolve) => proc.on('exit', (code, signal) => { live.delete(proc); resolve({ code, signal }); }));
+  live.add(proc);
   return proc;
 }
 
@@ -191,4 +204,61 @@ export function sseData(text) {
     if (lines.length) out.push(lines.map((l) => l.slice(5).replace(/^ /, '')).join('\n'));
   }
   return out;
+}
+
+/**
+ * A scripted upstream in this process, for behaviour that gyre-mock does not
+ * stage (exact timing, watching the connection close).  `handler(req, res,
+ * body)` answers; returns {url, v1, requests, close}.
+ */
+export async function startUpstream(handler) {
+  const http = await import('node:http');
+  const requests = [];
+  const sockets = new Set();
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => {
+      requests.push({ method: req.method, url: req.url, headers: req.headers, body });
+      handler(req, res, body);
+    });
+  });
+  server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${server.address().port}`;
+  const handle = {
+    url, v1: `${url}/v1`, requests, server,
+    close: () => new Promise((r) => {
+      live.delete(handle);
+      for (const s of sockets) s.destroy();
+      server.close(() => r());
+    }),
+  };
+  live.add(handle);
+  return handle;
+}
+
+/** The config for one openai provider at `base` and routes chat/embed to it. */
+export function oneProviderConfig(base, { keys = ['sk-test-a'], extra = '', providerExtra = '' } = {}) {
+  return `workers: 1
+providers:
+  - {name: primary, kind: openai, base_url: "${base}", keys: [${keys.join(', ')}]${providerExtra}}
+routes:
+  - name: chat
+    targets: [{provider: primary, model: gpt-4o-mini, weight: 100}]
+  - name: embed
+    targets: [{provider: primary, model: text-embedding-3-small}]
+${extra}`;
+}
+
+/** Sends raw bytes over TCP and returns everything the server sent until it closed (bounded). */
+export function rawHttp(port, bytes, ms = 3000) {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => s.write(bytes));
+    let out = '';
+    s.on('data', (d) => { out += d; });
+    const t = setTimeout(() => { s.destroy(); resolve(out); }, ms);
+    s.on('close', () => { clearTimeout(t); resolve(out); });
+    s.on('error', () => {});
+  });
 }

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# `make run`: gyre on its embedded default at http://127.0.0.1:8080.
+# When no provider key is in the environment, gyre-mock (a fake provider)
+# is started on 127.0.0.1:9101 and gyre routes to it, so that the gateway
+# answers with no account anywhere.  Ctrl-C stops both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${GYRE_BUILD:-build}
+MOCK_PORT=${GYRE_MOCK_PORT:-9101}
+
+have_key=0
+for v in OPENAI_API_KEY GROQ_API_KEY MISTRAL_API_KEY DEEPSEEK_API_KEY TOGETHER_API_KEY OPENROUTER_API_KEY; do
+  [ -n "${!v:-}" ] && have_key=1
+done
+
+mock_pid=""
+cleanup() { [ -n "$mock_pid" ] && kill "$mock_pid" 2>/dev/null; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+if [ "$have_key" = 0 ] && [ -z "${GYRE_MOCK_URL:-}" ]; then
+  "$BUILD/gyre-mock" --listen "127.0.0.1:$MOCK_PORT" &
+  mock_pid=$!
+  export GYRE_MOCK_URL="http://127.0.0.1:$MOCK_PORT/v1"
+  for _ in $(seq 50); do
+    curl -fs "http://127.0.0.1:$MOCK_PORT/_mock/stats" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+fi
+
+cat <<MSG
+gyre is starting on http://127.0.0.1:8080. Try:
+  curl -s http://127.0.0.1:8080/v1/chat/completions -H 'content-type: application/json' \\
+       -d '{"model":"chat","messages":[{"role":"user","content":"Hello"}]}'
+MSG
+"$BUILD/gyre" serve "$@" &
+gyre_pid=$!
+trap 'kill -TERM $gyre_pid 2>/dev/null; wait $gyre_pid; cleanup' INT TERM
+wait $gyre_pid
