@@ -96,7 +96,18 @@ static void respond_upstream_error(gyre_proxy_t *self, const char *stage, const 
     const gyre_provider_conf_t *p = self->up->conf;
     gyre_api_error_t err;
     int timeout = strstr(errstr, "timeout") != NULL;
-    int tls = strncmp(errstr, "ssl", 3) == 0;
+    /* h2o reports a failed handshake in OpenSSL's words ("self-signed
+     * certificate", "hostname mismatch", ...); what is not one of its socket
+     * errors, while connecting to an https provider, is TLS. */
+    static const char *const socket_errors[] = {"connection failure", "socket create error", "I/O error",
+                                                "socket closed by peer", "out of memory"};
+    int tls = 0;
+    if (p->is_https && strcmp(stage, "connect") == 0 && !timeout) {
+        tls = 1;
+        for (size_t i = 0; i < sizeof(socket_errors) / sizeof(socket_errors[0]); i++)
+            if (strcmp(errstr, socket_errors[i]) == 0)
+                tls = 0;
+    }
     if (timeout)
         gyre_api_error_set(&err, 504, "upstream_error", "upstream_timeout", NULL,
                            "provider '%s' (%s:%u) did not answer in time (%s, limit %llu ms)", p->name, p->host,

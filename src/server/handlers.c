@@ -169,7 +169,12 @@ static int on_model_request(gyre_server_t *s, h2o_req_t *req, gyre_openai_endpoi
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     gyre_server_t *s = ((gyre_handler_t *)self)->server;
-    gyre_request_id((gyre_worker_t *)req->conn->ctx, req);
+    gyre_worker_t *w = (gyre_worker_t *)req->conn->ctx;
+    gyre_request_id(w, req);
+    /* While shutting down, a kept-alive connection is closed after its
+     * current answer, so clients move on before the process exits. */
+    if (w->shutting_down)
+        req->http1_is_persistent = 0;
 
     if (path_is(req, H2O_STRLIT("/healthz")))
         return on_healthz(req);

@@ -8,6 +8,7 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -65,6 +66,18 @@ static SSL_CTX *create_upstream_ssl(const gyre_provider_conf_t *p, char *err, si
         }
         if (p->ca_file != NULL && SSL_CTX_load_verify_locations(ssl, p->ca_file, NULL) != 1) {
             snprintf(err, errlen, "provider '%s': cannot load ca_file %s", p->name, p->ca_file);
+            SSL_CTX_free(ssl);
+            return NULL;
+        }
+        /* The provider's name is checked by OpenSSL during chain verification.
+         * h2o 2.2.5 checks it only when the handshake leaves no pending output,
+         * which a TLS 1.3 handshake usually does, so its check cannot be relied
+         * on (docs/decisions.md).  A provider has one host, and so does its
+         * context. */
+        X509_VERIFY_PARAM *param = SSL_CTX_get0_param(ssl);
+        X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        if (X509_VERIFY_PARAM_set1_ip_asc(param, p->host) != 1 && X509_VERIFY_PARAM_set1_host(param, p->host, 0) != 1) {
+            snprintf(err, errlen, "provider '%s': cannot verify certificates for host %s", p->name, p->host);
             SSL_CTX_free(ssl);
             return NULL;
         }
