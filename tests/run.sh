@@ -22,7 +22,7 @@ if [ $unit_rc -ne 0 ] && [ -z "$line" ]; then fail=$((fail + 1)); echo "unit-tes
 echo "== integration and client tests (node --test)"
 tap=$(mktemp)
 files=$(ls tests/integration/*.test.mjs tests/clients/*.test.mjs 2>/dev/null)
-node --test --test-concurrency=1 --test-timeout=120000 \
+node --test --test-force-exit --test-concurrency=1 --test-timeout=120000 \
   --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination="$tap" $files
 node_rc=$?

@@ -3,7 +3,6 @@
 // (SIGTERM), checking that they exit 0 and that a sanitizer build printed no
 // report.  Every wait here is bounded.
 import { spawn } from 'node:child_process';
-import { after } from 'node:test';
 import net from 'node:net';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -64,14 +63,15 @@ async function waitReady(url, proc, ms) {
 }
 
 // Whatever a test started and did not stop (because an assertion failed
-// first) is killed when the file's tests end, so a failure never leaves the
-// runner waiting on a live process or server.
+// first) is killed when the file's process exits; tests/run.sh runs node
+// with --test-force-exit, so a failure never leaves the runner waiting on a
+// live process or server.
 const live = new Set();
-after(async () => {
-  for (const x of live) {
-    if (x.kill) x.kill('SIGKILL');
-    else if (x.close) await x.close();
-  }
+function track(x) {
+  live.add(x);
+}
+process.on('exit', () => {
+  for (const y of live) if (y.kill) y.kill('SIGKILL');
 });
 
 function launch(file, args, env) {
@@ -84,7 +84,7 @@ function launch(file, args, env) {
   proc.stderr.on('data', (d) => { out += d; });
   proc.output = () => out;
   proc.exited = new Promise((resolve) => proc.on('exit', (code, signal) => { live.delete(proc); resolve({ code, signal }); }));
-  live.add(proc);
+  track(proc);
   return proc;
 }
 
@@ -234,7 +234,7 @@ export async function startUpstream(handler) {
       server.close(() => r());
     }),
   };
-  live.add(handle);
+  track(handle);
   return handle;
 }
 
