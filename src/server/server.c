@@ -9,6 +9,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #define UPSTREAM_POOL_CAPACITY 4096
 
 static gyre_worker_t *all_workers; /* kept reachable until exit */
+static sem_t workers_done;
 
 static int create_listener(const char *host, uint16_t port, char *err, size_t errlen)
 {
@@ -184,6 +186,13 @@ static void *worker_main(void *arg)
     __atomic_store_n(&w->accept_ctx.ctx, &w->ctx, __ATOMIC_RELEASE);
     while (!w->done)
         h2o_evloop_run(w->ctx.loop, INT32_MAX);
+    /* The worker is finished, but its thread stays until the process exits:
+     * h2o keeps per-thread caches of memory (recycled pool chunks and
+     * buffers) that only a live thread keeps reachable, and a leak checker
+     * would otherwise report them. */
+    sem_post(&workers_done);
+    for (;;)
+        pause();
     return NULL;
 }
 
@@ -235,6 +244,7 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    sem_init(&workers_done, 0, 0);
     for (unsigned i = 0; i < nworkers; i++)
         pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]);
 
@@ -253,7 +263,8 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
         h2o_multithread_send_message(&s->workers[i].shutdown_receiver, &s->workers[i].shutdown_message);
     }
     for (unsigned i = 0; i < nworkers; i++)
-        pthread_join(s->workers[i].thread, NULL);
+        while (sem_wait(&workers_done) != 0)
+            ;
     fprintf(stderr, "gyre: stopped\n");
     return 0;
 }
