@@ -260,12 +260,18 @@ int gyre_openai_parse_request(gyre_openai_endpoint_t ep, const char *body, size_
     if (ep == GYRE_OPENAI_CHAT) {
         if (check_messages(cJSON_GetObjectItemCaseSensitive(out->json, "messages"), err) != 0)
             goto fail;
-        for (size_t i = 0; i < sizeof(chat_fields) / sizeof(chat_fields[0]); i++) {
-            const cJSON *v = cJSON_GetObjectItemCaseSensitive(out->json, chat_fields[i].name);
-            if (v != NULL && !type_ok(v, chat_fields[i].type)) {
-                BAD(err, chat_fields[i].name, "'%s' must be %s, got %s", chat_fields[i].name,
-                    ftype_name(chat_fields[i].type), json_type_name(v));
-                goto fail;
+        /* One pass over the members, each looked up in the table (rather
+         * than one search of the object per known field). */
+        for (const cJSON *v = out->json->child; v != NULL; v = v->next) {
+            for (size_t i = 0; i < sizeof(chat_fields) / sizeof(chat_fields[0]); i++) {
+                if (v->string[0] != chat_fields[i].name[0] || strcmp(v->string, chat_fields[i].name) != 0)
+                    continue;
+                if (!type_ok(v, chat_fields[i].type)) {
+                    BAD(err, chat_fields[i].name, "'%s' must be %s, got %s", chat_fields[i].name,
+                        ftype_name(chat_fields[i].type), json_type_name(v));
+                    goto fail;
+                }
+                break;
             }
         }
         out->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(out->json, "stream"));

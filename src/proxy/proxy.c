@@ -1,12 +1,15 @@
 /* Upstream calls and the response relay (see proxy.h). */
 #include "proxy/proxy.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "common/buf.h"
 #include "dialect/openai.h"
+#include "proxy/http1.h"
 #include "proxy/sse.h"
+#include "proxy/upstream.h"
 #include "server/respond.h"
 
 /* An SSE event from a provider larger than this ends the stream with an error. */
@@ -17,16 +20,26 @@ typedef struct gyre_proxy {
     h2o_req_t *req;
     gyre_worker_t *worker;
     gyre_upstream_t *up;
-    h2o_http1client_t *client;
-    h2o_iovec_t reqbufs[2]; /* head, body */
+    gyre_upconnect_t *connecting; /* while a new connection opens */
+    gyre_upconn_t *conn;          /* while the provider is talking */
+    int reused;                   /* conn came from the pool */
+    h2o_iovec_t reqbufs[2];       /* head, body */
+    h2o_timeout_entry_t io_entry;
+    /* The response as it is read. */
+    int head_done;
+    int keep_alive;
+    int chunked;
+    gyre_http1_chunked_t chunk;
+    size_t body_left; /* content-length still to come; SIZE_MAX: until close */
+    /* The relay to the client. */
+    h2o_buffer_t *recv; /* body bytes not yet handed to h2o */
     h2o_doublebuffer_t sending;
-    h2o_buffer_t *last_content; /* what is left when the upstream is done */
-    int started;
+    int upstream_done; /* the provider is finished, well or not */
     int had_body_error;
+    int client_gone;
     int is_sse;
-    int sse_done;  /* the stream's [DONE] or an error event went by */
+    int sse_done;   /* the stream's [DONE] or an error event went by */
     int sse_failed; /* the parser gave up (an event over its bound) */
-    size_t sse_fed; /* bytes of the client's input buffer the parser has seen */
     gyre_sse_parser_t sse;
 } gyre_proxy_t;
 
@@ -38,7 +51,7 @@ static int drop_request_header(const h2o_header_t *h)
         "upgrade", "host", "content-length", "authorization", "x-api-key", "api-key", "cookie", "expect",
         "accept-encoding", "x-request-id", "http2-settings",
     };
-    const h2o_iovec_t *n = h2o_iovec_is_token(h->name) ? h->name : h->name;
+    const h2o_iovec_t *n = h->name;
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (h2o_lcstris(n->base, n->len, names[i], strlen(names[i])))
             return 1;
@@ -73,8 +86,16 @@ static h2o_iovec_t build_head(gyre_proxy_t *self, h2o_iovec_t path, size_t body_
     }
     PUTS("\r\nx-request-id: ");
     PUT(request_id.base, request_id.len);
-    if (body_len != 0 || req->entity.base != NULL)
-        o += sprintf(o, "\r\ncontent-length: %zu", body_len);
+    if (body_len != 0 || req->entity.base != NULL) {
+        PUTS("\r\ncontent-length: ");
+        char digits[24];
+        size_t nd = 0, v = body_len;
+        do
+            digits[nd++] = (char)('0' + v % 10);
+        while ((v /= 10) != 0);
+        while (nd > 0)
+            *o++ = digits[--nd];
+    }
     PUTS("\r\n");
     for (size_t i = 0; i < req->headers.size; i++) {
         const h2o_header_t *h = &req->headers.entries[i];
@@ -135,14 +156,16 @@ static void on_sse_event(void *ctx, const char *event, size_t elen, const char *
         self->sse_done = 1; /* the provider ended the stream with an error of its own */
 }
 
-static void feed_sse(gyre_proxy_t *self, h2o_buffer_t *in)
+/* Appends body bytes for the client, letting the SSE parser see them first. */
+static void push_body(gyre_proxy_t *self, const char *bytes, size_t len)
 {
-    if (!self->is_sse || self->sse_failed)
+    if (len == 0)
         return;
-    if (in->size > self->sse_fed &&
-        gyre_sse_feed(&self->sse, in->bytes + self->sse_fed, in->size - self->sse_fed) != 0)
+    if (self->is_sse && !self->sse_failed && gyre_sse_feed(&self->sse, bytes, len) != 0)
         self->sse_failed = 1;
-    self->sse_fed = in->size;
+    h2o_iovec_t dst = h2o_buffer_reserve(&self->recv, len);
+    memcpy(dst.base, bytes, len);
+    self->recv->size += len;
 }
 
 /* The last words of a stream that the provider cut: an SSE error event, so
@@ -158,22 +181,20 @@ static void append_stream_error(gyre_proxy_t *self, const char *why)
     gyre_buf_appends(&b, "\n\ndata: ");
     gyre_api_error_to_json(&err, &b);
     gyre_buf_appends(&b, "\n\n");
-    h2o_iovec_t dst = h2o_buffer_reserve(&self->last_content, b.len);
+    h2o_iovec_t dst = h2o_buffer_reserve(&self->recv, b.len);
     memcpy(dst.base, b.base, b.len);
-    self->last_content->size += b.len;
+    self->recv->size += b.len;
     gyre_buf_dispose(&b);
     fprintf(stderr, "gyre: request %s: %s\n", gyre_request_id(self->worker, self->req).base, err.message);
 }
 
 static void do_send(gyre_proxy_t *self)
 {
-    h2o_iovec_t vec;
+    if (self->client_gone)
+        return;
     h2o_send_state_t state;
-    vec = h2o_doublebuffer_prepare(&self->sending, self->client != NULL ? &self->client->sock->input : &self->last_content,
-                                   self->req->preferred_chunk_size);
-    if (self->client != NULL)
-        self->sse_fed = self->client->sock->input->size;
-    if (self->client == NULL && vec.len == self->sending.buf->size && self->last_content->size == 0) {
+    h2o_iovec_t vec = h2o_doublebuffer_prepare(&self->sending, &self->recv, self->req->preferred_chunk_size);
+    if (self->upstream_done && vec.len == self->sending.buf->size && self->recv->size == 0) {
         state = self->had_body_error ? H2O_SEND_STATE_ERROR : H2O_SEND_STATE_FINAL;
     } else {
         if (vec.len == 0)
@@ -191,129 +212,246 @@ static void on_proceed(h2o_generator_t *generator, h2o_req_t *req)
     do_send(self);
 }
 
+/* Lets go of the provider's connection: back to the pool when the response
+ * was read to its end and the connection may be reused, else closed. */
+static void drop_conn(gyre_proxy_t *self, int reusable)
+{
+    if (h2o_timeout_is_linked(&self->io_entry))
+        h2o_timeout_unlink(&self->io_entry);
+    if (self->connecting != NULL) {
+        gyre_upconnect_cancel(self->connecting);
+        self->connecting = NULL;
+    }
+    if (self->conn != NULL) {
+        h2o_socket_read_stop(self->conn->sock);
+        if (reusable)
+            gyre_upstream_release(self->conn);
+        else
+            gyre_upconn_close(self->conn);
+        self->conn = NULL;
+    }
+}
+
+/* The response body ended: `why` is NULL when it ended as its framing said. */
+static void finish_body(gyre_proxy_t *self, const char *why)
+{
+    drop_conn(self, why == NULL && self->keep_alive);
+    self->upstream_done = 1;
+    if (why != NULL) {
+        self->had_body_error = 1;
+        if (self->is_sse && !self->sse_done)
+            append_stream_error(self, why);
+    } else if (self->is_sse && !self->sse_done && self->req->res.status == 200) {
+        /* A clean end without [DONE] is a cut stream all the same. */
+        self->had_body_error = 1;
+        append_stream_error(self, "the connection closed before [DONE]");
+    }
+    if (self->sending.bytes_inflight == 0)
+        do_send(self);
+}
+
 static void on_stop(h2o_generator_t *generator, h2o_req_t *req)
 {
     gyre_proxy_t *self = (void *)generator;
     (void)req;
     /* The client went away: stop the provider's work too. */
-    if (self->client != NULL) {
-        h2o_http1client_cancel(self->client);
-        self->client = NULL;
-    }
+    self->client_gone = 1;
+    drop_conn(self, 0);
 }
 
-static int on_body(h2o_http1client_t *client, const char *errstr)
-{
-    gyre_proxy_t *self = client->data;
-    feed_sse(self, client->sock->input);
-    if (errstr != NULL) {
-        /* The upstream is done, well or not: keep what it sent last. */
-        h2o_buffer_t *tmp = self->last_content;
-        self->last_content = client->sock->input;
-        client->sock->input = tmp;
-        self->client = NULL;
-        if (errstr != h2o_http1client_error_is_eos) {
-            self->had_body_error = 1;
-            if (self->is_sse && !self->sse_done)
-                append_stream_error(self, errstr);
-        } else if (self->is_sse && !self->sse_done && self->req->res.status == 200) {
-            /* A clean close without [DONE] is a cut stream all the same. */
-            self->had_body_error = 1;
-            append_stream_error(self, "connection closed before [DONE]");
-        }
-    }
-    if (self->sending.bytes_inflight == 0)
-        do_send(self);
-    return 0;
-}
-
-static int drop_response_header(const h2o_header_t *h)
+static int drop_response_header(const gyre_http1_header_t *h)
 {
     static const char *const names[] = {"connection", "keep-alive", "proxy-connection", "te", "trailer",
                                         "transfer-encoding", "upgrade", "content-length", "server", "date"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (h2o_lcstris(h->name->base, h->name->len, names[i], strlen(names[i])))
+        if (h2o_lcstris(h->name, h->name_len, names[i], strlen(names[i])))
             return 1;
     return 0;
 }
 
-static h2o_http1client_body_cb on_head(h2o_http1client_t *client, const char *errstr, int minor_version, int status,
-                                       h2o_iovec_t msg, h2o_header_t *headers, size_t num_headers, int rlen)
+/* Copies the provider's status and headers to the client's response. */
+static void start_response(gyre_proxy_t *self, const gyre_http1_response_t *res)
 {
-    gyre_proxy_t *self = client->data;
     h2o_req_t *req = self->req;
-    (void)minor_version;
-    (void)rlen;
-    if (errstr != NULL && errstr != h2o_http1client_error_is_eos) {
-        self->client = NULL;
-        respond_upstream_error(self, "head", errstr);
-        return NULL;
-    }
-    req->res.status = status;
-    req->res.reason = h2o_strdup(&req->pool, msg.base, msg.len).base;
-    for (size_t i = 0; i < num_headers; i++) {
-        h2o_header_t *h = &headers[i];
-        if (h2o_lcstris(h->name->base, h->name->len, H2O_STRLIT("content-length"))) {
-            size_t cl = h2o_strtosize(h->value.base, h->value.len);
-            if (cl == SIZE_MAX || req->res.content_length != SIZE_MAX) {
-                self->client = NULL;
-                respond_upstream_error(self, "head", "invalid content-length in the response");
-                return NULL;
-            }
-            req->res.content_length = cl;
-            continue;
-        }
+    req->res.status = res->status;
+    req->res.reason = h2o_strdup(&req->pool, res->reason, res->reason_len).base;
+    for (size_t i = 0; i < res->num_headers; i++) {
+        const gyre_http1_header_t *h = &res->headers[i];
         if (drop_response_header(h))
             continue;
-        h2o_iovec_t name = h2o_strdup(&req->pool, h->name->base, h->name->len);
-        h2o_iovec_t value = h2o_strdup(&req->pool, h->value.base, h->value.len);
-        if (h2o_lcstris(name.base, name.len, H2O_STRLIT("x-request-id"))) {
+        h2o_iovec_t name = h2o_strdup(&req->pool, h->name, h->name_len);
+        h2o_iovec_t value = h2o_strdup(&req->pool, h->value, h->value_len);
+        h2o_strtolower(name.base, name.len);
+        if (h2o_memis(name.base, name.len, H2O_STRLIT("x-request-id"))) {
             /* gyre's id stays x-request-id; the provider's own is kept beside it. */
             name = h2o_iovec_init(H2O_STRLIT("x-upstream-request-id"));
-        } else if (h2o_lcstris(name.base, name.len, H2O_STRLIT("content-type")) && value.len >= 17 &&
+        } else if (h2o_memis(name.base, name.len, H2O_STRLIT("content-type")) && value.len >= 17 &&
                    h2o_lcstris(value.base, 17, H2O_STRLIT("text/event-stream"))) {
             self->is_sse = 1;
         }
-        /* Names go out in lower case (as HTTP/2 requires anyway). */
         h2o_add_header_by_str(&req->pool, &req->res.headers, name.base, name.len, 1, NULL, value.base, value.len);
     }
+    if (res->content_length != SIZE_MAX && !res->chunked)
+        req->res.content_length = res->content_length;
     if (self->is_sse)
         gyre_sse_init(&self->sse, SSE_EVENT_MAX, on_sse_event, self);
-    self->started = 1;
     h2o_start_response(req, &self->super);
-    if (errstr == h2o_http1client_error_is_eos) {
-        self->client = NULL;
-        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
-        return NULL;
-    }
-    return on_body;
 }
 
-static h2o_http1client_head_cb on_connect(h2o_http1client_t *client, const char *errstr, h2o_iovec_t **reqbufs,
-                                          size_t *reqbufcnt, int *method_is_head)
+static void send_request(gyre_proxy_t *self);
+static void on_connected(gyre_upconn_t *conn, const char *err, void *data);
+
+static void fail_before_response(gyre_proxy_t *self, const char *stage, const char *err)
 {
-    gyre_proxy_t *self = client->data;
-    if (errstr != NULL) {
-        self->client = NULL;
-        respond_upstream_error(self, "connect", errstr);
-        return NULL;
+    drop_conn(self, 0);
+    if (!self->client_gone)
+        respond_upstream_error(self, stage, err);
+}
+
+/* Reads the response: the head first, then the body in its framing. */
+static void on_read(h2o_socket_t *sock, const char *err)
+{
+    gyre_proxy_t *self = sock->data;
+    h2o_buffer_t **input = &sock->input;
+    h2o_timeout_unlink(&self->io_entry);
+
+    if (!self->head_done) {
+        if (err != NULL) {
+            if (self->reused && (*input)->size == 0) {
+                /* A pooled connection the provider had just closed: it never
+                 * saw the request, so one more try on a new connection is safe. */
+                drop_conn(self, 0);
+                self->reused = 0;
+                self->connecting = gyre_upstream_connect(self->up, on_connected, self);
+                return;
+            }
+            fail_before_response(self, "head", "the connection closed before a response");
+            return;
+        }
+        gyre_http1_response_t res;
+        for (;;) {
+            ssize_t n = gyre_http1_parse_response((*input)->bytes, (*input)->size, &res);
+            if (n == -EAGAIN) {
+                h2o_timeout_link(self->up->loop, &self->up->io_timeout, &self->io_entry);
+                return;
+            }
+            if (n < 0) {
+                fail_before_response(self, "head",
+                                     n == -E2BIG ? "the response head is too large" : "the response is not valid HTTP/1.1");
+                return;
+            }
+            if (res.status >= 100 && res.status < 200) {
+                h2o_buffer_consume(input, (size_t)n); /* 1xx: informational, the real head follows */
+                continue;
+            }
+            self->head_done = 1;
+            self->keep_alive = res.keep_alive;
+            self->chunked = res.chunked;
+            int no_body = h2o_memis(self->req->method.base, self->req->method.len, H2O_STRLIT("HEAD")) ||
+                          res.status == 204 || res.status == 304;
+            self->body_left = no_body ? 0 : res.chunked ? SIZE_MAX : res.content_length;
+            if (self->body_left == SIZE_MAX && !res.chunked)
+                self->keep_alive = 0; /* the body ends when the connection does */
+            start_response(self, &res);
+            h2o_buffer_consume(input, (size_t)n);
+            break;
+        }
+        if (self->body_left == 0 && !self->chunked) {
+            finish_body(self, NULL);
+            return;
+        }
     }
-    *reqbufs = self->reqbufs;
-    *reqbufcnt = self->reqbufs[1].len != 0 ? 2 : 1;
-    *method_is_head = h2o_memis(self->req->method.base, self->req->method.len, H2O_STRLIT("HEAD"));
-    return on_head;
+
+    /* The body. */
+    if ((*input)->size != 0) {
+        if (self->chunked) {
+            size_t len = (*input)->size, used = 0;
+            int r = gyre_http1_decode_chunked(&self->chunk, (*input)->bytes, &len, &used);
+            push_body(self, (*input)->bytes, len);
+            h2o_buffer_consume(input, used);
+            if (r < 0) {
+                finish_body(self, "invalid chunked encoding");
+                return;
+            }
+            if (r == 1) {
+                if ((*input)->size != 0)
+                    self->keep_alive = 0;
+                finish_body(self, NULL);
+                return;
+            }
+        } else {
+            size_t take = (*input)->size;
+            if (self->body_left != SIZE_MAX && take > self->body_left) {
+                take = self->body_left;
+                self->keep_alive = 0; /* bytes past the body: the connection cannot be trusted */
+            }
+            push_body(self, (*input)->bytes, take);
+            h2o_buffer_consume(input, (*input)->size);
+            if (self->body_left != SIZE_MAX) {
+                self->body_left -= take;
+                if (self->body_left == 0) {
+                    finish_body(self, NULL);
+                    return;
+                }
+            }
+        }
+    }
+    if (err != NULL) {
+        finish_body(self, self->body_left == SIZE_MAX && !self->chunked ? NULL : "the connection closed mid-response");
+        return;
+    }
+    h2o_timeout_link(self->up->loop, &self->up->io_timeout, &self->io_entry);
+    if (self->sending.bytes_inflight == 0)
+        do_send(self);
+}
+
+static void on_io_timeout(h2o_timeout_entry_t *entry)
+{
+    gyre_proxy_t *self = H2O_STRUCT_FROM_MEMBER(gyre_proxy_t, io_entry, entry);
+    if (!self->head_done)
+        fail_before_response(self, "head", "I/O timeout");
+    else
+        finish_body(self, "I/O timeout");
+}
+
+static void on_write_done(h2o_socket_t *sock, const char *err)
+{
+    /* Reading starts with the write, and a connection that fails a write
+     * fails its reads too: the read path handles it (and decides whether a
+     * second try is safe), and the I/O timeout bounds the rest. */
+    (void)sock;
+    (void)err;
+}
+
+static void send_request(gyre_proxy_t *self)
+{
+    h2o_socket_t *sock = self->conn->sock;
+    sock->data = self;
+    self->conn->requests++;
+    h2o_socket_write(sock, self->reqbufs, self->reqbufs[1].len != 0 ? 2 : 1, on_write_done);
+    h2o_socket_read_start(sock, on_read);
+    h2o_timeout_link(self->up->loop, &self->up->io_timeout, &self->io_entry);
+}
+
+static void on_connected(gyre_upconn_t *conn, const char *err, void *data)
+{
+    gyre_proxy_t *self = data;
+    self->connecting = NULL;
+    if (err != NULL) {
+        fail_before_response(self, "connect", err);
+        return;
+    }
+    self->conn = conn;
+    send_request(self);
 }
 
 static void on_dispose(void *p)
 {
     gyre_proxy_t *self = p;
-    if (self->client != NULL) {
-        h2o_http1client_cancel(self->client);
-        self->client = NULL;
-    }
+    drop_conn(self, 0);
     if (self->is_sse)
         gyre_sse_dispose(&self->sse);
-    h2o_buffer_dispose(&self->last_content);
+    h2o_buffer_dispose(&self->recv);
     h2o_doublebuffer_dispose(&self->sending);
     gyre_worker_request_done(self->worker);
 }
@@ -328,10 +466,16 @@ void gyre_proxy_start(gyre_worker_t *w, h2o_req_t *req, const gyre_target_ref_t 
     self->req = req;
     self->worker = w;
     self->up = &w->upstreams[target->provider];
-    h2o_buffer_init(&self->last_content, &h2o_socket_buffer_prototype);
+    self->io_entry.cb = on_io_timeout;
+    h2o_buffer_init(&self->recv, &h2o_socket_buffer_prototype);
     h2o_doublebuffer_init(&self->sending, &h2o_socket_buffer_prototype);
     w->inflight++;
     self->reqbufs[0] = build_head(self, path, body.len, gyre_request_id(w, req));
     self->reqbufs[1] = body;
-    h2o_http1client_connect_with_pool(&self->client, self, &self->up->client_ctx, &self->up->pool, on_connect);
+    if ((self->conn = gyre_upstream_take_idle(self->up)) != NULL) {
+        self->reused = 1;
+        send_request(self);
+    } else {
+        self->connecting = gyre_upstream_connect(self->up, on_connected, self);
+    }
 }

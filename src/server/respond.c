@@ -1,8 +1,6 @@
 /* gyre's own answers (see respond.h). */
 #include "server/respond.h"
 
-#include <stdio.h>
-
 #include "route/route.h"
 
 static const char *reason_of(int status)
@@ -40,9 +38,11 @@ h2o_iovec_t gyre_request_id(gyre_worker_t *w, h2o_req_t *req)
     if (i != -1 && sane_id(req->headers.entries[i].value)) {
         id = req->headers.entries[i].value;
     } else {
-        char *buf = h2o_mem_alloc_pool(&req->pool, 33);
-        uint64_t a = gyre_rand_next(&w->rng), b = gyre_rand_next(&w->rng);
-        snprintf(buf, 33, "%016llx%016llx", (unsigned long long)a, (unsigned long long)b);
+        static const char hex[] = "0123456789abcdef";
+        char *buf = h2o_mem_alloc_pool(&req->pool, 32);
+        uint64_t r[2] = {gyre_rand_next(&w->rng), gyre_rand_next(&w->rng)};
+        for (int i = 0; i < 32; i++)
+            buf[i] = hex[(r[i / 16] >> ((i % 16) * 4)) & 15];
         id = h2o_iovec_init(buf, 32);
     }
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, id.base, id.len);

@@ -19,12 +19,6 @@
 #include "common/alloc.h"
 #include "server/handlers.h"
 
-/* Idle keep-alive connections to a provider are closed after this long:
- * shorter than the idle limits of common servers (uvicorn 5 s, nginx 75 s),
- * so gyre rarely writes into a connection that the provider is closing. */
-#define UPSTREAM_IDLE_MS 2000
-#define UPSTREAM_POOL_CAPACITY 4096
-
 static gyre_worker_t *all_workers; /* kept reachable until exit */
 static sem_t workers_done;
 
@@ -144,29 +138,10 @@ static void on_shutdown_message(h2o_multithread_receiver_t *receiver, h2o_linkli
 static void init_upstreams(gyre_worker_t *w)
 {
     gyre_server_t *s = w->server;
-    h2o_loop_t *loop = w->ctx.loop;
-    w->upstreams = gyre_calloc(s->config->nproviders, sizeof(*w->upstreams));
-    for (size_t i = 0; i < s->config->nproviders; i++) {
-        gyre_upstream_t *u = &w->upstreams[i];
-        const gyre_provider_conf_t *p = &s->config->providers[i];
-        u->conf = p;
-        h2o_socketpool_init_by_hostport(&u->pool, h2o_iovec_init(p->host, strlen(p->host)), p->port, p->is_https,
-                                        UPSTREAM_POOL_CAPACITY);
-        h2o_socketpool_set_timeout(&u->pool, loop, UPSTREAM_IDLE_MS);
-        h2o_timeout_init(loop, &u->io_timeout, p->timeout_ms);
-        u->client_ctx.loop = loop;
-        u->client_ctx.getaddr_receiver = &w->ctx.receivers.hostinfo_getaddr;
-        u->client_ctx.io_timeout = &u->io_timeout;
-        u->client_ctx.websocket_timeout = NULL;
-        u->client_ctx.ssl_ctx = s->upstream_ssl[i];
-        /* The Host header names the port only when it is not the scheme's default. */
-        char host[300];
-        int default_port = p->port == (p->is_https ? 443 : 80);
-        int v6 = strchr(p->host, ':') != NULL;
-        snprintf(host, sizeof(host), "%s%s%s%s%.0u", v6 ? "[" : "", p->host, v6 ? "]" : "", default_port ? "" : ":",
-                 default_port ? 0 : p->port);
-        u->host_header = h2o_strdup(NULL, host, SIZE_MAX);
-    }
+    w->upstreams = gyre_calloc(s->config->nproviders ? s->config->nproviders : 1, sizeof(*w->upstreams));
+    for (size_t i = 0; i < s->config->nproviders; i++)
+        gyre_upstream_init(&w->upstreams[i], &s->config->providers[i], w->ctx.loop, &w->ctx.receivers.hostinfo_getaddr,
+                           s->upstream_ssl[i]);
 }
 
 static void *worker_main(void *arg)

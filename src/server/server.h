@@ -13,16 +13,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
-
-/* One provider as seen from one worker. */
-typedef struct gyre_upstream {
-    const gyre_provider_conf_t *conf;
-    h2o_socketpool_t pool; /* keep-alive connections to the provider */
-    h2o_http1client_ctx_t client_ctx;
-    h2o_timeout_t io_timeout;
-    size_t next_key; /* round robin over conf->keys */
-    h2o_iovec_t host_header;
-} gyre_upstream_t;
+#include "proxy/upstream.h"
 
 typedef struct gyre_worker {
     h2o_context_t ctx; /* first: handlers find their worker from req->conn->ctx */
