@@ -150,3 +150,38 @@ routes:
   await a.close();
   await b.close();
 });
+
+test('a pooled connection that the provider closed unseen is retried once on a new connection', async () => {
+  // The provider serves one request per connection but never says so: the
+  // second request on a kept-alive connection is dropped unanswered, as when
+  // an idle-timeout close crosses a new request on the wire.
+  const served = new WeakMap();
+  const up2 = await startUpstream((req, res) => {
+    if (served.get(req.socket)) { req.socket.destroy(); return; }
+    served.set(req.socket, true);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end('{"ok":true}');
+  });
+  const g = await startGyre(oneProviderConfig(up2.v1));
+  for (let i = 0; i < 3; i++) {
+    const res = await postJson(`${g.url}/v1/chat/completions`, chatBody());
+    assert.equal(res.status, 200, `request ${i}: ${res.text}`);
+  }
+  // 3 answered + 2 dropped on reused connections.
+  assert.equal(up2.requests.length, 5);
+  await g.stop();
+  await up2.close();
+});
+
+test('a provider answering with conflicting content-lengths is a 502, not a guess', async () => {
+  const net = await import('node:net');
+  const srv = net.createServer((s) => s.once('data', () => s.end('HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\nhello!')));
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  const g = await startGyre(oneProviderConfig(`http://127.0.0.1:${srv.address().port}/v1`));
+  const res = await postJson(`${g.url}/v1/chat/completions`, chatBody());
+  assert.equal(res.status, 502);
+  assert.equal(res.json.error.code, 'upstream_error');
+  assert.match(res.json.error.message, /failed before answering: the response is not valid HTTP\/1\.1$/);
+  await g.stop();
+  srv.close();
+});
