@@ -158,7 +158,14 @@ export async function startGyre(config, { args = [], env = {}, ready = true } = 
   const proc = launch(bin('gyre'), [...cmd, ...args], { GYRE_TEST: '1', ...env });
   const url = `http://127.0.0.1:${port}`;
   if (ready) await waitReady(`${url}/healthz`, proc, 5000 * SLOW);
-  return { port, url, proc, dir, stop: (ms = 5000 * SLOW) => terminate(proc, ms) };
+  const stop = async (ms = 5000 * SLOW) => {
+    try {
+      return await terminate(proc, ms);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  };
+  return { port, url, proc, dir, stop };
 }
 
 /** Runs a gyre subcommand to completion (bounded) and returns {code, stdout, stderr}. */
