@@ -50,8 +50,8 @@ int gyre_cmd_check_config(int argc, char **argv)
         gyre_config_errors_dispose(&errs);
         return 1;
     }
-    printf("%s: ok (%zu provider%s, %zu route%s)\n", argv[0], c->nproviders, c->nproviders == 1 ? "" : "s",
-           c->nroutes, c->nroutes == 1 ? "" : "s");
+    printf("%s: ok (%zu provider%s, %zu route%s)\n", argv[0], c->nproviders, c->nproviders == 1 ? "" : "s", c->nroutes,
+           c->nroutes == 1 ? "" : "s");
     gyre_config_free(c);
     return 0;
 }

@@ -364,11 +364,12 @@ static void parse_provider(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, s
         parse_keys(ctx, keys_node, p, pi);
     for (size_t j = 0; j < pi; j++)
         if (p->name != NULL && c->providers[j].name != NULL && strcmp(p->name, c->providers[j].name) == 0)
-            ERR(ctx, n, path_of(field, sizeof(field), "providers[%zu].name", pi), "'%s' is already used by providers[%zu]",
-                p->name, j);
+            ERR(ctx, n, path_of(field, sizeof(field), "providers[%zu].name", pi),
+                "'%s' is already used by providers[%zu]", p->name, j);
 }
 
-static void parse_target(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, gyre_target_conf_t *t, size_t ri, size_t ti)
+static void parse_target(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, gyre_target_conf_t *t, size_t ri,
+                         size_t ti)
 {
     char field[128];
     t->weight = 1;
@@ -505,8 +506,9 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
         } else if (strcmp(key, "routes") == 0) {
             routes = v;
         } else {
-            ERR(ctx, k, "", "unknown field '%s' (known: listen, workers, store, providers, routes, max_body_bytes, "
-                            "shutdown_grace_ms)",
+            ERR(ctx, k, "",
+                "unknown field '%s' (known: listen, workers, store, providers, routes, max_body_bytes, "
+                "shutdown_grace_ms)",
                 key);
         }
     }

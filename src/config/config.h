@@ -34,9 +34,9 @@ typedef struct gyre_provider_conf {
     char **keys;
     char **key_ids;
     size_t nkeys;
-    char *ca_file;        /* extra trust anchors for https; NULL: the system store */
-    int tls_verify;       /* 1 unless `tls_verify: false` */
-    uint64_t timeout_ms;  /* connect and per-read idle limit upstream */
+    char *ca_file;       /* extra trust anchors for https; NULL: the system store */
+    int tls_verify;      /* 1 unless `tls_verify: false` */
+    uint64_t timeout_ms; /* connect and per-read idle limit upstream */
     int line;
 } gyre_provider_conf_t;
 

@@ -42,7 +42,7 @@ int gyre_api_error_to_json(const gyre_api_error_t *err, gyre_buf_t *out)
     return r;
 }
 
-#define BAD(err, param, ...)                                                                                         \
+#define BAD(err, param, ...)                                                                                           \
     gyre_api_error_set((err), 400, "invalid_request_error", "invalid_type", (param), __VA_ARGS__)
 
 static const char *json_type_name(const cJSON *v)
@@ -68,22 +68,41 @@ static int is_integer(const cJSON *v)
 }
 
 /* Optional top-level fields whose type gyre checks before any upstream sees them. */
-typedef enum { T_NUMBER, T_INTEGER, T_BOOL, T_STRING, T_ARRAY, T_OBJECT, T_STRING_OR_ARRAY, T_STRING_OR_OBJECT } ftype_t;
+typedef enum {
+    T_NUMBER,
+    T_INTEGER,
+    T_BOOL,
+    T_STRING,
+    T_ARRAY,
+    T_OBJECT,
+    T_STRING_OR_ARRAY,
+    T_STRING_OR_OBJECT
+} ftype_t;
 
 static const struct {
     const char *name;
     ftype_t type;
 } chat_fields[] = {
-    {"temperature", T_NUMBER},      {"top_p", T_NUMBER},
-    {"n", T_INTEGER},               {"max_tokens", T_INTEGER},
-    {"max_completion_tokens", T_INTEGER}, {"presence_penalty", T_NUMBER},
-    {"frequency_penalty", T_NUMBER}, {"seed", T_INTEGER},
-    {"stream", T_BOOL},             {"stream_options", T_OBJECT},
-    {"logprobs", T_BOOL},           {"top_logprobs", T_INTEGER},
-    {"parallel_tool_calls", T_BOOL}, {"user", T_STRING},
-    {"stop", T_STRING_OR_ARRAY},    {"tools", T_ARRAY},
-    {"tool_choice", T_STRING_OR_OBJECT}, {"response_format", T_OBJECT},
-    {"metadata", T_OBJECT},         {"logit_bias", T_OBJECT},
+    {"temperature", T_NUMBER},
+    {"top_p", T_NUMBER},
+    {"n", T_INTEGER},
+    {"max_tokens", T_INTEGER},
+    {"max_completion_tokens", T_INTEGER},
+    {"presence_penalty", T_NUMBER},
+    {"frequency_penalty", T_NUMBER},
+    {"seed", T_INTEGER},
+    {"stream", T_BOOL},
+    {"stream_options", T_OBJECT},
+    {"logprobs", T_BOOL},
+    {"top_logprobs", T_INTEGER},
+    {"parallel_tool_calls", T_BOOL},
+    {"user", T_STRING},
+    {"stop", T_STRING_OR_ARRAY},
+    {"tools", T_ARRAY},
+    {"tool_choice", T_STRING_OR_OBJECT},
+    {"response_format", T_OBJECT},
+    {"metadata", T_OBJECT},
+    {"logit_bias", T_OBJECT},
 };
 
 static const char *ftype_name(ftype_t t)

@@ -144,12 +144,12 @@ ssize_t gyre_http1_parse_response(const char *buf, size_t len, gyre_http1_respon
 }
 
 enum {
-    CH_SIZE,      /* reading hex digits */
-    CH_EXT,       /* skipping a chunk extension up to LF */
-    CH_DATA,      /* inside chunk data */
-    CH_DATA_CR,   /* expecting CR (or LF) after chunk data */
-    CH_DATA_LF,   /* expecting LF after chunk data */
-    CH_TRAILER,   /* at the start of a trailer line */
+    CH_SIZE,         /* reading hex digits */
+    CH_EXT,          /* skipping a chunk extension up to LF */
+    CH_DATA,         /* inside chunk data */
+    CH_DATA_CR,      /* expecting CR (or LF) after chunk data */
+    CH_DATA_LF,      /* expecting LF after chunk data */
+    CH_TRAILER,      /* at the start of a trailer line */
     CH_TRAILER_LINE, /* inside a trailer line */
     CH_DONE,
 };

@@ -47,9 +47,24 @@ typedef struct gyre_proxy {
 static int drop_request_header(const h2o_header_t *h)
 {
     static const char *const names[] = {
-        "connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "trailer", "transfer-encoding",
-        "upgrade", "host", "content-length", "authorization", "x-api-key", "api-key", "cookie", "expect",
-        "accept-encoding", "x-request-id", "http2-settings",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+        "authorization",
+        "x-api-key",
+        "api-key",
+        "cookie",
+        "expect",
+        "accept-encoding",
+        "x-request-id",
+        "http2-settings",
     };
     const h2o_iovec_t *n = h->name;
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -261,8 +276,8 @@ static void on_stop(h2o_generator_t *generator, h2o_req_t *req)
 
 static int drop_response_header(const gyre_http1_header_t *h)
 {
-    static const char *const names[] = {"connection", "keep-alive", "proxy-connection", "te", "trailer",
-                                        "transfer-encoding", "upgrade", "content-length", "server", "date"};
+    static const char *const names[] = {"connection",        "keep-alive", "proxy-connection", "te",     "trailer",
+                                        "transfer-encoding", "upgrade",    "content-length",   "server", "date"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (h2o_lcstris(h->name, h->name_len, names[i], strlen(names[i])))
             return 1;
@@ -337,7 +352,8 @@ static void on_read(h2o_socket_t *sock, const char *err)
             }
             if (n < 0) {
                 fail_before_response(self, "head",
-                                     n == -E2BIG ? "the response head is too large" : "the response is not valid HTTP/1.1");
+                                     n == -E2BIG ? "the response head is too large"
+                                                 : "the response is not valid HTTP/1.1");
                 return;
             }
             if (res.status >= 100 && res.status < 200) {

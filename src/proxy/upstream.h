@@ -24,15 +24,15 @@ typedef struct gyre_upstream {
     const gyre_provider_conf_t *conf;
     h2o_loop_t *loop;
     h2o_multithread_receiver_t *getaddr_receiver;
-    SSL_CTX *ssl_ctx;                 /* NULL for http */
-    struct sockaddr_storage addr;     /* when the host is an IP address */
-    socklen_t addrlen;                /* 0 when the host needs DNS */
-    h2o_timeout_t io_timeout;         /* connect, and each wait for bytes */
-    h2o_timeout_t idle_timeout;       /* how long a pooled connection is kept */
-    h2o_timeout_t zero_timeout;       /* "on the next turn of the loop" */
-    h2o_linklist_t idle;              /* gyre_upconn_t, most recent first */
+    SSL_CTX *ssl_ctx;             /* NULL for http */
+    struct sockaddr_storage addr; /* when the host is an IP address */
+    socklen_t addrlen;            /* 0 when the host needs DNS */
+    h2o_timeout_t io_timeout;     /* connect, and each wait for bytes */
+    h2o_timeout_t idle_timeout;   /* how long a pooled connection is kept */
+    h2o_timeout_t zero_timeout;   /* "on the next turn of the loop" */
+    h2o_linklist_t idle;          /* gyre_upconn_t, most recent first */
     size_t nidle;
-    size_t next_key;                  /* round robin over conf->keys */
+    size_t next_key; /* round robin over conf->keys */
     h2o_iovec_t host_header;
 } gyre_upstream_t;
 

@@ -13,8 +13,8 @@
 #include "config/config.h"
 
 typedef struct gyre_target_ref {
-    size_t provider;        /* index into config->providers */
-    const char *model;      /* the model to ask the provider for */
+    size_t provider;   /* index into config->providers */
+    const char *model; /* the model to ask the provider for */
     size_t model_len;
     const char *route_name; /* the route, or NULL for provider/model */
 } gyre_target_ref_t;

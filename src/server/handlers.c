@@ -34,9 +34,9 @@ static int method_is(h2o_req_t *req, const char *s, size_t n)
 static void respond_method_not_allowed(h2o_req_t *req, const char *allowed)
 {
     gyre_api_error_t err;
-    gyre_api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL, "%.*s %.*s is not allowed; use %s",
-                       (int)req->method.len, req->method.base, (int)req->path_normalized.len,
-                       req->path_normalized.base, allowed);
+    gyre_api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL,
+                       "%.*s %.*s is not allowed; use %s", (int)req->method.len, req->method.base,
+                       (int)req->path_normalized.len, req->path_normalized.base, allowed);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allowed, strlen(allowed));
     gyre_respond_error(req, &err);
 }
@@ -244,7 +244,8 @@ static void on_setup_error_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostre
     (void)self;
     gyre_request_id((gyre_worker_t *)req->conn->ctx, req);
     ssize_t ct = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
-    if (req->res.status >= 400 && ct != -1 && has_prefix(req->res.headers.entries[ct].value, H2O_STRLIT("text/plain"))) {
+    if (req->res.status >= 400 && ct != -1 &&
+        has_prefix(req->res.headers.entries[ct].value, H2O_STRLIT("text/plain"))) {
         gyre_api_error_t err;
         if (req->res.status == 413)
             gyre_api_error_set(&err, 413, "invalid_request_error", "request_too_large", NULL,
