@@ -848,9 +848,10 @@ static int handle_mock_config(conn_t *c, const request_t *r)
         }
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(j, "fault");
         if (cJSON_IsString(f) && !valid_fault(f->valuestring)) {
+            int ret = send_error(c, r, 400, "invalid_request_error", "invalid_value", "fault", "unknown fault '%s'",
+                                 f->valuestring);
             cJSON_Delete(j);
-            return send_error(c, r, 400, "invalid_request_error", "invalid_value", "fault", "unknown fault '%s'",
-                              f->valuestring);
+            return ret;
         }
         pthread_mutex_lock(&state_lock);
         const cJSON *v;
