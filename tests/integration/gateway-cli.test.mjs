@@ -123,3 +123,34 @@ test('--workers N starts N workers', async () => {
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--workers must be a number from 1 to 256, got '0'/);
 });
+
+test('make run\'s script starts gyre-mock and gyre, and a chat completion answers with no account anywhere', async () => {
+  const { spawn } = await import('node:child_process');
+  const [port, mockPort] = [await freePort(), await freePort()];
+  const env = { ...process.env, GYRE_MOCK_PORT: String(mockPort) };
+  for (const k of ['OPENAI_API_KEY', 'GROQ_API_KEY', 'MISTRAL_API_KEY', 'DEEPSEEK_API_KEY', 'TOGETHER_API_KEY', 'OPENROUTER_API_KEY', 'GYRE_MOCK_URL']) delete env[k];
+  const proc = spawn('bash', ['scripts/run.sh', '--listen', `127.0.0.1:${port}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout.on('data', (d) => { out += d; });
+  proc.stderr.on('data', (d) => { out += d; });
+  const exited = new Promise((r) => proc.on('exit', r));
+  try {
+    let ok = false;
+    for (let i = 0; i < 100 && !ok; i++) {
+      ok = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false);
+      if (!ok) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(ok, out);
+    const res = await postJson(`http://127.0.0.1:${port}/v1/chat/completions`, { model: 'chat', messages: [{ role: 'user', content: 'Hello' }] });
+    assert.equal(res.status, 200);
+    assert.equal(res.json.choices[0].message.content, 'Mock reply to: Hello');
+    assert.match(out, /routing to gyre-mock at http:\/\/127\.0\.0\.1:\d+\/v1, a fake provider/);
+  } finally {
+    proc.kill('SIGTERM');
+    await exited;
+  }
+  // Both processes are gone: the mock's port is free again.
+  const again = net.createServer();
+  await new Promise((resolve, reject) => { again.once('error', reject); again.listen(mockPort, '127.0.0.1', resolve); });
+  again.close();
+});
