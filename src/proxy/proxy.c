@@ -12,6 +12,9 @@
 #include "proxy/upstream.h"
 #include "server/respond.h"
 
+/* Body bytes buffered for a slow client before gyre stops reading from the
+ * provider (TCP then slows the provider down): the relay's memory bound. */
+#define RELAY_HIGH_WATER (1024 * 1024)
 /* An SSE event from a provider larger than this ends the stream with an error. */
 #define SSE_EVENT_MAX (4 * 1024 * 1024)
 
@@ -219,12 +222,18 @@ static void do_send(gyre_proxy_t *self)
     h2o_send(self->req, &vec, vec.len != 0 ? 1 : 0, state);
 }
 
+static void on_read(h2o_socket_t *sock, const char *err);
+
 static void on_proceed(h2o_generator_t *generator, h2o_req_t *req)
 {
     gyre_proxy_t *self = (void *)generator;
     (void)req;
     h2o_doublebuffer_consume(&self->sending);
     do_send(self);
+    if (self->conn != NULL && !h2o_socket_is_reading(self->conn->sock) && self->recv->size < RELAY_HIGH_WATER) {
+        h2o_socket_read_start(self->conn->sock, on_read);
+        h2o_timeout_link(self->up->loop, &self->up->io_timeout, &self->io_entry);
+    }
 }
 
 /* Lets go of the provider's connection: back to the pool when the response
@@ -416,7 +425,14 @@ static void on_read(h2o_socket_t *sock, const char *err)
         finish_body(self, self->body_left == SIZE_MAX && !self->chunked ? NULL : "the connection closed mid-response");
         return;
     }
-    h2o_timeout_link(self->up->loop, &self->up->io_timeout, &self->io_entry);
+    if (self->recv->size >= RELAY_HIGH_WATER) {
+        /* The client reads slower than the provider writes: stop reading
+         * from the provider until the client has taken what is buffered.
+         * Waiting on the client is not the provider's delay, so no timer. */
+        h2o_socket_read_stop(sock);
+    } else {
+        h2o_timeout_link(self->up->loop, &self->up->io_timeout, &self->io_entry);
+    }
     if (self->sending.bytes_inflight == 0)
         do_send(self);
 }

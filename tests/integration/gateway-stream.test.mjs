@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import fs from 'node:fs';
 import { startGyre, startUpstream, oneProviderConfig, chatBody, sseData, SLOW } from '../lib/harness.mjs';
 
 const chunk = (i) => `data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"w${i} "},"finish_reason":null}]}\n\n`;
@@ -138,5 +139,38 @@ test('SIGTERM with a request that outlives the grace period still exits 0 when t
   assert.ok(Date.now() - t0 < 3000 * SLOW);
   assert.match(output, /grace period over, 1 request\(s\) still in flight are cut/);
   await inflight;
+  await up.close();
+});
+
+test('a slow client makes gyre stop reading from the provider: memory stays bounded', async () => {
+  const MiB = 1024 * 1024;
+  const block = Buffer.alloc(MiB, 'x');
+  const up = await startUpstream((req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(64 * MiB) });
+    let sent = 0;
+    const pump = () => {
+      while (sent < 64 && res.write(block)) sent++;
+      if (sent < 64) res.once('drain', () => { sent++; pump(); });
+      else res.end();
+    };
+    pump();
+  });
+  const g = await startGyre(oneProviderConfig(up.v1));
+  const rss = () => Number(fs.readFileSync(`/proc/${g.proc.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)[1]) * 1024;
+  const before = rss();
+  const r = await fetch(`${g.url}/v1/files/big/content`);
+  const reader = r.body.getReader();
+  await reader.read();
+  await sleep(1000); // the client reads nothing for a second
+  const during = rss();
+  let total = 0;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    total += value.length;
+  }
+  assert.ok(total > 60 * MiB, `read ${total}`);
+  assert.ok(during - before < 16 * MiB, `gyre grew by ${((during - before) / MiB).toFixed(1)} MiB while the client stalled`);
+  await g.stop();
   await up.close();
 });
