@@ -763,6 +763,21 @@ static int handle_chat(conn_t *c, const request_t *r, const cJSON *req, options_
     return ret;
 }
 
+static char *base64_encode(const unsigned char *in, size_t n)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *out = gyre_malloc(4 * ((n + 2) / 3) + 1), *o = out;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0) | (i + 2 < n ? in[i + 2] : 0);
+        *o++ = tab[v >> 18 & 63];
+        *o++ = tab[v >> 12 & 63];
+        *o++ = i + 1 < n ? tab[v >> 6 & 63] : '=';
+        *o++ = i + 2 < n ? tab[v & 63] : '=';
+    }
+    *o = '\0';
+    return out;
+}
+
 static int handle_embeddings(conn_t *c, const request_t *r, const cJSON *req)
 {
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(req, "model");
@@ -772,6 +787,8 @@ static int handle_embeddings(conn_t *c, const request_t *r, const cJSON *req)
         return send_error(c, r, 400, "invalid_request_error", "missing_required_parameter",
                           cJSON_IsString(model) ? "input" : "model", "missing required parameter");
     int n = cJSON_IsNumber(dims) && dims->valuedouble >= 1 && dims->valuedouble <= 4096 ? (int)dims->valuedouble : 8;
+    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(req, "encoding_format");
+    int base64 = cJSON_IsString(fmt) && strcmp(fmt->valuestring, "base64") == 0;
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "object", "list");
     cJSON *data = cJSON_AddArrayToObject(root, "data");
@@ -791,9 +808,21 @@ static int handle_embeddings(conn_t *c, const request_t *r, const cJSON *req)
         cJSON *e = cJSON_CreateObject();
         cJSON_AddStringToObject(e, "object", "embedding");
         cJSON_AddNumberToObject(e, "index", i);
-        cJSON *vec = cJSON_AddArrayToObject(e, "embedding");
-        for (int k = 0; k < n; k++)
-            cJSON_AddItemToArray(vec, cJSON_CreateNumber(round(v[k] / norm * 1e6) / 1e6));
+        if (base64) {
+            /* OpenAI's base64 form: little-endian float32s (what SDKs ask for by default). */
+            unsigned char raw[4096 * 4];
+            for (int k = 0; k < n; k++) {
+                float f = (float)(round(v[k] / norm * 1e6) / 1e6);
+                memcpy(raw + 4 * k, &f, 4);
+            }
+            char *b64 = base64_encode(raw, (size_t)n * 4);
+            cJSON_AddStringToObject(e, "embedding", b64);
+            free(b64);
+        } else {
+            cJSON *vec = cJSON_AddArrayToObject(e, "embedding");
+            for (int k = 0; k < n; k++)
+                cJSON_AddItemToArray(vec, cJSON_CreateNumber(round(v[k] / norm * 1e6) / 1e6));
+        }
         cJSON_AddItemToArray(data, e);
         free(text);
     }

@@ -98,6 +98,15 @@ test('embeddings are deterministic unit vectors of the asked dimension', async (
   assert.equal(d.json.data[0].embedding.length, 8);
 });
 
+test('encoding_format base64 gives the same vector as little-endian float32s', async () => {
+  const f = await postJson(`${mock.v1}/embeddings`, { model: 'e', input: 'a', dimensions: 4 });
+  const b = await postJson(`${mock.v1}/embeddings`, { model: 'e', input: 'a', dimensions: 4, encoding_format: 'base64' });
+  const buf = Buffer.from(b.json.data[0].embedding, 'base64');
+  assert.equal(buf.length, 16);
+  const floats = [0, 1, 2, 3].map((i) => buf.readFloatLE(4 * i));
+  f.json.data[0].embedding.forEach((x, i) => assert.ok(Math.abs(x - floats[i]) < 1e-6));
+});
+
 test('/v1/models lists the mock models; other /v1 paths echo', async () => {
   const m = await (await fetch(`${mock.v1}/models`)).json();
   assert.deepEqual(m.data.map((x) => x.id), ['gpt-4o-mini', 'gpt-4o', 'text-embedding-3-small', 'mock-1']);
