@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import fs from 'node:fs';
-import { startGyre, startUpstream, oneProviderConfig, chatBody, sseData, SLOW } from '../lib/harness.mjs';
+import { startGyre, startUpstream, oneProviderConfig, chatBody, sseData, SLOW, SAN } from '../lib/harness.mjs';
 
 const chunk = (i) => `data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"w${i} "},"finish_reason":null}]}\n\n`;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -170,7 +170,9 @@ test('a slow client makes gyre stop reading from the provider: memory stays boun
     total += value.length;
   }
   assert.ok(total > 60 * MiB, `read ${total}`);
-  assert.ok(during - before < 16 * MiB, `gyre grew by ${((during - before) / MiB).toFixed(1)} MiB while the client stalled`);
+  // ASan keeps freed memory in quarantine and adds shadow memory: a wider
+  // bound there, still well under the 64 MiB an unbounded relay would hold.
+  assert.ok(during - before < (SAN ? 40 : 16) * MiB, `gyre grew by ${((during - before) / MiB).toFixed(1)} MiB while the client stalled`);
   await g.stop();
   await up.close();
 });
