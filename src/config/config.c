@@ -465,7 +465,6 @@ static void parse_route(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, size
 
 static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
 {
-    char field[128];
     yaml_node_t *providers = NULL, *routes = NULL;
     for (yaml_node_pair_t *pair = root->data.mapping.pairs.start; pair < root->data.mapping.pairs.top; pair++) {
         yaml_node_t *k = yaml_document_get_node(ctx->doc, pair->key);
@@ -527,10 +526,6 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
         for (size_t i = 0; i < nr; i++)
             parse_route(ctx, c, yaml_document_get_node(ctx->doc, routes->data.sequence.items.start[i]), i);
     }
-    /* A route and a provider/model address must never be ambiguous. */
-    for (size_t i = 0; i < c->nroutes; i++)
-        if (c->routes[i].name != NULL && strchr(c->routes[i].name, '/') != NULL)
-            ERR(ctx, root, path_of(field, sizeof(field), "routes[%zu].name", i), "must not contain '/'");
 }
 
 gyre_config_t *gyre_config_parse(const char *source, const char *text, size_t len, gyre_config_errors_t *errs)
