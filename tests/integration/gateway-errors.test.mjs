@@ -162,3 +162,32 @@ test('an upstream error status is relayed as it is', async () => {
   await g.stop();
   await limited.close();
 });
+
+test('a barrage of malformed requests gets 4xx answers and leaves gyre serving (and, under ASan, clean)', async () => {
+  const bodies = [
+    '{', '}', '[]', 'null', '"model"', '{"model":"chat"', '{"model":"chat","messages":[{"role":"user","content":"\u0000"}]}',
+    '{"model":"chat","messages":' + '['.repeat(2000) + ']'.repeat(2000) + '}',
+    '{"model":"chat","messages":[{"role":"user","content":"' + '\\ud800'.repeat(100) + '"}]}',
+    Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d]),
+    '{"model":"chat","messages":[{"role":"user","content":[{"type":"text","text":1}]}],"tools":[1,2,3]}',
+    '{"model":"' + 'm'.repeat(3000) + '","messages":[{"role":"user"}]}',
+    '{"model":"chat","model":"other","messages":[{"role":"user"}],"n":1e400}',
+  ];
+  for (const path of ['/v1/chat/completions', '/v1/embeddings', '/v1/responses']) {
+    for (const body of bodies) {
+      const r = await fetch(`${gyre.url}${path}`, { method: 'POST', body });
+      assert.ok(r.status < 500, `${path} ${String(body).slice(0, 40)} -> ${r.status}`);
+      await r.arrayBuffer();
+    }
+  }
+  const raw = [
+    'GET / HTTP/1.1\r\n' + 'x-long: ' + 'a'.repeat(70000) + '\r\n\r\n',
+    'POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 99999999999999999999\r\n\r\n',
+    'POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\n{"a"',
+    '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03',
+    'GET /v1/models HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\n\r\n',
+  ];
+  for (const bytes of raw) await rawHttp(gyre.port, bytes, 500);
+  const ok = await postJson(`${gyre.url}/v1/chat/completions`, chatBody());
+  assert.equal(ok.status, 200);
+});
