@@ -26,21 +26,6 @@ const char gyre_serve_usage[] =
     "  --workers N         event-loop threads; overrides `workers:` (default: one per core)\n"
     "  -h, --help          this text\n";
 
-static int parse_listen(const char *s, gyre_config_t *c)
-{
-    const char *colon = strrchr(s, ':');
-    if (colon == NULL)
-        return -1;
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || port < 1 || port > 65535)
-        return -1;
-    free(c->listen_host);
-    c->listen_host = colon == s ? gyre_strdup("0.0.0.0") : gyre_strndup(s, (size_t)(colon - s));
-    c->listen_port = (uint16_t)port;
-    return 0;
-}
-
 int gyre_cmd_serve(int argc, char **argv)
 {
     const char *config_path = NULL, *listen = NULL;
@@ -77,7 +62,7 @@ int gyre_cmd_serve(int argc, char **argv)
         gyre_config_errors_dispose(&errs);
         return 1;
     }
-    if (listen != NULL && parse_listen(listen, c) != 0) {
+    if (listen != NULL && gyre_config_set_listen(c, listen) != 0) {
         fprintf(stderr, "gyre serve: --listen must be HOST:PORT, got '%s'\n", listen);
         gyre_config_free(c);
         return 2;

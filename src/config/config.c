@@ -747,6 +747,18 @@ void gyre_config_errors_dispose(gyre_config_errors_t *errs)
     errs->count = 0;
 }
 
+int gyre_config_set_listen(gyre_config_t *c, const char *hostport)
+{
+    char *host;
+    uint16_t port;
+    if (parse_hostport(hostport, &host, &port) != 0)
+        return -EINVAL;
+    free(c->listen_host);
+    c->listen_host = host;
+    c->listen_port = port;
+    return 0;
+}
+
 const gyre_provider_conf_t *gyre_config_find_provider(const gyre_config_t *c, const char *name, size_t len)
 {
     for (size_t i = 0; i < c->nproviders; i++)

@@ -96,6 +96,9 @@ char *gyre_config_default_yaml(void);
 void gyre_config_free(gyre_config_t *c);
 void gyre_config_errors_dispose(gyre_config_errors_t *errs);
 
+/* Sets listen_host/listen_port from "HOST:PORT" (as `listen:` takes it); -EINVAL if malformed. */
+int gyre_config_set_listen(gyre_config_t *c, const char *hostport);
+
 const gyre_provider_conf_t *gyre_config_find_provider(const gyre_config_t *c, const char *name, size_t len);
 const gyre_route_conf_t *gyre_config_find_route(const gyre_config_t *c, const char *name, size_t len);
 
