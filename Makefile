@@ -20,7 +20,16 @@ endif
 CC        ?= cc
 # h2o's pkg-config file omits the define that selects its own event loop, and
 # the OpenSSL libraries it needs: both are added here (docs/decisions.md).
+# On a fresh machine the libraries are missing: install them before the
+# flags below are computed, so the first `make` on a new machine just works.
 DEPS_OK   := $(shell pkg-config --exists $(PKGS) 2>/dev/null && echo yes)
+ifneq ($(DEPS_OK),yes)
+ifeq ($(filter clean help,$(MAKECMDGOALS)),)
+$(info gyre: build dependencies missing; running scripts/install-deps.sh)
+DEPS_RC   := $(shell bash scripts/install-deps.sh >&2; echo $$?)
+DEPS_OK   := $(shell pkg-config --exists $(PKGS) 2>/dev/null && echo yes)
+endif
+endif
 CFLAGS    := -std=c11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -Isrc \
              $(if $(DEPS_OK),$(shell pkg-config --cflags $(PKGS)))
 LDLIBS    := $(if $(DEPS_OK),$(shell pkg-config --libs $(PKGS))) -lssl -lcrypto -lpthread -lm
@@ -39,18 +48,10 @@ all: $(BUILD)/gyre $(BUILD)/gyre-mock
 help:
 	@sed -n '3,9p' Makefile | sed 's/^# *//'
 
-# Installs what is missing, then asks make to start again with the
-# pkg-config flags that now resolve.
+# Installs what is missing (tools too: wrk, nginx, clang, node); fast when
+# nothing is.
 deps:
 	@bash scripts/install-deps.sh
-
-ifneq ($(DEPS_OK),yes)
-$(BUILD)/gyre $(BUILD)/gyre-mock $(BUILD)/unit-tests: need-deps
-.PHONY: need-deps
-need-deps:
-	@bash scripts/install-deps.sh
-	@echo "dependencies installed; run make again" >&2; false
-endif
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
