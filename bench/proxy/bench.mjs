@@ -1,0 +1,268 @@
+// The proxy benchmark: the upstream alone, nginx proxy_pass, gyre and the
+// Portkey gateway, measured with wrk in one run, interleaved round by round so
+// that machine drift hits all alike.  Medians across rounds are reported, with
+// gyre's ratio to nginx and to Portkey, and memory figures.  See docs/bench.md.
+//
+//   node bench/proxy/bench.mjs [--json]
+//   env: BENCH_SECONDS (10) BENCH_ROUNDS (3) BENCH_CONNS (32) BENCH_WORKERS (1)
+//        BENCH_PORTKEY_SECONDS (5) BENCH_SKIP_PORTKEY=1 BENCH_README=0
+import { spawn, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+const ROOT = path.resolve(new URL('../..', import.meta.url).pathname);
+const env = process.env;
+const SECONDS = Number(env.BENCH_SECONDS ?? 10);
+const ROUNDS = Number(env.BENCH_ROUNDS ?? 3);
+const CONNS = Number(env.BENCH_CONNS ?? 32);
+const WORKERS = Number(env.BENCH_WORKERS ?? 1);
+const PORTKEY_SECONDS = Number(env.BENCH_PORTKEY_SECONDS ?? 5);
+const SKIP_PORTKEY = env.BENCH_SKIP_PORTKEY === '1';
+const JSON_OUT = process.argv.includes('--json');
+const IDLE_CONNS = 1000;
+// The body bench/proxy/chat.lua sends (with model "chat").
+const REQUEST_BYTES = Buffer.byteLength('{"model":"chat","messages":[{"role":"system","content":"You are terse."},' +
+  '{"role":"user","content":"Say hello to the benchmark, please, in one short line of text."}],' +
+  '"max_tokens":16,"temperature":0.2}');
+
+const log = (...a) => console.error('bench:', ...a);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+fs.mkdirSync(path.join(ROOT, 'bench', '.work'), { recursive: true });
+const work = fs.mkdtempSync(path.join(ROOT, 'bench', '.work', 'run-'));
+const children = [];
+
+function cleanup() {
+  for (const c of children) { try { c.kill('SIGKILL'); } catch { /* gone */ } }
+  fs.rmSync(work, { recursive: true, force: true });
+}
+process.on('exit', cleanup);
+process.on('SIGINT', () => process.exit(130));
+process.on('SIGTERM', () => process.exit(143));
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+  });
+}
+
+function start(name, cmd, args, opts = {}) {
+  const out = fs.openSync(path.join(work, `${name}.log`), 'a');
+  const p = spawn(cmd, args, { stdio: ['ignore', out, out], ...opts });
+  children.push(p);
+  return p;
+}
+
+async function waitHttp(url, body, headers = {}, ms = 15000) {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    try {
+      const r = await fetch(url, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers }, signal: AbortSignal.timeout(2000) });
+      const text = await r.text();
+      if (r.ok) return text;
+    } catch { /* not up yet */ }
+    await sleep(100);
+  }
+  throw new Error(`${url} did not answer 200 within ${ms} ms (logs in ${work})`);
+}
+
+const UPSTREAM_BODY = JSON.stringify({
+  id: 'chatcmpl-bench', object: 'chat.completion', created: 1700000000, model: 'gpt-4o-mini',
+  choices: [{ index: 0, message: { role: 'assistant', content: 'Hello, benchmark!' }, finish_reason: 'stop' }],
+  usage: { prompt_tokens: 24, completion_tokens: 4, total_tokens: 28 },
+});
+
+function nginxConf(name, port, workers, location) {
+  return `worker_processes ${workers};
+daemon off;
+pid ${work}/${name}.pid;
+error_log ${work}/${name}.err warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path ${work}/${name}-body;
+  proxy_temp_path ${work}/${name}-proxy;
+  keepalive_requests 10000000;
+  ${location.upstream ?? ''}
+  server {
+    listen 127.0.0.1:${port} reuseport;
+    location / { ${location.body} }
+  }
+}
+`;
+}
+
+function rss(pid) {
+  try { return Number(fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)[1]) * 1024; } catch { return NaN; }
+}
+function childPids(pid) {
+  try { return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number); } catch { return []; }
+}
+
+function toMicros(v) {
+  const m = /^([\d.]+)(us|ms|s)$/.exec(v);
+  if (!m) return NaN;
+  return Number(m[1]) * (m[2] === 'us' ? 1 : m[2] === 'ms' ? 1000 : 1e6);
+}
+
+function wrk(url, seconds, extraEnv = {}) {
+  const out = execFileSync('wrk', ['-t1', `-c${CONNS}`, `-d${seconds}s`, '--latency', '-s', path.join(ROOT, 'bench/proxy/chat.lua'), url],
+    { env: { ...env, ...extraEnv }, encoding: 'utf8', timeout: (seconds + 30) * 1000 });
+  const num = (re) => { const m = re.exec(out); return m ? m[1] : null; };
+  return {
+    rps: Number(num(/Requests\/sec:\s+([\d.]+)/)),
+    p50: toMicros(num(/\n\s+50%\s+(\S+)/)),
+    p99: toMicros(num(/\n\s+99%\s+(\S+)/)),
+    non2xx: Number(num(/Non-2xx or 3xx responses:\s+(\d+)/) ?? 0),
+    socketErrors: num(/Socket errors: (.*)/),
+  };
+}
+
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)]; };
+
+async function main() {
+  log(`work dir ${work}; ${ROUNDS} rounds × ${SECONDS}s, wrk -t1 -c${CONNS}, ${WORKERS} worker(s) each`);
+  const [upPort, pxPort, gyPort, pkPort, memPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const chat = JSON.stringify({ model: 'chat', messages: [{ role: 'user', content: 'hi' }] });
+
+  fs.writeFileSync(path.join(work, 'up.conf'), nginxConf('up', upPort, 1, {
+    body: `default_type application/json; return 200 '${UPSTREAM_BODY}';`,
+  }));
+  fs.writeFileSync(path.join(work, 'px.conf'), nginxConf('px', pxPort, WORKERS, {
+    upstream: `upstream up { server 127.0.0.1:${upPort}; keepalive 256; }`,
+    body: 'proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection "";',
+  }));
+  const gyreConf = (port) => `listen: 127.0.0.1:${port}
+workers: ${WORKERS}
+providers:
+  - {name: up, kind: openai, base_url: "http://127.0.0.1:${upPort}/v1", keys: [sk-bench]}
+routes:
+  - name: chat
+    targets: [{provider: up, model: gpt-4o-mini}]
+`;
+  fs.writeFileSync(path.join(work, 'gyre.yaml'), gyreConf(gyPort));
+  fs.writeFileSync(path.join(work, 'gyre-mem.yaml'), gyreConf(memPort));
+
+  start('up', 'nginx', ['-p', work, '-c', path.join(work, 'up.conf')]);
+  const px = start('px', 'nginx', ['-p', work, '-c', path.join(work, 'px.conf')]);
+  const gy = start('gyre', path.join(ROOT, 'build/gyre'), ['serve', '--config', path.join(work, 'gyre.yaml')]);
+  let pk = null;
+  const targets = [
+    { name: 'upstream alone (nginx return)', key: 'upstream', url: `http://127.0.0.1:${upPort}/v1/chat/completions` },
+    { name: `nginx proxy_pass (${WORKERS} worker)`, key: 'nginx', url: `http://127.0.0.1:${pxPort}/v1/chat/completions` },
+    { name: `gyre (${WORKERS} worker)`, key: 'gyre', url: `http://127.0.0.1:${gyPort}/v1/chat/completions` },
+  ];
+  await waitHttp(targets[0].url, chat);
+  await waitHttp(targets[1].url, chat);
+  const viaGyre = await waitHttp(targets[2].url, chat);
+  if (viaGyre !== UPSTREAM_BODY) throw new Error(`gyre answered something else: ${viaGyre.slice(0, 200)}`);
+  if (!SKIP_PORTKEY) {
+    const entry = path.join(ROOT, 'bench/node_modules/@portkey-ai/gateway/build/start-server.js');
+    pk = start('portkey', 'node', [entry, `--port=${pkPort}`, '--headless'], { env: { ...env, NODE_ENV: 'production' } });
+    const pkUrl = `http://127.0.0.1:${pkPort}/v1/chat/completions`;
+    await waitHttp(pkUrl, JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
+      { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `http://127.0.0.1:${upPort}/v1`, authorization: 'Bearer sk-bench' }, 30000);
+    targets.push({ name: 'Portkey gateway (node)', key: 'portkey', url: pkUrl, seconds: PORTKEY_SECONDS,
+      env: { BENCH_MODEL: 'gpt-4o-mini', BENCH_PORTKEY_HOST: `http://127.0.0.1:${upPort}/v1` } });
+  }
+
+  const runs = Object.fromEntries(targets.map((t) => [t.key, []]));
+  for (let r = 0; r < ROUNDS; r++) {
+    const order = targets.map((_, i) => targets[(i + r) % targets.length]);
+    for (const t of order) {
+      const res = wrk(t.url, t.seconds ?? SECONDS, t.env);
+      runs[t.key].push(res);
+      log(`round ${r + 1}/${ROUNDS} ${t.key.padEnd(8)} ${res.rps.toFixed(0).padStart(7)} req/s  p50 ${res.p50.toFixed(0)} µs  p99 ${res.p99.toFixed(0)} µs${res.non2xx ? `  NON-2XX ${res.non2xx}` : ''}${res.socketErrors ? `  socket errors ${res.socketErrors}` : ''}`);
+    }
+  }
+  const summary = {};
+  for (const t of targets) {
+    const rs = runs[t.key];
+    summary[t.key] = {
+      name: t.name, rps: median(rs.map((x) => x.rps)), p50_us: median(rs.map((x) => x.p50)), p99_us: median(rs.map((x) => x.p99)),
+      rounds: rs, non2xx: rs.reduce((a, x) => a + x.non2xx, 0),
+    };
+  }
+  const portkeyRss = pk ? rss(pk.pid) : null;
+
+  // Memory: a fresh gyre, warmed up, idle; then 1000 idle client connections.
+  log('memory: idle RSS and RSS per idle connection');
+  const gm = start('gyre-mem', path.join(ROOT, 'build/gyre'), ['serve', '--config', path.join(work, 'gyre-mem.yaml')]);
+  const memUrl = `http://127.0.0.1:${memPort}/v1/chat/completions`;
+  await waitHttp(memUrl, chat);
+  execFileSync('wrk', ['-t1', '-c8', '-d1s', '-s', path.join(ROOT, 'bench/proxy/chat.lua'), memUrl], { encoding: 'utf8' });
+  await sleep(2500); // idle pooled upstream connections close after 2 s
+  const gyreIdle = rss(gm.pid);
+  const perConn = async (pidsOf, port) => {
+    const before = pidsOf().reduce((a, p) => a + rss(p), 0);
+    const holder = spawn('node', [path.join(ROOT, 'bench/proxy/idle.mjs'), String(port), String(IDLE_CONNS), '4000'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(holder);
+    await new Promise((resolve) => holder.stdout.once('data', resolve));
+    await sleep(500);
+    const during = pidsOf().reduce((a, p) => a + rss(p), 0);
+    await new Promise((resolve) => holder.on('exit', resolve));
+    return (during - before) / IDLE_CONNS;
+  };
+  const gyrePerConn = await perConn(() => [gm.pid], memPort);
+  const nginxPerConn = await perConn(() => [px.pid, ...childPids(px.pid)], pxPort);
+
+  const g = summary.gyre, n = summary.nginx, p = summary.portkey;
+  const result = {
+    date: new Date().toISOString(), machine: { nproc: os.cpus().length, kernel: os.release() },
+    command: 'make bench', seconds: SECONDS, rounds: ROUNDS, conns: CONNS, workers: WORKERS,
+    targets: summary,
+    ratios: {
+      gyre_vs_nginx_rps: g.rps / n.rps,
+      gyre_p99_minus_nginx_p99_us: g.p99_us - n.p99_us,
+      gyre_vs_portkey_rps: p ? g.rps / p.rps : null,
+    },
+    memory: { gyre_idle_rss_bytes: gyreIdle, gyre_bytes_per_idle_conn: gyrePerConn, nginx_bytes_per_idle_conn: nginxPerConn, portkey_rss_bytes: portkeyRss },
+  };
+  const resultsDir = path.join(ROOT, 'bench/results');
+  fs.mkdirSync(resultsDir, { recursive: true });
+  const stamp = result.date.replace(/[:]/g, '').replace(/\..*/, 'Z');
+  fs.writeFileSync(path.join(resultsDir, `proxy-${stamp}.json`), JSON.stringify(result, null, 2) + '\n');
+  const md = markdown(result);
+  fs.writeFileSync(path.join(resultsDir, 'latest.md'), md);
+  if (env.BENCH_README !== '0') updateReadme(md);
+  if (JSON_OUT) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+  else process.stdout.write('\n' + md);
+  const errors = Object.values(summary).reduce((a, s) => a + s.non2xx, 0);
+  if (errors) { log(`${errors} non-2xx responses: the figures above are not valid`); process.exitCode = 1; }
+}
+
+function fmt(n) { return n >= 10000 ? `${(n / 1000).toFixed(1)}k` : n.toFixed(0); }
+function us(n) { return n >= 1000 ? `${(n / 1000).toFixed(2)} ms` : `${n.toFixed(0)} µs`; }
+
+function markdown(r) {
+  const rows = Object.values(r.targets).map((t) =>
+    `| ${t.name} | ${fmt(t.rps)} | ${us(t.p50_us)} | ${us(t.p99_us)} | ${(t.rps / r.targets.nginx.rps).toFixed(2)}× |`);
+  const kib = (b) => `${(b / 1024).toFixed(1)} KiB`;
+  const mib = (b) => `${(b / 1048576).toFixed(1)} MiB`;
+  return `Measured by \`make bench\` on ${r.date.slice(0, 10)} (${r.machine.nproc} cores, Linux ${r.machine.kernel}):
+\`wrk -t1 -c${r.conns}\`, a ${REQUEST_BYTES}-byte chat request, ${r.workers} worker each, median of ${r.rounds} interleaved rounds of ${r.seconds} s
+(Portkey: ${PORTKEY_SECONDS} s rounds). The upstream is nginx returning a fixed chat completion.
+
+| target | req/s | p50 | p99 | vs nginx proxy |
+| --- | ---: | ---: | ---: | ---: |
+${rows.join('\n')}
+
+* gyre / nginx proxy_pass: **${r.ratios.gyre_vs_nginx_rps.toFixed(2)}×** req/s; p99 ${r.ratios.gyre_p99_minus_nginx_p99_us >= 0 ? '+' : ''}${r.ratios.gyre_p99_minus_nginx_p99_us.toFixed(0)} µs against nginx's (target: ≥ 1.0×, ≤ +100 µs).
+${r.ratios.gyre_vs_portkey_rps ? `* gyre / Portkey: **${r.ratios.gyre_vs_portkey_rps.toFixed(0)}×** req/s (target: ≥ 50×).\n` : ''}* gyre idle: **${mib(r.memory.gyre_idle_rss_bytes)}** resident (target < 10 MiB); **${kib(r.memory.gyre_bytes_per_idle_conn)}** per idle client connection (target < 20 KiB; nginx: ${kib(r.memory.nginx_bytes_per_idle_conn)}).
+${r.memory.portkey_rss_bytes ? `* Portkey resident after its runs: ${mib(r.memory.portkey_rss_bytes)}.\n` : ''}
+Reproduce: \`make bench\` (\`BENCH_SECONDS\`, \`BENCH_ROUNDS\`, \`BENCH_WORKERS\` to vary; raw numbers in \`bench/results/\`).
+`;
+}
+
+function updateReadme(md) {
+  const file = path.join(ROOT, 'README.md');
+  const text = fs.readFileSync(file, 'utf8');
+  const start = '<!-- bench:proxy:start -->', end = '<!-- bench:proxy:end -->';
+  const a = text.indexOf(start), b = text.indexOf(end);
+  if (a < 0 || b < a) { log('README.md has no bench markers; not updated'); return; }
+  fs.writeFileSync(file, text.slice(0, a + start.length) + '\n' + md + text.slice(b));
+  log('README.md performance section updated');
+}
+
+main().catch((e) => { log(e.message); process.exitCode = 1; });
