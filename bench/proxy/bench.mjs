@@ -6,6 +6,8 @@
 //   node bench/proxy/bench.mjs [--json]
 //   env: BENCH_SECONDS (10) BENCH_ROUNDS (3) BENCH_CONNS (32) BENCH_WORKERS (1)
 //        BENCH_PORTKEY_SECONDS (5) BENCH_SKIP_PORTKEY=1 BENCH_README=0
+//        BENCH_PIN=1 (taskset: the proxy under test on CPU 0, wrk and the
+//        upstream on CPU 1; default off, see docs/bench.md)
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -20,6 +22,10 @@ const CONNS = Number(env.BENCH_CONNS ?? 32);
 const WORKERS = Number(env.BENCH_WORKERS ?? 1);
 const PORTKEY_SECONDS = Number(env.BENCH_PORTKEY_SECONDS ?? 5);
 const SKIP_PORTKEY = env.BENCH_SKIP_PORTKEY === '1';
+const PIN = env.BENCH_PIN === '1';
+// With BENCH_PIN=1 every process is started under taskset: the proxies on
+// CPU 0, wrk and the upstream on CPU 1.
+const pinned = (cpu, cmd, args) => (PIN ? ['taskset', ['-c', String(cpu), cmd, ...args]] : [cmd, args]);
 const JSON_OUT = process.argv.includes('--json');
 const IDLE_CONNS = 1000;
 // The body bench/proxy/chat.lua sends (with model "chat").
@@ -47,9 +53,9 @@ function freePort() {
   });
 }
 
-function start(name, cmd, args, opts = {}) {
+function start(name, cmd, args, opts = {}, cpu = 0) {
   const out = fs.openSync(path.join(work, `${name}.log`), 'a');
-  const p = spawn(cmd, args, { stdio: ['ignore', out, out], ...opts });
+  const p = spawn(...pinned(cpu, cmd, args), { stdio: ['ignore', out, out], ...opts });
   children.push(p);
   return p;
 }
@@ -100,29 +106,48 @@ function childPids(pid) {
   try { return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number); } catch { return []; }
 }
 
+// CPU time (user + system) a set of processes has used, in seconds: the cost
+// of a request that the noise of a shared machine does not change much.
+const TICK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+function cpuSeconds(pids) {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      ticks += Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
+    } catch { /* gone */ }
+  }
+  return ticks / TICK;
+}
+
 function toMicros(v) {
   const m = /^([\d.]+)(us|ms|s)$/.exec(v);
   if (!m) return NaN;
   return Number(m[1]) * (m[2] === 'us' ? 1 : m[2] === 'ms' ? 1000 : 1e6);
 }
 
-function wrk(url, seconds, extraEnv = {}) {
-  const out = execFileSync('wrk', ['-t1', `-c${CONNS}`, `-d${seconds}s`, '--latency', '-s', path.join(ROOT, 'bench/proxy/chat.lua'), url],
+function wrk(url, seconds, extraEnv = {}, pids = []) {
+  const cpu0 = cpuSeconds(pids);
+  const out = execFileSync(...pinned(1, 'wrk', ['-t1', `-c${CONNS}`, `-d${seconds}s`, '--latency', '-s', path.join(ROOT, 'bench/proxy/chat.lua'), url]),
     { env: { ...env, ...extraEnv }, encoding: 'utf8', timeout: (seconds + 30) * 1000 });
+  const cpu = cpuSeconds(pids) - cpu0;
   const num = (re) => { const m = re.exec(out); return m ? m[1] : null; };
+  const total = Number(num(/(\d+) requests in/));
   return {
+    cpu_us_per_req: total > 0 ? (cpu * 1e6) / total : NaN,
     rps: Number(num(/Requests\/sec:\s+([\d.]+)/)),
     p50: toMicros(num(/\n\s+50%\s+(\S+)/)),
     p99: toMicros(num(/\n\s+99%\s+(\S+)/)),
     non2xx: Number(num(/Non-2xx or 3xx responses:\s+(\d+)/) ?? 0),
     socketErrors: num(/Socket errors: (.*)/),
+    errors: Number(num(/Non-2xx or 3xx responses:\s+(\d+)/) ?? 0) + (/Socket errors: (.*)/.exec(out)?.[1].match(/\d+/g) ?? []).reduce((a, x) => a + Number(x), 0),
   };
 }
 
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)]; };
 
 async function main() {
-  log(`work dir ${work}; ${ROUNDS} rounds × ${SECONDS}s, wrk -t1 -c${CONNS}, ${WORKERS} worker(s) each`);
+  log(`work dir ${work}; ${ROUNDS} rounds × ${SECONDS}s, wrk -t1 -c${CONNS}, ${WORKERS} worker(s) each${PIN ? ', pinned (proxy CPU 0, wrk + upstream CPU 1)' : ', unpinned'}`);
   const [upPort, pxPort, gyPort, pkPort, memPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
   const chat = JSON.stringify({ model: 'chat', messages: [{ role: 'user', content: 'hi' }] });
 
@@ -144,14 +169,14 @@ routes:
   fs.writeFileSync(path.join(work, 'gyre.yaml'), gyreConf(gyPort));
   fs.writeFileSync(path.join(work, 'gyre-mem.yaml'), gyreConf(memPort));
 
-  start('up', 'nginx', ['-p', work, '-c', path.join(work, 'up.conf')]);
+  const up = start('up', 'nginx', ['-p', work, '-c', path.join(work, 'up.conf')], {}, 1);
   const px = start('px', 'nginx', ['-p', work, '-c', path.join(work, 'px.conf')]);
   const gy = start('gyre', path.join(ROOT, 'build/gyre'), ['serve', '--config', path.join(work, 'gyre.yaml')]);
   let pk = null;
   const targets = [
-    { name: 'upstream alone (nginx return)', key: 'upstream', url: `http://127.0.0.1:${upPort}/v1/chat/completions` },
-    { name: `nginx proxy_pass (${WORKERS} worker)`, key: 'nginx', url: `http://127.0.0.1:${pxPort}/v1/chat/completions` },
-    { name: `gyre (${WORKERS} worker)`, key: 'gyre', url: `http://127.0.0.1:${gyPort}/v1/chat/completions` },
+    { name: 'upstream alone (nginx return)', key: 'upstream', url: `http://127.0.0.1:${upPort}/v1/chat/completions`, pids: () => [up.pid, ...childPids(up.pid)] },
+    { name: `nginx proxy_pass (${WORKERS} worker)`, key: 'nginx', url: `http://127.0.0.1:${pxPort}/v1/chat/completions`, pids: () => [px.pid, ...childPids(px.pid)] },
+    { name: `gyre (${WORKERS} worker)`, key: 'gyre', url: `http://127.0.0.1:${gyPort}/v1/chat/completions`, pids: () => [gy.pid] },
   ];
   await waitHttp(targets[0].url, chat);
   await waitHttp(targets[1].url, chat);
@@ -163,7 +188,7 @@ routes:
     const pkUrl = `http://127.0.0.1:${pkPort}/v1/chat/completions`;
     await waitHttp(pkUrl, JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
       { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `http://127.0.0.1:${upPort}/v1`, authorization: 'Bearer sk-bench' }, 30000);
-    targets.push({ name: 'Portkey gateway (node)', key: 'portkey', url: pkUrl, seconds: PORTKEY_SECONDS,
+    targets.push({ name: 'Portkey gateway (node)', key: 'portkey', url: pkUrl, seconds: PORTKEY_SECONDS, pids: () => [pk.pid],
       env: { BENCH_MODEL: 'gpt-4o-mini', BENCH_PORTKEY_HOST: `http://127.0.0.1:${upPort}/v1` } });
   }
 
@@ -171,9 +196,9 @@ routes:
   for (let r = 0; r < ROUNDS; r++) {
     const order = targets.map((_, i) => targets[(i + r) % targets.length]);
     for (const t of order) {
-      const res = wrk(t.url, t.seconds ?? SECONDS, t.env);
+      const res = wrk(t.url, t.seconds ?? SECONDS, t.env, t.pids());
       runs[t.key].push(res);
-      log(`round ${r + 1}/${ROUNDS} ${t.key.padEnd(8)} ${res.rps.toFixed(0).padStart(7)} req/s  p50 ${res.p50.toFixed(0)} µs  p99 ${res.p99.toFixed(0)} µs${res.non2xx ? `  NON-2XX ${res.non2xx}` : ''}${res.socketErrors ? `  socket errors ${res.socketErrors}` : ''}`);
+      log(`round ${r + 1}/${ROUNDS} ${t.key.padEnd(8)} ${res.rps.toFixed(0).padStart(7)} req/s  p50 ${res.p50.toFixed(0)} µs  p99 ${res.p99.toFixed(0)} µs  cpu ${res.cpu_us_per_req.toFixed(1)} µs/req${res.non2xx ? `  NON-2XX ${res.non2xx}` : ''}${res.socketErrors ? `  socket errors ${res.socketErrors}` : ''}`);
     }
   }
   const summary = {};
@@ -181,7 +206,8 @@ routes:
     const rs = runs[t.key];
     summary[t.key] = {
       name: t.name, rps: median(rs.map((x) => x.rps)), p50_us: median(rs.map((x) => x.p50)), p99_us: median(rs.map((x) => x.p99)),
-      rounds: rs, non2xx: rs.reduce((a, x) => a + x.non2xx, 0),
+      cpu_us_per_req: median(rs.map((x) => x.cpu_us_per_req)),
+      rounds: rs, non2xx: rs.reduce((a, x) => a + x.non2xx, 0), errors: rs.reduce((a, x) => a + x.errors, 0),
     };
   }
   const portkeyRss = pk ? rss(pk.pid) : null;
@@ -210,12 +236,13 @@ routes:
   const g = summary.gyre, n = summary.nginx, p = summary.portkey;
   const result = {
     date: new Date().toISOString(), machine: { nproc: os.cpus().length, kernel: os.release() },
-    command: 'make bench', seconds: SECONDS, rounds: ROUNDS, conns: CONNS, workers: WORKERS,
+    command: 'make bench', pinned: PIN, seconds: SECONDS, rounds: ROUNDS, conns: CONNS, workers: WORKERS,
     targets: summary,
     ratios: {
       gyre_vs_nginx_rps: g.rps / n.rps,
       gyre_p99_minus_nginx_p99_us: g.p99_us - n.p99_us,
       gyre_vs_portkey_rps: p ? g.rps / p.rps : null,
+      gyre_vs_nginx_cpu_per_req: g.cpu_us_per_req / n.cpu_us_per_req,
     },
     memory: { gyre_idle_rss_bytes: gyreIdle, gyre_bytes_per_idle_conn: gyrePerConn, nginx_bytes_per_idle_conn: nginxPerConn, portkey_rss_bytes: portkeyRss },
   };
@@ -228,8 +255,8 @@ routes:
   if (env.BENCH_README !== '0') updateReadme(md);
   if (JSON_OUT) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
   else process.stdout.write('\n' + md);
-  const errors = Object.values(summary).reduce((a, s) => a + s.non2xx, 0);
-  if (errors) { log(`${errors} non-2xx responses: the figures above are not valid`); process.exitCode = 1; }
+  const errors = Object.values(summary).reduce((a, s) => a + s.errors, 0);
+  if (errors) { log(`${errors} non-2xx responses or socket errors: the figures above are not valid`); process.exitCode = 1; }
 }
 
 function fmt(n) { return n >= 10000 ? `${(n / 1000).toFixed(1)}k` : n.toFixed(0); }
@@ -237,18 +264,19 @@ function us(n) { return n >= 1000 ? `${(n / 1000).toFixed(2)} ms` : `${n.toFixed
 
 function markdown(r) {
   const rows = Object.values(r.targets).map((t) =>
-    `| ${t.name} | ${fmt(t.rps)} | ${us(t.p50_us)} | ${us(t.p99_us)} | ${(t.rps / r.targets.nginx.rps).toFixed(2)}× |`);
+    `| ${t.name}${t.errors ? ` (**${t.errors} errors**)` : ''} | ${fmt(t.rps)} | ${us(t.p50_us)} | ${us(t.p99_us)} | ${(t.rps / r.targets.nginx.rps).toFixed(2)}× | ${t.cpu_us_per_req.toFixed(1)} µs |`);
   const kib = (b) => `${(b / 1024).toFixed(1)} KiB`;
   const mib = (b) => `${(b / 1048576).toFixed(1)} MiB`;
   return `Measured by \`make bench\` on ${r.date.slice(0, 10)} (${r.machine.nproc} cores, Linux ${r.machine.kernel}):
 \`wrk -t1 -c${r.conns}\`, a ${REQUEST_BYTES}-byte chat request, ${r.workers} worker each, median of ${r.rounds} interleaved rounds of ${r.seconds} s
-(Portkey: ${PORTKEY_SECONDS} s rounds). The upstream is nginx returning a fixed chat completion.
+${r.targets.portkey ? `(Portkey: ${PORTKEY_SECONDS} s rounds)` : '(Portkey skipped)'}, ${r.pinned ? 'pinned with taskset (proxy on CPU 0; wrk and upstream on CPU 1)' : 'not pinned to CPUs'}.
+The upstream is nginx returning a fixed chat completion.
 
-| target | req/s | p50 | p99 | vs nginx proxy |
-| --- | ---: | ---: | ---: | ---: |
+| target | req/s | p50 | p99 | req/s vs nginx proxy | CPU per request |
+| --- | ---: | ---: | ---: | ---: | ---: |
 ${rows.join('\n')}
 
-* gyre / nginx proxy_pass: **${r.ratios.gyre_vs_nginx_rps.toFixed(2)}×** req/s; p99 ${r.ratios.gyre_p99_minus_nginx_p99_us >= 0 ? '+' : ''}${r.ratios.gyre_p99_minus_nginx_p99_us.toFixed(0)} µs against nginx's (target: ≥ 1.0×, ≤ +100 µs).
+* gyre / nginx proxy_pass: **${r.ratios.gyre_vs_nginx_rps.toFixed(2)}×** req/s, **${r.ratios.gyre_vs_nginx_cpu_per_req.toFixed(2)}×** the CPU time per request; p99 ${r.ratios.gyre_p99_minus_nginx_p99_us >= 0 ? '+' : ''}${r.ratios.gyre_p99_minus_nginx_p99_us.toFixed(0)} µs against nginx's (target: ≥ 1.0×, ≤ +100 µs).
 ${r.ratios.gyre_vs_portkey_rps ? `* gyre / Portkey: **${r.ratios.gyre_vs_portkey_rps.toFixed(0)}×** req/s (target: ≥ 50×).\n` : ''}* gyre idle: **${mib(r.memory.gyre_idle_rss_bytes)}** resident (target < 10 MiB); **${kib(r.memory.gyre_bytes_per_idle_conn)}** per idle client connection (target < 20 KiB; nginx: ${kib(r.memory.nginx_bytes_per_idle_conn)}).
 ${r.memory.portkey_rss_bytes ? `* Portkey resident after its runs: ${mib(r.memory.portkey_rss_bytes)}.\n` : ''}
 Reproduce: \`make bench\` (\`BENCH_SECONDS\`, \`BENCH_ROUNDS\`, \`BENCH_WORKERS\` to vary; raw numbers in \`bench/results/\`).
@@ -265,4 +293,6 @@ function updateReadme(md) {
   log('README.md performance section updated');
 }
 
-main().catch((e) => { log(e.message); process.exitCode = 1; });
+// The spawned servers keep the event loop alive: exit explicitly, which runs
+// cleanup() and kills them.
+main().then(() => process.exit(), (e) => { log(e.message); process.exit(1); });
