@@ -46,33 +46,34 @@ typedef struct gyre_proxy {
     gyre_sse_parser_t sse;
 } gyre_proxy_t;
 
+/* A header-name table entry; the length spares a strlen per comparison. */
+typedef struct name_entry {
+    const char *name;
+    size_t len;
+} name_entry_t;
+#define NAME(s) {s, sizeof(s) - 1}
+
+static int name_in(const name_entry_t *table, size_t n, const char *name, size_t len)
+{
+    for (size_t i = 0; i < n; i++)
+        if (table[i].len == len && h2o_lcstris(name, len, table[i].name, len))
+            return 1;
+    return 0;
+}
+
 /* Request headers that are the client's business with gyre, or hop-by-hop. */
 static int drop_request_header(const h2o_header_t *h)
 {
-    static const char *const names[] = {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        "content-length",
-        "authorization",
-        "x-api-key",
-        "api-key",
-        "cookie",
-        "expect",
-        "accept-encoding",
-        "x-request-id",
-        "http2-settings",
+    static const name_entry_t names[] = {
+        NAME("connection"),        NAME("keep-alive"),    NAME("proxy-connection"), NAME("proxy-authorization"),
+        NAME("te"),                NAME("trailer"),       NAME("transfer-encoding"), NAME("upgrade"),
+        NAME("host"),              NAME("content-length"), NAME("authorization"),   NAME("x-api-key"),
+        NAME("api-key"),           NAME("cookie"),        NAME("expect"),           NAME("accept-encoding"),
+        NAME("x-request-id"),      NAME("http2-settings"),
     };
     const h2o_iovec_t *n = h->name;
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (h2o_lcstris(n->base, n->len, names[i], strlen(names[i])))
-            return 1;
+    if (name_in(names, sizeof(names) / sizeof(names[0]), n->base, n->len))
+        return 1;
     /* x-gyre-* headers steer gyre itself. */
     return n->len >= 7 && h2o_lcstris(n->base, 7, H2O_STRLIT("x-gyre-"));
 }
@@ -285,12 +286,11 @@ static void on_stop(h2o_generator_t *generator, h2o_req_t *req)
 
 static int drop_response_header(const gyre_http1_header_t *h)
 {
-    static const char *const names[] = {"connection",        "keep-alive", "proxy-connection", "te",     "trailer",
-                                        "transfer-encoding", "upgrade",    "content-length",   "server", "date"};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (h2o_lcstris(h->name, h->name_len, names[i], strlen(names[i])))
-            return 1;
-    return 0;
+    static const name_entry_t names[] = {
+        NAME("connection"), NAME("keep-alive"),     NAME("proxy-connection"), NAME("te"),   NAME("trailer"),
+        NAME("upgrade"),    NAME("content-length"), NAME("transfer-encoding"), NAME("server"), NAME("date"),
+    };
+    return name_in(names, sizeof(names) / sizeof(names[0]), h->name, h->name_len);
 }
 
 /* Copies the provider's status and headers to the client's response. */
