@@ -3,9 +3,17 @@
 
 #include <string.h>
 
+/* Whitespace as cJSON, which validated the text, reads it: every byte up to
+ * 0x20 (NUL and other control bytes too).  Were the two to disagree, a value
+ * would be located at the wrong bytes and the splice would corrupt the body. */
+static int is_ws(char c)
+{
+    return (unsigned char)c <= ' ';
+}
+
 static size_t skip_ws(const char *s, size_t i, size_t len)
 {
-    while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+    while (i < len && is_ws(s[i]))
         i++;
     return i;
 }
@@ -44,8 +52,7 @@ static size_t skip_value(const char *s, size_t i, size_t len)
         }
         return len;
     }
-    while (i < len && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' && s[i] != '\t' && s[i] != '\n' &&
-           s[i] != '\r')
+    while (i < len && s[i] != ',' && s[i] != '}' && s[i] != ']' && !is_ws(s[i]))
         i++;
     return i;
 }

@@ -13,7 +13,8 @@
 
 /*
  * Finds the first top-level member named `key` in `json`, which must be a
- * well-formed object (validated beforehand).  On success sets [*start, *end)
+ * well-formed object (validated beforehand by cJSON, whose idea of
+ * whitespace, any byte up to 0x20, it shares).  On success sets [*start, *end)
  * to the value's bytes (quotes included for a string) and returns 0;
  * returns -1 when there is no such member.
  */

@@ -62,9 +62,14 @@ static const char *json_type_name(const cJSON *v)
     return "invalid";
 }
 
+/* A whole number that fits in 64 bits.  The range is checked before the cast:
+ * converting a double outside long long's range (1e300) is undefined. */
 static int is_integer(const cJSON *v)
 {
-    return cJSON_IsNumber(v) && v->valuedouble == (double)(long long)v->valuedouble;
+    if (!cJSON_IsNumber(v))
+        return 0;
+    double d = v->valuedouble;
+    return d >= -9223372036854775808.0 && d < 9223372036854775808.0 && d == (double)(long long)d;
 }
 
 /* Optional top-level fields whose type gyre checks before any upstream sees them. */
@@ -256,6 +261,16 @@ int gyre_openai_parse_request(gyre_openai_endpoint_t ep, const char *body, size_
         goto fail;
     }
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(out->json, "model");
+    /* gyre routes on the first "model" and rewrites one member, but most
+     * providers' parsers keep the last: a second one (perhaps spelled with
+     * escapes) would run a model gyre never resolved. */
+    for (const cJSON *v = model != NULL ? model->next : NULL; v != NULL; v = v->next) {
+        if (strcmp(v->string, "model") == 0) {
+            gyre_api_error_set(err, 400, "invalid_request_error", "duplicate_parameter", "model",
+                               "'model' must appear only once in the request body");
+            goto fail;
+        }
+    }
     if (model == NULL || cJSON_IsNull(model)) {
         if (ep == GYRE_OPENAI_OTHER)
             return 0;

@@ -64,7 +64,10 @@ static int process_line(gyre_sse_parser_t *p, const char *line, size_t len)
 int gyre_sse_feed(gyre_sse_parser_t *p, const char *bytes, size_t len)
 {
     size_t i = 0;
-    if (p->last_was_cr && len > 0 && bytes[0] == '\n')
+    /* An empty piece must not forget a CR that ended the previous one. */
+    if (len == 0)
+        return 0;
+    if (p->last_was_cr && bytes[0] == '\n')
         i = 1;
     p->last_was_cr = 0;
     while (i < len) {

@@ -1,0 +1,688 @@
+/*
+ * src/config/config.c: the YAML schema, key resolution, every error's text
+ * (file, line, field), and the embedded default built from the environment.
+ * Each test runs in its own process, so setenv/unsetenv stay local to it.
+ */
+#include "config/config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "test.h"
+
+/* The minimal configuration from the issue, line for line. */
+static const char minimal[] = "listen: 127.0.0.1:8080\n"
+                              "workers: 2\n"
+                              "store: {sqlite: ./gyre.db}\n"
+                              "providers:\n"
+                              "  - {name: primary, kind: openai, base_url: http://127.0.0.1:9101/v1, keys: [sk-a, "
+                              "env:OPENAI_API_KEY]}\n"
+                              "routes:\n"
+                              "  - name: chat\n"
+                              "    targets: [{provider: primary, model: gpt-4o-mini, weight: 100}]\n";
+
+/* A provider line that is valid on its own, for tests about other fields. */
+#define PROVIDER_P "providers:\n  - {name: p, kind: openai, base_url: 'http://h/v1'}\n"
+
+static gyre_config_t *parse(const char *yaml, gyre_config_errors_t *errs)
+{
+    return gyre_config_parse("t.yaml", yaml, strlen(yaml), errs);
+}
+
+/* All errors joined by newlines, for exact comparison. */
+static char *joined(const gyre_config_errors_t *errs)
+{
+    size_t n = 1;
+    for (size_t i = 0; i < errs->count; i++)
+        n += strlen(errs->items[i]) + 1;
+    char *s = calloc(1, n);
+    for (size_t i = 0; i < errs->count; i++) {
+        strcat(s, errs->items[i]);
+        strcat(s, "\n");
+    }
+    return s;
+}
+
+/* Asserts that `yaml` fails with exactly the errors in `expected` (one per line). */
+#define CHECK_ERRORS(yaml, expected)                                                                                 \
+    do {                                                                                                             \
+        gyre_config_errors_t e_ = {0};                                                                               \
+        gyre_config_t *c_ = parse((yaml), &e_);                                                                      \
+        CHECK(c_ == NULL);                                                                                           \
+        char *all_ = joined(&e_);                                                                                    \
+        CHECK_STR(all_, (expected));                                                                                 \
+        free(all_);                                                                                                  \
+        gyre_config_free(c_);                                                                                        \
+        gyre_config_errors_dispose(&e_);                                                                             \
+    } while (0)
+
+static void clear_provider_env(void)
+{
+    const char *vars[] = {"OPENAI_API_KEY",   "GROQ_API_KEY",       "MISTRAL_API_KEY", "DEEPSEEK_API_KEY",
+                          "TOGETHER_API_KEY", "OPENROUTER_API_KEY", "GYRE_MOCK_URL",   "ANTHROPIC_API_KEY",
+                          "GEMINI_API_KEY"};
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+        unsetenv(vars[i]);
+}
+
+/* Writes `contents` to a new temporary file; the caller unlinks `path`. */
+static void write_temp(char *path, const char *contents)
+{
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    size_t n = strlen(contents);
+    CHECK(write(fd, contents, n) == (ssize_t)n);
+    close(fd);
+}
+
+/* --- the minimal configuration ------------------------------------------ */
+
+TEST(config_minimal_sets_listen_workers_and_store)
+{
+    setenv("OPENAI_API_KEY", "sk-from-env", 1);
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = parse(minimal, &errs);
+    CHECK(c != NULL);
+    CHECK_INT(errs.count, 0);
+    CHECK_STR(c->source, "t.yaml");
+    CHECK_STR(c->listen_host, "127.0.0.1");
+    CHECK_INT(c->listen_port, 8080);
+    CHECK_INT(c->workers, 2);
+    CHECK_STR(c->store_sqlite, "./gyre.db");
+    gyre_config_free(c);
+}
+
+TEST(config_minimal_provider_base_url_is_split_into_scheme_host_port_and_path)
+{
+    setenv("OPENAI_API_KEY", "sk-from-env", 1);
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = parse(minimal, &errs);
+    CHECK(c != NULL);
+    CHECK_INT(c->nproviders, 1);
+    const gyre_provider_conf_t *p = &c->providers[0];
+    CHECK_STR(p->name, "primary");
+    CHECK_INT(p->kind, GYRE_PROVIDER_OPENAI);
+    CHECK_STR(p->base_url, "http://127.0.0.1:9101/v1");
+    CHECK_INT(p->is_https, 0);
+    CHECK_STR(p->host, "127.0.0.1");
+    CHECK_INT(p->port, 9101);
+    CHECK_STR(p->base_path, "/v1");
+    CHECK_INT(p->line, 5);
+    gyre_config_free(c);
+}
+
+TEST(config_minimal_keys_resolve_literals_and_env_names_with_numbered_ids)
+{
+    setenv("OPENAI_API_KEY", "sk-from-env", 1);
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = parse(minimal, &errs);
+    CHECK(c != NULL);
+    const gyre_provider_conf_t *p = &c->providers[0];
+    CHECK_INT(p->nkeys, 2);
+    CHECK_STR(p->keys[0], "sk-a");
+    CHECK_STR(p->keys[1], "sk-from-env");
+    CHECK_STR(p->key_ids[0], "primary#0");
+    CHECK_STR(p->key_ids[1], "primary#1");
+    gyre_config_free(c);
+}
+
+TEST(config_minimal_route_lists_its_targets_with_weights)
+{
+    setenv("OPENAI_API_KEY", "sk-from-env", 1);
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = parse(minimal, &errs);
+    CHECK(c != NULL);
+    CHECK_INT(c->nroutes, 1);
+    const gyre_route_conf_t *r = &c->routes[0];
+    CHECK_STR(r->name, "chat");
+    CHECK_INT(r->line, 7);
+    CHECK_INT(r->ntargets, 1);
+    CHECK_INT(r->targets[0].provider, 0);
+    CHECK_STR(r->targets[0].model, "gpt-4o-mini");
+    CHECK_INT(r->targets[0].weight, 100);
+    CHECK_INT(r->total_weight, 100);
+    gyre_config_free(c);
+}
+
+TEST(config_fields_left_out_take_their_defaults)
+{
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = parse(PROVIDER_P "routes:\n  - {name: r, targets: [{provider: p, model: m}, {provider: p, "
+                                        "model: n}]}\n",
+                             &errs);
+    CHECK(c != NULL);
+    CHECK_STR(c->listen_host, "127.0.0.1");
+    CHECK_INT(c->listen_port, 8080);
+    CHECK_INT(c->workers, 0);
+    CHECK_STR(c->store_sqlite, "./gyre.db");
+    CHECK_INT(c->max_body_bytes, 8 * 1024 * 1024);
+    CHECK_INT(c->shutdown_grace_ms, 10000);
+    CHECK_INT(c->providers[0].tls_verify, 1);
+    CHECK_INT(c->providers[0].timeout_ms, 120000);
+    CHECK(c->providers[0].ca_file == NULL);
+    CHECK_INT(c->providers[0].nkeys, 0);
+    CHECK_INT(c->routes[0].targets[0].weight, 1);
+    CHECK_INT(c->routes[0].total_weight, 2);
+    gyre_config_free(c);
+}
+
+TEST(config_optional_fields_are_read)
+{
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = parse("listen: '[::1]:9000'\nmax_body_bytes: 2048\nshutdown_grace_ms: 0\n"
+                             "providers:\n  - {name: p, kind: openai, base_url: 'http://h/v1', tls_verify: no,"
+                             " timeout_ms: 500}\n",
+                             &errs);
+    CHECK(c != NULL);
+    CHECK_STR(c->listen_host, "::1");
+    CHECK_INT(c->listen_port, 9000);
+    CHECK_INT(c->max_body_bytes, 2048);
+    CHECK_INT(c->shutdown_grace_ms, 0);
+    CHECK_INT(c->providers[0].tls_verify, 0);
+    CHECK_INT(c->providers[0].timeout_ms, 500);
+    gyre_config_free(c);
+}
+
+/* --- base_url ------------------------------------------------------------ */
+
+TEST(config_https_base_url_defaults_to_port_443_and_drops_trailing_slashes)
+{
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = parse("providers:\n  - {name: groq, kind: openai, base_url: 'https://api.groq.com/openai/v1/'}\n",
+                             &errs);
+    CHECK(c != NULL);
+    CHECK_INT(c->providers[0].is_https, 1);
+    CHECK_STR(c->providers[0].host, "api.groq.com");
+    CHECK_INT(c->providers[0].port, 443);
+    CHECK_STR(c->providers[0].base_path, "/openai/v1");
+    gyre_config_free(c);
+}
+
+TEST(config_base_url_without_a_path_has_an_empty_base_path_and_port_80)
+{
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = parse("providers:\n  - {name: p, kind: openai, base_url: 'http://example.com'}\n", &errs);
+    CHECK(c != NULL);
+    CHECK_STR(c->providers[0].host, "example.com");
+    CHECK_INT(c->providers[0].port, 80);
+    CHECK_STR(c->providers[0].base_path, "");
+    gyre_config_free(c);
+}
+
+TEST(config_base_url_with_an_ipv6_host_keeps_the_address_without_brackets)
+{
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = parse("providers:\n  - {name: a, kind: openai, base_url: 'http://[::1]:9101/v1'}\n"
+                             "  - {name: b, kind: openai, base_url: 'https://[fe80::1]/v1'}\n",
+                             &errs);
+    CHECK(c != NULL);
+    CHECK_STR(c->providers[0].host, "::1");
+    CHECK_INT(c->providers[0].port, 9101);
+    CHECK_STR(c->providers[1].host, "fe80::1");
+    CHECK_INT(c->providers[1].port, 443);
+    gyre_config_free(c);
+}
+
+TEST(config_base_url_errors_quote_the_url_and_say_what_is_wrong)
+{
+    CHECK_ERRORS("providers:\n"
+                 "  - {name: a, kind: openai, base_url: 'ftp://h/v1'}\n"
+                 "  - {name: b, kind: openai, base_url: 'http:///v1'}\n"
+                 "  - {name: c, kind: openai, base_url: 'http://h:0/v1'}\n"
+                 "  - {name: d, kind: openai, base_url: 'http://h/v1?x=1'}\n",
+                 "t.yaml:2: providers[0].base_url: 'ftp://h/v1' must start with http:// or https://\n"
+                 "t.yaml:3: providers[1].base_url: 'http:///v1' has no host\n"
+                 "t.yaml:4: providers[2].base_url: 'http://h:0/v1' has an invalid port\n"
+                 "t.yaml:5: providers[3].base_url: 'http://h/v1?x=1' must not contain a query or fragment\n");
+}
+
+TEST(config_base_url_with_credentials_is_refused_without_echoing_them)
+{
+    CHECK_ERRORS("providers:\n  - {name: p, kind: openai, base_url: 'http://user:pw@h/v1'}\n",
+                 "t.yaml:2: providers[0].base_url: 'http://user:pw@h/v1' must not contain credentials (use keys:)\n");
+}
+
+/* --- keys ---------------------------------------------------------------- */
+
+TEST(config_file_keys_are_read_and_trimmed)
+{
+    char path[] = "/tmp/gyre-key-XXXXXX";
+    write_temp(path, "  sk-file-key\n\n");
+    char yaml[512];
+    snprintf(yaml, sizeof(yaml), "providers:\n  - {name: p, kind: openai, base_url: 'http://h/v1', keys: ['file:%s']}\n",
+             path);
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = parse(yaml, &errs);
+    CHECK(c != NULL);
+    CHECK_INT(c->providers[0].nkeys, 1);
+    CHECK_STR(c->providers[0].keys[0], "sk-file-key");
+    CHECK_STR(c->providers[0].key_ids[0], "p#0");
+    gyre_config_free(c);
+    unlink(path);
+}
+
+TEST(config_a_key_file_that_cannot_be_read_names_the_path)
+{
+    CHECK_ERRORS("providers:\n  - {name: p, kind: openai, base_url: 'http://h/v1', keys: ['file:/nonexistent/k']}\n",
+                 "t.yaml:2: providers[0].keys[0]: cannot read key file /nonexistent/k: No such file or directory\n");
+}
+
+TEST(config_a_key_file_of_only_whitespace_is_empty)
+{
+    char path[] = "/tmp/gyre-key-XXXXXX";
+    write_temp(path, " \n\t\n");
+    char yaml[512], expected[512];
+    snprintf(yaml, sizeof(yaml), "providers:\n  - {name: p, kind: openai, base_url: 'http://h/v1', keys: ['file:%s']}\n",
+             path);
+    snprintf(expected, sizeof(expected), "t.yaml:2: providers[0].keys[0]: key file %s is empty\n", path);
+    CHECK_ERRORS(yaml, expected);
+    unlink(path);
+}
+
+TEST(config_a_single_key_may_be_written_without_a_list)
+{
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = parse("providers:\n  - {name: p, kind: openai, base_url: 'http://h/v1', keys: sk-one}\n", &errs);
+    CHECK(c != NULL);
+    CHECK_INT(c->providers[0].nkeys, 1);
+    CHECK_STR(c->providers[0].keys[0], "sk-one");
+    CHECK_STR(c->providers[0].key_ids[0], "p#0");
+    gyre_config_free(c);
+}
+
+TEST(config_a_missing_env_var_is_named_and_the_line_given)
+{
+    unsetenv("OPENAI_API_KEY");
+    CHECK_ERRORS(minimal, "t.yaml:5: providers[0].keys[1]: environment variable OPENAI_API_KEY is not set\n");
+}
+
+TEST(config_an_env_var_set_to_the_empty_string_counts_as_not_set)
+{
+    setenv("OPENAI_API_KEY", "", 1);
+    CHECK_ERRORS(minimal, "t.yaml:5: providers[0].keys[1]: environment variable OPENAI_API_KEY is not set\n");
+}
+
+TEST(config_errors_never_contain_a_key_value)
+{
+    /* Every error this provider can produce, next to a literal key and an
+     * env key whose values must not appear anywhere in the report. */
+    setenv("GYRE_UNIT_KEY", "sk-env-SECRET-456", 1);
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = parse("providers:\n"
+                             "  - name: p\n"
+                             "    kind: nope\n"
+                             "    base_url: 'http://h:99999/v1'\n"
+                             "    keys: [sk-lit-SECRET-123, env:GYRE_UNIT_KEY, '', {k: sk-map-SECRET-789}]\n"
+                             "    tls_verify: maybe\n"
+                             "    colour: red\n",
+                             &errs);
+    CHECK(c == NULL);
+    char *all = joined(&errs);
+    CHECK_STR(all, "t.yaml:6: providers[0].tls_verify: expected true or false, found 'maybe'\n"
+                   "t.yaml:7: providers[0]: unknown field 'colour' (known: name, kind, base_url, keys, ca_file, "
+                   "tls_verify, timeout_ms)\n"
+                   "t.yaml:3: providers[0].kind: unsupported kind 'nope' (supported: openai)\n"
+                   "t.yaml:4: providers[0].base_url: 'http://h:99999/v1' has an invalid port\n"
+                   "t.yaml:5: providers[0].keys[2]: is empty\n"
+                   "t.yaml:5: providers[0].keys[3]: expected a scalar, found a mapping\n");
+    CHECK(strstr(all, "SECRET") == NULL);
+    free(all);
+    gyre_config_errors_dispose(&errs);
+}
+
+/* --- errors, one kind each ------------------------------------------------ */
+
+TEST(config_unknown_fields_are_named_with_the_known_ones)
+{
+    CHECK_ERRORS("colour: blue\n" PROVIDER_P "routes:\n  - {name: r, size: 1, targets: [{provider: p, model: m, x: 1}]}\n",
+                 "t.yaml:1: unknown field 'colour' (known: listen, workers, store, providers, routes, max_body_bytes, "
+                 "shutdown_grace_ms)\n"
+                 "t.yaml:5: routes[0]: unknown field 'size' (known: name, targets)\n"
+                 "t.yaml:5: routes[0].targets[0]: unknown field 'x' (known: provider, model, weight)\n");
+}
+
+TEST(config_an_unknown_store_lists_the_supported_ones)
+{
+    CHECK_ERRORS("store: {postgres: x}\n", "t.yaml:1: store: unknown store 'postgres' (supported: sqlite)\n");
+}
+
+TEST(config_a_duplicate_provider_name_names_the_first_use)
+{
+    CHECK_ERRORS(PROVIDER_P "  - {name: p, kind: openai, base_url: 'http://g/v1'}\n",
+                 "t.yaml:3: providers[1].name: 'p' is already used by providers[0]\n");
+}
+
+TEST(config_a_duplicate_route_name_names_the_first_use)
+{
+    CHECK_ERRORS(PROVIDER_P "routes:\n"
+                            "  - {name: chat, targets: [{provider: p, model: m}]}\n"
+                            "  - {name: chat, targets: [{provider: p, model: n}]}\n",
+                 "t.yaml:5: routes[1].name: 'chat' is already used by routes[0]\n");
+}
+
+TEST(config_a_route_to_an_unknown_provider_names_it)
+{
+    CHECK_ERRORS(PROVIDER_P "routes:\n  - name: chat\n    targets:\n      - {provider: zz, model: m}\n",
+                 "t.yaml:6: routes[0].targets[0].provider: no provider is named 'zz'\n");
+}
+
+TEST(config_required_fields_are_reported_at_their_parent)
+{
+    CHECK_ERRORS("providers:\n  - {keys: []}\nroutes:\n  - {targets: [{}]}\n  - {name: r}\n",
+                 "t.yaml:2: providers[0].name: is required\n"
+                 "t.yaml:2: providers[0].kind: is required (supported: openai)\n"
+                 "t.yaml:2: providers[0].base_url: is required\n"
+                 "t.yaml:4: routes[0].name: is required\n"
+                 "t.yaml:4: routes[0].targets[0].provider: is required\n"
+                 "t.yaml:4: routes[0].targets[0].model: is required\n"
+                 "t.yaml:5: routes[1].targets: is required\n");
+}
+
+TEST(config_invalid_names_are_refused_and_route_names_may_not_contain_a_slash)
+{
+    CHECK_ERRORS("providers:\n  - {name: 'a b', kind: openai, base_url: 'http://h/v1'}\n"
+                 "routes:\n  - {name: 'x/y', targets: [{provider: 'a b', model: m}]}\n",
+                 "t.yaml:2: providers[0].name: 'a b' is not a valid name (letters, digits, '-', '_', '.', ':')\n"
+                 "t.yaml:4: routes[0].name: 'x/y' is not a valid route name (letters, digits, '-', '_', '.', ':'; "
+                 "no '/')\n");
+}
+
+TEST(config_values_of_the_wrong_shape_say_what_was_expected)
+{
+    CHECK_ERRORS("listen: [a]\nstore: x\nproviders: {}\nroutes: 3\n",
+                 "t.yaml:1: listen: expected a scalar, found a list\n"
+                 "t.yaml:2: store: expected a mapping, found a scalar\n"
+                 "t.yaml:3: providers: expected a list, found a mapping\n"
+                 "t.yaml:4: routes: expected a list, found a scalar\n");
+}
+
+TEST(config_numbers_out_of_range_or_not_whole_are_errors)
+{
+    CHECK_ERRORS("workers: 0\nmax_body_bytes: 12.5\nshutdown_grace_ms: -1\n",
+                 "t.yaml:1: workers: 0 is out of range (1 to 256)\n"
+                 "t.yaml:2: max_body_bytes: expected a whole number, found '12.5'\n"
+                 "t.yaml:3: shutdown_grace_ms: expected a whole number, found '-1'\n");
+}
+
+TEST(config_listen_that_is_not_host_port_is_an_error)
+{
+    CHECK_ERRORS("listen: localhost\n", "t.yaml:1: listen: 'localhost' is not HOST:PORT (for example 127.0.0.1:8080)\n");
+}
+
+TEST(config_an_empty_target_list_and_all_zero_weights_are_errors)
+{
+    CHECK_ERRORS(PROVIDER_P "routes:\n"
+                            "  - {name: a, targets: []}\n"
+                            "  - {name: b, targets: [{provider: p, model: m, weight: 0}]}\n",
+                 "t.yaml:4: routes[0].targets: needs at least one target\n"
+                 "t.yaml:5: routes[1].targets: the weights of the targets add up to 0\n");
+}
+
+TEST(config_collects_every_error_in_one_pass)
+{
+    unsetenv("GYRE_UNIT_MISSING");
+    CHECK_ERRORS("listen: nope\n"
+                 "workers: 0\n"
+                 "colour: blue\n"
+                 "providers:\n"
+                 "  - {name: a, kind: openai, base_url: 'http://h:99999/v1', keys: [env:GYRE_UNIT_MISSING]}\n"
+                 "  - {name: a, base_url: 'http://h/v1'}\n"
+                 "routes:\n"
+                 "  - {name: 'x/y', targets: [{provider: zz}]}\n",
+                 "t.yaml:1: listen: 'nope' is not HOST:PORT (for example 127.0.0.1:8080)\n"
+                 "t.yaml:2: workers: 0 is out of range (1 to 256)\n"
+                 "t.yaml:3: unknown field 'colour' (known: listen, workers, store, providers, routes, "
+                 "max_body_bytes, shutdown_grace_ms)\n"
+                 "t.yaml:5: providers[0].base_url: 'http://h:99999/v1' has an invalid port\n"
+                 "t.yaml:5: providers[0].keys[0]: environment variable GYRE_UNIT_MISSING is not set\n"
+                 "t.yaml:6: providers[1].kind: is required (supported: openai)\n"
+                 "t.yaml:6: providers[1].name: 'a' is already used by providers[0]\n"
+                 "t.yaml:8: routes[0].name: 'x/y' is not a valid route name (letters, digits, '-', '_', '.', "
+                 "':'; no '/')\n"
+                 "t.yaml:8: routes[0].targets[0].provider: no provider is named 'zz'\n"
+                 "t.yaml:8: routes[0].targets[0].model: is required\n");
+}
+
+TEST(config_errors_are_appended_to_those_already_collected)
+{
+    gyre_config_errors_t errs = {0};
+    CHECK(parse("workers: 0\n", &errs) == NULL);
+    CHECK(parse("workers: x\n", &errs) == NULL);
+    char *all = joined(&errs);
+    CHECK_STR(all, "t.yaml:1: workers: 0 is out of range (1 to 256)\n"
+                   "t.yaml:1: workers: expected a whole number, found 'x'\n");
+    free(all);
+    gyre_config_errors_dispose(&errs);
+    CHECK_INT(errs.count, 0);
+    CHECK(errs.items == NULL);
+}
+
+TEST(config_invalid_yaml_names_the_line_and_the_problem)
+{
+    CHECK_ERRORS("workers: 2\nlisten: a: b\nstore: {sqlite: x}\n",
+                 "t.yaml:2: invalid YAML: mapping values are not allowed in this context\n");
+}
+
+TEST(config_an_empty_file_is_an_error)
+{
+    CHECK_ERRORS("", "t.yaml: the file is empty\n");
+}
+
+TEST(config_a_top_level_that_is_not_a_mapping_is_an_error)
+{
+    CHECK_ERRORS("- listen\n", "t.yaml:1: (top level): expected a mapping, found a list\n");
+}
+
+/* --- loading from a file -------------------------------------------------- */
+
+TEST(config_load_names_errors_after_the_file)
+{
+    char path[] = "/tmp/gyre-conf-XXXXXX";
+    write_temp(path, "workers: 1\nlisten: x\n");
+    char expected[512];
+    snprintf(expected, sizeof(expected), "%s:2: listen: 'x' is not HOST:PORT (for example 127.0.0.1:8080)", path);
+    gyre_config_errors_t errs = {0};
+    CHECK(gyre_config_load(path, &errs) == NULL);
+    CHECK_INT(errs.count, 1);
+    CHECK_STR(errs.items[0], expected);
+    gyre_config_errors_dispose(&errs);
+    unlink(path);
+}
+
+TEST(config_load_of_a_missing_file_says_it_cannot_open_it)
+{
+    gyre_config_errors_t errs = {0};
+    CHECK(gyre_config_load("/nonexistent/gyre.yaml", &errs) == NULL);
+    CHECK_INT(errs.count, 1);
+    CHECK_STR(errs.items[0], "/nonexistent/gyre.yaml: cannot open: No such file or directory");
+    gyre_config_errors_dispose(&errs);
+}
+
+/* --- helpers -------------------------------------------------------------- */
+
+TEST(config_set_listen_takes_host_port_bracketed_v6_and_port_alone)
+{
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = parse("workers: 1\n", &errs);
+    CHECK(c != NULL);
+    CHECK_INT(gyre_config_set_listen(c, "0.0.0.0:9000"), 0);
+    CHECK_STR(c->listen_host, "0.0.0.0");
+    CHECK_INT(c->listen_port, 9000);
+    CHECK_INT(gyre_config_set_listen(c, "[::]:443"), 0);
+    CHECK_STR(c->listen_host, "::");
+    CHECK_INT(c->listen_port, 443);
+    CHECK_INT(gyre_config_set_listen(c, ":8081"), 0);
+    CHECK_STR(c->listen_host, "0.0.0.0");
+    CHECK_INT(c->listen_port, 8081);
+    gyre_config_free(c);
+}
+
+TEST(config_set_listen_refuses_malformed_values_and_keeps_the_old_one)
+{
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = parse("listen: 127.0.0.1:8080\n", &errs);
+    CHECK(c != NULL);
+    CHECK_INT(gyre_config_set_listen(c, "8080"), -EINVAL);
+    CHECK_INT(gyre_config_set_listen(c, "h:0"), -EINVAL);
+    CHECK_INT(gyre_config_set_listen(c, "h:65536"), -EINVAL);
+    CHECK_INT(gyre_config_set_listen(c, "h:80x"), -EINVAL);
+    CHECK_INT(gyre_config_set_listen(c, "[::1]8080"), -EINVAL);
+    CHECK_STR(c->listen_host, "127.0.0.1");
+    CHECK_INT(c->listen_port, 8080);
+    gyre_config_free(c);
+}
+
+TEST(config_find_compares_names_by_length_not_by_prefix)
+{
+    setenv("OPENAI_API_KEY", "sk-from-env", 1);
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = parse(minimal, &errs);
+    CHECK(c != NULL);
+    CHECK(gyre_config_find_provider(c, "primary/x", 7) == &c->providers[0]);
+    CHECK(gyre_config_find_provider(c, "prim", 4) == NULL);
+    CHECK(gyre_config_find_route(c, "chatty", 4) == &c->routes[0]);
+    CHECK(gyre_config_find_route(c, "chatty", 6) == NULL);
+    gyre_config_free(c);
+}
+
+/* --- the embedded default --------------------------------------------------- */
+
+TEST(config_default_with_no_keys_has_no_providers_and_says_what_to_do)
+{
+    clear_provider_env();
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = gyre_config_default(&errs);
+    CHECK(c != NULL);
+    CHECK_INT(errs.count, 0);
+    CHECK_STR(c->source, "<embedded default>");
+    CHECK_STR(c->listen_host, "127.0.0.1");
+    CHECK_INT(c->listen_port, 8080);
+    CHECK_STR(c->store_sqlite, "./gyre.db");
+    CHECK_INT(c->nproviders, 0);
+    CHECK_INT(c->nroutes, 0);
+    CHECK_INT(c->nnotes, 1);
+    CHECK_STR(c->notes[0], "no provider configured: set OPENAI_API_KEY (or GROQ_API_KEY, MISTRAL_API_KEY, ...) or "
+                           "pass --config FILE; every model request will answer 404 until then");
+    gyre_config_free(c);
+}
+
+TEST(config_default_with_openai_key_routes_chat_and_embed_to_openai)
+{
+    clear_provider_env();
+    setenv("OPENAI_API_KEY", "sk-o", 1);
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = gyre_config_default(&errs);
+    CHECK(c != NULL);
+    CHECK_INT(c->nproviders, 1);
+    const gyre_provider_conf_t *p = &c->providers[0];
+    CHECK_STR(p->name, "openai");
+    CHECK_INT(p->is_https, 1);
+    CHECK_STR(p->host, "api.openai.com");
+    CHECK_INT(p->port, 443);
+    CHECK_STR(p->base_path, "/v1");
+    CHECK_INT(p->nkeys, 1);
+    CHECK_STR(p->keys[0], "sk-o");
+    CHECK_STR(p->key_ids[0], "openai#0");
+    CHECK_INT(c->nroutes, 2);
+    CHECK_STR(c->routes[0].name, "chat");
+    CHECK_INT(c->routes[0].targets[0].provider, 0);
+    CHECK_STR(c->routes[0].targets[0].model, "gpt-4o-mini");
+    CHECK_STR(c->routes[1].name, "embed");
+    CHECK_INT(c->routes[1].targets[0].provider, 0);
+    CHECK_STR(c->routes[1].targets[0].model, "text-embedding-3-small");
+    CHECK_INT(c->nnotes, 1);
+    CHECK_STR(c->notes[0], "provider 'openai' (https://api.openai.com/v1) from OPENAI_API_KEY");
+    gyre_config_free(c);
+}
+
+TEST(config_default_yaml_names_the_env_var_and_never_holds_the_key)
+{
+    clear_provider_env();
+    setenv("OPENAI_API_KEY", "sk-very-secret", 1);
+    char *yaml = gyre_config_default_yaml();
+    CHECK(strstr(yaml, "keys: [\"env:OPENAI_API_KEY\"]") != NULL);
+    CHECK(strstr(yaml, "sk-very-secret") == NULL);
+    free(yaml);
+}
+
+TEST(config_default_takes_embeddings_from_the_first_provider_that_has_them)
+{
+    clear_provider_env();
+    setenv("GROQ_API_KEY", "gsk-g", 1);
+    setenv("MISTRAL_API_KEY", "m-k", 1);
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = gyre_config_default(&errs);
+    CHECK(c != NULL);
+    CHECK_INT(c->nproviders, 2);
+    CHECK_STR(c->providers[0].name, "groq");
+    CHECK_STR(c->providers[0].base_path, "/openai/v1");
+    CHECK_STR(c->providers[1].name, "mistral");
+    CHECK_STR(c->routes[0].name, "chat");
+    CHECK_INT(c->routes[0].targets[0].provider, 0);
+    CHECK_STR(c->routes[0].targets[0].model, "llama-3.1-8b-instant");
+    CHECK_STR(c->routes[1].name, "embed");
+    CHECK_INT(c->routes[1].targets[0].provider, 1);
+    CHECK_STR(c->routes[1].targets[0].model, "mistral-embed");
+    gyre_config_free(c);
+}
+
+TEST(config_default_with_the_mock_url_routes_chat_and_embed_to_it)
+{
+    clear_provider_env();
+    setenv("GYRE_MOCK_URL", "http://127.0.0.1:9101/v1", 1);
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = gyre_config_default(&errs);
+    CHECK(c != NULL);
+    CHECK_INT(c->nproviders, 1);
+    const gyre_provider_conf_t *p = &c->providers[0];
+    CHECK_STR(p->name, "mock");
+    CHECK_INT(p->is_https, 0);
+    CHECK_STR(p->host, "127.0.0.1");
+    CHECK_INT(p->port, 9101);
+    CHECK_STR(p->base_path, "/v1");
+    CHECK_INT(p->nkeys, 1);
+    CHECK_STR(p->keys[0], "sk-mock");
+    CHECK_INT(c->nroutes, 2);
+    CHECK_STR(c->routes[0].name, "chat");
+    CHECK_STR(c->routes[0].targets[0].model, "gpt-4o-mini");
+    CHECK_STR(c->routes[1].name, "embed");
+    CHECK_STR(c->routes[1].targets[0].model, "text-embedding-3-small");
+    CHECK_INT(c->nnotes, 1);
+    CHECK_STR(c->notes[0], "no provider API key in the environment: routing to gyre-mock at http://127.0.0.1:9101/v1, "
+                           "a fake provider with canned answers (set OPENAI_API_KEY or pass --config for real "
+                           "providers)");
+    gyre_config_free(c);
+}
+
+TEST(config_default_prefers_a_real_provider_to_the_mock_for_routes)
+{
+    clear_provider_env();
+    setenv("OPENAI_API_KEY", "sk-o", 1);
+    setenv("GYRE_MOCK_URL", "http://127.0.0.1:9101/v1", 1);
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = gyre_config_default(&errs);
+    CHECK(c != NULL);
+    CHECK_INT(c->nproviders, 2);
+    CHECK_STR(c->providers[0].name, "openai");
+    CHECK_STR(c->providers[1].name, "mock");
+    CHECK_INT(c->routes[0].targets[0].provider, 0);
+    CHECK_INT(c->routes[1].targets[0].provider, 0);
+    gyre_config_free(c);
+}
+
+TEST(config_default_notes_keys_for_dialects_this_build_cannot_speak)
+{
+    clear_provider_env();
+    setenv("ANTHROPIC_API_KEY", "sk-ant", 1);
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = gyre_config_default(&errs);
+    CHECK(c != NULL);
+    CHECK_INT(c->nproviders, 0);
+    CHECK_INT(c->nnotes, 2);
+    CHECK_STR(c->notes[0], "ANTHROPIC_API_KEY/GEMINI_API_KEY are set, but this build speaks only the OpenAI dialect; "
+                           "those providers are not configured");
+    gyre_config_free(c);
+}
