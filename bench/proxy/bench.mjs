@@ -6,6 +6,7 @@
 //   node bench/proxy/bench.mjs [--json]
 //   env: BENCH_SECONDS (10) BENCH_ROUNDS (3) BENCH_CONNS (32) BENCH_WORKERS (1)
 //        BENCH_PORTKEY_SECONDS (5) BENCH_SKIP_PORTKEY=1 BENCH_README=0
+//        BENCH_SKIP_GYRE=1 (also when build/gyre is missing: the peers only)
 //        BENCH_PIN=1 (taskset: the proxy under test on CPU 0, wrk and the
 //        upstream on CPU 1; default off, see docs/bench.md)
 import { spawn, execFileSync } from 'node:child_process';
@@ -22,6 +23,13 @@ const CONNS = Number(env.BENCH_CONNS ?? 32);
 const WORKERS = Number(env.BENCH_WORKERS ?? 1);
 const PORTKEY_SECONDS = Number(env.BENCH_PORTKEY_SECONDS ?? 5);
 const SKIP_PORTKEY = env.BENCH_SKIP_PORTKEY === '1';
+const GYRE = path.join(ROOT, 'build/gyre');
+const SKIP_GYRE = env.BENCH_SKIP_GYRE === '1' || !fs.existsSync(GYRE);
+// The command that reproduces a run: make bench, with the knobs that differ
+// from their defaults.
+const KNOBS = { BENCH_SECONDS: '10', BENCH_ROUNDS: '3', BENCH_CONNS: '32', BENCH_WORKERS: '1', BENCH_PORTKEY_SECONDS: '5',
+  BENCH_SKIP_PORTKEY: '0', BENCH_SKIP_GYRE: '0', BENCH_PIN: '0' };
+const COMMAND = [...Object.entries(KNOBS).filter(([k, d]) => env[k] !== undefined && env[k] !== d).map(([k]) => `${k}=${env[k]}`), 'make bench'].join(' ');
 const PIN = env.BENCH_PIN === '1';
 // With BENCH_PIN=1 every process is started under taskset: the proxies on
 // CPU 0, wrk and the upstream on CPU 1.
@@ -123,7 +131,7 @@ function cpuSeconds(pids) {
 function toMicros(v) {
   const m = /^([\d.]+)(us|ms|s)$/.exec(v);
   if (!m) return NaN;
-  return Number(m[1]) * (m[2] === 'us' ? 1 : m[2] === 'ms' ? 1000 : 1e6);
+  return Math.round(Number(m[1]) * (m[2] === 'us' ? 1 : m[2] === 'ms' ? 1000 : 1e6));
 }
 
 function wrk(url, seconds, extraEnv = {}, pids = []) {
@@ -146,7 +154,32 @@ function wrk(url, seconds, extraEnv = {}, pids = []) {
 
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)]; };
 
+// How busy the machine is before we start (the load average lags by a
+// minute): the share of CPU time not idle over one second, from /proc/stat.
+function cpuTimes() { return fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number); }
+async function busyShare() {
+  const a = cpuTimes(); await sleep(1000); const b = cpuTimes();
+  const d = b.map((x, i) => x - a[i]), total = d.reduce((x, y) => x + y, 0);
+  return total > 0 ? Math.round((1 - (d[3] + (d[4] ?? 0)) / total) * 100) / 100 : 0; // idle + iowait
+}
+function versions() {
+  // nginx -v writes to stderr; wrk -v exits 1: take the first line either way.
+  const first = (cmd, args) => {
+    let out;
+    try { out = execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }); } catch (e) { out = `${e.stdout ?? ''}${e.stderr ?? ''}`; }
+    return out.trim().split('\n')[0].trim() || null;
+  };
+  let portkey = null;
+  try { portkey = JSON.parse(fs.readFileSync(path.join(ROOT, 'bench/node_modules/@portkey-ai/gateway/package.json'), 'utf8')).version; } catch { /* not installed */ }
+  return {
+    gyre: SKIP_GYRE ? null : first('git', ['-C', ROOT, 'describe', '--always', '--dirty']),
+    nginx: first('sh', ['-c', 'nginx -v 2>&1']), wrk: first('wrk', ['-v'])?.replace(/\s+Copyright.*/, ''), node: process.version, portkey: SKIP_PORTKEY ? null : portkey,
+  };
+}
+
 async function main() {
+  const busy0 = await busyShare();
+  if (busy0 > 0.2) log(`the CPUs were ${Math.round(busy0 * 100)}% busy before the start: something else is running; the figures will be noisy`);
   log(`work dir ${work}; ${ROUNDS} rounds × ${SECONDS}s, wrk -t1 -c${CONNS}, ${WORKERS} worker(s) each${PIN ? ', pinned (proxy CPU 0, wrk + upstream CPU 1)' : ', unpinned'}`);
   const [upPort, pxPort, gyPort, pkPort, memPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
   const chat = JSON.stringify({ model: 'chat', messages: [{ role: 'user', content: 'hi' }] });
@@ -155,7 +188,7 @@ async function main() {
     body: `default_type application/json; return 200 '${UPSTREAM_BODY}';`,
   }));
   fs.writeFileSync(path.join(work, 'px.conf'), nginxConf('px', pxPort, WORKERS, {
-    upstream: `upstream up { server 127.0.0.1:${upPort}; keepalive 256; }`,
+    upstream: `upstream up { server 127.0.0.1:${upPort}; keepalive 64; }`,
     body: 'proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection "";',
   }));
   const gyreConf = (port) => `listen: 127.0.0.1:${port}
@@ -171,23 +204,30 @@ routes:
 
   const up = start('up', 'nginx', ['-p', work, '-c', path.join(work, 'up.conf')], {}, 1);
   const px = start('px', 'nginx', ['-p', work, '-c', path.join(work, 'px.conf')]);
-  const gy = start('gyre', path.join(ROOT, 'build/gyre'), ['serve', '--config', path.join(work, 'gyre.yaml')]);
+  const gy = SKIP_GYRE ? null : start('gyre', GYRE, ['serve', '--config', path.join(work, 'gyre.yaml')]);
+  if (SKIP_GYRE) log(fs.existsSync(GYRE) ? 'BENCH_SKIP_GYRE=1: gyre skipped' : 'build/gyre is missing: gyre skipped (run make first)');
   let pk = null;
   const targets = [
     { name: 'upstream alone (nginx return)', key: 'upstream', url: `http://127.0.0.1:${upPort}/v1/chat/completions`, pids: () => [up.pid, ...childPids(up.pid)] },
     { name: `nginx proxy_pass (${WORKERS} worker)`, key: 'nginx', url: `http://127.0.0.1:${pxPort}/v1/chat/completions`, pids: () => [px.pid, ...childPids(px.pid)] },
-    { name: `gyre (${WORKERS} worker)`, key: 'gyre', url: `http://127.0.0.1:${gyPort}/v1/chat/completions`, pids: () => [gy.pid] },
   ];
-  await waitHttp(targets[0].url, chat);
-  await waitHttp(targets[1].url, chat);
-  const viaGyre = await waitHttp(targets[2].url, chat);
-  if (viaGyre !== UPSTREAM_BODY) throw new Error(`gyre answered something else: ${viaGyre.slice(0, 200)}`);
+  if (gy) targets.push({ name: `gyre (${WORKERS} worker)`, key: 'gyre', url: `http://127.0.0.1:${gyPort}/v1/chat/completions`, pids: () => [gy.pid] });
+  // Every proxy must hand back the upstream's completion, or it is not
+  // proxying what we think it is.
+  const fromUpstream = (who, text) => {
+    let content;
+    try { content = JSON.parse(text).choices[0].message.content; } catch { /* not a completion */ }
+    if (content !== 'Hello, benchmark!') throw new Error(`${who} did not return the upstream's completion: ${text.slice(0, 200)}`);
+  };
+  fromUpstream('the upstream', await waitHttp(targets[0].url, chat));
+  fromUpstream('nginx proxy_pass', await waitHttp(targets[1].url, chat));
+  if (gy) fromUpstream('gyre', await waitHttp(targets[2].url, chat));
   if (!SKIP_PORTKEY) {
     const entry = path.join(ROOT, 'bench/node_modules/@portkey-ai/gateway/build/start-server.js');
     pk = start('portkey', 'node', [entry, `--port=${pkPort}`, '--headless'], { env: { ...env, NODE_ENV: 'production' } });
     const pkUrl = `http://127.0.0.1:${pkPort}/v1/chat/completions`;
-    await waitHttp(pkUrl, JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
-      { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `http://127.0.0.1:${upPort}/v1`, authorization: 'Bearer sk-bench' }, 30000);
+    fromUpstream('Portkey', await waitHttp(pkUrl, JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
+      { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `http://127.0.0.1:${upPort}/v1`, authorization: 'Bearer sk-bench' }, 30000));
     targets.push({ name: 'Portkey gateway (node)', key: 'portkey', url: pkUrl, seconds: PORTKEY_SECONDS, pids: () => [pk.pid],
       env: { BENCH_MODEL: 'gpt-4o-mini', BENCH_PORTKEY_HOST: `http://127.0.0.1:${upPort}/v1` } });
   }
@@ -214,12 +254,6 @@ routes:
 
   // Memory: a fresh gyre, warmed up, idle; then 1000 idle client connections.
   log('memory: idle RSS and RSS per idle connection');
-  const gm = start('gyre-mem', path.join(ROOT, 'build/gyre'), ['serve', '--config', path.join(work, 'gyre-mem.yaml')]);
-  const memUrl = `http://127.0.0.1:${memPort}/v1/chat/completions`;
-  await waitHttp(memUrl, chat);
-  execFileSync('wrk', ['-t1', '-c8', '-d1s', '-s', path.join(ROOT, 'bench/proxy/chat.lua'), memUrl], { encoding: 'utf8' });
-  await sleep(2500); // idle pooled upstream connections close after 2 s
-  const gyreIdle = rss(gm.pid);
   const perConn = async (pidsOf, port) => {
     const before = pidsOf().reduce((a, p) => a + rss(p), 0);
     const holder = spawn('node', [path.join(ROOT, 'bench/proxy/idle.mjs'), String(port), String(IDLE_CONNS), '4000'], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -230,19 +264,28 @@ routes:
     await new Promise((resolve) => holder.on('exit', resolve));
     return (during - before) / IDLE_CONNS;
   };
-  const gyrePerConn = await perConn(() => [gm.pid], memPort);
+  let gyreIdle = null, gyrePerConn = null;
+  if (gy) {
+    const gm = start('gyre-mem', GYRE, ['serve', '--config', path.join(work, 'gyre-mem.yaml')]);
+    const memUrl = `http://127.0.0.1:${memPort}/v1/chat/completions`;
+    await waitHttp(memUrl, chat);
+    execFileSync('wrk', ['-t1', '-c8', '-d1s', '-s', path.join(ROOT, 'bench/proxy/chat.lua'), memUrl], { encoding: 'utf8' });
+    await sleep(2500); // idle pooled upstream connections close after 2 s
+    gyreIdle = rss(gm.pid);
+    gyrePerConn = await perConn(() => [gm.pid], memPort);
+  }
   const nginxPerConn = await perConn(() => [px.pid, ...childPids(px.pid)], pxPort);
 
   const g = summary.gyre, n = summary.nginx, p = summary.portkey;
   const result = {
-    date: new Date().toISOString(), machine: { nproc: os.cpus().length, kernel: os.release() },
-    command: 'make bench', pinned: PIN, seconds: SECONDS, rounds: ROUNDS, conns: CONNS, workers: WORKERS,
+    date: new Date().toISOString(), machine: { nproc: os.cpus().length, kernel: os.release(), cpu: os.cpus()[0]?.model, cpu_busy_before: busy0 },
+    versions: versions(), command: COMMAND, pinned: PIN, seconds: SECONDS, rounds: ROUNDS, conns: CONNS, workers: WORKERS,
     targets: summary,
     ratios: {
-      gyre_vs_nginx_rps: g.rps / n.rps,
-      gyre_p99_minus_nginx_p99_us: g.p99_us - n.p99_us,
-      gyre_vs_portkey_rps: p ? g.rps / p.rps : null,
-      gyre_vs_nginx_cpu_per_req: g.cpu_us_per_req / n.cpu_us_per_req,
+      gyre_vs_nginx_rps: g ? g.rps / n.rps : null,
+      gyre_p99_minus_nginx_p99_us: g ? g.p99_us - n.p99_us : null,
+      gyre_vs_portkey_rps: g && p ? g.rps / p.rps : null,
+      gyre_vs_nginx_cpu_per_req: g ? g.cpu_us_per_req / n.cpu_us_per_req : null,
     },
     memory: { gyre_idle_rss_bytes: gyreIdle, gyre_bytes_per_idle_conn: gyrePerConn, nginx_bytes_per_idle_conn: nginxPerConn, portkey_rss_bytes: portkeyRss },
   };
@@ -252,10 +295,13 @@ routes:
   fs.writeFileSync(path.join(resultsDir, `proxy-${stamp}.json`), JSON.stringify(result, null, 2) + '\n');
   const md = markdown(result);
   fs.writeFileSync(path.join(resultsDir, 'latest.md'), md);
-  if (env.BENCH_README !== '0') updateReadme(md);
+  const errors = Object.values(summary).reduce((a, s) => a + s.errors, 0);
+  // The README shows a full comparison only: not one without gyre or with errors.
+  if (env.BENCH_README === '0') log('BENCH_README=0: README.md left alone');
+  else if (!gy || errors) log(`README.md left alone (${!gy ? 'gyre not measured' : 'errors'})`);
+  else updateReadme(md);
   if (JSON_OUT) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
   else process.stdout.write('\n' + md);
-  const errors = Object.values(summary).reduce((a, s) => a + s.errors, 0);
   if (errors) { log(`${errors} non-2xx responses or socket errors: the figures above are not valid`); process.exitCode = 1; }
 }
 
@@ -267,7 +313,17 @@ function markdown(r) {
     `| ${t.name}${t.errors ? ` (**${t.errors} errors**)` : ''} | ${fmt(t.rps)} | ${us(t.p50_us)} | ${us(t.p99_us)} | ${(t.rps / r.targets.nginx.rps).toFixed(2)}× | ${t.cpu_us_per_req.toFixed(1)} µs |`);
   const kib = (b) => `${(b / 1024).toFixed(1)} KiB`;
   const mib = (b) => `${(b / 1048576).toFixed(1)} MiB`;
-  return `Measured by \`make bench\` on ${r.date.slice(0, 10)} (${r.machine.nproc} cores, Linux ${r.machine.kernel}):
+  const q = r.ratios, m = r.memory;
+  const lines = [];
+  if (q.gyre_vs_nginx_rps !== null) {
+    lines.push(`* gyre / nginx proxy_pass: **${q.gyre_vs_nginx_rps.toFixed(2)}×** req/s, **${q.gyre_vs_nginx_cpu_per_req.toFixed(2)}×** the CPU time per request; p99 ${q.gyre_p99_minus_nginx_p99_us >= 0 ? '+' : ''}${q.gyre_p99_minus_nginx_p99_us.toFixed(0)} µs against nginx's (target: ≥ 1.0×, ≤ +100 µs).`);
+    if (q.gyre_vs_portkey_rps !== null) lines.push(`* gyre / Portkey: **${q.gyre_vs_portkey_rps.toFixed(0)}×** req/s (target: ≥ 50×).`);
+    lines.push(`* gyre idle: **${mib(m.gyre_idle_rss_bytes)}** resident (target < 10 MiB); **${kib(m.gyre_bytes_per_idle_conn)}** per idle client connection (target < 20 KiB; nginx: ${kib(m.nginx_bytes_per_idle_conn)}).`);
+  } else {
+    lines.push(`* gyre not measured (${SKIP_GYRE && fs.existsSync(GYRE) ? 'BENCH_SKIP_GYRE=1' : 'build/gyre missing'}); nginx: ${kib(m.nginx_bytes_per_idle_conn)} per idle client connection.`);
+  }
+  if (m.portkey_rss_bytes) lines.push(`* Portkey resident after its runs: ${mib(m.portkey_rss_bytes)}.`);
+  return `Measured by \`${r.command}\` on ${r.date.slice(0, 10)} (${r.machine.nproc} cores, Linux ${r.machine.kernel}):
 \`wrk -t1 -c${r.conns}\`, a ${REQUEST_BYTES}-byte chat request, ${r.workers} worker each, median of ${r.rounds} interleaved rounds of ${r.seconds} s
 ${r.targets.portkey ? `(Portkey: ${PORTKEY_SECONDS} s rounds)` : '(Portkey skipped)'}, ${r.pinned ? 'pinned with taskset (proxy on CPU 0; wrk and upstream on CPU 1)' : 'not pinned to CPUs'}.
 The upstream is nginx returning a fixed chat completion.
@@ -276,10 +332,9 @@ The upstream is nginx returning a fixed chat completion.
 | --- | ---: | ---: | ---: | ---: | ---: |
 ${rows.join('\n')}
 
-* gyre / nginx proxy_pass: **${r.ratios.gyre_vs_nginx_rps.toFixed(2)}×** req/s, **${r.ratios.gyre_vs_nginx_cpu_per_req.toFixed(2)}×** the CPU time per request; p99 ${r.ratios.gyre_p99_minus_nginx_p99_us >= 0 ? '+' : ''}${r.ratios.gyre_p99_minus_nginx_p99_us.toFixed(0)} µs against nginx's (target: ≥ 1.0×, ≤ +100 µs).
-${r.ratios.gyre_vs_portkey_rps ? `* gyre / Portkey: **${r.ratios.gyre_vs_portkey_rps.toFixed(0)}×** req/s (target: ≥ 50×).\n` : ''}* gyre idle: **${mib(r.memory.gyre_idle_rss_bytes)}** resident (target < 10 MiB); **${kib(r.memory.gyre_bytes_per_idle_conn)}** per idle client connection (target < 20 KiB; nginx: ${kib(r.memory.nginx_bytes_per_idle_conn)}).
-${r.memory.portkey_rss_bytes ? `* Portkey resident after its runs: ${mib(r.memory.portkey_rss_bytes)}.\n` : ''}
-Reproduce: \`make bench\` (\`BENCH_SECONDS\`, \`BENCH_ROUNDS\`, \`BENCH_WORKERS\` to vary; raw numbers in \`bench/results/\`).
+${lines.join('\n')}
+
+Reproduce: \`${r.command}\` (\`BENCH_SECONDS\`, \`BENCH_ROUNDS\`, \`BENCH_WORKERS\` to vary; raw numbers in \`bench/results/\`).
 `;
 }
 
