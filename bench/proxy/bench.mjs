@@ -48,7 +48,9 @@ const work = fs.mkdtempSync(path.join(ROOT, 'bench', '.work', 'run-'));
 const children = [];
 
 function cleanup() {
-  for (const c of children) { try { c.kill('SIGKILL'); } catch { /* gone */ } }
+  // Each server runs in its own process group (detached), so that nginx's
+  // workers die with their master instead of living on as orphans.
+  for (const c of children) { try { process.kill(-c.pid, 'SIGKILL'); } catch { try { c.kill('SIGKILL'); } catch { /* gone */ } } }
   fs.rmSync(work, { recursive: true, force: true });
 }
 process.on('exit', cleanup);
@@ -63,7 +65,7 @@ function freePort() {
 
 function start(name, cmd, args, opts = {}, cpu = 0) {
   const out = fs.openSync(path.join(work, `${name}.log`), 'a');
-  const p = spawn(...pinned(cpu, cmd, args), { stdio: ['ignore', out, out], ...opts });
+  const p = spawn(...pinned(cpu, cmd, args), { stdio: ['ignore', out, out], detached: true, ...opts });
   children.push(p);
   return p;
 }
