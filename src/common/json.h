@@ -20,6 +20,18 @@
  */
 int gyre_json_find_member(const char *json, size_t len, const char *key, size_t *start, size_t *end);
 
+/*
+ * A per-thread arena for cJSON's allocations.  Reading a request body makes
+ * one allocation per value; between gyre_json_arena_begin() and _end() they
+ * come from a fixed per-thread block instead (falling back to malloc when it
+ * is full), and their frees cost nothing.  Everything parsed inside a scope
+ * must be deleted before the scope ends; gyre_json_init() installs the hooks
+ * once, before any thread starts.
+ */
+void gyre_json_init(void);
+void gyre_json_arena_begin(void);
+void gyre_json_arena_end(void);
+
 /* Line and column (both from 1) of byte offset `off` in `text`. */
 void gyre_json_position(const char *text, size_t len, size_t off, unsigned *line, unsigned *col);
 

@@ -352,7 +352,7 @@ int gyre_openai_rewrite_model(const gyre_openai_request_t *r, const char *body, 
     cJSON_ReplaceItemInObjectCaseSensitive(copy, "model", cJSON_CreateString(m));
     char *text = cJSON_PrintUnformatted(copy);
     ret = gyre_buf_appends(out, text);
-    free(text);
+    cJSON_free(text); /* cJSON's allocator, which may be gyre's arena */
     free(m);
     cJSON_Delete(copy);
     return ret;

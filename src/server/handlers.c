@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/json.h"
 #include "dialect/openai.h"
 #include "proxy/proxy.h"
 #include "route/route.h"
@@ -119,7 +120,7 @@ static h2o_iovec_t upstream_path(h2o_req_t *req, const gyre_provider_conf_t *p)
     return out;
 }
 
-static int on_model_request(gyre_server_t *s, h2o_req_t *req, gyre_openai_endpoint_t ep)
+static int model_request(gyre_server_t *s, h2o_req_t *req, gyre_openai_endpoint_t ep)
 {
     gyre_worker_t *w = (gyre_worker_t *)req->conn->ctx;
     gyre_openai_request_t parsed;
@@ -164,6 +165,15 @@ static int on_model_request(gyre_server_t *s, h2o_req_t *req, gyre_openai_endpoi
     gyre_openai_request_dispose(&parsed);
     gyre_proxy_start(w, req, &target, upstream_path(req, &s->config->providers[target.provider]), body);
     return 0;
+}
+
+/* The body's JSON lives in the worker's arena for the length of this call. */
+static int on_model_request(gyre_server_t *s, h2o_req_t *req, gyre_openai_endpoint_t ep)
+{
+    gyre_json_arena_begin();
+    int r = model_request(s, req, ep);
+    gyre_json_arena_end();
+    return r;
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)

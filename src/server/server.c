@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/json.h"
 #include "server/handlers.h"
 
 static gyre_worker_t *all_workers; /* kept reachable until exit */
@@ -179,6 +180,7 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
     s->config = config;
     s->nworkers = nworkers;
 
+    gyre_json_init();
     h2o_config_init(&s->globalconf);
     s->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("gyre"));
     s->globalconf.max_request_entity_size = config->max_body_bytes;
