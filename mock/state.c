@@ -1,0 +1,238 @@
+/*
+ * gyre-mock's shared state: the options each request reads when it starts
+ * (set on the command line, changed by POST /_mock/config), the statistics
+ * GET /_mock/stats reports, and the counter that spreads faults over
+ * requests.  One mutex guards all of it: the mock is a test peer, and the
+ * lock is held for microseconds.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/alloc.h"
+#include "mock.h"
+
+/* Bounds on the options, so that a typo cannot park a test for hours. */
+#define MAX_LATENCY_MS 600000L
+#define MAX_TOKENS_PER_SEC 1e6
+
+const char *const mock_fault_kinds[] = {"429", "500", "503", "reset", "hang", "truncate", "slow-first-byte", NULL};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static mock_options_t options;
+static unsigned long long fault_counter; /* /v1 requests that met a fault setting since the last reset */
+static cJSON *stats;                     /* {"requests":N,"paths":{},"models":{},"keys":{},"last_request":null|{}} */
+
+static int is_fault_kind(const char *kind)
+{
+    for (const char *const *k = mock_fault_kinds; *k != NULL; k++)
+        if (strcmp(kind, *k) == 0)
+            return 1;
+    return 0;
+}
+
+const char *mock_options_check(const mock_options_t *o, const char **param)
+{
+    if (o->latency_ms < 0 || o->latency_ms > MAX_LATENCY_MS) {
+        *param = "latency_ms";
+        return "latency_ms must be a whole number of milliseconds from 0 to 600000";
+    }
+    if (!(o->tokens_per_sec >= 0 && o->tokens_per_sec <= MAX_TOKENS_PER_SEC)) {
+        *param = "tokens_per_sec";
+        return "tokens_per_sec must be a number from 0 to 1000000";
+    }
+    if (!(o->fault_rate >= 0 && o->fault_rate <= 1)) {
+        *param = "fault_rate";
+        return "fault_rate must be a number from 0 to 1";
+    }
+    if (o->fault[0] != '\0' && !is_fault_kind(o->fault)) {
+        *param = "fault";
+        return "fault must be one of 429, 500, 503, reset, hang, truncate, slow-first-byte";
+    }
+    return NULL;
+}
+
+static void stats_reset(void)
+{
+    cJSON_Delete(stats);
+    stats = cJSON_CreateObject();
+    cJSON_AddNumberToObject(stats, "requests", 0);
+    cJSON_AddObjectToObject(stats, "paths");
+    cJSON_AddObjectToObject(stats, "models");
+    cJSON_AddObjectToObject(stats, "keys");
+    cJSON_AddNullToObject(stats, "last_request");
+}
+
+void mock_state_init(const mock_options_t *o)
+{
+    pthread_mutex_lock(&lock);
+    options = *o;
+    fault_counter = 0;
+    stats_reset();
+    pthread_mutex_unlock(&lock);
+}
+
+void mock_state_dispose(void)
+{
+    pthread_mutex_lock(&lock);
+    cJSON_Delete(stats);
+    stats = NULL;
+    pthread_mutex_unlock(&lock);
+}
+
+mock_options_t mock_state_options(void)
+{
+    pthread_mutex_lock(&lock);
+    mock_options_t o = options;
+    pthread_mutex_unlock(&lock);
+    return o;
+}
+
+static cJSON *options_json(const mock_options_t *o)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "latency_ms", (double)o->latency_ms);
+    cJSON_AddNumberToObject(j, "tokens_per_sec", o->tokens_per_sec);
+    cJSON_AddItemToObject(j, "fault", o->fault[0] ? cJSON_CreateString(o->fault) : cJSON_CreateNull());
+    cJSON_AddNumberToObject(j, "fault_rate", o->fault_rate);
+    return j;
+}
+
+cJSON *mock_state_options_json(void)
+{
+    mock_options_t o = mock_state_options();
+    return options_json(&o);
+}
+
+const char *mock_state_configure(const cJSON *json, const char **param)
+{
+    *param = NULL;
+    if (!cJSON_IsObject(json))
+        return "the body must be a JSON object";
+    const char *err = NULL;
+    int reschedule = 0;
+    pthread_mutex_lock(&lock);
+    mock_options_t o = options;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, json)
+    {
+        *param = v->string;
+        if (strcmp(v->string, "latency_ms") == 0) {
+            if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || fabs(v->valuedouble) > 1e9)
+                err = "latency_ms must be a whole number of milliseconds from 0 to 600000";
+            else
+                o.latency_ms = (long)v->valuedouble;
+        } else if (strcmp(v->string, "tokens_per_sec") == 0) {
+            if (!cJSON_IsNumber(v))
+                err = "tokens_per_sec must be a number from 0 to 1000000";
+            else
+                o.tokens_per_sec = v->valuedouble;
+        } else if (strcmp(v->string, "fault_rate") == 0) {
+            if (!cJSON_IsNumber(v))
+                err = "fault_rate must be a number from 0 to 1";
+            else
+                o.fault_rate = v->valuedouble;
+            reschedule = 1;
+        } else if (strcmp(v->string, "fault") == 0) {
+            if (cJSON_IsNull(v))
+                o.fault[0] = '\0';
+            else if (cJSON_IsString(v) && is_fault_kind(v->valuestring))
+                snprintf(o.fault, sizeof(o.fault), "%s", v->valuestring);
+            else
+                err = "fault must be null or one of 429, 500, 503, reset, hang, truncate, slow-first-byte";
+            reschedule = 1;
+        } else {
+            err = "unknown option: the options are latency_ms, tokens_per_sec, fault and fault_rate";
+        }
+        if (err != NULL)
+            break;
+    }
+    if (err == NULL)
+        err = mock_options_check(&o, param);
+    if (err == NULL) {
+        options = o;
+        /* A new fault setting starts its schedule afresh, so its pattern is predictable. */
+        if (reschedule)
+            fault_counter = 0;
+        *param = NULL;
+    }
+    pthread_mutex_unlock(&lock);
+    return err;
+}
+
+static void count(cJSON *obj, const char *key)
+{
+    cJSON *n = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (n == NULL)
+        cJSON_AddNumberToObject(obj, key, 1);
+    else
+        cJSON_SetNumberValue(n, n->valuedouble + 1);
+}
+
+void mock_state_record(const mock_request_t *r, const cJSON *body)
+{
+    size_t path_len = strcspn(r->path, "?");
+    char path[sizeof(r->path)];
+    memcpy(path, r->path, path_len);
+    path[path_len] = '\0';
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(body, "model");
+    const char *auth = mock_request_header(r, "authorization");
+    const char *key = auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0 ? auth + 7 : NULL;
+    if (key == NULL)
+        key = mock_request_header(r, "api-key");
+    if (key == NULL)
+        key = mock_request_header(r, "x-api-key");
+    /* The last request is built outside the lock: it copies the whole body. */
+    cJSON *last = cJSON_CreateObject();
+    cJSON_AddStringToObject(last, "method", r->method);
+    cJSON_AddStringToObject(last, "path", r->path);
+    cJSON_AddItemToObject(last, "headers", cJSON_Duplicate(r->headers, 1));
+    cJSON_AddStringToObject(last, "body", r->body);
+
+    pthread_mutex_lock(&lock);
+    cJSON *n = cJSON_GetObjectItemCaseSensitive(stats, "requests");
+    cJSON_SetNumberValue(n, n->valuedouble + 1);
+    count(cJSON_GetObjectItemCaseSensitive(stats, "paths"), path);
+    if (cJSON_IsString(model))
+        count(cJSON_GetObjectItemCaseSensitive(stats, "models"), model->valuestring);
+    if (key != NULL)
+        count(cJSON_GetObjectItemCaseSensitive(stats, "keys"), key);
+    cJSON_ReplaceItemInObjectCaseSensitive(stats, "last_request", last);
+    pthread_mutex_unlock(&lock);
+}
+
+cJSON *mock_state_stats_json(void)
+{
+    pthread_mutex_lock(&lock);
+    cJSON *copy = cJSON_Duplicate(stats, 1);
+    pthread_mutex_unlock(&lock);
+    return copy;
+}
+
+void mock_state_reset(void)
+{
+    pthread_mutex_lock(&lock);
+    stats_reset();
+    fault_counter = 0;
+    pthread_mutex_unlock(&lock);
+}
+
+/*
+ * Request n (from 0, counted since the last reset or fault setting) is
+ * faulted when floor((n+1)·rate) > floor(n·rate): exactly `rate` of them,
+ * spread evenly, and the same sequence on every run.
+ */
+int mock_state_fault_now(double rate)
+{
+    pthread_mutex_lock(&lock);
+    unsigned long long n = fault_counter++;
+    pthread_mutex_unlock(&lock);
+    if (rate >= 1)
+        return 1;
+    if (rate <= 0)
+        return 0;
+    return floor((double)(n + 1) * rate) > floor((double)n * rate);
+}
