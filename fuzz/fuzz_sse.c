@@ -1,7 +1,16 @@
 /*
- * libFuzzer driver for the SSE parser (src/proxy/sse.c): the input is fed in
- * pieces whose sizes come from the input, and the events must be the same as
- * when it is fed whole.
+ * libFuzzer driver for the SSE parser (src/proxy/sse.c).
+ *
+ * The input's first byte says how many of the next bytes (1 to 16) are a cut
+ * plan; the rest is the stream.  The stream is fed once whole and once in
+ * pieces whose sizes, 0 to 7 bytes, come from the plan in turn (an empty
+ * piece is followed by one byte, so that feeding moves on).  Each piece is
+ * copied into an allocation of its own size, so a read past it is caught.
+ *
+ * The promise checked: cutting never changes the events.  Cut, an unfinished
+ * line is buffered and counts against the bound, so the pieces may fail
+ * sooner: when they fail, their events must be a prefix of the whole feed's;
+ * when they succeed, the whole feed must too, with the same events.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -11,44 +20,70 @@
 #include "common/buf.h"
 #include "proxy/sse.h"
 
-typedef struct record {
-    gyre_buf_t all;
-} record_t;
+#define BOUND 4096
+#define EVENT_NAME_BOUND 256 /* as sse.c sets it */
 
 static void on_event(void *ctx, const char *event, size_t elen, const char *data, size_t dlen)
 {
-    record_t *r = ctx;
-    gyre_buf_append(&r->all, event, elen);
-    gyre_buf_append(&r->all, "\x01", 1);
-    gyre_buf_append(&r->all, data, dlen);
-    gyre_buf_append(&r->all, "\x02", 1);
+    gyre_buf_t *all = ctx;
+    if (elen > EVENT_NAME_BOUND || dlen > BOUND)
+        abort();
+    gyre_buf_append(all, event, elen);
+    gyre_buf_append(all, "\x01", 1);
+    gyre_buf_append(all, data, dlen);
+    gyre_buf_append(all, "\x02", 1);
+}
+
+/* Feeds a copy of exactly `len` bytes, so that reading past it is caught. */
+static int feed_copy(gyre_sse_parser_t *p, const uint8_t *bytes, size_t len)
+{
+    char *piece = malloc(len ? len : 1);
+    memcpy(piece, bytes, len);
+    int r = gyre_sse_feed(p, piece, len);
+    free(piece);
+    return r;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    record_t whole, pieces;
-    gyre_buf_init(&whole.all, 1 << 24);
-    gyre_buf_init(&pieces.all, 1 << 24);
+    if (size < 2)
+        return 0;
+    size_t nplan = (size_t)(data[0] % 16) + 1;
+    if (nplan > size - 1)
+        nplan = size - 1;
+    const uint8_t *plan = data + 1, *stream = data + 1 + nplan;
+    size_t len = size - 1 - nplan;
+
+    gyre_buf_t whole, pieces;
+    gyre_buf_init(&whole, (size_t)1 << 26);
+    gyre_buf_init(&pieces, (size_t)1 << 26);
     gyre_sse_parser_t a, b;
-    gyre_sse_init(&a, 4096, on_event, &whole);
-    gyre_sse_init(&b, 4096, on_event, &pieces);
-    int ra = gyre_sse_feed(&a, (const char *)data, size);
+    gyre_sse_init(&a, BOUND, on_event, &whole);
+    gyre_sse_init(&b, BOUND, on_event, &pieces);
+
+    int ra = feed_copy(&a, stream, len);
     int rb = 0;
-    for (size_t pos = 0; pos < size && rb == 0;) {
-        size_t step = (size_t)(data[pos] % 7) + 1;
-        if (step > size - pos)
-            step = size - pos;
-        rb = gyre_sse_feed(&b, (const char *)data + pos, step);
+    for (size_t pos = 0, k = 0; pos < len && rb == 0; k++) {
+        size_t step = (size_t)(plan[k % nplan] % 8);
+        if (step > len - pos)
+            step = len - pos;
+        rb = feed_copy(&b, stream + pos, step);
+        if (step == 0 && rb == 0) {
+            step = 1;
+            rb = feed_copy(&b, stream + pos, step);
+        }
         pos += step;
     }
-    /* Fed whole or in pieces, the parser must see the same events. */
-    if (ra == 0 && rb == 0 &&
-        (whole.all.len != pieces.all.len ||
-         (whole.all.len != 0 && memcmp(whole.all.base, pieces.all.base, whole.all.len) != 0)))
+
+    if (rb == 0 && ra != 0)
+        abort();
+    if (rb == 0 && (whole.len != pieces.len || (whole.len != 0 && memcmp(whole.base, pieces.base, whole.len) != 0)))
+        abort();
+    if (rb != 0 && (pieces.len > whole.len || (pieces.len != 0 && memcmp(whole.base, pieces.base, pieces.len) != 0)))
         abort();
     gyre_sse_dispose(&a);
     gyre_sse_dispose(&b);
-    gyre_buf_dispose(&whole.all);
-    gyre_buf_dispose(&pieces.all);
+    gyre_buf_dispose(&whole);
+    gyre_buf_dispose(&pieces);
     return 0;
 }

@@ -47,23 +47,23 @@ static char *joined(const gyre_config_errors_t *errs)
 }
 
 /* Asserts that `yaml` fails with exactly the errors in `expected` (one per line). */
-#define CHECK_ERRORS(yaml, expected)                                                                                 \
-    do {                                                                                                             \
-        gyre_config_errors_t e_ = {0};                                                                               \
-        gyre_config_t *c_ = parse((yaml), &e_);                                                                      \
-        CHECK(c_ == NULL);                                                                                           \
-        char *all_ = joined(&e_);                                                                                    \
-        CHECK_STR(all_, (expected));                                                                                 \
-        free(all_);                                                                                                  \
-        gyre_config_free(c_);                                                                                        \
-        gyre_config_errors_dispose(&e_);                                                                             \
+#define CHECK_ERRORS(yaml, expected)                                                                                   \
+    do {                                                                                                               \
+        gyre_config_errors_t e_ = {0};                                                                                 \
+        gyre_config_t *c_ = parse((yaml), &e_);                                                                        \
+        CHECK(c_ == NULL);                                                                                             \
+        char *all_ = joined(&e_);                                                                                      \
+        CHECK_STR(all_, (expected));                                                                                   \
+        free(all_);                                                                                                    \
+        gyre_config_free(c_);                                                                                          \
+        gyre_config_errors_dispose(&e_);                                                                               \
     } while (0)
 
 static void clear_provider_env(void)
 {
-    const char *vars[] = {"OPENAI_API_KEY",   "GROQ_API_KEY",       "MISTRAL_API_KEY", "DEEPSEEK_API_KEY",
-                          "TOGETHER_API_KEY", "OPENROUTER_API_KEY", "GYRE_MOCK_URL",   "ANTHROPIC_API_KEY",
-                          "GEMINI_API_KEY"};
+    const char *vars[] = {"OPENAI_API_KEY",   "GROQ_API_KEY",      "MISTRAL_API_KEY",
+                          "DEEPSEEK_API_KEY", "TOGETHER_API_KEY",  "OPENROUTER_API_KEY",
+                          "GYRE_MOCK_URL",    "ANTHROPIC_API_KEY", "GEMINI_API_KEY"};
     for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
         unsetenv(vars[i]);
 }
@@ -191,8 +191,8 @@ TEST(config_optional_fields_are_read)
 TEST(config_https_base_url_defaults_to_port_443_and_drops_trailing_slashes)
 {
     gyre_config_errors_t errs = {0};
-    gyre_config_t *c = parse("providers:\n  - {name: groq, kind: openai, base_url: 'https://api.groq.com/openai/v1/'}\n",
-                             &errs);
+    gyre_config_t *c =
+        parse("providers:\n  - {name: groq, kind: openai, base_url: 'https://api.groq.com/openai/v1/'}\n", &errs);
     CHECK(c != NULL);
     CHECK_INT(c->providers[0].is_https, 1);
     CHECK_STR(c->providers[0].host, "api.groq.com");
@@ -252,8 +252,8 @@ TEST(config_file_keys_are_read_and_trimmed)
     char path[] = "/tmp/gyre-key-XXXXXX";
     write_temp(path, "  sk-file-key\n\n");
     char yaml[512];
-    snprintf(yaml, sizeof(yaml), "providers:\n  - {name: p, kind: openai, base_url: 'http://h/v1', keys: ['file:%s']}\n",
-             path);
+    snprintf(yaml, sizeof(yaml),
+             "providers:\n  - {name: p, kind: openai, base_url: 'http://h/v1', keys: ['file:%s']}\n", path);
     gyre_config_errors_t errs = {0};
     gyre_config_t *c = parse(yaml, &errs);
     CHECK(c != NULL);
@@ -275,8 +275,8 @@ TEST(config_a_key_file_of_only_whitespace_is_empty)
     char path[] = "/tmp/gyre-key-XXXXXX";
     write_temp(path, " \n\t\n");
     char yaml[512], expected[512];
-    snprintf(yaml, sizeof(yaml), "providers:\n  - {name: p, kind: openai, base_url: 'http://h/v1', keys: ['file:%s']}\n",
-             path);
+    snprintf(yaml, sizeof(yaml),
+             "providers:\n  - {name: p, kind: openai, base_url: 'http://h/v1', keys: ['file:%s']}\n", path);
     snprintf(expected, sizeof(expected), "t.yaml:2: providers[0].keys[0]: key file %s is empty\n", path);
     CHECK_ERRORS(yaml, expected);
     unlink(path);
@@ -337,7 +337,8 @@ TEST(config_errors_never_contain_a_key_value)
 
 TEST(config_unknown_fields_are_named_with_the_known_ones)
 {
-    CHECK_ERRORS("colour: blue\n" PROVIDER_P "routes:\n  - {name: r, size: 1, targets: [{provider: p, model: m, x: 1}]}\n",
+    CHECK_ERRORS("colour: blue\n" PROVIDER_P
+                 "routes:\n  - {name: r, size: 1, targets: [{provider: p, model: m, x: 1}]}\n",
                  "t.yaml:1: unknown field 'colour' (known: listen, workers, store, providers, routes, max_body_bytes, "
                  "shutdown_grace_ms)\n"
                  "t.yaml:5: routes[0]: unknown field 'size' (known: name, targets)\n"
@@ -409,7 +410,8 @@ TEST(config_numbers_out_of_range_or_not_whole_are_errors)
 
 TEST(config_listen_that_is_not_host_port_is_an_error)
 {
-    CHECK_ERRORS("listen: localhost\n", "t.yaml:1: listen: 'localhost' is not HOST:PORT (for example 127.0.0.1:8080)\n");
+    CHECK_ERRORS("listen: localhost\n",
+                 "t.yaml:1: listen: 'localhost' is not HOST:PORT (for example 127.0.0.1:8080)\n");
 }
 
 TEST(config_an_empty_target_list_and_all_zero_weights_are_errors)

@@ -20,17 +20,17 @@ static int parse(gyre_openai_endpoint_t ep, const char *body, gyre_openai_reques
 }
 
 /* Asserts a 400 invalid_request_error with the given code, param ("" for none) and message. */
-#define CHECK_400(ep, body, code_, param_, message_)                                                                 \
-    do {                                                                                                             \
-        gyre_openai_request_t r_;                                                                                    \
-        gyre_api_error_t e_;                                                                                         \
-        CHECK_INT(parse((ep), (body), &r_, &e_), -1);                                                               \
-        CHECK(r_.json == NULL);                                                                                      \
-        CHECK_INT(e_.status, 400);                                                                                   \
-        CHECK_STR(e_.type, "invalid_request_error");                                                                 \
-        CHECK_STR(e_.code, (code_));                                                                                 \
-        CHECK_STR(e_.param, (param_));                                                                               \
-        CHECK_STR(e_.message, (message_));                                                                           \
+#define CHECK_400(ep, body, code_, param_, message_)                                                                   \
+    do {                                                                                                               \
+        gyre_openai_request_t r_;                                                                                      \
+        gyre_api_error_t e_;                                                                                           \
+        CHECK_INT(parse((ep), (body), &r_, &e_), -1);                                                                  \
+        CHECK(r_.json == NULL);                                                                                        \
+        CHECK_INT(e_.status, 400);                                                                                     \
+        CHECK_STR(e_.type, "invalid_request_error");                                                                   \
+        CHECK_STR(e_.code, (code_));                                                                                   \
+        CHECK_STR(e_.param, (param_));                                                                                 \
+        CHECK_STR(e_.message, (message_));                                                                             \
     } while (0)
 
 /* --- requests that pass --------------------------------------------------- */
@@ -57,8 +57,8 @@ TEST(openai_chat_stream_request_reads_stream_and_include_usage)
 {
     gyre_openai_request_t r;
     gyre_api_error_t e;
-    CHECK_INT(parse(GYRE_OPENAI_CHAT, CHAT_WITH(",\"stream\":true,\"stream_options\":{\"include_usage\":true}"), &r, &e),
-              0);
+    CHECK_INT(
+        parse(GYRE_OPENAI_CHAT, CHAT_WITH(",\"stream\":true,\"stream_options\":{\"include_usage\":true}"), &r, &e), 0);
     CHECK_INT(r.stream, 1);
     CHECK_INT(r.include_usage, 1);
     gyre_openai_request_dispose(&r);
@@ -78,8 +78,8 @@ TEST(openai_optional_fields_set_to_null_count_as_not_given)
 {
     gyre_openai_request_t r;
     gyre_api_error_t e;
-    CHECK_INT(parse(GYRE_OPENAI_CHAT, CHAT_WITH(",\"temperature\":null,\"stream\":null,\"stream_options\":null"), &r, &e),
-              0);
+    CHECK_INT(
+        parse(GYRE_OPENAI_CHAT, CHAT_WITH(",\"temperature\":null,\"stream\":null,\"stream_options\":null"), &r, &e), 0);
     CHECK_INT(r.stream, 0);
     CHECK_INT(r.include_usage, 0);
     gyre_openai_request_dispose(&r);
@@ -102,7 +102,8 @@ TEST(openai_chat_accepts_every_optional_field_of_the_right_type)
 
 TEST(openai_embeddings_request_reads_the_model_and_needs_no_messages)
 {
-    const char body[] = "{\"input\":[\"a\",\"b\"],\"model\":\"embed\",\"dimensions\":256,\"encoding_format\":\"float\"}";
+    const char body[] =
+        "{\"input\":[\"a\",\"b\"],\"model\":\"embed\",\"dimensions\":256,\"encoding_format\":\"float\"}";
     gyre_openai_request_t r;
     gyre_api_error_t e;
     CHECK_INT(parse(GYRE_OPENAI_EMBEDDINGS, body, &r, &e), 0);
@@ -252,8 +253,8 @@ TEST(openai_an_empty_messages_array_is_refused)
 
 TEST(openai_a_message_that_is_not_an_object_is_named_by_index)
 {
-    CHECK_400(GYRE_OPENAI_CHAT, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\"},7]}", "invalid_type",
-              "messages[1]", "'messages[1]' must be an object, got a number");
+    CHECK_400(GYRE_OPENAI_CHAT, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\"},7]}", "invalid_type", "messages[1]",
+              "'messages[1]' must be an object, got a number");
 }
 
 TEST(openai_a_message_without_a_role_is_named_by_index)
@@ -354,14 +355,16 @@ TEST(openai_embeddings_dimensions_and_encoding_format_are_type_checked)
 
 TEST(openai_rewrite_splices_the_model_and_keeps_every_other_byte)
 {
-    const char body[] = "{\"messages\":[{\"role\":\"user\",\"content\":\"model: x\"}],  \"model\":\"chat\" ,\"top_p\":1.50}";
+    const char body[] =
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"model: x\"}],  \"model\":\"chat\" ,\"top_p\":1.50}";
     gyre_openai_request_t r;
     gyre_api_error_t e;
     CHECK_INT(parse(GYRE_OPENAI_CHAT, body, &r, &e), 0);
     gyre_buf_t out;
     gyre_buf_init(&out, 4096);
     CHECK_INT(gyre_openai_rewrite_model(&r, LIT(body), LIT("gpt-4o"), &out), 0);
-    CHECK_STR(out.base, "{\"messages\":[{\"role\":\"user\",\"content\":\"model: x\"}],  \"model\":\"gpt-4o\" ,\"top_p\":1.50}");
+    CHECK_STR(out.base,
+              "{\"messages\":[{\"role\":\"user\",\"content\":\"model: x\"}],  \"model\":\"gpt-4o\" ,\"top_p\":1.50}");
     gyre_buf_dispose(&out);
     gyre_openai_request_dispose(&r);
 }
