@@ -7,6 +7,8 @@
 //   env: BENCH_SECONDS (10) BENCH_ROUNDS (3) BENCH_CONNS (32) BENCH_WORKERS (1)
 //        BENCH_PORTKEY_SECONDS (5) BENCH_SKIP_PORTKEY=1 BENCH_README=0
 //        BENCH_SKIP_GYRE=1 (also when build/gyre is missing: the peers only)
+//        BENCH_QUIET_WAIT (20): seconds each run may wait for the CPUs to be
+//        quiet (other work on this shared machine) before it starts; 0: none
 //        BENCH_PIN=1 (taskset: the proxy under test on CPU 0, wrk and the
 //        upstream on CPU 1; default off, see docs/bench.md)
 import { spawn, execFileSync } from 'node:child_process';
@@ -28,9 +30,10 @@ const SKIP_GYRE = env.BENCH_SKIP_GYRE === '1' || !fs.existsSync(GYRE);
 // The command that reproduces a run: make bench, with the knobs that differ
 // from their defaults.
 const KNOBS = { BENCH_SECONDS: '10', BENCH_ROUNDS: '3', BENCH_CONNS: '32', BENCH_WORKERS: '1', BENCH_PORTKEY_SECONDS: '5',
-  BENCH_SKIP_PORTKEY: '0', BENCH_SKIP_GYRE: '0', BENCH_PIN: '0' };
+  BENCH_SKIP_PORTKEY: '0', BENCH_SKIP_GYRE: '0', BENCH_PIN: '0', BENCH_QUIET_WAIT: '20' };
 const COMMAND = [...Object.entries(KNOBS).filter(([k, d]) => env[k] !== undefined && env[k] !== d).map(([k]) => `${k}=${env[k]}`), 'make bench'].join(' ');
 const PIN = env.BENCH_PIN === '1';
+const QUIET_WAIT = Number(env.BENCH_QUIET_WAIT ?? 20);
 // With BENCH_PIN=1 every process is started under taskset: the proxies on
 // CPU 0, wrk and the upstream on CPU 1.
 const pinned = (cpu, cmd, args) => (PIN ? ['taskset', ['-c', String(cpu), cmd, ...args]] : [cmd, args]);
@@ -159,8 +162,8 @@ const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.
 // How busy the machine is before we start (the load average lags by a
 // minute): the share of CPU time not idle over one second, from /proc/stat.
 function cpuTimes() { return fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number); }
-async function busyShare() {
-  const a = cpuTimes(); await sleep(1000); const b = cpuTimes();
+async function busyShare(ms = 1000) {
+  const a = cpuTimes(); await sleep(ms); const b = cpuTimes();
   const d = b.map((x, i) => x - a[i]), total = d.reduce((x, y) => x + y, 0);
   return total > 0 ? Math.round((1 - (d[3] + (d[4] ?? 0)) / total) * 100) / 100 : 0; // idle + iowait
 }
@@ -238,9 +241,19 @@ routes:
   for (let r = 0; r < ROUNDS; r++) {
     const order = targets.map((_, i) => targets[(i + r) % targets.length]);
     for (const t of order) {
+      // This machine is shared: give whatever else runs on it (a build, a
+      // fuzzer) a bounded chance to finish before a run, so that a run does
+      // not start into someone else's burst. The share is recorded per run.
+      let busy = await busyShare(500);
+      const deadline = Date.now() + QUIET_WAIT * 1000;
+      if (busy > 0.15 && QUIET_WAIT > 0) {
+        log(`CPUs ${Math.round(busy * 100)}% busy: waiting up to ${QUIET_WAIT} s for them to quiet down`);
+        while (busy > 0.15 && Date.now() < deadline) busy = await busyShare(500);
+      }
       const res = wrk(t.url, t.seconds ?? SECONDS, t.env, t.pids());
+      res.cpu_busy_before = busy;
       runs[t.key].push(res);
-      log(`round ${r + 1}/${ROUNDS} ${t.key.padEnd(8)} ${res.rps.toFixed(0).padStart(7)} req/s  p50 ${res.p50.toFixed(0)} µs  p99 ${res.p99.toFixed(0)} µs  cpu ${res.cpu_us_per_req.toFixed(1)} µs/req${res.non2xx ? `  NON-2XX ${res.non2xx}` : ''}${res.socketErrors ? `  socket errors ${res.socketErrors}` : ''}`);
+      log(`round ${r + 1}/${ROUNDS} ${t.key.padEnd(8)} ${res.rps.toFixed(0).padStart(7)} req/s  p50 ${res.p50.toFixed(0)} µs  p99 ${res.p99.toFixed(0)} µs  cpu ${res.cpu_us_per_req.toFixed(1)} µs/req${res.non2xx ? `  NON-2XX ${res.non2xx}` : ''}${res.socketErrors ? `  socket errors ${res.socketErrors}` : ''}${busy > 0.15 ? `  (started ${Math.round(busy * 100)}% busy)` : ''}`);
     }
   }
   const summary = {};
@@ -285,6 +298,9 @@ routes:
     targets: summary,
     ratios: {
       gyre_vs_nginx_rps: g ? g.rps / n.rps : null,
+      // Within a round the two run back to back: their ratio there drifts
+      // less than the ratio of the medians when the machine's load changes.
+      gyre_vs_nginx_rps_per_round: g ? g.rounds.map((x, i) => x.rps / n.rounds[i].rps) : null,
       gyre_p99_minus_nginx_p99_us: g ? g.p99_us - n.p99_us : null,
       gyre_vs_portkey_rps: g && p ? g.rps / p.rps : null,
       gyre_vs_nginx_cpu_per_req: g ? g.cpu_us_per_req / n.cpu_us_per_req : null,
@@ -318,7 +334,7 @@ function markdown(r) {
   const q = r.ratios, m = r.memory;
   const lines = [];
   if (q.gyre_vs_nginx_rps !== null) {
-    lines.push(`* gyre / nginx proxy_pass: **${q.gyre_vs_nginx_rps.toFixed(2)}×** req/s, **${q.gyre_vs_nginx_cpu_per_req.toFixed(2)}×** the CPU time per request; p99 ${q.gyre_p99_minus_nginx_p99_us >= 0 ? '+' : ''}${q.gyre_p99_minus_nginx_p99_us.toFixed(0)} µs against nginx's (target: ≥ 1.0×, ≤ +100 µs).`);
+    lines.push(`* gyre / nginx proxy_pass: **${q.gyre_vs_nginx_rps.toFixed(2)}×** req/s (round by round: ${q.gyre_vs_nginx_rps_per_round.map((x) => `${x.toFixed(2)}×`).join(', ')}), **${q.gyre_vs_nginx_cpu_per_req.toFixed(2)}×** the CPU time per request; p99 ${q.gyre_p99_minus_nginx_p99_us >= 0 ? '+' : ''}${q.gyre_p99_minus_nginx_p99_us.toFixed(0)} µs against nginx's (target: ≥ 1.0×, ≤ +100 µs).`);
     if (q.gyre_vs_portkey_rps !== null) lines.push(`* gyre / Portkey: **${q.gyre_vs_portkey_rps.toFixed(0)}×** req/s (target: ≥ 50×).`);
     lines.push(`* gyre idle: **${mib(m.gyre_idle_rss_bytes)}** resident (target < 10 MiB); **${kib(m.gyre_bytes_per_idle_conn)}** per idle client connection (target < 20 KiB; nginx: ${kib(m.nginx_bytes_per_idle_conn)}).`);
   } else {
