@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/json.h"
 #include "dialect/openai.h"
 
 #define NEW_MODEL "gpt-4o-mini"
@@ -52,6 +53,16 @@ static void check_rewrite(const gyre_openai_request_t *r, const char *body, size
     gyre_buf_dispose(&out);
 }
 
+/* cJSON allocates through gyre's hooks, as in the server (whose arena is
+ * off under ASan, so each value is still an allocation of its own). */
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    gyre_json_init();
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const gyre_openai_endpoint_t kinds[] = {GYRE_OPENAI_CHAT, GYRE_OPENAI_EMBEDDINGS, GYRE_OPENAI_OTHER};
@@ -61,7 +72,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
         gyre_openai_request_t r;
         gyre_api_error_t err;
+        gyre_json_arena_begin(); /* the request's scope, as handlers.c opens it */
         if (gyre_openai_parse_request(kinds[i], body, size, &r, &err) != 0) {
+            gyre_json_arena_end();
             if (err.status != 400 || err.message[0] == '\0' || r.json != NULL)
                 abort();
             gyre_buf_t b;
@@ -78,6 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check_rewrite(&r, body, size);
         }
         gyre_openai_request_dispose(&r);
+        gyre_json_arena_end();
     }
     free(body);
     return 0;

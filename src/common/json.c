@@ -8,6 +8,16 @@
 
 #define ARENA_BYTES (64 * 1024)
 
+/* GCC says it builds with ASan by __SANITIZE_ADDRESS__; clang (before 16)
+ * only through __has_feature. */
+#if defined(__SANITIZE_ADDRESS__)
+#define GYRE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GYRE_ASAN 1
+#endif
+#endif
+
 static __thread struct {
     char *base;
     size_t used;
@@ -43,7 +53,7 @@ void gyre_json_init(void)
 
 void gyre_json_arena_begin(void)
 {
-#ifdef __SANITIZE_ADDRESS__
+#ifdef GYRE_ASAN
     /* Under ASan every value gets its own allocation, so that a use after
      * free inside a request's JSON is still caught. */
     return;
