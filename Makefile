@@ -11,7 +11,7 @@ PKGS      := libh2o-evloop yaml-0.1 libcjson openssl
 SAN       ?= 0
 ifeq ($(SAN),1)
 BUILD     ?= build-san
-OPT       := -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+OPT       := -O1 -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all -fno-omit-frame-pointer
 else
 BUILD     ?= build
 OPT       := -O2

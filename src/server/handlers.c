@@ -139,13 +139,24 @@ static int model_request(gyre_server_t *s, h2o_req_t *req, gyre_openai_endpoint_
         }
         /* The provider is asked for the target's model, not the route's name. */
         if (strlen(parsed.model) != target.model_len || memcmp(parsed.model, target.model, target.model_len) != 0) {
+            /* A splice needs len + the model; a rebuild through cJSON (the key
+             * spelled with escapes) can write each byte as \u00XX, six times. */
             gyre_buf_t nb;
-            gyre_buf_init(&nb, req->entity.len + target.model_len + 64);
-            if (gyre_openai_rewrite_model(&parsed, req->entity.base, req->entity.len, target.model, target.model_len,
-                                          &nb) == 0) {
+            gyre_buf_init(&nb, 6 * req->entity.len + 2 * target.model_len + 64);
+            int r = gyre_openai_rewrite_model(&parsed, req->entity.base, req->entity.len, target.model,
+                                              target.model_len, &nb);
+            if (r == 0)
                 body = h2o_strdup(&req->pool, nb.base, nb.len);
-            }
             gyre_buf_dispose(&nb);
+            if (r != 0) {
+                /* Never forward the route's name to a provider that does not know it. */
+                gyre_api_error_set(&err, 500, "server_error", "rewrite_failed", "model",
+                                   "gyre could not rewrite 'model' for provider '%s'",
+                                   s->config->providers[target.provider].name);
+                gyre_respond_error(req, &err);
+                gyre_openai_request_dispose(&parsed);
+                return 0;
+            }
         }
     } else {
         /* A pass-through call with no model (file uploads, GET /v1/files/...):

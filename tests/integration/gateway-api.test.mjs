@@ -185,3 +185,15 @@ test('a provider answering with conflicting content-lengths is a 502, not a gues
   await g.stop();
   srv.close();
 });
+
+test('a body rebuilt because "model" is spelled with escapes still reaches the provider with the target model', async () => {
+  // Numbers such as 1e14 come back as 100000000000000: the rebuilt body is
+  // much longer than the one the client sent.
+  const nums = Array(40).fill('1e14').join(',');
+  const body = `{"mod\\u0065l":"chat","messages":[{"role":"user","content":"hi"}],"metadata":{"n":[${nums}]}}`;
+  const res = await postJson(`${gyre.url}/v1/chat/completions`, body);
+  assert.equal(res.status, 200);
+  const sent = JSON.parse(last().body);
+  assert.equal(sent.model, 'gpt-4o-mini');
+  assert.deepEqual(sent.metadata.n, Array(40).fill(1e14));
+});
