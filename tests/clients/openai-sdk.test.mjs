@@ -7,20 +7,12 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { startGyre, startMock } from '../lib/harness.mjs';
+import { utf8, fnv1a, hex8, chatId, callId } from '../lib/mock-rules.mjs';
 
 let mock, gyre, client, direct;
 
 // ---- the mock's rules (docs/mock.md), restated ----
 
-const utf8 = (s) => new TextEncoder().encode(s);
-function fnv1a(bytes, h = 0x811c9dc5) {
-  for (const b of bytes) h = Math.imul((h ^ b) >>> 0, 16777619) >>> 0;
-  return h;
-}
-const hex8 = (n) => n.toString(16).padStart(8, '0');
-/** The mock's id for a request body; the SDK sends JSON.stringify(params). */
-const chatId = (body) => `chatcmpl-mock-${hex8(fnv1a(utf8(JSON.stringify(body))))}`;
-const callId = (body) => `call_mock_${hex8(fnv1a(utf8('call'), fnv1a(utf8(JSON.stringify(body)))))}`;
 /** The body the provider gets from gyre: the client's, with the route's name replaced by the target model. */
 const upstream = (params, model = 'gpt-4o-mini') => ({ ...params, model });
 

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { startMock, postJson, sseData, rawHttp, tmpdir, bin, SLOW } from '../lib/harness.mjs';
+import { utf8, fnv1a, hex8, chatId, callId } from '../lib/mock-rules.mjs';
 
 let mock;
 before(async () => { mock = await startMock(); });
@@ -16,14 +17,6 @@ after(async () => { assert.equal((await mock.stop()).code, 0); });
 
 // ---- the documented rules, restated ----
 
-const utf8 = (s) => new TextEncoder().encode(s);
-function fnv1a(bytes, h = 0x811c9dc5) {
-  for (const b of bytes) h = Math.imul((h ^ b) >>> 0, 16777619) >>> 0;
-  return h;
-}
-const hex8 = (n) => n.toString(16).padStart(8, '0');
-const chatId = (body) => `chatcmpl-mock-${hex8(fnv1a(utf8(JSON.stringify(body))))}`;
-const callId = (body) => `call_mock_${hex8(fnv1a(utf8('call'), fnv1a(utf8(JSON.stringify(body)))))}`;
 function embedding(text, dims = 8) {
   const v = [];
   for (let k = 0; k < dims; k++) {
