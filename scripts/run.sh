@@ -34,5 +34,13 @@ gyre is starting on http://127.0.0.1:8080. Try:
 MSG
 "$BUILD/gyre" serve "$@" &
 gyre_pid=$!
-trap 'kill -TERM $gyre_pid 2>/dev/null; wait $gyre_pid; cleanup' INT TERM
-wait $gyre_pid
+# Ctrl-C or SIGTERM is passed on to gyre, which finishes what is in flight
+# and exits 0; its status is the script's.
+trap 'kill -TERM $gyre_pid 2>/dev/null' INT TERM
+status=0
+wait $gyre_pid || status=$?
+if [ $status -gt 128 ]; then # the wait was cut short by the signal: wait for gyre itself
+  status=0
+  wait $gyre_pid || status=$?
+fi
+exit $status
