@@ -26,6 +26,8 @@ typedef struct gyre_proxy {
     gyre_upconnect_t *connecting; /* while a new connection opens */
     gyre_upconn_t *conn;          /* while the provider is talking */
     int reused;                   /* conn came from the pool */
+    unsigned attempts;            /* requests written to the provider */
+    const gyre_target_ref_t *target; /* in the request's pool */
     h2o_iovec_t reqbufs[2];       /* head, body */
     h2o_timeout_entry_t io_entry;
     /* The response as it is read. */
@@ -131,6 +133,26 @@ static h2o_iovec_t build_head(gyre_proxy_t *self, h2o_iovec_t path, size_t body_
     return h2o_iovec_init(buf, (size_t)(o - buf));
 }
 
+/* Which route, provider and model answered, and after how many attempts:
+ * on every answer that went to a provider, so clients and logs can tell. */
+static void add_gyre_headers(gyre_proxy_t *self)
+{
+    h2o_req_t *req = self->req;
+    const gyre_target_ref_t *t = self->target;
+    if (t->route_name != NULL)
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-gyre-route"), 0, NULL, t->route_name,
+                              strlen(t->route_name));
+    const char *provider = self->up->conf->name;
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-gyre-provider"), 0, NULL, provider,
+                          strlen(provider));
+    if (t->model != NULL)
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-gyre-model"), 0, NULL, t->model,
+                              t->model_len);
+    char *n = h2o_mem_alloc_pool(&req->pool, 12);
+    int len = snprintf(n, 12, "%u", self->attempts);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-gyre-attempts"), 0, NULL, n, (size_t)len);
+}
+
 static void respond_upstream_error(gyre_proxy_t *self, const char *stage, const char *errstr)
 {
     const gyre_provider_conf_t *p = self->up->conf;
@@ -161,6 +183,7 @@ static void respond_upstream_error(gyre_proxy_t *self, const char *stage, const 
                            "provider '%s' (%s:%u) %s: %s", p->name, p->host, p->port,
                            strcmp(stage, "connect") == 0 ? "is unreachable" : "failed before answering", errstr);
     fprintf(stderr, "gyre: request %s: %s\n", gyre_request_id(self->worker, self->req).base, err.message);
+    add_gyre_headers(self);
     gyre_respond_error(self->req, &err);
 }
 
@@ -319,6 +342,7 @@ static void start_response(gyre_proxy_t *self, const gyre_http1_response_t *res)
         req->res.content_length = res->content_length;
     if (self->is_sse)
         gyre_sse_init(&self->sse, SSE_EVENT_MAX, on_sse_event, self);
+    add_gyre_headers(self);
     h2o_start_response(req, &self->super);
 }
 
@@ -460,6 +484,7 @@ static void send_request(gyre_proxy_t *self)
     h2o_socket_t *sock = self->conn->sock;
     sock->data = self;
     self->conn->requests++;
+    self->attempts++;
     h2o_socket_write(sock, self->reqbufs, self->reqbufs[1].len != 0 ? 2 : 1, on_write_done);
     h2o_socket_read_start(sock, on_read);
     h2o_timeout_link(self->up->loop, &self->up->io_timeout, &self->io_entry);
@@ -498,6 +523,9 @@ void gyre_proxy_start(gyre_worker_t *w, h2o_req_t *req, const gyre_target_ref_t 
     self->req = req;
     self->worker = w;
     self->up = &w->upstreams[target->provider];
+    gyre_target_ref_t *t = h2o_mem_alloc_pool(&req->pool, sizeof(*t));
+    *t = *target;
+    self->target = t;
     self->io_entry.cb = on_io_timeout;
     h2o_buffer_init(&self->recv, &h2o_socket_buffer_prototype);
     h2o_doublebuffer_init(&self->sending, &h2o_socket_buffer_prototype);

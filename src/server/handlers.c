@@ -137,6 +137,10 @@ static int model_request(gyre_server_t *s, h2o_req_t *req, gyre_openai_endpoint_
             gyre_openai_request_dispose(&parsed);
             return 0;
         }
+        /* "provider/model" points into the parsed body, which dies with this
+         * call; the request keeps its own copy. */
+        if (target.route_name == NULL)
+            target.model = h2o_strdup(&req->pool, target.model, target.model_len).base;
         /* The provider is asked for the target's model, not the route's name. */
         if (strlen(parsed.model) != target.model_len || memcmp(parsed.model, target.model, target.model_len) != 0) {
             /* A splice needs len + the model; a rebuild through cJSON (the key

@@ -163,10 +163,13 @@ test('a pooled connection that the provider closed unseen is retried once on a n
     res.end('{"ok":true}');
   });
   const g = await startGyre(oneProviderConfig(up2.v1));
+  const attempts = [];
   for (let i = 0; i < 3; i++) {
     const res = await postJson(`${g.url}/v1/chat/completions`, chatBody());
     assert.equal(res.status, 200, `request ${i}: ${res.text}`);
+    attempts.push(res.headers.get('x-gyre-attempts'));
   }
+  assert.deepEqual(attempts, ['1', '2', '2']);
   // 3 answered + 2 dropped on reused connections.
   assert.equal(up2.requests.length, 5);
   await g.stop();
@@ -196,4 +199,19 @@ test('a body rebuilt because "model" is spelled with escapes still reaches the p
   const sent = JSON.parse(last().body);
   assert.equal(sent.model, 'gpt-4o-mini');
   assert.deepEqual(sent.metadata.n, Array(40).fill(1e14));
+});
+
+test('every proxied answer says which route, provider and model answered, after how many attempts', async () => {
+  let res = await postJson(`${gyre.url}/v1/chat/completions`, chatBody());
+  assert.equal(res.headers.get('x-gyre-route'), 'chat');
+  assert.equal(res.headers.get('x-gyre-provider'), 'primary');
+  assert.equal(res.headers.get('x-gyre-model'), 'gpt-4o-mini');
+  assert.equal(res.headers.get('x-gyre-attempts'), '1');
+  res = await postJson(`${gyre.url}/v1/chat/completions`, chatBody({ model: 'primary/some-model-x' }));
+  assert.equal(res.headers.get('x-gyre-route'), null);
+  assert.equal(res.headers.get('x-gyre-provider'), 'primary');
+  assert.equal(res.headers.get('x-gyre-model'), 'some-model-x');
+  // gyre's own answers before routing carry none of them.
+  res = await postJson(`${gyre.url}/v1/chat/completions`, chatBody({ model: 'nope' }));
+  assert.equal(res.headers.get('x-gyre-provider'), null);
 });
