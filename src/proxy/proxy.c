@@ -153,6 +153,14 @@ static void add_gyre_headers(gyre_proxy_t *self)
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-gyre-attempts"), 0, NULL, n, (size_t)len);
 }
 
+/* One line per upstream failure on stderr.  The request id is not
+ * NUL-terminated (it may point into the client's header), hence %.*s. */
+static void log_error(gyre_proxy_t *self, const gyre_api_error_t *err)
+{
+    h2o_iovec_t id = gyre_request_id(self->worker, self->req);
+    fprintf(stderr, "gyre: request %.*s: %s\n", (int)id.len, id.base, err->message);
+}
+
 static void respond_upstream_error(gyre_proxy_t *self, const char *stage, const char *errstr)
 {
     const gyre_provider_conf_t *p = self->up->conf;
@@ -182,7 +190,7 @@ static void respond_upstream_error(gyre_proxy_t *self, const char *stage, const 
                            strcmp(stage, "connect") == 0 ? "upstream_unreachable" : "upstream_error", NULL,
                            "provider '%s' (%s:%u) %s: %s", p->name, p->host, p->port,
                            strcmp(stage, "connect") == 0 ? "is unreachable" : "failed before answering", errstr);
-    fprintf(stderr, "gyre: request %s: %s\n", gyre_request_id(self->worker, self->req).base, err.message);
+    log_error(self, &err);
     add_gyre_headers(self);
     gyre_respond_error(self->req, &err);
 }
@@ -227,7 +235,7 @@ static void append_stream_error(gyre_proxy_t *self, const char *why)
     memcpy(dst.base, b.base, b.len);
     self->recv->size += b.len;
     gyre_buf_dispose(&b);
-    fprintf(stderr, "gyre: request %s: %s\n", gyre_request_id(self->worker, self->req).base, err.message);
+    log_error(self, &err);
 }
 
 static void do_send(gyre_proxy_t *self)
