@@ -20,7 +20,6 @@
 #include "common/json.h"
 #include "server/handlers.h"
 
-static gyre_worker_t *all_workers; /* kept reachable until exit */
 static sem_t workers_done;
 
 static int create_listener(const char *host, uint16_t port, char *err, size_t errlen)
@@ -198,8 +197,7 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
 
     /* Listeners are created here, before any thread, so that a port in use
      * is reported once and the process exits non-zero. */
-    all_workers = gyre_calloc(nworkers, sizeof(*all_workers));
-    s->workers = all_workers;
+    s->workers = gyre_calloc(nworkers, sizeof(*s->workers)); /* reachable from the static server until exit */
     for (unsigned i = 0; i < nworkers; i++) {
         gyre_worker_t *w = &s->workers[i];
         w->server = s;
