@@ -17,8 +17,33 @@
 #include <stdint.h>
 
 typedef enum gyre_provider_kind {
-    GYRE_PROVIDER_OPENAI = 1,
+    GYRE_PROVIDER_OPENAI = 1, /* OpenAI and every OpenAI-compatible API */
+    GYRE_PROVIDER_AZURE,      /* Azure OpenAI: deployment URLs, api-version, api-key header */
+    GYRE_PROVIDER_ANTHROPIC,  /* the Anthropic Messages API */
+    GYRE_PROVIDER_GEMINI,     /* Google Gemini generateContent / streamGenerateContent */
+    GYRE_PROVIDER_BEDROCK,    /* AWS Bedrock Converse / ConverseStream, SigV4-signed */
 } gyre_provider_kind_t;
+
+/* How a provider's keys share its traffic. */
+typedef enum gyre_key_strategy {
+    GYRE_KEYS_ROUND_ROBIN = 0,
+    GYRE_KEYS_WEIGHTED,
+} gyre_key_strategy_t;
+
+/*
+ * A circuit breaker's settings (one breaker per provider key, per worker):
+ * it opens after `failures` consecutive failures, or when at least
+ * `min_requests` calls in the last `window_ms` failed at `error_rate_pct`
+ * percent or more; after `cooldown_ms` one probe is let through (half-open),
+ * whose success closes it again.  failures == 0 disables the breaker.
+ */
+typedef struct gyre_breaker_conf {
+    unsigned failures;       /* default 5 */
+    unsigned error_rate_pct; /* default 50 */
+    unsigned min_requests;   /* default 20 */
+    uint64_t window_ms;      /* default 10000 */
+    uint64_t cooldown_ms;    /* default 5000 */
+} gyre_breaker_conf_t;
 
 typedef struct gyre_provider_conf {
     char *name;
@@ -33,7 +58,21 @@ typedef struct gyre_provider_conf {
      * are what logs, traces and metrics name instead. */
     char **keys;
     char **key_ids;
+    unsigned *key_weights; /* `weight:` of each key (default 1) */
     size_t nkeys;
+    gyre_key_strategy_t key_strategy;
+    gyre_breaker_conf_t breaker;
+    /* Dialect settings.  anthropic: `anthropic-version` header (api_version,
+     * default "2023-06-01"); anthropic and bedrock: the max_tokens sent when a
+     * request has none (max_tokens, default 4096); azure: the api-version
+     * query parameter (api_version, default "2024-10-21"); bedrock: the
+     * signing region (region, default taken from the host name, else
+     * "us-east-1").  Bedrock keys are "ACCESS_KEY_ID:SECRET_ACCESS_KEY" or
+     * "ACCESS_KEY_ID:SECRET_ACCESS_KEY:SESSION_TOKEN" (SigV4), or a Bedrock
+     * API key without ':' (sent as a bearer token). */
+    char *api_version;
+    unsigned max_tokens;
+    char *region;
     char *ca_file;       /* extra trust anchors for https; NULL: the system store */
     int tls_verify;      /* 1 unless `tls_verify: false` */
     uint64_t timeout_ms; /* connect and per-read idle limit upstream */
@@ -46,11 +85,40 @@ typedef struct gyre_target_conf {
     unsigned weight;
 } gyre_target_conf_t;
 
+typedef enum gyre_route_strategy {
+    GYRE_STRATEGY_WEIGHTED = 0, /* random by weight (default) */
+    GYRE_STRATEGY_LEAST_LATENCY, /* lowest recent latency (EWMA per target) */
+    GYRE_STRATEGY_LEAST_INFLIGHT, /* fewest requests in flight */
+    GYRE_STRATEGY_CHEAPEST,       /* lowest price per token (data/prices.json) */
+} gyre_route_strategy_t;
+
+/* What failures move a request on to the next target (`fallback_on:`). */
+#define GYRE_FALLBACK_CONNECT 0x1u /* refused, unreachable, TLS failure, reset before an answer */
+#define GYRE_FALLBACK_TIMEOUT 0x2u /* connect, first-byte, attempt or read timeout */
+#define GYRE_FALLBACK_MAX_STATUSES 16
+
 typedef struct gyre_route_conf {
     char *name;
-    gyre_target_conf_t *targets;
+    gyre_target_conf_t *targets; /* the pool the strategy chooses from */
     size_t ntargets;
     unsigned total_weight;
+    gyre_target_conf_t *fallbacks; /* tried in order once the pool is exhausted */
+    size_t nfallbacks;
+    gyre_route_strategy_t strategy;
+    unsigned fallback_on;                                 /* GYRE_FALLBACK_* */
+    unsigned short fallback_statuses[GYRE_FALLBACK_MAX_STATUSES]; /* default 429 500 502 503 504 529 */
+    size_t nfallback_statuses;
+    unsigned retries;           /* extra tries of one target before moving on (default 0) */
+    uint64_t backoff_ms;        /* first retry's backoff ceiling (full jitter), doubling (default 100) */
+    uint64_t backoff_max_ms;    /* the ceiling's ceiling (default 5000) */
+    uint64_t attempt_timeout_ms; /* one attempt, until its answer is complete (0: none) */
+    uint64_t deadline_ms;        /* every attempt together (0: none) */
+    uint64_t first_byte_timeout_ms; /* a stream's first event (0: none) */
+    int midstream_resume;        /* `midstream: resume` */
+    int affinity_session;        /* `affinity: session` */
+    int cache;                   /* `cache:` present and enabled */
+    uint64_t cache_ttl_ms;       /* default 300000 */
+    size_t cache_max_bytes;      /* default 64 MiB */
     int line;
 } gyre_route_conf_t;
 
@@ -60,6 +128,7 @@ typedef struct gyre_config {
     uint16_t listen_port;
     unsigned workers; /* 0: one per core */
     char *store_sqlite;
+    char *prices_file; /* `prices:` a JSON price table replacing the shipped one; NULL: data/prices.json as built in */
     size_t max_body_bytes;
     uint64_t shutdown_grace_ms;
     gyre_provider_conf_t *providers;
@@ -80,6 +149,7 @@ typedef struct gyre_config_errors {
 #define GYRE_DEFAULT_MAX_BODY_BYTES ((size_t)8 * 1024 * 1024)
 #define GYRE_DEFAULT_TIMEOUT_MS 120000
 #define GYRE_DEFAULT_GRACE_MS 10000
+#define GYRE_DEFAULT_MAX_TOKENS 4096
 
 /* Parses YAML text.  Returns NULL and fills `errs` when anything is wrong. */
 gyre_config_t *gyre_config_parse(const char *source, const char *text, size_t len, gyre_config_errors_t *errs);

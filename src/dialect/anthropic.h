@@ -1,0 +1,62 @@
+/*
+ * The Anthropic Messages API, both ways.
+ *
+ * As a provider kind (gyre_dialect_anthropic in dialect.h): OpenAI chat
+ * requests become Messages requests and Anthropic's answers and event
+ * streams become OpenAI's.
+ *
+ * As a client dialect (gyre's own POST /v1/messages): a Messages request
+ * becomes an OpenAI chat request for providers of other kinds, and their
+ * OpenAI-shaped answers and chunk streams become Anthropic's message
+ * objects and events.  Errors go back in Anthropic's error shape.
+ */
+#ifndef GYRE_DIALECT_ANTHROPIC_H
+#define GYRE_DIALECT_ANTHROPIC_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+#include "common/buf.h"
+#include "dialect/openai.h"
+
+#define GYRE_ANTHROPIC_VERSION "2023-06-01"
+
+/*
+ * Checks a /v1/messages request body (model, max_tokens, messages with
+ * roles user/assistant, content as a string or blocks).  Returns the parsed
+ * body (the caller deletes it), or NULL with a 400 in `err` naming the field.
+ */
+cJSON *gyre_anthropic_parse_request(const char *body, size_t len, gyre_api_error_t *err);
+
+/*
+ * A Messages request → the equivalent OpenAI chat request (system blocks
+ * become a system message, tool_use/tool_result blocks become tool_calls and
+ * tool messages, image blocks become image_url parts, tools and tool_choice,
+ * stop_sequences → stop, stream).  Returns a new object, or NULL with `err`.
+ */
+cJSON *gyre_anthropic_request_to_openai(const cJSON *messages_req, gyre_api_error_t *err);
+
+/* An OpenAI chat.completion → an Anthropic message object ("msg_..." from the completion's id). */
+int gyre_anthropic_response_from_openai(const char *openai, size_t len, gyre_buf_t *out, gyre_api_error_t *err);
+
+/*
+ * OpenAI chunk stream → Anthropic event stream: message_start,
+ * content_block_start/delta/stop (text_delta, input_json_delta for tool
+ * calls), message_delta with stop_reason and usage, message_stop.  Fed the
+ * OpenAI SSE bytes as they come; appends "event: NAME\ndata: {...}\n\n".
+ * An OpenAI error event becomes an Anthropic `error` event.
+ */
+typedef struct gyre_anthropic_encoder gyre_anthropic_encoder_t;
+gyre_anthropic_encoder_t *gyre_anthropic_encoder_create(const char *model);
+/* Returns 0, or -1 when the input cannot be read (then `out` ends with an error event). */
+int gyre_anthropic_encoder_feed(gyre_anthropic_encoder_t *e, const char *bytes, size_t len, gyre_buf_t *out);
+/* Whether message_stop has been written. */
+int gyre_anthropic_encoder_complete(const gyre_anthropic_encoder_t *e);
+void gyre_anthropic_encoder_destroy(gyre_anthropic_encoder_t *e);
+
+/* {"type":"error","error":{"type":...,"message":...}} with Anthropic's type for err->status. */
+int gyre_anthropic_error_to_json(const gyre_api_error_t *err, gyre_buf_t *out);
+/* The same as an SSE `error` event. */
+int gyre_anthropic_error_event(const gyre_api_error_t *err, gyre_buf_t *out);
+
+#endif
