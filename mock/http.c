@@ -2,7 +2,8 @@
  * gyre-mock's HTTP/1.1: connections over plain TCP or TLS, a request reader
  * with a bound on every part (head 64 KiB, body 16 MiB, target 2 KiB), and
  * the ways an answer goes out: a body with a content-length, an OpenAI error,
- * or server-sent events over chunked encoding, one chunk per event.
+ * or a stream over chunked encoding (server-sent events, or Bedrock's
+ * binary frames), one chunk per event.
  *
  * Sockets are blocking and each connection has its own thread (main.c), so
  * the reader simply reads until it has what it needs.
@@ -345,11 +346,38 @@ const char *mock_request_header(const mock_request_t *r, const char *name)
     return cJSON_IsString(h) ? h->valuestring : NULL;
 }
 
+int mock_request_query(const mock_request_t *r, const char *name, char *out, size_t size)
+{
+    const char *q = strchr(r->path, '?');
+    size_t n = strlen(name);
+    for (const char *p = q; p != NULL; p = strchr(p, '&')) {
+        p++;
+        if (strncmp(p, name, n) != 0 || (p[n] != '=' && p[n] != '&' && p[n] != '\0'))
+            continue;
+        const char *v = p[n] == '=' ? p + n + 1 : p + n;
+        size_t len = 0;
+        for (; *v != '\0' && *v != '&' && len + 1 < size; v++) {
+            int hi, lo;
+            if (*v == '%' && (hi = hex_digit(v[1])) >= 0 && (lo = hex_digit(v[2])) >= 0) {
+                out[len++] = (char)(hi * 16 + lo);
+                v += 2;
+            } else {
+                out[len++] = *v == '+' ? ' ' : *v;
+            }
+        }
+        out[len] = '\0';
+        return (int)len;
+    }
+    return -1;
+}
+
 static const char *reason(int status)
 {
     switch (status) {
     case 200: return "OK";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
@@ -357,6 +385,7 @@ static const char *reason(int status)
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
+    case 529: return "Site Overloaded"; /* not registered; Anthropic's "overloaded" */
     default: return "Status";
     }
 }
@@ -389,12 +418,18 @@ int mock_http_respond(mock_conn_t *c, const mock_request_t *r, int status, const
     return ret != 0 || c->truncate ? -1 : 0;
 }
 
-int mock_http_respond_json(mock_conn_t *c, const mock_request_t *r, int status, const cJSON *json)
+int mock_http_respond_json_with(mock_conn_t *c, const mock_request_t *r, int status, const char *extra_headers,
+                                const cJSON *json)
 {
     char *text = cJSON_PrintUnformatted(json);
-    int ret = mock_http_respond(c, r, status, NULL, text, strlen(text));
+    int ret = mock_http_respond(c, r, status, extra_headers, text, strlen(text));
     free(text);
     return ret;
+}
+
+int mock_http_respond_json(mock_conn_t *c, const mock_request_t *r, int status, const cJSON *json)
+{
+    return mock_http_respond_json_with(c, r, status, NULL, json);
 }
 
 int mock_http_respond_error(mock_conn_t *c, const mock_request_t *r, int status, const char *extra_headers,
@@ -417,11 +452,11 @@ int mock_http_respond_error(mock_conn_t *c, const mock_request_t *r, int status,
     return ret;
 }
 
-int mock_http_stream_start(mock_conn_t *c, const mock_request_t *r)
+int mock_http_stream_start(mock_conn_t *c, const mock_request_t *r, const char *content_type)
 {
     gyre_buf_t b;
     gyre_buf_init(&b, 2 * MOCK_MAX_HEAD);
-    append_head(&b, r, 200, "text/event-stream");
+    append_head(&b, r, 200, content_type);
     gyre_buf_appends(&b, "cache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n");
     int ret = mock_conn_write(c, b.base, b.len);
     gyre_buf_dispose(&b);
@@ -429,28 +464,41 @@ int mock_http_stream_start(mock_conn_t *c, const mock_request_t *r)
 }
 
 /* One HTTP chunk, written with one call so that TCP_NODELAY sends it at once. */
-static int write_chunk(mock_conn_t *c, const char *prefix, const char *data, const char *suffix)
+int mock_http_stream_chunk(mock_conn_t *c, const void *data, size_t len)
 {
-    size_t len = strlen(prefix) + strlen(data) + strlen(suffix);
+    if (len == 0)
+        return 0; /* an empty chunk would end the body */
     gyre_buf_t b;
     gyre_buf_init(&b, len + 32);
-    gyre_buf_appendf(&b, "%zx\r\n%s%s%s\r\n", len, prefix, data, suffix);
+    gyre_buf_appendf(&b, "%zx\r\n", len);
+    gyre_buf_append(&b, data, len);
+    gyre_buf_appends(&b, "\r\n");
     int ret = mock_conn_write(c, b.base, b.len);
     gyre_buf_dispose(&b);
     return ret;
 }
 
+int mock_http_stream_finish(mock_conn_t *c)
+{
+    return mock_conn_write(c, "0\r\n\r\n", 5);
+}
+
 int mock_http_stream_event(mock_conn_t *c, const cJSON *json)
 {
     char *text = cJSON_PrintUnformatted(json);
-    int ret = write_chunk(c, "data: ", text, "\n\n");
+    gyre_buf_t b;
+    gyre_buf_init(&b, strlen(text) + 16);
+    gyre_buf_appendf(&b, "data: %s\n\n", text);
+    int ret = mock_http_stream_chunk(c, b.base, b.len);
+    gyre_buf_dispose(&b);
     free(text);
     return ret;
 }
 
 int mock_http_stream_end(mock_conn_t *c)
 {
-    if (write_chunk(c, "data: ", "[DONE]", "\n\n") != 0)
+    static const char done[] = "data: [DONE]\n\n";
+    if (mock_http_stream_chunk(c, done, sizeof(done) - 1) != 0)
         return -1;
-    return mock_conn_write(c, "0\r\n\r\n", 5);
+    return mock_http_stream_finish(c);
 }

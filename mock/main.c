@@ -1,11 +1,13 @@
 /*
- * gyre-mock: a fake OpenAI-compatible provider for the tests, the benchmarks
+ * gyre-mock: a fake provider that answers in OpenAI's, Azure OpenAI's,
+ * Anthropic's, Gemini's and Bedrock's APIs, for the tests, the benchmarks
  * and offline demos (docs/mock.md).
  *
  * This file holds the process: the command line, the listening socket, one
- * thread per connection, the routing of a request to an answer, the faults
- * staged in front of /v1 answers, and a shutdown on SIGTERM/SIGINT that
- * joins every thread and frees everything, so a sanitizer build exits clean.
+ * thread per connection, the routing of a request to a dialect and an
+ * answer, the faults staged in front of every provider answer (each in its
+ * dialect's error shape), and a shutdown on SIGTERM/SIGINT that joins every
+ * thread and frees everything, so a sanitizer build exits clean.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,17 +37,22 @@
 /* How long slow-first-byte waits at least. */
 #define SLOW_FIRST_BYTE_MS 2000
 
-static const char usage[] = "usage: gyre-mock --listen HOST:PORT [--latency-ms N] [--tokens-per-sec N]\n"
-                            "                 [--fault KIND] [--fault-rate P] [--tls-cert FILE --tls-key FILE]\n"
-                            "\n"
-                            "A fake OpenAI-compatible provider with deterministic answers (docs/mock.md).\n"
-                            "  --listen HOST:PORT     where to listen (port 0: any free port)\n"
-                            "  --latency-ms N         wait N ms before each /v1 answer (default 0)\n"
-                            "  --tokens-per-sec N     pace streamed pieces (default 0: as fast as possible)\n"
-                            "  --fault KIND           429 | 500 | 503 | reset | hang | truncate | slow-first-byte\n"
-                            "  --fault-rate P         the share of /v1 requests that get the fault (0..1, default 1)\n"
-                            "  --tls-cert, --tls-key  serve https with this PEM certificate chain and key\n"
-                            "POST /_mock/config changes the options at run time; GET /_mock/stats counts requests.\n";
+static const char usage[] =
+    "usage: gyre-mock --listen HOST:PORT [--latency-ms N] [--tokens-per-sec N]\n"
+    "                 [--fault KIND] [--fault-rate P] [--aws-key AKID:SECRET]\n"
+    "                 [--tls-cert FILE --tls-key FILE]\n"
+    "\n"
+    "A fake provider with deterministic answers in the OpenAI, Azure OpenAI, Anthropic,\n"
+    "Gemini and Bedrock APIs (docs/mock.md).\n"
+    "  --listen HOST:PORT     where to listen (port 0: any free port)\n"
+    "  --latency-ms N         wait N ms before each provider answer (default 0)\n"
+    "  --tokens-per-sec N     pace streamed pieces (default 0: as fast as possible)\n"
+    "  --fault KIND           429 | 500 | 503 | 529 | reset | hang | truncate | slow-first-byte\n"
+    "  --fault-rate P         the share of provider requests that get the fault (0..1, default 1)\n"
+    "  --aws-key AKID:SECRET  the credentials Bedrock requests are signed with\n"
+    "                         (default " MOCK_AWS_KEY_DEFAULT ")\n"
+    "  --tls-cert, --tls-key  serve https with this PEM certificate chain and key\n"
+    "POST /_mock/config changes the options at run time; GET /_mock/stats counts requests.\n";
 
 static atomic_int stopping;
 static int wake_pipe[2] = {-1, -1}; /* written once on a signal, never read: readable means stop */
@@ -128,12 +135,118 @@ static int handle_control(mock_conn_t *c, const mock_request_t *r)
     return ret;
 }
 
+/* The request's path up to its query, percent-decoded segment by segment where the dialect asks. */
+static size_t path_len(const mock_request_t *r)
+{
+    return strcspn(r->path, "?");
+}
+
+static int hex_value(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes `n` bytes of `s` into `out` (bounded by `size`); returns -1 when it does not fit. */
+static int percent_decode(const char *s, size_t n, char *out, size_t size)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        int hi, lo;
+        if (len + 1 >= size)
+            return -1;
+        if (s[i] == '%' && i + 2 < n && (hi = hex_value(s[i + 1])) >= 0 && (lo = hex_value(s[i + 2])) >= 0) {
+            out[len++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            out[len++] = s[i];
+        }
+    }
+    out[len] = '\0';
+    return 0;
+}
+
+typedef enum endpoint {
+    EP_OPENAI,         /* under /v1: chat, embeddings, models, or the echo */
+    EP_ANTHROPIC,      /* POST /v1/messages */
+    EP_GEMINI,         /* POST /v1beta/models/{model}:generateContent */
+    EP_GEMINI_STREAM,  /* ... :streamGenerateContent */
+    EP_BEDROCK,        /* POST /model/{modelId}/converse */
+    EP_BEDROCK_STREAM, /* ... /converse-stream */
+    EP_AZURE_CHAT,     /* POST /openai/deployments/{deployment}/chat/completions?api-version= */
+    EP_AZURE_EMBED,    /* ... /embeddings */
+    EP_NOT_FOUND,      /* a path the dialect does not serve: its 404, before any fault */
+} endpoint_t;
+
+typedef struct route {
+    const mock_dialect_t *dialect; /* NULL: no dialect's path at all */
+    endpoint_t endpoint;
+    char model[512]; /* from the path (Gemini's model, Bedrock's modelId, Azure's deployment), decoded */
+} route_t;
+
+/* Whether the path (its query aside) is `prefix` + a segment + `suffix`; the segment is decoded into rt->model. */
+static int path_segment(const mock_request_t *r, const char *prefix, const char *suffix, route_t *rt)
+{
+    size_t len = path_len(r), pn = strlen(prefix), sn = strlen(suffix);
+    if (len <= pn + sn || strncmp(r->path, prefix, pn) != 0 || strncmp(r->path + len - sn, suffix, sn) != 0)
+        return 0;
+    const char *seg = r->path + pn;
+    size_t seg_len = len - pn - sn;
+    if (memchr(seg, '/', seg_len) != NULL)
+        return 0;
+    return percent_decode(seg, seg_len, rt->model, sizeof(rt->model)) == 0;
+}
+
+static void route_request(const mock_request_t *r, route_t *rt)
+{
+    memset(rt, 0, sizeof(*rt));
+    int post = strcmp(r->method, "POST") == 0;
+    rt->endpoint = EP_NOT_FOUND;
+    if (path_is(r, "/v1/messages")) {
+        rt->dialect = &mock_dialect_anthropic;
+        if (post)
+            rt->endpoint = EP_ANTHROPIC;
+    } else if (strncmp(r->path, "/v1/", 4) == 0) {
+        rt->dialect = &mock_dialect_openai;
+        rt->endpoint = EP_OPENAI;
+    } else if (strncmp(r->path, "/v1beta/", 8) == 0) {
+        rt->dialect = &mock_dialect_gemini;
+        if (post && path_segment(r, "/v1beta/models/", ":generateContent", rt))
+            rt->endpoint = EP_GEMINI;
+        else if (post && path_segment(r, "/v1beta/models/", ":streamGenerateContent", rt))
+            rt->endpoint = EP_GEMINI_STREAM;
+    } else if (strncmp(r->path, "/model/", 7) == 0) {
+        rt->dialect = &mock_dialect_bedrock;
+        if (post && path_segment(r, "/model/", "/converse", rt))
+            rt->endpoint = EP_BEDROCK;
+        else if (post && path_segment(r, "/model/", "/converse-stream", rt))
+            rt->endpoint = EP_BEDROCK_STREAM;
+    } else if (strncmp(r->path, "/openai/", 8) == 0) {
+        rt->dialect = &mock_dialect_azure;
+        char version[64];
+        /* Azure answers a request without api-version as a path it does not know. */
+        if (!post || mock_request_query(r, "api-version", version, sizeof(version)) <= 0)
+            ;
+        else if (path_segment(r, "/openai/deployments/", "/chat/completions", rt))
+            rt->endpoint = EP_AZURE_CHAT;
+        else if (path_segment(r, "/openai/deployments/", "/embeddings", rt))
+            rt->endpoint = EP_AZURE_EMBED;
+    }
+    if (rt->endpoint == EP_NOT_FOUND)
+        rt->model[0] = '\0';
+}
+
 /*
- * Stages the configured fault.  Returns 1 when the request goes on to its
- * answer (truncate and slow-first-byte shape the answer), else what the
- * response functions return.
+ * Stages the configured fault in the dialect's error shape.  Returns 1 when
+ * the request goes on to its answer (truncate and slow-first-byte shape the
+ * answer), else what the response functions return.
  */
-static int stage_fault(mock_conn_t *c, const mock_request_t *r, mock_options_t *o)
+static int stage_fault(mock_conn_t *c, const mock_request_t *r, const mock_dialect_t *d, mock_options_t *o)
 {
     if (strcmp(o->fault, "reset") == 0) {
         /* A zero linger turns close() into an RST, before any byte of an answer. */
@@ -161,13 +274,13 @@ static int stage_fault(mock_conn_t *c, const mock_request_t *r, mock_options_t *
     if (mock_wait_ms(o->latency_ms) != 0)
         return -1;
     if (strcmp(o->fault, "429") == 0)
-        return mock_http_respond_error(c, r, 429, "retry-after: 1\r\n", "requests", "rate_limit_exceeded", NULL,
-                                       "Rate limit reached for requests (gyre-mock fault 429).");
+        return d->error(c, r, 429, "retry-after: 1\r\n", "Rate limit reached for requests (gyre-mock fault 429).");
     if (strcmp(o->fault, "503") == 0)
-        return mock_http_respond_error(c, r, 503, NULL, "server_error", NULL, NULL,
-                                       "The server is overloaded (gyre-mock fault 503).");
-    return mock_http_respond_error(c, r, 500, NULL, "server_error", NULL, NULL,
-                                   "The server had an error while processing your request (gyre-mock fault 500).");
+        return d->error(c, r, 503, NULL, "The server is overloaded (gyre-mock fault 503).");
+    if (strcmp(o->fault, "529") == 0)
+        return d->error(c, r, 529, NULL, "Overloaded (gyre-mock fault 529).");
+    return d->error(c, r, 500, NULL,
+                    "The server had an error while processing your request (gyre-mock fault 500).");
 }
 
 static int handle_v1(mock_conn_t *c, const mock_request_t *r, const cJSON *body, const mock_options_t *o)
@@ -177,9 +290,9 @@ static int handle_v1(mock_conn_t *c, const mock_request_t *r, const cJSON *body,
         return mock_http_respond_error(c, r, 400, NULL, "invalid_request_error", "invalid_json", NULL,
                                        "The body of the request is not a JSON object.");
     if (path_is(r, "/v1/chat/completions") && post)
-        return mock_openai_chat(c, r, body, o);
+        return mock_openai_chat(c, r, body, NULL, o);
     if (path_is(r, "/v1/embeddings") && post)
-        return mock_openai_embeddings(c, r, body);
+        return mock_openai_embeddings(c, r, body, NULL);
     if (path_is(r, "/v1/models") && strcmp(r->method, "GET") == 0)
         return mock_openai_models(c, r);
     /* Anything else under /v1 is echoed, so that a gateway's passthrough can be checked. */
@@ -193,27 +306,69 @@ static int handle_v1(mock_conn_t *c, const mock_request_t *r, const cJSON *body,
     return ret;
 }
 
+static int dispatch(mock_conn_t *c, const mock_request_t *r, const route_t *rt, const cJSON *body,
+                    const mock_options_t *o)
+{
+    switch (rt->endpoint) {
+    case EP_OPENAI: return handle_v1(c, r, body, o);
+    case EP_ANTHROPIC: return mock_anthropic_messages(c, r, body, o);
+    case EP_GEMINI:
+    case EP_GEMINI_STREAM: return mock_gemini_generate(c, r, body, rt->model, rt->endpoint == EP_GEMINI_STREAM, o);
+    case EP_BEDROCK:
+    case EP_BEDROCK_STREAM:
+        return mock_bedrock_converse(c, r, body, rt->model, rt->endpoint == EP_BEDROCK_STREAM, o);
+    case EP_AZURE_CHAT:
+    case EP_AZURE_EMBED:
+        if (!cJSON_IsObject(body))
+            return mock_http_respond_error(c, r, 400, NULL, "invalid_request_error", "invalid_json", NULL,
+                                           "The body of the request is not a JSON object.");
+        return rt->endpoint == EP_AZURE_CHAT ? mock_openai_chat(c, r, body, rt->model, o)
+                                             : mock_openai_embeddings(c, r, body, rt->model);
+    case EP_NOT_FOUND: break;
+    }
+    return -1;
+}
+
 /* Returns 0 when the connection may serve another request, -1 to close it. */
 static int handle(mock_conn_t *c, const mock_request_t *r)
 {
     if (strncmp(r->path, "/_mock/", 7) == 0)
         return handle_control(c, r);
+    route_t rt;
+    route_request(r, &rt);
     cJSON *body = cJSON_ParseWithLength(r->body, r->body_len);
-    mock_state_record(r, body);
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(body, "model");
+    int from_body = rt.endpoint == EP_OPENAI || rt.endpoint == EP_ANTHROPIC;
+    mock_state_record(r, from_body ? (cJSON_IsString(model) ? model->valuestring : NULL)
+                                   : (rt.model[0] ? rt.model : NULL));
     mock_options_t o = mock_state_options();
-    int ret, v1 = strncmp(r->path, "/v1/", 4) == 0;
-    if (!v1) {
+    int ret;
+    if (rt.dialect == NULL) {
         ret = mock_http_respond_error(c, r, 404, NULL, "invalid_request_error", "unknown_url", NULL,
-                                      "Unknown path %s: the mock answers /v1/* and /_mock/*.", r->path);
+                                      "Unknown path %s: the mock answers /v1/* (OpenAI, Anthropic), /v1beta/* "
+                                      "(Gemini), /model/* (Bedrock), /openai/* (Azure) and /_mock/*.",
+                                      r->path);
         goto out;
     }
-    if (o.fault[0] != '\0' && mock_state_fault_now(o.fault_rate) && (ret = stage_fault(c, r, &o)) != 1)
+    if (rt.endpoint == EP_NOT_FOUND) {
+        char msg[sizeof(r->path) + 64];
+        if (rt.dialect == &mock_dialect_azure)
+            snprintf(msg, sizeof(msg), "Resource not found");
+        else
+            snprintf(msg, sizeof(msg), "Unknown path %s %s", r->method, r->path);
+        ret = rt.dialect->error(c, r, 404, NULL, msg);
+        goto out;
+    }
+    /* Bedrock authenticates before anything else, as AWS does: a bad signature is never throttled. */
+    if ((rt.endpoint == EP_BEDROCK || rt.endpoint == EP_BEDROCK_STREAM) && !mock_bedrock_authenticate(c, r, &ret))
+        goto out;
+    if (o.fault[0] != '\0' && mock_state_fault_now(o.fault_rate) && (ret = stage_fault(c, r, rt.dialect, &o)) != 1)
         goto out;
     if (mock_wait_ms(o.latency_ms) != 0) {
         ret = -1;
         goto out;
     }
-    ret = handle_v1(c, r, body, &o);
+    ret = dispatch(c, r, &rt, body, &o);
 out:
     cJSON_Delete(body);
     return ret;
@@ -427,6 +582,11 @@ static int parse_args(int argc, char **argv, args_t *a)
         } else if (strcmp(opt, "--fault-rate") == 0) {
             if (parse_double(v, &a->options.fault_rate) != 0)
                 a->options.fault_rate = -1;
+        } else if (strcmp(opt, "--aws-key") == 0) {
+            if (mock_bedrock_set_key(v) != 0) {
+                fprintf(stderr, "gyre-mock: --aws-key must be ACCESS_KEY_ID:SECRET_ACCESS_KEY, got '%s'\n", v);
+                return -1;
+            }
         } else if (strcmp(opt, "--tls-cert") == 0) {
             a->cert = v;
         } else if (strcmp(opt, "--tls-key") == 0) {

@@ -19,11 +19,11 @@
 #define MAX_LATENCY_MS 600000L
 #define MAX_TOKENS_PER_SEC 1e6
 
-const char *const mock_fault_kinds[] = {"429", "500", "503", "reset", "hang", "truncate", "slow-first-byte", NULL};
+const char *const mock_fault_kinds[] = {"429", "500", "503", "529", "reset", "hang", "truncate", "slow-first-byte", NULL};
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static mock_options_t options;
-static unsigned long long fault_counter; /* /v1 requests that met a fault setting since the last reset */
+static unsigned long long fault_counter; /* provider requests that met a fault setting since the last reset */
 static cJSON *stats;                     /* {"requests":N,"paths":{},"models":{},"keys":{},"last_request":null|{}} */
 
 static int is_fault_kind(const char *kind)
@@ -50,7 +50,7 @@ const char *mock_options_check(const mock_options_t *o, const char **param)
     }
     if (o->fault[0] != '\0' && !is_fault_kind(o->fault)) {
         *param = "fault";
-        return "fault must be one of 429, 500, 503, reset, hang, truncate, slow-first-byte";
+        return "fault must be one of 429, 500, 503, 529, reset, hang, truncate, slow-first-byte";
     }
     return NULL;
 }
@@ -142,7 +142,7 @@ const char *mock_state_configure(const cJSON *json, const char **param)
             else if (cJSON_IsString(v) && is_fault_kind(v->valuestring))
                 snprintf(o.fault, sizeof(o.fault), "%s", v->valuestring);
             else
-                err = "fault must be null or one of 429, 500, 503, reset, hang, truncate, slow-first-byte";
+                err = "fault must be null or one of 429, 500, 503, 529, reset, hang, truncate, slow-first-byte";
             reschedule = 1;
         } else {
             err = "unknown option: the options are latency_ms, tokens_per_sec, fault and fault_rate";
@@ -172,19 +172,46 @@ static void count(cJSON *obj, const char *key)
         cJSON_SetNumberValue(n, n->valuedouble + 1);
 }
 
-void mock_state_record(const mock_request_t *r, const cJSON *body)
+/*
+ * The key a request carried, in the first place each dialect puts it: a
+ * bearer token (OpenAI, Bedrock API keys), api-key (Azure), x-api-key
+ * (Anthropic), x-goog-api-key or ?key= (Gemini), or the access key id of a
+ * SigV4 Authorization (Bedrock).  Written into `out`; returns 0, or -1 when
+ * the request has none.
+ */
+static int request_key(const mock_request_t *r, char *out, size_t size)
 {
-    size_t path_len = strcspn(r->path, "?");
-    char path[sizeof(r->path)];
-    memcpy(path, r->path, path_len);
-    path[path_len] = '\0';
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(body, "model");
-    const char *auth = mock_request_header(r, "authorization");
-    const char *key = auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0 ? auth + 7 : NULL;
+    const char *auth = mock_request_header(r, "authorization"), *key = NULL;
+    if (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0)
+        key = auth + 7;
     if (key == NULL)
         key = mock_request_header(r, "api-key");
     if (key == NULL)
         key = mock_request_header(r, "x-api-key");
+    if (key == NULL)
+        key = mock_request_header(r, "x-goog-api-key");
+    if (key != NULL) {
+        snprintf(out, size, "%s", key);
+        return 0;
+    }
+    if (mock_request_query(r, "key", out, size) >= 0)
+        return 0;
+    const char *cred = auth != NULL && strncmp(auth, "AWS4-HMAC-SHA256 ", 17) == 0 ? strstr(auth, "Credential=") : NULL;
+    if (cred != NULL) {
+        cred += strlen("Credential=");
+        snprintf(out, size, "%.*s", (int)strcspn(cred, "/, "), cred);
+        return 0;
+    }
+    return -1;
+}
+
+void mock_state_record(const mock_request_t *r, const char *model)
+{
+    size_t path_len = strcspn(r->path, "?");
+    char path[sizeof(r->path)], key[sizeof(r->path)];
+    memcpy(path, r->path, path_len);
+    path[path_len] = '\0';
+    int has_key = request_key(r, key, sizeof(key)) == 0;
     /* The last request is built outside the lock: it copies the whole body. */
     cJSON *last = cJSON_CreateObject();
     cJSON_AddStringToObject(last, "method", r->method);
@@ -196,9 +223,9 @@ void mock_state_record(const mock_request_t *r, const cJSON *body)
     cJSON *n = cJSON_GetObjectItemCaseSensitive(stats, "requests");
     cJSON_SetNumberValue(n, n->valuedouble + 1);
     count(cJSON_GetObjectItemCaseSensitive(stats, "paths"), path);
-    if (cJSON_IsString(model))
-        count(cJSON_GetObjectItemCaseSensitive(stats, "models"), model->valuestring);
-    if (key != NULL)
+    if (model != NULL)
+        count(cJSON_GetObjectItemCaseSensitive(stats, "models"), model);
+    if (has_key)
         count(cJSON_GetObjectItemCaseSensitive(stats, "keys"), key);
     cJSON_ReplaceItemInObjectCaseSensitive(stats, "last_request", last);
     pthread_mutex_unlock(&lock);

@@ -19,6 +19,7 @@
 
 #define MAX_CONFIG_BYTES (4 * 1024 * 1024)
 #define MAX_KEY_FILE_BYTES 4096
+#define SUPPORTED_KINDS "openai, azure, anthropic, gemini, bedrock"
 
 typedef struct parse_ctx {
     const char *source;
@@ -280,18 +281,81 @@ static void parse_keys(parse_ctx_t *ctx, yaml_node_t *n, gyre_provider_conf_t *p
         size_t ki = (size_t)(it - start);
         yaml_node_t *kn = it == &single ? n : yaml_document_get_node(ctx->doc, *it);
         path_of(field, sizeof(field), "providers[%zu].keys[%zu]", pi, ki);
-        if (!want_type(ctx, kn, YAML_SCALAR_NODE, field))
+        unsigned weight = 1;
+        yaml_node_t *value = kn;
+        if (kn->type == YAML_MAPPING_NODE) {
+            /* {key: env:X, weight: 3} */
+            value = NULL;
+            for (yaml_node_pair_t *kp = kn->data.mapping.pairs.start; kp < kn->data.mapping.pairs.top; kp++) {
+                yaml_node_t *kk = yaml_document_get_node(ctx->doc, kp->key);
+                yaml_node_t *kv = yaml_document_get_node(ctx->doc, kp->value);
+                char sub[160];
+                unsigned long long u;
+                if (scalar(kk) != NULL && strcmp(scalar(kk), "key") == 0)
+                    value = kv;
+                else if (scalar(kk) != NULL && strcmp(scalar(kk), "weight") == 0) {
+                    if (get_uint(ctx, kv, path_of(sub, sizeof(sub), "%s.weight", field), 0, 1000000, &u))
+                        weight = (unsigned)u;
+                } else
+                    ERR(ctx, kk, field, "unknown field '%s' (known: key, weight)", scalar(kk) ? scalar(kk) : "?");
+            }
+            if (value == NULL) {
+                ERR(ctx, kn, field, "needs a 'key'");
+                continue;
+            }
+        }
+        if (!want_type(ctx, value, YAML_SCALAR_NODE, field))
             continue;
-        char *key = resolve_key(ctx, kn, field, scalar(kn));
+        char *key = resolve_key(ctx, value, field, scalar(value));
         if (key == NULL)
             continue;
         p->keys = gyre_realloc(p->keys, sizeof(*p->keys) * (p->nkeys + 1));
         p->key_ids = gyre_realloc(p->key_ids, sizeof(*p->key_ids) * (p->nkeys + 1));
+        p->key_weights = gyre_realloc(p->key_weights, sizeof(*p->key_weights) * (p->nkeys + 1));
+        p->key_weights[p->nkeys] = weight;
         p->keys[p->nkeys] = key;
         char id[256];
         snprintf(id, sizeof(id), "%s#%zu", p->name ? p->name : "provider", ki);
         p->key_ids[p->nkeys] = gyre_strdup(id);
         p->nkeys++;
+    }
+}
+
+/* breaker: {failures: 5, error_rate_pct: 50, min_requests: 20, window_ms: 10000, cooldown_ms: 5000} */
+static void parse_breaker(parse_ctx_t *ctx, yaml_node_t *n, gyre_breaker_conf_t *b, size_t pi)
+{
+    char field[160];
+    if (n->type == YAML_SCALAR_NODE && strcmp(scalar(n), "off") == 0) {
+        b->failures = 0;
+        return;
+    }
+    if (!want_type(ctx, n, YAML_MAPPING_NODE, path_of(field, sizeof(field), "providers[%zu].breaker", pi)))
+        return;
+    for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top; pair++) {
+        yaml_node_t *k = yaml_document_get_node(ctx->doc, pair->key);
+        yaml_node_t *v = yaml_document_get_node(ctx->doc, pair->value);
+        const char *key = scalar(k) ? scalar(k) : "?";
+        unsigned long long u;
+        path_of(field, sizeof(field), "providers[%zu].breaker.%s", pi, key);
+        if (strcmp(key, "failures") == 0) {
+            if (get_uint(ctx, v, field, 0, 1000000, &u))
+                b->failures = (unsigned)u;
+        } else if (strcmp(key, "error_rate_pct") == 0) {
+            if (get_uint(ctx, v, field, 0, 100, &u))
+                b->error_rate_pct = (unsigned)u;
+        } else if (strcmp(key, "min_requests") == 0) {
+            if (get_uint(ctx, v, field, 1, 1000000, &u))
+                b->min_requests = (unsigned)u;
+        } else if (strcmp(key, "window_ms") == 0) {
+            if (get_uint(ctx, v, field, 10, 3600000, &u))
+                b->window_ms = u;
+        } else if (strcmp(key, "cooldown_ms") == 0) {
+            if (get_uint(ctx, v, field, 1, 3600000, &u))
+                b->cooldown_ms = u;
+        } else {
+            ERR(ctx, k, path_of(field, sizeof(field), "providers[%zu].breaker", pi),
+                "unknown field '%s' (known: failures, error_rate_pct, min_requests, window_ms, cooldown_ms)", key);
+        }
     }
 }
 
@@ -302,6 +366,7 @@ static void parse_provider(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, s
     memset(p, 0, sizeof(*p));
     p->tls_verify = 1;
     p->timeout_ms = GYRE_DEFAULT_TIMEOUT_MS;
+    p->breaker = (gyre_breaker_conf_t){5, 50, 20, 10000, 5000};
     p->line = line_of(n);
     if (!want_type(ctx, n, YAML_MAPPING_NODE, path_of(field, sizeof(field), "providers[%zu]", pi)))
         return;
@@ -337,20 +402,49 @@ static void parse_provider(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, s
         } else if (strcmp(key, "timeout_ms") == 0) {
             if (get_uint(ctx, v, path_of(field, sizeof(field), "providers[%zu].timeout_ms", pi), 1, 3600000, &u))
                 p->timeout_ms = u;
+        } else if (strcmp(key, "key_strategy") == 0) {
+            if (want_type(ctx, v, YAML_SCALAR_NODE, path_of(field, sizeof(field), "providers[%zu].key_strategy", pi))) {
+                if (strcmp(scalar(v), "round_robin") == 0)
+                    p->key_strategy = GYRE_KEYS_ROUND_ROBIN;
+                else if (strcmp(scalar(v), "weighted") == 0)
+                    p->key_strategy = GYRE_KEYS_WEIGHTED;
+                else
+                    ERR(ctx, v, field, "unknown key strategy '%s' (supported: round_robin, weighted)", scalar(v));
+            }
+        } else if (strcmp(key, "breaker") == 0) {
+            parse_breaker(ctx, v, &p->breaker, pi);
+        } else if (strcmp(key, "api_version") == 0) {
+            get_string(ctx, v, path_of(field, sizeof(field), "providers[%zu].api_version", pi), &p->api_version);
+        } else if (strcmp(key, "region") == 0) {
+            get_string(ctx, v, path_of(field, sizeof(field), "providers[%zu].region", pi), &p->region);
+        } else if (strcmp(key, "max_tokens") == 0) {
+            if (get_uint(ctx, v, path_of(field, sizeof(field), "providers[%zu].max_tokens", pi), 1, 10000000, &u))
+                p->max_tokens = (unsigned)u;
         } else {
             ERR(ctx, k, path_of(field, sizeof(field), "providers[%zu]", pi),
-                "unknown field '%s' (known: name, kind, base_url, keys, ca_file, tls_verify, timeout_ms)", key);
+                "unknown field '%s' (known: name, kind, base_url, keys, key_strategy, breaker, ca_file, tls_verify, "
+                "timeout_ms, api_version, max_tokens, region)",
+                key);
         }
     }
     if (p->name == NULL)
         ERR(ctx, n, path_of(field, sizeof(field), "providers[%zu].name", pi), "is required");
     if (kind_node == NULL) {
-        ERR(ctx, n, path_of(field, sizeof(field), "providers[%zu].kind", pi), "is required (supported: openai)");
+        ERR(ctx, n, path_of(field, sizeof(field), "providers[%zu].kind", pi), "is required (supported: " SUPPORTED_KINDS ")");
     } else if (want_type(ctx, kind_node, YAML_SCALAR_NODE, path_of(field, sizeof(field), "providers[%zu].kind", pi))) {
-        if (strcmp(scalar(kind_node), "openai") == 0)
-            p->kind = GYRE_PROVIDER_OPENAI;
-        else
-            ERR(ctx, kind_node, field, "unsupported kind '%s' (supported: openai)", scalar(kind_node));
+        static const struct {
+            const char *name;
+            gyre_provider_kind_t kind;
+        } kinds[] = {{"openai", GYRE_PROVIDER_OPENAI},
+                     {"azure", GYRE_PROVIDER_AZURE},
+                     {"anthropic", GYRE_PROVIDER_ANTHROPIC},
+                     {"gemini", GYRE_PROVIDER_GEMINI},
+                     {"bedrock", GYRE_PROVIDER_BEDROCK}};
+        for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+            if (strcmp(scalar(kind_node), kinds[i].name) == 0)
+                p->kind = kinds[i].kind;
+        if (p->kind == 0)
+            ERR(ctx, kind_node, field, "unsupported kind '%s' (supported: " SUPPORTED_KINDS ")", scalar(kind_node));
     }
     if (url_node == NULL) {
         ERR(ctx, n, path_of(field, sizeof(field), "providers[%zu].base_url", pi), "is required");
@@ -362,6 +456,27 @@ static void parse_provider(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, s
     }
     if (keys_node != NULL)
         parse_keys(ctx, keys_node, p, pi);
+    if (p->max_tokens == 0)
+        p->max_tokens = GYRE_DEFAULT_MAX_TOKENS;
+    if (p->api_version == NULL && p->kind == GYRE_PROVIDER_AZURE)
+        p->api_version = gyre_strdup("2024-10-21");
+    if (p->api_version == NULL && p->kind == GYRE_PROVIDER_ANTHROPIC)
+        p->api_version = gyre_strdup("2023-06-01");
+    if (p->region == NULL && p->kind == GYRE_PROVIDER_BEDROCK && p->host != NULL) {
+        /* bedrock-runtime.REGION.amazonaws.com */
+        const char *h = p->host;
+        if (strncmp(h, "bedrock-runtime.", 16) == 0 && strchr(h + 16, '.') != NULL)
+            p->region = gyre_strndup(h + 16, (size_t)(strchr(h + 16, '.') - (h + 16)));
+        else
+            p->region = gyre_strdup("us-east-1");
+    }
+    if (p->kind == GYRE_PROVIDER_BEDROCK)
+        for (size_t i = 0; i < p->nkeys; i++) {
+            const char *colon = strchr(p->keys[i], ':');
+            if (colon != NULL && (colon == p->keys[i] || colon[1] == '\0' || colon[1] == ':'))
+                ERR(ctx, keys_node, path_of(field, sizeof(field), "providers[%zu].keys[%zu]", pi, i),
+                    "a bedrock key is ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN] or a Bedrock API key");
+        }
     for (size_t j = 0; j < pi; j++)
         if (p->name != NULL && c->providers[j].name != NULL && strcmp(p->name, c->providers[j].name) == 0)
             ERR(ctx, n, path_of(field, sizeof(field), "providers[%zu].name", pi),
@@ -369,12 +484,12 @@ static void parse_provider(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, s
 }
 
 static void parse_target(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, gyre_target_conf_t *t, size_t ri,
-                         size_t ti)
+                         const char *list, size_t ti)
 {
     char field[128];
     t->weight = 1;
     t->provider = SIZE_MAX;
-    if (!want_type(ctx, n, YAML_MAPPING_NODE, path_of(field, sizeof(field), "routes[%zu].targets[%zu]", ri, ti)))
+    if (!want_type(ctx, n, YAML_MAPPING_NODE, path_of(field, sizeof(field), "routes[%zu].%s[%zu]", ri, list, ti)))
         return;
     yaml_node_t *prov_node = NULL;
     for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top; pair++) {
@@ -385,20 +500,20 @@ static void parse_target(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, gyr
         if (key != NULL && strcmp(key, "provider") == 0) {
             prov_node = v;
         } else if (key != NULL && strcmp(key, "model") == 0) {
-            get_string(ctx, v, path_of(field, sizeof(field), "routes[%zu].targets[%zu].model", ri, ti), &t->model);
+            get_string(ctx, v, path_of(field, sizeof(field), "routes[%zu].%s[%zu].model", ri, list, ti), &t->model);
         } else if (key != NULL && strcmp(key, "weight") == 0) {
-            if (get_uint(ctx, v, path_of(field, sizeof(field), "routes[%zu].targets[%zu].weight", ri, ti), 0, 1000000,
+            if (get_uint(ctx, v, path_of(field, sizeof(field), "routes[%zu].%s[%zu].weight", ri, list, ti), 0, 1000000,
                          &u))
                 t->weight = (unsigned)u;
         } else {
-            ERR(ctx, k, path_of(field, sizeof(field), "routes[%zu].targets[%zu]", ri, ti),
+            ERR(ctx, k, path_of(field, sizeof(field), "routes[%zu].%s[%zu]", ri, list, ti),
                 "unknown field '%s' (known: provider, model, weight)", key ? key : "?");
         }
     }
     if (prov_node == NULL) {
-        ERR(ctx, n, path_of(field, sizeof(field), "routes[%zu].targets[%zu].provider", ri, ti), "is required");
+        ERR(ctx, n, path_of(field, sizeof(field), "routes[%zu].%s[%zu].provider", ri, list, ti), "is required");
     } else if (want_type(ctx, prov_node, YAML_SCALAR_NODE,
-                         path_of(field, sizeof(field), "routes[%zu].targets[%zu].provider", ri, ti))) {
+                         path_of(field, sizeof(field), "routes[%zu].%s[%zu].provider", ri, list, ti))) {
         const char *name = scalar(prov_node);
         for (size_t i = 0; i < c->nproviders; i++)
             if (c->providers[i].name != NULL && strcmp(c->providers[i].name, name) == 0)
@@ -407,32 +522,181 @@ static void parse_target(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, gyr
             ERR(ctx, prov_node, field, "no provider is named '%s'", name);
     }
     if (t->model == NULL)
-        ERR(ctx, n, path_of(field, sizeof(field), "routes[%zu].targets[%zu].model", ri, ti), "is required");
+        ERR(ctx, n, path_of(field, sizeof(field), "routes[%zu].%s[%zu].model", ri, list, ti), "is required");
+}
+
+/* A list of targets (`targets:` or `fallbacks:`); returns the count parsed. */
+static size_t parse_target_list(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *list, size_t ri, const char *name,
+                                gyre_target_conf_t **out)
+{
+    char field[128];
+    if (!want_type(ctx, list, YAML_SEQUENCE_NODE, path_of(field, sizeof(field), "routes[%zu].%s", ri, name)))
+        return 0;
+    size_t nt = (size_t)(list->data.sequence.items.top - list->data.sequence.items.start);
+    if (nt == 0)
+        return 0;
+    *out = gyre_calloc(nt, sizeof(**out));
+    for (size_t ti = 0; ti < nt; ti++)
+        parse_target(ctx, c, yaml_document_get_node(ctx->doc, list->data.sequence.items.start[ti]), &(*out)[ti], ri,
+                     name, ti);
+    return nt;
+}
+
+/* fallback_on: [connect, timeout, 429, 500, ...] */
+static void parse_fallback_on(parse_ctx_t *ctx, yaml_node_t *n, gyre_route_conf_t *r, size_t ri)
+{
+    char field[128];
+    if (!want_type(ctx, n, YAML_SEQUENCE_NODE, path_of(field, sizeof(field), "routes[%zu].fallback_on", ri)))
+        return;
+    r->fallback_on = 0;
+    r->nfallback_statuses = 0;
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+        yaml_node_t *v = yaml_document_get_node(ctx->doc, *it);
+        path_of(field, sizeof(field), "routes[%zu].fallback_on[%zu]", ri, (size_t)(it - n->data.sequence.items.start));
+        if (!want_type(ctx, v, YAML_SCALAR_NODE, field))
+            continue;
+        const char *t = scalar(v);
+        char *end;
+        long code = strtol(t, &end, 10);
+        if (strcmp(t, "connect") == 0)
+            r->fallback_on |= GYRE_FALLBACK_CONNECT;
+        else if (strcmp(t, "timeout") == 0)
+            r->fallback_on |= GYRE_FALLBACK_TIMEOUT;
+        else if (*t != '\0' && *end == '\0' && code >= 400 && code <= 599) {
+            if (code < 500 && code != 408 && code != 409 && code != 429)
+                ERR(ctx, v, field, "%ld is the client's mistake, which another target would answer the same way "
+                                   "(allowed: 408, 409, 429 and 5xx)", code);
+            else if (r->nfallback_statuses == GYRE_FALLBACK_MAX_STATUSES)
+                ERR(ctx, v, field, "at most %d statuses", GYRE_FALLBACK_MAX_STATUSES);
+            else
+                r->fallback_statuses[r->nfallback_statuses++] = (unsigned short)code;
+        } else
+            ERR(ctx, v, field, "'%s' is not a failure gyre falls back on (connect, timeout, or a status 408-599)", t);
+    }
+}
+
+/* cache: true | {ttl_ms: 300000, max_bytes: 67108864} */
+static void parse_cache(parse_ctx_t *ctx, yaml_node_t *n, gyre_route_conf_t *r, size_t ri)
+{
+    char field[128];
+    if (n->type == YAML_SCALAR_NODE) {
+        get_bool(ctx, n, path_of(field, sizeof(field), "routes[%zu].cache", ri), &r->cache);
+        return;
+    }
+    if (!want_type(ctx, n, YAML_MAPPING_NODE, path_of(field, sizeof(field), "routes[%zu].cache", ri)))
+        return;
+    r->cache = 1;
+    for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top; pair++) {
+        yaml_node_t *k = yaml_document_get_node(ctx->doc, pair->key);
+        yaml_node_t *v = yaml_document_get_node(ctx->doc, pair->value);
+        const char *key = scalar(k) ? scalar(k) : "?";
+        unsigned long long u;
+        path_of(field, sizeof(field), "routes[%zu].cache.%s", ri, key);
+        if (strcmp(key, "ttl_ms") == 0) {
+            if (get_uint(ctx, v, field, 1, 30ULL * 24 * 3600 * 1000, &u))
+                r->cache_ttl_ms = u;
+        } else if (strcmp(key, "max_bytes") == 0) {
+            if (get_uint(ctx, v, field, 4096, (unsigned long long)1 << 36, &u))
+                r->cache_max_bytes = (size_t)u;
+        } else if (strcmp(key, "enabled") == 0) {
+            get_bool(ctx, v, field, &r->cache);
+        } else {
+            ERR(ctx, k, path_of(field, sizeof(field), "routes[%zu].cache", ri),
+                "unknown field '%s' (known: enabled, ttl_ms, max_bytes)", key);
+        }
+    }
+}
+
+/* A scalar that must be one of `names` (NULL-terminated); returns its index, or -1 after an error. */
+static int get_choice(parse_ctx_t *ctx, yaml_node_t *n, const char *field, const char *const *names)
+{
+    if (!want_type(ctx, n, YAML_SCALAR_NODE, field))
+        return -1;
+    gyre_buf_t known;
+    gyre_buf_init(&known, 1024);
+    for (int i = 0; names[i] != NULL; i++) {
+        if (strcmp(scalar(n), names[i]) == 0) {
+            gyre_buf_dispose(&known);
+            return i;
+        }
+        gyre_buf_appendf(&known, "%s%s", i ? ", " : "", names[i]);
+    }
+    ERR(ctx, n, field, "unknown value '%s' (supported: %s)", scalar(n), known.base);
+    gyre_buf_dispose(&known);
+    return -1;
 }
 
 static void parse_route(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, size_t ri)
 {
+    static const char *const strategies[] = {"weighted", "least_latency", "least_inflight", "cheapest", NULL};
+    static const char *const midstream[] = {"error", "resume", NULL};
+    static const char *const affinity[] = {"none", "session", NULL};
     char field[128];
     gyre_route_conf_t *r = &c->routes[ri];
     memset(r, 0, sizeof(*r));
     r->line = line_of(n);
+    r->fallback_on = GYRE_FALLBACK_CONNECT | GYRE_FALLBACK_TIMEOUT;
+    static const unsigned short default_statuses[] = {429, 500, 502, 503, 504, 529};
+    memcpy(r->fallback_statuses, default_statuses, sizeof(default_statuses));
+    r->nfallback_statuses = sizeof(default_statuses) / sizeof(default_statuses[0]);
+    r->backoff_ms = 100;
+    r->backoff_max_ms = 5000;
+    r->cache_ttl_ms = 300000;
+    r->cache_max_bytes = (size_t)64 << 20;
     if (!want_type(ctx, n, YAML_MAPPING_NODE, path_of(field, sizeof(field), "routes[%zu]", ri)))
         return;
-    yaml_node_t *targets = NULL;
+    yaml_node_t *targets = NULL, *fallbacks = NULL;
     for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top; pair++) {
         yaml_node_t *k = yaml_document_get_node(ctx->doc, pair->key);
         yaml_node_t *v = yaml_document_get_node(ctx->doc, pair->value);
-        const char *key = scalar(k);
-        if (key != NULL && strcmp(key, "name") == 0) {
-            if (get_string(ctx, v, path_of(field, sizeof(field), "routes[%zu].name", ri), &r->name) &&
-                !valid_name(r->name))
+        const char *key = scalar(k) ? scalar(k) : "?";
+        unsigned long long u;
+        int choice;
+        path_of(field, sizeof(field), "routes[%zu].%s", ri, key);
+        if (strcmp(key, "name") == 0) {
+            if (get_string(ctx, v, field, &r->name) && !valid_name(r->name))
                 ERR(ctx, v, field, "'%s' is not a valid route name (letters, digits, '-', '_', '.', ':'; no '/')",
                     r->name);
-        } else if (key != NULL && strcmp(key, "targets") == 0) {
+        } else if (strcmp(key, "targets") == 0) {
             targets = v;
+        } else if (strcmp(key, "fallbacks") == 0) {
+            fallbacks = v;
+        } else if (strcmp(key, "strategy") == 0) {
+            if ((choice = get_choice(ctx, v, field, strategies)) >= 0)
+                r->strategy = (gyre_route_strategy_t)choice;
+        } else if (strcmp(key, "fallback_on") == 0) {
+            parse_fallback_on(ctx, v, r, ri);
+        } else if (strcmp(key, "retries") == 0) {
+            if (get_uint(ctx, v, field, 0, 10, &u))
+                r->retries = (unsigned)u;
+        } else if (strcmp(key, "backoff_ms") == 0) {
+            if (get_uint(ctx, v, field, 0, 600000, &u))
+                r->backoff_ms = u;
+        } else if (strcmp(key, "backoff_max_ms") == 0) {
+            if (get_uint(ctx, v, field, 0, 600000, &u))
+                r->backoff_max_ms = u;
+        } else if (strcmp(key, "attempt_timeout_ms") == 0) {
+            if (get_uint(ctx, v, field, 1, 3600000, &u))
+                r->attempt_timeout_ms = u;
+        } else if (strcmp(key, "deadline_ms") == 0) {
+            if (get_uint(ctx, v, field, 1, 3600000, &u))
+                r->deadline_ms = u;
+        } else if (strcmp(key, "first_byte_timeout_ms") == 0) {
+            if (get_uint(ctx, v, field, 1, 3600000, &u))
+                r->first_byte_timeout_ms = u;
+        } else if (strcmp(key, "midstream") == 0) {
+            if ((choice = get_choice(ctx, v, field, midstream)) >= 0)
+                r->midstream_resume = choice == 1;
+        } else if (strcmp(key, "affinity") == 0) {
+            if ((choice = get_choice(ctx, v, field, affinity)) >= 0)
+                r->affinity_session = choice == 1;
+        } else if (strcmp(key, "cache") == 0) {
+            parse_cache(ctx, v, r, ri);
         } else {
-            ERR(ctx, k, path_of(field, sizeof(field), "routes[%zu]", ri), "unknown field '%s' (known: name, targets)",
-                key ? key : "?");
+            ERR(ctx, k, path_of(field, sizeof(field), "routes[%zu]", ri),
+                "unknown field '%s' (known: name, targets, fallbacks, strategy, fallback_on, retries, backoff_ms, "
+                "backoff_max_ms, attempt_timeout_ms, deadline_ms, first_byte_timeout_ms, midstream, affinity, cache)",
+                key);
         }
     }
     if (r->name == NULL)
@@ -441,26 +705,27 @@ static void parse_route(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, size
         if (r->name != NULL && c->routes[j].name != NULL && strcmp(r->name, c->routes[j].name) == 0)
             ERR(ctx, n, path_of(field, sizeof(field), "routes[%zu].name", ri), "'%s' is already used by routes[%zu]",
                 r->name, j);
+    if (fallbacks != NULL)
+        r->nfallbacks = parse_target_list(ctx, c, fallbacks, ri, "fallbacks", &r->fallbacks);
     if (targets == NULL) {
         ERR(ctx, n, path_of(field, sizeof(field), "routes[%zu].targets", ri), "is required");
         return;
     }
-    if (!want_type(ctx, targets, YAML_SEQUENCE_NODE, path_of(field, sizeof(field), "routes[%zu].targets", ri)))
-        return;
-    size_t nt = (size_t)(targets->data.sequence.items.top - targets->data.sequence.items.start);
-    if (nt == 0) {
-        ERR(ctx, targets, field, "needs at least one target");
+    r->ntargets = parse_target_list(ctx, c, targets, ri, "targets", &r->targets);
+    if (r->ntargets == 0) {
+        if (targets->type == YAML_SEQUENCE_NODE)
+            ERR(ctx, targets, path_of(field, sizeof(field), "routes[%zu].targets", ri), "needs at least one target");
         return;
     }
-    r->targets = gyre_calloc(nt, sizeof(*r->targets));
-    r->ntargets = nt;
-    for (size_t ti = 0; ti < nt; ti++) {
-        parse_target(ctx, c, yaml_document_get_node(ctx->doc, targets->data.sequence.items.start[ti]), &r->targets[ti],
-                     ri, ti);
+    for (size_t ti = 0; ti < r->ntargets; ti++)
         r->total_weight += r->targets[ti].weight;
-    }
     if (r->total_weight == 0)
-        ERR(ctx, targets, field, "the weights of the targets add up to 0");
+        ERR(ctx, targets, path_of(field, sizeof(field), "routes[%zu].targets", ri),
+            "the weights of the targets add up to 0");
+    if (r->backoff_max_ms < r->backoff_ms)
+        ERR(ctx, n, path_of(field, sizeof(field), "routes[%zu].backoff_max_ms", ri),
+            "%llu is less than backoff_ms (%llu)", (unsigned long long)r->backoff_max_ms,
+            (unsigned long long)r->backoff_ms);
 }
 
 static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
@@ -500,13 +765,21 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
                         ERR(ctx, sk, "store", "unknown store '%s' (supported: sqlite)", scalar(sk) ? scalar(sk) : "?");
                 }
             }
+        } else if (strcmp(key, "prices") == 0) {
+            if (get_string(ctx, v, "prices", &c->prices_file)) {
+                FILE *f = fopen(c->prices_file, "r");
+                if (f == NULL)
+                    ERR(ctx, v, "prices", "cannot read %s: %s", c->prices_file, strerror(errno));
+                else
+                    fclose(f);
+            }
         } else if (strcmp(key, "providers") == 0) {
             providers = v;
         } else if (strcmp(key, "routes") == 0) {
             routes = v;
         } else {
             ERR(ctx, k, "",
-                "unknown field '%s' (known: listen, workers, store, providers, routes, max_body_bytes, "
+                "unknown field '%s' (known: listen, workers, store, prices, providers, routes, max_body_bytes, "
                 "shutdown_grace_ms)",
                 key);
         }
@@ -712,7 +985,10 @@ static void free_provider(gyre_provider_conf_t *p)
     }
     free(p->keys);
     free(p->key_ids);
+    free(p->key_weights);
     free(p->ca_file);
+    free(p->api_version);
+    free(p->region);
 }
 
 void gyre_config_free(gyre_config_t *c)
@@ -726,6 +1002,9 @@ void gyre_config_free(gyre_config_t *c)
         for (size_t j = 0; j < c->routes[i].ntargets; j++)
             free(c->routes[i].targets[j].model);
         free(c->routes[i].targets);
+        for (size_t j = 0; j < c->routes[i].nfallbacks; j++)
+            free(c->routes[i].fallbacks[j].model);
+        free(c->routes[i].fallbacks);
         free(c->routes[i].name);
     }
     free(c->routes);
@@ -735,6 +1014,7 @@ void gyre_config_free(gyre_config_t *c)
     free(c->source);
     free(c->listen_host);
     free(c->store_sqlite);
+    free(c->prices_file);
     free(c);
 }
 

@@ -42,6 +42,8 @@ typedef struct gyre_dialect_stream {
 
 typedef struct gyre_dialect {
     const char *kind; /* "openai", "anthropic", ... as in the config */
+    /* Its answers are OpenAI's own (openai, azure): they pass through as they are. */
+    int speaks_openai;
     /*
      * Builds the request for a chat call: `path` gets the path to append to
      * the provider's base path (leading '/', query included), `body` the

@@ -1,15 +1,44 @@
-/* Upstream calls and the response relay (see proxy.h). */
+/*
+ * Attempts, fallbacks and the answer relay (see proxy.h).
+ *
+ * One gyre_proxy_t per client request, in its pool.  An attempt goes
+ * through: pick the next usable target and key → build the provider's
+ * request → connect (or take a pooled connection) → read the head → read
+ * the body in one of three modes:
+ *
+ *   RELAY   bytes go to the client as they come (a stream in the client's
+ *           own dialect, and pass-through endpoints), watched for a proper end;
+ *   BUFFER  the whole body is read first (non-streaming answers, and every
+ *           error answer): a cut or failed answer can still fall back, and a
+ *           translated one is translated whole;
+ *   STREAM  a stream re-made event by event: from the provider's dialect
+ *           into OpenAI chunks, then, for an Anthropic client, into
+ *           Anthropic events; on a resumed attempt, stitched onto the first.
+ *
+ * Nothing reaches the client until an answer is known to be good (a stream:
+ * its first event), which is what makes fallback invisible to it.
+ */
 #include "proxy/proxy.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "common/alloc.h"
 #include "common/buf.h"
+#include "common/json.h"
+#include "common/timer.h"
+#include "dialect/anthropic.h"
+#include "dialect/dialect.h"
 #include "dialect/openai.h"
+#include "dialect/openai_stream.h"
 #include "proxy/http1.h"
 #include "proxy/sse.h"
 #include "proxy/upstream.h"
+#include "route/keys.h"
 #include "server/respond.h"
 
 /* Body bytes buffered for a slow client before gyre stops reading from the
@@ -17,38 +46,104 @@
 #define RELAY_HIGH_WATER (1024 * 1024)
 /* An SSE event from a provider larger than this ends the stream with an error. */
 #define SSE_EVENT_MAX (4 * 1024 * 1024)
+/* A whole answer read before it is sent on (non-streaming chat, embeddings).
+ * Past this, an answer that needs no translation is relayed as it comes
+ * instead; one that does is refused as too large. */
+#define BUFFER_MAX (64 * 1024 * 1024)
+/* An error answer is read up to this much; the rest is dropped. */
+#define ERROR_BODY_MAX (256 * 1024)
+/* What a stream accumulates for a resume or the cache. */
+#define ACCUM_MAX (8 * 1024 * 1024)
+/* A 429 without Retry-After keeps its key out of rotation this long. */
+#define DEFAULT_COOLDOWN_MS 1000
+
+typedef enum body_mode { MODE_RELAY = 0, MODE_BUFFER, MODE_STREAM } body_mode_t;
+
+/* Why an attempt failed, for the route's fallback_on. */
+typedef enum fail_class { FAIL_CONNECT = 1, FAIL_TIMEOUT, FAIL_STATUS, FAIL_CUT } fail_class_t;
 
 typedef struct gyre_proxy {
     h2o_generator_t super;
     h2o_req_t *req;
     gyre_worker_t *worker;
+    gyre_call_t *call;
+    char chat_id[48]; /* "chatcmpl-..." for answers gyre translates */
+    long long created;
+    /* The walk down the plan. */
+    size_t cur;            /* the candidate being tried */
+    unsigned tries_on_cur; /* attempts made on it */
+    unsigned attempts;     /* requests written to providers, all targets together */
+    int started_any;       /* an attempt was made */
+    gyre_timer_t deadline_timer, backoff_timer, attempt_timer, first_byte_timer;
+    int deadline_passed;
+    /* The last failure, answered when nothing is left to try. */
+    fail_class_t last_fail;
+    gyre_api_error_t last_err;
+    int have_last_status; /* the last failure was a provider's error answer, kept in last_* below */
+    int last_status;
+    gyre_buf_t last_body;
+    const gyre_provider_conf_t *last_provider;
+    int last_passthrough;
+    /* The current attempt. */
+    const gyre_candidate_t *cand;
+    const gyre_provider_conf_t *prov;
+    const gyre_dialect_t *dialect;
     gyre_upstream_t *up;
-    gyre_upconnect_t *connecting; /* while a new connection opens */
-    gyre_upconn_t *conn;          /* while the provider is talking */
-    int reused;                   /* conn came from the pool */
-    unsigned attempts;            /* requests written to the provider */
-    const gyre_target_ref_t *target; /* in the request's pool */
-    h2o_iovec_t reqbufs[2];       /* head, body */
+    gyre_keypool_t *kp;
+    int key_index;          /* -1: none taken */
+    int attempt_live;       /* counted in the target's in-flight figure */
+    int passthrough;        /* the provider speaks the client's dialect and the body went as the client wrote it */
+    cJSON *pivot;           /* the OpenAI-shaped request for a translated attempt */
+    gyre_chat_call_t chat;  /* what the dialect was told */
+    uint64_t attempt_started_ms;
+    gyre_upconnect_t *connecting;
+    gyre_upconn_t *conn;
+    int reused;
+    gyre_buf_t uphead, upbody;
+    h2o_iovec_t reqbufs[2];
     h2o_timeout_entry_t io_entry;
-    /* The response as it is read. */
     int head_done;
     int keep_alive;
     int chunked;
     gyre_http1_chunked_t chunk;
     size_t body_left; /* content-length still to come; SIZE_MAX: until close */
+    int status;
+    uint64_t retry_after_ms;
+    body_mode_t mode;
+    gyre_buf_t body; /* BUFFER: the answer so far */
+    gyre_dialect_stream_t *dstream;
     /* The relay to the client. */
-    h2o_buffer_t *recv; /* body bytes not yet handed to h2o */
+    int response_started;
+    int sent_body; /* any body byte handed to the client */
+    h2o_buffer_t *recv;
     h2o_doublebuffer_t sending;
-    int upstream_done; /* the provider is finished, well or not */
+    int upstream_done;
     int had_body_error;
     int client_gone;
     int is_sse;
-    int sse_done;   /* the stream's [DONE] or an error event went by */
-    int sse_failed; /* the parser gave up (an event over its bound) */
-    gyre_sse_parser_t sse;
+    int sse_done;
+    int sse_failed;
+    int sse_inited;
+    gyre_sse_parser_t sse; /* RELAY: watches for the stream's proper end */
+    /* STREAM: the OpenAI-shaped events. */
+    int pivot_inited;
+    gyre_sse_parser_t pivot_sse;
+    int acc_inited;
+    gyre_openai_accum_t acc;
+    gyre_anthropic_encoder_t *enc;
+    size_t own_headers;    /* res.headers[0 .. own_headers) are gyre's own (x-request-id) */
+    h2o_headers_t err_headers; /* the last error answer's headers, relayed with it */
+    int resuming;        /* this attempt continues a cut stream */
+    int resume_saw_role; /* ...and its role chunk was dropped */
+    gyre_buf_t scratch;
 } gyre_proxy_t;
 
-/* A header-name table entry; the length spares a strlen per comparison. */
+static void start_attempt(gyre_proxy_t *self);
+static void on_read(h2o_socket_t *sock, const char *err);
+static void on_connected(gyre_upconn_t *conn, const char *err, void *data);
+
+/* ---- small helpers ---- */
+
 typedef struct name_entry {
     const char *name;
     size_t len;
@@ -63,107 +158,724 @@ static int name_in(const name_entry_t *table, size_t n, const char *name, size_t
     return 0;
 }
 
+static uint64_t now_ms(gyre_proxy_t *self)
+{
+    return h2o_now(self->worker->ctx.loop);
+}
+
+static const gyre_config_t *config_of(gyre_proxy_t *self)
+{
+    return self->worker->server->config;
+}
+
 /* Request headers that are the client's business with gyre, or hop-by-hop. */
-static int drop_request_header(const h2o_header_t *h)
+static int drop_request_header(const h2o_header_t *h, int passthrough)
 {
     static const name_entry_t names[] = {
-        NAME("connection"),        NAME("keep-alive"),    NAME("proxy-connection"), NAME("proxy-authorization"),
-        NAME("te"),                NAME("trailer"),       NAME("transfer-encoding"), NAME("upgrade"),
-        NAME("host"),              NAME("content-length"), NAME("authorization"),   NAME("x-api-key"),
-        NAME("api-key"),           NAME("cookie"),        NAME("expect"),           NAME("accept-encoding"),
-        NAME("x-request-id"),      NAME("http2-settings"),
+        NAME("connection"),        NAME("keep-alive"),     NAME("proxy-connection"), NAME("proxy-authorization"),
+        NAME("te"),                NAME("trailer"),        NAME("transfer-encoding"), NAME("upgrade"),
+        NAME("host"),              NAME("content-length"), NAME("authorization"),    NAME("x-api-key"),
+        NAME("api-key"),           NAME("cookie"),         NAME("expect"),           NAME("accept-encoding"),
+        NAME("x-request-id"),      NAME("http2-settings"), NAME("x-goog-api-key"),
+    };
+    /* A translated request is gyre's own: the client's content headers and its
+     * dialect's version headers mean nothing to the other API. */
+    static const name_entry_t translated[] = {
+        NAME("content-type"), NAME("accept"), NAME("anthropic-version"), NAME("anthropic-beta"),
+        NAME("openai-beta"),
     };
     const h2o_iovec_t *n = h->name;
     if (name_in(names, sizeof(names) / sizeof(names[0]), n->base, n->len))
+        return 1;
+    if (!passthrough && name_in(translated, sizeof(translated) / sizeof(translated[0]), n->base, n->len))
         return 1;
     /* x-gyre-* headers steer gyre itself. */
     return n->len >= 7 && h2o_lcstris(n->base, 7, H2O_STRLIT("x-gyre-"));
 }
 
-static h2o_iovec_t build_head(gyre_proxy_t *self, h2o_iovec_t path, size_t body_len, h2o_iovec_t request_id)
+/* Whether `lines` ("name: value\r\n" ...) sets header `name`. */
+static int lines_have(const char *lines, size_t len, const char *name, size_t nlen)
 {
-    h2o_req_t *req = self->req;
-    gyre_upstream_t *up = self->up;
-    const gyre_provider_conf_t *p = up->conf;
-    const char *key = NULL;
-    if (p->nkeys != 0) {
-        key = p->keys[up->next_key % p->nkeys];
-        up->next_key++;
+    const char *p = lines, *end = lines + len;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *colon = memchr(p, ':', (size_t)((eol ? eol : end) - p));
+        if (colon != NULL && (size_t)(colon - p) == nlen && h2o_lcstris(p, nlen, name, nlen))
+            return 1;
+        if (eol == NULL)
+            break;
+        p = eol + 1;
     }
-    size_t cap = req->method.len + path.len + up->host_header.len + 256 + (key ? strlen(key) : 0) + request_id.len;
-    for (size_t i = 0; i < req->headers.size; i++)
-        cap += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
-    char *buf = h2o_mem_alloc_pool(&req->pool, cap), *o = buf;
-#define PUT(s, n) (memcpy(o, (s), (n)), o += (n))
-#define PUTS(lit) PUT(lit, sizeof(lit) - 1)
-    PUT(req->method.base, req->method.len);
-    PUTS(" ");
-    PUT(path.base, path.len);
-    PUTS(" HTTP/1.1\r\nhost: ");
-    PUT(up->host_header.base, up->host_header.len);
-    if (key != NULL) {
-        PUTS("\r\nauthorization: Bearer ");
-        PUT(key, strlen(key));
-    }
-    PUTS("\r\nx-request-id: ");
-    PUT(request_id.base, request_id.len);
-    if (body_len != 0 || req->entity.base != NULL) {
-        PUTS("\r\ncontent-length: ");
-        char digits[24];
-        size_t nd = 0, v = body_len;
-        do
-            digits[nd++] = (char)('0' + v % 10);
-        while ((v /= 10) != 0);
-        while (nd > 0)
-            *o++ = digits[--nd];
-    }
-    PUTS("\r\n");
-    for (size_t i = 0; i < req->headers.size; i++) {
-        const h2o_header_t *h = &req->headers.entries[i];
-        if (drop_request_header(h))
-            continue;
-        PUT(h->orig_name ? h->orig_name : h->name->base, h->name->len);
-        PUTS(": ");
-        PUT(h->value.base, h->value.len);
-        PUTS("\r\n");
-    }
-    PUTS("\r\n");
-#undef PUT
-#undef PUTS
-    return h2o_iovec_init(buf, (size_t)(o - buf));
+    return 0;
 }
 
-/* Which route, provider and model answered, and after how many attempts:
- * on every answer that went to a provider, so clients and logs can tell. */
+/* ---- the request ---- */
+
+static void put_uint(gyre_buf_t *b, size_t v)
+{
+    gyre_buf_appendf(b, "%zu", v);
+}
+
+/* The head of the provider's request: request line, host, the dialect's
+ * auth and content headers, gyre's request id, and the client's own headers
+ * that make sense upstream. */
+static void build_head(gyre_proxy_t *self, const char *method, size_t method_len, const char *path, size_t path_len,
+                       const gyre_buf_t *dialect_headers, size_t body_len, int has_body)
+{
+    h2o_req_t *req = self->req;
+    h2o_iovec_t id = gyre_request_id(self->worker, req);
+    gyre_buf_t *b = &self->uphead;
+    gyre_buf_reset(b);
+    gyre_buf_append(b, method, method_len);
+    gyre_buf_appends(b, " ");
+    gyre_buf_append(b, path, path_len);
+    gyre_buf_appends(b, " HTTP/1.1\r\nhost: ");
+    gyre_buf_append(b, self->up->host_header.base, self->up->host_header.len);
+    gyre_buf_appends(b, "\r\n");
+    if (dialect_headers->len != 0)
+        gyre_buf_append(b, dialect_headers->base, dialect_headers->len);
+    gyre_buf_appends(b, "x-request-id: ");
+    gyre_buf_append(b, id.base, id.len);
+    gyre_buf_appends(b, "\r\n");
+    if (has_body) {
+        gyre_buf_appends(b, "content-length: ");
+        put_uint(b, body_len);
+        gyre_buf_appends(b, "\r\n");
+    }
+    for (size_t i = 0; i < req->headers.size; i++) {
+        const h2o_header_t *h = &req->headers.entries[i];
+        if (drop_request_header(h, self->passthrough))
+            continue;
+        if (lines_have(dialect_headers->base, dialect_headers->len, h->name->base, h->name->len))
+            continue; /* the dialect's own value wins */
+        gyre_buf_append(b, h->orig_name ? h->orig_name : h->name->base, h->name->len);
+        gyre_buf_appends(b, ": ");
+        gyre_buf_append(b, h->value.base, h->value.len);
+        gyre_buf_appends(b, "\r\n");
+    }
+    gyre_buf_appends(b, "\r\n");
+}
+
+/* The body with its model value replaced: a splice when its bytes were located, else a rebuild. */
+static int splice_model(gyre_proxy_t *self, const char *model, size_t model_len, gyre_buf_t *out)
+{
+    const gyre_call_t *call = self->call;
+    const char *body = call->body.base;
+    size_t len = call->body.len;
+    if (call->model_end > call->model_start) {
+        gyre_buf_append(out, body, call->model_start);
+        gyre_buf_append_json_string(out, model, model_len);
+        return gyre_buf_append(out, body + call->model_end, len - call->model_end);
+    }
+    cJSON *j = cJSON_ParseWithLength(body, len);
+    if (j == NULL)
+        return -1;
+    cJSON_DeleteItemFromObjectCaseSensitive(j, "model");
+    char *m = gyre_strndup(model, model_len);
+    cJSON_AddStringToObject(j, "model", m);
+    free(m);
+    char *text = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    int r = text ? gyre_buf_appends(out, text) : -1;
+    free(text);
+    return r;
+}
+
+/* The OpenAI-shaped request of a translated attempt (the client's, or its
+ * Anthropic request translated), with the partial answer appended as an
+ * assistant message when the attempt resumes a cut stream. */
+static cJSON *build_pivot(gyre_proxy_t *self, gyre_api_error_t *err)
+{
+    const gyre_call_t *call = self->call;
+    cJSON *pivot;
+    if (call->client == GYRE_CLIENT_ANTHROPIC) {
+        cJSON *a = cJSON_ParseWithLength(call->body.base, call->body.len);
+        if (a == NULL) {
+            gyre_api_error_set(err, 400, "invalid_request_error", "invalid_json", NULL, "the body is not JSON");
+            return NULL;
+        }
+        pivot = gyre_anthropic_request_to_openai(a, err);
+        cJSON_Delete(a);
+        if (pivot == NULL)
+            return NULL;
+    } else {
+        pivot = cJSON_ParseWithLength(call->body.base, call->body.len);
+        if (pivot == NULL) {
+            gyre_api_error_set(err, 400, "invalid_request_error", "invalid_json", NULL, "the body is not JSON");
+            return NULL;
+        }
+    }
+    if (self->resuming && self->acc.content.len != 0) {
+        cJSON *messages = cJSON_GetObjectItemCaseSensitive(pivot, "messages");
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "role", "assistant");
+        cJSON_AddStringToObject(m, "content", self->acc.content.base);
+        cJSON_AddItemToArray(messages, m);
+    }
+    return pivot;
+}
+
+/* Azure serves every OpenAI path under its deployment: /v1/embeddings → /openai/deployments/D/embeddings?api-version=V. */
+static void azure_path(gyre_proxy_t *self, h2o_iovec_t client_path, gyre_buf_t *out)
+{
+    const gyre_candidate_t *c = self->cand;
+    size_t skip = client_path.len >= 3 && memcmp(client_path.base, "/v1", 3) == 0 ? 3 : 0;
+    const char *rest = client_path.base + skip;
+    size_t rest_len = client_path.len - skip;
+    const char *q = memchr(rest, '?', rest_len);
+    size_t plen = q ? (size_t)(q - rest) : rest_len;
+    gyre_buf_appends(out, self->prov->base_path);
+    gyre_buf_appends(out, "/openai/deployments/");
+    gyre_buf_append(out, c->model, c->model_len);
+    gyre_buf_append(out, rest, plen);
+    gyre_buf_appendf(out, "%sapi-version=%s", q ? "&" : "?", self->prov->api_version ? self->prov->api_version : "");
+    if (q != NULL) {
+        gyre_buf_appends(out, "&");
+        gyre_buf_append(out, q + 1, rest_len - plen - 1);
+    }
+}
+
+/* The provider's path for a pass-through call: its base path, then the client's path after "/v1". */
+static void passthrough_path(gyre_proxy_t *self, gyre_buf_t *out)
+{
+    h2o_iovec_t in = self->req->path;
+    if (self->prov->kind == GYRE_PROVIDER_AZURE && self->cand->model_len != 0) {
+        azure_path(self, in, out);
+        return;
+    }
+    size_t skip = in.len >= 3 && memcmp(in.base, "/v1", 3) == 0 ? 3 : 0;
+    gyre_buf_appends(out, self->prov->base_path);
+    gyre_buf_append(out, in.base + skip, in.len - skip);
+}
+
+/* Builds the current attempt's request.  Returns 0, or -1 with `err` (the
+ * provider cannot take this call: the next target may). */
+static int build_request(gyre_proxy_t *self, const char *key, gyre_api_error_t *err)
+{
+    const gyre_call_t *call = self->call;
+    const gyre_candidate_t *c = self->cand;
+    gyre_buf_t path, headers;
+    gyre_buf_init(&path, 64 * 1024);
+    gyre_buf_init(&headers, 64 * 1024);
+    gyre_buf_reset(&self->upbody);
+    if (self->pivot != NULL) {
+        cJSON_Delete(self->pivot);
+        self->pivot = NULL;
+    }
+    char *model = gyre_strndup(c->model, c->model_len);
+    int rc = 0;
+    self->chat = (gyre_chat_call_t){
+        .req = NULL,
+        .model = model,
+        .provider = self->prov,
+        .stream = call->stream,
+        .include_usage = call->include_usage,
+        .id = self->chat_id,
+        .created = self->created,
+    };
+    if (call->endpoint != GYRE_OPENAI_CHAT) {
+        /* Embeddings and other OpenAI paths: only providers that speak OpenAI take them. */
+        if (!self->dialect->speaks_openai) {
+            gyre_api_error_set(err, 400, "invalid_request_error", "unsupported_endpoint", NULL,
+                               "provider '%s' is of kind %s, which does not serve %.*s", self->prov->name,
+                               self->dialect->kind, (int)self->req->path_normalized.len,
+                               self->req->path_normalized.base);
+            rc = -1;
+            goto out;
+        }
+        self->passthrough = 1;
+        passthrough_path(self, &path);
+        if (c->model_len != 0 && call->model_end > call->model_start)
+            rc = splice_model(self, c->model, c->model_len, &self->upbody);
+        else
+            rc = gyre_buf_append(&self->upbody, call->body.base, call->body.len);
+        if (rc != 0) {
+            gyre_api_error_set(err, 500, "server_error", "rewrite_failed", "model",
+                               "gyre could not rewrite 'model' for provider '%s'", self->prov->name);
+            goto out;
+        }
+        self->dialect->auth_headers(&self->chat, key, self->up->host_header.base, path.base, self->upbody.base,
+                                    self->upbody.len, (long long)time(NULL), &headers);
+    } else {
+        int same_dialect = call->client == GYRE_CLIENT_OPENAI ? self->dialect->speaks_openai
+                                                              : self->prov->kind == GYRE_PROVIDER_ANTHROPIC;
+        self->passthrough = same_dialect && !self->resuming;
+        if (self->passthrough) {
+            if (self->prov->kind == GYRE_PROVIDER_AZURE) {
+                azure_path(self, h2o_iovec_init(H2O_STRLIT("/v1/chat/completions")), &path);
+            } else {
+                gyre_buf_appends(&path, self->prov->base_path);
+                gyre_buf_appends(&path, call->client == GYRE_CLIENT_OPENAI ? "/chat/completions" : "/messages");
+            }
+            if (splice_model(self, c->model, c->model_len, &self->upbody) != 0) {
+                gyre_api_error_set(err, 500, "server_error", "rewrite_failed", "model",
+                                   "gyre could not rewrite 'model' for provider '%s'", self->prov->name);
+                rc = -1;
+                goto out;
+            }
+        } else {
+            if ((self->pivot = build_pivot(self, err)) == NULL) {
+                rc = -1;
+                goto out;
+            }
+            self->chat.req = self->pivot;
+            gyre_buf_appends(&path, self->prov->base_path);
+            if (self->dialect->chat_request(&self->chat, &path, &self->upbody, err) != 0) {
+                rc = -1;
+                goto out;
+            }
+        }
+        self->dialect->auth_headers(&self->chat, key, self->up->host_header.base, path.base, self->upbody.base,
+                                    self->upbody.len, (long long)time(NULL), &headers);
+        if (!self->passthrough && !lines_have(headers.base, headers.len, H2O_STRLIT("content-type")))
+            gyre_buf_appends(&headers, "content-type: application/json\r\n");
+    }
+    {
+        int has_body = self->upbody.len != 0 || self->req->entity.base != NULL;
+        const char *method = self->req->method.base;
+        size_t mlen = self->req->method.len;
+        if (call->endpoint == GYRE_OPENAI_CHAT) {
+            method = "POST";
+            mlen = 4;
+        }
+        build_head(self, method, mlen, path.base, path.len, &headers, self->upbody.len, has_body);
+        self->reqbufs[0] = h2o_iovec_init(self->uphead.base, self->uphead.len);
+        self->reqbufs[1] = h2o_iovec_init(self->upbody.base, self->upbody.len);
+    }
+out:
+    /* The dialect keeps call->model for the answer's translation: it lives as long as the attempt. */
+    if (rc != 0) {
+        free(model);
+        self->chat.model = NULL;
+    }
+    gyre_buf_dispose(&path);
+    explicit_bzero(headers.base, headers.len); /* a key was in there */
+    gyre_buf_dispose(&headers);
+    return rc;
+}
+
+/* ---- answer headers ---- */
+
+/* Which route, provider and model answered, and after how many attempts. */
 static void add_gyre_headers(gyre_proxy_t *self)
 {
     h2o_req_t *req = self->req;
-    const gyre_target_ref_t *t = self->target;
-    if (t->route_name != NULL)
-        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-gyre-route"), 0, NULL, t->route_name,
-                              strlen(t->route_name));
-    const char *provider = self->up->conf->name;
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-gyre-provider"), 0, NULL, provider,
-                          strlen(provider));
-    if (t->model != NULL)
-        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-gyre-model"), 0, NULL, t->model,
-                              t->model_len);
+    const gyre_call_t *call = self->call;
+    if (call->route_name != NULL)
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-gyre-route"), 0, NULL, call->route_name,
+                              strlen(call->route_name));
+    if (self->prov != NULL)
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-gyre-provider"), 0, NULL,
+                              self->prov->name, strlen(self->prov->name));
+    if (self->cand != NULL && self->cand->model_len != 0)
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-gyre-model"), 0, NULL,
+                              self->cand->model, self->cand->model_len);
     char *n = h2o_mem_alloc_pool(&req->pool, 12);
     int len = snprintf(n, 12, "%u", self->attempts);
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-gyre-attempts"), 0, NULL, n, (size_t)len);
+    if (call->route != NULL && call->route->cache)
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-gyre-cache"), 0, NULL, H2O_STRLIT("miss"));
 }
 
-/* One line per upstream failure on stderr.  The request id is not
- * NUL-terminated (it may point into the client's header), hence %.*s. */
 static void log_error(gyre_proxy_t *self, const gyre_api_error_t *err)
 {
     h2o_iovec_t id = gyre_request_id(self->worker, self->req);
     fprintf(stderr, "gyre: request %.*s: %s\n", (int)id.len, id.base, err->message);
 }
 
-static void respond_upstream_error(gyre_proxy_t *self, const char *stage, const char *errstr)
+/* An error answer in the client's dialect. */
+static void respond_error(gyre_proxy_t *self, const gyre_api_error_t *err)
 {
-    const gyre_provider_conf_t *p = self->up->conf;
+    if (self->call->client == GYRE_CLIENT_ANTHROPIC)
+        gyre_respond_anthropic_error(self->req, err);
+    else
+        gyre_respond_error(self->req, err);
+}
+
+/* ---- the relay to the client ---- */
+
+static void do_send(gyre_proxy_t *self)
+{
+    if (self->client_gone || !self->response_started)
+        return;
+    h2o_send_state_t state;
+    h2o_iovec_t vec = h2o_doublebuffer_prepare(&self->sending, &self->recv, self->req->preferred_chunk_size);
+    if (self->upstream_done && vec.len == self->sending.buf->size && self->recv->size == 0) {
+        state = self->had_body_error ? H2O_SEND_STATE_ERROR : H2O_SEND_STATE_FINAL;
+    } else {
+        if (vec.len == 0)
+            return;
+        state = H2O_SEND_STATE_IN_PROGRESS;
+    }
+    h2o_send(self->req, &vec, vec.len != 0 ? 1 : 0, state);
+}
+
+static void push_out(gyre_proxy_t *self, const char *bytes, size_t len)
+{
+    if (len == 0)
+        return;
+    h2o_iovec_t dst = h2o_buffer_reserve(&self->recv, len);
+    memcpy(dst.base, bytes, len);
+    self->recv->size += len;
+    self->sent_body = 1;
+}
+
+static void start_client_response(gyre_proxy_t *self)
+{
+    if (self->response_started)
+        return;
+    self->response_started = 1;
+    add_gyre_headers(self);
+    h2o_start_response(self->req, &self->super);
+}
+
+static void on_proceed(h2o_generator_t *generator, h2o_req_t *req)
+{
+    gyre_proxy_t *self = (void *)generator;
+    (void)req;
+    h2o_doublebuffer_consume(&self->sending);
+    do_send(self);
+    if (self->conn != NULL && !h2o_socket_is_reading(self->conn->sock) && self->recv->size < RELAY_HIGH_WATER) {
+        h2o_socket_read_start(self->conn->sock, on_read);
+        h2o_timeout_link(self->up->loop, &self->up->io_timeout, &self->io_entry);
+    }
+}
+
+/* The last words of a stream that failed after it began: an SSE error event
+ * in the client's dialect, so its SDK raises instead of seeing a clean end. */
+static void append_stream_error(gyre_proxy_t *self, const gyre_api_error_t *err)
+{
+    gyre_buf_t b;
+    gyre_buf_init(&b, 8192);
+    if (self->call->client == GYRE_CLIENT_ANTHROPIC) {
+        gyre_buf_appends(&b, "\n\n");
+        gyre_anthropic_error_event(err, &b);
+    } else {
+        gyre_buf_appends(&b, "\n\ndata: ");
+        gyre_api_error_to_json(err, &b);
+        gyre_buf_appends(&b, "\n\n");
+    }
+    push_out(self, b.base, b.len);
+    gyre_buf_dispose(&b);
+    log_error(self, err);
+}
+
+/* ---- the attempt's connection and timers ---- */
+
+static void stop_attempt_timers(gyre_proxy_t *self)
+{
+    if (h2o_timeout_is_linked(&self->io_entry))
+        h2o_timeout_unlink(&self->io_entry);
+    gyre_timer_stop(&self->attempt_timer);
+    gyre_timer_stop(&self->first_byte_timer);
+}
+
+static void drop_conn(gyre_proxy_t *self, int reusable)
+{
+    stop_attempt_timers(self);
+    if (self->connecting != NULL) {
+        gyre_upconnect_cancel(self->connecting);
+        self->connecting = NULL;
+    }
+    if (self->conn != NULL) {
+        h2o_socket_read_stop(self->conn->sock);
+        if (reusable)
+            gyre_upstream_release(self->conn);
+        else
+            gyre_upconn_close(self->conn);
+        self->conn = NULL;
+    }
+}
+
+/* The attempt is over: its in-flight count and (when no outcome was recorded) its key slot go back. */
+static void end_attempt(gyre_proxy_t *self)
+{
+    if (self->attempt_live) {
+        self->attempt_live = 0;
+        if (self->cand->state != NULL && self->cand->state->inflight != 0)
+            self->cand->state->inflight--;
+    }
+    if (self->key_index >= 0) {
+        gyre_keypool_release(self->kp, self->key_index);
+        self->key_index = -1;
+    }
+    if (self->dstream != NULL) {
+        self->dialect->stream_destroy(self->dstream);
+        self->dstream = NULL;
+    }
+    free((char *)self->chat.model);
+    self->chat.model = NULL;
+}
+
+/* Records how the provider's key did, once per attempt. */
+static void record_outcome(gyre_proxy_t *self, int ok, int rate_limited)
+{
+    if (self->key_index < 0)
+        return;
+    uint64_t now = now_ms(self);
+    if (rate_limited)
+        gyre_keypool_cooldown(self->kp, self->key_index,
+                              now + (self->retry_after_ms ? self->retry_after_ms : DEFAULT_COOLDOWN_MS), now);
+    else
+        gyre_keypool_record(self->kp, self->key_index, ok, now);
+    self->key_index = -1; /* recorded: nothing to release */
+}
+
+/* ---- finishing ---- */
+
+/* The answer is complete on the provider's side (`why` NULL) or was cut. */
+static void finish_client_stream(gyre_proxy_t *self, const gyre_api_error_t *err)
+{
+    self->upstream_done = 1;
+    if (err != NULL) {
+        self->had_body_error = 1;
+        append_stream_error(self, err);
+    }
+    gyre_timer_stop(&self->deadline_timer);
+    if (!self->response_started)
+        start_client_response(self);
+    if (self->sending.bytes_inflight == 0)
+        do_send(self);
+}
+
+static void store_in_cache(gyre_proxy_t *self, const char *completion, size_t len)
+{
+    const gyre_call_t *call = self->call;
+    if (call->cache == NULL)
+        return;
+    /* An entry is "provider\tmodel\n" then the completion, so a hit can say who answered first. */
+    gyre_buf_t entry;
+    gyre_buf_init(&entry, (size_t)BUFFER_MAX + 4096);
+    gyre_buf_appendf(&entry, "%s\t%.*s\n", self->prov->name, (int)self->cand->model_len, self->cand->model);
+    if (gyre_buf_append(&entry, completion, len) == 0)
+        gyre_cache_put(call->cache, call->cache_key.base, call->cache_key.len, entry.base, entry.len, now_ms(self));
+    gyre_buf_dispose(&entry);
+}
+
+/* Sends a whole answer (already in the client's dialect) with the provider's status. */
+static void deliver_whole(gyre_proxy_t *self, const char *body, size_t len, const char *content_type)
+{
+    h2o_req_t *req = self->req;
+    if (content_type != NULL)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
+                       strlen(content_type));
+    req->res.content_length = len;
+    push_out(self, body, len);
+    finish_client_stream(self, NULL);
+}
+
+/* ---- failures ---- */
+
+static int route_falls_back_on(const gyre_route_conf_t *r, fail_class_t fc, int status)
+{
+    if (r == NULL)
+        return 0;
+    switch (fc) {
+    case FAIL_CONNECT:
+    case FAIL_CUT: return (r->fallback_on & GYRE_FALLBACK_CONNECT) != 0;
+    case FAIL_TIMEOUT: return (r->fallback_on & GYRE_FALLBACK_TIMEOUT) != 0;
+    case FAIL_STATUS:
+        for (size_t i = 0; i < r->nfallback_statuses; i++)
+            if (r->fallback_statuses[i] == status)
+                return 1;
+        return 0;
+    }
+    return 0;
+}
+
+/* Full jitter: a uniform wait in [0, min(max, base * 2^n)]. */
+static uint64_t backoff_ms(gyre_proxy_t *self, unsigned n)
+{
+    const gyre_route_conf_t *r = self->call->route;
+    uint64_t ceiling = r->backoff_ms;
+    for (unsigned i = 0; i < n && ceiling < r->backoff_max_ms; i++)
+        ceiling *= 2;
+    if (ceiling > r->backoff_max_ms)
+        ceiling = r->backoff_max_ms;
+    return ceiling == 0 ? 0 : gyre_rand_next(&self->worker->rng) % (ceiling + 1);
+}
+
+/* The answer for a call that ran out of targets: the last provider's error
+ * when it was one (translated into the client's dialect unless it speaks
+ * it), else gyre's own. */
+static void respond_final_failure(gyre_proxy_t *self)
+{
+    if (self->client_gone)
+        return;
+    h2o_req_t *req = self->req;
+    req->res.headers.size = self->own_headers;
+    for (size_t i = 0; i < self->err_headers.size; i++) {
+        const h2o_header_t *h = &self->err_headers.entries[i];
+        h2o_add_header_by_str(&req->pool, &req->res.headers, h->name->base, h->name->len, 0, NULL, h->value.base,
+                              h->value.len);
+    }
+    if (self->have_last_status) {
+        if (self->last_passthrough) {
+            req->res.status = self->last_status;
+            req->res.reason = "Upstream Error";
+            deliver_whole(self, self->last_body.base ? self->last_body.base : "", self->last_body.len, NULL);
+            return;
+        }
+        gyre_api_error_t err;
+        gyre_buf_t msg;
+        gyre_buf_init(&msg, 2048);
+        const gyre_dialect_t *d = gyre_dialect_for(self->last_provider->kind);
+        d->error_message(self->last_body.base ? self->last_body.base : "", self->last_body.len, &msg);
+        const char *type = self->last_status == 429 ? "rate_limit_error"
+                           : self->last_status >= 500 ? "upstream_error"
+                           : self->last_status == 401 ? "authentication_error"
+                           : self->last_status == 403 ? "permission_error"
+                           : self->last_status == 404 ? "not_found_error"
+                                                      : "invalid_request_error";
+        gyre_api_error_set(&err, self->last_status, type, "upstream_status", NULL, "provider '%s' answered %d: %.600s",
+                           self->last_provider->name, self->last_status, msg.base ? msg.base : "");
+        gyre_buf_dispose(&msg);
+        add_gyre_headers(self);
+        respond_error(self, &err);
+        return;
+    }
+    add_gyre_headers(self);
+    log_error(self, &self->last_err);
+    respond_error(self, &self->last_err);
+}
+
+/* The next attempt: a retry of the same target (after a backoff), or the
+ * next target in the plan that has a usable key, at once.  Returns the wait
+ * in ms, or -1 when nothing is left. */
+static int64_t choose_next(gyre_proxy_t *self, int same_target_ok)
+{
+    const gyre_call_t *call = self->call;
+    const gyre_route_conf_t *r = call->route;
+    uint64_t now = now_ms(self);
+    if (self->deadline_passed)
+        return -1;
+    if (same_target_ok && r != NULL && self->tries_on_cur <= r->retries && self->cur < call->ncands) {
+        const gyre_candidate_t *c = &call->cands[self->cur];
+        gyre_keypool_t *kp = &self->worker->keypools[c->provider];
+        uint64_t wait = backoff_ms(self, self->tries_on_cur - 1);
+        int later_usable = 0;
+        for (size_t i = self->cur + 1; i < call->ncands && !later_usable; i++)
+            later_usable = gyre_keypool_available(&self->worker->keypools[call->cands[i].provider], now);
+        /* Another key of this target can take it now (a 429's Retry-After binds only its own key); else the
+         * retry waits for the first key to come back, unless another target can take the call at once or
+         * the wait is longer than the route allows (its deadline, else backoff_max_ms). */
+        int retry = 1;
+        if (!gyre_keypool_available(kp, now)) {
+            uint64_t at = gyre_keypool_next_usable_ms(kp, now);
+            if (at > now && at - now > wait)
+                wait = at - now;
+            retry = !later_usable;
+        }
+        uint64_t limit = r->backoff_max_ms;
+        if (gyre_timer_is_active(&self->deadline_timer))
+            limit = self->deadline_timer.at_ms > now ? self->deadline_timer.at_ms - now : 0;
+        if (retry && wait <= limit)
+            return (int64_t)wait;
+    }
+    /* Move on down the plan, skipping targets with no usable key. */
+    for (size_t i = self->cur + 1; i < call->ncands; i++) {
+        if (gyre_keypool_available(&self->worker->keypools[call->cands[i].provider], now)) {
+            self->cur = i;
+            self->tries_on_cur = 0;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static void on_backoff_done(gyre_timer_t *t)
+{
+    gyre_proxy_t *self = H2O_STRUCT_FROM_MEMBER(gyre_proxy_t, backoff_timer, t);
+    start_attempt(self);
+}
+
+/* An attempt failed before anything reached the client: fall back, or answer. */
+static void attempt_failed(gyre_proxy_t *self, fail_class_t fc, const gyre_api_error_t *err)
+{
+    int status = fc == FAIL_STATUS ? self->status : 0;
+    drop_conn(self, 0);
+    /* The breaker hears of provider failures; a 4xx other than 429 is the client's. */
+    if (fc == FAIL_STATUS && (status == 429 || status == 529))
+        record_outcome(self, 0, 1);
+    else
+        record_outcome(self, fc == FAIL_STATUS && status < 500, 0);
+    self->last_fail = fc;
+    self->have_last_status = fc == FAIL_STATUS;
+    if (fc == FAIL_STATUS) {
+        gyre_buf_reset(&self->last_body);
+        gyre_buf_append(&self->last_body, self->body.base ? self->body.base : "", self->body.len);
+        self->last_status = status;
+        self->last_provider = self->prov;
+        self->last_passthrough = self->passthrough;
+    } else if (err != NULL) {
+        self->last_err = *err;
+        log_error(self, err);
+    }
+    end_attempt(self);
+    if (self->client_gone)
+        return;
+    int64_t wait = route_falls_back_on(self->call->route, fc, status) ? choose_next(self, 1) : -1;
+    if (wait < 0) {
+        respond_final_failure(self);
+        return;
+    }
+    gyre_timer_start(&self->worker->timers, &self->backoff_timer, (uint64_t)wait, on_backoff_done);
+}
+
+/* The provider failed after the client had part of the stream. */
+static void stream_failed(gyre_proxy_t *self, fail_class_t fc, const gyre_api_error_t *err)
+{
+    drop_conn(self, 0);
+    record_outcome(self, 0, 0);
+    end_attempt(self);
+    if (self->client_gone)
+        return;
+    const gyre_route_conf_t *r = self->call->route;
+    if (r != NULL && r->midstream_resume && self->mode == MODE_STREAM && self->acc_inited && self->acc.ntools == 0 &&
+        route_falls_back_on(r, fc == FAIL_STATUS ? FAIL_CUT : fc, 0)) {
+        int64_t wait = choose_next(self, 1);
+        if (wait >= 0) {
+            /* The seam, as an SSE comment the SDKs skip: which attempt took over, after how much. */
+            const gyre_candidate_t *next = &self->call->cands[self->cur];
+            gyre_buf_t b;
+            gyre_buf_init(&b, 4096);
+            gyre_buf_appendf(&b, ": gyre-resume attempt=%u provider=%s model=%.*s after_chars=%zu reason=\"%s\"\n\n",
+                             self->attempts + 1, config_of(self)->providers[next->provider].name,
+                             (int)next->model_len, next->model, self->acc.content.len,
+                             err != NULL ? err->message : "cut");
+            push_out(self, b.base, b.len);
+            gyre_buf_dispose(&b);
+            if (err != NULL)
+                log_error(self, err);
+            if (self->sending.bytes_inflight == 0)
+                do_send(self);
+            self->resuming = 1;
+            self->resume_saw_role = 0;
+            gyre_timer_start(&self->worker->timers, &self->backoff_timer, (uint64_t)wait, on_backoff_done);
+            return;
+        }
+    }
+    gyre_api_error_t e;
+    if (err == NULL) {
+        gyre_api_error_set(&e, 502, "upstream_error", "stream_interrupted", NULL,
+                           "provider '%s' ended the stream before it was complete", self->prov->name);
+        err = &e;
+    }
+    finish_client_stream(self, err);
+}
+
+/* Any failure of the current attempt: before or after the client saw bytes. */
+static void fail(gyre_proxy_t *self, fail_class_t fc, const gyre_api_error_t *err)
+{
+    if (self->sent_body)
+        stream_failed(self, fc, err);
+    else
+        attempt_failed(self, fc, err);
+}
+
+static void fail_upstream(gyre_proxy_t *self, const char *stage, const char *errstr)
+{
+    const gyre_provider_conf_t *p = self->prov;
     gyre_api_error_t err;
     int timeout = strstr(errstr, "timeout") != NULL;
     /* h2o reports a failed handshake in OpenSSL's words ("self-signed
@@ -185,135 +897,321 @@ static void respond_upstream_error(gyre_proxy_t *self, const char *stage, const 
     else if (tls)
         gyre_api_error_set(&err, 502, "upstream_error", "upstream_tls_error", NULL,
                            "provider '%s' (%s:%u): TLS failed: %s", p->name, p->host, p->port, errstr);
+    else if (strcmp(stage, "connect") == 0)
+        gyre_api_error_set(&err, 502, "upstream_error", "upstream_unreachable", NULL,
+                           "provider '%s' (%s:%u) is unreachable: %s", p->name, p->host, p->port, errstr);
+    else if (strcmp(stage, "body") == 0)
+        gyre_api_error_set(&err, 502, "upstream_error", "stream_interrupted", NULL,
+                           "provider '%s' ended the answer before it was complete (%s)", p->name, errstr);
     else
-        gyre_api_error_set(&err, 502, "upstream_error",
-                           strcmp(stage, "connect") == 0 ? "upstream_unreachable" : "upstream_error", NULL,
-                           "provider '%s' (%s:%u) %s: %s", p->name, p->host, p->port,
-                           strcmp(stage, "connect") == 0 ? "is unreachable" : "failed before answering", errstr);
-    log_error(self, &err);
-    add_gyre_headers(self);
-    gyre_respond_error(self->req, &err);
+        gyre_api_error_set(&err, 502, "upstream_error", "upstream_error", NULL,
+                           "provider '%s' (%s:%u) failed before answering: %s", p->name, p->host, p->port, errstr);
+    fail(self, timeout ? FAIL_TIMEOUT : strcmp(stage, "body") == 0 ? FAIL_CUT : FAIL_CONNECT, &err);
 }
 
-static void on_sse_event(void *ctx, const char *event, size_t elen, const char *data, size_t dlen)
+/* ---- the answer's body ---- */
+
+/* RELAY: watching a pass-through stream for its proper end. */
+static void on_relay_sse_event(void *ctx, const char *event, size_t elen, const char *data, size_t dlen)
 {
     gyre_proxy_t *self = ctx;
-    (void)event;
-    (void)elen;
     if (dlen == 6 && memcmp(data, "[DONE]", 6) == 0)
         self->sse_done = 1;
     else if (dlen >= 9 && memcmp(data, "{\"error\":", 9) == 0)
         self->sse_done = 1; /* the provider ended the stream with an error of its own */
+    else if ((elen == 12 && memcmp(event, "message_stop", 12) == 0) || (elen == 5 && memcmp(event, "error", 5) == 0))
+        self->sse_done = 1; /* Anthropic's end, or its error event */
 }
 
-/* Appends body bytes for the client, letting the SSE parser see them first. */
-static void push_body(gyre_proxy_t *self, const char *bytes, size_t len)
+/* STREAM: one OpenAI-shaped event on its way to the client. */
+static void emit_pivot_event(gyre_proxy_t *self, const char *data, size_t len)
+{
+    gyre_buf_t *s = &self->scratch;
+    gyre_buf_reset(s);
+    if (self->resuming && !(len == 6 && memcmp(data, "[DONE]", 6) == 0)) {
+        /* A continuation's chunks become the first answer's: its id, and no second role. */
+        cJSON *j = cJSON_ParseWithLength(data, len);
+        if (j != NULL && cJSON_IsObject(j) && !cJSON_HasObjectItem(j, "error")) {
+            if (self->acc.id.len != 0) {
+                cJSON_DeleteItemFromObjectCaseSensitive(j, "id");
+                cJSON_AddStringToObject(j, "id", self->acc.id.base);
+            }
+            cJSON *choice = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
+            cJSON *delta = cJSON_GetObjectItemCaseSensitive(choice, "delta");
+            if (cJSON_HasObjectItem(delta, "role")) {
+                cJSON_DeleteItemFromObjectCaseSensitive(delta, "role");
+                cJSON *content = cJSON_GetObjectItemCaseSensitive(delta, "content");
+                if (content != NULL && (cJSON_IsNull(content) || (cJSON_IsString(content) && content->valuestring[0] == '\0')))
+                    cJSON_DeleteItemFromObjectCaseSensitive(delta, "content");
+                cJSON *fr = cJSON_GetObjectItemCaseSensitive(choice, "finish_reason");
+                if (cJSON_GetArraySize(delta) == 0 && (fr == NULL || cJSON_IsNull(fr)) &&
+                    !cJSON_HasObjectItem(j, "usage")) {
+                    cJSON_Delete(j);
+                    return; /* the role chunk alone: the client had it from the first attempt */
+                }
+            }
+            char *text = cJSON_PrintUnformatted(j);
+            cJSON_Delete(j);
+            if (text != NULL) {
+                gyre_buf_appends(s, "data: ");
+                gyre_buf_appends(s, text);
+                gyre_buf_appends(s, "\n\n");
+                free(text);
+            }
+        } else {
+            cJSON_Delete(j);
+        }
+    }
+    if (s->len == 0) {
+        gyre_buf_appends(s, "data: ");
+        gyre_buf_append(s, data, len);
+        gyre_buf_appends(s, "\n\n");
+    }
+    /* The accumulator sees what the client sees. */
+    gyre_openai_accum_event(&self->acc, s->base + 6, s->len - 8);
+    if (self->enc != NULL) {
+        gyre_buf_t out;
+        gyre_buf_init(&out, SSE_EVENT_MAX * 2);
+        gyre_anthropic_encoder_feed(self->enc, s->base, s->len, &out);
+        push_out(self, out.base, out.len);
+        gyre_buf_dispose(&out);
+    } else {
+        push_out(self, s->base, s->len);
+    }
+}
+
+static void on_pivot_sse_event(void *ctx, const char *event, size_t elen, const char *data, size_t dlen)
+{
+    (void)event, (void)elen;
+    emit_pivot_event(ctx, data, dlen);
+}
+
+static void start_stream_mode(gyre_proxy_t *self)
+{
+    self->mode = MODE_STREAM;
+    if (!self->dialect->speaks_openai)
+        self->dstream = self->dialect->stream_create(&self->chat);
+    if (!self->pivot_inited) {
+        self->pivot_inited = 1;
+        gyre_sse_init(&self->pivot_sse, SSE_EVENT_MAX, on_pivot_sse_event, self);
+    } else {
+        /* A new attempt's stream starts clean. */
+        gyre_sse_dispose(&self->pivot_sse);
+        gyre_sse_init(&self->pivot_sse, SSE_EVENT_MAX, on_pivot_sse_event, self);
+    }
+    if (!self->acc_inited) {
+        self->acc_inited = 1;
+        gyre_openai_accum_init(&self->acc, ACCUM_MAX);
+    }
+    if (self->call->client == GYRE_CLIENT_ANTHROPIC && self->enc == NULL)
+        self->enc = gyre_anthropic_encoder_create(self->call->route_name ? self->call->route_name : self->chat.model);
+}
+
+/* Whether the stream that reached the client has ended as its protocol says. */
+static int stream_complete(gyre_proxy_t *self)
+{
+    if (self->mode == MODE_RELAY)
+        return self->sse_done;
+    if (self->enc != NULL)
+        return gyre_anthropic_encoder_complete(self->enc);
+    return self->acc.done;
+}
+
+static void stream_bytes(gyre_proxy_t *self, const char *bytes, size_t len)
+{
+    if (self->dstream != NULL) {
+        gyre_buf_t out;
+        gyre_api_error_t err;
+        gyre_buf_init(&out, SSE_EVENT_MAX * 2);
+        int r = self->dialect->stream_feed(self->dstream, bytes, len, &out, &err);
+        if (out.len != 0 && gyre_sse_feed(&self->pivot_sse, out.base, out.len) != 0)
+            self->sse_failed = 1;
+        gyre_buf_dispose(&out);
+        if (r != 0) {
+            if (err.status == 429 || err.status == 529)
+                self->status = err.status;
+            drop_conn(self, 0);
+            fail(self, self->sent_body ? FAIL_CUT : FAIL_STATUS, &err);
+            return;
+        }
+    } else if (gyre_sse_feed(&self->pivot_sse, bytes, len) != 0) {
+        self->sse_failed = 1;
+    }
+}
+
+/* Body bytes of the current attempt, in its mode.  Returns -1 when the attempt is over (failed). */
+static int on_body_bytes(gyre_proxy_t *self, const char *bytes, size_t len)
 {
     if (len == 0)
-        return;
-    if (self->is_sse && !self->sse_failed && gyre_sse_feed(&self->sse, bytes, len) != 0)
-        self->sse_failed = 1;
-    h2o_iovec_t dst = h2o_buffer_reserve(&self->recv, len);
-    memcpy(dst.base, bytes, len);
-    self->recv->size += len;
+        return 0;
+    switch (self->mode) {
+    case MODE_RELAY:
+        if (self->is_sse && !self->sse_failed && gyre_sse_feed(&self->sse, bytes, len) != 0)
+            self->sse_failed = 1;
+        gyre_timer_stop(&self->first_byte_timer);
+        gyre_timer_stop(&self->attempt_timer);
+        if (!self->sent_body && self->cand->state != NULL)
+            gyre_route_observe_latency(self->cand->state, (double)(now_ms(self) - self->attempt_started_ms));
+        start_client_response(self);
+        push_out(self, bytes, len);
+        return 0;
+    case MODE_BUFFER:
+        if (self->status >= 300 && self->body.len + len > ERROR_BODY_MAX)
+            len = self->body.len < ERROR_BODY_MAX ? ERROR_BODY_MAX - self->body.len : 0;
+        if (gyre_buf_append(&self->body, bytes, len) != 0) {
+            gyre_api_error_t err;
+            gyre_api_error_set(&err, 502, "upstream_error", "response_too_large", NULL,
+                               "provider '%s' answered more than %d bytes", self->prov->name, BUFFER_MAX);
+            fail(self, FAIL_CUT, &err);
+            return -1;
+        }
+        return 0;
+    case MODE_STREAM: {
+        int had = self->sent_body;
+        stream_bytes(self, bytes, len);
+        if (self->conn == NULL)
+            return -1; /* the provider's stream failed: the attempt is over */
+        if (!had && self->sent_body) {
+            gyre_timer_stop(&self->first_byte_timer);
+            gyre_timer_stop(&self->attempt_timer);
+            if (self->cand->state != NULL && !self->resuming)
+                gyre_route_observe_latency(self->cand->state, (double)(now_ms(self) - self->attempt_started_ms));
+            start_client_response(self);
+        }
+        return 0;
+    }
+    }
+    return self->conn == NULL ? -1 : 0;
 }
 
-/* The last words of a stream that the provider cut: an SSE error event, so
- * the client's SDK raises instead of seeing a clean end. */
-static void append_stream_error(gyre_proxy_t *self, const char *why)
+/* A whole 2xx answer, read: translated as needed and sent on. */
+static void deliver_buffered(gyre_proxy_t *self)
 {
-    const gyre_provider_conf_t *p = self->up->conf;
+    const gyre_call_t *call = self->call;
+    if (self->cand->state != NULL)
+        gyre_route_observe_latency(self->cand->state, (double)(now_ms(self) - self->attempt_started_ms));
+    if (self->passthrough) {
+        record_outcome(self, 1, 0);
+        if (call->endpoint == GYRE_OPENAI_CHAT && call->client == GYRE_CLIENT_OPENAI)
+            store_in_cache(self, self->body.base, self->body.len);
+        deliver_whole(self, self->body.base ? self->body.base : "", self->body.len, NULL);
+        return;
+    }
+    gyre_buf_t openai, out;
     gyre_api_error_t err;
-    gyre_api_error_set(&err, 502, "upstream_error", "stream_interrupted", NULL,
-                       "provider '%s' ended the stream before it was complete (%s)", p->name, why);
-    gyre_buf_t b;
-    gyre_buf_init(&b, 4096);
-    gyre_buf_appends(&b, "\n\ndata: ");
-    gyre_api_error_to_json(&err, &b);
-    gyre_buf_appends(&b, "\n\n");
-    h2o_iovec_t dst = h2o_buffer_reserve(&self->recv, b.len);
-    memcpy(dst.base, b.base, b.len);
-    self->recv->size += b.len;
-    gyre_buf_dispose(&b);
-    log_error(self, &err);
-}
-
-static void do_send(gyre_proxy_t *self)
-{
-    if (self->client_gone)
+    gyre_buf_init(&openai, BUFFER_MAX);
+    gyre_buf_init(&out, BUFFER_MAX);
+    int r = 0;
+    if (self->dialect->speaks_openai)
+        r = gyre_buf_append(&openai, self->body.base ? self->body.base : "", self->body.len);
+    else
+        r = self->dialect->chat_response(&self->chat, self->body.base ? self->body.base : "", self->body.len, &openai,
+                                         &err);
+    if (r != 0) {
+        if (self->dialect->speaks_openai)
+            gyre_api_error_set(&err, 502, "upstream_error", "response_too_large", NULL, "the answer is too large");
+        gyre_buf_dispose(&openai);
+        gyre_buf_dispose(&out);
+        fail(self, FAIL_CUT, &err);
         return;
-    h2o_send_state_t state;
-    h2o_iovec_t vec = h2o_doublebuffer_prepare(&self->sending, &self->recv, self->req->preferred_chunk_size);
-    if (self->upstream_done && vec.len == self->sending.buf->size && self->recv->size == 0) {
-        state = self->had_body_error ? H2O_SEND_STATE_ERROR : H2O_SEND_STATE_FINAL;
-    } else {
-        if (vec.len == 0)
+    }
+    record_outcome(self, 1, 0);
+    store_in_cache(self, openai.base, openai.len);
+    if (call->client == GYRE_CLIENT_ANTHROPIC) {
+        if (gyre_anthropic_response_from_openai(openai.base, openai.len, &out, &err) != 0) {
+            gyre_buf_dispose(&openai);
+            gyre_buf_dispose(&out);
+            fail(self, FAIL_CUT, &err);
             return;
-        state = H2O_SEND_STATE_IN_PROGRESS;
+        }
+        deliver_whole(self, out.base, out.len, "application/json");
+    } else {
+        deliver_whole(self, openai.base, openai.len, "application/json");
     }
-    h2o_send(self->req, &vec, vec.len != 0 ? 1 : 0, state);
+    gyre_buf_dispose(&openai);
+    gyre_buf_dispose(&out);
 }
 
-static void on_read(h2o_socket_t *sock, const char *err);
-
-static void on_proceed(h2o_generator_t *generator, h2o_req_t *req)
+/* The provider's body ended: `why` is NULL when it ended as its framing said. */
+static void on_body_end(gyre_proxy_t *self, const char *why)
 {
-    gyre_proxy_t *self = (void *)generator;
-    (void)req;
-    h2o_doublebuffer_consume(&self->sending);
-    do_send(self);
-    if (self->conn != NULL && !h2o_socket_is_reading(self->conn->sock) && self->recv->size < RELAY_HIGH_WATER) {
-        h2o_socket_read_start(self->conn->sock, on_read);
-        h2o_timeout_link(self->up->loop, &self->up->io_timeout, &self->io_entry);
+    int reusable = why == NULL && self->keep_alive;
+    switch (self->mode) {
+    case MODE_BUFFER:
+        drop_conn(self, reusable);
+        if (why != NULL) {
+            fail_upstream(self, "body", why);
+            return;
+        }
+        if (self->status >= 300) {
+            int status = self->status;
+            const gyre_route_conf_t *r = self->call->route;
+            /* 4xx other than 408/409/429 are the client's; they go back as they are. */
+            (void)r;
+            (void)status;
+            attempt_failed(self, FAIL_STATUS, NULL);
+            return;
+        }
+        deliver_buffered(self);
+        return;
+    case MODE_RELAY:
+        drop_conn(self, reusable);
+        if (self->is_sse && self->status == 200 && !self->sse_done) {
+            if (!self->sent_body) {
+                fail_upstream(self, "head", why ? why : "the stream ended before its first event");
+                return;
+            }
+            gyre_api_error_t err;
+            gyre_api_error_set(&err, 502, "upstream_error", "stream_interrupted", NULL,
+                               "provider '%s' ended the stream before it was complete (%s)", self->prov->name,
+                               why ? why : "the connection closed before [DONE]");
+            stream_failed(self, FAIL_CUT, &err);
+            return;
+        }
+        if (why != NULL && !self->is_sse) {
+            if (!self->sent_body) {
+                fail_upstream(self, "head", why);
+                return;
+            }
+            record_outcome(self, 0, 0);
+            end_attempt(self);
+            self->upstream_done = 1;
+            self->had_body_error = 1;
+            if (self->sending.bytes_inflight == 0)
+                do_send(self);
+            return;
+        }
+        record_outcome(self, 1, 0);
+        end_attempt(self);
+        finish_client_stream(self, NULL);
+        return;
+    case MODE_STREAM:
+        drop_conn(self, reusable);
+        if (self->sse_failed || !stream_complete(self)) {
+            gyre_api_error_t err;
+            gyre_api_error_set(&err, 502, "upstream_error", "stream_interrupted", NULL,
+                               "provider '%s' ended the stream before it was complete (%s)", self->prov->name,
+                               self->sse_failed ? "an event was over gyre's size limit"
+                               : why            ? why
+                                                : "the connection closed before the stream's end");
+            fail(self, FAIL_CUT, &err);
+            return;
+        }
+        record_outcome(self, 1, 0);
+        end_attempt(self);
+        if (self->call->cache != NULL && self->acc_inited) {
+            gyre_buf_t c;
+            gyre_buf_init(&c, ACCUM_MAX * 2);
+            if (gyre_openai_accum_completion(&self->acc, &c) == 0)
+                store_in_cache(self, c.base, c.len);
+            gyre_buf_dispose(&c);
+        }
+        finish_client_stream(self, NULL);
+        return;
     }
 }
 
-/* Lets go of the provider's connection: back to the pool when the response
- * was read to its end and the connection may be reused, else closed. */
-static void drop_conn(gyre_proxy_t *self, int reusable)
-{
-    if (h2o_timeout_is_linked(&self->io_entry))
-        h2o_timeout_unlink(&self->io_entry);
-    if (self->connecting != NULL) {
-        gyre_upconnect_cancel(self->connecting);
-        self->connecting = NULL;
-    }
-    if (self->conn != NULL) {
-        h2o_socket_read_stop(self->conn->sock);
-        if (reusable)
-            gyre_upstream_release(self->conn);
-        else
-            gyre_upconn_close(self->conn);
-        self->conn = NULL;
-    }
-}
-
-/* The response body ended: `why` is NULL when it ended as its framing said. */
-static void finish_body(gyre_proxy_t *self, const char *why)
-{
-    drop_conn(self, why == NULL && self->keep_alive);
-    self->upstream_done = 1;
-    if (why != NULL) {
-        self->had_body_error = 1;
-        if (self->is_sse && !self->sse_done)
-            append_stream_error(self, why);
-    } else if (self->is_sse && !self->sse_done && self->req->res.status == 200) {
-        /* A clean end without [DONE] is a cut stream all the same. */
-        self->had_body_error = 1;
-        append_stream_error(self, "the connection closed before [DONE]");
-    }
-    if (self->sending.bytes_inflight == 0)
-        do_send(self);
-}
-
-static void on_stop(h2o_generator_t *generator, h2o_req_t *req)
-{
-    gyre_proxy_t *self = (void *)generator;
-    (void)req;
-    /* The client went away: stop the provider's work too. */
-    self->client_gone = 1;
-    drop_conn(self, 0);
-}
+/* ---- the answer's head ---- */
 
 static int drop_response_header(const gyre_http1_header_t *h)
 {
@@ -324,47 +1222,130 @@ static int drop_response_header(const gyre_http1_header_t *h)
     return name_in(names, sizeof(names) / sizeof(names[0]), h->name, h->name_len);
 }
 
-/* Copies the provider's status and headers to the client's response. */
-static void start_response(gyre_proxy_t *self, const gyre_http1_response_t *res)
+/* Headers a translated answer keeps from the provider's. */
+static int keep_when_translated(const char *name, size_t len)
 {
-    h2o_req_t *req = self->req;
-    req->res.status = res->status;
-    req->res.reason = h2o_strdup(&req->pool, res->reason, res->reason_len).base;
+    static const name_entry_t names[] = {NAME("retry-after"), NAME("x-upstream-request-id")};
+    return name_in(names, sizeof(names) / sizeof(names[0]), name, len) ||
+           (len > 10 && h2o_lcstris(name, 10, H2O_STRLIT("ratelimit-"))) ||
+           (len > 12 && h2o_lcstris(name, 12, H2O_STRLIT("x-ratelimit-")));
+}
+
+static uint64_t parse_retry_after(const gyre_http1_response_t *res)
+{
     for (size_t i = 0; i < res->num_headers; i++) {
         const gyre_http1_header_t *h = &res->headers[i];
-        if (drop_response_header(h))
-            continue;
-        h2o_iovec_t name = h2o_strdup(&req->pool, h->name, h->name_len);
-        h2o_iovec_t value = h2o_strdup(&req->pool, h->value, h->value_len);
-        h2o_strtolower(name.base, name.len);
-        if (h2o_memis(name.base, name.len, H2O_STRLIT("x-request-id"))) {
-            /* gyre's id stays x-request-id; the provider's own is kept beside it. */
-            name = h2o_iovec_init(H2O_STRLIT("x-upstream-request-id"));
-        } else if (h2o_memis(name.base, name.len, H2O_STRLIT("content-type")) && value.len >= 17 &&
-                   h2o_lcstris(value.base, 17, H2O_STRLIT("text/event-stream"))) {
-            self->is_sse = 1;
+        if (h->name_len == 14 && h2o_lcstris(h->name, 14, H2O_STRLIT("retry-after-ms"))) {
+            char tmp[32];
+            size_t n = h->value_len < sizeof(tmp) - 1 ? h->value_len : sizeof(tmp) - 1;
+            memcpy(tmp, h->value, n);
+            tmp[n] = '\0';
+            double v = strtod(tmp, NULL);
+            if (v > 0 && v < 86400000)
+                return (uint64_t)v;
         }
-        h2o_add_header_by_str(&req->pool, &req->res.headers, name.base, name.len, 1, NULL, value.base, value.len);
+    }
+    for (size_t i = 0; i < res->num_headers; i++) {
+        const gyre_http1_header_t *h = &res->headers[i];
+        if (h->name_len == 11 && h2o_lcstris(h->name, 11, H2O_STRLIT("retry-after")))
+            return gyre_retry_after_ms(h->value, h->value_len, (long long)time(NULL));
+    }
+    return 0;
+}
+
+/* The provider's head: decides how the body is read. */
+static void on_head(gyre_proxy_t *self, const gyre_http1_response_t *res)
+{
+    h2o_req_t *req = self->req;
+    const gyre_call_t *call = self->call;
+    self->status = res->status;
+    self->retry_after_ms = parse_retry_after(res);
+    int is_sse = 0, translated = !self->passthrough;
+    for (size_t i = 0; i < res->num_headers; i++) {
+        const gyre_http1_header_t *h = &res->headers[i];
+        if (h->name_len == 12 && h2o_lcstris(h->name, 12, H2O_STRLIT("content-type")) && h->value_len >= 17 &&
+            h2o_lcstris(h->value, 17, H2O_STRLIT("text/event-stream")))
+            is_sse = 1;
+    }
+    gyre_buf_reset(&self->body);
+    if (res->status >= 300) {
+        /* An error: its headers are the client's only if it is relayed, as it is. */
+        self->mode = MODE_BUFFER;
+        self->err_headers = (h2o_headers_t){NULL};
+        for (size_t i = 0; i < res->num_headers; i++) {
+            const gyre_http1_header_t *h = &res->headers[i];
+            if (drop_response_header(h))
+                continue;
+            h2o_iovec_t name = h2o_strdup(&req->pool, h->name, h->name_len);
+            h2o_strtolower(name.base, name.len);
+            if (h2o_memis(name.base, name.len, H2O_STRLIT("x-request-id")))
+                name = h2o_iovec_init(H2O_STRLIT("x-upstream-request-id"));
+            if (!self->passthrough && !keep_when_translated(name.base, name.len))
+                continue;
+            h2o_iovec_t value = h2o_strdup(&req->pool, h->value, h->value_len);
+            h2o_add_header_by_str(&req->pool, &self->err_headers, name.base, name.len, 1, NULL, value.base,
+                                  value.len);
+        }
+        return;
+    }
+    /* The provider's headers, for the client (translated answers keep only a few). */
+    if (!self->response_started) {
+        req->res.headers.size = self->own_headers;
+        req->res.status = res->status;
+        req->res.reason = h2o_strdup(&req->pool, res->reason, res->reason_len).base;
+        for (size_t i = 0; i < res->num_headers; i++) {
+            const gyre_http1_header_t *h = &res->headers[i];
+            if (drop_response_header(h))
+                continue;
+            h2o_iovec_t name = h2o_strdup(&req->pool, h->name, h->name_len);
+            h2o_strtolower(name.base, name.len);
+            if (h2o_memis(name.base, name.len, H2O_STRLIT("x-request-id")))
+                name = h2o_iovec_init(H2O_STRLIT("x-upstream-request-id"));
+            if (translated && !keep_when_translated(name.base, name.len))
+                continue;
+            h2o_iovec_t value = h2o_strdup(&req->pool, h->value, h->value_len);
+            h2o_add_header_by_str(&req->pool, &req->res.headers, name.base, name.len, 1, NULL, value.base,
+                                  value.len);
+        }
+        if (translated && call->stream)
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                           H2O_STRLIT("text/event-stream; charset=utf-8"));
+    }
+    if (call->endpoint == GYRE_OPENAI_CHAT && call->stream) {
+        const gyre_route_conf_t *r = call->route;
+        int need_events = translated || call->cache != NULL || (r != NULL && r->midstream_resume);
+        if (need_events) {
+            start_stream_mode(self);
+        } else {
+            self->mode = MODE_RELAY;
+            self->is_sse = is_sse;
+            if (is_sse) {
+                if (self->sse_inited)
+                    gyre_sse_dispose(&self->sse);
+                gyre_sse_init(&self->sse, SSE_EVENT_MAX, on_relay_sse_event, self);
+                self->sse_inited = 1;
+            }
+        }
+        return;
+    }
+    if (call->endpoint == GYRE_OPENAI_CHAT || call->endpoint == GYRE_OPENAI_EMBEDDINGS) {
+        self->mode = MODE_BUFFER;
+        return;
+    }
+    /* Other endpoints pass through as they come, with the provider's framing. */
+    self->mode = MODE_RELAY;
+    self->is_sse = is_sse;
+    if (is_sse) {
+        gyre_sse_init(&self->sse, SSE_EVENT_MAX, on_relay_sse_event, self);
+        self->sse_inited = 1;
     }
     if (res->content_length != SIZE_MAX && !res->chunked)
         req->res.content_length = res->content_length;
-    if (self->is_sse)
-        gyre_sse_init(&self->sse, SSE_EVENT_MAX, on_sse_event, self);
-    add_gyre_headers(self);
-    h2o_start_response(req, &self->super);
+    start_client_response(self);
 }
 
-static void send_request(gyre_proxy_t *self);
-static void on_connected(gyre_upconn_t *conn, const char *err, void *data);
+/* ---- reading ---- */
 
-static void fail_before_response(gyre_proxy_t *self, const char *stage, const char *err)
-{
-    drop_conn(self, 0);
-    if (!self->client_gone)
-        respond_upstream_error(self, stage, err);
-}
-
-/* Reads the response: the head first, then the body in its framing. */
 static void on_read(h2o_socket_t *sock, const char *err)
 {
     gyre_proxy_t *self = sock->data;
@@ -376,12 +1357,14 @@ static void on_read(h2o_socket_t *sock, const char *err)
             if (self->reused && (*input)->size == 0) {
                 /* A pooled connection the provider had just closed: it never
                  * saw the request, so one more try on a new connection is safe. */
-                drop_conn(self, 0);
+                h2o_socket_read_stop(self->conn->sock);
+                gyre_upconn_close(self->conn);
+                self->conn = NULL;
                 self->reused = 0;
                 self->connecting = gyre_upstream_connect(self->up, on_connected, self);
                 return;
             }
-            fail_before_response(self, "head", "the connection closed before a response");
+            fail_upstream(self, "head", "the connection closed before a response");
             return;
         }
         gyre_http1_response_t res;
@@ -392,13 +1375,12 @@ static void on_read(h2o_socket_t *sock, const char *err)
                 return;
             }
             if (n < 0) {
-                fail_before_response(self, "head",
-                                     n == -E2BIG ? "the response head is too large"
-                                                 : "the response is not valid HTTP/1.1");
+                fail_upstream(self, "head",
+                              n == -E2BIG ? "the response head is too large" : "the response is not valid HTTP/1.1");
                 return;
             }
             if (res.status >= 100 && res.status < 200) {
-                h2o_buffer_consume(input, (size_t)n); /* 1xx: informational, the real head follows */
+                h2o_buffer_consume(input, (size_t)n);
                 continue;
             }
             self->head_done = 1;
@@ -408,59 +1390,59 @@ static void on_read(h2o_socket_t *sock, const char *err)
                           res.status == 204 || res.status == 304;
             self->body_left = no_body ? 0 : res.chunked ? SIZE_MAX : res.content_length;
             if (self->body_left == SIZE_MAX && !res.chunked)
-                self->keep_alive = 0; /* the body ends when the connection does */
-            start_response(self, &res);
+                self->keep_alive = 0;
+            on_head(self, &res);
             h2o_buffer_consume(input, (size_t)n);
             break;
         }
         if (self->body_left == 0 && !self->chunked) {
-            finish_body(self, NULL);
+            on_body_end(self, NULL);
             return;
         }
     }
 
-    /* The body. */
     if ((*input)->size != 0) {
         if (self->chunked) {
             size_t len = (*input)->size, used = 0;
             int r = gyre_http1_decode_chunked(&self->chunk, (*input)->bytes, &len, &used);
-            push_body(self, (*input)->bytes, len);
+            if (on_body_bytes(self, (*input)->bytes, len) != 0)
+                return;
             h2o_buffer_consume(input, used);
             if (r < 0) {
-                finish_body(self, "invalid chunked encoding");
+                on_body_end(self, "invalid chunked encoding");
                 return;
             }
             if (r == 1) {
                 if ((*input)->size != 0)
                     self->keep_alive = 0;
-                finish_body(self, NULL);
+                on_body_end(self, NULL);
                 return;
             }
         } else {
             size_t take = (*input)->size;
             if (self->body_left != SIZE_MAX && take > self->body_left) {
                 take = self->body_left;
-                self->keep_alive = 0; /* bytes past the body: the connection cannot be trusted */
+                self->keep_alive = 0;
             }
-            push_body(self, (*input)->bytes, take);
+            if (on_body_bytes(self, (*input)->bytes, take) != 0)
+                return;
             h2o_buffer_consume(input, (*input)->size);
             if (self->body_left != SIZE_MAX) {
                 self->body_left -= take;
                 if (self->body_left == 0) {
-                    finish_body(self, NULL);
+                    on_body_end(self, NULL);
                     return;
                 }
             }
         }
     }
     if (err != NULL) {
-        finish_body(self, self->body_left == SIZE_MAX && !self->chunked ? NULL : "the connection closed mid-response");
+        on_body_end(self, self->body_left == SIZE_MAX && !self->chunked ? NULL : "the connection closed mid-response");
         return;
     }
     if (self->recv->size >= RELAY_HIGH_WATER) {
         /* The client reads slower than the provider writes: stop reading
-         * from the provider until the client has taken what is buffered.
-         * Waiting on the client is not the provider's delay, so no timer. */
+         * from the provider until the client has taken what is buffered. */
         h2o_socket_read_stop(sock);
     } else {
         h2o_timeout_link(self->up->loop, &self->up->io_timeout, &self->io_entry);
@@ -473,16 +1455,59 @@ static void on_io_timeout(h2o_timeout_entry_t *entry)
 {
     gyre_proxy_t *self = H2O_STRUCT_FROM_MEMBER(gyre_proxy_t, io_entry, entry);
     if (!self->head_done)
-        fail_before_response(self, "head", "I/O timeout");
+        fail_upstream(self, "head", "I/O timeout");
     else
-        finish_body(self, "I/O timeout");
+        fail_upstream(self, "body", "I/O timeout");
+}
+
+static void on_attempt_timeout(gyre_timer_t *t)
+{
+    gyre_proxy_t *self = H2O_STRUCT_FROM_MEMBER(gyre_proxy_t, attempt_timer, t);
+    gyre_api_error_t err;
+    gyre_api_error_set(&err, 504, "upstream_error", "upstream_timeout", NULL,
+                       "provider '%s' did not complete the attempt in time (attempt_timeout_ms %llu)",
+                       self->prov->name, (unsigned long long)self->call->route->attempt_timeout_ms);
+    fail(self, FAIL_TIMEOUT, &err);
+}
+
+static void on_first_byte_timeout(gyre_timer_t *t)
+{
+    gyre_proxy_t *self = H2O_STRUCT_FROM_MEMBER(gyre_proxy_t, first_byte_timer, t);
+    gyre_api_error_t err;
+    gyre_api_error_set(&err, 504, "upstream_error", "first_byte_timeout", NULL,
+                       "provider '%s' sent no stream event in time (first_byte_timeout_ms %llu)", self->prov->name,
+                       (unsigned long long)self->call->route->first_byte_timeout_ms);
+    fail(self, FAIL_TIMEOUT, &err);
+}
+
+static void on_deadline(gyre_timer_t *t)
+{
+    gyre_proxy_t *self = H2O_STRUCT_FROM_MEMBER(gyre_proxy_t, deadline_timer, t);
+    self->deadline_passed = 1;
+    gyre_api_error_t err;
+    gyre_api_error_set(&err, 504, "upstream_error", "deadline_exceeded", NULL,
+                       "route '%s' ran past its deadline (deadline_ms %llu) after %u attempt%s",
+                       self->call->route_name, (unsigned long long)self->call->route->deadline_ms, self->attempts,
+                       self->attempts == 1 ? "" : "s");
+    if (gyre_timer_is_active(&self->backoff_timer)) {
+        gyre_timer_stop(&self->backoff_timer);
+        self->last_err = err;
+        self->have_last_status = 0;
+        if (self->sent_body)
+            finish_client_stream(self, &err);
+        else
+            respond_final_failure(self);
+        return;
+    }
+    if (self->upstream_done || self->client_gone)
+        return;
+    fail(self, FAIL_TIMEOUT, &err);
 }
 
 static void on_write_done(h2o_socket_t *sock, const char *err)
 {
     /* Reading starts with the write, and a connection that fails a write
-     * fails its reads too: the read path handles it (and decides whether a
-     * second try is safe), and the I/O timeout bounds the rest. */
+     * fails its reads too: the read path handles it. */
     (void)sock;
     (void)err;
 }
@@ -492,7 +1517,6 @@ static void send_request(gyre_proxy_t *self)
     h2o_socket_t *sock = self->conn->sock;
     sock->data = self;
     self->conn->requests++;
-    self->attempts++;
     h2o_socket_write(sock, self->reqbufs, self->reqbufs[1].len != 0 ? 2 : 1, on_write_done);
     h2o_socket_read_start(sock, on_read);
     h2o_timeout_link(self->up->loop, &self->up->io_timeout, &self->io_entry);
@@ -503,26 +1527,144 @@ static void on_connected(gyre_upconn_t *conn, const char *err, void *data)
     gyre_proxy_t *self = data;
     self->connecting = NULL;
     if (err != NULL) {
-        fail_before_response(self, "connect", err);
+        fail_upstream(self, "connect", err);
         return;
     }
     self->conn = conn;
     send_request(self);
 }
 
+/* ---- attempts ---- */
+
+static void start_attempt(gyre_proxy_t *self)
+{
+    const gyre_call_t *call = self->call;
+    const gyre_config_t *cfg = config_of(self);
+    gyre_api_error_t err;
+    if (self->client_gone)
+        return;
+    for (;;) {
+        self->cand = &call->cands[self->cur];
+        self->prov = &cfg->providers[self->cand->provider];
+        self->dialect = gyre_dialect_for(self->prov->kind);
+        self->up = &self->worker->upstreams[self->cand->provider];
+        self->kp = &self->worker->keypools[self->cand->provider];
+        uint64_t now = now_ms(self);
+        int exclude = -1;
+        self->key_index = gyre_keypool_pick(self->kp, now, call->affinity, exclude);
+        if (self->key_index >= 0)
+            break;
+        /* Every key of this target is cooling down or its breaker is open: on to the next, at once. */
+        gyre_api_error_set(&self->last_err, 503, "upstream_error", "target_unavailable", NULL,
+                           "provider '%s' is unavailable (circuit open or rate-limited); retry in %llu ms",
+                           self->prov->name, (unsigned long long)(gyre_keypool_next_usable_ms(self->kp, now) - now));
+        self->have_last_status = 0;
+        size_t i = self->cur + 1;
+        while (i < call->ncands && !gyre_keypool_available(&self->worker->keypools[call->cands[i].provider], now))
+            i++;
+        if (i >= call->ncands) {
+            if (self->sent_body) {
+                finish_client_stream(self, &self->last_err);
+            } else {
+                uint64_t wait = gyre_keypool_next_usable_ms(self->kp, now);
+                if (wait > now && !self->client_gone) {
+                    char *ra = h2o_mem_alloc_pool(&self->req->pool, 24);
+                    int n = snprintf(ra, 24, "%llu", (unsigned long long)((wait - now + 999) / 1000));
+                    h2o_add_header(&self->req->pool, &self->req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, ra,
+                                   (size_t)n);
+                }
+                respond_final_failure(self);
+            }
+            return;
+        }
+        self->cur = i;
+        self->tries_on_cur = 0;
+    }
+    const char *key = self->prov->nkeys != 0 ? self->prov->keys[self->key_index] : NULL;
+    if (build_request(self, key, &err) != 0) {
+        /* This target cannot take the call (an endpoint its API lacks, a request it cannot express). */
+        gyre_keypool_release(self->kp, self->key_index);
+        self->key_index = -1;
+        self->last_err = err;
+        self->have_last_status = 0;
+        if (err.status == 400 && self->cur + 1 < call->ncands) {
+            self->cur++;
+            self->tries_on_cur = 0;
+            start_attempt(self);
+            return;
+        }
+        if (self->sent_body)
+            finish_client_stream(self, &err);
+        else
+            respond_final_failure(self);
+        return;
+    }
+    self->attempts++;
+    self->tries_on_cur++;
+    self->started_any = 1;
+    self->head_done = 0;
+    self->chunk = (gyre_http1_chunked_t){0};
+    self->mode = MODE_RELAY;
+    self->status = 0;
+    self->attempt_started_ms = now_ms(self);
+    self->attempt_live = 1;
+    if (self->cand->state != NULL)
+        self->cand->state->inflight++;
+    const gyre_route_conf_t *r = call->route;
+    if (r != NULL && r->attempt_timeout_ms != 0)
+        gyre_timer_start(&self->worker->timers, &self->attempt_timer, r->attempt_timeout_ms, on_attempt_timeout);
+    if (r != NULL && r->first_byte_timeout_ms != 0 && call->stream)
+        gyre_timer_start(&self->worker->timers, &self->first_byte_timer, r->first_byte_timeout_ms,
+                         on_first_byte_timeout);
+    if ((self->conn = gyre_upstream_take_idle(self->up)) != NULL) {
+        self->reused = 1;
+        send_request(self);
+    } else {
+        self->reused = 0;
+        self->connecting = gyre_upstream_connect(self->up, on_connected, self);
+    }
+}
+
+static void on_stop(h2o_generator_t *generator, h2o_req_t *req)
+{
+    gyre_proxy_t *self = (void *)generator;
+    (void)req;
+    /* The client went away: stop the provider's work too. */
+    self->client_gone = 1;
+    drop_conn(self, 0);
+    end_attempt(self);
+    gyre_timer_stop(&self->backoff_timer);
+    gyre_timer_stop(&self->deadline_timer);
+}
+
 static void on_dispose(void *p)
 {
     gyre_proxy_t *self = p;
     drop_conn(self, 0);
-    if (self->is_sse)
+    end_attempt(self);
+    gyre_timer_stop(&self->backoff_timer);
+    gyre_timer_stop(&self->deadline_timer);
+    if (self->sse_inited)
         gyre_sse_dispose(&self->sse);
+    if (self->pivot_inited)
+        gyre_sse_dispose(&self->pivot_sse);
+    if (self->acc_inited)
+        gyre_openai_accum_dispose(&self->acc);
+    if (self->enc != NULL)
+        gyre_anthropic_encoder_destroy(self->enc);
+    if (self->pivot != NULL)
+        cJSON_Delete(self->pivot);
+    gyre_buf_dispose(&self->uphead);
+    gyre_buf_dispose(&self->upbody);
+    gyre_buf_dispose(&self->body);
+    gyre_buf_dispose(&self->last_body);
+    gyre_buf_dispose(&self->scratch);
     h2o_buffer_dispose(&self->recv);
     h2o_doublebuffer_dispose(&self->sending);
     gyre_worker_request_done(self->worker);
 }
 
-void gyre_proxy_start(gyre_worker_t *w, h2o_req_t *req, const gyre_target_ref_t *target, h2o_iovec_t path,
-                      h2o_iovec_t body)
+void gyre_proxy_start(gyre_worker_t *w, h2o_req_t *req, gyre_call_t *call)
 {
     gyre_proxy_t *self = h2o_mem_alloc_shared(&req->pool, sizeof(*self), on_dispose);
     memset(self, 0, sizeof(*self));
@@ -530,20 +1672,22 @@ void gyre_proxy_start(gyre_worker_t *w, h2o_req_t *req, const gyre_target_ref_t 
     self->super.stop = on_stop;
     self->req = req;
     self->worker = w;
-    self->up = &w->upstreams[target->provider];
-    gyre_target_ref_t *t = h2o_mem_alloc_pool(&req->pool, sizeof(*t));
-    *t = *target;
-    self->target = t;
+    self->call = call;
+    self->key_index = -1;
     self->io_entry.cb = on_io_timeout;
+    self->created = (long long)time(NULL);
+    snprintf(self->chat_id, sizeof(self->chat_id), "chatcmpl-gyre-%016llx",
+             (unsigned long long)gyre_rand_next(&w->rng));
+    gyre_buf_init(&self->uphead, 1024 * 1024);
+    gyre_buf_init(&self->upbody, 6 * (size_t)req->entity.len + 4 * 1024 * 1024);
+    gyre_buf_init(&self->body, BUFFER_MAX);
+    gyre_buf_init(&self->last_body, ERROR_BODY_MAX);
+    gyre_buf_init(&self->scratch, SSE_EVENT_MAX * 2);
     h2o_buffer_init(&self->recv, &h2o_socket_buffer_prototype);
     h2o_doublebuffer_init(&self->sending, &h2o_socket_buffer_prototype);
+    self->own_headers = req->res.headers.size;
     w->inflight++;
-    self->reqbufs[0] = build_head(self, path, body.len, gyre_request_id(w, req));
-    self->reqbufs[1] = body;
-    if ((self->conn = gyre_upstream_take_idle(self->up)) != NULL) {
-        self->reused = 1;
-        send_request(self);
-    } else {
-        self->connecting = gyre_upstream_connect(self->up, on_connected, self);
-    }
+    if (call->route != NULL && call->route->deadline_ms != 0)
+        gyre_timer_start(&w->timers, &self->deadline_timer, call->route->deadline_ms, on_deadline);
+    start_attempt(self);
 }

@@ -1,9 +1,16 @@
 /*
- * The request pipeline's upstream half: send the request to the chosen
- * provider over a pooled keep-alive connection, relay the answer to the
- * client as it arrives (SSE chunk by chunk, never buffered whole), and turn
- * every upstream failure into a clear error that names the provider but
- * never its key.
+ * The request pipeline's upstream half.
+ *
+ * A call arrives planned (call.h): the client's dialect, the body, the
+ * ordered targets to try.  The proxy makes attempts down that plan: it
+ * picks a usable key, builds the provider's request in the provider's
+ * dialect, sends it over a pooled keep-alive connection, and relays the
+ * answer to the client as it arrives (streams event by event, translated
+ * when the provider speaks another API).  A failure the route falls back on
+ * (connect errors, timeouts, 429, 5xx by default) moves the call to a retry
+ * or to the next target, as long as nothing has reached the client; after
+ * that a stream ends with an error event the client's SDK raises, or, with
+ * `midstream: resume`, continues on the next target from the partial answer.
  *
  * Lifetime: the proxy's state lives in the request's memory pool; when the
  * client goes away, h2o disposes the pool and the upstream call is cancelled.
@@ -13,11 +20,10 @@
 
 #include <h2o.h>
 
-#include "route/route.h"
+#include "proxy/call.h"
 #include "server/server.h"
 
-/* `path` and `body` must live as long as the request (its pool). */
-void gyre_proxy_start(gyre_worker_t *w, h2o_req_t *req, const gyre_target_ref_t *target, h2o_iovec_t path,
-                      h2o_iovec_t body);
+/* `call` and everything it points to must live as long as the request (its pool). */
+void gyre_proxy_start(gyre_worker_t *w, h2o_req_t *req, gyre_call_t *call);
 
 #endif

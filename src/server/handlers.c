@@ -1,8 +1,10 @@
 /*
- * Endpoint dispatch.  /v1/chat/completions and /v1/embeddings are read and
- * checked before anything goes upstream; every other /v1 path passes
- * through to a provider of kind openai, routed by the body's model when it
- * has one.
+ * Endpoint dispatch.  /v1/chat/completions, /v1/embeddings and Anthropic's
+ * /v1/messages are read and checked before anything goes upstream, resolved
+ * to a route (or one provider), planned, and answered from the route's
+ * cache or handed to the proxy; every other /v1 path passes through to a
+ * provider that speaks OpenAI's API, routed by the body's model when it has
+ * one.
  */
 #include "server/handlers.h"
 
@@ -11,7 +13,11 @@
 
 #include "common/buf.h"
 #include "common/json.h"
+#include "dialect/anthropic.h"
+#include "dialect/dialect.h"
 #include "dialect/openai.h"
+#include "dialect/openai_stream.h"
+#include "proxy/call.h"
 #include "proxy/proxy.h"
 #include "route/route.h"
 #include "server/respond.h"
@@ -102,22 +108,143 @@ static int on_models(gyre_server_t *s, h2o_req_t *req)
     return 0;
 }
 
-/*
- * The path the provider sees: its base path, then the client's path after
- * "/v1".  http://h/openai/v1 + /v1/chat/completions → /openai/v1/chat/completions.
- */
-static h2o_iovec_t upstream_path(h2o_req_t *req, const gyre_provider_conf_t *p)
+/* The value of a request header, or an empty iovec. */
+static h2o_iovec_t header_value(h2o_req_t *req, const char *name, size_t len)
 {
-    h2o_iovec_t in = req->path;
-    size_t skip = in.len >= 3 && memcmp(in.base, "/v1", 3) == 0 ? 3 : 0;
-    size_t blen = strlen(p->base_path);
-    h2o_iovec_t out;
-    out.len = blen + in.len - skip;
-    out.base = h2o_mem_alloc_pool(&req->pool, out.len + 1);
-    memcpy(out.base, p->base_path, blen);
-    memcpy(out.base + blen, in.base + skip, in.len - skip);
-    out.base[out.len] = '\0';
-    return out;
+    ssize_t i = h2o_find_header_by_str(&req->headers, name, len, -1);
+    return i == -1 ? h2o_iovec_init(NULL, 0) : req->headers.entries[i].value;
+}
+
+/* Cache-Control's no-cache (do not answer from the cache) and no-store (do not keep this answer either). */
+static void cache_directives(h2o_req_t *req, int *no_read, int *no_store)
+{
+    h2o_iovec_t v = header_value(req, H2O_STRLIT("cache-control"));
+    *no_read = *no_store = 0;
+    for (size_t i = 0; i + 8 <= v.len; i++) {
+        if (h2o_lcstris(v.base + i, 8, H2O_STRLIT("no-cache")))
+            *no_read = 1;
+        if (h2o_lcstris(v.base + i, 8, H2O_STRLIT("no-store")))
+            *no_read = *no_store = 1;
+    }
+}
+
+/* A cache hit: the stored OpenAI completion, in the client's dialect, whole or as a stream. */
+static int respond_from_cache(gyre_server_t *s, h2o_req_t *req, const gyre_call_t *call, const gyre_buf_t *entry)
+{
+    (void)s;
+    /* An entry is "provider\tmodel\n" then the completion. */
+    const char *nl = memchr(entry->base, '\n', entry->len);
+    const char *tab = nl ? memchr(entry->base, '\t', (size_t)(nl - entry->base)) : NULL;
+    if (nl == NULL || tab == NULL)
+        return -1;
+    const char *completion = nl + 1;
+    size_t clen = entry->len - (size_t)(completion - entry->base);
+    gyre_buf_t out, sse;
+    gyre_buf_init(&out, (size_t)256 << 20);
+    gyre_buf_init(&sse, (size_t)256 << 20);
+    int rc = 0;
+    gyre_api_error_t err;
+    if (call->stream) {
+        rc = gyre_openai_completion_to_sse(completion, clen, call->include_usage, &sse);
+        if (rc == 0 && call->client == GYRE_CLIENT_ANTHROPIC) {
+            gyre_anthropic_encoder_t *enc = gyre_anthropic_encoder_create(call->route_name);
+            rc = gyre_anthropic_encoder_feed(enc, sse.base, sse.len, &out);
+            gyre_anthropic_encoder_destroy(enc);
+        } else if (rc == 0) {
+            gyre_buf_append(&out, sse.base, sse.len);
+        }
+    } else if (call->client == GYRE_CLIENT_ANTHROPIC) {
+        rc = gyre_anthropic_response_from_openai(completion, clen, &out, &err);
+    } else {
+        rc = gyre_buf_append(&out, completion, clen);
+    }
+    if (rc == 0) {
+        h2o_mem_pool_t *pool = &req->pool;
+        h2o_add_header_by_str(pool, &req->res.headers, H2O_STRLIT("x-gyre-route"), 0, NULL, call->route_name,
+                              strlen(call->route_name));
+        h2o_iovec_t prov = h2o_strdup(pool, entry->base, (size_t)(tab - entry->base));
+        h2o_iovec_t model = h2o_strdup(pool, tab + 1, (size_t)(nl - tab - 1));
+        h2o_add_header_by_str(pool, &req->res.headers, H2O_STRLIT("x-gyre-provider"), 0, NULL, prov.base, prov.len);
+        h2o_add_header_by_str(pool, &req->res.headers, H2O_STRLIT("x-gyre-model"), 0, NULL, model.base, model.len);
+        h2o_add_header_by_str(pool, &req->res.headers, H2O_STRLIT("x-gyre-attempts"), 0, NULL, H2O_STRLIT("0"));
+        h2o_add_header_by_str(pool, &req->res.headers, H2O_STRLIT("x-gyre-cache"), 0, NULL, H2O_STRLIT("hit"));
+        if (call->stream) {
+            req->res.status = 200;
+            req->res.reason = "OK";
+            h2o_add_header(pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                           H2O_STRLIT("text/event-stream; charset=utf-8"));
+            req->res.content_length = out.len;
+            h2o_send_inline(req, out.base, out.len);
+        } else {
+            gyre_respond_json(req, 200, out.base, out.len);
+        }
+    }
+    gyre_buf_dispose(&out);
+    gyre_buf_dispose(&sse);
+    return rc;
+}
+
+/*
+ * Plans a call to route `target` (or to one provider) and hands it to the
+ * proxy, unless the route's cache answers it.  `pivot` is the request in
+ * OpenAI's shape (for the cache key), or NULL.
+ */
+static int dispatch(gyre_server_t *s, h2o_req_t *req, gyre_call_t *call, const gyre_target_ref_t *target,
+                    const cJSON *pivot)
+{
+    gyre_worker_t *w = (gyre_worker_t *)req->conn->ctx;
+    const gyre_config_t *c = s->config;
+    const gyre_route_conf_t *r = target->route;
+    call->route = r;
+    call->route_name = r != NULL ? r->name : NULL;
+    if (r != NULL) {
+        size_t ri = (size_t)(r - c->routes);
+        call->cands = h2o_mem_alloc_pool(&req->pool, sizeof(*call->cands) * (r->ntargets + r->nfallbacks));
+        if (r->affinity_session) {
+            h2o_iovec_t session = header_value(req, H2O_STRLIT("x-gyre-session"));
+            if (session.len != 0)
+                call->affinity = gyre_hash64(session.base, session.len, 0x67797265) | 1;
+        }
+        call->ncands = gyre_route_plan(r, w->route_states[ri], w->keypools, h2o_now(w->ctx.loop), &w->rng,
+                                       call->affinity, call->cands);
+        if (r->cache && call->endpoint == GYRE_OPENAI_CHAT && pivot != NULL && s->caches[ri] != NULL) {
+            int no_read, no_store;
+            cache_directives(req, &no_read, &no_store);
+            gyre_buf_t key;
+            gyre_buf_init(&key, (size_t)64 << 20);
+            if (gyre_cache_key(pivot, r->name, &key) == 0) {
+                call->cache_key = h2o_strdup(&req->pool, key.base, key.len);
+                if (!no_store)
+                    call->cache = s->caches[ri];
+                gyre_buf_t hit;
+                gyre_buf_init(&hit, (size_t)256 << 20);
+                int found = !no_read && gyre_cache_get(s->caches[ri], key.base, key.len, h2o_now(w->ctx.loop), &hit);
+                int answered = found && respond_from_cache(s, req, call, &hit) == 0;
+                gyre_buf_dispose(&hit);
+                gyre_buf_dispose(&key);
+                if (answered)
+                    return 0;
+            } else {
+                gyre_buf_dispose(&key);
+            }
+        }
+    } else {
+        call->cands = h2o_mem_alloc_pool(&req->pool, sizeof(*call->cands));
+        call->cands[0] = (gyre_candidate_t){target->provider, target->model, target->model_len, NULL, 0};
+        call->ncands = 1;
+    }
+    gyre_proxy_start(w, req, call);
+    return 0;
+}
+
+static gyre_call_t *new_call(h2o_req_t *req, gyre_client_dialect_t client, gyre_openai_endpoint_t ep)
+{
+    gyre_call_t *call = h2o_mem_alloc_pool(&req->pool, sizeof(*call));
+    memset(call, 0, sizeof(*call));
+    call->client = client;
+    call->endpoint = ep;
+    call->body = req->entity;
+    return call;
 }
 
 static int model_request(gyre_server_t *s, h2o_req_t *req, gyre_openai_endpoint_t ep)
@@ -129,57 +256,82 @@ static int model_request(gyre_server_t *s, h2o_req_t *req, gyre_openai_endpoint_
         gyre_respond_error(req, &err);
         return 0;
     }
+    gyre_call_t *call = new_call(req, GYRE_CLIENT_OPENAI, ep);
+    call->stream = parsed.stream;
+    call->include_usage = parsed.include_usage;
+    call->model_start = parsed.model_start;
+    call->model_end = parsed.model_end;
     gyre_target_ref_t target;
-    h2o_iovec_t body = req->entity;
     if (parsed.model != NULL) {
         if (gyre_route_resolve(s->config, parsed.model, strlen(parsed.model), &w->rng, &target) != 0) {
             respond_model_not_found(s, req, parsed.model);
             gyre_openai_request_dispose(&parsed);
             return 0;
         }
-        /* "provider/model" points into the parsed body, which dies with this
-         * call; the request keeps its own copy. */
-        if (target.route_name == NULL)
+        /* "provider/model" points into the parsed body, which dies with this call. */
+        if (target.route == NULL)
             target.model = h2o_strdup(&req->pool, target.model, target.model_len).base;
-        /* The provider is asked for the target's model, not the route's name. */
-        if (strlen(parsed.model) != target.model_len || memcmp(parsed.model, target.model, target.model_len) != 0) {
-            /* A splice needs len + the model; a rebuild through cJSON (the key
-             * spelled with escapes) can write each byte as \u00XX, six times. */
-            gyre_buf_t nb;
-            gyre_buf_init(&nb, 6 * req->entity.len + 2 * target.model_len + 64);
-            int r = gyre_openai_rewrite_model(&parsed, req->entity.base, req->entity.len, target.model,
-                                              target.model_len, &nb);
-            if (r == 0)
-                body = h2o_strdup(&req->pool, nb.base, nb.len);
-            gyre_buf_dispose(&nb);
-            if (r != 0) {
-                /* Never forward the route's name to a provider that does not know it. */
-                gyre_api_error_set(&err, 500, "server_error", "rewrite_failed", "model",
-                                   "gyre could not rewrite 'model' for provider '%s'",
-                                   s->config->providers[target.provider].name);
-                gyre_respond_error(req, &err);
-                gyre_openai_request_dispose(&parsed);
-                return 0;
-            }
-        }
     } else {
         /* A pass-through call with no model (file uploads, GET /v1/files/...):
-         * the first provider of kind openai takes it. */
-        if (s->config->nproviders == 0) {
+         * the first provider that speaks OpenAI's API takes it. */
+        size_t i = 0;
+        while (i < s->config->nproviders && !gyre_dialect_for(s->config->providers[i].kind)->speaks_openai)
+            i++;
+        if (i == s->config->nproviders) {
             gyre_api_error_set(&err, 503, "upstream_error", "no_provider", NULL,
-                               "no provider is configured to take %.*s", (int)req->path_normalized.len,
-                               req->path_normalized.base);
+                               "no provider of kind openai or azure is configured to take %.*s",
+                               (int)req->path_normalized.len, req->path_normalized.base);
             gyre_respond_error(req, &err);
+            gyre_openai_request_dispose(&parsed);
             return 0;
         }
-        target.provider = 0;
-        target.model = NULL;
-        target.model_len = 0;
-        target.route_name = NULL;
+        target = (gyre_target_ref_t){.provider = i, .model = "", .model_len = 0};
     }
+    int r = dispatch(s, req, call, &target, ep == GYRE_OPENAI_CHAT ? parsed.json : NULL);
     gyre_openai_request_dispose(&parsed);
-    gyre_proxy_start(w, req, &target, upstream_path(req, &s->config->providers[target.provider]), body);
-    return 0;
+    return r;
+}
+
+/* POST /v1/messages: Anthropic's Messages API, for Anthropic SDK clients. */
+static int messages_request(gyre_server_t *s, h2o_req_t *req)
+{
+    gyre_worker_t *w = (gyre_worker_t *)req->conn->ctx;
+    gyre_api_error_t err;
+    cJSON *json = gyre_anthropic_parse_request(req->entity.base, req->entity.len, &err);
+    if (json == NULL) {
+        gyre_respond_anthropic_error(req, &err);
+        return 0;
+    }
+    gyre_call_t *call = new_call(req, GYRE_CLIENT_ANTHROPIC, GYRE_OPENAI_CHAT);
+    call->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(json, "stream"));
+    call->include_usage = 1;
+    if (gyre_json_find_member(req->entity.base, req->entity.len, "model", &call->model_start, &call->model_end) != 0)
+        call->model_start = call->model_end = 0;
+    const char *model = cJSON_GetObjectItemCaseSensitive(json, "model")->valuestring;
+    gyre_target_ref_t target;
+    if (gyre_route_resolve(s->config, model, strlen(model), &w->rng, &target) != 0) {
+        gyre_buf_t names;
+        gyre_buf_init(&names, 400);
+        append_model_names(s->config, &names);
+        if (names.len >= 380)
+            names.len = 380;
+        gyre_api_error_set(&err, 404, "not_found_error", "model_not_found", "model",
+                           "the model '%.200s' does not exist on this gateway; available: %s", model,
+                           names.base ? names.base : "");
+        gyre_buf_dispose(&names);
+        gyre_respond_anthropic_error(req, &err);
+        cJSON_Delete(json);
+        return 0;
+    }
+    if (target.route == NULL)
+        target.model = h2o_strdup(&req->pool, target.model, target.model_len).base;
+    cJSON *pivot = NULL;
+    if (target.route != NULL && target.route->cache)
+        pivot = gyre_anthropic_request_to_openai(json, &err);
+    int r = dispatch(s, req, call, &target, pivot);
+    cJSON_Delete(pivot);
+    cJSON_Delete(json);
+    return r;
 }
 
 /* The body's JSON lives in the worker's arena for the length of this call. */
@@ -187,6 +339,14 @@ static int on_model_request(gyre_server_t *s, h2o_req_t *req, gyre_openai_endpoi
 {
     gyre_json_arena_begin();
     int r = model_request(s, req, ep);
+    gyre_json_arena_end();
+    return r;
+}
+
+static int on_messages_request(gyre_server_t *s, h2o_req_t *req)
+{
+    gyre_json_arena_begin();
+    int r = messages_request(s, req);
     gyre_json_arena_end();
     return r;
 }
@@ -218,13 +378,24 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return on_model_request(s, req,
                                 path_is(req, H2O_STRLIT("/v1/embeddings")) ? GYRE_OPENAI_EMBEDDINGS : GYRE_OPENAI_CHAT);
     }
+    if (path_is(req, H2O_STRLIT("/v1/messages"))) {
+        if (!method_is(req, H2O_STRLIT("POST"))) {
+            gyre_api_error_t err;
+            gyre_api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL,
+                               "%.*s /v1/messages is not allowed; use POST", (int)req->method.len, req->method.base);
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("POST"));
+            gyre_respond_anthropic_error(req, &err);
+            return 0;
+        }
+        return on_messages_request(s, req);
+    }
     if (req->path_normalized.len >= 4 && memcmp(req->path_normalized.base, "/v1/", 4) == 0)
         return on_model_request(s, req, GYRE_OPENAI_OTHER);
 
     gyre_api_error_t err;
     gyre_api_error_set(&err, 404, "invalid_request_error", "unknown_url", NULL,
-                       "unknown path %.*s; gyre serves /v1/chat/completions, /v1/embeddings, /v1/models, other /v1/ "
-                       "paths (passed through) and /healthz",
+                       "unknown path %.*s; gyre serves /v1/chat/completions, /v1/messages, /v1/embeddings, "
+                       "/v1/models, other /v1/ paths (passed through) and /healthz",
                        (int)req->path_normalized.len, req->path_normalized.base);
     gyre_respond_error(req, &err);
     return 0;

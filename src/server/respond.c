@@ -1,6 +1,8 @@
 /* gyre's own answers (see respond.h). */
 #include "server/respond.h"
 
+#include "dialect/anthropic.h"
+
 #include "route/route.h"
 
 static const char *reason_of(int status)
@@ -65,6 +67,15 @@ void gyre_respond_error(h2o_req_t *req, const gyre_api_error_t *err)
     gyre_buf_t b;
     gyre_buf_init(&b, 4096);
     gyre_api_error_to_json(err, &b);
+    gyre_respond_json(req, err->status, b.base, b.len);
+    gyre_buf_dispose(&b);
+}
+
+void gyre_respond_anthropic_error(h2o_req_t *req, const gyre_api_error_t *err)
+{
+    gyre_buf_t b;
+    gyre_buf_init(&b, 4096);
+    gyre_anthropic_error_to_json(err, &b);
     gyre_respond_json(req, err->status, b.base, b.len);
     gyre_buf_dispose(&b);
 }

@@ -23,5 +23,7 @@ h2o_iovec_t gyre_request_id(gyre_worker_t *w, h2o_req_t *req);
 void gyre_respond_json(h2o_req_t *req, int status, const char *body, size_t len);
 /* Sends `err` in OpenAI's error shape. */
 void gyre_respond_error(h2o_req_t *req, const gyre_api_error_t *err);
+/* Sends `err` in Anthropic's error shape (for /v1/messages). */
+void gyre_respond_anthropic_error(h2o_req_t *req, const gyre_api_error_t *err);
 
 #endif

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/buf.h"
 #include "common/json.h"
 #include "server/handlers.h"
 
@@ -139,9 +140,25 @@ static void init_upstreams(gyre_worker_t *w)
 {
     gyre_server_t *s = w->server;
     w->upstreams = gyre_calloc(s->config->nproviders ? s->config->nproviders : 1, sizeof(*w->upstreams));
-    for (size_t i = 0; i < s->config->nproviders; i++)
+    w->keypools = gyre_calloc(s->config->nproviders ? s->config->nproviders : 1, sizeof(*w->keypools));
+    for (size_t i = 0; i < s->config->nproviders; i++) {
         gyre_upstream_init(&w->upstreams[i], &s->config->providers[i], w->ctx.loop, &w->ctx.receivers.hostinfo_getaddr,
                            s->upstream_ssl[i]);
+        gyre_keypool_init(&w->keypools[i], &s->config->providers[i]);
+    }
+    /* Each worker measures its own targets: no state is shared on the request path. */
+    w->route_states = gyre_calloc(s->config->nroutes ? s->config->nroutes : 1, sizeof(*w->route_states));
+    for (size_t i = 0; i < s->config->nroutes; i++) {
+        const gyre_route_conf_t *r = &s->config->routes[i];
+        size_t n = r->ntargets + r->nfallbacks;
+        w->route_states[i] = gyre_calloc(n ? n : 1, sizeof(**w->route_states));
+        for (size_t j = 0; j < n; j++) {
+            const gyre_target_conf_t *t = j < r->ntargets ? &r->targets[j] : &r->fallbacks[j - r->ntargets];
+            const gyre_price_t *pr = gyre_prices_find(s->prices, t->model, strlen(t->model));
+            w->route_states[i][j].price = pr != NULL ? pr->input + pr->output : -1;
+        }
+    }
+    gyre_timer_wheel_init(&w->timers, w->ctx.loop);
 }
 
 static void *worker_main(void *arg)
@@ -180,6 +197,29 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
     s->nworkers = nworkers;
 
     gyre_json_init();
+    if (config->prices_file != NULL) {
+        gyre_buf_t text;
+        gyre_buf_init(&text, 64 << 20);
+        FILE *f = fopen(config->prices_file, "r");
+        char chunk[65536];
+        size_t n;
+        while (f != NULL && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+            gyre_buf_append(&text, chunk, n);
+        if (f != NULL)
+            fclose(f);
+        s->prices = gyre_prices_parse(text.base ? text.base : "", text.len, err, sizeof(err));
+        gyre_buf_dispose(&text);
+        if (s->prices == NULL) {
+            fprintf(stderr, "gyre: prices %s: %s\n", config->prices_file, err);
+            return 1;
+        }
+    } else {
+        s->prices = gyre_prices_builtin();
+    }
+    s->caches = gyre_calloc(config->nroutes ? config->nroutes : 1, sizeof(*s->caches));
+    for (size_t i = 0; i < config->nroutes; i++)
+        if (config->routes[i].cache)
+            s->caches[i] = gyre_cache_create(config->routes[i].cache_max_bytes, config->routes[i].cache_ttl_ms);
     h2o_config_init(&s->globalconf);
     s->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("gyre"));
     s->globalconf.max_request_entity_size = config->max_body_bytes;

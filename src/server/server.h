@@ -12,8 +12,13 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "common/timer.h"
 #include "config/config.h"
 #include "proxy/upstream.h"
+#include "route/cache.h"
+#include "route/keys.h"
+#include "route/prices.h"
+#include "route/route.h"
 
 typedef struct gyre_worker {
     h2o_context_t ctx; /* first: handlers find their worker from req->conn->ctx */
@@ -24,6 +29,9 @@ typedef struct gyre_worker {
     h2o_socket_t *listener;
     h2o_accept_ctx_t accept_ctx;
     gyre_upstream_t *upstreams; /* one per provider, same order as the config */
+    gyre_keypool_t *keypools;   /* one per provider: its keys' cooldowns and breakers, on this worker */
+    gyre_target_state_t **route_states; /* per route: its targets then fallbacks (latency, in flight, price) */
+    gyre_timer_wheel_t timers;
     uint64_t rng;
     size_t inflight; /* proxied requests not yet disposed */
     int shutting_down;
@@ -38,6 +46,8 @@ typedef struct gyre_server {
     gyre_config_t *config;
     h2o_globalconf_t globalconf;
     SSL_CTX **upstream_ssl; /* per provider; NULL for http */
+    gyre_cache_t **caches;  /* per route; NULL where the route has no cache (shared by every worker) */
+    gyre_prices_t *prices;  /* the price table (read-only once loaded) */
     gyre_worker_t *workers;
     unsigned nworkers;
 } gyre_server_t;

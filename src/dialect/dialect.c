@@ -1,0 +1,122 @@
+/*
+ * The dialect table (see dialect.h), and the two providers that speak
+ * OpenAI's own API: kind openai (OpenAI and every compatible server) and
+ * kind azure (the same bodies behind deployment URLs).  Their answers pass
+ * through untouched, so only the request side is here.
+ */
+#include "dialect/dialect.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/alloc.h"
+
+const gyre_dialect_t *gyre_dialect_for(gyre_provider_kind_t kind)
+{
+    switch (kind) {
+    case GYRE_PROVIDER_OPENAI: return &gyre_dialect_openai;
+    case GYRE_PROVIDER_AZURE: return &gyre_dialect_azure;
+    case GYRE_PROVIDER_ANTHROPIC: return &gyre_dialect_anthropic;
+    case GYRE_PROVIDER_GEMINI: return &gyre_dialect_gemini;
+    case GYRE_PROVIDER_BEDROCK: return &gyre_dialect_bedrock;
+    }
+    return &gyre_dialect_openai;
+}
+
+const char *gyre_dialect_finish_reason(const char *r)
+{
+    static const struct {
+        const char *from, *to;
+    } map[] = {
+        {"end_turn", "stop"},       {"stop_sequence", "stop"},    {"stop", "stop"},
+        {"STOP", "stop"},           {"max_tokens", "length"},     {"MAX_TOKENS", "length"},
+        {"length", "length"},       {"tool_use", "tool_calls"},   {"tool_calls", "tool_calls"},
+        {"refusal", "content_filter"}, {"SAFETY", "content_filter"}, {"content_filtered", "content_filter"},
+        {"guardrail_intervened", "content_filter"},
+    };
+    if (r == NULL)
+        return NULL;
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (strcmp(r, map[i].from) == 0)
+            return map[i].to;
+    return "stop";
+}
+
+/* The request with `model` set to the target's: a copy, re-serialised. */
+static int openai_body(const gyre_chat_call_t *call, gyre_buf_t *body, gyre_api_error_t *err)
+{
+    cJSON *copy = cJSON_Duplicate(call->req, 1);
+    cJSON_DeleteItemFromObjectCaseSensitive(copy, "model");
+    cJSON_AddStringToObject(copy, "model", call->model);
+    char *text = cJSON_PrintUnformatted(copy);
+    cJSON_Delete(copy);
+    int r = text != NULL ? gyre_buf_appends(body, text) : -1;
+    free(text);
+    if (r != 0)
+        gyre_api_error_set(err, 400, "invalid_request_error", "request_too_large", NULL,
+                           "the request is too large to send to provider '%s'", call->provider->name);
+    return r;
+}
+
+static int openai_chat_request(const gyre_chat_call_t *call, gyre_buf_t *path, gyre_buf_t *body, gyre_api_error_t *err)
+{
+    gyre_buf_appends(path, "/chat/completions");
+    return openai_body(call, body, err);
+}
+
+static int openai_auth(const gyre_chat_call_t *call, const char *key, const char *host, const char *path,
+                       const char *body, size_t body_len, long long now, gyre_buf_t *headers)
+{
+    (void)call, (void)host, (void)path, (void)body, (void)body_len, (void)now;
+    if (key != NULL)
+        gyre_buf_appendf(headers, "authorization: Bearer %s\r\n", key);
+    return 0;
+}
+
+/* Only the error side is ever asked of an OpenAI-speaking dialect: the message, for a client of another dialect. */
+static void openai_error_message(const char *body, size_t len, gyre_buf_t *out)
+{
+    cJSON *j = cJSON_ParseWithLength(body, len);
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "error"), "message");
+    if (cJSON_IsString(m))
+        gyre_buf_appends(out, m->valuestring);
+    else
+        gyre_buf_append(out, body, len);
+    cJSON_Delete(j);
+}
+
+/* Azure OpenAI: /openai/deployments/{deployment}/chat/completions?api-version=..., the deployment being the
+ * target's model, and the key in an api-key header. */
+static int azure_chat_request(const gyre_chat_call_t *call, gyre_buf_t *path, gyre_buf_t *body, gyre_api_error_t *err)
+{
+    gyre_buf_appends(path, "/openai/deployments/");
+    gyre_buf_appends(path, call->model);
+    gyre_buf_appendf(path, "/chat/completions?api-version=%s",
+                     call->provider->api_version ? call->provider->api_version : "2024-10-21");
+    return openai_body(call, body, err);
+}
+
+static int azure_auth(const gyre_chat_call_t *call, const char *key, const char *host, const char *path,
+                      const char *body, size_t body_len, long long now, gyre_buf_t *headers)
+{
+    (void)call, (void)host, (void)path, (void)body, (void)body_len, (void)now;
+    if (key != NULL)
+        gyre_buf_appendf(headers, "api-key: %s\r\n", key);
+    return 0;
+}
+
+const gyre_dialect_t gyre_dialect_openai = {
+    .kind = "openai",
+    .speaks_openai = 1,
+    .chat_request = openai_chat_request,
+    .auth_headers = openai_auth,
+    .error_message = openai_error_message,
+};
+
+const gyre_dialect_t gyre_dialect_azure = {
+    .kind = "azure",
+    .speaks_openai = 1,
+    .chat_request = azure_chat_request,
+    .auth_headers = azure_auth,
+    .error_message = openai_error_message,
+};

@@ -1,0 +1,39 @@
+/*
+ * One client call, as the handlers hand it to the proxy: what the client
+ * speaks, what it asked for, and the plan of targets to try.  Built in the
+ * request's pool by src/server/handlers.c.
+ */
+#ifndef GYRE_PROXY_CALL_H
+#define GYRE_PROXY_CALL_H
+
+#include <h2o.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "dialect/openai.h"
+#include "route/cache.h"
+#include "route/route.h"
+
+typedef enum gyre_client_dialect {
+    GYRE_CLIENT_OPENAI = 0, /* /v1/chat/completions, /v1/embeddings, other /v1 paths */
+    GYRE_CLIENT_ANTHROPIC,  /* /v1/messages */
+} gyre_client_dialect_t;
+
+typedef struct gyre_call {
+    gyre_client_dialect_t client;
+    gyre_openai_endpoint_t endpoint; /* GYRE_OPENAI_CHAT for /v1/messages too */
+    const gyre_route_conf_t *route;  /* NULL for provider/model and model-less pass-through */
+    const char *route_name;
+    gyre_candidate_t *cands; /* the plan, in order */
+    size_t ncands;
+    h2o_iovec_t body;        /* the client's body */
+    size_t model_start;      /* the body's model value, quotes included... */
+    size_t model_end;        /* ...or 0, 0 when not located (or no model) */
+    int stream;
+    int include_usage;       /* the client asked for stream usage (always, for Anthropic clients: the events carry it) */
+    uint64_t affinity;       /* hash of x-gyre-session under `affinity: session`, else 0 */
+    gyre_cache_t *cache;     /* the route's cache when this call may be stored in it, else NULL */
+    h2o_iovec_t cache_key;
+} gyre_call_t;
+
+#endif

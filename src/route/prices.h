@@ -1,0 +1,71 @@
+/*
+ * The price table: what a model costs per million tokens, for the cost of
+ * each call (logs, metrics, the store) and for the `cheapest` strategy.
+ *
+ * The table ships as data/prices.json, compiled into the binary; `prices:` in
+ * the config replaces it with a file of the same format:
+ *
+ *   {"version": "2026-12-01", "source": "where the numbers came from",
+ *    "models": {"gpt-4o-mini": {"input": 0.15, "output": 0.60, "cached_input": 0.075},
+ *               "claude-sonnet-4-5": {"input": 3, "output": 15, "cached_input": 0.3, "cache_write": 3.75}}}
+ *
+ * input and output are required; cached_input (a prompt-cache hit) and
+ * cache_write (writing the prompt cache, Anthropic's 5-minute price) are
+ * optional.  Unknown fields are errors, so a misspelt price is not silently
+ * ignored.
+ *
+ * A table is immutable once parsed and shared read-only by every worker;
+ * lookups allocate nothing and take no lock.
+ */
+#ifndef GYRE_ROUTE_PRICES_H
+#define GYRE_ROUTE_PRICES_H
+
+#include <stddef.h>
+
+typedef struct gyre_price {
+    double input, output, cached_input, cache_write; /* USD per 1M tokens; cached_input/cache_write < 0 when unknown */
+} gyre_price_t;
+
+typedef struct gyre_prices gyre_prices_t; /* opaque, immutable after load: shared read-only by all workers */
+
+/*
+ * Parses a price table (the format above); NULL with `err` (the field named,
+ * as "models.gpt-4o.input: ...") when malformed.  The caller frees the
+ * result with gyre_prices_free().
+ */
+gyre_prices_t *gyre_prices_parse(const char *json, size_t len, char *err, size_t errlen);
+
+/*
+ * The built-in table: data/prices.json compiled into the binary, parsed
+ * afresh (the caller frees it).  It is checked by the unit tests, so a
+ * failure to parse is a broken build: it aborts with the reason.
+ */
+gyre_prices_t *gyre_prices_builtin(void);
+
+void gyre_prices_free(gyre_prices_t *p);
+
+/* The table's "version" ("" when it has none), and how many models it prices. */
+const char *gyre_prices_version(const gyre_prices_t *p);
+size_t gyre_prices_count(const gyre_prices_t *p);
+
+/*
+ * The price of `model`: exact match first; else the longest key that is a
+ * prefix of model followed by '-' or '@' or ':' (dated ids like
+ * "claude-sonnet-4-5-20250929", "gpt-4o-2024-08-06"); for "provider/model"
+ * names and Bedrock ids with a region prefix ("us.anthropic...") also try
+ * after the first '/' or '.'-separated region.  NULL when unknown (cost is
+ * then null, not 0).
+ */
+const gyre_price_t *gyre_prices_find(const gyre_prices_t *p, const char *model, size_t len);
+
+/*
+ * Cost in USD of a call, or -1 when the model is unknown (pr NULL).  cached
+ * tokens are part of prompt_tokens and billed at cached_input when known
+ * (else at input).  Negative counts read as 0, and cached tokens beyond the
+ * prompt as the whole prompt.  Cache writes are not billed separately here:
+ * a caller that has them adds count * cache_write / 1e6 itself.
+ */
+double gyre_prices_cost(const gyre_price_t *pr, long long prompt_tokens, long long cached_tokens,
+                        long long completion_tokens);
+
+#endif
