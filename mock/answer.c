@@ -276,7 +276,7 @@ static cJSON *value_for_schema(const cJSON *schema, int depth, int *budget)
             n = MAX_ARRAY_ITEMS;
         if ((cJSON_IsNumber(maxi) && maxi->valuedouble < 1) || depth >= SCHEMA_DEPTH)
             n = 0;
-        for (size_t i = 0; i < (size_t)n && *budget > 0; i++)
+        for (size_t i = 0; i<(size_t)n && * budget> 0; i++)
             cJSON_AddItemToArray(a, value_for_schema(member(schema, "items"), depth + 1, budget));
         return a;
     }

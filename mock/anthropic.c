@@ -157,8 +157,8 @@ static const char *check_request(const cJSON *req, char *why, size_t size)
     cJSON_ArrayForEach(m, messages)
     {
         const cJSON *role = member(m, "role"), *content = member(m, "content");
-        if (!cJSON_IsString(role) || (strcmp(role->valuestring, "user") != 0 &&
-                                      strcmp(role->valuestring, "assistant") != 0)) {
+        if (!cJSON_IsString(role) ||
+            (strcmp(role->valuestring, "user") != 0 && strcmp(role->valuestring, "assistant") != 0)) {
             snprintf(why, size, "messages.%d.role: Input should be 'user' or 'assistant'", i);
             return why;
         }
@@ -238,8 +238,8 @@ static cJSON *message_json(const reply_t *rp, int whole)
     if (whole)
         cJSON_AddItemToArray(content, content_block(rp, 1));
     cJSON_AddItemToObject(m, "stop_reason", whole ? cJSON_CreateString(stop_reason(&rp->a)) : cJSON_CreateNull());
-    cJSON_AddItemToObject(m, "stop_sequence", whole && rp->a.stop_seq != NULL ? cJSON_CreateString(rp->a.stop_seq)
-                                                                              : cJSON_CreateNull());
+    cJSON_AddItemToObject(m, "stop_sequence",
+                          whole && rp->a.stop_seq != NULL ? cJSON_CreateString(rp->a.stop_seq) : cJSON_CreateNull());
     cJSON_AddItemToObject(m, "usage", usage_json(&rp->a, whole ? rp->a.completion_tokens : 1));
     return m;
 }
@@ -331,7 +331,8 @@ static int stream_reply(mock_conn_t *c, const mock_request_t *r, const reply_t *
     ev = typed("message_delta");
     cJSON *d = cJSON_AddObjectToObject(ev, "delta");
     cJSON_AddStringToObject(d, "stop_reason", stop_reason(a));
-    cJSON_AddItemToObject(d, "stop_sequence", a->stop_seq != NULL ? cJSON_CreateString(a->stop_seq) : cJSON_CreateNull());
+    cJSON_AddItemToObject(d, "stop_sequence",
+                          a->stop_seq != NULL ? cJSON_CreateString(a->stop_seq) : cJSON_CreateNull());
     cJSON_AddNumberToObject(cJSON_AddObjectToObject(ev, "usage"), "output_tokens", (double)a->completion_tokens);
     if (send_event(c, "message_delta", ev) != 0 || send_event(c, "message_stop", typed("message_stop")) != 0)
         return -1;

@@ -48,8 +48,9 @@ static const cJSON *member(const cJSON *obj, const char *name)
 int mock_bedrock_set_key(const char *akid_secret)
 {
     const char *colon = strchr(akid_secret, ':');
-    if (colon == NULL || colon == akid_secret || colon[1] == '\0' || (size_t)(colon - akid_secret) >= sizeof(aws_akid) ||
-        strlen(colon + 1) >= sizeof(aws_secret) || strchr(colon + 1, ':') != NULL)
+    if (colon == NULL || colon == akid_secret || colon[1] == '\0' ||
+        (size_t)(colon - akid_secret) >= sizeof(aws_akid) || strlen(colon + 1) >= sizeof(aws_secret) ||
+        strchr(colon + 1, ':') != NULL)
         return -1;
     snprintf(aws_akid, sizeof(aws_akid), "%.*s", (int)(colon - akid_secret), akid_secret);
     snprintf(aws_secret, sizeof(aws_secret), "%s", colon + 1);
@@ -157,9 +158,15 @@ static void reencode(gyre_buf_t *b, const char *s, size_t n)
     free(raw);
 }
 
-static int compare_strings(const void *a, const void *b)
+/* Orders "name=value" strings by name, then by value (a name's own '=' is encoded, so the first one splits). */
+static int compare_params(const void *pa, const void *pb)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    const char *a = *(char *const *)pa, *b = *(char *const *)pb;
+    size_t na = strcspn(a, "="), nb = strcspn(b, "=");
+    int c = strncmp(a, b, na < nb ? na : nb);
+    if (c != 0 || na != nb)
+        return c != 0 ? c : (na < nb ? -1 : 1);
+    return strcmp(a + na, b + nb);
 }
 
 /* The canonical query: each parameter's name and value encoded again, sorted by name (then value). */
@@ -187,7 +194,7 @@ static void canonical_query(gyre_buf_t *b, const char *query)
             p++;
     }
     if (n > 1)
-        qsort(params, n, sizeof(*params), compare_strings);
+        qsort(params, n, sizeof(*params), compare_params);
     for (size_t i = 0; i < n; i++) {
         gyre_buf_appendf(b, "%s%s", i ? "&" : "", params[i]);
         free(params[i]);
@@ -219,7 +226,8 @@ typedef struct sigv4_auth {
     char signature[65];
 } sigv4_auth_t;
 
-/* Copies the value of `name=` (up to ',' or the end) from an Authorization header; returns -1 when absent or too long. */
+/* Copies the value of `name=` (up to ',' or the end) from an Authorization header; returns -1 when absent or too long.
+ */
 static int auth_param(const char *auth, const char *name, char *out, size_t size)
 {
     const char *p = strstr(auth, name);
@@ -355,7 +363,8 @@ int mock_bedrock_authenticate(mock_conn_t *c, const mock_request_t *r, int *ret)
 {
     const char *auth = mock_request_header(r, "authorization");
     if (auth == NULL) {
-        *ret = respond_named_error(c, r, 403, NULL, "MissingAuthenticationTokenException", "Missing Authentication Token");
+        *ret =
+            respond_named_error(c, r, 403, NULL, "MissingAuthenticationTokenException", "Missing Authentication Token");
         return 0;
     }
     if (strncasecmp(auth, "Bearer ", 7) == 0) {
@@ -512,8 +521,8 @@ static const char *check_request(const cJSON *req, char *why, size_t size)
     {
         const cJSON *role = member(m, "role");
         i++;
-        if (!cJSON_IsString(role) || (strcmp(role->valuestring, "user") != 0 &&
-                                      strcmp(role->valuestring, "assistant") != 0)) {
+        if (!cJSON_IsString(role) ||
+            (strcmp(role->valuestring, "user") != 0 && strcmp(role->valuestring, "assistant") != 0)) {
             snprintf(why, size,
                      "1 validation error detected: Value at 'messages.%d.member.role' failed to satisfy constraint: "
                      "Member must satisfy enum value set: [user, assistant]",
@@ -733,8 +742,9 @@ static int stream_converse(mock_conn_t *c, const mock_request_t *r, const reply_
     }
     if (c->truncate) {
         ev = cJSON_CreateObject();
-        cJSON_AddStringToObject(ev, "message", "Too many requests, please wait before trying again. (gyre-mock fault "
-                                               "truncate)");
+        cJSON_AddStringToObject(ev, "message",
+                                "Too many requests, please wait before trying again. (gyre-mock fault "
+                                "truncate)");
         if (send_frame(c, "exception", "throttlingException", ev) == 0)
             mock_http_stream_finish(c);
         return -1;
@@ -758,7 +768,8 @@ int mock_bedrock_converse(mock_conn_t *c, const mock_request_t *r, const cJSON *
 {
     (void)model; /* Converse answers carry no model; the path's is counted in the statistics */
     if (!cJSON_IsObject(req))
-        return respond_named_error(c, r, 400, NULL, "ValidationException", "Malformed input request: the body is not a JSON object.");
+        return respond_named_error(c, r, 400, NULL, "ValidationException",
+                                   "Malformed input request: the body is not a JSON object.");
     char why[256];
     const char *err = check_request(req, why, sizeof(why));
     if (err != NULL)

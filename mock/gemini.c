@@ -115,7 +115,8 @@ static void read_convo(const cJSON *req, mock_convo_t *cv)
     }
     cJSON_ArrayForEach(t, (cJSON_IsArray(member(req, "tools")) ? member(req, "tools") : NULL))
     {
-        cJSON_ArrayForEach(f, (cJSON_IsArray(member(t, "functionDeclarations")) ? member(t, "functionDeclarations") : NULL))
+        cJSON_ArrayForEach(
+            f, (cJSON_IsArray(member(t, "functionDeclarations")) ? member(t, "functionDeclarations") : NULL))
         {
             const cJSON *name = member(f, "name"), *schema = member(f, "parameters");
             if (schema == NULL)
@@ -146,9 +147,9 @@ static const char *check_request(const cJSON *req)
     cJSON_ArrayForEach(c, contents)
     {
         const cJSON *role = member(c, "role");
-        if (role != NULL && !(cJSON_IsString(role) && (strcmp(role->valuestring, "user") == 0 ||
-                                                       strcmp(role->valuestring, "model") == 0 ||
-                                                       strcmp(role->valuestring, "function") == 0)))
+        if (role != NULL && !(cJSON_IsString(role) &&
+                              (strcmp(role->valuestring, "user") == 0 || strcmp(role->valuestring, "model") == 0 ||
+                               strcmp(role->valuestring, "function") == 0)))
             return "Please use a valid role: user, model.";
         if (!cJSON_IsArray(member(c, "parts")))
             return "* GenerateContentRequest.contents: contents.parts must not be empty.";

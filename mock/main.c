@@ -279,8 +279,7 @@ static int stage_fault(mock_conn_t *c, const mock_request_t *r, const mock_diale
         return d->error(c, r, 503, NULL, "The server is overloaded (gyre-mock fault 503).");
     if (strcmp(o->fault, "529") == 0)
         return d->error(c, r, 529, NULL, "Overloaded (gyre-mock fault 529).");
-    return d->error(c, r, 500, NULL,
-                    "The server had an error while processing your request (gyre-mock fault 500).");
+    return d->error(c, r, 500, NULL, "The server had an error while processing your request (gyre-mock fault 500).");
 }
 
 static int handle_v1(mock_conn_t *c, const mock_request_t *r, const cJSON *body, const mock_options_t *o)
@@ -315,8 +314,7 @@ static int dispatch(mock_conn_t *c, const mock_request_t *r, const route_t *rt, 
     case EP_GEMINI:
     case EP_GEMINI_STREAM: return mock_gemini_generate(c, r, body, rt->model, rt->endpoint == EP_GEMINI_STREAM, o);
     case EP_BEDROCK:
-    case EP_BEDROCK_STREAM:
-        return mock_bedrock_converse(c, r, body, rt->model, rt->endpoint == EP_BEDROCK_STREAM, o);
+    case EP_BEDROCK_STREAM: return mock_bedrock_converse(c, r, body, rt->model, rt->endpoint == EP_BEDROCK_STREAM, o);
     case EP_AZURE_CHAT:
     case EP_AZURE_EMBED:
         if (!cJSON_IsObject(body))

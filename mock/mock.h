@@ -206,11 +206,11 @@ typedef enum mock_finish {
 } mock_finish_t;
 
 typedef struct mock_answer {
-    char *text;        /* the reply (a continuation's rest); NULL for a tool call (owned) */
-    char *tool_name;   /* the tool called (owned) */
-    char *tool_args;   /* its arguments, compact JSON (owned) */
-    char *stop_seq;    /* the stop sequence met, with MOCK_FINISH_STOP_SEQUENCE (owned) */
-    uint32_t hash;     /* FNV-1a of the request body: the seed of every id */
+    char *text;         /* the reply (a continuation's rest); NULL for a tool call (owned) */
+    char *tool_name;    /* the tool called (owned) */
+    char *tool_args;    /* its arguments, compact JSON (owned) */
+    char *stop_seq;     /* the stop sequence met, with MOCK_FINISH_STOP_SEQUENCE (owned) */
+    uint32_t hash;      /* FNV-1a of the request body: the seed of every id */
     uint32_t call_hash; /* FNV-1a of "call" continued from `hash`: the seed of a tool call's id */
     mock_finish_t finish;
     long prompt_tokens, completion_tokens;
@@ -254,8 +254,6 @@ int mock_openai_chat(mock_conn_t *c, const mock_request_t *r, const cJSON *req, 
                      const mock_options_t *o);
 int mock_openai_embeddings(mock_conn_t *c, const mock_request_t *r, const cJSON *req, const char *model);
 int mock_openai_models(mock_conn_t *c, const mock_request_t *r);
-/* Azure's own check and 404: returns 1 when the request may go on. */
-int mock_azure_check(mock_conn_t *c, const mock_request_t *r, int *ret);
 
 /* anthropic.c: POST /v1/messages.  `req` is the parsed body (any JSON, or NULL). */
 int mock_anthropic_messages(mock_conn_t *c, const mock_request_t *r, const cJSON *req, const mock_options_t *o);

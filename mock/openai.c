@@ -44,8 +44,7 @@ static int openai_error(mock_conn_t *c, const mock_request_t *r, int status, con
         return mock_http_respond_error(c, r, status, extra_headers, "invalid_request_error", "unknown_url", NULL, "%s",
                                        message);
     if (status < 500)
-        return mock_http_respond_error(c, r, status, extra_headers, "invalid_request_error", NULL, NULL, "%s",
-                                       message);
+        return mock_http_respond_error(c, r, status, extra_headers, "invalid_request_error", NULL, NULL, "%s", message);
     return mock_http_respond_error(c, r, status, extra_headers, "server_error", NULL, NULL, "%s", message);
 }
 

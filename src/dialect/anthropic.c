@@ -143,8 +143,12 @@ static const char *finish_reason_of(const char *stop_reason)
     static const struct {
         const char *anthropic, *openai;
     } map[] = {
-        {"end_turn", "stop"},           {"stop_sequence", "stop"}, {"max_tokens", "length"},
-        {"tool_use", "tool_calls"},     {"refusal", "content_filter"}, {"pause_turn", "stop"},
+        {"end_turn", "stop"},
+        {"stop_sequence", "stop"},
+        {"max_tokens", "length"},
+        {"tool_use", "tool_calls"},
+        {"refusal", "content_filter"},
+        {"pause_turn", "stop"},
         {"model_context_window_exceeded", "length"},
     };
     if (stop_reason == NULL)
@@ -170,8 +174,9 @@ static const char *stop_reason_of(const char *finish_reason)
 /* The error types Anthropic documents, so that a type read from a provider's
  * event can be kept as a static string in gyre_api_error_t.code. */
 static const char *const anthropic_error_types[] = {
-    "invalid_request_error", "authentication_error", "permission_error", "not_found_error", "request_too_large",
-    "rate_limit_error",      "api_error",            "overloaded_error", "billing_error",   "timeout_error",
+    "invalid_request_error", "authentication_error", "permission_error", "not_found_error",
+    "request_too_large",     "rate_limit_error",     "api_error",        "overloaded_error",
+    "billing_error",         "timeout_error",
 };
 
 static const char *known_error_type(const char *type)
@@ -185,20 +190,13 @@ static const char *known_error_type(const char *type)
 static const char *error_type_for_status(int status)
 {
     switch (status) {
-    case 400:
-        return "invalid_request_error";
-    case 401:
-        return "authentication_error";
-    case 403:
-        return "permission_error";
-    case 404:
-        return "not_found_error";
-    case 413:
-        return "request_too_large";
-    case 429:
-        return "rate_limit_error";
-    case 529:
-        return "overloaded_error";
+    case 400: return "invalid_request_error";
+    case 401: return "authentication_error";
+    case 403: return "permission_error";
+    case 404: return "not_found_error";
+    case 413: return "request_too_large";
+    case 429: return "rate_limit_error";
+    case 529: return "overloaded_error";
     }
     if (status >= 400 && status < 500)
         return "invalid_request_error";
@@ -714,9 +712,8 @@ static int anthropic_auth_headers(const gyre_chat_call_t *call, const char *key,
                                   const char *body, size_t body_len, long long now, gyre_buf_t *headers)
 {
     (void)host, (void)path, (void)body, (void)body_len, (void)now;
-    const char *version = call->provider != NULL && call->provider->api_version != NULL
-                              ? call->provider->api_version
-                              : GYRE_ANTHROPIC_VERSION;
+    const char *version = call->provider != NULL && call->provider->api_version != NULL ? call->provider->api_version
+                                                                                        : GYRE_ANTHROPIC_VERSION;
     int r = 0;
     if (key != NULL)
         r |= gyre_buf_appendf(headers, "x-api-key: %s\r\n", key);
@@ -857,9 +854,10 @@ typedef struct anthropic_stream {
     long long created;
     int include_usage;
     gyre_buf_t model;
-    gyre_buf_t ev; /* the chunk being written */
-    gyre_buf_t *out; /* during a feed */
-    int started;     /* the role chunk is out */
+    gyre_buf_t ev;    /* the chunk being written */
+    gyre_buf_t delta; /* its delta, while that is being written */
+    gyre_buf_t *out;  /* during a feed */
+    int started;      /* the role chunk is out */
     block_kind_t block;
     long long block_index; /* Anthropic's index of the open block */
     long long tool_index;  /* OpenAI's index of the open tool block */
@@ -920,41 +918,38 @@ static void stream_text(anthropic_stream_t *s, const char *text)
     if (text == NULL || text[0] == '\0')
         return;
     stream_start(s);
-    gyre_buf_t d;
-    gyre_buf_init(&d, ANTHROPIC_OUT_EVENT_BOUND);
-    gyre_buf_appends(&d, "{\"content\":");
-    gyre_buf_append_json_string(&d, text, strlen(text));
-    gyre_buf_appends(&d, "}");
-    chunk_delta(s, d.base, d.len);
-    gyre_buf_dispose(&d);
+    gyre_buf_t *d = &s->delta;
+    gyre_buf_reset(d);
+    gyre_buf_appends(d, "{\"content\":");
+    gyre_buf_append_json_string(d, text, strlen(text));
+    gyre_buf_appends(d, "}");
+    chunk_delta(s, d->base, d->len);
 }
 
 static void stream_tool_head(anthropic_stream_t *s, const cJSON *block)
 {
     const char *id = get_str(block, "id"), *name = get_str(block, "name");
     stream_start(s);
-    gyre_buf_t d;
-    gyre_buf_init(&d, ANTHROPIC_OUT_EVENT_BOUND);
-    gyre_buf_appendf(&d, "{\"tool_calls\":[{\"index\":%lld,\"id\":", s->tool_index);
-    gyre_buf_append_json_string(&d, id != NULL ? id : "", id != NULL ? strlen(id) : 0);
-    gyre_buf_appends(&d, ",\"type\":\"function\",\"function\":{\"name\":");
-    gyre_buf_append_json_string(&d, name != NULL ? name : "", name != NULL ? strlen(name) : 0);
-    gyre_buf_appends(&d, ",\"arguments\":\"\"}}]}");
-    chunk_delta(s, d.base, d.len);
-    gyre_buf_dispose(&d);
+    gyre_buf_t *d = &s->delta;
+    gyre_buf_reset(d);
+    gyre_buf_appendf(d, "{\"tool_calls\":[{\"index\":%lld,\"id\":", s->tool_index);
+    gyre_buf_append_json_string(d, id != NULL ? id : "", id != NULL ? strlen(id) : 0);
+    gyre_buf_appends(d, ",\"type\":\"function\",\"function\":{\"name\":");
+    gyre_buf_append_json_string(d, name != NULL ? name : "", name != NULL ? strlen(name) : 0);
+    gyre_buf_appends(d, ",\"arguments\":\"\"}}]}");
+    chunk_delta(s, d->base, d->len);
 }
 
 static void stream_tool_args(anthropic_stream_t *s, const char *partial)
 {
     if (partial == NULL || partial[0] == '\0')
         return;
-    gyre_buf_t d;
-    gyre_buf_init(&d, ANTHROPIC_OUT_EVENT_BOUND);
-    gyre_buf_appendf(&d, "{\"tool_calls\":[{\"index\":%lld,\"function\":{\"arguments\":", s->tool_index);
-    gyre_buf_append_json_string(&d, partial, strlen(partial));
-    gyre_buf_appends(&d, "}}]}");
-    chunk_delta(s, d.base, d.len);
-    gyre_buf_dispose(&d);
+    gyre_buf_t *d = &s->delta;
+    gyre_buf_reset(d);
+    gyre_buf_appendf(d, "{\"tool_calls\":[{\"index\":%lld,\"function\":{\"arguments\":", s->tool_index);
+    gyre_buf_append_json_string(d, partial, strlen(partial));
+    gyre_buf_appends(d, "}}]}");
+    chunk_delta(s, d->base, d->len);
 }
 
 static void stream_error_event(anthropic_stream_t *s, const cJSON *ev)
@@ -962,14 +957,14 @@ static void stream_error_event(anthropic_stream_t *s, const cJSON *ev)
     const cJSON *e = get(ev, "error");
     const char *type = known_error_type(get_str(e, "type"));
     const char *message = get_str(e, "message");
-    int status = str_is(type, "overloaded_error") ? 529
+    int status = str_is(type, "overloaded_error")   ? 529
                  : str_is(type, "rate_limit_error") ? 429
                  : str_is(type, "api_error")        ? 500
                                                     : 502;
     s->failed = 1;
     gyre_api_error_set(&s->error, status, "upstream_error", type, NULL, "%s",
                        message != NULL && message[0] != '\0' ? message
-                                                              : "the Anthropic provider's stream ended with an error");
+                                                             : "the Anthropic provider's stream ended with an error");
 }
 
 static void stream_event(anthropic_stream_t *s, const cJSON *ev)
@@ -1066,6 +1061,7 @@ static gyre_dialect_stream_t *anthropic_stream_create(const gyre_chat_call_t *ca
     s->include_usage = call->include_usage;
     gyre_buf_init(&s->model, 1024);
     gyre_buf_init(&s->ev, ANTHROPIC_OUT_EVENT_BOUND);
+    gyre_buf_init(&s->delta, ANTHROPIC_OUT_EVENT_BOUND);
     return &s->super;
 }
 
@@ -1097,6 +1093,7 @@ static void anthropic_stream_destroy(gyre_dialect_stream_t *super)
     gyre_sse_dispose(&s->sse);
     gyre_buf_dispose(&s->model);
     gyre_buf_dispose(&s->ev);
+    gyre_buf_dispose(&s->delta);
     free(s->id);
     free(s);
 }
@@ -1117,7 +1114,7 @@ const gyre_dialect_t gyre_dialect_anthropic = {
 /* ========================================================================== */
 
 #define MISSING(err, param)                                                                                            \
-    gyre_api_error_set((err), 400, "invalid_request_error", "missing_required_parameter", (param),                    \
+    gyre_api_error_set((err), 400, "invalid_request_error", "missing_required_parameter", (param),                     \
                        "%s: field required", (param))
 
 /* The checks every content block gets before a translation reads it. */
@@ -1163,8 +1160,8 @@ cJSON *gyre_anthropic_parse_request(const char *body, size_t len, gyre_api_error
         unsigned line, col;
         gyre_json_position(body, len, off, &line, &col);
         gyre_api_error_set(err, 400, "invalid_request_error", "invalid_json", NULL,
-                           "the request body is not valid JSON: parsing stopped at line %u, column %u (byte %zu)",
-                           line, col, off);
+                           "the request body is not valid JSON: parsing stopped at line %u, column %u (byte %zu)", line,
+                           col, off);
         return NULL;
     }
     char param[128];
@@ -1252,8 +1249,7 @@ cJSON *gyre_anthropic_parse_request(const char *body, size_t len, gyre_api_error
     const cJSON *system = get(req, "system");
     if (system != NULL && !cJSON_IsNull(system)) {
         if (!cJSON_IsString(system) && !cJSON_IsArray(system)) {
-            BAD(err, "system", "system: must be a string or an array of text blocks, got %s",
-                json_type_name(system));
+            BAD(err, "system", "system: must be a string or an array of text blocks, got %s", json_type_name(system));
             goto fail;
         }
         size_t j = 0;
@@ -1525,8 +1521,9 @@ static int tools_to_openai(const cJSON *req, cJSON *out, gyre_api_error_t *err)
             cJSON_AddStringToObject(c, "type", "function");
             cJSON_AddStringToObject(cJSON_AddObjectToObject(c, "function"), "name", get_str(tc, "name"));
         } else {
-            BAD(err, "tool_choice.type", "tool_choice.type: must be \"auto\", \"any\", \"tool\" (with a name) or "
-                                         "\"none\"");
+            BAD(err, "tool_choice.type",
+                "tool_choice.type: must be \"auto\", \"any\", \"tool\" (with a name) or "
+                "\"none\"");
             return -1;
         }
         if (cJSON_IsTrue(get(tc, "disable_parallel_tool_use")))
@@ -1712,10 +1709,11 @@ int gyre_anthropic_error_event(const gyre_api_error_t *err, gyre_buf_t *out)
 
 struct gyre_anthropic_encoder {
     gyre_sse_parser_t sse;
-    char *model; /* the model the client asked for; NULL: the chunks' */
-    gyre_buf_t ev;   /* the event being written */
-    gyre_buf_t *out; /* during a feed */
-    int started;     /* message_start is out */
+    char *model;      /* the model the client asked for; NULL: the chunks' */
+    gyre_buf_t ev;    /* the event being written */
+    gyre_buf_t frame; /* ... with its event: line, before it goes out whole */
+    gyre_buf_t *out;  /* during a feed */
+    int started;      /* message_start is out */
     block_kind_t block;
     long long nblocks;       /* content blocks started */
     long long tool_index;    /* OpenAI's index of the open tool block */
@@ -1732,14 +1730,12 @@ static void encoder_emit(gyre_anthropic_encoder_t *e, const char *name)
 {
     if (e->failed)
         return;
-    gyre_buf_t frame;
-    gyre_buf_init(&frame, ANTHROPIC_OUT_EVENT_BOUND);
-    int r = gyre_buf_appendf(&frame, "event: %s\ndata: ", name);
-    r |= gyre_buf_append(&frame, e->ev.base, e->ev.len);
-    r |= gyre_buf_appends(&frame, "\n\n");
-    if (r != 0 || gyre_buf_append(e->out, frame.base, frame.len) != 0)
+    gyre_buf_reset(&e->frame);
+    int r = gyre_buf_appendf(&e->frame, "event: %s\ndata: ", name);
+    r |= gyre_buf_append(&e->frame, e->ev.base, e->ev.len);
+    r |= gyre_buf_appends(&e->frame, "\n\n");
+    if (r != 0 || gyre_buf_append(e->out, e->frame.base, e->frame.len) != 0)
         e->failed = 1; /* the client's buffer is full: nothing more can be said */
-    gyre_buf_dispose(&frame);
 }
 
 static void encoder_fail(gyre_anthropic_encoder_t *e, int status, const char *message)
@@ -1799,7 +1795,8 @@ static void encoder_text(gyre_anthropic_encoder_t *e, const char *text)
         e->block = BLOCK_TEXT;
     }
     gyre_buf_reset(&e->ev);
-    gyre_buf_appendf(&e->ev, "{\"type\":\"content_block_delta\",\"index\":%lld,\"delta\":{\"type\":\"text_delta\",\"text\":",
+    gyre_buf_appendf(&e->ev,
+                     "{\"type\":\"content_block_delta\",\"index\":%lld,\"delta\":{\"type\":\"text_delta\",\"text\":",
                      e->nblocks - 1);
     gyre_buf_append_json_string(&e->ev, text, strlen(text));
     gyre_buf_appends(&e->ev, "}}");
@@ -1820,8 +1817,9 @@ static void encoder_tool_call(gyre_anthropic_encoder_t *e, const cJSON *tc)
         }
         encoder_close_block(e);
         gyre_buf_reset(&e->ev);
-        gyre_buf_appendf(&e->ev, "{\"type\":\"content_block_start\",\"index\":%lld,\"content_block\":"
-                                 "{\"type\":\"tool_use\",\"id\":",
+        gyre_buf_appendf(&e->ev,
+                         "{\"type\":\"content_block_start\",\"index\":%lld,\"content_block\":"
+                         "{\"type\":\"tool_use\",\"id\":",
                          e->nblocks++);
         gyre_buf_append_json_string(&e->ev, id != NULL ? id : "", id != NULL ? strlen(id) : 0);
         gyre_buf_appends(&e->ev, ",\"name\":");
@@ -1954,6 +1952,7 @@ gyre_anthropic_encoder_t *gyre_anthropic_encoder_create(const char *model)
     gyre_sse_init(&e->sse, ANTHROPIC_EVENT_BOUND, encoder_event_cb, e);
     e->model = model != NULL ? gyre_strdup(model) : NULL;
     gyre_buf_init(&e->ev, ANTHROPIC_OUT_EVENT_BOUND);
+    gyre_buf_init(&e->frame, ANTHROPIC_OUT_EVENT_BOUND);
     e->tool_index = -1;
     return e;
 }
@@ -1964,8 +1963,9 @@ int gyre_anthropic_encoder_feed(gyre_anthropic_encoder_t *e, const char *bytes, 
         e->out = out;
         /* Bytes after [DONE] do not matter, even ones past the bound. */
         if (gyre_sse_feed(&e->sse, bytes, len) != 0 && !e->complete)
-            encoder_fail(e, 502, "the provider's stream sent an event larger than gyre's bound (4 MiB, or 256 "
-                                 "bytes for an event name)");
+            encoder_fail(e, 502,
+                         "the provider's stream sent an event larger than gyre's bound (4 MiB, or 256 "
+                         "bytes for an event name)");
         e->out = NULL;
     }
     return e->failed ? -1 : 0;
@@ -1982,6 +1982,7 @@ void gyre_anthropic_encoder_destroy(gyre_anthropic_encoder_t *e)
         return;
     gyre_sse_dispose(&e->sse);
     gyre_buf_dispose(&e->ev);
+    gyre_buf_dispose(&e->frame);
     free(e->model);
     free(e);
 }

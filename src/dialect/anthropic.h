@@ -48,13 +48,19 @@ int gyre_anthropic_response_from_openai(const char *openai, size_t len, gyre_buf
  */
 typedef struct gyre_anthropic_encoder gyre_anthropic_encoder_t;
 gyre_anthropic_encoder_t *gyre_anthropic_encoder_create(const char *model);
-/* Returns 0, or -1 when the input cannot be read (then `out` ends with an error event). */
+/* Returns 0, or -1 when the input cannot be read or was an OpenAI error
+ * event (then `out` ends with an Anthropic error event, unless `out` itself
+ * was full); after -1 the encoder writes nothing more.  Bytes after [DONE]
+ * are ignored. */
 int gyre_anthropic_encoder_feed(gyre_anthropic_encoder_t *e, const char *bytes, size_t len, gyre_buf_t *out);
 /* Whether message_stop has been written. */
 int gyre_anthropic_encoder_complete(const gyre_anthropic_encoder_t *e);
 void gyre_anthropic_encoder_destroy(gyre_anthropic_encoder_t *e);
 
-/* {"type":"error","error":{"type":...,"message":...}} with Anthropic's type for err->status. */
+/* {"type":"error","error":{"type":...,"message":...}} with Anthropic's type for err->status
+ * (400 invalid_request_error, 401 authentication_error, 403 permission_error,
+ * 404 not_found_error, 413 request_too_large, 429 rate_limit_error,
+ * 529 overloaded_error, other 4xx invalid_request_error, anything else api_error). */
 int gyre_anthropic_error_to_json(const gyre_api_error_t *err, gyre_buf_t *out);
 /* The same as an SSE `error` event. */
 int gyre_anthropic_error_event(const gyre_api_error_t *err, gyre_buf_t *out);

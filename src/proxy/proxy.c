@@ -309,7 +309,14 @@ static cJSON *build_pivot(gyre_proxy_t *self, gyre_api_error_t *err)
         cJSON *messages = cJSON_GetObjectItemCaseSensitive(pivot, "messages");
         cJSON *m = cJSON_CreateObject();
         cJSON_AddStringToObject(m, "role", "assistant");
-        cJSON_AddStringToObject(m, "content", self->acc.content.base);
+        /* Providers refuse a prefill that ends in whitespace (Anthropic does): the continuation brings it back. */
+        size_t n = self->acc.content.len;
+        while (n > 0 && (self->acc.content.base[n - 1] == ' ' || self->acc.content.base[n - 1] == '\n' ||
+                         self->acc.content.base[n - 1] == '\t' || self->acc.content.base[n - 1] == '\r'))
+            n--;
+        char *prefix = gyre_strndup(self->acc.content.base, n);
+        cJSON_AddStringToObject(m, "content", prefix);
+        free(prefix);
         cJSON_AddItemToArray(messages, m);
     }
     return pivot;
@@ -420,10 +427,14 @@ static int build_request(gyre_proxy_t *self, const char *key, gyre_api_error_t *
             }
             self->chat.req = self->pivot;
             gyre_buf_appends(&path, self->prov->base_path);
-            if (self->dialect->chat_request(&self->chat, &path, &self->upbody, err) != 0) {
-                rc = -1;
+            rc = self->dialect->chat_request(&self->chat, &path, &self->upbody, err);
+            /* The pivot may come from the handler's JSON arena, which ends before the answer does; the
+             * dialects read the request only here. */
+            cJSON_Delete(self->pivot);
+            self->pivot = NULL;
+            self->chat.req = NULL;
+            if (rc != 0)
                 goto out;
-            }
         }
         self->dialect->auth_headers(&self->chat, key, self->up->host_header.base, path.base, self->upbody.base,
                                     self->upbody.len, (long long)time(NULL), &headers);
@@ -1361,6 +1372,7 @@ static void on_read(h2o_socket_t *sock, const char *err)
                 gyre_upconn_close(self->conn);
                 self->conn = NULL;
                 self->reused = 0;
+                self->attempts++;
                 self->connecting = gyre_upstream_connect(self->up, on_connected, self);
                 return;
             }

@@ -678,4 +678,6 @@ test('paths outside every dialect are 404 and never faulted', () => withFault('5
     let out = ''; s.on('data', (d) => { out += d; }); s.on('close', () => resolve(out)); s.on('error', () => resolve(out));
   });
   assert.match(raw, /^HTTP\/1\.1 404 Not Found\r\n/);
+  const get = await fetch(`${mock.url}/v1/messages`, { headers: ANTHROPIC });
+  assert.deepEqual([get.status, await get.json()], [404, { type: 'error', error: { type: 'not_found_error', message: 'Unknown path GET /v1/messages' } }]);
 }));

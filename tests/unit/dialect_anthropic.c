@@ -220,7 +220,7 @@ TEST(anthropic_request_max_tokens_defaults_to_the_providers_setting_then_to_4096
 }
 
 #define TOOLS_WITH(choice)                                                                                             \
-    "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"tools\":[{\"type\":\"function\","     \
+    "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"tools\":[{\"type\":\"function\","        \
     "\"function\":{\"name\":\"f\"}}]" choice "}"
 
 TEST(anthropic_request_maps_each_tool_choice)
@@ -486,8 +486,8 @@ TEST(anthropic_stream_error_event_fails_with_the_providers_type_and_message)
 static void stream_error_of(const char *type, int status)
 {
     char bytes[256];
-    snprintf(bytes, sizeof(bytes), "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":\"m\"}}\n\n",
-             type);
+    snprintf(bytes, sizeof(bytes),
+             "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":\"m\"}}\n\n", type);
     gyre_buf_t out;
     gyre_api_error_t err;
     int complete;
@@ -511,9 +511,9 @@ TEST(anthropic_stream_event_that_is_not_json_is_a_502)
     gyre_buf_t out;
     gyre_api_error_t err;
     int complete;
-    CHECK_INT(run_stream(LIT("event: message_start\ndata: {\"type\":\"message_start\"\n\n"), 0, 0, &out, &err,
-                         &complete),
-              -1);
+    CHECK_INT(
+        run_stream(LIT("event: message_start\ndata: {\"type\":\"message_start\"\n\n"), 0, 0, &out, &err, &complete),
+        -1);
     CHECK_INT(err.status, 502);
     CHECK_STR(err.message, "the Anthropic stream sent an event that is not JSON");
     gyre_buf_dispose(&out);
@@ -524,11 +524,12 @@ TEST(anthropic_stream_delta_for_a_block_that_is_not_open_is_a_502)
     gyre_buf_t out;
     gyre_api_error_t err;
     int complete;
-    CHECK_INT(run_stream(LIT("data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\","
-                             "\"text\":\"\"}}\n\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":"
-                             "\"text_delta\",\"text\":\"x\"}}\n\n"),
-                         0, 0, &out, &err, &complete),
-              -1);
+    CHECK_INT(
+        run_stream(LIT("data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\","
+                       "\"text\":\"\"}}\n\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":"
+                       "\"text_delta\",\"text\":\"x\"}}\n\n"),
+                   0, 0, &out, &err, &complete),
+        -1);
     CHECK_STR(err.message, "the Anthropic stream sent a content_block_delta for a block that is not open");
     gyre_buf_dispose(&out);
 }
@@ -543,9 +544,10 @@ TEST(anthropic_stream_cut_before_message_stop_is_not_complete)
                          1, 0, &out, &err, &complete),
               0);
     CHECK_INT(complete, 0);
-    CHECK_STR(out.base, "data: {\"id\":\"chatcmpl-gyre0001\",\"object\":\"chat.completion.chunk\",\"created\":1764000000,"
-                        "\"model\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
-                        "\"finish_reason\":null}]}\n\n");
+    CHECK_STR(out.base,
+              "data: {\"id\":\"chatcmpl-gyre0001\",\"object\":\"chat.completion.chunk\",\"created\":1764000000,"
+              "\"model\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
+              "\"finish_reason\":null}]}\n\n");
     gyre_buf_dispose(&out);
 }
 
@@ -577,7 +579,8 @@ TEST(anthropic_stream_bytes_after_message_stop_are_ignored_even_past_the_bound)
         CHECK_STR(e_.message, (message_));                                                                             \
     } while (0)
 
-#define MSGS_WITH(extra) "{\"model\":\"m\",\"max_tokens\":10,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]" extra "}"
+#define MSGS_WITH(extra)                                                                                               \
+    "{\"model\":\"m\",\"max_tokens\":10,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]" extra "}"
 
 TEST(anthropic_parse_request_accepts_the_documented_shapes)
 {
@@ -640,12 +643,16 @@ TEST(anthropic_parse_request_names_the_message_field_that_is_wrong)
 TEST(anthropic_parse_request_checks_the_optional_fields_types)
 {
     CHECK_PARSE_400(MSGS_WITH(",\"stream\":\"yes\""), "stream", "stream: must be a boolean, got a string");
-    CHECK_PARSE_400(MSGS_WITH(",\"system\":5"), "system", "system: must be a string or an array of text blocks, got a number");
-    CHECK_PARSE_400(MSGS_WITH(",\"system\":[{\"type\":\"image\"}]"), "system[0].type", "system[0].type: must be \"text\"");
+    CHECK_PARSE_400(MSGS_WITH(",\"system\":5"), "system",
+                    "system: must be a string or an array of text blocks, got a number");
+    CHECK_PARSE_400(MSGS_WITH(",\"system\":[{\"type\":\"image\"}]"), "system[0].type",
+                    "system[0].type: must be \"text\"");
     CHECK_PARSE_400(MSGS_WITH(",\"stop_sequences\":[\"a\",null]"), "stop_sequences[1]",
                     "stop_sequences[1]: must be a string, got null");
-    CHECK_PARSE_400(MSGS_WITH(",\"temperature\":\"hot\""), "temperature", "temperature: must be a number, got a string");
-    CHECK_PARSE_400(MSGS_WITH(",\"tools\":[{\"description\":\"d\"}]"), "tools[0].name", "tools[0].name: field required");
+    CHECK_PARSE_400(MSGS_WITH(",\"temperature\":\"hot\""), "temperature",
+                    "temperature: must be a number, got a string");
+    CHECK_PARSE_400(MSGS_WITH(",\"tools\":[{\"description\":\"d\"}]"), "tools[0].name",
+                    "tools[0].name: field required");
     CHECK_PARSE_400("{\"model\":\"m\"", "",
                     "the request body is not valid JSON: parsing stopped at line 1, column 12 (byte 11)");
 }
@@ -721,8 +728,9 @@ TEST(anthropic_to_openai_refuses_anthropics_server_tools_and_documents)
     CHECK(s == NULL);
     CHECK_INT(err.status, 400);
     CHECK_STR(err.param, "tools[0].type");
-    CHECK_STR(err.message,
-              "tools[0].type: the tool type \"web_search_20250305\" is Anthropic's own and cannot be sent to this provider");
+    CHECK_STR(
+        err.message,
+        "tools[0].type: the tool type \"web_search_20250305\" is Anthropic's own and cannot be sent to this provider");
     s = to_openai("{\"model\":\"m\",\"max_tokens\":10,\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
                   "\"document\",\"source\":{}}]}]}",
                   &err);
@@ -769,10 +777,10 @@ TEST(anthropic_from_openai_rejects_what_is_not_a_chat_completion)
     CHECK_INT(gyre_anthropic_response_from_openai(LIT("{\"choices\":[]}"), &out, &err), -1);
     CHECK_INT(err.status, 502);
     CHECK_STR(err.message, "the provider's answer is not a chat.completion");
-    CHECK_INT(gyre_anthropic_response_from_openai(
-                  LIT("{\"choices\":[{\"message\":{\"tool_calls\":[{\"function\":{\"arguments\":\"[1\"}}]}}]}"), &out,
-                  &err),
-              -1);
+    CHECK_INT(
+        gyre_anthropic_response_from_openai(
+            LIT("{\"choices\":[{\"message\":{\"tool_calls\":[{\"function\":{\"arguments\":\"[1\"}}]}}]}"), &out, &err),
+        -1);
     CHECK_STR(err.message, "the provider's tool call arguments are not a JSON object");
     CHECK_INT(out.len, 0);
     gyre_buf_dispose(&out);
