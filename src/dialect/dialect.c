@@ -51,7 +51,7 @@ static int openai_body(const gyre_chat_call_t *call, gyre_buf_t *body, gyre_api_
     char *text = cJSON_PrintUnformatted(copy);
     cJSON_Delete(copy);
     int r = text != NULL ? gyre_buf_appends(body, text) : -1;
-    free(text);
+    cJSON_free(text);
     if (r != 0)
         gyre_api_error_set(err, 400, "invalid_request_error", "request_too_large", NULL,
                            "the request is too large to send to provider '%s'", call->provider->name);

@@ -131,6 +131,7 @@ typedef struct gyre_proxy {
     int acc_inited;
     gyre_openai_accum_t acc;
     gyre_anthropic_encoder_t *enc;
+    uint64_t unavailable_retry_s; /* every target is resting: Retry-After for gyre's 503 */
     size_t own_headers;    /* res.headers[0 .. own_headers) are gyre's own (x-request-id) */
     h2o_headers_t err_headers; /* the last error answer's headers, relayed with it */
     int resuming;        /* this attempt continues a cut stream */
@@ -277,7 +278,7 @@ static int splice_model(gyre_proxy_t *self, const char *model, size_t model_len,
     char *text = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     int r = text ? gyre_buf_appends(out, text) : -1;
-    free(text);
+    cJSON_free(text);
     return r;
 }
 
@@ -720,6 +721,11 @@ static void respond_final_failure(gyre_proxy_t *self)
         h2o_add_header_by_str(&req->pool, &req->res.headers, h->name->base, h->name->len, 0, NULL, h->value.base,
                               h->value.len);
     }
+    if (self->unavailable_retry_s != 0 && !self->have_last_status) {
+        char *ra = h2o_mem_alloc_pool(&req->pool, 24);
+        int n = snprintf(ra, 24, "%llu", (unsigned long long)self->unavailable_retry_s);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, ra, (size_t)n);
+    }
     if (self->have_last_status) {
         if (self->last_passthrough) {
             req->res.status = self->last_status;
@@ -967,7 +973,7 @@ static void emit_pivot_event(gyre_proxy_t *self, const char *data, size_t len)
                 gyre_buf_appends(s, "data: ");
                 gyre_buf_appends(s, text);
                 gyre_buf_appends(s, "\n\n");
-                free(text);
+                cJSON_free(text);
             }
         } else {
             cJSON_Delete(j);
@@ -1578,13 +1584,14 @@ static void start_attempt(gyre_proxy_t *self)
             if (self->sent_body) {
                 finish_client_stream(self, &self->last_err);
             } else {
-                uint64_t wait = gyre_keypool_next_usable_ms(self->kp, now);
-                if (wait > now && !self->client_gone) {
-                    char *ra = h2o_mem_alloc_pool(&self->req->pool, 24);
-                    int n = snprintf(ra, 24, "%llu", (unsigned long long)((wait - now + 999) / 1000));
-                    h2o_add_header(&self->req->pool, &self->req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, ra,
-                                   (size_t)n);
+                /* The soonest any target of the plan can be tried again. */
+                uint64_t soonest = 0;
+                for (size_t j = 0; j < call->ncands; j++) {
+                    uint64_t at = gyre_keypool_next_usable_ms(&self->worker->keypools[call->cands[j].provider], now);
+                    if (at > now && (soonest == 0 || at < soonest))
+                        soonest = at;
                 }
+                self->unavailable_retry_s = soonest > now ? (soonest - now + 999) / 1000 : 1;
                 respond_final_failure(self);
             }
             return;

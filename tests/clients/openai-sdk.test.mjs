@@ -301,6 +301,16 @@ test('a provider error reaches the SDK as its own class, with the provider\'s bo
       assert.match(err.requestID, /^[0-9a-f]{32}$/);
       return true;
     });
+    // The 429 rested gyre's only key for its Retry-After (1 s): until then gyre answers 503 itself
+    // without calling the provider; after it, the provider's own 503 comes through as it is.
+    await assert.rejects(client.chat.completions.create({ model: 'chat', messages: ASK }), (err) => {
+      assert.ok(err instanceof OpenAI.InternalServerError, err.constructor.name);
+      assert.equal(err.status, 503);
+      assert.equal(err.code, 'target_unavailable');
+      assert.equal(err.headers.get('retry-after'), '1');
+      return true;
+    });
+    await new Promise((r) => setTimeout(r, 1100));
     await mock.configure({ fault: '503' });
     await assert.rejects(client.chat.completions.create({ model: 'chat', messages: ASK }), (err) => {
       assert.ok(err instanceof OpenAI.InternalServerError, err.constructor.name);

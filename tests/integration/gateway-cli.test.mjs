@@ -32,7 +32,7 @@ test('check-config reports every error with its line and field, and exits 1', as
 workers: many
 providers:
   - {name: primary, kind: openai, base_url: ftp://x/v1, keys: [env:GYRE_UNSET_VAR_1]}
-  - {name: primary, kind: bedrock, base_url: http://127.0.0.1:1/v1, colour: blue}
+  - {name: primary, kind: watsonx, base_url: http://127.0.0.1:1/v1, colour: blue}
 routes:
   - name: chat
     targets: [{provider: nobody, model: m}]
@@ -46,8 +46,8 @@ routes:
     `${file}:2: workers: expected a whole number, found 'many'`,
     `${file}:4: providers[0].base_url: 'ftp://x/v1' must start with http:// or https://`,
     `${file}:4: providers[0].keys[0]: environment variable GYRE_UNSET_VAR_1 is not set`,
-    `${file}:5: providers[1]: unknown field 'colour' (known: name, kind, base_url, keys, ca_file, tls_verify, timeout_ms)`,
-    `${file}:5: providers[1].kind: unsupported kind 'bedrock' (supported: openai)`,
+    `${file}:5: providers[1]: unknown field 'colour' (known: name, kind, base_url, keys, key_strategy, breaker, ca_file, tls_verify, timeout_ms, api_version, max_tokens, region)`,
+    `${file}:5: providers[1].kind: unsupported kind 'watsonx' (supported: openai, azure, anthropic, gemini, bedrock)`,
     `${file}:5: providers[1].name: 'primary' is already used by providers[0]`,
     `${file}:8: routes[0].targets[0].provider: no provider is named 'nobody'`,
     `${file}:10: routes[1].targets: needs at least one target`,
