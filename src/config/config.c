@@ -872,14 +872,18 @@ gyre_config_t *gyre_config_load(const char *path, gyre_config_errors_t *errs)
 
 /* Providers the embedded default builds from the usual environment variables. */
 static const struct {
-    const char *env, *name, *base_url, *chat_model, *embed_model;
+    const char *env, *name, *kind, *base_url, *chat_model, *embed_model;
 } known_providers[] = {
-    {"OPENAI_API_KEY", "openai", "https://api.openai.com/v1", "gpt-4o-mini", "text-embedding-3-small"},
-    {"GROQ_API_KEY", "groq", "https://api.groq.com/openai/v1", "llama-3.1-8b-instant", NULL},
-    {"MISTRAL_API_KEY", "mistral", "https://api.mistral.ai/v1", "mistral-small-latest", "mistral-embed"},
-    {"DEEPSEEK_API_KEY", "deepseek", "https://api.deepseek.com/v1", "deepseek-chat", NULL},
-    {"TOGETHER_API_KEY", "together", "https://api.together.xyz/v1", "meta-llama/Llama-3.3-70B-Instruct-Turbo", NULL},
-    {"OPENROUTER_API_KEY", "openrouter", "https://openrouter.ai/api/v1", "openai/gpt-4o-mini", NULL},
+    {"OPENAI_API_KEY", "openai", "openai", "https://api.openai.com/v1", "gpt-4o-mini", "text-embedding-3-small"},
+    {"ANTHROPIC_API_KEY", "anthropic", "anthropic", "https://api.anthropic.com/v1", "claude-haiku-4-5", NULL},
+    {"GEMINI_API_KEY", "gemini", "gemini", "https://generativelanguage.googleapis.com/v1beta", "gemini-2.5-flash",
+     NULL},
+    {"GROQ_API_KEY", "groq", "openai", "https://api.groq.com/openai/v1", "llama-3.1-8b-instant", NULL},
+    {"MISTRAL_API_KEY", "mistral", "openai", "https://api.mistral.ai/v1", "mistral-small-latest", "mistral-embed"},
+    {"DEEPSEEK_API_KEY", "deepseek", "openai", "https://api.deepseek.com/v1", "deepseek-chat", NULL},
+    {"TOGETHER_API_KEY", "together", "openai", "https://api.together.xyz/v1",
+     "meta-llama/Llama-3.3-70B-Instruct-Turbo", NULL},
+    {"OPENROUTER_API_KEY", "openrouter", "openai", "https://openrouter.ai/api/v1", "openai/gpt-4o-mini", NULL},
 };
 
 static int env_set(const char *name)
@@ -890,20 +894,26 @@ static int env_set(const char *name)
 
 char *gyre_config_default_yaml(void)
 {
-    gyre_buf_t b;
+    gyre_buf_t b, fallbacks;
     gyre_buf_init(&b, 64 * 1024);
+    gyre_buf_init(&fallbacks, 16 * 1024);
     gyre_buf_appends(&b, "listen: 127.0.0.1:8080\nstore: {sqlite: ./gyre.db}\nproviders:\n");
     const char *chat_p = NULL, *chat_m = NULL, *embed_p = NULL, *embed_m = NULL;
     int any = 0;
     for (size_t i = 0; i < sizeof(known_providers) / sizeof(known_providers[0]); i++) {
         if (!env_set(known_providers[i].env))
             continue;
-        gyre_buf_appendf(&b, "  - {name: %s, kind: openai, base_url: \"%s\", keys: [\"env:%s\"]}\n",
-                         known_providers[i].name, known_providers[i].base_url, known_providers[i].env);
+        gyre_buf_appendf(&b, "  - {name: %s, kind: %s, base_url: \"%s\", keys: [\"env:%s\"]}\n",
+                         known_providers[i].name, known_providers[i].kind, known_providers[i].base_url,
+                         known_providers[i].env);
         any = 1;
         if (chat_p == NULL) {
             chat_p = known_providers[i].name;
             chat_m = known_providers[i].chat_model;
+        } else {
+            /* Every further provider backs the first one up. */
+            gyre_buf_appendf(&fallbacks, "%s{provider: %s, model: \"%s\"}", fallbacks.len ? ", " : "",
+                             known_providers[i].name, known_providers[i].chat_model);
         }
         if (embed_p == NULL && known_providers[i].embed_model != NULL) {
             embed_p = known_providers[i].name;
@@ -927,11 +937,14 @@ char *gyre_config_default_yaml(void)
         gyre_buf_appends(&b, "  []\n");
     gyre_buf_appends(&b, "routes:\n");
     if (chat_p != NULL)
-        gyre_buf_appendf(&b, "  - {name: chat, targets: [{provider: %s, model: \"%s\"}]}\n", chat_p, chat_m);
+        gyre_buf_appendf(&b, "  - {name: chat, targets: [{provider: %s, model: \"%s\"}]%s%s%s}\n", chat_p, chat_m,
+                         fallbacks.len ? ", fallbacks: [" : "", fallbacks.len ? fallbacks.base : "",
+                         fallbacks.len ? "]" : "");
     if (embed_p != NULL)
         gyre_buf_appendf(&b, "  - {name: embed, targets: [{provider: %s, model: \"%s\"}]}\n", embed_p, embed_m);
     if (chat_p == NULL && embed_p == NULL)
         gyre_buf_appends(&b, "  []\n");
+    gyre_buf_dispose(&fallbacks);
     return b.base;
 }
 
@@ -955,9 +968,6 @@ gyre_config_t *gyre_config_default(gyre_config_errors_t *errs)
                      known_providers[i].base_url, known_providers[i].env);
             add_note(c, note);
         }
-    if (env_set("ANTHROPIC_API_KEY") || env_set("GEMINI_API_KEY"))
-        add_note(c, "ANTHROPIC_API_KEY/GEMINI_API_KEY are set, but this build speaks only the OpenAI dialect; "
-                    "those providers are not configured");
     if (env_set("GYRE_MOCK_URL")) {
         snprintf(note, sizeof(note),
                  "no provider API key in the environment: routing to gyre-mock at %s, a fake provider with canned "

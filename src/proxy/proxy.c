@@ -1216,7 +1216,9 @@ static void on_body_end(gyre_proxy_t *self, const char *why)
         }
         record_outcome(self, 1, 0);
         end_attempt(self);
-        if (self->call->cache != NULL && self->acc_inited) {
+        /* Only a whole, clean, single-choice stream is worth keeping. */
+        if (self->call->cache != NULL && self->acc_inited && self->acc.done && !self->acc.truncated &&
+            !self->acc.errored) {
             gyre_buf_t c;
             gyre_buf_init(&c, ACCUM_MAX * 2);
             if (gyre_openai_accum_completion(&self->acc, &c) == 0)

@@ -207,7 +207,11 @@ static int dispatch(gyre_server_t *s, h2o_req_t *req, gyre_call_t *call, const g
         }
         call->ncands = gyre_route_plan(r, w->route_states[ri], w->keypools, h2o_now(w->ctx.loop), &w->rng,
                                        call->affinity, call->cands);
-        if (r->cache && call->endpoint == GYRE_OPENAI_CHAT && pivot != NULL && s->caches[ri] != NULL) {
+        /* A stream is stored from what it adds up to, which is its first choice only: n > 1 streams are not. */
+        const cJSON *n = pivot != NULL ? cJSON_GetObjectItemCaseSensitive(pivot, "n") : NULL;
+        int multi_stream = call->stream && cJSON_IsNumber(n) && n->valuedouble > 1;
+        if (r->cache && call->endpoint == GYRE_OPENAI_CHAT && pivot != NULL && s->caches[ri] != NULL &&
+            !multi_stream) {
             int no_read, no_store;
             cache_directives(req, &no_read, &no_store);
             gyre_buf_t key;

@@ -679,16 +679,114 @@ TEST(config_default_prefers_a_real_provider_to_the_mock_for_routes)
     gyre_config_free(c);
 }
 
-TEST(config_default_notes_keys_for_dialects_this_build_cannot_speak)
+TEST(config_default_builds_anthropic_and_gemini_providers_the_chat_route_falls_back_to)
 {
     clear_provider_env();
+    setenv("OPENAI_API_KEY", "sk-o", 1);
     setenv("ANTHROPIC_API_KEY", "sk-ant", 1);
+    setenv("GEMINI_API_KEY", "g-key", 1);
     gyre_config_errors_t errs = {0};
     gyre_config_t *c = gyre_config_default(&errs);
     CHECK(c != NULL);
-    CHECK_INT(c->nproviders, 0);
-    CHECK_INT(c->nnotes, 2);
-    CHECK_STR(c->notes[0], "ANTHROPIC_API_KEY/GEMINI_API_KEY are set, but this build speaks only the OpenAI dialect; "
-                           "those providers are not configured");
+    CHECK_INT(c->nproviders, 3);
+    CHECK_STR(c->providers[1].name, "anthropic");
+    CHECK_INT(c->providers[1].kind, GYRE_PROVIDER_ANTHROPIC);
+    CHECK_STR(c->providers[1].base_path, "/v1");
+    CHECK_STR(c->providers[1].keys[0], "sk-ant");
+    CHECK_STR(c->providers[2].name, "gemini");
+    CHECK_INT(c->providers[2].kind, GYRE_PROVIDER_GEMINI);
+    CHECK_STR(c->providers[2].base_path, "/v1beta");
+    CHECK_STR(c->routes[0].name, "chat");
+    CHECK_INT(c->routes[0].targets[0].provider, 0);
+    CHECK_INT(c->routes[0].nfallbacks, 2);
+    CHECK_STR(c->routes[0].fallbacks[0].model, "claude-haiku-4-5");
+    CHECK_INT(c->routes[0].fallbacks[1].provider, 2);
+    CHECK_STR(c->routes[0].fallbacks[1].model, "gemini-2.5-flash");
+    CHECK_INT(c->nnotes, 3);
+    CHECK_STR(c->notes[1], "provider 'anthropic' (https://api.anthropic.com/v1) from ANTHROPIC_API_KEY");
     gyre_config_free(c);
+}
+
+TEST(config_route_routing_fields_are_read_with_their_defaults)
+{
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = parse("providers:\n"
+                             "  - {name: a, kind: anthropic, base_url: 'http://h/v1', keys: [{key: k1, weight: 3}, k2],"
+                             " key_strategy: weighted, breaker: {failures: 3, cooldown_ms: 250}}\n"
+                             "  - {name: b, kind: bedrock, base_url: 'https://bedrock-runtime.eu-west-3.amazonaws.com',"
+                             " keys: ['AKID:SECRET']}\n"
+                             "routes:\n"
+                             "  - name: chat\n"
+                             "    strategy: least_latency\n"
+                             "    targets: [{provider: a, model: m}]\n"
+                             "    fallbacks: [{provider: b, model: n}]\n"
+                             "    fallback_on: [connect, 429, 503]\n"
+                             "    retries: 2\n"
+                             "    backoff_ms: 50\n"
+                             "    deadline_ms: 9000\n"
+                             "    first_byte_timeout_ms: 700\n"
+                             "    midstream: resume\n"
+                             "    affinity: session\n"
+                             "    cache: {ttl_ms: 1000, max_bytes: 65536}\n"
+                             "  - {name: plain, targets: [{provider: a, model: m}]}\n",
+                             &errs);
+    CHECK(c != NULL);
+    const gyre_provider_conf_t *a = &c->providers[0], *b = &c->providers[1];
+    CHECK_INT(a->key_weights[0], 3);
+    CHECK_INT(a->key_weights[1], 1);
+    CHECK_INT(a->key_strategy, GYRE_KEYS_WEIGHTED);
+    CHECK_INT(a->breaker.failures, 3);
+    CHECK_INT(a->breaker.cooldown_ms, 250);
+    CHECK_INT(a->breaker.error_rate_pct, 50);
+    CHECK_STR(a->api_version, "2023-06-01");
+    CHECK_INT(a->max_tokens, 4096);
+    CHECK_STR(b->region, "eu-west-3");
+    const gyre_route_conf_t *r = &c->routes[0];
+    CHECK_INT(r->strategy, GYRE_STRATEGY_LEAST_LATENCY);
+    CHECK_INT(r->nfallbacks, 1);
+    CHECK_STR(r->fallbacks[0].model, "n");
+    CHECK_INT(r->fallback_on, GYRE_FALLBACK_CONNECT);
+    CHECK_INT(r->nfallback_statuses, 2);
+    CHECK_INT(r->fallback_statuses[0], 429);
+    CHECK_INT(r->fallback_statuses[1], 503);
+    CHECK_INT(r->retries, 2);
+    CHECK_INT(r->backoff_ms, 50);
+    CHECK_INT(r->backoff_max_ms, 5000);
+    CHECK_INT(r->deadline_ms, 9000);
+    CHECK_INT(r->first_byte_timeout_ms, 700);
+    CHECK_INT(r->midstream_resume, 1);
+    CHECK_INT(r->affinity_session, 1);
+    CHECK_INT(r->cache, 1);
+    CHECK_INT(r->cache_ttl_ms, 1000);
+    CHECK_INT(r->cache_max_bytes, 65536);
+    const gyre_route_conf_t *p = &c->routes[1];
+    CHECK_INT(p->strategy, GYRE_STRATEGY_WEIGHTED);
+    CHECK_INT(p->fallback_on, GYRE_FALLBACK_CONNECT | GYRE_FALLBACK_TIMEOUT);
+    CHECK_INT(p->nfallback_statuses, 6);
+    CHECK_INT(p->fallback_statuses[5], 529);
+    CHECK_INT(p->midstream_resume, 0);
+    CHECK_INT(p->cache, 0);
+    gyre_config_free(c);
+}
+
+TEST(config_routing_mistakes_are_named)
+{
+    CHECK_ERRORS("providers:\n"
+                 "  - {name: a, kind: openai, base_url: 'http://h/v1', breaker: {failures: x}}\n"
+                 "  - {name: b, kind: bedrock, base_url: 'http://h', keys: ['AKID:']}\n"
+                 "routes:\n"
+                 "  - {name: chat, targets: [{provider: a, model: m}], strategy: fastest, fallback_on: [404, boom],"
+                 " midstream: maybe, backoff_ms: 10, backoff_max_ms: 5, fallbacks: [{provider: zz, model: m}]}\n",
+                 "t.yaml:2: providers[0].breaker.failures: expected a whole number, found 'x'\n"
+                 "t.yaml:3: providers[1].keys[0]: a bedrock key is ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN] or "
+                 "a Bedrock API key\n"
+                 "t.yaml:5: routes[0].strategy: unknown value 'fastest' (supported: weighted, least_latency, "
+                 "least_inflight, cheapest)\n"
+                 "t.yaml:5: routes[0].fallback_on[0]: 404 is the client's mistake, which another target would answer "
+                 "the same way (allowed: 408, 409, 429 and 5xx)\n"
+                 "t.yaml:5: routes[0].fallback_on[1]: 'boom' is not a failure gyre falls back on (connect, timeout, or "
+                 "a status 408-599)\n"
+                 "t.yaml:5: routes[0].midstream: unknown value 'maybe' (supported: error, resume)\n"
+                 "t.yaml:5: routes[0].fallbacks[0].provider: no provider is named 'zz'\n"
+                 "t.yaml:5: routes[0].backoff_max_ms: 5 is less than backoff_ms (10)\n");
 }
