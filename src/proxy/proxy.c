@@ -136,6 +136,7 @@ typedef struct gyre_proxy {
     h2o_headers_t err_headers; /* the last error answer's headers, relayed with it */
     int resuming;        /* this attempt continues a cut stream */
     int resume_saw_role; /* ...and its role chunk was dropped */
+    gyre_buf_t resume_ws; /* whitespace trimmed off the end of the prefill, not yet seen again */
     gyre_buf_t scratch;
 } gyre_proxy_t;
 
@@ -315,6 +316,9 @@ static cJSON *build_pivot(gyre_proxy_t *self, gyre_api_error_t *err)
         while (n > 0 && (self->acc.content.base[n - 1] == ' ' || self->acc.content.base[n - 1] == '\n' ||
                          self->acc.content.base[n - 1] == '\t' || self->acc.content.base[n - 1] == '\r'))
             n--;
+        /* What was trimmed, the continuation may well repeat: it is dropped from its start (emit_pivot_event). */
+        gyre_buf_reset(&self->resume_ws);
+        gyre_buf_append(&self->resume_ws, self->acc.content.base + n, self->acc.content.len - n);
         char *prefix = gyre_strndup(self->acc.content.base, n);
         cJSON_AddStringToObject(m, "content", prefix);
         free(prefix);
@@ -461,7 +465,8 @@ out:
         self->chat.model = NULL;
     }
     gyre_buf_dispose(&path);
-    explicit_bzero(headers.base, headers.len); /* a key was in there */
+    if (headers.base != NULL)
+        explicit_bzero(headers.base, headers.len); /* a key was in there */
     gyre_buf_dispose(&headers);
     return rc;
 }
@@ -955,6 +960,20 @@ static void emit_pivot_event(gyre_proxy_t *self, const char *data, size_t len)
             }
             cJSON *choice = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
             cJSON *delta = cJSON_GetObjectItemCaseSensitive(choice, "delta");
+            cJSON *text = cJSON_GetObjectItemCaseSensitive(delta, "content");
+            if (self->resume_ws.len != 0 && cJSON_IsString(text) && text->valuestring[0] != '\0') {
+                /* The client has the whitespace the prefill lost; a continuation that starts with it again
+                 * would double it. */
+                size_t k = 0, tl = strlen(text->valuestring);
+                while (k < tl && k < self->resume_ws.len && text->valuestring[k] == self->resume_ws.base[k])
+                    k++;
+                if (k != 0) {
+                    char *rest = gyre_strdup(text->valuestring + k);
+                    cJSON_SetValuestring(text, rest);
+                    free(rest);
+                }
+                gyre_buf_reset(&self->resume_ws);
+            }
             if (cJSON_HasObjectItem(delta, "role")) {
                 cJSON_DeleteItemFromObjectCaseSensitive(delta, "role");
                 cJSON *content = cJSON_GetObjectItemCaseSensitive(delta, "content");
@@ -967,13 +986,13 @@ static void emit_pivot_event(gyre_proxy_t *self, const char *data, size_t len)
                     return; /* the role chunk alone: the client had it from the first attempt */
                 }
             }
-            char *text = cJSON_PrintUnformatted(j);
+            char *printed = cJSON_PrintUnformatted(j);
             cJSON_Delete(j);
-            if (text != NULL) {
+            if (printed != NULL) {
                 gyre_buf_appends(s, "data: ");
-                gyre_buf_appends(s, text);
+                gyre_buf_appends(s, printed);
                 gyre_buf_appends(s, "\n\n");
-                cJSON_free(text);
+                cJSON_free(printed);
             }
         } else {
             cJSON_Delete(j);
@@ -1021,7 +1040,7 @@ static void start_stream_mode(gyre_proxy_t *self)
         gyre_openai_accum_init(&self->acc, ACCUM_MAX);
     }
     if (self->call->client == GYRE_CLIENT_ANTHROPIC && self->enc == NULL)
-        self->enc = gyre_anthropic_encoder_create(self->call->route_name ? self->call->route_name : self->chat.model);
+        self->enc = gyre_anthropic_encoder_create(NULL); /* the model the chunks name, as a whole answer has it */
 }
 
 /* Whether the stream that reached the client has ended as its protocol says. */
@@ -1109,8 +1128,18 @@ static void deliver_buffered(gyre_proxy_t *self)
         gyre_route_observe_latency(self->cand->state, (double)(now_ms(self) - self->attempt_started_ms));
     if (self->passthrough) {
         record_outcome(self, 1, 0);
-        if (call->endpoint == GYRE_OPENAI_CHAT && call->client == GYRE_CLIENT_OPENAI)
+        if (call->endpoint == GYRE_OPENAI_CHAT && call->client == GYRE_CLIENT_OPENAI) {
             store_in_cache(self, self->body.base, self->body.len);
+        } else if (call->endpoint == GYRE_OPENAI_CHAT && call->cache != NULL) {
+            /* The cache keeps OpenAI's shape, whatever the client speaks. */
+            gyre_buf_t openai;
+            gyre_api_error_t err;
+            gyre_buf_init(&openai, BUFFER_MAX);
+            if (self->dialect->chat_response(&self->chat, self->body.base ? self->body.base : "", self->body.len,
+                                             &openai, &err) == 0)
+                store_in_cache(self, openai.base, openai.len);
+            gyre_buf_dispose(&openai);
+        }
         deliver_whole(self, self->body.base ? self->body.base : "", self->body.len, NULL);
         return;
     }
@@ -1680,6 +1709,7 @@ static void on_dispose(void *p)
     gyre_buf_dispose(&self->body);
     gyre_buf_dispose(&self->last_body);
     gyre_buf_dispose(&self->scratch);
+    gyre_buf_dispose(&self->resume_ws);
     h2o_buffer_dispose(&self->recv);
     h2o_doublebuffer_dispose(&self->sending);
     gyre_worker_request_done(self->worker);
@@ -1704,6 +1734,7 @@ void gyre_proxy_start(gyre_worker_t *w, h2o_req_t *req, gyre_call_t *call)
     gyre_buf_init(&self->body, BUFFER_MAX);
     gyre_buf_init(&self->last_body, ERROR_BODY_MAX);
     gyre_buf_init(&self->scratch, SSE_EVENT_MAX * 2);
+    gyre_buf_init(&self->resume_ws, 4096);
     h2o_buffer_init(&self->recv, &h2o_socket_buffer_prototype);
     h2o_doublebuffer_init(&self->sending, &h2o_socket_buffer_prototype);
     self->own_headers = req->res.headers.size;

@@ -147,7 +147,7 @@ static int respond_from_cache(gyre_server_t *s, h2o_req_t *req, const gyre_call_
     if (call->stream) {
         rc = gyre_openai_completion_to_sse(completion, clen, call->include_usage, &sse);
         if (rc == 0 && call->client == GYRE_CLIENT_ANTHROPIC) {
-            gyre_anthropic_encoder_t *enc = gyre_anthropic_encoder_create(call->route_name);
+            gyre_anthropic_encoder_t *enc = gyre_anthropic_encoder_create(NULL);
             rc = gyre_anthropic_encoder_feed(enc, sse.base, sse.len, &out);
             gyre_anthropic_encoder_destroy(enc);
         } else if (rc == 0) {
@@ -306,6 +306,9 @@ static int messages_request(gyre_server_t *s, h2o_req_t *req)
         gyre_respond_anthropic_error(req, &err);
         return 0;
     }
+    /* Anthropic's answers carry their id as request-id, which its SDK reports. */
+    h2o_iovec_t id = gyre_request_id(w, req);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("request-id"), 0, NULL, id.base, id.len);
     gyre_call_t *call = new_call(req, GYRE_CLIENT_ANTHROPIC, GYRE_OPENAI_CHAT);
     call->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(json, "stream"));
     call->include_usage = 1;
