@@ -836,6 +836,10 @@ static int on_exception(bedrock_stream_t *s, const gyre_eventstream_msg_t *m)
 static int on_message(void *ctx, const gyre_eventstream_msg_t *m)
 {
     bedrock_stream_t *s = ctx;
+    /* After the stream's end (metadata) nothing more is the client's: a second metadata event would add a
+     * second [DONE]. */
+    if (s->super.complete)
+        return 0;
     if (m->message_type.p != NULL && m->message_type.len == 9 && memcmp(m->message_type.p, "exception", 9) == 0)
         return on_exception(s, m);
     if (m->message_type.p != NULL && m->message_type.len == 5 && memcmp(m->message_type.p, "error", 5) == 0) {

@@ -588,3 +588,24 @@ TEST(bedrock_stream_event_whose_payload_is_not_json_is_a_502)
     gyre_buf_dispose(&frames);
     gyre_buf_dispose(&out);
 }
+
+TEST(bedrock_stream_events_after_metadata_add_nothing)
+{
+    /* Found by fuzz/fuzz_bedrock.c: a second metadata event wrote a second usage chunk and [DONE]. */
+    gyre_buf_t frames, out;
+    encode_events("stream_text.events.json", &frames);
+    size_t once = frames.len;
+    gyre_eventstream_header_t h[3] = {
+        {":event-type", "metadata"}, {":content-type", "application/json"}, {":message-type", "event"}};
+    static const char meta[] = "{\"usage\":{\"inputTokens\":9,\"outputTokens\":9,\"totalTokens\":18}}";
+    CHECK_INT(gyre_eventstream_encode(h, 3, meta, sizeof(meta) - 1, &frames), 0);
+    char *want = read_fixture("stream_text.openai.sse");
+    gyre_api_error_t err;
+    int complete = 0;
+    CHECK_INT(translate(&frames, once, 1, &out, &complete, &err), 0);
+    CHECK_STR(out.base, want);
+    CHECK_INT(complete, 1);
+    gyre_buf_dispose(&out);
+    gyre_buf_dispose(&frames);
+    free(want);
+}
