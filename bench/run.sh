@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# `make bench`: the proxy benchmark (bench/proxy/bench.mjs), after making sure
-# wrk, nginx and the Portkey gateway are installed.  Flags and env knobs are
-# described at the top of bench/proxy/bench.mjs and in docs/bench.md.
+# `make bench`: the proxy benchmark (bench/proxy/bench.mjs), then the routing
+# benchmark (bench/routing/bench.mjs: failover, circuit breakers, cache), after
+# making sure wrk, nginx and the Portkey gateway are installed.  Flags and env
+# knobs are described at the top of each script and in docs/bench.md;
+# BENCH_SKIP_PROXY=1 or BENCH_SKIP_ROUTING=1 leaves one out.  With --json each
+# prints its JSON document on stdout, the proxy's first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-if [ "${BENCH_SKIP_PORTKEY:-0}" != 1 ]; then
+if [ "${BENCH_SKIP_PROXY:-0}" != 1 ] && [ "${BENCH_SKIP_PORTKEY:-0}" != 1 ]; then
   if [ ! -f bench/node_modules/.package-lock.json ] || [ bench/package-lock.json -nt bench/node_modules/.package-lock.json ]; then
     echo "bench: installing the Portkey gateway (npm ci --prefix bench)" >&2
     npm ci --prefix bench --no-audit --no-fund --loglevel=error
@@ -14,4 +17,22 @@ fi
 if [ ! -x build/gyre ]; then
   echo "bench: build/gyre is missing (run make first): measuring the peers only" >&2
 fi
-exec node bench/proxy/bench.mjs "$@"
+status=0
+latest=bench/results/latest.md
+before=$(stat -c %Y.%s "$latest" 2>/dev/null || echo none)
+if [ "${BENCH_SKIP_PROXY:-0}" != 1 ]; then
+  node bench/proxy/bench.mjs "$@" || status=$?
+fi
+if [ "${BENCH_SKIP_ROUTING:-0}" != 1 ]; then
+  if [ -x build/gyre ] && [ -x build/gyre-mock ]; then
+    # The routing table joins latest.md only when the proxy run just wrote it,
+    # so that the file always describes one run.
+    append=()
+    after=$(stat -c %Y.%s "$latest" 2>/dev/null || echo none)
+    [ "$after" != none ] && [ "$after" != "$before" ] && append=(--append-latest)
+    BENCH_VIA=make node bench/routing/bench.mjs ${append[@]+"${append[@]}"} "$@" || status=$?
+  else
+    echo "bench: build/gyre or build/gyre-mock is missing: routing benchmark skipped" >&2
+  fi
+fi
+exit "$status"
