@@ -45,6 +45,18 @@ static int reserve(gyre_buf_t *b, size_t extra)
     return 0;
 }
 
+int gyre_buf_reserve(gyre_buf_t *b, size_t n)
+{
+    if (n > b->max || b->len > b->max - n)
+        return -E2BIG;
+    size_t need = b->len + n + 1;
+    if (need <= b->cap)
+        return 0;
+    b->base = gyre_realloc(b->base, need);
+    b->cap = need;
+    return 0;
+}
+
 int gyre_buf_append(gyre_buf_t *b, const void *p, size_t n)
 {
     int r;

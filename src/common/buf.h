@@ -27,6 +27,8 @@ int gyre_buf_appendf(gyre_buf_t *b, const char *fmt, ...) __attribute__((format(
 int gyre_buf_vappendf(gyre_buf_t *b, const char *fmt, va_list ap);
 /* Appends `s` as a JSON string literal, quotes included. */
 int gyre_buf_append_json_string(gyre_buf_t *b, const char *s, size_t n);
+/* Makes room for `n` more bytes at once (one allocation instead of a doubling chain); -E2BIG past the maximum. */
+int gyre_buf_reserve(gyre_buf_t *b, size_t n);
 /* Removes the first n bytes. */
 void gyre_buf_consume(gyre_buf_t *b, size_t n);
 

@@ -91,6 +91,9 @@ typedef struct gyre_proxy {
     gyre_upstream_t *up;
     gyre_keypool_t *kp;
     int key_index;          /* -1: none taken */
+    int last_key;           /* the key of the latest attempt... */
+    size_t last_key_cur;    /* ...and its place in the plan */
+    int relay_saw_event;    /* RELAY: a stream event (not just a comment) has come */
     int attempt_live;       /* counted in the target's in-flight figure */
     int passthrough;        /* the provider speaks the client's dialect and the body went as the client wrote it */
     cJSON *pivot;           /* the OpenAI-shaped request for a translated attempt */
@@ -133,6 +136,7 @@ typedef struct gyre_proxy {
     gyre_anthropic_encoder_t *enc;
     uint64_t unavailable_retry_s; /* every target is resting: Retry-After for gyre's 503 */
     size_t own_headers;    /* res.headers[0 .. own_headers) are gyre's own (x-request-id) */
+    h2o_iovec_t whole;     /* a whole answer, sent in one piece (deliver_whole) */
     h2o_headers_t err_headers; /* the last error answer's headers, relayed with it */
     int resuming;        /* this attempt continues a cut stream */
     int resume_saw_role; /* ...and its role chunk was dropped */
@@ -213,9 +217,23 @@ static int lines_have(const char *lines, size_t len, const char *name, size_t nl
 
 /* ---- the request ---- */
 
+/* Decimal digits of v into buf (at least 20 bytes); returns their count.  No printf on the hot path. */
+static size_t format_uint(char *buf, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    return n;
+}
+
 static void put_uint(gyre_buf_t *b, size_t v)
 {
-    gyre_buf_appendf(b, "%zu", v);
+    char digits[20];
+    gyre_buf_append(b, digits, format_uint(digits, v));
 }
 
 /* The head of the provider's request: request line, host, the dialect's
@@ -228,6 +246,10 @@ static void build_head(gyre_proxy_t *self, const char *method, size_t method_len
     h2o_iovec_t id = gyre_request_id(self->worker, req);
     gyre_buf_t *b = &self->uphead;
     gyre_buf_reset(b);
+    size_t cap = method_len + path_len + self->up->host_header.len + dialect_headers->len + id.len + 96;
+    for (size_t i = 0; i < req->headers.size; i++)
+        cap += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+    gyre_buf_reserve(b, cap);
     gyre_buf_append(b, method, method_len);
     gyre_buf_appends(b, " ");
     gyre_buf_append(b, path, path_len);
@@ -265,6 +287,7 @@ static int splice_model(gyre_proxy_t *self, const char *model, size_t model_len,
     const char *body = call->body.base;
     size_t len = call->body.len;
     if (call->model_end > call->model_start) {
+        gyre_buf_reserve(out, len + 6 * model_len + 2);
         gyre_buf_append(out, body, call->model_start);
         gyre_buf_append_json_string(out, model, model_len);
         return gyre_buf_append(out, body + call->model_end, len - call->model_end);
@@ -487,9 +510,9 @@ static void add_gyre_headers(gyre_proxy_t *self)
     if (self->cand != NULL && self->cand->model_len != 0)
         h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-gyre-model"), 0, NULL,
                               self->cand->model, self->cand->model_len);
-    char *n = h2o_mem_alloc_pool(&req->pool, 12);
-    int len = snprintf(n, 12, "%u", self->attempts);
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-gyre-attempts"), 0, NULL, n, (size_t)len);
+    char *n = h2o_mem_alloc_pool(&req->pool, 20);
+    size_t len = format_uint(n, self->attempts);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-gyre-attempts"), 0, NULL, n, len);
     if (call->route != NULL && call->route->cache)
         h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-gyre-cache"), 0, NULL, H2O_STRLIT("miss"));
 }
@@ -550,6 +573,8 @@ static void on_proceed(h2o_generator_t *generator, h2o_req_t *req)
 {
     gyre_proxy_t *self = (void *)generator;
     (void)req;
+    if (self->whole.base != NULL)
+        return; /* a whole answer went in one final send */
     h2o_doublebuffer_consume(&self->sending);
     do_send(self);
     if (self->conn != NULL && !h2o_socket_is_reading(self->conn->sock) && self->recv->size < RELAY_HIGH_WATER) {
@@ -646,7 +671,11 @@ static void finish_client_stream(gyre_proxy_t *self, const gyre_api_error_t *err
     self->upstream_done = 1;
     if (err != NULL) {
         self->had_body_error = 1;
-        append_stream_error(self, err);
+        /* A stream says why in an event; any other body can only end uncleanly. */
+        if (self->is_sse || self->mode == MODE_STREAM)
+            append_stream_error(self, err);
+        else
+            log_error(self, err);
     }
     gyre_timer_stop(&self->deadline_timer);
     if (!self->response_started)
@@ -677,8 +706,18 @@ static void deliver_whole(gyre_proxy_t *self, const char *body, size_t len, cons
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
                        strlen(content_type));
     req->res.content_length = len;
-    push_out(self, body, len);
-    finish_client_stream(self, NULL);
+    self->upstream_done = 1;
+    gyre_timer_stop(&self->deadline_timer);
+    if (self->client_gone)
+        return;
+    /* One send, straight from where the answer is (it lives until the request does): no copy, no relay. */
+    self->whole = h2o_iovec_init(h2o_mem_alloc_pool(&req->pool, len), len);
+    memcpy(self->whole.base, body, len);
+    self->sent_body = 1;
+    self->response_started = 1;
+    add_gyre_headers(self);
+    h2o_start_response(req, &self->super);
+    h2o_send(req, &self->whole, 1, H2O_SEND_STATE_FINAL);
 }
 
 /* ---- failures ---- */
@@ -787,6 +826,8 @@ static int64_t choose_next(gyre_proxy_t *self, int same_target_ok)
             if (at > now && at - now > wait)
                 wait = at - now;
             retry = !later_usable;
+        } else if (self->have_last_status && (self->last_status == 429 || self->last_status == 529)) {
+            wait = 0; /* the rate limit was that key's: another is free now */
         }
         uint64_t limit = r->backoff_max_ms;
         if (gyre_timer_is_active(&self->deadline_timer))
@@ -889,7 +930,7 @@ static void stream_failed(gyre_proxy_t *self, fail_class_t fc, const gyre_api_er
 /* Any failure of the current attempt: before or after the client saw bytes. */
 static void fail(gyre_proxy_t *self, fail_class_t fc, const gyre_api_error_t *err)
 {
-    if (self->sent_body)
+    if (self->sent_body || self->response_started)
         stream_failed(self, fc, err);
     else
         attempt_failed(self, fc, err);
@@ -937,6 +978,7 @@ static void fail_upstream(gyre_proxy_t *self, const char *stage, const char *err
 static void on_relay_sse_event(void *ctx, const char *event, size_t elen, const char *data, size_t dlen)
 {
     gyre_proxy_t *self = ctx;
+    self->relay_saw_event = 1;
     if (dlen == 6 && memcmp(data, "[DONE]", 6) == 0)
         self->sse_done = 1;
     else if (dlen >= 9 && memcmp(data, "{\"error\":", 9) == 0)
@@ -1084,6 +1126,21 @@ static int on_body_bytes(gyre_proxy_t *self, const char *bytes, size_t len)
     case MODE_RELAY:
         if (self->is_sse && !self->sse_failed && gyre_sse_feed(&self->sse, bytes, len) != 0)
             self->sse_failed = 1;
+        if (self->is_sse && !self->sent_body && !self->relay_saw_event && !self->sse_failed &&
+            gyre_buf_append(&self->body, bytes, len) == 0)
+            return 0; /* comments and keep-alives only, so far: nothing is committed to this provider yet */
+        if (self->body.len != 0) {
+            /* The first event came: what was held goes first. */
+            gyre_buf_t held = self->body;
+            gyre_buf_init(&self->body, BUFFER_MAX);
+            gyre_timer_stop(&self->first_byte_timer);
+            gyre_timer_stop(&self->attempt_timer);
+            if (self->cand->state != NULL)
+                gyre_route_observe_latency(self->cand->state, (double)(now_ms(self) - self->attempt_started_ms));
+            start_client_response(self);
+            push_out(self, held.base, held.len);
+            gyre_buf_dispose(&held);
+        }
         gyre_timer_stop(&self->first_byte_timer);
         gyre_timer_stop(&self->attempt_timer);
         if (!self->sent_body && self->cand->state != NULL)
@@ -1215,7 +1272,7 @@ static void on_body_end(gyre_proxy_t *self, const char *why)
             return;
         }
         if (why != NULL && !self->is_sse) {
-            if (!self->sent_body) {
+            if (!self->response_started) {
                 fail_upstream(self, "head", why);
                 return;
             }
@@ -1316,6 +1373,9 @@ static void on_head(gyre_proxy_t *self, const gyre_http1_response_t *res)
             is_sse = 1;
     }
     gyre_buf_reset(&self->body);
+    if (res->content_length != SIZE_MAX && !res->chunked)
+        gyre_buf_reserve(&self->body, res->content_length < ERROR_BODY_MAX || res->status < 300 ? res->content_length
+                                                                                                : ERROR_BODY_MAX);
     if (res->status >= 300) {
         /* An error: its headers are the client's only if it is relayed, as it is. */
         self->mode = MODE_BUFFER;
@@ -1599,7 +1659,8 @@ static void start_attempt(gyre_proxy_t *self)
         self->up = &self->worker->upstreams[self->cand->provider];
         self->kp = &self->worker->keypools[self->cand->provider];
         uint64_t now = now_ms(self);
-        int exclude = -1;
+        /* A retry of the same target avoids the key that just failed, while another is usable. */
+        int exclude = self->tries_on_cur > 0 && self->last_key_cur == self->cur ? self->last_key : -1;
         self->key_index = gyre_keypool_pick(self->kp, now, call->affinity, exclude);
         if (self->key_index >= 0)
             break;
@@ -1630,6 +1691,8 @@ static void start_attempt(gyre_proxy_t *self)
         self->cur = i;
         self->tries_on_cur = 0;
     }
+    self->last_key = self->key_index;
+    self->last_key_cur = self->cur;
     const char *key = self->prov->nkeys != 0 ? self->prov->keys[self->key_index] : NULL;
     if (build_request(self, key, &err) != 0) {
         /* This target cannot take the call (an endpoint its API lacks, a request it cannot express). */
@@ -1656,6 +1719,7 @@ static void start_attempt(gyre_proxy_t *self)
     self->chunk = (gyre_http1_chunked_t){0};
     self->mode = MODE_RELAY;
     self->status = 0;
+    self->relay_saw_event = 0;
     self->attempt_started_ms = now_ms(self);
     self->attempt_live = 1;
     if (self->cand->state != NULL)
@@ -1727,8 +1791,13 @@ void gyre_proxy_start(gyre_worker_t *w, h2o_req_t *req, gyre_call_t *call)
     self->key_index = -1;
     self->io_entry.cb = on_io_timeout;
     self->created = (long long)time(NULL);
-    snprintf(self->chat_id, sizeof(self->chat_id), "chatcmpl-gyre-%016llx",
-             (unsigned long long)gyre_rand_next(&w->rng));
+    /* The id of answers gyre builds itself (translated ones): "chatcmpl-gyre-" and 16 hex digits. */
+    static const char hex[] = "0123456789abcdef";
+    uint64_t r = gyre_rand_next(&w->rng);
+    memcpy(self->chat_id, "chatcmpl-gyre-", 14);
+    for (int i = 0; i < 16; i++)
+        self->chat_id[14 + i] = hex[(r >> (60 - 4 * i)) & 15];
+    self->chat_id[30] = '\0';
     gyre_buf_init(&self->uphead, 1024 * 1024);
     gyre_buf_init(&self->upbody, 6 * (size_t)req->entity.len + 4 * 1024 * 1024);
     gyre_buf_init(&self->body, BUFFER_MAX);

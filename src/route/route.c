@@ -108,7 +108,7 @@ size_t gyre_route_plan(const gyre_route_conf_t *r, gyre_target_state_t *states, 
     size_t order[n];
     for (size_t i = 0; i < n; i++) {
         unsigned w = r->targets[i].weight;
-        keys[i] = w == 0 ? -1 : pow(unit(gyre_rand_next(rng)), 1.0 / w);
+        keys[i] = w == 0 ? -1 : n == 1 ? 1 : pow(unit(gyre_rand_next(rng)), 1.0 / w);
         order[i] = i;
     }
     /* Insertion sort: pools are a handful of targets. */
