@@ -548,6 +548,16 @@ async function main() {
   const md = markdown(result);
   fs.writeFileSync(path.join(resultsDir, 'routing-latest.md'), md);
   if (APPEND_LATEST) fs.appendFileSync(path.join(resultsDir, 'latest.md'), '\n' + md);
+  const bad = [...Object.values(latency), ...Object.values(throughput)].some((x) => x.errors) || flaky.ok !== flaky.requests;
+  // The README's routing block (between its bench:routing markers) shows a clean run only.
+  if (env.BENCH_README === '0') log('BENCH_README=0: README.md left alone');
+  else if (bad) log('README.md left alone (errors)');
+  else {
+    const readme = path.join(ROOT, 'README.md');
+    const text = fs.readFileSync(readme, 'utf8');
+    const re = /<!-- bench:routing:start -->\n[\s\S]*?<!-- bench:routing:end -->\n/;
+    if (re.test(text)) fs.writeFileSync(readme, text.replace(re, `<!-- bench:routing:start -->\n${md.trim()}\n<!-- bench:routing:end -->\n`));
+  }
   if (JSON_OUT) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
   else process.stdout.write('\n' + md);
   const errors = [...Object.values(latency), ...Object.values(throughput)].reduce((a, x) => a + x.errors, 0);
