@@ -173,3 +173,20 @@ void gyre_json_position(const char *text, size_t len, size_t off, unsigned *line
     *line = l;
     *col = c;
 }
+
+const char *gyre_json_type_name(const cJSON *v)
+{
+    if (cJSON_IsString(v))
+        return "a string";
+    if (cJSON_IsNumber(v))
+        return "a number";
+    if (cJSON_IsBool(v))
+        return "a boolean";
+    if (cJSON_IsNull(v))
+        return "null";
+    if (cJSON_IsArray(v))
+        return "an array";
+    if (cJSON_IsObject(v))
+        return "an object";
+    return "invalid";
+}

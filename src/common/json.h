@@ -32,6 +32,10 @@ void gyre_json_init(void);
 void gyre_json_arena_begin(void);
 void gyre_json_arena_end(void);
 
+/* "a string", "a number", ... for errors that say what was found instead. */
+struct cJSON;
+const char *gyre_json_type_name(const struct cJSON *v);
+
 /* Line and column (both from 1) of byte offset `off` in `text`. */
 void gyre_json_position(const char *text, size_t len, size_t off, unsigned *line, unsigned *col);
 

@@ -73,22 +73,6 @@ static int is_positive_integer(const cJSON *v)
            v->valuedouble == floor(v->valuedouble);
 }
 
-static const char *json_type_name(const cJSON *v)
-{
-    if (cJSON_IsString(v))
-        return "a string";
-    if (cJSON_IsNumber(v))
-        return "a number";
-    if (cJSON_IsBool(v))
-        return "a boolean";
-    if (cJSON_IsNull(v))
-        return "null";
-    if (cJSON_IsArray(v))
-        return "an array";
-    if (cJSON_IsObject(v))
-        return "an object";
-    return "invalid";
-}
 
 /* Adds a copy of `v` under `key`; cJSON_Duplicate only fails out of memory,
  * which its hooks turn into an abort. */
@@ -305,7 +289,7 @@ static cJSON *content_of(const cJSON *content, size_t i, gyre_api_error_t *err)
         return cJSON_CreateArray();
     if (!cJSON_IsArray(content)) {
         BAD(err, where, "'%s' must be a string, an array of content parts or null, got %s", where,
-            json_type_name(content));
+            gyre_json_type_name(content));
         return NULL;
     }
     cJSON *blocks = cJSON_CreateArray();
@@ -327,7 +311,7 @@ static int add_system(const cJSON *content, size_t i, cJSON *blocks, int *plain,
         return 0;
     }
     if (!cJSON_IsArray(content)) {
-        BAD(err, where, "'%s' must be a string or an array of text parts, got %s", where, json_type_name(content));
+        BAD(err, where, "'%s' must be a string or an array of text parts, got %s", where, gyre_json_type_name(content));
         return -1;
     }
     size_t j = 0;
@@ -367,7 +351,7 @@ static int tool_calls_to_blocks(const cJSON *calls, size_t i, cJSON *blocks, gyr
     char param[128];
     if (!cJSON_IsArray(calls)) {
         snprintf(param, sizeof(param), "messages[%zu].tool_calls", i);
-        BAD(err, param, "'%s' must be an array, got %s", param, json_type_name(calls));
+        BAD(err, param, "'%s' must be an array, got %s", param, gyre_json_type_name(calls));
         return -1;
     }
     size_t j = 0;
@@ -426,7 +410,7 @@ static cJSON *assistant_content(const cJSON *m, size_t i, gyre_api_error_t *err)
         char where[64];
         snprintf(where, sizeof(where), "messages[%zu].content", i);
         BAD(err, where, "'%s' must be a string, an array of content parts or null, got %s", where,
-            json_type_name(content));
+            gyre_json_type_name(content));
         goto fail;
     }
     if (tool_calls_to_blocks(calls, i, blocks, err) != 0)
@@ -460,7 +444,7 @@ static cJSON *tool_result_block(const cJSON *m, size_t i, gyre_api_error_t *err)
 static int convert_messages(const cJSON *messages, cJSON *out, gyre_api_error_t *err)
 {
     if (!cJSON_IsArray(messages)) {
-        BAD(err, "messages", "'messages' must be an array, got %s", json_type_name(messages));
+        BAD(err, "messages", "'messages' must be an array, got %s", gyre_json_type_name(messages));
         return -1;
     }
     cJSON *system = cJSON_CreateArray(), *msgs = cJSON_CreateArray();
@@ -551,7 +535,7 @@ static int convert_tools(const cJSON *req, cJSON *out, gyre_api_error_t *err)
     char param[64];
     if (tools != NULL && !cJSON_IsNull(tools)) {
         if (!cJSON_IsArray(tools)) {
-            BAD(err, "tools", "'tools' must be an array, got %s", json_type_name(tools));
+            BAD(err, "tools", "'tools' must be an array, got %s", gyre_json_type_name(tools));
             return -1;
         }
         cJSON *list = cJSON_CreateArray();
@@ -614,7 +598,7 @@ static int convert_tools(const cJSON *req, cJSON *out, gyre_api_error_t *err)
         cJSON_AddStringToObject(choice, "type", "tool");
         cJSON_AddStringToObject(choice, "name", name);
     } else if (tc != NULL && !cJSON_IsNull(tc)) {
-        BAD(err, "tool_choice", "'tool_choice' must be a string or an object, got %s", json_type_name(tc));
+        BAD(err, "tool_choice", "'tool_choice' must be a string or an object, got %s", gyre_json_type_name(tc));
         return -1;
     }
     /* Anthropic says it inside tool_choice, and only where tools may be used. */
@@ -641,7 +625,7 @@ static int convert_stop(const cJSON *stop, cJSON *out, gyre_api_error_t *err)
         return 0;
     }
     if (!cJSON_IsArray(stop)) {
-        BAD(err, "stop", "'stop' must be a string or an array of strings, got %s", json_type_name(stop));
+        BAD(err, "stop", "'stop' must be a string or an array of strings, got %s", gyre_json_type_name(stop));
         return -1;
     }
     size_t j = 0;
@@ -649,7 +633,7 @@ static int convert_stop(const cJSON *stop, cJSON *out, gyre_api_error_t *err)
         if (!cJSON_IsString(s)) {
             char param[32];
             snprintf(param, sizeof(param), "stop[%zu]", j);
-            BAD(err, param, "'%s' must be a string, got %s", param, json_type_name(s));
+            BAD(err, param, "'%s' must be a string, got %s", param, gyre_json_type_name(s));
             return -1;
         }
     }
@@ -1122,7 +1106,7 @@ static int check_block(const cJSON *b, const char *where, gyre_api_error_t *err)
 {
     char param[128];
     if (!cJSON_IsObject(b)) {
-        BAD(err, where, "%s: must be an object, got %s", where, json_type_name(b));
+        BAD(err, where, "%s: must be an object, got %s", where, gyre_json_type_name(b));
         return -1;
     }
     const char *type = get_str(b, "type");
@@ -1175,7 +1159,7 @@ cJSON *gyre_anthropic_parse_request(const char *body, size_t len, gyre_api_error
     }
     if (!cJSON_IsObject(req)) {
         gyre_api_error_set(err, 400, "invalid_request_error", "invalid_json", NULL,
-                           "the request body must be a JSON object, got %s", json_type_name(req));
+                           "the request body must be a JSON object, got %s", gyre_json_type_name(req));
         goto fail;
     }
     const cJSON *model = get(req, "model");
@@ -1209,7 +1193,7 @@ cJSON *gyre_anthropic_parse_request(const char *body, size_t len, gyre_api_error
     for (const cJSON *m = messages->child; m != NULL; m = m->next, i++) {
         snprintf(param, sizeof(param), "messages[%zu]", i);
         if (!cJSON_IsObject(m)) {
-            BAD(err, param, "%s: must be an object, got %s", param, json_type_name(m));
+            BAD(err, param, "%s: must be an object, got %s", param, gyre_json_type_name(m));
             goto fail;
         }
         const char *role = get_str(m, "role");
@@ -1232,7 +1216,7 @@ cJSON *gyre_anthropic_parse_request(const char *body, size_t len, gyre_api_error
             continue;
         if (!cJSON_IsArray(content)) {
             BAD(err, param, "%s: must be a string or an array of content blocks, got %s", param,
-                json_type_name(content));
+                gyre_json_type_name(content));
             goto fail;
         }
         if (content->child == NULL) {
@@ -1249,7 +1233,7 @@ cJSON *gyre_anthropic_parse_request(const char *body, size_t len, gyre_api_error
     const cJSON *system = get(req, "system");
     if (system != NULL && !cJSON_IsNull(system)) {
         if (!cJSON_IsString(system) && !cJSON_IsArray(system)) {
-            BAD(err, "system", "system: must be a string or an array of text blocks, got %s", json_type_name(system));
+            BAD(err, "system", "system: must be a string or an array of text blocks, got %s", gyre_json_type_name(system));
             goto fail;
         }
         size_t j = 0;
@@ -1266,33 +1250,33 @@ cJSON *gyre_anthropic_parse_request(const char *body, size_t len, gyre_api_error
     }
     const cJSON *v;
     if ((v = get(req, "stream")) != NULL && !cJSON_IsBool(v) && !cJSON_IsNull(v)) {
-        BAD(err, "stream", "stream: must be a boolean, got %s", json_type_name(v));
+        BAD(err, "stream", "stream: must be a boolean, got %s", gyre_json_type_name(v));
         goto fail;
     }
     static const char *const numbers[] = {"temperature", "top_p", "top_k"};
     for (size_t k = 0; k < sizeof(numbers) / sizeof(numbers[0]); k++) {
         if ((v = get(req, numbers[k])) != NULL && !cJSON_IsNumber(v) && !cJSON_IsNull(v)) {
-            BAD(err, numbers[k], "%s: must be a number, got %s", numbers[k], json_type_name(v));
+            BAD(err, numbers[k], "%s: must be a number, got %s", numbers[k], gyre_json_type_name(v));
             goto fail;
         }
     }
     if ((v = get(req, "stop_sequences")) != NULL && !cJSON_IsNull(v)) {
         if (!cJSON_IsArray(v)) {
-            BAD(err, "stop_sequences", "stop_sequences: must be an array of strings, got %s", json_type_name(v));
+            BAD(err, "stop_sequences", "stop_sequences: must be an array of strings, got %s", gyre_json_type_name(v));
             goto fail;
         }
         size_t j = 0;
         for (const cJSON *s = v->child; s != NULL; s = s->next, j++) {
             if (!cJSON_IsString(s)) {
                 snprintf(param, sizeof(param), "stop_sequences[%zu]", j);
-                BAD(err, param, "%s: must be a string, got %s", param, json_type_name(s));
+                BAD(err, param, "%s: must be a string, got %s", param, gyre_json_type_name(s));
                 goto fail;
             }
         }
     }
     if ((v = get(req, "tools")) != NULL && !cJSON_IsNull(v)) {
         if (!cJSON_IsArray(v)) {
-            BAD(err, "tools", "tools: must be an array, got %s", json_type_name(v));
+            BAD(err, "tools", "tools: must be an array, got %s", gyre_json_type_name(v));
             goto fail;
         }
         size_t j = 0;

@@ -45,22 +45,6 @@ int gyre_api_error_to_json(const gyre_api_error_t *err, gyre_buf_t *out)
 #define BAD(err, param, ...)                                                                                           \
     gyre_api_error_set((err), 400, "invalid_request_error", "invalid_type", (param), __VA_ARGS__)
 
-static const char *json_type_name(const cJSON *v)
-{
-    if (cJSON_IsString(v))
-        return "a string";
-    if (cJSON_IsNumber(v))
-        return "a number";
-    if (cJSON_IsBool(v))
-        return "a boolean";
-    if (cJSON_IsNull(v))
-        return "null";
-    if (cJSON_IsArray(v))
-        return "an array";
-    if (cJSON_IsObject(v))
-        return "an object";
-    return "invalid";
-}
 
 /* A whole number that fits in 64 bits.  The range is checked before the cast:
  * converting a double outside long long's range (1e300) is undefined. */
@@ -151,7 +135,7 @@ static int check_messages(const cJSON *messages, gyre_api_error_t *err)
         return -1;
     }
     if (!cJSON_IsArray(messages)) {
-        BAD(err, "messages", "'messages' must be an array, got %s", json_type_name(messages));
+        BAD(err, "messages", "'messages' must be an array, got %s", gyre_json_type_name(messages));
         return -1;
     }
     if (cJSON_GetArraySize(messages) == 0) {
@@ -163,7 +147,7 @@ static int check_messages(const cJSON *messages, gyre_api_error_t *err)
     for (const cJSON *m = messages->child; m != NULL; m = m->next, i++) {
         if (!cJSON_IsObject(m)) {
             snprintf(param, sizeof(param), "messages[%d]", i);
-            BAD(err, param, "'%s' must be an object, got %s", param, json_type_name(m));
+            BAD(err, param, "'%s' must be an object, got %s", param, gyre_json_type_name(m));
             return -1;
         }
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
@@ -175,14 +159,14 @@ static int check_messages(const cJSON *messages, gyre_api_error_t *err)
         }
         if (!cJSON_IsString(role)) {
             snprintf(param, sizeof(param), "messages[%d].role", i);
-            BAD(err, param, "'%s' must be a string, got %s", param, json_type_name(role));
+            BAD(err, param, "'%s' must be a string, got %s", param, gyre_json_type_name(role));
             return -1;
         }
         const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
         if (content != NULL && !cJSON_IsString(content) && !cJSON_IsArray(content) && !cJSON_IsNull(content)) {
             snprintf(param, sizeof(param), "messages[%d].content", i);
             BAD(err, param, "'%s' must be a string, an array of content parts or null, got %s", param,
-                json_type_name(content));
+                gyre_json_type_name(content));
             return -1;
         }
     }
@@ -198,17 +182,17 @@ static int check_embeddings(const cJSON *json, gyre_api_error_t *err)
         return -1;
     }
     if (!cJSON_IsString(input) && !cJSON_IsArray(input)) {
-        BAD(err, "input", "'input' must be a string or an array, got %s", json_type_name(input));
+        BAD(err, "input", "'input' must be a string or an array, got %s", gyre_json_type_name(input));
         return -1;
     }
     const cJSON *dims = cJSON_GetObjectItemCaseSensitive(json, "dimensions");
     if (dims != NULL && !is_integer(dims)) {
-        BAD(err, "dimensions", "'dimensions' must be an integer, got %s", json_type_name(dims));
+        BAD(err, "dimensions", "'dimensions' must be an integer, got %s", gyre_json_type_name(dims));
         return -1;
     }
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(json, "encoding_format");
     if (fmt != NULL && !cJSON_IsString(fmt)) {
-        BAD(err, "encoding_format", "'encoding_format' must be a string, got %s", json_type_name(fmt));
+        BAD(err, "encoding_format", "'encoding_format' must be a string, got %s", gyre_json_type_name(fmt));
         return -1;
     }
     return 0;
@@ -257,7 +241,7 @@ int gyre_openai_parse_request(gyre_openai_endpoint_t ep, const char *body, size_
             return 0;
         }
         gyre_api_error_set(err, 400, "invalid_request_error", "invalid_json", NULL,
-                           "the request body must be a JSON object, got %s", json_type_name(out->json));
+                           "the request body must be a JSON object, got %s", gyre_json_type_name(out->json));
         goto fail;
     }
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(out->json, "model");
@@ -279,7 +263,7 @@ int gyre_openai_parse_request(gyre_openai_endpoint_t ep, const char *body, size_
         goto fail;
     }
     if (!cJSON_IsString(model)) {
-        BAD(err, "model", "'model' must be a string, got %s", json_type_name(model));
+        BAD(err, "model", "'model' must be a string, got %s", gyre_json_type_name(model));
         goto fail;
     }
     if (model->valuestring[0] == '\0') {
@@ -302,7 +286,7 @@ int gyre_openai_parse_request(gyre_openai_endpoint_t ep, const char *body, size_
                     continue;
                 if (!type_ok(v, chat_fields[i].type)) {
                     BAD(err, chat_fields[i].name, "'%s' must be %s, got %s", chat_fields[i].name,
-                        ftype_name(chat_fields[i].type), json_type_name(v));
+                        ftype_name(chat_fields[i].type), gyre_json_type_name(v));
                     goto fail;
                 }
                 break;
@@ -314,7 +298,7 @@ int gyre_openai_parse_request(gyre_openai_endpoint_t ep, const char *body, size_
             const cJSON *iu = cJSON_GetObjectItemCaseSensitive(so, "include_usage");
             if (iu != NULL && !cJSON_IsBool(iu) && !cJSON_IsNull(iu)) {
                 BAD(err, "stream_options.include_usage", "'stream_options.include_usage' must be a boolean, got %s",
-                    json_type_name(iu));
+                    gyre_json_type_name(iu));
                 goto fail;
             }
             out->include_usage = cJSON_IsTrue(iu);
