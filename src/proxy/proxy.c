@@ -1247,11 +1247,8 @@ static void on_body_end(gyre_proxy_t *self, const char *why)
             return;
         }
         if (self->status >= 300) {
-            int status = self->status;
-            const gyre_route_conf_t *r = self->call->route;
-            /* 4xx other than 408/409/429 are the client's; they go back as they are. */
-            (void)r;
-            (void)status;
+            /* An error answer: the route's fallback_on decides whether it moves on (a 4xx other than
+             * 408/409/429 never does, and goes back as it is). */
             attempt_failed(self, FAIL_STATUS, NULL);
             return;
         }
