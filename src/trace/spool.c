@@ -1,0 +1,571 @@
+/* The append-only trace spool (see spool.h for the format and the recovery rules). */
+#include "trace/spool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/alloc.h"
+
+struct gyre_spool {
+    int fd;
+    uint64_t max_bytes;
+    uint64_t end;          /* the file's size: every byte before it is a whole, checked record */
+    uint64_t rd;           /* the first record not yet acked */
+    uint64_t pending_rd;   /* where the last read stopped: rd after an ack */
+    uint64_t pending_records;
+    uint64_t records, recovered, truncated_bytes, dropped;
+    int dirty;             /* appended or truncated since the last fdatasync */
+    gyre_buf_t enc;        /* the record being appended */
+    gyre_buf_t rec;        /* the record being read */
+};
+
+/* --- CRC-32 (IEEE 802.3, reflected, as zlib) ----------------------------- */
+
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_table_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[i] = c;
+    }
+}
+
+uint32_t gyre_spool_crc32(uint32_t crc, const void *p, size_t n)
+{
+    pthread_once(&crc_once, crc_table_init);
+    const uint8_t *b = p;
+    crc = ~crc;
+    while (n--)
+        crc = crc_table[(crc ^ *b++) & 0xff] ^ (crc >> 8);
+    return ~crc;
+}
+
+/* --- encoding ------------------------------------------------------------ */
+
+static void le32(uint8_t *d, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        d[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t rd32(const uint8_t *s)
+{
+    return (uint32_t)s[0] | (uint32_t)s[1] << 8 | (uint32_t)s[2] << 16 | (uint32_t)s[3] << 24;
+}
+
+typedef struct {
+    gyre_buf_t *b;
+    int rc;
+} enc_t;
+
+static void put(enc_t *e, const void *p, size_t n)
+{
+    if (e->rc == 0 && n != 0)
+        e->rc = gyre_buf_append(e->b, p, n);
+}
+
+static void put_u32(enc_t *e, uint32_t v)
+{
+    uint8_t d[4];
+    le32(d, v);
+    put(e, d, 4);
+}
+
+static void put_i64(enc_t *e, int64_t v)
+{
+    uint8_t d[8];
+    uint64_t u = (uint64_t)v;
+    for (int i = 0; i < 8; i++)
+        d[i] = (uint8_t)(u >> (8 * i));
+    put(e, d, 8);
+}
+
+static void put_i32(enc_t *e, int v)
+{
+    put_u32(e, (uint32_t)(int32_t)v);
+}
+
+static void put_bytes(enc_t *e, const char *p, size_t n)
+{
+    if (n > UINT32_MAX) {
+        e->rc = -E2BIG;
+        return;
+    }
+    put_u32(e, (uint32_t)n);
+    put(e, p, n);
+}
+
+static void put_str(enc_t *e, const gyre_tstr_t *s)
+{
+    put_bytes(e, s->p, s->len);
+}
+
+static void put_id(enc_t *e, const char *id, size_t size)
+{
+    put_bytes(e, id, strnlen(id, size - 1));
+}
+
+int gyre_spool_encode(const gyre_trace_t *t, gyre_buf_t *out)
+{
+    if (t->nattempts > GYRE_TRACE_MAX_ATTEMPTS || t->ntags > GYRE_TRACE_MAX_TAGS || t->nmeta > GYRE_TRACE_MAX_META)
+        return -EINVAL;
+    size_t start = out->len;
+    enc_t e = {out, 0};
+    uint8_t hdr[GYRE_SPOOL_RECORD_HEADER_SIZE] = {0};
+    put(&e, hdr, sizeof(hdr));
+    put_id(&e, t->trace_id, sizeof(t->trace_id));
+    put_id(&e, t->span_id, sizeof(t->span_id));
+    put_id(&e, t->parent_span_id, sizeof(t->parent_span_id));
+    put_str(&e, &t->request_id);
+    put_i64(&e, t->started_us);
+    put_i64(&e, t->ended_us);
+    put_i64(&e, t->ttft_us);
+    put_str(&e, &t->endpoint);
+    put_str(&e, &t->route);
+    put_str(&e, &t->provider);
+    put_str(&e, &t->model);
+    put_i32(&e, t->status);
+    put_i32(&e, t->stream);
+    put_i32(&e, t->cache_hit);
+    put_str(&e, &t->finish_reason);
+    put_i64(&e, t->prompt_tokens);
+    put_i64(&e, t->completion_tokens);
+    put_i64(&e, t->cached_tokens);
+    put_i64(&e, t->reasoning_tokens);
+    put(&e, &t->cost_usd, sizeof(t->cost_usd)); /* the host's double; gyre's targets are all little-endian IEEE */
+    put_u32(&e, (uint32_t)t->nattempts);
+    for (size_t i = 0; i < t->nattempts; i++) {
+        const gyre_trace_attempt_t *a = &t->attempts[i];
+        put_str(&e, &a->provider);
+        put_str(&e, &a->model);
+        put_str(&e, &a->key_id);
+        put_i32(&e, a->status);
+        put_i64(&e, a->started_us);
+        put_i64(&e, a->latency_us);
+        put_str(&e, &a->error);
+    }
+    put_str(&e, &t->session);
+    put_str(&e, &t->agent);
+    put_str(&e, &t->user);
+    put_u32(&e, (uint32_t)t->ntags);
+    for (size_t i = 0; i < t->ntags; i++)
+        put_str(&e, &t->tags[i]);
+    put_u32(&e, (uint32_t)t->nmeta);
+    for (size_t i = 0; i < t->nmeta; i++) {
+        put_str(&e, &t->meta[i].key);
+        put_str(&e, &t->meta[i].value);
+    }
+    put_str(&e, &t->request_body);
+    put_str(&e, &t->response_body);
+    size_t plen = out->len - start - GYRE_SPOOL_RECORD_HEADER_SIZE;
+    if (e.rc == 0 && plen > GYRE_SPOOL_RECORD_MAX)
+        e.rc = -E2BIG;
+    if (e.rc != 0) {
+        out->len = start;
+        out->base[start] = '\0';
+        return e.rc;
+    }
+    uint8_t *rec = (uint8_t *)out->base + start;
+    le32(rec, (uint32_t)plen);
+    uint32_t crc = gyre_spool_crc32(0, rec, 4);
+    le32(rec + 4, gyre_spool_crc32(crc, rec + GYRE_SPOOL_RECORD_HEADER_SIZE, plen));
+    return 0;
+}
+
+/* --- decoding ------------------------------------------------------------ */
+
+typedef struct {
+    const uint8_t *p;
+    size_t len, pos;
+    int bad;
+} dec_t;
+
+static const uint8_t *take(dec_t *d, size_t n)
+{
+    if (d->bad || n > d->len - d->pos) {
+        d->bad = 1;
+        return NULL;
+    }
+    const uint8_t *r = d->p + d->pos;
+    d->pos += n;
+    return r;
+}
+
+static uint32_t get_u32(dec_t *d)
+{
+    const uint8_t *s = take(d, 4);
+    return s ? rd32(s) : 0;
+}
+
+static int64_t get_i64(dec_t *d)
+{
+    const uint8_t *s = take(d, 8);
+    uint64_t u = 0;
+    for (int i = 0; s && i < 8; i++)
+        u |= (uint64_t)s[i] << (8 * i);
+    return (int64_t)u;
+}
+
+static int get_i32(dec_t *d)
+{
+    return (int)(int32_t)get_u32(d);
+}
+
+static void get_str(dec_t *d, gyre_tstr_t *s)
+{
+    uint32_t n = get_u32(d);
+    const uint8_t *p = take(d, n);
+    s->p = p ? (char *)p : (char *)"";
+    s->len = p ? n : 0;
+}
+
+/* An id: at most size-1 bytes, no NUL among them (it would not survive the round trip). */
+static void get_id(dec_t *d, char *id, size_t size)
+{
+    gyre_tstr_t s;
+    get_str(d, &s);
+    if (s.len > size - 1 || memchr(s.p, '\0', s.len) != NULL) {
+        d->bad = 1;
+        s.len = 0;
+    }
+    memcpy(id, s.p, s.len);
+    id[s.len] = '\0';
+}
+
+static size_t get_count(dec_t *d, size_t max)
+{
+    uint32_t n = get_u32(d);
+    if (n > max) {
+        d->bad = 1;
+        return 0;
+    }
+    return n;
+}
+
+int gyre_spool_decode(const void *p, size_t len, gyre_trace_t *t)
+{
+    dec_t d = {p, len, 0, 0};
+    memset(t, 0, sizeof(*t));
+    get_id(&d, t->trace_id, sizeof(t->trace_id));
+    get_id(&d, t->span_id, sizeof(t->span_id));
+    get_id(&d, t->parent_span_id, sizeof(t->parent_span_id));
+    get_str(&d, &t->request_id);
+    t->started_us = get_i64(&d);
+    t->ended_us = get_i64(&d);
+    t->ttft_us = get_i64(&d);
+    get_str(&d, &t->endpoint);
+    get_str(&d, &t->route);
+    get_str(&d, &t->provider);
+    get_str(&d, &t->model);
+    t->status = get_i32(&d);
+    t->stream = get_i32(&d);
+    t->cache_hit = get_i32(&d);
+    get_str(&d, &t->finish_reason);
+    t->prompt_tokens = get_i64(&d);
+    t->completion_tokens = get_i64(&d);
+    t->cached_tokens = get_i64(&d);
+    t->reasoning_tokens = get_i64(&d);
+    const uint8_t *cost = take(&d, sizeof(t->cost_usd));
+    if (cost != NULL)
+        memcpy(&t->cost_usd, cost, sizeof(t->cost_usd));
+    t->nattempts = get_count(&d, GYRE_TRACE_MAX_ATTEMPTS);
+    for (size_t i = 0; i < t->nattempts; i++) {
+        gyre_trace_attempt_t *a = &t->attempts[i];
+        get_str(&d, &a->provider);
+        get_str(&d, &a->model);
+        get_str(&d, &a->key_id);
+        a->status = get_i32(&d);
+        a->started_us = get_i64(&d);
+        a->latency_us = get_i64(&d);
+        get_str(&d, &a->error);
+    }
+    get_str(&d, &t->session);
+    get_str(&d, &t->agent);
+    get_str(&d, &t->user);
+    t->ntags = get_count(&d, GYRE_TRACE_MAX_TAGS);
+    for (size_t i = 0; i < t->ntags; i++)
+        get_str(&d, &t->tags[i]);
+    t->nmeta = get_count(&d, GYRE_TRACE_MAX_META);
+    for (size_t i = 0; i < t->nmeta; i++) {
+        get_str(&d, &t->meta[i].key);
+        get_str(&d, &t->meta[i].value);
+    }
+    get_str(&d, &t->request_body);
+    get_str(&d, &t->response_body);
+    return d.bad || d.pos != d.len ? -EINVAL : 0;
+}
+
+/* --- the file ------------------------------------------------------------ */
+
+static void set_err(char *err, size_t errlen, const char *fmt, const char *path, int e)
+{
+    if (err != NULL && errlen != 0)
+        snprintf(err, errlen, fmt, path, strerror(e));
+}
+
+static int pread_full(int fd, void *p, size_t n, uint64_t off, size_t *got)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = pread(fd, (char *)p + done, n - done, (off_t)(off + done));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -errno;
+        if (r == 0)
+            break;
+        done += (size_t)r;
+    }
+    *got = done;
+    return 0;
+}
+
+static int pwrite_full(int fd, const void *p, size_t n, uint64_t off)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = pwrite(fd, (const char *)p + done, n - done, (off_t)(off + done));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -errno;
+        done += (size_t)r;
+    }
+    return 0;
+}
+
+/* Reads the record at `off` (ending at or before `limit`) into s->rec and checks it.
+ * 0 with the payload and its length set; 1 when it is torn or corrupt; a negative errno when reading failed. */
+static int read_record(gyre_spool_t *s, uint64_t off, uint64_t limit, const uint8_t **payload, size_t *plen)
+{
+    uint8_t hdr[GYRE_SPOOL_RECORD_HEADER_SIZE];
+    size_t got;
+    if (limit - off < sizeof(hdr))
+        return 1;
+    int rc = pread_full(s->fd, hdr, sizeof(hdr), off, &got);
+    if (rc != 0)
+        return rc;
+    if (got < sizeof(hdr))
+        return 1;
+    uint32_t len = rd32(hdr), crc = rd32(hdr + 4);
+    if (len > GYRE_SPOOL_RECORD_MAX || len > limit - off - sizeof(hdr))
+        return 1;
+    gyre_buf_reset(&s->rec);
+    if (gyre_buf_reserve(&s->rec, len) != 0)
+        return 1;
+    rc = pread_full(s->fd, s->rec.base, len, off + sizeof(hdr), &got);
+    if (rc != 0)
+        return rc;
+    if (got < len)
+        return 1;
+    if (gyre_spool_crc32(gyre_spool_crc32(0, hdr, 4), s->rec.base, len) != crc)
+        return 1;
+    *payload = (const uint8_t *)s->rec.base;
+    *plen = len;
+    return 0;
+}
+
+/* Cuts the file at `off` (a torn or corrupt tail, or a failed append). */
+static int cut(gyre_spool_t *s, uint64_t off)
+{
+    if (ftruncate(s->fd, (off_t)off) != 0)
+        return -errno;
+    s->end = off;
+    s->dirty = 1;
+    return 0;
+}
+
+int gyre_spool_open(const char *path, uint64_t max_bytes, gyre_spool_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int e = errno;
+        set_err(err, errlen, "trace spool %s: %s", path, e);
+        return -e;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno == EWOULDBLOCK ? EBUSY : errno;
+        set_err(err, errlen, "trace spool %s: another gyre has it open (%s)", path, e);
+        close(fd);
+        return -e;
+    }
+    gyre_spool_t *s = gyre_calloc(1, sizeof(*s));
+    s->fd = fd;
+    s->max_bytes = max_bytes != 0 ? max_bytes : GYRE_SPOOL_DEFAULT_MAX_BYTES;
+    gyre_buf_init(&s->enc, GYRE_SPOOL_RECORD_MAX + GYRE_SPOOL_RECORD_HEADER_SIZE);
+    gyre_buf_init(&s->rec, GYRE_SPOOL_RECORD_MAX);
+    int rc = 0;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        rc = -errno;
+        set_err(err, errlen, "trace spool %s: %s", path, -rc);
+        goto out;
+    }
+    uint64_t size = (uint64_t)st.st_size;
+    char magic[GYRE_SPOOL_HEADER_SIZE];
+    size_t got = 0;
+    if ((rc = pread_full(fd, magic, sizeof(magic), 0, &got)) != 0) {
+        set_err(err, errlen, "trace spool %s: %s", path, -rc);
+        goto out;
+    }
+    if (memcmp(magic, GYRE_SPOOL_MAGIC, got) != 0) {
+        /* Someone else's file: never truncate it. */
+        rc = -EINVAL;
+        if (err != NULL && errlen != 0)
+            snprintf(err, errlen, "trace spool %s: not a gyre spool (no %s header)", path, GYRE_SPOOL_MAGIC);
+        goto out;
+    }
+    if (got < sizeof(magic)) {
+        /* New, or a header torn by a crash right after creating it. */
+        if ((rc = pwrite_full(fd, GYRE_SPOOL_MAGIC, GYRE_SPOOL_HEADER_SIZE, 0)) != 0) {
+            set_err(err, errlen, "trace spool %s: %s", path, -rc);
+            goto out;
+        }
+        size = GYRE_SPOOL_HEADER_SIZE;
+        s->dirty = 1;
+    }
+    uint64_t off = GYRE_SPOOL_HEADER_SIZE;
+    for (;;) {
+        const uint8_t *payload;
+        size_t plen;
+        int r = read_record(s, off, size, &payload, &plen);
+        if (r < 0) {
+            rc = r;
+            set_err(err, errlen, "trace spool %s: %s", path, -rc);
+            goto out;
+        }
+        gyre_trace_t view;
+        if (r == 1 || gyre_spool_decode(payload, plen, &view) != 0)
+            break;
+        off += GYRE_SPOOL_RECORD_HEADER_SIZE + plen;
+        s->recovered++;
+    }
+    s->end = size;
+    if (off < size) {
+        s->truncated_bytes = size - off;
+        if ((rc = cut(s, off)) != 0) {
+            set_err(err, errlen, "trace spool %s: cutting its torn tail: %s", path, -rc);
+            goto out;
+        }
+        fprintf(stderr, "gyre: trace spool %s: cut a torn or corrupt tail of %llu bytes after %llu whole records\n",
+                path, (unsigned long long)s->truncated_bytes, (unsigned long long)s->recovered);
+    }
+    s->records = s->recovered;
+    s->rd = s->pending_rd = GYRE_SPOOL_HEADER_SIZE;
+    if ((rc = gyre_spool_sync(s)) != 0)
+        set_err(err, errlen, "trace spool %s: fdatasync: %s", path, -rc);
+out:
+    if (rc != 0) {
+        gyre_spool_close(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void gyre_spool_close(gyre_spool_t *s)
+{
+    if (s == NULL)
+        return;
+    close(s->fd); /* releases the flock */
+    gyre_buf_dispose(&s->enc);
+    gyre_buf_dispose(&s->rec);
+    free(s);
+}
+
+int gyre_spool_append(gyre_spool_t *s, const gyre_trace_t *t)
+{
+    gyre_buf_reset(&s->enc);
+    int rc = gyre_spool_encode(t, &s->enc);
+    if (rc != 0)
+        return rc;
+    if (s->end + s->enc.len > s->max_bytes) {
+        s->dropped++;
+        return -ENOSPC;
+    }
+    if ((rc = pwrite_full(s->fd, s->enc.base, s->enc.len, s->end)) != 0) {
+        /* A disk full or an I/O error part-way: cut the partial record so the file stays whole. */
+        cut(s, s->end);
+        return rc;
+    }
+    s->end += s->enc.len;
+    s->records++;
+    s->dirty = 1;
+    return 0;
+}
+
+int gyre_spool_sync(gyre_spool_t *s)
+{
+    if (!s->dirty)
+        return 0;
+    if (fdatasync(s->fd) != 0)
+        return -errno;
+    s->dirty = 0;
+    return 0;
+}
+
+int gyre_spool_read(gyre_spool_t *s, gyre_trace_t **out, size_t max)
+{
+    uint64_t off = s->rd;
+    size_t n = 0;
+    while (n < max && off < s->end) {
+        const uint8_t *payload;
+        size_t plen;
+        int r = read_record(s, off, s->end, &payload, &plen);
+        if (r < 0) {
+            for (size_t i = 0; i < n; i++)
+                free(out[i]);
+            return r;
+        }
+        gyre_trace_t view;
+        if (r == 1 || gyre_spool_decode(payload, plen, &view) != 0) {
+            /* Checked at open and written by us since: only the disk could have changed it. */
+            fprintf(stderr, "gyre: trace spool: record at offset %llu went bad on disk; cutting the %llu bytes from it\n",
+                    (unsigned long long)off, (unsigned long long)(s->end - off));
+            cut(s, off);
+            s->records = n;
+            break;
+        }
+        out[n++] = gyre_trace_copy(&view);
+        off += GYRE_SPOOL_RECORD_HEADER_SIZE + plen;
+    }
+    s->pending_rd = off;
+    s->pending_records = n;
+    return (int)n;
+}
+
+int gyre_spool_ack(gyre_spool_t *s)
+{
+    s->rd = s->pending_rd;
+    s->records -= s->pending_records;
+    s->pending_records = 0;
+    if (s->rd == s->end && s->end > GYRE_SPOOL_HEADER_SIZE) {
+        int rc = cut(s, GYRE_SPOOL_HEADER_SIZE);
+        if (rc != 0)
+            return rc;
+        s->rd = s->pending_rd = GYRE_SPOOL_HEADER_SIZE;
+        s->records = 0;
+    }
+    return 0;
+}
+
+void gyre_spool_stats(const gyre_spool_t *s, gyre_spool_stats_t *st)
+{
+    st->records = s->records;
+    st->bytes = s->end - s->rd;
+    st->recovered = s->recovered;
+    st->truncated_bytes = s->truncated_bytes;
+    st->dropped = s->dropped;
+}
