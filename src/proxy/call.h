@@ -13,6 +13,7 @@
 #include "dialect/openai.h"
 #include "route/cache.h"
 #include "route/route.h"
+#include "trace/trace.h"
 
 typedef enum gyre_client_dialect {
     GYRE_CLIENT_OPENAI = 0, /* /v1/chat/completions, /v1/embeddings, other /v1 paths */
@@ -34,6 +35,8 @@ typedef struct gyre_call {
     uint64_t affinity;       /* hash of x-gyre-session under `affinity: session`, else 0 */
     gyre_cache_t *cache;     /* the route's cache when this call may be stored in it, else NULL */
     h2o_iovec_t cache_key;
+    gyre_trace_t *trace;     /* this request's trace (in the pool); the proxy submits it when it took the call */
+    int proxied;             /* gyre_proxy_start() took the call (and with it the trace) */
 } gyre_call_t;
 
 #endif

@@ -40,6 +40,7 @@
 #include "proxy/upstream.h"
 #include "route/keys.h"
 #include "server/respond.h"
+#include "trace/record.h"
 
 /* Body bytes buffered for a slow client before gyre stops reading from the
  * provider (TCP then slows the provider down): the relay's memory bound. */
@@ -141,6 +142,9 @@ typedef struct gyre_proxy {
     int resuming;        /* this attempt continues a cut stream */
     int resume_saw_role; /* ...and its role chunk was dropped */
     gyre_buf_t resume_ws; /* whitespace trimmed off the end of the prefill, not yet seen again */
+    gyre_trace_attempt_t *tattempt; /* the current attempt's line in the trace, or NULL */
+    int relay_acc;        /* RELAY of a chat stream: the accumulator reads its events for the trace */
+    h2o_iovec_t trace_response; /* a whole answer as the trace keeps it (OpenAI's shape when translated) */
     gyre_buf_t scratch;
 } gyre_proxy_t;
 
@@ -404,7 +408,9 @@ static int build_request(gyre_proxy_t *self, const char *key, gyre_api_error_t *
         .model = model,
         .provider = self->prov,
         .stream = call->stream,
-        .include_usage = call->include_usage,
+        /* The trace needs the usage of every stream: it is asked for always, and kept from a client that
+         * did not ask (emit_pivot_event). */
+        .include_usage = call->stream ? 1 : call->include_usage,
         .id = self->chat_id,
         .created = self->created,
     };
@@ -565,6 +571,8 @@ static void start_client_response(gyre_proxy_t *self)
     if (self->response_started)
         return;
     self->response_started = 1;
+    if (self->call->stream)
+        self->call->trace->ttft_us = gyre_trace_now_us() - self->call->trace->started_us;
     add_gyre_headers(self);
     h2o_start_response(self->req, &self->super);
 }
@@ -632,6 +640,10 @@ static void drop_conn(gyre_proxy_t *self, int reusable)
 /* The attempt is over: its in-flight count and (when no outcome was recorded) its key slot go back. */
 static void end_attempt(gyre_proxy_t *self)
 {
+    if (self->tattempt != NULL) {
+        self->tattempt->latency_us = gyre_trace_now_us() - self->tattempt->started_us;
+        self->tattempt = NULL;
+    }
     if (self->attempt_live) {
         self->attempt_live = 0;
         if (self->cand->state != NULL && self->cand->state->inflight != 0)
@@ -874,6 +886,8 @@ static void attempt_failed(gyre_proxy_t *self, fail_class_t fc, const gyre_api_e
         self->last_err = *err;
         log_error(self, err);
     }
+    if (self->tattempt != NULL && err != NULL)
+        self->tattempt->error = gyre_tstr_dup(&self->req->pool, err->message, strlen(err->message));
     end_attempt(self);
     if (self->client_gone)
         return;
@@ -890,6 +904,8 @@ static void stream_failed(gyre_proxy_t *self, fail_class_t fc, const gyre_api_er
 {
     drop_conn(self, 0);
     record_outcome(self, 0, 0);
+    if (self->tattempt != NULL && err != NULL)
+        self->tattempt->error = gyre_tstr_dup(&self->req->pool, err->message, strlen(err->message));
     end_attempt(self);
     if (self->client_gone)
         return;
@@ -979,6 +995,8 @@ static void on_relay_sse_event(void *ctx, const char *event, size_t elen, const 
 {
     gyre_proxy_t *self = ctx;
     self->relay_saw_event = 1;
+    if (self->relay_acc)
+        gyre_openai_accum_event(&self->acc, data, dlen);
     if (dlen == 6 && memcmp(data, "[DONE]", 6) == 0)
         self->sse_done = 1;
     else if (dlen >= 9 && memcmp(data, "{\"error\":", 9) == 0)
@@ -1045,8 +1063,11 @@ static void emit_pivot_event(gyre_proxy_t *self, const char *data, size_t len)
         gyre_buf_append(s, data, len);
         gyre_buf_appends(s, "\n\n");
     }
-    /* The accumulator sees what the client sees. */
+    /* The accumulator sees what the client sees, and the usage the client did not ask for. */
     gyre_openai_accum_event(&self->acc, s->base + 6, s->len - 8);
+    if (!self->call->include_usage && memmem(s->base, s->len, "\"choices\":[]", 12) != NULL &&
+        memmem(s->base, s->len, "\"usage\":", 8) != NULL)
+        return;
     if (self->enc != NULL) {
         gyre_buf_t out;
         gyre_buf_init(&out, SSE_EVENT_MAX * 2);
@@ -1197,6 +1218,7 @@ static void deliver_buffered(gyre_proxy_t *self)
                 store_in_cache(self, openai.base, openai.len);
             gyre_buf_dispose(&openai);
         }
+        self->trace_response = h2o_strdup(&self->req->pool, self->body.base ? self->body.base : "", self->body.len);
         deliver_whole(self, self->body.base ? self->body.base : "", self->body.len, NULL);
         return;
     }
@@ -1220,6 +1242,7 @@ static void deliver_buffered(gyre_proxy_t *self)
     }
     record_outcome(self, 1, 0);
     store_in_cache(self, openai.base, openai.len);
+    self->trace_response = h2o_strdup(&self->req->pool, openai.base, openai.len);
     if (call->client == GYRE_CLIENT_ANTHROPIC) {
         if (gyre_anthropic_response_from_openai(openai.base, openai.len, &out, &err) != 0) {
             gyre_buf_dispose(&openai);
@@ -1362,6 +1385,8 @@ static void on_head(gyre_proxy_t *self, const gyre_http1_response_t *res)
     const gyre_call_t *call = self->call;
     self->status = res->status;
     self->retry_after_ms = parse_retry_after(res);
+    if (self->tattempt != NULL)
+        self->tattempt->status = res->status;
     int is_sse = 0, translated = !self->passthrough;
     for (size_t i = 0; i < res->num_headers; i++) {
         const gyre_http1_header_t *h = &res->headers[i];
@@ -1429,6 +1454,12 @@ static void on_head(gyre_proxy_t *self, const gyre_http1_response_t *res)
                     gyre_sse_dispose(&self->sse);
                 gyre_sse_init(&self->sse, SSE_EVENT_MAX, on_relay_sse_event, self);
                 self->sse_inited = 1;
+                /* The trace keeps what the stream adds up to. */
+                if (!self->acc_inited) {
+                    self->acc_inited = 1;
+                    gyre_openai_accum_init(&self->acc, ACCUM_MAX);
+                }
+                self->relay_acc = call->client == GYRE_CLIENT_OPENAI;
             }
         }
         return;
@@ -1712,6 +1743,9 @@ static void start_attempt(gyre_proxy_t *self)
     self->attempts++;
     self->tries_on_cur++;
     self->started_any = 1;
+    self->tattempt = gyre_trace_add_attempt(call->trace, &self->req->pool, self->prov->name, self->cand->model,
+                                            self->cand->model_len,
+                                            self->prov->nkeys != 0 ? self->prov->key_ids[self->key_index] : NULL);
     self->head_done = 0;
     self->chunk = (gyre_http1_chunked_t){0};
     self->mode = MODE_RELAY;
@@ -1748,11 +1782,55 @@ static void on_stop(h2o_generator_t *generator, h2o_req_t *req)
     gyre_timer_stop(&self->deadline_timer);
 }
 
+/* The request is over: its trace gets the outcome and goes to the writer. */
+static void finish_trace(gyre_proxy_t *self)
+{
+    gyre_trace_t *t = self->call->trace;
+    h2o_req_t *req = self->req;
+    h2o_mem_pool_t *pool = &req->pool;
+    const gyre_call_t *call = self->call;
+    t->ended_us = gyre_trace_now_us();
+    /* 499: the client closed the request before its answer (nginx's convention). */
+    t->status = self->client_gone && !self->upstream_done ? 499 : req->res.status;
+    t->stream = call->stream;
+    if (call->route_name != NULL)
+        t->route = gyre_tstr_dup(pool, call->route_name, strlen(call->route_name));
+    if (self->prov != NULL)
+        t->provider = gyre_tstr_dup(pool, self->prov->name, strlen(self->prov->name));
+    if (self->cand != NULL)
+        t->model = gyre_tstr_dup(pool, self->cand->model, self->cand->model_len);
+    if (call->endpoint == GYRE_OPENAI_CHAT || call->endpoint == GYRE_OPENAI_EMBEDDINGS)
+        t->request_body = (gyre_tstr_t){call->body.base, call->body.len};
+    if (self->acc_inited && self->acc.events != 0) {
+        gyre_buf_t c;
+        gyre_buf_init(&c, ACCUM_MAX * 2);
+        if (gyre_openai_accum_completion(&self->acc, &c) == 0) {
+            t->response_body = gyre_tstr_dup(pool, c.base, c.len);
+            gyre_trace_read_completion(t, pool, c.base, c.len);
+        }
+        gyre_buf_dispose(&c);
+    } else if (self->trace_response.base != NULL) {
+        t->response_body = (gyre_tstr_t){self->trace_response.base, self->trace_response.len};
+        gyre_trace_read_completion(t, pool, self->trace_response.base, self->trace_response.len);
+    } else if (self->have_last_status && self->last_body.len != 0) {
+        t->response_body = gyre_tstr_dup(pool, self->last_body.base, self->last_body.len);
+    } else if (self->last_err.message[0] != '\0') {
+        gyre_buf_t e;
+        gyre_buf_init(&e, 4096);
+        gyre_api_error_to_json(&self->last_err, &e);
+        t->response_body = gyre_tstr_dup(pool, e.base, e.len);
+        gyre_buf_dispose(&e);
+    }
+    gyre_trace_price(t, self->worker->server->prices);
+    gyre_worker_submit_trace(self->worker, t);
+}
+
 static void on_dispose(void *p)
 {
     gyre_proxy_t *self = p;
     drop_conn(self, 0);
     end_attempt(self);
+    finish_trace(self);
     gyre_timer_stop(&self->backoff_timer);
     gyre_timer_stop(&self->deadline_timer);
     if (self->sse_inited)
@@ -1785,6 +1863,10 @@ void gyre_proxy_start(gyre_worker_t *w, h2o_req_t *req, gyre_call_t *call)
     self->req = req;
     self->worker = w;
     self->call = call;
+    call->proxied = 1;
+    /* The body is read again at the end, for the trace, when h2o may have let go of its buffer. */
+    if (call->body.len != 0)
+        call->body = h2o_strdup(&req->pool, call->body.base, call->body.len);
     self->key_index = -1;
     self->io_entry.cb = on_io_timeout;
     self->created = (long long)time(NULL);

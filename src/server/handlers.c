@@ -22,6 +22,7 @@
 #include "route/route.h"
 #include "server/respond.h"
 #include "server/server.h"
+#include "trace/record.h"
 
 typedef struct gyre_handler {
     h2o_handler_t super;
@@ -129,7 +130,7 @@ static void cache_directives(h2o_req_t *req, int *no_read, int *no_store)
 }
 
 /* A cache hit: the stored OpenAI completion, in the client's dialect, whole or as a stream. */
-static int respond_from_cache(gyre_server_t *s, h2o_req_t *req, const gyre_call_t *call, const gyre_buf_t *entry)
+static int respond_from_cache(gyre_server_t *s, h2o_req_t *req, gyre_call_t *call, const gyre_buf_t *entry)
 {
     (void)s;
     /* An entry is "provider\tmodel\n" then the completion. */
@@ -160,6 +161,12 @@ static int respond_from_cache(gyre_server_t *s, h2o_req_t *req, const gyre_call_
     }
     if (rc == 0) {
         h2o_mem_pool_t *pool = &req->pool;
+        gyre_trace_t *t = call->trace;
+        t->cache_hit = 1;
+        t->provider = gyre_tstr_dup(pool, entry->base, (size_t)(tab - entry->base));
+        t->model = gyre_tstr_dup(pool, tab + 1, (size_t)(nl - tab - 1));
+        t->response_body = gyre_tstr_dup(pool, completion, clen);
+        gyre_trace_read_completion(t, pool, completion, clen);
         h2o_add_header_by_str(pool, &req->res.headers, H2O_STRLIT("x-gyre-route"), 0, NULL, call->route_name,
                               strlen(call->route_name));
         h2o_iovec_t prov = h2o_strdup(pool, entry->base, (size_t)(tab - entry->base));
@@ -241,17 +248,15 @@ static int dispatch(gyre_server_t *s, h2o_req_t *req, gyre_call_t *call, const g
     return 0;
 }
 
-static gyre_call_t *new_call(h2o_req_t *req, gyre_client_dialect_t client, gyre_openai_endpoint_t ep)
+/* The call is made by on_req, before the body is read, so that its trace covers every answer. */
+static void init_call(gyre_call_t *call, h2o_req_t *req, gyre_client_dialect_t client, gyre_openai_endpoint_t ep)
 {
-    gyre_call_t *call = h2o_mem_alloc_pool(&req->pool, sizeof(*call));
-    memset(call, 0, sizeof(*call));
     call->client = client;
     call->endpoint = ep;
     call->body = req->entity;
-    return call;
 }
 
-static int model_request(gyre_server_t *s, h2o_req_t *req, gyre_openai_endpoint_t ep)
+static int model_request(gyre_server_t *s, h2o_req_t *req, gyre_openai_endpoint_t ep, gyre_call_t *call)
 {
     gyre_worker_t *w = (gyre_worker_t *)req->conn->ctx;
     gyre_openai_request_t parsed;
@@ -260,7 +265,7 @@ static int model_request(gyre_server_t *s, h2o_req_t *req, gyre_openai_endpoint_
         gyre_respond_error(req, &err);
         return 0;
     }
-    gyre_call_t *call = new_call(req, GYRE_CLIENT_OPENAI, ep);
+    init_call(call, req, GYRE_CLIENT_OPENAI, ep);
     call->stream = parsed.stream;
     call->include_usage = parsed.include_usage;
     call->model_start = parsed.model_start;
@@ -297,7 +302,7 @@ static int model_request(gyre_server_t *s, h2o_req_t *req, gyre_openai_endpoint_
 }
 
 /* POST /v1/messages: Anthropic's Messages API, for Anthropic SDK clients. */
-static int messages_request(gyre_server_t *s, h2o_req_t *req)
+static int messages_request(gyre_server_t *s, h2o_req_t *req, gyre_call_t *call)
 {
     gyre_worker_t *w = (gyre_worker_t *)req->conn->ctx;
     gyre_api_error_t err;
@@ -309,7 +314,7 @@ static int messages_request(gyre_server_t *s, h2o_req_t *req)
     /* Anthropic's answers carry their id as request-id, which its SDK reports. */
     h2o_iovec_t id = gyre_request_id(w, req);
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("request-id"), 0, NULL, id.base, id.len);
-    gyre_call_t *call = new_call(req, GYRE_CLIENT_ANTHROPIC, GYRE_OPENAI_CHAT);
+    init_call(call, req, GYRE_CLIENT_ANTHROPIC, GYRE_OPENAI_CHAT);
     call->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(json, "stream"));
     call->include_usage = 1;
     if (gyre_json_find_member(req->entity.base, req->entity.len, "model", &call->model_start, &call->model_end) != 0)
@@ -341,20 +346,53 @@ static int messages_request(gyre_server_t *s, h2o_req_t *req)
     return r;
 }
 
+/* A call and its trace, for a request on a model endpoint. */
+static gyre_call_t *begin_call(gyre_worker_t *w, h2o_req_t *req)
+{
+    gyre_call_t *call = h2o_mem_alloc_pool(&req->pool, sizeof(*call));
+    memset(call, 0, sizeof(*call));
+    call->trace = h2o_mem_alloc_pool(&req->pool, sizeof(*call->trace));
+    gyre_trace_begin(call->trace, req, &w->rng, gyre_request_id(w, req));
+    return call;
+}
+
+/* A call gyre answered itself (a bad request, an unknown model, a cache hit): its trace is complete now. */
+static void end_local_call(gyre_server_t *s, gyre_worker_t *w, h2o_req_t *req, gyre_call_t *call)
+{
+    if (call->proxied)
+        return; /* the proxy submits it when the answer is over */
+    gyre_trace_t *t = call->trace;
+    t->ended_us = gyre_trace_now_us();
+    t->status = req->res.status;
+    t->stream = call->stream;
+    if (call->route_name != NULL)
+        t->route = gyre_tstr_dup(&req->pool, call->route_name, strlen(call->route_name));
+    if (req->entity.len != 0)
+        t->request_body = (gyre_tstr_t){req->entity.base, req->entity.len};
+    gyre_trace_price(t, s->prices);
+    gyre_worker_submit_trace(w, t);
+}
+
 /* The body's JSON lives in the worker's arena for the length of this call. */
 static int on_model_request(gyre_server_t *s, h2o_req_t *req, gyre_openai_endpoint_t ep)
 {
+    gyre_worker_t *w = (gyre_worker_t *)req->conn->ctx;
+    gyre_call_t *call = begin_call(w, req);
     gyre_json_arena_begin();
-    int r = model_request(s, req, ep);
+    int r = model_request(s, req, ep, call);
     gyre_json_arena_end();
+    end_local_call(s, w, req, call);
     return r;
 }
 
 static int on_messages_request(gyre_server_t *s, h2o_req_t *req)
 {
+    gyre_worker_t *w = (gyre_worker_t *)req->conn->ctx;
+    gyre_call_t *call = begin_call(w, req);
     gyre_json_arena_begin();
-    int r = messages_request(s, req);
+    int r = messages_request(s, req, call);
     gyre_json_arena_end();
+    end_local_call(s, w, req, call);
     return r;
 }
 

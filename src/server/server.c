@@ -20,6 +20,8 @@
 #include "common/buf.h"
 #include "common/json.h"
 #include "server/handlers.h"
+#include "store/store.h"
+#include "trace/writer.h"
 
 static sem_t workers_done;
 
@@ -102,6 +104,12 @@ static void check_done(gyre_worker_t *w)
 {
     if (w->shutting_down && w->inflight == 0)
         w->done = 1;
+}
+
+void gyre_worker_submit_trace(gyre_worker_t *w, const gyre_trace_t *t)
+{
+    if (w->server->writer != NULL)
+        gyre_writer_submit(w->server->writer, w->id, t);
 }
 
 void gyre_worker_request_done(gyre_worker_t *w)
@@ -251,6 +259,24 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
         }
     }
 
+    /* The trace store and its writer: every request's trace goes there; what a crash left in the spool is
+     * replayed now. */
+    if (gyre_store_sqlite.open(config->store_sqlite, &s->store, err, sizeof(err)) != 0) {
+        fprintf(stderr, "gyre: store %s: %s\n", config->store_sqlite, err);
+        return 1;
+    }
+    {
+        char spool[4096];
+        snprintf(spool, sizeof(spool), "%s.spool", config->store_sqlite);
+        int r = gyre_writer_create(&gyre_store_sqlite, s->store, spool, nworkers, NULL, &s->writer, err, sizeof(err));
+        if (r != 0) {
+            fprintf(stderr, "gyre: trace spool %s: %s%s\n", spool, err,
+                    r == -EBUSY ? " (is another gyre using this store?)" : "");
+            gyre_store_sqlite.close(s->store);
+            return 1;
+        }
+    }
+
     /* Signals are taken by this thread alone, with sigwait. */
     sigset_t set;
     sigemptyset(&set);
@@ -280,6 +306,16 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
     for (unsigned i = 0; i < nworkers; i++)
         while (sem_wait(&workers_done) != 0)
             ;
-    fprintf(stderr, "gyre: stopped\n");
+    /* Every worker has finished: what they recorded is written before gyre exits. */
+    int drained = gyre_writer_drain_and_stop(s->writer);
+    gyre_writer_stats_t st;
+    gyre_writer_stats(s->writer, &st);
+    if (drained != 0)
+        fprintf(stderr, "gyre: the store did not take every trace; %llu stay in the spool for the next start\n",
+                (unsigned long long)st.spool_records);
+    gyre_writer_destroy(s->writer);
+    s->writer = NULL;
+    gyre_store_sqlite.close(s->store);
+    fprintf(stderr, "gyre: stopped (%llu traces written)\n", (unsigned long long)st.written);
     return 0;
 }

@@ -48,12 +48,18 @@ typedef struct gyre_server {
     SSL_CTX **upstream_ssl; /* per provider; NULL for http */
     gyre_cache_t **caches;  /* per route; NULL where the route has no cache (shared by every worker) */
     gyre_prices_t *prices;  /* the price table (read-only once loaded) */
+    struct gyre_store *store;   /* the trace store the writer writes to */
+    struct gyre_writer *writer; /* takes every request's trace from the workers */
     gyre_worker_t *workers;
     unsigned nworkers;
 } gyre_server_t;
 
 /* Runs until SIGTERM or SIGINT; returns the process exit status. */
 int gyre_server_run(gyre_config_t *config, unsigned nworkers);
+
+/* Hands a finished trace to the writer (copied; never waits). */
+struct gyre_trace;
+void gyre_worker_submit_trace(gyre_worker_t *w, const struct gyre_trace *t);
 
 /* Called by the proxy when a proxied request is disposed. */
 void gyre_worker_request_done(gyre_worker_t *w);

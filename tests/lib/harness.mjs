@@ -74,8 +74,9 @@ process.on('exit', () => {
   for (const y of live) if (y.kill) y.kill('SIGKILL');
 });
 
-function launch(file, args, env) {
+function launch(file, args, env, cwd = undefined) {
   const proc = spawn(file, args, {
+    cwd,
     env: { ...process.env, ...(SAN ? SAN_ENV : {}), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -149,13 +150,16 @@ export async function startGyre(config, { args = [], env = {}, ready = true } = 
   const cmd = ['serve'];
   if (config !== null) {
     const file = path.join(dir, 'gyre.yaml');
-    const text = /^listen:/m.test(config) ? config : `listen: 127.0.0.1:${port}\n${config}`;
+    let text = /^listen:/m.test(config) ? config : `listen: 127.0.0.1:${port}\n${config}`;
+    // Each gyre keeps its traces in its own directory, so that gyres of one test never share a store.
+    if (!/^store:/m.test(text)) text = `store: {sqlite: "${path.join(dir, 'gyre.db')}"}\n${text}`;
     fs.writeFileSync(file, text);
     cmd.push('--config', file);
   } else {
     cmd.push('--listen', `127.0.0.1:${port}`);
   }
-  const proc = launch(bin('gyre'), [...cmd, ...args], { GYRE_TEST: '1', ...env });
+  // The embedded default's store is ./gyre.db: run that gyre in its own directory.
+  const proc = launch(bin('gyre'), [...cmd, ...args], { GYRE_TEST: '1', ...env }, config === null ? dir : undefined);
   const url = `http://127.0.0.1:${port}`;
   if (ready) await waitReady(`${url}/healthz`, proc, 5000 * SLOW);
   const stop = async (ms = 5000 * SLOW) => {

@@ -1,0 +1,56 @@
+/*
+ * The trace query API (issue 5): read-only HTTP endpoints over the trace
+ * store.
+ *
+ *   GET /api/traces?from=&to=&route=&provider=&model=&agent=&session=
+ *                   &user=&tag=&status=&errors=&min_latency_ms=&q=&cursor=&limit=
+ *       a page of trace summaries, newest first (the store's page JSON)
+ *   GET /api/traces/{id}     one trace, or 404 trace_not_found
+ *   GET /api/sessions/{id}   a session's calls, oldest first, or 404 session_not_found
+ *
+ * Errors are in gyre's (OpenAI's) JSON error shape and name the offending
+ * parameter.  The query-string parser is public so that it can be tested
+ * without a server.
+ */
+#ifndef GYRE_SERVER_API_H
+#define GYRE_SERVER_API_H
+
+#include <h2o.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dialect/openai.h"
+#include "server/server.h"
+#include "store/store.h"
+
+/* The longest query string /api/traces reads (it bounds the decoded strings below; longer is a 400). */
+#define GYRE_API_QUERY_MAX 4096
+
+/* A parsed /api/traces query: `q`'s strings point into `strings`, so the two live and die together. */
+typedef struct gyre_api_query {
+    gyre_trace_query_t q;
+    char strings[GYRE_API_QUERY_MAX + 1];
+} gyre_api_query_t;
+
+/*
+ * Answers the request when its path is /api or under /api/ and returns 1;
+ * returns 0 (leaving the request alone) for every other path.
+ */
+int gyre_api_handle(gyre_worker_t *w, h2o_req_t *req);
+
+/*
+ * Parses a query string (the bytes after '?', `len` of them; NULL or empty
+ * for none) into `out`.  Values are URL-decoded (%XX and '+'); an empty
+ * value is the same as the parameter not given.  Returns 0, or -1 with
+ * `err` filled as a 400 naming the parameter.
+ */
+int gyre_api_parse_traces_query(const char *qs, size_t len, gyre_api_query_t *out, gyre_api_error_t *err);
+
+/*
+ * Reads a time as unix milliseconds ("1764583200000") or RFC 3339
+ * ("2026-12-01T10:00:00Z", "2026-12-01T10:00:00.250+01:00") into unix
+ * microseconds.  Returns 0, or -1 when `s` is neither.
+ */
+int gyre_api_parse_time(const char *s, int64_t *us);
+
+#endif

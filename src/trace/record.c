@@ -1,0 +1,169 @@
+/* Filling a request's trace (see record.h). */
+#include "trace/record.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "route/route.h"
+
+int64_t gyre_trace_now_us(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
+gyre_tstr_t gyre_tstr_dup(h2o_mem_pool_t *pool, const char *p, size_t len)
+{
+    gyre_tstr_t s = {NULL, len};
+    if (p == NULL || len == 0)
+        return (gyre_tstr_t){NULL, 0};
+    s.p = h2o_mem_alloc_pool(pool, len + 1);
+    memcpy(s.p, p, len);
+    s.p[len] = '\0';
+    return s;
+}
+
+static void hex(char *out, uint64_t v, int digits)
+{
+    static const char h[] = "0123456789abcdef";
+    for (int i = 0; i < digits; i++)
+        out[i] = h[(v >> (4 * (digits - 1 - i))) & 15];
+    out[digits] = '\0';
+}
+
+static int is_hex(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+static h2o_iovec_t header(h2o_req_t *req, const char *name, size_t len)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, name, len, -1);
+    return i == -1 ? h2o_iovec_init(NULL, 0) : req->headers.entries[i].value;
+}
+
+/* A W3C traceparent "00-<32 hex>-<16 hex>-<2 hex>": the trace continues the caller's. */
+static void read_traceparent(gyre_trace_t *t, h2o_iovec_t v)
+{
+    if (v.len < 55 || v.base[2] != '-' || v.base[35] != '-' || v.base[52] != '-')
+        return;
+    if (!is_hex(v.base, 2) || !is_hex(v.base + 3, 32) || !is_hex(v.base + 36, 16))
+        return;
+    if (memcmp(v.base + 3, "00000000000000000000000000000000", 32) == 0 ||
+        memcmp(v.base + 36, "0000000000000000", 16) == 0)
+        return; /* all zeros is invalid */
+    memcpy(t->trace_id, v.base + 3, 32);
+    t->trace_id[32] = '\0';
+    memcpy(t->parent_span_id, v.base + 36, 16);
+    t->parent_span_id[16] = '\0';
+}
+
+void gyre_trace_begin(gyre_trace_t *t, h2o_req_t *req, uint64_t *rng, h2o_iovec_t request_id)
+{
+    h2o_mem_pool_t *pool = &req->pool;
+    memset(t, 0, sizeof(*t));
+    t->started_us = gyre_trace_now_us();
+    t->ttft_us = -1;
+    t->prompt_tokens = t->completion_tokens = t->cached_tokens = t->reasoning_tokens = -1;
+    t->cost_usd = NAN;
+    hex(t->trace_id, gyre_rand_next(rng), 16);
+    hex(t->trace_id + 16, gyre_rand_next(rng), 16);
+    hex(t->span_id, gyre_rand_next(rng), 16);
+    read_traceparent(t, header(req, H2O_STRLIT("traceparent")));
+    t->request_id = gyre_tstr_dup(pool, request_id.base, request_id.len);
+    t->endpoint = gyre_tstr_dup(pool, req->path_normalized.base, req->path_normalized.len);
+    h2o_iovec_t v;
+    v = header(req, H2O_STRLIT("x-gyre-session"));
+    t->session = gyre_tstr_dup(pool, v.base, v.len < 256 ? v.len : 256);
+    v = header(req, H2O_STRLIT("x-gyre-agent"));
+    t->agent = gyre_tstr_dup(pool, v.base, v.len < 256 ? v.len : 256);
+    v = header(req, H2O_STRLIT("x-gyre-user"));
+    t->user = gyre_tstr_dup(pool, v.base, v.len < 256 ? v.len : 256);
+    v = header(req, H2O_STRLIT("x-gyre-tags"));
+    for (size_t i = 0; i < v.len && t->ntags < GYRE_TRACE_MAX_TAGS;) {
+        size_t j = i;
+        while (j < v.len && v.base[j] != ',')
+            j++;
+        size_t a = i, b = j;
+        while (a < b && (v.base[a] == ' ' || v.base[a] == '\t'))
+            a++;
+        while (b > a && (v.base[b - 1] == ' ' || v.base[b - 1] == '\t'))
+            b--;
+        if (b > a)
+            t->tags[t->ntags++] = gyre_tstr_dup(pool, v.base + a, b - a < 128 ? b - a : 128);
+        i = j + 1;
+    }
+    for (size_t i = 0; i < req->headers.size && t->nmeta < GYRE_TRACE_MAX_META; i++) {
+        const h2o_header_t *h = &req->headers.entries[i];
+        if (h->name->len > 12 && h2o_lcstris(h->name->base, 12, H2O_STRLIT("x-gyre-meta-"))) {
+            t->meta[t->nmeta].key = gyre_tstr_dup(pool, h->name->base + 12, h->name->len - 12);
+            t->meta[t->nmeta].value = gyre_tstr_dup(pool, h->value.base, h->value.len < 1024 ? h->value.len : 1024);
+            t->nmeta++;
+        }
+    }
+    h2o_add_header_by_str(pool, &req->res.headers, H2O_STRLIT("x-gyre-trace-id"), 0, NULL, t->trace_id, 32);
+}
+
+gyre_trace_attempt_t *gyre_trace_add_attempt(gyre_trace_t *t, h2o_mem_pool_t *pool, const char *provider,
+                                             const char *model, size_t model_len, const char *key_id)
+{
+    if (t->nattempts == GYRE_TRACE_MAX_ATTEMPTS)
+        return NULL;
+    gyre_trace_attempt_t *a = &t->attempts[t->nattempts++];
+    memset(a, 0, sizeof(*a));
+    a->provider = gyre_tstr_dup(pool, provider, strlen(provider));
+    a->model = gyre_tstr_dup(pool, model, model_len);
+    if (key_id != NULL)
+        a->key_id = gyre_tstr_dup(pool, key_id, strlen(key_id));
+    a->started_us = gyre_trace_now_us();
+    return a;
+}
+
+static int64_t number(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 9e15 ? (int64_t)v->valuedouble : -1;
+}
+
+void gyre_trace_read_completion(gyre_trace_t *t, h2o_mem_pool_t *pool, const char *json, size_t len)
+{
+    cJSON *j = cJSON_ParseWithLength(json, len);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return;
+    }
+    const cJSON *usage = cJSON_GetObjectItemCaseSensitive(j, "usage");
+    if (cJSON_IsObject(usage)) {
+        t->prompt_tokens = number(usage, "prompt_tokens");
+        t->completion_tokens = number(usage, "completion_tokens");
+        int64_t cached = number(cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens_details"), "cached_tokens");
+        t->cached_tokens = cached >= 0 ? cached : t->prompt_tokens >= 0 ? 0 : -1;
+        int64_t reasoning =
+            number(cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens_details"), "reasoning_tokens");
+        t->reasoning_tokens = reasoning >= 0 ? reasoning : t->completion_tokens >= 0 ? 0 : -1;
+    }
+    const cJSON *choice = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
+    const cJSON *fr = cJSON_GetObjectItemCaseSensitive(choice, "finish_reason");
+    if (cJSON_IsString(fr))
+        t->finish_reason = gyre_tstr_dup(pool, fr->valuestring, strlen(fr->valuestring));
+    cJSON_Delete(j);
+}
+
+void gyre_trace_price(gyre_trace_t *t, const gyre_prices_t *prices)
+{
+    if (prices == NULL || t->model.len == 0 || t->prompt_tokens < 0 || t->completion_tokens < 0)
+        return;
+    const gyre_price_t *p = gyre_prices_find(prices, t->model.p, t->model.len);
+    if (p == NULL)
+        return;
+    double c = gyre_prices_cost(p, t->prompt_tokens, t->cached_tokens > 0 ? t->cached_tokens : 0,
+                                t->completion_tokens);
+    if (c >= 0)
+        t->cost_usd = c;
+}

@@ -1,0 +1,39 @@
+/*
+ * Filling a request's trace (trace.h) as the request goes: its ids and
+ * client metadata when it arrives, each attempt, what the answer said
+ * (tokens, finish reason, model) and its cost when it ends.  Strings point
+ * into the request's pool; the writer gets an owned copy at submit time.
+ */
+#ifndef GYRE_TRACE_RECORD_H
+#define GYRE_TRACE_RECORD_H
+
+#include <h2o.h>
+
+#include "route/prices.h"
+#include "trace/trace.h"
+
+/* Unix microseconds now. */
+int64_t gyre_trace_now_us(void);
+
+/*
+ * Starts `t` for `req`: a fresh trace id (or the W3C traceparent's, whose
+ * span becomes the parent), a span id, the start time, the endpoint, and
+ * x-gyre-session / -agent / -user / -tags (comma list) / -meta-<key>.  Adds
+ * `x-gyre-trace-id` to the answer's headers.
+ */
+void gyre_trace_begin(gyre_trace_t *t, h2o_req_t *req, uint64_t *rng, h2o_iovec_t request_id);
+
+/* Appends an attempt (at most GYRE_TRACE_MAX_ATTEMPTS; later ones are not recorded). */
+gyre_trace_attempt_t *gyre_trace_add_attempt(gyre_trace_t *t, h2o_mem_pool_t *pool, const char *provider,
+                                             const char *model, size_t model_len, const char *key_id);
+
+/* Reads usage, finish_reason and model from an OpenAI chat.completion (or embeddings answer). */
+void gyre_trace_read_completion(gyre_trace_t *t, h2o_mem_pool_t *pool, const char *json, size_t len);
+
+/* The cost of the recorded tokens at `prices`, NaN when the model or the tokens are unknown. */
+void gyre_trace_price(gyre_trace_t *t, const gyre_prices_t *prices);
+
+/* A pool copy of bytes as a trace string. */
+gyre_tstr_t gyre_tstr_dup(h2o_mem_pool_t *pool, const char *p, size_t len);
+
+#endif
