@@ -761,6 +761,8 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
                     yaml_node_t *sv = yaml_document_get_node(ctx->doc, sp->value);
                     if (scalar(sk) != NULL && strcmp(scalar(sk), "sqlite") == 0)
                         get_string(ctx, sv, "store.sqlite", &c->store_sqlite);
+                    else if (scalar(sk) != NULL && strcmp(scalar(sk), "traces") == 0)
+                        get_bool(ctx, sv, "store.traces", &c->traces);
                     else
                         ERR(ctx, sk, "store", "unknown store '%s' (supported: sqlite)", scalar(sk) ? scalar(sk) : "?");
                 }
@@ -897,7 +899,7 @@ char *gyre_config_default_yaml(void)
     gyre_buf_t b, fallbacks;
     gyre_buf_init(&b, 64 * 1024);
     gyre_buf_init(&fallbacks, 16 * 1024);
-    gyre_buf_appends(&b, "listen: 127.0.0.1:8080\nstore: {sqlite: ./gyre.db}\nproviders:\n");
+    gyre_buf_appends(&b, "listen: 127.0.0.1:8080\nstore: {sqlite: ./gyre.db, traces: true}\nproviders:\n");
     const char *chat_p = NULL, *chat_m = NULL, *embed_p = NULL, *embed_m = NULL;
     int any = 0;
     for (size_t i = 0; i < sizeof(known_providers) / sizeof(known_providers[0]); i++) {

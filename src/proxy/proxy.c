@@ -571,7 +571,7 @@ static void start_client_response(gyre_proxy_t *self)
     if (self->response_started)
         return;
     self->response_started = 1;
-    if (self->call->stream)
+    if (self->call->stream && self->worker->server->writer != NULL)
         self->call->trace->ttft_us = gyre_trace_now_us() - self->call->trace->started_us;
     add_gyre_headers(self);
     h2o_start_response(self->req, &self->super);
@@ -1455,11 +1455,11 @@ static void on_head(gyre_proxy_t *self, const gyre_http1_response_t *res)
                 gyre_sse_init(&self->sse, SSE_EVENT_MAX, on_relay_sse_event, self);
                 self->sse_inited = 1;
                 /* The trace keeps what the stream adds up to. */
-                if (!self->acc_inited) {
+                if (self->worker->server->writer != NULL && !self->acc_inited) {
                     self->acc_inited = 1;
                     gyre_openai_accum_init(&self->acc, ACCUM_MAX);
                 }
-                self->relay_acc = call->client == GYRE_CLIENT_OPENAI;
+                self->relay_acc = self->acc_inited && call->client == GYRE_CLIENT_OPENAI;
             }
         }
         return;
@@ -1743,9 +1743,11 @@ static void start_attempt(gyre_proxy_t *self)
     self->attempts++;
     self->tries_on_cur++;
     self->started_any = 1;
-    self->tattempt = gyre_trace_add_attempt(call->trace, &self->req->pool, self->prov->name, self->cand->model,
-                                            self->cand->model_len,
-                                            self->prov->nkeys != 0 ? self->prov->key_ids[self->key_index] : NULL);
+    if (self->worker->server->writer != NULL)
+        self->tattempt = gyre_trace_add_attempt(call->trace, &self->req->pool, self->prov->name, self->cand->model,
+                                                self->cand->model_len,
+                                                self->prov->nkeys != 0 ? self->prov->key_ids[self->key_index]
+                                                                       : NULL);
     self->head_done = 0;
     self->chunk = (gyre_http1_chunked_t){0};
     self->mode = MODE_RELAY;
@@ -1785,6 +1787,8 @@ static void on_stop(h2o_generator_t *generator, h2o_req_t *req)
 /* The request is over: its trace gets the outcome and goes to the writer. */
 static void finish_trace(gyre_proxy_t *self)
 {
+    if (self->worker->server->writer == NULL)
+        return; /* traces are off */
     gyre_trace_t *t = self->call->trace;
     h2o_req_t *req = self->req;
     h2o_mem_pool_t *pool = &req->pool;

@@ -132,7 +132,6 @@ static void cache_directives(h2o_req_t *req, int *no_read, int *no_store)
 /* A cache hit: the stored OpenAI completion, in the client's dialect, whole or as a stream. */
 static int respond_from_cache(gyre_server_t *s, h2o_req_t *req, gyre_call_t *call, const gyre_buf_t *entry)
 {
-    (void)s;
     /* An entry is "provider\tmodel\n" then the completion. */
     const char *nl = memchr(entry->base, '\n', entry->len);
     const char *tab = nl ? memchr(entry->base, '\t', (size_t)(nl - entry->base)) : NULL;
@@ -161,12 +160,14 @@ static int respond_from_cache(gyre_server_t *s, h2o_req_t *req, gyre_call_t *cal
     }
     if (rc == 0) {
         h2o_mem_pool_t *pool = &req->pool;
-        gyre_trace_t *t = call->trace;
-        t->cache_hit = 1;
-        t->provider = gyre_tstr_dup(pool, entry->base, (size_t)(tab - entry->base));
-        t->model = gyre_tstr_dup(pool, tab + 1, (size_t)(nl - tab - 1));
-        t->response_body = gyre_tstr_dup(pool, completion, clen);
-        gyre_trace_read_completion(t, pool, completion, clen);
+        if (s->writer != NULL) {
+            gyre_trace_t *t = call->trace;
+            t->cache_hit = 1;
+            t->provider = gyre_tstr_dup(pool, entry->base, (size_t)(tab - entry->base));
+            t->model = gyre_tstr_dup(pool, tab + 1, (size_t)(nl - tab - 1));
+            t->response_body = gyre_tstr_dup(pool, completion, clen);
+            gyre_trace_read_completion(t, pool, completion, clen);
+        }
         h2o_add_header_by_str(pool, &req->res.headers, H2O_STRLIT("x-gyre-route"), 0, NULL, call->route_name,
                               strlen(call->route_name));
         h2o_iovec_t prov = h2o_strdup(pool, entry->base, (size_t)(tab - entry->base));
@@ -352,15 +353,18 @@ static gyre_call_t *begin_call(gyre_worker_t *w, h2o_req_t *req)
     gyre_call_t *call = h2o_mem_alloc_pool(&req->pool, sizeof(*call));
     memset(call, 0, sizeof(*call));
     call->trace = h2o_mem_alloc_pool(&req->pool, sizeof(*call->trace));
-    gyre_trace_begin(call->trace, req, &w->rng, gyre_request_id(w, req));
+    if (w->server->writer != NULL)
+        gyre_trace_begin(call->trace, req, &w->rng, gyre_request_id(w, req));
+    else
+        memset(call->trace, 0, sizeof(*call->trace)); /* traces are off: nothing is recorded */
     return call;
 }
 
 /* A call gyre answered itself (a bad request, an unknown model, a cache hit): its trace is complete now. */
 static void end_local_call(gyre_server_t *s, gyre_worker_t *w, h2o_req_t *req, gyre_call_t *call)
 {
-    if (call->proxied)
-        return; /* the proxy submits it when the answer is over */
+    if (call->proxied || w->server->writer == NULL)
+        return; /* the proxy submits it when the answer is over; or traces are off */
     gyre_trace_t *t = call->trace;
     t->ended_us = gyre_trace_now_us();
     t->status = req->res.status;

@@ -261,11 +261,11 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
 
     /* The trace store and its writer: every request's trace goes there; what a crash left in the spool is
      * replayed now. */
-    if (gyre_store_sqlite.open(config->store_sqlite, &s->store, err, sizeof(err)) != 0) {
+    if (config->traces && gyre_store_sqlite.open(config->store_sqlite, &s->store, err, sizeof(err)) != 0) {
         fprintf(stderr, "gyre: store %s: %s\n", config->store_sqlite, err);
         return 1;
     }
-    {
+    if (config->traces) {
         char spool[4096];
         snprintf(spool, sizeof(spool), "%s.spool", config->store_sqlite);
         int r = gyre_writer_create(&gyre_store_sqlite, s->store, spool, nworkers, NULL, &s->writer, err, sizeof(err));
@@ -307,6 +307,10 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
         while (sem_wait(&workers_done) != 0)
             ;
     /* Every worker has finished: what they recorded is written before gyre exits. */
+    if (s->writer == NULL) {
+        fprintf(stderr, "gyre: stopped\n");
+        return 0;
+    }
     int drained = gyre_writer_drain_and_stop(s->writer);
     gyre_writer_stats_t st;
     gyre_writer_stats(s->writer, &st);

@@ -790,3 +790,24 @@ TEST(config_routing_mistakes_are_named)
                  "t.yaml:5: routes[0].fallbacks[0].provider: no provider is named 'zz'\n"
                  "t.yaml:5: routes[0].backoff_max_ms: 5 is less than backoff_ms (10)\n");
 }
+
+TEST(config_traces_are_off_unless_the_store_asks_and_on_in_the_embedded_default)
+{
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = parse("store: {sqlite: /tmp/t.db}\n", &errs);
+    CHECK(c != NULL);
+    CHECK_INT(c->traces, 0);
+    gyre_config_free(c);
+    c = parse("store: {sqlite: /tmp/t.db, traces: true}\n", &errs);
+    CHECK(c != NULL);
+    CHECK_INT(c->traces, 1);
+    CHECK_STR(c->store_sqlite, "/tmp/t.db");
+    gyre_config_free(c);
+    CHECK_ERRORS("store: {traces: sometimes}\n", "t.yaml:1: store.traces: expected true or false, found 'sometimes'\n");
+    clear_provider_env();
+    c = gyre_config_default(&errs);
+    CHECK(c != NULL);
+    CHECK_INT(c->traces, 1);
+    CHECK_STR(c->store_sqlite, "./gyre.db");
+    gyre_config_free(c);
+}
