@@ -333,7 +333,7 @@ int gyre_api_parse_traces_query(const char *qs, size_t len, gyre_api_query_t *ou
         }
         if (which < 0) {
             if (kd > API_KEY_MAX)
-                kd = snprintf(key, sizeof(key), "%.*s", (int)(klen < API_KEY_MAX ? klen : API_KEY_MAX), part);
+                snprintf(key, sizeof(key), "%.*s", (int)(klen < API_KEY_MAX ? klen : API_KEY_MAX), part);
             BAD_PARAM(err, "unknown_parameter", key, "unknown parameter '%s'; expected one of " PARAM_LIST, key);
             return -1;
         }
