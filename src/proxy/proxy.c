@@ -886,8 +886,20 @@ static void attempt_failed(gyre_proxy_t *self, fail_class_t fc, const gyre_api_e
         self->last_err = *err;
         log_error(self, err);
     }
-    if (self->tattempt != NULL && err != NULL)
+    if (self->tattempt != NULL && err != NULL) {
         self->tattempt->error = gyre_tstr_dup(&self->req->pool, err->message, strlen(err->message));
+    } else if (self->tattempt != NULL && fc == FAIL_STATUS) {
+        /* The provider's own words, as its dialect reads them from the error body. */
+        gyre_buf_t msg;
+        gyre_buf_init(&msg, 4096);
+        self->dialect->error_message(self->body.base ? self->body.base : "", self->body.len, &msg);
+        gyre_buf_t line;
+        gyre_buf_init(&line, 8192);
+        gyre_buf_appendf(&line, "provider '%s' answered %d: %.512s", self->prov->name, status, msg.base ? msg.base : "");
+        self->tattempt->error = gyre_tstr_dup(&self->req->pool, line.base, line.len);
+        gyre_buf_dispose(&line);
+        gyre_buf_dispose(&msg);
+    }
     end_attempt(self);
     if (self->client_gone)
         return;

@@ -132,9 +132,11 @@ static const char *const param_names[P_COUNT] = {
     "tag",  "status", "errors", "min_latency_ms", "q",     "cursor", "limit",
 };
 
-#define PARAM_LIST "from, to, route, provider, model, agent, session, user, tag, status, errors, min_latency_ms, q, cursor, limit"
+#define PARAM_LIST                                                                                                     \
+    "from, to, route, provider, model, agent, session, user, tag, status, errors, min_latency_ms, q, cursor, limit"
 
-#define BAD_PARAM(err, code, param, ...) gyre_api_error_set((err), 400, "invalid_request_error", (code), (param), __VA_ARGS__)
+#define BAD_PARAM(err, code, param, ...)                                                                               \
+    gyre_api_error_set((err), 400, "invalid_request_error", (code), (param), __VA_ARGS__)
 
 /* A whole number of at most `max` in decimal digits only (no sign, no spaces).  0, or -1. */
 static int parse_uint(const char *s, uint64_t max, uint64_t *out)

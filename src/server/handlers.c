@@ -8,6 +8,8 @@
  */
 #include "server/handlers.h"
 
+#include "server/api.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -412,6 +414,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 
     if (path_is(req, H2O_STRLIT("/healthz")))
         return on_healthz(req);
+    if (gyre_api_handle(w, req))
+        return 0;
     if (path_is(req, H2O_STRLIT("/v1/models"))) {
         if (!method_is(req, H2O_STRLIT("GET")) && !method_is(req, H2O_STRLIT("HEAD"))) {
             respond_method_not_allowed(req, "GET");

@@ -142,11 +142,10 @@ void gyre_trace_read_completion(gyre_trace_t *t, h2o_mem_pool_t *pool, const cha
     if (cJSON_IsObject(usage)) {
         t->prompt_tokens = number(usage, "prompt_tokens");
         t->completion_tokens = number(usage, "completion_tokens");
-        int64_t cached = number(cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens_details"), "cached_tokens");
-        t->cached_tokens = cached >= 0 ? cached : t->prompt_tokens >= 0 ? 0 : -1;
-        int64_t reasoning =
+        /* Absent details are unknown (null), not 0: not every provider reports them. */
+        t->cached_tokens = number(cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens_details"), "cached_tokens");
+        t->reasoning_tokens =
             number(cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens_details"), "reasoning_tokens");
-        t->reasoning_tokens = reasoning >= 0 ? reasoning : t->completion_tokens >= 0 ? 0 : -1;
     }
     const cJSON *choice = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
     const cJSON *fr = cJSON_GetObjectItemCaseSensitive(choice, "finish_reason");
