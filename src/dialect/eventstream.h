@@ -100,7 +100,5 @@ int gyre_eventstream_encode(const gyre_eventstream_header_t *headers, size_t nhe
 int gyre_eventstream_encode_raw(const void *headers, size_t headers_len, const void *payload, size_t payload_len,
                                 gyre_buf_t *out);
 
-/* CRC-32 (IEEE, zlib's): crc = gyre_eventstream_crc32(0, p, n) and chained over pieces. */
-uint32_t gyre_eventstream_crc32(uint32_t crc, const void *p, size_t n);
 
 #endif

@@ -1,9 +1,10 @@
 /* The append-only trace spool (see spool.h for the format and the recovery rules). */
 #include "trace/spool.h"
 
+#include "common/crc32.h"
+
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,30 +27,6 @@ struct gyre_spool {
     gyre_buf_t rec;        /* the record being read */
 };
 
-/* --- CRC-32 (IEEE 802.3, reflected, as zlib) ----------------------------- */
-
-static uint32_t crc_table[256];
-static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
-
-static void crc_table_init(void)
-{
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++)
-            c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        crc_table[i] = c;
-    }
-}
-
-uint32_t gyre_spool_crc32(uint32_t crc, const void *p, size_t n)
-{
-    pthread_once(&crc_once, crc_table_init);
-    const uint8_t *b = p;
-    crc = ~crc;
-    while (n--)
-        crc = crc_table[(crc ^ *b++) & 0xff] ^ (crc >> 8);
-    return ~crc;
-}
 
 /* --- encoding ------------------------------------------------------------ */
 
@@ -178,8 +155,8 @@ int gyre_spool_encode(const gyre_trace_t *t, gyre_buf_t *out)
     }
     uint8_t *rec = (uint8_t *)out->base + start;
     le32(rec, (uint32_t)plen);
-    uint32_t crc = gyre_spool_crc32(0, rec, 4);
-    le32(rec + 4, gyre_spool_crc32(crc, rec + GYRE_SPOOL_RECORD_HEADER_SIZE, plen));
+    uint32_t crc = gyre_crc32(0, rec, 4);
+    le32(rec + 4, gyre_crc32(crc, rec + GYRE_SPOOL_RECORD_HEADER_SIZE, plen));
     return 0;
 }
 
@@ -369,7 +346,7 @@ static int read_record(gyre_spool_t *s, uint64_t off, uint64_t limit, const uint
         return rc;
     if (got < len)
         return 1;
-    if (gyre_spool_crc32(gyre_spool_crc32(0, hdr, 4), s->rec.base, len) != crc)
+    if (gyre_crc32(gyre_crc32(0, hdr, 4), s->rec.base, len) != crc)
         return 1;
     *payload = (const uint8_t *)s->rec.base;
     *plen = len;

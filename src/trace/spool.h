@@ -83,7 +83,6 @@ int gyre_spool_ack(gyre_spool_t *s);
 void gyre_spool_stats(const gyre_spool_t *s, gyre_spool_stats_t *st);
 
 /* The record format, for the fuzz driver and the tests. */
-uint32_t gyre_spool_crc32(uint32_t crc, const void *p, size_t n);
 /* Appends one whole record (header and payload); -EINVAL when the trace's counts exceed the arrays. */
 int gyre_spool_encode(const gyre_trace_t *t, gyre_buf_t *out);
 /* Decodes a payload into `view`, whose strings point into `p` (copy it with gyre_trace_copy); 0 or -EINVAL. */

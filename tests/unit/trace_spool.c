@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/crc32.h"
 #include "test.h"
 
 #define TS(s) ((gyre_tstr_t){(char *)(s), sizeof(s) - 1})
@@ -144,7 +145,7 @@ static long long record_size(const gyre_trace_t *t)
 
 TEST(trace_spool_crc32_is_zlibs)
 {
-    CHECK_INT(gyre_spool_crc32(0, "123456789", 9), 0xCBF43926u);
+    CHECK_INT(gyre_crc32(0, "123456789", 9), 0xCBF43926u);
 }
 
 TEST(trace_spool_new_file_holds_only_the_header)
