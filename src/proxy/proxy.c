@@ -1881,7 +1881,7 @@ void gyre_proxy_start(gyre_worker_t *w, h2o_req_t *req, gyre_call_t *call)
     self->call = call;
     call->proxied = 1;
     /* The body is read again at the end, for the trace, when h2o may have let go of its buffer. */
-    if (call->body.len != 0)
+    if (call->body.len != 0 && w->server->writer != NULL)
         call->body = h2o_strdup(&req->pool, call->body.base, call->body.len);
     self->key_index = -1;
     self->io_entry.cb = on_io_timeout;
