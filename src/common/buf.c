@@ -171,3 +171,19 @@ void gyre_buf_consume(gyre_buf_t *b, size_t n)
     b->len -= n;
     b->base[b->len] = '\0';
 }
+
+int gyre_buf_append_file(gyre_buf_t *b, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return -errno;
+    char chunk[8192];
+    size_t n;
+    int r = 0;
+    while (r == 0 && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        r = gyre_buf_append(b, chunk, n);
+    if (r == 0 && ferror(f))
+        r = -EIO;
+    fclose(f);
+    return r;
+}

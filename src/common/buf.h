@@ -29,6 +29,8 @@ int gyre_buf_vappendf(gyre_buf_t *b, const char *fmt, va_list ap);
 int gyre_buf_append_json_string(gyre_buf_t *b, const char *s, size_t n);
 /* Makes room for `n` more bytes at once (one allocation instead of a doubling chain); -E2BIG past the maximum. */
 int gyre_buf_reserve(gyre_buf_t *b, size_t n);
+/* Appends a whole file: 0, -E2BIG past the buffer's maximum, or the negative errno of open/read. */
+int gyre_buf_append_file(gyre_buf_t *b, const char *path);
 /* Removes the first n bytes. */
 void gyre_buf_consume(gyre_buf_t *b, size_t n);
 

@@ -844,28 +844,16 @@ gyre_config_t *gyre_config_parse(const char *source, const char *text, size_t le
 
 gyre_config_t *gyre_config_load(const char *path, gyre_config_errors_t *errs)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        add_error(errs, path, 0, NULL, "cannot open: %s", strerror(errno));
-        return NULL;
-    }
     gyre_buf_t b;
     gyre_buf_init(&b, MAX_CONFIG_BYTES);
-    char chunk[8192];
-    size_t n;
-    int toolarge = 0;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        if (gyre_buf_append(&b, chunk, n) != 0) {
-            toolarge = 1;
-            break;
-        }
-    int rerr = ferror(f);
-    fclose(f);
+    int r = gyre_buf_append_file(&b, path);
     gyre_config_t *c = NULL;
-    if (toolarge)
+    if (r == -E2BIG)
         add_error(errs, path, 0, NULL, "larger than %d bytes", MAX_CONFIG_BYTES);
-    else if (rerr)
+    else if (r == -EIO)
         add_error(errs, path, 0, NULL, "read error");
+    else if (r != 0)
+        add_error(errs, path, 0, NULL, "cannot open: %s", strerror(-r));
     else
         c = gyre_config_parse(path, b.base ? b.base : "", b.len, errs);
     gyre_buf_dispose(&b);

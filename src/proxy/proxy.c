@@ -571,7 +571,7 @@ static void start_client_response(gyre_proxy_t *self)
     if (self->response_started)
         return;
     self->response_started = 1;
-    if (self->call->stream && self->worker->server->writer != NULL)
+    if (self->call->stream && self->call->trace != NULL)
         self->call->trace->ttft_us = gyre_trace_now_us() - self->call->trace->started_us;
     add_gyre_headers(self);
     h2o_start_response(self->req, &self->super);
@@ -812,6 +812,15 @@ static void respond_final_failure(gyre_proxy_t *self)
     respond_error(self, &self->last_err);
 }
 
+/* The first candidate at or after `from` whose provider has a usable key, or call->ncands. */
+static size_t next_usable(gyre_proxy_t *self, size_t from, uint64_t now)
+{
+    const gyre_call_t *call = self->call;
+    while (from < call->ncands && !gyre_keypool_available(&self->worker->keypools[call->cands[from].provider], now))
+        from++;
+    return from;
+}
+
 /* The next attempt: a retry of the same target (after a backoff), or the
  * next target in the plan that has a usable key, at once.  Returns the wait
  * in ms, or -1 when nothing is left. */
@@ -826,9 +835,7 @@ static int64_t choose_next(gyre_proxy_t *self, int same_target_ok)
         const gyre_candidate_t *c = &call->cands[self->cur];
         gyre_keypool_t *kp = &self->worker->keypools[c->provider];
         uint64_t wait = backoff_ms(self, self->tries_on_cur - 1);
-        int later_usable = 0;
-        for (size_t i = self->cur + 1; i < call->ncands && !later_usable; i++)
-            later_usable = gyre_keypool_available(&self->worker->keypools[call->cands[i].provider], now);
+        int later_usable = next_usable(self, self->cur + 1, now) < call->ncands;
         /* Another key of this target can take it now (a 429's Retry-After binds only its own key); else the
          * retry waits for the first key to come back, unless another target can take the call at once or
          * the wait is longer than the route allows (its deadline, else backoff_max_ms). */
@@ -848,14 +855,12 @@ static int64_t choose_next(gyre_proxy_t *self, int same_target_ok)
             return (int64_t)wait;
     }
     /* Move on down the plan, skipping targets with no usable key. */
-    for (size_t i = self->cur + 1; i < call->ncands; i++) {
-        if (gyre_keypool_available(&self->worker->keypools[call->cands[i].provider], now)) {
-            self->cur = i;
-            self->tries_on_cur = 0;
-            return 0;
-        }
-    }
-    return -1;
+    size_t i = next_usable(self, self->cur + 1, now);
+    if (i == call->ncands)
+        return -1;
+    self->cur = i;
+    self->tries_on_cur = 0;
+    return 0;
 }
 
 static void on_backoff_done(gyre_timer_t *t)
@@ -1097,23 +1102,31 @@ static void on_pivot_sse_event(void *ctx, const char *event, size_t elen, const 
     emit_pivot_event(ctx, data, dlen);
 }
 
+/* (Re)starts an SSE parser: each attempt's stream starts clean. */
+static void restart_sse(gyre_sse_parser_t *p, int *inited, gyre_sse_event_cb cb, void *ctx)
+{
+    if (*inited)
+        gyre_sse_dispose(p);
+    gyre_sse_init(p, SSE_EVENT_MAX, cb, ctx);
+    *inited = 1;
+}
+
+/* The accumulator lives across attempts: a resumed stream continues what the first one started. */
+static void ensure_accum(gyre_proxy_t *self)
+{
+    if (!self->acc_inited) {
+        self->acc_inited = 1;
+        gyre_openai_accum_init(&self->acc, ACCUM_MAX);
+    }
+}
+
 static void start_stream_mode(gyre_proxy_t *self)
 {
     self->mode = MODE_STREAM;
     if (!self->dialect->speaks_openai)
         self->dstream = self->dialect->stream_create(&self->chat);
-    if (!self->pivot_inited) {
-        self->pivot_inited = 1;
-        gyre_sse_init(&self->pivot_sse, SSE_EVENT_MAX, on_pivot_sse_event, self);
-    } else {
-        /* A new attempt's stream starts clean. */
-        gyre_sse_dispose(&self->pivot_sse);
-        gyre_sse_init(&self->pivot_sse, SSE_EVENT_MAX, on_pivot_sse_event, self);
-    }
-    if (!self->acc_inited) {
-        self->acc_inited = 1;
-        gyre_openai_accum_init(&self->acc, ACCUM_MAX);
-    }
+    restart_sse(&self->pivot_sse, &self->pivot_inited, on_pivot_sse_event, self);
+    ensure_accum(self);
     if (self->call->client == GYRE_CLIENT_ANTHROPIC && self->enc == NULL)
         self->enc = gyre_anthropic_encoder_create(NULL); /* the model the chunks name, as a whole answer has it */
 }
@@ -1462,15 +1475,10 @@ static void on_head(gyre_proxy_t *self, const gyre_http1_response_t *res)
             self->mode = MODE_RELAY;
             self->is_sse = is_sse;
             if (is_sse) {
-                if (self->sse_inited)
-                    gyre_sse_dispose(&self->sse);
-                gyre_sse_init(&self->sse, SSE_EVENT_MAX, on_relay_sse_event, self);
-                self->sse_inited = 1;
+                restart_sse(&self->sse, &self->sse_inited, on_relay_sse_event, self);
                 /* The trace keeps what the stream adds up to. */
-                if (self->worker->server->writer != NULL && !self->acc_inited) {
-                    self->acc_inited = 1;
-                    gyre_openai_accum_init(&self->acc, ACCUM_MAX);
-                }
+                if (call->trace != NULL)
+                    ensure_accum(self);
                 self->relay_acc = self->acc_inited && call->client == GYRE_CLIENT_OPENAI;
             }
         }
@@ -1483,10 +1491,8 @@ static void on_head(gyre_proxy_t *self, const gyre_http1_response_t *res)
     /* Other endpoints pass through as they come, with the provider's framing. */
     self->mode = MODE_RELAY;
     self->is_sse = is_sse;
-    if (is_sse) {
-        gyre_sse_init(&self->sse, SSE_EVENT_MAX, on_relay_sse_event, self);
-        self->sse_inited = 1;
-    }
+    if (is_sse)
+        restart_sse(&self->sse, &self->sse_inited, on_relay_sse_event, self);
     if (res->content_length != SIZE_MAX && !res->chunked)
         req->res.content_length = res->content_length;
     start_client_response(self);
@@ -1709,9 +1715,7 @@ static void start_attempt(gyre_proxy_t *self)
                            "provider '%s' is unavailable (circuit open or rate-limited); retry in %llu ms",
                            self->prov->name, (unsigned long long)(gyre_keypool_next_usable_ms(self->kp, now) - now));
         self->have_last_status = 0;
-        size_t i = self->cur + 1;
-        while (i < call->ncands && !gyre_keypool_available(&self->worker->keypools[call->cands[i].provider], now))
-            i++;
+        size_t i = next_usable(self, self->cur + 1, now);
         if (i >= call->ncands) {
             if (self->sent_body) {
                 finish_client_stream(self, &self->last_err);
@@ -1755,7 +1759,7 @@ static void start_attempt(gyre_proxy_t *self)
     self->attempts++;
     self->tries_on_cur++;
     self->started_any = 1;
-    if (self->worker->server->writer != NULL)
+    if (call->trace != NULL)
         self->tattempt = gyre_trace_add_attempt(call->trace, &self->req->pool, self->prov->name, self->cand->model,
                                                 self->cand->model_len,
                                                 self->prov->nkeys != 0 ? self->prov->key_ids[self->key_index]
@@ -1799,7 +1803,7 @@ static void on_stop(h2o_generator_t *generator, h2o_req_t *req)
 /* The request is over: its trace gets the outcome and goes to the writer. */
 static void finish_trace(gyre_proxy_t *self)
 {
-    if (self->worker->server->writer == NULL)
+    if (self->call->trace == NULL)
         return; /* traces are off */
     gyre_trace_t *t = self->call->trace;
     h2o_req_t *req = self->req;
@@ -1881,7 +1885,7 @@ void gyre_proxy_start(gyre_worker_t *w, h2o_req_t *req, gyre_call_t *call)
     self->call = call;
     call->proxied = 1;
     /* The body is read again at the end, for the trace, when h2o may have let go of its buffer. */
-    if (call->body.len != 0 && w->server->writer != NULL)
+    if (call->body.len != 0 && call->trace != NULL)
         call->body = h2o_strdup(&req->pool, call->body.base, call->body.len);
     self->key_index = -1;
     self->io_entry.cb = on_io_timeout;

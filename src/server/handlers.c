@@ -63,7 +63,8 @@ static void append_model_names(const gyre_config_t *c, gyre_buf_t *b)
         gyre_buf_appends(b, "none: no provider is configured");
 }
 
-static void respond_model_not_found(gyre_server_t *s, h2o_req_t *req, const char *model)
+/* The 404 for a model that is neither a route nor provider/model, in the client's dialect. */
+static void respond_model_not_found(gyre_server_t *s, h2o_req_t *req, const char *model, gyre_client_dialect_t client)
 {
     gyre_api_error_t err;
     gyre_buf_t names;
@@ -75,7 +76,10 @@ static void respond_model_not_found(gyre_server_t *s, h2o_req_t *req, const char
                        "the model '%.200s' does not exist on this gateway; available: %s", model,
                        names.base ? names.base : "");
     gyre_buf_dispose(&names);
-    gyre_respond_error(req, &err);
+    if (client == GYRE_CLIENT_ANTHROPIC)
+        gyre_respond_anthropic_error(req, &err); /* which types by status: not_found_error */
+    else
+        gyre_respond_error(req, &err);
 }
 
 static int on_healthz(h2o_req_t *req)
@@ -132,7 +136,7 @@ static void cache_directives(h2o_req_t *req, int *no_read, int *no_store)
 }
 
 /* A cache hit: the stored OpenAI completion, in the client's dialect, whole or as a stream. */
-static int respond_from_cache(gyre_server_t *s, h2o_req_t *req, gyre_call_t *call, const gyre_buf_t *entry)
+static int respond_from_cache(h2o_req_t *req, gyre_call_t *call, const gyre_buf_t *entry)
 {
     /* An entry is "provider\tmodel\n" then the completion. */
     const char *nl = memchr(entry->base, '\n', entry->len);
@@ -162,7 +166,7 @@ static int respond_from_cache(gyre_server_t *s, h2o_req_t *req, gyre_call_t *cal
     }
     if (rc == 0) {
         h2o_mem_pool_t *pool = &req->pool;
-        if (s->writer != NULL) {
+        if (call->trace != NULL) {
             gyre_trace_t *t = call->trace;
             t->cache_hit = 1;
             t->provider = gyre_tstr_dup(pool, entry->base, (size_t)(tab - entry->base));
@@ -233,7 +237,7 @@ static int dispatch(gyre_server_t *s, h2o_req_t *req, gyre_call_t *call, const g
                 gyre_buf_t hit;
                 gyre_buf_init(&hit, (size_t)256 << 20);
                 int found = !no_read && gyre_cache_get(s->caches[ri], key.base, key.len, h2o_now(w->ctx.loop), &hit);
-                int answered = found && respond_from_cache(s, req, call, &hit) == 0;
+                int answered = found && respond_from_cache(req, call, &hit) == 0;
                 gyre_buf_dispose(&hit);
                 gyre_buf_dispose(&key);
                 if (answered)
@@ -276,7 +280,7 @@ static int model_request(gyre_server_t *s, h2o_req_t *req, gyre_openai_endpoint_
     gyre_target_ref_t target;
     if (parsed.model != NULL) {
         if (gyre_route_resolve(s->config, parsed.model, strlen(parsed.model), &w->rng, &target) != 0) {
-            respond_model_not_found(s, req, parsed.model);
+            respond_model_not_found(s, req, parsed.model, GYRE_CLIENT_OPENAI);
             gyre_openai_request_dispose(&parsed);
             return 0;
         }
@@ -325,16 +329,7 @@ static int messages_request(gyre_server_t *s, h2o_req_t *req, gyre_call_t *call)
     const char *model = cJSON_GetObjectItemCaseSensitive(json, "model")->valuestring;
     gyre_target_ref_t target;
     if (gyre_route_resolve(s->config, model, strlen(model), &w->rng, &target) != 0) {
-        gyre_buf_t names;
-        gyre_buf_init(&names, 400);
-        append_model_names(s->config, &names);
-        if (names.len >= 380)
-            names.len = 380;
-        gyre_api_error_set(&err, 404, "not_found_error", "model_not_found", "model",
-                           "the model '%.200s' does not exist on this gateway; available: %s", model,
-                           names.base ? names.base : "");
-        gyre_buf_dispose(&names);
-        gyre_respond_anthropic_error(req, &err);
+        respond_model_not_found(s, req, model, GYRE_CLIENT_ANTHROPIC);
         cJSON_Delete(json);
         return 0;
     }
@@ -354,18 +349,18 @@ static gyre_call_t *begin_call(gyre_worker_t *w, h2o_req_t *req)
 {
     gyre_call_t *call = h2o_mem_alloc_pool(&req->pool, sizeof(*call));
     memset(call, 0, sizeof(*call));
-    call->trace = h2o_mem_alloc_pool(&req->pool, sizeof(*call->trace));
-    if (w->server->writer != NULL)
+    /* With traces off there is no trace: call->trace NULL is what every later step checks. */
+    if (w->server->writer != NULL) {
+        call->trace = h2o_mem_alloc_pool(&req->pool, sizeof(*call->trace));
         gyre_trace_begin(call->trace, req, &w->rng, gyre_request_id(w, req));
-    else
-        memset(call->trace, 0, sizeof(*call->trace)); /* traces are off: nothing is recorded */
+    }
     return call;
 }
 
 /* A call gyre answered itself (a bad request, an unknown model, a cache hit): its trace is complete now. */
 static void end_local_call(gyre_server_t *s, gyre_worker_t *w, h2o_req_t *req, gyre_call_t *call)
 {
-    if (call->proxied || w->server->writer == NULL)
+    if (call->proxied || call->trace == NULL)
         return; /* the proxy submits it when the answer is over; or traces are off */
     gyre_trace_t *t = call->trace;
     t->ended_us = gyre_trace_now_us();

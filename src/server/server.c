@@ -208,14 +208,11 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
     if (config->prices_file != NULL) {
         gyre_buf_t text;
         gyre_buf_init(&text, 64 << 20);
-        FILE *f = fopen(config->prices_file, "r");
-        char chunk[65536];
-        size_t n;
-        while (f != NULL && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-            gyre_buf_append(&text, chunk, n);
-        if (f != NULL)
-            fclose(f);
-        s->prices = gyre_prices_parse(text.base ? text.base : "", text.len, err, sizeof(err));
+        int r = gyre_buf_append_file(&text, config->prices_file);
+        if (r != 0)
+            snprintf(err, sizeof(err), "cannot read it: %s", strerror(-r));
+        else
+            s->prices = gyre_prices_parse(text.base ? text.base : "", text.len, err, sizeof(err));
         gyre_buf_dispose(&text);
         if (s->prices == NULL) {
             fprintf(stderr, "gyre: prices %s: %s\n", config->prices_file, err);
