@@ -35,7 +35,9 @@ typedef struct gyre_call {
     uint64_t affinity;       /* hash of x-gyre-session under `affinity: session`, else 0 */
     gyre_cache_t *cache;     /* the route's cache when this call may be stored in it, else NULL */
     h2o_iovec_t cache_key;
-    gyre_trace_t *trace;     /* this request's trace (in the pool); the proxy submits it when it took the call */
+    gyre_trace_t *trace;     /* this request's trace (in the pool), always filled: metrics read it; the proxy
+                              * finishes it when it took the call */
+    int capture;             /* the trace keeps the bodies: it is stored and the route captures them */
     int proxied;             /* gyre_proxy_start() took the call (and with it the trace) */
 } gyre_call_t;
 

@@ -571,7 +571,7 @@ static void start_client_response(gyre_proxy_t *self)
     if (self->response_started)
         return;
     self->response_started = 1;
-    if (self->call->stream && self->call->trace != NULL)
+    if (self->call->stream)
         self->call->trace->ttft_us = gyre_trace_now_us() - self->call->trace->started_us;
     add_gyre_headers(self);
     h2o_start_response(self->req, &self->super);
@@ -1120,6 +1120,16 @@ static void ensure_accum(gyre_proxy_t *self)
     }
 }
 
+/* A whole answer (OpenAI's shape when translated), for the trace: kept as it is when the trace captures
+ * bodies, else read now for its tokens, finish reason and model. */
+static void keep_response(gyre_proxy_t *self, const char *p, size_t len)
+{
+    if (self->call->capture)
+        self->trace_response = h2o_strdup(&self->req->pool, p, len);
+    else
+        gyre_trace_read_completion(self->call->trace, &self->req->pool, p, len);
+}
+
 static void start_stream_mode(gyre_proxy_t *self)
 {
     self->mode = MODE_STREAM;
@@ -1243,7 +1253,7 @@ static void deliver_buffered(gyre_proxy_t *self)
                 store_in_cache(self, openai.base, openai.len);
             gyre_buf_dispose(&openai);
         }
-        self->trace_response = h2o_strdup(&self->req->pool, self->body.base ? self->body.base : "", self->body.len);
+        keep_response(self, self->body.base ? self->body.base : "", self->body.len);
         deliver_whole(self, self->body.base ? self->body.base : "", self->body.len, NULL);
         return;
     }
@@ -1267,7 +1277,7 @@ static void deliver_buffered(gyre_proxy_t *self)
     }
     record_outcome(self, 1, 0);
     store_in_cache(self, openai.base, openai.len);
-    self->trace_response = h2o_strdup(&self->req->pool, openai.base, openai.len);
+    keep_response(self, openai.base, openai.len);
     if (call->client == GYRE_CLIENT_ANTHROPIC) {
         if (gyre_anthropic_response_from_openai(openai.base, openai.len, &out, &err) != 0) {
             gyre_buf_dispose(&openai);
@@ -1477,7 +1487,7 @@ static void on_head(gyre_proxy_t *self, const gyre_http1_response_t *res)
             if (is_sse) {
                 restart_sse(&self->sse, &self->sse_inited, on_relay_sse_event, self);
                 /* The trace keeps what the stream adds up to. */
-                if (call->trace != NULL)
+                if (call->capture)
                     ensure_accum(self);
                 self->relay_acc = self->acc_inited && call->client == GYRE_CLIENT_OPENAI;
             }
@@ -1759,8 +1769,7 @@ static void start_attempt(gyre_proxy_t *self)
     self->attempts++;
     self->tries_on_cur++;
     self->started_any = 1;
-    if (call->trace != NULL)
-        self->tattempt = gyre_trace_add_attempt(call->trace, &self->req->pool, self->prov->name, self->cand->model,
+    self->tattempt = gyre_trace_add_attempt(call->trace, &self->req->pool, self->prov->name, self->cand->model,
                                                 self->cand->model_len,
                                                 self->prov->nkeys != 0 ? self->prov->key_ids[self->key_index]
                                                                        : NULL);
@@ -1803,8 +1812,6 @@ static void on_stop(h2o_generator_t *generator, h2o_req_t *req)
 /* The request is over: its trace gets the outcome and goes to the writer. */
 static void finish_trace(gyre_proxy_t *self)
 {
-    if (self->call->trace == NULL)
-        return; /* traces are off */
     gyre_trace_t *t = self->call->trace;
     h2o_req_t *req = self->req;
     h2o_mem_pool_t *pool = &req->pool;
@@ -1819,19 +1826,22 @@ static void finish_trace(gyre_proxy_t *self)
         t->provider = gyre_tstr_dup(pool, self->prov->name, strlen(self->prov->name));
     if (self->cand != NULL)
         t->model = gyre_tstr_dup(pool, self->cand->model, self->cand->model_len);
-    if (call->endpoint == GYRE_OPENAI_CHAT || call->endpoint == GYRE_OPENAI_EMBEDDINGS)
+    if (call->capture && (call->endpoint == GYRE_OPENAI_CHAT || call->endpoint == GYRE_OPENAI_EMBEDDINGS))
         t->request_body = (gyre_tstr_t){call->body.base, call->body.len};
     if (self->acc_inited && self->acc.events != 0) {
         gyre_buf_t c;
         gyre_buf_init(&c, ACCUM_MAX * 2);
         if (gyre_openai_accum_completion(&self->acc, &c) == 0) {
-            t->response_body = gyre_tstr_dup(pool, c.base, c.len);
+            if (call->capture)
+                t->response_body = gyre_tstr_dup(pool, c.base, c.len);
             gyre_trace_read_completion(t, pool, c.base, c.len);
         }
         gyre_buf_dispose(&c);
     } else if (self->trace_response.base != NULL) {
         t->response_body = (gyre_tstr_t){self->trace_response.base, self->trace_response.len};
         gyre_trace_read_completion(t, pool, self->trace_response.base, self->trace_response.len);
+    } else if (!call->capture) {
+        /* no bodies */
     } else if (self->have_last_status && self->last_body.len != 0) {
         t->response_body = gyre_tstr_dup(pool, self->last_body.base, self->last_body.len);
     } else if (self->last_err.message[0] != '\0') {
@@ -1842,7 +1852,7 @@ static void finish_trace(gyre_proxy_t *self)
         gyre_buf_dispose(&e);
     }
     gyre_trace_price(t, self->worker->server->prices);
-    gyre_worker_submit_trace(self->worker, t);
+    gyre_worker_trace_done(self->worker, t);
 }
 
 static void on_dispose(void *p)
@@ -1885,7 +1895,7 @@ void gyre_proxy_start(gyre_worker_t *w, h2o_req_t *req, gyre_call_t *call)
     self->call = call;
     call->proxied = 1;
     /* The body is read again at the end, for the trace, when h2o may have let go of its buffer. */
-    if (call->body.len != 0 && call->trace != NULL)
+    if (call->body.len != 0 && call->capture)
         call->body = h2o_strdup(&req->pool, call->body.base, call->body.len);
     self->key_index = -1;
     self->io_entry.cb = on_io_timeout;

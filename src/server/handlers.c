@@ -166,14 +166,13 @@ static int respond_from_cache(h2o_req_t *req, gyre_call_t *call, const gyre_buf_
     }
     if (rc == 0) {
         h2o_mem_pool_t *pool = &req->pool;
-        if (call->trace != NULL) {
-            gyre_trace_t *t = call->trace;
-            t->cache_hit = 1;
-            t->provider = gyre_tstr_dup(pool, entry->base, (size_t)(tab - entry->base));
-            t->model = gyre_tstr_dup(pool, tab + 1, (size_t)(nl - tab - 1));
+        gyre_trace_t *t = call->trace;
+        t->cache_hit = 1;
+        t->provider = gyre_tstr_dup(pool, entry->base, (size_t)(tab - entry->base));
+        t->model = gyre_tstr_dup(pool, tab + 1, (size_t)(nl - tab - 1));
+        if (call->capture)
             t->response_body = gyre_tstr_dup(pool, completion, clen);
-            gyre_trace_read_completion(t, pool, completion, clen);
-        }
+        gyre_trace_read_completion(t, pool, completion, clen);
         h2o_add_header_by_str(pool, &req->res.headers, H2O_STRLIT("x-gyre-route"), 0, NULL, call->route_name,
                               strlen(call->route_name));
         h2o_iovec_t prov = h2o_strdup(pool, entry->base, (size_t)(tab - entry->base));
@@ -349,29 +348,29 @@ static gyre_call_t *begin_call(gyre_worker_t *w, h2o_req_t *req)
 {
     gyre_call_t *call = h2o_mem_alloc_pool(&req->pool, sizeof(*call));
     memset(call, 0, sizeof(*call));
-    /* With traces off there is no trace: call->trace NULL is what every later step checks. */
-    if (w->server->writer != NULL) {
-        call->trace = h2o_mem_alloc_pool(&req->pool, sizeof(*call->trace));
-        gyre_trace_begin(call->trace, req, &w->rng, gyre_request_id(w, req));
-    }
+    /* Every call has a trace, stored or not: metrics are read from it.  Bodies are kept only when the trace
+     * is stored (call->capture is the one switch for them). */
+    call->trace = h2o_mem_alloc_pool(&req->pool, sizeof(*call->trace));
+    gyre_trace_begin(call->trace, req, &w->rng, gyre_request_id(w, req));
+    call->capture = w->server->writer != NULL;
     return call;
 }
 
 /* A call gyre answered itself (a bad request, an unknown model, a cache hit): its trace is complete now. */
 static void end_local_call(gyre_server_t *s, gyre_worker_t *w, h2o_req_t *req, gyre_call_t *call)
 {
-    if (call->proxied || call->trace == NULL)
-        return; /* the proxy submits it when the answer is over; or traces are off */
+    if (call->proxied)
+        return; /* the proxy finishes it when the answer is over */
     gyre_trace_t *t = call->trace;
     t->ended_us = gyre_trace_now_us();
     t->status = req->res.status;
     t->stream = call->stream;
     if (call->route_name != NULL)
         t->route = gyre_tstr_dup(&req->pool, call->route_name, strlen(call->route_name));
-    if (req->entity.len != 0)
+    if (call->capture && req->entity.len != 0)
         t->request_body = (gyre_tstr_t){req->entity.base, req->entity.len};
     gyre_trace_price(t, s->prices);
-    gyre_worker_submit_trace(w, t);
+    gyre_worker_trace_done(w, t);
 }
 
 /* The body's JSON lives in the worker's arena for the length of this call. */

@@ -106,7 +106,7 @@ static void check_done(gyre_worker_t *w)
         w->done = 1;
 }
 
-void gyre_worker_submit_trace(gyre_worker_t *w, const gyre_trace_t *t)
+void gyre_worker_trace_done(gyre_worker_t *w, const gyre_trace_t *t)
 {
     if (w->server->writer != NULL)
         gyre_writer_submit(w->server->writer, w->id, t);

@@ -57,9 +57,10 @@ typedef struct gyre_server {
 /* Runs until SIGTERM or SIGINT; returns the process exit status. */
 int gyre_server_run(gyre_config_t *config, unsigned nworkers);
 
-/* Hands a finished trace to the writer (copied; never waits). */
+/* A request's trace is complete (every request has one): it is counted in the metrics and handed to the
+ * writer when traces are stored (copied; never waits). */
 struct gyre_trace;
-void gyre_worker_submit_trace(gyre_worker_t *w, const struct gyre_trace *t);
+void gyre_worker_trace_done(gyre_worker_t *w, const struct gyre_trace *t);
 
 /* Called by the proxy when a proxied request is disposed. */
 void gyre_worker_request_done(gyre_worker_t *w);

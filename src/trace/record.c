@@ -58,8 +58,8 @@ static void read_traceparent(gyre_trace_t *t, h2o_iovec_t v)
     if (memcmp(v.base + 3, "00000000000000000000000000000000", 32) == 0 ||
         memcmp(v.base + 36, "0000000000000000", 16) == 0)
         return; /* all zeros is invalid */
-    memcpy(t->trace_id, v.base + 3, 32);
-    t->trace_id[32] = '\0';
+    memcpy(t->otel_trace_id, v.base + 3, 32);
+    t->otel_trace_id[32] = '\0';
     memcpy(t->parent_span_id, v.base + 36, 16);
     t->parent_span_id[16] = '\0';
 }
@@ -74,6 +74,7 @@ void gyre_trace_begin(gyre_trace_t *t, h2o_req_t *req, uint64_t *rng, h2o_iovec_
     t->cost_usd = NAN;
     hex(t->trace_id, gyre_rand_next(rng), 16);
     hex(t->trace_id + 16, gyre_rand_next(rng), 16);
+    memcpy(t->otel_trace_id, t->trace_id, sizeof(t->otel_trace_id));
     hex(t->span_id, gyre_rand_next(rng), 16);
     read_traceparent(t, header(req, H2O_STRLIT("traceparent")));
     t->request_id = gyre_tstr_dup(pool, request_id.base, request_id.len);

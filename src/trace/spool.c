@@ -102,6 +102,7 @@ int gyre_spool_encode(const gyre_trace_t *t, gyre_buf_t *out)
     uint8_t hdr[GYRE_SPOOL_RECORD_HEADER_SIZE] = {0};
     put(&e, hdr, sizeof(hdr));
     put_id(&e, t->trace_id, sizeof(t->trace_id));
+    put_id(&e, t->otel_trace_id, sizeof(t->otel_trace_id));
     put_id(&e, t->span_id, sizeof(t->span_id));
     put_id(&e, t->parent_span_id, sizeof(t->parent_span_id));
     put_str(&e, &t->request_id);
@@ -235,6 +236,7 @@ int gyre_spool_decode(const void *p, size_t len, gyre_trace_t *t)
     dec_t d = {p, len, 0, 0};
     memset(t, 0, sizeof(*t));
     get_id(&d, t->trace_id, sizeof(t->trace_id));
+    get_id(&d, t->otel_trace_id, sizeof(t->otel_trace_id));
     get_id(&d, t->span_id, sizeof(t->span_id));
     get_id(&d, t->parent_span_id, sizeof(t->parent_span_id));
     get_str(&d, &t->request_id);

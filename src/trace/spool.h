@@ -5,7 +5,7 @@
  *
  * File format (little-endian throughout):
  *
- *   header   8 bytes  "GYRESPL1"
+ *   header   8 bytes  "GYRESPL2"
  *   record   u32 len | u32 crc | payload[len]
  *
  * `crc` is CRC-32 (IEEE, as zlib's crc32) over the four length bytes and
@@ -49,7 +49,7 @@
 #include "common/buf.h"
 #include "trace/trace.h"
 
-#define GYRE_SPOOL_MAGIC "GYRESPL1"
+#define GYRE_SPOOL_MAGIC "GYRESPL2" /* 2: records carry otel_trace_id */
 #define GYRE_SPOOL_HEADER_SIZE 8
 #define GYRE_SPOOL_RECORD_HEADER_SIZE 8
 #define GYRE_SPOOL_RECORD_MAX ((size_t)64 << 20) /* payload bytes: bodies are bounded well below this */

@@ -74,6 +74,7 @@ gyre_trace_t *gyre_trace_copy(const gyre_trace_t *t)
     src.ntags = clamp(src.ntags, GYRE_TRACE_MAX_TAGS);
     src.nmeta = clamp(src.nmeta, GYRE_TRACE_MAX_META);
     src.trace_id[sizeof(src.trace_id) - 1] = '\0';
+    src.otel_trace_id[sizeof(src.otel_trace_id) - 1] = '\0';
     src.span_id[sizeof(src.span_id) - 1] = '\0';
     src.parent_span_id[sizeof(src.parent_span_id) - 1] = '\0';
 

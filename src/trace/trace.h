@@ -4,8 +4,11 @@
  * request's pool; gyre_trace_copy() makes the owned copy that travels
  * through a worker's queue to the writer thread and into the store.
  *
- * Ids: trace_id is 32 lowercase hex digits (W3C trace-id shape, and what
- * x-gyre-trace-id returns); span_id 16.  Times are unix microseconds.
+ * Ids: trace_id names this record: 32 lowercase hex digits, fresh for every
+ * call, what x-gyre-trace-id returns and the store's key.  otel_trace_id is
+ * the W3C trace the call belongs to: the caller's traceparent trace-id, so
+ * that the many calls of one agent run share it, or trace_id when the
+ * caller sent none.  span_id is 16 hex digits, this call's span.  Times are unix microseconds.
  * Secrets never enter a trace: attempts name a key by its id ("openai#0").
  * Numbers that can be unknown use -1 (tokens) or NaN (cost: unknown models
  * cost null, not 0).
@@ -40,6 +43,7 @@ typedef struct gyre_trace_meta {
 
 typedef struct gyre_trace {
     char trace_id[33];
+    char otel_trace_id[33];  /* the W3C trace-id (traceparent's, or trace_id) */
     char span_id[17];
     char parent_span_id[17]; /* from traceparent, or "" */
     gyre_tstr_t request_id;
