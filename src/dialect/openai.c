@@ -295,6 +295,7 @@ int gyre_openai_parse_request(gyre_openai_endpoint_t ep, const char *body, size_
         out->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(out->json, "stream"));
         const cJSON *so = cJSON_GetObjectItemCaseSensitive(out->json, "stream_options");
         if (cJSON_IsObject(so)) {
+            out->has_stream_options = 1;
             const cJSON *iu = cJSON_GetObjectItemCaseSensitive(so, "include_usage");
             if (iu != NULL && !cJSON_IsBool(iu) && !cJSON_IsNull(iu)) {
                 BAD(err, "stream_options.include_usage", "'stream_options.include_usage' must be a boolean, got %s",

@@ -32,6 +32,7 @@ typedef struct gyre_openai_request {
     size_t model_end;   /* ...or 0, 0 when they could not be located */
     int stream;
     int include_usage;
+    int has_stream_options; /* the body has a stream_options object */
 } gyre_openai_request_t;
 
 /*

@@ -32,6 +32,7 @@ typedef struct gyre_call {
     size_t model_end;        /* ...or 0, 0 when not located (or no model) */
     int stream;
     int include_usage;       /* the client asked for stream usage (always, for Anthropic clients: the events carry it) */
+    int has_stream_options;  /* the client's body has a stream_options object (an OpenAI stream) */
     uint64_t affinity;       /* hash of x-gyre-session under `affinity: session`, else 0 */
     gyre_cache_t *cache;     /* the route's cache when this call may be stored in it, else NULL */
     h2o_iovec_t cache_key;

@@ -144,6 +144,10 @@ typedef struct gyre_proxy {
     gyre_buf_t resume_ws; /* whitespace trimmed off the end of the prefill, not yet seen again */
     gyre_trace_attempt_t *tattempt; /* the current attempt's line in the trace, or NULL */
     int relay_acc;        /* RELAY of a chat stream: the accumulator reads its events for the trace */
+    int relay_decode;     /* RELAY of an Anthropic stream: its events are also decoded into OpenAI chunks for the
+                           * trace (tokens, finish reason, the reassembled answer) */
+    int usage_asked;      /* gyre added stream_options.include_usage to a pass-through stream for the trace:
+                           * the usage chunk and the chunks' "usage":null are kept from the client */
     h2o_iovec_t trace_response; /* a whole answer as the trace keeps it (OpenAI's shape when translated) */
     gyre_buf_t scratch;
 } gyre_proxy_t;
@@ -310,6 +314,55 @@ static int splice_model(gyre_proxy_t *self, const char *model, size_t model_len,
     return r;
 }
 
+/*
+ * A pass-through OpenAI stream whose client did not ask for usage: the
+ * trace needs it, so gyre asks (stream_options.include_usage) and keeps the
+ * usage chunk from the client (emit_pivot_event).  Without a stream_options
+ * object in the body, one is inserted after the opening brace, a splice;
+ * with one (include_usage false or absent) the body is rebuilt.
+ */
+static int ask_stream_usage(gyre_proxy_t *self)
+{
+    gyre_buf_t *b = &self->upbody;
+    self->usage_asked = 1;
+    if (!self->call->has_stream_options) {
+        size_t i = 0;
+        while (i < b->len && (b->base[i] == ' ' || b->base[i] == '\t' || b->base[i] == '\r' || b->base[i] == '\n'))
+            i++;
+        if (i == b->len || b->base[i] != '{')
+            return -1;
+        size_t k = i + 1;
+        while (k < b->len && (b->base[k] == ' ' || b->base[k] == '\t' || b->base[k] == '\r' || b->base[k] == '\n'))
+            k++;
+        static const char field[] = "\"stream_options\":{\"include_usage\":true}";
+        int empty = k < b->len && b->base[k] == '}';
+        gyre_buf_t out;
+        gyre_buf_init(&out, b->len + sizeof(field) + 1 > b->max ? b->len + sizeof(field) + 1 : b->max);
+        gyre_buf_append(&out, b->base, i + 1);
+        gyre_buf_append(&out, field, sizeof(field) - 1);
+        if (!empty)
+            gyre_buf_appends(&out, ",");
+        int r = gyre_buf_append(&out, b->base + i + 1, b->len - i - 1);
+        gyre_buf_dispose(b);
+        *b = out;
+        return r;
+    }
+    cJSON *j = cJSON_ParseWithLength(b->base, b->len);
+    cJSON *so = cJSON_GetObjectItemCaseSensitive(j, "stream_options");
+    if (!cJSON_IsObject(so)) {
+        cJSON_Delete(j);
+        return -1;
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(so, "include_usage");
+    cJSON_AddTrueToObject(so, "include_usage");
+    char *text = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    gyre_buf_reset(b);
+    int r = text ? gyre_buf_appends(b, text) : -1;
+    cJSON_free(text);
+    return r;
+}
+
 /* The OpenAI-shaped request of a translated attempt (the client's, or its
  * Anthropic request translated), with the partial answer appended as an
  * assistant message when the attempt resumes a cut stream. */
@@ -451,6 +504,13 @@ static int build_request(gyre_proxy_t *self, const char *key, gyre_api_error_t *
             if (splice_model(self, c->model, c->model_len, &self->upbody) != 0) {
                 gyre_api_error_set(err, 500, "server_error", "rewrite_failed", "model",
                                    "gyre could not rewrite 'model' for provider '%s'", self->prov->name);
+                rc = -1;
+                goto out;
+            }
+            if (call->client == GYRE_CLIENT_OPENAI && call->stream && !call->include_usage &&
+                ask_stream_usage(self) != 0) {
+                gyre_api_error_set(err, 500, "server_error", "rewrite_failed", "stream_options",
+                                   "gyre could not add stream_options for provider '%s'", self->prov->name);
                 rc = -1;
                 goto out;
             }
@@ -1014,12 +1074,27 @@ static void on_relay_sse_event(void *ctx, const char *event, size_t elen, const 
     self->relay_saw_event = 1;
     if (self->relay_acc)
         gyre_openai_accum_event(&self->acc, data, dlen);
+    else if (self->call->client == GYRE_CLIENT_OPENAI && dlen > 9 && memmem(data, dlen, "\"usage\":{", 9) != NULL)
+        gyre_trace_read_completion(self->call->trace, &self->req->pool, data, dlen); /* the usage chunk */
     if (dlen == 6 && memcmp(data, "[DONE]", 6) == 0)
         self->sse_done = 1;
     else if (dlen >= 9 && memcmp(data, "{\"error\":", 9) == 0)
         self->sse_done = 1; /* the provider ended the stream with an error of its own */
     else if ((elen == 12 && memcmp(event, "message_stop", 12) == 0) || (elen == 5 && memcmp(event, "error", 5) == 0))
         self->sse_done = 1; /* Anthropic's end, or its error event */
+}
+
+/* A chunk of a stream whose usage gyre asked for carries "usage":null, which the client did not ask for.
+ * Quotes inside JSON strings are escaped, so the unescaped bytes can only be the member itself. */
+static void strip_null_usage(gyre_buf_t *s)
+{
+    static const char m[] = ",\"usage\":null";
+    char *p = memmem(s->base, s->len, m, sizeof(m) - 1);
+    if (p == NULL)
+        return;
+    size_t at = (size_t)(p - s->base), n = sizeof(m) - 1;
+    memmove(p, p + n, s->len - at - n);
+    s->len -= n;
 }
 
 /* STREAM: one OpenAI-shaped event on its way to the client. */
@@ -1085,6 +1160,8 @@ static void emit_pivot_event(gyre_proxy_t *self, const char *data, size_t len)
     if (!self->call->include_usage && memmem(s->base, s->len, "\"choices\":[]", 12) != NULL &&
         memmem(s->base, s->len, "\"usage\":", 8) != NULL)
         return;
+    if (self->usage_asked)
+        strip_null_usage(s);
     if (self->enc != NULL) {
         gyre_buf_t out;
         gyre_buf_init(&out, SSE_EVENT_MAX * 2);
@@ -1094,6 +1171,14 @@ static void emit_pivot_event(gyre_proxy_t *self, const char *data, size_t len)
     } else {
         push_out(self, s->base, s->len);
     }
+}
+
+/* RELAY of an Anthropic stream: its events decoded into OpenAI chunks, for the trace only. */
+static void on_trace_sse_event(void *ctx, const char *event, size_t elen, const char *data, size_t dlen)
+{
+    gyre_proxy_t *self = ctx;
+    (void)event, (void)elen;
+    gyre_openai_accum_event(&self->acc, data, dlen);
 }
 
 static void on_pivot_sse_event(void *ctx, const char *event, size_t elen, const char *data, size_t dlen)
@@ -1120,14 +1205,30 @@ static void ensure_accum(gyre_proxy_t *self)
     }
 }
 
-/* A whole answer (OpenAI's shape when translated), for the trace: kept as it is when the trace captures
- * bodies, else read now for its tokens, finish reason and model. */
+/* A whole answer in OpenAI's shape, for the trace: kept as it is when the trace captures bodies, else read
+ * now for its tokens, finish reason and model. */
 static void keep_response(gyre_proxy_t *self, const char *p, size_t len)
 {
     if (self->call->capture)
         self->trace_response = h2o_strdup(&self->req->pool, p, len);
     else
         gyre_trace_read_completion(self->call->trace, &self->req->pool, p, len);
+}
+
+/* A pass-through answer for the trace: an Anthropic message is read in OpenAI's shape, as a translated answer
+ * and a stream's reassembly are, so that every trace's response reads the same way. */
+static void keep_passthrough_response(gyre_proxy_t *self, const char *p, size_t len)
+{
+    if (self->call->client != GYRE_CLIENT_ANTHROPIC || self->call->endpoint != GYRE_OPENAI_CHAT) {
+        keep_response(self, p, len);
+        return;
+    }
+    gyre_buf_t openai;
+    gyre_api_error_t err;
+    gyre_buf_init(&openai, BUFFER_MAX);
+    if (self->dialect->chat_response(&self->chat, p, len, &openai, &err) == 0)
+        keep_response(self, openai.base, openai.len);
+    gyre_buf_dispose(&openai);
 }
 
 static void start_stream_mode(gyre_proxy_t *self)
@@ -1173,6 +1274,21 @@ static void stream_bytes(gyre_proxy_t *self, const char *bytes, size_t len)
     }
 }
 
+/* RELAY of an Anthropic stream: the client gets the provider's bytes as they are; the trace reads them decoded.
+ * A decoding error only ends the decoding: the stream is the client's either way. */
+static void decode_for_trace(gyre_proxy_t *self, const char *bytes, size_t len)
+{
+    gyre_buf_t out;
+    gyre_api_error_t err;
+    gyre_buf_init(&out, SSE_EVENT_MAX * 2);
+    int r = self->dialect->stream_feed(self->dstream, bytes, len, &out, &err);
+    if (out.len != 0 && gyre_sse_feed(&self->pivot_sse, out.base, out.len) != 0)
+        r = -1;
+    gyre_buf_dispose(&out);
+    if (r != 0)
+        self->relay_decode = 0;
+}
+
 /* Body bytes of the current attempt, in its mode.  Returns -1 when the attempt is over (failed). */
 static int on_body_bytes(gyre_proxy_t *self, const char *bytes, size_t len)
 {
@@ -1182,6 +1298,8 @@ static int on_body_bytes(gyre_proxy_t *self, const char *bytes, size_t len)
     case MODE_RELAY:
         if (self->is_sse && !self->sse_failed && gyre_sse_feed(&self->sse, bytes, len) != 0)
             self->sse_failed = 1;
+        if (self->relay_decode)
+            decode_for_trace(self, bytes, len);
         if (self->is_sse && !self->sent_body && !self->relay_saw_event && !self->sse_failed &&
             gyre_buf_append(&self->body, bytes, len) == 0)
             return 0; /* comments and keep-alives only, so far: nothing is committed to this provider yet */
@@ -1253,7 +1371,7 @@ static void deliver_buffered(gyre_proxy_t *self)
                 store_in_cache(self, openai.base, openai.len);
             gyre_buf_dispose(&openai);
         }
-        keep_response(self, self->body.base ? self->body.base : "", self->body.len);
+        keep_passthrough_response(self, self->body.base ? self->body.base : "", self->body.len);
         deliver_whole(self, self->body.base ? self->body.base : "", self->body.len, NULL);
         return;
     }
@@ -1478,7 +1596,7 @@ static void on_head(gyre_proxy_t *self, const gyre_http1_response_t *res)
     }
     if (call->endpoint == GYRE_OPENAI_CHAT && call->stream) {
         const gyre_route_conf_t *r = call->route;
-        int need_events = translated || call->cache != NULL || (r != NULL && r->midstream_resume);
+        int need_events = translated || call->cache != NULL || (r != NULL && r->midstream_resume) || self->usage_asked;
         if (need_events) {
             start_stream_mode(self);
         } else {
@@ -1486,10 +1604,17 @@ static void on_head(gyre_proxy_t *self, const gyre_http1_response_t *res)
             self->is_sse = is_sse;
             if (is_sse) {
                 restart_sse(&self->sse, &self->sse_inited, on_relay_sse_event, self);
-                /* The trace keeps what the stream adds up to. */
-                if (call->capture)
+                /* The trace keeps what the stream adds up to: its tokens always, its answer when it captures. */
+                if (call->client == GYRE_CLIENT_OPENAI) {
+                    if (call->capture)
+                        ensure_accum(self);
+                    self->relay_acc = self->acc_inited;
+                } else if (self->prov->kind == GYRE_PROVIDER_ANTHROPIC) {
+                    self->dstream = self->dialect->stream_create(&self->chat);
+                    restart_sse(&self->pivot_sse, &self->pivot_inited, on_trace_sse_event, self);
                     ensure_accum(self);
-                self->relay_acc = self->acc_inited && call->client == GYRE_CLIENT_OPENAI;
+                    self->relay_decode = self->dstream != NULL;
+                }
             }
         }
         return;

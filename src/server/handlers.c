@@ -274,6 +274,7 @@ static int model_request(gyre_server_t *s, h2o_req_t *req, gyre_openai_endpoint_
     init_call(call, req, GYRE_CLIENT_OPENAI, ep);
     call->stream = parsed.stream;
     call->include_usage = parsed.include_usage;
+    call->has_stream_options = parsed.has_stream_options;
     call->model_start = parsed.model_start;
     call->model_end = parsed.model_end;
     gyre_target_ref_t target;
@@ -353,6 +354,7 @@ static gyre_call_t *begin_call(gyre_worker_t *w, h2o_req_t *req)
     call->trace = h2o_mem_alloc_pool(&req->pool, sizeof(*call->trace));
     gyre_trace_begin(call->trace, req, &w->rng, gyre_request_id(w, req));
     call->capture = w->server->writer != NULL;
+    gyre_respond_take_body(req); /* an earlier request's, on this thread */
     return call;
 }
 
@@ -369,6 +371,9 @@ static void end_local_call(gyre_server_t *s, gyre_worker_t *w, h2o_req_t *req, g
         t->route = gyre_tstr_dup(&req->pool, call->route_name, strlen(call->route_name));
     if (call->capture && req->entity.len != 0)
         t->request_body = (gyre_tstr_t){req->entity.base, req->entity.len};
+    h2o_iovec_t answered = gyre_respond_take_body(req);
+    if (call->capture && t->response_body.len == 0 && answered.len != 0)
+        t->response_body = (gyre_tstr_t){answered.base, answered.len};
     gyre_trace_price(t, s->prices);
     gyre_worker_trace_done(w, t);
 }

@@ -51,8 +51,23 @@ h2o_iovec_t gyre_request_id(gyre_worker_t *w, h2o_req_t *req)
     return id;
 }
 
+/* The last answer gyre built itself on this thread, for the trace of the request it answered (the handler's
+ * end_local_call reads it right after, on the same thread). */
+static __thread h2o_req_t *last_req;
+static __thread h2o_iovec_t last_body;
+
+h2o_iovec_t gyre_respond_take_body(h2o_req_t *req)
+{
+    h2o_iovec_t b = req == last_req ? last_body : h2o_iovec_init(NULL, 0);
+    last_req = NULL;
+    last_body = h2o_iovec_init(NULL, 0);
+    return b;
+}
+
 void gyre_respond_json(h2o_req_t *req, int status, const char *body, size_t len)
 {
+    last_req = req;
+    last_body = h2o_strdup(&req->pool, body, len);
     req->res.status = status;
     req->res.reason = reason_of(status);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));

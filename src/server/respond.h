@@ -19,6 +19,10 @@
  */
 h2o_iovec_t gyre_request_id(gyre_worker_t *w, h2o_req_t *req);
 
+/* The body gyre_respond_json last sent for `req` on this thread (empty when none), forgotten once taken: the
+ * trace of a request gyre answered itself keeps it. */
+h2o_iovec_t gyre_respond_take_body(h2o_req_t *req);
+
 /* Sends `body` (copied into the request's pool) as application/json. */
 void gyre_respond_json(h2o_req_t *req, int status, const char *body, size_t len);
 /* Sends `err` in OpenAI's error shape. */
