@@ -12,6 +12,7 @@ PACKAGES=(
   libsqlite3-dev libzstd-dev                            # the trace store (SQLite) and its body compression (zstd)
   curl openssl                                          # make run's smoke check; test certificates
   wrk nginx-light                                       # benchmark: load generator and the reference proxy
+  prometheus                                            # promtool: the /metrics test runs `promtool check metrics`
 )
 
 missing=()

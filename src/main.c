@@ -16,6 +16,9 @@ static const struct {
     {"serve", gyre_cmd_serve, "run the gateway", gyre_serve_usage},
     {"check-config", gyre_cmd_check_config, "check a configuration file and report every error",
      gyre_check_config_usage},
+    {"traces", gyre_cmd_traces, "list stored traces, or show one (traces show ID)", gyre_traces_usage},
+    {"sessions", gyre_cmd_sessions, "show a session's calls in order (sessions show ID)", gyre_sessions_usage},
+    {"stats", gyre_cmd_stats, "requests, errors, latency, tokens and cost, grouped and in time", gyre_stats_usage},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

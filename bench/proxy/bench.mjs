@@ -7,6 +7,9 @@
 //   env: BENCH_SECONDS (10) BENCH_ROUNDS (3) BENCH_CONNS (32) BENCH_WORKERS (1)
 //        BENCH_PORTKEY_SECONDS (5) BENCH_SKIP_PORTKEY=1 BENCH_README=0
 //        BENCH_SKIP_GYRE=1 (also when build/gyre is missing: the peers only)
+//        BENCH_SKIP_TRACES=1 (leaves out "gyre with traces and bodies")
+//        GYRE_BUILD (build): the build directory whose gyre is measured
+//        BENCH_RESULTS_DIR (bench/results): where the JSON and latest.md go
 //        BENCH_QUIET_WAIT (20): seconds each run may wait for the CPUs to be
 //        quiet (other work on this shared machine) before it starts; 0: none
 //        BENCH_RETRIES (2): runs again, at most this often, a run during which
@@ -28,12 +31,13 @@ const CONNS = Number(env.BENCH_CONNS ?? 32);
 const WORKERS = Number(env.BENCH_WORKERS ?? 1);
 const PORTKEY_SECONDS = Number(env.BENCH_PORTKEY_SECONDS ?? 5);
 const SKIP_PORTKEY = env.BENCH_SKIP_PORTKEY === '1';
-const GYRE = path.join(ROOT, 'build/gyre');
+const GYRE = path.join(ROOT, env.GYRE_BUILD || 'build', 'gyre');
+const SKIP_TRACES = env.BENCH_SKIP_TRACES === '1';
 const SKIP_GYRE = env.BENCH_SKIP_GYRE === '1' || !fs.existsSync(GYRE);
 // The command that reproduces a run: make bench, with the knobs that differ
 // from their defaults.
 const KNOBS = { BENCH_SECONDS: '10', BENCH_ROUNDS: '3', BENCH_CONNS: '32', BENCH_WORKERS: '1', BENCH_PORTKEY_SECONDS: '5',
-  BENCH_SKIP_PORTKEY: '0', BENCH_SKIP_GYRE: '0', BENCH_PIN: '0', BENCH_QUIET_WAIT: '20', BENCH_RETRIES: '2' };
+  BENCH_SKIP_PORTKEY: '0', BENCH_SKIP_GYRE: '0', BENCH_SKIP_TRACES: '0', BENCH_PIN: '0', BENCH_QUIET_WAIT: '20', BENCH_RETRIES: '2' };
 const COMMAND = [...Object.entries(KNOBS).filter(([k, d]) => env[k] !== undefined && env[k] !== d).map(([k]) => `${k}=${env[k]}`), 'make bench'].join(' ');
 const PIN = env.BENCH_PIN === '1';
 const QUIET_WAIT = Number(env.BENCH_QUIET_WAIT ?? 20);
@@ -205,7 +209,7 @@ async function main() {
   const busy0 = await busyShare();
   if (busy0 > 0.2) log(`the CPUs were ${Math.round(busy0 * 100)}% busy before the start: something else is running; the figures will be noisy`);
   log(`work dir ${work}; ${ROUNDS} rounds × ${SECONDS}s, wrk -t1 -c${CONNS}, ${WORKERS} worker(s) each${PIN ? ', pinned (proxy CPU 0, wrk + upstream CPU 1)' : ', unpinned'}`);
-  const [upPort, pxPort, gyPort, pkPort, memPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const [upPort, pxPort, gyPort, pkPort, memPort, trPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort()]);
   const chat = JSON.stringify({ model: 'chat', messages: [{ role: 'user', content: 'hi' }] });
 
   fs.writeFileSync(path.join(work, 'up.conf'), nginxConf('up', upPort, 1, {
@@ -215,9 +219,10 @@ async function main() {
     upstream: `upstream up { server 127.0.0.1:${upPort}; keepalive 64; }`,
     body: 'proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection "";',
   }));
-  const gyreConf = (port) => `listen: 127.0.0.1:${port}
+  // store: the same gyre with every trace stored, bodies included (full capture, issue 5's target).
+  const gyreConf = (port, store = '') => `listen: 127.0.0.1:${port}
 workers: ${WORKERS}
-providers:
+${store}providers:
   - {name: up, kind: openai, base_url: "http://127.0.0.1:${upPort}/v1", keys: [sk-bench]}
 routes:
   - name: chat
@@ -225,10 +230,12 @@ routes:
 `;
   fs.writeFileSync(path.join(work, 'gyre.yaml'), gyreConf(gyPort));
   fs.writeFileSync(path.join(work, 'gyre-mem.yaml'), gyreConf(memPort));
+  fs.writeFileSync(path.join(work, 'gyre-traces.yaml'), gyreConf(trPort, `store: {sqlite: "${path.join(work, 'traces.db')}", traces: true}\n`));
 
   const up = start('up', 'nginx', ['-p', work, '-c', path.join(work, 'up.conf')], {}, 1);
   const px = start('px', 'nginx', ['-p', work, '-c', path.join(work, 'px.conf')]);
   const gy = SKIP_GYRE ? null : start('gyre', GYRE, ['serve', '--config', path.join(work, 'gyre.yaml')]);
+  const gt = SKIP_GYRE || SKIP_TRACES ? null : start('gyre-traces', GYRE, ['serve', '--config', path.join(work, 'gyre-traces.yaml')]);
   if (SKIP_GYRE) log(fs.existsSync(GYRE) ? 'BENCH_SKIP_GYRE=1: gyre skipped' : 'build/gyre is missing: gyre skipped (run make first)');
   let pk = null;
   const targets = [
@@ -236,6 +243,8 @@ routes:
     { name: `nginx proxy_pass (${WORKERS} worker)`, key: 'nginx', url: `http://127.0.0.1:${pxPort}/v1/chat/completions`, pids: () => [px.pid, ...childPids(px.pid)] },
   ];
   if (gy) targets.push({ name: `gyre (${WORKERS} worker)`, key: 'gyre', url: `http://127.0.0.1:${gyPort}/v1/chat/completions`, pids: () => [gy.pid] });
+  // Its CPU time includes the writer thread's (compression, SQLite): one process.
+  if (gt) targets.push({ name: `gyre with traces and bodies (${WORKERS} worker)`, key: 'gyre_traces', url: `http://127.0.0.1:${trPort}/v1/chat/completions`, pids: () => [gt.pid] });
   // Every proxy must hand back the upstream's completion, or it is not
   // proxying what we think it is.
   const fromUpstream = (who, text) => {
@@ -246,6 +255,7 @@ routes:
   fromUpstream('the upstream', await waitHttp(targets[0].url, chat));
   fromUpstream('nginx proxy_pass', await waitHttp(targets[1].url, chat));
   if (gy) fromUpstream('gyre', await waitHttp(targets[2].url, chat));
+  if (gt) fromUpstream('gyre with traces', await waitHttp(targets[3].url, chat));
   if (!SKIP_PORTKEY) {
     const entry = path.join(ROOT, 'bench/node_modules/@portkey-ai/gateway/build/start-server.js');
     pk = start('portkey', 'node', [entry, `--port=${pkPort}`, '--headless'], { env: { ...env, NODE_ENV: 'production' } });
@@ -327,7 +337,7 @@ routes:
   }
   const nginxPerConn = await perConn(() => [px.pid, ...childPids(px.pid)], pxPort);
 
-  const g = summary.gyre, n = summary.nginx, p = summary.portkey;
+  const g = summary.gyre, n = summary.nginx, p = summary.portkey, gtr = summary.gyre_traces;
   const result = {
     date: new Date().toISOString(), machine: { nproc: os.cpus().length, kernel: os.release(), cpu: os.cpus()[0]?.model, cpu_busy_before: busy0 },
     versions: versions(), command: COMMAND, pinned: PIN, seconds: SECONDS, rounds: ROUNDS, conns: CONNS, workers: WORKERS,
@@ -340,10 +350,15 @@ routes:
       gyre_p99_minus_nginx_p99_us: g ? g.p99_us - n.p99_us : null,
       gyre_vs_portkey_rps: g && p ? g.rps / p.rps : null,
       gyre_vs_nginx_cpu_per_req: g ? g.cpu_us_per_req / n.cpu_us_per_req : null,
+      // Full capture against plain gyre (target: >= 0.90, i.e. capture costs < 10 % of the req/s); round by
+      // round as well, since the two run back to back.
+      gyre_traces_vs_gyre_rps: g && gtr ? gtr.rps / g.rps : null,
+      gyre_traces_vs_gyre_rps_per_round: g && gtr ? gtr.rounds.map((x, i) => x.rps / g.rounds[i].rps) : null,
+      gyre_traces_minus_gyre_cpu_us_per_req: g && gtr ? gtr.cpu_us_per_req - g.cpu_us_per_req : null,
     },
     memory: { gyre_idle_rss_bytes: gyreIdle, gyre_bytes_per_idle_conn: gyrePerConn, nginx_bytes_per_idle_conn: nginxPerConn, portkey_rss_bytes: portkeyRss },
   };
-  const resultsDir = path.join(ROOT, 'bench/results');
+  const resultsDir = env.BENCH_RESULTS_DIR ? path.resolve(env.BENCH_RESULTS_DIR) : path.join(ROOT, 'bench/results');
   fs.mkdirSync(resultsDir, { recursive: true });
   const stamp = result.date.replace(/[:]/g, '').replace(/\..*/, 'Z');
   fs.writeFileSync(path.join(resultsDir, `proxy-${stamp}.json`), JSON.stringify(result, null, 2) + '\n');
@@ -371,6 +386,7 @@ function markdown(r) {
   const lines = [];
   if (q.gyre_vs_nginx_rps !== null) {
     lines.push(`* gyre / nginx proxy_pass: **${q.gyre_vs_nginx_rps.toFixed(2)}×** req/s (round by round: ${q.gyre_vs_nginx_rps_per_round.map((x) => `${x.toFixed(2)}×`).join(', ')}), **${q.gyre_vs_nginx_cpu_per_req.toFixed(2)}×** the CPU time per request; p99 ${q.gyre_p99_minus_nginx_p99_us >= 0 ? '+' : ''}${q.gyre_p99_minus_nginx_p99_us.toFixed(0)} µs against nginx's (target: ≥ 1.0×, ≤ +100 µs).`);
+    if (q.gyre_traces_vs_gyre_rps !== null) lines.push(`* gyre with traces and bodies / gyre: **${q.gyre_traces_vs_gyre_rps.toFixed(2)}×** req/s (round by round: ${q.gyre_traces_vs_gyre_rps_per_round.map((x) => `${x.toFixed(2)}×`).join(', ')}), ${q.gyre_traces_minus_gyre_cpu_us_per_req >= 0 ? '+' : ''}${q.gyre_traces_minus_gyre_cpu_us_per_req.toFixed(1)} µs CPU per request (target: ≥ 0.90×).`);
     if (q.gyre_vs_portkey_rps !== null) lines.push(`* gyre / Portkey: **${q.gyre_vs_portkey_rps.toFixed(0)}×** req/s (target: ≥ 50×).`);
     lines.push(`* gyre idle: **${mib(m.gyre_idle_rss_bytes)}** resident (target < 10 MiB); **${kib(m.gyre_bytes_per_idle_conn)}** per idle client connection (target < 20 KiB; nginx: ${kib(m.nginx_bytes_per_idle_conn)}).`);
   } else {

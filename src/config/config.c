@@ -16,6 +16,7 @@
 
 #include "common/alloc.h"
 #include "common/buf.h"
+#include "trace/redact.h"
 
 #define MAX_CONFIG_BYTES (4 * 1024 * 1024)
 #define MAX_KEY_FILE_BYTES 4096
@@ -359,6 +360,94 @@ static void parse_breaker(parse_ctx_t *ctx, yaml_node_t *n, gyre_breaker_conf_t 
     }
 }
 
+/* A price: a number >= 0, in USD per million tokens. */
+static int get_price(parse_ctx_t *ctx, yaml_node_t *n, const char *field, double *out)
+{
+    if (!want_type(ctx, n, YAML_SCALAR_NODE, field))
+        return 0;
+    const char *s = scalar(n);
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (s[0] == '\0' || *end != '\0' || errno != 0 || !(v >= 0) || v > 1e9) {
+        ERR(ctx, n, field, "expected a price >= 0 in USD per million tokens, found '%s'", s);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+/* prices: {MODEL: {input: X, output: Y, cached_input: Z, cache_write: W}} on a provider. */
+static void parse_provider_prices(parse_ctx_t *ctx, yaml_node_t *n, gyre_provider_conf_t *p, size_t pi)
+{
+    char field[256];
+    if (!want_type(ctx, n, YAML_MAPPING_NODE, path_of(field, sizeof(field), "providers[%zu].prices", pi)))
+        return;
+    size_t cap = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start), count = 0;
+    const char **models = gyre_calloc(cap ? cap : 1, sizeof(*models));
+    gyre_price_t *prices = gyre_calloc(cap ? cap : 1, sizeof(*prices));
+    int ok = 1;
+    for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top; pair++) {
+        yaml_node_t *k = yaml_document_get_node(ctx->doc, pair->key);
+        yaml_node_t *v = yaml_document_get_node(ctx->doc, pair->value);
+        const char *model = scalar(k);
+        if (model == NULL || model[0] == '\0') {
+            ERR(ctx, k, path_of(field, sizeof(field), "providers[%zu].prices", pi), "a model name is empty");
+            ok = 0;
+            continue;
+        }
+        path_of(field, sizeof(field), "providers[%zu].prices.%.160s", pi, model);
+        for (size_t j = 0; j < count; j++)
+            if (strcmp(models[j], model) == 0) {
+                ERR(ctx, k, field, "listed twice");
+                ok = 0;
+            }
+        if (!want_type(ctx, v, YAML_MAPPING_NODE, field)) {
+            ok = 0;
+            continue;
+        }
+        gyre_price_t pr = {-1, -1, -1, -1};
+        int have_input = 0, have_output = 0;
+        for (yaml_node_pair_t *fp = v->data.mapping.pairs.start; fp < v->data.mapping.pairs.top; fp++) {
+            yaml_node_t *fk = yaml_document_get_node(ctx->doc, fp->key);
+            yaml_node_t *fv = yaml_document_get_node(ctx->doc, fp->value);
+            const char *name = scalar(fk) != NULL ? scalar(fk) : "?";
+            char sub[300];
+            double *slot = strcmp(name, "input") == 0          ? &pr.input
+                           : strcmp(name, "output") == 0       ? &pr.output
+                           : strcmp(name, "cached_input") == 0 ? &pr.cached_input
+                           : strcmp(name, "cache_write") == 0  ? &pr.cache_write
+                                                               : NULL;
+            if (slot == NULL) {
+                ERR(ctx, fk, field, "unknown field '%s' (known: input, output, cached_input, cache_write)", name);
+                ok = 0;
+            } else {
+                have_input |= slot == &pr.input;
+                have_output |= slot == &pr.output;
+                if (!get_price(ctx, fv, path_of(sub, sizeof(sub), "%s.%s", field, name), slot))
+                    ok = 0;
+            }
+        }
+        if (!have_input || !have_output) {
+            /* Both, or the cost would be a guess; the missing one is named. */
+            char sub[300];
+            if (!have_input)
+                ERR(ctx, v, path_of(sub, sizeof(sub), "%s.input", field), "is required");
+            if (!have_output)
+                ERR(ctx, v, path_of(sub, sizeof(sub), "%s.output", field), "is required");
+            ok = 0;
+        }
+        models[count] = model;
+        prices[count++] = pr;
+    }
+    if (ok) {
+        gyre_prices_free(p->prices);
+        p->prices = gyre_prices_create(models, prices, count);
+    }
+    free(models);
+    free(prices);
+}
+
 static void parse_provider(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, size_t pi)
 {
     char field[128];
@@ -420,10 +509,12 @@ static void parse_provider(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, s
         } else if (strcmp(key, "max_tokens") == 0) {
             if (get_uint(ctx, v, path_of(field, sizeof(field), "providers[%zu].max_tokens", pi), 1, 10000000, &u))
                 p->max_tokens = (unsigned)u;
+        } else if (strcmp(key, "prices") == 0) {
+            parse_provider_prices(ctx, v, p, pi);
         } else {
             ERR(ctx, k, path_of(field, sizeof(field), "providers[%zu]", pi),
                 "unknown field '%s' (known: name, kind, base_url, keys, key_strategy, breaker, ca_file, tls_verify, "
-                "timeout_ms, api_version, max_tokens, region)",
+                "timeout_ms, api_version, max_tokens, region, prices)",
                 key);
         }
     }
@@ -626,6 +717,32 @@ static int get_choice(parse_ctx_t *ctx, yaml_node_t *n, const char *field, const
     return -1;
 }
 
+/* redact: true | false | [email, phone, card, api_key] */
+static void parse_redact(parse_ctx_t *ctx, yaml_node_t *n, const char *field, unsigned *out)
+{
+    if (n->type == YAML_SCALAR_NODE) {
+        int on;
+        if (get_bool(ctx, n, field, &on))
+            *out = on ? GYRE_REDACT_ALL : 0;
+        return;
+    }
+    if (!want_type(ctx, n, YAML_SEQUENCE_NODE, field))
+        return;
+    unsigned kinds = 0;
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+        yaml_node_t *v = yaml_document_get_node(ctx->doc, *it);
+        char sub[160];
+        path_of(sub, sizeof(sub), "%s[%zu]", field, (size_t)(it - n->data.sequence.items.start));
+        if (!want_type(ctx, v, YAML_SCALAR_NODE, sub))
+            continue;
+        unsigned k = gyre_redact_kind_from_name(scalar(v));
+        if (k == 0)
+            ERR(ctx, v, sub, "unknown kind '%s' (known: email, phone, card, api_key)", scalar(v));
+        kinds |= k;
+    }
+    *out = kinds;
+}
+
 static void parse_route(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, size_t ri)
 {
     static const char *const strategies[] = {"weighted", "least_latency", "least_inflight", "cheapest", NULL};
@@ -643,6 +760,8 @@ static void parse_route(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, size
     r->backoff_max_ms = 5000;
     r->cache_ttl_ms = 300000;
     r->cache_max_bytes = (size_t)64 << 20;
+    r->capture = 1;
+    r->redact = c->redact; /* the root's `redact:` is read before any route */
     if (!want_type(ctx, n, YAML_MAPPING_NODE, path_of(field, sizeof(field), "routes[%zu]", ri)))
         return;
     yaml_node_t *targets = NULL, *fallbacks = NULL;
@@ -692,10 +811,15 @@ static void parse_route(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, size
                 r->affinity_session = choice == 1;
         } else if (strcmp(key, "cache") == 0) {
             parse_cache(ctx, v, r, ri);
+        } else if (strcmp(key, "capture") == 0) {
+            get_bool(ctx, v, field, &r->capture);
+        } else if (strcmp(key, "redact") == 0) {
+            parse_redact(ctx, v, field, &r->redact);
         } else {
             ERR(ctx, k, path_of(field, sizeof(field), "routes[%zu]", ri),
                 "unknown field '%s' (known: name, targets, fallbacks, strategy, fallback_on, retries, backoff_ms, "
-                "backoff_max_ms, attempt_timeout_ms, deadline_ms, first_byte_timeout_ms, midstream, affinity, cache)",
+                "backoff_max_ms, attempt_timeout_ms, deadline_ms, first_byte_timeout_ms, midstream, affinity, cache, "
+                "capture, redact)",
                 key);
         }
     }
@@ -726,6 +850,96 @@ static void parse_route(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, size
         ERR(ctx, n, path_of(field, sizeof(field), "routes[%zu].backoff_max_ms", ri),
             "%llu is less than backoff_ms (%llu)", (unsigned long long)r->backoff_max_ms,
             (unsigned long long)r->backoff_ms);
+}
+
+/*
+ * otlp: {endpoint: URL, headers: {name: value}, timeout_ms, batch_max, interval_ms, queue_max, service_name}.
+ * Header values are resolved like keys (env:NAME, file:PATH) and never appear in an error.
+ */
+static void parse_otlp(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n)
+{
+    gyre_otlp_conf_t *o = &c->otlp;
+    o->timeout_ms = 10000;
+    o->batch_max = 512;
+    o->interval_ms = 1000;
+    o->queue_max = 65536;
+    free(o->service_name);
+    o->service_name = gyre_strdup("gyre");
+    if (!want_type(ctx, n, YAML_MAPPING_NODE, "otlp"))
+        return;
+    yaml_node_t *endpoint = NULL;
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(ctx->doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(ctx->doc, p->value);
+        const char *key = scalar(k) != NULL ? scalar(k) : "?";
+        unsigned long long u;
+        if (strcmp(key, "endpoint") == 0) {
+            if (get_string(ctx, v, "otlp.endpoint", &o->endpoint))
+                endpoint = v;
+        } else if (strcmp(key, "headers") == 0) {
+            if (!want_type(ctx, v, YAML_MAPPING_NODE, "otlp.headers"))
+                continue;
+            for (yaml_node_pair_t *hp = v->data.mapping.pairs.start; hp < v->data.mapping.pairs.top; hp++) {
+                yaml_node_t *hk = yaml_document_get_node(ctx->doc, hp->key);
+                yaml_node_t *hv = yaml_document_get_node(ctx->doc, hp->value);
+                char field[160];
+                const char *name = scalar(hk);
+                int ok = name != NULL && name[0] != '\0';
+                for (const char *q = name; ok && *q != '\0'; q++)
+                    ok = isalnum((unsigned char)*q) || strchr("!#$%&'*+-.^_`|~", *q) != NULL;
+                if (!ok) {
+                    ERR(ctx, hk, "otlp.headers", "'%s' is not a valid header name", name != NULL ? name : "?");
+                    continue;
+                }
+                path_of(field, sizeof(field), "otlp.headers.%.100s", name);
+                if (!want_type(ctx, hv, YAML_SCALAR_NODE, field))
+                    continue;
+                char *value = resolve_key(ctx, hv, field, scalar(hv));
+                if (value == NULL)
+                    continue;
+                if (strpbrk(value, "\r\n") != NULL) {
+                    /* The value itself is a secret: say where it came from, not what it is. */
+                    ERR(ctx, hv, field, "the value contains a line break");
+                    explicit_bzero(value, strlen(value));
+                    free(value);
+                    continue;
+                }
+                o->header_names = gyre_realloc(o->header_names, sizeof(*o->header_names) * (o->nheaders + 1));
+                o->header_values = gyre_realloc(o->header_values, sizeof(*o->header_values) * (o->nheaders + 1));
+                o->header_names[o->nheaders] = gyre_strdup(name);
+                o->header_values[o->nheaders] = value;
+                o->nheaders++;
+            }
+        } else if (strcmp(key, "timeout_ms") == 0) {
+            if (get_uint(ctx, v, "otlp.timeout_ms", 1, 600000, &u))
+                o->timeout_ms = u;
+        } else if (strcmp(key, "batch_max") == 0) {
+            if (get_uint(ctx, v, "otlp.batch_max", 1, 65536, &u))
+                o->batch_max = (size_t)u;
+        } else if (strcmp(key, "interval_ms") == 0) {
+            if (get_uint(ctx, v, "otlp.interval_ms", 1, 3600000, &u))
+                o->interval_ms = u;
+        } else if (strcmp(key, "queue_max") == 0) {
+            if (get_uint(ctx, v, "otlp.queue_max", 1, (unsigned long long)1 << 24, &u))
+                o->queue_max = (size_t)u;
+        } else if (strcmp(key, "service_name") == 0) {
+            if (get_string(ctx, v, "otlp.service_name", &o->service_name) && o->service_name[0] == '\0')
+                ERR(ctx, v, "otlp.service_name", "is empty");
+        } else {
+            ERR(ctx, k, "otlp",
+                "unknown field '%s' (known: endpoint, headers, timeout_ms, batch_max, interval_ms, queue_max, "
+                "service_name)",
+                key);
+        }
+    }
+    if (o->endpoint == NULL) {
+        ERR(ctx, n, "otlp", "needs an 'endpoint' (for example http://127.0.0.1:4318/v1/traces)");
+        return;
+    }
+    const char *e = o->endpoint;
+    size_t skip = strncmp(e, "http://", 7) == 0 ? 7 : strncmp(e, "https://", 8) == 0 ? 8 : 0;
+    if (skip == 0 || e[skip] == '\0' || e[skip] == '/' || e[skip] == ':')
+        ERR(ctx, endpoint, "otlp.endpoint", "'%s' is not an http:// or https:// URL with a host", e);
 }
 
 static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
@@ -763,6 +977,8 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
                         get_string(ctx, sv, "store.sqlite", &c->store_sqlite);
                     else if (scalar(sk) != NULL && strcmp(scalar(sk), "traces") == 0)
                         get_bool(ctx, sv, "store.traces", &c->traces);
+                    else if (scalar(sk) != NULL && strcmp(scalar(sk), "capture") == 0)
+                        get_bool(ctx, sv, "store.capture", &c->store_capture);
                     else
                         ERR(ctx, sk, "store", "unknown store '%s' (supported: sqlite)", scalar(sk) ? scalar(sk) : "?");
                 }
@@ -775,14 +991,18 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
                 else
                     fclose(f);
             }
+        } else if (strcmp(key, "otlp") == 0) {
+            parse_otlp(ctx, c, v);
+        } else if (strcmp(key, "redact") == 0) {
+            parse_redact(ctx, v, "redact", &c->redact);
         } else if (strcmp(key, "providers") == 0) {
             providers = v;
         } else if (strcmp(key, "routes") == 0) {
             routes = v;
         } else {
             ERR(ctx, k, "",
-                "unknown field '%s' (known: listen, workers, store, prices, providers, routes, max_body_bytes, "
-                "shutdown_grace_ms)",
+                "unknown field '%s' (known: listen, workers, store, prices, redact, providers, routes, "
+                "max_body_bytes, shutdown_grace_ms)",
                 key);
         }
     }
@@ -812,6 +1032,8 @@ gyre_config_t *gyre_config_parse(const char *source, const char *text, size_t le
     c->store_sqlite = gyre_strdup("./gyre.db");
     c->max_body_bytes = GYRE_DEFAULT_MAX_BODY_BYTES;
     c->shutdown_grace_ms = GYRE_DEFAULT_GRACE_MS;
+    c->store_capture = 1;
+    c->redact = GYRE_REDACT_ALL;
     size_t errs_before = errs->count;
 
     yaml_parser_t parser;
@@ -989,6 +1211,7 @@ static void free_provider(gyre_provider_conf_t *p)
     free(p->ca_file);
     free(p->api_version);
     free(p->region);
+    gyre_prices_free(p->prices);
 }
 
 void gyre_config_free(gyre_config_t *c)
@@ -1015,6 +1238,15 @@ void gyre_config_free(gyre_config_t *c)
     free(c->listen_host);
     free(c->store_sqlite);
     free(c->prices_file);
+    for (size_t i = 0; i < c->otlp.nheaders; i++) {
+        explicit_bzero(c->otlp.header_values[i], strlen(c->otlp.header_values[i]));
+        free(c->otlp.header_values[i]);
+        free(c->otlp.header_names[i]);
+    }
+    free(c->otlp.header_names);
+    free(c->otlp.header_values);
+    free(c->otlp.endpoint);
+    free(c->otlp.service_name);
     free(c);
 }
 

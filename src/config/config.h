@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "route/prices.h"
+
 typedef enum gyre_provider_kind {
     GYRE_PROVIDER_OPENAI = 1, /* OpenAI and every OpenAI-compatible API */
     GYRE_PROVIDER_AZURE,      /* Azure OpenAI: deployment URLs, api-version, api-key header */
@@ -76,6 +78,9 @@ typedef struct gyre_provider_conf {
     char *ca_file;       /* extra trust anchors for https; NULL: the system store */
     int tls_verify;      /* 1 unless `tls_verify: false` */
     uint64_t timeout_ms; /* connect and per-read idle limit upstream */
+    /* `prices: {MODEL: {input, output, cached_input, cache_write}}`: what this provider charges (USD per 1M
+     * tokens), before the shared table, for the calls it answered; NULL when it has none. */
+    gyre_prices_t *prices;
     int line;
 } gyre_provider_conf_t;
 
@@ -119,8 +124,28 @@ typedef struct gyre_route_conf {
     int cache;                   /* `cache:` present and enabled */
     uint64_t cache_ttl_ms;       /* default 300000 */
     size_t cache_max_bytes;      /* default 64 MiB */
+    int capture;                 /* `capture:` the traces keep request and response bodies (default true) */
+    unsigned redact;             /* `redact:` GYRE_REDACT_* bits (trace/redact.h); default the root's */
     int line;
 } gyre_route_conf_t;
+
+/*
+ * `otlp:` spans exported to an OpenTelemetry collector over OTLP/HTTP JSON
+ * (src/otlp/otlp.h).  endpoint NULL: no export.  Header values may be
+ * secrets (env:NAME, file:PATH, as provider keys are): they are sent, never
+ * logged or echoed in an error.
+ */
+typedef struct gyre_otlp_conf {
+    char *endpoint;       /* http(s)://host[:port]/path, e.g. http://127.0.0.1:4318/v1/traces */
+    char **header_names;  /* `headers: {name: value}` */
+    char **header_values; /* resolved */
+    size_t nheaders;
+    uint64_t timeout_ms;  /* one POST, connect to answer [10000] */
+    size_t batch_max;     /* spans per POST [512] */
+    uint64_t interval_ms; /* a batch that is not full is posted this long after its first span [1000] */
+    size_t queue_max;     /* spans waiting, all workers together; past it they are dropped and counted [65536] */
+    char *service_name;   /* the resource's service.name ["gyre"] */
+} gyre_otlp_conf_t;
 
 typedef struct gyre_config {
     char *source; /* the file name, or "<embedded default>" */
@@ -131,6 +156,12 @@ typedef struct gyre_config {
     /* `store: {traces: true}`: every request's trace is written to the store.  Off unless asked for while the
      * writer costs more than issue 5's budget (docs/decisions.md); the embedded default turns it on. */
     int traces;
+    /* `store: {capture: false}`: calls without a route (provider/model, pass-through) keep no bodies.  Default
+     * true; a route says it for its own calls with `capture:`. */
+    int store_capture;
+    /* `redact:` GYRE_REDACT_* bits (trace/redact.h) for calls without a route and the default of every route:
+     * all four kinds unless `redact: false` or a list (docs/privacy.md). */
+    unsigned redact;
     char *prices_file; /* `prices:` a JSON price table replacing the shipped one; NULL: data/prices.json as built in */
     size_t max_body_bytes;
     uint64_t shutdown_grace_ms;
@@ -138,6 +169,7 @@ typedef struct gyre_config {
     size_t nproviders;
     gyre_route_conf_t *routes;
     size_t nroutes;
+    gyre_otlp_conf_t otlp;
     /* Human-readable notes gathered while building the embedded default
      * (which providers came from which environment variables). */
     char **notes;

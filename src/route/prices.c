@@ -3,6 +3,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -205,6 +206,21 @@ gyre_prices_t *gyre_prices_builtin(void)
     return p;
 }
 
+gyre_prices_t *gyre_prices_create(const char *const *models, const gyre_price_t *prices, size_t n)
+{
+    gyre_prices_t *p = gyre_calloc(1, sizeof(*p));
+    p->version = gyre_strdup("");
+    p->entries = gyre_calloc(n > 0 ? n : 1, sizeof(*p->entries));
+    for (size_t i = 0; i < n; i++) {
+        p->entries[i].len = strlen(models[i]);
+        p->entries[i].name = gyre_strndup(models[i], p->entries[i].len);
+        p->entries[i].price = prices[i];
+    }
+    p->n = n;
+    qsort(p->entries, p->n, sizeof(*p->entries), compare_entries);
+    return p;
+}
+
 void gyre_prices_free(gyre_prices_t *p)
 {
     if (p == NULL)
@@ -286,6 +302,23 @@ const gyre_price_t *gyre_prices_find(const gyre_prices_t *p, const char *model, 
     if (r == NULL && slash != NULL && slash + 1 < model + len)
         r = find_regional(p, slash + 1, len - (size_t)(slash + 1 - model));
     return r;
+}
+
+/* The length of the name a found price is listed under (every price lives in an entry). */
+static size_t key_len(const gyre_price_t *pr)
+{
+    return ((const price_entry_t *)(const void *)((const char *)pr - offsetof(price_entry_t, price)))->len;
+}
+
+const gyre_price_t *gyre_prices_lookup(const gyre_prices_t *provider, const gyre_prices_t *table, const char *model,
+                                       size_t len)
+{
+    const gyre_price_t *o = gyre_prices_find(provider, model, len), *t = gyre_prices_find(table, model, len);
+    if (o == NULL || t == NULL)
+        return o != NULL ? o : t;
+    /* Both know it: the more specific name wins, the provider's on a tie, so that an override of "gpt-4o"
+     * does not price "gpt-4o-mini", which the table lists by its own name. */
+    return key_len(t) > key_len(o) ? t : o;
 }
 
 double gyre_prices_cost(const gyre_price_t *pr, long long prompt_tokens, long long cached_tokens,

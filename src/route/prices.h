@@ -14,6 +14,10 @@
  * optional.  Unknown fields are errors, so a misspelt price is not silently
  * ignored.
  *
+ * A provider's `prices:` in the config is a table of its own, built with
+ * gyre_prices_create(), that takes precedence over this one for the calls
+ * that provider answered (gyre_prices_lookup()).
+ *
  * A table is immutable once parsed and shared read-only by every worker;
  * lookups allocate nothing and take no lock.
  */
@@ -42,6 +46,13 @@ gyre_prices_t *gyre_prices_parse(const char *json, size_t len, char *err, size_t
  */
 gyre_prices_t *gyre_prices_builtin(void);
 
+/*
+ * A table of `n` models from the config (a provider's `prices:` overrides);
+ * names and prices are copied, and names must be distinct (the config
+ * parser refuses a model listed twice).  Free it with gyre_prices_free().
+ */
+gyre_prices_t *gyre_prices_create(const char *const *models, const gyre_price_t *prices, size_t n);
+
 void gyre_prices_free(gyre_prices_t *p);
 
 /* The table's "version" ("" when it has none), and how many models it prices. */
@@ -57,6 +68,18 @@ size_t gyre_prices_count(const gyre_prices_t *p);
  * then null, not 0).
  */
 const gyre_price_t *gyre_prices_find(const gyre_prices_t *p, const char *model, size_t len);
+
+/*
+ * The price of `model` for a call that a provider answered: its own table
+ * (`provider`, a provider's `prices:`, or NULL) before `table` (the
+ * built-in one or the root `prices:` file), both matched as
+ * gyre_prices_find() does.  When both know the model, the one that lists
+ * it under the longer (more specific) name wins, the provider's on a tie:
+ * a provider's "gpt-4o" prices "gpt-4o" and "gpt-4o-2024-08-06", not
+ * "gpt-4o-mini", which the table names itself.  NULL when neither knows it.
+ */
+const gyre_price_t *gyre_prices_lookup(const gyre_prices_t *provider, const gyre_prices_t *table, const char *model,
+                                       size_t len);
 
 /*
  * Cost in USD of a call, or -1 when the model is unknown (pr NULL).  cached

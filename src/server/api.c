@@ -27,6 +27,8 @@
 #define API_PAGE_MAX ((size_t)32 << 20)
 #define API_TRACE_MAX ((size_t)160 << 20)
 #define API_SESSION_MAX ((size_t)256 << 20)
+/* Stats: at most 10000 groups or 10080 buckets of about 400 bytes each. */
+#define API_STATS_MAX ((size_t)16 << 20)
 /* The longest session id the API looks up (ids are client header values; longer cannot have been stored usefully). */
 #define API_SESSION_ID_MAX 1024
 /* The longest parameter name worth reading: every known one is shorter. */
@@ -124,16 +126,27 @@ enum {
     P_Q,
     P_CURSOR,
     P_LIMIT,
+    P_OTEL_TRACE_ID,
     P_COUNT
 };
 
 static const char *const param_names[P_COUNT] = {
     "from", "to",     "route",  "provider",       "model", "agent",  "session", "user",
-    "tag",  "status", "errors", "min_latency_ms", "q",     "cursor", "limit",
+    "tag",  "status", "errors", "min_latency_ms", "q",     "cursor", "limit",   "otel_trace_id",
 };
 
 #define PARAM_LIST                                                                                                     \
-    "from, to, route, provider, model, agent, session, user, tag, status, errors, min_latency_ms, q, cursor, limit"
+    "from, to, route, provider, model, agent, session, user, tag, status, errors, min_latency_ms, q, cursor, limit, " \
+    "otel_trace_id"
+
+/* /api/stats's parameters. */
+enum { S_FROM, S_TO, S_ROUTE, S_PROVIDER, S_MODEL, S_AGENT, S_USER, S_GROUP_BY, S_BUCKET, S_COUNT };
+
+static const char *const stats_param_names[S_COUNT] = {
+    "from", "to", "route", "provider", "model", "agent", "user", "group_by", "bucket",
+};
+
+#define STATS_PARAM_LIST "from, to, route, provider, model, agent, user, group_by, bucket"
 
 #define BAD_PARAM(err, code, param, ...)                                                                               \
     gyre_api_error_set((err), 400, "invalid_request_error", (code), (param), __VA_ARGS__)
@@ -237,21 +250,27 @@ int gyre_api_parse_time(const char *s, int64_t *us)
     return parse_rfc3339(s, us);
 }
 
-/* Sets one parameter from its decoded, non-empty value; 0, or -1 with err filled. */
-static int set_param(gyre_trace_query_t *q, int which, const char *v, gyre_api_error_t *err)
+static int set_time(const char *name, const char *v, int64_t *us, gyre_api_error_t *err)
 {
+    if (gyre_api_parse_time(v, us) != 0) {
+        BAD_PARAM(err, "invalid_value", name,
+                  "'%s' must be unix milliseconds or an RFC 3339 time such as 2026-12-01T10:00:00Z, got '%.64s'", name,
+                  v);
+        return -1;
+    }
+    return 0;
+}
+
+/* Sets one parameter from its decoded, non-empty value; 0, or -1 with err filled. */
+static int set_param(void *ctx, int which, const char *v, gyre_api_error_t *err)
+{
+    gyre_trace_query_t *q = ctx;
     const char *name = param_names[which];
     uint64_t u;
     switch (which) {
     case P_FROM:
     case P_TO:
-        if (gyre_api_parse_time(v, which == P_FROM ? &q->from_us : &q->to_us) != 0) {
-            BAD_PARAM(err, "invalid_value", name,
-                      "'%s' must be unix milliseconds or an RFC 3339 time such as 2026-12-01T10:00:00Z, got '%.64s'",
-                      name, v);
-            return -1;
-        }
-        return 0;
+        return set_time(name, v, which == P_FROM ? &q->from_us : &q->to_us, err);
     case P_ROUTE: q->route = v; return 0;
     case P_PROVIDER: q->provider = v; return 0;
     case P_MODEL: q->model = v; return 0;
@@ -261,6 +280,7 @@ static int set_param(gyre_trace_query_t *q, int which, const char *v, gyre_api_e
     case P_TAG: q->tag = v; return 0;
     case P_Q: q->text = v; return 0;
     case P_CURSOR: q->cursor = v; return 0;
+    case P_OTEL_TRACE_ID: q->otel_trace_id = v; return 0;
     case P_STATUS:
         if (parse_uint(v, 999, &u) != 0 || u < 100 || u > 599) {
             BAD_PARAM(err, "invalid_value", name, "'status' must be an HTTP status from 100 to 599, got '%.64s'", v);
@@ -298,12 +318,25 @@ static int set_param(gyre_trace_query_t *q, int which, const char *v, gyre_api_e
     return 0;
 }
 
-int gyre_api_parse_traces_query(const char *qs, size_t len, gyre_api_query_t *out, gyre_api_error_t *err)
+/* One endpoint's parameters: their names, the list an unknown one is answered with, and the setter. */
+typedef struct param_table {
+    const char *const *names;
+    int count;
+    const char *list;
+    int (*set)(void *ctx, int which, const char *v, gyre_api_error_t *err);
+} param_table_t;
+
+/*
+ * The query-string loop both endpoints share: splits, URL-decodes into
+ * `strings` (GYRE_API_QUERY_MAX + 1 bytes), refuses unknown and repeated
+ * names, skips empty values, and hands the rest to the table's setter.
+ */
+static int parse_query(const char *qs, size_t len, const param_table_t *t, void *ctx, char *strings,
+                       gyre_api_error_t *err)
 {
     unsigned seen = 0;
     size_t used = 0;
-    memset(&out->q, 0, sizeof(out->q));
-    out->strings[0] = '\0';
+    strings[0] = '\0';
     if (len > GYRE_API_QUERY_MAX) {
         BAD_PARAM(err, "query_too_long", NULL, "the query string is longer than %d bytes", GYRE_API_QUERY_MAX);
         return -1;
@@ -329,17 +362,17 @@ int gyre_api_parse_traces_query(const char *qs, size_t len, gyre_api_query_t *ou
         int which = -1;
         if (kd <= API_KEY_MAX) {
             key[kd] = '\0';
-            for (int p = 0; p < P_COUNT; p++)
-                if (strcmp(key, param_names[p]) == 0)
+            for (int p = 0; p < t->count; p++)
+                if (strcmp(key, t->names[p]) == 0)
                     which = p;
         }
         if (which < 0) {
             if (kd > API_KEY_MAX)
                 snprintf(key, sizeof(key), "%.*s", (int)(klen < API_KEY_MAX ? klen : API_KEY_MAX), part);
-            BAD_PARAM(err, "unknown_parameter", key, "unknown parameter '%s'; expected one of " PARAM_LIST, key);
+            BAD_PARAM(err, "unknown_parameter", key, "unknown parameter '%s'; expected one of %s", key, t->list);
             return -1;
         }
-        const char *name = param_names[which];
+        const char *name = t->names[which];
         if (seen & (1u << which)) {
             BAD_PARAM(err, "duplicate_parameter", name, "'%s' is given more than once", name);
             return -1;
@@ -348,11 +381,11 @@ int gyre_api_parse_traces_query(const char *qs, size_t len, gyre_api_query_t *ou
 
         /* Decoding never grows a value, and every value was preceded by at least its '=' in the query, so the
          * values and their terminators fit in GYRE_API_QUERY_MAX + 1 bytes; the check is for the reader. */
-        if (used + vlen + 1 > sizeof(out->strings)) {
+        if (used + vlen + 1 > GYRE_API_QUERY_MAX + 1) {
             BAD_PARAM(err, "query_too_long", NULL, "the query string is longer than %d bytes", GYRE_API_QUERY_MAX);
             return -1;
         }
-        char *v = out->strings + used;
+        char *v = strings + used;
         ssize_t vd = url_decode(val, vlen, 1, v);
         if (vd == -1) {
             BAD_PARAM(err, "invalid_encoding", name, "'%s' has a malformed percent escape", name);
@@ -366,9 +399,87 @@ int gyre_api_parse_traces_query(const char *qs, size_t len, gyre_api_query_t *ou
         used += (size_t)vd + 1;
         if (vd == 0)
             continue; /* "from=": a form's empty field filters nothing */
-        if (set_param(&out->q, which, v, err) != 0)
+        if (t->set(ctx, which, v, err) != 0)
             return -1;
     }
+    return 0;
+}
+
+int gyre_api_parse_traces_query(const char *qs, size_t len, gyre_api_query_t *out, gyre_api_error_t *err)
+{
+    static const param_table_t table = {param_names, P_COUNT, PARAM_LIST, set_param};
+    memset(&out->q, 0, sizeof(out->q));
+    if (parse_query(qs, len, &table, &out->q, out->strings, err) != 0)
+        return -1;
+    if (out->q.from_us != 0 && out->q.to_us != 0 && out->q.to_us <= out->q.from_us) {
+        BAD_PARAM(err, "invalid_value", "to", "'to' must be later than 'from'");
+        return -1;
+    }
+    return 0;
+}
+
+/* The bucket widths /api/stats offers. */
+static const struct {
+    const char *name;
+    int64_t us;
+} stats_buckets[] = {
+    {"1m", (int64_t)60 * 1000000},     {"5m", (int64_t)300 * 1000000},    {"15m", (int64_t)900 * 1000000},
+    {"1h", (int64_t)3600 * 1000000},   {"1d", (int64_t)86400 * 1000000},
+};
+
+static int set_stats_param(void *ctx, int which, const char *v, gyre_api_error_t *err)
+{
+    static const char *const dims[] = {"route", "provider", "model", "agent", "user"};
+    static const unsigned bits[] = {GYRE_STATS_BY_ROUTE, GYRE_STATS_BY_PROVIDER, GYRE_STATS_BY_MODEL,
+                                    GYRE_STATS_BY_AGENT, GYRE_STATS_BY_USER};
+    gyre_stats_query_t *q = ctx;
+    const char *name = stats_param_names[which];
+    switch (which) {
+    case S_FROM: return set_time(name, v, &q->from_us, err);
+    case S_TO: return set_time(name, v, &q->to_us, err);
+    case S_ROUTE: q->route = v; return 0;
+    case S_PROVIDER: q->provider = v; return 0;
+    case S_MODEL: q->model = v; return 0;
+    case S_AGENT: q->agent = v; return 0;
+    case S_USER: q->user = v; return 0;
+    case S_GROUP_BY:
+        for (const char *p = v; *p;) {
+            size_t n = strcspn(p, ",");
+            unsigned bit = 0;
+            for (size_t d = 0; d < sizeof(dims) / sizeof(dims[0]); d++)
+                if (strlen(dims[d]) == n && memcmp(p, dims[d], n) == 0)
+                    bit = bits[d];
+            if (bit == 0 && n > 0) {
+                BAD_PARAM(err, "invalid_value", name,
+                          "'group_by' takes a comma list of route, provider, model, agent, user; got '%.*s'",
+                          (int)(n < 64 ? n : 64), p);
+                return -1;
+            }
+            q->group_by |= bit;
+            p += n;
+            if (*p == ',')
+                p++;
+        }
+        return 0;
+    case S_BUCKET:
+        for (size_t i = 0; i < sizeof(stats_buckets) / sizeof(stats_buckets[0]); i++) {
+            if (strcmp(v, stats_buckets[i].name) == 0) {
+                q->bucket_us = stats_buckets[i].us;
+                return 0;
+            }
+        }
+        BAD_PARAM(err, "invalid_value", name, "'bucket' must be one of 1m, 5m, 15m, 1h, 1d, got '%.64s'", v);
+        return -1;
+    }
+    return 0;
+}
+
+int gyre_api_parse_stats_query(const char *qs, size_t len, gyre_api_stats_query_t *out, gyre_api_error_t *err)
+{
+    static const param_table_t table = {stats_param_names, S_COUNT, STATS_PARAM_LIST, set_stats_param};
+    memset(&out->q, 0, sizeof(out->q));
+    if (parse_query(qs, len, &table, &out->q, out->strings, err) != 0)
+        return -1;
     if (out->q.from_us != 0 && out->q.to_us != 0 && out->q.to_us <= out->q.from_us) {
         BAD_PARAM(err, "invalid_value", "to", "'to' must be later than 'from'");
         return -1;
@@ -416,6 +527,49 @@ static void on_traces(gyre_store_t *s, h2o_req_t *req)
         gyre_respond_error(req, &err);
     } else {
         respond_store_error(req, r, "reading traces", msg);
+    }
+    gyre_buf_dispose(&out);
+}
+
+/* The store's message starts with the parameter it refuses ("bucket: ..."): that is the 400's param. */
+static const char *store_error_param(const char *msg)
+{
+    static const char *const names[] = {"bucket", "group_by", "from", "to"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        size_t n = strlen(names[i]);
+        if (strncmp(msg, names[i], n) == 0 && msg[n] == ':')
+            return names[i];
+    }
+    return NULL;
+}
+
+static void on_stats(gyre_store_t *s, h2o_req_t *req)
+{
+    gyre_api_stats_query_t query;
+    gyre_api_error_t err;
+    const char *qs = NULL;
+    size_t qlen = 0;
+    if (req->query_at != SIZE_MAX) {
+        qs = req->path.base + req->query_at + 1;
+        qlen = req->path.len - req->query_at - 1;
+    }
+    if (gyre_api_parse_stats_query(qs, qlen, &query, &err) != 0) {
+        gyre_respond_error(req, &err);
+        return;
+    }
+    char msg[512] = "";
+    gyre_buf_t out;
+    gyre_buf_init(&out, API_STATS_MAX);
+    int r = gyre_store_sqlite.stats(s, &query.q, &out, msg, sizeof(msg));
+    const char *param = store_error_param(msg);
+    if (r == 0) {
+        gyre_respond_json(req, 200, out.base, out.len);
+    } else if (r == -EINVAL || (r == -E2BIG && param != NULL)) {
+        /* What only the store can check: the bucket count over the defaulted range, the number of groups. */
+        gyre_api_error_set(&err, 400, "invalid_request_error", "invalid_value", param, "%s", msg);
+        gyre_respond_error(req, &err);
+    } else {
+        respond_store_error(req, r, "reading stats", msg);
     }
     gyre_buf_dispose(&out);
 }
@@ -491,7 +645,7 @@ static int has_prefix(const char *p, size_t n, const char *prefix, size_t plen)
     return n >= plen && memcmp(p, prefix, plen) == 0;
 }
 
-enum { EP_TRACES, EP_TRACE, EP_SESSION };
+enum { EP_TRACES, EP_TRACE, EP_SESSION, EP_STATS };
 
 int gyre_api_handle(gyre_worker_t *w, h2o_req_t *req)
 {
@@ -511,6 +665,8 @@ int gyre_api_handle(gyre_worker_t *w, h2o_req_t *req)
     size_t idlen = 0;
     if (h2o_memis(path.base, path.len, H2O_STRLIT("/api/traces"))) {
         ep = EP_TRACES;
+    } else if (h2o_memis(path.base, path.len, H2O_STRLIT("/api/stats"))) {
+        ep = EP_STATS;
     } else if (has_prefix(path.base, path.len, H2O_STRLIT("/api/traces/")) && path.len > 12 &&
                memchr(path.base + 12, '/', path.len - 12) == NULL) {
         ep = EP_TRACE;
@@ -524,8 +680,8 @@ int gyre_api_handle(gyre_worker_t *w, h2o_req_t *req)
     } else {
         gyre_api_error_t err;
         gyre_api_error_set(&err, 404, "invalid_request_error", "unknown_url", NULL,
-                           "unknown path %.*s; the trace API serves /api/traces, /api/traces/{id} and "
-                           "/api/sessions/{id}",
+                           "unknown path %.*s; the trace API serves /api/traces, /api/traces/{id}, "
+                           "/api/sessions/{id} and /api/stats",
                            (int)(path.len < 256 ? path.len : 256), path.base);
         gyre_respond_error(req, &err);
         return 1;
@@ -560,6 +716,7 @@ int gyre_api_handle(gyre_worker_t *w, h2o_req_t *req)
     case EP_TRACES: on_traces(s, req); break;
     case EP_TRACE: on_trace(s, req, id, idlen); break;
     case EP_SESSION: on_session(s, req, id, idlen); break;
+    case EP_STATS: on_stats(s, req); break;
     }
     return 1;
 }

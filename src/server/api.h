@@ -3,8 +3,10 @@
  * store.
  *
  *   GET /api/traces?from=&to=&route=&provider=&model=&agent=&session=
- *                   &user=&tag=&status=&errors=&min_latency_ms=&q=&cursor=&limit=
+ *                   &user=&tag=&status=&errors=&min_latency_ms=&q=&cursor=&limit=&otel_trace_id=
  *       a page of trace summaries, newest first (the store's page JSON)
+ *   GET /api/stats?from=&to=&route=&provider=&model=&agent=&user=&group_by=&bucket=
+ *       counts, percentiles, tokens and cost (the store's stats JSON; docs/api.md)
  *   GET /api/traces/{id}     one trace, or 404 trace_not_found
  *   GET /api/sessions/{id}   a session's calls, oldest first, or 404 session_not_found
  *
@@ -32,6 +34,12 @@ typedef struct gyre_api_query {
     char strings[GYRE_API_QUERY_MAX + 1];
 } gyre_api_query_t;
 
+/* A parsed /api/stats query, the same way. */
+typedef struct gyre_api_stats_query {
+    gyre_stats_query_t q;
+    char strings[GYRE_API_QUERY_MAX + 1];
+} gyre_api_stats_query_t;
+
 /*
  * Answers the request when its path is /api or under /api/ and returns 1;
  * returns 0 (leaving the request alone) for every other path.
@@ -45,6 +53,13 @@ int gyre_api_handle(gyre_worker_t *w, h2o_req_t *req);
  * `err` filled as a 400 naming the parameter.
  */
 int gyre_api_parse_traces_query(const char *qs, size_t len, gyre_api_query_t *out, gyre_api_error_t *err);
+
+/*
+ * The same for /api/stats: from, to, route, provider, model, agent, user,
+ * group_by (a comma list of route, provider, model, agent, user) and
+ * bucket (1m, 5m, 15m, 1h or 1d).
+ */
+int gyre_api_parse_stats_query(const char *qs, size_t len, gyre_api_stats_query_t *out, gyre_api_error_t *err);
 
 /*
  * Reads a time as unix milliseconds ("1764583200000") or RFC 3339

@@ -19,6 +19,7 @@
 #include "dialect/dialect.h"
 #include "dialect/openai.h"
 #include "dialect/openai_stream.h"
+#include "otlp/endpoint.h"
 #include "proxy/call.h"
 #include "proxy/proxy.h"
 #include "route/route.h"
@@ -198,6 +199,16 @@ static int respond_from_cache(h2o_req_t *req, gyre_call_t *call, const gyre_buf_
 }
 
 /*
+ * Whether a call's trace keeps the bodies (call->capture, the one switch):
+ * only when traces are stored, and then as its route says (`capture:`), or
+ * as `store: {capture:}` says for calls without a route.
+ */
+static int call_captures(const gyre_server_t *s, const gyre_route_conf_t *r)
+{
+    return s->writer != NULL && (r != NULL ? r->capture : s->config->store_capture);
+}
+
+/*
  * Plans a call to route `target` (or to one provider) and hands it to the
  * proxy, unless the route's cache answers it.  `pivot` is the request in
  * OpenAI's shape (for the cache key), or NULL.
@@ -210,6 +221,7 @@ static int dispatch(gyre_server_t *s, h2o_req_t *req, gyre_call_t *call, const g
     const gyre_route_conf_t *r = target->route;
     call->route = r;
     call->route_name = r != NULL ? r->name : NULL;
+    call->capture = call_captures(s, r); /* the route is known from here on */
     if (r != NULL) {
         size_t ri = (size_t)(r - c->routes);
         call->cands = h2o_mem_alloc_pool(&req->pool, sizeof(*call->cands) * (r->ntargets + r->nfallbacks));
@@ -350,10 +362,11 @@ static gyre_call_t *begin_call(gyre_worker_t *w, h2o_req_t *req)
     gyre_call_t *call = h2o_mem_alloc_pool(&req->pool, sizeof(*call));
     memset(call, 0, sizeof(*call));
     /* Every call has a trace, stored or not: metrics are read from it.  Bodies are kept only when the trace
-     * is stored (call->capture is the one switch for them). */
+     * is stored and its route captures them (call->capture is the one switch for them); until dispatch
+     * knows the route, the calls without one say (a bad request never gets one). */
     call->trace = h2o_mem_alloc_pool(&req->pool, sizeof(*call->trace));
     gyre_trace_begin(call->trace, req, &w->rng, gyre_request_id(w, req));
-    call->capture = w->server->writer != NULL;
+    call->capture = call_captures(w->server, NULL);
     gyre_respond_take_body(req); /* an earlier request's, on this thread */
     return call;
 }
@@ -374,7 +387,12 @@ static void end_local_call(gyre_server_t *s, gyre_worker_t *w, h2o_req_t *req, g
     h2o_iovec_t answered = gyre_respond_take_body(req);
     if (call->capture && t->response_body.len == 0 && answered.len != 0)
         t->response_body = (gyre_tstr_t){answered.base, answered.len};
-    gyre_trace_price(t, s->prices);
+    /* A cache hit names the provider that answered when the entry was stored: its own prices apply. */
+    const gyre_provider_conf_t *p =
+        t->provider.len != 0 ? gyre_config_find_provider(s->config, t->provider.p, t->provider.len) : NULL;
+    gyre_trace_price(t, s->prices, p != NULL ? p->prices : NULL);
+    /* Before anything is stored or exported. */
+    gyre_trace_redact(t, &req->pool, call->route != NULL ? call->route->redact : s->config->redact);
     gyre_worker_trace_done(w, t);
 }
 
@@ -413,8 +431,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 
     if (path_is(req, H2O_STRLIT("/healthz")))
         return on_healthz(req);
+    if (path_is(req, H2O_STRLIT("/metrics")))
+        return gyre_server_serve_metrics(w, req);
     if (gyre_api_handle(w, req))
         return 0;
+    if (path_is(req, H2O_STRLIT("/v1/traces")))
+        return gyre_otlp_handle(w, req); /* OTLP/HTTP ingest, not a model call */
     if (path_is(req, H2O_STRLIT("/v1/models"))) {
         if (!method_is(req, H2O_STRLIT("GET")) && !method_is(req, H2O_STRLIT("HEAD"))) {
             respond_method_not_allowed(req, "GET");

@@ -19,11 +19,19 @@
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/json.h"
+#include "metrics/metrics.h"
+#include "otlp/otlp.h"
 #include "server/handlers.h"
+#include "server/respond.h"
 #include "store/store.h"
+#include "trace/record.h"
 #include "trace/writer.h"
 
 static sem_t workers_done;
+/* The OTLP exporter when otlp.endpoint is set (src/otlp/otlp.h); lives as long as the static server. */
+static gyre_otlp_exporter_t *otlp_exporter;
+/* How long SIGTERM waits for the exporter to post what is queued. */
+#define OTLP_FLUSH_MS 5000
 
 static int create_listener(const char *host, uint16_t port, char *err, size_t errlen)
 {
@@ -108,14 +116,60 @@ static void check_done(gyre_worker_t *w)
 
 void gyre_worker_trace_done(gyre_worker_t *w, const gyre_trace_t *t)
 {
+    gyre_metrics_observe(w->metrics, t);
     if (w->server->writer != NULL)
         gyre_writer_submit(w->server->writer, w->id, t);
+    if (otlp_exporter != NULL)
+        gyre_otlp_exporter_submit(otlp_exporter, w->id, t);
 }
 
 void gyre_worker_request_done(gyre_worker_t *w)
 {
-    w->inflight--;
+    /* A whole store: a scrape on another worker reads it (gyre_requests_in_flight). */
+    __atomic_store_n(&w->inflight, w->inflight - 1, __ATOMIC_RELAXED);
     check_done(w);
+}
+
+int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req)
+{
+    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
+        !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
+        gyre_api_error_t err;
+        gyre_api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL,
+                           "%.*s /metrics is not allowed; use GET", (int)req->method.len, req->method.base);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET"));
+        gyre_respond_error(req, &err);
+        return 0;
+    }
+    gyre_server_t *s = w->server;
+    /* The scrape runs on this worker's loop; it reads the other workers' series without stopping them. */
+    gyre_metrics_t **all = h2o_mem_alloc_pool(&req->pool, sizeof(*all) * s->nworkers);
+    uint64_t inflight = 0;
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        all[i] = s->workers[i].metrics;
+        inflight += __atomic_load_n(&s->workers[i].inflight, __ATOMIC_RELAXED);
+    }
+    gyre_writer_stats_t st;
+    if (s->writer != NULL)
+        gyre_writer_stats(s->writer, &st);
+    gyre_metrics_process_t p = {GYRE_SERVER_VERSION, s->started_us, inflight, s->writer != NULL ? &st : NULL};
+    gyre_buf_t b;
+    gyre_buf_init(&b, GYRE_METRICS_RENDER_MAX);
+    if (gyre_metrics_render(all, s->nworkers, &p, &b) != 0) {
+        gyre_api_error_t err;
+        gyre_api_error_set(&err, 500, "server_error", "metrics_too_large", NULL,
+                           "the metrics exposition is larger than %u bytes", GYRE_METRICS_RENDER_MAX);
+        gyre_respond_error(req, &err);
+        gyre_buf_dispose(&b);
+        return 0;
+    }
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT(GYRE_METRICS_CONTENT_TYPE));
+    req->res.content_length = b.len;
+    h2o_send_inline(req, b.base, b.len);
+    gyre_buf_dispose(&b);
+    return 0;
 }
 
 static void on_grace_expired(h2o_timeout_entry_t *entry)
@@ -203,6 +257,7 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
     char err[512];
     s->config = config;
     s->nworkers = nworkers;
+    s->started_us = gyre_trace_now_us();
 
     gyre_json_init();
     if (config->prices_file != NULL) {
@@ -247,6 +302,7 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
         gyre_worker_t *w = &s->workers[i];
         w->server = s;
         w->id = i;
+        w->metrics = gyre_metrics_create(0); /* reachable from the static server until exit */
         w->rng = ((uint64_t)getpid() << 32) ^ (0x9E3779B97F4A7C15ULL * (i + 1)) ^ (uint64_t)time(NULL);
         if (w->rng == 0)
             w->rng = 1;
@@ -272,6 +328,12 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
             gyre_store_sqlite.close(s->store);
             return 1;
         }
+    }
+
+    if (config->otlp.endpoint != NULL &&
+        gyre_otlp_exporter_create(config, nworkers, &otlp_exporter, err, sizeof(err)) != 0) {
+        fprintf(stderr, "gyre: %s\n", err);
+        return 1;
     }
 
     /* Signals are taken by this thread alone, with sigwait. */
@@ -303,7 +365,12 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
     for (unsigned i = 0; i < nworkers; i++)
         while (sem_wait(&workers_done) != 0)
             ;
-    /* Every worker has finished: what they recorded is written before gyre exits. */
+    /* Every worker has finished: what they recorded is exported and written before gyre exits. */
+    if (otlp_exporter != NULL) {
+        gyre_otlp_exporter_flush_and_stop(otlp_exporter, OTLP_FLUSH_MS);
+        gyre_otlp_exporter_destroy(otlp_exporter);
+        otlp_exporter = NULL;
+    }
     if (s->writer == NULL) {
         fprintf(stderr, "gyre: stopped\n");
         return 0;

@@ -20,6 +20,9 @@
 #include "route/prices.h"
 #include "route/route.h"
 
+/* gyre_build_info{version}; `gyre --version` (src/main.c) prints the same. */
+#define GYRE_SERVER_VERSION "0.1.0"
+
 typedef struct gyre_worker {
     h2o_context_t ctx; /* first: handlers find their worker from req->conn->ctx */
     struct gyre_server *server;
@@ -33,7 +36,8 @@ typedef struct gyre_worker {
     gyre_target_state_t **route_states; /* per route: its targets then fallbacks (latency, in flight, price) */
     gyre_timer_wheel_t timers;
     uint64_t rng;
-    size_t inflight; /* proxied requests not yet disposed */
+    size_t inflight; /* proxied requests not yet disposed (written by this worker only; /metrics reads it) */
+    struct gyre_metrics *metrics; /* this worker's counters (src/metrics/metrics.h), made before it starts */
     int shutting_down;
     int done;
     h2o_multithread_receiver_t shutdown_receiver;
@@ -52,6 +56,7 @@ typedef struct gyre_server {
     struct gyre_writer *writer; /* takes every request's trace from the workers */
     gyre_worker_t *workers;
     unsigned nworkers;
+    int64_t started_us; /* unix microseconds (gyre_start_time_seconds) */
 } gyre_server_t;
 
 /* Runs until SIGTERM or SIGINT; returns the process exit status. */
@@ -64,5 +69,9 @@ void gyre_worker_trace_done(gyre_worker_t *w, const struct gyre_trace *t);
 
 /* Called by the proxy when a proxied request is disposed. */
 void gyre_worker_request_done(gyre_worker_t *w);
+
+/* GET (or HEAD) /metrics on worker `w`: every worker's metrics summed, in Prometheus' text format; 405 for
+ * other methods.  Returns 0, as an h2o handler does. */
+int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req);
 
 #endif

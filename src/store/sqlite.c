@@ -62,6 +62,7 @@
 
 #include "common/alloc.h"
 #include "common/zstd.h"
+#include "store/rollup.h"
 #include "store/store.h"
 
 /* The largest body a read expands (a stored frame that claims more is reported as an error, not allocated). */
@@ -71,11 +72,17 @@
 #define STORE_LIMIT_DEFAULT 50
 #define STORE_LIMIT_MAX 1000
 #define STORE_BUSY_TIMEOUT_MS 5000
+/* zstd level 1: bodies of a few KB compress about as well as at level 3 (measured: bench/store), in half the time. */
+#define STORE_ZSTD_LEVEL 1
 
 typedef struct store_migration {
     int version;
     const char *sql;
+    /* Run after the SQL in the same transaction (a backfill that needs C), or NULL. */
+    int (*after)(gyre_store_t *s, char *err, size_t errlen);
 } store_migration_t;
+
+static int rollup_backfill(gyre_store_t *s, char *err, size_t errlen);
 
 static const store_migration_t migrations[] = {
     {1, "CREATE TABLE traces ("
@@ -134,20 +141,101 @@ static const store_migration_t migrations[] = {
         " trace_id TEXT NOT NULL,"
         " key TEXT NOT NULL,"
         " value TEXT NOT NULL,"
-        " PRIMARY KEY (trace_id, key));"},
+        " PRIMARY KEY (trace_id, key));", NULL},
     /* SQLite only: the PostgreSQL backend's version 2 adds a tsvector column and a GIN index instead. */
-    {2, "CREATE VIRTUAL TABLE trace_text USING fts5(trace_id UNINDEXED, text);"},
+    {2, "CREATE VIRTUAL TABLE trace_text USING fts5(trace_id UNINDEXED, text);", NULL},
+    /* The W3C trace a call belongs to (trace.h).  Before version 3 the trace_id was the caller's W3C trace-id,
+     * so that is what the rows written then belong to. */
+    {3, "ALTER TABLE traces ADD COLUMN otel_trace_id TEXT NOT NULL DEFAULT '';"
+        "UPDATE traces SET otel_trace_id = trace_id;"
+        "CREATE INDEX traces_otel ON traces (otel_trace_id, started_us, trace_id);", NULL},
+    /*
+     * The stats rollup (store/rollup.h): per minute and per hour (span_us) x
+     * (route, provider, model, agent, user, status class), counts, sums and
+     * two log-scale histograms in rollup.c's stored form.  write_batch
+     * upserts one row per group of a batch; the histograms merge in the
+     * upsert through the gyre_hist_merge() SQL function this backend
+     * registers (the PostgreSQL backend: a C or plpgsql function of the
+     * same name over BYTEA).  WITHOUT ROWID is SQLite's: the primary key
+     * is the table, so an upsert touches one b-tree; PostgreSQL drops it.
+     * The backfill rolls up the traces stored before this version.
+     */
+    {4,
+     "CREATE TABLE trace_rollup ("
+     " span_us BIGINT NOT NULL," /* 60000000 (a minute) or 3600000000 (an hour) */
+     " start_us BIGINT NOT NULL," /* the span's start, a multiple of span_us */
+     " route TEXT NOT NULL,"
+     " provider TEXT NOT NULL,"
+     " model TEXT NOT NULL,"
+     " agent TEXT NOT NULL,"
+     " user_id TEXT NOT NULL,"
+     " status_class INTEGER NOT NULL," /* status / 100; errors are the classes 4 and 5 */
+     " requests BIGINT NOT NULL,"
+     " prompt_tokens BIGINT NOT NULL," /* sums of the known counts */
+     " completion_tokens BIGINT NOT NULL,"
+     " cached_tokens BIGINT NOT NULL,"
+     " reasoning_tokens BIGINT NOT NULL,"
+     " cost_usd REAL NOT NULL," /* the sum of the known costs (DOUBLE PRECISION in PostgreSQL) */
+     " cost_n BIGINT NOT NULL," /* how many had a known cost: 0 reads as null */
+     " ttft_n BIGINT NOT NULL," /* how many were streams with a first token */
+     " lat_hist BLOB NOT NULL," /* BYTEA in PostgreSQL */
+     " ttft_hist BLOB NOT NULL,"
+     " PRIMARY KEY (span_us, start_us, route, provider, model, agent, user_id, status_class)"
+     ") WITHOUT ROWID;",
+     rollup_backfill},
+    /*
+     * The writer's cost (issue 5's 50k traces/s).  Every b-tree a trace
+     * enters whose key is not in time order costs about one page written
+     * per trace per batch, so this version keeps only the ones a query
+     * needs:
+     * - attempts, tags and meta are read only with their trace: they move
+     *   into JSON columns of traces, rendered by the writer in the API's
+     *   shape (sorted tags without duplicates, meta sorted by key);
+     * - the tag filter's table is keyed (tag, started_us, trace_id), the
+     *   page order within a tag, so a tag's page is an index range however
+     *   common the tag is, and a tag's new rows append at the end of its
+     *   range (trace_rowid is the traces row's rowid: a BIGINT id column
+     *   in PostgreSQL);
+     * - the free-text index is contentless (content=''), keyed by the
+     *   traces rowid: the text was stored twice before (the body, and
+     *   FTS5's copy of its text).  A contentless table cannot delete
+     *   rows; retention will need contentless_delete=1 (SQLite 3.43) or
+     *   rebuilding, and the PostgreSQL backend uses a tsvector column.
+     */
+    {5,
+     "ALTER TABLE traces ADD COLUMN tags_json TEXT NOT NULL DEFAULT '[]';"
+     "ALTER TABLE traces ADD COLUMN meta_json TEXT NOT NULL DEFAULT '{}';"
+     "ALTER TABLE traces ADD COLUMN attempts_json TEXT NOT NULL DEFAULT '[]';"
+     "UPDATE traces SET"
+     " tags_json = COALESCE((SELECT json_group_array(tag) FROM"
+     "  (SELECT tag FROM trace_tags g WHERE g.trace_id = traces.trace_id ORDER BY tag)), '[]'),"
+     " meta_json = COALESCE((SELECT json_group_object(key, value) FROM"
+     "  (SELECT key, value FROM trace_meta m WHERE m.trace_id = traces.trace_id ORDER BY key)), '{}'),"
+     " attempts_json = COALESCE((SELECT json_group_array(json_object('provider', provider, 'model', model,"
+     "  'key_id', key_id, 'status', status, 'started_us', started_us, 'latency_us', latency_us, 'error', error))"
+     "  FROM (SELECT * FROM attempts a WHERE a.trace_id = traces.trace_id ORDER BY n)), '[]');"
+     "CREATE TABLE trace_tag (tag TEXT NOT NULL, started_us BIGINT NOT NULL, trace_id TEXT NOT NULL,"
+     " trace_rowid BIGINT NOT NULL, PRIMARY KEY (tag, started_us, trace_id)) WITHOUT ROWID;"
+     "INSERT INTO trace_tag (tag, started_us, trace_id, trace_rowid)"
+     " SELECT g.tag, t.started_us, t.trace_id, t.rowid FROM trace_tags g JOIN traces t USING (trace_id);"
+     "CREATE VIRTUAL TABLE trace_fts USING fts5(text, content='');"
+     "INSERT INTO trace_fts (rowid, text) SELECT t.rowid, x.text FROM trace_text x JOIN traces t USING (trace_id);"
+     "DROP TABLE attempts; DROP TABLE trace_meta; DROP TABLE trace_tags; DROP TABLE trace_text;",
+     NULL},
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 struct gyre_store {
     sqlite3 *db;
     int version;
-    sqlite3_stmt *ins_trace, *ins_attempt, *ins_tag, *ins_meta, *ins_text;
-    sqlite3_stmt *sel_trace, *sel_attempts, *sel_tags, *sel_meta, *sel_session, *sel_count;
+    sqlite3_stmt *ins_trace, *ins_tag, *ins_text, *ups_rollup;
+    sqlite3_stmt *sel_trace, *sel_session, *sel_count;
     gyre_zstd_t *zstd;
     /* Scratch reused by every write and read, so a batch allocates nothing per trace once warm. */
-    gyre_buf_t zreq, zresp, text, body;
+    gyre_buf_t zreq, zresp, text, body, merge, tags_json, meta_json, attempts_json;
+    /* The new traces of the batch being written, for the rollup. */
+    gyre_rollup_in_t *rin;
+    size_t rin_cap;
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -167,6 +255,9 @@ static int64_t now_us(void)
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
+
+/* The columns of TRACE_COLS_* past the first 24, by number. */
+enum { COL_OTEL_TRACE_ID = 24, COL_TAGS_JSON, COL_META_JSON, COL_ATTEMPTS_JSON, COL_REQUEST_BODY, COL_RESPONSE_BODY };
 
 /* ---- JSON writing with a sticky error, so a shape reads as a list of fields. ---- */
 
@@ -260,7 +351,7 @@ static int jw_col_body(json_writer_t *w, gyre_store_t *s, sqlite3_stmt *st, int 
     int r = gyre_zstd_decompress(s->zstd, &s->body, z, zlen);
     if (r != 0) {
         set_err(err, errlen, "trace %s: stored %s does not decompress (%s)", (const char *)sqlite3_column_text(st, 0),
-                i == 24 ? "request_body" : "response_body", r == -E2BIG ? "larger than 64 MiB" : "corrupt zstd");
+                i == COL_REQUEST_BODY ? "request_body" : "response_body", r == -E2BIG ? "larger than 64 MiB" : "corrupt zstd");
         return -EIO;
     }
     if (is_json(s->body.base, s->body.len))
@@ -275,7 +366,7 @@ static int jw_col_body(json_writer_t *w, gyre_store_t *s, sqlite3_stmt *st, int 
     "t.trace_id, t.span_id, t.parent_span_id, t.request_id, t.started_us, t.ended_us, t.latency_us, t.ttft_us, "   \
     "t.endpoint, t.route, t.provider, t.model, t.status, t.stream, t.cache_hit, t.finish_reason, "                  \
     "t.prompt_tokens, t.completion_tokens, t.cached_tokens, t.reasoning_tokens, t.cost_usd, t.session, t.agent, "  \
-    "t.user_id"
+    "t.user_id, t.otel_trace_id, t.tags_json, t.meta_json, t.attempts_json"
 #define TRACE_COLS_FULL TRACE_COLS_HEAD ", t.request_body, t.response_body"
 #define TRACE_COLS_SUMMARY TRACE_COLS_HEAD ", NULL, NULL"
 
@@ -285,15 +376,26 @@ static int bind_id(sqlite3_stmt *st, const char *id, int n)
     return sqlite3_bind_text(st, 1, id, n, SQLITE_STATIC);
 }
 
+/* A column that holds JSON, as it is (`empty` when the column is empty, which no write makes). */
+static void jw_col_raw(json_writer_t *w, sqlite3_stmt *st, int i, const char *empty)
+{
+    const char *p = (const char *)sqlite3_column_text(st, i);
+    size_t n = (size_t)sqlite3_column_bytes(st, i);
+    if (p == NULL || n == 0)
+        jw_lit(w, empty);
+    else
+        jw_raw(w, p, n);
+}
+
 /* One row of TRACE_COLS_* as a trace object (bodies included when `bodies`), appended to w. */
 static int row_to_json(gyre_store_t *s, sqlite3_stmt *st, int bodies, json_writer_t *w, char *err, size_t errlen)
 {
-    const char *id = (const char *)sqlite3_column_text(st, 0);
-    int idlen = sqlite3_column_bytes(st, 0);
-    int rc, r = 0;
+    int r = 0;
 
     jw_lit(w, "{\"trace_id\":");
     jw_col_str(w, st, 0);
+    jw_lit(w, ",\"otel_trace_id\":");
+    jw_col_str(w, st, COL_OTEL_TRACE_ID);
     jw_lit(w, ",\"span_id\":");
     jw_col_str(w, st, 1);
     jw_lit(w, ",\"parent_span_id\":");
@@ -344,69 +446,24 @@ static int row_to_json(gyre_store_t *s, sqlite3_stmt *st, int bodies, json_write
     jw_lit(w, ",\"user\":");
     jw_col_str(w, st, 23);
 
-    jw_lit(w, ",\"tags\":[");
-    bind_id(s->sel_tags, id, idlen);
-    for (int n = 0; (rc = sqlite3_step(s->sel_tags)) == SQLITE_ROW; n++) {
-        if (n)
-            jw_lit(w, ",");
-        jw_col_str(w, s->sel_tags, 0);
-    }
-    sqlite3_reset(s->sel_tags);
-    if (rc != SQLITE_DONE)
-        goto db_error;
-
-    jw_lit(w, "],\"meta\":{");
-    bind_id(s->sel_meta, id, idlen);
-    for (int n = 0; (rc = sqlite3_step(s->sel_meta)) == SQLITE_ROW; n++) {
-        if (n)
-            jw_lit(w, ",");
-        jw_col_str(w, s->sel_meta, 0);
-        jw_lit(w, ":");
-        jw_col_str(w, s->sel_meta, 1);
-    }
-    sqlite3_reset(s->sel_meta);
-    if (rc != SQLITE_DONE)
-        goto db_error;
-
-    jw_lit(w, "},\"attempts\":[");
-    sqlite3_stmt *a = s->sel_attempts;
-    bind_id(a, id, idlen);
-    for (int n = 0; (rc = sqlite3_step(a)) == SQLITE_ROW; n++) {
-        jw_lit(w, n ? ",{\"provider\":" : "{\"provider\":");
-        jw_col_str(w, a, 0);
-        jw_lit(w, ",\"model\":");
-        jw_col_str(w, a, 1);
-        jw_lit(w, ",\"key_id\":");
-        jw_col_str(w, a, 2);
-        jw_lit(w, ",\"status\":");
-        jw_int(w, sqlite3_column_int64(a, 3));
-        jw_lit(w, ",\"started_us\":");
-        jw_int(w, sqlite3_column_int64(a, 4));
-        jw_lit(w, ",\"latency_us\":");
-        jw_int(w, sqlite3_column_int64(a, 5));
-        jw_lit(w, ",\"error\":");
-        jw_col_str(w, a, 6);
-        jw_lit(w, "}");
-    }
-    sqlite3_reset(a);
-    if (rc != SQLITE_DONE)
-        goto db_error;
-    jw_lit(w, "]");
+    /* Rendered by the writer in this shape (render_tags and the others below). */
+    jw_lit(w, ",\"tags\":");
+    jw_col_raw(w, st, COL_TAGS_JSON, "[]");
+    jw_lit(w, ",\"meta\":");
+    jw_col_raw(w, st, COL_META_JSON, "{}");
+    jw_lit(w, ",\"attempts\":");
+    jw_col_raw(w, st, COL_ATTEMPTS_JSON, "[]");
 
     if (bodies) {
         jw_lit(w, ",\"request_body\":");
-        if ((r = jw_col_body(w, s, st, 24, err, errlen)) != 0)
+        if ((r = jw_col_body(w, s, st, COL_REQUEST_BODY, err, errlen)) != 0)
             return r;
         jw_lit(w, ",\"response_body\":");
-        if ((r = jw_col_body(w, s, st, 25, err, errlen)) != 0)
+        if ((r = jw_col_body(w, s, st, COL_RESPONSE_BODY, err, errlen)) != 0)
             return r;
     }
     jw_lit(w, "}");
     return 0;
-
-db_error:
-    set_err(err, errlen, "store: reading trace %.*s: %s", idlen, id, sqlite3_errmsg(s->db));
-    return -EIO;
 }
 
 /* The output buffer's bound reached: say so, and leave the buffer as it was. */
@@ -503,6 +560,87 @@ static int step_done(sqlite3_stmt *st)
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+/* ---- What the writer renders for get_trace: tags, meta and attempts in the API's shape. ---- */
+
+static int tstr_cmp_cb(const void *a, const void *b)
+{
+    const gyre_tstr_t *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = n ? memcmp(x->p, y->p, n) : 0;
+    return c != 0 ? c : (x->len < y->len ? -1 : x->len > y->len);
+}
+
+/* Sorted, duplicates dropped. */
+static void render_tags(const gyre_tstr_t *tags, size_t n, gyre_buf_t *out)
+{
+    gyre_tstr_t sorted[GYRE_TRACE_MAX_TAGS];
+    memcpy(sorted, tags, n * sizeof(*tags));
+    qsort(sorted, n, sizeof(*sorted), tstr_cmp_cb);
+    gyre_buf_reset(out);
+    gyre_buf_append(out, "[", 1);
+    for (size_t i = 0, k = 0; i < n; i++) {
+        if (i > 0 && tstr_cmp_cb(&sorted[i], &sorted[i - 1]) == 0)
+            continue;
+        if (k++)
+            gyre_buf_append(out, ",", 1);
+        gyre_buf_append_json_string(out, sorted[i].p ? sorted[i].p : "", sorted[i].len);
+    }
+    gyre_buf_append(out, "]", 1);
+}
+
+typedef struct meta_ref {
+    const gyre_trace_meta_t *m;
+    size_t order;
+} meta_ref_t;
+
+static int meta_ref_cmp_cb(const void *a, const void *b)
+{
+    const meta_ref_t *x = a, *y = b;
+    int c = tstr_cmp_cb(&x->m->key, &y->m->key);
+    return c != 0 ? c : (x->order < y->order ? -1 : x->order > y->order);
+}
+
+/* Sorted by key; a repeated key keeps its last value. */
+static void render_meta(const gyre_trace_meta_t *meta, size_t n, gyre_buf_t *out)
+{
+    meta_ref_t refs[GYRE_TRACE_MAX_META];
+    for (size_t i = 0; i < n; i++)
+        refs[i] = (meta_ref_t){&meta[i], i};
+    qsort(refs, n, sizeof(*refs), meta_ref_cmp_cb);
+    gyre_buf_reset(out);
+    gyre_buf_append(out, "{", 1);
+    for (size_t i = 0, k = 0; i < n; i++) {
+        if (i + 1 < n && tstr_cmp_cb(&refs[i].m->key, &refs[i + 1].m->key) == 0)
+            continue; /* a later one has the same key */
+        if (k++)
+            gyre_buf_append(out, ",", 1);
+        const gyre_trace_meta_t *m = refs[i].m;
+        gyre_buf_append_json_string(out, m->key.p ? m->key.p : "", m->key.len);
+        gyre_buf_append(out, ":", 1);
+        gyre_buf_append_json_string(out, m->value.p ? m->value.p : "", m->value.len);
+    }
+    gyre_buf_append(out, "}", 1);
+}
+
+static void render_attempts(const gyre_trace_attempt_t *a, size_t n, gyre_buf_t *out)
+{
+    gyre_buf_reset(out);
+    gyre_buf_append(out, "[", 1);
+    for (size_t i = 0; i < n; i++) {
+        gyre_buf_appends(out, i ? ",{\"provider\":" : "{\"provider\":");
+        gyre_buf_append_json_string(out, a[i].provider.p ? a[i].provider.p : "", a[i].provider.len);
+        gyre_buf_appends(out, ",\"model\":");
+        gyre_buf_append_json_string(out, a[i].model.p ? a[i].model.p : "", a[i].model.len);
+        gyre_buf_appends(out, ",\"key_id\":");
+        gyre_buf_append_json_string(out, a[i].key_id.p ? a[i].key_id.p : "", a[i].key_id.len);
+        gyre_buf_appendf(out, ",\"status\":%d,\"started_us\":%" PRId64 ",\"latency_us\":%" PRId64 ",\"error\":",
+                         a[i].status, a[i].started_us, a[i].latency_us);
+        gyre_buf_append_json_string(out, a[i].error.p ? a[i].error.p : "", a[i].error.len);
+        gyre_buf_append(out, "}", 1);
+    }
+    gyre_buf_append(out, "]", 1);
+}
+
 static int write_one(gyre_store_t *s, const gyre_trace_t *t, char *err, size_t errlen)
 {
     sqlite3_stmt *st = s->ins_trace;
@@ -544,6 +682,18 @@ static int write_one(gyre_store_t *s, const gyre_trace_t *t, char *err, size_t e
     bind_tstr(st, 22, &t->session);
     bind_tstr(st, 23, &t->agent);
     bind_tstr(st, 24, &t->user);
+    /* A trace from before otel_trace_id existed (an old spool record) belongs to its own W3C trace. */
+    if (t->otel_trace_id[0] != '\0')
+        sqlite3_bind_text(st, 27, t->otel_trace_id, (int)strnlen(t->otel_trace_id, sizeof(t->otel_trace_id)),
+                          SQLITE_STATIC);
+    else
+        sqlite3_bind_text(st, 27, t->trace_id, -1, SQLITE_STATIC);
+    render_tags(t->tags, ntags, &s->tags_json);
+    render_meta(t->meta, nmeta, &s->meta_json);
+    render_attempts(t->attempts, nattempts, &s->attempts_json);
+    sqlite3_bind_text(st, 28, s->tags_json.base, (int)s->tags_json.len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 29, s->meta_json.base, (int)s->meta_json.len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 30, s->attempts_json.base, (int)s->attempts_json.len, SQLITE_STATIC);
     if ((r = bind_body(s, st, 25, &t->request_body, &s->zreq)) != 0 ||
         (r = bind_body(s, st, 26, &t->response_body, &s->zresp)) != 0) {
         sqlite3_reset(st);
@@ -553,43 +703,23 @@ static int write_one(gyre_store_t *s, const gyre_trace_t *t, char *err, size_t e
     if ((rc = step_done(st)) != SQLITE_OK)
         goto db_error;
 
-    what = "attempts";
-    for (size_t i = 0; i < nattempts; i++) {
-        const gyre_trace_attempt_t *a = &t->attempts[i];
-        sqlite3_stmt *ia = s->ins_attempt;
-        sqlite3_bind_text(ia, 1, t->trace_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int(ia, 2, (int)i);
-        bind_tstr(ia, 3, &a->provider);
-        bind_tstr(ia, 4, &a->model);
-        bind_tstr(ia, 5, &a->key_id);
-        sqlite3_bind_int(ia, 6, a->status);
-        sqlite3_bind_int64(ia, 7, a->started_us);
-        sqlite3_bind_int64(ia, 8, a->latency_us);
-        bind_tstr(ia, 9, &a->error);
-        if ((rc = step_done(ia)) != SQLITE_OK)
-            goto db_error;
-    }
-    what = "trace_tags";
+    /* The tag filter's rows and the free text are keyed by the row just inserted. */
+    sqlite3_int64 rowid = sqlite3_last_insert_rowid(s->db);
+    what = "trace_tag";
     for (size_t i = 0; i < ntags; i++) {
-        sqlite3_bind_text(s->ins_tag, 1, t->trace_id, -1, SQLITE_STATIC);
-        bind_tstr(s->ins_tag, 2, &t->tags[i]);
+        bind_tstr(s->ins_tag, 1, &t->tags[i]);
+        sqlite3_bind_int64(s->ins_tag, 2, t->started_us);
+        sqlite3_bind_text(s->ins_tag, 3, t->trace_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s->ins_tag, 4, rowid);
         if ((rc = step_done(s->ins_tag)) != SQLITE_OK)
             goto db_error;
     }
-    what = "trace_meta";
-    for (size_t i = 0; i < nmeta; i++) {
-        sqlite3_bind_text(s->ins_meta, 1, t->trace_id, -1, SQLITE_STATIC);
-        bind_tstr(s->ins_meta, 2, &t->meta[i].key);
-        bind_tstr(s->ins_meta, 3, &t->meta[i].value);
-        if ((rc = step_done(s->ins_meta)) != SQLITE_OK)
-            goto db_error;
-    }
-    what = "trace_text";
+    what = "trace_fts";
     if (t->request_body.len != 0 || t->response_body.len != 0) {
         gyre_buf_reset(&s->text);
         body_text(&t->request_body, &s->text);
         body_text(&t->response_body, &s->text);
-        sqlite3_bind_text(s->ins_text, 1, t->trace_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s->ins_text, 1, rowid);
         sqlite3_bind_text(s->ins_text, 2, s->text.base != NULL ? s->text.base : "", (int)s->text.len, SQLITE_STATIC);
         if ((rc = step_done(s->ins_text)) != SQLITE_OK)
             goto db_error;
@@ -617,11 +747,159 @@ static int exec_sql(gyre_store_t *s, const char *sql, char *err, size_t errlen)
     return 0;
 }
 
+/* ---- The stats rollup's writes. ---- */
+
+#define ROLLUP_COLS                                                                                                  \
+    "span_us, start_us, route, provider, model, agent, user_id, status_class, requests, prompt_tokens,"             \
+    " completion_tokens, cached_tokens, reasoning_tokens, cost_usd, cost_n, ttft_n, lat_hist, ttft_hist"
+#define ROLLUP_UPSERT                                                                                                \
+    "INSERT INTO trace_rollup (" ROLLUP_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"     \
+    " ON CONFLICT (span_us, start_us, route, provider, model, agent, user_id, status_class) DO UPDATE SET"          \
+    " requests = requests + excluded.requests, prompt_tokens = prompt_tokens + excluded.prompt_tokens,"             \
+    " completion_tokens = completion_tokens + excluded.completion_tokens,"                                          \
+    " cached_tokens = cached_tokens + excluded.cached_tokens,"                                                      \
+    " reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens, cost_usd = cost_usd + excluded.cost_usd,"    \
+    " cost_n = cost_n + excluded.cost_n, ttft_n = ttft_n + excluded.ttft_n,"                                        \
+    " lat_hist = gyre_hist_merge(lat_hist, excluded.lat_hist),"                                                     \
+    " ttft_hist = gyre_hist_merge(ttft_hist, excluded.ttft_hist)"
+
+typedef struct rollup_write {
+    gyre_store_t *s;
+    sqlite3_stmt *st;
+    char *err;
+    size_t errlen;
+} rollup_write_t;
+
+static int bind_blob0(sqlite3_stmt *st, int i, const void *p, size_t n)
+{
+    /* A NULL pointer would bind NULL; an empty histogram is an empty blob. */
+    return sqlite3_bind_blob(st, i, n ? p : "", (int)n, SQLITE_STATIC);
+}
+
+static int rollup_upsert_cb(void *arg, const gyre_rollup_group_t *g)
+{
+    rollup_write_t *rw = arg;
+    sqlite3_stmt *st = rw->st;
+    sqlite3_bind_int64(st, 1, g->span_us);
+    sqlite3_bind_int64(st, 2, g->start_us);
+    bind_tstr(st, 3, &g->route);
+    bind_tstr(st, 4, &g->provider);
+    bind_tstr(st, 5, &g->model);
+    bind_tstr(st, 6, &g->agent);
+    bind_tstr(st, 7, &g->user);
+    sqlite3_bind_int(st, 8, g->status_class);
+    sqlite3_bind_int64(st, 9, g->requests);
+    sqlite3_bind_int64(st, 10, g->prompt_tokens);
+    sqlite3_bind_int64(st, 11, g->completion_tokens);
+    sqlite3_bind_int64(st, 12, g->cached_tokens);
+    sqlite3_bind_int64(st, 13, g->reasoning_tokens);
+    sqlite3_bind_double(st, 14, g->cost_usd);
+    sqlite3_bind_int64(st, 15, g->cost_n);
+    sqlite3_bind_int64(st, 16, g->ttft_n);
+    bind_blob0(st, 17, g->lat_hist, g->lat_len);
+    bind_blob0(st, 18, g->ttft_hist, g->ttft_len);
+    int rc = step_done(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_OK) {
+        set_err(rw->err, rw->errlen, "store: writing the stats rollup: %s", sqlite3_errmsg(rw->s->db));
+        return -EIO;
+    }
+    return 0;
+}
+
+static void rin_reserve(gyre_store_t *s, size_t n)
+{
+    if (n <= s->rin_cap)
+        return;
+    s->rin_cap = n < 512 ? 512 : n;
+    s->rin = gyre_realloc(s->rin, s->rin_cap * sizeof(*s->rin));
+}
+
+/* gyre_hist_merge(a, b): the stored form of the two histograms' sum (NULL reads as empty). */
+static void hist_merge_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    gyre_store_t *s = sqlite3_user_data(ctx);
+    (void)argc;
+    gyre_buf_reset(&s->merge);
+    int r = gyre_hist_merge_encoded(sqlite3_value_blob(argv[0]), (size_t)sqlite3_value_bytes(argv[0]),
+                                    sqlite3_value_blob(argv[1]), (size_t)sqlite3_value_bytes(argv[1]), &s->merge);
+    if (r != 0) {
+        sqlite3_result_error(ctx, r == -EINVAL ? "gyre_hist_merge: a corrupt histogram" : "gyre_hist_merge: too large",
+                             -1);
+        return;
+    }
+    sqlite3_result_blob(ctx, s->merge.len ? s->merge.base : "", (int)s->merge.len, SQLITE_TRANSIENT);
+}
+
+/* Migration 4's backfill: rolls up the traces already stored, a chunk at a time. */
+static int rollup_backfill(gyre_store_t *s, char *err, size_t errlen)
+{
+    enum { CHUNK = 4096 };
+    sqlite3_stmt *sel = NULL, *ups = NULL;
+    gyre_rollup_in_t *in = gyre_calloc(CHUNK, sizeof(*in));
+    size_t n = 0;
+    int rc, r = 0;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT started_us, latency_us, ttft_us, status, route, provider, model, agent, user_id,"
+                           " prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_usd FROM traces",
+                           -1, &sel, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, ROLLUP_UPSERT, -1, &ups, NULL) != SQLITE_OK) {
+        set_err(err, errlen, "store: preparing the rollup backfill: %s", sqlite3_errmsg(s->db));
+        r = -EIO;
+        goto out;
+    }
+    rollup_write_t rw = {s, ups, err, errlen};
+    for (;;) {
+        rc = sqlite3_step(sel);
+        if (rc == SQLITE_ROW) {
+            gyre_rollup_in_t *t = &in[n++];
+            t->started_us = sqlite3_column_int64(sel, 0);
+            t->latency_us = sqlite3_column_int64(sel, 1);
+            t->ttft_us = sqlite3_column_type(sel, 2) == SQLITE_NULL ? -1 : sqlite3_column_int64(sel, 2);
+            t->status = sqlite3_column_int(sel, 3);
+            gyre_tstr_t *dims[] = {&t->route, &t->provider, &t->model, &t->agent, &t->user};
+            for (int d = 0; d < 5; d++) {
+                const char *p = (const char *)sqlite3_column_text(sel, 4 + d);
+                size_t len = (size_t)sqlite3_column_bytes(sel, 4 + d);
+                *dims[d] = (gyre_tstr_t){gyre_strndup(p != NULL ? p : "", len), len};
+            }
+            int64_t *tok[] = {&t->prompt_tokens, &t->completion_tokens, &t->cached_tokens, &t->reasoning_tokens};
+            for (int k = 0; k < 4; k++)
+                *tok[k] = sqlite3_column_type(sel, 9 + k) == SQLITE_NULL ? -1 : sqlite3_column_int64(sel, 9 + k);
+            t->cost_usd = sqlite3_column_type(sel, 13) == SQLITE_NULL ? NAN : sqlite3_column_double(sel, 13);
+        } else if (rc != SQLITE_DONE) {
+            set_err(err, errlen, "store: reading traces for the rollup backfill: %s", sqlite3_errmsg(s->db));
+            r = -EIO;
+        }
+        if (n == CHUNK || (rc != SQLITE_ROW && n > 0)) {
+            if (r == 0)
+                r = gyre_rollup_batch(in, n, rollup_upsert_cb, &rw);
+            for (size_t i = 0; i < n; i++) {
+                free(in[i].route.p);
+                free(in[i].provider.p);
+                free(in[i].model.p);
+                free(in[i].agent.p);
+                free(in[i].user.p);
+            }
+            n = 0;
+        }
+        if (rc != SQLITE_ROW || r != 0)
+            break;
+    }
+out:
+    sqlite3_finalize(sel);
+    sqlite3_finalize(ups);
+    free(in);
+    return r;
+}
+
 static int sqlite_write_batch(gyre_store_t *s, const gyre_trace_t *const *traces, size_t n, char *err, size_t errlen)
 {
     int r;
+    size_t nr = 0;
     if (n == 0)
         return 0;
+    rin_reserve(s, n);
     if ((r = exec_sql(s, "BEGIN IMMEDIATE", err, errlen)) != 0)
         return r;
     for (size_t i = 0; i < n; i++) {
@@ -630,6 +908,14 @@ static int sqlite_write_batch(gyre_store_t *s, const gyre_trace_t *const *traces
             sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
             return r;
         }
+        /* A trace already stored (a replay) is already in the rollup. */
+        if (r == 0)
+            gyre_rollup_in_from_trace(&s->rin[nr++], traces[i]);
+    }
+    rollup_write_t rw = {s, s->ups_rollup, err, errlen};
+    if ((r = gyre_rollup_batch(s->rin, nr, rollup_upsert_cb, &rw)) != 0) {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return r;
     }
     if ((r = exec_sql(s, "COMMIT", err, errlen)) != 0) {
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
@@ -775,13 +1061,24 @@ static int sqlite_query_traces(gyre_store_t *s, const gyre_trace_query_t *q, gyr
     /* Generous bounds: the SQL is a fixed text plus one clause per filter; the phrase is the client's text. */
     gyre_buf_init(&sql, 4096);
     gyre_buf_init(&phrase, 2 * 4096 + 2);
-    gyre_buf_appends(&sql, "SELECT " TRACE_COLS_SUMMARY " FROM traces t WHERE 1 = 1");
+    /* A tag's page walks the tag's index in page order and joins each row's trace (CROSS JOIN keeps that
+     * order); every other page walks an index of traces.  `o` is the table whose (started_us, trace_id)
+     * give the order. */
+    int by_tag = q->tag != NULL && q->tag[0] != '\0';
+    const char *o = by_tag ? "g" : "t";
+    if (by_tag) {
+        gyre_buf_appends(&sql, "SELECT " TRACE_COLS_SUMMARY
+                               " FROM trace_tag g CROSS JOIN traces t ON t.rowid = g.trace_rowid WHERE g.tag = ?");
+        params[np++] = (query_param_t){q->tag, 0};
+    } else {
+        gyre_buf_appends(&sql, "SELECT " TRACE_COLS_SUMMARY " FROM traces t WHERE 1 = 1");
+    }
     if (q->from_us != 0) {
-        gyre_buf_appends(&sql, " AND t.started_us >= ?");
+        gyre_buf_appendf(&sql, " AND %s.started_us >= ?", o);
         params[np++] = (query_param_t){NULL, q->from_us};
     }
     if (q->to_us != 0) {
-        gyre_buf_appends(&sql, " AND t.started_us < ?");
+        gyre_buf_appendf(&sql, " AND %s.started_us < ?", o);
         params[np++] = (query_param_t){NULL, q->to_us};
     }
     filter_eq(&sql, params, &np, "route", 1, q->route);
@@ -790,6 +1087,7 @@ static int sqlite_query_traces(gyre_store_t *s, const gyre_trace_query_t *q, gyr
     filter_eq(&sql, params, &np, "agent", 1, q->agent);
     filter_eq(&sql, params, &np, "session", 1, q->session);
     filter_eq(&sql, params, &np, "user_id", 1, q->user);
+    filter_eq(&sql, params, &np, "otel_trace_id", 0, q->otel_trace_id);
     if (q->status != 0) {
         gyre_buf_appends(&sql, " AND t.status = ?");
         params[np++] = (query_param_t){NULL, q->status};
@@ -800,10 +1098,6 @@ static int sqlite_query_traces(gyre_store_t *s, const gyre_trace_query_t *q, gyr
         gyre_buf_appends(&sql, " AND t.latency_us >= ?");
         params[np++] = (query_param_t){NULL, q->min_latency_us};
     }
-    if (q->tag != NULL && q->tag[0] != '\0') {
-        gyre_buf_appends(&sql, " AND t.trace_id IN (SELECT trace_id FROM trace_tags WHERE tag = ?)");
-        params[np++] = (query_param_t){q->tag, 0};
-    }
     if (q->text != NULL && q->text[0] != '\0') {
         if (strlen(q->text) > 4096) {
             set_err(err, errlen, "text: longer than 4096 bytes");
@@ -811,16 +1105,16 @@ static int sqlite_query_traces(gyre_store_t *s, const gyre_trace_query_t *q, gyr
             goto out;
         }
         fts_phrase(q->text, &phrase);
-        gyre_buf_appends(&sql, " AND t.trace_id IN (SELECT trace_id FROM trace_text WHERE trace_text MATCH ?)");
+        gyre_buf_appends(&sql, " AND t.rowid IN (SELECT rowid FROM trace_fts WHERE trace_fts MATCH ?)");
         params[np++] = (query_param_t){phrase.base, 0};
     }
     if (cur_id != NULL) {
-        gyre_buf_appends(&sql, " AND (t.started_us, t.trace_id) < (?, ?)");
+        gyre_buf_appendf(&sql, " AND (%s.started_us, %s.trace_id) < (?, ?)", o, o);
         params[np++] = (query_param_t){NULL, cur_us};
         params[np++] = (query_param_t){cur_id, 0};
     }
     /* One row more than the page says whether there is a next one. */
-    gyre_buf_appends(&sql, " ORDER BY t.started_us DESC, t.trace_id DESC LIMIT ?");
+    gyre_buf_appendf(&sql, " ORDER BY %s.started_us DESC, %s.trace_id DESC LIMIT ?", o, o);
     params[np++] = (query_param_t){NULL, (int64_t)limit + 1};
 
     if (sqlite3_prepare_v2(s->db, sql.base, (int)sql.len, &st, NULL) != SQLITE_OK) {
@@ -863,6 +1157,172 @@ out:
     gyre_buf_dispose(&sql);
     gyre_buf_dispose(&phrase);
     return json_done(&w, start, r, err, errlen);
+}
+
+/* ---- Stats. ---- */
+
+/* The filters of a stats query, on the traces table (raw) or the rollup (same column names). */
+static void stats_filters(const gyre_stats_query_t *q, gyre_buf_t *sql, query_param_t *params, size_t *np, int raw)
+{
+    filter_eq(sql, params, np, "route", raw, q->route);
+    filter_eq(sql, params, np, "provider", 0, q->provider);
+    filter_eq(sql, params, np, "model", 0, q->model);
+    filter_eq(sql, params, np, "agent", raw, q->agent);
+    filter_eq(sql, params, np, "user_id", raw, q->user);
+}
+
+static int64_t ceil_to(int64_t t, int64_t span)
+{
+    int64_t f = t / span * span;
+    if (f > t)
+        f -= span;
+    return f == t ? t : f + span;
+}
+
+static int64_t floor_to_span(int64_t t, int64_t span)
+{
+    int64_t f = t / span * span;
+    return f > t ? f - span : f;
+}
+
+static int64_t col_known(sqlite3_stmt *st, int i)
+{
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, i);
+}
+
+static void col_tstr(sqlite3_stmt *st, int i, gyre_tstr_t *v)
+{
+    v->p = (char *)sqlite3_column_text(st, i);
+    v->len = (size_t)sqlite3_column_bytes(st, i);
+}
+
+/*
+ * Adds to `a` the traces started in [from, to) (raw: read one by one, for
+ * the edges that no whole minute covers) or the rollup rows of span
+ * `span_us` that start in [from, to).
+ */
+static int stats_scan(gyre_store_t *s, const gyre_stats_query_t *q, gyre_stats_answer_t *a, int64_t span_us,
+                      int64_t from, int64_t to, char *err, size_t errlen)
+{
+    query_param_t params[QUERY_MAX_PARAMS];
+    size_t np = 0;
+    gyre_buf_t sql;
+    sqlite3_stmt *st = NULL;
+    int rc, r = 0;
+    if (from >= to)
+        return 0;
+    gyre_buf_init(&sql, 4096);
+    if (span_us == 0) {
+        gyre_buf_appends(&sql, "SELECT t.started_us, t.route, t.provider, t.model, t.agent, t.user_id, t.status,"
+                               " t.prompt_tokens, t.completion_tokens, t.cached_tokens, t.reasoning_tokens,"
+                               " t.cost_usd, t.latency_us, t.ttft_us"
+                               " FROM traces t WHERE t.started_us >= ? AND t.started_us < ?");
+    } else {
+        gyre_buf_appends(&sql, "SELECT t.start_us, t.route, t.provider, t.model, t.agent, t.user_id, t.status_class,"
+                               " t.prompt_tokens, t.completion_tokens, t.cached_tokens, t.reasoning_tokens,"
+                               " t.cost_usd, t.requests, t.cost_n, t.ttft_n, t.lat_hist, t.ttft_hist"
+                               " FROM trace_rollup t WHERE t.span_us = ? AND t.start_us >= ? AND t.start_us < ?");
+        params[np++] = (query_param_t){NULL, span_us};
+    }
+    params[np++] = (query_param_t){NULL, from};
+    params[np++] = (query_param_t){NULL, to};
+    stats_filters(q, &sql, params, &np, span_us == 0);
+    if (sqlite3_prepare_v2(s->db, sql.base, (int)sql.len, &st, NULL) != SQLITE_OK) {
+        set_err(err, errlen, "store: preparing the stats query: %s", sqlite3_errmsg(s->db));
+        r = -EIO;
+        goto out;
+    }
+    for (size_t i = 0; i < np; i++) {
+        if (params[i].s != NULL)
+            sqlite3_bind_text(st, (int)i + 1, params[i].s, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_int64(st, (int)i + 1, params[i].i);
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        gyre_stats_part_t p = {.t_us = sqlite3_column_int64(st, 0)};
+        col_tstr(st, 1, &p.route);
+        col_tstr(st, 2, &p.provider);
+        col_tstr(st, 3, &p.model);
+        col_tstr(st, 4, &p.agent);
+        col_tstr(st, 5, &p.user);
+        p.prompt_tokens = col_known(st, 7);
+        p.completion_tokens = col_known(st, 8);
+        p.cached_tokens = col_known(st, 9);
+        p.reasoning_tokens = col_known(st, 10);
+        if (span_us == 0) {
+            p.status_class = sqlite3_column_int(st, 6) / 100;
+            p.requests = 1;
+            p.cost_n = sqlite3_column_type(st, 11) != SQLITE_NULL;
+            p.cost_usd = p.cost_n ? sqlite3_column_double(st, 11) : 0;
+            p.latency_us = sqlite3_column_int64(st, 12);
+            p.ttft_us = sqlite3_column_type(st, 13) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 13);
+        } else {
+            p.status_class = sqlite3_column_int(st, 6);
+            p.cost_usd = sqlite3_column_double(st, 11);
+            p.requests = sqlite3_column_int64(st, 12);
+            p.cost_n = sqlite3_column_int64(st, 13);
+            p.ttft_n = sqlite3_column_int64(st, 14);
+            /* A zero-length blob reads as NULL: "" keeps the part a stored one. */
+            p.lat_hist = sqlite3_column_blob(st, 15);
+            p.lat_len = (size_t)sqlite3_column_bytes(st, 15);
+            if (p.lat_hist == NULL)
+                p.lat_hist = "";
+            p.ttft_hist = sqlite3_column_blob(st, 16);
+            p.ttft_len = (size_t)sqlite3_column_bytes(st, 16);
+        }
+        if ((r = gyre_stats_answer_add(a, &p, err, errlen)) != 0)
+            goto out;
+    }
+    if (rc != SQLITE_DONE) {
+        set_err(err, errlen, "store: running the stats query: %s", sqlite3_errmsg(s->db));
+        r = -EIO;
+    }
+out:
+    sqlite3_finalize(st);
+    gyre_buf_dispose(&sql);
+    return r;
+}
+
+/*
+ * The range [from, to) splits into the partial minutes at its edges (read
+ * from the traces), the whole minutes up to the first whole hour and after
+ * the last one (minute rows), and the whole hours (hour rows).  Buckets
+ * narrower than an hour, or not a whole number of hours, read minute rows
+ * only, so that no row straddles two buckets.
+ */
+static int sqlite_stats(gyre_store_t *s, const gyre_stats_query_t *q, gyre_buf_t *out, char *err, size_t errlen)
+{
+    gyre_stats_range_t range;
+    int r = gyre_stats_range_resolve(q, now_us(), &range, err, errlen);
+    if (r != 0)
+        return r;
+    const int64_t M = GYRE_ROLLUP_MINUTE_US, H = GYRE_ROLLUP_HOUR_US;
+    int64_t from = range.from_us, to = range.to_us;
+    int64_t m0 = ceil_to(from, M), m1 = floor_to_span(to, M);
+    gyre_stats_answer_t *a = gyre_stats_answer_create(&range, q->group_by);
+    if (m0 >= m1) {
+        r = stats_scan(s, q, a, 0, from, to, err, errlen);
+    } else {
+        int64_t h0 = ceil_to(m0, H), h1 = floor_to_span(m1, H);
+        int hours = (range.bucket_us == 0 || range.bucket_us % H == 0) && h0 < h1;
+        if (r == 0)
+            r = stats_scan(s, q, a, 0, from, m0, err, errlen);
+        if (r == 0 && hours) {
+            r = stats_scan(s, q, a, M, m0, h0, err, errlen);
+            if (r == 0)
+                r = stats_scan(s, q, a, H, h0, h1, err, errlen);
+            if (r == 0)
+                r = stats_scan(s, q, a, M, h1, m1, err, errlen);
+        } else if (r == 0) {
+            r = stats_scan(s, q, a, M, m0, m1, err, errlen);
+        }
+        if (r == 0)
+            r = stats_scan(s, q, a, 0, m1, to, err, errlen);
+    }
+    if (r == 0 && (r = gyre_stats_answer_json(a, out)) != 0)
+        set_err(err, errlen, "store: the stats answer is larger than its buffer (%zu bytes)", out->max);
+    gyre_stats_answer_destroy(a);
+    return r;
 }
 
 static int64_t sqlite_count(gyre_store_t *s)
@@ -912,6 +1372,8 @@ static int migrate(gyre_store_t *s, char *err, size_t errlen)
             continue;
         if ((r = exec_sql(s, m->sql, err, errlen)) != 0)
             goto out;
+        if (m->after != NULL && (r = m->after(s, err, errlen)) != 0)
+            goto out;
         char ins[128];
         snprintf(ins, sizeof(ins), "INSERT INTO schema_migrations (version, applied_us) VALUES (%d, %" PRId64 ")",
                  m->version, now_us());
@@ -933,8 +1395,8 @@ static void sqlite_close(gyre_store_t *s)
 {
     if (s == NULL)
         return;
-    sqlite3_stmt **stmts[] = {&s->ins_trace, &s->ins_attempt, &s->ins_tag,      &s->ins_meta,    &s->ins_text,  &s->sel_trace,
-                              &s->sel_attempts, &s->sel_tags, &s->sel_meta, &s->sel_session, &s->sel_count};
+    sqlite3_stmt **stmts[] = {&s->ins_trace, &s->ins_tag,     &s->ins_text, &s->ups_rollup,
+                              &s->sel_trace, &s->sel_session, &s->sel_count};
     for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++)
         sqlite3_finalize(*stmts[i]);
     sqlite3_close(s->db);
@@ -943,6 +1405,11 @@ static void sqlite_close(gyre_store_t *s)
     gyre_buf_dispose(&s->zresp);
     gyre_buf_dispose(&s->text);
     gyre_buf_dispose(&s->body);
+    gyre_buf_dispose(&s->merge);
+    gyre_buf_dispose(&s->tags_json);
+    gyre_buf_dispose(&s->meta_json);
+    gyre_buf_dispose(&s->attempts_json);
+    free(s->rin);
     free(s);
 }
 
@@ -957,30 +1424,30 @@ static int sqlite_open(const char *dsn, gyre_store_t **out, char *err, size_t er
         {&s->ins_trace, "INSERT INTO traces (trace_id, span_id, parent_span_id, request_id, started_us, ended_us, latency_us,"
                         " ttft_us, endpoint, route, provider, model, status, stream, cache_hit, finish_reason,"
                         " prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_usd, session, agent,"
-                        " user_id, request_body, response_body)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
-        {&s->ins_attempt, "INSERT INTO attempts (trace_id, n, provider, model, key_id, status, started_us, latency_us, error)"
-                          " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"},
-        /* Tags are a set and meta a map: a repeat is not an error that should cost the whole batch. */
-        {&s->ins_tag, "INSERT OR IGNORE INTO trace_tags (trace_id, tag) VALUES (?, ?)"},
-        {&s->ins_meta, "INSERT OR REPLACE INTO trace_meta (trace_id, key, value) VALUES (?, ?, ?)"},
-        {&s->ins_text, "INSERT INTO trace_text (trace_id, text) VALUES (?, ?)"},
+                        " user_id, request_body, response_body, otel_trace_id, tags_json, meta_json, attempts_json)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
+        {&s->ups_rollup, ROLLUP_UPSERT},
+        /* Tags are a set: a repeat is not an error that should cost the whole batch. */
+        {&s->ins_tag, "INSERT OR IGNORE INTO trace_tag (tag, started_us, trace_id, trace_rowid) VALUES (?, ?, ?, ?)"},
+        {&s->ins_text, "INSERT INTO trace_fts (rowid, text) VALUES (?, ?)"},
         {&s->sel_trace, "SELECT " TRACE_COLS_FULL " FROM traces t WHERE t.trace_id = ?"},
-        {&s->sel_attempts, "SELECT provider, model, key_id, status, started_us, latency_us, error FROM attempts"
-                           " WHERE trace_id = ? ORDER BY n"},
-        {&s->sel_tags, "SELECT tag FROM trace_tags WHERE trace_id = ? ORDER BY tag"},
-        {&s->sel_meta, "SELECT key, value FROM trace_meta WHERE trace_id = ? ORDER BY key"},
         {&s->sel_session, "SELECT " TRACE_COLS_FULL " FROM traces t WHERE t.session = ?1 AND t.session <> ''"
                           " ORDER BY t.started_us, t.trace_id LIMIT ?2"},
         {&s->sel_count, "SELECT COUNT(*) FROM traces"},
     };
 
     *out = NULL;
-    s->zstd = gyre_zstd_create(GYRE_ZSTD_LEVEL_DEFAULT);
+    s->zstd = gyre_zstd_create(STORE_ZSTD_LEVEL);
     gyre_buf_init(&s->zreq, (size_t)INT32_MAX);
     gyre_buf_init(&s->zresp, (size_t)INT32_MAX);
     gyre_buf_init(&s->text, 1u << 20); /* what of a body is searchable: its first MiB of text */
     gyre_buf_init(&s->body, STORE_BODY_MAX);
+    gyre_buf_init(&s->merge, (size_t)GYRE_HIST_BUCKETS * 20);
+    /* Bounded by what a trace can hold (16 tags, 16 meta, 16 attempts); past it the JSON would be cut, so the
+     * bound is generous. */
+    gyre_buf_init(&s->tags_json, (size_t)64 << 20);
+    gyre_buf_init(&s->meta_json, (size_t)64 << 20);
+    gyre_buf_init(&s->attempts_json, (size_t)64 << 20);
 
     if (sqlite3_open_v2(dsn, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
         set_err(err, errlen, "store: opening %s: %s", dsn, s->db != NULL ? sqlite3_errmsg(s->db) : "out of memory");
@@ -988,9 +1455,21 @@ static int sqlite_open(const char *dsn, gyre_store_t **out, char *err, size_t er
         goto fail;
     }
     sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+    if (sqlite3_create_function(s->db, "gyre_hist_merge", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, s, hist_merge_fn, NULL,
+                                NULL) != SQLITE_OK) {
+        set_err(err, errlen, "store: registering gyre_hist_merge: %s", sqlite3_errmsg(s->db));
+        r = -EIO;
+        goto fail;
+    }
     if ((r = exec_sql(s, "PRAGMA journal_mode = WAL", err, errlen)) != 0 ||
         (r = exec_sql(s, "PRAGMA synchronous = NORMAL", err, errlen)) != 0 ||
-        (r = exec_sql(s, "PRAGMA temp_store = MEMORY", err, errlen)) != 0)
+        (r = exec_sql(s, "PRAGMA temp_store = MEMORY", err, errlen)) != 0 ||
+        /* 64 MiB of page cache (a bound, not an allocation): the b-trees whose keys are not in time order
+         * (trace_id, otel_trace_id, session, user) stay in memory between batches instead of being read back. */
+        (r = exec_sql(s, "PRAGMA cache_size = -65536", err, errlen)) != 0 ||
+        /* Checkpoint every 64 MiB of WAL rather than 4: a page that every batch rewrites is copied into the
+         * database once per checkpoint, not once per few batches. */
+        (r = exec_sql(s, "PRAGMA wal_autocheckpoint = 16384", err, errlen)) != 0)
         goto fail;
     if ((r = migrate(s, err, errlen)) != 0)
         goto fail;
@@ -1017,5 +1496,6 @@ const gyre_store_ops_t gyre_store_sqlite = {
     .get_trace = sqlite_get_trace,
     .query_traces = sqlite_query_traces,
     .get_session = sqlite_get_session,
+    .stats = sqlite_stats,
     .count = sqlite_count,
 };

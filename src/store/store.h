@@ -20,6 +20,7 @@ typedef struct gyre_store gyre_store_t;
 typedef struct gyre_trace_query {
     int64_t from_us, to_us; /* started_us in [from, to); 0: open */
     const char *route, *provider, *model, *agent, *session, *user, *tag;
+    const char *otel_trace_id; /* the W3C trace the calls belong to (trace.h) */
     int status;             /* exact status; 0: any */
     int errors_only;        /* status >= 400 */
     int64_t min_latency_us;
@@ -27,6 +28,21 @@ typedef struct gyre_trace_query {
     const char *cursor;     /* from the previous page, or NULL */
     size_t limit;           /* 1..1000 (default 50) */
 } gyre_trace_query_t;
+
+/* What /api/stats groups by: a bitmask (0: no groups, only the total). */
+#define GYRE_STATS_BY_ROUTE 1u
+#define GYRE_STATS_BY_PROVIDER 2u
+#define GYRE_STATS_BY_MODEL 4u
+#define GYRE_STATS_BY_AGENT 8u
+#define GYRE_STATS_BY_USER 16u
+
+/* A stats query; NULL or empty strings do not filter. */
+typedef struct gyre_stats_query {
+    int64_t from_us, to_us; /* started_us in [from, to); both 0: the last 24 h; from 0: 24 h before to; to 0: now */
+    const char *route, *provider, *model, *agent, *user;
+    unsigned group_by;      /* GYRE_STATS_BY_* */
+    int64_t bucket_us;      /* time buckets of this width, aligned to the unix epoch; 0: none */
+} gyre_stats_query_t;
 
 typedef struct gyre_store_ops {
     const char *name; /* "sqlite" */
@@ -43,6 +59,13 @@ typedef struct gyre_store_ops {
     int (*query_traces)(gyre_store_t *s, const gyre_trace_query_t *q, gyre_buf_t *out, char *err, size_t errlen);
     /* A session's calls in order: {"session":ID,"traces":[...]}; -ENOENT when none. */
     int (*get_session)(gyre_store_t *s, const char *session, gyre_buf_t *out, char *err, size_t errlen);
+    /*
+     * Counts, percentiles, tokens and cost over a time range (store/rollup.h
+     * for how, docs/api.md for the answer's shape), appended to `out`.
+     * -EINVAL for a query it cannot answer (err names the parameter first:
+     * "bucket: ..."), -E2BIG past the answer's bounds, -EIO.
+     */
+    int (*stats)(gyre_store_t *s, const gyre_stats_query_t *q, gyre_buf_t *out, char *err, size_t errlen);
     /* How many traces are stored (for tests and the writer's accounting). */
     int64_t (*count)(gyre_store_t *s);
 } gyre_store_ops_t;

@@ -7,6 +7,7 @@
 #include <sys/time.h>
 
 #include "route/route.h"
+#include "trace/redact.h"
 
 int64_t gyre_trace_now_us(void)
 {
@@ -155,15 +156,59 @@ void gyre_trace_read_completion(gyre_trace_t *t, h2o_mem_pool_t *pool, const cha
     cJSON_Delete(j);
 }
 
-void gyre_trace_price(gyre_trace_t *t, const gyre_prices_t *prices)
+void gyre_trace_price(gyre_trace_t *t, const gyre_prices_t *prices, const gyre_prices_t *provider_prices)
 {
-    if (prices == NULL || t->model.len == 0 || t->prompt_tokens < 0 || t->completion_tokens < 0)
+    if (t->model.len == 0 || t->prompt_tokens < 0 || t->completion_tokens < 0)
         return;
-    const gyre_price_t *p = gyre_prices_find(prices, t->model.p, t->model.len);
+    const gyre_price_t *p = gyre_prices_lookup(provider_prices, prices, t->model.p, t->model.len);
     if (p == NULL)
         return;
     double c = gyre_prices_cost(p, t->prompt_tokens, t->cached_tokens > 0 ? t->cached_tokens : 0,
                                 t->completion_tokens);
     if (c >= 0)
         t->cost_usd = c;
+}
+
+/* Appends to a bounded output; gyre_redact_bound() says the bound is never reached, but a bug must not write past it. */
+static size_t put(char *out, size_t cap, size_t o, const char *p, size_t n)
+{
+    if (o < cap)
+        memcpy(out + o, p, n < cap - o ? n : cap - o);
+    return o + n < cap ? o + n : cap;
+}
+
+/* `s` redacted: the same bytes when nothing matched, else a copy in `pool` (NUL-terminated, like the others). */
+static gyre_tstr_t redact_str(h2o_mem_pool_t *pool, gyre_tstr_t s, unsigned kinds)
+{
+    gyre_redact_scan_t scan;
+    gyre_redact_match_t m;
+    if (s.len == 0)
+        return s;
+    gyre_redact_scan_init(&scan, kinds, s.p, s.len);
+    if (!gyre_redact_scan_next(&scan, &m))
+        return s; /* the common case: one pass, nothing written */
+    size_t cap = gyre_redact_bound(s.len);
+    char *out = h2o_mem_alloc_pool(pool, cap + 1);
+    size_t o = 0, from = 0;
+    do {
+        const char *tok = gyre_redact_token(m.kind);
+        o = put(out, cap, o, s.p + from, m.start - from);
+        o = put(out, cap, o, tok, strlen(tok));
+        from = m.end;
+    } while (gyre_redact_scan_next(&scan, &m));
+    o = put(out, cap, o, s.p + from, s.len - from);
+    out[o] = '\0';
+    return (gyre_tstr_t){out, o};
+}
+
+void gyre_trace_redact(gyre_trace_t *t, h2o_mem_pool_t *pool, unsigned kinds)
+{
+    if (kinds == 0)
+        return;
+    t->request_body = redact_str(pool, t->request_body, kinds);
+    t->response_body = redact_str(pool, t->response_body, kinds);
+    for (size_t i = 0; i < t->nattempts; i++)
+        t->attempts[i].error = redact_str(pool, t->attempts[i].error, kinds);
+    for (size_t i = 0; i < t->nmeta; i++)
+        t->meta[i].value = redact_str(pool, t->meta[i].value, kinds);
 }

@@ -30,8 +30,20 @@ gyre_trace_attempt_t *gyre_trace_add_attempt(gyre_trace_t *t, h2o_mem_pool_t *po
 /* Reads usage, finish_reason and model from an OpenAI chat.completion (or embeddings answer). */
 void gyre_trace_read_completion(gyre_trace_t *t, h2o_mem_pool_t *pool, const char *json, size_t len);
 
-/* The cost of the recorded tokens at `prices`, NaN when the model or the tokens are unknown. */
-void gyre_trace_price(gyre_trace_t *t, const gyre_prices_t *prices);
+/*
+ * The cost of the recorded tokens: the answering provider's own `prices:`
+ * (`provider_prices`, or NULL) first, then `prices`; NaN when neither prices
+ * the model or the tokens are unknown.
+ */
+void gyre_trace_price(gyre_trace_t *t, const gyre_prices_t *prices, const gyre_prices_t *provider_prices);
+
+/*
+ * Redacts `kinds` (GYRE_REDACT_* bits, trace/redact.h) in the request and
+ * response bodies, the attempts' error texts and the metadata values, before
+ * the trace is stored or exported.  A text with a match is replaced by a
+ * redacted copy in `pool`; one without keeps its bytes (no copy).
+ */
+void gyre_trace_redact(gyre_trace_t *t, h2o_mem_pool_t *pool, unsigned kinds);
 
 /* A pool copy of bytes as a trace string. */
 gyre_tstr_t gyre_tstr_dup(h2o_mem_pool_t *pool, const char *p, size_t len);

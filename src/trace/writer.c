@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,27 @@ static uint64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int64_t unix_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* How long ago, in ms, the oldest trace of the batch ended (its answer went out just before it was submitted);
+ * 0 when none says (ended_us 0: a trace without an end time is never spilled for its age). */
+static int64_t oldest_age_ms(gyre_writer_t *w, size_t n)
+{
+    int64_t oldest = 0;
+    for (size_t i = 0; i < n; i++)
+        if (w->batch[i]->ended_us > 0 && (oldest == 0 || w->batch[i]->ended_us < oldest))
+            oldest = w->batch[i]->ended_us;
+    if (oldest == 0)
+        return 0;
+    int64_t age = unix_us() - oldest;
+    return age > 0 ? age / 1000 : 0;
 }
 
 static void sleep_ms(unsigned ms)
@@ -206,8 +228,11 @@ static void *writer_main(void *arg)
         spool_all(w, w->spill, nover);
         size_t left = backlog(w);
         int store_ok = now >= w->backoff_until_ms;
+        /* A batch that has already waited spill_age_ms in memory (the store's last write took that long) goes to
+         * the spool now: a write(2) there survives a kill -9, the store's next commit might not come in time. */
+        int aged = n != 0 && !stopping && oldest_age_ms(w, n) > (int64_t)w->cfg.spill_age_ms;
         if (n != 0) {
-            if (store_ok && (stopping || left <= w->cfg.spill_threshold)) {
+            if (store_ok && !aged && (stopping || left <= w->cfg.spill_threshold)) {
                 if (store_write(w, w->batch, n) == 0) {
                     for (size_t i = 0; i < n; i++)
                         free(w->batch[i]);
@@ -265,6 +290,8 @@ static void config_defaults(gyre_writer_config_t *c, size_t nqueues)
         c->sync_interval_ms = 20;
     if (c->drain_timeout_ms == 0)
         c->drain_timeout_ms = 30000;
+    if (c->spill_age_ms == 0)
+        c->spill_age_ms = 25;
 }
 
 int gyre_writer_create(const gyre_store_ops_t *ops, gyre_store_t *store, const char *spool_path, size_t nqueues,
@@ -302,7 +329,14 @@ int gyre_writer_create(const gyre_store_ops_t *ops, gyre_store_t *store, const c
     if (st.recovered != 0)
         fprintf(stderr, "gyre: trace writer: replaying %llu traces left in the spool %s\n",
                 (unsigned long long)st.recovered, spool_path);
-    if ((rc = pthread_create(&w->thread, NULL, writer_main, w)) != 0) {
+    /* The thread starts with every signal blocked: signals are the main thread's (it sigwaits for SIGTERM),
+     * and a second SIGTERM arriving while the writer drains must not kill gyre through this thread. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&w->thread, NULL, writer_main, w);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
         snprintf(err, errlen, "trace writer: starting its thread: %s", strerror(rc));
         w->running = 0;
         gyre_writer_destroy(w);

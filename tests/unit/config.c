@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "test.h"
+#include "trace/redact.h"
 
 /* The minimal configuration from the issue, line for line. */
 static const char minimal[] = "listen: 127.0.0.1:8080\n"
@@ -323,7 +324,7 @@ TEST(config_errors_never_contain_a_key_value)
     char *all = joined(&errs);
     CHECK_STR(all, "t.yaml:6: providers[0].tls_verify: expected true or false, found 'maybe'\n"
                    "t.yaml:7: providers[0]: unknown field 'colour' (known: name, kind, base_url, keys, key_strategy, "
-                   "breaker, ca_file, tls_verify, timeout_ms, api_version, max_tokens, region)\n"
+                   "breaker, ca_file, tls_verify, timeout_ms, api_version, max_tokens, region, prices)\n"
                    "t.yaml:3: providers[0].kind: unsupported kind 'nope' (supported: openai, azure, anthropic, gemini, "
                    "bedrock)\n"
                    "t.yaml:4: providers[0].base_url: 'http://h:99999/v1' has an invalid port\n"
@@ -341,11 +342,11 @@ TEST(config_unknown_fields_are_named_with_the_known_ones)
 {
     CHECK_ERRORS("colour: blue\n" PROVIDER_P
                  "routes:\n  - {name: r, size: 1, targets: [{provider: p, model: m, x: 1}]}\n",
-                 "t.yaml:1: unknown field 'colour' (known: listen, workers, store, prices, providers, routes, max_body_bytes, "
-                 "shutdown_grace_ms)\n"
+                 "t.yaml:1: unknown field 'colour' (known: listen, workers, store, prices, redact, providers, routes, "
+                 "max_body_bytes, shutdown_grace_ms)\n"
                  "t.yaml:5: routes[0]: unknown field 'size' (known: name, targets, fallbacks, strategy, fallback_on, "
                  "retries, backoff_ms, backoff_max_ms, attempt_timeout_ms, deadline_ms, first_byte_timeout_ms, "
-                 "midstream, affinity, cache)\n"
+                 "midstream, affinity, cache, capture, redact)\n"
                  "t.yaml:5: routes[0].targets[0]: unknown field 'x' (known: provider, model, weight)\n");
 }
 
@@ -440,8 +441,8 @@ TEST(config_collects_every_error_in_one_pass)
                  "  - {name: 'x/y', targets: [{provider: zz}]}\n",
                  "t.yaml:1: listen: 'nope' is not HOST:PORT (for example 127.0.0.1:8080)\n"
                  "t.yaml:2: workers: 0 is out of range (1 to 256)\n"
-                 "t.yaml:3: unknown field 'colour' (known: listen, workers, store, prices, providers, routes, "
-                 "max_body_bytes, shutdown_grace_ms)\n"
+                 "t.yaml:3: unknown field 'colour' (known: listen, workers, store, prices, redact, providers, "
+                 "routes, max_body_bytes, shutdown_grace_ms)\n"
                  "t.yaml:5: providers[0].base_url: 'http://h:99999/v1' has an invalid port\n"
                  "t.yaml:5: providers[0].keys[0]: environment variable GYRE_UNIT_MISSING is not set\n"
                  "t.yaml:6: providers[1].kind: is required (supported: openai, azure, anthropic, gemini, bedrock)\n"
@@ -810,4 +811,140 @@ TEST(config_traces_are_off_unless_the_store_asks_and_on_in_the_embedded_default)
     CHECK_INT(c->traces, 1);
     CHECK_STR(c->store_sqlite, "./gyre.db");
     gyre_config_free(c);
+}
+
+/* --- privacy: capture and redact (issue 5, point 8) ---------------------- */
+
+TEST(config_capture_and_redact_default_to_bodies_kept_and_all_four_kinds)
+{
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = parse(PROVIDER_P "routes:\n  - {name: r, targets: [{provider: p, model: m}]}\n", &errs);
+    CHECK(c != NULL);
+    CHECK_INT(c->store_capture, 1);
+    CHECK_INT(c->redact, GYRE_REDACT_ALL);
+    CHECK_INT(c->routes[0].capture, 1);
+    CHECK_INT(c->routes[0].redact, GYRE_REDACT_ALL);
+    gyre_config_free(c);
+}
+
+TEST(config_route_capture_false_and_store_capture_false_are_read)
+{
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = parse("store: {traces: true, capture: false}\n" PROVIDER_P
+                             "routes:\n  - {name: r, capture: false, targets: [{provider: p, model: m}]}\n"
+                             "  - {name: s, capture: true, targets: [{provider: p, model: m}]}\n",
+                             &errs);
+    CHECK(c != NULL);
+    CHECK_INT(c->store_capture, 0);
+    CHECK_INT(c->routes[0].capture, 0);
+    CHECK_INT(c->routes[1].capture, 1);
+    gyre_config_free(c);
+}
+
+TEST(config_root_redact_is_every_route_default_and_a_route_overrides_it)
+{
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = parse(PROVIDER_P "routes:\n  - {name: r, targets: [{provider: p, model: m}]}\n"
+                                        "  - {name: s, redact: [api_key], targets: [{provider: p, model: m}]}\n"
+                                        "  - {name: t, redact: true, targets: [{provider: p, model: m}]}\n"
+                                        "redact: [email, card]\n",
+                             &errs);
+    CHECK(c != NULL);
+    CHECK_INT(c->redact, GYRE_REDACT_EMAIL | GYRE_REDACT_CARD);
+    CHECK_INT(c->routes[0].redact, GYRE_REDACT_EMAIL | GYRE_REDACT_CARD);
+    CHECK_INT(c->routes[1].redact, GYRE_REDACT_API_KEY);
+    CHECK_INT(c->routes[2].redact, GYRE_REDACT_ALL);
+    gyre_config_free(c);
+}
+
+TEST(config_redact_false_and_an_empty_list_turn_it_off)
+{
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = parse("redact: false\n" PROVIDER_P
+                             "routes:\n  - {name: r, redact: [], targets: [{provider: p, model: m}]}\n",
+                             &errs);
+    CHECK(c != NULL);
+    CHECK_INT(c->redact, 0);
+    CHECK_INT(c->routes[0].redact, 0);
+    gyre_config_free(c);
+}
+
+TEST(config_redact_errors_name_the_field_the_line_and_the_known_kinds)
+{
+    CHECK_ERRORS("redact: [email, ssn]\n", "t.yaml:1: redact[1]: unknown kind 'ssn' (known: email, phone, card, "
+                                           "api_key)\n");
+    CHECK_ERRORS("redact: sometimes\n", "t.yaml:1: redact: expected true or false, found 'sometimes'\n");
+    CHECK_ERRORS(PROVIDER_P "routes:\n  - name: r\n    targets: [{provider: p, model: m}]\n    redact: {email: 1}\n"
+                            "    capture: maybe\n",
+                 "t.yaml:6: routes[0].redact: expected a list, found a mapping\n"
+                 "t.yaml:7: routes[0].capture: expected true or false, found 'maybe'\n");
+    CHECK_ERRORS("store: {capture: 2}\n", "t.yaml:1: store.capture: expected true or false, found '2'\n");
+}
+
+/* --- price overrides on a provider (issue 5, point 3) -------------------- */
+
+TEST(config_provider_prices_are_read_into_the_providers_own_table)
+{
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = parse("providers:\n"
+                             "  - name: p\n"
+                             "    kind: openai\n"
+                             "    base_url: 'http://h/v1'\n"
+                             "    prices:\n"
+                             "      gpt-4o: {input: 2, output: 8, cached_input: 0.5}\n"
+                             "      my-model: {input: 0.25, output: 1}\n",
+                             &errs);
+    CHECK(c != NULL);
+    CHECK_INT(errs.count, 0);
+    const gyre_prices_t *pr = c->providers[0].prices;
+    CHECK(pr != NULL);
+    CHECK_INT(gyre_prices_count(pr), 2);
+    const gyre_price_t *g = gyre_prices_find(pr, "gpt-4o", 6);
+    CHECK(g != NULL && g->input == 2 && g->output == 8 && g->cached_input == 0.5 && g->cache_write == -1);
+    const gyre_price_t *m = gyre_prices_find(pr, "my-model", 8);
+    CHECK(m != NULL && m->input == 0.25 && m->output == 1 && m->cached_input == -1);
+    gyre_config_free(c);
+}
+
+TEST(config_a_provider_without_prices_has_no_table)
+{
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = parse(PROVIDER_P, &errs);
+    CHECK(c != NULL);
+    CHECK(c->providers[0].prices == NULL);
+    gyre_config_free(c);
+}
+
+TEST(config_provider_price_errors_name_the_model_the_field_and_the_line)
+{
+    CHECK_ERRORS("providers:\n"
+                 "  - name: p\n"
+                 "    kind: openai\n"
+                 "    base_url: 'http://h/v1'\n"
+                 "    prices:\n"
+                 "      a: {input: cheap, output: 1}\n"
+                 "      b: {input: -1, output: 1}\n"
+                 "      c: {input: 1, outptu: 2}\n"
+                 "      d: {output: 1}\n"
+                 "      e: 3\n",
+                 "t.yaml:6: providers[0].prices.a.input: expected a price >= 0 in USD per million tokens, found "
+                 "'cheap'\n"
+                 "t.yaml:7: providers[0].prices.b.input: expected a price >= 0 in USD per million tokens, found '-1'\n"
+                 "t.yaml:8: providers[0].prices.c: unknown field 'outptu' (known: input, output, cached_input, "
+                 "cache_write)\n"
+                 "t.yaml:8: providers[0].prices.c.output: is required\n"
+                 "t.yaml:9: providers[0].prices.d.input: is required\n"
+                 "t.yaml:10: providers[0].prices.e: expected a mapping, found a scalar\n");
+}
+
+TEST(config_provider_prices_list_a_model_once)
+{
+    CHECK_ERRORS("providers:\n"
+                 "  - name: p\n"
+                 "    kind: openai\n"
+                 "    base_url: 'http://h/v1'\n"
+                 "    prices: {m: {input: 1, output: 2}, m: {input: 3, output: 4}}\n",
+                 "t.yaml:5: providers[0].prices.m: listed twice\n");
+    CHECK_ERRORS(PROVIDER_P "  - {name: q, kind: openai, base_url: 'http://h/v1', prices: [gpt-4o]}\n",
+                 "t.yaml:3: providers[1].prices: expected a mapping, found a list\n");
 }

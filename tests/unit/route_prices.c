@@ -6,8 +6,10 @@
 #include "route/prices.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "test.h"
+#include "trace/record.h"
 
 #define LIT(s) s, sizeof(s) - 1
 
@@ -333,4 +335,84 @@ TEST(prices_parse_error_text_is_cut_to_the_buffer)
     CHECK(parse("{}", err, sizeof(err)) == NULL);
     CHECK_STR(err, "models:");
     CHECK(parse("{}", NULL, 0) == NULL);
+}
+
+/* --- a provider's own prices (config `prices:` on a provider) ------------ */
+
+static gyre_prices_t *override_table(void)
+{
+    static const char *const models[] = {"gpt-4o", "house-model"};
+    static const gyre_price_t prices[] = {{1, 4, 0.5, -1}, {0.25, 0.5, -1, -1}};
+    return gyre_prices_create(models, prices, 2);
+}
+
+TEST(prices_created_from_the_config_copy_names_and_sort_them)
+{
+    static const char *const models[] = {"zeta", "alpha"};
+    static const gyre_price_t prices[] = {{1, 2, -1, -1}, {3, 4, -1, -1}};
+    gyre_prices_t *p = gyre_prices_create(models, prices, 2);
+    CHECK_INT(gyre_prices_count(p), 2);
+    CHECK_STR(gyre_prices_version(p), "");
+    CHECK(find(p, "alpha") != NULL && find(p, "alpha")->input == 3);
+    CHECK(find(p, "zeta") != NULL && find(p, "zeta")->output == 2);
+    gyre_prices_free(p);
+}
+
+TEST(prices_lookup_takes_the_providers_own_price_before_the_table)
+{
+    char err[256];
+    gyre_prices_t *t = parse(table, err, sizeof(err));
+    gyre_prices_t *o = override_table();
+    const gyre_price_t *p = gyre_prices_lookup(o, t, LIT("gpt-4o"));
+    CHECK(p != NULL && p->input == 1 && p->output == 4 && p->cached_input == 0.5);
+    /* The override's matching rules are the table's: a dated id finds its family. */
+    p = gyre_prices_lookup(o, t, LIT("gpt-4o-2024-08-06"));
+    CHECK(p != NULL && p->input == 1);
+    gyre_prices_free(o);
+    gyre_prices_free(t);
+}
+
+TEST(prices_lookup_falls_back_to_the_table_and_is_null_when_neither_knows)
+{
+    char err[256];
+    gyre_prices_t *t = parse(table, err, sizeof(err));
+    gyre_prices_t *o = override_table();
+    /* The override's "gpt-4o" would cover "gpt-4o-mini", but the table names it: the more specific wins. */
+    const gyre_price_t *p = gyre_prices_lookup(o, t, LIT("gpt-4o-mini"));
+    CHECK(p != NULL && p->input == 0.15);
+    p = gyre_prices_lookup(o, t, LIT("claude-sonnet-4-5"));
+    CHECK(p != NULL && p->input == 3.5);
+    p = gyre_prices_lookup(NULL, t, LIT("gpt-4o"));
+    CHECK(p != NULL && p->input == 2.5);
+    p = gyre_prices_lookup(o, NULL, LIT("house-model"));
+    CHECK(p != NULL && p->input == 0.25);
+    CHECK(gyre_prices_lookup(o, t, LIT("unknown-model")) == NULL);
+    CHECK(gyre_prices_lookup(NULL, NULL, LIT("gpt-4o")) == NULL);
+    gyre_prices_free(o);
+    gyre_prices_free(t);
+}
+
+TEST(prices_trace_cost_uses_the_answering_providers_prices_and_is_nan_when_unknown)
+{
+    char err[256];
+    gyre_prices_t *t = parse(table, err, sizeof(err));
+    gyre_prices_t *o = override_table();
+    gyre_trace_t tr;
+    memset(&tr, 0, sizeof(tr));
+    tr.model = (gyre_tstr_t){"gpt-4o", 6};
+    tr.prompt_tokens = 1000000;
+    tr.cached_tokens = 200000;
+    tr.completion_tokens = 500000;
+    tr.cost_usd = NAN;
+    gyre_trace_price(&tr, t, o);
+    CHECK_NEAR(tr.cost_usd, 0.8 * 1 + 0.2 * 0.5 + 0.5 * 4); /* 2.9 at the override */
+    tr.cost_usd = NAN;
+    gyre_trace_price(&tr, t, NULL);
+    CHECK_NEAR(tr.cost_usd, 0.8 * 2.5 + 0.2 * 1.25 + 0.5 * 10); /* 7.25 at the table */
+    tr.model = (gyre_tstr_t){"unknown-model", 13};
+    tr.cost_usd = NAN;
+    gyre_trace_price(&tr, t, o);
+    CHECK(isnan(tr.cost_usd));
+    gyre_prices_free(o);
+    gyre_prices_free(t);
 }

@@ -58,7 +58,8 @@ TEST(server_api_every_parameter_sets_its_field)
     gyre_api_error_t e;
     CHECK_INT(parse("from=1796119200000&to=2026-12-01T15:30:00Z&route=chat&provider=openai&model=gpt-4o"
                     "&agent=planner&session=s1&user=u7&tag=prod&status=502&errors=1&min_latency_ms=250"
-                    "&q=hello&cursor=1796119200000000_0123456789abcdef0123456789abcdef&limit=20",
+                    "&q=hello&cursor=1796119200000000_0123456789abcdef0123456789abcdef&limit=20"
+                    "&otel_trace_id=0af7651916cd43dd8448eb211c80319c",
                     &q, &e),
               0);
     CHECK_INT(q.q.from_us, 1796119200000000);
@@ -76,6 +77,7 @@ TEST(server_api_every_parameter_sets_its_field)
     CHECK_STR(q.q.text, "hello");
     CHECK_STR(q.q.cursor, "1796119200000000_0123456789abcdef0123456789abcdef");
     CHECK_INT(q.q.limit, 20);
+    CHECK_STR(q.q.otel_trace_id, "0af7651916cd43dd8448eb211c80319c");
 }
 
 TEST(server_api_values_are_url_decoded_with_plus_as_a_space)
@@ -193,14 +195,14 @@ TEST(server_api_an_unknown_parameter_is_named_with_the_list_of_known_ones)
 {
     CHECK_400("model=m&modle=x", "unknown_parameter", "modle",
               "unknown parameter 'modle'; expected one of from, to, route, provider, model, agent, session, user, "
-              "tag, status, errors, min_latency_ms, q, cursor, limit");
+              "tag, status, errors, min_latency_ms, q, cursor, limit, otel_trace_id");
 }
 
 TEST(server_api_a_long_unknown_parameter_is_named_by_its_first_32_bytes)
 {
     CHECK_400("abcdefghijklmnopqrstuvwxyz0123456789=1", "unknown_parameter", "abcdefghijklmnopqrstuvwxyz012345",
               "unknown parameter 'abcdefghijklmnopqrstuvwxyz012345'; expected one of from, to, route, provider, "
-              "model, agent, session, user, tag, status, errors, min_latency_ms, q, cursor, limit");
+              "model, agent, session, user, tag, status, errors, min_latency_ms, q, cursor, limit, otel_trace_id");
 }
 
 TEST(server_api_a_repeated_parameter_is_a_400)
@@ -287,4 +289,112 @@ TEST(server_api_a_query_over_4096_bytes_is_a_400)
     gyre_api_error_t e;
     CHECK_INT(parse(qs, &q, &e), 0);
     CHECK_INT(strlen(q.q.text), GYRE_API_QUERY_MAX - 2);
+}
+
+/* --- /api/stats ----------------------------------------------------------- */
+
+static int parse_stats(const char *qs, gyre_api_stats_query_t *q, gyre_api_error_t *e)
+{
+    return gyre_api_parse_stats_query(qs, strlen(qs), q, e);
+}
+
+#define CHECK_STATS_400(qs, code_, param_, message_)                                                                   \
+    do {                                                                                                               \
+        gyre_api_stats_query_t q_;                                                                                     \
+        gyre_api_error_t e_;                                                                                           \
+        CHECK_INT(parse_stats((qs), &q_, &e_), -1);                                                                    \
+        CHECK_INT(e_.status, 400);                                                                                     \
+        CHECK_STR(e_.type, "invalid_request_error");                                                                   \
+        CHECK_STR(e_.code, (code_));                                                                                   \
+        CHECK_STR(e_.param, (param_));                                                                                 \
+        CHECK_STR(e_.message, (message_));                                                                             \
+    } while (0)
+
+TEST(server_api_stats_an_empty_query_is_the_last_24_hours_without_groups_or_buckets)
+{
+    gyre_api_stats_query_t q;
+    gyre_api_error_t e;
+    CHECK_INT(gyre_api_parse_stats_query(NULL, 0, &q, &e), 0);
+    CHECK_INT(q.q.from_us, 0);
+    CHECK_INT(q.q.to_us, 0);
+    CHECK(q.q.route == NULL && q.q.provider == NULL && q.q.model == NULL && q.q.agent == NULL && q.q.user == NULL);
+    CHECK_INT(q.q.group_by, 0);
+    CHECK_INT(q.q.bucket_us, 0);
+}
+
+TEST(server_api_stats_every_parameter_sets_its_field)
+{
+    gyre_api_stats_query_t q;
+    gyre_api_error_t e;
+    CHECK_INT(parse_stats("from=1796119200000&to=2026-12-01T15:30:00Z&route=chat&provider=openai&model=gpt-4o"
+                          "&agent=planner&user=u7&group_by=provider,model&bucket=15m",
+                          &q, &e),
+              0);
+    CHECK_INT(q.q.from_us, 1796119200000000);
+    CHECK_INT(q.q.to_us, 1796139000000000);
+    CHECK_STR(q.q.route, "chat");
+    CHECK_STR(q.q.provider, "openai");
+    CHECK_STR(q.q.model, "gpt-4o");
+    CHECK_STR(q.q.agent, "planner");
+    CHECK_STR(q.q.user, "u7");
+    CHECK_INT(q.q.group_by, GYRE_STATS_BY_PROVIDER | GYRE_STATS_BY_MODEL);
+    CHECK_INT(q.q.bucket_us, 900000000);
+}
+
+TEST(server_api_stats_group_by_reads_each_dimension_and_skips_empty_items)
+{
+    gyre_api_stats_query_t q;
+    gyre_api_error_t e;
+    CHECK_INT(parse_stats("group_by=route,provider,model,agent,user", &q, &e), 0);
+    CHECK_INT(q.q.group_by, 31);
+    CHECK_INT(parse_stats("group_by=user,,user,", &q, &e), 0);
+    CHECK_INT(q.q.group_by, GYRE_STATS_BY_USER);
+    CHECK_INT(parse_stats("group_by=agent%2Croute", &q, &e), 0);
+    CHECK_INT(q.q.group_by, GYRE_STATS_BY_AGENT | GYRE_STATS_BY_ROUTE);
+}
+
+TEST(server_api_stats_bucket_reads_each_width)
+{
+    static const struct {
+        const char *qs;
+        long long us;
+    } cases[] = {{"bucket=1m", 60000000LL},
+                 {"bucket=5m", 300000000LL},
+                 {"bucket=15m", 900000000LL},
+                 {"bucket=1h", 3600000000LL},
+                 {"bucket=1d", 86400000000LL}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        gyre_api_stats_query_t q;
+        gyre_api_error_t e;
+        CHECK_INT(parse_stats(cases[i].qs, &q, &e), 0);
+        CHECK_INT(q.q.bucket_us, cases[i].us);
+    }
+}
+
+TEST(server_api_stats_an_unknown_parameter_is_named_with_the_list_of_known_ones)
+{
+    CHECK_STATS_400("tag=prod", "unknown_parameter", "tag",
+                    "unknown parameter 'tag'; expected one of from, to, route, provider, model, agent, user, group_by, "
+                    "bucket");
+}
+
+TEST(server_api_stats_a_bad_group_by_is_a_400_naming_the_dimension)
+{
+    CHECK_STATS_400("group_by=provider,session", "invalid_value", "group_by",
+                    "'group_by' takes a comma list of route, provider, model, agent, user; got 'session'");
+}
+
+TEST(server_api_stats_a_bad_bucket_is_a_400_listing_the_widths)
+{
+    CHECK_STATS_400("bucket=2h", "invalid_value", "bucket", "'bucket' must be one of 1m, 5m, 15m, 1h, 1d, got '2h'");
+    CHECK_STATS_400("bucket=60", "invalid_value", "bucket", "'bucket' must be one of 1m, 5m, 15m, 1h, 1d, got '60'");
+}
+
+TEST(server_api_stats_bad_times_and_repeats_are_400s)
+{
+    CHECK_STATS_400("from=yesterday", "invalid_value", "from",
+                    "'from' must be unix milliseconds or an RFC 3339 time such as 2026-12-01T10:00:00Z, got "
+                    "'yesterday'");
+    CHECK_STATS_400("to=1000&from=2000", "invalid_value", "to", "'to' must be later than 'from'");
+    CHECK_STATS_400("bucket=1h&bucket=1d", "duplicate_parameter", "bucket", "'bucket' is given more than once");
 }

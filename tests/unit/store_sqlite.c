@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -91,11 +92,11 @@ static int query(gyre_store_t *s, const gyre_trace_query_t *q, char *ids, size_t
     return r;
 }
 
-TEST(store_sqlite_migrates_an_empty_database_to_version_2)
+TEST(store_sqlite_migrates_an_empty_database_to_version_5)
 {
     gyre_store_t *s = open_mem();
     CHECK(s != NULL);
-    CHECK_INT(gyre_store_sqlite.schema_version(s), 2);
+    CHECK_INT(gyre_store_sqlite.schema_version(s), 5);
     CHECK_INT(gyre_store_sqlite.count(s), 0);
     CHECK_STR(gyre_store_sqlite.name, "sqlite");
     gyre_store_sqlite.close(s);
@@ -116,7 +117,7 @@ TEST(store_sqlite_reopening_a_file_keeps_its_traces_and_runs_no_migration_twice)
     gyre_store_sqlite.close(s);
     s = NULL;
     CHECK_INT(gyre_store_sqlite.open(path, &s, err, sizeof(err)), 0);
-    CHECK_INT(gyre_store_sqlite.schema_version(s), 2);
+    CHECK_INT(gyre_store_sqlite.schema_version(s), 5);
     CHECK_INT(gyre_store_sqlite.count(s), 1);
     gyre_store_sqlite.close(s);
     char wal[64];
@@ -142,6 +143,7 @@ TEST(store_sqlite_reads_back_every_field_exactly)
     gyre_trace_t t;
     memset(&t, 0, sizeof(t));
     strcpy(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+    strcpy(t.otel_trace_id, "0af7651916cd43dd8448eb211c80319c");
     strcpy(t.span_id, "00f067aa0ba902b7");
     strcpy(t.parent_span_id, "b7ad6b7169203331");
     t.request_id = TS("req-1");
@@ -183,7 +185,8 @@ TEST(store_sqlite_reads_back_every_field_exactly)
     gyre_buf_init(&b, 1 << 20);
     CHECK_INT(gyre_store_sqlite.get_trace(s, "4bf92f3577b34da6a3ce929d0e0e4736", &b, err, sizeof(err)), 0);
     CHECK_STR(b.base,
-              "{\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\",\"span_id\":\"00f067aa0ba902b7\","
+              "{\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\",\"otel_trace_id\":\"0af7651916cd43dd8448eb211c80319c\","
+              "\"span_id\":\"00f067aa0ba902b7\","
               "\"parent_span_id\":\"b7ad6b7169203331\",\"request_id\":\"req-1\",\"started_us\":1764547200000000,"
               "\"ended_us\":1764547200250000,\"latency_us\":250000,\"ttft_us\":80000,"
               "\"endpoint\":\"/v1/chat/completions\",\"route\":\"chat\",\"provider\":\"anthropic\","
@@ -201,7 +204,7 @@ TEST(store_sqlite_reads_back_every_field_exactly)
     gyre_store_sqlite.close(s);
 }
 
-TEST(store_sqlite_unknown_cost_tokens_ttft_and_bodies_read_back_as_null)
+TEST(store_sqlite_unknown_cost_tokens_ttft_and_bodies_read_back_as_null_and_no_otel_trace_is_its_own)
 {
     gyre_store_t *s = open_mem();
     gyre_trace_t t;
@@ -212,7 +215,8 @@ TEST(store_sqlite_unknown_cost_tokens_ttft_and_bodies_read_back_as_null)
     gyre_buf_init(&b, 1 << 20);
     CHECK_INT(gyre_store_sqlite.get_trace(s, "00000000000000000000000000000007", &b, err, sizeof(err)), 0);
     CHECK_STR(b.base,
-              "{\"trace_id\":\"00000000000000000000000000000007\",\"span_id\":\"0000000000000007\","
+              "{\"trace_id\":\"00000000000000000000000000000007\",\"otel_trace_id\":\"00000000000000000000000000000007\","
+              "\"span_id\":\"0000000000000007\","
               "\"parent_span_id\":\"\",\"request_id\":\"\",\"started_us\":5000,\"ended_us\":6000,\"latency_us\":1000,"
               "\"ttft_us\":null,\"endpoint\":\"/v1/chat/completions\",\"route\":\"\",\"provider\":\"openai\","
               "\"model\":\"gpt-4o\",\"status\":200,\"stream\":false,\"cache_hit\":false,\"finish_reason\":\"\","
@@ -499,5 +503,168 @@ TEST(store_sqlite_an_answer_past_the_buffer_max_is_e2big_and_leaves_the_buffer)
     CHECK_INT(gyre_store_sqlite.query_traces(s, &(gyre_trace_query_t){.limit = 10}, &b, err, sizeof(err)), -E2BIG);
     CHECK_STR(b.base, "keep");
     gyre_buf_dispose(&b);
+    gyre_store_sqlite.close(s);
+}
+
+/* A database as gyre wrote it at schema version 2 (migrations 1 and 2 as they shipped), with one trace. */
+static const char v2_schema[] =
+"CREATE TABLE traces ("
+        " trace_id TEXT PRIMARY KEY,"
+        " span_id TEXT NOT NULL,"
+        " parent_span_id TEXT NOT NULL,"
+        " request_id TEXT NOT NULL,"
+        " started_us BIGINT NOT NULL,"
+        " ended_us BIGINT NOT NULL,"
+        " latency_us BIGINT NOT NULL,"
+        " ttft_us BIGINT," 
+        " endpoint TEXT NOT NULL,"
+        " route TEXT NOT NULL,"
+        " provider TEXT NOT NULL,"
+        " model TEXT NOT NULL,"
+        " status INTEGER NOT NULL,"
+        " stream INTEGER NOT NULL," 
+        " cache_hit INTEGER NOT NULL,"
+        " finish_reason TEXT NOT NULL,"
+        " prompt_tokens BIGINT," 
+        " completion_tokens BIGINT,"
+        " cached_tokens BIGINT,"
+        " reasoning_tokens BIGINT,"
+        " cost_usd REAL," 
+        " session TEXT NOT NULL,"
+        " agent TEXT NOT NULL,"
+        " user_id TEXT NOT NULL," 
+        " request_body BLOB," 
+        " response_body BLOB"
+        ");"
+        "CREATE INDEX traces_started ON traces (started_us, trace_id);"
+        "CREATE INDEX traces_provider ON traces (provider, started_us, trace_id);"
+        "CREATE INDEX traces_model ON traces (model, started_us, trace_id);"
+        "CREATE INDEX traces_status ON traces (status, started_us, trace_id);"
+        "CREATE INDEX traces_route ON traces (route, started_us, trace_id) WHERE route <> '';"
+        "CREATE INDEX traces_agent ON traces (agent, started_us, trace_id) WHERE agent <> '';"
+        "CREATE INDEX traces_session ON traces (session, started_us, trace_id) WHERE session <> '';"
+        "CREATE INDEX traces_user ON traces (user_id, started_us, trace_id) WHERE user_id <> '';"
+        "CREATE TABLE attempts ("
+        " trace_id TEXT NOT NULL,"
+        " n INTEGER NOT NULL,"
+        " provider TEXT NOT NULL,"
+        " model TEXT NOT NULL,"
+        " key_id TEXT NOT NULL,"
+        " status INTEGER NOT NULL,"
+        " started_us BIGINT NOT NULL,"
+        " latency_us BIGINT NOT NULL,"
+        " error TEXT NOT NULL,"
+        " PRIMARY KEY (trace_id, n));"
+        "CREATE TABLE trace_tags ("
+        " trace_id TEXT NOT NULL,"
+        " tag TEXT NOT NULL,"
+        " PRIMARY KEY (trace_id, tag));"
+        "CREATE INDEX trace_tags_tag ON trace_tags (tag, trace_id);"
+        "CREATE TABLE trace_meta ("
+        " trace_id TEXT NOT NULL,"
+        " key TEXT NOT NULL,"
+        " value TEXT NOT NULL,"
+        " PRIMARY KEY (trace_id, key));"
+"CREATE VIRTUAL TABLE trace_text USING fts5(trace_id UNINDEXED, text);";
+
+TEST(store_sqlite_migrates_a_version_2_database_to_5_keeping_every_field_and_rolling_up_its_traces)
+{
+    char path[] = "/tmp/gyre-store-v2-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    sqlite3 *db = NULL;
+    CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(db, v2_schema, NULL, NULL, NULL), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(db,
+                           "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_us BIGINT NOT NULL);"
+                           "INSERT INTO schema_migrations VALUES (1, 1), (2, 2);"
+                           "INSERT INTO traces VALUES ('4bf92f3577b34da6a3ce929d0e0e4736', '00f067aa0ba902b7', '', 'r1',"
+                           " 1796119210000000, 1796119210250000, 250000, 50000, '/v1/chat/completions', 'chat',"
+                           " 'openai', 'gpt-4o', 200, 1, 0, 'stop', 10, 5, NULL, NULL, 0.5, 's', 'a', 'u', NULL, NULL);"
+                           "INSERT INTO attempts VALUES ('4bf92f3577b34da6a3ce929d0e0e4736', 1, 'openai', 'gpt-4o',"
+                           " 'openai#1', 200, 1796119210003000, 247000, ''),"
+                           " ('4bf92f3577b34da6a3ce929d0e0e4736', 0, 'anthropic', 'claude', 'anthropic#0', 429,"
+                           " 1796119210000000, 3000, 'rate \"limited\"');"
+                           "INSERT INTO trace_tags VALUES ('4bf92f3577b34da6a3ce929d0e0e4736', 'prod'),"
+                           " ('4bf92f3577b34da6a3ce929d0e0e4736', 'eval');"
+                           "INSERT INTO trace_meta VALUES ('4bf92f3577b34da6a3ce929d0e0e4736', 'team', 'search'),"
+                           " ('4bf92f3577b34da6a3ce929d0e0e4736', 'env', 'dev');"
+                           "INSERT INTO trace_text VALUES ('4bf92f3577b34da6a3ce929d0e0e4736', 'where is the lighthouse');",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    sqlite3_close(db);
+
+    gyre_store_t *s = NULL;
+    char err[256] = "";
+    CHECK_INT(gyre_store_sqlite.open(path, &s, err, sizeof(err)), 0);
+    CHECK_INT(gyre_store_sqlite.schema_version(s), 5);
+    CHECK_INT(gyre_store_sqlite.count(s), 1);
+    gyre_buf_t b;
+    gyre_buf_init(&b, 1 << 20);
+    /* A call stored before version 3 belonged to the W3C trace its trace_id named. */
+    CHECK_INT(gyre_store_sqlite.get_trace(s, "4bf92f3577b34da6a3ce929d0e0e4736", &b, err, sizeof(err)), 0);
+    CHECK_STR(b.base,
+              "{\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\",\"otel_trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\","
+              "\"span_id\":\"00f067aa0ba902b7\",\"parent_span_id\":\"\",\"request_id\":\"r1\","
+              "\"started_us\":1796119210000000,\"ended_us\":1796119210250000,\"latency_us\":250000,\"ttft_us\":50000,"
+              "\"endpoint\":\"/v1/chat/completions\",\"route\":\"chat\",\"provider\":\"openai\",\"model\":\"gpt-4o\","
+              "\"status\":200,\"stream\":true,\"cache_hit\":false,\"finish_reason\":\"stop\",\"prompt_tokens\":10,"
+              "\"completion_tokens\":5,\"cached_tokens\":null,\"reasoning_tokens\":null,\"cost_usd\":0.5,"
+              "\"session\":\"s\",\"agent\":\"a\",\"user\":\"u\",\"tags\":[\"eval\",\"prod\"],"
+              "\"meta\":{\"env\":\"dev\",\"team\":\"search\"},"
+              "\"attempts\":[{\"provider\":\"anthropic\",\"model\":\"claude\",\"key_id\":\"anthropic#0\","
+              "\"status\":429,\"started_us\":1796119210000000,\"latency_us\":3000,\"error\":\"rate \\\"limited\\\"\"},"
+              "{\"provider\":\"openai\",\"model\":\"gpt-4o\",\"key_id\":\"openai#1\",\"status\":200,"
+              "\"started_us\":1796119210003000,\"latency_us\":247000,\"error\":\"\"}],"
+              "\"request_body\":null,\"response_body\":null}");
+    /* Its tags and its text still find it. */
+    char ids[256];
+    gyre_trace_query_t tq = {.tag = "eval"};
+    CHECK_INT(query(s, &tq, ids, sizeof(ids)), 0);
+    CHECK(strcmp(ids, "") != 0);
+    tq = (gyre_trace_query_t){.text = "lighthouse"};
+    CHECK_INT(query(s, &tq, ids, sizeof(ids)), 0);
+    CHECK(strcmp(ids, "") != 0);
+    /* ...and is in the stats: the migration rolled it up. */
+    gyre_buf_reset(&b);
+    gyre_stats_query_t sq = {.from_us = 1796119200000000, .to_us = 1796122800000000};
+    CHECK_INT(gyre_store_sqlite.stats(s, &sq, &b, err, sizeof(err)), 0);
+    CHECK(strstr(b.base, "\"total\":{\"requests\":1,\"errors\":0,") != NULL);
+    CHECK(strstr(b.base, "\"prompt_tokens\":10,\"completion_tokens\":5,\"cached_tokens\":0,\"reasoning_tokens\":0,"
+                         "\"cost_usd\":0.5}") != NULL);
+    /* New writes keep going into the migrated file. */
+    gyre_trace_t t;
+    mini(&t, 9, 1796119220000000);
+    CHECK_INT(write1(s, &t), 0);
+    CHECK_INT(gyre_store_sqlite.count(s), 2);
+    gyre_buf_dispose(&b);
+    gyre_store_sqlite.close(s);
+    char other[64];
+    unlink(path);
+    snprintf(other, sizeof(other), "%s-wal", path);
+    unlink(other);
+    snprintf(other, sizeof(other), "%s-shm", path);
+    unlink(other);
+}
+
+TEST(store_sqlite_query_filters_by_otel_trace_id)
+{
+    gyre_store_t *s = open_mem();
+    gyre_trace_t a, b, c;
+    mini(&a, 1, 100);
+    mini(&b, 2, 200);
+    mini(&c, 3, 300);
+    strcpy(a.otel_trace_id, "0af7651916cd43dd8448eb211c80319c");
+    strcpy(c.otel_trace_id, "0af7651916cd43dd8448eb211c80319c");
+    const gyre_trace_t *batch[] = {&a, &b, &c};
+    char err[256] = "", ids[256];
+    CHECK_INT(gyre_store_sqlite.write_batch(s, batch, 3, err, sizeof(err)), 0);
+    gyre_trace_query_t q = {.otel_trace_id = "0af7651916cd43dd8448eb211c80319c"};
+    CHECK_INT(query(s, &q, ids, sizeof(ids)), 0);
+    CHECK_STR(ids, "3,1");
+    q.otel_trace_id = "00000000000000000000000000000002"; /* b sent no traceparent: its own trace */
+    CHECK_INT(query(s, &q, ids, sizeof(ids)), 0);
+    CHECK_STR(ids, "2");
     gyre_store_sqlite.close(s);
 }

@@ -276,3 +276,56 @@ TEST(trace_writer_drain_against_a_dead_store_keeps_the_traces_in_the_spool)
     fake_store_free(s);
     unlink(path);
 }
+
+static int64_t unix_us_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+TEST(trace_writer_spools_a_batch_that_waited_longer_than_spill_age_then_replays_it)
+{
+    gyre_store_t *s = fake_store(0, 0);
+    /* The backlog bound is far away: only the trace's age can send it to the spool. */
+    gyre_writer_config_t cfg = {.spill_threshold = 1u << 20, .spill_age_ms = 25};
+    gyre_writer_t *w = writer(s, spool_path(), &cfg);
+    gyre_trace_t t;
+    make_trace(&t, 0);
+    t.ended_us = unix_us_now() - 1000000; /* its answer went out a second ago: the writer was stalled */
+    CHECK_INT(gyre_writer_submit(w, 0, &t), 0);
+    WAIT_FOR(w, replayed, 1);
+    gyre_writer_stats_t st;
+    gyre_writer_stats(w, &st);
+    CHECK_INT(st.spooled, 1);
+    CHECK_INT(st.replayed, 1);
+    CHECK_INT(st.written, 1);
+    CHECK_INT(gyre_writer_drain_and_stop(w), 0);
+    CHECK_INT(store_count(s), 1);
+    CHECK_INT(s->order[0], 0);
+    gyre_writer_destroy(w);
+    fake_store_free(s);
+    unlink(path);
+}
+
+TEST(trace_writer_writes_a_fresh_trace_straight_to_the_store)
+{
+    gyre_store_t *s = fake_store(0, 0);
+    gyre_writer_config_t cfg = {.spill_threshold = 1u << 20, .spill_age_ms = 1000};
+    gyre_writer_t *w = writer(s, spool_path(), &cfg);
+    gyre_trace_t t;
+    make_trace(&t, 7);
+    t.ended_us = unix_us_now();
+    CHECK_INT(gyre_writer_submit(w, 0, &t), 0);
+    WAIT_FOR(w, written, 1);
+    gyre_writer_stats_t st;
+    gyre_writer_stats(w, &st);
+    CHECK_INT(st.written, 1);
+    CHECK_INT(st.spooled, 0);
+    CHECK_INT(gyre_writer_drain_and_stop(w), 0);
+    CHECK_INT(store_count(s), 1);
+    CHECK_INT(s->order[0], 7);
+    gyre_writer_destroy(w);
+    fake_store_free(s);
+    unlink(path);
+}

@@ -1,0 +1,22 @@
+/*
+ * POST /v1/traces: OTLP/HTTP trace ingest (issue 5 point 7).  Bodies are
+ * application/json or application/x-protobuf ExportTraceServiceRequests,
+ * bounded by max_body_bytes; each span that is a model call becomes a trace
+ * handed straight to the writer (not counted as a gateway request, not
+ * exported again).  Answers follow OTLP/HTTP, in the request's encoding:
+ * 200 with an ExportTraceServiceResponse ({} or a partialSuccess naming the
+ * rejected spans), 400 for a malformed body, 405 for another method, 415
+ * for another content type or a compressed body, 503 when traces are not
+ * stored; errors carry a google.rpc.Status {code, message}.
+ */
+#ifndef GYRE_OTLP_ENDPOINT_H
+#define GYRE_OTLP_ENDPOINT_H
+
+#include <h2o.h>
+
+#include "server/server.h"
+
+/* Answers the request (whatever its method); returns 0 as an h2o handler does. */
+int gyre_otlp_handle(gyre_worker_t *w, h2o_req_t *req);
+
+#endif
