@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/version.h"
 
 static const struct {
     const char *name;
@@ -42,7 +43,7 @@ int main(int argc, char **argv)
             return 0;
         }
         if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
-            printf("gyre 0.1.0\n");
+            printf("gyre %s\n", GYRE_VERSION);
             return 0;
         }
         /* `gyre --config FILE` reads as `gyre serve --config FILE`. */

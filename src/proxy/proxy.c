@@ -2043,7 +2043,7 @@ void gyre_proxy_start(gyre_worker_t *w, h2o_req_t *req, gyre_call_t *call)
     h2o_buffer_init(&self->recv, &h2o_socket_buffer_prototype);
     h2o_doublebuffer_init(&self->sending, &h2o_socket_buffer_prototype);
     self->own_headers = req->res.headers.size;
-    w->inflight++;
+    __atomic_store_n(&w->inflight, w->inflight + 1, __ATOMIC_RELAXED); /* /metrics reads it from another thread */
     if (call->route != NULL && call->route->deadline_ms != 0)
         gyre_timer_start(&w->timers, &self->deadline_timer, call->route->deadline_ms, on_deadline);
     start_attempt(self);

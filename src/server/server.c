@@ -152,7 +152,7 @@ int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req)
     gyre_writer_stats_t st;
     if (s->writer != NULL)
         gyre_writer_stats(s->writer, &st);
-    gyre_metrics_process_t p = {GYRE_SERVER_VERSION, s->started_us, inflight, s->writer != NULL ? &st : NULL};
+    gyre_metrics_process_t p = {GYRE_VERSION, s->started_us, inflight, s->writer != NULL ? &st : NULL};
     gyre_buf_t b;
     gyre_buf_init(&b, GYRE_METRICS_RENDER_MAX);
     if (gyre_metrics_render(all, s->nworkers, &p, &b) != 0) {
@@ -216,7 +216,9 @@ static void init_upstreams(gyre_worker_t *w)
         w->route_states[i] = gyre_calloc(n ? n : 1, sizeof(**w->route_states));
         for (size_t j = 0; j < n; j++) {
             const gyre_target_conf_t *t = j < r->ntargets ? &r->targets[j] : &r->fallbacks[j - r->ntargets];
-            const gyre_price_t *pr = gyre_prices_find(s->prices, t->model, strlen(t->model));
+            /* The provider's own prices first (`prices:` on a provider), as a trace's cost is reckoned. */
+            const gyre_price_t *pr = gyre_prices_lookup(s->config->providers[t->provider].prices, s->prices, t->model,
+                                                        strlen(t->model));
             w->route_states[i][j].price = pr != NULL ? pr->input + pr->output : -1;
         }
     }

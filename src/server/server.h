@@ -13,15 +13,13 @@
 #include <stdint.h>
 
 #include "common/timer.h"
+#include "common/version.h"
 #include "config/config.h"
 #include "proxy/upstream.h"
 #include "route/cache.h"
 #include "route/keys.h"
 #include "route/prices.h"
 #include "route/route.h"
-
-/* gyre_build_info{version}; `gyre --version` (src/main.c) prints the same. */
-#define GYRE_SERVER_VERSION "0.1.0"
 
 typedef struct gyre_worker {
     h2o_context_t ctx; /* first: handlers find their worker from req->conn->ctx */
