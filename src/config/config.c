@@ -853,7 +853,8 @@ static void parse_route(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, size
 }
 
 /*
- * otlp: {endpoint: URL, headers: {name: value}, timeout_ms, batch_max, interval_ms, queue_max, service_name}.
+ * otlp: {endpoint: URL, headers: {name: value}, timeout_ms, batch_max, interval_ms, queue_max, service_name,
+ * ca_file}.
  * Header values are resolved like keys (env:NAME, file:PATH) and never appear in an error.
  */
 static void parse_otlp(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n)
@@ -922,13 +923,21 @@ static void parse_otlp(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n)
         } else if (strcmp(key, "queue_max") == 0) {
             if (get_uint(ctx, v, "otlp.queue_max", 1, (unsigned long long)1 << 24, &u))
                 o->queue_max = (size_t)u;
+        } else if (strcmp(key, "ca_file") == 0) {
+            if (get_string(ctx, v, "otlp.ca_file", &o->ca_file)) {
+                FILE *f = fopen(o->ca_file, "r");
+                if (f == NULL)
+                    ERR(ctx, v, "otlp.ca_file", "cannot read %s: %s", o->ca_file, strerror(errno));
+                else
+                    fclose(f);
+            }
         } else if (strcmp(key, "service_name") == 0) {
             if (get_string(ctx, v, "otlp.service_name", &o->service_name) && o->service_name[0] == '\0')
                 ERR(ctx, v, "otlp.service_name", "is empty");
         } else {
             ERR(ctx, k, "otlp",
                 "unknown field '%s' (known: endpoint, headers, timeout_ms, batch_max, interval_ms, queue_max, "
-                "service_name)",
+                "service_name, ca_file)",
                 key);
         }
     }
@@ -1002,7 +1011,7 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
         } else {
             ERR(ctx, k, "",
                 "unknown field '%s' (known: listen, workers, store, prices, redact, providers, routes, "
-                "max_body_bytes, shutdown_grace_ms)",
+                "otlp, max_body_bytes, shutdown_grace_ms)",
                 key);
         }
     }
@@ -1247,6 +1256,7 @@ void gyre_config_free(gyre_config_t *c)
     free(c->otlp.header_values);
     free(c->otlp.endpoint);
     free(c->otlp.service_name);
+    free(c->otlp.ca_file);
     free(c);
 }
 

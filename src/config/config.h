@@ -145,6 +145,7 @@ typedef struct gyre_otlp_conf {
     uint64_t interval_ms; /* a batch that is not full is posted this long after its first span [1000] */
     size_t queue_max;     /* spans waiting, all workers together; past it they are dropped and counted [65536] */
     char *service_name;   /* the resource's service.name ["gyre"] */
+    char *ca_file;        /* extra trust anchors for an https endpoint; NULL: the system store */
 } gyre_otlp_conf_t;
 
 typedef struct gyre_config {

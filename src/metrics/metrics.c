@@ -710,6 +710,16 @@ int gyre_metrics_render(gyre_metrics_t *const *workers, size_t n, const gyre_met
                     st->dropped);
         put_counter(&r, "gyre_trace_store_errors_total", "Batch writes the store failed.", st->store_errors);
     }
+    if (p->otlp != NULL) {
+        const gyre_otlp_stats_t *st = p->otlp;
+        put_gauge(&r, "gyre_otlp_queue_depth", "Spans waiting to be exported to the OTLP collector.", st->queued);
+        put_counter(&r, "gyre_otlp_spans_exported_total", "Spans the OTLP collector took.", st->exported);
+        put_counter(&r, "gyre_otlp_spans_dropped_total",
+                    "Spans lost: queue full, retries exhausted, refused by the collector, or cut at shutdown.",
+                    st->dropped);
+        put_counter(&r, "gyre_otlp_export_failures_total", "POSTs to the OTLP collector that got no 2xx (each retry).",
+                    st->failed_posts);
+    }
 
     put_head(&r, "gyre_build_info", "The running gyre's version (the value is always 1).", "gauge");
     puts_(&r, "gyre_build_info{version=\"");

@@ -39,6 +39,7 @@
 
 #include "common/buf.h"
 #include "trace/trace.h"
+#include "otlp/otlp.h"
 #include "trace/writer.h"
 
 #define GYRE_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
@@ -65,6 +66,7 @@ typedef struct gyre_metrics_process {
     int64_t start_time_us;             /* unix microseconds the process started */
     uint64_t inflight;                 /* proxied requests now, summed over the workers */
     const gyre_writer_stats_t *writer; /* NULL when traces are not stored: the writer's families are left out */
+    const gyre_otlp_stats_t *otlp;     /* NULL when nothing is exported: the exporter's families are left out */
 } gyre_metrics_process_t;
 
 /*

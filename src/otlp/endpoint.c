@@ -1,12 +1,15 @@
 /* POST /v1/traces (see endpoint.h). */
 #include "otlp/endpoint.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "common/buf.h"
 #include "otlp/otlp.h"
 #include "server/respond.h"
+#include "trace/record.h"
 #include "trace/writer.h"
 
 /* google.rpc.Code values for the Status of an error answer. */
@@ -14,17 +17,66 @@
 #define RPC_UNIMPLEMENTED 12
 #define RPC_UNAVAILABLE 14
 
+/* The most a gzip body may inflate to: what gyre takes uncompressed (max_body_bytes). */
+#define INFLATED_MAX(w) ((w)->server->config->max_body_bytes)
+
 typedef struct ingest_ctx {
     gyre_worker_t *w;
+    h2o_req_t *req;
     size_t dropped;
 } ingest_ctx_t;
 
 static void store_cb(const gyre_trace_t *t, void *arg)
 {
     ingest_ctx_t *c = arg;
+    /* Redacted as a call's trace is (the root's `redact:`), before it is stored. */
+    gyre_trace_t r = *t;
+    gyre_trace_redact(&r, &c->req->pool, c->w->server->config->redact);
     /* Straight to the writer: an ingested span is not a call through this gateway (no metrics, no export). */
-    if (gyre_writer_submit(c->w->server->writer, c->w->id, t) != 0)
+    if (gyre_writer_submit(c->w->server->writer, c->w->id, &r) != 0)
         c->dropped++;
+}
+
+/* A gzip body (what the OpenTelemetry Collector's otlphttp exporter sends by default), inflated into the pool.
+ * 0, -E2BIG past `max`, or -EINVAL when it is not gzip. */
+static int gunzip(h2o_req_t *req, h2o_iovec_t in, size_t max, h2o_iovec_t *out)
+{
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK)
+        return -EINVAL;
+    gyre_buf_t b;
+    gyre_buf_init(&b, max);
+    z.next_in = (Bytef *)in.base;
+    z.avail_in = (uInt)in.len;
+    int rc = 0;
+    for (;;) {
+        if (b.len >= max) {
+            rc = -E2BIG;
+            break;
+        }
+        size_t room = max - b.len < 64 * 1024 ? max - b.len : 64 * 1024;
+        if (gyre_buf_reserve(&b, room) != 0) {
+            rc = -E2BIG;
+            break;
+        }
+        z.next_out = (Bytef *)b.base + b.len;
+        z.avail_out = (uInt)room;
+        int zr = inflate(&z, Z_NO_FLUSH);
+        b.len += room - z.avail_out;
+        if (zr == Z_STREAM_END)
+            break;
+        /* An error, or input that ended inside the stream (nothing left to read, room left to write). */
+        if ((zr != Z_OK && zr != Z_BUF_ERROR) || (z.avail_in == 0 && z.avail_out != 0)) {
+            rc = -EINVAL;
+            break;
+        }
+    }
+    if (rc == 0)
+        *out = h2o_strdup(&req->pool, b.base != NULL ? b.base : "", b.len);
+    inflateEnd(&z);
+    gyre_buf_dispose(&b);
+    return rc;
 }
 
 static void pb_varint(gyre_buf_t *b, uint64_t v)
@@ -52,8 +104,8 @@ static void send_body(h2o_req_t *req, int status, int protobuf, gyre_buf_t *b)
         return;
     }
     req->res.status = status;
-    req->res.reason = status == 200 ? "OK" : status == 400 ? "Bad Request" : status == 415 ? "Unsupported Media Type"
-                                                                                            : "Service Unavailable";
+    req->res.reason = status == 200 ? "OK" : status == 400 ? "Bad Request" : status == 413 ? "Payload Too Large"
+                                             : status == 415 ? "Unsupported Media Type" : "Service Unavailable";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/x-protobuf"));
     h2o_iovec_t body = h2o_strdup(&req->pool, b->base != NULL ? b->base : "", b->len);
     req->res.content_length = body.len;
@@ -117,10 +169,21 @@ int gyre_otlp_handle(gyre_worker_t *w, h2o_req_t *req)
         respond_status(req, 415, 0, RPC_UNIMPLEMENTED, msg);
         return 0;
     }
-    h2o_iovec_t ce = header(req, H2O_TOKEN_CONTENT_ENCODING);
-    if (ce.len != 0 && !h2o_lcstris(ce.base, ce.len, H2O_STRLIT("identity"))) {
+    h2o_iovec_t ce = header(req, H2O_TOKEN_CONTENT_ENCODING), body = req->entity;
+    if (ce.len != 0 && h2o_lcstris(ce.base, ce.len, H2O_STRLIT("gzip"))) {
+        int r = gunzip(req, req->entity, INFLATED_MAX(w), &body);
+        if (r != 0) {
+            char msg[200];
+            if (r == -E2BIG)
+                snprintf(msg, sizeof(msg), "the gzip body inflates past %zu bytes (max_body_bytes)", INFLATED_MAX(w));
+            else
+                snprintf(msg, sizeof(msg), "the body is not valid gzip (Content-Encoding: gzip)");
+            respond_status(req, r == -E2BIG ? 413 : 400, protobuf, RPC_INVALID_ARGUMENT, msg);
+            return 0;
+        }
+    } else if (ce.len != 0 && !h2o_lcstris(ce.base, ce.len, H2O_STRLIT("identity"))) {
         char msg[200];
-        snprintf(msg, sizeof(msg), "Content-Encoding '%.*s' is not supported; send the body uncompressed",
+        snprintf(msg, sizeof(msg), "Content-Encoding '%.*s' is not supported; send it uncompressed or as gzip",
                  (int)(ce.len < 60 ? ce.len : 60), ce.base);
         respond_status(req, 415, protobuf, RPC_UNIMPLEMENTED, msg);
         return 0;
@@ -130,9 +193,9 @@ int gyre_otlp_handle(gyre_worker_t *w, h2o_req_t *req)
                        "this gateway does not store traces (store: {traces: true} turns the store on)");
         return 0;
     }
-    ingest_ctx_t ctx = {w, 0};
+    ingest_ctx_t ctx = {w, req, 0};
     gyre_otlp_ingest_result_t res;
-    if (gyre_otlp_ingest(req->entity.base, req->entity.len, protobuf ? GYRE_OTLP_PROTOBUF : GYRE_OTLP_JSON, store_cb,
+    if (gyre_otlp_ingest(body.base, body.len, protobuf ? GYRE_OTLP_PROTOBUF : GYRE_OTLP_JSON, store_cb,
                          &ctx, &res) != 0) {
         respond_status(req, 400, protobuf, RPC_INVALID_ARGUMENT, res.message);
         return 0;

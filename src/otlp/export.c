@@ -13,8 +13,8 @@
  *   interval_ms after its first span.  A POST that fails to connect, times
  *   out, or gets 429 or a 5xx is retried after 100 ms, doubling to 5 s, at
  *   most RETRY_MAX times (once at shutdown); then the batch is dropped and
- *   counted.  Any other
- *   answer (a 4xx: the collector will not take this body) drops it at once.
+ *   counted.  Any other answer (a 4xx: the collector will not take this
+ *   body) drops it at once.
  *
  * - At shutdown (flush_and_stop) the workers have stopped; the thread posts
  *   what is left until the deadline, and drops and counts what it could not
@@ -265,7 +265,7 @@ int gyre_otlp_exporter_create(const gyre_config_t *config, size_t nqueues, gyre_
         return -EINVAL;
     }
     SSL_CTX *ssl = NULL;
-    if (url.https && (ssl = gyre_httpc_ssl_create(url.host, err, errlen)) == NULL)
+    if (url.https && (ssl = gyre_httpc_ssl_create(url.host, c->ca_file, err, errlen)) == NULL)
         return -EINVAL;
     gyre_otlp_exporter_t *e = gyre_calloc(1, sizeof(*e));
     e->config = config;

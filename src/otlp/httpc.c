@@ -73,7 +73,7 @@ int gyre_httpc_parse_url(const char *url, gyre_httpc_url_t *u)
     return 0;
 }
 
-SSL_CTX *gyre_httpc_ssl_create(const char *host, char *err, size_t errlen)
+SSL_CTX *gyre_httpc_ssl_create(const char *host, const char *ca_file, char *err, size_t errlen)
 {
     SSL_CTX *ssl = SSL_CTX_new(TLS_client_method());
     if (ssl == NULL) {
@@ -83,7 +83,13 @@ SSL_CTX *gyre_httpc_ssl_create(const char *host, char *err, size_t errlen)
     SSL_CTX_set_min_proto_version(ssl, TLS1_2_VERSION);
     SSL_CTX_set_verify(ssl, SSL_VERIFY_PEER, NULL);
     if (SSL_CTX_set_default_verify_paths(ssl) != 1)
+        ERR_clear_error(); /* not fatal: ca_file may still provide the anchors */
+    if (ca_file != NULL && SSL_CTX_load_verify_locations(ssl, ca_file, NULL) != 1) {
         ERR_clear_error();
+        snprintf(err, errlen, "cannot load the trust anchors in %s", ca_file);
+        SSL_CTX_free(ssl);
+        return NULL;
+    }
     X509_VERIFY_PARAM *param = SSL_CTX_get0_param(ssl);
     X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
     if (X509_VERIFY_PARAM_set1_ip_asc(param, host) != 1 && X509_VERIFY_PARAM_set1_host(param, host, 0) != 1) {

@@ -24,8 +24,8 @@ typedef struct gyre_httpc_url {
 /* Parses http(s)://host[:port][/path].  0, or -EINVAL. */
 int gyre_httpc_parse_url(const char *url, gyre_httpc_url_t *u);
 
-/* A TLS context that verifies the server's certificate against the system's anchors and `host`. */
-SSL_CTX *gyre_httpc_ssl_create(const char *host, char *err, size_t errlen);
+/* A TLS context that verifies the server's certificate for `host` against the system's anchors and `ca_file` (may be NULL). */
+SSL_CTX *gyre_httpc_ssl_create(const char *host, const char *ca_file, char *err, size_t errlen);
 
 typedef struct gyre_httpc_header {
     const char *name, *value;

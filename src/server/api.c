@@ -6,8 +6,10 @@
  * shortcut for now: the store runs in WAL mode, so a reader never waits for
  * the writer thread, and a page or a trace is an indexed lookup that SQLite
  * answers in well under a millisecond.  A session of a thousand calls with
- * captured bodies is the slow case; if it shows up in latency, the reads
- * move to a thread pool that posts the answer back to the loop.
+ * captured bodies is the slow case, and so is /api/stats over a long range
+ * or with many groups (tens to hundreds of ms at 1M traces: bench/store);
+ * if it shows up in proxy latency, the reads move to a thread pool that
+ * posts the answer back to the loop.
  */
 #include "server/api.h"
 

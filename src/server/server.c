@@ -152,7 +152,11 @@ int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req)
     gyre_writer_stats_t st;
     if (s->writer != NULL)
         gyre_writer_stats(s->writer, &st);
-    gyre_metrics_process_t p = {GYRE_VERSION, s->started_us, inflight, s->writer != NULL ? &st : NULL};
+    gyre_otlp_stats_t ost;
+    if (otlp_exporter != NULL)
+        gyre_otlp_exporter_stats(otlp_exporter, &ost);
+    gyre_metrics_process_t p = {GYRE_VERSION, s->started_us, inflight, s->writer != NULL ? &st : NULL,
+                                otlp_exporter != NULL ? &ost : NULL};
     gyre_buf_t b;
     gyre_buf_init(&b, GYRE_METRICS_RENDER_MAX);
     if (gyre_metrics_render(all, s->nworkers, &p, &b) != 0) {

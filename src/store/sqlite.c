@@ -19,14 +19,18 @@
  * range scan; the filters that are usually empty (route, agent, session,
  * user) have partial indexes that leave the empty rows out, which keeps
  * the writer's cost down (the queries repeat the index's `<> ''`, which is
- * what lets both databases use a partial index).  Free text goes to an
- * FTS5 table, trace_text, fed the text of the prompt and the answer (the
- * PostgreSQL backend will use a tsvector column with a GIN index).
+ * what lets both databases use a partial index).  A tag's page walks
+ * trace_tag (tag, started_us, trace_id).  Free text goes to a contentless
+ * FTS5 table, trace_fts, keyed by the traces rowid and fed the text of the
+ * prompt and the answer (the PostgreSQL backend will use a tsvector column
+ * with a GIN index).  Attempts, tags and meta are stored with their trace
+ * as JSON in the API's shape (migration 5 says why).  /api/stats reads the
+ * rollup (store/rollup.h, migration 4).
  *
  * JSON shapes (the query API returns these as they are):
  *
  *   trace (get_trace, and each of get_session's "traces"):
- *     {"trace_id":"<32 hex>","span_id":"<16 hex>","parent_span_id":"",
+ *     {"trace_id":"<32 hex>","otel_trace_id":"<32 hex>","span_id":"<16 hex>","parent_span_id":"",
  *      "request_id":"...","started_us":N,"ended_us":N,"latency_us":N,
  *      "ttft_us":N|null,"endpoint":"/v1/chat/completions","route":"...",
  *      "provider":"...","model":"...","status":200,"stream":true|false,

@@ -8,6 +8,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import zlib from 'node:zlib';
+import https from 'node:https';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startGyre, startMock, startUpstream, postJson, chatBody, freePort, tmpdir, ROOT, SLOW } from '../lib/harness.mjs';
@@ -289,6 +292,51 @@ for (const [file, want] of Object.entries(EXPECTED)) {
   });
 }
 
+async function postGzip(body, type) {
+  const r = await fetch(`${b.url}/v1/traces`, {
+    method: 'POST', headers: { 'content-type': type, 'content-encoding': 'gzip' }, body: zlib.gzipSync(body),
+    signal: AbortSignal.timeout(5000 * SLOW),
+  });
+  return { status: r.status, body: Buffer.from(await r.arrayBuffer()) };
+}
+
+test('a gzip body (the OpenTelemetry Collector sends one by default) is inflated, as JSON and as protobuf', async () => {
+  for (const [type, encode, end] of [['application/json', (q) => JSON.stringify(q), 'a1'], ['application/x-protobuf', toProtobuf, 'a2']]) {
+    const req = fixture('openllmetry.json');
+    for (const ss of req.resourceSpans[0].scopeSpans) for (const sp of ss.spans) sp.spanId = sp.spanId.slice(0, 14) + end;
+    const s = llmSpan(req);
+    const r = await postGzip(encode(req), type);
+    assert.equal(r.status, 200, r.body.toString());
+    const t = await pollTrace(b.url, derivedId(s.traceId, s.spanId));
+    assert.deepEqual([t.model, t.prompt_tokens, t.completion_tokens, t.span_id], ['gpt-4o-mini-2024-07-18', 12, 3, s.spanId]);
+  }
+});
+
+test('a gzip body that is not gzip is a 400, one that inflates past max_body_bytes a 413, and another encoding a 415', async () => {
+  let r = await fetch(`${b.url}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, body: '{"resourceSpans":[]}' });
+  assert.equal(r.status, 400);
+  assert.deepEqual(await r.json(), { code: 3, message: 'the body is not valid gzip (Content-Encoding: gzip)' });
+  // 9 MiB of spaces inflate past the default 8 MiB bound; the gzip of them is a few KiB.
+  r = await fetch(`${b.url}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, body: zlib.gzipSync(Buffer.alloc(9 << 20, 32)) });
+  assert.equal(r.status, 413);
+  assert.deepEqual(await r.json(), { code: 3, message: 'the gzip body inflates past 8388608 bytes (max_body_bytes)' });
+  r = await fetch(`${b.url}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': 'br' }, body: '{}' });
+  assert.equal(r.status, 415);
+  assert.match((await r.json()).message, /Content-Encoding 'br' is not supported/);
+});
+
+test('an ingested span is redacted as a call through gyre is, before it is stored', async () => {
+  const req = fixture('openllmetry.json');
+  for (const ss of req.resourceSpans[0].scopeSpans) for (const sp of ss.spans) sp.spanId = sp.spanId.slice(0, 14) + 'a3';
+  const s = llmSpan(req);
+  const prompt = s.attributes.find((kv) => kv.key === 'gen_ai.prompt.1.content');
+  assert.ok(prompt, 'the fixture has a second prompt message');
+  prompt.value = { stringValue: 'Mail jane.doe@example.com, card 4111 1111 1111 1111' };
+  assert.equal((await postOtlp(JSON.stringify(req), 'application/json')).status, 200);
+  const t = await pollTrace(b.url, derivedId(s.traceId, s.spanId));
+  assert.equal(t.request_body.messages[1].content, 'Mail [email], card [card]');
+});
+
 test('POST /v1/traces answers malformed bodies 400 naming the problem, other types 415, and reports rejected spans', async () => {
   let r = await postOtlp('{"resourceSpans": 7}', 'application/json');
   assert.equal(r.status, 400);
@@ -340,6 +388,16 @@ routes:
     const r = await postJson(`${g.url}/v1/chat/completions`, chatBody());
     assert.equal(r.status, 200, r.text);
   }
+  // /metrics says so too: every span is dropped or still waiting, none exported, and the failed POSTs counted.
+  const sample = (text, name) => Number(text.match(new RegExp(`^${name} (\\d+)$`, 'm'))?.[1]);
+  let m = '';
+  for (const deadline = Date.now() + 5000 * SLOW; Date.now() < deadline; await sleep(50)) {
+    m = await (await fetch(`${g.url}/metrics`)).text();
+    if (sample(m, 'gyre_otlp_spans_dropped_total') + sample(m, 'gyre_otlp_queue_depth') === 6) break;
+  }
+  assert.equal(sample(m, 'gyre_otlp_spans_dropped_total') + sample(m, 'gyre_otlp_queue_depth'), 6, m);
+  assert.equal(sample(m, 'gyre_otlp_spans_exported_total'), 0);
+  assert.ok(sample(m, 'gyre_otlp_export_failures_total') >= 1, m);
   const res = await g.stop();
   assert.equal(res.code, 0);
   assert.match(res.output, /otlp: POST to 127\.0\.0\.1:\d+\/v1\/traces failed/);
@@ -396,5 +454,54 @@ routes:
     await collector.close();
     assert.equal(res.code, 0);
     assert.match(res.output, /otlp: stopped \(1 spans exported, 0 dropped, 1 failed posts\)/);
+  }
+});
+
+test('an https collector is verified: trusted through ca_file it gets the spans, with SNI; untrusted it gets nothing', async () => {
+  const key = path.join(dir, 'c.key'), crt = path.join(dir, 'c.crt');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', crt,
+    '-subj', '/CN=gyre-test', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-days', '1'], { stdio: 'ignore' });
+  const seen = [];
+  const server = https.createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(crt) }, (req, res) => {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => {
+      seen.push({ servername: req.socket.servername, body });
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const port = server.address().port;
+  const conf = (extra) => `workers: 1
+otlp: {endpoint: "https://localhost:${port}/v1/traces", interval_ms: 20${extra}}
+providers:
+  - {name: mock, kind: openai, base_url: "${mock.v1}", keys: [sk-t]}
+routes:
+  - name: chat
+    targets: [{provider: mock, model: gpt-4o-mini}]
+`;
+  try {
+    const trusted = await startGyre(conf(`, ca_file: "${crt}"`));
+    assert.equal((await postJson(`${trusted.url}/v1/chat/completions`, chatBody())).status, 200);
+    const deadline = Date.now() + 5000 * SLOW;
+    while (seen.length < 1 && Date.now() < deadline) await sleep(20);
+    const r1 = await trusted.stop();
+    assert.equal(r1.code, 0);
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0].servername, 'localhost');
+    assert.equal(JSON.parse(seen[0].body).resourceSpans[0].scopeSpans[0].spans.length, 1);
+    assert.match(r1.output, /otlp: stopped \(1 spans exported, 0 dropped/);
+
+    const untrusted = await startGyre(conf(''));
+    assert.equal((await postJson(`${untrusted.url}/v1/chat/completions`, chatBody())).status, 200);
+    await sleep(300 * SLOW);
+    const r2 = await untrusted.stop();
+    assert.equal(r2.code, 0);
+    assert.equal(seen.length, 1, 'no span reaches a collector whose certificate does not verify');
+    assert.match(r2.output, /TLS handshake with localhost failed: self.signed certificate/);
+    assert.match(r2.output, /otlp: stopped \(0 spans exported, 1 dropped/);
+  } finally {
+    await new Promise((r) => server.close(r));
   }
 });

@@ -87,7 +87,7 @@ TEST(config_otlp_errors_name_the_field_and_never_the_secret)
         CHECK_STR(e.items[2], "t.yaml:3: otlp.headers: 'bad name' is not a valid header name");
         CHECK_STR(e.items[3], "t.yaml:4: otlp.batch_max: 0 is out of range (1 to 65536)");
         CHECK_STR(e.items[4], "t.yaml:5: otlp: unknown field 'colour' (known: endpoint, headers, timeout_ms, "
-                              "batch_max, interval_ms, queue_max, service_name)");
+                              "batch_max, interval_ms, queue_max, service_name, ca_file)");
         CHECK_STR(e.items[5], "t.yaml:2: otlp.endpoint: 'ftp://h/v1/traces' is not an http:// or https:// URL with a host");
     }
     for (size_t i = 0; i < e.count; i++)

@@ -40,7 +40,7 @@ static gyre_trace_t chat_call(void)
     return t;
 }
 
-static const gyre_metrics_process_t PROCESS = {"0.1.0", 1764583200500000, 3, NULL};
+static const gyre_metrics_process_t PROCESS = {"0.1.0", 1764583200500000, 3, NULL, NULL};
 
 /* The whole exposition of `n` workers. */
 static char *render(gyre_metrics_t **w, size_t n, const gyre_metrics_process_t *p)
