@@ -205,7 +205,9 @@ static int respond_from_cache(h2o_req_t *req, gyre_call_t *call, const gyre_buf_
  */
 static int call_captures(const gyre_server_t *s, const gyre_route_conf_t *r)
 {
-    return s->writer != NULL && (r != NULL ? r->capture : s->config->store_capture);
+    /* Bodies go where the trace goes: the store, or the OTLP collector (as message content). */
+    int kept = s->writer != NULL || s->config->otlp.endpoint != NULL;
+    return kept && (r != NULL ? r->capture : s->config->store_capture);
 }
 
 /*
@@ -362,7 +364,7 @@ static gyre_call_t *begin_call(gyre_worker_t *w, h2o_req_t *req)
     gyre_call_t *call = h2o_mem_alloc_pool(&req->pool, sizeof(*call));
     memset(call, 0, sizeof(*call));
     /* Every call has a trace, stored or not: metrics are read from it.  Bodies are kept only when the trace
-     * is stored and its route captures them (call->capture is the one switch for them); until dispatch
+     * goes somewhere (the store, the OTLP collector) and its route captures them (call->capture is the one switch for them); until dispatch
      * knows the route, the calls without one say (a bad request never gets one). */
     call->trace = h2o_mem_alloc_pool(&req->pool, sizeof(*call->trace));
     gyre_trace_begin(call->trace, req, &w->rng, gyre_request_id(w, req));

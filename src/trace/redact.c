@@ -1,28 +1,69 @@
 /*
- * Redaction (see redact.h): one forward scan with a matcher per kind, each
- * tried only where its match may begin (after a separator), each looking
- * ahead a bounded distance or skipping what it has already read, so a text
- * costs a small constant per byte whatever it holds.  docs/privacy.md lists
- * what each matcher accepts and the look-alikes it leaves alone.
+ * Redaction (see redact.h): a matcher per kind, each tried only where its
+ * match may begin, behind a pre-filter that finds those places 64 bytes at
+ * a time, so that a body without PII costs a few vector passes and no copy.
+ * docs/privacy.md lists what each matcher accepts and the look-alikes it
+ * leaves alone.
+ *
+ * The matchers decide; the pre-filter only leaves out positions where the
+ * scan, had it visited them byte by byte, would have found nothing and
+ * changed nothing.  Where a match may begin (each begins after a separator,
+ * that is not after a word character [A-Za-z0-9_] nor inside an escape):
+ *   - an e-mail address: in the run of local-part characters just before an
+ *     '@' (memchr finds each '@'); that run is scanned byte by byte;
+ *   - a card or a phone: at a digit, '+' or '(' opening enough digits, or a
+ *     digit group followed by a separator and more digits;
+ *   - a key with a known prefix: at the start of a run of 15 or more key
+ *     characters [A-Za-z0-9_-] (the shortest key, "xoxb-" and 10, has 15);
+ *   - a bearer token: at "Bearer " or "bearer ".
+ * JSON strings (whether a bare card number is inside one) are followed only
+ * when a card made of digits alone is found in a JSON text.
+ *
+ * tests/unit/redact_reference.h keeps the byte-by-byte scan this replaced:
+ * the unit tests and fuzz/fuzz_redact.c check that both give the same
+ * matches, and bench/redact/ measures both.
  */
 #include "trace/redact.h"
 
+#include <stdint.h>
 #include <string.h>
 
-/* Byte classes, looked up once per byte on the hot path: W a word character [A-Za-z0-9_], L one of an
- * e-mail address's local part (W and . % + -). */
-enum { W = 1, L = 2 };
+/*
+ * SSE2 is part of x86-64, and AVX2 (twice as wide) is used where the CPU has
+ * it; elsewhere (or with GYRE_REDACT_PORTABLE, to test that path) the
+ * windows are read byte by byte.
+ */
+#if defined(__SSE2__) && !defined(GYRE_REDACT_PORTABLE)
+#include <emmintrin.h>
+#define REDACT_SSE2 1
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define REDACT_AVX2 1
+#endif
+#endif
+
+/*
+ * Byte classes: W a word character [A-Za-z0-9_], L one of an e-mail
+ * address's local part (W and . % + -), K a key character (W and -), S a
+ * byte where a card, a phone or a bearer token may begin (digits, + ( b B),
+ * E a backslash, P the first letter of a key prefix (key_prefix_at(), AKIA).
+ */
+enum { W = 1, L = 2, K = 4, S = 8, E = 16, P = 32 };
+#define LETTER (W | L | K)
+#define DIGIT (W | L | K | S)
 static const unsigned char classes[256] = {
-    ['a'] = W | L, ['b'] = W | L, ['c'] = W | L, ['d'] = W | L, ['e'] = W | L, ['f'] = W | L, ['g'] = W | L,
-    ['h'] = W | L, ['i'] = W | L, ['j'] = W | L, ['k'] = W | L, ['l'] = W | L, ['m'] = W | L, ['n'] = W | L,
-    ['o'] = W | L, ['p'] = W | L, ['q'] = W | L, ['r'] = W | L, ['s'] = W | L, ['t'] = W | L, ['u'] = W | L,
-    ['v'] = W | L, ['w'] = W | L, ['x'] = W | L, ['y'] = W | L, ['z'] = W | L, ['A'] = W | L, ['B'] = W | L,
-    ['C'] = W | L, ['D'] = W | L, ['E'] = W | L, ['F'] = W | L, ['G'] = W | L, ['H'] = W | L, ['I'] = W | L,
-    ['J'] = W | L, ['K'] = W | L, ['L'] = W | L, ['M'] = W | L, ['N'] = W | L, ['O'] = W | L, ['P'] = W | L,
-    ['Q'] = W | L, ['R'] = W | L, ['S'] = W | L, ['T'] = W | L, ['U'] = W | L, ['V'] = W | L, ['W'] = W | L,
-    ['X'] = W | L, ['Y'] = W | L, ['Z'] = W | L, ['0'] = W | L, ['1'] = W | L, ['2'] = W | L, ['3'] = W | L,
-    ['4'] = W | L, ['5'] = W | L, ['6'] = W | L, ['7'] = W | L, ['8'] = W | L, ['9'] = W | L, ['_'] = W | L,
-    ['.'] = L,     ['%'] = L,     ['+'] = L,     ['-'] = L};
+    ['a'] = LETTER,     ['b'] = LETTER | S, ['c'] = LETTER, ['d'] = LETTER, ['e'] = LETTER, ['f'] = LETTER,
+    ['g'] = LETTER | P, ['h'] = LETTER | P, ['i'] = LETTER, ['j'] = LETTER, ['k'] = LETTER, ['l'] = LETTER,
+    ['m'] = LETTER,     ['n'] = LETTER | P, ['o'] = LETTER, ['p'] = LETTER | P, ['q'] = LETTER, ['r'] = LETTER | P,
+    ['s'] = LETTER | P, ['t'] = LETTER,     ['u'] = LETTER, ['v'] = LETTER, ['w'] = LETTER, ['x'] = LETTER | P,
+    ['y'] = LETTER,     ['z'] = LETTER,     ['A'] = LETTER | P, ['B'] = LETTER | S, ['C'] = LETTER, ['D'] = LETTER,
+    ['E'] = LETTER,     ['F'] = LETTER,     ['G'] = LETTER, ['H'] = LETTER, ['I'] = LETTER, ['J'] = LETTER,
+    ['K'] = LETTER,     ['L'] = LETTER,     ['M'] = LETTER, ['N'] = LETTER, ['O'] = LETTER, ['P'] = LETTER,
+    ['Q'] = LETTER,     ['R'] = LETTER,     ['S'] = LETTER, ['T'] = LETTER, ['U'] = LETTER, ['V'] = LETTER,
+    ['W'] = LETTER,     ['X'] = LETTER,     ['Y'] = LETTER, ['Z'] = LETTER, ['0'] = DIGIT,  ['1'] = DIGIT,
+    ['2'] = DIGIT,      ['3'] = DIGIT,      ['4'] = DIGIT,  ['5'] = DIGIT,  ['6'] = DIGIT,  ['7'] = DIGIT,
+    ['8'] = DIGIT,      ['9'] = DIGIT,      ['_'] = W | L | K, ['.'] = L,   ['%'] = L,      ['+'] = L | S,
+    ['-'] = L | K,      ['('] = S,          ['\\'] = E};
 
 /* [A-Za-z0-9_]: a match may not begin or end next to one. */
 static int is_word(unsigned char c)
@@ -59,7 +100,7 @@ static int is_label(unsigned char c)
 /* What a key with a known prefix is made of (base62 with '-' and '_'). */
 static int is_key_body(unsigned char c)
 {
-    return is_word(c) || c == '-';
+    return classes[c] & K;
 }
 
 /* A bearer token (RFC 6750's b64token). */
@@ -183,6 +224,66 @@ static int mixed(const char *p, size_t from, size_t to)
     return lower + upper + digit >= 2;
 }
 
+/* The first of the vendors' prefixes that p[i] starts, or NULL. */
+static const key_prefix_t *key_prefix_at(const char *p, size_t len, size_t i)
+{
+    /* The prefixes' first two bytes: most words end here, before the table. */
+    if (i + 1 >= len)
+        return NULL;
+    unsigned char c = (unsigned char)p[i];
+    switch ((unsigned)c << 8 | (unsigned char)p[i + 1]) {
+    case 's' << 8 | 'k':
+    case 'r' << 8 | 'k':
+    case 'g' << 8 | 'h':
+    case 'g' << 8 | 's':
+    case 'g' << 8 | 'l':
+    case 'x' << 8 | 'o':
+    case 'x' << 8 | 'a':
+    case 'A' << 8 | 'I':
+    case 'h' << 8 | 'f':
+    case 'n' << 8 | 'p':
+    case 'p' << 8 | 'p':
+    case 'r' << 8 | '8': break;
+    default: return NULL;
+    }
+    for (size_t n = 0; n < sizeof(key_prefixes) / sizeof(key_prefixes[0]); n++) {
+        const key_prefix_t *kp = &key_prefixes[n];
+        if (kp->prefix[0] == (char)c && i + kp->len <= len && memcmp(p + i, kp->prefix, kp->len) == 0)
+            return kp;
+    }
+    return NULL;
+}
+
+/*
+ * Whether the byte-by-byte scan would have skipped "Bearer" at p[i], just
+ * after a '-': it skips key attempts inside the body of a prefixed key that
+ * failed ("sk-4155552671-Bearer ..." is one failed "sk-" key), and the
+ * pre-filter does not visit such a key at all when its run of key
+ * characters is shorter than any key, so this looks back over that run for
+ * a place the scan would have tried a prefix: its start (or the end of an
+ * escape that covers the start) and each byte after a '-'.  Rare: only a
+ * "Bearer" glued to a dash comes here.
+ */
+static int bearer_inside_failed_key(const char *p, size_t len, size_t i)
+{
+    size_t r = i;
+    while (r > 0 && is_key_body((unsigned char)p[r - 1]))
+        r--;
+    size_t lo = r;
+    if (r > 0 && p[r - 1] == '\\') {
+        /* The last of an odd run of backslashes starts an escape, which may cover the run's first bytes. */
+        size_t b = r - 1;
+        while (b > 0 && p[b - 1] == '\\')
+            b--;
+        if ((r - b) % 2 == 1)
+            lo = r - 1 + escape_len(p, len, r - 1);
+    }
+    for (size_t q = lo; q < i; q++)
+        if ((q == lo || p[q - 1] == '-') && is_alpha((unsigned char)p[q]) && key_prefix_at(p, len, q) != NULL)
+            return 1;
+    return 0;
+}
+
 /*
  * A key at p[i]: sets *start (after "Bearer " for a bearer token, which keeps
  * the word) and returns the end, or 0.  *scanned is how far a failed attempt
@@ -200,7 +301,9 @@ static size_t match_key(const char *p, size_t len, size_t i, size_t *start, size
         if (k == i + 20 && (k >= len || !is_key_body((unsigned char)p[k])))
             return k;
     }
-    if ((c == 'B' || c == 'b') && i + 7 < len && strncmp(p + i + 1, "earer ", 6) == 0) {
+    if ((c == 'B' || c == 'b') && i + 7 < len && memcmp(p + i + 1, "earer ", 6) == 0) {
+        if (i > 0 && p[i - 1] == '-' && bearer_inside_failed_key(p, len, i))
+            return 0;
         size_t t = i + 7;
         while (t < len && p[t] == ' ')
             t++;
@@ -213,36 +316,15 @@ static size_t match_key(const char *p, size_t len, size_t i, size_t *start, size
         }
         return 0;
     }
-    /* The prefixes' first two bytes: most words end here, before the table. */
-    if (i + 1 >= len)
+    const key_prefix_t *kp = key_prefix_at(p, len, i);
+    if (kp == NULL)
         return 0;
-    switch ((unsigned)c << 8 | (unsigned char)p[i + 1]) {
-    case 's' << 8 | 'k':
-    case 'r' << 8 | 'k':
-    case 'g' << 8 | 'h':
-    case 'g' << 8 | 's':
-    case 'g' << 8 | 'l':
-    case 'x' << 8 | 'o':
-    case 'x' << 8 | 'a':
-    case 'A' << 8 | 'I':
-    case 'h' << 8 | 'f':
-    case 'n' << 8 | 'p':
-    case 'p' << 8 | 'p':
-    case 'r' << 8 | '8': break;
-    default: return 0;
-    }
-    for (size_t n = 0; n < sizeof(key_prefixes) / sizeof(key_prefixes[0]); n++) {
-        const key_prefix_t *kp = &key_prefixes[n];
-        if (kp->prefix[0] != (char)c || i + kp->len > len || memcmp(p + i, kp->prefix, kp->len) != 0)
-            continue;
-        size_t k = i + kp->len;
-        while (k < len && is_key_body((unsigned char)p[k]))
-            k++;
-        if (k - (i + kp->len) >= kp->min_body && mixed(p, i + kp->len, k))
-            return k;
-        *scanned = k;
-        return 0;
-    }
+    size_t k = i + kp->len;
+    while (k < len && is_key_body((unsigned char)p[k]))
+        k++;
+    if (k - (i + kp->len) >= kp->min_body && mixed(p, i + kp->len, k))
+        return k;
+    *scanned = k;
     return 0;
 }
 
@@ -467,38 +549,57 @@ void gyre_redact_scan_init(gyre_redact_scan_t *s, unsigned kinds, const char *p,
 }
 
 /*
- * Where an e-mail attempt at `i` can reach an '@': the next '@' and the
- * start of the run of local-part characters before it (found looking back
- * once per '@').  An attempt from before that run ends short of the '@', so
- * most attempts, and every one in a text without '@', cost nothing.
+ * Where the next e-mail region begins: the run of local-part characters
+ * before the next '@' at or after `pos` (found once per '@'), or the end of
+ * the text.  An address can begin only there: from anywhere else the run of
+ * local-part characters ends short of the '@'.
  */
-static size_t email_run_start(gyre_redact_scan_t *s, size_t i)
+static size_t email_region(gyre_redact_scan_t *s, size_t pos)
 {
-    if (i > s->next_at || s->next_at == 0) {
-        const char *at = i < s->len ? memchr(s->p + i, '@', s->len - i) : NULL;
-        s->next_at = at != NULL ? (size_t)(at - s->p) : s->len;
-        size_t b = s->next_at;
-        while (at != NULL && b > i && is_local((unsigned char)s->p[b - 1]))
+    if (!(s->kinds & GYRE_REDACT_EMAIL))
+        return s->len;
+    if (!s->at_known || s->next_at < pos) {
+        const char *at = memchr(s->p + pos, '@', s->len - pos);
+        size_t b = at != NULL ? (size_t)(at - s->p) : s->len;
+        s->next_at = b;
+        while (at != NULL && b > pos && is_local((unsigned char)s->p[b - 1]))
             b--;
-        s->at_run = at != NULL ? b : s->len;
+        s->at_run = b;
+        s->at_known = 1;
     }
     return s->at_run;
 }
 
-/* A match that begins at `i` (after a separator unless prev_word), or 0. */
-static int match_at(gyre_redact_scan_t *s, size_t i, int prev_word, int prev_local, gyre_redact_match_t *m)
+/*
+ * Whether p[i] is inside a JSON string, following the text's quotes (not
+ * those of escapes) from where the last call stopped: asked only for a card
+ * made of digits alone, in increasing order of i.
+ */
+static int in_string_at(gyre_redact_scan_t *s, size_t i)
 {
     const char *p = s->p;
-    size_t len = s->len, e;
-    unsigned char c = (unsigned char)p[i];
-    size_t start;
-    if ((s->kinds & GYRE_REDACT_EMAIL) && !prev_local && is_local(c) && i >= email_run_start(s, i) && i < s->next_at &&
-        (e = match_email(p, len, i, &start)) != 0) {
-        *m = (gyre_redact_match_t){start, e, GYRE_REDACT_EMAIL};
-        return 1;
+    size_t k = s->str_pos;
+    int in = s->in_string;
+    while (k < i) {
+        if (p[k] == '\\') {
+            k += escape_len(p, s->len, k);
+            continue;
+        }
+        if (p[k] == '"')
+            in = !in;
+        k++;
     }
-    if (prev_word)
-        return 0;
+    s->str_pos = k;
+    s->in_string = in;
+    return in;
+}
+
+/* A key, card or phone that begins at `i`, after a separator, or 0. */
+static int match_after_separator(gyre_redact_scan_t *s, size_t i, gyre_redact_match_t *m)
+{
+    const char *p = s->p;
+    size_t len = s->len, e, start;
+    unsigned char c = (unsigned char)p[i];
     if ((s->kinds & GYRE_REDACT_API_KEY) && is_alpha(c) && i >= s->key_skip) {
         if ((e = match_key(p, len, i, &start, &s->key_skip)) != 0) {
             *m = (gyre_redact_match_t){start, e, GYRE_REDACT_API_KEY};
@@ -509,7 +610,7 @@ static int match_at(gyre_redact_scan_t *s, size_t i, int prev_word, int prev_loc
         return 0;
     int digits_only = 0;
     if ((s->kinds & GYRE_REDACT_CARD) && c >= '2' && c <= '6' && (e = match_card(p, len, i, &digits_only)) != 0 &&
-        !(digits_only && s->json && !s->in_string)) {
+        !(digits_only && s->json && !in_string_at(s, i))) {
         *m = (gyre_redact_match_t){i, e, GYRE_REDACT_CARD};
         return 1;
     }
@@ -526,45 +627,317 @@ static int match_at(gyre_redact_scan_t *s, size_t i, int prev_word, int prev_loc
     return 0;
 }
 
+/* A match that begins at `i` (after a separator unless prev_word), or 0: the e-mail region's byte-by-byte step. */
+static int match_at(gyre_redact_scan_t *s, size_t i, int prev_word, int prev_local, gyre_redact_match_t *m)
+{
+    size_t e, start;
+    unsigned char c = (unsigned char)s->p[i];
+    /* The region's run reaches the '@' from any of its bytes (email_region() found it from at most here). */
+    if ((s->kinds & GYRE_REDACT_EMAIL) && !prev_local && is_local(c) && i >= s->at_run && i < s->next_at &&
+        (e = match_email(s->p, s->len, i, &start)) != 0) {
+        *m = (gyre_redact_match_t){start, e, GYRE_REDACT_EMAIL};
+        return 1;
+    }
+    return !prev_word && match_after_separator(s, i, m);
+}
+
+/*
+ * Whether a card or phone may begin at p[i] (a digit, '+' or '('), from
+ * what the matchers need: '+' and at least 8 digits, '(' and a digit, a
+ * card's 13 digits (from 2 to 6), or at least 9 digits (a national phone)
+ * in groups joined by single separators, the way the matchers read them.
+ * Most numbers in a text ("2024-03-18", "0.734", "1733059200123") end here.
+ */
+static int number_may_start(const char *p, size_t len, size_t i)
+{
+    unsigned char c = (unsigned char)p[i];
+    if (c == '+' || c == '(') {
+        if (i + 1 >= len || !is_digit((unsigned char)p[i + 1]))
+            return 0;
+        if (c == '(')
+            return 1;
+        /* International numbers also take "(0)" groups: only the first group is looked at. */
+        size_t d = i + 1;
+        while (d < len && is_digit((unsigned char)p[d]) && d - i <= 8)
+            d++;
+        return d - i > 8 || (d + 1 < len && (p[d] == ' ' || p[d] == '-' || p[d] == '.') &&
+                             (is_digit((unsigned char)p[d + 1]) || p[d + 1] == '('));
+    }
+    /* One group is a card or nothing (13 to 19 digits from 2 to 6); two or more, a card or a national phone. */
+    size_t k = i, digits = 0, groups = 0;
+    for (;;) {
+        size_t g = k;
+        while (k < len && is_digit((unsigned char)p[k]))
+            k++;
+        digits += k - g;
+        if (++groups >= 2 && digits >= 9)
+            return 1;
+        if (!(k + 1 < len && (p[k] == ' ' || p[k] == '-' || p[k] == '.' || p[k] == '/') &&
+              is_digit((unsigned char)p[k + 1])))
+            break;
+        k++;
+    }
+    return groups == 1 && digits >= 13 && c >= '2' && c <= '6';
+}
+
+/* 64 bytes of a text as bit masks, bit i for byte i: what the pre-filter looks at. */
+typedef struct window {
+    uint64_t word;     /* W */
+    uint64_t key_body; /* K */
+    uint64_t digit;    /* [0-9] */
+    uint64_t start;    /* S less the digits: + ( b B */
+    uint64_t escape;   /* E */
+} window_t;
+
+static void read_window(const char *p, size_t avail, window_t *w)
+{
+    unsigned char tail[64];
+    const unsigned char *q = (const unsigned char *)p;
+    if (avail < 64) {
+        /* The last bytes: zeros after them are in no class. */
+        memset(tail, 0, sizeof(tail));
+        memcpy(tail, p, avail);
+        q = tail;
+    }
+#ifdef REDACT_SSE2
+    const __m128i a = _mm_set1_epi8('a'), z = _mm_set1_epi8(25), zero = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9);
+    const __m128i case_bit = _mm_set1_epi8(0x20), underscore = _mm_set1_epi8('_'), dash = _mm_set1_epi8('-');
+    const __m128i plus = _mm_set1_epi8('+'), paren = _mm_set1_epi8('('), b = _mm_set1_epi8('b');
+    const __m128i backslash = _mm_set1_epi8('\\');
+    uint64_t word = 0, key_body = 0, digits = 0, start = 0, escape = 0;
+    for (int k = 0; k < 4; k++) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(q + 16 * k));
+        /* Unsigned range checks: x - lo <= hi - lo, with min_epu8 as the comparison. */
+        __m128i lower = _mm_or_si128(v, case_bit);
+        __m128i la = _mm_sub_epi8(lower, a), d0 = _mm_sub_epi8(v, zero);
+        __m128i letter = _mm_cmpeq_epi8(_mm_min_epu8(la, z), la);
+        __m128i digit = _mm_cmpeq_epi8(_mm_min_epu8(d0, nine), d0);
+        __m128i wv = _mm_or_si128(_mm_or_si128(letter, digit), _mm_cmpeq_epi8(v, underscore));
+        __m128i kv = _mm_or_si128(wv, _mm_cmpeq_epi8(v, dash));
+        __m128i sv = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, plus), _mm_cmpeq_epi8(v, paren)),
+                                  _mm_cmpeq_epi8(lower, b));
+        __m128i ev = _mm_cmpeq_epi8(v, backslash);
+        unsigned shift = 16 * (unsigned)k;
+        word |= (uint64_t)(unsigned)_mm_movemask_epi8(wv) << shift;
+        key_body |= (uint64_t)(unsigned)_mm_movemask_epi8(kv) << shift;
+        digits |= (uint64_t)(unsigned)_mm_movemask_epi8(digit) << shift;
+        start |= (uint64_t)(unsigned)_mm_movemask_epi8(sv) << shift;
+        escape |= (uint64_t)(unsigned)_mm_movemask_epi8(ev) << shift;
+    }
+    *w = (window_t){word, key_body, digits, start, escape};
+#else
+    *w = (window_t){0, 0, 0, 0, 0};
+    for (unsigned i = 0; i < 64; i++) {
+        unsigned c = classes[q[i]];
+        w->word |= (uint64_t)(c & W) << i;
+        w->key_body |= (uint64_t)((c & K) != 0) << i;
+        w->digit |= (uint64_t)is_digit(q[i]) << i;
+        w->start |= (uint64_t)((c & S) != 0 && !is_digit(q[i])) << i;
+        w->escape |= (uint64_t)((c & E) != 0) << i;
+    }
+#endif
+}
+
+#ifdef REDACT_AVX2
+/* read_window() 32 bytes at a time; the caller checks that the CPU has AVX2. */
+__attribute__((target("avx2"))) static void read_window_avx2(const char *p, size_t avail, window_t *w)
+{
+    unsigned char tail[64];
+    const unsigned char *q = (const unsigned char *)p;
+    if (avail < 64) {
+        memset(tail, 0, sizeof(tail));
+        memcpy(tail, p, avail);
+        q = tail;
+    }
+    const __m256i a = _mm256_set1_epi8('a'), z = _mm256_set1_epi8(25), zero = _mm256_set1_epi8('0');
+    const __m256i nine = _mm256_set1_epi8(9), case_bit = _mm256_set1_epi8(0x20);
+    const __m256i underscore = _mm256_set1_epi8('_'), dash = _mm256_set1_epi8('-'), plus = _mm256_set1_epi8('+');
+    const __m256i paren = _mm256_set1_epi8('('), b = _mm256_set1_epi8('b'), backslash = _mm256_set1_epi8('\\');
+    uint64_t word = 0, key_body = 0, digits = 0, start = 0, escape = 0;
+    for (int k = 0; k < 2; k++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(q + 32 * k));
+        __m256i lower = _mm256_or_si256(v, case_bit);
+        __m256i la = _mm256_sub_epi8(lower, a), d0 = _mm256_sub_epi8(v, zero);
+        __m256i letter = _mm256_cmpeq_epi8(_mm256_min_epu8(la, z), la);
+        __m256i digit = _mm256_cmpeq_epi8(_mm256_min_epu8(d0, nine), d0);
+        __m256i wv = _mm256_or_si256(_mm256_or_si256(letter, digit), _mm256_cmpeq_epi8(v, underscore));
+        __m256i kv = _mm256_or_si256(wv, _mm256_cmpeq_epi8(v, dash));
+        __m256i sv = _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi8(v, plus), _mm256_cmpeq_epi8(v, paren)),
+                                     _mm256_cmpeq_epi8(lower, b));
+        __m256i ev = _mm256_cmpeq_epi8(v, backslash);
+        unsigned shift = 32 * (unsigned)k;
+        word |= (uint64_t)(uint32_t)_mm256_movemask_epi8(wv) << shift;
+        key_body |= (uint64_t)(uint32_t)_mm256_movemask_epi8(kv) << shift;
+        digits |= (uint64_t)(uint32_t)_mm256_movemask_epi8(digit) << shift;
+        start |= (uint64_t)(uint32_t)_mm256_movemask_epi8(sv) << shift;
+        escape |= (uint64_t)(uint32_t)_mm256_movemask_epi8(ev) << shift;
+    }
+    *w = (window_t){word, key_body, digits, start, escape};
+}
+#endif
+
+/* Bit i: bits i to i + 14 are all set, those past the window counting as set (the next one may go on). */
+static uint64_t runs_of_15(uint64_t x)
+{
+    x &= (x >> 1) | (~0ull << 63);
+    x &= (x >> 2) | (~0ull << 62);
+    x &= (x >> 4) | (~0ull << 60);
+    x &= (x >> 7) | (~0ull << 57);
+    return x;
+}
+
+/*
+ * Bit i: a digit that opens a chain of at least 9 bytes of digits and
+ * single non-digits between digits, which every card (13 digits) and
+ * national phone (9 or more) that begins with a digit is: "2024", "0.734,"
+ * and "1532.25," are not.  Past the window counts as digits.
+ */
+static uint64_t digit_chains_of_9(uint64_t d)
+{
+    uint64_t x = d | (~d & ((d >> 1) | (1ull << 63)) & (d << 1));
+    uint64_t y = x;
+    y &= (y >> 1) | (~0ull << 63);
+    y &= (y >> 2) | (~0ull << 62);
+    y &= (y >> 4) | (~0ull << 60);
+    y &= (x >> 8) | (~0ull << 56);
+    return d & y;
+}
+
+/* Whether the pre-filter's candidate at p[q] (after a separator) is worth the matchers, and the match if any. */
+static int try_candidate(gyre_redact_scan_t *s, size_t q, int long_run, gyre_redact_match_t *m)
+{
+    const char *p = s->p;
+    unsigned char c = (unsigned char)p[q];
+    if (is_alpha(c)) {
+        if (!(s->kinds & GYRE_REDACT_API_KEY))
+            return 0;
+        /* A key with a known prefix, in a long enough run, or "Bearer ". */
+        if (!(long_run && (classes[c] & P)) &&
+            !((c | 0x20) == 'b' && q + 7 < s->len && memcmp(p + q + 1, "earer ", 6) == 0))
+            return 0;
+    } else if (is_digit(c) || c == '+' || c == '(') {
+        if (!(s->kinds & (GYRE_REDACT_CARD | GYRE_REDACT_PHONE)) || !number_may_start(p, s->len, q))
+            return 0;
+    } else {
+        return 0;
+    }
+    return match_after_separator(s, q, m);
+}
+
+/*
+ * The pre-filter, from `from` (after a word character if prev_word) to
+ * `stop`: escapes and candidates in order, 64 bytes at a time.  Returns 1
+ * and *m at the first match, or 0 and in *x the first position at or after
+ * `stop` that is not inside an escape, with the scan's state there.
+ */
+static int scan_fast(gyre_redact_scan_t *s, size_t from, size_t stop, int prev_word, gyre_redact_match_t *m, size_t *x,
+                     int *x_word, int *x_local)
+{
+    const char *p = s->p;
+    size_t len = s->len, esc_end = 0; /* where the last escape ended: a separator */
+    int keys = (s->kinds & GYRE_REDACT_API_KEY) != 0;
+    int any = (s->kinds & (GYRE_REDACT_API_KEY | GYRE_REDACT_CARD | GYRE_REDACT_PHONE)) != 0;
+    uint64_t word_before = (uint64_t)(prev_word != 0);
+#ifdef REDACT_AVX2
+    int avx2 = __builtin_cpu_supports("avx2");
+#endif
+    for (size_t b = from; b < stop; b += 64) {
+        window_t w;
+#ifdef REDACT_AVX2
+        if (avx2)
+            read_window_avx2(p + b, len - b, &w);
+        else
+#endif
+            read_window(p + b, len - b, &w);
+        /* after: bit i when byte i follows a separator, that is not a word character. */
+        uint64_t after = ~((w.word << 1) | word_before), live = ~0ull;
+        word_before = w.word >> 63;
+        if (esc_end > from && esc_end >= b) {
+            /* An escape from the last window runs into this one: its bytes begin nothing, the next byte may. */
+            live = ~0ull << (esc_end - b);
+            after |= 1ull << (esc_end - b);
+        }
+        uint64_t long_runs = keys ? runs_of_15(w.key_body) : 0;
+        uint64_t raw = any ? long_runs | digit_chains_of_9(w.digit) | w.start : 0;
+        uint64_t in_range = stop - b >= 64 ? ~0ull : (1ull << (stop - b)) - 1;
+        /* Escapes first, in order (a backslash inside one starts none): separators, their bytes begin nothing. */
+        uint64_t esc = w.escape & live & in_range;
+        while (esc != 0) {
+            unsigned t = (unsigned)__builtin_ctzll(esc);
+            esc_end = b + t + escape_len(p, len, b + t);
+            size_t d = esc_end - b;
+            if (d >= 64) {
+                live &= (1ull << t) - 1;
+                break;
+            }
+            live &= ~((1ull << d) - (2ull << t));
+            after |= 1ull << d;
+            esc &= ~0ull << d;
+        }
+        uint64_t cand = raw & after & live & in_range;
+        while (cand != 0) {
+            unsigned t = (unsigned)__builtin_ctzll(cand);
+            uint64_t bit = 1ull << t;
+            cand &= cand - 1;
+            if (try_candidate(s, b + t, (long_runs & bit) != 0, m))
+                return 1;
+        }
+    }
+    size_t at = esc_end > stop ? esc_end : stop;
+    *x = at;
+    if (at == esc_end) {
+        *x_word = *x_local = 0;
+    } else {
+        *x_word = is_word((unsigned char)p[at - 1]);
+        *x_local = is_local((unsigned char)p[at - 1]);
+    }
+    return 0;
+}
+
 int gyre_redact_scan_next(gyre_redact_scan_t *s, gyre_redact_match_t *m)
 {
     /* The loop keeps its state in locals: the text's bytes could alias *s, which would reload it per byte. */
     const char *p = s->p;
-    size_t len = s->len, pos = s->pos;
+    size_t len = s->len, pos = s->kinds != 0 ? s->pos : s->len;
     int prev_word = s->prev_word, prev_local = s->prev_local, found = 0;
-    while (pos < len) {
-        if (prev_word) {
-            /* Inside a word nothing begins (each match starts after a separator): skip the rest of it. */
-            while (pos < len && is_word((unsigned char)p[pos]))
-                pos++;
-            prev_local = 1;
-            if (pos == len)
+    while (pos < len && !found) {
+        size_t region = email_region(s, pos);
+        if (region > pos) {
+            if (scan_fast(s, pos, region, prev_word, m, &pos, &prev_word, &prev_local)) {
+                pos = m->end;
+                prev_word = prev_local = 0;
+                found = 1;
+            }
+            continue;
+        }
+        /* In the run before an '@', through the '@': every byte, as the scan visited them before the pre-filter. */
+        size_t end = s->next_at + 1;
+        while (pos < end) {
+            if (prev_word) {
+                /* Inside a word nothing begins (each match starts after a separator): skip the rest of it. */
+                while (pos < end && is_word((unsigned char)p[pos]))
+                    pos++;
+                prev_local = 1;
+                if (pos == end)
+                    break;
+            }
+            unsigned char c = (unsigned char)p[pos];
+            if (c == '\\') {
+                pos += escape_len(p, len, pos);
+                prev_word = prev_local = 0;
+                continue;
+            }
+            if ((is_local(c) || c == '(') && match_at(s, pos, prev_word, prev_local, m)) {
+                /* What follows a match is a separator (each matcher checks), so the scan resumes at a boundary. */
+                pos = m->end;
+                prev_word = prev_local = 0;
+                found = 1;
                 break;
-        }
-        unsigned char c = (unsigned char)p[pos];
-        if (c == '\\') {
-            /* An escape is a separator, never part of a match (which would break it). */
-            pos += escape_len(p, len, pos);
-            prev_word = prev_local = 0;
-            continue;
-        }
-        if (c == '"' && s->json) {
-            s->in_string = !s->in_string;
+            }
+            prev_word = is_word(c);
+            prev_local = is_local(c);
             pos++;
-            prev_word = prev_local = 0;
-            continue;
         }
-        /* Every match begins with a local-part character or '(' (blanks and most punctuation begin none). */
-        if ((is_local(c) || c == '(') && s->kinds != 0 && match_at(s, pos, prev_word, prev_local, m)) {
-            /* What follows a match is a separator (each matcher checks), so the scan resumes at a boundary. */
-            pos = m->end;
-            prev_word = prev_local = 0;
-            found = 1;
-            break;
-        }
-        prev_word = is_word(c);
-        prev_local = is_local(c);
-        pos++;
     }
     s->pos = pos;
     s->prev_word = prev_word;

@@ -5,10 +5,13 @@
  * kind matches and why).
  *
  * It runs on the event loop, on every finished trace whose route redacts, so
- * it is one forward pass over the bytes with a bounded look-ahead per
- * position, no regex library and no allocation: the scanner reports matches
- * one by one and the caller writes the output (gyre_redact() into a buffer,
- * gyre_trace_redact() in record.c into the request's pool).
+ * it costs little on what LLM traffic is made of (prose, code, numbers, ids,
+ * and rarely PII): a pre-filter reads the text 64 bytes at a time for the
+ * few places a match may begin, and only there do the matchers look, each
+ * a bounded distance; no regex library and no allocation.  The scanner
+ * reports matches one by one and the caller writes the output
+ * (gyre_redact() into a buffer, gyre_trace_redact() in record.c into the
+ * request's pool), so a text without a match is never copied.
  *
  * JSON: a text whose first non-blank byte is '{' or '[' is read as JSON.
  * Matches are never longer than a run of plain characters, so they never
@@ -41,9 +44,12 @@ typedef struct gyre_redact_scan {
     const char *p;
     size_t len, pos;
     unsigned kinds;
-    int json, in_string, prev_word, prev_local;
+    int json, prev_word, prev_local;
     size_t key_skip;        /* key attempts before this offset are known to fail */
     size_t next_at, at_run; /* the next '@' and where the local-part run before it starts */
+    int at_known;           /* whether next_at and at_run have been looked for */
+    size_t str_pos;         /* JSON strings are followed up to here, lazily: */
+    int in_string;          /* whether str_pos is inside one */
 } gyre_redact_scan_t;
 
 void gyre_redact_scan_init(gyre_redact_scan_t *s, unsigned kinds, const char *p, size_t len);

@@ -393,7 +393,8 @@ routes:
   let m = '';
   for (const deadline = Date.now() + 5000 * SLOW; Date.now() < deadline; await sleep(50)) {
     m = await (await fetch(`${g.url}/metrics`)).text();
-    if (sample(m, 'gyre_otlp_spans_dropped_total') + sample(m, 'gyre_otlp_queue_depth') === 6) break;
+    if (sample(m, 'gyre_otlp_spans_dropped_total') + sample(m, 'gyre_otlp_queue_depth') === 6 &&
+        sample(m, 'gyre_otlp_export_failures_total') >= 1) break;
   }
   assert.equal(sample(m, 'gyre_otlp_spans_dropped_total') + sample(m, 'gyre_otlp_queue_depth'), 6, m);
   assert.equal(sample(m, 'gyre_otlp_spans_exported_total'), 0);

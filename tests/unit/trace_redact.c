@@ -1,15 +1,20 @@
 /*
  * src/trace/redact.c and gyre_trace_redact(): each kind with its exact
  * before and after, the look-alikes that must stay, the Luhn and issuer
- * checks, JSON that stays valid, the policy bits, and a trace's texts.
+ * checks, JSON that stays valid, the policy bits, and a trace's texts; and
+ * the pre-filtered scanner against the byte-by-byte one it replaced
+ * (redact_reference.h) on generated texts.
  */
 #include "trace/redact.h"
 
 #include <cjson/cJSON.h>
 #include <h2o.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "redact_reference.h"
 #include "test.h"
 #include "trace/record.h"
 
@@ -304,4 +309,161 @@ TEST(redact_trace_without_a_match_keeps_the_same_bytes)
     gyre_trace_redact(&t, &pool, 0);
     CHECK_MEM(t.request_body.p, t.request_body.len, "{\"content\":\"bob@example.com\"}");
     h2o_mem_clear_pool(&pool);
+}
+
+/* --- the pre-filter changes no result -------------------------------------- */
+
+TEST(redact_bearer_glued_to_a_failed_key_stays_as_the_byte_by_byte_scan_left_it)
+{
+    /* "sk-" and a body too short for a key: the scan skips the rest of that body, "Bearer" included. */
+    CHECK_KEEPS("sk-a-Bearer Ab3dEf6hIj9kLm2nOp5qRs");
+    CHECK_KEEPS("\\nsk-a-Bearer Ab3dEf6hIj9kLm2nOp5qRs");
+    CHECK_REDACTS("x-a-Bearer Ab3dEf6hIj9kLm2nOp5qRs", "x-a-Bearer [api_key]");
+    CHECK_REDACTS("sk-415-555-2671-Bearer Ab3dEf6hIj9kLm2nOp5qRs", "sk-[phone]-Bearer Ab3dEf6hIj9kLm2nOp5qRs");
+}
+
+TEST(redact_github_fine_grained_tokens_are_not_recognised)
+{
+    /* The prefix table lists github_pat_, but the two-byte gate before it has no "gi": kept as it always was. */
+    CHECK_KEEPS("github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGH");
+}
+
+TEST(redact_matches_across_the_pre_filters_64_byte_windows)
+{
+    /* Each PII item at every offset around a window's end, after an escape or not. */
+    static const char *const items[] = {"bob@example.com", "4111 1111 1111 1111", "+44 20 7946 0958", "415-555-2671",
+                                        "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t", "Bearer Zm9vYmFyYmF6cXV4MTIzNDU2",
+                                        "AKIAIOSFODNN7EXAMPLE"};
+    static const char *const tokens[] = {"[email]", "[card]", "[phone]", "[phone]", "[api_key]", "Bearer [api_key]",
+                                         "[api_key]"};
+    for (size_t k = 0; k < sizeof(items) / sizeof(items[0]); k++)
+        for (size_t pad = 40; pad < 140; pad++)
+            for (int esc = 0; esc < 2; esc++) {
+                char in[512], want[512];
+                memset(in, 'a', pad);
+                in[pad - 1] = ' ';
+                int n = snprintf(in + pad, sizeof(in) - pad, "%s%s tail", esc ? "\\n" : "", items[k]);
+                memcpy(want, in, pad);
+                snprintf(want + pad, sizeof(want) - pad, "%s%s tail", esc ? "\\n" : "", tokens[k]);
+                CHECK_STR(redacted(GYRE_REDACT_ALL, in), want);
+                (void)n;
+            }
+}
+
+/* xorshift64*: the same texts on every run. */
+static uint64_t rng(uint64_t *state)
+{
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    return *state * 0x2545f4914f6cdd1dull;
+}
+
+/*
+ * A text of fragments: prose, JSON punctuation, escapes, digits and
+ * separators, key prefixes and bodies, addresses, cards and phones, mixed
+ * so that they touch each other and the window ends.
+ */
+static size_t generate(uint64_t *state, char *out, size_t cap)
+{
+    static const char *const frags[] = {
+        " ", " ", " ", "the ", "quick ", "brown ", "be ", "bearer ", "Bearer ", "Bearer  ", "-", "_", ".", ",", "/",
+        "(", ")", "+", ":", ";", "\"", "\"", "{", "}", "[", "]", "\\n", "\\\"", "\\\\", "\\u0040", "\\u00e9", "\\u12",
+        "\\", "\\x", "@", "@", "bob", "jane.doe", "x_y", "...", "example", ".com", ".co.uk", "localhost", "mail-",
+        "sk-", "sk_live_", "rk_test_", "ghp_", "github_pat_", "xoxb-", "xai-", "pplx-", "r8_", "hf_", "gsk_",
+        "glpat-", "npm_", "AIza", "AKIA", "ASIA", "IOSFODNN7EXAMPLE", "proj-", "Ab3dEf6hIj9kLm2nOp5qRs8t",
+        "abcdefghijklmnopqrst", "ABCDEFGHIJKLMNOP", "0123456789", "Zm9vYmFyYmF6cXV4MTIzNDU2", "eyJhbGciOiJIUzI1NiJ9.",
+        "4111", "1111", "4111111111111111", "5555555555554444", "378282246310005", "6011000990139424",
+        "2223003122003222", "4111 1111 1111 1111", "5555-5555-5555-4444", "415", "555", "2671", "415-555-2671",
+        "(415) 555-2671", "+1 ", "+44 (0)20 7946 0958", "020 7946 0958", "06 12 34 56 78", "030/12345678",
+        "0044 20 7946 0958", "1-800-555-0199", "2024-01-15", "1.2.3", "0.25", "1,234", "3.14159", "1700000000000",
+        "0", "1", "2", "7", "9", "12", "00", "(0)", "123", "4567", "-12", "x", "é", "\t", "\n", "%", "="};
+    size_t n = 0, nfrags = sizeof(frags) / sizeof(frags[0]);
+    size_t want = (size_t)(rng(state) % (cap > 300 ? 300 : cap));
+    if (rng(state) % 3 == 0 && n < cap)
+        out[n++] = rng(state) % 2 ? '{' : '[';
+    while (n < want) {
+        uint64_t r = rng(state);
+        if (r % 16 == 0) {
+            out[n++] = (char)(unsigned char)(rng(state) % 256); /* any byte, NUL included */
+            continue;
+        }
+        if (r % 16 == 1) {
+            out[n++] = (char)('0' + rng(state) % 10);
+            continue;
+        }
+        const char *f = frags[(r >> 8) % nfrags];
+        size_t l = strlen(f);
+        if (n + l > cap)
+            break;
+        memcpy(out + n, f, l);
+        n += l;
+    }
+    return n;
+}
+
+/* Both scanners' matches on one text, compared one by one. */
+static int same_matches(unsigned kinds, const char *in, size_t len)
+{
+    gyre_redact_scan_t s;
+    ref_scan_t r;
+    gyre_redact_match_t a, b;
+    gyre_redact_scan_init(&s, kinds, in, len);
+    ref_scan_init(&r, kinds, in, len);
+    for (;;) {
+        int x = gyre_redact_scan_next(&s, &a), y = ref_scan_next(&r, &b);
+        if (x != y)
+            return 0;
+        if (!x)
+            return 1;
+        if (a.start != b.start || a.end != b.end || a.kind != b.kind)
+            return 0;
+    }
+}
+
+TEST(redact_pre_filter_finds_what_the_byte_by_byte_scan_finds_on_generated_texts)
+{
+    static const unsigned kinds[] = {GYRE_REDACT_ALL,   GYRE_REDACT_EMAIL, GYRE_REDACT_PHONE,
+                                     GYRE_REDACT_CARD,  GYRE_REDACT_API_KEY, GYRE_REDACT_CARD | GYRE_REDACT_PHONE,
+                                     GYRE_REDACT_EMAIL | GYRE_REDACT_API_KEY};
+    uint64_t state = 0x9e3779b97f4a7c15ull;
+    int texts = 0, with_matches = 0, disagreements = 0;
+    for (int i = 0; i < 6000; i++) {
+        char in[400];
+        size_t len = generate(&state, in, sizeof(in));
+        for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+            char x[600], y[600];
+            size_t cx, cy;
+            size_t nx = gyre_redact(kinds[k], in, len, x, sizeof(x), &cx);
+            size_t ny = redact_reference(kinds[k], in, len, y, sizeof(y), &cy);
+            if (nx != ny || cx != cy || memcmp(x, y, nx) != 0 || !same_matches(kinds[k], in, len)) {
+                if (disagreements++ < 3)
+                    fprintf(stderr, "  disagree (kinds %u): %.*s\n", kinds[k], (int)len, in);
+            }
+            if (k == 0 && cx > 0)
+                with_matches++;
+        }
+        texts++;
+    }
+    CHECK_INT(disagreements, 0);
+    CHECK_INT(texts, 6000);
+    CHECK(with_matches > 1000); /* the generator does make PII, not only look-alikes */
+}
+
+TEST(redact_pre_filter_agrees_on_long_texts_that_span_many_windows)
+{
+    uint64_t state = 42;
+    int disagreements = 0;
+    for (int i = 0; i < 200; i++) {
+        static char in[8192], x[10000], y[10000];
+        size_t len = 0;
+        while (len + 400 < sizeof(in))
+            len += generate(&state, in + len, 400);
+        size_t cx, cy;
+        size_t nx = gyre_redact(GYRE_REDACT_ALL, in, len, x, sizeof(x), &cx);
+        size_t ny = redact_reference(GYRE_REDACT_ALL, in, len, y, sizeof(y), &cy);
+        if (nx != ny || cx != cy || memcmp(x, y, nx) != 0 || !same_matches(GYRE_REDACT_ALL, in, len))
+            disagreements++;
+    }
+    CHECK_INT(disagreements, 0);
 }
