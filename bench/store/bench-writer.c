@@ -59,26 +59,32 @@ static int64_t wall_us(void)
 
 static const char *const routes[] = {"chat", "code", "search", "summarize", "agent"};
 static const char *const providers[] = {"openai", "anthropic", "gemini", "bedrock"};
-static const char *const models[] = {"gpt-4o",        "gpt-4o-mini",      "claude-sonnet-4", "claude-haiku-4",
+static const char *const models[] = {"gpt-4o",         "gpt-4o-mini",      "claude-sonnet-4", "claude-haiku-4",
                                      "gemini-2.5-pro", "gemini-2.5-flash", "nova-pro",        "llama-3.3-70b",
                                      "o3-mini",        "mistral-large"};
 static const char *const tag_names[] = {"prod", "eval", "beta", "canary"};
 
 /* Common English words, so that the text compresses like prose. */
 static const char *const words[] = {
-    "the", "of", "and", "to", "in", "is", "you", "that", "it", "he", "was", "for", "on", "are", "as", "with", "his",
-    "they", "at", "be", "this", "have", "from", "or", "one", "had", "by", "word", "but", "not", "what", "all", "were",
-    "we", "when", "your", "can", "said", "there", "use", "an", "each", "which", "she", "do", "how", "their", "if",
-    "will", "up", "other", "about", "out", "many", "then", "them", "these", "so", "some", "her", "would", "make",
-    "like", "him", "into", "time", "has", "look", "two", "more", "write", "go", "see", "number", "no", "way",
-    "could", "people", "my", "than", "first", "water", "been", "call", "who", "oil", "its", "now", "find", "long",
-    "down", "day", "did", "get", "come", "made", "may", "part", "function", "return", "value", "error", "request",
-    "server", "model", "token", "query", "result", "file", "config", "stream", "retry", "latency", "cache",
-    "provider", "route", "agent", "session", "user", "answer", "question", "summary", "document", "search", "code",
-    "python", "rust", "table", "index", "database", "network", "memory", "thread", "buffer", "parse", "JSON",
-    "string", "list", "map", "key", "field", "test", "build", "deploy", "review", "change", "issue", "fix", "bug",
-    "feature", "design", "plan", "step", "task", "goal", "because", "however", "therefore", "example", "please",
-    "thanks", "help", "explain", "describe", "compare", "improve", "lighthouse", "cliff", "harbor", "ocean",
+    "the",     "of",       "and",     "to",       "in",         "is",       "you",      "that",   "it",
+    "he",      "was",      "for",     "on",       "are",        "as",       "with",     "his",    "they",
+    "at",      "be",       "this",    "have",     "from",       "or",       "one",      "had",    "by",
+    "word",    "but",      "not",     "what",     "all",        "were",     "we",       "when",   "your",
+    "can",     "said",     "there",   "use",      "an",         "each",     "which",    "she",    "do",
+    "how",     "their",    "if",      "will",     "up",         "other",    "about",    "out",    "many",
+    "then",    "them",     "these",   "so",       "some",       "her",      "would",    "make",   "like",
+    "him",     "into",     "time",    "has",      "look",       "two",      "more",     "write",  "go",
+    "see",     "number",   "no",      "way",      "could",      "people",   "my",       "than",   "first",
+    "water",   "been",     "call",    "who",      "oil",        "its",      "now",      "find",   "long",
+    "down",    "day",      "did",     "get",      "come",       "made",     "may",      "part",   "function",
+    "return",  "value",    "error",   "request",  "server",     "model",    "token",    "query",  "result",
+    "file",    "config",   "stream",  "retry",    "latency",    "cache",    "provider", "route",  "agent",
+    "session", "user",     "answer",  "question", "summary",    "document", "search",   "code",   "python",
+    "rust",    "table",    "index",   "database", "network",    "memory",   "thread",   "buffer", "parse",
+    "JSON",    "string",   "list",    "map",      "key",        "field",    "test",     "build",  "deploy",
+    "review",  "change",   "issue",   "fix",      "bug",        "feature",  "design",   "plan",   "step",
+    "task",    "goal",     "because", "however",  "therefore",  "example",  "please",   "thanks", "help",
+    "explain", "describe", "compare", "improve",  "lighthouse", "cliff",    "harbor",   "ocean",
 };
 #define NWORDS (sizeof(words) / sizeof(words[0]))
 
@@ -149,13 +155,14 @@ static void gen(gen_trace_t *g, uint64_t i, int64_t started_us)
     t->completion_tokens = t->status == 200 ? (int64_t)(10 + rng() % 500) : -1;
     t->cached_tokens = t->status == 200 ? (int64_t)(rng() % 200) : -1;
     t->reasoning_tokens = -1;
-    t->cost_usd = t->status == 200 && model != 7 ? (double)(t->prompt_tokens * 3 + t->completion_tokens * 15) / 1e6 : NAN;
+    t->cost_usd =
+        t->status == 200 && model != 7 ? (double)(t->prompt_tokens * 3 + t->completion_tokens * 15) / 1e6 : NAN;
     t->nattempts = fallback ? 2 : 1;
     if (fallback)
-        t->attempts[0] = (gyre_trace_attempt_t){S(providers[route % 4]), S(models[(route * 2) % 10]), S("x#0"), 503,
-                                                started_us, 1000, S("upstream 503")};
-    t->attempts[t->nattempts - 1] =
-        (gyre_trace_attempt_t){t->provider, t->model, S(g->names[4]), t->status, started_us + 1000, latency - 1000, S("")};
+        t->attempts[0] = (gyre_trace_attempt_t){
+            S(providers[route % 4]), S(models[(route * 2) % 10]), S("x#0"), 503, started_us, 1000, S("upstream 503")};
+    t->attempts[t->nattempts - 1] = (gyre_trace_attempt_t){t->provider,       t->model,       S(g->names[4]), t->status,
+                                                           started_us + 1000, latency - 1000, S("")};
     t->session = S(g->names[2]);
     t->agent = S(g->names[0]);
     t->user = S(g->names[1]);
@@ -250,8 +257,8 @@ static double run_writer(gyre_store_t *s, const char *db, uint64_t n, uint64_t *
     double t0 = now_s();
     for (uint64_t i = 0; i < n; i++) {
         gen(&g, i, start + (int64_t)i * 20);
-        /* A producer that backs off at a quarter of the ring, below the spill threshold (half of it), so the figure is the
-         * store's pace, not the spool's. */
+        /* A producer that backs off at a quarter of the ring, below the spill threshold (half of it), so the figure is
+         * the store's pace, not the spool's. */
         for (;;) {
             gyre_writer_stats(w, &st);
             if (st.queued < 1024)
@@ -312,16 +319,17 @@ int main(int argc, char **argv)
         double spent = run_batches(s, n, wall_us(), (int64_t)n * 20, 0);
         batch_rate = (double)n / spent;
         gyre_store_sqlite.close(s);
-        fprintf(stderr, "bench-writer: write_batch x%d: %" PRIu64 " traces in %.2f s: %.0f traces/s\n", BATCH, n,
-                spent, batch_rate);
+        fprintf(stderr, "bench-writer: write_batch x%d: %" PRIu64 " traces in %.2f s: %.0f traces/s\n", BATCH, n, spent,
+                batch_rate);
     }
     if (strcmp(mode, "writer") == 0 || strcmp(mode, "both") == 0) {
         gyre_store_t *s = open_fresh(db);
         double spent = run_writer(s, db, n, &spooled);
         writer_rate = (double)n / spent;
         gyre_store_sqlite.close(s);
-        fprintf(stderr, "bench-writer: whole writer: %" PRIu64 " traces in %.2f s: %.0f traces/s (%" PRIu64 " spooled)\n",
-                n, spent, writer_rate, spooled);
+        fprintf(stderr,
+                "bench-writer: whole writer: %" PRIu64 " traces in %.2f s: %.0f traces/s (%" PRIu64 " spooled)\n", n,
+                spent, writer_rate, spooled);
     }
     if (json)
         printf("{\"traces\":%" PRIu64 ",\"body_bytes\":%d,\"batch\":%d,\"write_batch_traces_per_s\":%.0f,"

@@ -138,7 +138,7 @@ static const char *const param_names[P_COUNT] = {
 };
 
 #define PARAM_LIST                                                                                                     \
-    "from, to, route, provider, model, agent, session, user, tag, status, errors, min_latency_ms, q, cursor, limit, " \
+    "from, to, route, provider, model, agent, session, user, tag, status, errors, min_latency_ms, q, cursor, limit, "  \
     "otel_trace_id"
 
 /* /api/stats's parameters. */
@@ -271,8 +271,7 @@ static int set_param(void *ctx, int which, const char *v, gyre_api_error_t *err)
     uint64_t u;
     switch (which) {
     case P_FROM:
-    case P_TO:
-        return set_time(name, v, which == P_FROM ? &q->from_us : &q->to_us, err);
+    case P_TO: return set_time(name, v, which == P_FROM ? &q->from_us : &q->to_us, err);
     case P_ROUTE: q->route = v; return 0;
     case P_PROVIDER: q->provider = v; return 0;
     case P_MODEL: q->model = v; return 0;
@@ -425,8 +424,8 @@ static const struct {
     const char *name;
     int64_t us;
 } stats_buckets[] = {
-    {"1m", (int64_t)60 * 1000000},     {"5m", (int64_t)300 * 1000000},    {"15m", (int64_t)900 * 1000000},
-    {"1h", (int64_t)3600 * 1000000},   {"1d", (int64_t)86400 * 1000000},
+    {"1m", (int64_t)60 * 1000000},   {"5m", (int64_t)300 * 1000000},   {"15m", (int64_t)900 * 1000000},
+    {"1h", (int64_t)3600 * 1000000}, {"1d", (int64_t)86400 * 1000000},
 };
 
 static int set_stats_param(void *ctx, int which, const char *v, gyre_api_error_t *err)

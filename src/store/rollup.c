@@ -100,7 +100,7 @@ static int put_uvarint(gyre_buf_t *out, uint64_t v)
 typedef struct hist_reader {
     const unsigned char *p, *end;
     int first;
-    int index;      /* the current bucket, valid when has */
+    int index; /* the current bucket, valid when has */
     uint64_t count;
     int has;
 } hist_reader_t;
@@ -129,8 +129,8 @@ static int hist_next(hist_reader_t *r)
         r->has = 0;
         return 0;
     }
-    if (get_uvarint(r, &delta) != 0 || get_uvarint(r, &count) != 0 || count == 0 ||
-        (!r->first && delta == 0) || delta >= GYRE_HIST_BUCKETS)
+    if (get_uvarint(r, &delta) != 0 || get_uvarint(r, &count) != 0 || count == 0 || (!r->first && delta == 0) ||
+        delta >= GYRE_HIST_BUCKETS)
         return -1;
     int64_t index = r->first ? (int64_t)delta : (int64_t)r->index + (int64_t)delta;
     if (index >= GYRE_HIST_BUCKETS)
@@ -328,7 +328,8 @@ int gyre_rollup_batch(const gyre_rollup_in_t *in, size_t n, gyre_rollup_group_cb
     size_t ne = 0;
     for (size_t s = 0; s < nspans; s++)
         for (size_t i = 0; i < n; i++)
-            e[ne++] = (rollup_entry_t){spans[s], floor_to(in[i].started_us, spans[s]), status_class(in[i].status), &in[i]};
+            e[ne++] =
+                (rollup_entry_t){spans[s], floor_to(in[i].started_us, spans[s]), status_class(in[i].status), &in[i]};
     qsort(e, ne, sizeof(*e), entry_cmp_cb);
 
     int r = 0;

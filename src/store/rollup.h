@@ -84,9 +84,9 @@ typedef struct gyre_rollup_group {
     int status_class; /* status / 100 */
     int64_t requests;
     int64_t prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens; /* sums of the known ones */
-    double cost_usd;                                                            /* sum of the known costs */
-    int64_t cost_n;                                                             /* how many had a known cost */
-    int64_t ttft_n;                                                             /* how many had a ttft */
+    double cost_usd;                                                           /* sum of the known costs */
+    int64_t cost_n;                                                            /* how many had a known cost */
+    int64_t ttft_n;                                                            /* how many had a ttft */
     const void *lat_hist, *ttft_hist;
     size_t lat_len, ttft_len;
 } gyre_rollup_group_t;

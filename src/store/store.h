@@ -21,12 +21,12 @@ typedef struct gyre_trace_query {
     int64_t from_us, to_us; /* started_us in [from, to); 0: open */
     const char *route, *provider, *model, *agent, *session, *user, *tag;
     const char *otel_trace_id; /* the W3C trace the calls belong to (trace.h) */
-    int status;             /* exact status; 0: any */
-    int errors_only;        /* status >= 400 */
+    int status;                /* exact status; 0: any */
+    int errors_only;           /* status >= 400 */
     int64_t min_latency_us;
-    const char *text;       /* free text in the prompt or the answer */
-    const char *cursor;     /* from the previous page, or NULL */
-    size_t limit;           /* 1..1000 (default 50) */
+    const char *text;   /* free text in the prompt or the answer */
+    const char *cursor; /* from the previous page, or NULL */
+    size_t limit;       /* 1..1000 (default 50) */
 } gyre_trace_query_t;
 
 /* What /api/stats groups by: a bitmask (0: no groups, only the total). */
@@ -40,8 +40,8 @@ typedef struct gyre_trace_query {
 typedef struct gyre_stats_query {
     int64_t from_us, to_us; /* started_us in [from, to); both 0: the last 24 h; from 0: 24 h before to; to 0: now */
     const char *route, *provider, *model, *agent, *user;
-    unsigned group_by;      /* GYRE_STATS_BY_* */
-    int64_t bucket_us;      /* time buckets of this width, aligned to the unix epoch; 0: none */
+    unsigned group_by; /* GYRE_STATS_BY_* */
+    int64_t bucket_us; /* time buckets of this width, aligned to the unix epoch; 0: none */
 } gyre_stats_query_t;
 
 typedef struct gyre_store_ops {

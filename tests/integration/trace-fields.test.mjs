@@ -96,7 +96,7 @@ function cost(model, t) {
 function assertEnvelope(t, res, { endpoint, route, provider, model, stream }) {
   assert.equal(t.trace_id, res.headers.get('x-gyre-trace-id'));
   assert.match(t.trace_id, /^[0-9a-f]{32}$/);
-  //OTEL assert.equal(t.otel_trace_id, OTEL_TRACE);
+  assert.equal(t.otel_trace_id, OTEL_TRACE);
   assert.equal(t.parent_span_id, PARENT_SPAN);
   assert.match(t.span_id, /^[0-9a-f]{16}$/);
   assert.notEqual(t.span_id, PARENT_SPAN);

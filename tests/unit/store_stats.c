@@ -155,11 +155,11 @@ TEST(store_stats_histogram_refuses_malformed_stored_forms)
     gyre_hist_t h = {0};
     gyre_buf_t m;
     gyre_buf_init(&m, 1024);
-    CHECK_INT(gyre_hist_add_encoded(&h, "\x05", 1), -EINVAL);         /* no count */
-    CHECK_INT(gyre_hist_add_encoded(&h, "\x05\x00", 2), -EINVAL);     /* a zero count */
+    CHECK_INT(gyre_hist_add_encoded(&h, "\x05", 1), -EINVAL);             /* no count */
+    CHECK_INT(gyre_hist_add_encoded(&h, "\x05\x00", 2), -EINVAL);         /* a zero count */
     CHECK_INT(gyre_hist_add_encoded(&h, "\x05\x01\x00\x01", 4), -EINVAL); /* a repeated bucket */
-    CHECK_INT(gyre_hist_add_encoded(&h, "\xdc\x0b\x01", 3), -EINVAL); /* bucket 1500: past the last */
-    CHECK_INT(gyre_hist_add_encoded(&h, "\x80\x80", 2), -EINVAL);     /* a varint cut short */
+    CHECK_INT(gyre_hist_add_encoded(&h, "\xdc\x0b\x01", 3), -EINVAL);     /* bucket 1500: past the last */
+    CHECK_INT(gyre_hist_add_encoded(&h, "\x80\x80", 2), -EINVAL);         /* a varint cut short */
     CHECK_INT(gyre_hist_merge_encoded("\x05", 1, "\x01\x01", 2, &m), -EINVAL);
     gyre_hist_dispose(&h);
     gyre_buf_dispose(&m);
@@ -224,8 +224,8 @@ TEST(store_stats_the_histogram_reads_the_known_latencies_within_one_percent)
     static const struct {
         int64_t us;
         double ms;
-    } cases[] = {{100000, 99.741}, {200000, 200.859}, {300000, 299.65}, {400000, 396.48}, {20000, 20.136},
-                 {40000, 39.748}};
+    } cases[] = {{100000, 99.741}, {200000, 200.859}, {300000, 299.65},
+                 {400000, 396.48}, {20000, 20.136},   {40000, 39.748}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         double est = round(gyre_hist_value_us(gyre_hist_index(cases[i].us))) / 1000.0;
         CHECK(fabs(est - cases[i].ms) < 1e-9);
@@ -236,38 +236,37 @@ TEST(store_stats_the_histogram_reads_the_known_latencies_within_one_percent)
 TEST(store_stats_totals_groups_and_hour_buckets_of_a_known_set)
 {
     gyre_store_t *s = four();
-    gyre_stats_query_t q = {.from_us = T0, .to_us = T0 + 2 * HOUR, .group_by = GYRE_STATS_BY_PROVIDER,
-                            .bucket_us = HOUR};
+    gyre_stats_query_t q = {
+        .from_us = T0, .to_us = T0 + 2 * HOUR, .group_by = GYRE_STATS_BY_PROVIDER, .bucket_us = HOUR};
     int rc;
     const char *got = stats(s, &q, &rc);
     CHECK_INT(rc, 0);
-    CHECK_STR(got,
-              "{\"from_us\":1796119200000000,\"to_us\":1796126400000000,\"bucket_us\":3600000000,"
-              "\"total\":{\"requests\":4,\"errors\":2,\"error_rate\":0.5,"
-              "\"latency_ms\":{\"p50\":" L200 ",\"p95\":" L400 ",\"p99\":" L400 "},"
-              "\"ttft_ms\":{\"p50\":" L20 ",\"p95\":" L40 ",\"p99\":" L40 "},"
-              "\"prompt_tokens\":30,\"completion_tokens\":15,\"cached_tokens\":2,\"reasoning_tokens\":7,"
-              "\"cost_usd\":0.003},"
-              "\"groups\":[{\"key\":{\"provider\":\"anthropic\"},\"requests\":2,\"errors\":1,\"error_rate\":0.5,"
-              "\"latency_ms\":{\"p50\":" L300 ",\"p95\":" L400 ",\"p99\":" L400 "},"
-              "\"ttft_ms\":{\"p50\":" L40 ",\"p95\":" L40 ",\"p99\":" L40 "},"
-              "\"prompt_tokens\":20,\"completion_tokens\":10,\"cached_tokens\":0,\"reasoning_tokens\":7,"
-              "\"cost_usd\":0.002},"
-              "{\"key\":{\"provider\":\"openai\"},\"requests\":2,\"errors\":1,\"error_rate\":0.5,"
-              "\"latency_ms\":{\"p50\":" L100 ",\"p95\":" L200 ",\"p99\":" L200 "},"
-              "\"ttft_ms\":{\"p50\":" L20 ",\"p95\":" L20 ",\"p99\":" L20 "},"
-              "\"prompt_tokens\":10,\"completion_tokens\":5,\"cached_tokens\":2,\"reasoning_tokens\":0,"
-              "\"cost_usd\":0.001}],"
-              "\"buckets\":[{\"start_us\":1796119200000000,\"requests\":2,\"errors\":1,\"error_rate\":0.5,"
-              "\"latency_ms\":{\"p50\":" L100 ",\"p95\":" L200 ",\"p99\":" L200 "},"
-              "\"ttft_ms\":{\"p50\":" L20 ",\"p95\":" L20 ",\"p99\":" L20 "},"
-              "\"prompt_tokens\":10,\"completion_tokens\":5,\"cached_tokens\":2,\"reasoning_tokens\":0,"
-              "\"cost_usd\":0.001},"
-              "{\"start_us\":1796122800000000,\"requests\":2,\"errors\":1,\"error_rate\":0.5,"
-              "\"latency_ms\":{\"p50\":" L300 ",\"p95\":" L400 ",\"p99\":" L400 "},"
-              "\"ttft_ms\":{\"p50\":" L40 ",\"p95\":" L40 ",\"p99\":" L40 "},"
-              "\"prompt_tokens\":20,\"completion_tokens\":10,\"cached_tokens\":0,\"reasoning_tokens\":7,"
-              "\"cost_usd\":0.002}]}");
+    CHECK_STR(got, "{\"from_us\":1796119200000000,\"to_us\":1796126400000000,\"bucket_us\":3600000000,"
+                   "\"total\":{\"requests\":4,\"errors\":2,\"error_rate\":0.5,"
+                   "\"latency_ms\":{\"p50\":" L200 ",\"p95\":" L400 ",\"p99\":" L400 "},"
+                   "\"ttft_ms\":{\"p50\":" L20 ",\"p95\":" L40 ",\"p99\":" L40 "},"
+                   "\"prompt_tokens\":30,\"completion_tokens\":15,\"cached_tokens\":2,\"reasoning_tokens\":7,"
+                   "\"cost_usd\":0.003},"
+                   "\"groups\":[{\"key\":{\"provider\":\"anthropic\"},\"requests\":2,\"errors\":1,\"error_rate\":0.5,"
+                   "\"latency_ms\":{\"p50\":" L300 ",\"p95\":" L400 ",\"p99\":" L400 "},"
+                   "\"ttft_ms\":{\"p50\":" L40 ",\"p95\":" L40 ",\"p99\":" L40 "},"
+                   "\"prompt_tokens\":20,\"completion_tokens\":10,\"cached_tokens\":0,\"reasoning_tokens\":7,"
+                   "\"cost_usd\":0.002},"
+                   "{\"key\":{\"provider\":\"openai\"},\"requests\":2,\"errors\":1,\"error_rate\":0.5,"
+                   "\"latency_ms\":{\"p50\":" L100 ",\"p95\":" L200 ",\"p99\":" L200 "},"
+                   "\"ttft_ms\":{\"p50\":" L20 ",\"p95\":" L20 ",\"p99\":" L20 "},"
+                   "\"prompt_tokens\":10,\"completion_tokens\":5,\"cached_tokens\":2,\"reasoning_tokens\":0,"
+                   "\"cost_usd\":0.001}],"
+                   "\"buckets\":[{\"start_us\":1796119200000000,\"requests\":2,\"errors\":1,\"error_rate\":0.5,"
+                   "\"latency_ms\":{\"p50\":" L100 ",\"p95\":" L200 ",\"p99\":" L200 "},"
+                   "\"ttft_ms\":{\"p50\":" L20 ",\"p95\":" L20 ",\"p99\":" L20 "},"
+                   "\"prompt_tokens\":10,\"completion_tokens\":5,\"cached_tokens\":2,\"reasoning_tokens\":0,"
+                   "\"cost_usd\":0.001},"
+                   "{\"start_us\":1796122800000000,\"requests\":2,\"errors\":1,\"error_rate\":0.5,"
+                   "\"latency_ms\":{\"p50\":" L300 ",\"p95\":" L400 ",\"p99\":" L400 "},"
+                   "\"ttft_ms\":{\"p50\":" L40 ",\"p95\":" L40 ",\"p99\":" L40 "},"
+                   "\"prompt_tokens\":20,\"completion_tokens\":10,\"cached_tokens\":0,\"reasoning_tokens\":7,"
+                   "\"cost_usd\":0.002}]}");
     gyre_store_sqlite.close(s);
 }
 
@@ -285,7 +284,8 @@ static void summary(const char *json, char *out, size_t outlen)
     cJSON_ArrayForEach(g, cJSON_GetObjectItem(v, "groups"))
     {
         char *key = cJSON_PrintUnformatted(cJSON_GetObjectItem(g, "key"));
-        used += (size_t)snprintf(out + used, outlen - used, " %s=%d", key, cJSON_GetObjectItem(g, "requests")->valueint);
+        used +=
+            (size_t)snprintf(out + used, outlen - used, " %s=%d", key, cJSON_GetObjectItem(g, "requests")->valueint);
         free(key);
     }
     cJSON_ArrayForEach(g, cJSON_GetObjectItem(v, "buckets"))
@@ -364,8 +364,8 @@ TEST(store_stats_edges_that_no_whole_minute_covers_are_read_from_the_traces)
 TEST(store_stats_an_empty_range_has_zero_requests_and_null_percentiles)
 {
     gyre_store_t *s = four();
-    gyre_stats_query_t q = {.from_us = T0 + 5 * HOUR, .to_us = T0 + 6 * HOUR, .group_by = GYRE_STATS_BY_MODEL,
-                            .bucket_us = HOUR};
+    gyre_stats_query_t q = {
+        .from_us = T0 + 5 * HOUR, .to_us = T0 + 6 * HOUR, .group_by = GYRE_STATS_BY_MODEL, .bucket_us = HOUR};
     int rc;
     CHECK_STR(stats(s, &q, &rc),
               "{\"from_us\":1796137200000000,\"to_us\":1796140800000000,\"bucket_us\":3600000000,"
@@ -473,7 +473,8 @@ static void check_against_scan(const cJSON *st, const gyre_trace_t *t, size_t n,
     for (size_t i = 0; i < n; i++) {
         if (t[i].started_us < from || t[i].started_us >= to)
             continue;
-        if (provider != NULL && (t[i].provider.len != strlen(provider) || memcmp(t[i].provider.p, provider, t[i].provider.len)))
+        if (provider != NULL &&
+            (t[i].provider.len != strlen(provider) || memcmp(t[i].provider.p, provider, t[i].provider.len)))
             continue;
         if (bucket_us > 0 && (t[i].started_us < bucket_start || t[i].started_us >= bucket_start + bucket_us))
             continue;
@@ -570,14 +571,16 @@ TEST(store_stats_the_rollup_equals_a_full_scan_of_random_traces)
         int64_t from, to, bucket;
         unsigned group_by;
     } cases[] = {
-        {T0, T0 + 3 * HOUR, 0, 0},                                  /* hour rows */
+        {T0, T0 + 3 * HOUR, 0, 0},                                 /* hour rows */
         {T0 - 7 * MIN - 13 * SEC, T0 + 2 * HOUR + 31 * SEC, 0, 0}, /* raw edges, minutes, hours */
-        {T0 - 19 * MIN, T0 + 3 * HOUR + 19 * MIN, 15 * MIN, 0},     /* minute rows in buckets */
+        {T0 - 19 * MIN, T0 + 3 * HOUR + 19 * MIN, 15 * MIN, 0},    /* minute rows in buckets */
         {T0 - 30 * SEC, T0 + 3 * HOUR, HOUR, GYRE_STATS_BY_PROVIDER},
         {0, T0 + 3 * HOUR, 0, GYRE_STATS_BY_PROVIDER}, /* the default 24 h before `to` */
     };
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
-        gyre_stats_query_t q = {.from_us = cases[c].from, .to_us = cases[c].to, .bucket_us = cases[c].bucket,
+        gyre_stats_query_t q = {.from_us = cases[c].from,
+                                .to_us = cases[c].to,
+                                .bucket_us = cases[c].bucket,
                                 .group_by = cases[c].group_by};
         int64_t from = q.from_us ? q.from_us : q.to_us - 24 * HOUR;
         gyre_buf_t b;
