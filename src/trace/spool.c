@@ -25,7 +25,11 @@ struct gyre_spool {
     int dirty;             /* appended or truncated since the last fdatasync */
     gyre_buf_t enc;        /* the record being appended */
     gyre_buf_t rec;        /* the record being read */
+    int version;           /* the file's record format: 2, or 1 while an old spool is read to be upgraded */
 };
+
+/* Format 1 (GYRESPL1): the records before otel_trace_id. */
+#define SPOOL_MAGIC_V1 "GYRESPL1"
 
 
 /* --- encoding ------------------------------------------------------------ */
@@ -231,12 +235,22 @@ static size_t get_count(dec_t *d, size_t max)
     return n;
 }
 
+static int decode_version(const void *p, size_t len, gyre_trace_t *t, int version);
+
 int gyre_spool_decode(const void *p, size_t len, gyre_trace_t *t)
+{
+    return decode_version(p, len, t, 2);
+}
+
+static int decode_version(const void *p, size_t len, gyre_trace_t *t, int version)
 {
     dec_t d = {p, len, 0, 0};
     memset(t, 0, sizeof(*t));
     get_id(&d, t->trace_id, sizeof(t->trace_id));
-    get_id(&d, t->otel_trace_id, sizeof(t->otel_trace_id));
+    if (version >= 2)
+        get_id(&d, t->otel_trace_id, sizeof(t->otel_trace_id));
+    else
+        memcpy(t->otel_trace_id, t->trace_id, sizeof(t->otel_trace_id)); /* its own W3C trace */
     get_id(&d, t->span_id, sizeof(t->span_id));
     get_id(&d, t->parent_span_id, sizeof(t->parent_span_id));
     get_str(&d, &t->request_id);
@@ -365,6 +379,54 @@ static int cut(gyre_spool_t *s, uint64_t off)
     return 0;
 }
 
+/*
+ * A spool an older gyre left (format 1): its records are copied into a
+ * format-2 spool beside it, which then takes its name, so that nothing it
+ * held is lost and new records are never mixed with old ones.  The old file
+ * stays whole until the rename, so a crash during the upgrade leaves it to
+ * be upgraded again.
+ */
+static int upgrade_v1(gyre_spool_t *old, const char *path, uint64_t max_bytes, gyre_spool_t **out, char *err,
+                      size_t errlen)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof(tmp), "%s.upgrade", path) >= (int)sizeof(tmp)) {
+        set_err(err, errlen, "trace spool %s: %s", path, ENAMETOOLONG);
+        return -ENAMETOOLONG;
+    }
+    unlink(tmp);
+    gyre_spool_t *up;
+    int rc = gyre_spool_open(tmp, max_bytes, &up, err, errlen);
+    if (rc != 0)
+        return rc;
+    uint64_t off = GYRE_SPOOL_HEADER_SIZE, n = 0;
+    while (rc == 0) {
+        const uint8_t *payload;
+        size_t plen;
+        gyre_trace_t view;
+        int r = read_record(old, off, old->end, &payload, &plen);
+        if (r != 0 || decode_version(payload, plen, &view, 1) != 0)
+            break; /* the end: open already cut what did not decode */
+        rc = gyre_spool_append(up, &view);
+        off += GYRE_SPOOL_RECORD_HEADER_SIZE + plen;
+        n++;
+    }
+    if (rc == 0)
+        rc = gyre_spool_sync(up);
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc != 0) {
+        set_err(err, errlen, "trace spool %s: upgrading it from format 1: %s", path, -rc);
+        gyre_spool_close(up);
+        unlink(tmp);
+        return rc;
+    }
+    fprintf(stderr, "gyre: trace spool %s: upgraded from format 1 (%llu records kept)\n", path,
+            (unsigned long long)n);
+    *out = up;
+    return 0;
+}
+
 int gyre_spool_open(const char *path, uint64_t max_bytes, gyre_spool_t **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -399,7 +461,10 @@ int gyre_spool_open(const char *path, uint64_t max_bytes, gyre_spool_t **out, ch
         set_err(err, errlen, "trace spool %s: %s", path, -rc);
         goto out;
     }
-    if (memcmp(magic, GYRE_SPOOL_MAGIC, got) != 0) {
+    s->version = 2;
+    if (got == sizeof(magic) && memcmp(magic, SPOOL_MAGIC_V1, sizeof(magic)) == 0) {
+        s->version = 1; /* read as it is, then upgraded below */
+    } else if (memcmp(magic, GYRE_SPOOL_MAGIC, got) != 0) {
         /* Someone else's file: never truncate it. */
         rc = -EINVAL;
         if (err != NULL && errlen != 0)
@@ -426,7 +491,7 @@ int gyre_spool_open(const char *path, uint64_t max_bytes, gyre_spool_t **out, ch
             goto out;
         }
         gyre_trace_t view;
-        if (r == 1 || gyre_spool_decode(payload, plen, &view) != 0)
+        if (r == 1 || decode_version(payload, plen, &view, s->version) != 0)
             break;
         off += GYRE_SPOOL_RECORD_HEADER_SIZE + plen;
         s->recovered++;
@@ -445,6 +510,13 @@ int gyre_spool_open(const char *path, uint64_t max_bytes, gyre_spool_t **out, ch
     s->rd = s->pending_rd = GYRE_SPOOL_HEADER_SIZE;
     if ((rc = gyre_spool_sync(s)) != 0)
         set_err(err, errlen, "trace spool %s: fdatasync: %s", path, -rc);
+    if (rc == 0 && s->version == 1) {
+        gyre_spool_t *up = NULL;
+        if ((rc = upgrade_v1(s, path, max_bytes, &up, err, errlen)) == 0) {
+            gyre_spool_close(s);
+            s = up;
+        }
+    }
 out:
     if (rc != 0) {
         gyre_spool_close(s);
@@ -509,7 +581,7 @@ int gyre_spool_read(gyre_spool_t *s, gyre_trace_t **out, size_t max)
             return r;
         }
         gyre_trace_t view;
-        if (r == 1 || gyre_spool_decode(payload, plen, &view) != 0) {
+        if (r == 1 || decode_version(payload, plen, &view, s->version) != 0) {
             /* Checked at open and written by us since: only the disk could have changed it. */
             fprintf(stderr, "gyre: trace spool: record at offset %llu went bad on disk; cutting the %llu bytes from it\n",
                     (unsigned long long)off, (unsigned long long)(s->end - off));

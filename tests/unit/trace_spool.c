@@ -373,3 +373,87 @@ TEST(trace_spool_decode_rejects_a_payload_with_bytes_left_over)
     CHECK_INT(gyre_spool_decode(payload, plen - 1, &view), -EINVAL);
     gyre_buf_dispose(&b);
 }
+
+/* A format-1 record (before otel_trace_id): the format-2 one of a trace without it, less that empty id. */
+static void v1_record(const gyre_trace_t *t, gyre_buf_t *out)
+{
+    gyre_buf_t rec;
+    gyre_buf_init(&rec, 1 << 20);
+    CHECK_INT(gyre_spool_encode(t, &rec), 0);
+    const uint8_t *payload = (const uint8_t *)rec.base + GYRE_SPOOL_RECORD_HEADER_SIZE;
+    size_t plen = rec.len - GYRE_SPOOL_RECORD_HEADER_SIZE, at = 4 + 32; /* after trace_id's length and bytes */
+    CHECK(payload[at] == 0 && payload[at + 1] == 0 && payload[at + 2] == 0 && payload[at + 3] == 0);
+    uint8_t hdr[GYRE_SPOOL_RECORD_HEADER_SIZE] = {0};
+    uint32_t len = (uint32_t)(plen - 4);
+    for (int i = 0; i < 4; i++)
+        hdr[i] = (uint8_t)(len >> (8 * i));
+    uint32_t crc = gyre_crc32(gyre_crc32(gyre_crc32(0, hdr, 4), payload, at), payload + at + 4, plen - at - 4);
+    for (int i = 0; i < 4; i++)
+        hdr[4 + i] = (uint8_t)(crc >> (8 * i));
+    gyre_buf_append(out, hdr, sizeof(hdr));
+    gyre_buf_append(out, payload, at);
+    gyre_buf_append(out, payload + at + 4, plen - at - 4);
+    gyre_buf_dispose(&rec);
+}
+
+TEST(trace_spool_an_older_gyres_format_1_spool_is_upgraded_and_every_record_kept)
+{
+    const char *p = tmp_path();
+    gyre_trace_t a, b;
+    full_trace(&a, 1);
+    full_trace(&b, 2);
+    gyre_buf_t file;
+    gyre_buf_init(&file, 1 << 20);
+    gyre_buf_append(&file, "GYRESPL1", 8);
+    v1_record(&a, &file);
+    v1_record(&b, &file);
+    FILE *f = fopen(p, "wb");
+    CHECK(f != NULL);
+    CHECK_INT(fwrite(file.base, 1, file.len, f), file.len);
+    fclose(f);
+    gyre_buf_dispose(&file);
+
+    gyre_spool_t *s = open_ok(p);
+    gyre_spool_stats_t st;
+    gyre_spool_stats(s, &st);
+    CHECK_INT(st.records, 2);
+    gyre_trace_t *out[4];
+    CHECK_INT(gyre_spool_read(s, out, 4), 2);
+    /* A format-1 trace belongs to its own W3C trace. */
+    memcpy(a.otel_trace_id, a.trace_id, sizeof(a.otel_trace_id));
+    memcpy(b.otel_trace_id, b.trace_id, sizeof(b.otel_trace_id));
+    check_same(out[0], &a);
+    check_same(out[1], &b);
+    free(out[0]);
+    free(out[1]);
+    gyre_spool_close(s);
+    /* The file is format 2 now, the upgrade's scratch file gone, and it opens again as it is. */
+    char magic[8] = {0};
+    f = fopen(p, "rb");
+    CHECK(f != NULL && fread(magic, 1, 8, f) == 8);
+    fclose(f);
+    CHECK_MEM(magic, 8, "GYRESPL2");
+    char tmp[80];
+    snprintf(tmp, sizeof(tmp), "%s.upgrade", p);
+    CHECK_INT(access(tmp, F_OK), -1);
+    s = open_ok(p);
+    gyre_spool_stats(s, &st);
+    CHECK_INT(st.recovered, 2);
+    gyre_spool_close(s);
+    unlink(p);
+}
+
+TEST(trace_spool_an_empty_format_1_spool_opens_as_an_empty_format_2_one)
+{
+    const char *p = tmp_path();
+    FILE *f = fopen(p, "wb");
+    CHECK(f != NULL && fwrite("GYRESPL1", 1, 8, f) == 8);
+    fclose(f);
+    gyre_spool_t *s = open_ok(p);
+    gyre_spool_stats_t st;
+    gyre_spool_stats(s, &st);
+    CHECK_INT(st.records, 0);
+    gyre_spool_close(s);
+    CHECK_INT(file_size(p), GYRE_SPOOL_HEADER_SIZE);
+    unlink(p);
+}
