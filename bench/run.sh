@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# `make bench`: the proxy benchmark (bench/proxy/bench.mjs), then the routing
-# benchmark (bench/routing/bench.mjs: failover, circuit breakers, cache), after
+# `make bench`: the proxy benchmark (bench/proxy/bench.mjs, gyre with and
+# without full trace capture), the routing benchmark (bench/routing/bench.mjs:
+# failover, circuit breakers, cache), then the trace store's (bench/store:
+# writer traces/s, /api/traces and /api/stats latency at 1M traces), after
 # making sure wrk, nginx and the Portkey gateway are installed.  Flags and env
 # knobs are described at the top of each script and in docs/bench.md;
-# BENCH_SKIP_PROXY=1 or BENCH_SKIP_ROUTING=1 leaves one out.  With --json each
+# BENCH_SKIP_PROXY=1, BENCH_SKIP_ROUTING=1 or BENCH_SKIP_STORE=1 leaves one out.  With --json each
 # prints its JSON document on stdout, the proxy's first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +35,13 @@ if [ "${BENCH_SKIP_ROUTING:-0}" != 1 ]; then
     BENCH_VIA=make node bench/routing/bench.mjs ${append[@]+"${append[@]}"} "$@" || status=$?
   else
     echo "bench: build/gyre or build/gyre-mock is missing: routing benchmark skipped" >&2
+  fi
+fi
+if [ "${BENCH_SKIP_STORE:-0}" != 1 ]; then
+  if [ -x build/gyre ]; then
+    GYRE_BUILD=build bash bench/store/run.sh "$@" || status=$?
+  else
+    echo "bench: build/gyre is missing: store benchmark skipped" >&2
   fi
 fi
 exit "$status"
