@@ -32,7 +32,8 @@
 /* A short id is looked up among this many of the newest traces (the store has no prefix index). */
 #define CLI_PREFIX_SCAN 10000
 #define CLI_PREFIX_MIN 6
-/* How many hex digits of a trace id the table shows (as `git log --oneline` shortens hashes). */
+/* How many hex digits of a trace id the table shows: its last ones, since an id starts with its time in
+ * milliseconds (the calls of one minute share the first eight) and ends with random bits. */
 #define CLI_SHORT_ID 8
 
 const char gyre_traces_usage[] = "usage: gyre traces [FILTERS] [--limit N] [--cursor C] [--wide] [--json]\n"
@@ -462,7 +463,9 @@ static void add_trace_row(gyre_cli_table_t *tab, const cJSON *t, int wide)
     char time[32], id[40], target[512], status[16], lat[32], ttft[32], in[32], out[32], cost[48], who[512];
     double st = 0;
     fmt_started(time, sizeof(time), t);
-    snprintf(id, sizeof(id), "%.*s", wide ? 32 : CLI_SHORT_ID, jstr(t, "trace_id"));
+    const char *tid = jstr(t, "trace_id");
+    size_t tlen = strlen(tid);
+    snprintf(id, sizeof(id), "%.32s", wide || tlen <= CLI_SHORT_ID ? tid : tid + tlen - CLI_SHORT_ID);
     const char *provider = jstr(t, "provider"), *model = jstr(t, "model");
     if (provider[0] == '\0' && model[0] == '\0')
         snprintf(target, sizeof(target), "-");
@@ -523,8 +526,8 @@ static int is_hex(const char *s, size_t *n)
 }
 
 /*
- * Finds the one trace among the newest CLI_PREFIX_SCAN whose id starts with
- * `prefix`.  Returns 0 with the full id in `id` (33 bytes), 1 after printing
+ * Finds the one trace among the newest CLI_PREFIX_SCAN whose id ends with
+ * `prefix` (the short id the table prints) or starts with it.  Returns 0 with the full id in `id` (33 bytes), 1 after printing
  * why on stderr (none, several, or the store failed).
  */
 static int resolve_prefix(const char *cmd, gyre_store_t *s, const char *prefix, char *id)
@@ -551,7 +554,9 @@ static int resolve_prefix(const char *cmd, gyre_store_t *s, const char *prefix, 
         {
             const char *tid = jstr(t, "trace_id");
             scanned++;
-            if (strncmp(tid, prefix, plen) == 0 && matches++ == 0)
+            size_t tlen = strlen(tid);
+            int ends = tlen >= plen && memcmp(tid + tlen - plen, prefix, plen) == 0;
+            if ((ends || strncmp(tid, prefix, plen) == 0) && matches++ == 0)
                 snprintf(id, 33, "%s", tid);
         }
         const cJSON *next = cJSON_GetObjectItemCaseSensitive(root, "next_cursor");
@@ -566,7 +571,7 @@ static int resolve_prefix(const char *cmd, gyre_store_t *s, const char *prefix, 
     else if (matches == 0)
         fprintf(stderr, "%s: trace %s: not found\n", cmd, prefix);
     else
-        fprintf(stderr, "%s: trace %s: ambiguous, %zu traces start with it; give more digits\n", cmd, prefix, matches);
+        fprintf(stderr, "%s: trace %s: ambiguous, %zu traces match it; give more digits\n", cmd, prefix, matches);
 out:
     gyre_buf_dispose(&page);
     return rc;
@@ -811,8 +816,8 @@ static int cmd_traces_show(int argc, char **argv)
     size_t n = 0;
     rc = 1;
     if (!is_hex(id, &n) || n > 32 || n < CLI_PREFIX_MIN) {
-        fprintf(stderr, "%s: trace %s: not found (ids are 32 hex digits, as x-gyre-trace-id; a prefix needs %d)\n", cmd,
-                id, CLI_PREFIX_MIN);
+        fprintf(stderr, "%s: trace %s: not found (ids are 32 hex digits, as x-gyre-trace-id; a short one needs %d)\n",
+                cmd, id, CLI_PREFIX_MIN);
         goto out;
     }
     if (n == 32)

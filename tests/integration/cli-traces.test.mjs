@@ -109,7 +109,7 @@ function assertCut(cell, value) {
 function assertRow(cells, x) {
   assert.equal(cells.length, HEADER.length, `row: ${JSON.stringify(cells)}`);
   assert.equal(cells[0], utc(x.started_us));
-  assert.equal(cells[1], x.trace_id.slice(0, 8));
+  assert.equal(cells[1], x.trace_id.slice(-8));
   assertCut(cells[2], x.route || '-');
   assertCut(cells[3], x.provider ? `${x.provider}/${x.model}` : '-');
   assert.equal(cells[4], String(x.status));
@@ -285,7 +285,7 @@ test('traces show --json prints the store\'s trace as GET /api/traces/{id} does'
 });
 
 test('traces show takes the short id the table prints', async () => {
-  const r = await runGyre(['traces', 'show', t.critic.trace_id.slice(0, 8), '--db', db, '--json']);
+  const r = await runGyre(['traces', 'show', t.critic.trace_id.slice(-8), '--db', db, '--json']);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(JSON.parse(r.stdout).trace_id, t.critic.trace_id);
 });
