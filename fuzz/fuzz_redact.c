@@ -11,7 +11,10 @@
  *     written here independently of the matchers (simple forms each matcher
  *     must catch: "x@y.zz" and 16 digits starting with 4 that pass Luhn, not
  *     inside an escape and, in a JSON document, inside a string);
- *   - an object, array or string that is valid JSON stays valid JSON.
+ *   - an object, array or string that is valid JSON stays valid JSON;
+ *   - the scanner finds exactly the matches (offsets, kinds) of the
+ *     byte-by-byte scan it replaced (tests/unit/redact_reference.h), and
+ *     gyre_redact() writes the same bytes as the reference's.
  * Each input is copied into an allocation of its own size, so a read past
  * it is caught.
  */
@@ -21,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../tests/unit/redact_reference.h"
 #include "trace/redact.h"
 
 static int word(unsigned char c)
@@ -194,6 +198,23 @@ static void check(unsigned kinds, const char *in, size_t len)
     o += len - from;
     if (o != olen || n != count || memcmp(out, again, olen) != 0)
         abort();
+    /* The reference scan: the same matches, one by one, and the same output. */
+    ref_scan_t r;
+    gyre_redact_match_t rm;
+    gyre_redact_scan_init(&s, kinds, in, len);
+    ref_scan_init(&r, kinds, in, len);
+    for (;;) {
+        int x = gyre_redact_scan_next(&s, &m), y = ref_scan_next(&r, &rm);
+        if (x != y || (x && (m.start != rm.start || m.end != rm.end || m.kind != rm.kind)))
+            abort();
+        if (!x)
+            break;
+    }
+    char *ref = malloc(cap ? cap : 1);
+    size_t rcount, rlen = redact_reference(kinds, in, len, ref, cap, &rcount);
+    if (rlen != olen || rcount != count || memcmp(ref, out, olen) != 0)
+        abort();
+    free(ref);
     /* Nothing the independent checks recognise is left. */
     unsigned char *escaped = malloc(olen ? olen : 1), *in_string = malloc(olen ? olen : 1);
     classify(out, olen, starts_json(in, len, "{["), escaped, in_string);
@@ -216,6 +237,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(in, data, size);
     check(GYRE_REDACT_ALL, in, size);
     check(GYRE_REDACT_EMAIL | GYRE_REDACT_CARD, in, size);
+    check(GYRE_REDACT_PHONE | GYRE_REDACT_API_KEY, in, size);
     free(in);
     return 0;
 }

@@ -10,7 +10,9 @@
  *
  * The machine is shared and noisy, so each round times every body with both
  * scanners back to back (alternating which goes first), and the figures are
- * the median over the rounds with their spread (min-max).  Before timing,
+ * the median over the rounds with their spread (min-max); the speed-up is
+ * the median of the rounds' own ratios, which a change of load between
+ * rounds does not skew.  Before timing,
  * every body is redacted by both and the outputs compared: a benchmark of a
  * scanner that answers differently would mean nothing.
  *
@@ -65,7 +67,8 @@ static const char *const prose[] = {
 
 static const char *const code[] = {
     "```python\\ndef load_settings(path: str) -> dict[str, str]:\\n    settings = {}\\n",
-    "    with open(path, encoding=\\\"utf-8\\\") as handle:\\n        for line_number, line in enumerate(handle, 1):\\n",
+    "    with open(path, encoding=\\\"utf-8\\\") as handle:\\n        for line_number, line in enumerate(handle, "
+    "1):\\n",
     "            key, sep, value = line.strip().partition(\\\"=\\\")\\n            if not sep:\\n",
     "                raise ValueError(f\\\"{path}:{line_number}: expected key=value\\\")\\n",
     "            settings[key.strip()] = value.strip()\\n    return settings\\n\\n",
@@ -73,15 +76,18 @@ static const char *const code[] = {
     "Why does this raise KeyError on the second call, and how would you test the parser? ",
     NULL};
 
-static const char *const numbers[] = {
-    "{\"ts\":1733059200123,\"host\":\"web-17\",\"cpu\":0.734,\"mem_kb\":5123456,\"rps\":1532.25,\"p99_ms\":48.7,\"errors\":3},",
-    "{\"ts\":1733059260456,\"host\":\"web-18\",\"cpu\":0.412,\"mem_kb\":4987321,\"rps\":1498.5,\"p99_ms\":51.2,\"errors\":0},",
-    "{\"ts\":1733059320789,\"host\":\"web-19\",\"cpu\":0.905,\"mem_kb\":6012345,\"rps\":1710.75,\"p99_ms\":63.9,\"errors\":12},",
-    NULL};
+static const char *const numbers[] = {"{\"ts\":1733059200123,\"host\":\"web-17\",\"cpu\":0.734,\"mem_kb\":5123456,"
+                                      "\"rps\":1532.25,\"p99_ms\":48.7,\"errors\":3},",
+                                      "{\"ts\":1733059260456,\"host\":\"web-18\",\"cpu\":0.412,\"mem_kb\":4987321,"
+                                      "\"rps\":1498.5,\"p99_ms\":51.2,\"errors\":0},",
+                                      "{\"ts\":1733059320789,\"host\":\"web-19\",\"cpu\":0.905,\"mem_kb\":6012345,"
+                                      "\"rps\":1710.75,\"p99_ms\":63.9,\"errors\":12},",
+                                      NULL};
 
-static const char chat_prefix[] = "{\"model\":\"gpt-4o-mini\",\"stream\":true,\"temperature\":0.7,\"messages\":[{\"role\":"
-                                  "\"system\",\"content\":\"You are a concise assistant for a software team.\"},"
-                                  "{\"role\":\"user\",\"content\":\"";
+static const char chat_prefix[] =
+    "{\"model\":\"gpt-4o-mini\",\"stream\":true,\"temperature\":0.7,\"messages\":[{\"role\":"
+    "\"system\",\"content\":\"You are a concise assistant for a software team.\"},"
+    "{\"role\":\"user\",\"content\":\"";
 static const char chat_suffix[] = "\"}]}";
 /* The chat body's prefix and then, once, an address, a phone, a card and a key (4 matches). */
 static const char pii_prefix[] =
@@ -92,7 +98,8 @@ static const char pii_prefix[] =
     "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z leaked in a log. ";
 static const char numbers_prefix[] =
     "{\"id\":\"chatcmpl-9xYzAbCdEf0123456789QrStUv\",\"object\":\"chat.completion\",\"created\":1733059200,"
-    "\"model\":\"gpt-4o-2024-08-06\",\"usage\":{\"prompt_tokens\":1834,\"completion_tokens\":212,\"total_tokens\":2046},"
+    "\"model\":\"gpt-4o-2024-08-06\",\"usage\":{\"prompt_tokens\":1834,\"completion_tokens\":212,\"total_tokens\":2046}"
+    ","
     "\"tool_result\":[";
 static const char numbers_suffix[] = "{\"ts\":0}]}";
 
@@ -182,7 +189,10 @@ int main(int argc, char **argv)
         printf("%-8s %7s  %-26s %-26s %s\n", "body", "matches", "before ns (median, min-max)",
                "after ns (median, min-max)", "speed-up");
     for (int b = 0; b < 4; b++) {
-        double lo[2], hi[2], med[2];
+        double lo[2], hi[2], med[2], ratio[MAX_ROUNDS];
+        for (int round = 0; round < rounds; round++)
+            ratio[round] = t[b][1][round] / t[b][0][round];
+        double speedup = median(ratio, rounds);
         for (int r = 0; r < 2; r++) {
             double v[MAX_ROUNDS];
             memcpy(v, t[b][r], sizeof(double) * (size_t)rounds);
@@ -193,13 +203,12 @@ int main(int argc, char **argv)
         if (json)
             printf("%s{\"name\":\"%s\",\"matches\":%zu,\"before_ns\":{\"median\":%.0f,\"min\":%.0f,\"max\":%.0f},"
                    "\"after_ns\":{\"median\":%.0f,\"min\":%.0f,\"max\":%.0f},\"speedup\":%.2f}",
-                   b ? "," : "", bodies[b].name, matches[b], med[1], lo[1], hi[1], med[0], lo[0], hi[0],
-                   med[1] / med[0]);
+                   b ? "," : "", bodies[b].name, matches[b], med[1], lo[1], hi[1], med[0], lo[0], hi[0], speedup);
         else {
             char before[64], after[64];
             snprintf(before, sizeof(before), "%.0f (%.0f-%.0f)", med[1], lo[1], hi[1]);
             snprintf(after, sizeof(after), "%.0f (%.0f-%.0f)", med[0], lo[0], hi[0]);
-            printf("%-8s %7zu  %-26s %-26s %.1fx\n", bodies[b].name, matches[b], before, after, med[1] / med[0]);
+            printf("%-8s %7zu  %-26s %-26s %.1fx\n", bodies[b].name, matches[b], before, after, speedup);
         }
     }
     if (json)

@@ -29,16 +29,18 @@
 #include <string.h>
 
 /*
- * SSE2 is part of x86-64, and AVX2 (twice as wide) is used where the CPU has
- * it; elsewhere (or with GYRE_REDACT_PORTABLE, to test that path) the
- * windows are read byte by byte.
+ * The windows are read with SSE2 (part of x86-64), or with AVX2 or
+ * AVX-512BW where the CPU has them (checked once per scan); elsewhere, or
+ * with GYRE_REDACT_PORTABLE (to test that path), byte by byte.  The
+ * AVX-512 reader uses only loads, comparisons and logic, the "light"
+ * instructions; Intel CPUs before Ice Lake still run them at a lower clock.
  */
 #if defined(__SSE2__) && !defined(GYRE_REDACT_PORTABLE)
 #include <emmintrin.h>
 #define REDACT_SSE2 1
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
-#define REDACT_AVX2 1
+#define REDACT_WIDE 1 /* read_window_avx2() and read_window_avx512(), chosen at run time */
 #endif
 #endif
 
@@ -52,17 +54,17 @@ enum { W = 1, L = 2, K = 4, S = 8, E = 16, P = 32 };
 #define LETTER (W | L | K)
 #define DIGIT (W | L | K | S)
 static const unsigned char classes[256] = {
-    ['a'] = LETTER,     ['b'] = LETTER | S, ['c'] = LETTER, ['d'] = LETTER, ['e'] = LETTER, ['f'] = LETTER,
-    ['g'] = LETTER | P, ['h'] = LETTER | P, ['i'] = LETTER, ['j'] = LETTER, ['k'] = LETTER, ['l'] = LETTER,
-    ['m'] = LETTER,     ['n'] = LETTER | P, ['o'] = LETTER, ['p'] = LETTER | P, ['q'] = LETTER, ['r'] = LETTER | P,
-    ['s'] = LETTER | P, ['t'] = LETTER,     ['u'] = LETTER, ['v'] = LETTER, ['w'] = LETTER, ['x'] = LETTER | P,
+    ['a'] = LETTER,     ['b'] = LETTER | S, ['c'] = LETTER,     ['d'] = LETTER,     ['e'] = LETTER, ['f'] = LETTER,
+    ['g'] = LETTER | P, ['h'] = LETTER | P, ['i'] = LETTER,     ['j'] = LETTER,     ['k'] = LETTER, ['l'] = LETTER,
+    ['m'] = LETTER,     ['n'] = LETTER | P, ['o'] = LETTER,     ['p'] = LETTER | P, ['q'] = LETTER, ['r'] = LETTER | P,
+    ['s'] = LETTER | P, ['t'] = LETTER,     ['u'] = LETTER,     ['v'] = LETTER,     ['w'] = LETTER, ['x'] = LETTER | P,
     ['y'] = LETTER,     ['z'] = LETTER,     ['A'] = LETTER | P, ['B'] = LETTER | S, ['C'] = LETTER, ['D'] = LETTER,
-    ['E'] = LETTER,     ['F'] = LETTER,     ['G'] = LETTER, ['H'] = LETTER, ['I'] = LETTER, ['J'] = LETTER,
-    ['K'] = LETTER,     ['L'] = LETTER,     ['M'] = LETTER, ['N'] = LETTER, ['O'] = LETTER, ['P'] = LETTER,
-    ['Q'] = LETTER,     ['R'] = LETTER,     ['S'] = LETTER, ['T'] = LETTER, ['U'] = LETTER, ['V'] = LETTER,
-    ['W'] = LETTER,     ['X'] = LETTER,     ['Y'] = LETTER, ['Z'] = LETTER, ['0'] = DIGIT,  ['1'] = DIGIT,
-    ['2'] = DIGIT,      ['3'] = DIGIT,      ['4'] = DIGIT,  ['5'] = DIGIT,  ['6'] = DIGIT,  ['7'] = DIGIT,
-    ['8'] = DIGIT,      ['9'] = DIGIT,      ['_'] = W | L | K, ['.'] = L,   ['%'] = L,      ['+'] = L | S,
+    ['E'] = LETTER,     ['F'] = LETTER,     ['G'] = LETTER,     ['H'] = LETTER,     ['I'] = LETTER, ['J'] = LETTER,
+    ['K'] = LETTER,     ['L'] = LETTER,     ['M'] = LETTER,     ['N'] = LETTER,     ['O'] = LETTER, ['P'] = LETTER,
+    ['Q'] = LETTER,     ['R'] = LETTER,     ['S'] = LETTER,     ['T'] = LETTER,     ['U'] = LETTER, ['V'] = LETTER,
+    ['W'] = LETTER,     ['X'] = LETTER,     ['Y'] = LETTER,     ['Z'] = LETTER,     ['0'] = DIGIT,  ['1'] = DIGIT,
+    ['2'] = DIGIT,      ['3'] = DIGIT,      ['4'] = DIGIT,      ['5'] = DIGIT,      ['6'] = DIGIT,  ['7'] = DIGIT,
+    ['8'] = DIGIT,      ['9'] = DIGIT,      ['_'] = W | L | K,  ['.'] = L,          ['%'] = L,      ['+'] = L | S,
     ['-'] = L | K,      ['('] = S,          ['\\'] = E};
 
 /* [A-Za-z0-9_]: a match may not begin or end next to one. */
@@ -110,20 +112,20 @@ static int is_token68(unsigned char c)
 }
 
 /* The length of the escape sequence at p[i] == '\\': 2, 6 for \uXXXX, or 1 for a backslash that starts none. */
-static size_t escape_len(const char *p, size_t len, size_t i)
+static inline size_t escape_len(const char *p, size_t len, size_t i)
 {
+    /* The characters that make a two-byte escape after the backslash ('u' makes one of 6 or 2). */
+    static const unsigned char two[256] = {
+        ['"'] = 1, ['\\'] = 1, ['/'] = 1, ['b'] = 1, ['f'] = 1, ['n'] = 1, ['r'] = 1, ['t'] = 1};
     if (i + 1 >= len)
         return 1;
     unsigned char c = (unsigned char)p[i + 1];
-    if (c == 'u') {
-        if (i + 6 <= len && is_hex((unsigned char)p[i + 2]) && is_hex((unsigned char)p[i + 3]) &&
-            is_hex((unsigned char)p[i + 4]) && is_hex((unsigned char)p[i + 5]))
-            return 6;
-        return 2;
-    }
-    if (c == '"' || c == '\\' || c == '/' || c == 'b' || c == 'f' || c == 'n' || c == 'r' || c == 't')
-        return 2;
-    return 1;
+    if (c != 'u')
+        return 1u + two[c];
+    if (i + 6 <= len && is_hex((unsigned char)p[i + 2]) && is_hex((unsigned char)p[i + 3]) &&
+        is_hex((unsigned char)p[i + 4]) && is_hex((unsigned char)p[i + 5]))
+        return 6;
+    return 2;
 }
 
 /* A digit run may not continue a number: "3.14159..." and "1,234,..." are kept whole. */
@@ -235,6 +237,7 @@ static const key_prefix_t *key_prefix_at(const char *p, size_t len, size_t i)
     case 's' << 8 | 'k':
     case 'r' << 8 | 'k':
     case 'g' << 8 | 'h':
+    case 'g' << 8 | 'i':
     case 'g' << 8 | 's':
     case 'g' << 8 | 'l':
     case 'x' << 8 | 'o':
@@ -714,8 +717,8 @@ static void read_window(const char *p, size_t avail, window_t *w)
         __m128i digit = _mm_cmpeq_epi8(_mm_min_epu8(d0, nine), d0);
         __m128i wv = _mm_or_si128(_mm_or_si128(letter, digit), _mm_cmpeq_epi8(v, underscore));
         __m128i kv = _mm_or_si128(wv, _mm_cmpeq_epi8(v, dash));
-        __m128i sv = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, plus), _mm_cmpeq_epi8(v, paren)),
-                                  _mm_cmpeq_epi8(lower, b));
+        __m128i sv =
+            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, plus), _mm_cmpeq_epi8(v, paren)), _mm_cmpeq_epi8(lower, b));
         __m128i ev = _mm_cmpeq_epi8(v, backslash);
         unsigned shift = 16 * (unsigned)k;
         word |= (uint64_t)(unsigned)_mm_movemask_epi8(wv) << shift;
@@ -738,9 +741,9 @@ static void read_window(const char *p, size_t avail, window_t *w)
 #endif
 }
 
-#ifdef REDACT_AVX2
+#ifdef REDACT_WIDE
 /* read_window() 32 bytes at a time; the caller checks that the CPU has AVX2. */
-__attribute__((target("avx2"))) static void read_window_avx2(const char *p, size_t avail, window_t *w)
+__attribute__((target("avx2"))) static inline void read_window_avx2(const char *p, size_t avail, window_t *w)
 {
     unsigned char tail[64];
     const unsigned char *q = (const unsigned char *)p;
@@ -776,8 +779,33 @@ __attribute__((target("avx2"))) static void read_window_avx2(const char *p, size
 }
 #endif
 
+#ifdef REDACT_WIDE
+/* read_window() in one 64-byte vector, its comparisons giving the masks; the caller checks for AVX-512BW. */
+__attribute__((target("avx512bw"))) static inline void read_window_avx512(const char *p, size_t avail, window_t *w)
+{
+    unsigned char tail[64];
+    const unsigned char *q = (const unsigned char *)p;
+    if (avail < 64) {
+        memset(tail, 0, sizeof(tail));
+        memcpy(tail, p, avail);
+        q = tail;
+    }
+    __m512i v = _mm512_loadu_si512((const void *)q);
+    __m512i lower = _mm512_or_si512(v, _mm512_set1_epi8(0x20));
+    __mmask64 letter = _mm512_cmple_epu8_mask(_mm512_sub_epi8(lower, _mm512_set1_epi8('a')), _mm512_set1_epi8(25));
+    __mmask64 digit = _mm512_cmple_epu8_mask(_mm512_sub_epi8(v, _mm512_set1_epi8('0')), _mm512_set1_epi8(9));
+    uint64_t word = letter | digit | _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('_'));
+    w->word = word;
+    w->key_body = word | _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('-'));
+    w->digit = digit;
+    w->start = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('+')) | _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('(')) |
+               _mm512_cmpeq_epi8_mask(lower, _mm512_set1_epi8('b'));
+    w->escape = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\\'));
+}
+#endif
+
 /* Bit i: bits i to i + 14 are all set, those past the window counting as set (the next one may go on). */
-static uint64_t runs_of_15(uint64_t x)
+static inline uint64_t runs_of_15(uint64_t x)
 {
     x &= (x >> 1) | (~0ull << 63);
     x &= (x >> 2) | (~0ull << 62);
@@ -792,7 +820,7 @@ static uint64_t runs_of_15(uint64_t x)
  * national phone (9 or more) that begins with a digit is: "2024", "0.734,"
  * and "1532.25," are not.  Past the window counts as digits.
  */
-static uint64_t digit_chains_of_9(uint64_t d)
+static inline uint64_t digit_chains_of_9(uint64_t d)
 {
     uint64_t x = d | (~d & ((d >> 1) | (1ull << 63)) & (d << 1));
     uint64_t y = x;
@@ -803,18 +831,46 @@ static uint64_t digit_chains_of_9(uint64_t d)
     return d & y;
 }
 
+/* Whether p[q] can open a key: one of the two-byte openings of key_prefix_at(), or AKIA / ASIA. */
+static inline int key_may_start(const char *p, size_t len, size_t q)
+{
+    if (q + 1 >= len)
+        return 0;
+    switch ((unsigned)(unsigned char)p[q] << 8 | (unsigned char)p[q + 1]) {
+    case 's' << 8 | 'k':
+    case 'r' << 8 | 'k':
+    case 'g' << 8 | 'h':
+    case 'g' << 8 | 'i':
+    case 'g' << 8 | 's':
+    case 'g' << 8 | 'l':
+    case 'x' << 8 | 'o':
+    case 'x' << 8 | 'a':
+    case 'A' << 8 | 'I':
+    case 'A' << 8 | 'K':
+    case 'A' << 8 | 'S':
+    case 'h' << 8 | 'f':
+    case 'n' << 8 | 'p':
+    case 'p' << 8 | 'p':
+    case 'r' << 8 | '8': return 1;
+    default: return 0;
+    }
+}
+
 /* Whether the pre-filter's candidate at p[q] (after a separator) is worth the matchers, and the match if any. */
-static int try_candidate(gyre_redact_scan_t *s, size_t q, int long_run, gyre_redact_match_t *m)
+static inline int try_candidate(gyre_redact_scan_t *s, size_t q, int long_run, gyre_redact_match_t *m)
 {
     const char *p = s->p;
     unsigned char c = (unsigned char)p[q];
     if (is_alpha(c)) {
+        /* A key with a known prefix, in a long enough run, or "Bearer ". */
         if (!(s->kinds & GYRE_REDACT_API_KEY))
             return 0;
-        /* A key with a known prefix, in a long enough run, or "Bearer ". */
-        if (!(long_run && (classes[c] & P)) &&
-            !((c | 0x20) == 'b' && q + 7 < s->len && memcmp(p + q + 1, "earer ", 6) == 0))
+        if ((c | 0x20) == 'b') {
+            if (!(q + 7 < s->len && memcmp(p + q + 1, "earer ", 6) == 0))
+                return 0;
+        } else if (!(long_run && (classes[c] & P) && key_may_start(p, s->len, q))) {
             return 0;
+        }
     } else if (is_digit(c) || c == '+' || c == '(') {
         if (!(s->kinds & (GYRE_REDACT_CARD | GYRE_REDACT_PHONE)) || !number_may_start(p, s->len, q))
             return 0;
@@ -830,21 +886,22 @@ static int try_candidate(gyre_redact_scan_t *s, size_t q, int long_run, gyre_red
  * and *m at the first match, or 0 and in *x the first position at or after
  * `stop` that is not inside an escape, with the scan's state there.
  */
-static int scan_fast(gyre_redact_scan_t *s, size_t from, size_t stop, int prev_word, gyre_redact_match_t *m, size_t *x,
-                     int *x_word, int *x_local)
+static inline __attribute__((always_inline)) int scan_fast_with(gyre_redact_scan_t *s, size_t from, size_t stop,
+                                                                int prev_word, gyre_redact_match_t *m, size_t *x,
+                                                                int *x_word, int *x_local, int reader)
 {
     const char *p = s->p;
     size_t len = s->len, esc_end = 0; /* where the last escape ended: a separator */
     int keys = (s->kinds & GYRE_REDACT_API_KEY) != 0;
     int any = (s->kinds & (GYRE_REDACT_API_KEY | GYRE_REDACT_CARD | GYRE_REDACT_PHONE)) != 0;
     uint64_t word_before = (uint64_t)(prev_word != 0);
-#ifdef REDACT_AVX2
-    int avx2 = __builtin_cpu_supports("avx2");
-#endif
+    (void)reader; /* 0: read_window(), 1: read_window_avx2(), 2: read_window_avx512() */
     for (size_t b = from; b < stop; b += 64) {
         window_t w;
-#ifdef REDACT_AVX2
-        if (avx2)
+#ifdef REDACT_WIDE
+        if (reader == 2)
+            read_window_avx512(p + b, len - b, &w);
+        else if (reader == 1)
             read_window_avx2(p + b, len - b, &w);
         else
 #endif
@@ -892,6 +949,35 @@ static int scan_fast(gyre_redact_scan_t *s, size_t from, size_t stop, int prev_w
         *x_local = is_local((unsigned char)p[at - 1]);
     }
     return 0;
+}
+
+/* scan_fast_with() compiled once per reader, so that the reader and its constants are inlined into its loop. */
+#ifdef REDACT_WIDE
+__attribute__((target("avx512bw"))) static int scan_fast_avx512(gyre_redact_scan_t *s, size_t from, size_t stop,
+                                                                int prev_word, gyre_redact_match_t *m, size_t *x,
+                                                                int *x_word, int *x_local)
+{
+    return scan_fast_with(s, from, stop, prev_word, m, x, x_word, x_local, 2);
+}
+
+__attribute__((target("avx2"))) static int scan_fast_avx2(gyre_redact_scan_t *s, size_t from, size_t stop,
+                                                          int prev_word, gyre_redact_match_t *m, size_t *x, int *x_word,
+                                                          int *x_local)
+{
+    return scan_fast_with(s, from, stop, prev_word, m, x, x_word, x_local, 1);
+}
+#endif
+
+static int scan_fast(gyre_redact_scan_t *s, size_t from, size_t stop, int prev_word, gyre_redact_match_t *m, size_t *x,
+                     int *x_word, int *x_local)
+{
+#ifdef REDACT_WIDE
+    if (__builtin_cpu_supports("avx512bw"))
+        return scan_fast_avx512(s, from, stop, prev_word, m, x, x_word, x_local);
+    if (__builtin_cpu_supports("avx2"))
+        return scan_fast_avx2(s, from, stop, prev_word, m, x, x_word, x_local);
+#endif
+    return scan_fast_with(s, from, stop, prev_word, m, x, x_word, x_local, 0);
 }
 
 int gyre_redact_scan_next(gyre_redact_scan_t *s, gyre_redact_match_t *m)

@@ -29,16 +29,20 @@ typedef struct ref_scan {
  * e-mail address's local part (W and . % + -). */
 enum { REF_W = 1, REF_L = 2 };
 static const unsigned char ref_classes[256] = {
-    ['a'] = REF_W | REF_L, ['b'] = REF_W | REF_L, ['c'] = REF_W | REF_L, ['d'] = REF_W | REF_L, ['e'] = REF_W | REF_L, ['f'] = REF_W | REF_L, ['g'] = REF_W | REF_L,
-    ['h'] = REF_W | REF_L, ['i'] = REF_W | REF_L, ['j'] = REF_W | REF_L, ['k'] = REF_W | REF_L, ['l'] = REF_W | REF_L, ['m'] = REF_W | REF_L, ['n'] = REF_W | REF_L,
-    ['o'] = REF_W | REF_L, ['p'] = REF_W | REF_L, ['q'] = REF_W | REF_L, ['r'] = REF_W | REF_L, ['s'] = REF_W | REF_L, ['t'] = REF_W | REF_L, ['u'] = REF_W | REF_L,
-    ['v'] = REF_W | REF_L, ['w'] = REF_W | REF_L, ['x'] = REF_W | REF_L, ['y'] = REF_W | REF_L, ['z'] = REF_W | REF_L, ['A'] = REF_W | REF_L, ['B'] = REF_W | REF_L,
-    ['C'] = REF_W | REF_L, ['D'] = REF_W | REF_L, ['E'] = REF_W | REF_L, ['F'] = REF_W | REF_L, ['G'] = REF_W | REF_L, ['H'] = REF_W | REF_L, ['I'] = REF_W | REF_L,
-    ['J'] = REF_W | REF_L, ['K'] = REF_W | REF_L, ['L'] = REF_W | REF_L, ['M'] = REF_W | REF_L, ['N'] = REF_W | REF_L, ['O'] = REF_W | REF_L, ['P'] = REF_W | REF_L,
-    ['Q'] = REF_W | REF_L, ['R'] = REF_W | REF_L, ['S'] = REF_W | REF_L, ['T'] = REF_W | REF_L, ['U'] = REF_W | REF_L, ['V'] = REF_W | REF_L, ['W'] = REF_W | REF_L,
-    ['X'] = REF_W | REF_L, ['Y'] = REF_W | REF_L, ['Z'] = REF_W | REF_L, ['0'] = REF_W | REF_L, ['1'] = REF_W | REF_L, ['2'] = REF_W | REF_L, ['3'] = REF_W | REF_L,
-    ['4'] = REF_W | REF_L, ['5'] = REF_W | REF_L, ['6'] = REF_W | REF_L, ['7'] = REF_W | REF_L, ['8'] = REF_W | REF_L, ['9'] = REF_W | REF_L, ['_'] = REF_W | REF_L,
-    ['.'] = REF_L, ['%'] = REF_L, ['+'] = REF_L, ['-'] = REF_L};
+    ['a'] = REF_W | REF_L, ['b'] = REF_W | REF_L, ['c'] = REF_W | REF_L, ['d'] = REF_W | REF_L, ['e'] = REF_W | REF_L,
+    ['f'] = REF_W | REF_L, ['g'] = REF_W | REF_L, ['h'] = REF_W | REF_L, ['i'] = REF_W | REF_L, ['j'] = REF_W | REF_L,
+    ['k'] = REF_W | REF_L, ['l'] = REF_W | REF_L, ['m'] = REF_W | REF_L, ['n'] = REF_W | REF_L, ['o'] = REF_W | REF_L,
+    ['p'] = REF_W | REF_L, ['q'] = REF_W | REF_L, ['r'] = REF_W | REF_L, ['s'] = REF_W | REF_L, ['t'] = REF_W | REF_L,
+    ['u'] = REF_W | REF_L, ['v'] = REF_W | REF_L, ['w'] = REF_W | REF_L, ['x'] = REF_W | REF_L, ['y'] = REF_W | REF_L,
+    ['z'] = REF_W | REF_L, ['A'] = REF_W | REF_L, ['B'] = REF_W | REF_L, ['C'] = REF_W | REF_L, ['D'] = REF_W | REF_L,
+    ['E'] = REF_W | REF_L, ['F'] = REF_W | REF_L, ['G'] = REF_W | REF_L, ['H'] = REF_W | REF_L, ['I'] = REF_W | REF_L,
+    ['J'] = REF_W | REF_L, ['K'] = REF_W | REF_L, ['L'] = REF_W | REF_L, ['M'] = REF_W | REF_L, ['N'] = REF_W | REF_L,
+    ['O'] = REF_W | REF_L, ['P'] = REF_W | REF_L, ['Q'] = REF_W | REF_L, ['R'] = REF_W | REF_L, ['S'] = REF_W | REF_L,
+    ['T'] = REF_W | REF_L, ['U'] = REF_W | REF_L, ['V'] = REF_W | REF_L, ['W'] = REF_W | REF_L, ['X'] = REF_W | REF_L,
+    ['Y'] = REF_W | REF_L, ['Z'] = REF_W | REF_L, ['0'] = REF_W | REF_L, ['1'] = REF_W | REF_L, ['2'] = REF_W | REF_L,
+    ['3'] = REF_W | REF_L, ['4'] = REF_W | REF_L, ['5'] = REF_W | REF_L, ['6'] = REF_W | REF_L, ['7'] = REF_W | REF_L,
+    ['8'] = REF_W | REF_L, ['9'] = REF_W | REF_L, ['_'] = REF_W | REF_L, ['.'] = REF_L,         ['%'] = REF_L,
+    ['+'] = REF_L,         ['-'] = REF_L};
 
 /* [A-Za-z0-9_]: a match may not begin or end next to one. */
 static int ref_is_word(unsigned char c)
@@ -169,7 +173,7 @@ typedef struct ref_key_prefix {
     size_t min_body; /* key_body characters after the prefix, at least */
 } ref_key_prefix_t;
 
-#define REF_KP(s, min)                                                                                                     \
+#define REF_KP(s, min)                                                                                                 \
     {                                                                                                                  \
         s, sizeof(s) - 1, min                                                                                          \
     }
@@ -180,10 +184,12 @@ typedef struct ref_key_prefix {
  * "sk-" covers OpenAI's sk-proj-/sk-svcacct- and Anthropic's sk-ant-.
  */
 static const ref_key_prefix_t ref_key_prefixes[] = {
-    REF_KP("sk-", 20),   REF_KP("sk_live_", 16), REF_KP("sk_test_", 16), REF_KP("rk_live_", 16), REF_KP("rk_test_", 16),    REF_KP("ghp_", 30),
-    REF_KP("gho_", 30),  REF_KP("ghu_", 30),     REF_KP("ghs_", 30),     REF_KP("ghr_", 30),     REF_KP("github_pat_", 20), REF_KP("xoxb-", 10),
-    REF_KP("xoxa-", 10), REF_KP("xoxp-", 10),    REF_KP("xoxr-", 10),    REF_KP("xoxs-", 10),    REF_KP("AIza", 35),        REF_KP("hf_", 30),
-    REF_KP("gsk_", 40),  REF_KP("glpat-", 20),   REF_KP("npm_", 30),     REF_KP("xai-", 40),     REF_KP("pplx-", 40),       REF_KP("r8_", 30),
+    REF_KP("sk-", 20),      REF_KP("sk_live_", 16), REF_KP("sk_test_", 16),    REF_KP("rk_live_", 16),
+    REF_KP("rk_test_", 16), REF_KP("ghp_", 30),     REF_KP("gho_", 30),        REF_KP("ghu_", 30),
+    REF_KP("ghs_", 30),     REF_KP("ghr_", 30),     REF_KP("github_pat_", 20), REF_KP("xoxb-", 10),
+    REF_KP("xoxa-", 10),    REF_KP("xoxp-", 10),    REF_KP("xoxr-", 10),       REF_KP("xoxs-", 10),
+    REF_KP("AIza", 35),     REF_KP("hf_", 30),      REF_KP("gsk_", 40),        REF_KP("glpat-", 20),
+    REF_KP("npm_", 30),     REF_KP("xai-", 40),     REF_KP("pplx-", 40),       REF_KP("r8_", 30),
 };
 
 /* Two of lowercase, uppercase and digits: what a random key has and a hyphenated phrase has not. */
@@ -236,6 +242,7 @@ static size_t ref_match_key(const char *p, size_t len, size_t i, size_t *start, 
     case 's' << 8 | 'k':
     case 'r' << 8 | 'k':
     case 'g' << 8 | 'h':
+    case 'g' << 8 | 'i':
     case 'g' << 8 | 's':
     case 'g' << 8 | 'l':
     case 'x' << 8 | 'o':
@@ -508,8 +515,8 @@ static int ref_match_at(ref_scan_t *s, size_t i, int prev_word, int prev_local, 
     size_t len = s->len, e;
     unsigned char c = (unsigned char)p[i];
     size_t start;
-    if ((s->kinds & GYRE_REDACT_EMAIL) && !prev_local && ref_is_local(c) && i >= ref_email_run_start(s, i) && i < s->next_at &&
-        (e = ref_match_email(p, len, i, &start)) != 0) {
+    if ((s->kinds & GYRE_REDACT_EMAIL) && !prev_local && ref_is_local(c) && i >= ref_email_run_start(s, i) &&
+        i < s->next_at && (e = ref_match_email(p, len, i, &start)) != 0) {
         *m = (gyre_redact_match_t){start, e, GYRE_REDACT_EMAIL};
         return 1;
     }
@@ -624,6 +631,5 @@ static inline size_t redact_reference(unsigned kinds, const char *in, size_t len
         *count = n;
     return o < cap ? o : cap;
 }
-
 
 #endif

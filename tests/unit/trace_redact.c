@@ -322,20 +322,25 @@ TEST(redact_bearer_glued_to_a_failed_key_stays_as_the_byte_by_byte_scan_left_it)
     CHECK_REDACTS("sk-415-555-2671-Bearer Ab3dEf6hIj9kLm2nOp5qRs", "sk-[phone]-Bearer Ab3dEf6hIj9kLm2nOp5qRs");
 }
 
-TEST(redact_github_fine_grained_tokens_are_not_recognised)
+TEST(redact_github_fine_grained_tokens_are_recognised)
 {
-    /* The prefix table lists github_pat_, but the two-byte gate before it has no "gi": kept as it always was. */
-    CHECK_KEEPS("github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGH");
+    CHECK_REDACTS("github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGH", "[api_key]");
+    CHECK_REDACTS("token=github_pat_11ABCDEFG0123456789_abcdefgh;", "token=[api_key];");
+    CHECK_KEEPS("github_pat_");
 }
 
 TEST(redact_matches_across_the_pre_filters_64_byte_windows)
 {
     /* Each PII item at every offset around a window's end, after an escape or not. */
-    static const char *const items[] = {"bob@example.com", "4111 1111 1111 1111", "+44 20 7946 0958", "415-555-2671",
-                                        "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t", "Bearer Zm9vYmFyYmF6cXV4MTIzNDU2",
+    static const char *const items[] = {"bob@example.com",
+                                        "4111 1111 1111 1111",
+                                        "+44 20 7946 0958",
+                                        "415-555-2671",
+                                        "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t",
+                                        "Bearer Zm9vYmFyYmF6cXV4MTIzNDU2",
                                         "AKIAIOSFODNN7EXAMPLE"};
-    static const char *const tokens[] = {"[email]", "[card]", "[phone]", "[phone]", "[api_key]", "Bearer [api_key]",
-                                         "[api_key]"};
+    static const char *const tokens[] = {"[email]",   "[card]",           "[phone]",  "[phone]",
+                                         "[api_key]", "Bearer [api_key]", "[api_key]"};
     for (size_t k = 0; k < sizeof(items) / sizeof(items[0]); k++)
         for (size_t pad = 40; pad < 140; pad++)
             for (int esc = 0; esc < 2; esc++) {
@@ -366,18 +371,119 @@ static uint64_t rng(uint64_t *state)
  */
 static size_t generate(uint64_t *state, char *out, size_t cap)
 {
-    static const char *const frags[] = {
-        " ", " ", " ", "the ", "quick ", "brown ", "be ", "bearer ", "Bearer ", "Bearer  ", "-", "_", ".", ",", "/",
-        "(", ")", "+", ":", ";", "\"", "\"", "{", "}", "[", "]", "\\n", "\\\"", "\\\\", "\\u0040", "\\u00e9", "\\u12",
-        "\\", "\\x", "@", "@", "bob", "jane.doe", "x_y", "...", "example", ".com", ".co.uk", "localhost", "mail-",
-        "sk-", "sk_live_", "rk_test_", "ghp_", "github_pat_", "xoxb-", "xai-", "pplx-", "r8_", "hf_", "gsk_",
-        "glpat-", "npm_", "AIza", "AKIA", "ASIA", "IOSFODNN7EXAMPLE", "proj-", "Ab3dEf6hIj9kLm2nOp5qRs8t",
-        "abcdefghijklmnopqrst", "ABCDEFGHIJKLMNOP", "0123456789", "Zm9vYmFyYmF6cXV4MTIzNDU2", "eyJhbGciOiJIUzI1NiJ9.",
-        "4111", "1111", "4111111111111111", "5555555555554444", "378282246310005", "6011000990139424",
-        "2223003122003222", "4111 1111 1111 1111", "5555-5555-5555-4444", "415", "555", "2671", "415-555-2671",
-        "(415) 555-2671", "+1 ", "+44 (0)20 7946 0958", "020 7946 0958", "06 12 34 56 78", "030/12345678",
-        "0044 20 7946 0958", "1-800-555-0199", "2024-01-15", "1.2.3", "0.25", "1,234", "3.14159", "1700000000000",
-        "0", "1", "2", "7", "9", "12", "00", "(0)", "123", "4567", "-12", "x", "é", "\t", "\n", "%", "="};
+    static const char *const frags[] = {" ",
+                                        " ",
+                                        " ",
+                                        "the ",
+                                        "quick ",
+                                        "brown ",
+                                        "be ",
+                                        "bearer ",
+                                        "Bearer ",
+                                        "Bearer  ",
+                                        "-",
+                                        "_",
+                                        ".",
+                                        ",",
+                                        "/",
+                                        "(",
+                                        ")",
+                                        "+",
+                                        ":",
+                                        ";",
+                                        "\"",
+                                        "\"",
+                                        "{",
+                                        "}",
+                                        "[",
+                                        "]",
+                                        "\\n",
+                                        "\\\"",
+                                        "\\\\",
+                                        "\\u0040",
+                                        "\\u00e9",
+                                        "\\u12",
+                                        "\\",
+                                        "\\x",
+                                        "@",
+                                        "@",
+                                        "bob",
+                                        "jane.doe",
+                                        "x_y",
+                                        "...",
+                                        "example",
+                                        ".com",
+                                        ".co.uk",
+                                        "localhost",
+                                        "mail-",
+                                        "sk-",
+                                        "sk_live_",
+                                        "rk_test_",
+                                        "ghp_",
+                                        "github_pat_",
+                                        "xoxb-",
+                                        "xai-",
+                                        "pplx-",
+                                        "r8_",
+                                        "hf_",
+                                        "gsk_",
+                                        "glpat-",
+                                        "npm_",
+                                        "AIza",
+                                        "AKIA",
+                                        "ASIA",
+                                        "IOSFODNN7EXAMPLE",
+                                        "proj-",
+                                        "Ab3dEf6hIj9kLm2nOp5qRs8t",
+                                        "abcdefghijklmnopqrst",
+                                        "ABCDEFGHIJKLMNOP",
+                                        "0123456789",
+                                        "Zm9vYmFyYmF6cXV4MTIzNDU2",
+                                        "eyJhbGciOiJIUzI1NiJ9.",
+                                        "4111",
+                                        "1111",
+                                        "4111111111111111",
+                                        "5555555555554444",
+                                        "378282246310005",
+                                        "6011000990139424",
+                                        "2223003122003222",
+                                        "4111 1111 1111 1111",
+                                        "5555-5555-5555-4444",
+                                        "415",
+                                        "555",
+                                        "2671",
+                                        "415-555-2671",
+                                        "(415) 555-2671",
+                                        "+1 ",
+                                        "+44 (0)20 7946 0958",
+                                        "020 7946 0958",
+                                        "06 12 34 56 78",
+                                        "030/12345678",
+                                        "0044 20 7946 0958",
+                                        "1-800-555-0199",
+                                        "2024-01-15",
+                                        "1.2.3",
+                                        "0.25",
+                                        "1,234",
+                                        "3.14159",
+                                        "1700000000000",
+                                        "0",
+                                        "1",
+                                        "2",
+                                        "7",
+                                        "9",
+                                        "12",
+                                        "00",
+                                        "(0)",
+                                        "123",
+                                        "4567",
+                                        "-12",
+                                        "x",
+                                        "é",
+                                        "\t",
+                                        "\n",
+                                        "%",
+                                        "="};
     size_t n = 0, nfrags = sizeof(frags) / sizeof(frags[0]);
     size_t want = (size_t)(rng(state) % (cap > 300 ? 300 : cap));
     if (rng(state) % 3 == 0 && n < cap)
@@ -423,8 +529,12 @@ static int same_matches(unsigned kinds, const char *in, size_t len)
 
 TEST(redact_pre_filter_finds_what_the_byte_by_byte_scan_finds_on_generated_texts)
 {
-    static const unsigned kinds[] = {GYRE_REDACT_ALL,   GYRE_REDACT_EMAIL, GYRE_REDACT_PHONE,
-                                     GYRE_REDACT_CARD,  GYRE_REDACT_API_KEY, GYRE_REDACT_CARD | GYRE_REDACT_PHONE,
+    static const unsigned kinds[] = {GYRE_REDACT_ALL,
+                                     GYRE_REDACT_EMAIL,
+                                     GYRE_REDACT_PHONE,
+                                     GYRE_REDACT_CARD,
+                                     GYRE_REDACT_API_KEY,
+                                     GYRE_REDACT_CARD | GYRE_REDACT_PHONE,
                                      GYRE_REDACT_EMAIL | GYRE_REDACT_API_KEY};
     uint64_t state = 0x9e3779b97f4a7c15ull;
     int texts = 0, with_matches = 0, disagreements = 0;
