@@ -86,7 +86,7 @@ test: deps all $(BUILD)/unit-tests node_modules/.package-lock.json
 
 FUZZ_SECONDS ?= 30
 fuzz: deps
-	@GYRE_BUILD=build-fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh
+	@GYRE_BUILD=build-fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) GYRE_PKGS="$(PKGS)" bash fuzz/run.sh
 
 bench: deps all
 	@bash bench/run.sh
