@@ -780,33 +780,47 @@ static int open_store(const char *cmd, const store_args_t *a, gyre_store_t **s)
     return gyre_cli_store_open(cmd, a->config, a->db, s);
 }
 
+/*
+ * The arguments of a `... show ID` command from argv[start]: the store flags and one id.  Returns -1 to go
+ * on with `*id` set, or the exit status (0 after --help, 2 after a mistake, which it names).
+ */
+static int show_args(const char *cmd, int argc, char **argv, int start, const char *what, const char *usage,
+                     store_args_t *a, const char **id)
+{
+    *id = NULL;
+    for (int i = start; i < argc; i++) {
+        int r;
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        }
+        if ((r = store_opt(cmd, argc, argv, &i, a)) != 0) {
+            if (r < 0)
+                return 2;
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            return bad_option(cmd, argv[i], usage);
+        } else if (*id == NULL) {
+            *id = argv[i];
+        } else {
+            fprintf(stderr, "%s: one %s id at a time, got '%s' and '%s'\n", cmd, what, *id, argv[i]);
+            return 2;
+        }
+    }
+    if (*id == NULL || (*id)[0] == '\0') {
+        fprintf(stderr, "%s: which %s? usage: %s ID [--json]\n", cmd, what, cmd);
+        return 2;
+    }
+    return -1;
+}
+
 static int cmd_traces_show(int argc, char **argv)
 {
     static const char cmd[] = "gyre traces show";
     store_args_t a = {0};
-    const char *id = NULL;
-    for (int i = 0; i < argc; i++) {
-        int r;
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            fputs(gyre_traces_usage, stdout);
-            return 0;
-        }
-        if ((r = store_opt(cmd, argc, argv, &i, &a)) != 0) {
-            if (r < 0)
-                return 2;
-        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-            return bad_option(cmd, argv[i], gyre_traces_usage);
-        } else if (id == NULL) {
-            id = argv[i];
-        } else {
-            fprintf(stderr, "%s: one trace id at a time, got '%s' and '%s'\n", cmd, id, argv[i]);
-            return 2;
-        }
-    }
-    if (id == NULL) {
-        fprintf(stderr, "%s: which trace? usage: gyre traces show ID [--json]\n", cmd);
-        return 2;
-    }
+    const char *id;
+    int done = show_args(cmd, argc, argv, 0, "trace", gyre_traces_usage, &a, &id);
+    if (done >= 0)
+        return done;
 
     gyre_store_t *s = NULL;
     int rc = open_store(cmd, &a, &s);
@@ -1050,29 +1064,10 @@ int gyre_cmd_sessions(int argc, char **argv)
         return 2;
     }
     store_args_t a = {0};
-    const char *id = NULL;
-    for (int i = 1; i < argc; i++) {
-        int r;
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            fputs(gyre_sessions_usage, stdout);
-            return 0;
-        }
-        if ((r = store_opt(cmd, argc, argv, &i, &a)) != 0) {
-            if (r < 0)
-                return 2;
-        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-            return bad_option(cmd, argv[i], gyre_sessions_usage);
-        } else if (id == NULL) {
-            id = argv[i];
-        } else {
-            fprintf(stderr, "%s: one session id at a time, got '%s' and '%s'\n", cmd, id, argv[i]);
-            return 2;
-        }
-    }
-    if (id == NULL || id[0] == '\0') {
-        fprintf(stderr, "%s: which session? usage: gyre sessions show ID [--json]\n", cmd);
-        return 2;
-    }
+    const char *id;
+    int done = show_args(cmd, argc, argv, 1, "session", gyre_sessions_usage, &a, &id);
+    if (done >= 0)
+        return done;
     gyre_store_t *s = NULL;
     int rc = open_store(cmd, &a, &s);
     if (rc != 0)
