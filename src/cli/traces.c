@@ -58,7 +58,7 @@ const char gyre_traces_usage[] = "usage: gyre traces [FILTERS] [--limit N] [--cu
                                  "  --status N            exactly this HTTP status\n"
                                  "  --errors              status 400 or more\n"
                                  "  --min-latency-ms N    at least N ms\n"
-                                 "  --text WORDS          the words, as a phrase, in the prompt or the answer\n"
+                                 "  --text WORDS          every one of the words, in any order, in the prompt or the answer\n"
                                  "  --otel-trace-id ID    the calls of one W3C trace (the caller's traceparent)\n"
                                  "\n"
                                  "  --limit N             traces per page, 1 to 1000 (default 50)\n"

@@ -393,6 +393,60 @@ TEST(store_sqlite_free_text_finds_words_of_the_prompt_or_the_answer_not_json_key
     gyre_store_sqlite.close(s);
 }
 
+TEST(store_sqlite_free_text_matches_calls_with_all_its_words_in_any_order_and_place)
+{
+    gyre_store_t *s = ten();
+    char ids[256];
+    /* "lighthouse" is in trace 2's prompt and "cliff" in its answer: all the words, not a phrase. */
+    gyre_trace_query_t q = {.text = "cliff lighthouse"};
+    CHECK_INT(query(s, &q, ids, sizeof(ids)), 0);
+    CHECK_STR(ids, "2");
+    /* Every word must be there: trace 4 has "role", trace 2 "lighthouse", none both. */
+    q.text = "lighthouse role";
+    CHECK_INT(query(s, &q, ids, sizeof(ids)), 0);
+    CHECK_STR(ids, "");
+    /* Words are what the index's tokenizer makes of the text: "light-house" is "light" and "house". */
+    q.text = "light-house";
+    CHECK_INT(query(s, &q, ids, sizeof(ids)), 0);
+    CHECK_STR(ids, "");
+    q.text = "ROLE-model";
+    CHECK_INT(query(s, &q, ids, sizeof(ids)), 0);
+    CHECK_STR(ids, "4");
+    /* Only separators: no word, so no call. */
+    q.text = "?! -- \"\"";
+    CHECK_INT(query(s, &q, ids, sizeof(ids)), 0);
+    CHECK_STR(ids, "");
+    gyre_store_sqlite.close(s);
+}
+
+TEST(store_sqlite_free_text_folds_case_and_accents_and_splits_at_unicode_punctuation)
+{
+    gyre_store_t *s = open_mem();
+    gyre_trace_t a, b;
+    mini(&a, 1, 1000);
+    mini(&b, 2, 2000);
+    /* Non-ASCII words, and ASCII words that touch non-ASCII punctuation (an em dash, curly quotes). */
+    a.response_body = TS("O\xc3\xb9 est le CAF\xc3\x89\xe2\x80\x94Phare \xe2\x80\x9cquoted\xe2\x80\x9d x\xc3\x9fy");
+    b.response_body = TS("MiXeD Case ASCII words_with_underscores 42nd");
+    const gyre_trace_t *batch[] = {&a, &b};
+    char err[256] = "", ids[64];
+    CHECK_INT(gyre_store_sqlite.write_batch(s, batch, 2, err, sizeof(err)), 0);
+    static const struct {
+        const char *q, *want;
+    } cases[] = {
+        {"cafe", "1"},        {"CAF\xc3\x89", "1"}, {"ou", "1"},         {"phare", "1"},
+        {"quoted", "1"},      {"x\xc3\x9fy", "1"},  {"mixed case", "2"}, {"words", "2"},
+        {"underscores", "2"}, {"42nd", "2"},        {"42", ""},          {"caf", ""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        CHECK_INT(query(s, &(gyre_trace_query_t){.text = cases[i].q}, ids, sizeof(ids)), 0);
+        if (strcmp(ids, cases[i].want) != 0)
+            fprintf(stderr, "  q=%s:\n", cases[i].q);
+        CHECK_STR(ids, cases[i].want);
+    }
+    gyre_store_sqlite.close(s);
+}
+
 TEST(store_sqlite_pages_through_250_traces_by_100_without_duplicates_or_gaps)
 {
     gyre_store_t *s = open_mem();
