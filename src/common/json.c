@@ -67,6 +67,14 @@ void gyre_json_arena_begin(void)
     arena.active = 1;
 }
 
+int gyre_json_arena_enter(void)
+{
+    if (arena.active)
+        return 0;
+    gyre_json_arena_begin();
+    return 1;
+}
+
 void gyre_json_arena_end(void)
 {
     arena.active = 0;

@@ -31,6 +31,9 @@ int gyre_json_find_member(const char *json, size_t len, const char *key, size_t 
 void gyre_json_init(void);
 void gyre_json_arena_begin(void);
 void gyre_json_arena_end(void);
+/* Begins a scope unless one is open already (a parse nested in a handler's scope uses that one): 1 when it
+ * began one, which the caller then ends with gyre_json_arena_end(), else 0. */
+int gyre_json_arena_enter(void);
 
 /* "a string", "a number", ... for errors that say what was found instead. */
 struct cJSON;

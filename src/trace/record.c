@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "common/json.h"
 #include "route/route.h"
 #include "trace/redact.h"
 
@@ -141,9 +142,13 @@ static int64_t number(const cJSON *o, const char *name)
 
 void gyre_trace_read_completion(gyre_trace_t *t, h2o_mem_pool_t *pool, const char *json, size_t len)
 {
+    /* Every answer is read here, traces stored or not: its values come from the arena, not malloc. */
+    int own = gyre_json_arena_enter();
     cJSON *j = cJSON_ParseWithLength(json, len);
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
+        if (own)
+            gyre_json_arena_end();
         return;
     }
     const cJSON *usage = cJSON_GetObjectItemCaseSensitive(j, "usage");
@@ -160,6 +165,8 @@ void gyre_trace_read_completion(gyre_trace_t *t, h2o_mem_pool_t *pool, const cha
     if (cJSON_IsString(fr))
         t->finish_reason = gyre_tstr_dup(pool, fr->valuestring, strlen(fr->valuestring));
     cJSON_Delete(j);
+    if (own)
+        gyre_json_arena_end();
 }
 
 void gyre_trace_price(gyre_trace_t *t, const gyre_prices_t *prices, const gyre_prices_t *provider_prices)
