@@ -500,16 +500,22 @@ static void respond_store_error(h2o_req_t *req, int r, const char *what, const c
     gyre_respond_error(req, &err);
 }
 
+/* The request's query string after '?', or NULL (qlen 0) when it has none. */
+static const char *query_string(h2o_req_t *req, size_t *qlen)
+{
+    *qlen = 0;
+    if (req->query_at == SIZE_MAX)
+        return NULL;
+    *qlen = req->path.len - req->query_at - 1;
+    return req->path.base + req->query_at + 1;
+}
+
 static void on_traces(gyre_store_t *s, h2o_req_t *req)
 {
     gyre_api_query_t query;
     gyre_api_error_t err;
-    const char *qs = NULL;
-    size_t qlen = 0;
-    if (req->query_at != SIZE_MAX) {
-        qs = req->path.base + req->query_at + 1;
-        qlen = req->path.len - req->query_at - 1;
-    }
+    size_t qlen;
+    const char *qs = query_string(req, &qlen);
     if (gyre_api_parse_traces_query(qs, qlen, &query, &err) != 0) {
         gyre_respond_error(req, &err);
         return;
@@ -548,12 +554,8 @@ static void on_stats(gyre_store_t *s, h2o_req_t *req)
 {
     gyre_api_stats_query_t query;
     gyre_api_error_t err;
-    const char *qs = NULL;
-    size_t qlen = 0;
-    if (req->query_at != SIZE_MAX) {
-        qs = req->path.base + req->query_at + 1;
-        qlen = req->path.len - req->query_at - 1;
-    }
+    size_t qlen;
+    const char *qs = query_string(req, &qlen);
     if (gyre_api_parse_stats_query(qs, qlen, &query, &err) != 0) {
         gyre_respond_error(req, &err);
         return;
