@@ -114,7 +114,8 @@ try {
   const out = [];
   for (const [name, p] of [...traceCases, ...statsCases]) out.push(await measure(name, p));
   const traces = out.filter((r) => r.name.startsWith('traces') && r.name !== 'traces text (common)');
-  const stats = out.filter((r) => ['stats 24h', 'stats 24h by provider', 'stats 24h by model 1h'].includes(r.name));
+  // Every 24-h query counts but the 288 five-minute buckets, which the target does not name.
+  const stats = out.filter((r) => r.name.startsWith('stats 24h') && r.name !== 'stats 24h 5m buckets');
   results = {
     when: new Date().toISOString(),
     db: DB,
@@ -137,6 +138,6 @@ const file = path.join(ROOT, 'bench', 'results', `store-${stamp}.json`);
 fs.mkdirSync(path.dirname(file), { recursive: true });
 fs.writeFileSync(file, JSON.stringify(results, null, 2) + '\n');
 log(`traces with a filter: worst p99 ${results.targets.traces_filtered_p99_ms_max} ms (target < 50; the common-word text query is reported, not counted)`);
-log(`stats over 24 h: worst p99 ${results.targets.stats_p99_ms_max} ms (target < 500)`);
+log(`stats over 24 h: worst p99 ${results.targets.stats_p99_ms_max} ms (target < 500; the 5-minute buckets are reported, not counted)`);
 log(`wrote ${path.relative(ROOT, file)}`);
 if (JSON_OUT) console.log(JSON.stringify(results));
