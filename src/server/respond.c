@@ -66,15 +66,22 @@ h2o_iovec_t gyre_respond_take_body(h2o_req_t *req)
 
 void gyre_respond_json(h2o_req_t *req, int status, const char *body, size_t len)
 {
+    /* What h2o_send_inline does, with its one copy into the pool kept for the trace (gyre_respond_take_body)
+     * instead of a second one: /metrics and /api answers can be megabytes. */
+    static h2o_generator_t generator = {NULL, NULL};
+    h2o_iovec_t buf = h2o_strdup(&req->pool, body, len);
     last_req = req;
-    last_body = h2o_strdup(&req->pool, body, len);
+    last_body = buf;
     req->res.status = status;
     req->res.reason = reason_of(status);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
-    /* h2o_send_inline leaves the length unset (it also serves 304s); gyre's
-     * answers have one, so clients need no chunked decoding for them. */
+    /* gyre's answers have a length, so clients need no chunked decoding for them. */
     req->res.content_length = len;
-    h2o_send_inline(req, body, len);
+    h2o_start_response(req, &generator);
+    if (h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD")))
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+    else
+        h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
 }
 
 void gyre_respond_error(h2o_req_t *req, const gyre_api_error_t *err)
