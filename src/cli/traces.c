@@ -353,33 +353,31 @@ static const char *or_dash(const char *s)
     return s[0] != '\0' ? s : "-";
 }
 
-/* Milliseconds, one decimal, of a microseconds member; "-" when null. */
-static void fmt_ms(char *buf, size_t len, const cJSON *o, const char *key)
+/* A number member as `fmt` prints it after dividing by `scale`; "-" when it is null or absent. */
+static void fmt_number(char *buf, size_t len, const cJSON *o, const char *key, const char *fmt, double scale)
 {
     double v;
     if (jnum(o, key, &v))
-        snprintf(buf, len, "%.1f", v / 1000.0);
+        snprintf(buf, len, fmt, v / scale);
     else
         snprintf(buf, len, "-");
+}
+
+/* Milliseconds, one decimal, of a microseconds member. */
+static void fmt_ms(char *buf, size_t len, const cJSON *o, const char *key)
+{
+    fmt_number(buf, len, o, key, "%.1f", 1000.0);
 }
 
 static void fmt_int(char *buf, size_t len, const cJSON *o, const char *key)
 {
-    double v;
-    if (jnum(o, key, &v))
-        snprintf(buf, len, "%.0f", v);
-    else
-        snprintf(buf, len, "-");
+    fmt_number(buf, len, o, key, "%.0f", 1.0);
 }
 
-/* Cost in USD with 6 decimals (a millionth of a dollar is the smallest price step); "-" when unknown. */
+/* Cost in USD with 6 decimals (a millionth of a dollar is the smallest price step). */
 static void fmt_cost(char *buf, size_t len, const cJSON *o, const char *key)
 {
-    double v;
-    if (jnum(o, key, &v))
-        snprintf(buf, len, "%.6f", v);
-    else
-        snprintf(buf, len, "-");
+    fmt_number(buf, len, o, key, "%.6f", 1.0);
 }
 
 static void fmt_started(char *buf, size_t len, const cJSON *t)
