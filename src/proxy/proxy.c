@@ -1976,10 +1976,7 @@ static void finish_trace(gyre_proxy_t *self)
         t->response_body = gyre_tstr_dup(pool, e.base, e.len);
         gyre_buf_dispose(&e);
     }
-    gyre_trace_price(t, self->worker->server->prices, self->prov != NULL ? self->prov->prices : NULL);
-    /* Before anything is stored or exported: the route's kinds, or the root's for provider/model calls. */
-    gyre_trace_redact(t, pool, call->route != NULL ? call->route->redact : self->worker->server->config->redact);
-    gyre_worker_trace_done(self->worker, t);
+    gyre_worker_trace_done(self->worker, t, pool, call->route, self->prov);
 }
 
 static void on_dispose(void *p)

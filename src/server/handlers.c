@@ -392,10 +392,7 @@ static void end_local_call(gyre_server_t *s, gyre_worker_t *w, h2o_req_t *req, g
     /* A cache hit names the provider that answered when the entry was stored: its own prices apply. */
     const gyre_provider_conf_t *p =
         t->provider.len != 0 ? gyre_config_find_provider(s->config, t->provider.p, t->provider.len) : NULL;
-    gyre_trace_price(t, s->prices, p != NULL ? p->prices : NULL);
-    /* Before anything is stored or exported. */
-    gyre_trace_redact(t, &req->pool, call->route != NULL ? call->route->redact : s->config->redact);
-    gyre_worker_trace_done(w, t);
+    gyre_worker_trace_done(w, t, &req->pool, call->route, p);
 }
 
 /* The body's JSON lives in the worker's arena for the length of this call. */

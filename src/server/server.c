@@ -114,8 +114,16 @@ static void check_done(gyre_worker_t *w)
         w->done = 1;
 }
 
-void gyre_worker_trace_done(gyre_worker_t *w, const gyre_trace_t *t)
+void gyre_worker_trace_done(gyre_worker_t *w, gyre_trace_t *t, h2o_mem_pool_t *pool, const gyre_route_conf_t *route,
+                            const gyre_provider_conf_t *provider)
 {
+    gyre_server_t *s = w->server;
+    /* The answering provider's own prices first. */
+    gyre_trace_price(t, s->prices, provider != NULL ? provider->prices : NULL);
+    /* Redacted before anything keeps it (the store, the collector): the route's kinds, or the root's for
+     * provider/model calls.  Metrics read no text, so a trace nothing keeps is not scanned. */
+    if (s->writer != NULL || otlp_exporter != NULL)
+        gyre_trace_redact(t, pool, route != NULL ? route->redact : s->config->redact);
     gyre_metrics_observe(w->metrics, t);
     if (w->server->writer != NULL)
         gyre_writer_submit(w->server->writer, w->id, t);

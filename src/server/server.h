@@ -60,10 +60,12 @@ typedef struct gyre_server {
 /* Runs until SIGTERM or SIGINT; returns the process exit status. */
 int gyre_server_run(gyre_config_t *config, unsigned nworkers);
 
-/* A request's trace is complete (every request has one): it is counted in the metrics and handed to the
- * writer when traces are stored (copied; never waits). */
+/* A request's trace is complete (every request has one): it is priced (`provider` answered it, or NULL),
+ * redacted when something keeps it (`route`'s policy, the root's without one; copies go into `pool`),
+ * counted in the metrics, and handed to the writer and the OTLP exporter when they run (copied; never waits). */
 struct gyre_trace;
-void gyre_worker_trace_done(gyre_worker_t *w, const struct gyre_trace *t);
+void gyre_worker_trace_done(gyre_worker_t *w, struct gyre_trace *t, h2o_mem_pool_t *pool, const gyre_route_conf_t *route,
+                            const gyre_provider_conf_t *provider);
 
 /* Called by the proxy when a proxied request is disposed. */
 void gyre_worker_request_done(gyre_worker_t *w);
