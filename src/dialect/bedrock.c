@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/wire.h"
 #include "dialect/dialect.h"
 #include "dialect/eventstream.h"
 #include "dialect/sigv4.h"
@@ -38,20 +39,6 @@ static const cJSON *get(const cJSON *o, const char *key)
     gyre_api_error_set((err), 400, "invalid_request_error", "invalid_value", (param), __VA_ARGS__)
 
 /* --- requests ------------------------------------------------------------- */
-
-/* Appends `s` with every byte but the unreserved ones %-encoded, as a path segment must be. */
-static int append_uri_encoded(gyre_buf_t *out, const char *s)
-{
-    int r = 0;
-    for (const unsigned char *c = (const unsigned char *)s; *c != '\0' && r == 0; c++) {
-        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-' ||
-            *c == '.' || *c == '_' || *c == '~')
-            r = gyre_buf_append(out, c, 1);
-        else
-            r = gyre_buf_appendf(out, "%%%02X", *c);
-    }
-    return r;
-}
 
 static void add_text_block(cJSON *blocks, const char *text)
 {
@@ -423,10 +410,20 @@ static int bedrock_chat_request(const gyre_chat_call_t *call, gyre_buf_t *path, 
                            "the request for Bedrock is larger than %zu bytes", body->max);
         goto out;
     }
-    if (gyre_buf_appends(path, "/model/") != 0 || append_uri_encoded(path, call->model != NULL ? call->model : "") ||
-        gyre_buf_appends(path, call->stream ? "/converse-stream" : "/converse") != 0) {
+    /* The model id travels as one segment: an ARN's ':' and '/' encoded once here, and once more in SigV4's
+     * canonical URI (sigv4.h). */
+    const char *model = call->model != NULL ? call->model : "";
+    int pr = gyre_buf_appends(path, "/model/");
+    if (pr == 0)
+        pr = gyre_wire_append_segment(path, model, strlen(model));
+    if (pr == 0)
+        pr = gyre_buf_appends(path, call->stream ? "/converse-stream" : "/converse");
+    if (pr != 0) {
         gyre_api_error_set(err, 400, "invalid_request_error", "invalid_value", "model",
-                           "the model id is too long for a Bedrock request path");
+                           pr == -EINVAL ? "'model' cannot be sent to provider '%s' as a path segment: it is empty or "
+                                           "has a dot-segment ('.' or '..')"
+                                         : "'model' is too long for a request path of provider '%s'",
+                           call->provider != NULL ? call->provider->name : "bedrock");
         goto out;
     }
     rc = 0;

@@ -6,10 +6,12 @@
  */
 #include "dialect/dialect.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/wire.h"
 
 const gyre_dialect_t *gyre_dialect_for(gyre_provider_kind_t kind)
 {
@@ -89,10 +91,22 @@ static void openai_error_message(const char *body, size_t len, gyre_buf_t *out)
  * target's model, and the key in an api-key header. */
 static int azure_chat_request(const gyre_chat_call_t *call, gyre_buf_t *path, gyre_buf_t *body, gyre_api_error_t *err)
 {
-    gyre_buf_appends(path, "/openai/deployments/");
-    gyre_buf_appends(path, call->model);
-    gyre_buf_appendf(path, "/chat/completions?api-version=%s",
-                     call->provider->api_version ? call->provider->api_version : "2024-10-21");
+    const char *v = call->provider->api_version ? call->provider->api_version : "2024-10-21";
+    int r = gyre_buf_appends(path, "/openai/deployments/");
+    if (r == 0)
+        r = gyre_wire_append_segment(path, call->model, strlen(call->model));
+    if (r == 0)
+        r = gyre_buf_appends(path, "/chat/completions?api-version=");
+    if (r == 0)
+        r = gyre_wire_append_query_value(path, v, strlen(v));
+    if (r != 0) {
+        gyre_api_error_set(err, 400, "invalid_request_error", "invalid_value", "model",
+                           r == -EINVAL ? "'model' cannot be sent to provider '%s' as a path segment: it is empty or "
+                                          "has a dot-segment ('.' or '..')"
+                                        : "'model' is too long for a request path of provider '%s'",
+                           call->provider->name);
+        return -1;
+    }
     return openai_body(call, body, err);
 }
 

@@ -29,6 +29,7 @@
 #include <strings.h>
 
 #include "common/alloc.h"
+#include "common/wire.h"
 #include "proxy/sse.h"
 
 /* One stream event (a whole GenerateContentResponse) may be this large. */
@@ -709,13 +710,8 @@ static int build_path(const gyre_chat_call_t *call, gyre_buf_t *path)
     if (strncmp(model, "models/", 7) == 0)
         model += 7;
     int r = gyre_buf_appends(path, "/models/");
-    for (const unsigned char *c = (const unsigned char *)model; *c != '\0' && r == 0; c++) {
-        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-' ||
-            *c == '.' || *c == '_' || *c == '~')
-            r = gyre_buf_append(path, c, 1);
-        else
-            r = gyre_buf_appendf(path, "%%%02X", *c);
-    }
+    if (r == 0)
+        r = gyre_wire_append_segment(path, model, strlen(model));
     if (r == 0)
         r = gyre_buf_appends(path, call->stream ? ":streamGenerateContent?alt=sse" : ":generateContent");
     return r;
@@ -738,9 +734,13 @@ static int gemini_chat_request(const gyre_chat_call_t *call, gyre_buf_t *path, g
                            "the request for Gemini is larger than %zu bytes", body->max);
         goto out;
     }
-    if (build_path(call, path) != 0) {
+    int pr = build_path(call, path);
+    if (pr != 0) {
         gyre_api_error_set(err, 400, "invalid_request_error", "invalid_value", "model",
-                           "the model name is too long for a Gemini request path");
+                           pr == -EINVAL ? "'model' cannot be sent to provider '%s' as a path segment: it is empty or "
+                                           "has a dot-segment ('.' or '..')"
+                                         : "'model' is too long for a request path of provider '%s'",
+                           call->provider != NULL ? call->provider->name : "gemini");
         goto out;
     }
     rc = 0;

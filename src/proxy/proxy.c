@@ -31,10 +31,12 @@
 #include "common/buf.h"
 #include "common/json.h"
 #include "common/timer.h"
+#include "common/wire.h"
 #include "dialect/anthropic.h"
 #include "dialect/dialect.h"
 #include "dialect/openai.h"
 #include "dialect/openai_stream.h"
+#include "proxy/compose.h"
 #include "proxy/http1.h"
 #include "proxy/sse.h"
 #include "proxy/upstream.h"
@@ -182,47 +184,6 @@ static const gyre_config_t *config_of(gyre_proxy_t *self)
     return self->worker->server->config;
 }
 
-/* Request headers that are the client's business with gyre, or hop-by-hop. */
-static int drop_request_header(const h2o_header_t *h, int passthrough)
-{
-    static const name_entry_t names[] = {
-        NAME("connection"),        NAME("keep-alive"),     NAME("proxy-connection"), NAME("proxy-authorization"),
-        NAME("te"),                NAME("trailer"),        NAME("transfer-encoding"), NAME("upgrade"),
-        NAME("host"),              NAME("content-length"), NAME("authorization"),    NAME("x-api-key"),
-        NAME("api-key"),           NAME("cookie"),         NAME("expect"),           NAME("accept-encoding"),
-        NAME("x-request-id"),      NAME("http2-settings"), NAME("x-goog-api-key"),
-    };
-    /* A translated request is gyre's own: the client's content headers and its
-     * dialect's version headers mean nothing to the other API. */
-    static const name_entry_t translated[] = {
-        NAME("content-type"), NAME("accept"), NAME("anthropic-version"), NAME("anthropic-beta"),
-        NAME("openai-beta"),
-    };
-    const h2o_iovec_t *n = h->name;
-    if (name_in(names, sizeof(names) / sizeof(names[0]), n->base, n->len))
-        return 1;
-    if (!passthrough && name_in(translated, sizeof(translated) / sizeof(translated[0]), n->base, n->len))
-        return 1;
-    /* x-gyre-* headers steer gyre itself. */
-    return n->len >= 7 && h2o_lcstris(n->base, 7, H2O_STRLIT("x-gyre-"));
-}
-
-/* Whether `lines` ("name: value\r\n" ...) sets header `name`. */
-static int lines_have(const char *lines, size_t len, const char *name, size_t nlen)
-{
-    const char *p = lines, *end = lines + len;
-    while (p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        const char *colon = memchr(p, ':', (size_t)((eol ? eol : end) - p));
-        if (colon != NULL && (size_t)(colon - p) == nlen && h2o_lcstris(p, nlen, name, nlen))
-            return 1;
-        if (eol == NULL)
-            break;
-        p = eol + 1;
-    }
-    return 0;
-}
-
 /* ---- the request ---- */
 
 /* Decimal digits of v into buf (at least 20 bytes); returns their count.  No printf on the hot path. */
@@ -236,56 +197,6 @@ static size_t format_uint(char *buf, uint64_t v)
     for (size_t i = 0; i < n; i++)
         buf[i] = tmp[n - 1 - i];
     return n;
-}
-
-static void put_uint(gyre_buf_t *b, size_t v)
-{
-    char digits[20];
-    gyre_buf_append(b, digits, format_uint(digits, v));
-}
-
-/* The head of the provider's request: request line, host, the dialect's
- * auth and content headers, gyre's request id, and the client's own headers
- * that make sense upstream. */
-static void build_head(gyre_proxy_t *self, const char *method, size_t method_len, const char *path, size_t path_len,
-                       const gyre_buf_t *dialect_headers, size_t body_len, int has_body)
-{
-    h2o_req_t *req = self->req;
-    h2o_iovec_t id = gyre_request_id(self->worker, req);
-    gyre_buf_t *b = &self->uphead;
-    gyre_buf_reset(b);
-    size_t cap = method_len + path_len + self->up->host_header.len + dialect_headers->len + id.len + 96;
-    for (size_t i = 0; i < req->headers.size; i++)
-        cap += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
-    gyre_buf_reserve(b, cap);
-    gyre_buf_append(b, method, method_len);
-    gyre_buf_appends(b, " ");
-    gyre_buf_append(b, path, path_len);
-    gyre_buf_appends(b, " HTTP/1.1\r\nhost: ");
-    gyre_buf_append(b, self->up->host_header.base, self->up->host_header.len);
-    gyre_buf_appends(b, "\r\n");
-    if (dialect_headers->len != 0)
-        gyre_buf_append(b, dialect_headers->base, dialect_headers->len);
-    gyre_buf_appends(b, "x-request-id: ");
-    gyre_buf_append(b, id.base, id.len);
-    gyre_buf_appends(b, "\r\n");
-    if (has_body) {
-        gyre_buf_appends(b, "content-length: ");
-        put_uint(b, body_len);
-        gyre_buf_appends(b, "\r\n");
-    }
-    for (size_t i = 0; i < req->headers.size; i++) {
-        const h2o_header_t *h = &req->headers.entries[i];
-        if (drop_request_header(h, self->passthrough))
-            continue;
-        if (lines_have(dialect_headers->base, dialect_headers->len, h->name->base, h->name->len))
-            continue; /* the dialect's own value wins */
-        gyre_buf_append(b, h->orig_name ? h->orig_name : h->name->base, h->name->len);
-        gyre_buf_appends(b, ": ");
-        gyre_buf_append(b, h->value.base, h->value.len);
-        gyre_buf_appends(b, "\r\n");
-    }
-    gyre_buf_appends(b, "\r\n");
 }
 
 /* The body with its model value replaced: a splice when its bytes were located, else a rebuild. */
@@ -407,48 +318,13 @@ static cJSON *build_pivot(gyre_proxy_t *self, gyre_api_error_t *err)
     return pivot;
 }
 
-/* Azure serves every OpenAI path under its deployment: /v1/embeddings → /openai/deployments/D/embeddings?api-version=V. */
-static void azure_path(gyre_proxy_t *self, h2o_iovec_t client_path, gyre_buf_t *out)
-{
-    const gyre_candidate_t *c = self->cand;
-    size_t skip = client_path.len >= 3 && memcmp(client_path.base, "/v1", 3) == 0 ? 3 : 0;
-    const char *rest = client_path.base + skip;
-    size_t rest_len = client_path.len - skip;
-    const char *q = memchr(rest, '?', rest_len);
-    size_t plen = q ? (size_t)(q - rest) : rest_len;
-    gyre_buf_appends(out, self->prov->base_path);
-    gyre_buf_appends(out, "/openai/deployments/");
-    gyre_buf_append(out, c->model, c->model_len);
-    gyre_buf_append(out, rest, plen);
-    gyre_buf_appendf(out, "%sapi-version=%s", q ? "&" : "?", self->prov->api_version ? self->prov->api_version : "");
-    if (q != NULL) {
-        gyre_buf_appends(out, "&");
-        gyre_buf_append(out, q + 1, rest_len - plen - 1);
-    }
-}
-
-/* The provider's path for a pass-through call: its base path, then the client's path after "/v1". */
-static void passthrough_path(gyre_proxy_t *self, gyre_buf_t *out)
-{
-    h2o_iovec_t in = self->req->path;
-    if (self->prov->kind == GYRE_PROVIDER_AZURE && self->cand->model_len != 0) {
-        azure_path(self, in, out);
-        return;
-    }
-    size_t skip = in.len >= 3 && memcmp(in.base, "/v1", 3) == 0 ? 3 : 0;
-    gyre_buf_appends(out, self->prov->base_path);
-    gyre_buf_append(out, in.base + skip, in.len - skip);
-}
-
-/* Builds the current attempt's request.  Returns 0, or -1 with `err` (the
- * provider cannot take this call: the next target may). */
+/* Builds the current attempt's request: the body here (the client's with its model spliced, or the pivot for
+ * the dialect), the request line and headers in gyre_compose_request, the one place they are composed.
+ * Returns 0, or -1 with `err` (the provider cannot take this call: the next target may). */
 static int build_request(gyre_proxy_t *self, const char *key, gyre_api_error_t *err)
 {
     const gyre_call_t *call = self->call;
     const gyre_candidate_t *c = self->cand;
-    gyre_buf_t path, headers;
-    gyre_buf_init(&path, 64 * 1024);
-    gyre_buf_init(&headers, 64 * 1024);
     gyre_buf_reset(&self->upbody);
     if (self->pivot != NULL) {
         cJSON_Delete(self->pivot);
@@ -467,6 +343,20 @@ static int build_request(gyre_proxy_t *self, const char *key, gyre_api_error_t *
         .id = self->chat_id,
         .created = self->created,
     };
+    gyre_compose_t in = {
+        .provider = self->prov,
+        .host = self->up->host_header,
+        .endpoint = GYRE_COMPOSE_CHAT,
+        .method = self->req->method,
+        .model = h2o_iovec_init(c->model, c->model_len),
+        .client_path = self->req->path,
+        .chat = &self->chat,
+        .key = key,
+        .now = (long long)time(NULL),
+        .request_id = gyre_request_id(self->worker, self->req),
+        .client_headers = self->req->headers.entries,
+        .nclient_headers = self->req->headers.size,
+    };
     if (call->endpoint != GYRE_OPENAI_CHAT) {
         /* Embeddings and other OpenAI paths: only providers that speak OpenAI take them. */
         if (!self->dialect->speaks_openai) {
@@ -478,7 +368,7 @@ static int build_request(gyre_proxy_t *self, const char *key, gyre_api_error_t *
             goto out;
         }
         self->passthrough = 1;
-        passthrough_path(self, &path);
+        in.endpoint = GYRE_COMPOSE_OTHER;
         if (c->model_len != 0 && call->model_end > call->model_start)
             rc = splice_model(self, c->model, c->model_len, &self->upbody);
         else
@@ -488,19 +378,12 @@ static int build_request(gyre_proxy_t *self, const char *key, gyre_api_error_t *
                                "gyre could not rewrite 'model' for provider '%s'", self->prov->name);
             goto out;
         }
-        self->dialect->auth_headers(&self->chat, key, self->up->host_header.base, path.base, self->upbody.base,
-                                    self->upbody.len, (long long)time(NULL), &headers);
     } else {
         int same_dialect = call->client == GYRE_CLIENT_OPENAI ? self->dialect->speaks_openai
                                                               : self->prov->kind == GYRE_PROVIDER_ANTHROPIC;
         self->passthrough = same_dialect && !self->resuming;
         if (self->passthrough) {
-            if (self->prov->kind == GYRE_PROVIDER_AZURE) {
-                azure_path(self, h2o_iovec_init(H2O_STRLIT("/v1/chat/completions")), &path);
-            } else {
-                gyre_buf_appends(&path, self->prov->base_path);
-                gyre_buf_appends(&path, call->client == GYRE_CLIENT_OPENAI ? "/chat/completions" : "/messages");
-            }
+            in.endpoint = call->client == GYRE_CLIENT_OPENAI ? GYRE_COMPOSE_CHAT : GYRE_COMPOSE_MESSAGES;
             if (splice_model(self, c->model, c->model_len, &self->upbody) != 0) {
                 gyre_api_error_set(err, 500, "server_error", "rewrite_failed", "model",
                                    "gyre could not rewrite 'model' for provider '%s'", self->prov->name);
@@ -520,30 +403,19 @@ static int build_request(gyre_proxy_t *self, const char *key, gyre_api_error_t *
                 goto out;
             }
             self->chat.req = self->pivot;
-            gyre_buf_appends(&path, self->prov->base_path);
-            rc = self->dialect->chat_request(&self->chat, &path, &self->upbody, err);
-            /* The pivot may come from the handler's JSON arena, which ends before the answer does; the
-             * dialects read the request only here. */
-            cJSON_Delete(self->pivot);
-            self->pivot = NULL;
-            self->chat.req = NULL;
-            if (rc != 0)
-                goto out;
+            in.translated = 1;
         }
-        self->dialect->auth_headers(&self->chat, key, self->up->host_header.base, path.base, self->upbody.base,
-                                    self->upbody.len, (long long)time(NULL), &headers);
-        if (!self->passthrough && !lines_have(headers.base, headers.len, H2O_STRLIT("content-type")))
-            gyre_buf_appends(&headers, "content-type: application/json\r\n");
     }
-    {
-        int has_body = self->upbody.len != 0 || self->req->entity.base != NULL;
-        const char *method = self->req->method.base;
-        size_t mlen = self->req->method.len;
-        if (call->endpoint == GYRE_OPENAI_CHAT) {
-            method = "POST";
-            mlen = 4;
-        }
-        build_head(self, method, mlen, path.base, path.len, &headers, self->upbody.len, has_body);
+    in.has_body = self->upbody.len != 0 || self->req->entity.base != NULL || in.translated;
+    rc = gyre_compose_request(&in, &self->upbody, &self->uphead, err);
+    if (self->pivot != NULL) {
+        /* The pivot may come from the handler's JSON arena, which ends before the answer does; the
+         * dialects read the request only in gyre_compose_request. */
+        cJSON_Delete(self->pivot);
+        self->pivot = NULL;
+        self->chat.req = NULL;
+    }
+    if (rc == 0) {
         self->reqbufs[0] = h2o_iovec_init(self->uphead.base, self->uphead.len);
         self->reqbufs[1] = h2o_iovec_init(self->upbody.base, self->upbody.len);
     }
@@ -553,10 +425,6 @@ out:
         free(model);
         self->chat.model = NULL;
     }
-    gyre_buf_dispose(&path);
-    if (headers.base != NULL)
-        explicit_bzero(headers.base, headers.len); /* a key was in there */
-    gyre_buf_dispose(&headers);
     return rc;
 }
 
@@ -567,20 +435,21 @@ static void add_gyre_headers(gyre_proxy_t *self)
 {
     h2o_req_t *req = self->req;
     const gyre_call_t *call = self->call;
+    h2o_headers_t *hs = &req->res.headers;
     if (call->route_name != NULL)
-        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-gyre-route"), 0, NULL, call->route_name,
-                              strlen(call->route_name));
+        gyre_wire_add_answer_header(&req->pool, hs, H2O_STRLIT("x-gyre-route"), call->route_name,
+                                    strlen(call->route_name));
     if (self->prov != NULL)
-        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-gyre-provider"), 0, NULL,
-                              self->prov->name, strlen(self->prov->name));
+        gyre_wire_add_answer_header(&req->pool, hs, H2O_STRLIT("x-gyre-provider"), self->prov->name,
+                                    strlen(self->prov->name));
     if (self->cand != NULL && self->cand->model_len != 0)
-        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-gyre-model"), 0, NULL,
-                              self->cand->model, self->cand->model_len);
+        gyre_wire_add_answer_header(&req->pool, hs, H2O_STRLIT("x-gyre-model"), self->cand->model,
+                                    self->cand->model_len);
     char *n = h2o_mem_alloc_pool(&req->pool, 20);
     size_t len = format_uint(n, self->attempts);
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-gyre-attempts"), 0, NULL, n, len);
+    gyre_wire_add_answer_header(&req->pool, hs, H2O_STRLIT("x-gyre-attempts"), n, len);
     if (call->route != NULL && call->route->cache)
-        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-gyre-cache"), 0, NULL, H2O_STRLIT("miss"));
+        gyre_wire_add_answer_header(&req->pool, hs, H2O_STRLIT("x-gyre-cache"), H2O_STRLIT("miss"));
 }
 
 static void log_error(gyre_proxy_t *self, const gyre_api_error_t *err)

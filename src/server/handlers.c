@@ -15,6 +15,7 @@
 
 #include "common/buf.h"
 #include "common/json.h"
+#include "common/wire.h"
 #include "dialect/anthropic.h"
 #include "dialect/dialect.h"
 #include "dialect/openai.h"
@@ -50,6 +51,22 @@ static void respond_method_not_allowed(h2o_req_t *req, const char *allowed)
                        (int)req->path_normalized.len, req->path_normalized.base, allowed);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allowed, strlen(allowed));
     gyre_respond_error(req, &err);
+}
+
+/*
+ * A client's model is a name (common/wire.h): 1 to 256 bytes of 0x21-0x7E.
+ * Anything else is refused here, before it can reach a route, an upstream
+ * request or a header of the answer, with a message that says what is wrong
+ * and where, without repeating the value.  Returns 0, or -1 with `err`.
+ */
+static int check_model(const char *model, size_t len, gyre_api_error_t *err)
+{
+    char why[96];
+    if (gyre_wire_name_problem(model, len, why, sizeof(why)) == NULL)
+        return 0;
+    gyre_api_error_set(err, 400, "invalid_request_error", "invalid_value", "model",
+                       "'model' must be 1 to %d bytes of printable ASCII (0x21-0x7E); %s", GYRE_WIRE_NAME_MAX, why);
+    return -1;
 }
 
 /* "chat", "embed", "primary/MODEL", ... for the 404 that lists what exists. */
@@ -174,14 +191,14 @@ static int respond_from_cache(h2o_req_t *req, gyre_call_t *call, const gyre_buf_
         if (call->capture)
             t->response_body = gyre_tstr_dup(pool, completion, clen);
         gyre_trace_read_completion(t, pool, completion, clen);
-        h2o_add_header_by_str(pool, &req->res.headers, H2O_STRLIT("x-gyre-route"), 0, NULL, call->route_name,
-                              strlen(call->route_name));
+        gyre_wire_add_answer_header(pool, &req->res.headers, H2O_STRLIT("x-gyre-route"), call->route_name,
+                                    strlen(call->route_name));
         h2o_iovec_t prov = h2o_strdup(pool, entry->base, (size_t)(tab - entry->base));
         h2o_iovec_t model = h2o_strdup(pool, tab + 1, (size_t)(nl - tab - 1));
-        h2o_add_header_by_str(pool, &req->res.headers, H2O_STRLIT("x-gyre-provider"), 0, NULL, prov.base, prov.len);
-        h2o_add_header_by_str(pool, &req->res.headers, H2O_STRLIT("x-gyre-model"), 0, NULL, model.base, model.len);
-        h2o_add_header_by_str(pool, &req->res.headers, H2O_STRLIT("x-gyre-attempts"), 0, NULL, H2O_STRLIT("0"));
-        h2o_add_header_by_str(pool, &req->res.headers, H2O_STRLIT("x-gyre-cache"), 0, NULL, H2O_STRLIT("hit"));
+        gyre_wire_add_answer_header(pool, &req->res.headers, H2O_STRLIT("x-gyre-provider"), prov.base, prov.len);
+        gyre_wire_add_answer_header(pool, &req->res.headers, H2O_STRLIT("x-gyre-model"), model.base, model.len);
+        gyre_wire_add_answer_header(pool, &req->res.headers, H2O_STRLIT("x-gyre-attempts"), H2O_STRLIT("0"));
+        gyre_wire_add_answer_header(pool, &req->res.headers, H2O_STRLIT("x-gyre-cache"), H2O_STRLIT("hit"));
         if (call->stream) {
             req->res.status = 200;
             req->res.reason = "OK";
@@ -292,6 +309,11 @@ static int model_request(gyre_server_t *s, h2o_req_t *req, gyre_openai_endpoint_
     call->model_start = parsed.model_start;
     call->model_end = parsed.model_end;
     gyre_target_ref_t target;
+    if (parsed.model != NULL && check_model(parsed.model, strlen(parsed.model), &err) != 0) {
+        gyre_respond_error(req, &err);
+        gyre_openai_request_dispose(&parsed);
+        return 0;
+    }
     if (parsed.model != NULL) {
         if (gyre_route_resolve(s->config, parsed.model, strlen(parsed.model), &w->rng, &target) != 0) {
             respond_model_not_found(s, req, parsed.model, GYRE_CLIENT_OPENAI);
@@ -334,13 +356,18 @@ static int messages_request(gyre_server_t *s, h2o_req_t *req, gyre_call_t *call)
     }
     /* Anthropic's answers carry their id as request-id, which its SDK reports. */
     h2o_iovec_t id = gyre_request_id(w, req);
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("request-id"), 0, NULL, id.base, id.len);
+    gyre_wire_add_answer_header(&req->pool, &req->res.headers, H2O_STRLIT("request-id"), id.base, id.len);
     init_call(call, req, GYRE_CLIENT_ANTHROPIC, GYRE_OPENAI_CHAT);
     call->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(json, "stream"));
     call->include_usage = 1;
     if (gyre_json_find_member(req->entity.base, req->entity.len, "model", &call->model_start, &call->model_end) != 0)
         call->model_start = call->model_end = 0;
     const char *model = cJSON_GetObjectItemCaseSensitive(json, "model")->valuestring;
+    if (check_model(model, strlen(model), &err) != 0) {
+        gyre_respond_anthropic_error(req, &err);
+        cJSON_Delete(json);
+        return 0;
+    }
     gyre_target_ref_t target;
     if (gyre_route_resolve(s->config, model, strlen(model), &w->rng, &target) != 0) {
         respond_model_not_found(s, req, model, GYRE_CLIENT_ANTHROPIC);
@@ -434,6 +461,20 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return gyre_server_serve_metrics(w, req);
     if (gyre_api_handle(w, req))
         return 0;
+    /* A /v1 path is checked as it came, before it is routed: gyre routes on h2o's normalised path but passes
+     * the raw one on (GYRE_OPENAI_OTHER), so a dot-segment, raw or percent-encoded ("/v1/%2e%2e/x",
+     * "..;"), an encoded slash or backslash or an empty segment would reach the provider as its own path. */
+    if ((req->path.len >= 4 && memcmp(req->path.base, "/v1/", 4) == 0) ||
+        (req->path_normalized.len >= 4 && memcmp(req->path_normalized.base, "/v1/", 4) == 0)) {
+        const char *problem = gyre_wire_target_problem(req->path.base, req->path.len, 1);
+        if (problem != NULL) {
+            gyre_api_error_t err;
+            gyre_api_error_set(&err, 400, "invalid_request_error", "invalid_path", NULL,
+                               "the path %s; gyre refuses it rather than pass it to a provider", problem);
+            gyre_respond_error(req, &err);
+            return 0;
+        }
+    }
     if (path_is(req, H2O_STRLIT("/v1/traces")))
         return gyre_otlp_handle(w, req); /* OTLP/HTTP ingest, not a model call */
     if (path_is(req, H2O_STRLIT("/v1/models"))) {

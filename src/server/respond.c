@@ -1,6 +1,7 @@
 /* gyre's own answers (see respond.h). */
 #include "server/respond.h"
 
+#include "common/wire.h"
 #include "dialect/anthropic.h"
 
 #include "route/route.h"
@@ -47,7 +48,7 @@ h2o_iovec_t gyre_request_id(gyre_worker_t *w, h2o_req_t *req)
             buf[i] = hex[(r[i / 16] >> ((i % 16) * 4)) & 15];
         id = h2o_iovec_init(buf, 32);
     }
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, id.base, id.len);
+    gyre_wire_add_answer_header(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), id.base, id.len);
     return id;
 }
 

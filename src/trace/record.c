@@ -7,6 +7,7 @@
 #include <sys/time.h>
 
 #include "common/json.h"
+#include "common/wire.h"
 #include "route/route.h"
 #include "trace/redact.h"
 
@@ -116,7 +117,7 @@ void gyre_trace_begin(gyre_trace_t *t, h2o_req_t *req, uint64_t *rng, h2o_iovec_
             t->nmeta++;
         }
     }
-    h2o_add_header_by_str(pool, &req->res.headers, H2O_STRLIT("x-gyre-trace-id"), 0, NULL, t->trace_id, 32);
+    gyre_wire_add_answer_header(pool, &req->res.headers, H2O_STRLIT("x-gyre-trace-id"), t->trace_id, 32);
 }
 
 gyre_trace_attempt_t *gyre_trace_add_attempt(gyre_trace_t *t, h2o_mem_pool_t *pool, const char *provider,
