@@ -16,6 +16,7 @@
 
 #include "common/alloc.h"
 #include "common/buf.h"
+#include "common/wire.h"
 #include "trace/redact.h"
 
 #define MAX_CONFIG_BYTES (4 * 1024 * 1024)
@@ -469,7 +470,9 @@ static void parse_provider(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, s
             ERR(ctx, k, path_of(field, sizeof(field), "providers[%zu]", pi), "field names must be scalars");
         } else if (strcmp(key, "name") == 0) {
             if (get_string(ctx, v, path_of(field, sizeof(field), "providers[%zu].name", pi), &p->name) &&
-                !valid_name(p->name))
+                strlen(p->name) > GYRE_WIRE_NAME_MAX)
+                ERR(ctx, v, field, "is %zu bytes long; a name is at most %d", strlen(p->name), GYRE_WIRE_NAME_MAX);
+            else if (p->name != NULL && !valid_name(p->name))
                 ERR(ctx, v, field, "'%s' is not a valid name (letters, digits, '-', '_', '.', ':')", p->name);
         } else if (strcmp(key, "kind") == 0) {
             kind_node = v;
@@ -612,8 +615,13 @@ static void parse_target(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, gyr
         if (t->provider == SIZE_MAX)
             ERR(ctx, prov_node, field, "no provider is named '%s'", name);
     }
+    char why[96];
     if (t->model == NULL)
         ERR(ctx, n, path_of(field, sizeof(field), "routes[%zu].%s[%zu].model", ri, list, ti), "is required");
+    else if (gyre_wire_name_problem(t->model, strlen(t->model), why, sizeof(why)) != NULL)
+        /* The same rule as a client's model: it is sent upstream and echoed in x-gyre-model. */
+        ERR(ctx, n, path_of(field, sizeof(field), "routes[%zu].%s[%zu].model", ri, list, ti),
+            "must be 1 to %d bytes of printable ASCII (0x21-0x7E); %s", GYRE_WIRE_NAME_MAX, why);
 }
 
 /* A list of targets (`targets:` or `fallbacks:`); returns the count parsed. */
@@ -773,7 +781,9 @@ static void parse_route(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, size
         int choice;
         path_of(field, sizeof(field), "routes[%zu].%s", ri, key);
         if (strcmp(key, "name") == 0) {
-            if (get_string(ctx, v, field, &r->name) && !valid_name(r->name))
+            if (get_string(ctx, v, field, &r->name) && strlen(r->name) > GYRE_WIRE_NAME_MAX)
+                ERR(ctx, v, field, "is %zu bytes long; a name is at most %d", strlen(r->name), GYRE_WIRE_NAME_MAX);
+            else if (r->name != NULL && !valid_name(r->name))
                 ERR(ctx, v, field, "'%s' is not a valid route name (letters, digits, '-', '_', '.', ':'; no '/')",
                     r->name);
         } else if (strcmp(key, "targets") == 0) {

@@ -290,6 +290,14 @@ int gyre_compose_request(const gyre_compose_t *in, gyre_buf_t *body, gyre_buf_t 
                            problem != NULL ? problem : "is empty");
         goto out;
     }
+    /* A key goes into a header line as it is: one with a control byte would end the line and start another
+     * (a dialect cannot tell), so it is refused here, never named. */
+    if (in->key != NULL && gyre_wire_header_value_problem(in->key, strlen(in->key), GYRE_WIRE_HEADER_VALUE_MAX) != NULL) {
+        gyre_api_error_set(err, 500, "server_error", "invalid_key", NULL,
+                           "a key of provider '%s' cannot be sent in a header: it has a control byte or is too long",
+                           p->name);
+        goto out;
+    }
     if (d->auth_headers(in->chat, in->key, in->host.base, path.base, body->base, body->len, in->now, &dh) != 0) {
         gyre_api_error_set(err, 500, "server_error", "invalid_key", NULL,
                            "gyre could not write the authentication headers for provider '%s': its key is malformed "

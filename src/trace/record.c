@@ -2,6 +2,7 @@
 #include "trace/record.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <string.h>
 #include <sys/time.h>
@@ -51,20 +52,34 @@ static h2o_iovec_t header(h2o_req_t *req, const char *name, size_t len)
     return i == -1 ? h2o_iovec_init(NULL, 0) : req->headers.entries[i].value;
 }
 
-/* A W3C traceparent "00-<32 hex>-<16 hex>-<2 hex>": the trace continues the caller's. */
+int gyre_trace_parse_traceparent(const char *v, size_t len, char trace_id[33], char parent_id[17])
+{
+    static const char zeros[32] = "00000000000000000000000000000000";
+    if (len < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-')
+        return -EINVAL;
+    if (!is_hex(v, 2) || !is_hex(v + 3, 32) || !is_hex(v + 36, 16) || !is_hex(v + 53, 2))
+        return -EINVAL;
+    if (v[0] == 'f' && v[1] == 'f')
+        return -EINVAL; /* version 255 is forbidden */
+    if (v[0] == '0' && v[1] == '0' ? len != 55 : len > 55 && v[55] != '-')
+        return -EINVAL; /* 00 has nothing after the flags; a later version's extra fields follow a '-' */
+    if (memcmp(v + 3, zeros, 32) == 0 || memcmp(v + 36, zeros, 16) == 0)
+        return -EINVAL; /* all zeros is invalid */
+    memcpy(trace_id, v + 3, 32);
+    trace_id[32] = '\0';
+    memcpy(parent_id, v + 36, 16);
+    parent_id[16] = '\0';
+    return 0;
+}
+
+/* A valid traceparent: the trace continues the caller's.  An invalid one is ignored, as if absent. */
 static void read_traceparent(gyre_trace_t *t, h2o_iovec_t v)
 {
-    if (v.len < 55 || v.base[2] != '-' || v.base[35] != '-' || v.base[52] != '-')
+    char trace_id[33], parent_id[17];
+    if (v.base == NULL || gyre_trace_parse_traceparent(v.base, v.len, trace_id, parent_id) != 0)
         return;
-    if (!is_hex(v.base, 2) || !is_hex(v.base + 3, 32) || !is_hex(v.base + 36, 16))
-        return;
-    if (memcmp(v.base + 3, "00000000000000000000000000000000", 32) == 0 ||
-        memcmp(v.base + 36, "0000000000000000", 16) == 0)
-        return; /* all zeros is invalid */
-    memcpy(t->otel_trace_id, v.base + 3, 32);
-    t->otel_trace_id[32] = '\0';
-    memcpy(t->parent_span_id, v.base + 36, 16);
-    t->parent_span_id[16] = '\0';
+    memcpy(t->otel_trace_id, trace_id, 33);
+    memcpy(t->parent_span_id, parent_id, 17);
 }
 
 void gyre_trace_begin(gyre_trace_t *t, h2o_req_t *req, uint64_t *rng, h2o_iovec_t request_id)

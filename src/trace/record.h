@@ -23,6 +23,17 @@ int64_t gyre_trace_now_us(void);
  */
 void gyre_trace_begin(gyre_trace_t *t, h2o_req_t *req, uint64_t *rng, h2o_iovec_t request_id);
 
+/*
+ * A W3C Trace Context traceparent header, read strictly: "VV-TTTT-PPPP-FF"
+ * with lower-case hex only; version ff is invalid; version 00 is exactly 55
+ * bytes, while a later version may go on after a '-' (its fields are read as
+ * 00's); the trace id (32 hex) and the parent id (16 hex) are not all zeros;
+ * the flags are 2 hex digits.  Returns 0 with `trace_id` and `parent_id`
+ * filled (NUL-terminated), or -EINVAL: the caller treats an invalid header
+ * as absent (a fresh trace, no parent), as the specification says.
+ */
+int gyre_trace_parse_traceparent(const char *v, size_t len, char trace_id[33], char parent_id[17]);
+
 /* Appends an attempt (at most GYRE_TRACE_MAX_ATTEMPTS; later ones are not recorded). */
 gyre_trace_attempt_t *gyre_trace_add_attempt(gyre_trace_t *t, h2o_mem_pool_t *pool, const char *provider,
                                              const char *model, size_t model_len, const char *key_id);

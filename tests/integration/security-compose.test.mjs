@@ -8,14 +8,18 @@
 //   - the client's X-Forwarded-For and friends never reach a provider.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startGyre, startMock, postJson, rawHttp } from '../lib/harness.mjs';
+import fs from 'node:fs';
+import path from 'node:path';
+import { startGyre, startMock, postJson, rawHttp, tmpdir } from '../lib/harness.mjs';
 
-let mock, gyre;
+let mock, gyre, dir;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 before(async () => {
   mock = await startMock();
+  dir = tmpdir('gyre-compose-');
   gyre = await startGyre(`workers: 1
+store: {sqlite: "${path.join(dir, 'gyre.db')}", traces: true}
 providers:
   - {name: cap, kind: openai, base_url: "${mock.v1}", keys: [sk-openai-gyre]}
   - {name: az, kind: azure, base_url: "${mock.url}", keys: [azure-key-gyre]}
@@ -29,6 +33,7 @@ after(async () => {
   const r = await gyre.stop();
   assert.equal(r.code, 0);
   await mock.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 async function reset() {
@@ -216,4 +221,37 @@ test('the client\'s X-Forwarded-For, Forwarded, X-Real-IP and X-Forwarded-Host/P
   for (const name of ['x-forwarded-for', 'forwarded', 'x-real-ip', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port'])
     assert.equal(h[name], undefined, `${name} was forwarded`);
   assert.equal(h['x-custom-kept'], 'yes');
+});
+
+async function pollTrace(id) {
+  const deadline = Date.now() + 3000;
+  let last = '';
+  while (Date.now() < deadline) {
+    const r = await fetch(`${gyre.url}/api/traces/${id}`);
+    last = await r.text();
+    if (r.status === 200) return JSON.parse(last);
+    await sleep(50);
+  }
+  assert.fail(`trace ${id} was not stored: ${last}`);
+}
+
+test('an invalid traceparent is ignored as if absent: the call gets a fresh trace and no parent', async () => {
+  const TID = '4bf92f3577b34da6a3ce929d0e0e4736', PID = '00f067aa0ba902b7';
+  for (const tp of [
+    `ff-${TID}-${PID}-01`, // version ff is forbidden
+    `00-${TID}-${PID}-zz`, // flags are not hex
+    `00-${TID}-${PID}-01-junk`, // version 00 is exactly 55 bytes
+    `00-${TID}-${PID}-01x`,
+    `00-${TID.toUpperCase()}-${PID}-01`, // lower-case hex only
+  ]) {
+    const res = await postJson(`${gyre.url}/v1/chat/completions`, chat('chat'), { traceparent: tp });
+    assert.equal(res.status, 200);
+    const t = await pollTrace(res.headers.get('x-gyre-trace-id'));
+    assert.equal(t.otel_trace_id, t.trace_id, tp);
+    assert.ok(!t.parent_span_id, `${tp}: parent ${t.parent_span_id}`);
+  }
+  const res = await postJson(`${gyre.url}/v1/chat/completions`, chat('chat'), { traceparent: `00-${TID}-${PID}-01` });
+  const t = await pollTrace(res.headers.get('x-gyre-trace-id'));
+  assert.equal(t.otel_trace_id, TID);
+  assert.equal(t.parent_span_id, PID);
 });

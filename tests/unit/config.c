@@ -396,6 +396,32 @@ TEST(config_invalid_names_are_refused_and_route_names_may_not_contain_a_slash)
                  "no '/')\n");
 }
 
+TEST(config_names_and_target_models_are_at_most_256_bytes_and_models_printable_ascii)
+{
+    /* The same rule as a client's model (common/wire.h): route and provider names and target models reach
+     * upstream request paths and gyre's answer headers. */
+    char long_name[258], yaml[2048], want[1024];
+    memset(long_name, 'n', 257);
+    long_name[257] = '\0';
+    snprintf(yaml, sizeof(yaml),
+             "providers:\n  - {name: %s, kind: openai, base_url: 'http://h/v1'}\n"
+             "  - {name: p, kind: openai, base_url: 'http://h/v1'}\n"
+             "routes:\n  - {name: %s, targets: [{provider: p, model: m}]}\n"
+             "  - {name: r2, targets: [{provider: p, model: 'a b'}, {provider: p, model: \"x\\ty\"}]}\n"
+             "  - {name: r3, targets: [{provider: p, model: %s}]}\n",
+             long_name, long_name, long_name);
+    snprintf(want, sizeof(want),
+             "t.yaml:2: providers[0].name: is 257 bytes long; a name is at most 256\n"
+             "t.yaml:5: routes[0].name: is 257 bytes long; a name is at most 256\n"
+             "t.yaml:6: routes[1].targets[0].model: must be 1 to 256 bytes of printable ASCII (0x21-0x7E); it has a "
+             "space at offset 1\n"
+             "t.yaml:6: routes[1].targets[1].model: must be 1 to 256 bytes of printable ASCII (0x21-0x7E); it has a "
+             "control byte (0x09) at offset 1\n"
+             "t.yaml:7: routes[2].targets[0].model: must be 1 to 256 bytes of printable ASCII (0x21-0x7E); it is 257 "
+             "bytes long\n");
+    CHECK_ERRORS(yaml, want);
+}
+
 TEST(config_values_of_the_wrong_shape_say_what_was_expected)
 {
     CHECK_ERRORS("listen: [a]\nstore: x\nproviders: {}\nroutes: 3\n",

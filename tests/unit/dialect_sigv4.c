@@ -187,3 +187,26 @@ TEST(sigv4_parse_key_refuses_missing_or_empty_parts)
     CHECK_INT(gyre_sigv4_parse_key("AKID:", scratch, &c), -EINVAL);
     CHECK_INT(gyre_sigv4_parse_key("AKID:SECRET:", scratch, &c), -EINVAL);
 }
+
+TEST(sigv4_bedrock_arn_model_id_is_encoded_once_on_the_wire_and_again_in_the_canonical_uri)
+{
+    /* The Bedrock dialect sends an ARN's ':' and '/' as %3A and %2F (one path segment); AWS's canonical URI
+     * for services other than S3 encodes the path once more, so they are signed as %253A and %252F. */
+    gyre_buf_t creq;
+    gyre_buf_init(&creq, 4096);
+    gyre_sigv4_request_t req = {.method = "POST",
+                                .host = "bedrock-runtime.us-east-1.amazonaws.com",
+                                .path = "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Ainference-profile%2F"
+                                        "us.anthropic.claude-3-haiku-20240307-v1%3A0/converse",
+                                .content_type = "application/json",
+                                .body = BODY,
+                                .body_len = strlen(BODY),
+                                .now = NOW};
+    CHECK_INT(gyre_sigv4_canonical_request(&req, NULL, &creq), 0);
+    CHECK_STR(creq.base, "POST\n/model/arn%253Aaws%253Abedrock%253Aus-east-1%253A123456789012%253Ainference-profile"
+                         "%252Fus.anthropic.claude-3-haiku-20240307-v1%253A0/converse\n\n"
+                         "content-type:application/json\nhost:bedrock-runtime.us-east-1.amazonaws.com\n"
+                         "x-amz-content-sha256:" BODY_SHA256 "\nx-amz-date:20150830T123600Z\n\n"
+                         "content-type;host;x-amz-content-sha256;x-amz-date\n" BODY_SHA256);
+    gyre_buf_dispose(&creq);
+}
