@@ -315,6 +315,11 @@ int gyre_compose_request(const gyre_compose_t *in, gyre_buf_t *body, gyre_buf_t 
     }
     rc = compose_head(in, method, mlen, &path, &dh, body->len, head, err);
 out:
+    if (rc != 0 && head->base != NULL) {
+        /* Nothing half-built is left to send, and the key it may hold is gone. */
+        explicit_bzero(head->base, head->len);
+        gyre_buf_reset(head);
+    }
     gyre_buf_dispose(&path);
     if (dh.base != NULL)
         explicit_bzero(dh.base, dh.len); /* a key was in there */

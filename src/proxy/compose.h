@@ -58,7 +58,8 @@ typedef struct gyre_compose {
  * line and headers, ending in the blank line.  Returns 0, or -1 with `err`:
  * 400 naming the field for a value that cannot be sent (model, path, a
  * header), 500 for a provider whose own configuration cannot be sent (its
- * key or base path).  The error never repeats a key.
+ * key or base path).  The error never repeats a key; on error `head` is
+ * left empty.
  */
 int gyre_compose_request(const gyre_compose_t *in, gyre_buf_t *body, gyre_buf_t *head, gyre_api_error_t *err);
 
