@@ -59,11 +59,23 @@ static void respond_method_not_allowed(h2o_req_t *req, const char *allowed)
  * request or a header of the answer, with a message that says what is wrong
  * and where, without repeating the value.  Returns 0, or -1 with `err`.
  */
-static int check_model(const char *model, size_t len, gyre_api_error_t *err)
+static int check_model(const char *model, const h2o_iovec_t *body, size_t start, size_t end, gyre_api_error_t *err)
 {
     char why[96];
-    if (gyre_wire_name_problem(model, len, why, sizeof(why)) == NULL)
-        return 0;
+    size_t len = strlen(model);
+    if (gyre_wire_name_problem(model, len, why, sizeof(why)) == NULL) {
+        /* The parsed string ends at its first NUL: a "\u0000" in the JSON literal (the bytes at start..end)
+         * would otherwise pass as the shorter name before it. */
+        int nul = 0;
+        for (size_t i = start; i + 1 < end && !nul; i++)
+            if (body->base[i] == '\\') {
+                nul = body->base[i + 1] == 'u' && i + 5 < end && memcmp(body->base + i + 2, "0000", 4) == 0;
+                i++; /* the escaped byte is not the start of another escape */
+            }
+        if (!nul)
+            return 0;
+        snprintf(why, sizeof(why), "it has a control byte (0x00) at offset %zu", len);
+    }
     gyre_api_error_set(err, 400, "invalid_request_error", "invalid_value", "model",
                        "'model' must be 1 to %d bytes of printable ASCII (0x21-0x7E); %s", GYRE_WIRE_NAME_MAX, why);
     return -1;
@@ -309,7 +321,8 @@ static int model_request(gyre_server_t *s, h2o_req_t *req, gyre_openai_endpoint_
     call->model_start = parsed.model_start;
     call->model_end = parsed.model_end;
     gyre_target_ref_t target;
-    if (parsed.model != NULL && check_model(parsed.model, strlen(parsed.model), &err) != 0) {
+    if (parsed.model != NULL &&
+        check_model(parsed.model, &req->entity, parsed.model_start, parsed.model_end, &err) != 0) {
         gyre_respond_error(req, &err);
         gyre_openai_request_dispose(&parsed);
         return 0;
@@ -363,7 +376,7 @@ static int messages_request(gyre_server_t *s, h2o_req_t *req, gyre_call_t *call)
     if (gyre_json_find_member(req->entity.base, req->entity.len, "model", &call->model_start, &call->model_end) != 0)
         call->model_start = call->model_end = 0;
     const char *model = cJSON_GetObjectItemCaseSensitive(json, "model")->valuestring;
-    if (check_model(model, strlen(model), &err) != 0) {
+    if (check_model(model, &req->entity, call->model_start, call->model_end, &err) != 0) {
         gyre_respond_anthropic_error(req, &err);
         cJSON_Delete(json);
         return 0;

@@ -164,6 +164,10 @@ test('a model name with a space or a byte over 0x7E is a 400 naming model', asyn
   assert.equal(res.status, 400);
   assert.equal(res.json.error.param, 'model');
   assert.equal(res.json.error.message, "'model' must be 1 to 256 bytes of printable ASCII (0x21-0x7E); it has a space at offset 5");
+  // A pass-through body's model follows the same rule.
+  res = await postJson(`${gyre.url}/v1/moderations`, { model: 'cap/a\u0000b', input: 'x' });
+  assert.equal(res.status, 400);
+  assert.equal(res.json.error.message, "'model' must be 1 to 256 bytes of printable ASCII (0x21-0x7E); it has a control byte (0x00) at offset 5");
   res = await postJson(`${gyre.url}/v1/chat/completions`, chat('cap/modèle'));
   assert.equal(res.status, 400);
   assert.equal(res.json.error.message, "'model' must be 1 to 256 bytes of printable ASCII (0x21-0x7E); it has a byte over 0x7E (0xC3) at offset 7");
