@@ -29,6 +29,7 @@ const COMPLETION = JSON.stringify({
 async function startRawUpstream() {
   const received = [];
   const sockets = new Set();
+  let answered = 0;
   const server = net.createServer((s) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
@@ -45,6 +46,7 @@ async function startRawUpstream() {
         const total = end + 4 + (m ? Number(m[1]) : 0);
         if (buf.length < total) return;
         buf = buf.subarray(total);
+        answered++;
         s.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${COMPLETION.length}\r\n\r\n${COMPLETION}`);
       }
     });
@@ -54,7 +56,7 @@ async function startRawUpstream() {
   return {
     v1: `${url}/v1`,
     text: () => Buffer.concat(received).toString('latin1'),
-    requests: () => (Buffer.concat(received).toString('latin1').match(/^[A-Z]+ \/\S* HTTP\/1\.1\r$/gm) || []).length,
+    requests: () => answered,
     close: () => new Promise((r) => { for (const s of sockets) s.destroy(); server.close(() => r()); }),
   };
 }
