@@ -15,6 +15,7 @@ const char gyre_serve_usage[] =
     "\n"
     "Runs the gateway until SIGTERM or SIGINT, then stops accepting, lets\n"
     "requests in flight finish (shutdown_grace_ms, default 10000) and exits 0.\n"
+    "SIGHUP does not reload the configuration yet: gyre logs that and keeps serving.\n"
     "\n"
     "  --config FILE       YAML configuration (see `gyre check-config`). Without it\n"
     "                      gyre uses its embedded default: 127.0.0.1:8080, SQLite\n"

@@ -987,6 +987,18 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
         } else if (strcmp(key, "shutdown_grace_ms") == 0) {
             if (get_uint(ctx, v, "shutdown_grace_ms", 0, 3600000, &u))
                 c->shutdown_grace_ms = u;
+        } else if (strcmp(key, "max_header_bytes") == 0) {
+            if (get_uint(ctx, v, "max_header_bytes", 1024, GYRE_MAX_HEADER_BYTES_LIMIT, &u))
+                c->max_header_bytes = (size_t)u;
+        } else if (strcmp(key, "max_connections") == 0) {
+            if (get_uint(ctx, v, "max_connections", 1, 1000000, &u))
+                c->max_connections = (size_t)u;
+        } else if (strcmp(key, "linger_ms") == 0) {
+            if (get_uint(ctx, v, "linger_ms", 0, 600000, &u))
+                c->linger_ms = u;
+        } else if (strcmp(key, "linger_bytes") == 0) {
+            if (get_uint(ctx, v, "linger_bytes", 0, (unsigned long long)1 << 40, &u))
+                c->linger_bytes = u;
         } else if (strcmp(key, "store") == 0) {
             if (want_type(ctx, v, YAML_MAPPING_NODE, "store")) {
                 for (yaml_node_pair_t *sp = v->data.mapping.pairs.start; sp < v->data.mapping.pairs.top; sp++) {
@@ -1021,7 +1033,8 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
         } else {
             ERR(ctx, k, "",
                 "unknown field '%s' (known: listen, workers, store, prices, redact, providers, routes, "
-                "otlp, max_body_bytes, shutdown_grace_ms)",
+                "otlp, max_body_bytes, shutdown_grace_ms, max_header_bytes, max_connections, linger_ms, "
+                "linger_bytes)",
                 key);
         }
     }
@@ -1051,6 +1064,10 @@ gyre_config_t *gyre_config_parse(const char *source, const char *text, size_t le
     c->store_sqlite = gyre_strdup("./gyre.db");
     c->max_body_bytes = GYRE_DEFAULT_MAX_BODY_BYTES;
     c->shutdown_grace_ms = GYRE_DEFAULT_GRACE_MS;
+    c->max_header_bytes = GYRE_DEFAULT_MAX_HEADER_BYTES;
+    c->max_connections = GYRE_DEFAULT_MAX_CONNECTIONS;
+    c->linger_ms = GYRE_DEFAULT_LINGER_MS;
+    c->linger_bytes = GYRE_DEFAULT_LINGER_BYTES;
     c->store_capture = 1;
     c->redact = GYRE_REDACT_ALL;
     size_t errs_before = errs->count;

@@ -166,6 +166,10 @@ typedef struct gyre_config {
     char *prices_file; /* `prices:` a JSON price table replacing the shipped one; NULL: data/prices.json as built in */
     size_t max_body_bytes;
     uint64_t shutdown_grace_ms;
+    size_t max_header_bytes; /* a request head (request line and headers) longer than this gets 431 */
+    size_t max_connections;  /* client connections held at once, all workers together (src/server/conn.h) */
+    uint64_t linger_ms;      /* a lingering close after an early answer lasts at most this long (0: none) */
+    uint64_t linger_bytes;   /* ... and reads at most this much (0: none) */
     gyre_provider_conf_t *providers;
     size_t nproviders;
     gyre_route_conf_t *routes;
@@ -185,6 +189,12 @@ typedef struct gyre_config_errors {
 #define GYRE_DEFAULT_MAX_BODY_BYTES ((size_t)8 * 1024 * 1024)
 #define GYRE_DEFAULT_TIMEOUT_MS 120000
 #define GYRE_DEFAULT_GRACE_MS 10000
+#define GYRE_DEFAULT_MAX_HEADER_BYTES ((size_t)32 * 1024)
+/* The largest max_header_bytes: h2o reads no longer head (H2O_MAX_REQLEN; past it, its own plain 400). */
+#define GYRE_MAX_HEADER_BYTES_LIMIT ((size_t)8192 + 4096 * 100)
+#define GYRE_DEFAULT_MAX_CONNECTIONS 4096
+#define GYRE_DEFAULT_LINGER_MS 30000
+#define GYRE_DEFAULT_LINGER_BYTES ((uint64_t)64 * 1024 * 1024)
 #define GYRE_DEFAULT_MAX_TOKENS 4096
 
 /* Parses YAML text.  Returns NULL and fills `errs` when anything is wrong. */

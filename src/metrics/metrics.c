@@ -689,6 +689,18 @@ int gyre_metrics_render(gyre_metrics_t *const *workers, size_t n, const gyre_met
         put_family(&r, workers, n, &families[i]);
 
     put_gauge(&r, "gyre_requests_in_flight", "Proxied calls not yet finished.", p->inflight);
+    put_gauge(&r, "gyre_connections_open", "Client connections held, lingering closes included.",
+              p->connections_open);
+    put_gauge(&r, "gyre_connections_max", "The most client connections gyre holds (max_connections).",
+              p->connections_max);
+    static const char *const pause_reasons[GYRE_METRICS_ACCEPT_PAUSE_REASONS] = {"max_connections", "fd_limit",
+                                                                                 "no_memory"};
+    put_head(&r, "gyre_accept_pauses_total",
+             "Times a worker stopped accepting connections: every max_connections slot taken, or accept() out of "
+             "file descriptors (fd_limit) or kernel memory (no_memory).",
+             "counter");
+    for (int i = 0; i < GYRE_METRICS_ACCEPT_PAUSE_REASONS; i++)
+        putf(&r, "gyre_accept_pauses_total{reason=\"%s\"} %" PRIu64 "\n", pause_reasons[i], p->accept_pauses[i]);
     put_head(&r, "gyre_metrics_folded_total",
              "Calls counted under model=\"other\" or agent=\"other\" because a series table was full.", "counter");
     for (int t = 0; t < NTABLES; t++) {

@@ -60,6 +60,9 @@ void gyre_metrics_destroy(gyre_metrics_t *m);
 /* Counts a finished call.  Only the worker that owns `m` may call it. */
 void gyre_metrics_observe(gyre_metrics_t *m, const gyre_trace_t *t);
 
+/* The reasons of gyre_accept_pauses_total. */
+#define GYRE_METRICS_ACCEPT_PAUSE_REASONS 3
+
 /* What the rendering needs besides the workers' series. */
 typedef struct gyre_metrics_process {
     const char *version;               /* gyre_build_info{version} */
@@ -67,6 +70,11 @@ typedef struct gyre_metrics_process {
     uint64_t inflight;                 /* proxied requests now, summed over the workers */
     const gyre_writer_stats_t *writer; /* NULL when traces are not stored: the writer's families are left out */
     const gyre_otlp_stats_t *otlp;     /* NULL when nothing is exported: the exporter's families are left out */
+    uint64_t connections_open;         /* client connections held now, all workers (lingering closes included) */
+    uint64_t connections_max;          /* max_connections */
+    /* Times a worker stopped accepting, by reason, in this order: max_connections, fd_limit, no_memory
+     * (src/server/conn.h). */
+    uint64_t accept_pauses[GYRE_METRICS_ACCEPT_PAUSE_REASONS];
 } gyre_metrics_process_t;
 
 /*

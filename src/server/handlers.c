@@ -24,6 +24,7 @@
 #include "proxy/call.h"
 #include "proxy/proxy.h"
 #include "route/route.h"
+#include "server/conn.h"
 #include "server/respond.h"
 #include "server/server.h"
 #include "trace/record.h"
@@ -463,6 +464,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     gyre_server_t *s = ((gyre_handler_t *)self)->server;
     gyre_worker_t *w = (gyre_worker_t *)req->conn->ctx;
     gyre_request_id(w, req);
+    /* HTTP/1 framing (RFC 9112) and the bound on the head, before anything reads the request. */
+    if (gyre_conn_check_head(w, req))
+        return 0;
     /* While shutting down, a kept-alive connection is closed after its
      * current answer, so clients move on before the process exits. */
     if (w->shutting_down)
@@ -566,6 +570,10 @@ static void on_setup_error_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostre
 {
     (void)self;
     gyre_request_id((gyre_worker_t *)req->conn->ctx, req);
+    /* h2o closes the connection after these answers (a body over max_body_bytes, a broken chunked body) while the
+     * client may still be sending its body: a lingering close lets the answer reach it instead of a reset. */
+    if (req->res.status >= 400 && !req->http1_is_persistent)
+        gyre_conn_linger(req);
     ssize_t ct = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
     if (req->res.status >= 400 && ct != -1 &&
         has_prefix(req->res.headers.entries[ct].value, H2O_STRLIT("text/plain"))) {

@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -61,6 +62,32 @@ static int create_listener(const char *host, uint16_t port, char *err, size_t er
     return fd;
 }
 
+/*
+ * Each client connection can hold an upstream connection too, so max_connections wants twice as many file
+ * descriptors and some to spare.  The soft limit is raised as far as the hard one allows (as nginx's
+ * worker_rlimit_nofile would); below that, gyre says so once: at the limit it stops accepting for
+ * GYRE_CONN_ACCEPT_PAUSE_MS at a time (src/server/conn.h) instead of spinning.
+ */
+static void check_fd_limit(const gyre_config_t *config)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)config->max_connections * 2 + 64;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    rlim_t cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+    if (cur > rl.rlim_cur) {
+        struct rlimit raised = {cur, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            rl.rlim_cur = cur;
+    }
+    if (rl.rlim_cur < want)
+        fprintf(stderr,
+                "gyre: the open-file limit (%llu) is low for max_connections: %zu (each client connection may hold "
+                "an upstream one: %llu wanted); at the limit gyre stops accepting for %d ms at a time\n",
+                (unsigned long long)rl.rlim_cur, config->max_connections, (unsigned long long)want,
+                GYRE_CONN_ACCEPT_PAUSE_MS);
+}
+
 static SSL_CTX *create_upstream_ssl(const gyre_provider_conf_t *p, char *err, size_t errlen)
 {
     SSL_CTX *ssl = SSL_CTX_new(TLS_client_method());
@@ -92,20 +119,6 @@ static SSL_CTX *create_upstream_ssl(const gyre_provider_conf_t *p, char *err, si
         SSL_CTX_set_verify(ssl, SSL_VERIFY_NONE, NULL);
     }
     return ssl;
-}
-
-static void on_accept(h2o_socket_t *listener, const char *err)
-{
-    gyre_worker_t *w = listener->data;
-    h2o_socket_t *sock;
-    if (err != NULL)
-        return;
-    /* Accept what is queued, a bounded number per wake-up to stay fair. */
-    for (int i = 0; i < 64; i++) {
-        if ((sock = h2o_evloop_socket_accept(listener)) == NULL)
-            return;
-        h2o_accept(&w->accept_ctx, sock);
-    }
 }
 
 static void check_done(gyre_worker_t *w)
@@ -163,8 +176,16 @@ int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req)
     gyre_otlp_stats_t ost;
     if (otlp_exporter != NULL)
         gyre_otlp_exporter_stats(otlp_exporter, &ost);
-    gyre_metrics_process_t p = {GYRE_VERSION, s->started_us, inflight, s->writer != NULL ? &st : NULL,
-                                otlp_exporter != NULL ? &ost : NULL};
+    gyre_metrics_process_t p = {.version = GYRE_VERSION,
+                                .start_time_us = s->started_us,
+                                .inflight = inflight,
+                                .writer = s->writer != NULL ? &st : NULL,
+                                .otlp = otlp_exporter != NULL ? &ost : NULL,
+                                .connections_open = gyre_conn_open(s),
+                                .connections_max = s->config->max_connections};
+    for (unsigned i = 0; i < s->nworkers; i++)
+        for (int r = 0; r < GYRE_PAUSE_REASONS; r++)
+            p.accept_pauses[r] += __atomic_load_n(&s->workers[i].conn.pauses[r], __ATOMIC_RELAXED);
     gyre_buf_t b;
     gyre_buf_init(&b, GYRE_METRICS_RENDER_MAX);
     if (gyre_metrics_render(all, s->nworkers, &p, &b) != 0) {
@@ -201,11 +222,7 @@ static void on_shutdown_message(h2o_multithread_receiver_t *receiver, h2o_linkli
     if (w->shutting_down)
         return;
     w->shutting_down = 1;
-    if (w->listener != NULL) {
-        h2o_socket_read_stop(w->listener);
-        h2o_socket_close(w->listener);
-        w->listener = NULL;
-    }
+    gyre_conn_worker_stop(w);
     h2o_timeout_link(w->ctx.loop, &w->grace_timeout, &w->grace_entry);
     check_done(w);
 }
@@ -247,9 +264,9 @@ static void *worker_main(void *arg)
     w->grace_entry.cb = on_grace_expired;
     h2o_multithread_register_receiver(w->ctx.queue, &w->shutdown_receiver, on_shutdown_message);
     w->accept_ctx.hosts = s->globalconf.hosts;
+    /* gyre accepts on the listener itself (src/server/conn.c): h2o is told only that it is readable. */
     w->listener = h2o_evloop_socket_create(w->ctx.loop, w->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
-    w->listener->data = w;
-    h2o_socket_read_start(w->listener, on_accept);
+    gyre_conn_worker_start(w);
     /* Published last: the main thread waits for it before it may message us. */
     __atomic_store_n(&w->accept_ctx.ctx, &w->ctx, __ATOMIC_RELEASE);
     while (!w->done)
@@ -350,11 +367,15 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
         return 1;
     }
 
-    /* Signals are taken by this thread alone, with sigwait. */
+    check_fd_limit(config);
+
+    /* Signals are taken by this thread alone, with sigwait.  SIGHUP too: its default action would end gyre
+     * without a word, and operators send it expecting a reload. */
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -366,7 +387,11 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
             config->listen_port, nworkers, nworkers == 1 ? "" : "s", config->source);
 
     int sig = 0;
-    sigwait(&set, &sig);
+    while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
+        fprintf(stderr,
+                "gyre: SIGHUP received: reloading the configuration is not supported yet; gyre keeps serving with "
+                "the configuration loaded at start (%s)\n",
+                config->source);
     fprintf(stderr, "gyre: %s received: no new connections; finishing requests in flight (grace %llu ms)\n",
             sig == SIGTERM ? "SIGTERM" : "SIGINT", (unsigned long long)config->shutdown_grace_ms);
     /* A worker that has not yet registered its receiver cannot be messaged:

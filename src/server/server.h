@@ -16,6 +16,7 @@
 #include "common/version.h"
 #include "config/config.h"
 #include "proxy/upstream.h"
+#include "server/conn.h"
 #include "route/cache.h"
 #include "route/keys.h"
 #include "route/prices.h"
@@ -42,6 +43,7 @@ typedef struct gyre_worker {
     h2o_multithread_message_t shutdown_message;
     h2o_timeout_t grace_timeout;
     h2o_timeout_entry_t grace_entry;
+    gyre_conn_worker_t conn; /* accepting, the cap's wake-ups, lingering closes (src/server/conn.h) */
 } gyre_worker_t;
 
 typedef struct gyre_server {
@@ -55,9 +57,10 @@ typedef struct gyre_server {
     gyre_worker_t *workers;
     unsigned nworkers;
     int64_t started_us; /* unix microseconds (gyre_start_time_seconds) */
+    size_t connections_open; /* atomic: client connections held, all workers; at most config->max_connections */
 } gyre_server_t;
 
-/* Runs until SIGTERM or SIGINT; returns the process exit status. */
+/* Runs until SIGTERM or SIGINT (SIGHUP is logged and ignored); returns the process exit status. */
 int gyre_server_run(gyre_config_t *config, unsigned nworkers);
 
 /* A request's trace is complete (every request has one): it is priced (`provider` answered it, or NULL),

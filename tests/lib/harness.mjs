@@ -144,7 +144,7 @@ async function waitTcp(port, proc, ms) {
  * Starts gyre with `config` (a YAML string; `listen` is added when absent) or
  * with no --config at all when config is null.  Returns {url, port, stop}.
  */
-export async function startGyre(config, { args = [], env = {}, ready = true } = {}) {
+export async function startGyre(config, { args = [], env = {}, ready = true, wrap = null } = {}) {
   const port = await freePort();
   const dir = tmpdir();
   const cmd = ['serve'];
@@ -159,7 +159,10 @@ export async function startGyre(config, { args = [], env = {}, ready = true } = 
     cmd.push('--listen', `127.0.0.1:${port}`);
   }
   // The embedded default's store is ./gyre.db: run that gyre in its own directory.
-  const proc = launch(bin('gyre'), [...cmd, ...args], { GYRE_TEST: '1', ...env }, config === null ? dir : undefined);
+  // `wrap`: shell commands run first in the process that then becomes gyre (exec), e.g. 'ulimit -n 64'.
+  const argv = wrap === null ? [bin('gyre'), [...cmd, ...args]]
+    : ['/bin/bash', ['-c', `${wrap}; exec "$0" "$@"`, bin('gyre'), ...cmd, ...args]];
+  const proc = launch(argv[0], argv[1], { GYRE_TEST: '1', ...env }, config === null ? dir : undefined);
   const url = `http://127.0.0.1:${port}`;
   if (ready) await waitReady(`${url}/healthz`, proc, 5000 * SLOW);
   const stop = async (ms = 5000 * SLOW) => {

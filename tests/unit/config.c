@@ -187,6 +187,33 @@ TEST(config_optional_fields_are_read)
     gyre_config_free(c);
 }
 
+TEST(config_connection_bounds_default_and_are_read)
+{
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = parse("providers: []\n", &errs);
+    CHECK_INT(c->max_header_bytes, 32768);
+    CHECK_INT(c->max_connections, 4096);
+    CHECK_INT(c->linger_ms, 30000);
+    CHECK_INT(c->linger_bytes, 64 * 1024 * 1024);
+    gyre_config_free(c);
+    c = parse("max_header_bytes: 417792\nmax_connections: 4\nlinger_ms: 0\nlinger_bytes: 1024\n", &errs);
+    CHECK_INT(c->max_header_bytes, 417792);
+    CHECK_INT(c->max_connections, 4);
+    CHECK_INT(c->linger_ms, 0);
+    CHECK_INT(c->linger_bytes, 1024);
+    gyre_config_free(c);
+}
+
+TEST(config_connection_bounds_out_of_range_are_errors)
+{
+    /* A head longer than h2o's own bound (8192 + 4096 * 100 bytes) never reaches gyre's check. */
+    CHECK_ERRORS("max_header_bytes: 417793\nmax_connections: 0\nlinger_ms: 600001\nlinger_bytes: -1\n",
+                 "t.yaml:1: max_header_bytes: 417793 is out of range (1024 to 417792)\n"
+                 "t.yaml:2: max_connections: 0 is out of range (1 to 1000000)\n"
+                 "t.yaml:3: linger_ms: 600001 is out of range (0 to 600000)\n"
+                 "t.yaml:4: linger_bytes: expected a whole number, found '-1'\n");
+}
+
 /* --- base_url ------------------------------------------------------------ */
 
 TEST(config_https_base_url_defaults_to_port_443_and_drops_trailing_slashes)
@@ -343,7 +370,8 @@ TEST(config_unknown_fields_are_named_with_the_known_ones)
     CHECK_ERRORS("colour: blue\n" PROVIDER_P
                  "routes:\n  - {name: r, size: 1, targets: [{provider: p, model: m, x: 1}]}\n",
                  "t.yaml:1: unknown field 'colour' (known: listen, workers, store, prices, redact, providers, routes, "
-                 "otlp, max_body_bytes, shutdown_grace_ms)\n"
+                 "otlp, max_body_bytes, shutdown_grace_ms, max_header_bytes, max_connections, linger_ms, "
+                 "linger_bytes)\n"
                  "t.yaml:5: routes[0]: unknown field 'size' (known: name, targets, fallbacks, strategy, fallback_on, "
                  "retries, backoff_ms, backoff_max_ms, attempt_timeout_ms, deadline_ms, first_byte_timeout_ms, "
                  "midstream, affinity, cache, capture, redact)\n"
@@ -468,7 +496,8 @@ TEST(config_collects_every_error_in_one_pass)
                  "t.yaml:1: listen: 'nope' is not HOST:PORT (for example 127.0.0.1:8080)\n"
                  "t.yaml:2: workers: 0 is out of range (1 to 256)\n"
                  "t.yaml:3: unknown field 'colour' (known: listen, workers, store, prices, redact, providers, "
-                 "routes, otlp, max_body_bytes, shutdown_grace_ms)\n"
+                 "routes, otlp, max_body_bytes, shutdown_grace_ms, max_header_bytes, max_connections, linger_ms, "
+                 "linger_bytes)\n"
                  "t.yaml:5: providers[0].base_url: 'http://h:99999/v1' has an invalid port\n"
                  "t.yaml:5: providers[0].keys[0]: environment variable GYRE_UNIT_MISSING is not set\n"
                  "t.yaml:6: providers[1].kind: is required (supported: openai, azure, anthropic, gemini, bedrock)\n"

@@ -40,7 +40,12 @@ static gyre_trace_t chat_call(void)
     return t;
 }
 
-static const gyre_metrics_process_t PROCESS = {"0.1.0", 1764583200500000, 3, NULL, NULL};
+static const gyre_metrics_process_t PROCESS = {.version = "0.1.0",
+                                               .start_time_us = 1764583200500000,
+                                               .inflight = 3,
+                                               .connections_open = 5,
+                                               .connections_max = 4096,
+                                               .accept_pauses = {7, 2, 0}};
 
 /* The whole exposition of `n` workers. */
 static char *render(gyre_metrics_t **w, size_t n, const gyre_metrics_process_t *p)
@@ -119,6 +124,18 @@ TEST(metrics_with_no_calls_every_family_has_its_help_and_type_and_the_process_ga
               "# HELP gyre_requests_in_flight Proxied calls not yet finished.\n"
               "# TYPE gyre_requests_in_flight gauge\n"
               "gyre_requests_in_flight 3\n"
+              "# HELP gyre_connections_open Client connections held, lingering closes included.\n"
+              "# TYPE gyre_connections_open gauge\n"
+              "gyre_connections_open 5\n"
+              "# HELP gyre_connections_max The most client connections gyre holds (max_connections).\n"
+              "# TYPE gyre_connections_max gauge\n"
+              "gyre_connections_max 4096\n"
+              "# HELP gyre_accept_pauses_total Times a worker stopped accepting connections: every max_connections "
+              "slot taken, or accept() out of file descriptors (fd_limit) or kernel memory (no_memory).\n"
+              "# TYPE gyre_accept_pauses_total counter\n"
+              "gyre_accept_pauses_total{reason=\"max_connections\"} 7\n"
+              "gyre_accept_pauses_total{reason=\"fd_limit\"} 2\n"
+              "gyre_accept_pauses_total{reason=\"no_memory\"} 0\n"
               "# HELP gyre_metrics_folded_total Calls counted under model=\"other\" or agent=\"other\" because a "
               "series table was full.\n"
               "# TYPE gyre_metrics_folded_total counter\n"
