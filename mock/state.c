@@ -19,8 +19,8 @@
 #define MAX_LATENCY_MS 600000L
 #define MAX_TOKENS_PER_SEC 1e6
 
-const char *const mock_fault_kinds[] = {"429", "500", "503", "529", "reset", "hang", "truncate", "slow-first-byte",
-                                        "echo_headers", NULL};
+const char *const mock_fault_kinds[] = {
+    "429", "500", "503", "529", "reset", "hang", "truncate", "slow-first-byte", "echo_headers", NULL};
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static mock_options_t options;

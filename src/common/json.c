@@ -302,20 +302,11 @@ value:
         if (open[depth - 1] == '[')
             goto value;
         goto member;
-    case '"':
-        p = valid_string(p, end);
-        break;
-    case 't':
-        p = end - p >= 4 && memcmp(p, "true", 4) == 0 ? p + 4 : NULL;
-        break;
-    case 'f':
-        p = end - p >= 5 && memcmp(p, "false", 5) == 0 ? p + 5 : NULL;
-        break;
-    case 'n':
-        p = end - p >= 4 && memcmp(p, "null", 4) == 0 ? p + 4 : NULL;
-        break;
-    default:
-        p = valid_number(p, end);
+    case '"': p = valid_string(p, end); break;
+    case 't': p = end - p >= 4 && memcmp(p, "true", 4) == 0 ? p + 4 : NULL; break;
+    case 'f': p = end - p >= 5 && memcmp(p, "false", 5) == 0 ? p + 5 : NULL; break;
+    case 'n': p = end - p >= 4 && memcmp(p, "null", 4) == 0 ? p + 4 : NULL; break;
+    default: p = valid_number(p, end);
     }
     if (p == NULL)
         return 0;

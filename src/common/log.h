@@ -26,12 +26,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GYRE_LOG_LINE_MAX 4096   /* escaped bytes per line, before the marker and the newline */
+#define GYRE_LOG_LINE_MAX 4096 /* escaped bytes per line, before the marker and the newline */
 #define GYRE_LOG_TRUNCATED " [truncated]"
-#define GYRE_LOG_BURST 20        /* lines a call site may write at once */
-#define GYRE_LOG_PER_SECOND 10   /* and then per second */
-#define GYRE_LOG_SITES 256       /* distinct call sites rate-limited; more are logged unlimited */
-#define GYRE_LOG_FLUSH_MS 10000  /* how often the flusher thread reports suppressed counts */
+#define GYRE_LOG_BURST 20       /* lines a call site may write at once */
+#define GYRE_LOG_PER_SECOND 10  /* and then per second */
+#define GYRE_LOG_SITES 256      /* distinct call sites rate-limited; more are logged unlimited */
+#define GYRE_LOG_FLUSH_MS 10000 /* how often the flusher thread reports suppressed counts */
 
 /* Receives one finished line: escaped, ending in its one '\n'; `len` includes it.  Called from any thread. */
 typedef void (*gyre_log_hook_t)(void *ctx, const char *line, size_t len);

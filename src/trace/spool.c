@@ -422,8 +422,7 @@ static int upgrade_v1(gyre_spool_t *old, const char *path, uint64_t max_bytes, g
         unlink(tmp);
         return rc;
     }
-    gyre_logf("gyre: trace spool %s: upgraded from format 1 (%llu records kept)\n", path,
-            (unsigned long long)n);
+    gyre_logf("gyre: trace spool %s: upgraded from format 1 (%llu records kept)\n", path, (unsigned long long)n);
     *out = up;
     return 0;
 }
@@ -504,8 +503,8 @@ int gyre_spool_open(const char *path, uint64_t max_bytes, gyre_spool_t **out, ch
             set_err(err, errlen, "trace spool %s: cutting its torn tail: %s", path, -rc);
             goto out;
         }
-        gyre_logf("gyre: trace spool %s: cut a torn or corrupt tail of %llu bytes after %llu whole records\n",
-                path, (unsigned long long)s->truncated_bytes, (unsigned long long)s->recovered);
+        gyre_logf("gyre: trace spool %s: cut a torn or corrupt tail of %llu bytes after %llu whole records\n", path,
+                  (unsigned long long)s->truncated_bytes, (unsigned long long)s->recovered);
     }
     s->records = s->recovered;
     s->rd = s->pending_rd = GYRE_SPOOL_HEADER_SIZE;
@@ -585,7 +584,7 @@ int gyre_spool_read(gyre_spool_t *s, gyre_trace_t **out, size_t max)
         if (r == 1 || decode_version(payload, plen, &view, s->version) != 0) {
             /* Checked at open and written by us since: only the disk could have changed it. */
             gyre_logf("gyre: trace spool: record at offset %llu went bad on disk; cutting the %llu bytes from it\n",
-                    (unsigned long long)off, (unsigned long long)(s->end - off));
+                      (unsigned long long)off, (unsigned long long)(s->end - off));
             cut(s, off);
             s->records = n;
             break;

@@ -141,7 +141,7 @@ static void store_failed(gyre_writer_t *w, int rc, uint64_t now)
     w->backoff_until_ms = now + w->backoff_ms;
     if (w->backoff_ms == BACKOFF_FIRST_MS || w->backoff_ms == BACKOFF_MAX_MS)
         gyre_logf("gyre: trace writer: the %s store failed a batch (%d: %s); spooling, retrying in %u ms\n",
-                w->ops->name, rc, w->err, w->backoff_ms);
+                  w->ops->name, rc, w->err, w->backoff_ms);
 }
 
 /* One write_batch; 0 or its error.  The spool is synced first: the store may take a while. */
@@ -256,8 +256,8 @@ static void *writer_main(void *arg)
                 break;
             if (now >= drain_deadline) {
                 gyre_logf("gyre: trace writer: the store still fails after %u ms; %llu traces stay in the spool "
-                                "for the next start\n",
-                        w->cfg.drain_timeout_ms, (unsigned long long)atomic_load(&w->spool_records));
+                          "for the next start\n",
+                          w->cfg.drain_timeout_ms, (unsigned long long)atomic_load(&w->spool_records));
                 w->drain_rc = -EIO;
                 break;
             }
@@ -328,8 +328,8 @@ int gyre_writer_create(const gyre_store_ops_t *ops, gyre_store_t *store, const c
     gyre_spool_stats_t st;
     gyre_spool_stats(spool, &st);
     if (st.recovered != 0)
-        gyre_logf("gyre: trace writer: replaying %llu traces left in the spool %s\n",
-                (unsigned long long)st.recovered, spool_path);
+        gyre_logf("gyre: trace writer: replaying %llu traces left in the spool %s\n", (unsigned long long)st.recovered,
+                  spool_path);
     /* The thread starts with every signal blocked: signals are the main thread's (it sigwaits for SIGTERM),
      * and a second SIGTERM arriving while the writer drains must not kill gyre through this thread. */
     sigset_t all, old;

@@ -30,15 +30,15 @@ TEST(utf8_accepts_well_formed_sequences_of_each_length_and_the_edges_of_table_3_
 
 TEST(utf8_rejects_overlongs_surrogates_past_10ffff_truncations_and_lone_continuations)
 {
-    CHECK(!gyre_utf8_valid(LIT("\xc0\xaf")));          /* overlong '/' */
-    CHECK(!gyre_utf8_valid(LIT("\xe0\x80\xaf")));      /* overlong, three bytes */
-    CHECK(!gyre_utf8_valid(LIT("\xf0\x80\x80\xaf")));  /* overlong, four bytes */
-    CHECK(!gyre_utf8_valid(LIT("\xed\xa0\x80")));      /* U+D800 */
-    CHECK(!gyre_utf8_valid(LIT("\xed\xbf\xbf")));      /* U+DFFF */
-    CHECK(!gyre_utf8_valid(LIT("\xf4\x90\x80\x80")));  /* U+110000 */
+    CHECK(!gyre_utf8_valid(LIT("\xc0\xaf")));         /* overlong '/' */
+    CHECK(!gyre_utf8_valid(LIT("\xe0\x80\xaf")));     /* overlong, three bytes */
+    CHECK(!gyre_utf8_valid(LIT("\xf0\x80\x80\xaf"))); /* overlong, four bytes */
+    CHECK(!gyre_utf8_valid(LIT("\xed\xa0\x80")));     /* U+D800 */
+    CHECK(!gyre_utf8_valid(LIT("\xed\xbf\xbf")));     /* U+DFFF */
+    CHECK(!gyre_utf8_valid(LIT("\xf4\x90\x80\x80"))); /* U+110000 */
     CHECK(!gyre_utf8_valid(LIT("\xf5\x80\x80\x80")));
-    CHECK(!gyre_utf8_valid(LIT("\xe2\x82")));          /* truncated */
-    CHECK(!gyre_utf8_valid(LIT("\x80")));              /* lone continuation */
+    CHECK(!gyre_utf8_valid(LIT("\xe2\x82"))); /* truncated */
+    CHECK(!gyre_utf8_valid(LIT("\x80")));     /* lone continuation */
     CHECK(!gyre_utf8_valid(LIT("\xff\xfe")));
 }
 
@@ -62,11 +62,15 @@ TEST(json_string_replaces_each_ill_formed_subpart_with_one_u_fffd_and_keeps_well
 {
     gyre_buf_t b;
     gyre_buf_init(&b, 4096);
-    CHECK_STR(json_of(&b, LIT("a\xff\xfe" "b")), "\"a\xef\xbf\xbd\xef\xbf\xbd" "b\"");
+    CHECK_STR(json_of(&b, LIT("a\xff\xfe"
+                              "b")),
+              "\"a\xef\xbf\xbd\xef\xbf\xbd"
+              "b\"");
     CHECK_STR(json_of(&b, LIT("\xc0\xaf")), "\"\xef\xbf\xbd\xef\xbf\xbd\"");
     CHECK_STR(json_of(&b, LIT("\xed\xa0\x80")), "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");
     CHECK_STR(json_of(&b, LIT("x\xe2\x82")), "\"x\xef\xbf\xbd\"");
-    CHECK_STR(json_of(&b, LIT("\xe2\x82\xac \xf0\x9f\x98\x80 caf\xc3\xa9")), "\"\xe2\x82\xac \xf0\x9f\x98\x80 caf\xc3\xa9\"");
+    CHECK_STR(json_of(&b, LIT("\xe2\x82\xac \xf0\x9f\x98\x80 caf\xc3\xa9")),
+              "\"\xe2\x82\xac \xf0\x9f\x98\x80 caf\xc3\xa9\"");
     CHECK_STR(json_of(&b, LIT("q\"\\\n\x01")), "\"q\\\"\\\\\\n\\u0001\"");
     gyre_buf_dispose(&b);
 }
@@ -101,10 +105,10 @@ TEST(json_valid_accepts_rfc_8259_texts)
 
 TEST(json_valid_rejects_what_cjson_takes_but_a_strict_parser_does_not)
 {
-    CHECK(!gyre_json_valid(LIT("{\"a\":\"\xff\xfe\"}")));      /* ill-formed UTF-8 */
-    CHECK(!gyre_json_valid(LIT("{\"a\":\"\xed\xa0\x80\"}")));  /* a surrogate */
-    CHECK(!gyre_json_valid(LIT("{\"a\":\"line\nbreak\"}")));   /* a raw control byte in a string */
-    CHECK(!gyre_json_valid(LIT("\x01{}")));                    /* not whitespace */
+    CHECK(!gyre_json_valid(LIT("{\"a\":\"\xff\xfe\"}")));     /* ill-formed UTF-8 */
+    CHECK(!gyre_json_valid(LIT("{\"a\":\"\xed\xa0\x80\"}"))); /* a surrogate */
+    CHECK(!gyre_json_valid(LIT("{\"a\":\"line\nbreak\"}")));  /* a raw control byte in a string */
+    CHECK(!gyre_json_valid(LIT("\x01{}")));                   /* not whitespace */
     CHECK(!gyre_json_valid(LIT("[01]")));
     CHECK(!gyre_json_valid(LIT("[1.]")));
     CHECK(!gyre_json_valid(LIT("[+1]")));

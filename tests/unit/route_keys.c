@@ -493,7 +493,9 @@ TEST(keys_scrub_replaces_every_occurrence_of_a_key_echoed_in_an_error_body)
 {
     gyre_provider_conf_t p = scrub_provider(1);
     gyre_buf_t b;
-    CHECK_INT(scrub(&p, "{\"error\":{\"message\":\"Authorization: Bearer sk-test-123456789, again sk-test-123456789\"}}", &b), 2);
+    CHECK_INT(
+        scrub(&p, "{\"error\":{\"message\":\"Authorization: Bearer sk-test-123456789, again sk-test-123456789\"}}", &b),
+        2);
     CHECK_STR(b.base, "{\"error\":{\"message\":\"Authorization: Bearer [REDACTED:provider_key], again "
                       "[REDACTED:provider_key]\"}}");
     gyre_buf_dispose(&b);
@@ -515,8 +517,11 @@ TEST(keys_scrub_replaces_each_part_of_a_bedrock_key_and_the_key_whole)
     p.keys = bedrock;
     p.nkeys = 1;
     gyre_buf_t b;
-    CHECK_INT(scrub(&p, "Credential=AKIDEXAMPLE1/2024 secret=wJalrXUtnFEMIsecret token=tok3n-session "
-                        "all=AKIDEXAMPLE1:wJalrXUtnFEMIsecret:tok3n-session", &b), 4);
+    CHECK_INT(scrub(&p,
+                    "Credential=AKIDEXAMPLE1/2024 secret=wJalrXUtnFEMIsecret token=tok3n-session "
+                    "all=AKIDEXAMPLE1:wJalrXUtnFEMIsecret:tok3n-session",
+                    &b),
+              4);
     CHECK_STR(b.base, "Credential=[REDACTED:provider_key]/2024 secret=[REDACTED:provider_key] "
                       "token=[REDACTED:provider_key] all=[REDACTED:provider_key]");
     gyre_buf_dispose(&b);
