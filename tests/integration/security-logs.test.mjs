@@ -8,6 +8,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import fs from 'node:fs';
+import net from 'node:net';
 import {
   startGyre, startMock, startUpstream, postJson, chatBody, freePort, rawHttp, runGyre, tmpdir, SLOW,
 } from '../lib/harness.mjs';
@@ -36,6 +37,18 @@ async function pollTraceBytes(base, id) {
     await sleep(50);
   }
   assert.fail(`trace ${id} was not stored within ${3000 * SLOW} ms`);
+}
+
+/** Sends raw bytes over TCP and returns every byte the server sent until it closed (bounded), as a Buffer. */
+function rawHttpBytes(port, text, ms) {
+  return new Promise((resolve) => {
+    const chunks = [];
+    const s = net.connect(port, '127.0.0.1', () => s.write(text));
+    const t = setTimeout(() => { s.destroy(); resolve(Buffer.concat(chunks)); }, ms);
+    s.on('data', (d) => chunks.push(d));
+    s.on('close', () => { clearTimeout(t); resolve(Buffer.concat(chunks)); });
+    s.on('error', () => {});
+  });
 }
 
 /** POSTs raw bytes as a JSON body and returns {status, headers, bytes}. */
@@ -88,6 +101,37 @@ routes:
       assert.ok(line.endsWith(': boom\\r\\ngyre: worker 0: FAKE LOG LINE\\x1b[2J\\xc3\\xbf'), line);
       assert.match(line, /^gyre: request [0-9a-f]{32}: /);
     }
+  });
+
+  test('a request path with %0d%0a cannot forge a log line, and the error answer naming the path is UTF-8 JSON', async () => {
+    // A pass-through path routed to an Anthropic provider is refused, and the refusal, which names the path as
+    // h2o decoded it (CR LF, ESC and 0xff included), is logged.
+    const mock = await startMock();
+    const gyre = await startGyre(`workers: 1
+providers:
+  - {name: anth, kind: anthropic, base_url: "${mock.v1}", keys: [sk-ant-logs-0123456789]}
+routes:
+  - name: chat
+    targets: [{provider: anth, model: claude-x}]
+`);
+    let answer;
+    try {
+      const body = JSON.stringify({ model: 'chat', input: 'x' });
+      answer = await rawHttpBytes(gyre.port, 'POST /v1/x%0d%0agyre:%20worker%200:%20FAKE%20LOG%20LINE%1b%ff HTTP/1.1\r\nhost: gyre\r\n' +
+        `content-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`, 5000 * SLOW);
+    } finally {
+      const { output } = await gyre.stop();
+      await mock.stop();
+      const lines = output.split('\n');
+      assert.deepEqual(lines.filter((l) => l.startsWith('gyre: worker 0: FAKE')), []);
+      assert.deepEqual(lines.filter((l) => l.includes('FAKE LOG LINE')),
+        [lines.find((l) => /^gyre: request [0-9a-f]{32}: /.test(l) && l.includes('FAKE'))]);
+      assert.ok(output.includes("provider 'anth' is of kind anthropic, which does not serve /v1/x\\r\\ngyre: worker 0: FAKE LOG LINE\\x1b\\xff\n"), output);
+    }
+    assert.match(answer.toString('latin1'), /^HTTP\/1\.1 400 /);
+    // The bytes as gyre sent them: a strict decoder refuses anything that is not UTF-8.
+    const err = JSON.parse(strict.decode(answer.subarray(answer.indexOf('\r\n\r\n') + 4)));
+    assert.equal(err.error.message, "provider 'anth' is of kind anthropic, which does not serve /v1/x\r\ngyre: worker 0: FAKE LOG LINE\u001b\uFFFD");
   });
 
   test('2000 failing requests log at most the bucket and its refill, and every other line is counted as suppressed', async () => {
