@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/buf.h"
 #include "mock.h"
 
 /* Connections served at once; one more is accepted and closed at once. */
@@ -47,7 +48,8 @@ static const char usage[] =
     "  --listen HOST:PORT     where to listen (port 0: any free port)\n"
     "  --latency-ms N         wait N ms before each provider answer (default 0)\n"
     "  --tokens-per-sec N     pace streamed pieces (default 0: as fast as possible)\n"
-    "  --fault KIND           429 | 500 | 503 | 529 | reset | hang | truncate | slow-first-byte\n"
+    "  --fault KIND           429 | 500 | 503 | 529 | reset | hang | truncate | slow-first-byte |\n"
+    "                         echo_headers\n"
     "  --fault-rate P         the share of provider requests that get the fault (0..1, default 1)\n"
     "  --aws-key AKID:SECRET  the credentials Bedrock requests are signed with\n"
     "                         (default " MOCK_AWS_KEY_DEFAULT ")\n"
@@ -273,6 +275,18 @@ static int stage_fault(mock_conn_t *c, const mock_request_t *r, const mock_diale
     }
     if (mock_wait_ms(o->latency_ms) != 0)
         return -1;
+    if (strcmp(o->fault, "echo_headers") == 0) {
+        /* A provider that echoes the request head in its error, as some proxies and debug endpoints do: the
+         * gateway must not pass the key it sent on to its client. */
+        gyre_buf_t m;
+        gyre_buf_init(&m, 16384);
+        gyre_buf_appendf(&m, "bad request (gyre-mock fault echo_headers): %s %s", r->method, r->path);
+        for (const cJSON *h = r->headers != NULL ? r->headers->child : NULL; h != NULL; h = h->next)
+            gyre_buf_appendf(&m, "; %s: %s", h->string, cJSON_IsString(h) ? h->valuestring : "");
+        int ret = d->error(c, r, 400, NULL, m.base != NULL ? m.base : "");
+        gyre_buf_dispose(&m);
+        return ret;
+    }
     if (strcmp(o->fault, "429") == 0)
         return d->error(c, r, 429, "retry-after: 1\r\n", "Rate limit reached for requests (gyre-mock fault 429).");
     if (strcmp(o->fault, "503") == 0)

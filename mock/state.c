@@ -19,8 +19,8 @@
 #define MAX_LATENCY_MS 600000L
 #define MAX_TOKENS_PER_SEC 1e6
 
-const char *const mock_fault_kinds[] = {"429", "500", "503", "529", "reset", "hang", "truncate", "slow-first-byte",
-                                        NULL};
+const char *const mock_fault_kinds[] = {
+    "429", "500", "503", "529", "reset", "hang", "truncate", "slow-first-byte", "echo_headers", NULL};
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static mock_options_t options;
@@ -51,7 +51,7 @@ const char *mock_options_check(const mock_options_t *o, const char **param)
     }
     if (o->fault[0] != '\0' && !is_fault_kind(o->fault)) {
         *param = "fault";
-        return "fault must be one of 429, 500, 503, 529, reset, hang, truncate, slow-first-byte";
+        return "fault must be one of 429, 500, 503, 529, reset, hang, truncate, slow-first-byte, echo_headers";
     }
     return NULL;
 }
@@ -143,7 +143,8 @@ const char *mock_state_configure(const cJSON *json, const char **param)
             else if (cJSON_IsString(v) && is_fault_kind(v->valuestring))
                 snprintf(o.fault, sizeof(o.fault), "%s", v->valuestring);
             else
-                err = "fault must be null or one of 429, 500, 503, 529, reset, hang, truncate, slow-first-byte";
+                err = "fault must be null or one of 429, 500, 503, 529, reset, hang, truncate, slow-first-byte, "
+                      "echo_headers";
             reschedule = 1;
         } else {
             err = "unknown option: the options are latency_ms, tokens_per_sec, fault and fault_rate";

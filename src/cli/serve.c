@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "common/alloc.h"
+#include "common/log.h"
 #include "config/config.h"
 #include "server/server.h"
 
@@ -84,7 +85,12 @@ int gyre_cmd_serve(int argc, char **argv)
                     r->targets[j].model, r->targets[j].weight);
         fprintf(stderr, "\n");
     }
+    /* Library lines go to stderr through the default hook; suppressed counts are reported every
+     * GYRE_LOG_FLUSH_MS and once more at exit, so a count is never lost. */
+    if (gyre_log_start_flusher() != 0)
+        fprintf(stderr, "gyre: could not start the log flusher; suppressed-line counts are reported at exit only\n");
     int rc = gyre_server_run(c, c->workers);
+    gyre_log_flush();
     /* Workers are stopped but h2o's per-thread state still points into the
      * configuration; it is left to the process exit. */
     return rc;

@@ -5,9 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
+
 static void oom(size_t n)
 {
-    fprintf(stderr, "gyre: out of memory allocating %zu bytes\n", n);
+    gyre_logf("gyre: out of memory allocating %zu bytes\n", n);
     abort();
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/utf8.h"
 
 void gyre_buf_init(gyre_buf_t *b, size_t max)
 {
@@ -99,7 +100,8 @@ int gyre_buf_appendf(gyre_buf_t *b, const char *fmt, ...)
     return r;
 }
 
-int gyre_buf_append_json_string(gyre_buf_t *b, const char *s, size_t n)
+/* `bytes`: bytes from 0x80 go as they are (gyre_buf_append_json_bytes); else ill-formed UTF-8 becomes U+FFFD. */
+static int json_string(gyre_buf_t *b, const char *s, size_t n, int bytes)
 {
     static const char hex[] = "0123456789abcdef";
     size_t start = b->len;
@@ -142,6 +144,18 @@ int gyre_buf_append_json_string(gyre_buf_t *b, const char *s, size_t n)
                 esc[5] = hex[c & 15];
                 out = esc;
                 outlen = 6;
+            } else if (c >= 0x80 && !bytes) {
+                /* A JSON text is UTF-8 (RFC 8259 8.1): what is not well-formed is replaced, never passed on. */
+                size_t bad, len = gyre_utf8_next(s + i, n - i, &bad);
+                if (len != 0) {
+                    out = s + i;
+                    outlen = len;
+                    i += len - 1;
+                } else {
+                    out = GYRE_UTF8_REPLACEMENT;
+                    outlen = sizeof(GYRE_UTF8_REPLACEMENT) - 1;
+                    i += bad - 1;
+                }
             }
         }
         if (out != NULL)
@@ -159,6 +173,16 @@ fail:
     if (b->base != NULL)
         b->base[start] = '\0';
     return r;
+}
+
+int gyre_buf_append_json_string(gyre_buf_t *b, const char *s, size_t n)
+{
+    return json_string(b, s, n, 0);
+}
+
+int gyre_buf_append_json_bytes(gyre_buf_t *b, const char *s, size_t n)
+{
+    return json_string(b, s, n, 1);
 }
 
 void gyre_buf_consume(gyre_buf_t *b, size_t n)

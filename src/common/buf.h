@@ -25,8 +25,12 @@ int gyre_buf_append(gyre_buf_t *b, const void *p, size_t n);
 int gyre_buf_appends(gyre_buf_t *b, const char *s);
 int gyre_buf_appendf(gyre_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int gyre_buf_vappendf(gyre_buf_t *b, const char *fmt, va_list ap);
-/* Appends `s` as a JSON string literal, quotes included. */
+/* Appends `s` as a JSON string literal, quotes included; ill-formed UTF-8 in `s` becomes U+FFFD (common/utf8.h),
+ * so the literal is always valid JSON whatever bytes `s` holds. */
 int gyre_buf_append_json_string(gyre_buf_t *b, const char *s, size_t n);
+/* The same escaping, with bytes from 0x80 copied as they are: for keys that must tell every input apart (the
+ * cache's), never for JSON another program reads. */
+int gyre_buf_append_json_bytes(gyre_buf_t *b, const char *s, size_t n);
 /* Makes room for `n` more bytes at once (one allocation instead of a doubling chain); -E2BIG past the maximum. */
 int gyre_buf_reserve(gyre_buf_t *b, size_t n);
 /* Appends a whole file: 0, -E2BIG past the buffer's maximum, or the negative errno of open/read. */

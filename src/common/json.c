@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/utf8.h"
+
 #define ARENA_BYTES (64 * 1024)
 
 /* GCC says it builds with ASan by __SANITIZE_ADDRESS__; clang (before 16)
@@ -197,4 +199,141 @@ const char *gyre_json_type_name(const cJSON *v)
     if (cJSON_IsObject(v))
         return "an object";
     return "invalid";
+}
+
+/* ---- Strict validation (RFC 8259). ---- */
+
+static const unsigned char *skip_json_ws(const unsigned char *p, const unsigned char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+static int is_hex(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* A string from its opening quote: the byte after its closing quote, or NULL. */
+static const unsigned char *valid_string(const unsigned char *p, const unsigned char *end)
+{
+    size_t bad;
+    for (p++; p < end;) {
+        unsigned char c = *p;
+        if (c == '"')
+            return p + 1;
+        if (c < 0x20)
+            return NULL;
+        if (c == '\\') {
+            if (++p == end)
+                return NULL;
+            if (*p == 'u') {
+                if (end - p < 5 || !is_hex(p[1]) || !is_hex(p[2]) || !is_hex(p[3]) || !is_hex(p[4]))
+                    return NULL;
+                p += 5;
+            } else if (strchr("\"\\/bfnrt", *p) != NULL && *p != '\0') {
+                p++;
+            } else {
+                return NULL;
+            }
+        } else if (c >= 0x80) {
+            size_t len = gyre_utf8_next((const char *)p, (size_t)(end - p), &bad);
+            if (len == 0)
+                return NULL;
+            p += len;
+        } else {
+            p++;
+        }
+    }
+    return NULL;
+}
+
+static const unsigned char *digits(const unsigned char *p, const unsigned char *end)
+{
+    const unsigned char *start = p;
+    while (p < end && *p >= '0' && *p <= '9')
+        p++;
+    return p == start ? NULL : p;
+}
+
+/* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static const unsigned char *valid_number(const unsigned char *p, const unsigned char *end)
+{
+    if (p < end && *p == '-')
+        p++;
+    if (p < end && *p == '0')
+        p++;
+    else if ((p = digits(p, end)) == NULL)
+        return NULL;
+    if (p < end && *p == '.' && (p = digits(p + 1, end)) == NULL)
+        return NULL;
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-'))
+            p++;
+        if ((p = digits(p, end)) == NULL)
+            return NULL;
+    }
+    return p;
+}
+
+int gyre_json_valid(const char *json, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)json, *end = p + len;
+    char open[GYRE_JSON_VALID_DEPTH]; /* '{' or '[' for each container the value is in */
+    size_t depth = 0;
+value:
+    p = skip_json_ws(p, end);
+    if (p == end)
+        return 0;
+    switch (*p) {
+    case '{':
+    case '[':
+        if (depth == GYRE_JSON_VALID_DEPTH)
+            return 0;
+        open[depth++] = (char)*p;
+        p = skip_json_ws(p + 1, end);
+        if (p < end && *p == (open[depth - 1] == '{' ? '}' : ']')) {
+            depth--;
+            p++;
+            goto after;
+        }
+        if (open[depth - 1] == '[')
+            goto value;
+        goto member;
+    case '"': p = valid_string(p, end); break;
+    case 't': p = end - p >= 4 && memcmp(p, "true", 4) == 0 ? p + 4 : NULL; break;
+    case 'f': p = end - p >= 5 && memcmp(p, "false", 5) == 0 ? p + 5 : NULL; break;
+    case 'n': p = end - p >= 4 && memcmp(p, "null", 4) == 0 ? p + 4 : NULL; break;
+    default: p = valid_number(p, end);
+    }
+    if (p == NULL)
+        return 0;
+after:
+    p = skip_json_ws(p, end);
+    if (depth == 0)
+        return p == end;
+    if (p == end)
+        return 0;
+    if (*p == ',') {
+        p = skip_json_ws(p + 1, end);
+        if (open[depth - 1] == '[')
+            goto value;
+        goto member;
+    }
+    if (*p != (open[depth - 1] == '{' ? '}' : ']'))
+        return 0;
+    depth--;
+    p++;
+    goto after;
+member:
+    /* An object's member: a string, ':' and a value. */
+    if (p == end || *p != '"' || (p = valid_string(p, end)) == NULL)
+        return 0;
+    p = skip_json_ws(p, end);
+    if (p == end || *p != ':')
+        return 0;
+    p++;
+    goto value;
 }

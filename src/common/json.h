@@ -35,6 +35,17 @@ void gyre_json_arena_end(void);
  * began one, which the caller then ends with gyre_json_arena_end(), else 0. */
 int gyre_json_arena_enter(void);
 
+/*
+ * Whether json[0..len) is exactly one JSON text as RFC 8259 defines it,
+ * whitespace around it allowed, in well-formed UTF-8 (common/utf8.h), nested
+ * at most GYRE_JSON_VALID_DEPTH deep.  Stricter than cJSON, which takes any
+ * byte up to 0x20 as whitespace, raw control bytes in strings, ill-formed
+ * UTF-8 and numbers such as "01" or "1.": what passes here can be embedded
+ * in a JSON answer as it is, and any strict parser reads it.
+ */
+#define GYRE_JSON_VALID_DEPTH 1000
+int gyre_json_valid(const char *json, size_t len);
+
 /* "a string", "a number", ... for errors that say what was found instead. */
 struct cJSON;
 const char *gyre_json_type_name(const struct cJSON *v);

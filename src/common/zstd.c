@@ -8,6 +8,7 @@
 #include <zstd.h>
 
 #include "common/alloc.h"
+#include "common/log.h"
 
 struct gyre_zstd {
     ZSTD_CCtx *cctx;
@@ -36,7 +37,7 @@ static void *zstd_ctx_or_abort(void *ctx)
 {
     /* zstd fails to make a context only when malloc fails: abort like gyre_malloc. */
     if (ctx == NULL) {
-        fprintf(stderr, "gyre: out of memory (zstd context)\n");
+        gyre_logf("gyre: out of memory (zstd context)\n");
         abort();
     }
     return ctx;

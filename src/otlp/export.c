@@ -31,6 +31,7 @@
 #include <time.h>
 
 #include "common/alloc.h"
+#include "common/log.h"
 #include "otlp/httpc.h"
 #include "trace/queue.h"
 
@@ -105,8 +106,8 @@ static void count_drops(gyre_otlp_exporter_t *e, uint64_t n, const char *why)
     while (p <= before)
         p <<= 1;
     if (p <= after)
-        fprintf(stderr, "gyre: otlp: DROPPED %llu span(s) (%s); %llu dropped so far\n", (unsigned long long)n, why,
-                (unsigned long long)after);
+        gyre_logf("gyre: otlp: DROPPED %llu span(s) (%s); %llu dropped so far\n", (unsigned long long)n, why,
+                  (unsigned long long)after);
 }
 
 /* Frees the first n spans of the batch and moves the rest up. */
@@ -142,11 +143,11 @@ static void log_failure(gyre_otlp_exporter_t *e, int rc, int status, const char 
     if ((n & (n - 1)) != 0)
         return;
     if (rc != 0)
-        fprintf(stderr, "gyre: otlp: POST to %s:%u%s failed: %s; %s (%llu failed so far)\n", e->url.host,
-                e->url.port, e->url.path, err[0] ? err : strerror(-rc), then, (unsigned long long)n);
+        gyre_logf("gyre: otlp: POST to %s:%u%s failed: %s; %s (%llu failed so far)\n", e->url.host, e->url.port,
+                  e->url.path, err[0] ? err : strerror(-rc), then, (unsigned long long)n);
     else
-        fprintf(stderr, "gyre: otlp: POST to %s:%u%s answered %d; %s (%llu failed so far)\n", e->url.host, e->url.port,
-                e->url.path, status, then, (unsigned long long)n);
+        gyre_logf("gyre: otlp: POST to %s:%u%s answered %d; %s (%llu failed so far)\n", e->url.host, e->url.port,
+                  e->url.path, status, then, (unsigned long long)n);
 }
 
 /* Posts the head of the batch (as much as one body holds), retrying as the header comment says. */
@@ -345,8 +346,8 @@ int gyre_otlp_exporter_flush_and_stop(gyre_otlp_exporter_t *e, unsigned timeout_
     e->running = 0;
     gyre_otlp_stats_t st;
     gyre_otlp_exporter_stats(e, &st);
-    fprintf(stderr, "gyre: otlp: stopped (%llu spans exported, %llu dropped, %llu failed posts)\n",
-            (unsigned long long)st.exported, (unsigned long long)st.dropped, (unsigned long long)st.failed_posts);
+    gyre_logf("gyre: otlp: stopped (%llu spans exported, %llu dropped, %llu failed posts)\n",
+              (unsigned long long)st.exported, (unsigned long long)st.dropped, (unsigned long long)st.failed_posts);
     return st.dropped != dropped_before ? -ETIMEDOUT : 0;
 }
 

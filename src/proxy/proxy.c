@@ -30,6 +30,7 @@
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/json.h"
+#include "common/log.h"
 #include "common/timer.h"
 #include "common/wire.h"
 #include "dialect/anthropic.h"
@@ -455,7 +456,7 @@ static void add_gyre_headers(gyre_proxy_t *self)
 static void log_error(gyre_proxy_t *self, const gyre_api_error_t *err)
 {
     h2o_iovec_t id = gyre_request_id(self->worker, self->req);
-    fprintf(stderr, "gyre: request %.*s: %s\n", (int)id.len, id.base, err->message);
+    gyre_logf("gyre: request %.*s: %s\n", (int)id.len, id.base, err->message);
 }
 
 /* An error answer in the client's dialect. */
@@ -811,8 +812,13 @@ static void attempt_failed(gyre_proxy_t *self, fail_class_t fc, const gyre_api_e
     self->last_fail = fc;
     self->have_last_status = fc == FAIL_STATUS;
     if (fc == FAIL_STATUS) {
+        /* An error body may echo the request head: the provider's key goes no further than here, not to the
+         * client (relayed or in gyre's own error), not to the trace, not to the attempt's error. */
+        gyre_keys_scrub(self->prov, &self->body);
         gyre_buf_reset(&self->last_body);
-        gyre_buf_append(&self->last_body, self->body.base ? self->body.base : "", self->body.len);
+        /* Markers longer than the keys they replace may take the body past ERROR_BODY_MAX: kept cut there. */
+        gyre_buf_append(&self->last_body, self->body.base ? self->body.base : "",
+                        self->body.len < ERROR_BODY_MAX ? self->body.len : ERROR_BODY_MAX);
         self->last_status = status;
         self->last_provider = self->prov;
         self->last_passthrough = self->passthrough;

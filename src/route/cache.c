@@ -406,7 +406,7 @@ static int canon_object(gyre_buf_t *b, const cJSON *v, unsigned depth)
     for (size_t i = 0; i < n && r == 0; i++) {
         if (i != 0 && (r = gyre_buf_append(b, ",", 1)) != 0)
             break;
-        if ((r = gyre_buf_append_json_string(b, m[i].item->string, strlen(m[i].item->string))) != 0 ||
+        if ((r = gyre_buf_append_json_bytes(b, m[i].item->string, strlen(m[i].item->string))) != 0 ||
             (r = gyre_buf_append(b, ":", 1)) != 0)
             break;
         r = canon(b, m[i].item, depth + 1);
@@ -439,7 +439,7 @@ static int canon(gyre_buf_t *b, const cJSON *v, unsigned depth)
         return r == 0 ? gyre_buf_append(b, "]", 1) : r;
     }
     if (cJSON_IsString(v))
-        return gyre_buf_append_json_string(b, v->valuestring, strlen(v->valuestring));
+        return gyre_buf_append_json_bytes(b, v->valuestring, strlen(v->valuestring));
     if (cJSON_IsNumber(v))
         return canon_number(b, v->valuedouble);
     if (cJSON_IsTrue(v))
@@ -458,7 +458,7 @@ int gyre_cache_key(const cJSON *req, const char *route, gyre_buf_t *key)
     size_t start = key->len;
     if (route == NULL)
         route = "";
-    int r = gyre_buf_append_json_string(key, route, strlen(route));
+    int r = gyre_buf_append_json_bytes(key, route, strlen(route));
     if (r == 0)
         r = canon(key, req, 0);
     if (r != 0) {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/buf.h"
 
 void gyre_keypool_init(gyre_keypool_t *kp, const gyre_provider_conf_t *conf)
 {
@@ -420,4 +421,70 @@ uint64_t gyre_retry_after_ms(const char *value, size_t len, long long now_unix)
     if (secs >= GYRE_RETRY_AFTER_MAX_MS / 1000)
         return GYRE_RETRY_AFTER_MAX_MS;
     return secs * 1000;
+}
+
+/* ---- Scrubbing a provider's secrets from relayed text. ---- */
+
+/* len when the secret s[0..len) starts at p (n bytes left), else 0. */
+static size_t match_secret(const char *p, size_t n, const char *s, size_t len)
+{
+    return len >= GYRE_KEYS_SCRUB_MIN && len <= n && p[0] == s[0] && memcmp(p, s, len) == 0 ? len : 0;
+}
+
+/* The length of the longest of conf's secrets that starts at p (n bytes left), or 0: each key whole, and
+ * each ':'-separated part of it (a Bedrock key is AKID:SECRET[:TOKEN], and each part is sent on its own). */
+static size_t secret_at(const gyre_provider_conf_t *conf, const char *p, size_t n)
+{
+    size_t best = 0;
+    for (size_t k = 0; k < conf->nkeys; k++) {
+        const char *key = conf->keys[k];
+        if (key == NULL)
+            continue;
+        size_t m = match_secret(p, n, key, strlen(key));
+        best = m > best ? m : best;
+        for (const char *part = key, *colon; (colon = strchr(part, ':')) != NULL || part != key; part = colon + 1) {
+            size_t len = colon != NULL ? (size_t)(colon - part) : strlen(part);
+            m = match_secret(p, n, part, len);
+            best = m > best ? m : best;
+            if (colon == NULL)
+                break;
+        }
+    }
+    return best;
+}
+
+size_t gyre_keys_scrub(const gyre_provider_conf_t *conf, gyre_buf_t *b)
+{
+    if (conf == NULL || b->len == 0)
+        return 0;
+    size_t first = b->len, flen = 0;
+    for (size_t i = 0; i < b->len && first == b->len; i++)
+        if ((flen = secret_at(conf, b->base + i, b->len - i)) != 0)
+            first = i;
+    if (first == b->len)
+        return 0;
+    /* Each replaced secret is at least GYRE_KEYS_SCRUB_MIN bytes long, so this bound always holds the result. */
+    const size_t marker = sizeof(GYRE_KEYS_SCRUB_MARKER) - 1;
+    size_t bound = b->len + (b->len / GYRE_KEYS_SCRUB_MIN) * marker;
+    gyre_buf_t out;
+    gyre_buf_init(&out, bound);
+    gyre_buf_reserve(&out, bound < b->len * 2 ? bound : b->len * 2);
+    size_t count = 0, from = 0, i = first, len = flen;
+    for (;;) {
+        gyre_buf_append(&out, b->base + from, i - from);
+        gyre_buf_append(&out, GYRE_KEYS_SCRUB_MARKER, marker);
+        count++;
+        from = i + len;
+        for (i = from, len = 0; i < b->len; i++)
+            if ((len = secret_at(conf, b->base + i, b->len - i)) != 0)
+                break;
+        if (i >= b->len)
+            break;
+    }
+    gyre_buf_append(&out, b->base + from, b->len - from);
+    if (out.max < b->max)
+        out.max = b->max;
+    gyre_buf_dispose(b);
+    *b = out;
+    return count;
 }

@@ -113,4 +113,24 @@ uint64_t gyre_hash64(const void *p, size_t n, uint64_t seed);
 #define GYRE_RETRY_AFTER_MAX_MS 86400000ULL /* one day */
 uint64_t gyre_retry_after_ms(const char *value, size_t len, long long now_unix);
 
+/*
+ * Scrubs a provider's own secrets from text gyre relays or keeps: an upstream
+ * error body that echoes the request head ("Authorization: Bearer sk-...")
+ * must not hand the gateway's key to the client, nor to the trace store.
+ * Every occurrence in b of one of conf's keys (for a Bedrock
+ * "AKID:SECRET[:TOKEN]" key, each of its parts as well) becomes
+ * GYRE_KEYS_SCRUB_MARKER, longest match first.  Parts shorter than
+ * GYRE_KEYS_SCRUB_MIN bytes are not looked for: such a string cannot be told
+ * from ordinary text, and is no secret.  Encoded forms (base64,
+ * percent-encoding) are not looked for.  The result fits: it is built in a
+ * buffer sized for the worst case (every GYRE_KEYS_SCRUB_MIN bytes a marker),
+ * and b's own maximum is raised to that when it must grow.  Returns how many
+ * occurrences were replaced; b is untouched when there were none (no
+ * allocation then).
+ */
+#define GYRE_KEYS_SCRUB_MARKER "[REDACTED:provider_key]"
+#define GYRE_KEYS_SCRUB_MIN 8
+struct gyre_buf;
+size_t gyre_keys_scrub(const gyre_provider_conf_t *conf, struct gyre_buf *b);
+
 #endif

@@ -12,6 +12,7 @@
 
 #include "common/alloc.h"
 #include "common/json.h"
+#include "common/log.h"
 
 /*
  * data/prices.json, embedded by the assembler (the compiler runs from the
@@ -200,7 +201,7 @@ gyre_prices_t *gyre_prices_builtin(void)
     char err[256];
     gyre_prices_t *p = gyre_prices_parse(gyre_prices_json, len, err, sizeof(err));
     if (p == NULL) {
-        fprintf(stderr, "gyre: the built-in data/prices.json is broken: %s\n", err);
+        gyre_logf("gyre: the built-in data/prices.json is broken: %s\n", err);
         abort();
     }
     return p;

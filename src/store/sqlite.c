@@ -66,6 +66,8 @@
 #include <time.h>
 
 #include "common/alloc.h"
+#include "common/json.h"
+#include "common/utf8.h"
 #include "common/zstd.h"
 #include "store/rollup.h"
 #include "store/store.h"
@@ -345,19 +347,6 @@ static void jw_col_bool(json_writer_t *w, sqlite3_stmt *st, int i)
     jw_lit(w, sqlite3_column_int(st, i) ? "true" : "false");
 }
 
-/* Whether buf[0..len) is one JSON value (cJSON's idea of one, whitespace around it allowed). */
-static int is_json(const char *p, size_t len)
-{
-    const char *end = NULL;
-    cJSON *v = cJSON_ParseWithLengthOpts(p, len, &end, 0);
-    if (v == NULL)
-        return 0;
-    cJSON_Delete(v);
-    while (end < p + len && (unsigned char)*end <= 0x20)
-        end++;
-    return end == p + len;
-}
-
 static int jw_col_body(json_writer_t *w, gyre_store_t *s, sqlite3_stmt *st, int i, char *err, size_t errlen)
 {
     if (sqlite3_column_type(st, i) == SQLITE_NULL) {
@@ -373,7 +362,10 @@ static int jw_col_body(json_writer_t *w, gyre_store_t *s, sqlite3_stmt *st, int 
                 i == COL_REQUEST_BODY ? "request_body" : "response_body", r == -E2BIG ? "larger than 64 MiB" : "corrupt zstd");
         return -EIO;
     }
-    if (is_json(s->body.base, s->body.len))
+    /* A body goes in as it is only when any strict parser reads it (RFC 8259, well-formed UTF-8); any other
+     * body, a truncated one, one with raw control bytes or ill-formed UTF-8, goes in as a string, whose encoder
+     * replaces ill-formed UTF-8 with U+FFFD (docs/api.md), so the answer is always JSON. */
+    if (gyre_json_valid(s->body.base, s->body.len))
         jw_raw(w, s->body.base, s->body.len);
     else
         jw_str(w, s->body.base, s->body.len);
@@ -402,6 +394,8 @@ static void jw_col_raw(json_writer_t *w, sqlite3_stmt *st, int i, const char *em
     size_t n = (size_t)sqlite3_column_bytes(st, i);
     if (p == NULL || n == 0)
         jw_lit(w, empty);
+    else if (w->r == 0 && !gyre_utf8_valid(p, n))
+        w->r = gyre_buf_append_utf8(w->b, p, n); /* a row written before the writer's encoder replaced it */
     else
         jw_raw(w, p, n);
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "common/alloc.h"
+#include "common/log.h"
 
 #define CACHE_LINE 64
 
@@ -32,7 +33,7 @@ gyre_trace_queue_t *gyre_trace_queue_create(size_t capacity)
     size_t size = (sizeof(gyre_trace_queue_t) + CACHE_LINE - 1) / CACHE_LINE * CACHE_LINE;
     gyre_trace_queue_t *q = aligned_alloc(CACHE_LINE, size);
     if (q == NULL) {
-        fprintf(stderr, "gyre: out of memory allocating a trace queue\n");
+        gyre_logf("gyre: out of memory allocating a trace queue\n");
         abort();
     }
     q->mask = cap - 1;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/log.h"
 
 struct gyre_spool {
     int fd;
@@ -421,8 +422,7 @@ static int upgrade_v1(gyre_spool_t *old, const char *path, uint64_t max_bytes, g
         unlink(tmp);
         return rc;
     }
-    fprintf(stderr, "gyre: trace spool %s: upgraded from format 1 (%llu records kept)\n", path,
-            (unsigned long long)n);
+    gyre_logf("gyre: trace spool %s: upgraded from format 1 (%llu records kept)\n", path, (unsigned long long)n);
     *out = up;
     return 0;
 }
@@ -503,8 +503,8 @@ int gyre_spool_open(const char *path, uint64_t max_bytes, gyre_spool_t **out, ch
             set_err(err, errlen, "trace spool %s: cutting its torn tail: %s", path, -rc);
             goto out;
         }
-        fprintf(stderr, "gyre: trace spool %s: cut a torn or corrupt tail of %llu bytes after %llu whole records\n",
-                path, (unsigned long long)s->truncated_bytes, (unsigned long long)s->recovered);
+        gyre_logf("gyre: trace spool %s: cut a torn or corrupt tail of %llu bytes after %llu whole records\n", path,
+                  (unsigned long long)s->truncated_bytes, (unsigned long long)s->recovered);
     }
     s->records = s->recovered;
     s->rd = s->pending_rd = GYRE_SPOOL_HEADER_SIZE;
@@ -583,8 +583,8 @@ int gyre_spool_read(gyre_spool_t *s, gyre_trace_t **out, size_t max)
         gyre_trace_t view;
         if (r == 1 || decode_version(payload, plen, &view, s->version) != 0) {
             /* Checked at open and written by us since: only the disk could have changed it. */
-            fprintf(stderr, "gyre: trace spool: record at offset %llu went bad on disk; cutting the %llu bytes from it\n",
-                    (unsigned long long)off, (unsigned long long)(s->end - off));
+            gyre_logf("gyre: trace spool: record at offset %llu went bad on disk; cutting the %llu bytes from it\n",
+                      (unsigned long long)off, (unsigned long long)(s->end - off));
             cut(s, off);
             s->records = n;
             break;

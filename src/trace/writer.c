@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "common/alloc.h"
+#include "common/log.h"
 #include "trace/spool.h"
 
 #define BACKOFF_FIRST_MS 10
@@ -85,7 +86,7 @@ static void count_drop(gyre_writer_t *w, const char *why)
     uint64_t n = atomic_fetch_add(&w->dropped, 1) + 1;
     /* Power-of-two counts only: a flood of drops must not become a flood of log lines. */
     if ((n & (n - 1)) == 0)
-        fprintf(stderr, "gyre: trace writer: DROPPED a trace (%s); %llu dropped so far\n", why, (unsigned long long)n);
+        gyre_logf("gyre: trace writer: DROPPED a trace (%s); %llu dropped so far\n", why, (unsigned long long)n);
 }
 
 static size_t backlog(gyre_writer_t *w)
@@ -108,7 +109,7 @@ static void sync_spool(gyre_writer_t *w, uint64_t now)
 {
     int rc = gyre_spool_sync(w->spool);
     if (rc != 0)
-        fprintf(stderr, "gyre: trace writer: fdatasync of the spool failed: %s\n", strerror(-rc));
+        gyre_logf("gyre: trace writer: fdatasync of the spool failed: %s\n", strerror(-rc));
     w->last_sync_ms = now;
 }
 
@@ -139,8 +140,8 @@ static void store_failed(gyre_writer_t *w, int rc, uint64_t now)
                                                           : w->backoff_ms * 2;
     w->backoff_until_ms = now + w->backoff_ms;
     if (w->backoff_ms == BACKOFF_FIRST_MS || w->backoff_ms == BACKOFF_MAX_MS)
-        fprintf(stderr, "gyre: trace writer: the %s store failed a batch (%d: %s); spooling, retrying in %u ms\n",
-                w->ops->name, rc, w->err, w->backoff_ms);
+        gyre_logf("gyre: trace writer: the %s store failed a batch (%d: %s); spooling, retrying in %u ms\n",
+                  w->ops->name, rc, w->err, w->backoff_ms);
 }
 
 /* One write_batch; 0 or its error.  The spool is synced first: the store may take a while. */
@@ -195,7 +196,7 @@ static int replay_one(gyre_writer_t *w)
 {
     int n = gyre_spool_read(w->spool, w->replay, w->cfg.batch_max);
     if (n < 0) {
-        fprintf(stderr, "gyre: trace writer: reading the spool failed: %s\n", strerror(-n));
+        gyre_logf("gyre: trace writer: reading the spool failed: %s\n", strerror(-n));
         return 0;
     }
     if (n == 0)
@@ -206,7 +207,7 @@ static int replay_one(gyre_writer_t *w)
     if (rc != 0)
         return 0;
     if ((rc = gyre_spool_ack(w->spool)) != 0)
-        fprintf(stderr, "gyre: trace writer: truncating the spool failed: %s\n", strerror(-rc));
+        gyre_logf("gyre: trace writer: truncating the spool failed: %s\n", strerror(-rc));
     publish_spool(w);
     /* Counted after the spool's figures are published, so a reader that sees the count sees the spool emptied. */
     atomic_fetch_add(&w->replayed, (uint64_t)n);
@@ -254,9 +255,9 @@ static void *writer_main(void *arg)
             if (atomic_load(&w->spool_records) == 0)
                 break;
             if (now >= drain_deadline) {
-                fprintf(stderr, "gyre: trace writer: the store still fails after %u ms; %llu traces stay in the spool "
-                                "for the next start\n",
-                        w->cfg.drain_timeout_ms, (unsigned long long)atomic_load(&w->spool_records));
+                gyre_logf("gyre: trace writer: the store still fails after %u ms; %llu traces stay in the spool "
+                          "for the next start\n",
+                          w->cfg.drain_timeout_ms, (unsigned long long)atomic_load(&w->spool_records));
                 w->drain_rc = -EIO;
                 break;
             }
@@ -327,8 +328,8 @@ int gyre_writer_create(const gyre_store_ops_t *ops, gyre_store_t *store, const c
     gyre_spool_stats_t st;
     gyre_spool_stats(spool, &st);
     if (st.recovered != 0)
-        fprintf(stderr, "gyre: trace writer: replaying %llu traces left in the spool %s\n",
-                (unsigned long long)st.recovered, spool_path);
+        gyre_logf("gyre: trace writer: replaying %llu traces left in the spool %s\n", (unsigned long long)st.recovered,
+                  spool_path);
     /* The thread starts with every signal blocked: signals are the main thread's (it sigwaits for SIGTERM),
      * and a second SIGTERM arriving while the writer drains must not kill gyre through this thread. */
     sigset_t all, old;

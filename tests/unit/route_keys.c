@@ -6,6 +6,7 @@
  */
 #include "route/keys.h"
 
+#include "common/buf.h"
 #include "test.h"
 
 #define LIT(s) s, sizeof(s) - 1
@@ -465,4 +466,90 @@ TEST(retry_after_date_in_the_past_or_malformed_is_0)
 TEST(retry_after_far_future_date_saturates_at_one_day)
 {
     CHECK_INT(ra("Tue, 08 Dec 2026 00:00:00 GMT", 1796083200), 86400000);
+}
+
+/* --- scrubbing the provider's own secrets ------------------------------- */
+
+static char *scrub_secrets[] = {"sk-test-123456789", "sk-test-1234", "AKIDEXAMPLE1:wJalrXUtnFEMIsecret:tok3n-session"};
+
+static gyre_provider_conf_t scrub_provider(size_t n)
+{
+    gyre_provider_conf_t p;
+    memset(&p, 0, sizeof(p));
+    p.name = "p";
+    p.keys = scrub_secrets;
+    p.nkeys = n;
+    return p;
+}
+
+static size_t scrub(const gyre_provider_conf_t *p, const char *text, gyre_buf_t *b)
+{
+    gyre_buf_init(b, 4096);
+    gyre_buf_appends(b, text);
+    return gyre_keys_scrub(p, b);
+}
+
+TEST(keys_scrub_replaces_every_occurrence_of_a_key_echoed_in_an_error_body)
+{
+    gyre_provider_conf_t p = scrub_provider(1);
+    gyre_buf_t b;
+    CHECK_INT(
+        scrub(&p, "{\"error\":{\"message\":\"Authorization: Bearer sk-test-123456789, again sk-test-123456789\"}}", &b),
+        2);
+    CHECK_STR(b.base, "{\"error\":{\"message\":\"Authorization: Bearer [REDACTED:provider_key], again "
+                      "[REDACTED:provider_key]\"}}");
+    gyre_buf_dispose(&b);
+}
+
+TEST(keys_scrub_prefers_the_longest_key_that_matches)
+{
+    gyre_provider_conf_t p = scrub_provider(2);
+    gyre_buf_t b;
+    CHECK_INT(scrub(&p, "x sk-test-123456789 y sk-test-1234 z", &b), 2);
+    CHECK_STR(b.base, "x [REDACTED:provider_key] y [REDACTED:provider_key] z");
+    gyre_buf_dispose(&b);
+}
+
+TEST(keys_scrub_replaces_each_part_of_a_bedrock_key_and_the_key_whole)
+{
+    static char *bedrock[] = {"AKIDEXAMPLE1:wJalrXUtnFEMIsecret:tok3n-session"};
+    gyre_provider_conf_t p = scrub_provider(0);
+    p.keys = bedrock;
+    p.nkeys = 1;
+    gyre_buf_t b;
+    CHECK_INT(scrub(&p,
+                    "Credential=AKIDEXAMPLE1/2024 secret=wJalrXUtnFEMIsecret token=tok3n-session "
+                    "all=AKIDEXAMPLE1:wJalrXUtnFEMIsecret:tok3n-session",
+                    &b),
+              4);
+    CHECK_STR(b.base, "Credential=[REDACTED:provider_key]/2024 secret=[REDACTED:provider_key] "
+                      "token=[REDACTED:provider_key] all=[REDACTED:provider_key]");
+    gyre_buf_dispose(&b);
+}
+
+TEST(keys_scrub_leaves_text_without_a_key_untouched_and_skips_keys_under_8_bytes)
+{
+    static char *short_key[] = {"k0"};
+    gyre_provider_conf_t p = scrub_provider(1);
+    gyre_buf_t b;
+    CHECK_INT(scrub(&p, "sk-test-12345678 is not the key: it differs in its last byte", &b), 0);
+    CHECK_STR(b.base, "sk-test-12345678 is not the key: it differs in its last byte");
+    gyre_buf_dispose(&b);
+    p.keys = short_key;
+    CHECK_INT(scrub(&p, "k0k0", &b), 0);
+    CHECK_STR(b.base, "k0k0");
+    gyre_buf_dispose(&b);
+}
+
+TEST(keys_scrub_grows_past_the_buffer_maximum_when_markers_are_longer_than_keys)
+{
+    static char *eight[] = {"12345678"};
+    gyre_provider_conf_t p = scrub_provider(1);
+    p.keys = eight;
+    gyre_buf_t b;
+    gyre_buf_init(&b, 16);
+    gyre_buf_appends(&b, "1234567812345678");
+    CHECK_INT(gyre_keys_scrub(&p, &b), 2);
+    CHECK_STR(b.base, "[REDACTED:provider_key][REDACTED:provider_key]");
+    gyre_buf_dispose(&b);
 }

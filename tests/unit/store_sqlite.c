@@ -722,3 +722,25 @@ TEST(store_sqlite_query_filters_by_otel_trace_id)
     CHECK_STR(ids, "2");
     gyre_store_sqlite.close(s);
 }
+
+TEST(store_sqlite_a_body_with_ill_formed_utf8_reads_back_as_a_json_string_with_u_fffd)
+{
+    gyre_store_t *s = open_mem();
+    gyre_trace_t t;
+    mini(&t, 9, 5000);
+    /* Parses as JSON for cJSON, but is not UTF-8: embedded as it is, the answer would not be JSON. */
+    t.request_body = TS("{\"messages\":[{\"content\":\"\xff\xfe \xc0\xaf \xed\xa0\x80\"}]}");
+    t.response_body = TS("{\"ok\":\"caf\xc3\xa9\"}");
+    t.model = TS("gpt\xff");
+    CHECK_INT(write1(s, &t), 0);
+    gyre_buf_t b;
+    char err[256] = "";
+    gyre_buf_init(&b, 1 << 20);
+    CHECK_INT(gyre_store_sqlite.get_trace(s, "00000000000000000000000000000009", &b, err, sizeof(err)), 0);
+    CHECK(strstr(b.base, "\"model\":\"gpt\xef\xbf\xbd\",") != NULL);
+    CHECK(ends_with(b.base, "\"request_body\":\"{\\\"messages\\\":[{\\\"content\\\":\\\"\xef\xbf\xbd\xef\xbf\xbd "
+                            "\xef\xbf\xbd\xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\\\"}]}\","
+                            "\"response_body\":{\"ok\":\"caf\xc3\xa9\"}}"));
+    gyre_buf_dispose(&b);
+    gyre_store_sqlite.close(s);
+}
