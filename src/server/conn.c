@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "metrics/metrics.h"
 #include "server/head.h"
 #include "server/respond.h"
@@ -312,11 +313,12 @@ int gyre_conn_check_head(gyre_worker_t *w, h2o_req_t *req)
      * chunked body in place after it); the request line is compared to make sure these are its bytes. */
     gyre_head_check_t c;
     gyre_head_check(sock->input->bytes, sock->input->size, w->server->config->max_header_bytes, &c);
-    if (c.verdict == GYRE_HEAD_UNPARSED || !h2o_memis(c.method, c.method_len, req->input.method.base, req->input.method.len) ||
+    if (c.verdict == GYRE_HEAD_UNPARSED ||
+        !h2o_memis(c.method, c.method_len, req->input.method.base, req->input.method.len) ||
         !h2o_memis(c.path, c.path_len, req->input.path.base, req->input.path.len)) {
         if (!__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
-            fprintf(stderr, "gyre: the HTTP/1 head checks cannot find the request's head in h2o's input buffer (a "
-                            "different h2o?); they are skipped (docs/decisions.md)\n");
+            gyre_logf("gyre: the HTTP/1 head checks cannot find the request's head in h2o's input buffer (a "
+                      "different h2o?); they are skipped (docs/decisions.md)\n");
         return 0;
     }
     if (c.verdict == GYRE_HEAD_OK)

@@ -19,6 +19,7 @@
 
 #include "common/alloc.h"
 #include "common/buf.h"
+#include "common/log.h"
 #include "common/json.h"
 #include "metrics/metrics.h"
 #include "otlp/otlp.h"
@@ -81,11 +82,10 @@ static void check_fd_limit(const gyre_config_t *config)
             rl.rlim_cur = cur;
     }
     if (rl.rlim_cur < want)
-        fprintf(stderr,
-                "gyre: the open-file limit (%llu) is low for max_connections: %zu (each client connection may hold "
-                "an upstream one: %llu wanted); at the limit gyre stops accepting for %d ms at a time\n",
-                (unsigned long long)rl.rlim_cur, config->max_connections, (unsigned long long)want,
-                GYRE_CONN_ACCEPT_PAUSE_MS);
+        gyre_logf("gyre: the open-file limit (%llu) is low for max_connections: %zu (each client connection may hold "
+                  "an upstream one: %llu wanted); at the limit gyre stops accepting for %d ms at a time\n",
+                  (unsigned long long)rl.rlim_cur, config->max_connections, (unsigned long long)want,
+                  GYRE_CONN_ACCEPT_PAUSE_MS);
 }
 
 static SSL_CTX *create_upstream_ssl(const gyre_provider_conf_t *p, char *err, size_t errlen)
@@ -209,8 +209,7 @@ static void on_grace_expired(h2o_timeout_entry_t *entry)
 {
     gyre_worker_t *w = H2O_STRUCT_FROM_MEMBER(gyre_worker_t, grace_entry, entry);
     if (w->inflight != 0)
-        fprintf(stderr, "gyre: worker %u: grace period over, %zu request(s) still in flight are cut\n", w->id,
-                w->inflight);
+        gyre_logf("gyre: worker %u: grace period over, %zu request(s) still in flight are cut\n", w->id, w->inflight);
     w->done = 1;
 }
 
@@ -246,8 +245,8 @@ static void init_upstreams(gyre_worker_t *w)
         for (size_t j = 0; j < n; j++) {
             const gyre_target_conf_t *t = j < r->ntargets ? &r->targets[j] : &r->fallbacks[j - r->ntargets];
             /* The provider's own prices first (`prices:` on a provider), as a trace's cost is reckoned. */
-            const gyre_price_t *pr = gyre_prices_lookup(s->config->providers[t->provider].prices, s->prices, t->model,
-                                                        strlen(t->model));
+            const gyre_price_t *pr =
+                gyre_prices_lookup(s->config->providers[t->provider].prices, s->prices, t->model, strlen(t->model));
             w->route_states[i][j].price = pr != NULL ? pr->input + pr->output : -1;
         }
     }
@@ -301,7 +300,7 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
             s->prices = gyre_prices_parse(text.base ? text.base : "", text.len, err, sizeof(err));
         gyre_buf_dispose(&text);
         if (s->prices == NULL) {
-            fprintf(stderr, "gyre: prices %s: %s\n", config->prices_file, err);
+            gyre_logf("gyre: prices %s: %s\n", config->prices_file, err);
             return 1;
         }
     } else {
@@ -321,7 +320,7 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
         if (!config->providers[i].is_https)
             continue;
         if ((s->upstream_ssl[i] = create_upstream_ssl(&config->providers[i], err, sizeof(err))) == NULL) {
-            fprintf(stderr, "gyre: %s\n", err);
+            gyre_logf("gyre: %s\n", err);
             return 1;
         }
     }
@@ -338,7 +337,7 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
         if (w->rng == 0)
             w->rng = 1;
         if ((w->listen_fd = create_listener(config->listen_host, config->listen_port, err, sizeof(err))) == -1) {
-            fprintf(stderr, "gyre: %s\n", err);
+            gyre_logf("gyre: %s\n", err);
             return 1;
         }
     }
@@ -346,7 +345,7 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
     /* The trace store and its writer: every request's trace goes there; what a crash left in the spool is
      * replayed now. */
     if (config->traces && gyre_store_sqlite.open(config->store_sqlite, &s->store, err, sizeof(err)) != 0) {
-        fprintf(stderr, "gyre: store %s: %s\n", config->store_sqlite, err);
+        gyre_logf("gyre: store %s: %s\n", config->store_sqlite, err);
         return 1;
     }
     if (config->traces) {
@@ -354,8 +353,8 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
         snprintf(spool, sizeof(spool), "%s.spool", config->store_sqlite);
         int r = gyre_writer_create(&gyre_store_sqlite, s->store, spool, nworkers, NULL, &s->writer, err, sizeof(err));
         if (r != 0) {
-            fprintf(stderr, "gyre: trace spool %s: %s%s\n", spool, err,
-                    r == -EBUSY ? " (is another gyre using this store?)" : "");
+            gyre_logf("gyre: trace spool %s: %s%s\n", spool, err,
+                      r == -EBUSY ? " (is another gyre using this store?)" : "");
             gyre_store_sqlite.close(s->store);
             return 1;
         }
@@ -363,7 +362,7 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
 
     if (config->otlp.endpoint != NULL &&
         gyre_otlp_exporter_create(config, nworkers, &otlp_exporter, err, sizeof(err)) != 0) {
-        fprintf(stderr, "gyre: %s\n", err);
+        gyre_logf("gyre: %s\n", err);
         return 1;
     }
 
@@ -383,17 +382,16 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
     for (unsigned i = 0; i < nworkers; i++)
         pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]);
 
-    fprintf(stderr, "gyre: listening on http://%s:%u with %u worker%s (config: %s)\n", config->listen_host,
-            config->listen_port, nworkers, nworkers == 1 ? "" : "s", config->source);
+    gyre_logf("gyre: listening on http://%s:%u with %u worker%s (config: %s)\n", config->listen_host,
+              config->listen_port, nworkers, nworkers == 1 ? "" : "s", config->source);
 
     int sig = 0;
     while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
-        fprintf(stderr,
-                "gyre: SIGHUP received: reloading the configuration is not supported yet; gyre keeps serving with "
-                "the configuration loaded at start (%s)\n",
-                config->source);
-    fprintf(stderr, "gyre: %s received: no new connections; finishing requests in flight (grace %llu ms)\n",
-            sig == SIGTERM ? "SIGTERM" : "SIGINT", (unsigned long long)config->shutdown_grace_ms);
+        gyre_logf("gyre: SIGHUP received: reloading the configuration is not supported yet; gyre keeps serving with "
+                  "the configuration loaded at start (%s)\n",
+                  config->source);
+    gyre_logf("gyre: %s received: no new connections; finishing requests in flight (grace %llu ms)\n",
+              sig == SIGTERM ? "SIGTERM" : "SIGINT", (unsigned long long)config->shutdown_grace_ms);
     /* A worker that has not yet registered its receiver cannot be messaged:
      * wait until each has published its context (the last step of its setup). */
     for (unsigned i = 0; i < nworkers; i++) {
@@ -411,18 +409,18 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
         otlp_exporter = NULL;
     }
     if (s->writer == NULL) {
-        fprintf(stderr, "gyre: stopped\n");
+        gyre_logf("gyre: stopped\n");
         return 0;
     }
     int drained = gyre_writer_drain_and_stop(s->writer);
     gyre_writer_stats_t st;
     gyre_writer_stats(s->writer, &st);
     if (drained != 0)
-        fprintf(stderr, "gyre: the store did not take every trace; %llu stay in the spool for the next start\n",
-                (unsigned long long)st.spool_records);
+        gyre_logf("gyre: the store did not take every trace; %llu stay in the spool for the next start\n",
+                  (unsigned long long)st.spool_records);
     gyre_writer_destroy(s->writer);
     s->writer = NULL;
     gyre_store_sqlite.close(s->store);
-    fprintf(stderr, "gyre: stopped (%llu traces written)\n", (unsigned long long)st.written);
+    gyre_logf("gyre: stopped (%llu traces written)\n", (unsigned long long)st.written);
     return 0;
 }
