@@ -362,7 +362,7 @@ test('/_mock/config changes the options at run time and refuses bad ones whole',
     assert.equal((await postJson(`${mock.v1}/chat/completions`, chat())).status, 200);
     assert.ok(Date.now() - t0 >= 290, `${Date.now() - t0} ms`);
     const bad = [
-      [{ fault: 'explode' }, 'fault', 'fault must be null or one of 429, 500, 503, 529, reset, hang, truncate, slow-first-byte'],
+      [{ fault: 'explode' }, 'fault', 'fault must be null or one of 429, 500, 503, 529, reset, hang, truncate, slow-first-byte, endless-error, endless-line, endless-head'],
       [{ latency_ms: 0, fault_rate: 2 }, 'fault_rate', 'fault_rate must be a number from 0 to 1'],
       [{ latency_ms: -1 }, 'latency_ms', 'latency_ms must be a whole number of milliseconds from 0 to 600000'],
       [{ tokens_per_sec: '5' }, 'tokens_per_sec', 'tokens_per_sec must be a number from 0 to 1000000'],
@@ -481,7 +481,7 @@ test('bad command lines exit 2 with a message; --help exits 0', () => {
   const cases = [
     [[], 'gyre-mock: --listen HOST:PORT is required'],
     [['--listen', '127.0.0.1'], "gyre-mock: --listen must be HOST:PORT (a port from 0 to 65535), got '127.0.0.1'"],
-    [['--listen', '127.0.0.1:0', '--fault', 'boom'], 'gyre-mock: --fault: fault must be one of 429, 500, 503, 529, reset, hang, truncate, slow-first-byte'],
+    [['--listen', '127.0.0.1:0', '--fault', 'boom'], 'gyre-mock: --fault: fault must be one of 429, 500, 503, 529, reset, hang, truncate, slow-first-byte, endless-error, endless-line, endless-head'],
     [['--listen', '127.0.0.1:0', '--fault-rate', '1.5'], 'gyre-mock: --fault-rate: fault_rate must be a number from 0 to 1'],
     [['--listen', '127.0.0.1:0', '--latency-ms', 'soon'], 'gyre-mock: --latency-ms: latency_ms must be a whole number of milliseconds from 0 to 600000'],
     [['--listen', '127.0.0.1:0', '--tls-cert', 'c.pem'], 'gyre-mock: --tls-cert and --tls-key go together'],
