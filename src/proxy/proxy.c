@@ -631,6 +631,7 @@ static void do_send(gyre_proxy_t *self)
     h2o_iovec_t vec = h2o_doublebuffer_prepare(&self->sending, &self->recv, self->req->preferred_chunk_size);
     if (self->upstream_done && vec.len == self->sending.buf->size && self->recv->size == 0) {
         state = self->had_body_error ? H2O_SEND_STATE_ERROR : H2O_SEND_STATE_FINAL;
+        self->answered = 1;
     } else {
         if (vec.len == 0)
             return;

@@ -8,7 +8,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
-import { startGyre, startMock, postJson, chatBody, tmpdir, SLOW } from '../lib/harness.mjs';
+import { startGyre, startMock, startUpstream, postJson, chatBody, tmpdir, SLOW } from '../lib/harness.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const MiB = 1024 * 1024;
@@ -153,6 +153,54 @@ test('a relayed stream (the client asked for usage) whose one SSE line never end
   assert.ok(sent < MiB + SOCKET_SLACK, `the mock sent ${sent} bytes before gyre closed`);
 });
 
+/** A provider whose stream sends one good event, then one line that never ends; counts what it wrote. */
+async function endlessAfterFirstEvent() {
+  const state = { written: 0, open: 0 };
+  const fill = Buffer.alloc(16384, 'x');
+  const up = await startUpstream((req, res) => {
+    state.open++;
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write('data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}]}\n\n');
+    res.write('data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"');
+    let closed = false;
+    res.on('close', () => { closed = true; state.open--; });
+    const pump = () => {
+      while (!closed) {
+        state.written += fill.length;
+        if (!res.write(fill)) { res.once('drain', pump); return; }
+      }
+    };
+    setImmediate(pump);
+  });
+  stops.push(() => up.close());
+  return { up, state };
+}
+
+for (const [what, extra] of [['re-made event by event (no usage asked)', {}],
+  ['relayed as it comes (usage asked)', { stream_options: { include_usage: true } }]]) {
+  test(`a stream ${what} whose line never ends after its first event ends with an SSE error event`, async () => {
+    const { up, state } = await endlessAfterFirstEvent();
+    const gyre = await gyreWith(oneRoute(up));
+    const r = await fetch(`${gyre.url}/v1/chat/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(chatBody({ stream: true, ...extra })), signal: AbortSignal.timeout(5000 * SLOW),
+    });
+    assert.equal(r.status, 200);
+    // The error event is the stream's last; then the transfer ends without its final chunk, so that a client
+    // that does not read SSE errors still sees the answer as cut, not complete.
+    let text = '';
+    const decoder = new TextDecoder();
+    await assert.rejects(async () => {
+      for await (const piece of r.body) text += decoder.decode(piece, { stream: true });
+    }, /terminated/);
+    assert.match(text, /"content":"Hi"/);
+    const last = text.trim().split('\n\n').at(-1);
+    assert.equal(JSON.parse(last.replace(/^data: /, '')).error.code, 'stream_event_too_large');
+    await waitFor('gyre closing the provider\'s connection', () => state.open === 0, 1000 * SLOW);
+    assert.ok(state.written < MiB + SOCKET_SLACK, `the provider wrote ${state.written} bytes`);
+  });
+}
+
 test('a response head that never ends is cut at 64 KiB with a 502 naming the provider', async () => {
   const mock = await mockWith({ fault: 'endless-head' });
   const gyre = await gyreWith(oneRoute(mock));
@@ -163,6 +211,26 @@ test('a response head that never ends is cut at 64 KiB with a 502 naming the pro
   assert.doesNotMatch(res.text, /127\.0\.0\.1/);
   const sent = await settledBytes(mock);
   assert.ok(sent < 64 * 1024 + SOCKET_SLACK, `the mock sent ${sent} bytes before gyre closed`);
+});
+
+test('an answer that trickles in for longer than the provider\'s timeout_ms is cut with a 504 at timeout_ms', async () => {
+  // A byte every 100 ms: the idle bound between reads (timeout_ms) never fires on its own.
+  const timers = new Set();
+  const up = await startUpstream((req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    const t = setInterval(() => res.write(' '), 100);
+    timers.add(t);
+    res.on('close', () => { clearInterval(t); timers.delete(t); });
+  });
+  stops.push(async () => { for (const t of timers) clearInterval(t); await up.close(); });
+  const gyre = await gyreWith(oneRoute(up, { provider: ', timeout_ms: 1000' }));
+  const started = Date.now();
+  const res = await postJson(`${gyre.url}/v1/chat/completions`, chatBody());
+  const took = Date.now() - started;
+  assert.equal(res.status, 504);
+  assert.equal(res.json.error.message, "provider 'flaky' did not complete its answer in time (timeout_ms 1000)");
+  assert.ok(took >= 900 && took < 3000 * SLOW, `answered after ${took} ms`);
+  await waitFor('gyre closing the trickling connection', () => timers.size === 0, 1000 * SLOW);
 });
 
 test('an answer larger than max_response_bytes (the root\'s, or the provider\'s own) is refused with 502', async () => {
@@ -248,4 +316,23 @@ routes:
   assert.equal(t.attempts[0].provider, 'slow');
   assert.equal(t.attempts[0].status, 200);
   assert.equal(t.attempts[0].error, 'the client closed the request before its answer');
+});
+
+test('the client watch gives the connection back: a keep-alive client gets slow answers one after another, and pipelined ones', async () => {
+  const mock = await mockWith({ latency_ms: 150 });
+  const gyre = await gyreWith(oneRoute(mock));
+  const text = JSON.stringify(chatBody());
+  const one = `POST /v1/chat/completions HTTP/1.1\r\nhost: gyre\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`;
+  const s = net.connect(gyre.port, '127.0.0.1');
+  let got = '';
+  s.on('data', (d) => { got += d; });
+  const answers = () => (got.match(/HTTP\/1\.1 200 /g) || []).length;
+  s.write(one);
+  await waitFor('the first answer', () => answers() === 1 && got.includes('Mock reply to'), 3000 * SLOW);
+  s.write(one);
+  await waitFor('the second answer on the same connection', () => answers() === 2, 3000 * SLOW);
+  s.write(one + one);
+  await waitFor('two pipelined answers', () => answers() === 4, 3000 * SLOW);
+  s.destroy();
+  assert.equal((await mock.stats()).requests, 4);
 });
