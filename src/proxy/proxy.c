@@ -1618,9 +1618,11 @@ static void on_head(gyre_proxy_t *self, const gyre_http1_response_t *res)
             is_sse = 1;
     }
     gyre_buf_reset(&self->body);
-    if (res->content_length != SIZE_MAX && !res->chunked)
-        gyre_buf_reserve(&self->body, res->content_length < ERROR_BODY_MAX || res->status < 300 ? res->content_length
-                                                                                                : ERROR_BODY_MAX);
+    /* A declared length within the answer's bound is allocated at once; a larger one is the provider's claim
+     * only, and the body's bound (on_body_bytes) refuses it as its bytes come. */
+    if (res->content_length != SIZE_MAX && !res->chunked &&
+        res->content_length <= (res->status >= 300 ? (size_t)ERROR_BODY_MAX : self->max_response))
+        gyre_buf_reserve(&self->body, res->content_length);
     if (res->status >= 300) {
         /* An error: its headers are the client's only if it is relayed, as it is. */
         self->mode = MODE_BUFFER;
