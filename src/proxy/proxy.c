@@ -62,7 +62,7 @@
 #define ERROR_BODY_MAX (1024 * 1024)
 /* h2o's HTTP/1 connection reads nothing from its client until the answer is
  * written, so gyre watches the client's socket itself for its close (see
- * watch_client); an answer quicker than this never pays for the watch. */
+ * on_watch_start); an answer quicker than this never pays for the watch. */
 #define CLIENT_WATCH_AFTER_MS 50
 /* Once the client sent bytes of its own (a pipelined request, a TLS alert)
  * the socket stays readable: the watch then polls for the close this often. */
