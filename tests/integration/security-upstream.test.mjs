@@ -294,6 +294,40 @@ routes:
   assert.equal(await metric(gyre, 'gyre_requests_total{route="chat",provider="primary",model="gpt-4o-mini",status="200"}'), undefined);
 });
 
+test('an HTTP/2 client that resets its stream before the first byte cancels the attempt and the fallback; the trace says 499', async () => {
+  const http2 = await import('node:http2');
+  const primary = await mockWith({ fault: 'hang' });
+  const backup = await mockWith();
+  const gyre = await gyreWith(`workers: 1
+store: {sqlite: "${storeDir()}/gyre.db", traces: true}
+providers:
+  - {name: primary, kind: openai, base_url: "${primary.v1}", keys: [sk-p]}
+  - {name: backup, kind: openai, base_url: "${backup.v1}", keys: [sk-b]}
+routes:
+  - name: chat
+    targets: [{provider: primary, model: gpt-4o-mini}]
+    fallbacks: [{provider: backup, model: gpt-4o-mini}]
+    attempt_timeout_ms: 1000
+`);
+  // Prior knowledge (h2c): h2o answers the HTTP/2 preface on gyre's plain listener.
+  const session = http2.connect(gyre.url);
+  session.on('error', () => {});
+  const stream = session.request({ ':method': 'POST', ':path': '/v1/chat/completions', 'content-type': 'application/json',
+    'x-request-id': 'h2-reset-before-first-byte' });
+  stream.on('error', () => {});
+  stream.end(JSON.stringify(chatBody()));
+  await waitFor('the primary receiving the request', async () => (await primary.stats()).active === 1, 3000 * SLOW);
+  stream.close(http2.constants.NGHTTP2_CANCEL);
+  await waitFor('the primary seeing gyre close', async () => (await primary.stats()).active === 0, 500 * SLOW);
+  await sleep(1500); // past the attempt timeout, when the fallback would have come
+  assert.equal((await backup.stats()).requests, 0);
+  const t = await traceOf(gyre, 'h2-reset-before-first-byte');
+  assert.equal(t.status, 499);
+  assert.equal(t.attempts.length, 1);
+  assert.equal(t.attempts[0].error, 'the client closed the request before its answer');
+  session.close();
+});
+
 test('a client that leaves mid-stream closes the provider\'s connection at once, not at its next event; the trace says 499', async () => {
   // Four seconds between the stream's pieces: gyre has nothing to write to the client in that time.
   const mock = await mockWith({ tokens_per_sec: 0.25 });
