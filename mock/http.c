@@ -69,6 +69,8 @@ int mock_conn_write(mock_conn_t *c, const void *p, size_t n)
         }
         if (w <= 0)
             return -1;
+        if (c->counted)
+            mock_state_add_sent((size_t)w);
         s += w;
         n -= (size_t)w;
     }

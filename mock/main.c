@@ -49,7 +49,7 @@ static const char usage[] =
     "  --latency-ms N         wait N ms before each provider answer (default 0)\n"
     "  --tokens-per-sec N     pace streamed pieces (default 0: as fast as possible)\n"
     "  --fault KIND           429 | 500 | 503 | 529 | reset | hang | truncate | slow-first-byte |\n"
-    "                         echo_headers\n"
+    "                         echo_headers | endless-error | endless-line | endless-head\n"
     "  --fault-rate P         the share of provider requests that get the fault (0..1, default 1)\n"
     "  --aws-key AKID:SECRET  the credentials Bedrock requests are signed with\n"
     "                         (default " MOCK_AWS_KEY_DEFAULT ")\n"
@@ -93,6 +93,48 @@ int mock_wait_ms(long ms)
         struct pollfd p = {wake_pipe[0], POLLIN, 0};
         poll(&p, 1, (int)left);
     }
+}
+
+int mock_conn_wait_ms(mock_conn_t *c, long ms)
+{
+    struct timespec now, end;
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    end.tv_sec += ms / 1000;
+    end.tv_nsec += (ms % 1000) * 1000000L;
+    if (end.tv_nsec >= 1000000000L) {
+        end.tv_sec++;
+        end.tv_nsec -= 1000000000L;
+    }
+    for (;;) {
+        if (mock_stopping())
+            return -1;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long left = (long)(end.tv_sec - now.tv_sec) * 1000 + (end.tv_nsec - now.tv_nsec) / 1000000L;
+        if (left <= 0)
+            return 0;
+        /* The client sends nothing while it waits for an answer: its end becoming readable is its close (a
+         * peek of 0 bytes), or bytes of a next request, which are left for the next read. */
+        struct pollfd p[2] = {{wake_pipe[0], POLLIN, 0}, {c->fd, POLLIN | POLLRDHUP, 0}};
+        if (poll(p, 2, (int)left) > 0 && p[1].revents != 0) {
+            char b;
+            ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) || (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR)))
+                return -1;
+            if (n > 0)
+                return mock_wait_ms(left); /* a pipelined request: wait it out without watching */
+        }
+    }
+}
+
+/* Writes `fill` (a piece of `len` bytes) over and over, as one HTTP chunk each when `chunked`, until the client
+ * stops reading and closes or the mock stops: the endless faults. */
+static int write_forever(mock_conn_t *c, const char *fill, size_t len, int chunked)
+{
+    while (!mock_stopping()) {
+        if ((chunked ? mock_http_stream_chunk(c, fill, len) : mock_conn_write(c, fill, len)) != 0)
+            return -1;
+    }
+    return -1;
 }
 
 /* ---- routing ---- */
@@ -273,6 +315,35 @@ static int stage_fault(mock_conn_t *c, const mock_request_t *r, const mock_diale
         c->truncate = 1;
         return 1;
     }
+    if (strncmp(o->fault, "endless-", 8) == 0) {
+        /* A broken or hostile provider that never stops: an error body, a stream line or a head without an end.
+         * Each sends 16 KiB pieces as fast as the client reads them, so /_mock/stats' bytes_sent shows how much
+         * the client took before it gave up. */
+        static char fill[16384];
+        memset(fill, 'x', sizeof(fill));
+        if (strcmp(o->fault, "endless-head") == 0) {
+            static const char head[] = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n";
+            if (mock_conn_write(c, head, sizeof(head) - 1) != 0)
+                return -1;
+            memcpy(fill, "x-mock-fill: ", 13);
+            memcpy(fill + sizeof(fill) - 2, "\r\n", 2);
+            return write_forever(c, fill, sizeof(fill), 0);
+        }
+        if (strcmp(o->fault, "endless-error") == 0) {
+            static const char head[] = "HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\n"
+                                       "transfer-encoding: chunked\r\n\r\n";
+            static const char start[] = "{\"error\":{\"type\":\"server_error\",\"message\":\"The server had an error "
+                                        "while processing your request (gyre-mock fault endless-error) ";
+            if (mock_conn_write(c, head, sizeof(head) - 1) != 0 || mock_http_stream_chunk(c, start, sizeof(start) - 1) != 0)
+                return -1;
+            return write_forever(c, fill, sizeof(fill), 1);
+        }
+        static const char start[] = "data: {\"id\":\"chatcmpl-mock-endless\",\"object\":\"chat.completion.chunk\","
+                                    "\"created\":1700000000,\"choices\":[{\"index\":0,\"delta\":{\"content\":\"";
+        if (mock_http_stream_start(c, r, "text/event-stream") != 0 || mock_http_stream_chunk(c, start, sizeof(start) - 1) != 0)
+            return -1;
+        return write_forever(c, fill, sizeof(fill), 1);
+    }
     if (mock_wait_ms(o->latency_ms) != 0)
         return -1;
     if (strcmp(o->fault, "echo_headers") == 0) {
@@ -342,10 +413,23 @@ static int dispatch(mock_conn_t *c, const mock_request_t *r, const route_t *rt, 
 }
 
 /* Returns 0 when the connection may serve another request, -1 to close it. */
+static int answer(mock_conn_t *c, const mock_request_t *r);
+
 static int handle(mock_conn_t *c, const mock_request_t *r)
 {
+    c->counted = 0;
     if (strncmp(r->path, "/_mock/", 7) == 0)
         return handle_control(c, r);
+    c->counted = 1;
+    mock_state_active(1);
+    int ret = answer(c, r);
+    mock_state_active(-1);
+    return ret;
+}
+
+/* A provider request: its dialect's answer, or the fault staged for it. */
+static int answer(mock_conn_t *c, const mock_request_t *r)
+{
     route_t rt;
     route_request(r, &rt);
     cJSON *body = cJSON_ParseWithLength(r->body, r->body_len);

@@ -48,6 +48,14 @@
  * the full wait, -1 when cut short (the caller should give up the request).
  */
 int mock_wait_ms(long ms);
+/*
+ * The same, and cut short as well when the client of `c` closes its end (a
+ * gateway that gave up on an answer): a paced stream then stops at once, so
+ * /_mock/stats shows the request ended (`active`) without waiting for a write
+ * to fail.
+ */
+struct mock_conn;
+int mock_conn_wait_ms(struct mock_conn *c, long ms);
 /* Whether SIGTERM or SIGINT has been received. */
 int mock_stopping(void);
 
@@ -60,6 +68,7 @@ typedef struct mock_conn {
     size_t inlen, incap;
     int truncate; /* the current response is cut: half its body, or a stream without its end */
     int reset;    /* the connection ends with a TCP reset, without a TLS close_notify */
+    int counted;  /* the bytes written answer a provider request: /_mock/stats counts them (bytes_sent) */
 } mock_conn_t;
 
 typedef struct mock_request {
@@ -130,7 +139,8 @@ typedef struct mock_options {
     double fault_rate;     /* the share of provider requests that get the fault */
 } mock_options_t;
 
-/* "429", "500", "503", "529", "reset", "hang", "truncate", "slow-first-byte", then NULL. */
+/* "429", "500", "503", "529", "reset", "hang", "truncate", "slow-first-byte", "endless-error", "endless-line",
+ * "endless-head", then NULL. */
 extern const char *const mock_fault_kinds[];
 
 /* Returns NULL when `o` is acceptable, else what is wrong with it. */
@@ -153,6 +163,10 @@ cJSON *mock_state_options_json(void);
  */
 void mock_state_record(const mock_request_t *r, const char *model);
 cJSON *mock_state_stats_json(void);
+/* Counts `n` bytes written in answer to provider requests (stats: bytes_sent). */
+void mock_state_add_sent(size_t n);
+/* A provider request starts (+1) or ends (-1) being answered (stats: active). */
+void mock_state_active(int delta);
 /* Zeroes the statistics and the fault schedule. */
 void mock_state_reset(void);
 /* Whether the next provider request gets the configured fault (see docs/mock.md). */

@@ -232,7 +232,7 @@ static int stream_answer(mock_conn_t *c, const mock_request_t *r, const chat_t *
     if (a->text != NULL) {
         int sent = 0;
         for (const char *p = a->text; *p != '\0' && !(c->truncate && sent == 2); sent++) {
-            if (mock_wait_ms(pace_ms) != 0)
+            if (mock_conn_wait_ms(c, pace_ms) != 0)
                 return -1;
             size_t n = mock_piece_len(p);
             char *piece = gyre_strndup(p, n);
@@ -248,7 +248,7 @@ static int stream_answer(mock_conn_t *c, const mock_request_t *r, const chat_t *
             return -1;
         size_t len = strlen(a->tool_args), third = (len + 2) / 3;
         for (size_t off = 0; off < len && !(c->truncate && off > 0); off += third) {
-            if (mock_wait_ms(pace_ms) != 0)
+            if (mock_conn_wait_ms(c, pace_ms) != 0)
                 return -1;
             char *piece = gyre_strndup(a->tool_args + off, off + third <= len ? third : len - off);
             d = tool_delta(ch, piece, 0);

@@ -7,6 +7,7 @@
  */
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,14 +19,21 @@
 /* Bounds on the options, so that a typo cannot park a test for hours. */
 #define MAX_LATENCY_MS 600000L
 #define MAX_TOKENS_PER_SEC 1e6
+#define FAULT_KINDS                                                                                                    \
+    "429, 500, 503, 529, reset, hang, truncate, slow-first-byte, echo_headers, endless-error, endless-line, "          \
+    "endless-head"
 
 const char *const mock_fault_kinds[] = {
-    "429", "500", "503", "529", "reset", "hang", "truncate", "slow-first-byte", "echo_headers", NULL};
+    "429",          "500",           "503",          "529",          "reset", "hang", "truncate", "slow-first-byte",
+    "echo_headers", "endless-error", "endless-line", "endless-head", NULL};
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static mock_options_t options;
 static unsigned long long fault_counter; /* provider requests that met a fault setting since the last reset */
 static cJSON *stats;                     /* {"requests":N,"paths":{},"models":{},"keys":{},"last_request":null|{}} */
+/* Outside the lock: an endless answer counts every write, and a test polls them while they grow. */
+static _Atomic unsigned long long bytes_sent; /* written in answers to provider requests since the last reset */
+static _Atomic long active;                   /* provider requests being answered now */
 
 static int is_fault_kind(const char *kind)
 {
@@ -51,7 +59,7 @@ const char *mock_options_check(const mock_options_t *o, const char **param)
     }
     if (o->fault[0] != '\0' && !is_fault_kind(o->fault)) {
         *param = "fault";
-        return "fault must be one of 429, 500, 503, 529, reset, hang, truncate, slow-first-byte, echo_headers";
+        return "fault must be one of " FAULT_KINDS;
     }
     return NULL;
 }
@@ -143,8 +151,7 @@ const char *mock_state_configure(const cJSON *json, const char **param)
             else if (cJSON_IsString(v) && is_fault_kind(v->valuestring))
                 snprintf(o.fault, sizeof(o.fault), "%s", v->valuestring);
             else
-                err = "fault must be null or one of 429, 500, 503, 529, reset, hang, truncate, slow-first-byte, "
-                      "echo_headers";
+                err = "fault must be null or one of " FAULT_KINDS;
             reschedule = 1;
         } else {
             err = "unknown option: the options are latency_ms, tokens_per_sec, fault and fault_rate";
@@ -238,7 +245,19 @@ cJSON *mock_state_stats_json(void)
     pthread_mutex_lock(&lock);
     cJSON *copy = cJSON_Duplicate(stats, 1);
     pthread_mutex_unlock(&lock);
+    cJSON_AddNumberToObject(copy, "bytes_sent", (double)atomic_load(&bytes_sent));
+    cJSON_AddNumberToObject(copy, "active", (double)atomic_load(&active));
     return copy;
+}
+
+void mock_state_add_sent(size_t n)
+{
+    atomic_fetch_add(&bytes_sent, (unsigned long long)n);
+}
+
+void mock_state_active(int delta)
+{
+    atomic_fetch_add(&active, (long)delta);
 }
 
 void mock_state_reset(void)
@@ -246,6 +265,7 @@ void mock_state_reset(void)
     pthread_mutex_lock(&lock);
     stats_reset();
     fault_counter = 0;
+    atomic_store(&bytes_sent, 0);
     pthread_mutex_unlock(&lock);
 }
 

@@ -456,6 +456,7 @@ static void parse_provider(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, s
     memset(p, 0, sizeof(*p));
     p->tls_verify = 1;
     p->timeout_ms = GYRE_DEFAULT_TIMEOUT_MS;
+    p->max_response_bytes = c->max_response_bytes; /* the root's, parsed before any provider */
     p->breaker = (gyre_breaker_conf_t){5, 50, 20, 10000, 5000};
     p->line = line_of(n);
     if (!want_type(ctx, n, YAML_MAPPING_NODE, path_of(field, sizeof(field), "providers[%zu]", pi)))
@@ -494,6 +495,10 @@ static void parse_provider(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, s
         } else if (strcmp(key, "timeout_ms") == 0) {
             if (get_uint(ctx, v, path_of(field, sizeof(field), "providers[%zu].timeout_ms", pi), 1, 3600000, &u))
                 p->timeout_ms = u;
+        } else if (strcmp(key, "max_response_bytes") == 0) {
+            if (get_uint(ctx, v, path_of(field, sizeof(field), "providers[%zu].max_response_bytes", pi), 1024,
+                         (unsigned long long)1 << 30, &u))
+                p->max_response_bytes = (size_t)u;
         } else if (strcmp(key, "key_strategy") == 0) {
             if (want_type(ctx, v, YAML_SCALAR_NODE, path_of(field, sizeof(field), "providers[%zu].key_strategy", pi))) {
                 if (strcmp(scalar(v), "round_robin") == 0)
@@ -517,7 +522,7 @@ static void parse_provider(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, s
         } else {
             ERR(ctx, k, path_of(field, sizeof(field), "providers[%zu]", pi),
                 "unknown field '%s' (known: name, kind, base_url, keys, key_strategy, breaker, ca_file, tls_verify, "
-                "timeout_ms, api_version, max_tokens, region, prices)",
+                "timeout_ms, max_response_bytes, api_version, max_tokens, region, prices)",
                 key);
         }
     }
@@ -984,6 +989,9 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
         } else if (strcmp(key, "max_body_bytes") == 0) {
             if (get_uint(ctx, v, "max_body_bytes", 1024, (unsigned long long)1 << 30, &u))
                 c->max_body_bytes = (size_t)u;
+        } else if (strcmp(key, "max_response_bytes") == 0) {
+            if (get_uint(ctx, v, "max_response_bytes", 1024, (unsigned long long)1 << 30, &u))
+                c->max_response_bytes = (size_t)u;
         } else if (strcmp(key, "shutdown_grace_ms") == 0) {
             if (get_uint(ctx, v, "shutdown_grace_ms", 0, 3600000, &u))
                 c->shutdown_grace_ms = u;
@@ -1033,7 +1041,7 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
         } else {
             ERR(ctx, k, "",
                 "unknown field '%s' (known: listen, workers, store, prices, redact, providers, routes, "
-                "otlp, max_body_bytes, shutdown_grace_ms, max_header_bytes, max_connections, linger_ms, "
+                "otlp, max_body_bytes, max_response_bytes, shutdown_grace_ms, max_header_bytes, max_connections, linger_ms, "
                 "linger_bytes)",
                 key);
         }
@@ -1063,6 +1071,7 @@ gyre_config_t *gyre_config_parse(const char *source, const char *text, size_t le
     c->listen_port = 8080;
     c->store_sqlite = gyre_strdup("./gyre.db");
     c->max_body_bytes = GYRE_DEFAULT_MAX_BODY_BYTES;
+    c->max_response_bytes = GYRE_DEFAULT_MAX_RESPONSE_BYTES;
     c->shutdown_grace_ms = GYRE_DEFAULT_GRACE_MS;
     c->max_header_bytes = GYRE_DEFAULT_MAX_HEADER_BYTES;
     c->max_connections = GYRE_DEFAULT_MAX_CONNECTIONS;

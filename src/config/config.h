@@ -77,7 +77,9 @@ typedef struct gyre_provider_conf {
     char *region;
     char *ca_file;       /* extra trust anchors for https; NULL: the system store */
     int tls_verify;      /* 1 unless `tls_verify: false` */
-    uint64_t timeout_ms; /* connect and per-read idle limit upstream */
+    uint64_t timeout_ms; /* connect and per-read idle limit upstream; also the whole answer's, until gyre sends its
+                          * first byte on (proxy.c) */
+    size_t max_response_bytes; /* a whole (non-streamed) answer read before it is sent on; default the root's */
     /* `prices: {MODEL: {input, output, cached_input, cache_write}}`: what this provider charges (USD per 1M
      * tokens), before the shared table, for the calls it answered; NULL when it has none. */
     gyre_prices_t *prices;
@@ -165,6 +167,7 @@ typedef struct gyre_config {
     unsigned redact;
     char *prices_file; /* `prices:` a JSON price table replacing the shipped one; NULL: data/prices.json as built in */
     size_t max_body_bytes;
+    size_t max_response_bytes; /* every provider's default for its own max_response_bytes */
     uint64_t shutdown_grace_ms;
     size_t max_header_bytes; /* a request head (request line and headers) longer than this gets 431 */
     size_t max_connections;  /* client connections held at once, all workers together (src/server/conn.h) */
@@ -188,6 +191,7 @@ typedef struct gyre_config_errors {
 
 #define GYRE_DEFAULT_MAX_BODY_BYTES ((size_t)8 * 1024 * 1024)
 #define GYRE_DEFAULT_TIMEOUT_MS 120000
+#define GYRE_DEFAULT_MAX_RESPONSE_BYTES ((size_t)64 * 1024 * 1024)
 #define GYRE_DEFAULT_GRACE_MS 10000
 #define GYRE_DEFAULT_MAX_HEADER_BYTES ((size_t)32 * 1024)
 /* The largest max_header_bytes: h2o reads no longer head (H2O_MAX_REQLEN; past it, its own plain 400). */

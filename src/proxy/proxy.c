@@ -21,7 +21,9 @@
 #include "proxy/proxy.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,14 +50,26 @@
 /* Body bytes buffered for a slow client before gyre stops reading from the
  * provider (TCP then slows the provider down): the relay's memory bound. */
 #define RELAY_HIGH_WATER (1024 * 1024)
-/* An SSE event from a provider larger than this ends the stream with an error. */
-#define SSE_EVENT_MAX (4 * 1024 * 1024)
-/* A whole answer read before it is sent on (non-streaming chat, embeddings).
- * Past this, an answer that needs no translation is relayed as it comes
- * instead; one that does is refused as too large. */
-#define BUFFER_MAX (64 * 1024 * 1024)
-/* An error answer is read up to this much; the rest is dropped. */
-#define ERROR_BODY_MAX (256 * 1024)
+/* An SSE line or event from a provider longer than this ends the attempt: a
+ * 502 when no byte has reached the client (the route may fall back), else an
+ * SSE error event and the end of the stream; the connection is closed.  Real
+ * events are a few KB (a whole Gemini function call is one event); a line
+ * that never ends would otherwise be read for ever. */
+#define SSE_EVENT_MAX (1024 * 1024)
+/* The most a translation may hold: the largest max_response_bytes allowed. */
+#define BUFFER_MAX (1024 * 1024 * 1024)
+/* An error answer (status 300 or more) longer than this ends the attempt with
+ * a 502 naming the provider, and the connection is closed: no provider's real
+ * error comes near it, and one whose body never ends would otherwise be read
+ * for ever. */
+#define ERROR_BODY_MAX (1024 * 1024)
+/* h2o's HTTP/1 connection reads nothing from its client until the answer is
+ * written, so gyre watches the client's socket itself for its close (see
+ * on_watch_start); an answer quicker than this never pays for the watch. */
+#define CLIENT_WATCH_AFTER_MS 50
+/* Once the client sent bytes of its own (a pipelined request, a TLS alert)
+ * the socket stays readable: the watch then polls for the close this often. */
+#define CLIENT_POLL_MS 1000
 /* What a stream accumulates for a resume or the cache. */
 #define ACCUM_MAX (8 * 1024 * 1024)
 /* A 429 without Retry-After keeps its key out of rotation this long. */
@@ -79,6 +93,15 @@ typedef struct gyre_proxy {
     unsigned attempts;     /* requests written to providers, all targets together */
     int started_any;       /* an attempt was made */
     gyre_timer_t deadline_timer, backoff_timer, attempt_timer, first_byte_timer;
+    /* The answer until its first byte goes to the client: the provider's timeout_ms in all (the idle bound,
+     * io_entry, alone would let a provider that trickles a byte at a time hold the attempt for ever). */
+    gyre_timer_t answer_timer;
+    /* The client's socket, watched for its close while the answer is pending (HTTP/1 only; NULL otherwise). */
+    h2o_socket_t *client_watch;
+    gyre_timer_t client_timer;
+    int answered;        /* gyre gave h2o its final answer (an error, or a whole body) */
+    size_t max_response; /* the current provider's max_response_bytes */
+    size_t head_scanned; /* bytes of the response head already searched for a line end */
     int deadline_passed;
     /* The last failure, answered when nothing is left to try. */
     fail_class_t last_fail;
@@ -478,6 +501,7 @@ static void do_send(gyre_proxy_t *self)
     h2o_iovec_t vec = h2o_doublebuffer_prepare(&self->sending, &self->recv, self->req->preferred_chunk_size);
     if (self->upstream_done && vec.len == self->sending.buf->size && self->recv->size == 0) {
         state = self->had_body_error ? H2O_SEND_STATE_ERROR : H2O_SEND_STATE_FINAL;
+        self->answered = 1;
     } else {
         if (vec.len == 0)
             return;
@@ -498,9 +522,12 @@ static void push_out(gyre_proxy_t *self, const char *bytes, size_t len)
 
 static void start_client_response(gyre_proxy_t *self)
 {
-    if (self->response_started)
+    if (self->response_started || self->client_gone)
         return;
     self->response_started = 1;
+    /* From the first byte on, the client decides how long it waits (it may leave, which cancels the attempt);
+     * the idle bound between reads and the route's deadline still hold. */
+    gyre_timer_stop(&self->answer_timer);
     if (self->call->stream)
         self->call->trace->ttft_us = gyre_trace_now_us() - self->call->trace->started_us;
     add_gyre_headers(self);
@@ -510,9 +537,14 @@ static void start_client_response(gyre_proxy_t *self)
 static void on_proceed(h2o_generator_t *generator, h2o_req_t *req)
 {
     gyre_proxy_t *self = (void *)generator;
-    (void)req;
     if (self->whole.base != NULL)
         return; /* a whole answer went in one final send */
+    if (self->client_gone) {
+        /* The client left while this send was in flight (client_left): the response ends here, and h2o closes
+         * the connection and disposes the request, `self` with it. */
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
+        return;
+    }
     h2o_doublebuffer_consume(&self->sending);
     do_send(self);
     if (self->conn != NULL && !h2o_socket_is_reading(self->conn->sock) && self->recv->size < RELAY_HIGH_WATER) {
@@ -548,6 +580,7 @@ static void stop_attempt_timers(gyre_proxy_t *self)
         h2o_timeout_unlink(&self->io_entry);
     gyre_timer_stop(&self->attempt_timer);
     gyre_timer_stop(&self->first_byte_timer);
+    gyre_timer_stop(&self->answer_timer);
 }
 
 static void drop_conn(gyre_proxy_t *self, int reusable)
@@ -652,6 +685,7 @@ static void deliver_whole(gyre_proxy_t *self, const char *body, size_t len, cons
     gyre_timer_stop(&self->deadline_timer);
     if (self->client_gone)
         return;
+    self->answered = 1;
     /* One send, straight from where the answer is (it lives until the request does): no copy, no relay. */
     self->whole = h2o_iovec_init(h2o_mem_alloc_pool(&req->pool, len), len);
     memcpy(self->whole.base, body, len);
@@ -700,6 +734,7 @@ static void respond_final_failure(gyre_proxy_t *self)
 {
     if (self->client_gone)
         return;
+    self->answered = 1;
     h2o_req_t *req = self->req;
     req->res.headers.size = self->own_headers;
     for (size_t i = 0; i < self->err_headers.size; i++) {
@@ -942,6 +977,19 @@ static void fail_upstream(gyre_proxy_t *self, const char *stage, const char *err
 
 /* ---- the answer's body ---- */
 
+/* A stream line or event past SSE_EVENT_MAX: the attempt ends, whatever the stream's mode.  The parser would
+ * refuse every later byte of the line anyway, so reading on is only work; the connection is closed (fail). */
+static void sse_too_large(gyre_proxy_t *self)
+{
+    gyre_api_error_t err;
+    self->sse_failed = 1;
+    gyre_api_error_set(&err, 502, "upstream_error", "stream_event_too_large", NULL,
+                       "provider '%s' sent a stream line or event longer than %d bytes; gyre stopped reading it",
+                       self->prov->name, SSE_EVENT_MAX);
+    drop_conn(self, 0);
+    fail(self, FAIL_CUT, &err);
+}
+
 /* RELAY: watching a pass-through stream for its proper end. */
 static void on_relay_sse_event(void *ctx, const char *event, size_t elen, const char *data, size_t dlen)
 {
@@ -1134,9 +1182,12 @@ static void stream_bytes(gyre_proxy_t *self, const char *bytes, size_t len)
         gyre_api_error_t err;
         gyre_buf_init(&out, SSE_EVENT_MAX * 2);
         int r = self->dialect->stream_feed(self->dstream, bytes, len, &out, &err);
-        if (out.len != 0 && gyre_sse_feed(&self->pivot_sse, out.base, out.len) != 0)
-            self->sse_failed = 1;
+        int too_large = out.len != 0 && gyre_sse_feed(&self->pivot_sse, out.base, out.len) != 0;
         gyre_buf_dispose(&out);
+        if (too_large) {
+            sse_too_large(self);
+            return;
+        }
         if (r != 0) {
             if (err.status == 429 || err.status == 529)
                 self->status = err.status;
@@ -1145,7 +1196,7 @@ static void stream_bytes(gyre_proxy_t *self, const char *bytes, size_t len)
             return;
         }
     } else if (gyre_sse_feed(&self->pivot_sse, bytes, len) != 0) {
-        self->sse_failed = 1;
+        sse_too_large(self);
     }
 }
 
@@ -1171,13 +1222,18 @@ static int on_body_bytes(gyre_proxy_t *self, const char *bytes, size_t len)
         return 0;
     switch (self->mode) {
     case MODE_RELAY:
-        if (self->is_sse && !self->sse_failed && gyre_sse_feed(&self->sse, bytes, len) != 0)
-            self->sse_failed = 1;
+        if (self->is_sse && gyre_sse_feed(&self->sse, bytes, len) != 0) {
+            sse_too_large(self);
+            return -1;
+        }
         if (self->relay_decode)
             decode_for_trace(self, bytes, len);
-        if (self->is_sse && !self->sent_body && !self->relay_saw_event && !self->sse_failed &&
+        /* Comments and keep-alives only, so far: nothing is committed to this provider yet.  They are held up to
+         * an event's bound; past it the stream is committed to (the client gets them), as a provider that sends
+         * that much before its first event is sending something. */
+        if (self->is_sse && !self->sent_body && !self->relay_saw_event && self->body.len + len <= SSE_EVENT_MAX &&
             gyre_buf_append(&self->body, bytes, len) == 0)
-            return 0; /* comments and keep-alives only, so far: nothing is committed to this provider yet */
+            return 0;
         if (self->body.len != 0) {
             /* The first event came: what was held goes first. */
             gyre_buf_t held = self->body;
@@ -1197,17 +1253,31 @@ static int on_body_bytes(gyre_proxy_t *self, const char *bytes, size_t len)
         start_client_response(self);
         push_out(self, bytes, len);
         return 0;
-    case MODE_BUFFER:
-        if (self->status >= 300 && self->body.len + len > ERROR_BODY_MAX)
-            len = self->body.len < ERROR_BODY_MAX ? ERROR_BODY_MAX - self->body.len : 0;
-        if (gyre_buf_append(&self->body, bytes, len) != 0) {
-            gyre_api_error_t err;
+    case MODE_BUFFER: {
+        gyre_api_error_t err;
+        if (self->status >= 300 && self->body.len + len > ERROR_BODY_MAX) {
+            /* An error answer longer than any real one: the provider is broken or hostile.  Reading on would
+             * be unbounded work for an answer that is an error either way; the connection is closed (fail). */
+            gyre_api_error_set(&err, 502, "upstream_error", "error_body_too_large", NULL,
+                               "provider '%s' sent an error answer (status %d) longer than %d bytes; gyre stopped "
+                               "reading it",
+                               self->prov->name, self->status, ERROR_BODY_MAX);
+            fail(self, FAIL_CUT, &err);
+            return -1;
+        }
+        if ((self->status < 300 && self->body.len + len > self->max_response) ||
+            gyre_buf_append(&self->body, bytes, len) != 0) {
+            /* A whole answer is held in memory before it goes on: the operator's bound (max_response_bytes)
+             * decides how much; past it the attempt fails like a cut answer (the route may fall back). */
             gyre_api_error_set(&err, 502, "upstream_error", "response_too_large", NULL,
-                               "provider '%s' answered more than %d bytes", self->prov->name, BUFFER_MAX);
+                               "provider '%s' answered more than %zu bytes (max_response_bytes); gyre stopped "
+                               "reading it",
+                               self->prov->name, self->max_response);
             fail(self, FAIL_CUT, &err);
             return -1;
         }
         return 0;
+    }
     case MODE_STREAM: {
         int had = self->sent_body;
         stream_bytes(self, bytes, len);
@@ -1423,9 +1493,11 @@ static void on_head(gyre_proxy_t *self, const gyre_http1_response_t *res)
             is_sse = 1;
     }
     gyre_buf_reset(&self->body);
-    if (res->content_length != SIZE_MAX && !res->chunked)
-        gyre_buf_reserve(&self->body, res->content_length < ERROR_BODY_MAX || res->status < 300 ? res->content_length
-                                                                                                : ERROR_BODY_MAX);
+    /* A declared length within the answer's bound is allocated at once; a larger one is the provider's claim
+     * only, and the body's bound (on_body_bytes) refuses it as its bytes come. */
+    if (res->content_length != SIZE_MAX && !res->chunked &&
+        res->content_length <= (res->status >= 300 ? (size_t)ERROR_BODY_MAX : self->max_response))
+        gyre_buf_reserve(&self->body, res->content_length);
     if (res->status >= 300) {
         /* An error: its headers are the client's only if it is relayed, as it is. */
         self->mode = MODE_BUFFER;
@@ -1534,18 +1606,42 @@ static void on_read(h2o_socket_t *sock, const char *err)
         }
         gyre_http1_response_t res;
         for (;;) {
-            ssize_t n = gyre_http1_parse_response((*input)->bytes, (*input)->size, &res);
+            /* Only a new line end can complete the head: bytes without one are not parsed again, so a head that
+             * arrives a byte at a time costs its length, not its length squared.  At GYRE_HTTP1_MAX_HEAD the
+             * parser refuses it (below). */
+            size_t size = (*input)->size;
+            int may_end = size >= GYRE_HTTP1_MAX_HEAD ||
+                          memchr((*input)->bytes + self->head_scanned, '\n', size - self->head_scanned) != NULL;
+            self->head_scanned = size;
+            ssize_t n = may_end ? gyre_http1_parse_response((*input)->bytes, size, &res) : -EAGAIN;
             if (n == -EAGAIN) {
                 h2o_timeout_link(self->up->loop, &self->up->io_timeout, &self->io_entry);
                 return;
             }
+            if (n == -E2BIG) {
+                /* A head past the parser's bounds: the provider is broken or hostile, and its connection is
+                 * closed (fail); the route may fall back. */
+                gyre_api_error_t e;
+                if (size >= GYRE_HTTP1_MAX_HEAD)
+                    gyre_api_error_set(&e, 502, "upstream_error", "response_head_too_large", NULL,
+                                       "provider '%s' failed before answering: the response head is larger than %d "
+                                       "bytes",
+                                       self->prov->name, GYRE_HTTP1_MAX_HEAD);
+                else
+                    gyre_api_error_set(&e, 502, "upstream_error", "response_head_too_large", NULL,
+                                       "provider '%s' failed before answering: the response head has more than %d "
+                                       "headers",
+                                       self->prov->name, GYRE_HTTP1_MAX_HEADERS);
+                fail(self, FAIL_CONNECT, &e);
+                return;
+            }
             if (n < 0) {
-                fail_upstream(self, "head",
-                              n == -E2BIG ? "the response head is too large" : "the response is not valid HTTP/1.1");
+                fail_upstream(self, "head", "the response is not valid HTTP/1.1");
                 return;
             }
             if (res.status >= 100 && res.status < 200) {
                 h2o_buffer_consume(input, (size_t)n);
+                self->head_scanned = 0;
                 continue;
             }
             self->head_done = 1;
@@ -1632,6 +1728,22 @@ static void on_attempt_timeout(gyre_timer_t *t)
     gyre_api_error_set(&err, 504, "upstream_error", "upstream_timeout", NULL,
                        "provider '%s' did not complete the attempt in time (attempt_timeout_ms %llu)",
                        self->prov->name, (unsigned long long)self->call->route->attempt_timeout_ms);
+    fail(self, FAIL_TIMEOUT, &err);
+}
+
+static void on_answer_timeout(gyre_timer_t *t)
+{
+    gyre_proxy_t *self = H2O_STRUCT_FROM_MEMBER(gyre_proxy_t, answer_timer, t);
+    if (self->conn == NULL || (!self->head_done && self->conn->sock->input->size == 0)) {
+        /* Nothing came at all: the idle bound's own words, as it would have said at the same moment. */
+        fail_upstream(self, self->conn == NULL ? "connect" : "head", "I/O timeout");
+        return;
+    }
+    /* Bytes came, but never an answer: a provider that trickles its head or its body. */
+    gyre_api_error_t err;
+    gyre_api_error_set(&err, 504, "upstream_error", "upstream_timeout", NULL,
+                       "provider '%s' did not complete its answer in time (timeout_ms %llu)", self->prov->name,
+                       (unsigned long long)self->prov->timeout_ms);
     fail(self, FAIL_TIMEOUT, &err);
 }
 
@@ -1774,6 +1886,10 @@ static void start_attempt(gyre_proxy_t *self)
                                                 self->prov->nkeys != 0 ? self->prov->key_ids[self->key_index]
                                                                        : NULL);
     self->head_done = 0;
+    self->head_scanned = 0;
+    self->max_response = self->prov->max_response_bytes != 0 ? self->prov->max_response_bytes
+                         : cfg->max_response_bytes != 0     ? cfg->max_response_bytes
+                                                            : GYRE_DEFAULT_MAX_RESPONSE_BYTES;
     self->chunk = (gyre_http1_chunked_t){0};
     self->mode = MODE_RELAY;
     self->status = 0;
@@ -1788,6 +1904,8 @@ static void start_attempt(gyre_proxy_t *self)
     if (r != NULL && r->first_byte_timeout_ms != 0 && call->stream)
         gyre_timer_start(&self->worker->timers, &self->first_byte_timer, r->first_byte_timeout_ms,
                          on_first_byte_timeout);
+    if (!self->response_started)
+        gyre_timer_start(&self->worker->timers, &self->answer_timer, self->prov->timeout_ms, on_answer_timeout);
     if ((self->conn = gyre_upstream_take_idle(self->up)) != NULL) {
         self->reused = 1;
         send_request(self);
@@ -1797,16 +1915,118 @@ static void start_attempt(gyre_proxy_t *self)
     }
 }
 
-static void on_stop(h2o_generator_t *generator, h2o_req_t *req)
+/* ---- the client leaving ---- */
+
+static void stop_client_watch(gyre_proxy_t *self)
 {
-    gyre_proxy_t *self = (void *)generator;
-    (void)req;
-    /* The client went away: stop the provider's work too. */
+    gyre_timer_stop(&self->client_timer);
+    if (self->client_watch != NULL) {
+        h2o_socket_close(self->client_watch); /* its own descriptor, a duplicate: the client's stays h2o's */
+        self->client_watch = NULL;
+    }
+}
+
+/*
+ * The client went away before its answer was complete: everything done for
+ * it stops at once.  The current attempt's connection is closed (never
+ * pooled: the provider is mid-answer), no timer is left to start another
+ * attempt, a backoff or a fallback, and the trace (written when h2o disposes
+ * the request) says 499 with the attempt that was cut.
+ */
+static void cancel_for_client(gyre_proxy_t *self)
+{
+    if (self->client_gone)
+        return;
     self->client_gone = 1;
+    if (self->tattempt != NULL && self->tattempt->error.len == 0)
+        self->tattempt->error = gyre_tstr_dup(&self->req->pool, H2O_STRLIT("the client closed the request before its answer"));
     drop_conn(self, 0);
     end_attempt(self);
     gyre_timer_stop(&self->backoff_timer);
     gyre_timer_stop(&self->deadline_timer);
+    stop_client_watch(self);
+}
+
+/* The watch saw the client's close.  The last thing its callers do: the answer may dispose the request. */
+static void client_left(gyre_proxy_t *self)
+{
+    stop_client_watch(self);
+    if (self->client_gone || self->answered)
+        return;
+    cancel_for_client(self);
+    h2o_req_t *req = self->req;
+    if (!self->response_started) {
+        /* h2o holds the request until it has an answer to write: a last one, which the client will not read,
+         * makes it close the connection and dispose the request. */
+        self->answered = 1;
+        h2o_send_error_generic(req, 499, "Client Closed Request", "", H2O_SEND_ERROR_HTTP1_CLOSE_CONNECTION);
+    } else if (self->sending.bytes_inflight == 0) {
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR); /* may dispose the request, and `self`, at once */
+    }
+    /* else the send in flight ends it: on_proceed, or its failure (on_stop) */
+}
+
+/* Whether the client's end of the connection is closed (or failed), without reading what it may have sent. */
+static int client_closed(h2o_socket_t *watch)
+{
+    struct pollfd p = {h2o_socket_get_fd(watch), POLLRDHUP, 0};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+}
+
+static void on_client_poll(gyre_timer_t *t)
+{
+    gyre_proxy_t *self = H2O_STRUCT_FROM_MEMBER(gyre_proxy_t, client_timer, t);
+    if (client_closed(self->client_watch)) {
+        client_left(self);
+        return;
+    }
+    gyre_timer_start(&self->worker->timers, &self->client_timer, CLIENT_POLL_MS, on_client_poll);
+}
+
+static void on_client_event(h2o_socket_t *watch, const char *err)
+{
+    gyre_proxy_t *self = watch->data;
+    if (err != NULL || client_closed(watch)) {
+        client_left(self);
+        return;
+    }
+    /* Bytes from the client while its answer is pending (a pipelined request, or a TLS record ahead of the
+     * close): they are h2o's to read, for the next request, and the socket stays readable until then, so the
+     * watch turns to polling for the close. */
+    h2o_socket_read_stop(watch);
+    gyre_timer_start(&self->worker->timers, &self->client_timer, CLIENT_POLL_MS, on_client_poll);
+}
+
+/*
+ * h2o 2.2's HTTP/1 connection stops reading its socket once a request is
+ * read, and notices the client's close only when a write fails: before the
+ * first byte of the answer, never.  So the proxy watches a duplicate of the
+ * client's descriptor with h2o's DONT_READ flag, which reports readiness and
+ * reads nothing (the client's bytes stay h2o's).  HTTP/2 needs none of this:
+ * h2o reads that connection throughout and disposes a request whose stream or
+ * connection closes (on_dispose).
+ */
+static void on_watch_start(gyre_timer_t *t)
+{
+    gyre_proxy_t *self = H2O_STRUCT_FROM_MEMBER(gyre_proxy_t, client_timer, t);
+    h2o_req_t *req = self->req;
+    if (self->answered || self->client_gone || req->version >= 0x200 || req->conn->callbacks->get_socket == NULL)
+        return;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    int fd = sock != NULL ? fcntl(h2o_socket_get_fd(sock), F_DUPFD_CLOEXEC, 0) : -1;
+    if (fd < 0)
+        return; /* out of descriptors: the close is then noticed at the first write, as h2o does by itself */
+    self->client_watch = h2o_evloop_socket_create(self->worker->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    self->client_watch->data = self;
+    h2o_socket_read_start(self->client_watch, on_client_event);
+}
+
+static void on_stop(h2o_generator_t *generator, h2o_req_t *req)
+{
+    gyre_proxy_t *self = (void *)generator;
+    (void)req;
+    /* The client went away mid-answer (h2o's write failed): stop the provider's work too. */
+    cancel_for_client(self);
 }
 
 /* The request is over: its trace gets the outcome and goes to the writer. */
@@ -1857,6 +2077,11 @@ static void finish_trace(gyre_proxy_t *self)
 static void on_dispose(void *p)
 {
     gyre_proxy_t *self = p;
+    /* Disposed before gyre answered: the client's connection or stream closed (HTTP/2, or an HTTP/1 connection
+     * h2o closed), which cancels what is left as the client leaving does. */
+    if (!self->answered && !self->upstream_done)
+        cancel_for_client(self);
+    stop_client_watch(self);
     drop_conn(self, 0);
     end_attempt(self);
     finish_trace(self);
@@ -1918,5 +2143,6 @@ void gyre_proxy_start(gyre_worker_t *w, h2o_req_t *req, gyre_call_t *call)
     __atomic_store_n(&w->inflight, w->inflight + 1, __ATOMIC_RELAXED); /* /metrics reads it from another thread */
     if (call->route != NULL && call->route->deadline_ms != 0)
         gyre_timer_start(&w->timers, &self->deadline_timer, call->route->deadline_ms, on_deadline);
+    gyre_timer_start(&w->timers, &self->client_timer, CLIENT_WATCH_AFTER_MS, on_watch_start);
     start_attempt(self);
 }

@@ -349,9 +349,12 @@ test('stats count requests per path, model and key, and keep the last request as
       headers: { host: 'h', authorization: 'Bearer sk-two', 'x-dup': 'a, b', connection: 'close', 'content-length': String(body.length) },
       body,
     },
+    // The five answers, heads included: the mock's answers are the same bytes on every run.
+    bytes_sent: 1802,
+    active: 0,
   });
   const reset = await (await fetch(`${mock.url}/_mock/reset`, { method: 'POST' })).json();
-  assert.deepEqual(reset, { requests: 0, paths: {}, models: {}, keys: {}, last_request: null });
+  assert.deepEqual(reset, { requests: 0, paths: {}, models: {}, keys: {}, last_request: null, bytes_sent: 0, active: 0 });
 });
 
 test('/_mock/config changes the options at run time and refuses bad ones whole', async () => {
@@ -362,7 +365,7 @@ test('/_mock/config changes the options at run time and refuses bad ones whole',
     assert.equal((await postJson(`${mock.v1}/chat/completions`, chat())).status, 200);
     assert.ok(Date.now() - t0 >= 290, `${Date.now() - t0} ms`);
     const bad = [
-      [{ fault: 'explode' }, 'fault', 'fault must be null or one of 429, 500, 503, 529, reset, hang, truncate, slow-first-byte, echo_headers'],
+      [{ fault: 'explode' }, 'fault', 'fault must be null or one of 429, 500, 503, 529, reset, hang, truncate, slow-first-byte, echo_headers, endless-error, endless-line, endless-head'],
       [{ latency_ms: 0, fault_rate: 2 }, 'fault_rate', 'fault_rate must be a number from 0 to 1'],
       [{ latency_ms: -1 }, 'latency_ms', 'latency_ms must be a whole number of milliseconds from 0 to 600000'],
       [{ tokens_per_sec: '5' }, 'tokens_per_sec', 'tokens_per_sec must be a number from 0 to 1000000'],
@@ -453,6 +456,42 @@ test('fault truncate sends half of a promised body, on every /v1 answer', () => 
   await assert.rejects(postJson(`${mock.v1}/chat/completions`, chat()));
 }));
 
+/** Reads a raw answer until `enough` bytes came, then closes; resolves with what came. */
+function readThenClose(port, request, enough) {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => s.write(request));
+    let got = Buffer.alloc(0);
+    s.on('data', (d) => {
+      got = Buffer.concat([got, d]);
+      if (got.length >= enough) { s.destroy(); resolve(got.toString('latin1')); }
+    });
+    s.on('error', () => {});
+  });
+}
+
+for (const [fault, start] of [
+  ['endless-error', 'HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n'],
+  ['endless-line', 'HTTP/1.1 200 '],
+  ['endless-head', 'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-mock-fill: xxxx'],
+]) {
+  test(`fault ${fault} sends until the client closes, counted in bytes_sent, and the request is active until then`, () => withFault(fault, async () => {
+    await fetch(`${mock.url}/_mock/reset`, { method: 'POST' });
+    const body = JSON.stringify(chat({ stream: true }));
+    const raw = await readThenClose(mock.port, `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n${body}`, 200000);
+    assert.ok(raw.startsWith(start), raw.slice(0, 200));
+    const opening = raw.slice(0, 400);
+    if (fault === 'endless-line') assert.match(opening, /\r\n\r\n84\r\ndata: \{"id":"chatcmpl-mock-endless","object":"chat.completion.chunk","created":1700000000,"choices":\[\{"index":0,"delta":\{"content":"\r\n4000\r\nxxxx/);
+    if (fault === 'endless-error') assert.match(opening, /\r\n\r\n81\r\n\{"error":\{"type":"server_error","message":"The server had an error while processing your request \(gyre-mock fault endless-error\) \r\n4000\r\nxxxx/);
+    if (fault !== 'endless-head') assert.doesNotMatch(raw.slice(400), /[^x0-9a-f\r\n]/); // nothing but x in chunks
+    let stats;
+    const deadline = Date.now() + 3000 * SLOW;
+    do stats = await mock.stats(); while (stats.active !== 0 && Date.now() < deadline);
+    assert.equal(stats.active, 0);
+    assert.ok(stats.bytes_sent >= 200000, `bytes_sent ${stats.bytes_sent}`);
+    assert.equal((await mock.stats()).bytes_sent, stats.bytes_sent);
+  }));
+}
+
 test('fault slow-first-byte holds the answer for 2 s', () => withFault('slow-first-byte', async () => {
   const t0 = Date.now();
   const r = await postJson(`${mock.v1}/chat/completions`, chat());
@@ -489,7 +528,7 @@ test('bad command lines exit 2 with a message; --help exits 0', () => {
   const cases = [
     [[], 'gyre-mock: --listen HOST:PORT is required'],
     [['--listen', '127.0.0.1'], "gyre-mock: --listen must be HOST:PORT (a port from 0 to 65535), got '127.0.0.1'"],
-    [['--listen', '127.0.0.1:0', '--fault', 'boom'], 'gyre-mock: --fault: fault must be one of 429, 500, 503, 529, reset, hang, truncate, slow-first-byte, echo_headers'],
+    [['--listen', '127.0.0.1:0', '--fault', 'boom'], 'gyre-mock: --fault: fault must be one of 429, 500, 503, 529, reset, hang, truncate, slow-first-byte, echo_headers, endless-error, endless-line, endless-head'],
     [['--listen', '127.0.0.1:0', '--fault-rate', '1.5'], 'gyre-mock: --fault-rate: fault_rate must be a number from 0 to 1'],
     [['--listen', '127.0.0.1:0', '--latency-ms', 'soon'], 'gyre-mock: --latency-ms: latency_ms must be a whole number of milliseconds from 0 to 600000'],
     [['--listen', '127.0.0.1:0', '--tls-cert', 'c.pem'], 'gyre-mock: --tls-cert and --tls-key go together'],

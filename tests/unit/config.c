@@ -170,6 +170,43 @@ TEST(config_fields_left_out_take_their_defaults)
     gyre_config_free(c);
 }
 
+TEST(config_max_response_bytes_defaults_to_64_mib_and_a_provider_inherits_the_roots_unless_it_sets_its_own)
+{
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = parse(PROVIDER_P "routes:\n  - {name: r, targets: [{provider: p, model: m}]}\n", &errs);
+    CHECK(c != NULL);
+    CHECK_INT(c->max_response_bytes, 64 * 1024 * 1024);
+    CHECK_INT(c->providers[0].max_response_bytes, 64 * 1024 * 1024);
+    gyre_config_free(c);
+    c = parse("max_response_bytes: 65536\n"
+              "providers:\n"
+              "  - {name: p, kind: openai, base_url: 'http://h/v1'}\n"
+              "  - {name: q, kind: openai, base_url: 'http://h/v1', max_response_bytes: 2048}\n"
+              "routes:\n  - {name: r, targets: [{provider: p, model: m}]}\n",
+              &errs);
+    CHECK(c != NULL);
+    CHECK_INT(c->max_response_bytes, 65536);
+    CHECK_INT(c->providers[0].max_response_bytes, 65536);
+    CHECK_INT(c->providers[1].max_response_bytes, 2048);
+    gyre_config_free(c);
+}
+
+TEST(config_max_response_bytes_out_of_range_names_the_field)
+{
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = parse("max_response_bytes: 10\n"
+                             "providers:\n"
+                             "  - {name: p, kind: openai, base_url: 'http://h/v1', max_response_bytes: 2147483648}\n"
+                             "routes:\n  - {name: r, targets: [{provider: p, model: m}]}\n",
+                             &errs);
+    CHECK(c == NULL);
+    char *all = joined(&errs);
+    CHECK(strstr(all, "t.yaml:1: max_response_bytes: ") != NULL);
+    CHECK(strstr(all, "t.yaml:3: providers[0].max_response_bytes: ") != NULL);
+    free(all);
+    gyre_config_errors_dispose(&errs);
+}
+
 TEST(config_optional_fields_are_read)
 {
     gyre_config_errors_t errs = {0};
@@ -351,7 +388,7 @@ TEST(config_errors_never_contain_a_key_value)
     char *all = joined(&errs);
     CHECK_STR(all, "t.yaml:6: providers[0].tls_verify: expected true or false, found 'maybe'\n"
                    "t.yaml:7: providers[0]: unknown field 'colour' (known: name, kind, base_url, keys, key_strategy, "
-                   "breaker, ca_file, tls_verify, timeout_ms, api_version, max_tokens, region, prices)\n"
+                   "breaker, ca_file, tls_verify, timeout_ms, max_response_bytes, api_version, max_tokens, region, prices)\n"
                    "t.yaml:3: providers[0].kind: unsupported kind 'nope' (supported: openai, azure, anthropic, gemini, "
                    "bedrock)\n"
                    "t.yaml:4: providers[0].base_url: 'http://h:99999/v1' has an invalid port\n"
@@ -370,7 +407,7 @@ TEST(config_unknown_fields_are_named_with_the_known_ones)
     CHECK_ERRORS("colour: blue\n" PROVIDER_P
                  "routes:\n  - {name: r, size: 1, targets: [{provider: p, model: m, x: 1}]}\n",
                  "t.yaml:1: unknown field 'colour' (known: listen, workers, store, prices, redact, providers, routes, "
-                 "otlp, max_body_bytes, shutdown_grace_ms, max_header_bytes, max_connections, linger_ms, "
+                 "otlp, max_body_bytes, max_response_bytes, shutdown_grace_ms, max_header_bytes, max_connections, linger_ms, "
                  "linger_bytes)\n"
                  "t.yaml:5: routes[0]: unknown field 'size' (known: name, targets, fallbacks, strategy, fallback_on, "
                  "retries, backoff_ms, backoff_max_ms, attempt_timeout_ms, deadline_ms, first_byte_timeout_ms, "
@@ -496,7 +533,7 @@ TEST(config_collects_every_error_in_one_pass)
                  "t.yaml:1: listen: 'nope' is not HOST:PORT (for example 127.0.0.1:8080)\n"
                  "t.yaml:2: workers: 0 is out of range (1 to 256)\n"
                  "t.yaml:3: unknown field 'colour' (known: listen, workers, store, prices, redact, providers, "
-                 "routes, otlp, max_body_bytes, shutdown_grace_ms, max_header_bytes, max_connections, linger_ms, "
+                 "routes, otlp, max_body_bytes, max_response_bytes, shutdown_grace_ms, max_header_bytes, max_connections, linger_ms, "
                  "linger_bytes)\n"
                  "t.yaml:5: providers[0].base_url: 'http://h:99999/v1' has an invalid port\n"
                  "t.yaml:5: providers[0].keys[0]: environment variable GYRE_UNIT_MISSING is not set\n"

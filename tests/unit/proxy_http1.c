@@ -87,6 +87,18 @@ TEST(http1_refuses_too_many_headers)
     CHECK_INT(gyre_http1_parse_response(buf, n, &r), -E2BIG);
 }
 
+TEST(http1_a_head_without_its_end_asks_for_more_below_the_bound_and_is_e2big_at_it)
+{
+    /* A provider that sends header lines for ever: the caller's buffer never has to grow past the bound. */
+    static char buf[GYRE_HTTP1_MAX_HEAD + 1];
+    size_t n = (size_t)snprintf(buf, sizeof(buf), "HTTP/1.1 200 OK\r\nx-fill: ");
+    memset(buf + n, 'x', sizeof(buf) - n);
+    gyre_http1_response_t r;
+    CHECK_INT(gyre_http1_parse_response(buf, GYRE_HTTP1_MAX_HEAD - 1, &r), -EAGAIN);
+    CHECK_INT(gyre_http1_parse_response(buf, GYRE_HTTP1_MAX_HEAD, &r), -E2BIG);
+    CHECK_INT(gyre_http1_parse_response(buf, sizeof(buf), &r), -E2BIG);
+}
+
 TEST(http1_chunked_decodes_in_place_with_extensions_and_trailers)
 {
     char in[] = "5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nx-trailer: t\r\n\r\n";

@@ -196,3 +196,20 @@ TEST(sse_a_line_split_across_pieces_past_the_bound_is_e2big)
     gyre_sse_dispose(&p);
     gyre_buf_dispose(&out);
 }
+
+TEST(sse_a_line_that_never_ends_is_e2big_once_past_the_bound_and_on_every_piece_after)
+{
+    /* What the relay sees from a provider that sends bytes without a line end: each piece is refused at once
+     * once the line is past the bound, and the parser holds no more than the bound. */
+    gyre_buf_t out;
+    gyre_buf_init(&out, 1024);
+    gyre_sse_parser_t p;
+    gyre_sse_init(&p, 16, record, &out);
+    CHECK_INT(gyre_sse_feed(&p, "data: 0123456789", 16), 0);
+    CHECK_INT(gyre_sse_feed(&p, "a", 1), -E2BIG);
+    CHECK_INT(gyre_sse_feed(&p, "bcdef", 5), -E2BIG);
+    CHECK(p.line.len <= 16);
+    CHECK(out.base == NULL);
+    gyre_sse_dispose(&p);
+    gyre_buf_dispose(&out);
+}
