@@ -324,7 +324,7 @@ TEST(config_errors_never_contain_a_key_value)
     char *all = joined(&errs);
     CHECK_STR(all, "t.yaml:6: providers[0].tls_verify: expected true or false, found 'maybe'\n"
                    "t.yaml:7: providers[0]: unknown field 'colour' (known: name, kind, base_url, keys, key_strategy, "
-                   "breaker, ca_file, tls_verify, timeout_ms, api_version, max_tokens, region, prices)\n"
+                   "breaker, ca_file, tls_verify, timeout_ms, api_version, max_tokens, region, prices, direct)\n"
                    "t.yaml:3: providers[0].kind: unsupported kind 'nope' (supported: openai, azure, anthropic, gemini, "
                    "bedrock)\n"
                    "t.yaml:4: providers[0].base_url: 'http://h:99999/v1' has an invalid port\n"
@@ -342,8 +342,8 @@ TEST(config_unknown_fields_are_named_with_the_known_ones)
 {
     CHECK_ERRORS("colour: blue\n" PROVIDER_P
                  "routes:\n  - {name: r, size: 1, targets: [{provider: p, model: m, x: 1}]}\n",
-                 "t.yaml:1: unknown field 'colour' (known: listen, workers, store, prices, redact, providers, routes, "
-                 "otlp, max_body_bytes, shutdown_grace_ms)\n"
+                 "t.yaml:1: unknown field 'colour' (known: listen, auth, workers, store, prices, redact, direct, passthrough, "
+                 "providers, routes, otlp, max_body_bytes, shutdown_grace_ms)\n"
                  "t.yaml:5: routes[0]: unknown field 'size' (known: name, targets, fallbacks, strategy, fallback_on, "
                  "retries, backoff_ms, backoff_max_ms, attempt_timeout_ms, deadline_ms, first_byte_timeout_ms, "
                  "midstream, affinity, cache, capture, redact)\n"
@@ -441,8 +441,8 @@ TEST(config_collects_every_error_in_one_pass)
                  "  - {name: 'x/y', targets: [{provider: zz}]}\n",
                  "t.yaml:1: listen: 'nope' is not HOST:PORT (for example 127.0.0.1:8080)\n"
                  "t.yaml:2: workers: 0 is out of range (1 to 256)\n"
-                 "t.yaml:3: unknown field 'colour' (known: listen, workers, store, prices, redact, providers, "
-                 "routes, otlp, max_body_bytes, shutdown_grace_ms)\n"
+                 "t.yaml:3: unknown field 'colour' (known: listen, auth, workers, store, prices, redact, direct, passthrough, "
+                 "providers, routes, otlp, max_body_bytes, shutdown_grace_ms)\n"
                  "t.yaml:5: providers[0].base_url: 'http://h:99999/v1' has an invalid port\n"
                  "t.yaml:5: providers[0].keys[0]: environment variable GYRE_UNIT_MISSING is not set\n"
                  "t.yaml:6: providers[1].kind: is required (supported: openai, azure, anthropic, gemini, bedrock)\n"
