@@ -974,8 +974,8 @@ static int auth_secret_ok(parse_ctx_t *ctx, yaml_node_t *n, const char *field, c
     }
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f) {
-            ERR(ctx, n, field, "%shas a character that is not printable ASCII (spaces included) at position %zu",
-                where, i + 1);
+            ERR(ctx, n, field, "%shas a character that is not printable ASCII (spaces included) at position %zu", where,
+                i + 1);
             return 0;
         }
     return 1;
@@ -1046,6 +1046,10 @@ static void parse_auth(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n)
 {
     gyre_auth_conf_t *a = &c->auth;
     char field[64];
+    if (a->mode != GYRE_AUTH_UNSET) {
+        ERR(ctx, n, "auth", "is given twice");
+        return;
+    }
     if (n->type == YAML_SCALAR_NODE && strcmp(scalar(n), "none") == 0) {
         a->mode = GYRE_AUTH_NONE;
         return;
@@ -1081,6 +1085,9 @@ static void parse_auth(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n)
                     free(key_value);
                 }
             }
+        } else if ((strcmp(key, "admin_token") == 0 && admin != NULL) ||
+                   (strcmp(key, "read_token") == 0 && read != NULL)) {
+            ERR(ctx, k, "auth", "'%s' is given twice", key);
         } else if (strcmp(key, "admin_token") == 0) {
             admin = v;
             a->admin_token = auth_token(ctx, v, "auth.admin_token");
@@ -1099,8 +1106,10 @@ static void parse_auth(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n)
     for (size_t i = 0; i < a->nkeys; i++)
         if ((a->admin_token != NULL && strcmp(a->keys[i], a->admin_token) == 0) ||
             (a->read_token != NULL && strcmp(a->keys[i], a->read_token) == 0))
-            ERR(ctx, n, "auth.keys", "key %zu (counting keys files line by line) is the same as a token; each "
-                "credential must be distinct", i + 1);
+            ERR(ctx, n, "auth.keys",
+                "key %zu (counting keys files line by line) is the same as a token; each "
+                "credential must be distinct",
+                i + 1);
 }
 
 int gyre_config_path_never_passed(const char *path, size_t len)
@@ -1132,7 +1141,10 @@ static void parse_passthrough(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n
     char field[64];
     if (!want_type(ctx, n, YAML_SEQUENCE_NODE, "passthrough"))
         return;
-    c->npassthrough = 0; /* a list given, even an empty one, replaces the default */
+    /* A list given, even an empty one, replaces the default (or an earlier `passthrough:`). */
+    for (size_t i = 0; i < c->npassthrough; i++)
+        free(c->passthrough[i]);
+    c->npassthrough = 0;
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
         yaml_node_t *pn = yaml_document_get_node(ctx->doc, *it);
         path_of(field, sizeof(field), "passthrough[%zu]", (size_t)(it - n->data.sequence.items.start));
@@ -1148,11 +1160,15 @@ static void parse_passthrough(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n
         for (const char *s = strstr(p, "/."); ok && s != NULL; s = strstr(s + 1, "/."))
             ok = !(s[2] == '/' || s[2] == '\0' || (s[2] == '.' && (s[3] == '/' || s[3] == '\0')));
         if (!ok)
-            ERR(ctx, pn, field, "'%.200s' is not a path under /v1/ (letters, digits, '-', '_', '.', '/'; no empty, "
-                "'.' or '..' segment)", p);
+            ERR(ctx, pn, field,
+                "'%.200s' is not a path under /v1/ (letters, digits, '-', '_', '.', '/'; no empty, "
+                "'.' or '..' segment)",
+                p);
         else if (gyre_config_path_never_passed(p, len))
-            ERR(ctx, pn, field, "'%.200s' is an admin or organization path, which gyre never passes: it would act "
-                "on the provider account with the gateway's key", p);
+            ERR(ctx, pn, field,
+                "'%.200s' is an admin or organization path, which gyre never passes: it would act "
+                "on the provider account with the gateway's key",
+                p);
         else
             add_passthrough(c, p, len);
     }

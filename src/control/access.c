@@ -110,8 +110,8 @@ gyre_access_role_t gyre_access_identify(const gyre_access_t *a, const char *cred
     return admin ? GYRE_ROLE_ADMIN : read ? GYRE_ROLE_READ : client ? GYRE_ROLE_CLIENT : GYRE_ROLE_NONE;
 }
 
-gyre_access_verdict_t gyre_access_decide(const gyre_access_t *a, gyre_access_need_t need, int found,
-                                         const char *cred, size_t len)
+gyre_access_verdict_t gyre_access_decide(const gyre_access_t *a, gyre_access_need_t need, int found, const char *cred,
+                                         size_t len)
 {
     if (a->mode != GYRE_AUTH_KEYS || need == GYRE_NEED_NOTHING)
         return GYRE_ACCESS_ALLOW;

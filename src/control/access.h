@@ -78,8 +78,8 @@ gyre_access_role_t gyre_access_identify(const gyre_access_t *a, const char *cred
  * and the credential from gyre_access_credential.  Everything is allowed
  * when the gateway runs open (no `auth:`, or `auth: none`).
  */
-gyre_access_verdict_t gyre_access_decide(const gyre_access_t *a, gyre_access_need_t need, int found,
-                                         const char *cred, size_t len);
+gyre_access_verdict_t gyre_access_decide(const gyre_access_t *a, gyre_access_need_t need, int found, const char *cred,
+                                         size_t len);
 
 /* The client-facing message for a refusal: says what was missing or wrong, never the credential. */
 const char *gyre_access_message(gyre_access_verdict_t v, gyre_access_need_t need);

@@ -150,6 +150,13 @@ TEST(config_auth_without_credentials_other_scalars_and_unknown_fields_are_errors
                  "t.yaml:1: auth: unknown field 'token' (known: keys, admin_token, read_token; or write auth: none)\n");
 }
 
+TEST(config_auth_or_a_token_given_twice_is_an_error)
+{
+    CHECK_ERRORS("auth: none\nauth: none\n" PROVIDER_P, "t.yaml:2: auth: is given twice\n");
+    CHECK_ERRORS("auth: {read_token: read-literal-0123456789, read_token: read-literal-9876543210}\n" PROVIDER_P,
+                 "t.yaml:1: auth: 'read_token' is given twice\n");
+}
+
 TEST(config_auth_a_credential_used_twice_is_an_error)
 {
     CHECK_ERRORS("auth:\n  keys: [same-value-0123456789]\n  admin_token: same-value-0123456789\n" PROVIDER_P,
@@ -197,15 +204,16 @@ TEST(config_passthrough_defaults_to_openai_inference_endpoints_and_a_list_replac
 
 TEST(config_passthrough_refuses_admin_organization_and_malformed_paths)
 {
-    CHECK_ERRORS("passthrough: [/v1/organization/admin_api_keys, /v1/x/admin, /files, /v1/a/../b, /v1/a?b]\n" PROVIDER_P,
-                 "t.yaml:1: passthrough[0]: '/v1/organization/admin_api_keys' is an admin or organization path, which "
-                 "gyre never passes: it would act on the provider account with the gateway's key\n"
-                 "t.yaml:1: passthrough[1]: '/v1/x/admin' is an admin or organization path, which gyre never passes: "
-                 "it would act on the provider account with the gateway's key\n"
-                 "t.yaml:1: passthrough[2]: '/files' is not a path under /v1/ (letters, digits, '-', '_', '.', '/'; "
-                 "no empty, '.' or '..' segment)\n"
-                 "t.yaml:1: passthrough[3]: '/v1/a/../b' is not a path under /v1/ (letters, digits, '-', '_', '.', "
-                 "'/'; no empty, '.' or '..' segment)\n"
-                 "t.yaml:1: passthrough[4]: '/v1/a?b' is not a path under /v1/ (letters, digits, '-', '_', '.', '/'; "
-                 "no empty, '.' or '..' segment)\n");
+    CHECK_ERRORS(
+        "passthrough: [/v1/organization/admin_api_keys, /v1/x/admin, /files, /v1/a/../b, /v1/a?b]\n" PROVIDER_P,
+        "t.yaml:1: passthrough[0]: '/v1/organization/admin_api_keys' is an admin or organization path, which "
+        "gyre never passes: it would act on the provider account with the gateway's key\n"
+        "t.yaml:1: passthrough[1]: '/v1/x/admin' is an admin or organization path, which gyre never passes: "
+        "it would act on the provider account with the gateway's key\n"
+        "t.yaml:1: passthrough[2]: '/files' is not a path under /v1/ (letters, digits, '-', '_', '.', '/'; "
+        "no empty, '.' or '..' segment)\n"
+        "t.yaml:1: passthrough[3]: '/v1/a/../b' is not a path under /v1/ (letters, digits, '-', '_', '.', "
+        "'/'; no empty, '.' or '..' segment)\n"
+        "t.yaml:1: passthrough[4]: '/v1/a?b' is not a path under /v1/ (letters, digits, '-', '_', '.', '/'; "
+        "no empty, '.' or '..' segment)\n");
 }

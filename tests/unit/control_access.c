@@ -30,8 +30,7 @@ static gyre_access_t *full_access(void)
 
 static gyre_access_verdict_t decide(const gyre_access_t *a, const char *path, const char *cred)
 {
-    return gyre_access_decide(a, gyre_access_need_for(path, strlen(path)), cred != NULL, cred,
-                              cred ? strlen(cred) : 0);
+    return gyre_access_decide(a, gyre_access_need_for(path, strlen(path)), cred != NULL, cred, cred ? strlen(cred) : 0);
 }
 
 TEST(access_need_for_path_healthz_open_api_and_metrics_read_traces_ingest_rest_client)
