@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config_test.h"
 #include "test.h"
 #include "trace/redact.h"
 
@@ -24,41 +25,6 @@ static const char minimal[] = "listen: 127.0.0.1:8080\n"
                               "routes:\n"
                               "  - name: chat\n"
                               "    targets: [{provider: primary, model: gpt-4o-mini, weight: 100}]\n";
-
-/* A provider line that is valid on its own, for tests about other fields. */
-#define PROVIDER_P "providers:\n  - {name: p, kind: openai, base_url: 'http://h/v1'}\n"
-
-static gyre_config_t *parse(const char *yaml, gyre_config_errors_t *errs)
-{
-    return gyre_config_parse("t.yaml", yaml, strlen(yaml), errs);
-}
-
-/* All errors joined by newlines, for exact comparison. */
-static char *joined(const gyre_config_errors_t *errs)
-{
-    size_t n = 1;
-    for (size_t i = 0; i < errs->count; i++)
-        n += strlen(errs->items[i]) + 1;
-    char *s = calloc(1, n);
-    for (size_t i = 0; i < errs->count; i++) {
-        strcat(s, errs->items[i]);
-        strcat(s, "\n");
-    }
-    return s;
-}
-
-/* Asserts that `yaml` fails with exactly the errors in `expected` (one per line). */
-#define CHECK_ERRORS(yaml, expected)                                                                                   \
-    do {                                                                                                               \
-        gyre_config_errors_t e_ = {0};                                                                                 \
-        gyre_config_t *c_ = parse((yaml), &e_);                                                                        \
-        CHECK(c_ == NULL);                                                                                             \
-        char *all_ = joined(&e_);                                                                                      \
-        CHECK_STR(all_, (expected));                                                                                   \
-        free(all_);                                                                                                    \
-        gyre_config_free(c_);                                                                                          \
-        gyre_config_errors_dispose(&e_);                                                                               \
-    } while (0)
 
 static void clear_provider_env(void)
 {

@@ -11,40 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config_test.h"
 #include "test.h"
-
-#define PROVIDER_P "providers:\n  - {name: p, kind: openai, base_url: 'http://h/v1'}\n"
-
-static gyre_config_t *parse(const char *yaml, gyre_config_errors_t *errs)
-{
-    return gyre_config_parse("t.yaml", yaml, strlen(yaml), errs);
-}
-
-/* All errors joined by newlines, for exact comparison. */
-static char *joined(const gyre_config_errors_t *errs)
-{
-    size_t n = 1;
-    for (size_t i = 0; i < errs->count; i++)
-        n += strlen(errs->items[i]) + 1;
-    char *s = calloc(1, n);
-    for (size_t i = 0; i < errs->count; i++) {
-        strcat(s, errs->items[i]);
-        strcat(s, "\n");
-    }
-    return s;
-}
-
-#define CHECK_ERRORS(yaml, expected)                                                                                   \
-    do {                                                                                                               \
-        gyre_config_errors_t e_ = {0};                                                                                 \
-        gyre_config_t *c_ = parse((yaml), &e_);                                                                        \
-        CHECK(c_ == NULL);                                                                                             \
-        char *all_ = joined(&e_);                                                                                      \
-        CHECK_STR(all_, (expected));                                                                                   \
-        free(all_);                                                                                                    \
-        gyre_config_free(c_);                                                                                          \
-        gyre_config_errors_dispose(&e_);                                                                               \
-    } while (0)
 
 TEST(config_auth_absent_is_unset_and_auth_none_is_none)
 {
