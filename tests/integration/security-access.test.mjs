@@ -207,6 +207,41 @@ test('POST /v1/traces without a credential is a 401 and its claimed cost never r
   assert.equal(s.json.total.cost_usd, 1.5);
 });
 
+test('a gyre exporting spans to a gyre with auth: sends its key as an otlp header, and the spans are stored', async () => {
+  const dir = tmpdir('gyre-access-otlp-');
+  const b = await startGyre(`workers: 1
+store: {sqlite: "${path.join(dir, 'b.db')}", traces: true}
+auth: {keys: [${CLIENT_KEY}], read_token: ${READ_TOKEN}}
+providers:
+  - {name: mock, kind: openai, base_url: "${mock.v1}", keys: [sk-provider-secret]}
+`);
+  const a = await startGyre(`workers: 1
+store: {sqlite: "${path.join(dir, 'a.db')}", traces: true}
+otlp: {endpoint: "${b.url}/v1/traces", interval_ms: 50, headers: {authorization: env:GYRE_ACCESS_COLLECTOR_AUTH}}
+providers:
+  - {name: mock, kind: openai, base_url: "${mock.v1}", keys: [sk-provider-secret]}
+routes:
+  - name: chat
+    targets: [{provider: mock, model: gpt-4o-mini}]
+`, { env: { GYRE_ACCESS_COLLECTOR_AUTH: `Bearer ${CLIENT_KEY}` } });
+  try {
+    assert.equal((await postJson(`${a.url}/v1/chat/completions`, chatBody())).status, 200);
+    const deadline = Date.now() + 5000 * SLOW;
+    let page;
+    while (Date.now() < deadline) {
+      const r = await fetch(`${b.url}/api/traces`, { headers: bearer(READ_TOKEN) });
+      page = await r.json();
+      if (page.data?.length >= 1) break;
+      await sleep(50);
+    }
+    assert.equal(page.data.length, 1, JSON.stringify(page));
+    assert.equal(page.data[0].route, 'chat');
+  } finally {
+    assert.equal((await a.stop()).code, 0);
+    assert.equal((await b.stop()).code, 0);
+  }
+});
+
 test('direct: false makes provider/model a 404 exactly like a provider that does not exist, in both dialects', async () => {
   await resetMock();
   const hidden = await postJson(`${gyre.url}/v1/chat/completions`, chatBody({ model: 'hidden/gpt-4o-mini' }), bearer(CLIENT_KEY));
