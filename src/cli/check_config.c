@@ -4,6 +4,7 @@
 
 #include "cli/cli.h"
 #include "config/config.h"
+#include "control/access.h"
 
 const char gyre_check_config_usage[] =
     "usage: gyre check-config FILE\n"
@@ -14,7 +15,21 @@ const char gyre_check_config_usage[] =
     "missing variable or unreadable file is reported too (their values never are).\n"
     "\n"
     "The format (every field but providers and routes is optional):\n"
-    "  listen: 127.0.0.1:8080\n"
+    "  listen: 127.0.0.1:8080      # off loopback, auth: is required\n"
+    "  auth:                       # who may call; without it gyre runs open (loopback only)\n"
+    "    keys: [env:GYRE_CLIENT_KEY, file:/run/secrets/gyre-keys]\n"
+    "                              # client keys (Authorization: Bearer KEY or x-api-key: KEY)\n"
+    "                              # for model calls and POST /v1/traces; a file: holds one key\n"
+    "                              # a line ('#' lines and blank lines skipped); each key and\n"
+    "                              # token at least 16 printable characters\n"
+    "    read_token: env:GYRE_READ_TOKEN    # /api/* and /metrics\n"
+    "    admin_token: env:GYRE_ADMIN_TOKEN  # all of the above\n"
+    "                              # or `auth: none`: open on purpose, on any address\n"
+    "  direct: true                # clients may send model: PROVIDER/MODEL (per provider too)\n"
+    "  passthrough: [/v1/completions, /v1/moderations, /v1/images, /v1/audio, /v1/responses]\n"
+    "                              # /v1 paths passed as they are (the default shown; files,\n"
+    "                              # batches, fine_tuning, ... only when listed; admin and\n"
+    "                              # organization paths never)\n"
     "  workers: 2                  # default: one per core\n"
     "  store: {sqlite: ./gyre.db}\n"
     "  max_body_bytes: 8388608     # larger request bodies get 413\n"
@@ -33,6 +48,7 @@ const char gyre_check_config_usage[] =
     "      max_response_bytes: 67108864  # default: the root's\n"
     "      ca_file: /path/ca.pem   # extra trust anchors for https\n"
     "      tls_verify: true\n"
+    "      direct: false           # overrides the root's direct:\n"
     "  routes:\n"
     "    - name: chat              # clients send model: chat (or primary/gpt-4o-mini)\n"
     "      targets: [{provider: primary, model: gpt-4o-mini, weight: 100}]\n";
@@ -56,6 +72,18 @@ int gyre_cmd_check_config(int argc, char **argv)
         gyre_config_errors_dispose(&errs);
         return 1;
     }
+    char why[1024];
+    gyre_exposure_t exposure = gyre_access_exposure(c, why, sizeof(why));
+    if (exposure == GYRE_EXPOSURE_REFUSED) {
+        if (c->listen_line > 0)
+            printf("%s:%d: listen: %s\n1 error\n", argv[0], c->listen_line, why);
+        else
+            printf("%s: listen: %s\n1 error\n", argv[0], why);
+        gyre_config_free(c);
+        return 1;
+    }
+    if (exposure == GYRE_EXPOSURE_OPEN)
+        printf("%s: warning: %s\n", argv[0], why);
     printf("%s: ok (%zu provider%s, %zu route%s)\n", argv[0], c->nproviders, c->nproviders == 1 ? "" : "s", c->nroutes,
            c->nroutes == 1 ? "" : "s");
     gyre_config_free(c);

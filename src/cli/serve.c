@@ -9,6 +9,7 @@
 #include "common/alloc.h"
 #include "common/log.h"
 #include "config/config.h"
+#include "control/access.h"
 #include "server/server.h"
 
 const char gyre_serve_usage[] =
@@ -24,7 +25,9 @@ const char gyre_serve_usage[] =
     "                      GROQ_API_KEY, MISTRAL_API_KEY, DEEPSEEK_API_KEY,\n"
     "                      TOGETHER_API_KEY and OPENROUTER_API_KEY that is set, plus\n"
     "                      gyre-mock when GYRE_MOCK_URL is set (as `make run` does).\n"
-    "  --listen HOST:PORT  overrides `listen:` in the configuration\n"
+    "  --listen HOST:PORT  overrides `listen:` in the configuration. On an address\n"
+    "                      other than loopback (127.0.0.0/8, ::1, localhost) the\n"
+    "                      configuration must have `auth:` (or `auth: none`)\n"
     "  --workers N         event-loop threads; overrides `workers:` (default: one per core)\n"
     "  -h, --help          this text\n";
 
@@ -69,6 +72,16 @@ int gyre_cmd_serve(int argc, char **argv)
         gyre_config_free(c);
         return 2;
     }
+    /* On the address gyre will really listen on (--listen applied): an open gateway off loopback is refused. */
+    char why[1024];
+    gyre_exposure_t exposure = gyre_access_exposure(c, why, sizeof(why));
+    if (exposure == GYRE_EXPOSURE_REFUSED) {
+        fprintf(stderr, "gyre serve: %s; nothing started\n", why);
+        gyre_config_free(c);
+        return 1;
+    }
+    if (exposure == GYRE_EXPOSURE_OPEN)
+        fprintf(stderr, "gyre: warning: %s\n", why);
     if (workers != 0)
         c->workers = (unsigned)workers;
     if (c->workers == 0) {

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <yaml.h>
 
 #include "common/alloc.h"
@@ -458,6 +459,7 @@ static void parse_provider(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, s
     p->timeout_ms = GYRE_DEFAULT_TIMEOUT_MS;
     p->max_response_bytes = c->max_response_bytes; /* the root's, parsed before any provider */
     p->breaker = (gyre_breaker_conf_t){5, 50, 20, 10000, 5000};
+    p->direct = c->direct; /* the root's, unless the provider says */
     p->line = line_of(n);
     if (!want_type(ctx, n, YAML_MAPPING_NODE, path_of(field, sizeof(field), "providers[%zu]", pi)))
         return;
@@ -519,10 +521,12 @@ static void parse_provider(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, s
                 p->max_tokens = (unsigned)u;
         } else if (strcmp(key, "prices") == 0) {
             parse_provider_prices(ctx, v, p, pi);
+        } else if (strcmp(key, "direct") == 0) {
+            get_bool(ctx, v, path_of(field, sizeof(field), "providers[%zu].direct", pi), &p->direct);
         } else {
             ERR(ctx, k, path_of(field, sizeof(field), "providers[%zu]", pi),
                 "unknown field '%s' (known: name, kind, base_url, keys, key_strategy, breaker, ca_file, tls_verify, "
-                "timeout_ms, max_response_bytes, api_version, max_tokens, region, prices)",
+                "timeout_ms, max_response_bytes, api_version, max_tokens, region, prices, direct)",
                 key);
         }
     }
@@ -966,6 +970,225 @@ static void parse_otlp(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n)
         ERR(ctx, endpoint, "otlp.endpoint", "'%s' is not an http:// or https:// URL with a host", e);
 }
 
+/*
+ * A client key or token of `auth:`: printable ASCII without spaces (it travels in one header), between
+ * GYRE_AUTH_MIN_SECRET_LEN and GYRE_AUTH_MAX_SECRET_LEN bytes.  `where` says which line of a keys file it came
+ * from ("" otherwise).  The value itself is never part of the error.
+ */
+static int auth_secret_ok(parse_ctx_t *ctx, yaml_node_t *n, const char *field, const char *where, const char *s,
+                          size_t len)
+{
+    if (len < GYRE_AUTH_MIN_SECRET_LEN) {
+        ERR(ctx, n, field, "%sis shorter than %d characters; use a long random value (openssl rand -hex 32)", where,
+            GYRE_AUTH_MIN_SECRET_LEN);
+        return 0;
+    }
+    if (len > GYRE_AUTH_MAX_SECRET_LEN) {
+        ERR(ctx, n, field, "%sis longer than %d characters", where, GYRE_AUTH_MAX_SECRET_LEN);
+        return 0;
+    }
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f) {
+            ERR(ctx, n, field, "%shas a character that is not printable ASCII (spaces included) at position %zu", where,
+                i + 1);
+            return 0;
+        }
+    return 1;
+}
+
+static void add_auth_key(gyre_auth_conf_t *a, const char *s, size_t len)
+{
+    a->keys = gyre_realloc(a->keys, sizeof(*a->keys) * (a->nkeys + 1));
+    a->keys[a->nkeys++] = gyre_strndup(s, len);
+}
+
+/* `file:PATH` in auth.keys: one key a line; blank lines and lines starting with '#' are skipped. */
+static void auth_keys_file(parse_ctx_t *ctx, yaml_node_t *n, const char *field, const char *path, gyre_auth_conf_t *a)
+{
+    gyre_buf_t b;
+    gyre_buf_init(&b, GYRE_AUTH_MAX_KEY_FILE_BYTES);
+    int r = gyre_buf_append_file(&b, path);
+    if (r == -E2BIG)
+        ERR(ctx, n, field, "key file %s is larger than %zu bytes", path, GYRE_AUTH_MAX_KEY_FILE_BYTES);
+    else if (r != 0)
+        ERR(ctx, n, field, "cannot read key file %s: %s", path, strerror(-r));
+    size_t found = 0, lineno = 0;
+    for (size_t at = 0; r == 0 && at < b.len;) {
+        const char *line = b.base + at, *nl = memchr(line, '\n', b.len - at);
+        size_t len = nl != NULL ? (size_t)(nl - line) : b.len - at;
+        at += len + 1;
+        lineno++;
+        while (len > 0 && isspace((unsigned char)line[len - 1]))
+            len--;
+        while (len > 0 && isspace((unsigned char)line[0])) {
+            line++;
+            len--;
+        }
+        if (len == 0 || line[0] == '#')
+            continue;
+        char where[64];
+        snprintf(where, sizeof(where), "line %zu of the key file: ", lineno);
+        if (auth_secret_ok(ctx, n, field, where, line, len)) {
+            add_auth_key(a, line, len);
+            found++;
+        }
+    }
+    if (r == 0 && found == 0 && lineno == 0)
+        ERR(ctx, n, field, "key file %s is empty", path);
+    else if (r == 0 && found == 0)
+        ERR(ctx, n, field, "key file %s has no key (only blank and '#' lines)", path);
+    if (b.base != NULL)
+        explicit_bzero(b.base, b.cap);
+    gyre_buf_dispose(&b);
+}
+
+/* A token of `auth:` (admin_token, read_token): a literal, env:NAME or file:PATH holding one value. */
+static char *auth_token(parse_ctx_t *ctx, yaml_node_t *n, const char *field)
+{
+    if (!want_type(ctx, n, YAML_SCALAR_NODE, field))
+        return NULL;
+    char *v = resolve_key(ctx, n, field, scalar(n));
+    if (v != NULL && !auth_secret_ok(ctx, n, field, "", v, strlen(v))) {
+        explicit_bzero(v, strlen(v));
+        free(v);
+        v = NULL;
+    }
+    return v;
+}
+
+/* auth: none, or auth: {keys: [sk-..., env:NAME, file:PATH], admin_token: SPEC, read_token: SPEC} */
+static void parse_auth(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n)
+{
+    gyre_auth_conf_t *a = &c->auth;
+    char field[64];
+    if (a->mode != GYRE_AUTH_UNSET) {
+        ERR(ctx, n, "auth", "is given twice");
+        return;
+    }
+    if (n->type == YAML_SCALAR_NODE && strcmp(scalar(n), "none") == 0) {
+        a->mode = GYRE_AUTH_NONE;
+        return;
+    }
+    if (n->type != YAML_MAPPING_NODE) {
+        ERR(ctx, n, "auth", "expected 'none' or a mapping {keys: [...], admin_token: ..., read_token: ...}, found %s",
+            n->type == YAML_SCALAR_NODE ? "another scalar" : node_type_name(n));
+        return;
+    }
+    a->mode = GYRE_AUTH_KEYS;
+    yaml_node_t *admin = NULL, *read = NULL;
+    for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top; pair++) {
+        yaml_node_t *k = yaml_document_get_node(ctx->doc, pair->key);
+        yaml_node_t *v = yaml_document_get_node(ctx->doc, pair->value);
+        const char *key = scalar(k) ? scalar(k) : "?";
+        if (strcmp(key, "keys") == 0) {
+            if (!want_type(ctx, v, YAML_SEQUENCE_NODE, "auth.keys"))
+                continue;
+            for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+                yaml_node_t *kn = yaml_document_get_node(ctx->doc, *it);
+                path_of(field, sizeof(field), "auth.keys[%zu]", (size_t)(it - v->data.sequence.items.start));
+                if (!want_type(ctx, kn, YAML_SCALAR_NODE, field))
+                    continue;
+                if (strncmp(scalar(kn), "file:", 5) == 0) {
+                    auth_keys_file(ctx, kn, field, scalar(kn) + 5, a);
+                    continue;
+                }
+                char *key_value = resolve_key(ctx, kn, field, scalar(kn));
+                if (key_value != NULL && auth_secret_ok(ctx, kn, field, "", key_value, strlen(key_value)))
+                    add_auth_key(a, key_value, strlen(key_value));
+                if (key_value != NULL) {
+                    explicit_bzero(key_value, strlen(key_value));
+                    free(key_value);
+                }
+            }
+        } else if ((strcmp(key, "admin_token") == 0 && admin != NULL) ||
+                   (strcmp(key, "read_token") == 0 && read != NULL)) {
+            ERR(ctx, k, "auth", "'%s' is given twice", key);
+        } else if (strcmp(key, "admin_token") == 0) {
+            admin = v;
+            a->admin_token = auth_token(ctx, v, "auth.admin_token");
+        } else if (strcmp(key, "read_token") == 0) {
+            read = v;
+            a->read_token = auth_token(ctx, v, "auth.read_token");
+        } else {
+            ERR(ctx, k, "auth", "unknown field '%s' (known: keys, admin_token, read_token; or write auth: none)", key);
+        }
+    }
+    if (a->nkeys == 0 && admin == NULL && read == NULL)
+        ERR(ctx, n, "auth", "has no keys and no token: add keys: [...] (or write auth: none to run open on purpose)");
+    /* One credential, one meaning: a value that is both a client key and a token would be ambiguous. */
+    if (a->admin_token != NULL && a->read_token != NULL && strcmp(a->admin_token, a->read_token) == 0)
+        ERR(ctx, read, "auth.read_token", "is the same as auth.admin_token; each credential must be distinct");
+    for (size_t i = 0; i < a->nkeys; i++)
+        if ((a->admin_token != NULL && strcmp(a->keys[i], a->admin_token) == 0) ||
+            (a->read_token != NULL && strcmp(a->keys[i], a->read_token) == 0))
+            ERR(ctx, n, "auth.keys",
+                "key %zu (counting keys files line by line) is the same as a token; each "
+                "credential must be distinct",
+                i + 1);
+}
+
+int gyre_config_path_never_passed(const char *path, size_t len)
+{
+    for (size_t at = 0; at < len;) {
+        while (at < len && path[at] == '/')
+            at++;
+        const char *seg = path + at;
+        size_t n = 0;
+        while (at < len && path[at] != '/')
+            at++, n++;
+        if ((n == 12 && strncasecmp(seg, "organization", 12) == 0) ||
+            (n == 13 && strncasecmp(seg, "organizations", 13) == 0) || (n == 5 && strncasecmp(seg, "admin", 5) == 0) ||
+            (n > 5 && strncasecmp(seg, "admin", 5) == 0 && (seg[5] == '_' || seg[5] == '-')))
+            return 1;
+    }
+    return 0;
+}
+
+static void add_passthrough(gyre_config_t *c, const char *s, size_t len)
+{
+    c->passthrough = gyre_realloc(c->passthrough, sizeof(*c->passthrough) * (c->npassthrough + 1));
+    c->passthrough[c->npassthrough++] = gyre_strndup(s, len);
+}
+
+/* passthrough: [/v1/completions, /v1/files, ...]: path prefixes, each whole segments under /v1/. */
+static void parse_passthrough(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n)
+{
+    char field[64];
+    if (!want_type(ctx, n, YAML_SEQUENCE_NODE, "passthrough"))
+        return;
+    /* A list given, even an empty one, replaces the default (or an earlier `passthrough:`). */
+    for (size_t i = 0; i < c->npassthrough; i++)
+        free(c->passthrough[i]);
+    c->npassthrough = 0;
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+        yaml_node_t *pn = yaml_document_get_node(ctx->doc, *it);
+        path_of(field, sizeof(field), "passthrough[%zu]", (size_t)(it - n->data.sequence.items.start));
+        if (!want_type(ctx, pn, YAML_SCALAR_NODE, field))
+            continue;
+        const char *p = scalar(pn);
+        size_t len = strlen(p);
+        while (len > 1 && p[len - 1] == '/')
+            len--;
+        int ok = len > 4 && strncmp(p, "/v1/", 4) == 0 && strstr(p, "//") == NULL;
+        for (size_t i = 0; ok && i < len; i++)
+            ok = isalnum((unsigned char)p[i]) || strchr("/-_.", p[i]) != NULL;
+        for (const char *s = strstr(p, "/."); ok && s != NULL; s = strstr(s + 1, "/."))
+            ok = !(s[2] == '/' || s[2] == '\0' || (s[2] == '.' && (s[3] == '/' || s[3] == '\0')));
+        if (!ok)
+            ERR(ctx, pn, field,
+                "'%.200s' is not a path under /v1/ (letters, digits, '-', '_', '.', '/'; no empty, "
+                "'.' or '..' segment)",
+                p);
+        else if (gyre_config_path_never_passed(p, len))
+            ERR(ctx, pn, field,
+                "'%.200s' is an admin or organization path, which gyre never passes: it would act "
+                "on the provider account with the gateway's key",
+                p);
+        else
+            add_passthrough(c, p, len);
+    }
+}
+
 static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
 {
     yaml_node_t *providers = NULL, *routes = NULL;
@@ -978,6 +1201,7 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
             ERR(ctx, k, "", "field names must be scalars");
         } else if (strcmp(key, "listen") == 0) {
             if (want_type(ctx, v, YAML_SCALAR_NODE, "listen")) {
+                c->listen_line = line_of(v);
                 free(c->listen_host);
                 c->listen_host = NULL;
                 if (parse_hostport(scalar(v), &c->listen_host, &c->listen_port) != 0)
@@ -1034,15 +1258,21 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
             parse_otlp(ctx, c, v);
         } else if (strcmp(key, "redact") == 0) {
             parse_redact(ctx, v, "redact", &c->redact);
+        } else if (strcmp(key, "auth") == 0) {
+            parse_auth(ctx, c, v);
+        } else if (strcmp(key, "direct") == 0) {
+            get_bool(ctx, v, "direct", &c->direct);
+        } else if (strcmp(key, "passthrough") == 0) {
+            parse_passthrough(ctx, c, v);
         } else if (strcmp(key, "providers") == 0) {
             providers = v;
         } else if (strcmp(key, "routes") == 0) {
             routes = v;
         } else {
             ERR(ctx, k, "",
-                "unknown field '%s' (known: listen, workers, store, prices, redact, providers, routes, "
-                "otlp, max_body_bytes, max_response_bytes, shutdown_grace_ms, max_header_bytes, max_connections, linger_ms, "
-                "linger_bytes)",
+                "unknown field '%s' (known: listen, auth, workers, store, prices, redact, direct, passthrough, "
+                "providers, routes, otlp, max_body_bytes, max_response_bytes, shutdown_grace_ms, max_header_bytes, "
+                "max_connections, linger_ms, linger_bytes)",
                 key);
         }
     }
@@ -1079,6 +1309,10 @@ gyre_config_t *gyre_config_parse(const char *source, const char *text, size_t le
     c->linger_bytes = GYRE_DEFAULT_LINGER_BYTES;
     c->store_capture = 1;
     c->redact = GYRE_REDACT_ALL;
+    c->direct = 1;
+    static const char *const default_passthrough[] = {GYRE_CONFIG_DEFAULT_PASSTHROUGH};
+    for (size_t i = 0; i < sizeof(default_passthrough) / sizeof(default_passthrough[0]); i++)
+        add_passthrough(c, default_passthrough[i], strlen(default_passthrough[i]));
     size_t errs_before = errs->count;
 
     yaml_parser_t parser;
@@ -1293,6 +1527,20 @@ void gyre_config_free(gyre_config_t *c)
     free(c->otlp.endpoint);
     free(c->otlp.service_name);
     free(c->otlp.ca_file);
+    for (size_t i = 0; i < c->auth.nkeys; i++) {
+        explicit_bzero(c->auth.keys[i], strlen(c->auth.keys[i]));
+        free(c->auth.keys[i]);
+    }
+    free(c->auth.keys);
+    if (c->auth.admin_token != NULL)
+        explicit_bzero(c->auth.admin_token, strlen(c->auth.admin_token));
+    if (c->auth.read_token != NULL)
+        explicit_bzero(c->auth.read_token, strlen(c->auth.read_token));
+    free(c->auth.admin_token);
+    free(c->auth.read_token);
+    for (size_t i = 0; i < c->npassthrough; i++)
+        free(c->passthrough[i]);
+    free(c->passthrough);
     free(c);
 }
 

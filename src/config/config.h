@@ -83,6 +83,8 @@ typedef struct gyre_provider_conf {
     /* `prices: {MODEL: {input, output, cached_input, cache_write}}`: what this provider charges (USD per 1M
      * tokens), before the shared table, for the calls it answered; NULL when it has none. */
     gyre_prices_t *prices;
+    /* `direct:` whether clients may address this provider as "name/model" (default: the root's `direct:`). */
+    int direct;
     int line;
 } gyre_provider_conf_t;
 
@@ -150,6 +152,31 @@ typedef struct gyre_otlp_conf {
     char *ca_file;        /* extra trust anchors for an https endpoint; NULL: the system store */
 } gyre_otlp_conf_t;
 
+/*
+ * `auth:` who may use the gateway (src/control/access.h decides per request).
+ * Client keys call models (and may post spans to /v1/traces); the read token
+ * reads /api (and under it) and /metrics; the admin token may do all of that.  Every
+ * secret is loaded here (literal, env:NAME, file:PATH; a keys file holds one
+ * key a line) and is never echoed in an error.
+ */
+typedef enum gyre_auth_mode {
+    GYRE_AUTH_UNSET = 0, /* no `auth:` section: open, which only a loopback listener may be */
+    GYRE_AUTH_NONE,      /* `auth: none`: open on purpose, on any address (with a warning) */
+    GYRE_AUTH_KEYS,      /* `auth: {keys, admin_token, read_token}` */
+} gyre_auth_mode_t;
+
+#define GYRE_AUTH_MIN_SECRET_LEN 16  /* shorter keys and tokens are a config error: too easy to guess */
+#define GYRE_AUTH_MAX_SECRET_LEN 512 /* longer ones are a config error: they travel in one header */
+#define GYRE_AUTH_MAX_KEY_FILE_BYTES ((size_t)1 << 20) /* a `file:` of client keys, one a line */
+
+typedef struct gyre_auth_conf {
+    gyre_auth_mode_t mode;
+    char **keys; /* client keys, resolved */
+    size_t nkeys;
+    char *admin_token; /* NULL when not configured */
+    char *read_token;  /* NULL when not configured */
+} gyre_auth_conf_t;
+
 typedef struct gyre_config {
     char *source; /* the file name, or "<embedded default>" */
     char *listen_host;
@@ -178,6 +205,14 @@ typedef struct gyre_config {
     gyre_route_conf_t *routes;
     size_t nroutes;
     gyre_otlp_conf_t otlp;
+    gyre_auth_conf_t auth;
+    int listen_line; /* the line of `listen:`, 0 when the default */
+    /* `direct:` the default of every provider's `direct:` (1 unless `direct: false`). */
+    int direct;
+    /* `passthrough:` the /v1 path prefixes (segment boundaries) passed to an OpenAI-compatible provider as they
+     * are; GYRE_CONFIG_DEFAULT_PASSTHROUGH unless given.  Admin and organization paths are never among them. */
+    char **passthrough;
+    size_t npassthrough;
     /* Human-readable notes gathered while building the embedded default
      * (which providers came from which environment variables). */
     char **notes;
@@ -215,6 +250,18 @@ gyre_config_t *gyre_config_default(gyre_config_errors_t *errs);
 char *gyre_config_default_yaml(void);
 void gyre_config_free(gyre_config_t *c);
 void gyre_config_errors_dispose(gyre_config_errors_t *errs);
+
+/* What `passthrough:` is when the configuration does not say: OpenAI's documented inference endpoints.  Paths
+ * that change the provider account (files, batches, fine_tuning, vector_stores, assistants, ...) are opt-in. */
+#define GYRE_CONFIG_DEFAULT_PASSTHROUGH "/v1/completions", "/v1/moderations", "/v1/images", "/v1/audio", "/v1/responses"
+
+/*
+ * Whether a request path (percent-decoded) is one gyre never passes upstream,
+ * listed or not: it has a segment "organization(s)" or "admin" (or one that
+ * starts with "admin_" or "admin-"), any case.  Those act on the provider
+ * account with the gateway's key.
+ */
+int gyre_config_path_never_passed(const char *path, size_t len);
 
 /* Sets listen_host/listen_port from "HOST:PORT" (as `listen:` takes it); -EINVAL if malformed. */
 int gyre_config_set_listen(gyre_config_t *c, const char *hostport);

@@ -956,22 +956,26 @@ static void fail_upstream(gyre_proxy_t *self, const char *stage, const char *err
             if (strcmp(errstr, socket_errors[i]) == 0)
                 tls = 0;
     }
+    /* The client is told which provider failed and how, never where it is: the address goes to the log only. */
+    h2o_iovec_t id = gyre_request_id(self->worker, self->req);
+    fprintf(stderr, "gyre: request %.*s: provider '%s' at %s:%u: %s: %s\n", (int)id.len, id.base, p->name, p->host,
+            p->port, stage, errstr);
     if (timeout)
         gyre_api_error_set(&err, 504, "upstream_error", "upstream_timeout", NULL,
-                           "provider '%s' (%s:%u) did not answer in time (%s, limit %llu ms)", p->name, p->host,
-                           p->port, errstr, (unsigned long long)p->timeout_ms);
+                           "provider '%s' did not answer in time (%s, limit %llu ms)", p->name, errstr,
+                           (unsigned long long)p->timeout_ms);
     else if (tls)
-        gyre_api_error_set(&err, 502, "upstream_error", "upstream_tls_error", NULL,
-                           "provider '%s' (%s:%u): TLS failed: %s", p->name, p->host, p->port, errstr);
+        gyre_api_error_set(&err, 502, "upstream_error", "upstream_tls_error", NULL, "provider '%s': TLS failed: %s",
+                           p->name, errstr);
     else if (strcmp(stage, "connect") == 0)
         gyre_api_error_set(&err, 502, "upstream_error", "upstream_unreachable", NULL,
-                           "provider '%s' (%s:%u) is unreachable: %s", p->name, p->host, p->port, errstr);
+                           "provider '%s' is unreachable: %s", p->name, errstr);
     else if (strcmp(stage, "body") == 0)
         gyre_api_error_set(&err, 502, "upstream_error", "stream_interrupted", NULL,
                            "provider '%s' ended the answer before it was complete (%s)", p->name, errstr);
     else
         gyre_api_error_set(&err, 502, "upstream_error", "upstream_error", NULL,
-                           "provider '%s' (%s:%u) failed before answering: %s", p->name, p->host, p->port, errstr);
+                           "provider '%s' failed before answering: %s", p->name, errstr);
     fail(self, timeout ? FAIL_TIMEOUT : strcmp(stage, "body") == 0 ? FAIL_CUT : FAIL_CONNECT, &err);
 }
 

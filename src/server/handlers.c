@@ -16,6 +16,7 @@
 #include "common/buf.h"
 #include "common/json.h"
 #include "common/wire.h"
+#include "control/access.h"
 #include "dialect/anthropic.h"
 #include "dialect/dialect.h"
 #include "dialect/openai.h"
@@ -86,12 +87,13 @@ static int check_model(const char *model, const h2o_iovec_t *body, size_t start,
 static void append_model_names(const gyre_config_t *c, gyre_buf_t *b)
 {
     size_t n = 0;
-    for (size_t i = 0; i < c->nroutes; i++, n++)
-        gyre_buf_appendf(b, "%s'%s'", n ? ", " : "", c->routes[i].name);
-    for (size_t i = 0; i < c->nproviders; i++, n++)
-        gyre_buf_appendf(b, "%s'%s/<model>'", n ? ", " : "", c->providers[i].name);
+    for (size_t i = 0; i < c->nroutes; i++)
+        gyre_buf_appendf(b, "%s'%s'", n++ ? ", " : "", c->routes[i].name);
+    for (size_t i = 0; i < c->nproviders; i++)
+        if (c->providers[i].direct) /* a provider clients may not address is not named to them either */
+            gyre_buf_appendf(b, "%s'%s/<model>'", n++ ? ", " : "", c->providers[i].name);
     if (n == 0)
-        gyre_buf_appends(b, "none: no provider is configured");
+        gyre_buf_appends(b, "none");
 }
 
 /* The 404 for a model that is neither a route nor provider/model, in the client's dialect. */
@@ -120,7 +122,11 @@ static int on_healthz(h2o_req_t *req)
     return 0;
 }
 
-/* GET /v1/models: the configured routes, in OpenAI's list shape. */
+/*
+ * GET /v1/models: the configured routes, in OpenAI's list shape.  A route's
+ * `targets` lists only the provider/model ids a client could call directly
+ * anyway (providers with `direct: true`); addresses are never listed.
+ */
 static int on_models(gyre_server_t *s, h2o_req_t *req)
 {
     gyre_buf_t b;
@@ -131,10 +137,12 @@ static int on_models(gyre_server_t *s, h2o_req_t *req)
         gyre_buf_appends(&b, i ? ",{\"id\":" : "{\"id\":");
         gyre_buf_append_json_string(&b, r->name, strlen(r->name));
         gyre_buf_appends(&b, ",\"object\":\"model\",\"created\":0,\"owned_by\":\"gyre\",\"targets\":[");
-        for (size_t j = 0; j < r->ntargets; j++) {
+        for (size_t j = 0, listed = 0; j < r->ntargets; j++) {
+            if (!s->config->providers[r->targets[j].provider].direct)
+                continue;
             char t[512];
             snprintf(t, sizeof(t), "%s/%s", s->config->providers[r->targets[j].provider].name, r->targets[j].model);
-            if (j)
+            if (listed++)
                 gyre_buf_appends(&b, ",");
             gyre_buf_append_json_string(&b, t, strlen(t));
         }
@@ -306,6 +314,13 @@ static void init_call(gyre_call_t *call, h2o_req_t *req, gyre_client_dialect_t c
     call->body = req->entity;
 }
 
+/* Whether a resolved model may be called: a route always; "provider/model" where the provider has `direct: true`.
+ * A refusal is the same 404 as for a provider that does not exist, so it tells nothing of which ones do. */
+static int direct_allowed(const gyre_server_t *s, const gyre_target_ref_t *target)
+{
+    return target->route != NULL || s->config->providers[target->provider].direct;
+}
+
 static int model_request(gyre_server_t *s, h2o_req_t *req, gyre_openai_endpoint_t ep, gyre_call_t *call)
 {
     gyre_worker_t *w = (gyre_worker_t *)req->conn->ctx;
@@ -329,7 +344,8 @@ static int model_request(gyre_server_t *s, h2o_req_t *req, gyre_openai_endpoint_
         return 0;
     }
     if (parsed.model != NULL) {
-        if (gyre_route_resolve(s->config, parsed.model, strlen(parsed.model), &w->rng, &target) != 0) {
+        if (gyre_route_resolve(s->config, parsed.model, strlen(parsed.model), &w->rng, &target) != 0 ||
+            !direct_allowed(s, &target)) {
             respond_model_not_found(s, req, parsed.model, GYRE_CLIENT_OPENAI);
             gyre_openai_request_dispose(&parsed);
             return 0;
@@ -383,7 +399,7 @@ static int messages_request(gyre_server_t *s, h2o_req_t *req, gyre_call_t *call)
         return 0;
     }
     gyre_target_ref_t target;
-    if (gyre_route_resolve(s->config, model, strlen(model), &w->rng, &target) != 0) {
+    if (gyre_route_resolve(s->config, model, strlen(model), &w->rng, &target) != 0 || !direct_allowed(s, &target)) {
         respond_model_not_found(s, req, model, GYRE_CLIENT_ANTHROPIC);
         cJSON_Delete(json);
         return 0;
@@ -459,6 +475,64 @@ static int on_messages_request(gyre_server_t *s, h2o_req_t *req)
     return r;
 }
 
+/*
+ * Stage 2, access: the request's credential against what its path needs (src/control/access.h).  A refusal is
+ * answered here, 401 (with WWW-Authenticate: Bearer) or 403, in the client's dialect: Anthropic's for
+ * /v1/messages, OpenAI's for everything else.  Nothing of the credential is echoed.
+ */
+static int access_allowed(gyre_server_t *s, h2o_req_t *req)
+{
+    gyre_access_need_t need = gyre_access_need_for(req->path_normalized.base, req->path_normalized.len);
+    h2o_iovec_t authz = header_value(req, H2O_STRLIT("authorization"));
+    h2o_iovec_t xkey = header_value(req, H2O_STRLIT("x-api-key"));
+    const char *cred = NULL;
+    size_t clen = 0;
+    int found = gyre_access_credential(authz.base, authz.len, xkey.base, xkey.len, &cred, &clen);
+    gyre_access_verdict_t v = gyre_access_decide(s->access, need, found, cred, clen);
+    if (v == GYRE_ACCESS_ALLOW)
+        return 1;
+    gyre_api_error_t err;
+    if (v == GYRE_ACCESS_FORBIDDEN) {
+        gyre_api_error_set(&err, 403, "invalid_request_error", "insufficient_permissions", NULL, "%s",
+                           gyre_access_message(v, need));
+    } else {
+        gyre_api_error_set(&err, 401, "invalid_request_error", "invalid_api_key", NULL, "%s",
+                           gyre_access_message(v, need));
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, H2O_STRLIT("Bearer"));
+    }
+    if (path_is(req, H2O_STRLIT("/v1/messages")))
+        gyre_respond_anthropic_error(req, &err);
+    else
+        gyre_respond_error(req, &err);
+    return 0;
+}
+
+/*
+ * A pass-through path is forwarded only under a `passthrough:` prefix, and an admin or organization path never.
+ * Both the normalised path and the path as sent are checked: the raw one is what goes upstream.
+ */
+static int passthrough_allowed(gyre_server_t *s, h2o_req_t *req)
+{
+    gyre_pass_verdict_t n = gyre_access_passthrough(s->config, req->path_normalized.base, req->path_normalized.len);
+    gyre_pass_verdict_t r = gyre_access_passthrough(s->config, req->path.base, req->path.len);
+    if (n == GYRE_PASS_ALLOWED && r == GYRE_PASS_ALLOWED)
+        return 1;
+    gyre_api_error_t err;
+    if (n == GYRE_PASS_NEVER || r == GYRE_PASS_NEVER)
+        gyre_api_error_set(&err, 403, "invalid_request_error", "path_not_allowed", NULL,
+                           "%.*s %.*s is not allowed: this gateway never passes admin or organization paths to a "
+                           "provider",
+                           (int)req->method.len, req->method.base, (int)req->path_normalized.len,
+                           req->path_normalized.base);
+    else
+        gyre_api_error_set(&err, 403, "invalid_request_error", "path_not_allowed", NULL,
+                           "%.*s %.*s is not allowed: this gateway passes only the paths its passthrough: list names",
+                           (int)req->method.len, req->method.base, (int)req->path_normalized.len,
+                           req->path_normalized.base);
+    gyre_respond_error(req, &err);
+    return 0;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     gyre_server_t *s = ((gyre_handler_t *)self)->server;
@@ -474,6 +548,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 
     if (path_is(req, H2O_STRLIT("/healthz")))
         return on_healthz(req);
+    if (!access_allowed(s, req))
+        return 0;
     if (path_is(req, H2O_STRLIT("/metrics")))
         return gyre_server_serve_metrics(w, req);
     if (gyre_api_handle(w, req))
@@ -520,8 +596,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         }
         return on_messages_request(s, req);
     }
-    if (req->path_normalized.len >= 4 && memcmp(req->path_normalized.base, "/v1/", 4) == 0)
+    if (req->path_normalized.len >= 4 && memcmp(req->path_normalized.base, "/v1/", 4) == 0) {
+        if (!passthrough_allowed(s, req))
+            return 0;
         return on_model_request(s, req, GYRE_OPENAI_OTHER);
+    }
 
     gyre_api_error_t err;
     gyre_api_error_set(&err, 404, "invalid_request_error", "unknown_url", NULL,

@@ -21,6 +21,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/json.h"
+#include "control/access.h"
 #include "metrics/metrics.h"
 #include "otlp/otlp.h"
 #include "server/handlers.h"
@@ -306,6 +307,7 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
     } else {
         s->prices = gyre_prices_builtin();
     }
+    s->access = gyre_access_create(&config->auth); /* lives until exit, as the server does */
     s->caches = gyre_calloc(config->nroutes ? config->nroutes : 1, sizeof(*s->caches));
     for (size_t i = 0; i < config->nroutes; i++)
         if (config->routes[i].cache)

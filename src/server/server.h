@@ -54,6 +54,7 @@ typedef struct gyre_server {
     gyre_prices_t *prices;  /* the price table (read-only once loaded) */
     struct gyre_store *store;   /* the trace store the writer writes to */
     struct gyre_writer *writer; /* takes every request's trace from the workers */
+    struct gyre_access *access; /* `auth:`'s keys and tokens, as digests (src/control/access.h); read-only */
     gyre_worker_t *workers;
     unsigned nworkers;
     int64_t started_us; /* unix microseconds (gyre_start_time_seconds) */

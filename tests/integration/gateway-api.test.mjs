@@ -12,7 +12,8 @@ before(async () => {
     res.end(req.url.startsWith('/v1/chat') ? JSON.stringify(ANSWER) : JSON.stringify({ echo: req.url, method: req.method }));
   });
   process.env.GYRE_TEST_KEY_B = 'sk-test-b';
-  gyre = await startGyre(oneProviderConfig(up.v1, { keys: ['sk-test-a', 'env:GYRE_TEST_KEY_B'] }), { env: { GYRE_TEST_KEY_B: 'sk-test-b' } });
+  // /v1/files is account-changing, so pass-through of it is opt-in (passthrough:); /v1/responses is there by default.
+  gyre = await startGyre(oneProviderConfig(up.v1, { keys: ['sk-test-a', 'env:GYRE_TEST_KEY_B'], extra: 'passthrough: [/v1/responses, /v1/files]\n' }), { env: { GYRE_TEST_KEY_B: 'sk-test-b' } });
 });
 after(async () => {
   assert.equal((await gyre.stop()).code, 0);

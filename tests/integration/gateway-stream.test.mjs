@@ -155,7 +155,7 @@ test('a slow client makes gyre stop reading from the provider: memory stays boun
     };
     pump();
   });
-  const g = await startGyre(oneProviderConfig(up.v1));
+  const g = await startGyre(oneProviderConfig(up.v1, { extra: 'passthrough: [/v1/files]\n' }));
   const rss = () => Number(fs.readFileSync(`/proc/${g.proc.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)[1]) * 1024;
   const before = rss();
   const r = await fetch(`${g.url}/v1/files/big/content`);

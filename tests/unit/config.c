@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config_test.h"
 #include "test.h"
 #include "trace/redact.h"
 
@@ -24,41 +25,6 @@ static const char minimal[] = "listen: 127.0.0.1:8080\n"
                               "routes:\n"
                               "  - name: chat\n"
                               "    targets: [{provider: primary, model: gpt-4o-mini, weight: 100}]\n";
-
-/* A provider line that is valid on its own, for tests about other fields. */
-#define PROVIDER_P "providers:\n  - {name: p, kind: openai, base_url: 'http://h/v1'}\n"
-
-static gyre_config_t *parse(const char *yaml, gyre_config_errors_t *errs)
-{
-    return gyre_config_parse("t.yaml", yaml, strlen(yaml), errs);
-}
-
-/* All errors joined by newlines, for exact comparison. */
-static char *joined(const gyre_config_errors_t *errs)
-{
-    size_t n = 1;
-    for (size_t i = 0; i < errs->count; i++)
-        n += strlen(errs->items[i]) + 1;
-    char *s = calloc(1, n);
-    for (size_t i = 0; i < errs->count; i++) {
-        strcat(s, errs->items[i]);
-        strcat(s, "\n");
-    }
-    return s;
-}
-
-/* Asserts that `yaml` fails with exactly the errors in `expected` (one per line). */
-#define CHECK_ERRORS(yaml, expected)                                                                                   \
-    do {                                                                                                               \
-        gyre_config_errors_t e_ = {0};                                                                                 \
-        gyre_config_t *c_ = parse((yaml), &e_);                                                                        \
-        CHECK(c_ == NULL);                                                                                             \
-        char *all_ = joined(&e_);                                                                                      \
-        CHECK_STR(all_, (expected));                                                                                   \
-        free(all_);                                                                                                    \
-        gyre_config_free(c_);                                                                                          \
-        gyre_config_errors_dispose(&e_);                                                                               \
-    } while (0)
 
 static void clear_provider_env(void)
 {
@@ -388,7 +354,7 @@ TEST(config_errors_never_contain_a_key_value)
     char *all = joined(&errs);
     CHECK_STR(all, "t.yaml:6: providers[0].tls_verify: expected true or false, found 'maybe'\n"
                    "t.yaml:7: providers[0]: unknown field 'colour' (known: name, kind, base_url, keys, key_strategy, "
-                   "breaker, ca_file, tls_verify, timeout_ms, max_response_bytes, api_version, max_tokens, region, prices)\n"
+                   "breaker, ca_file, tls_verify, timeout_ms, max_response_bytes, api_version, max_tokens, region, prices, direct)\n"
                    "t.yaml:3: providers[0].kind: unsupported kind 'nope' (supported: openai, azure, anthropic, gemini, "
                    "bedrock)\n"
                    "t.yaml:4: providers[0].base_url: 'http://h:99999/v1' has an invalid port\n"
@@ -406,9 +372,9 @@ TEST(config_unknown_fields_are_named_with_the_known_ones)
 {
     CHECK_ERRORS("colour: blue\n" PROVIDER_P
                  "routes:\n  - {name: r, size: 1, targets: [{provider: p, model: m, x: 1}]}\n",
-                 "t.yaml:1: unknown field 'colour' (known: listen, workers, store, prices, redact, providers, routes, "
-                 "otlp, max_body_bytes, max_response_bytes, shutdown_grace_ms, max_header_bytes, max_connections, linger_ms, "
-                 "linger_bytes)\n"
+                 "t.yaml:1: unknown field 'colour' (known: listen, auth, workers, store, prices, redact, direct, "
+                 "passthrough, providers, routes, otlp, max_body_bytes, max_response_bytes, shutdown_grace_ms, "
+                 "max_header_bytes, max_connections, linger_ms, linger_bytes)\n"
                  "t.yaml:5: routes[0]: unknown field 'size' (known: name, targets, fallbacks, strategy, fallback_on, "
                  "retries, backoff_ms, backoff_max_ms, attempt_timeout_ms, deadline_ms, first_byte_timeout_ms, "
                  "midstream, affinity, cache, capture, redact)\n"
@@ -532,9 +498,9 @@ TEST(config_collects_every_error_in_one_pass)
                  "  - {name: 'x/y', targets: [{provider: zz}]}\n",
                  "t.yaml:1: listen: 'nope' is not HOST:PORT (for example 127.0.0.1:8080)\n"
                  "t.yaml:2: workers: 0 is out of range (1 to 256)\n"
-                 "t.yaml:3: unknown field 'colour' (known: listen, workers, store, prices, redact, providers, "
-                 "routes, otlp, max_body_bytes, max_response_bytes, shutdown_grace_ms, max_header_bytes, max_connections, linger_ms, "
-                 "linger_bytes)\n"
+                 "t.yaml:3: unknown field 'colour' (known: listen, auth, workers, store, prices, redact, direct, "
+                 "passthrough, providers, routes, otlp, max_body_bytes, max_response_bytes, shutdown_grace_ms, "
+                 "max_header_bytes, max_connections, linger_ms, linger_bytes)\n"
                  "t.yaml:5: providers[0].base_url: 'http://h:99999/v1' has an invalid port\n"
                  "t.yaml:5: providers[0].keys[0]: environment variable GYRE_UNIT_MISSING is not set\n"
                  "t.yaml:6: providers[1].kind: is required (supported: openai, azure, anthropic, gemini, bedrock)\n"
