@@ -958,8 +958,8 @@ static void fail_upstream(gyre_proxy_t *self, const char *stage, const char *err
     }
     /* The client is told which provider failed and how, never where it is: the address goes to the log only. */
     h2o_iovec_t id = gyre_request_id(self->worker, self->req);
-    fprintf(stderr, "gyre: request %.*s: provider '%s' at %s:%u: %s: %s\n", (int)id.len, id.base, p->name, p->host,
-            p->port, stage, errstr);
+    gyre_logf("gyre: request %.*s: provider '%s' at %s:%u: %s: %s\n", (int)id.len, id.base, p->name, p->host, p->port,
+              stage, errstr);
     if (timeout)
         gyre_api_error_set(&err, 504, "upstream_error", "upstream_timeout", NULL,
                            "provider '%s' did not answer in time (%s, limit %llu ms)", p->name, errstr,

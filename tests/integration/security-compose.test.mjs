@@ -206,11 +206,11 @@ test('pass-through paths with dot-segments, encoded slashes or backslashes are a
 
 test('a clean pass-through path is still forwarded as it came', async () => {
   await reset();
-  const raw = await rawHttp(gyre.port, 'GET /v1/models/ft:gpt-4o-mini:org::abc?limit=2 HTTP/1.1\r\nhost: gyre\r\nconnection: close\r\n\r\n');
+  const raw = await rawHttp(gyre.port, 'GET /v1/responses/resp_ft:gpt-4o-mini:org::abc?limit=2 HTTP/1.1\r\nhost: gyre\r\nconnection: close\r\n\r\n');
   assert.notEqual(parseHead(raw).status, 400);
   const s = await mock.stats();
   assert.equal(s.requests, 1);
-  assert.equal(s.last_request.path, '/v1/models/ft:gpt-4o-mini:org::abc?limit=2');
+  assert.equal(s.last_request.path, '/v1/responses/resp_ft:gpt-4o-mini:org::abc?limit=2');
 });
 
 test('the client\'s X-Forwarded-For, Forwarded, X-Real-IP and X-Forwarded-Host/Proto never reach the provider', async () => {

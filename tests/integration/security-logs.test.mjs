@@ -170,10 +170,11 @@ routes:
     const elapsed = (Date.now() - started) / 1000;
     const logged = requestLines(output).length;
     const summaries = output.split('\n').filter((l) => l.startsWith('gyre: ') && l.includes(' suppressed: request '));
-    const suppressed = summaries.reduce((n, l) => n + Number(l.match(/^gyre: (\d+) similar lines? suppressed: request %\.\*s: %s$/)[1]), 0);
+    const suppressed = summaries.reduce((n, l) => n + Number(l.match(/^gyre: (\d+) similar lines? suppressed: request %\.\*s: .*$/)[1]), 0);
     assert.ok(summaries.length >= 1, output.slice(-2000));
     assert.equal(logged + suppressed, 2001 * perRequest, 'every failure is either written or counted');
-    assert.ok(logged <= LOG_BURST + Math.ceil(elapsed * LOG_PER_SECOND),
+    // Each line one failure writes has its own call site, and each site its own bucket.
+    assert.ok(logged <= perRequest * (LOG_BURST + Math.ceil(elapsed * LOG_PER_SECOND)),
       `${logged} lines in ${elapsed} s: more than the bucket allows`);
   });
 });
