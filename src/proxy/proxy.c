@@ -169,6 +169,7 @@ typedef struct gyre_proxy {
     int resume_saw_role; /* ...and its role chunk was dropped */
     gyre_buf_t resume_ws; /* whitespace trimmed off the end of the prefill, not yet seen again */
     gyre_trace_attempt_t *tattempt; /* the current attempt's line in the trace, or NULL */
+    int fail_at_address;            /* the failure being recorded was the provider's socket: the trace names where */
     int relay_acc;        /* RELAY of a chat stream: the accumulator reads its events for the trace */
     int relay_decode;     /* RELAY of an Anthropic stream: its events are also decoded into OpenAI chunks for the
                            * trace (tokens, finish reason, the reassembled answer) */
@@ -834,6 +835,23 @@ static void on_backoff_done(gyre_timer_t *t)
     start_attempt(self);
 }
 
+/* The attempt's error in the trace is the client's message; a failure at the provider's socket also says where
+ * (the trace is the operator's, like the log: issue 10 keeps addresses out of what clients read, not out of these). */
+static void set_attempt_error(gyre_proxy_t *self, const gyre_api_error_t *err)
+{
+    int at_address = self->fail_at_address;
+    self->fail_at_address = 0; /* this attempt's only: a next attempt started from here fails on its own terms */
+    if (!at_address) {
+        self->tattempt->error = gyre_tstr_dup(&self->req->pool, err->message, strlen(err->message));
+        return;
+    }
+    gyre_buf_t line;
+    gyre_buf_init(&line, sizeof(err->message) + 512);
+    gyre_buf_appendf(&line, "%s (at %s:%u)", err->message, self->prov->host, self->prov->port);
+    self->tattempt->error = gyre_tstr_dup(&self->req->pool, line.base ? line.base : "", line.len);
+    gyre_buf_dispose(&line);
+}
+
 /* An attempt failed before anything reached the client: fall back, or answer. */
 static void attempt_failed(gyre_proxy_t *self, fail_class_t fc, const gyre_api_error_t *err)
 {
@@ -862,7 +880,7 @@ static void attempt_failed(gyre_proxy_t *self, fail_class_t fc, const gyre_api_e
         log_error(self, err);
     }
     if (self->tattempt != NULL && err != NULL) {
-        self->tattempt->error = gyre_tstr_dup(&self->req->pool, err->message, strlen(err->message));
+        set_attempt_error(self, err);
     } else if (self->tattempt != NULL && fc == FAIL_STATUS) {
         /* The provider's own words, as its dialect reads them from the error body. */
         gyre_buf_t msg;
@@ -892,7 +910,7 @@ static void stream_failed(gyre_proxy_t *self, fail_class_t fc, const gyre_api_er
     drop_conn(self, 0);
     record_outcome(self, 0, 0);
     if (self->tattempt != NULL && err != NULL)
-        self->tattempt->error = gyre_tstr_dup(&self->req->pool, err->message, strlen(err->message));
+        set_attempt_error(self, err);
     end_attempt(self);
     if (self->client_gone)
         return;
@@ -956,7 +974,8 @@ static void fail_upstream(gyre_proxy_t *self, const char *stage, const char *err
             if (strcmp(errstr, socket_errors[i]) == 0)
                 tls = 0;
     }
-    /* The client is told which provider failed and how, never where it is: the address goes to the log only. */
+    /* The client is told which provider failed and how, never where it is: the address goes to the log and the
+     * trace (set_attempt_error). */
     h2o_iovec_t id = gyre_request_id(self->worker, self->req);
     gyre_logf("gyre: request %.*s: provider '%s' at %s:%u: %s: %s\n", (int)id.len, id.base, p->name, p->host, p->port,
               stage, errstr);
@@ -976,6 +995,7 @@ static void fail_upstream(gyre_proxy_t *self, const char *stage, const char *err
     else
         gyre_api_error_set(&err, 502, "upstream_error", "upstream_error", NULL,
                            "provider '%s' failed before answering: %s", p->name, errstr);
+    self->fail_at_address = 1;
     fail(self, timeout ? FAIL_TIMEOUT : strcmp(stage, "body") == 0 ? FAIL_CUT : FAIL_CONNECT, &err);
 }
 
@@ -1824,6 +1844,7 @@ static void start_attempt(gyre_proxy_t *self)
     gyre_api_error_t err;
     if (self->client_gone)
         return;
+    self->fail_at_address = 0;
     for (;;) {
         self->cand = &call->cands[self->cur];
         self->prov = &cfg->providers[self->cand->provider];

@@ -266,8 +266,19 @@ test('an unreachable provider\'s error names the provider, never its address', a
   assert.equal(res.json.error.code, 'upstream_unreachable');
   assert.match(res.json.error.message, /^provider 'down' is unreachable: /);
   assert.ok(!res.text.includes(`127.0.0.1:${dead}`) && !res.text.includes(String(dead)), res.text);
-  // The log keeps it, for the operator.
+  // The log and the trace keep it, for the operator.
   assert.match(gyre.proc.output(), new RegExp(`provider 'down' at 127\\.0\\.0\\.1:${dead}: connect: `));
+  const id = res.headers.get('x-gyre-trace-id');
+  const deadline = Date.now() + 5000 * SLOW;
+  let t;
+  while (Date.now() < deadline) {
+    t = await get(`/api/traces/${id}`, bearer(READ_TOKEN));
+    if (t.status === 200) break;
+    await sleep(50);
+  }
+  assert.equal(t.status, 200, t.text);
+  assert.equal(t.json.attempts.length, 1);
+  assert.match(t.json.attempts[0].error, new RegExp(`^provider 'down' is unreachable: .* \\(at 127\\.0\\.0\\.1:${dead}\\)$`));
 });
 
 test('/v1/models lists route names, and no URL, address or hidden provider', async () => {
