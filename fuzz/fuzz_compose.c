@@ -25,25 +25,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/phr.h"
 #include "common/wire.h"
 #include "proxy/compose.h"
 
-/* picohttpparser ships inside libh2o without its header in Debian's package: its declarations, as in
- * deps/picohttpparser/picohttpparser.h of h2o 2.2.5. */
-struct phr_header {
-    const char *name;
-    size_t name_len;
-    const char *value;
-    size_t value_len;
-};
-int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len, const char **path,
-                      size_t *path_len, int *minor_version, struct phr_header *headers, size_t *num_headers,
-                      size_t last_len);
-
-#define CHECK(c)                                                                                                      \
-    do {                                                                                                              \
-        if (!(c))                                                                                                     \
-            __builtin_trap();                                                                                         \
+#define CHECK(c)                                                                                                       \
+    do {                                                                                                               \
+        if (!(c))                                                                                                      \
+            __builtin_trap();                                                                                          \
     } while (0)
 
 #define NFIELDS 7

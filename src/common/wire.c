@@ -17,7 +17,7 @@ static int is_pchar(unsigned char c)
     return is_unreserved(c) || (c != '\0' && strchr("!$&'()*+,;=:@", c) != NULL);
 }
 
-static int hex_value(unsigned char c)
+int gyre_wire_hex_digit(int c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -34,8 +34,8 @@ static size_t decode_once(const char *s, size_t len, char *out)
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
         int hi, lo;
-        if (s[i] == '%' && i + 2 < len && (hi = hex_value((unsigned char)s[i + 1])) >= 0 &&
-            (lo = hex_value((unsigned char)s[i + 2])) >= 0) {
+        if (s[i] == '%' && i + 2 < len && (hi = gyre_wire_hex_digit((unsigned char)s[i + 1])) >= 0 &&
+            (lo = gyre_wire_hex_digit((unsigned char)s[i + 2])) >= 0) {
             out[n++] = (char)(hi * 16 + lo);
             i += 2;
         } else {
@@ -173,8 +173,8 @@ const char *gyre_wire_target_problem(const char *t, size_t len, int from_client)
         for (size_t i = 0; i < slen; i++) {
             unsigned char c = (unsigned char)seg[i];
             if (c == '%') {
-                int hi = i + 2 < slen ? hex_value((unsigned char)seg[i + 1]) : -1;
-                int lo = i + 2 < slen ? hex_value((unsigned char)seg[i + 2]) : -1;
+                int hi = i + 2 < slen ? gyre_wire_hex_digit((unsigned char)seg[i + 1]) : -1;
+                int lo = i + 2 < slen ? gyre_wire_hex_digit((unsigned char)seg[i + 2]) : -1;
                 if (hi < 0 || lo < 0)
                     return "has a malformed percent-escape";
                 int d = hi * 16 + lo;
@@ -195,7 +195,8 @@ const char *gyre_wire_target_problem(const char *t, size_t len, int from_client)
         for (size_t i = plen + 1; i < len; i++) {
             unsigned char c = (unsigned char)t[i];
             if (c == '%') {
-                if (i + 2 >= len || hex_value((unsigned char)t[i + 1]) < 0 || hex_value((unsigned char)t[i + 2]) < 0)
+                if (i + 2 >= len || gyre_wire_hex_digit((unsigned char)t[i + 1]) < 0 ||
+                    gyre_wire_hex_digit((unsigned char)t[i + 2]) < 0)
                     return "has a malformed percent-escape";
                 i += 2;
             } else if (!is_pchar(c) && c != '/' && c != '?') {
@@ -213,5 +214,13 @@ int gyre_wire_add_answer_header(h2o_mem_pool_t *pool, h2o_headers_t *headers, co
         gyre_wire_header_value_problem(value, value_len, GYRE_WIRE_ANSWER_HEADER_MAX) != NULL)
         return -EINVAL;
     h2o_add_header_by_str(pool, headers, name, name_len, 0, NULL, value, value_len);
+    return 0;
+}
+
+int gyre_wire_name_in(const gyre_wire_name_t *table, size_t n, const char *name, size_t len)
+{
+    for (size_t i = 0; i < n; i++)
+        if (table[i].len == len && h2o_lcstris(name, len, table[i].name, len))
+            return 1;
     return 0;
 }

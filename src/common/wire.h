@@ -53,6 +53,22 @@ int gyre_wire_append_query_value(gyre_buf_t *out, const char *s, size_t len);
 /* Whether `s` is an HTTP token (a method, a header name): 1 to 256 tchar bytes. */
 int gyre_wire_is_token(const char *s, size_t len);
 
+/* The value of one hexadecimal digit (either case), or -1: what a %HH escape and a hex id are read with. */
+int gyre_wire_hex_digit(int c);
+
+/* A table of header names, matched without regard to case (GYRE_WIRE_NAME("te") is an entry). */
+typedef struct gyre_wire_name {
+    const char *name;
+    size_t len;
+} gyre_wire_name_t;
+#define GYRE_WIRE_NAME(s)                                                                                              \
+    {                                                                                                                  \
+        s, sizeof(s) - 1                                                                                               \
+    }
+
+/* Whether `name` is one of the `n` names in `table`. */
+int gyre_wire_name_in(const gyre_wire_name_t *table, size_t n, const char *name, size_t len);
+
 /*
  * A header value gyre writes: at most `max` bytes, no control byte but HTAB
  * (no CR, LF, NUL, DEL); bytes over 0x7F (RFC 9110's obs-text) are allowed.

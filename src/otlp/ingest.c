@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/wire.h"
 #include "otlp/protobuf.h"
 
 /* How deep arrays and key-value lists may nest inside an attribute value. */
@@ -122,16 +123,6 @@ static void *pool_alloc(reader_t *r, size_t n, size_t size)
     return p;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Hex text of exactly 2n digits into n bytes: 0, or -1. */
 static int unhex(const char *s, size_t len, uint8_t *out, size_t n)
@@ -139,7 +130,7 @@ static int unhex(const char *s, size_t len, uint8_t *out, size_t n)
     if (len != 2 * n)
         return -1;
     for (size_t i = 0; i < n; i++) {
-        int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+        int hi = gyre_wire_hex_digit((unsigned char)s[2 * i]), lo = gyre_wire_hex_digit((unsigned char)s[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         out[i] = (uint8_t)(hi << 4 | lo);

@@ -8,41 +8,42 @@
 
 #define AZURE_DEFAULT_API_VERSION "2024-10-21"
 
-typedef struct name_entry {
-    const char *name;
-    size_t len;
-} name_entry_t;
-#define NAME(s) {s, sizeof(s) - 1}
-
-static int name_in(const name_entry_t *table, size_t n, const char *name, size_t len)
-{
-    for (size_t i = 0; i < n; i++)
-        if (table[i].len == len && h2o_lcstris(name, len, table[i].name, len))
-            return 1;
-    return 0;
-}
-
 int gyre_compose_drops_header(const char *name, size_t len, int translated)
 {
-    static const name_entry_t names[] = {
-        NAME("connection"),        NAME("keep-alive"),     NAME("proxy-connection"), NAME("proxy-authorization"),
-        NAME("te"),                NAME("trailer"),        NAME("transfer-encoding"), NAME("upgrade"),
-        NAME("host"),              NAME("content-length"), NAME("authorization"),    NAME("x-api-key"),
-        NAME("api-key"),           NAME("cookie"),         NAME("expect"),           NAME("accept-encoding"),
-        NAME("x-request-id"),      NAME("http2-settings"), NAME("x-goog-api-key"),
+    static const gyre_wire_name_t names[] = {
+        GYRE_WIRE_NAME("connection"),
+        GYRE_WIRE_NAME("keep-alive"),
+        GYRE_WIRE_NAME("proxy-connection"),
+        GYRE_WIRE_NAME("proxy-authorization"),
+        GYRE_WIRE_NAME("te"),
+        GYRE_WIRE_NAME("trailer"),
+        GYRE_WIRE_NAME("transfer-encoding"),
+        GYRE_WIRE_NAME("upgrade"),
+        GYRE_WIRE_NAME("host"),
+        GYRE_WIRE_NAME("content-length"),
+        GYRE_WIRE_NAME("authorization"),
+        GYRE_WIRE_NAME("x-api-key"),
+        GYRE_WIRE_NAME("api-key"),
+        GYRE_WIRE_NAME("cookie"),
+        GYRE_WIRE_NAME("expect"),
+        GYRE_WIRE_NAME("accept-encoding"),
+        GYRE_WIRE_NAME("x-request-id"),
+        GYRE_WIRE_NAME("http2-settings"),
+        GYRE_WIRE_NAME("x-goog-api-key"),
         /* Where the client is, and what it was told about the path to gyre: a provider learns nothing of the
          * client's network from gyre, and cannot be fooled by a client claiming to be another address. */
-        NAME("forwarded"),         NAME("x-real-ip"),
+        GYRE_WIRE_NAME("forwarded"),
+        GYRE_WIRE_NAME("x-real-ip"),
     };
     /* A translated request is gyre's own: the client's content headers and its
      * dialect's version headers mean nothing to the other API. */
-    static const name_entry_t dialect_own[] = {
-        NAME("content-type"), NAME("accept"), NAME("anthropic-version"), NAME("anthropic-beta"),
-        NAME("openai-beta"),
+    static const gyre_wire_name_t dialect_own[] = {
+        GYRE_WIRE_NAME("content-type"),   GYRE_WIRE_NAME("accept"),      GYRE_WIRE_NAME("anthropic-version"),
+        GYRE_WIRE_NAME("anthropic-beta"), GYRE_WIRE_NAME("openai-beta"),
     };
-    if (name_in(names, sizeof(names) / sizeof(names[0]), name, len))
+    if (gyre_wire_name_in(names, sizeof(names) / sizeof(names[0]), name, len))
         return 1;
-    if (translated && name_in(dialect_own, sizeof(dialect_own) / sizeof(dialect_own[0]), name, len))
+    if (translated && gyre_wire_name_in(dialect_own, sizeof(dialect_own) / sizeof(dialect_own[0]), name, len))
         return 1;
     /* X-Forwarded-For, -Host, -Proto, -Port, -Prefix...: the client's claims about where it is. */
     if (len >= 12 && h2o_lcstris(name, 12, H2O_STRLIT("x-forwarded-")))
@@ -136,9 +137,8 @@ static int compose_path(const gyre_compose_t *in, gyre_buf_t *body, gyre_buf_t *
     const char *base = p->base_path != NULL ? p->base_path : "";
     /* The base path is the operator's, from base_url: checked on its own so a bad one is named as such. */
     if (base[0] != '\0' && gyre_wire_target_problem(base, strlen(base), 0) != NULL) {
-        gyre_api_error_set(err, 500, "server_error", "invalid_config", NULL,
-                           "the path of provider '%s''s base_url %s", p->name,
-                           gyre_wire_target_problem(base, strlen(base), 0));
+        gyre_api_error_set(err, 500, "server_error", "invalid_config", NULL, "the path of provider '%s''s base_url %s",
+                           p->name, gyre_wire_target_problem(base, strlen(base), 0));
         return -1;
     }
     gyre_buf_appends(path, base);
@@ -149,10 +149,8 @@ static int compose_path(const gyre_compose_t *in, gyre_buf_t *body, gyre_buf_t *
         if (p->kind == GYRE_PROVIDER_AZURE)
             return azure_path(in, H2O_STRLIT("/chat/completions"), NULL, 0, path, err);
         return gyre_buf_appends(path, "/chat/completions");
-    case GYRE_COMPOSE_MESSAGES:
-        return gyre_buf_appends(path, "/messages");
-    case GYRE_COMPOSE_OTHER:
-        return other_path(in, path, err);
+    case GYRE_COMPOSE_MESSAGES: return gyre_buf_appends(path, "/messages");
+    case GYRE_COMPOSE_OTHER: return other_path(in, path, err);
     }
     return -1;
 }
@@ -195,8 +193,8 @@ static int compose_head(const gyre_compose_t *in, const char *method, size_t mle
                         const gyre_buf_t *dh, size_t body_len, gyre_buf_t *b, gyre_api_error_t *err)
 {
     const char *problem;
-    if ((problem = gyre_wire_header_value_problem(in->request_id.base, in->request_id.len, GYRE_WIRE_HEADER_VALUE_MAX)) !=
-        NULL) {
+    if ((problem = gyre_wire_header_value_problem(in->request_id.base, in->request_id.len,
+                                                  GYRE_WIRE_HEADER_VALUE_MAX)) != NULL) {
         gyre_api_error_set(err, 400, "invalid_request_error", "invalid_header", NULL,
                            "the request id cannot be sent to provider '%s': it %s", in->provider->name, problem);
         return -1;
@@ -273,7 +271,8 @@ int gyre_compose_request(const gyre_compose_t *in, gyre_buf_t *body, gyre_buf_t 
         mlen = in->method.len;
     }
     if (!gyre_wire_is_token(method, mlen)) {
-        gyre_api_error_set(err, 400, "invalid_request_error", "invalid_method", NULL, "the method is not an HTTP token");
+        gyre_api_error_set(err, 400, "invalid_request_error", "invalid_method", NULL,
+                           "the method is not an HTTP token");
         goto out;
     }
     if (compose_path(in, body, &path, err) != 0)
@@ -292,7 +291,8 @@ int gyre_compose_request(const gyre_compose_t *in, gyre_buf_t *body, gyre_buf_t 
     }
     /* A key goes into a header line as it is: one with a control byte would end the line and start another
      * (a dialect cannot tell), so it is refused here, never named. */
-    if (in->key != NULL && gyre_wire_header_value_problem(in->key, strlen(in->key), GYRE_WIRE_HEADER_VALUE_MAX) != NULL) {
+    if (in->key != NULL &&
+        gyre_wire_header_value_problem(in->key, strlen(in->key), GYRE_WIRE_HEADER_VALUE_MAX) != NULL) {
         gyre_api_error_set(err, 500, "server_error", "invalid_key", NULL,
                            "a key of provider '%s' cannot be sent in a header: it has a control byte or is too long",
                            p->name);

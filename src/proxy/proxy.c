@@ -185,19 +185,6 @@ static void on_connected(gyre_upconn_t *conn, const char *err, void *data);
 
 /* ---- small helpers ---- */
 
-typedef struct name_entry {
-    const char *name;
-    size_t len;
-} name_entry_t;
-#define NAME(s) {s, sizeof(s) - 1}
-
-static int name_in(const name_entry_t *table, size_t n, const char *name, size_t len)
-{
-    for (size_t i = 0; i < n; i++)
-        if (table[i].len == len && h2o_lcstris(name, len, table[i].name, len))
-            return 1;
-    return 0;
-}
 
 static uint64_t now_ms(gyre_proxy_t *self)
 {
@@ -1462,18 +1449,18 @@ static void on_body_end(gyre_proxy_t *self, const char *why)
 
 static int drop_response_header(const gyre_http1_header_t *h)
 {
-    static const name_entry_t names[] = {
-        NAME("connection"), NAME("keep-alive"),     NAME("proxy-connection"), NAME("te"),   NAME("trailer"),
-        NAME("upgrade"),    NAME("content-length"), NAME("transfer-encoding"), NAME("server"), NAME("date"),
+    static const gyre_wire_name_t names[] = {
+        GYRE_WIRE_NAME("connection"), GYRE_WIRE_NAME("keep-alive"),     GYRE_WIRE_NAME("proxy-connection"), GYRE_WIRE_NAME("te"),   GYRE_WIRE_NAME("trailer"),
+        GYRE_WIRE_NAME("upgrade"),    GYRE_WIRE_NAME("content-length"), GYRE_WIRE_NAME("transfer-encoding"), GYRE_WIRE_NAME("server"), GYRE_WIRE_NAME("date"),
     };
-    return name_in(names, sizeof(names) / sizeof(names[0]), h->name, h->name_len);
+    return gyre_wire_name_in(names, sizeof(names) / sizeof(names[0]), h->name, h->name_len);
 }
 
 /* Headers a translated answer keeps from the provider's. */
 static int keep_when_translated(const char *name, size_t len)
 {
-    static const name_entry_t names[] = {NAME("retry-after"), NAME("x-upstream-request-id")};
-    return name_in(names, sizeof(names) / sizeof(names[0]), name, len) ||
+    static const gyre_wire_name_t names[] = {GYRE_WIRE_NAME("retry-after"), GYRE_WIRE_NAME("x-upstream-request-id")};
+    return gyre_wire_name_in(names, sizeof(names) / sizeof(names[0]), name, len) ||
            (len > 10 && h2o_lcstris(name, 10, H2O_STRLIT("ratelimit-"))) ||
            (len > 12 && h2o_lcstris(name, 12, H2O_STRLIT("x-ratelimit-")));
 }

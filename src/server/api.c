@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/wire.h"
 #include "server/respond.h"
 
 /* The bounds on what one answer may hold.  A page is summaries only; a
@@ -72,16 +73,6 @@ static gyre_store_t *read_handle_get(const char *path, char *err, size_t errlen)
 
 /* ---- The query string. ---- */
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /*
  * URL-decodes `n` bytes of `s` into `out` (room for `n` bytes: decoding
@@ -97,7 +88,7 @@ static ssize_t url_decode(const char *s, size_t n, int plus, char *out)
         if (c == '%') {
             if (n - i < 3)
                 return -1;
-            int hi = hex_value(s[i + 1]), lo = hex_value(s[i + 2]);
+            int hi = gyre_wire_hex_digit((unsigned char)s[i + 1]), lo = gyre_wire_hex_digit((unsigned char)s[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             c = (char)(hi << 4 | lo);

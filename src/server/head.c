@@ -5,17 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
-/* picohttpparser, as built into libh2o-evloop (which exports it) without installing its header: this is its
- * declaration in h2o 2.2.5 (deps/picohttpparser/picohttpparser.h), the parser h2o itself read the head with. */
-struct phr_header {
-    const char *name;
-    size_t name_len;
-    const char *value;
-    size_t value_len;
-};
-int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len, const char **path,
-                      size_t *path_len, int *minor_version, struct phr_header *headers, size_t *num_headers,
-                      size_t last_len);
+#include "common/phr.h"
 
 static int name_is(const struct phr_header *h, const char *name, size_t len)
 {
