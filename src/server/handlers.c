@@ -129,6 +129,8 @@ static int on_healthz(h2o_req_t *req)
  */
 static int on_models(gyre_server_t *s, h2o_req_t *req)
 {
+    /* OpenAI's shape, and the routes only: which providers and models stand behind a route is the operator's to
+     * know (the log, the traces, x-gyre-provider on an answer), not a listing for any client key (issue 10). */
     gyre_buf_t b;
     gyre_buf_init(&b, 1 << 20);
     gyre_buf_appends(&b, "{\"object\":\"list\",\"data\":[");
@@ -136,17 +138,7 @@ static int on_models(gyre_server_t *s, h2o_req_t *req)
         const gyre_route_conf_t *r = &s->config->routes[i];
         gyre_buf_appends(&b, i ? ",{\"id\":" : "{\"id\":");
         gyre_buf_append_json_string(&b, r->name, strlen(r->name));
-        gyre_buf_appends(&b, ",\"object\":\"model\",\"created\":0,\"owned_by\":\"gyre\",\"targets\":[");
-        for (size_t j = 0, listed = 0; j < r->ntargets; j++) {
-            if (!s->config->providers[r->targets[j].provider].direct)
-                continue;
-            char t[512];
-            snprintf(t, sizeof(t), "%s/%s", s->config->providers[r->targets[j].provider].name, r->targets[j].model);
-            if (listed++)
-                gyre_buf_appends(&b, ",");
-            gyre_buf_append_json_string(&b, t, strlen(t));
-        }
-        gyre_buf_appends(&b, "]}");
+        gyre_buf_appends(&b, ",\"object\":\"model\",\"created\":0,\"owned_by\":\"gyre\"}");
     }
     gyre_buf_appends(&b, "]}");
     gyre_respond_json(req, 200, b.base, b.len);

@@ -281,13 +281,14 @@ test('an unreachable provider\'s error names the provider, never its address', a
   assert.match(t.json.attempts[0].error, new RegExp(`^provider 'down' is unreachable: .* \\(at 127\\.0\\.0\\.1:${dead}\\)$`));
 });
 
-test('/v1/models lists route names, and no URL, address or hidden provider', async () => {
+test('/v1/models lists route names in OpenAI\'s shape, and no target, URL, address or hidden provider', async () => {
   const res = await get('/v1/models', bearer(CLIENT_KEY));
   assert.equal(res.status, 200);
-  assert.deepEqual(res.json.data.map((m) => [m.id, m.targets]), [
-    ['chat', ['mock/gpt-4o-mini']], ['claude', ['claude-mock/claude-mock']], ['private', []], ['broken', ['down/gpt-4o-mini']],
-  ]);
-  assert.doesNotMatch(res.text, /http|127\.0\.0\.1|hidden/);
+  assert.deepEqual(res.json, {
+    object: 'list',
+    data: ['chat', 'claude', 'private', 'broken'].map((id) => ({ id, object: 'model', created: 0, owned_by: 'gyre' })),
+  });
+  assert.doesNotMatch(res.text, /http|127\.0\.0\.1|hidden|mock|down/);
   assert.equal((await get('/v1/models')).status, 401);
 });
 
