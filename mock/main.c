@@ -73,29 +73,8 @@ int mock_stopping(void)
     return atomic_load(&stopping);
 }
 
-int mock_wait_ms(long ms)
-{
-    struct timespec now, end;
-    clock_gettime(CLOCK_MONOTONIC, &end);
-    end.tv_sec += ms / 1000;
-    end.tv_nsec += (ms % 1000) * 1000000L;
-    if (end.tv_nsec >= 1000000000L) {
-        end.tv_sec++;
-        end.tv_nsec -= 1000000000L;
-    }
-    for (;;) {
-        if (mock_stopping())
-            return -1;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long left = (long)(end.tv_sec - now.tv_sec) * 1000 + (end.tv_nsec - now.tv_nsec) / 1000000L;
-        if (left <= 0)
-            return 0;
-        struct pollfd p = {wake_pipe[0], POLLIN, 0};
-        poll(&p, 1, (int)left);
-    }
-}
-
-int mock_conn_wait_ms(mock_conn_t *c, long ms)
+/* Waits `ms`, or less: -1 when the mock stops, or when the client on `fd` (-1: none watched) closes. */
+static int wait_ms(int fd, long ms)
 {
     struct timespec now, end;
     clock_gettime(CLOCK_MONOTONIC, &end);
@@ -114,16 +93,27 @@ int mock_conn_wait_ms(mock_conn_t *c, long ms)
             return 0;
         /* The client sends nothing while it waits for an answer: its end becoming readable is its close (a
          * peek of 0 bytes), or bytes of a next request, which are left for the next read. */
-        struct pollfd p[2] = {{wake_pipe[0], POLLIN, 0}, {c->fd, POLLIN | POLLRDHUP, 0}};
-        if (poll(p, 2, (int)left) > 0 && p[1].revents != 0) {
+        struct pollfd p[2] = {{wake_pipe[0], POLLIN, 0}, {fd, POLLIN | POLLRDHUP, 0}};
+        if (poll(p, fd != -1 ? 2 : 1, (int)left) > 0 && fd != -1 && p[1].revents != 0) {
             char b;
-            ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) || (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR)))
+            ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) ||
+                (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR)))
                 return -1;
             if (n > 0)
-                return mock_wait_ms(left); /* a pipelined request: wait it out without watching */
+                fd = -1; /* a pipelined request: wait the rest out without watching */
         }
     }
+}
+
+int mock_wait_ms(long ms)
+{
+    return wait_ms(-1, ms);
+}
+
+int mock_conn_wait_ms(mock_conn_t *c, long ms)
+{
+    return wait_ms(c->fd, ms);
 }
 
 /* Writes `fill` (a piece of `len` bytes) over and over, as one HTTP chunk each when `chunked`, until the client
@@ -334,13 +324,15 @@ static int stage_fault(mock_conn_t *c, const mock_request_t *r, const mock_diale
                                        "transfer-encoding: chunked\r\n\r\n";
             static const char start[] = "{\"error\":{\"type\":\"server_error\",\"message\":\"The server had an error "
                                         "while processing your request (gyre-mock fault endless-error) ";
-            if (mock_conn_write(c, head, sizeof(head) - 1) != 0 || mock_http_stream_chunk(c, start, sizeof(start) - 1) != 0)
+            if (mock_conn_write(c, head, sizeof(head) - 1) != 0 ||
+                mock_http_stream_chunk(c, start, sizeof(start) - 1) != 0)
                 return -1;
             return write_forever(c, fill, sizeof(fill), 1);
         }
         static const char start[] = "data: {\"id\":\"chatcmpl-mock-endless\",\"object\":\"chat.completion.chunk\","
                                     "\"created\":1700000000,\"choices\":[{\"index\":0,\"delta\":{\"content\":\"";
-        if (mock_http_stream_start(c, r, "text/event-stream") != 0 || mock_http_stream_chunk(c, start, sizeof(start) - 1) != 0)
+        if (mock_http_stream_start(c, r, "text/event-stream") != 0 ||
+            mock_http_stream_chunk(c, start, sizeof(start) - 1) != 0)
             return -1;
         return write_forever(c, fill, sizeof(fill), 1);
     }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/utf8.h"
+#include "common/wire.h"
 
 #define ARENA_BYTES (64 * 1024)
 
@@ -210,11 +211,6 @@ static const unsigned char *skip_json_ws(const unsigned char *p, const unsigned 
     return p;
 }
 
-static int is_hex(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
 /* A string from its opening quote: the byte after its closing quote, or NULL. */
 static const unsigned char *valid_string(const unsigned char *p, const unsigned char *end)
 {
@@ -229,7 +225,8 @@ static const unsigned char *valid_string(const unsigned char *p, const unsigned 
             if (++p == end)
                 return NULL;
             if (*p == 'u') {
-                if (end - p < 5 || !is_hex(p[1]) || !is_hex(p[2]) || !is_hex(p[3]) || !is_hex(p[4]))
+                if (end - p < 5 || gyre_wire_hex_digit(p[1]) < 0 || gyre_wire_hex_digit(p[2]) < 0 ||
+                    gyre_wire_hex_digit(p[3]) < 0 || gyre_wire_hex_digit(p[4]) < 0)
                     return NULL;
                 p += 5;
             } else if (strchr("\"\\/bfnrt", *p) != NULL && *p != '\0') {

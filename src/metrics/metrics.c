@@ -689,8 +689,7 @@ int gyre_metrics_render(gyre_metrics_t *const *workers, size_t n, const gyre_met
         put_family(&r, workers, n, &families[i]);
 
     put_gauge(&r, "gyre_requests_in_flight", "Proxied calls not yet finished.", p->inflight);
-    put_gauge(&r, "gyre_connections_open", "Client connections held, lingering closes included.",
-              p->connections_open);
+    put_gauge(&r, "gyre_connections_open", "Client connections held, lingering closes included.", p->connections_open);
     put_gauge(&r, "gyre_connections_max", "The most client connections gyre holds (max_connections).",
               p->connections_max);
     static const char *const pause_reasons[GYRE_METRICS_ACCEPT_PAUSE_REASONS] = {"max_connections", "fd_limit",

@@ -100,7 +100,6 @@ typedef struct gyre_proxy {
     h2o_socket_t *client_watch;
     gyre_timer_t client_timer;
     int answered;        /* gyre gave h2o its final answer (an error, or a whole body) */
-    size_t max_response; /* the current provider's max_response_bytes */
     size_t head_scanned; /* bytes of the response head already searched for a line end */
     int deadline_passed;
     /* The last failure, answered when nothing is left to try. */
@@ -1276,14 +1275,14 @@ static int on_body_bytes(gyre_proxy_t *self, const char *bytes, size_t len)
             fail(self, FAIL_CUT, &err);
             return -1;
         }
-        if ((self->status < 300 && self->body.len + len > self->max_response) ||
+        if ((self->status < 300 && self->body.len + len > self->prov->max_response_bytes) ||
             gyre_buf_append(&self->body, bytes, len) != 0) {
             /* A whole answer is held in memory before it goes on: the operator's bound (max_response_bytes)
              * decides how much; past it the attempt fails like a cut answer (the route may fall back). */
             gyre_api_error_set(&err, 502, "upstream_error", "response_too_large", NULL,
                                "provider '%s' answered more than %zu bytes (max_response_bytes); gyre stopped "
                                "reading it",
-                               self->prov->name, self->max_response);
+                               self->prov->name, self->prov->max_response_bytes);
             fail(self, FAIL_CUT, &err);
             return -1;
         }
@@ -1450,8 +1449,11 @@ static void on_body_end(gyre_proxy_t *self, const char *why)
 static int drop_response_header(const gyre_http1_header_t *h)
 {
     static const gyre_wire_name_t names[] = {
-        GYRE_WIRE_NAME("connection"), GYRE_WIRE_NAME("keep-alive"),     GYRE_WIRE_NAME("proxy-connection"), GYRE_WIRE_NAME("te"),   GYRE_WIRE_NAME("trailer"),
-        GYRE_WIRE_NAME("upgrade"),    GYRE_WIRE_NAME("content-length"), GYRE_WIRE_NAME("transfer-encoding"), GYRE_WIRE_NAME("server"), GYRE_WIRE_NAME("date"),
+        GYRE_WIRE_NAME("connection"),       GYRE_WIRE_NAME("keep-alive"),
+        GYRE_WIRE_NAME("proxy-connection"), GYRE_WIRE_NAME("te"),
+        GYRE_WIRE_NAME("trailer"),          GYRE_WIRE_NAME("upgrade"),
+        GYRE_WIRE_NAME("content-length"),   GYRE_WIRE_NAME("transfer-encoding"),
+        GYRE_WIRE_NAME("server"),           GYRE_WIRE_NAME("date"),
     };
     return gyre_wire_name_in(names, sizeof(names) / sizeof(names[0]), h->name, h->name_len);
 }
@@ -1507,7 +1509,7 @@ static void on_head(gyre_proxy_t *self, const gyre_http1_response_t *res)
     /* A declared length within the answer's bound is allocated at once; a larger one is the provider's claim
      * only, and the body's bound (on_body_bytes) refuses it as its bytes come. */
     if (res->content_length != SIZE_MAX && !res->chunked &&
-        res->content_length <= (res->status >= 300 ? (size_t)ERROR_BODY_MAX : self->max_response))
+        res->content_length <= (res->status >= 300 ? (size_t)ERROR_BODY_MAX : self->prov->max_response_bytes))
         gyre_buf_reserve(&self->body, res->content_length);
     if (res->status >= 300) {
         /* An error: its headers are the client's only if it is relayed, as it is. */
@@ -1899,9 +1901,6 @@ static void start_attempt(gyre_proxy_t *self)
                                                                        : NULL);
     self->head_done = 0;
     self->head_scanned = 0;
-    self->max_response = self->prov->max_response_bytes != 0 ? self->prov->max_response_bytes
-                         : cfg->max_response_bytes != 0     ? cfg->max_response_bytes
-                                                            : GYRE_DEFAULT_MAX_RESPONSE_BYTES;
     self->chunk = (gyre_http1_chunked_t){0};
     self->mode = MODE_RELAY;
     self->status = 0;

@@ -442,12 +442,15 @@ static size_t secret_at(const gyre_provider_conf_t *conf, const char *p, size_t 
             continue;
         size_t m = match_secret(p, n, key, strlen(key));
         best = m > best ? m : best;
-        for (const char *part = key, *colon; (colon = strchr(part, ':')) != NULL || part != key; part = colon + 1) {
-            size_t len = colon != NULL ? (size_t)(colon - part) : strlen(part);
-            m = match_secret(p, n, part, len);
+        if (strchr(key, ':') == NULL)
+            continue;
+        for (const char *part = key;;) {
+            const char *colon = strchr(part, ':');
+            m = match_secret(p, n, part, colon != NULL ? (size_t)(colon - part) : strlen(part));
             best = m > best ? m : best;
             if (colon == NULL)
                 break;
+            part = colon + 1;
         }
     }
     return best;
@@ -457,30 +460,29 @@ size_t gyre_keys_scrub(const gyre_provider_conf_t *conf, gyre_buf_t *b)
 {
     if (conf == NULL || b->len == 0)
         return 0;
-    size_t first = b->len, flen = 0;
-    for (size_t i = 0; i < b->len && first == b->len; i++)
-        if ((flen = secret_at(conf, b->base + i, b->len - i)) != 0)
-            first = i;
-    if (first == b->len)
-        return 0;
-    /* Each replaced secret is at least GYRE_KEYS_SCRUB_MIN bytes long, so this bound always holds the result. */
     const size_t marker = sizeof(GYRE_KEYS_SCRUB_MARKER) - 1;
-    size_t bound = b->len + (b->len / GYRE_KEYS_SCRUB_MIN) * marker;
-    gyre_buf_t out;
-    gyre_buf_init(&out, bound);
-    gyre_buf_reserve(&out, bound < b->len * 2 ? bound : b->len * 2);
-    size_t count = 0, from = 0, i = first, len = flen;
-    for (;;) {
+    gyre_buf_t out = {0};
+    size_t count = 0, from = 0;
+    for (size_t i = 0; i < b->len;) {
+        size_t len = secret_at(conf, b->base + i, b->len - i);
+        if (len == 0) {
+            i++;
+            continue;
+        }
+        if (count++ == 0) {
+            /* Nothing is allocated until a secret is found.  Each replaced secret is at least
+             * GYRE_KEYS_SCRUB_MIN bytes long, so this bound always holds the result. */
+            size_t bound = b->len + (b->len / GYRE_KEYS_SCRUB_MIN) * marker;
+            gyre_buf_init(&out, bound);
+            gyre_buf_reserve(&out, bound < b->len * 2 ? bound : b->len * 2);
+        }
         gyre_buf_append(&out, b->base + from, i - from);
         gyre_buf_append(&out, GYRE_KEYS_SCRUB_MARKER, marker);
-        count++;
-        from = i + len;
-        for (i = from, len = 0; i < b->len; i++)
-            if ((len = secret_at(conf, b->base + i, b->len - i)) != 0)
-                break;
-        if (i >= b->len)
-            break;
+        i += len;
+        from = i;
     }
+    if (count == 0)
+        return 0;
     gyre_buf_append(&out, b->base + from, b->len - from);
     if (out.max < b->max)
         out.max = b->max;

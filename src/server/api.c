@@ -73,7 +73,6 @@ static gyre_store_t *read_handle_get(const char *path, char *err, size_t errlen)
 
 /* ---- The query string. ---- */
 
-
 /*
  * URL-decodes `n` bytes of `s` into `out` (room for `n` bytes: decoding
  * never grows), '+' as a space when `plus` is set (query strings, not

@@ -123,14 +123,13 @@ static int on_healthz(h2o_req_t *req)
 }
 
 /*
- * GET /v1/models: the configured routes, in OpenAI's list shape.  A route's
- * `targets` lists only the provider/model ids a client could call directly
- * anyway (providers with `direct: true`); addresses are never listed.
+ * GET /v1/models: the configured routes, in OpenAI's list shape, and nothing
+ * else: which providers and models stand behind a route is the operator's to
+ * know (the log, the traces, x-gyre-provider on an answer), not a listing for
+ * any client key (issue 10).
  */
 static int on_models(gyre_server_t *s, h2o_req_t *req)
 {
-    /* OpenAI's shape, and the routes only: which providers and models stand behind a route is the operator's to
-     * know (the log, the traces, x-gyre-provider on an answer), not a listing for any client key (issue 10). */
     gyre_buf_t b;
     gyre_buf_init(&b, 1 << 20);
     gyre_buf_appends(&b, "{\"object\":\"list\",\"data\":[");
@@ -510,17 +509,12 @@ static int passthrough_allowed(gyre_server_t *s, h2o_req_t *req)
     if (n == GYRE_PASS_ALLOWED && r == GYRE_PASS_ALLOWED)
         return 1;
     gyre_api_error_t err;
-    if (n == GYRE_PASS_NEVER || r == GYRE_PASS_NEVER)
-        gyre_api_error_set(&err, 403, "invalid_request_error", "path_not_allowed", NULL,
-                           "%.*s %.*s is not allowed: this gateway never passes admin or organization paths to a "
-                           "provider",
-                           (int)req->method.len, req->method.base, (int)req->path_normalized.len,
-                           req->path_normalized.base);
-    else
-        gyre_api_error_set(&err, 403, "invalid_request_error", "path_not_allowed", NULL,
-                           "%.*s %.*s is not allowed: this gateway passes only the paths its passthrough: list names",
-                           (int)req->method.len, req->method.base, (int)req->path_normalized.len,
-                           req->path_normalized.base);
+    const char *why = n == GYRE_PASS_NEVER || r == GYRE_PASS_NEVER
+                          ? "this gateway never passes admin or organization paths to a provider"
+                          : "this gateway passes only the paths its passthrough: list names";
+    gyre_api_error_set(&err, 403, "invalid_request_error", "path_not_allowed", NULL, "%.*s %.*s is not allowed: %s",
+                       (int)req->method.len, req->method.base, (int)req->path_normalized.len, req->path_normalized.base,
+                       why);
     gyre_respond_error(req, &err);
     return 0;
 }
