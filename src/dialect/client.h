@@ -1,0 +1,73 @@
+/*
+ * Client dialects: the table of the APIs gyre answers, mirroring the table
+ * of provider dialects (dialect.h).
+ *
+ * A client dialect reads its requests into the pivot (an OpenAI chat
+ * request), and writes answers back in its own shape: a whole answer from
+ * the pivot's chat.completion, a stream from structured events
+ * (dialect/event.h), errors in its error shape.  A provider kind that
+ * speaks the client's API natively (`native`) gets the client's body as it
+ * was written, and its answer is relayed as it came.  Adding a client API
+ * is adding a file and a line in gyre_client_dialects[].
+ */
+#ifndef GYRE_DIALECT_CLIENT_H
+#define GYRE_DIALECT_CLIENT_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+#include "common/buf.h"
+#include "config/config.h"
+#include "dialect/event.h"
+#include "dialect/openai.h"
+
+/* A client request, read and checked. */
+typedef struct gyre_client_request {
+    cJSON *pivot;       /* the OpenAI chat request it amounts to (owned; the caller deletes it) */
+    const char *model;  /* the model the client named (owned by pivot) */
+    int stream;
+    int include_usage;  /* the client wants usage in its stream */
+    /* The client's own body, kept for a native provider: where its model value is (quotes included), so the
+     * route's model can be spliced in; 0, 0 when not located. */
+    size_t model_start, model_end;
+} gyre_client_request_t;
+
+/* What an encoder is told about the call when it is created. */
+typedef struct gyre_client_call {
+    const char *model;  /* the model to name when the provider named none (the client's) */
+    const char *id;     /* an id gyre made for this answer ("resp_...", "msg_..."), NUL-terminated */
+    long long created;  /* unix seconds */
+    int include_usage;
+    const cJSON *request; /* the client's request as parsed (echoed by some APIs: Responses' instructions, tools) */
+} gyre_client_call_t;
+
+typedef struct gyre_client_dialect {
+    const char *name;   /* "openai", "anthropic", "responses" */
+    const char *path;   /* the endpoint: "/v1/chat/completions", "/v1/messages", "/v1/responses" */
+    /* Provider kinds (bit 1 << GYRE_PROVIDER_*) that speak this API natively. */
+    unsigned native;
+    /* The body → the pivot.  Returns 0, or -1 with a 400 in `err` naming the field. */
+    int (*parse)(const char *body, size_t len, gyre_client_request_t *out, gyre_api_error_t *err);
+    /* A whole answer: the pivot's chat.completion → this API's answer. */
+    int (*response)(const gyre_client_call_t *call, const char *completion, size_t len, gyre_buf_t *out,
+                    gyre_api_error_t *err);
+    /* A stream: events → this API's stream bytes.  The encoder lives in `size` bytes the caller gives it
+     * (the request's pool): nothing is allocated per event.  `encode` returns 0, or -1 when `out` is full. */
+    size_t encoder_size;
+    void (*encoder_init)(void *enc, const gyre_client_call_t *call);
+    int (*encode)(void *enc, const gyre_event_t *ev, gyre_buf_t *out);
+    /* Whether the stream written so far ended as this API says (its last event). */
+    int (*encoder_complete)(const void *enc);
+    /* Errors in this API's shape: a whole body, and an event that ends a stream. */
+    int (*error_body)(const gyre_api_error_t *err, gyre_buf_t *out);
+    int (*error_event)(const gyre_api_error_t *err, gyre_buf_t *out);
+} gyre_client_dialect_t;
+
+extern const gyre_client_dialect_t gyre_client_openai;    /* POST /v1/chat/completions */
+extern const gyre_client_dialect_t gyre_client_anthropic; /* POST /v1/messages */
+extern const gyre_client_dialect_t gyre_client_responses; /* POST /v1/responses */
+
+/* The client dialect serving `path` (exact match), or NULL. */
+const gyre_client_dialect_t *gyre_client_dialect_for_path(const char *path, size_t len);
+
+#endif
