@@ -41,7 +41,7 @@
 #include "dialect/openai_stream.h"
 #include "proxy/compose.h"
 #include "proxy/http1.h"
-#include "proxy/sse.h"
+#include "common/sse.h"
 #include "proxy/upstream.h"
 #include "route/keys.h"
 #include "server/respond.h"
