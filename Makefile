@@ -61,7 +61,7 @@ $(BUILD)/libgyre.a: $(GYRE_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/obj/src/route/prices.o: data/prices.json
+$(BUILD)/obj/src/config/prices.o: data/prices.json
 
 $(BUILD)/gyre: $(BUILD)/obj/src/main.o $(BUILD)/libgyre.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -18,7 +18,7 @@
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/wire.h"
-#include "trace/redact.h"
+#include "config/redact_kinds.h"
 
 #define MAX_CONFIG_BYTES (4 * 1024 * 1024)
 #define MAX_KEY_FILE_BYTES 4096
@@ -734,6 +734,21 @@ static int get_choice(parse_ctx_t *ctx, yaml_node_t *n, const char *field, const
     return -1;
 }
 
+unsigned gyre_config_redact_kind(const char *name)
+{
+    static const struct {
+        const char *name;
+        unsigned kind;
+    } names[] = {{"email", GYRE_REDACT_EMAIL},
+                 {"phone", GYRE_REDACT_PHONE},
+                 {"card", GYRE_REDACT_CARD},
+                 {"api_key", GYRE_REDACT_API_KEY}};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(name, names[i].name) == 0)
+            return names[i].kind;
+    return 0;
+}
+
 /* redact: true | false | [email, phone, card, api_key] */
 static void parse_redact(parse_ctx_t *ctx, yaml_node_t *n, const char *field, unsigned *out)
 {
@@ -752,7 +767,7 @@ static void parse_redact(parse_ctx_t *ctx, yaml_node_t *n, const char *field, un
         path_of(sub, sizeof(sub), "%s[%zu]", field, (size_t)(it - n->data.sequence.items.start));
         if (!want_type(ctx, v, YAML_SCALAR_NODE, sub))
             continue;
-        unsigned k = gyre_redact_kind_from_name(scalar(v));
+        unsigned k = gyre_config_redact_kind(scalar(v));
         if (k == 0)
             ERR(ctx, v, sub, "unknown kind '%s' (known: email, phone, card, api_key)", scalar(v));
         kinds |= k;

@@ -19,7 +19,7 @@
 #include "server/conn.h"
 #include "route/cache.h"
 #include "route/keys.h"
-#include "route/prices.h"
+#include "config/prices.h"
 #include "route/route.h"
 
 typedef struct gyre_worker {
