@@ -78,4 +78,8 @@ void gyre_worker_request_done(gyre_worker_t *w);
  * other methods.  Returns 0, as an h2o handler does. */
 int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req);
 
+/* POST /v1/traces on worker `w` (src/server/otlp.c hands src/otlp/endpoint.c the worker's bounds, redaction
+ * and writer).  Returns 0, as an h2o handler does. */
+int gyre_otlp_handle(gyre_worker_t *w, h2o_req_t *req);
+
 #endif
