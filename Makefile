@@ -2,7 +2,7 @@
 #
 #   make            build/gyre and build/gyre-mock
 #   make run        gyre on its embedded default (starts gyre-mock when no provider key is set)
-#   make test       every test; ends with "N passed, N failed"
+#   make test       the layer check, then every test; ends with "N passed, N failed"
 #   make test SAN=1 the same suite, built with ASan+UBSan (into build-san/)
 #   make fuzz       libFuzzer targets, each run for FUZZ_SECONDS
 #   make bench      the proxy benchmark, side by side with nginx and Portkey
@@ -81,7 +81,10 @@ run: deps all
 unit: $(BUILD)/unit-tests
 	$(BUILD)/unit-tests
 
+# The layer check comes first: an include that goes up the layers fails the
+# run before the suites start (scripts/check-layers.sh, docs/architecture.md).
 test: deps all $(BUILD)/unit-tests node_modules/.package-lock.json
+	@bash scripts/check-layers.sh
 	@GYRE_BUILD=$(BUILD) bash tests/run.sh
 
 FUZZ_SECONDS ?= 30
