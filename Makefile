@@ -2,7 +2,7 @@
 #
 #   make            build/gyre and build/gyre-mock
 #   make run        gyre on its embedded default (starts gyre-mock when no provider key is set)
-#   make test       every test; ends with "N passed, N failed"
+#   make test       the layer check, then every test; ends with "N passed, N failed"
 #   make test SAN=1 the same suite, built with ASan+UBSan (into build-san/)
 #   make fuzz       libFuzzer targets, each run for FUZZ_SECONDS
 #   make bench      the proxy benchmark, side by side with nginx and Portkey
@@ -61,7 +61,7 @@ $(BUILD)/libgyre.a: $(GYRE_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/obj/src/route/prices.o: data/prices.json
+$(BUILD)/obj/src/config/prices.o: data/prices.json
 
 $(BUILD)/gyre: $(BUILD)/obj/src/main.o $(BUILD)/libgyre.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -81,7 +81,10 @@ run: deps all
 unit: $(BUILD)/unit-tests
 	$(BUILD)/unit-tests
 
+# The layer check comes first: an include that goes up the layers fails the
+# run before the suites start (scripts/check-layers.sh, docs/architecture.md).
 test: deps all $(BUILD)/unit-tests node_modules/.package-lock.json
+	@bash scripts/check-layers.sh
 	@GYRE_BUILD=$(BUILD) bash tests/run.sh
 
 FUZZ_SECONDS ?= 30

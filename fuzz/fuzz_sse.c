@@ -1,5 +1,5 @@
 /*
- * libFuzzer driver for the SSE parser (src/proxy/sse.c).
+ * libFuzzer driver for the SSE parser (src/common/sse.c).
  *
  * The input's first byte says how many of the next bytes (1 to 16) are a cut
  * plan; the rest is the stream.  The stream is fed once whole and once in
@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "common/buf.h"
-#include "proxy/sse.h"
+#include "common/sse.h"
 
 #define BOUND 4096
 #define EVENT_NAME_BOUND 256 /* as sse.c sets it */

@@ -21,8 +21,8 @@
 #include "cli/cli.h"
 #include "common/alloc.h"
 #include "common/buf.h"
+#include "common/time.h"
 #include "config/config.h"
-#include "server/api.h"
 #include "store/store.h"
 
 /* The bounds on what one read may hold: the query API's (src/server/api.c). */
@@ -194,8 +194,8 @@ int gyre_cli_parse_time(const char *s, int64_t *us)
         *us = v * 1000000;
         return 0;
     }
-    /* Not all digits: the query API's RFC 3339 reader (its digits-only form is milliseconds, excluded above). */
-    return gyre_api_parse_time(s, us);
+    /* Not all digits: RFC 3339, read as the query API reads it (its digits-only form is milliseconds, excluded above). */
+    return gyre_time_parse(s, us);
 }
 
 int64_t gyre_cli_now_us(void)

@@ -224,3 +224,29 @@ int gyre_wire_name_in(const gyre_wire_name_t *table, size_t n, const char *name,
             return 1;
     return 0;
 }
+
+const char *gyre_wire_url_problem(const char *url, int allow_query, h2o_url_t *out)
+{
+    if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+        return "must start with http:// or https://";
+    const char *auth = strstr(url, "://") + 3;
+    size_t authlen = strcspn(auth, "/");
+    if (memchr(auth, '@', authlen) != NULL)
+        return "must not contain credentials (use keys:)";
+    if (authlen == 0)
+        return "has no host";
+    if (strpbrk(auth, allow_query ? "#" : "?#") != NULL || memchr(auth, '?', authlen) != NULL)
+        return allow_query ? "must not contain a fragment or a query before the path"
+                           : "must not contain a query or fragment";
+    for (const char *c = url; *c != '\0'; c++)
+        if ((unsigned char)*c <= ' ' || *c == 0x7f)
+            return "has a control byte or a space";
+    if (h2o_url_parse(url, SIZE_MAX, out) != 0 || gyre_wire_url_port(out) == 0)
+        return "has an invalid port";
+    return NULL;
+}
+
+uint16_t gyre_wire_url_port(const h2o_url_t *url)
+{
+    return url->_port != 65535 ? url->_port : url->scheme->default_port;
+}

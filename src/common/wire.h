@@ -101,4 +101,19 @@ const char *gyre_wire_target_problem(const char *t, size_t len, int from_client)
 int gyre_wire_add_answer_header(h2o_mem_pool_t *pool, h2o_headers_t *headers, const char *name, size_t name_len,
                                 const char *value, size_t value_len);
 
+/*
+ * A URL gyre connects to (a provider's base_url, otlp.endpoint), read by
+ * h2o_url_parse with gyre's rules on top: http:// or https://, a host, no
+ * credentials (refused before anything else reads the authority, so no
+ * field or message keeps them), a port from 1 to 65534, no query or
+ * fragment unless `allow_query` (then in the path only), and no control
+ * byte or space.  NULL with *out filled (pointing into `url`), else what is
+ * wrong (a static phrase, after the URL in the caller's message).
+ */
+const char *gyre_wire_url_problem(const char *url, int allow_query, h2o_url_t *out);
+
+/* The port of a URL gyre_wire_url_problem read: the one written, else the scheme's (h2o_url_get_port's rule,
+ * read here because libh2o exports no definition of that inline function). */
+uint16_t gyre_wire_url_port(const h2o_url_t *url);
+
 #endif

@@ -18,7 +18,7 @@
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/wire.h"
-#include "trace/redact.h"
+#include "config/redact_kinds.h"
 
 #define MAX_CONFIG_BYTES (4 * 1024 * 1024)
 #define MAX_KEY_FILE_BYTES 4096
@@ -178,47 +178,21 @@ static int valid_name(const char *s)
     return 1;
 }
 
-/* Splits http(s)://host[:port][/path] into the provider's fields. */
+/* Splits http(s)://host[:port][/path] into the provider's fields (common/wire.c reads it with h2o_url_parse). */
 static const char *parse_base_url(gyre_provider_conf_t *p)
 {
-    const char *u = p->base_url, *rest;
-    if (strncmp(u, "http://", 7) == 0) {
-        p->is_https = 0;
-        rest = u + 7;
-    } else if (strncmp(u, "https://", 8) == 0) {
-        p->is_https = 1;
-        rest = u + 8;
-    } else {
-        return "must start with http:// or https://";
-    }
-    const char *slash = strchr(rest, '/');
-    size_t authlen = slash ? (size_t)(slash - rest) : strlen(rest);
-    if (authlen == 0)
-        return "has no host";
-    char *auth = gyre_strndup(rest, authlen);
-    const char *err = NULL;
-    if (strchr(auth, '@') != NULL) {
-        err = "must not contain credentials (use keys:)";
-    } else if (strchr(auth[0] == '[' && strchr(auth, ']') != NULL ? strchr(auth, ']') : auth, ':') != NULL) {
-        /* An explicit port; for "[v6]:port" only a colon after the bracket counts. */
-        if (parse_hostport(auth, &p->host, &p->port) != 0)
-            err = "has an invalid port";
-    } else {
-        p->host = auth[0] == '[' ? gyre_strndup(auth + 1, authlen - 2) : gyre_strdup(auth);
-        p->port = p->is_https ? 443 : 80;
-    }
-    free(auth);
-    if (err == NULL) {
-        const char *path = slash ? slash : "";
-        size_t plen = strlen(path);
-        while (plen > 0 && path[plen - 1] == '/')
-            plen--;
-        if (strpbrk(path, "?#") != NULL)
-            err = "must not contain a query or fragment";
-        else
-            p->base_path = gyre_strndup(path, plen);
-    }
-    return err;
+    h2o_url_t url;
+    const char *problem = gyre_wire_url_problem(p->base_url, 0, &url);
+    if (problem != NULL)
+        return problem;
+    p->is_https = url.scheme == &H2O_URL_SCHEME_HTTPS;
+    p->host = gyre_strndup(url.host.base, url.host.len);
+    p->port = gyre_wire_url_port(&url);
+    size_t plen = url.path.len;
+    while (plen > 0 && url.path.base[plen - 1] == '/')
+        plen--;
+    p->base_path = gyre_strndup(url.path.base, plen);
+    return NULL;
 }
 
 /* Loads one key from its literal, env:NAME or file:PATH form. */
@@ -734,6 +708,21 @@ static int get_choice(parse_ctx_t *ctx, yaml_node_t *n, const char *field, const
     return -1;
 }
 
+unsigned gyre_config_redact_kind(const char *name)
+{
+    static const struct {
+        const char *name;
+        unsigned kind;
+    } names[] = {{"email", GYRE_REDACT_EMAIL},
+                 {"phone", GYRE_REDACT_PHONE},
+                 {"card", GYRE_REDACT_CARD},
+                 {"api_key", GYRE_REDACT_API_KEY}};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(name, names[i].name) == 0)
+            return names[i].kind;
+    return 0;
+}
+
 /* redact: true | false | [email, phone, card, api_key] */
 static void parse_redact(parse_ctx_t *ctx, yaml_node_t *n, const char *field, unsigned *out)
 {
@@ -752,7 +741,7 @@ static void parse_redact(parse_ctx_t *ctx, yaml_node_t *n, const char *field, un
         path_of(sub, sizeof(sub), "%s[%zu]", field, (size_t)(it - n->data.sequence.items.start));
         if (!want_type(ctx, v, YAML_SCALAR_NODE, sub))
             continue;
-        unsigned k = gyre_redact_kind_from_name(scalar(v));
+        unsigned k = gyre_config_redact_kind(scalar(v));
         if (k == 0)
             ERR(ctx, v, sub, "unknown kind '%s' (known: email, phone, card, api_key)", scalar(v));
         kinds |= k;
@@ -964,10 +953,10 @@ static void parse_otlp(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n)
         ERR(ctx, n, "otlp", "needs an 'endpoint' (for example http://127.0.0.1:4318/v1/traces)");
         return;
     }
-    const char *e = o->endpoint;
-    size_t skip = strncmp(e, "http://", 7) == 0 ? 7 : strncmp(e, "https://", 8) == 0 ? 8 : 0;
-    if (skip == 0 || e[skip] == '\0' || e[skip] == '/' || e[skip] == ':')
-        ERR(ctx, endpoint, "otlp.endpoint", "'%s' is not an http:// or https:// URL with a host", e);
+    /* Read as the exporter reads it (gyre_httpc_parse_url), so check-config refuses what it would. */
+    h2o_url_t url;
+    if (gyre_wire_url_problem(o->endpoint, 1, &url) != NULL)
+        ERR(ctx, endpoint, "otlp.endpoint", "'%s' is not an http:// or https:// URL with a host", o->endpoint);
 }
 
 /*

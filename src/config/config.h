@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "route/prices.h"
+#include "config/prices.h"
 
 typedef enum gyre_provider_kind {
     GYRE_PROVIDER_OPENAI = 1, /* OpenAI and every OpenAI-compatible API */
@@ -129,7 +129,7 @@ typedef struct gyre_route_conf {
     uint64_t cache_ttl_ms;       /* default 300000 */
     size_t cache_max_bytes;      /* default 64 MiB */
     int capture;                 /* `capture:` the traces keep request and response bodies (default true) */
-    unsigned redact;             /* `redact:` GYRE_REDACT_* bits (trace/redact.h); default the root's */
+    unsigned redact;             /* `redact:` GYRE_REDACT_* bits (config/redact_kinds.h); default the root's */
     int line;
 } gyre_route_conf_t;
 
@@ -189,7 +189,7 @@ typedef struct gyre_config {
     /* `store: {capture: false}`: calls without a route (provider/model, pass-through) keep no bodies.  Default
      * true; a route says it for its own calls with `capture:`. */
     int store_capture;
-    /* `redact:` GYRE_REDACT_* bits (trace/redact.h) for calls without a route and the default of every route:
+    /* `redact:` GYRE_REDACT_* bits (config/redact_kinds.h) for calls without a route and the default of every route:
      * all four kinds unless `redact: false` or a list (docs/privacy.md). */
     unsigned redact;
     char *prices_file; /* `prices:` a JSON price table replacing the shipped one; NULL: data/prices.json as built in */

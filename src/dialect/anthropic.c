@@ -25,7 +25,7 @@
 #include "common/json.h"
 #include "config/config.h"
 #include "dialect/dialect.h"
-#include "proxy/sse.h"
+#include "common/sse.h"
 
 /* One SSE event of either stream; Anthropic's own events are far smaller. */
 #define ANTHROPIC_EVENT_BOUND ((size_t)4 * 1024 * 1024)

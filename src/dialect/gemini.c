@@ -30,7 +30,7 @@
 
 #include "common/alloc.h"
 #include "common/wire.h"
-#include "proxy/sse.h"
+#include "common/sse.h"
 
 /* One stream event (a whole GenerateContentResponse) may be this large. */
 #define GEMINI_EVENT_MAX ((size_t)4 << 20)

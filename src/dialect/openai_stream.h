@@ -17,7 +17,7 @@
 #include <stddef.h>
 
 #include "common/buf.h"
-#include "proxy/sse.h"
+#include "common/sse.h"
 
 typedef struct gyre_openai_tool_acc {
     gyre_buf_t id, name, arguments;

@@ -2,6 +2,7 @@
 #include "dialect/sigv4.h"
 
 #include <errno.h>
+#include <h2o/string_.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <stdlib.h>
@@ -34,23 +35,13 @@ int gyre_sigv4_parse_key(const char *key, char *scratch, gyre_sigv4_creds_t *out
     return 0;
 }
 
-static void to_hex(const unsigned char *p, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[p[i] >> 4];
-        out[2 * i + 1] = digits[p[i] & 0xf];
-    }
-    out[2 * n] = '\0';
-}
-
 static int sha256_hex(const void *p, size_t n, char out[SHA256_HEX])
 {
     unsigned char md[SHA256_LEN];
     unsigned int mdlen = 0;
     if (EVP_Digest(p, n, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != SHA256_LEN)
         return -EINVAL;
-    to_hex(md, SHA256_LEN, out);
+    h2o_hex_encode(out, md, SHA256_LEN);
     return 0;
 }
 
@@ -257,7 +248,7 @@ int gyre_sigv4_sign_request(const gyre_sigv4_creds_t *creds, const char *region,
         goto out;
     if ((r = hmac(key, SHA256_LEN, sts.base, sts.len, mac)) != 0)
         goto out;
-    to_hex(mac, SHA256_LEN, sig);
+    h2o_hex_encode(sig, mac, SHA256_LEN);
 
     size_t start = headers->len;
     int a = 0;

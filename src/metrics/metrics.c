@@ -722,7 +722,7 @@ int gyre_metrics_render(gyre_metrics_t *const *workers, size_t n, const gyre_met
         put_counter(&r, "gyre_trace_store_errors_total", "Batch writes the store failed.", st->store_errors);
     }
     if (p->otlp != NULL) {
-        const gyre_otlp_stats_t *st = p->otlp;
+        const gyre_metrics_otlp_t *st = p->otlp;
         put_gauge(&r, "gyre_otlp_queue_depth", "Spans waiting to be exported to the OTLP collector.", st->queued);
         put_counter(&r, "gyre_otlp_spans_exported_total", "Spans the OTLP collector took.", st->exported);
         put_counter(&r, "gyre_otlp_spans_dropped_total",

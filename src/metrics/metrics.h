@@ -39,7 +39,6 @@
 
 #include "common/buf.h"
 #include "trace/trace.h"
-#include "otlp/otlp.h"
 #include "trace/writer.h"
 
 #define GYRE_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
@@ -63,13 +62,22 @@ void gyre_metrics_observe(gyre_metrics_t *m, const gyre_trace_t *t);
 /* The reasons of gyre_accept_pauses_total. */
 #define GYRE_METRICS_ACCEPT_PAUSE_REASONS 3
 
+/* The OTLP exporter's counters, as the caller read them (gyre_otlp_stats_t): metrics/ and otlp/ sit side by
+ * side in the layers and include neither the other. */
+typedef struct gyre_metrics_otlp {
+    uint64_t exported;     /* spans the collector took (2xx) */
+    uint64_t dropped;      /* spans lost: queue full, retries exhausted, refused (4xx), cut at shutdown */
+    uint64_t failed_posts; /* POSTs that did not get a 2xx (each retry counts) */
+    uint64_t queued;       /* spans waiting now (rings and the batch being sent) */
+} gyre_metrics_otlp_t;
+
 /* What the rendering needs besides the workers' series. */
 typedef struct gyre_metrics_process {
     const char *version;               /* gyre_build_info{version} */
     int64_t start_time_us;             /* unix microseconds the process started */
     uint64_t inflight;                 /* proxied requests now, summed over the workers */
     const gyre_writer_stats_t *writer; /* NULL when traces are not stored: the writer's families are left out */
-    const gyre_otlp_stats_t *otlp;     /* NULL when nothing is exported: the exporter's families are left out */
+    const gyre_metrics_otlp_t *otlp;    /* NULL when nothing is exported: the exporter's families are left out */
     uint64_t connections_open;         /* client connections held now, all workers (lingering closes included) */
     uint64_t connections_max;          /* max_connections */
     /* Times a worker stopped accepting, by reason, in this order: max_connections, fd_limit, no_memory

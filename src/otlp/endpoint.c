@@ -8,7 +8,6 @@
 
 #include "common/buf.h"
 #include "otlp/otlp.h"
-#include "server/respond.h"
 #include "trace/record.h"
 #include "trace/writer.h"
 
@@ -17,11 +16,8 @@
 #define RPC_UNIMPLEMENTED 12
 #define RPC_UNAVAILABLE 14
 
-/* The most a gzip body may inflate to: what gyre takes uncompressed (max_body_bytes). */
-#define INFLATED_MAX(w) ((w)->server->config->max_body_bytes)
-
 typedef struct ingest_ctx {
-    gyre_worker_t *w;
+    const gyre_otlp_endpoint_t *ep;
     h2o_req_t *req;
     size_t dropped;
 } ingest_ctx_t;
@@ -31,9 +27,9 @@ static void store_cb(const gyre_trace_t *t, void *arg)
     ingest_ctx_t *c = arg;
     /* Redacted as a call's trace is (the root's `redact:`), before it is stored. */
     gyre_trace_t r = *t;
-    gyre_trace_redact(&r, &c->req->pool, c->w->server->config->redact);
+    gyre_trace_redact(&r, &c->req->pool, c->ep->redact);
     /* Straight to the writer: an ingested span is not a call through this gateway (no metrics, no export). */
-    if (gyre_writer_submit(c->w->server->writer, c->w->id, &r) != 0)
+    if (gyre_writer_submit(c->ep->writer, c->ep->worker_id, &r) != 0)
         c->dropped++;
 }
 
@@ -97,16 +93,22 @@ static void pb_string(gyre_buf_t *b, unsigned field, const char *s, size_t n)
     gyre_buf_append(b, s, n);
 }
 
+/* Sends an answer in the request's encoding.  Nothing here is a model call, so nothing keeps the body for a
+ * trace: the endpoint answers through h2o itself. */
 static void send_body(h2o_req_t *req, int status, int protobuf, gyre_buf_t *b)
 {
-    if (!protobuf) {
-        gyre_respond_json(req, status, b->base != NULL ? b->base : "", b->len);
-        return;
-    }
     req->res.status = status;
-    req->res.reason = status == 200 ? "OK" : status == 400 ? "Bad Request" : status == 413 ? "Payload Too Large"
-                                             : status == 415 ? "Unsupported Media Type" : "Service Unavailable";
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/x-protobuf"));
+    req->res.reason = status == 200   ? "OK"
+                      : status == 400 ? "Bad Request"
+                      : status == 405 ? "Method Not Allowed"
+                      : status == 413 ? "Payload Too Large"
+                      : status == 415 ? "Unsupported Media Type"
+                                      : "Service Unavailable";
+    if (protobuf)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                       H2O_STRLIT("application/x-protobuf"));
+    else
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
     h2o_iovec_t body = h2o_strdup(&req->pool, b->base != NULL ? b->base : "", b->len);
     req->res.content_length = body.len;
     h2o_send_inline(req, body.base, body.len);
@@ -147,18 +149,19 @@ static h2o_iovec_t media_type(h2o_iovec_t v)
     return h2o_iovec_init(v.base, n);
 }
 
-int gyre_otlp_handle(gyre_worker_t *w, h2o_req_t *req)
+int gyre_otlp_endpoint_handle(const gyre_otlp_endpoint_t *ep, h2o_req_t *req)
 {
     h2o_iovec_t ct = media_type(header(req, H2O_TOKEN_CONTENT_TYPE));
     int protobuf = h2o_lcstris(ct.base, ct.len, H2O_STRLIT("application/x-protobuf"));
     int json = h2o_lcstris(ct.base, ct.len, H2O_STRLIT("application/json"));
     if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"))) {
-        gyre_api_error_t err;
-        gyre_api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL,
-                           "%.*s /v1/traces is not allowed; use POST (OTLP/HTTP)", (int)req->method.len,
-                           req->method.base);
+        /* A google.rpc.Status as every other error of this endpoint (OTLP/HTTP), in JSON: the method says
+         * nothing of the encoding the client reads. */
+        char msg[200];
+        snprintf(msg, sizeof(msg), "%.*s /v1/traces is not allowed; use POST (OTLP/HTTP)",
+                 (int)(req->method.len < 32 ? req->method.len : 32), req->method.base);
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("POST"));
-        gyre_respond_error(req, &err);
+        respond_status(req, 405, 0, RPC_UNIMPLEMENTED, msg);
         return 0;
     }
     if (!protobuf && !json) {
@@ -171,11 +174,11 @@ int gyre_otlp_handle(gyre_worker_t *w, h2o_req_t *req)
     }
     h2o_iovec_t ce = header(req, H2O_TOKEN_CONTENT_ENCODING), body = req->entity;
     if (ce.len != 0 && h2o_lcstris(ce.base, ce.len, H2O_STRLIT("gzip"))) {
-        int r = gunzip(req, req->entity, INFLATED_MAX(w), &body);
+        int r = gunzip(req, req->entity, ep->max_body_bytes, &body);
         if (r != 0) {
             char msg[200];
             if (r == -E2BIG)
-                snprintf(msg, sizeof(msg), "the gzip body inflates past %zu bytes (max_body_bytes)", INFLATED_MAX(w));
+                snprintf(msg, sizeof(msg), "the gzip body inflates past %zu bytes (max_body_bytes)", ep->max_body_bytes);
             else
                 snprintf(msg, sizeof(msg), "the body is not valid gzip (Content-Encoding: gzip)");
             respond_status(req, r == -E2BIG ? 413 : 400, protobuf, RPC_INVALID_ARGUMENT, msg);
@@ -188,12 +191,12 @@ int gyre_otlp_handle(gyre_worker_t *w, h2o_req_t *req)
         respond_status(req, 415, protobuf, RPC_UNIMPLEMENTED, msg);
         return 0;
     }
-    if (w->server->writer == NULL) {
+    if (ep->writer == NULL) {
         respond_status(req, 503, protobuf, RPC_UNAVAILABLE,
                        "this gateway does not store traces (store: {traces: true} turns the store on)");
         return 0;
     }
-    ingest_ctx_t ctx = {w, req, 0};
+    ingest_ctx_t ctx = {ep, req, 0};
     gyre_otlp_ingest_result_t res;
     if (gyre_otlp_ingest(body.base, body.len, protobuf ? GYRE_OTLP_PROTOBUF : GYRE_OTLP_JSON, store_cb,
                          &ctx, &res) != 0) {

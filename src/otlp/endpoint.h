@@ -14,9 +14,18 @@
 
 #include <h2o.h>
 
-#include "server/server.h"
+struct gyre_writer;
+
+/* What the endpoint needs of the worker that took the request, filled by the server (server.c
+ * gyre_otlp_handle): no more, so that otlp/ needs nothing of server/. */
+typedef struct gyre_otlp_endpoint {
+    size_t max_body_bytes;      /* what a gzip body may inflate to: what gyre takes uncompressed */
+    unsigned redact;            /* GYRE_REDACT_* bits applied before a span is stored (the root's `redact:`) */
+    struct gyre_writer *writer; /* where ingested traces go; NULL when traces are not stored (503) */
+    unsigned worker_id;         /* the worker's queue in the writer */
+} gyre_otlp_endpoint_t;
 
 /* Answers the request (whatever its method); returns 0 as an h2o handler does. */
-int gyre_otlp_handle(gyre_worker_t *w, h2o_req_t *req);
+int gyre_otlp_endpoint_handle(const gyre_otlp_endpoint_t *ep, h2o_req_t *req);
 
 #endif

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/wire.h"
 
 /* The head of an answer gyre reads, and how much of its body it drains before closing. */
 #define HTTPC_HEAD_MAX 16384
@@ -27,49 +28,14 @@
 int gyre_httpc_parse_url(const char *url, gyre_httpc_url_t *u)
 {
     memset(u, 0, sizeof(*u));
-    const char *p;
-    if (strncmp(url, "http://", 7) == 0) {
-        p = url + 7;
-        u->port = 80;
-    } else if (strncmp(url, "https://", 8) == 0) {
-        p = url + 8;
-        u->https = 1;
-        u->port = 443;
-    } else {
+    h2o_url_t parsed;
+    if (gyre_wire_url_problem(url, 1, &parsed) != NULL || parsed.host.len >= sizeof(u->host) ||
+        parsed.path.len >= sizeof(u->path))
         return -EINVAL;
-    }
-    const char *host = p, *host_end;
-    if (*p == '[') {
-        host = p + 1;
-        if ((host_end = strchr(host, ']')) == NULL)
-            return -EINVAL;
-        p = host_end + 1;
-    } else {
-        while (*p != '\0' && *p != ':' && *p != '/' && *p != '?')
-            p++;
-        host_end = p;
-    }
-    size_t hl = (size_t)(host_end - host);
-    if (hl == 0 || hl >= sizeof(u->host))
-        return -EINVAL;
-    memcpy(u->host, host, hl);
-    u->host[hl] = '\0';
-    if (*p == ':') {
-        char *end;
-        unsigned long port = strtoul(p + 1, &end, 10);
-        if (end == p + 1 || port == 0 || port > 65535)
-            return -EINVAL;
-        u->port = (uint16_t)port;
-        p = end;
-    }
-    if (*p != '\0' && *p != '/' && *p != '?')
-        return -EINVAL;
-    int n = snprintf(u->path, sizeof(u->path), "%s%s", *p == '/' ? "" : "/", p);
-    if (n < 0 || (size_t)n >= sizeof(u->path))
-        return -EINVAL;
-    for (const char *c = u->path; *c != '\0'; c++)
-        if ((unsigned char)*c <= ' ' || *c == 0x7f)
-            return -EINVAL;
+    u->https = parsed.scheme == &H2O_URL_SCHEME_HTTPS;
+    memcpy(u->host, parsed.host.base, parsed.host.len);
+    u->port = gyre_wire_url_port(&parsed);
+    memcpy(u->path, parsed.path.base, parsed.path.len);
     return 0;
 }
 

@@ -27,6 +27,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <h2o/memory.h>
+#include <h2o/string_.h>
 #include <math.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
@@ -35,7 +36,6 @@
 #include <string.h>
 
 #include "common/alloc.h"
-#include "common/wire.h"
 #include "otlp/protobuf.h"
 
 /* How deep arrays and key-value lists may nest inside an attribute value. */
@@ -124,18 +124,10 @@ static void *pool_alloc(reader_t *r, size_t n, size_t size)
 }
 
 
-/* Hex text of exactly 2n digits into n bytes: 0, or -1. */
+/* Hex text of exactly 2n digits (either case) into n bytes: 0, or -1.  OTLP/JSON ids have a fixed size. */
 static int unhex(const char *s, size_t len, uint8_t *out, size_t n)
 {
-    if (len != 2 * n)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        int hi = gyre_wire_hex_digit((unsigned char)s[2 * i]), lo = gyre_wire_hex_digit((unsigned char)s[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return 0;
+    return len == 2 * n ? h2o_hex_decode(out, s, len) : -1;
 }
 
 static int all_zero(const uint8_t *p, size_t n)
@@ -144,16 +136,6 @@ static int all_zero(const uint8_t *p, size_t n)
         if (p[i] != 0)
             return 0;
     return 1;
-}
-
-static void to_hex(const uint8_t *p, size_t n, char *out)
-{
-    static const char h[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = h[p[i] >> 4];
-        out[2 * i + 1] = h[p[i] & 15];
-    }
-    out[2 * n] = '\0';
 }
 
 static void check_ids(span_t *s)
@@ -988,10 +970,10 @@ static void map_common(const mapper_t *m, gyre_trace_t *t)
     t->ttft_us = -1;
     t->prompt_tokens = t->completion_tokens = t->cached_tokens = t->reasoning_tokens = -1;
     t->cost_usd = NAN;
-    to_hex(s->tid, 16, t->otel_trace_id);
-    to_hex(s->sid, 8, t->span_id);
+    h2o_hex_encode(t->otel_trace_id, s->tid, 16);
+    h2o_hex_encode(t->span_id, s->sid, 8);
     if (s->has_pid)
-        to_hex(s->pid, 8, t->parent_span_id);
+        h2o_hex_encode(t->parent_span_id, s->pid, 8);
     t->started_us = ns_to_us(s->start_ns);
     t->ended_us = ns_to_us(s->end_ns);
     if (t->ended_us < t->started_us)
@@ -1168,7 +1150,7 @@ void gyre_otlp_derive_trace_id(const uint8_t trace_id[16], const uint8_t span_id
     memcpy(in + 8, trace_id, 16);
     memcpy(in + 24, span_id, 8);
     EVP_Digest(in, sizeof(in), md, &mdlen, EVP_sha256(), NULL);
-    to_hex(md, 16, out);
+    h2o_hex_encode(out, md, 16);
 }
 
 int gyre_otlp_ingest(const char *body, size_t len, gyre_otlp_format_t format, gyre_otlp_trace_cb cb, void *ctx,

@@ -8,16 +8,6 @@
 /* The weight of the newest latency sample in the moving average. */
 #define EWMA_ALPHA 0.3
 
-uint64_t gyre_rand_next(uint64_t *state)
-{
-    uint64_t x = *state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *state = x;
-    return x * 0x2545F4914F6CDD1DULL;
-}
-
 int gyre_route_resolve(const gyre_config_t *c, const char *model, size_t len, uint64_t *rng, gyre_target_ref_t *out)
 {
     const gyre_route_conf_t *r = gyre_config_find_route(c, model, len);

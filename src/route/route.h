@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/rand.h" /* gyre_rand_next: the draws below take the worker's state */
 #include "config/config.h"
 #include "route/keys.h"
 
@@ -61,8 +62,5 @@ size_t gyre_route_plan(const gyre_route_conf_t *r, gyre_target_state_t *states, 
 
 /* Folds one latency sample into a target's moving average. */
 void gyre_route_observe_latency(gyre_target_state_t *s, double ms);
-
-/* A fast per-thread pseudo-random step (xorshift64*); *state must be non-zero. */
-uint64_t gyre_rand_next(uint64_t *state);
 
 #endif

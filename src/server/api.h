@@ -61,11 +61,4 @@ int gyre_api_parse_traces_query(const char *qs, size_t len, gyre_api_query_t *ou
  */
 int gyre_api_parse_stats_query(const char *qs, size_t len, gyre_api_stats_query_t *out, gyre_api_error_t *err);
 
-/*
- * Reads a time as unix milliseconds ("1764583200000") or RFC 3339
- * ("2026-12-01T10:00:00Z", "2026-12-01T10:00:00.250+01:00") into unix
- * microseconds.  Returns 0, or -1 when `s` is neither.
- */
-int gyre_api_parse_time(const char *s, int64_t *us);
-
 #endif

@@ -175,13 +175,16 @@ int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req)
     if (s->writer != NULL)
         gyre_writer_stats(s->writer, &st);
     gyre_otlp_stats_t ost;
-    if (otlp_exporter != NULL)
+    gyre_metrics_otlp_t mo = {0, 0, 0, 0};
+    if (otlp_exporter != NULL) {
         gyre_otlp_exporter_stats(otlp_exporter, &ost);
+        mo = (gyre_metrics_otlp_t){ost.exported, ost.dropped, ost.failed_posts, ost.queued};
+    }
     gyre_metrics_process_t p = {.version = GYRE_VERSION,
                                 .start_time_us = s->started_us,
                                 .inflight = inflight,
                                 .writer = s->writer != NULL ? &st : NULL,
-                                .otlp = otlp_exporter != NULL ? &ost : NULL,
+                                .otlp = otlp_exporter != NULL ? &mo : NULL,
                                 .connections_open = gyre_conn_open(s),
                                 .connections_max = s->config->max_connections};
     for (unsigned i = 0; i < s->nworkers; i++)

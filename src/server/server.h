@@ -19,7 +19,7 @@
 #include "server/conn.h"
 #include "route/cache.h"
 #include "route/keys.h"
-#include "route/prices.h"
+#include "config/prices.h"
 #include "route/route.h"
 
 typedef struct gyre_worker {
@@ -77,5 +77,9 @@ void gyre_worker_request_done(gyre_worker_t *w);
 /* GET (or HEAD) /metrics on worker `w`: every worker's metrics summed, in Prometheus' text format; 405 for
  * other methods.  Returns 0, as an h2o handler does. */
 int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req);
+
+/* POST /v1/traces on worker `w` (src/server/otlp.c hands src/otlp/endpoint.c the worker's bounds, redaction
+ * and writer).  Returns 0, as an h2o handler does. */
+int gyre_otlp_handle(gyre_worker_t *w, h2o_req_t *req);
 
 #endif

@@ -8,8 +8,8 @@
 #include <sys/time.h>
 
 #include "common/json.h"
+#include "common/rand.h"
 #include "common/wire.h"
-#include "route/route.h"
 #include "trace/redact.h"
 
 int64_t gyre_trace_now_us(void)

@@ -9,7 +9,7 @@
 
 #include <h2o.h>
 
-#include "route/prices.h"
+#include "config/prices.h"
 #include "trace/trace.h"
 
 /* Unix microseconds now. */

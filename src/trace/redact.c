@@ -1072,18 +1072,3 @@ size_t gyre_redact(unsigned kinds, const char *in, size_t len, char *out, size_t
         *count = n;
     return o < cap ? o : cap;
 }
-
-unsigned gyre_redact_kind_from_name(const char *name)
-{
-    static const struct {
-        const char *name;
-        unsigned kind;
-    } names[] = {{"email", GYRE_REDACT_EMAIL},
-                 {"phone", GYRE_REDACT_PHONE},
-                 {"card", GYRE_REDACT_CARD},
-                 {"api_key", GYRE_REDACT_API_KEY}};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (strcmp(name, names[i].name) == 0)
-            return names[i].kind;
-    return 0;
-}

@@ -28,11 +28,7 @@
 #include <stddef.h>
 
 /* The kinds, as bits of a policy (config: `redact:`). */
-#define GYRE_REDACT_EMAIL 0x1u   /* replaced by "[email]" */
-#define GYRE_REDACT_PHONE 0x2u   /* "[phone]" */
-#define GYRE_REDACT_CARD 0x4u    /* "[card]" */
-#define GYRE_REDACT_API_KEY 0x8u /* "[api_key]"; "Bearer X" keeps the word: "Bearer [api_key]" */
-#define GYRE_REDACT_ALL 0xfu
+#include "config/redact_kinds.h"
 
 typedef struct gyre_redact_match {
     size_t start, end; /* the bytes replaced: [start, end) */
@@ -73,8 +69,5 @@ size_t gyre_redact_bound(size_t len);
  * length.  Returns the number of matches in *count when count is not NULL.
  */
 size_t gyre_redact(unsigned kinds, const char *in, size_t len, char *out, size_t cap, size_t *count);
-
-/* The bit of a kind's name ("email", "phone", "card", "api_key"), or 0. */
-unsigned gyre_redact_kind_from_name(const char *name);
 
 #endif

@@ -4,6 +4,7 @@
  * RFC 3339) and each 400 it answers (code, param and exact message).
  */
 #include "server/api.h"
+#include "common/time.h"
 
 #include <string.h>
 
@@ -30,7 +31,7 @@ static int parse(const char *qs, gyre_api_query_t *q, gyre_api_error_t *e)
 static int64_t time_of(const char *s)
 {
     int64_t us = 12345;
-    if (gyre_api_parse_time(s, &us) != 0)
+    if (gyre_time_parse(s, &us) != 0)
         return -999;
     return us;
 }

@@ -213,11 +213,11 @@ TEST(redact_only_the_kinds_asked_for)
 
 TEST(redact_kind_names_are_those_of_the_config)
 {
-    CHECK_INT(gyre_redact_kind_from_name("email"), GYRE_REDACT_EMAIL);
-    CHECK_INT(gyre_redact_kind_from_name("phone"), GYRE_REDACT_PHONE);
-    CHECK_INT(gyre_redact_kind_from_name("card"), GYRE_REDACT_CARD);
-    CHECK_INT(gyre_redact_kind_from_name("api_key"), GYRE_REDACT_API_KEY);
-    CHECK_INT(gyre_redact_kind_from_name("ssn"), 0);
+    CHECK_INT(gyre_config_redact_kind("email"), GYRE_REDACT_EMAIL);
+    CHECK_INT(gyre_config_redact_kind("phone"), GYRE_REDACT_PHONE);
+    CHECK_INT(gyre_config_redact_kind("card"), GYRE_REDACT_CARD);
+    CHECK_INT(gyre_config_redact_kind("api_key"), GYRE_REDACT_API_KEY);
+    CHECK_INT(gyre_config_redact_kind("ssn"), 0);
     CHECK_STR(gyre_redact_token(GYRE_REDACT_API_KEY), "[api_key]");
 }
 

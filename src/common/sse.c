@@ -1,5 +1,5 @@
 /* Incremental server-sent-events parser (see sse.h). */
-#include "proxy/sse.h"
+#include "common/sse.h"
 
 #include <errno.h>
 #include <string.h>

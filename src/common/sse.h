@@ -9,8 +9,8 @@
  * read usage and content from the same events.  Memory is bounded: an event
  * larger than `max` bytes is an error (-E2BIG), never an unbounded buffer.
  */
-#ifndef GYRE_PROXY_SSE_H
-#define GYRE_PROXY_SSE_H
+#ifndef GYRE_COMMON_SSE_H
+#define GYRE_COMMON_SSE_H
 
 #include <stddef.h>
 

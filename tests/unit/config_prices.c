@@ -1,9 +1,9 @@
 /*
- * src/route/prices.c: the built-in table, the file format and its errors
+ * src/config/prices.c: the built-in table, the file format and its errors
  * (each naming the field), model lookup (exact, dated ids by prefix,
  * provider/model, Bedrock regions) and the cost of a call.
  */
-#include "route/prices.h"
+#include "config/prices.h"
 
 #include <math.h>
 #include <string.h>

@@ -21,8 +21,8 @@
  * A table is immutable once parsed and shared read-only by every worker;
  * lookups allocate nothing and take no lock.
  */
-#ifndef GYRE_ROUTE_PRICES_H
-#define GYRE_ROUTE_PRICES_H
+#ifndef GYRE_CONFIG_PRICES_H
+#define GYRE_CONFIG_PRICES_H
 
 #include <stddef.h>
 

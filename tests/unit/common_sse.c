@@ -1,8 +1,8 @@
 /*
- * src/proxy/sse.c: server-sent events as providers send them, in whatever
+ * src/common/sse.c: server-sent events as providers send them, in whatever
  * pieces the network delivers, within a bound.
  */
-#include "proxy/sse.h"
+#include "common/sse.h"
 
 #include <errno.h>
 #include <string.h>

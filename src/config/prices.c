@@ -1,5 +1,5 @@
 /* The price table: parsing, the built-in copy, lookups and cost (see prices.h). */
-#include "route/prices.h"
+#include "config/prices.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>

@@ -1,0 +1,3 @@
+/* A fixture: config/ includes common/ (down) and a header beside it. */
+#include "common/buf.h"
+#include "config.h"

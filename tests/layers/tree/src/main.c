@@ -1,0 +1,2 @@
+/* A fixture: main.c includes the server. */
+#include "server/server.h"

@@ -1,0 +1,2 @@
+/* A fixture: otlp/ includes config/ (down). */
+#include "config/config.h"
