@@ -119,7 +119,7 @@ static void on_watch_start(gyre_timer_t *t)
     int fd = sock != NULL ? fcntl(h2o_socket_get_fd(sock), F_DUPFD_CLOEXEC, 0) : -1;
     if (fd < 0)
         return; /* out of descriptors: the close is then noticed at the first write, as h2o does by itself */
-    self->client_watch = h2o_evloop_socket_create(self->worker->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    self->client_watch = h2o_evloop_socket_create(self->worker->super.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
     self->client_watch->data = self;
     h2o_socket_read_start(self->client_watch, on_client_event);
 }
@@ -174,7 +174,7 @@ static void finish_trace(gyre_proxy_t *self)
         t->response_body = gyre_tstr_dup(pool, e.base, e.len);
         gyre_buf_dispose(&e);
     }
-    gyre_worker_trace_done(self->worker, t, pool, call->route, self->prov);
+    gyre_ctx_trace_done(self->worker, t, pool, call->route, self->prov);
 }
 
 static void on_dispose(void *p)
@@ -208,10 +208,10 @@ static void on_dispose(void *p)
     gyre_buf_dispose(&self->resume_ws);
     h2o_buffer_dispose(&self->recv);
     h2o_doublebuffer_dispose(&self->sending);
-    gyre_worker_request_done(self->worker);
+    gyre_ctx_request_done(self->worker);
 }
 
-void gyre_proxy_start(gyre_worker_t *w, h2o_req_t *req, gyre_call_t *call)
+void gyre_proxy_start(gyre_ctx_t *w, h2o_req_t *req, gyre_call_t *call)
 {
     gyre_proxy_t *self = h2o_mem_alloc_shared(&req->pool, sizeof(*self), on_dispose);
     memset(self, 0, sizeof(*self));

@@ -21,9 +21,9 @@
 #include <h2o.h>
 
 #include "proxy/call.h"
-#include "server/server.h"
+#include "proxy/context.h"
 
 /* `call` and everything it points to must live as long as the request (its pool). */
-void gyre_proxy_start(gyre_worker_t *w, h2o_req_t *req, gyre_call_t *call);
+void gyre_proxy_start(gyre_ctx_t *w, h2o_req_t *req, gyre_call_t *call);
 
 #endif

@@ -49,7 +49,7 @@
 #include "proxy/proxy.h"
 #include "proxy/upstream.h"
 #include "route/keys.h"
-#include "server/respond.h"
+#include "proxy/respond.h"
 #include "trace/record.h"
 
 /* Body bytes buffered for a slow client before gyre stops reading from the
@@ -79,7 +79,7 @@ typedef enum fail_class { FAIL_CONNECT = 1, FAIL_TIMEOUT, FAIL_STATUS, FAIL_CUT 
 typedef struct gyre_proxy {
     h2o_generator_t super;
     h2o_req_t *req;
-    gyre_worker_t *worker;
+    gyre_ctx_t *worker; /* the worker's context (context.h) */
     gyre_call_t *call;
     char chat_id[48]; /* "chatcmpl-..." for answers gyre translates */
     long long created;
@@ -176,12 +176,12 @@ typedef struct gyre_proxy {
 
 static inline uint64_t gyre_proxy_now_ms(gyre_proxy_t *self)
 {
-    return h2o_now(self->worker->ctx.loop);
+    return h2o_now(self->worker->super.loop);
 }
 
 static inline const gyre_config_t *gyre_proxy_config(gyre_proxy_t *self)
 {
-    return self->worker->server->config;
+    return self->worker->config;
 }
 
 /* attempt.c: attempts down the plan: the connection, timers, failures and the next step. */

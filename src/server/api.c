@@ -23,7 +23,7 @@
 #include "common/buf.h"
 #include "common/time.h"
 #include "common/wire.h"
-#include "server/respond.h"
+#include "proxy/respond.h"
 
 /* The bounds on what one answer may hold.  A page is summaries only; a
  * trace may carry two bodies of up to 64 MiB each (the store's limit), JSON

@@ -25,7 +25,7 @@
 #include "metrics/metrics.h"
 #include "otlp/otlp.h"
 #include "server/handlers.h"
-#include "server/respond.h"
+#include "proxy/respond.h"
 #include "store/store.h"
 #include "trace/record.h"
 #include "trace/writer.h"
@@ -122,36 +122,6 @@ static SSL_CTX *create_upstream_ssl(const gyre_provider_conf_t *p, char *err, si
     return ssl;
 }
 
-static void check_done(gyre_worker_t *w)
-{
-    if (w->shutting_down && w->inflight == 0)
-        w->done = 1;
-}
-
-void gyre_worker_trace_done(gyre_worker_t *w, gyre_trace_t *t, h2o_mem_pool_t *pool, const gyre_route_conf_t *route,
-                            const gyre_provider_conf_t *provider)
-{
-    gyre_server_t *s = w->server;
-    /* The answering provider's own prices first. */
-    gyre_trace_price(t, s->prices, provider != NULL ? provider->prices : NULL);
-    /* Redacted before anything keeps it (the store, the collector): the route's kinds, or the root's for
-     * provider/model calls.  Metrics read no text, so a trace nothing keeps is not scanned. */
-    if (s->writer != NULL || otlp_exporter != NULL)
-        gyre_trace_redact(t, pool, route != NULL ? route->redact : s->config->redact);
-    gyre_metrics_observe(w->metrics, t);
-    if (w->server->writer != NULL)
-        gyre_writer_submit(w->server->writer, w->id, t);
-    if (otlp_exporter != NULL)
-        gyre_otlp_exporter_submit(otlp_exporter, w->id, t);
-}
-
-void gyre_worker_request_done(gyre_worker_t *w)
-{
-    /* A whole store: a scrape on another worker reads it (gyre_requests_in_flight). */
-    __atomic_store_n(&w->inflight, w->inflight - 1, __ATOMIC_RELAXED);
-    check_done(w);
-}
-
 int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req)
 {
     if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
@@ -168,8 +138,8 @@ int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req)
     gyre_metrics_t **all = h2o_mem_alloc_pool(&req->pool, sizeof(*all) * s->nworkers);
     uint64_t inflight = 0;
     for (unsigned i = 0; i < s->nworkers; i++) {
-        all[i] = s->workers[i].metrics;
-        inflight += __atomic_load_n(&s->workers[i].inflight, __ATOMIC_RELAXED);
+        all[i] = s->workers[i].ctx.metrics;
+        inflight += __atomic_load_n(&s->workers[i].ctx.inflight, __ATOMIC_RELAXED);
     }
     gyre_writer_stats_t st;
     if (s->writer != NULL)
@@ -212,9 +182,10 @@ int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req)
 static void on_grace_expired(h2o_timeout_entry_t *entry)
 {
     gyre_worker_t *w = H2O_STRUCT_FROM_MEMBER(gyre_worker_t, grace_entry, entry);
-    if (w->inflight != 0)
-        gyre_logf("gyre: worker %u: grace period over, %zu request(s) still in flight are cut\n", w->id, w->inflight);
-    w->done = 1;
+    if (w->ctx.inflight != 0)
+        gyre_logf("gyre: worker %u: grace period over, %zu request(s) still in flight are cut\n", w->ctx.id,
+                  w->ctx.inflight);
+    w->ctx.done = 1;
 }
 
 static void on_shutdown_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
@@ -222,58 +193,63 @@ static void on_shutdown_message(h2o_multithread_receiver_t *receiver, h2o_linkli
     gyre_worker_t *w = H2O_STRUCT_FROM_MEMBER(gyre_worker_t, shutdown_receiver, receiver);
     while (!h2o_linklist_is_empty(messages))
         h2o_linklist_unlink(messages->next);
-    if (w->shutting_down)
+    if (w->ctx.shutting_down)
         return;
-    w->shutting_down = 1;
+    w->ctx.shutting_down = 1;
     gyre_conn_worker_stop(w);
-    h2o_timeout_link(w->ctx.loop, &w->grace_timeout, &w->grace_entry);
-    check_done(w);
+    h2o_timeout_link(w->ctx.super.loop, &w->grace_timeout, &w->grace_entry);
+    gyre_ctx_check_done(&w->ctx);
 }
 
 static void init_upstreams(gyre_worker_t *w)
 {
     gyre_server_t *s = w->server;
-    w->upstreams = gyre_calloc(s->config->nproviders ? s->config->nproviders : 1, sizeof(*w->upstreams));
-    w->keypools = gyre_calloc(s->config->nproviders ? s->config->nproviders : 1, sizeof(*w->keypools));
+    w->ctx.upstreams = gyre_calloc(s->config->nproviders ? s->config->nproviders : 1, sizeof(*w->ctx.upstreams));
+    w->ctx.keypools = gyre_calloc(s->config->nproviders ? s->config->nproviders : 1, sizeof(*w->ctx.keypools));
     for (size_t i = 0; i < s->config->nproviders; i++) {
-        gyre_upstream_init(&w->upstreams[i], &s->config->providers[i], w->ctx.loop, &w->ctx.receivers.hostinfo_getaddr,
-                           s->upstream_ssl[i]);
-        gyre_keypool_init(&w->keypools[i], &s->config->providers[i]);
+        gyre_upstream_init(&w->ctx.upstreams[i], &s->config->providers[i], w->ctx.super.loop,
+                           &w->ctx.super.receivers.hostinfo_getaddr, s->upstream_ssl[i]);
+        gyre_keypool_init(&w->ctx.keypools[i], &s->config->providers[i]);
     }
     /* Each worker measures its own targets: no state is shared on the request path. */
-    w->route_states = gyre_calloc(s->config->nroutes ? s->config->nroutes : 1, sizeof(*w->route_states));
+    w->ctx.route_states = gyre_calloc(s->config->nroutes ? s->config->nroutes : 1, sizeof(*w->ctx.route_states));
     for (size_t i = 0; i < s->config->nroutes; i++) {
         const gyre_route_conf_t *r = &s->config->routes[i];
         size_t n = r->ntargets + r->nfallbacks;
-        w->route_states[i] = gyre_calloc(n ? n : 1, sizeof(**w->route_states));
+        w->ctx.route_states[i] = gyre_calloc(n ? n : 1, sizeof(**w->ctx.route_states));
         for (size_t j = 0; j < n; j++) {
             const gyre_target_conf_t *t = j < r->ntargets ? &r->targets[j] : &r->fallbacks[j - r->ntargets];
             /* The provider's own prices first (`prices:` on a provider), as a trace's cost is reckoned. */
             const gyre_price_t *pr =
                 gyre_prices_lookup(s->config->providers[t->provider].prices, s->prices, t->model, strlen(t->model));
-            w->route_states[i][j].price = pr != NULL ? pr->input + pr->output : -1;
+            w->ctx.route_states[i][j].price = pr != NULL ? pr->input + pr->output : -1;
         }
     }
-    gyre_timer_wheel_init(&w->timers, w->ctx.loop);
+    gyre_timer_wheel_init(&w->ctx.timers, w->ctx.super.loop);
 }
 
 static void *worker_main(void *arg)
 {
     gyre_worker_t *w = arg;
     gyre_server_t *s = w->server;
-    h2o_context_init(&w->ctx, h2o_evloop_create(), &s->globalconf);
+    h2o_context_init(&w->ctx.super, h2o_evloop_create(), &s->globalconf);
+    /* What the context needs of the server: all of it made before any worker starts. */
+    w->ctx.config = s->config;
+    w->ctx.prices = s->prices;
+    w->ctx.writer = s->writer;
+    w->ctx.otlp_exporter = otlp_exporter;
     init_upstreams(w);
-    h2o_timeout_init(w->ctx.loop, &w->grace_timeout, s->config->shutdown_grace_ms);
+    h2o_timeout_init(w->ctx.super.loop, &w->grace_timeout, s->config->shutdown_grace_ms);
     w->grace_entry.cb = on_grace_expired;
-    h2o_multithread_register_receiver(w->ctx.queue, &w->shutdown_receiver, on_shutdown_message);
+    h2o_multithread_register_receiver(w->ctx.super.queue, &w->shutdown_receiver, on_shutdown_message);
     w->accept_ctx.hosts = s->globalconf.hosts;
     /* gyre accepts on the listener itself (src/server/conn.c): h2o is told only that it is readable. */
-    w->listener = h2o_evloop_socket_create(w->ctx.loop, w->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+    w->listener = h2o_evloop_socket_create(w->ctx.super.loop, w->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     gyre_conn_worker_start(w);
     /* Published last: the main thread waits for it before it may message us. */
-    __atomic_store_n(&w->accept_ctx.ctx, &w->ctx, __ATOMIC_RELEASE);
-    while (!w->done)
-        h2o_evloop_run(w->ctx.loop, INT32_MAX);
+    __atomic_store_n(&w->accept_ctx.ctx, &w->ctx.super, __ATOMIC_RELEASE);
+    while (!w->ctx.done)
+        h2o_evloop_run(w->ctx.super.loop, INT32_MAX);
     /* The worker is finished, but its thread stays until the process exits:
      * h2o keeps per-thread caches of memory (recycled pool chunks and
      * buffers) that only a live thread keeps reachable, and a leak checker
@@ -336,11 +312,11 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
     for (unsigned i = 0; i < nworkers; i++) {
         gyre_worker_t *w = &s->workers[i];
         w->server = s;
-        w->id = i;
-        w->metrics = gyre_metrics_create(0); /* reachable from the static server until exit */
-        w->rng = ((uint64_t)getpid() << 32) ^ (0x9E3779B97F4A7C15ULL * (i + 1)) ^ (uint64_t)time(NULL);
-        if (w->rng == 0)
-            w->rng = 1;
+        w->ctx.id = i;
+        w->ctx.metrics = gyre_metrics_create(0); /* reachable from the static server until exit */
+        w->ctx.rng = ((uint64_t)getpid() << 32) ^ (0x9E3779B97F4A7C15ULL * (i + 1)) ^ (uint64_t)time(NULL);
+        if (w->ctx.rng == 0)
+            w->ctx.rng = 1;
         if ((w->listen_fd = create_listener(config->listen_host, config->listen_port, err, sizeof(err))) == -1) {
             gyre_logf("gyre: %s\n", err);
             return 1;

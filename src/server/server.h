@@ -15,30 +15,22 @@
 #include "common/timer.h"
 #include "common/version.h"
 #include "config/config.h"
-#include "proxy/upstream.h"
+#include "proxy/context.h"
 #include "server/conn.h"
 #include "route/cache.h"
 #include "route/keys.h"
 #include "config/prices.h"
 #include "route/route.h"
 
+/* A worker thread: its context (what the proxy and the stages share, src/proxy/context.h) and what the server
+ * needs to run it. */
 typedef struct gyre_worker {
-    h2o_context_t ctx; /* first: handlers find their worker from req->conn->ctx */
+    gyre_ctx_t ctx; /* first: handlers find their worker from req->conn->ctx */
     struct gyre_server *server;
-    unsigned id;
     pthread_t thread;
     int listen_fd;
     h2o_socket_t *listener;
     h2o_accept_ctx_t accept_ctx;
-    gyre_upstream_t *upstreams; /* one per provider, same order as the config */
-    gyre_keypool_t *keypools;   /* one per provider: its keys' cooldowns and breakers, on this worker */
-    gyre_target_state_t **route_states; /* per route: its targets then fallbacks (latency, in flight, price) */
-    gyre_timer_wheel_t timers;
-    uint64_t rng;
-    size_t inflight; /* proxied requests not yet disposed (written by this worker only; /metrics reads it) */
-    struct gyre_metrics *metrics; /* this worker's counters (src/metrics/metrics.h), made before it starts */
-    int shutting_down;
-    int done;
     h2o_multithread_receiver_t shutdown_receiver;
     h2o_multithread_message_t shutdown_message;
     h2o_timeout_t grace_timeout;
@@ -63,16 +55,6 @@ typedef struct gyre_server {
 
 /* Runs until SIGTERM or SIGINT (SIGHUP is logged and ignored); returns the process exit status. */
 int gyre_server_run(gyre_config_t *config, unsigned nworkers);
-
-/* A request's trace is complete (every request has one): it is priced (`provider` answered it, or NULL),
- * redacted when something keeps it (`route`'s policy, the root's without one; copies go into `pool`),
- * counted in the metrics, and handed to the writer and the OTLP exporter when they run (copied; never waits). */
-struct gyre_trace;
-void gyre_worker_trace_done(gyre_worker_t *w, struct gyre_trace *t, h2o_mem_pool_t *pool, const gyre_route_conf_t *route,
-                            const gyre_provider_conf_t *provider);
-
-/* Called by the proxy when a proxied request is disposed. */
-void gyre_worker_request_done(gyre_worker_t *w);
 
 /* GET (or HEAD) /metrics on worker `w`: every worker's metrics summed, in Prometheus' text format; 405 for
  * other methods.  Returns 0, as an h2o handler does. */

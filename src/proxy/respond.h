@@ -2,13 +2,13 @@
  * Writing gyre's own answers: JSON bodies, errors in OpenAI's shape, and the
  * request id that every answer carries.
  */
-#ifndef GYRE_SERVER_RESPOND_H
-#define GYRE_SERVER_RESPOND_H
+#ifndef GYRE_PROXY_RESPOND_H
+#define GYRE_PROXY_RESPOND_H
 
 #include <h2o.h>
 
 #include "dialect/openai.h"
-#include "server/server.h"
+#include "proxy/context.h"
 
 #define GYRE_REQUEST_ID_MAX 128
 
@@ -17,7 +17,7 @@
  * (printable, at most GYRE_REQUEST_ID_MAX bytes), else a fresh random one.
  * Added to the response headers once; later calls return the same value.
  */
-h2o_iovec_t gyre_request_id(gyre_worker_t *w, h2o_req_t *req);
+h2o_iovec_t gyre_request_id(gyre_ctx_t *c, h2o_req_t *req);
 
 /* The body gyre_respond_json last sent for `req` on this thread (empty when none), forgotten once taken: the
  * trace of a request gyre answered itself keeps it. */

@@ -1,10 +1,9 @@
 /* gyre's own answers (see respond.h). */
-#include "server/respond.h"
+#include "proxy/respond.h"
 
+#include "common/rand.h"
 #include "common/wire.h"
 #include "dialect/anthropic.h"
-
-#include "route/route.h"
 
 static const char *reason_of(int status)
 {
@@ -32,7 +31,7 @@ static int sane_id(h2o_iovec_t v)
     return 1;
 }
 
-h2o_iovec_t gyre_request_id(gyre_worker_t *w, h2o_req_t *req)
+h2o_iovec_t gyre_request_id(gyre_ctx_t *c, h2o_req_t *req)
 {
     ssize_t i = h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-request-id"), -1);
     if (i != -1)
@@ -44,7 +43,7 @@ h2o_iovec_t gyre_request_id(gyre_worker_t *w, h2o_req_t *req)
     } else {
         static const char hex[] = "0123456789abcdef";
         char *buf = h2o_mem_alloc_pool(&req->pool, 32);
-        uint64_t r[2] = {gyre_rand_next(&w->rng), gyre_rand_next(&w->rng)};
+        uint64_t r[2] = {gyre_rand_next(&c->rng), gyre_rand_next(&c->rng)};
         for (int i = 0; i < 32; i++)
             buf[i] = hex[(r[i / 16] >> ((i % 16) * 4)) & 15];
         id = h2o_iovec_init(buf, 32);
