@@ -30,7 +30,7 @@ struct gyre_writer;
 struct gyre_otlp_exporter;
 
 typedef struct gyre_ctx {
-    h2o_context_t super; /* first: h2o's context for this thread (its loop, its queue) */
+    h2o_context_t ctx; /* first: h2o's context for this thread (its loop, its queue) */
     const gyre_config_t *config;
     unsigned id;  /* the worker's number: its queue in the trace writer and the OTLP exporter */
     uint64_t rng; /* this thread's random numbers (common/rand.h) */

@@ -119,7 +119,7 @@ static void on_watch_start(gyre_timer_t *t)
     int fd = sock != NULL ? fcntl(h2o_socket_get_fd(sock), F_DUPFD_CLOEXEC, 0) : -1;
     if (fd < 0)
         return; /* out of descriptors: the close is then noticed at the first write, as h2o does by itself */
-    self->client_watch = h2o_evloop_socket_create(self->worker->super.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    self->client_watch = h2o_evloop_socket_create(self->worker->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
     self->client_watch->data = self;
     h2o_socket_read_start(self->client_watch, on_client_event);
 }

@@ -176,7 +176,7 @@ typedef struct gyre_proxy {
 
 static inline uint64_t gyre_proxy_now_ms(gyre_proxy_t *self)
 {
-    return h2o_now(self->worker->super.loop);
+    return h2o_now(self->worker->ctx.loop);
 }
 
 static inline const gyre_config_t *gyre_proxy_config(gyre_proxy_t *self)

@@ -43,7 +43,7 @@ static int take_slot(gyre_server_t *s)
 static void resume_accepting(gyre_worker_t *w, gyre_accept_pause_reason_t reason)
 {
     w->conn.paused &= ~(1u << reason);
-    if (w->conn.paused == 0 && w->listener != NULL && !w->ctx.shutting_down)
+    if (w->conn.paused == 0 && w->listener != NULL && !w->super.shutting_down)
         h2o_socket_read_start(w->listener, on_accept);
 }
 
@@ -95,7 +95,7 @@ static void pause_accepting(gyre_worker_t *w, gyre_accept_pause_reason_t reason)
             __atomic_exchange_n(&w->conn.waiting_for_slot, 0, __ATOMIC_SEQ_CST))
             resume_accepting(w, reason);
     } else if (!h2o_timeout_is_linked(&w->conn.pause_entry)) {
-        h2o_timeout_link(w->ctx.super.loop, &w->conn.pause_timeout, &w->conn.pause_entry);
+        h2o_timeout_link(w->super.ctx.loop, &w->conn.pause_timeout, &w->conn.pause_entry);
     }
 }
 
@@ -137,7 +137,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        h2o_socket_t *sock = h2o_evloop_socket_create(w->ctx.super.loop, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
+        h2o_socket_t *sock = h2o_evloop_socket_create(w->super.ctx.loop, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
         /* Gives the slot back when h2o closes the connection (or hands it to a lingering close, which does). */
         sock->on_close.cb = on_conn_close;
         sock->on_close.data = w;
@@ -148,11 +148,11 @@ static void on_accept(h2o_socket_t *listener, const char *err)
 void gyre_conn_worker_start(gyre_worker_t *w)
 {
     const gyre_config_t *c = w->server->config;
-    h2o_multithread_register_receiver(w->ctx.super.queue, &w->conn.slot_receiver, on_slot_message);
-    h2o_timeout_init(w->ctx.super.loop, &w->conn.pause_timeout, GYRE_CONN_ACCEPT_PAUSE_MS);
+    h2o_multithread_register_receiver(w->super.ctx.queue, &w->conn.slot_receiver, on_slot_message);
+    h2o_timeout_init(w->super.ctx.loop, &w->conn.pause_timeout, GYRE_CONN_ACCEPT_PAUSE_MS);
     w->conn.pause_entry.cb = on_pause_over;
-    h2o_timeout_init(w->ctx.super.loop, &w->conn.linger_timeout, c->linger_ms);
-    h2o_timeout_init(w->ctx.super.loop, &w->conn.linger_idle_timeout,
+    h2o_timeout_init(w->super.ctx.loop, &w->conn.linger_timeout, c->linger_ms);
+    h2o_timeout_init(w->super.ctx.loop, &w->conn.linger_idle_timeout,
                      c->linger_ms < GYRE_CONN_LINGER_IDLE_MS ? c->linger_ms : GYRE_CONN_LINGER_IDLE_MS);
     h2o_linklist_init_anchor(&w->conn.lingering);
     w->listener->data = w;
@@ -242,7 +242,7 @@ static void on_linger_read(h2o_socket_t *sock, const char *err)
         return;
     }
     h2o_timeout_unlink(&l->idle);
-    h2o_timeout_link(l->w->ctx.super.loop, &l->w->conn.linger_idle_timeout, &l->idle);
+    h2o_timeout_link(l->w->super.ctx.loop, &l->w->conn.linger_idle_timeout, &l->idle);
 }
 
 /* h2o has closed its descriptor (and taken it out of its poller): the duplicate carries the connection on. */
@@ -253,12 +253,12 @@ static void on_conn_close_linger(void *data)
     /* The answer is in the kernel's send buffer (h2o closes once its write completed): the FIN goes after it, so
      * the client sees the whole answer and then the end, while what it still sends is read and dropped. */
     shutdown(l->fd, SHUT_WR);
-    l->sock = h2o_evloop_socket_create(w->ctx.super.loop, l->fd, H2O_SOCKET_FLAG_DONT_READ);
+    l->sock = h2o_evloop_socket_create(w->super.ctx.loop, l->fd, H2O_SOCKET_FLAG_DONT_READ);
     l->sock->data = l;
     l->total.cb = on_linger_total;
     l->idle.cb = on_linger_idle;
-    h2o_timeout_link(w->ctx.super.loop, &w->conn.linger_timeout, &l->total);
-    h2o_timeout_link(w->ctx.super.loop, &w->conn.linger_idle_timeout, &l->idle);
+    h2o_timeout_link(w->super.ctx.loop, &w->conn.linger_timeout, &l->total);
+    h2o_timeout_link(w->super.ctx.loop, &w->conn.linger_idle_timeout, &l->idle);
     h2o_linklist_insert(&w->conn.lingering, &l->link);
     h2o_socket_read_start(l->sock, on_linger_read);
 }

@@ -253,7 +253,7 @@ gyre_stage_result_t gyre_stage_route(gyre_stage_ctx_t *sc)
     gyre_call_t *call = sc->call;
     const gyre_target_ref_t *target = &sc->target;
     const cJSON *pivot = sc->pivot;
-    gyre_ctx_t *w = &sc->worker->ctx;
+    gyre_ctx_t *w = &sc->worker->super;
     const gyre_config_t *c = s->config;
     const gyre_route_conf_t *r = target->route;
     call->route = r;
@@ -267,7 +267,7 @@ gyre_stage_result_t gyre_stage_route(gyre_stage_ctx_t *sc)
             if (session.len != 0)
                 call->affinity = gyre_hash64(session.base, session.len, 0x67797265) | 1;
         }
-        call->ncands = gyre_route_plan(r, w->route_states[ri], w->keypools, h2o_now(w->super.loop), &w->rng,
+        call->ncands = gyre_route_plan(r, w->route_states[ri], w->keypools, h2o_now(w->ctx.loop), &w->rng,
                                        call->affinity, call->cands);
         /* A stream is stored from what it adds up to, which is its first choice only: n > 1 streams are not. */
         const cJSON *n = pivot != NULL ? cJSON_GetObjectItemCaseSensitive(pivot, "n") : NULL;
@@ -284,7 +284,7 @@ gyre_stage_result_t gyre_stage_route(gyre_stage_ctx_t *sc)
                     call->cache = s->caches[ri];
                 gyre_buf_t hit;
                 gyre_buf_init(&hit, (size_t)256 << 20);
-                int found = !no_read && gyre_cache_get(s->caches[ri], key.base, key.len, h2o_now(w->super.loop), &hit);
+                int found = !no_read && gyre_cache_get(s->caches[ri], key.base, key.len, h2o_now(w->ctx.loop), &hit);
                 int answered = found && respond_from_cache(req, call, &hit) == 0;
                 gyre_buf_dispose(&hit);
                 gyre_buf_dispose(&key);
@@ -305,7 +305,7 @@ gyre_stage_result_t gyre_stage_route(gyre_stage_ctx_t *sc)
 /* Stage 6, attempts: the proxy takes the call, and with it the relay and the finish (src/proxy/). */
 gyre_stage_result_t gyre_stage_attempt(gyre_stage_ctx_t *c)
 {
-    gyre_proxy_start(&c->worker->ctx, c->req, c->call);
+    gyre_proxy_start(&c->worker->super, c->req, c->call);
     return GYRE_STAGE_DONE;
 }
 
@@ -331,7 +331,7 @@ static gyre_stage_result_t parse_openai(gyre_stage_ctx_t *c)
     h2o_req_t *req = c->req;
     gyre_openai_endpoint_t ep = c->endpoint;
     gyre_call_t *call = c->call;
-    gyre_ctx_t *w = &c->worker->ctx;
+    gyre_ctx_t *w = &c->worker->super;
     gyre_openai_request_t parsed;
     gyre_api_error_t err;
     if (gyre_openai_parse_request(ep, req->entity.base, req->entity.len, &parsed, &err) != 0) {
@@ -391,7 +391,7 @@ static gyre_stage_result_t parse_messages(gyre_stage_ctx_t *c)
     gyre_server_t *s = c->server;
     h2o_req_t *req = c->req;
     gyre_call_t *call = c->call;
-    gyre_ctx_t *w = &c->worker->ctx;
+    gyre_ctx_t *w = &c->worker->super;
     gyre_api_error_t err;
     cJSON *json = gyre_anthropic_parse_request(req->entity.base, req->entity.len, &err);
     if (json == NULL) {
@@ -439,7 +439,7 @@ static gyre_call_t *begin_call(gyre_worker_t *w, h2o_req_t *req)
      * goes somewhere (the store, the OTLP collector) and its route captures them (call->capture is the one switch for them); until the route stage
      * knows the route, the calls without one say (a bad request never gets one). */
     call->trace = h2o_mem_alloc_pool(&req->pool, sizeof(*call->trace));
-    gyre_trace_begin(call->trace, req, &w->ctx.rng, gyre_request_id(&w->ctx, req));
+    gyre_trace_begin(call->trace, req, &w->super.rng, gyre_request_id(&w->super, req));
     call->capture = call_captures(w->server, NULL);
     gyre_respond_take_body(req); /* an earlier request's, on this thread */
     return call;
@@ -476,7 +476,7 @@ static void end_local_call(gyre_server_t *s, gyre_worker_t *w, h2o_req_t *req, g
     /* A cache hit names the provider that answered when the entry was stored: its own prices apply. */
     const gyre_provider_conf_t *p =
         t->provider.len != 0 ? gyre_config_find_provider(s->config, t->provider.p, t->provider.len) : NULL;
-    gyre_ctx_trace_done(&w->ctx, t, &req->pool, call->route, p);
+    gyre_ctx_trace_done(&w->super, t, &req->pool, call->route, p);
 }
 
 /* After the stages: the parsed body is let go, the arena closed, and a call answered here finished. */
@@ -551,12 +551,12 @@ gyre_stage_result_t gyre_stage_head(gyre_stage_ctx_t *c)
 {
     gyre_worker_t *w = c->worker;
     h2o_req_t *req = c->req;
-    gyre_request_id(&w->ctx, req);
+    gyre_request_id(&w->super, req);
     if (gyre_conn_check_head(w, req))
         return GYRE_STAGE_DONE;
     /* While shutting down, a kept-alive connection is closed after its
      * current answer, so clients move on before the process exits. */
-    if (w->ctx.shutting_down)
+    if (w->super.shutting_down)
         req->http1_is_persistent = 0;
     return GYRE_STAGE_GO;
 }

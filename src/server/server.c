@@ -138,8 +138,8 @@ int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req)
     gyre_metrics_t **all = h2o_mem_alloc_pool(&req->pool, sizeof(*all) * s->nworkers);
     uint64_t inflight = 0;
     for (unsigned i = 0; i < s->nworkers; i++) {
-        all[i] = s->workers[i].ctx.metrics;
-        inflight += __atomic_load_n(&s->workers[i].ctx.inflight, __ATOMIC_RELAXED);
+        all[i] = s->workers[i].super.metrics;
+        inflight += __atomic_load_n(&s->workers[i].super.inflight, __ATOMIC_RELAXED);
     }
     gyre_writer_stats_t st;
     if (s->writer != NULL)
@@ -182,10 +182,10 @@ int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req)
 static void on_grace_expired(h2o_timeout_entry_t *entry)
 {
     gyre_worker_t *w = H2O_STRUCT_FROM_MEMBER(gyre_worker_t, grace_entry, entry);
-    if (w->ctx.inflight != 0)
-        gyre_logf("gyre: worker %u: grace period over, %zu request(s) still in flight are cut\n", w->ctx.id,
-                  w->ctx.inflight);
-    w->ctx.done = 1;
+    if (w->super.inflight != 0)
+        gyre_logf("gyre: worker %u: grace period over, %zu request(s) still in flight are cut\n", w->super.id,
+                  w->super.inflight);
+    w->super.done = 1;
 }
 
 static void on_shutdown_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
@@ -193,63 +193,63 @@ static void on_shutdown_message(h2o_multithread_receiver_t *receiver, h2o_linkli
     gyre_worker_t *w = H2O_STRUCT_FROM_MEMBER(gyre_worker_t, shutdown_receiver, receiver);
     while (!h2o_linklist_is_empty(messages))
         h2o_linklist_unlink(messages->next);
-    if (w->ctx.shutting_down)
+    if (w->super.shutting_down)
         return;
-    w->ctx.shutting_down = 1;
+    w->super.shutting_down = 1;
     gyre_conn_worker_stop(w);
-    h2o_timeout_link(w->ctx.super.loop, &w->grace_timeout, &w->grace_entry);
-    gyre_ctx_check_done(&w->ctx);
+    h2o_timeout_link(w->super.ctx.loop, &w->grace_timeout, &w->grace_entry);
+    gyre_ctx_check_done(&w->super);
 }
 
 static void init_upstreams(gyre_worker_t *w)
 {
     gyre_server_t *s = w->server;
-    w->ctx.upstreams = gyre_calloc(s->config->nproviders ? s->config->nproviders : 1, sizeof(*w->ctx.upstreams));
-    w->ctx.keypools = gyre_calloc(s->config->nproviders ? s->config->nproviders : 1, sizeof(*w->ctx.keypools));
+    w->super.upstreams = gyre_calloc(s->config->nproviders ? s->config->nproviders : 1, sizeof(*w->super.upstreams));
+    w->super.keypools = gyre_calloc(s->config->nproviders ? s->config->nproviders : 1, sizeof(*w->super.keypools));
     for (size_t i = 0; i < s->config->nproviders; i++) {
-        gyre_upstream_init(&w->ctx.upstreams[i], &s->config->providers[i], w->ctx.super.loop,
-                           &w->ctx.super.receivers.hostinfo_getaddr, s->upstream_ssl[i]);
-        gyre_keypool_init(&w->ctx.keypools[i], &s->config->providers[i]);
+        gyre_upstream_init(&w->super.upstreams[i], &s->config->providers[i], w->super.ctx.loop,
+                           &w->super.ctx.receivers.hostinfo_getaddr, s->upstream_ssl[i]);
+        gyre_keypool_init(&w->super.keypools[i], &s->config->providers[i]);
     }
     /* Each worker measures its own targets: no state is shared on the request path. */
-    w->ctx.route_states = gyre_calloc(s->config->nroutes ? s->config->nroutes : 1, sizeof(*w->ctx.route_states));
+    w->super.route_states = gyre_calloc(s->config->nroutes ? s->config->nroutes : 1, sizeof(*w->super.route_states));
     for (size_t i = 0; i < s->config->nroutes; i++) {
         const gyre_route_conf_t *r = &s->config->routes[i];
         size_t n = r->ntargets + r->nfallbacks;
-        w->ctx.route_states[i] = gyre_calloc(n ? n : 1, sizeof(**w->ctx.route_states));
+        w->super.route_states[i] = gyre_calloc(n ? n : 1, sizeof(**w->super.route_states));
         for (size_t j = 0; j < n; j++) {
             const gyre_target_conf_t *t = j < r->ntargets ? &r->targets[j] : &r->fallbacks[j - r->ntargets];
             /* The provider's own prices first (`prices:` on a provider), as a trace's cost is reckoned. */
             const gyre_price_t *pr =
                 gyre_prices_lookup(s->config->providers[t->provider].prices, s->prices, t->model, strlen(t->model));
-            w->ctx.route_states[i][j].price = pr != NULL ? pr->input + pr->output : -1;
+            w->super.route_states[i][j].price = pr != NULL ? pr->input + pr->output : -1;
         }
     }
-    gyre_timer_wheel_init(&w->ctx.timers, w->ctx.super.loop);
+    gyre_timer_wheel_init(&w->super.timers, w->super.ctx.loop);
 }
 
 static void *worker_main(void *arg)
 {
     gyre_worker_t *w = arg;
     gyre_server_t *s = w->server;
-    h2o_context_init(&w->ctx.super, h2o_evloop_create(), &s->globalconf);
+    h2o_context_init(&w->super.ctx, h2o_evloop_create(), &s->globalconf);
     /* What the context needs of the server: all of it made before any worker starts. */
-    w->ctx.config = s->config;
-    w->ctx.prices = s->prices;
-    w->ctx.writer = s->writer;
-    w->ctx.otlp_exporter = otlp_exporter;
+    w->super.config = s->config;
+    w->super.prices = s->prices;
+    w->super.writer = s->writer;
+    w->super.otlp_exporter = otlp_exporter;
     init_upstreams(w);
-    h2o_timeout_init(w->ctx.super.loop, &w->grace_timeout, s->config->shutdown_grace_ms);
+    h2o_timeout_init(w->super.ctx.loop, &w->grace_timeout, s->config->shutdown_grace_ms);
     w->grace_entry.cb = on_grace_expired;
-    h2o_multithread_register_receiver(w->ctx.super.queue, &w->shutdown_receiver, on_shutdown_message);
+    h2o_multithread_register_receiver(w->super.ctx.queue, &w->shutdown_receiver, on_shutdown_message);
     w->accept_ctx.hosts = s->globalconf.hosts;
     /* gyre accepts on the listener itself (src/server/conn.c): h2o is told only that it is readable. */
-    w->listener = h2o_evloop_socket_create(w->ctx.super.loop, w->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+    w->listener = h2o_evloop_socket_create(w->super.ctx.loop, w->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     gyre_conn_worker_start(w);
     /* Published last: the main thread waits for it before it may message us. */
-    __atomic_store_n(&w->accept_ctx.ctx, &w->ctx.super, __ATOMIC_RELEASE);
-    while (!w->ctx.done)
-        h2o_evloop_run(w->ctx.super.loop, INT32_MAX);
+    __atomic_store_n(&w->accept_ctx.ctx, &w->super.ctx, __ATOMIC_RELEASE);
+    while (!w->super.done)
+        h2o_evloop_run(w->super.ctx.loop, INT32_MAX);
     /* The worker is finished, but its thread stays until the process exits:
      * h2o keeps per-thread caches of memory (recycled pool chunks and
      * buffers) that only a live thread keeps reachable, and a leak checker
@@ -312,11 +312,11 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
     for (unsigned i = 0; i < nworkers; i++) {
         gyre_worker_t *w = &s->workers[i];
         w->server = s;
-        w->ctx.id = i;
-        w->ctx.metrics = gyre_metrics_create(0); /* reachable from the static server until exit */
-        w->ctx.rng = ((uint64_t)getpid() << 32) ^ (0x9E3779B97F4A7C15ULL * (i + 1)) ^ (uint64_t)time(NULL);
-        if (w->ctx.rng == 0)
-            w->ctx.rng = 1;
+        w->super.id = i;
+        w->super.metrics = gyre_metrics_create(0); /* reachable from the static server until exit */
+        w->super.rng = ((uint64_t)getpid() << 32) ^ (0x9E3779B97F4A7C15ULL * (i + 1)) ^ (uint64_t)time(NULL);
+        if (w->super.rng == 0)
+            w->super.rng = 1;
         if ((w->listen_fd = create_listener(config->listen_host, config->listen_port, err, sizeof(err))) == -1) {
             gyre_logf("gyre: %s\n", err);
             return 1;

@@ -25,7 +25,7 @@
 /* A worker thread: its context (what the proxy and the stages share, src/proxy/context.h) and what the server
  * needs to run it. */
 typedef struct gyre_worker {
-    gyre_ctx_t ctx; /* first: handlers find their worker from req->conn->ctx */
+    gyre_ctx_t super; /* first: handlers find their worker from req->conn->ctx */
     struct gyre_server *server;
     pthread_t thread;
     int listen_fd;
