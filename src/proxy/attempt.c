@@ -13,8 +13,6 @@
 
 static void stop_attempt_timers(gyre_proxy_t *self)
 {
-    if (h2o_timeout_is_linked(&self->io_entry))
-        h2o_timeout_unlink(&self->io_entry);
     gyre_timer_stop(&self->attempt_timer);
     gyre_timer_stop(&self->first_byte_timer);
     gyre_timer_stop(&self->answer_timer);
@@ -23,18 +21,7 @@ static void stop_attempt_timers(gyre_proxy_t *self)
 void gyre_proxy_drop_conn(gyre_proxy_t *self, int reusable)
 {
     stop_attempt_timers(self);
-    if (self->connecting != NULL) {
-        gyre_upconnect_cancel(self->connecting);
-        self->connecting = NULL;
-    }
-    if (self->conn != NULL) {
-        h2o_socket_read_stop(self->conn->sock);
-        if (reusable)
-            gyre_upstream_release(self->conn);
-        else
-            gyre_upconn_close(self->conn);
-        self->conn = NULL;
-    }
+    gyre_http1client_close(&self->client, reusable);
 }
 
 /* The attempt is over: its in-flight count and (when no outcome was recorded) its key slot go back. */
@@ -337,17 +324,18 @@ void gyre_proxy_fail_upstream(gyre_proxy_t *self, const char *stage, const char 
 {
     const gyre_provider_conf_t *p = self->prov;
     gyre_api_error_t err;
-    int timeout = strstr(errstr, "timeout") != NULL;
+    /* Errors are constants, told apart by pointer (http1client.h); the text is for people. */
+    int timeout = errstr == gyre_http1client_error_io_timeout || errstr == gyre_upstream_error_connect_timeout;
     /* h2o reports a failed handshake in OpenSSL's words ("self-signed
      * certificate", "hostname mismatch", ...); what is not one of its socket
      * errors, while connecting to an https provider, is TLS. */
-    static const char *const socket_errors[] = {"connection failure", "socket create error", "I/O error",
-                                                "socket closed by peer", "out of memory"};
+    const char *const socket_errors[] = {h2o_socket_error_conn_fail, gyre_upstream_error_socket_create,
+                                         h2o_socket_error_io, h2o_socket_error_closed, h2o_socket_error_out_of_memory};
     int tls = 0;
     if (p->is_https && strcmp(stage, "connect") == 0 && !timeout) {
         tls = 1;
         for (size_t i = 0; i < sizeof(socket_errors) / sizeof(socket_errors[0]); i++)
-            if (strcmp(errstr, socket_errors[i]) == 0)
+            if (errstr == socket_errors[i])
                 tls = 0;
     }
     /* The client is told which provider failed and how, never where it is: the address goes to the log and the
@@ -375,15 +363,6 @@ void gyre_proxy_fail_upstream(gyre_proxy_t *self, const char *stage, const char 
     gyre_proxy_fail(self, timeout ? FAIL_TIMEOUT : strcmp(stage, "body") == 0 ? FAIL_CUT : FAIL_CONNECT, &err);
 }
 
-void gyre_proxy_on_io_timeout(h2o_timeout_entry_t *entry)
-{
-    gyre_proxy_t *self = H2O_STRUCT_FROM_MEMBER(gyre_proxy_t, io_entry, entry);
-    if (!self->head_done)
-        gyre_proxy_fail_upstream(self, "head", "I/O timeout");
-    else
-        gyre_proxy_fail_upstream(self, "body", "I/O timeout");
-}
-
 static void on_attempt_timeout(gyre_timer_t *t)
 {
     gyre_proxy_t *self = H2O_STRUCT_FROM_MEMBER(gyre_proxy_t, attempt_timer, t);
@@ -397,9 +376,10 @@ static void on_attempt_timeout(gyre_timer_t *t)
 static void on_answer_timeout(gyre_timer_t *t)
 {
     gyre_proxy_t *self = H2O_STRUCT_FROM_MEMBER(gyre_proxy_t, answer_timer, t);
-    if (self->conn == NULL || (!self->head_done && self->conn->sock->input->size == 0)) {
+    const gyre_http1client_t *c = &self->client;
+    if (c->conn == NULL || (!c->head_done && c->conn->sock->input->size == 0)) {
         /* Nothing came at all: the idle bound's own words, as it would have said at the same moment. */
-        gyre_proxy_fail_upstream(self, self->conn == NULL ? "connect" : "head", "I/O timeout");
+        gyre_proxy_fail_upstream(self, c->conn == NULL ? "connect" : "head", gyre_http1client_error_io_timeout);
         return;
     }
     /* Bytes came, but never an answer: a provider that trickles its head or its body. */
@@ -442,36 +422,6 @@ void gyre_proxy_on_deadline(gyre_timer_t *t)
     if (self->upstream_done || self->client_gone)
         return;
     gyre_proxy_fail(self, FAIL_TIMEOUT, &err);
-}
-
-static void on_write_done(h2o_socket_t *sock, const char *err)
-{
-    /* Reading starts with the write, and a connection that fails a write
-     * fails its reads too: the read path handles it. */
-    (void)sock;
-    (void)err;
-}
-
-static void send_request(gyre_proxy_t *self)
-{
-    h2o_socket_t *sock = self->conn->sock;
-    sock->data = self;
-    self->conn->requests++;
-    h2o_socket_write(sock, self->reqbufs, self->reqbufs[1].len != 0 ? 2 : 1, on_write_done);
-    h2o_socket_read_start(sock, gyre_proxy_on_read);
-    h2o_timeout_link(self->up->loop, &self->up->io_timeout, &self->io_entry);
-}
-
-void gyre_proxy_on_connected(gyre_upconn_t *conn, const char *err, void *data)
-{
-    gyre_proxy_t *self = data;
-    self->connecting = NULL;
-    if (err != NULL) {
-        gyre_proxy_fail_upstream(self, "connect", err);
-        return;
-    }
-    self->conn = conn;
-    send_request(self);
 }
 
 void gyre_proxy_start_attempt(gyre_proxy_t *self)
@@ -547,9 +497,6 @@ void gyre_proxy_start_attempt(gyre_proxy_t *self)
                                                 self->cand->model_len,
                                                 self->prov->nkeys != 0 ? self->prov->key_ids[self->key_index]
                                                                        : NULL);
-    self->head_done = 0;
-    self->head_scanned = 0;
-    self->chunk = (gyre_http1_chunked_t){0};
     self->mode = MODE_RELAY;
     self->status = 0;
     self->relay_saw_event = 0;
@@ -565,11 +512,6 @@ void gyre_proxy_start_attempt(gyre_proxy_t *self)
                          on_first_byte_timeout);
     if (!self->response_started)
         gyre_timer_start(&self->worker->timers, &self->answer_timer, self->prov->timeout_ms, on_answer_timeout);
-    if ((self->conn = gyre_upstream_take_idle(self->up)) != NULL) {
-        self->reused = 1;
-        send_request(self);
-    } else {
-        self->reused = 0;
-        self->connecting = gyre_upstream_connect(self->up, gyre_proxy_on_connected, self);
-    }
+    gyre_http1client_start(&self->client, self->up, self->reqbufs, self->reqbufs[1].len != 0 ? 2 : 1,
+                           h2o_memis(self->req->method.base, self->req->method.len, H2O_STRLIT("HEAD")));
 }

@@ -225,7 +225,7 @@ void gyre_proxy_start(gyre_ctx_t *w, h2o_req_t *req, gyre_call_t *call)
     if (call->body.len != 0 && call->capture)
         call->body = h2o_strdup(&req->pool, call->body.base, call->body.len);
     self->key_index = -1;
-    self->io_entry.cb = gyre_proxy_on_io_timeout;
+    gyre_http1client_init(&self->client, &gyre_proxy_client_callbacks, self);
     self->created = (long long)time(NULL);
     /* The id of answers gyre builds itself (translated ones): "chatcmpl-gyre-" and 16 hex digits. */
     static const char hex[] = "0123456789abcdef";

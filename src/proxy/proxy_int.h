@@ -22,7 +22,7 @@
  *   proxy.c    the call's lifetime: start, the client leaving, the trace, dispose
  *   attempt.c  attempts down the plan: the connection, timers, failures and the next step
  *   request.c  the provider's request for the current attempt
- *   reply.c    reading the provider's HTTP/1 answer: its head, then its body in the attempt's mode
+ *   reply.c    the provider's answer as the upstream client reports it: head, body in the attempt's mode
  *   stream.c   the stream pipeline: SSE events, translation, resume surgery, accumulators
  *   relay.c    the answer to the client: headers, the send loop, whole and buffered answers
  */
@@ -46,6 +46,7 @@
 #include "dialect/openai_stream.h"
 #include "proxy/compose.h"
 #include "proxy/http1.h"
+#include "proxy/http1client.h"
 #include "proxy/proxy.h"
 #include "proxy/upstream.h"
 #include "route/keys.h"
@@ -90,13 +91,12 @@ typedef struct gyre_proxy {
     int started_any;       /* an attempt was made */
     gyre_timer_t deadline_timer, backoff_timer, attempt_timer, first_byte_timer;
     /* The answer until its first byte goes to the client: the provider's timeout_ms in all (the idle bound,
-     * io_entry, alone would let a provider that trickles a byte at a time hold the attempt for ever). */
+     * the client's io_entry, alone would let a provider that trickles a byte at a time hold the attempt for ever). */
     gyre_timer_t answer_timer;
     /* The client's socket, watched for its close while the answer is pending (HTTP/1 only; NULL otherwise). */
     h2o_socket_t *client_watch;
     gyre_timer_t client_timer;
     int answered;        /* gyre gave h2o its final answer (an error, or a whole body) */
-    size_t head_scanned; /* bytes of the response head already searched for a line end */
     int deadline_passed;
     /* The last failure, answered when nothing is left to try. */
     fail_class_t last_fail;
@@ -121,17 +121,9 @@ typedef struct gyre_proxy {
     cJSON *pivot;           /* the OpenAI-shaped request for a translated attempt */
     gyre_chat_call_t chat;  /* what the dialect was told */
     uint64_t attempt_started_ms;
-    gyre_upconnect_t *connecting;
-    gyre_upconn_t *conn;
-    int reused;
+    gyre_http1client_t client; /* the request to the provider and its answer (http1client.h) */
     gyre_buf_t uphead, upbody;
     h2o_iovec_t reqbufs[2];
-    h2o_timeout_entry_t io_entry;
-    int head_done;
-    int keep_alive;
-    int chunked;
-    gyre_http1_chunked_t chunk;
-    size_t body_left; /* content-length still to come; SIZE_MAX: until close */
     int status;
     uint64_t retry_after_ms;
     body_mode_t mode;
@@ -192,16 +184,14 @@ void gyre_proxy_attempt_failed(gyre_proxy_t *self, fail_class_t fc, const gyre_a
 void gyre_proxy_stream_failed(gyre_proxy_t *self, fail_class_t fc, const gyre_api_error_t *err);
 void gyre_proxy_fail(gyre_proxy_t *self, fail_class_t fc, const gyre_api_error_t *err);
 void gyre_proxy_fail_upstream(gyre_proxy_t *self, const char *stage, const char *errstr);
-void gyre_proxy_on_io_timeout(h2o_timeout_entry_t *entry);
 void gyre_proxy_on_deadline(gyre_timer_t *t);
-void gyre_proxy_on_connected(gyre_upconn_t *conn, const char *err, void *data);
 void gyre_proxy_start_attempt(gyre_proxy_t *self);
 
 /* request.c: the provider's request for the current attempt. */
 int gyre_proxy_build_request(gyre_proxy_t *self, const char *key, gyre_api_error_t *err);
 
-/* reply.c: reading the provider's HTTP/1 answer: its head, then its body in the attempt's mode. */
-void gyre_proxy_on_read(h2o_socket_t *sock, const char *err);
+/* reply.c: the provider's answer as the upstream client reports it: head, body in the attempt's mode. */
+extern const gyre_http1client_callbacks_t gyre_proxy_client_callbacks;
 
 /* stream.c: the stream pipeline: SSE events, translation, resume surgery, accumulators. */
 void gyre_proxy_sse_too_large(gyre_proxy_t *self);

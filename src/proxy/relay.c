@@ -110,10 +110,8 @@ void gyre_proxy_on_proceed(h2o_generator_t *generator, h2o_req_t *req)
     }
     h2o_doublebuffer_consume(&self->sending);
     gyre_proxy_do_send(self);
-    if (self->conn != NULL && !h2o_socket_is_reading(self->conn->sock) && self->recv->size < RELAY_HIGH_WATER) {
-        h2o_socket_read_start(self->conn->sock, gyre_proxy_on_read);
-        h2o_timeout_link(self->up->loop, &self->up->io_timeout, &self->io_entry);
-    }
+    if (self->recv->size < RELAY_HIGH_WATER)
+        gyre_http1client_resume(&self->client);
 }
 
 /* The last words of a stream that failed after it began: an SSE error event

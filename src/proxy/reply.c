@@ -1,9 +1,9 @@
 /*
- * Reading the provider's HTTP/1 answer: the head (which decides how the
- * body is read: RELAY, BUFFER or STREAM, see proxy_int.h), then the body's
- * bytes in that mode, then its end, clean or cut.
+ * The provider's answer, as the upstream client (http1client.c) reports it:
+ * the head (which decides how the body is read: RELAY, BUFFER or STREAM, see
+ * proxy_int.h), then the body's bytes in that mode, then its end, clean or
+ * cut, or the error that came instead of a head.
  */
-#include <errno.h>
 #include <time.h>
 
 #include "proxy/proxy_int.h"
@@ -74,7 +74,7 @@ static int on_body_bytes(gyre_proxy_t *self, const char *bytes, size_t len)
     case MODE_STREAM: {
         int had = self->sent_body;
         gyre_proxy_stream_bytes(self, bytes, len);
-        if (self->conn == NULL)
+        if (self->client.conn == NULL)
             return -1; /* the provider's stream failed: the attempt is over */
         if (!had && self->sent_body) {
             gyre_timer_stop(&self->first_byte_timer);
@@ -86,13 +86,13 @@ static int on_body_bytes(gyre_proxy_t *self, const char *bytes, size_t len)
         return 0;
     }
     }
-    return self->conn == NULL ? -1 : 0;
+    return self->client.conn == NULL ? -1 : 0;
 }
 
 /* The provider's body ended: `why` is NULL when it ended as its framing said. */
 static void on_body_end(gyre_proxy_t *self, const char *why)
 {
-    int reusable = why == NULL && self->keep_alive;
+    int reusable = why == NULL && self->client.keep_alive;
     switch (self->mode) {
     case MODE_BUFFER:
         gyre_proxy_drop_conn(self, reusable);
@@ -314,132 +314,70 @@ static void on_head(gyre_proxy_t *self, const gyre_http1_response_t *res)
     gyre_proxy_start_client_response(self);
 }
 
-void gyre_proxy_on_read(h2o_socket_t *sock, const char *err)
+/* The upstream client's callbacks (http1client.h): each step of the answer, into the functions above. */
+
+static void on_client_head(gyre_http1client_t *c, const gyre_http1_response_t *res)
 {
-    gyre_proxy_t *self = sock->data;
-    h2o_buffer_t **input = &sock->input;
-    h2o_timeout_unlink(&self->io_entry);
+    on_head(c->data, res);
+}
 
-    if (!self->head_done) {
-        if (err != NULL) {
-            if (self->reused && (*input)->size == 0) {
-                /* A pooled connection the provider had just closed: it never
-                 * saw the request, so one more try on a new connection is safe. */
-                h2o_socket_read_stop(self->conn->sock);
-                gyre_upconn_close(self->conn);
-                self->conn = NULL;
-                self->reused = 0;
-                self->attempts++;
-                self->connecting = gyre_upstream_connect(self->up, gyre_proxy_on_connected, self);
-                return;
-            }
-            gyre_proxy_fail_upstream(self, "head", "the connection closed before a response");
-            return;
-        }
-        gyre_http1_response_t res;
-        for (;;) {
-            /* Only a new line end can complete the head: bytes without one are not parsed again, so a head that
-             * arrives a byte at a time costs its length, not its length squared.  At GYRE_HTTP1_MAX_HEAD the
-             * parser refuses it (below). */
-            size_t size = (*input)->size;
-            int may_end = size >= GYRE_HTTP1_MAX_HEAD ||
-                          memchr((*input)->bytes + self->head_scanned, '\n', size - self->head_scanned) != NULL;
-            self->head_scanned = size;
-            ssize_t n = may_end ? gyre_http1_parse_response((*input)->bytes, size, &res) : -EAGAIN;
-            if (n == -EAGAIN) {
-                h2o_timeout_link(self->up->loop, &self->up->io_timeout, &self->io_entry);
-                return;
-            }
-            if (n == -E2BIG) {
-                /* A head past the parser's bounds: the provider is broken or hostile, and its connection is
-                 * closed (fail); the route may fall back. */
-                gyre_api_error_t e;
-                if (size >= GYRE_HTTP1_MAX_HEAD)
-                    gyre_api_error_set(&e, 502, "upstream_error", "response_head_too_large", NULL,
-                                       "provider '%s' failed before answering: the response head is larger than %d "
-                                       "bytes",
-                                       self->prov->name, GYRE_HTTP1_MAX_HEAD);
-                else
-                    gyre_api_error_set(&e, 502, "upstream_error", "response_head_too_large", NULL,
-                                       "provider '%s' failed before answering: the response head has more than %d "
-                                       "headers",
-                                       self->prov->name, GYRE_HTTP1_MAX_HEADERS);
-                gyre_proxy_fail(self, FAIL_CONNECT, &e);
-                return;
-            }
-            if (n < 0) {
-                gyre_proxy_fail_upstream(self, "head", "the response is not valid HTTP/1.1");
-                return;
-            }
-            if (res.status >= 100 && res.status < 200) {
-                h2o_buffer_consume(input, (size_t)n);
-                self->head_scanned = 0;
-                continue;
-            }
-            self->head_done = 1;
-            self->keep_alive = res.keep_alive;
-            self->chunked = res.chunked;
-            int no_body = h2o_memis(self->req->method.base, self->req->method.len, H2O_STRLIT("HEAD")) ||
-                          res.status == 204 || res.status == 304;
-            self->body_left = no_body ? 0 : res.chunked ? SIZE_MAX : res.content_length;
-            if (self->body_left == SIZE_MAX && !res.chunked)
-                self->keep_alive = 0;
-            on_head(self, &res);
-            h2o_buffer_consume(input, (size_t)n);
-            break;
-        }
-        if (self->body_left == 0 && !self->chunked) {
-            on_body_end(self, NULL);
-            return;
-        }
-    }
+static int on_client_body(gyre_http1client_t *c, const char *bytes, size_t len)
+{
+    return on_body_bytes(c->data, bytes, len);
+}
 
-    if ((*input)->size != 0) {
-        if (self->chunked) {
-            size_t len = (*input)->size, used = 0;
-            int r = gyre_http1_decode_chunked(&self->chunk, (*input)->bytes, &len, &used);
-            if (on_body_bytes(self, (*input)->bytes, len) != 0)
-                return;
-            h2o_buffer_consume(input, used);
-            if (r < 0) {
-                on_body_end(self, "invalid chunked encoding");
-                return;
-            }
-            if (r == 1) {
-                if ((*input)->size != 0)
-                    self->keep_alive = 0;
-                on_body_end(self, NULL);
-                return;
-            }
-        } else {
-            size_t take = (*input)->size;
-            if (self->body_left != SIZE_MAX && take > self->body_left) {
-                take = self->body_left;
-                self->keep_alive = 0;
-            }
-            if (on_body_bytes(self, (*input)->bytes, take) != 0)
-                return;
-            h2o_buffer_consume(input, (*input)->size);
-            if (self->body_left != SIZE_MAX) {
-                self->body_left -= take;
-                if (self->body_left == 0) {
-                    on_body_end(self, NULL);
-                    return;
-                }
-            }
-        }
-    }
-    if (err != NULL) {
-        on_body_end(self, self->body_left == SIZE_MAX && !self->chunked ? NULL : "the connection closed mid-response");
-        return;
-    }
+static void on_client_body_end(gyre_http1client_t *c, const char *err)
+{
+    on_body_end(c->data, err);
+}
+
+static void on_client_body_read(gyre_http1client_t *c)
+{
+    gyre_proxy_t *self = c->data;
     if (self->recv->size >= RELAY_HIGH_WATER) {
         /* The client reads slower than the provider writes: stop reading
          * from the provider until the client has taken what is buffered. */
-        h2o_socket_read_stop(sock);
-    } else {
-        h2o_timeout_link(self->up->loop, &self->up->io_timeout, &self->io_entry);
+        gyre_http1client_pause(c);
     }
     if (self->sending.bytes_inflight == 0)
         gyre_proxy_do_send(self);
 }
+
+static void on_client_error(gyre_http1client_t *c, gyre_http1client_phase_t phase, const char *err)
+{
+    gyre_proxy_t *self = c->data;
+    if (err == gyre_http1client_error_head_too_large || err == gyre_http1client_error_too_many_headers) {
+        /* A head past the parser's bounds: the provider is broken or hostile, and its connection is
+         * closed (fail); the route may fall back. */
+        gyre_api_error_t e;
+        if (err == gyre_http1client_error_head_too_large)
+            gyre_api_error_set(&e, 502, "upstream_error", "response_head_too_large", NULL,
+                               "provider '%s' failed before answering: the response head is larger than %d "
+                               "bytes",
+                               self->prov->name, GYRE_HTTP1_MAX_HEAD);
+        else
+            gyre_api_error_set(&e, 502, "upstream_error", "response_head_too_large", NULL,
+                               "provider '%s' failed before answering: the response head has more than %d "
+                               "headers",
+                               self->prov->name, GYRE_HTTP1_MAX_HEADERS);
+        gyre_proxy_fail(self, FAIL_CONNECT, &e);
+        return;
+    }
+    static const char *const phases[] = {"connect", "head", "body"};
+    gyre_proxy_fail_upstream(self, phases[phase], err);
+}
+
+static void on_client_resend(gyre_http1client_t *c)
+{
+    gyre_proxy_t *self = c->data;
+    self->attempts++;
+}
+
+const gyre_http1client_callbacks_t gyre_proxy_client_callbacks = {
+    .on_head = on_client_head,
+    .on_body = on_client_body,
+    .on_body_end = on_client_body_end,
+    .on_body_read = on_client_body_read,
+    .on_error = on_client_error,
+    .on_resend = on_client_resend,
+};

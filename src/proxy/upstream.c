@@ -8,6 +8,9 @@
 
 #include "common/alloc.h"
 
+const char gyre_upstream_error_connect_timeout[] = "connection timeout";
+const char gyre_upstream_error_socket_create[] = "socket create error";
+
 /* Idle connections are closed after this long: shorter than the idle limits
  * of common servers (uvicorn 5 s, nginx 75 s), so gyre rarely writes into a
  * connection the provider is about to close. */
@@ -156,7 +159,7 @@ static void on_connect(h2o_socket_t *sock, const char *err)
 
 static void on_socket_create_error(h2o_timeout_entry_t *entry)
 {
-    connect_done(H2O_STRUCT_FROM_MEMBER(gyre_upconnect_t, timeout, entry), "socket create error");
+    connect_done(H2O_STRUCT_FROM_MEMBER(gyre_upconnect_t, timeout, entry), gyre_upstream_error_socket_create);
 }
 
 static void start_connect(gyre_upconnect_t *c, struct sockaddr *addr, socklen_t len)
@@ -192,7 +195,7 @@ static void on_connect_timeout(h2o_timeout_entry_t *entry)
         h2o_hostinfo_getaddr_cancel(c->getaddr);
         c->getaddr = NULL;
     }
-    connect_done(c, "connection timeout");
+    connect_done(c, gyre_upstream_error_connect_timeout);
 }
 
 gyre_upconnect_t *gyre_upstream_connect(gyre_upstream_t *up, gyre_upconnect_cb cb, void *data)

@@ -46,6 +46,11 @@ typedef struct gyre_upconn {
     unsigned requests; /* served on this connection so far */
 } gyre_upconn_t;
 
+/* A new connection's own errors, compared by pointer; the others are h2o's (h2o_socket_error_*, the resolver's,
+ * the TLS handshake's). */
+extern const char gyre_upstream_error_connect_timeout[]; /* no connection within the provider's timeout_ms */
+extern const char gyre_upstream_error_socket_create[];   /* no socket could be made (descriptors, memory) */
+
 typedef struct gyre_upconnect gyre_upconnect_t;
 /* `err` is NULL on success; then `conn` is the caller's. */
 typedef void (*gyre_upconnect_cb)(gyre_upconn_t *conn, const char *err, void *data);
