@@ -15,6 +15,15 @@ void gyre_buf_init(gyre_buf_t *b, size_t max)
     b->len = 0;
     b->cap = 0;
     b->max = max;
+    b->failed = 0;
+}
+
+/* Marks the buffer with its first error and returns `err`: every failing path of an append goes through here. */
+static int set_failed(gyre_buf_t *b, int err)
+{
+    if (b->failed == 0)
+        b->failed = err;
+    return err;
 }
 
 void gyre_buf_dispose(gyre_buf_t *b)
@@ -22,19 +31,30 @@ void gyre_buf_dispose(gyre_buf_t *b)
     free(b->base);
     b->base = NULL;
     b->len = b->cap = 0;
+    b->failed = 0;
 }
 
 void gyre_buf_reset(gyre_buf_t *b)
 {
     b->len = 0;
+    b->failed = 0;
     if (b->base != NULL)
         b->base[0] = '\0';
+}
+
+void gyre_buf_rollback(gyre_buf_t *b, gyre_buf_mark_t m)
+{
+    if (m.len < b->len) {
+        b->len = m.len;
+        b->base[m.len] = '\0';
+    }
+    b->failed = m.failed;
 }
 
 static int reserve(gyre_buf_t *b, size_t extra)
 {
     if (extra > b->max || b->len > b->max - extra)
-        return -E2BIG;
+        return set_failed(b, -E2BIG);
     size_t need = b->len + extra + 1;
     if (need <= b->cap)
         return 0;
@@ -49,7 +69,7 @@ static int reserve(gyre_buf_t *b, size_t extra)
 int gyre_buf_reserve(gyre_buf_t *b, size_t n)
 {
     if (n > b->max || b->len > b->max - n)
-        return -E2BIG;
+        return set_failed(b, -E2BIG);
     size_t need = b->len + n + 1;
     if (need <= b->cap)
         return 0;
@@ -82,7 +102,7 @@ int gyre_buf_vappendf(gyre_buf_t *b, const char *fmt, va_list ap)
     int n = vsnprintf(NULL, 0, fmt, cp);
     va_end(cp);
     if (n < 0)
-        return -EINVAL;
+        return set_failed(b, -EINVAL);
     int r;
     if ((r = reserve(b, (size_t)n)) != 0)
         return r;
@@ -104,7 +124,7 @@ int gyre_buf_appendf(gyre_buf_t *b, const char *fmt, ...)
 static int json_string(gyre_buf_t *b, const char *s, size_t n, int bytes)
 {
     static const char hex[] = "0123456789abcdef";
-    size_t start = b->len;
+    gyre_buf_mark_t start = gyre_buf_mark(b);
     int r = 0;
     if ((r = gyre_buf_append(b, "\"", 1)) != 0)
         goto fail;
@@ -169,10 +189,9 @@ static int json_string(gyre_buf_t *b, const char *s, size_t n, int bytes)
         goto fail;
     return 0;
 fail:
-    b->len = start;
-    if (b->base != NULL)
-        b->base[start] = '\0';
-    return r;
+    /* The string goes whole or not at all; the buffer keeps the error (the caller lost a piece). */
+    gyre_buf_rollback(b, start);
+    return set_failed(b, r);
 }
 
 int gyre_buf_append_json_string(gyre_buf_t *b, const char *s, size_t n)
@@ -200,14 +219,14 @@ int gyre_buf_append_file(gyre_buf_t *b, const char *path)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL)
-        return -errno;
+        return set_failed(b, -errno);
     char chunk[8192];
     size_t n;
     int r = 0;
     while (r == 0 && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
         r = gyre_buf_append(b, chunk, n);
     if (r == 0 && ferror(f))
-        r = -EIO;
+        r = set_failed(b, -EIO);
     fclose(f);
     return r;
 }
