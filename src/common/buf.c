@@ -90,6 +90,19 @@ int gyre_buf_append(gyre_buf_t *b, const void *p, size_t n)
     return 0;
 }
 
+size_t gyre_buf_append_upto(gyre_buf_t *b, const void *p, size_t n)
+{
+    size_t room = b->len < b->max ? b->max - b->len : 0;
+    if (n > room)
+        n = room;
+    if (n == 0 || reserve(b, n) != 0)
+        return 0;
+    memcpy(b->base + b->len, p, n);
+    b->len += n;
+    b->base[b->len] = '\0';
+    return n;
+}
+
 int gyre_buf_appends(gyre_buf_t *b, const char *s)
 {
     return gyre_buf_append(b, s, strlen(s));

@@ -45,6 +45,10 @@ int gyre_buf_append_json_string(gyre_buf_t *b, const char *s, size_t n);
 /* The same escaping, with bytes from 0x80 copied as they are: for keys that must tell every input apart (the
  * cache's), never for JSON another program reads. */
 int gyre_buf_append_json_bytes(gyre_buf_t *b, const char *s, size_t n);
+/* Appends as much of `p[0..n)` as the maximum leaves room for (all of it when it fits) and returns how many bytes
+ * that was: for text that may be cut, such as a provider's error message quoted in gyre's own.  Never fails, so it
+ * never marks the buffer. */
+size_t gyre_buf_append_upto(gyre_buf_t *b, const void *p, size_t n);
 /* Makes room for `n` more bytes at once (one allocation instead of a doubling chain); -E2BIG past the maximum. */
 int gyre_buf_reserve(gyre_buf_t *b, size_t n);
 /* Appends a whole file: 0, -E2BIG past the buffer's maximum, or the negative errno of open/read. */

@@ -126,3 +126,15 @@ TEST(buf_rollback_to_a_mark_forgets_only_what_came_after_it)
     CHECK_INT(gyre_buf_failed(&b), -E2BIG);
     gyre_buf_dispose(&b);
 }
+
+TEST(buf_append_upto_takes_what_fits_and_never_marks_the_buffer)
+{
+    gyre_buf_t b;
+    gyre_buf_init(&b, 8);
+    CHECK_INT((int)gyre_buf_append_upto(&b, "12345", 5), 5);
+    CHECK_INT((int)gyre_buf_append_upto(&b, "6789ab", 6), 3);
+    CHECK_STR(b.base, "12345678");
+    CHECK_INT((int)gyre_buf_append_upto(&b, "x", 1), 0);
+    CHECK_INT(gyre_buf_failed(&b), 0);
+    gyre_buf_dispose(&b);
+}
