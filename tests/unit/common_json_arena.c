@@ -1,4 +1,5 @@
 #include <cjson/cJSON.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -75,6 +76,10 @@ TEST(json_arena_use_after_the_scope_is_caught)
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
+        /* ASan's report of the read is the expected outcome: it goes nowhere, the exit status says it. */
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0)
+            dup2(null, 2);
         int c = read_after_scope();
         _exit(c == 'g' ? 0 : c == 0xDB ? 3 : 4);
     }
