@@ -2,6 +2,7 @@
 #include "common/buf.h"
 
 #include <errno.h>
+#include <h2o/string_.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,14 +137,13 @@ int gyre_buf_appendf(gyre_buf_t *b, const char *fmt, ...)
 /* `bytes`: bytes from 0x80 go as they are (gyre_buf_append_json_bytes); else ill-formed UTF-8 becomes U+FFFD. */
 static int json_string(gyre_buf_t *b, const char *s, size_t n, int bytes)
 {
-    static const char hex[] = "0123456789abcdef";
     gyre_buf_mark_t start = gyre_buf_mark(b);
     int r = 0;
     if ((r = gyre_buf_append(b, "\"", 1)) != 0)
         goto fail;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        char esc[6];
+        char esc[7]; /* "\\u00" and two hex digits, and the NUL h2o_hex_encode adds */
         const char *out = NULL;
         size_t outlen = 0;
         switch (c) {
@@ -173,8 +173,7 @@ static int json_string(gyre_buf_t *b, const char *s, size_t n, int bytes)
                 esc[1] = 'u';
                 esc[2] = '0';
                 esc[3] = '0';
-                esc[4] = hex[c >> 4];
-                esc[5] = hex[c & 15];
+                h2o_hex_encode(esc + 4, &c, 1);
                 out = esc;
                 outlen = 6;
             } else if (c >= 0x80 && !bytes) {

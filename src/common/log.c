@@ -2,6 +2,7 @@
 #include "common/log.h"
 
 #include <errno.h>
+#include <h2o/string_.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -84,7 +85,6 @@ static void emit(const char *line, size_t len)
 /* `cut`: the input was already cut short (the formatted text passed the raw buffer), so the marker is due. */
 static size_t escape_line(char *out, size_t cap, const char *in, size_t n, int cut)
 {
-    static const char hex[] = "0123456789abcdef";
     const size_t tail = sizeof(GYRE_LOG_TRUNCATED) - 1 + 2; /* marker, '\n', NUL */
     size_t limit = cap - tail < GYRE_LOG_LINE_MAX ? cap - tail : GYRE_LOG_LINE_MAX;
     if (n > 0 && in[n - 1] == '\n')
@@ -92,7 +92,7 @@ static size_t escape_line(char *out, size_t cap, const char *in, size_t n, int c
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)in[i];
-        char e[4];
+        char e[5]; /* "\\xNN" and the NUL h2o_hex_encode adds */
         size_t elen = 2;
         e[0] = '\\';
         if (c == '\\')
@@ -106,7 +106,7 @@ static size_t escape_line(char *out, size_t cap, const char *in, size_t n, int c
         else if (c >= 0x20 && c <= 0x7e)
             e[0] = (char)c, elen = 1;
         else
-            e[1] = 'x', e[2] = hex[c >> 4], e[3] = hex[c & 15], elen = 4;
+            e[1] = 'x', h2o_hex_encode(e + 2, &c, 1), elen = 4;
         /* At the bound the line stops at a whole escape and says so: a log line is for a person to read, and
          * 4 KiB of a hostile path is more than enough to see what it was. */
         if (o + elen > limit) {
