@@ -25,7 +25,7 @@
 #include <string.h>
 
 #include "common/buf.h"
-#include "common/crc32.h"
+#include <zlib.h>
 #include "dialect/eventstream.h"
 
 #define BOUND 4096
@@ -142,11 +142,11 @@ static void fix_crcs(uint8_t *p, size_t len)
 {
     for (size_t pos = 0; len - pos >= GYRE_EVENTSTREAM_PRELUDE;) {
         uint8_t *m = p + pos;
-        put32(m + 8, gyre_crc32(0, m, 8));
+        put32(m + 8, (uint32_t)crc32(0, m, 8));
         size_t total = (size_t)m[0] << 24 | (size_t)m[1] << 16 | (size_t)m[2] << 8 | m[3];
         if (total < GYRE_EVENTSTREAM_MIN || total > len - pos)
             return;
-        put32(m + total - 4, gyre_crc32(0, m, total - 4));
+        put32(m + total - 4, (uint32_t)crc32(0, m, (uInt)(total - 4)));
         pos += total;
     }
 }

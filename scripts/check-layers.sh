@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Checks gyre's layers: every #include "..." in src/ must go down the layer
-# order (or stay in its folder), and no source file may pass 1,000 lines
-# unless docs/architecture.md names it, with why, under "Files over 1,000
-# lines".  Prints each problem as file:line and the rule it breaks, and exits
+# order (or stay in its folder), library code must not print (it logs through
+# gyre_logf's hook), and no source file may pass 1,000 lines unless
+# docs/architecture.md names it, with why, under "Files over 1,000 lines".  Prints each problem as file:line and the rule it breaks, and exits
 # 1 when there is any; `make test` runs it before the suites.
 #
 #   scripts/check-layers.sh [ROOT]   ROOT holds src/ and docs/architecture.md
@@ -124,6 +124,26 @@ for e in "${EXCEPTIONS[@]}"; do
   if [ -z "${seen_exception[$e]+set}" ]; then
     problem "docs/architecture.md: the exception '${e/ / includes }' is no longer in the code: remove it from \"### Exceptions\""
   fi
+done
+
+# Library code never prints: it logs through gyre_logf (src/common/log.h),
+# whose hook the binary sets.  Only the command line (src/cli/, src/main.c)
+# and the logger itself (src/common/log.c) write to stdout or stderr.
+for file in $files; do
+  case $file in
+  src/cli/* | src/main.c | src/common/log.c) continue ;;
+  esac
+  # Comments are blanked first (a comment may say "stderr"), keeping line numbers.
+  while IFS= read -r hit; do
+    [ -n "$hit" ] || continue
+    problem "${file}:${hit%%:*}: library code prints (${hit#*:}); log through gyre_logf (src/common/log.h) instead"
+  done < <(sed -E -e 's://.*$::' -e 's:/\*.*\*/::g' "$file" |
+    awk '{ line = $0
+           if (incomment) { if (sub(/^.*\*\//, "", line)) incomment = 0; else line = "" }
+           if (match(line, /\/\*/)) { line = substr(line, 1, RSTART - 1); incomment = 1 }
+           gsub(/format[ \t]*\([ \t]*printf/, "", line) # __attribute__((format(printf, ...))) names a style, not a call
+           if (match(line, /(^|[^A-Za-z0-9_])((v?fprintf|printf|puts|fputs|fputc|putchar|perror)[ \t]*\(|(stderr|stdout)([^A-Za-z0-9_]|$))/)) {
+             w = substr(line, RSTART, RLENGTH); gsub(/[^A-Za-z0-9_]/, "", w); print NR ":" w } }')
 done
 
 # Files over 1,000 lines must be named in docs/architecture.md's section of

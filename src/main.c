@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/log.h"
 #include "common/version.h"
 
 static const struct {
@@ -37,6 +38,9 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    /* Where the library's lines go is the binary's choice (src/common/log.h): stderr, one write per line, which
+     * systemd's journal and docker logs take as they are. */
+    gyre_log_set_hook(gyre_log_to_stderr, NULL);
     if (argc < 2 || argv[1][0] == '-') {
         if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
             usage(stdout);

@@ -653,7 +653,11 @@ static void print_body(FILE *out, const char *title, const cJSON *body)
     gyre_buf_init(&b, (size_t)1 << 30);
     gyre_buf_appends(&b, "  ");
     json_pretty(&b, body, 0, 2);
-    fwrite(b.base, 1, b.len, out);
+    /* One check for every append of json_pretty: a body is printed whole or said to be too large. */
+    if (gyre_buf_failed(&b) == 0)
+        fwrite(b.base, 1, b.len, out);
+    else
+        fputs("  - (too large to print indented; gyre traces show --json prints it)", out);
     fputc('\n', out);
     gyre_buf_dispose(&b);
 }

@@ -2,6 +2,7 @@
 #include "common/buf.h"
 
 #include <errno.h>
+#include <h2o/string_.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,15 @@ void gyre_buf_init(gyre_buf_t *b, size_t max)
     b->len = 0;
     b->cap = 0;
     b->max = max;
+    b->failed = 0;
+}
+
+/* Marks the buffer with its first error and returns `err`: every failing path of an append goes through here. */
+static int set_failed(gyre_buf_t *b, int err)
+{
+    if (b->failed == 0)
+        b->failed = err;
+    return err;
 }
 
 void gyre_buf_dispose(gyre_buf_t *b)
@@ -22,19 +32,30 @@ void gyre_buf_dispose(gyre_buf_t *b)
     free(b->base);
     b->base = NULL;
     b->len = b->cap = 0;
+    b->failed = 0;
 }
 
 void gyre_buf_reset(gyre_buf_t *b)
 {
     b->len = 0;
+    b->failed = 0;
     if (b->base != NULL)
         b->base[0] = '\0';
+}
+
+void gyre_buf_rollback(gyre_buf_t *b, gyre_buf_mark_t m)
+{
+    if (m.len < b->len) {
+        b->len = m.len;
+        b->base[m.len] = '\0';
+    }
+    b->failed = m.failed;
 }
 
 static int reserve(gyre_buf_t *b, size_t extra)
 {
     if (extra > b->max || b->len > b->max - extra)
-        return -E2BIG;
+        return set_failed(b, -E2BIG);
     size_t need = b->len + extra + 1;
     if (need <= b->cap)
         return 0;
@@ -49,7 +70,7 @@ static int reserve(gyre_buf_t *b, size_t extra)
 int gyre_buf_reserve(gyre_buf_t *b, size_t n)
 {
     if (n > b->max || b->len > b->max - n)
-        return -E2BIG;
+        return set_failed(b, -E2BIG);
     size_t need = b->len + n + 1;
     if (need <= b->cap)
         return 0;
@@ -70,6 +91,19 @@ int gyre_buf_append(gyre_buf_t *b, const void *p, size_t n)
     return 0;
 }
 
+size_t gyre_buf_append_upto(gyre_buf_t *b, const void *p, size_t n)
+{
+    size_t room = b->len < b->max ? b->max - b->len : 0;
+    if (n > room)
+        n = room;
+    if (n == 0 || reserve(b, n) != 0)
+        return 0;
+    memcpy(b->base + b->len, p, n);
+    b->len += n;
+    b->base[b->len] = '\0';
+    return n;
+}
+
 int gyre_buf_appends(gyre_buf_t *b, const char *s)
 {
     return gyre_buf_append(b, s, strlen(s));
@@ -82,7 +116,7 @@ int gyre_buf_vappendf(gyre_buf_t *b, const char *fmt, va_list ap)
     int n = vsnprintf(NULL, 0, fmt, cp);
     va_end(cp);
     if (n < 0)
-        return -EINVAL;
+        return set_failed(b, -EINVAL);
     int r;
     if ((r = reserve(b, (size_t)n)) != 0)
         return r;
@@ -103,14 +137,13 @@ int gyre_buf_appendf(gyre_buf_t *b, const char *fmt, ...)
 /* `bytes`: bytes from 0x80 go as they are (gyre_buf_append_json_bytes); else ill-formed UTF-8 becomes U+FFFD. */
 static int json_string(gyre_buf_t *b, const char *s, size_t n, int bytes)
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t start = b->len;
+    gyre_buf_mark_t start = gyre_buf_mark(b);
     int r = 0;
     if ((r = gyre_buf_append(b, "\"", 1)) != 0)
         goto fail;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        char esc[6];
+        char esc[7]; /* "\\u00" and two hex digits, and the NUL h2o_hex_encode adds */
         const char *out = NULL;
         size_t outlen = 0;
         switch (c) {
@@ -140,8 +173,7 @@ static int json_string(gyre_buf_t *b, const char *s, size_t n, int bytes)
                 esc[1] = 'u';
                 esc[2] = '0';
                 esc[3] = '0';
-                esc[4] = hex[c >> 4];
-                esc[5] = hex[c & 15];
+                h2o_hex_encode(esc + 4, &c, 1);
                 out = esc;
                 outlen = 6;
             } else if (c >= 0x80 && !bytes) {
@@ -169,10 +201,9 @@ static int json_string(gyre_buf_t *b, const char *s, size_t n, int bytes)
         goto fail;
     return 0;
 fail:
-    b->len = start;
-    if (b->base != NULL)
-        b->base[start] = '\0';
-    return r;
+    /* The string goes whole or not at all; the buffer keeps the error (the caller lost a piece). */
+    gyre_buf_rollback(b, start);
+    return set_failed(b, r);
 }
 
 int gyre_buf_append_json_string(gyre_buf_t *b, const char *s, size_t n)
@@ -200,14 +231,14 @@ int gyre_buf_append_file(gyre_buf_t *b, const char *path)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL)
-        return -errno;
+        return set_failed(b, -errno);
     char chunk[8192];
     size_t n;
     int r = 0;
     while (r == 0 && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
         r = gyre_buf_append(b, chunk, n);
     if (r == 0 && ferror(f))
-        r = -EIO;
+        r = set_failed(b, -EIO);
     fclose(f);
     return r;
 }

@@ -21,20 +21,42 @@
 #endif
 #endif
 
+#ifdef GYRE_ASAN
+#include <sanitizer/asan_interface.h>
+/* Under ASan the arena's free bytes are poisoned: a value used after its cJSON_Delete, or after its scope ended,
+ * is reported as a use-after-poison.  Each value carries its size in a header, so that its free poisons it. */
+#define ARENA_HEADER 16
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define ARENA_HEADER 0
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+/* The byte the used part of the arena is filled with when a scope ends: a pointer kept past its scope reads
+ * 0xDB bytes (an invalid UTF-8 lead, an unlikely length), not the next request's data that looks right. */
+#define ARENA_SCRIBBLE 0xDB
+
 static __thread struct {
     char *base;
     size_t used;
-    int active;
+    unsigned depth;      /* scopes open on this thread: the outermost one owns the arena */
+    uint64_t generation; /* scopes ended on this thread (gyre_json_arena_generation) */
 } arena;
 
 static void *arena_malloc(size_t n)
 {
-    if (arena.active) {
-        size_t need = (n + 15) & ~(size_t)15;
+    if (arena.depth != 0 && arena.base != NULL) {
+        size_t need = ARENA_HEADER + ((n + 15) & ~(size_t)15);
         if (need <= ARENA_BYTES - arena.used) {
-            void *p = arena.base + arena.used;
+            char *p = arena.base + arena.used;
             arena.used += need;
-            return p;
+#ifdef GYRE_ASAN
+            UNPOISON(p, need);
+            memcpy(p, &n, sizeof(n));
+#endif
+            return p + ARENA_HEADER;
         }
     }
     return malloc(n);
@@ -43,8 +65,14 @@ static void *arena_malloc(size_t n)
 static void arena_free(void *p)
 {
     /* Memory from the arena is given back all at once, at the end of its scope. */
-    if (arena.base != NULL && (char *)p >= arena.base && (char *)p < arena.base + ARENA_BYTES)
+    if (arena.base != NULL && (char *)p >= arena.base && (char *)p < arena.base + ARENA_BYTES) {
+#ifdef GYRE_ASAN
+        size_t n;
+        memcpy(&n, (char *)p - ARENA_HEADER, sizeof(n));
+        POISON(p, n);
+#endif
         return;
+    }
     free(p);
 }
 
@@ -56,23 +84,20 @@ void gyre_json_init(void)
 
 void gyre_json_arena_begin(void)
 {
-#ifdef GYRE_ASAN
-    /* Under ASan every value gets its own allocation, so that a use after
-     * free inside a request's JSON is still caught. */
-    return;
-#endif
+    if (arena.depth++ != 0)
+        return; /* nested: the outer scope's arena serves it, and keeps what the outer scope holds */
     if (arena.base == NULL) {
         arena.base = malloc(ARENA_BYTES);
         if (arena.base == NULL)
             return; /* no arena: plain malloc, as without this */
+        POISON(arena.base, ARENA_BYTES);
     }
     arena.used = 0;
-    arena.active = 1;
 }
 
 int gyre_json_arena_enter(void)
 {
-    if (arena.active)
+    if (arena.depth != 0)
         return 0;
     gyre_json_arena_begin();
     return 1;
@@ -80,8 +105,25 @@ int gyre_json_arena_enter(void)
 
 void gyre_json_arena_end(void)
 {
-    arena.active = 0;
+    if (arena.depth == 0 || --arena.depth != 0)
+        return;
+    if (arena.base != NULL && arena.used != 0) {
+        UNPOISON(arena.base, arena.used);
+        memset(arena.base, ARENA_SCRIBBLE, arena.used);
+        POISON(arena.base, ARENA_BYTES);
+    }
     arena.used = 0;
+    arena.generation++;
+}
+
+int gyre_json_arena_active(void)
+{
+    return arena.depth != 0;
+}
+
+uint64_t gyre_json_arena_generation(void)
+{
+    return arena.generation;
 }
 
 /* Whitespace as cJSON, which validated the text, reads it: every byte up to

@@ -10,6 +10,7 @@
 #define GYRE_COMMON_JSON_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * Finds the first top-level member named `key` in `json`, which must be a
@@ -22,11 +23,30 @@ int gyre_json_find_member(const char *json, size_t len, const char *key, size_t 
 
 /*
  * A per-thread arena for cJSON's allocations.  Reading a request body makes
- * one allocation per value; between gyre_json_arena_begin() and _end() they
- * come from a fixed per-thread block instead (falling back to malloc when it
- * is full), and their frees cost nothing.  Everything parsed inside a scope
- * must be deleted before the scope ends; gyre_json_init() installs the hooks
- * once, before any thread starts.
+ * one allocation per value; inside a scope they come from a fixed 64 KiB
+ * per-thread block instead (falling back to malloc when it is full), and
+ * their frees cost nothing.  gyre_json_init() installs the hooks once,
+ * before any thread starts.
+ *
+ * The scope, and who may hold its pointers:
+ *
+ * - It is opened by the code that reads a request or an answer, on the
+ *   worker's thread, and ended before that code returns to the event loop:
+ *   server/handlers.c around a model request's synchronous part (parse,
+ *   route, dispatch), trace/record.c around reading a finished answer when
+ *   no scope is open.  It never spans a callback: nothing that runs later
+ *   (a timer, an upstream's reply, another request) is inside it.
+ * - Only code running inside the scope, on that thread, may hold a pointer
+ *   into what was parsed inside it.  What must outlive it is copied (into
+ *   the request's pool, as record.c copies finish_reason), and every cJSON
+ *   value parsed inside it is deleted before it ends.
+ * - Scopes nest: an inner begin/end (or enter) uses the outer one's arena
+ *   and leaves it alone; the outermost end resets it.
+ * - When the outermost scope ends, the bytes it used are overwritten with
+ *   0xDB, so a pointer kept past its scope reads garbage at once rather than
+ *   the next request's values; under ASan they are also poisoned (and so is
+ *   each value at its cJSON_Delete), so such a use is reported where it
+ *   happens (tests/unit/common_json_arena.c).
  */
 void gyre_json_init(void);
 void gyre_json_arena_begin(void);
@@ -34,6 +54,10 @@ void gyre_json_arena_end(void);
 /* Begins a scope unless one is open already (a parse nested in a handler's scope uses that one): 1 when it
  * began one, which the caller then ends with gyre_json_arena_end(), else 0. */
 int gyre_json_arena_enter(void);
+/* Whether a scope is open on this thread. */
+int gyre_json_arena_active(void);
+/* How many outermost scopes have ended on this thread: a value parsed when it was g is dead once it is not g. */
+uint64_t gyre_json_arena_generation(void);
 
 /*
  * Whether json[0..len) is exactly one JSON text as RFC 8259 defines it,

@@ -2,6 +2,7 @@
 #include "common/log.h"
 
 #include <errno.h>
+#include <h2o/string_.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -58,9 +59,10 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* The default hook: one write(2) per line, so lines of different threads never interleave. */
-static void write_stderr(const char *line, size_t len)
+/* The stderr hook: one write(2) per line, so lines of different threads never interleave. */
+void gyre_log_to_stderr(void *ctx, const char *line, size_t len)
 {
+    (void)ctx;
     while (len > 0) {
         ssize_t n = write(2, line, len);
         if (n < 0 && errno == EINTR)
@@ -77,13 +79,12 @@ static void emit(const char *line, size_t len)
     if (log_hook != NULL)
         log_hook(log_hook_ctx, line, len);
     else
-        write_stderr(line, len);
+        gyre_log_to_stderr(NULL, line, len); /* no binary set one (a unit test, a fuzz driver) */
 }
 
 /* `cut`: the input was already cut short (the formatted text passed the raw buffer), so the marker is due. */
 static size_t escape_line(char *out, size_t cap, const char *in, size_t n, int cut)
 {
-    static const char hex[] = "0123456789abcdef";
     const size_t tail = sizeof(GYRE_LOG_TRUNCATED) - 1 + 2; /* marker, '\n', NUL */
     size_t limit = cap - tail < GYRE_LOG_LINE_MAX ? cap - tail : GYRE_LOG_LINE_MAX;
     if (n > 0 && in[n - 1] == '\n')
@@ -91,7 +92,7 @@ static size_t escape_line(char *out, size_t cap, const char *in, size_t n, int c
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)in[i];
-        char e[4];
+        char e[5]; /* "\\xNN" and the NUL h2o_hex_encode adds */
         size_t elen = 2;
         e[0] = '\\';
         if (c == '\\')
@@ -105,7 +106,7 @@ static size_t escape_line(char *out, size_t cap, const char *in, size_t n, int c
         else if (c >= 0x20 && c <= 0x7e)
             e[0] = (char)c, elen = 1;
         else
-            e[1] = 'x', e[2] = hex[c >> 4], e[3] = hex[c & 15], elen = 4;
+            e[1] = 'x', h2o_hex_encode(e + 2, &c, 1), elen = 4;
         /* At the bound the line stops at a whole escape and says so: a log line is for a person to read, and
          * 4 KiB of a hostile path is more than enough to see what it was. */
         if (o + elen > limit) {

@@ -36,8 +36,12 @@
 /* Receives one finished line: escaped, ending in its one '\n'; `len` includes it.  Called from any thread. */
 typedef void (*gyre_log_hook_t)(void *ctx, const char *line, size_t len);
 
-/* Sets where lines go (NULL: back to stderr).  Set it before any thread that logs starts. */
+/* Sets where lines go (NULL: back to stderr).  Set it before any thread that logs starts: the binary does
+ * (src/main.c), library code never does. */
 void gyre_log_set_hook(gyre_log_hook_t hook, void *ctx);
+
+/* A hook that writes each line to stderr with one write(2), so lines of different threads never interleave. */
+void gyre_log_to_stderr(void *ctx, const char *line, size_t len);
 
 /* Formats, escapes, rate-limits and writes one line; a trailing '\n' in the format is optional. */
 void gyre_logf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -108,12 +108,11 @@ static int append_encoded(gyre_buf_t *out, const char *s, size_t len)
         return -E2BIG;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (is_unreserved(c)) {
-            gyre_buf_append(out, &s[i], 1);
-        } else {
-            char esc[3] = {'%', digits[c >> 4], digits[c & 15]};
-            gyre_buf_append(out, esc, 3);
-        }
+        char esc[3] = {'%', digits[c >> 4], digits[c & 15]};
+        /* The room is reserved above, so this cannot fail; checked all the same, as every append is. */
+        int r = is_unreserved(c) ? gyre_buf_append(out, &s[i], 1) : gyre_buf_append(out, esc, 3);
+        if (r != 0)
+            return r;
     }
     return 0;
 }

@@ -33,20 +33,37 @@ typedef struct parse_ctx {
 static void add_error(gyre_config_errors_t *errs, const char *source, int line, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/* "FILE:LINE: FIELD: ", the place every config error starts with. */
+static void error_place(gyre_buf_t *b, const char *source, int line, const char *field)
+{
+    if (line > 0)
+        gyre_buf_appendf(b, "%s:%d: ", source, line);
+    else
+        gyre_buf_appendf(b, "%s: ", source);
+    if (field != NULL && field[0] != '\0')
+        gyre_buf_appendf(b, "%s: ", field);
+}
+
 static void add_error(gyre_config_errors_t *errs, const char *source, int line, const char *field, const char *fmt, ...)
 {
     gyre_buf_t b;
     gyre_buf_init(&b, 4096);
-    if (line > 0)
-        gyre_buf_appendf(&b, "%s:%d: ", source, line);
-    else
-        gyre_buf_appendf(&b, "%s: ", source);
-    if (field != NULL && field[0] != '\0')
-        gyre_buf_appendf(&b, "%s: ", field);
+    error_place(&b, source, line, field);
     va_list ap;
     va_start(ap, fmt);
     gyre_buf_vappendf(&b, fmt, ap);
     va_end(ap);
+    if (gyre_buf_failed(&b) != 0) {
+        /* Past the bound (a long value quoted in the message): the place, and that the message was too long,
+         * rather than a message with a piece missing.  The place itself is cut first if it is that long. */
+        gyre_buf_t place;
+        gyre_buf_init(&place, 1024);
+        error_place(&place, source, line, field);
+        gyre_buf_reset(&b);
+        gyre_buf_appendf(&b, "%.1024s(the error message is longer than 4096 bytes)",
+                         gyre_buf_failed(&place) == 0 && place.base != NULL ? place.base : "");
+        gyre_buf_dispose(&place);
+    }
     errs->items = gyre_realloc(errs->items, sizeof(*errs->items) * (errs->count + 1));
     errs->items[errs->count++] = b.base != NULL ? b.base : gyre_strdup("");
 }
@@ -703,7 +720,8 @@ static int get_choice(parse_ctx_t *ctx, yaml_node_t *n, const char *field, const
         }
         gyre_buf_appendf(&known, "%s%s", i ? ", " : "", names[i]);
     }
-    ERR(ctx, n, field, "unknown value '%s' (supported: %s)", scalar(n), known.base);
+    ERR(ctx, n, field, "unknown value '%s' (supported: %s)", scalar(n),
+        gyre_buf_failed(&known) == 0 ? known.base : "too many to list");
     gyre_buf_dispose(&known);
     return -1;
 }
@@ -1424,7 +1442,13 @@ char *gyre_config_default_yaml(void)
         gyre_buf_appendf(&b, "  - {name: embed, targets: [{provider: %s, model: \"%s\"}]}\n", embed_p, embed_m);
     if (chat_p == NULL && embed_p == NULL)
         gyre_buf_appends(&b, "  []\n");
+    /* One check for every append above: a default that lost a piece is no default (a GYRE_MOCK_URL of 60 KiB). */
+    int failed = gyre_buf_failed(&b) != 0 || gyre_buf_failed(&fallbacks) != 0;
     gyre_buf_dispose(&fallbacks);
+    if (failed) {
+        gyre_buf_dispose(&b);
+        return NULL;
+    }
     return b.base;
 }
 
@@ -1437,6 +1461,10 @@ static void add_note(gyre_config_t *c, const char *note)
 gyre_config_t *gyre_config_default(gyre_config_errors_t *errs)
 {
     char *yaml = gyre_config_default_yaml();
+    if (yaml == NULL) {
+        add_error(errs, "<embedded default>", 0, NULL, "is longer than 64 KiB (is GYRE_MOCK_URL that long?)");
+        return NULL;
+    }
     gyre_config_t *c = gyre_config_parse("<embedded default>", yaml, strlen(yaml), errs);
     free(yaml);
     if (c == NULL)

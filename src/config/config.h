@@ -246,7 +246,7 @@ gyre_config_t *gyre_config_load(const char *path, gyre_config_errors_t *errs);
  * pointing at gyre-mock when GYRE_MOCK_URL is set.
  */
 gyre_config_t *gyre_config_default(gyre_config_errors_t *errs);
-/* The YAML text that gyre_config_default() parses (keys as env:NAME). */
+/* The YAML text that gyre_config_default() parses (keys as env:NAME); NULL if it would pass 64 KiB. */
 char *gyre_config_default_yaml(void);
 void gyre_config_free(gyre_config_t *c);
 void gyre_config_errors_dispose(gyre_config_errors_t *errs);

@@ -33,6 +33,11 @@
  * from is bounded already (the body limit), this only keeps the buffer's
  * promise of having a maximum. */
 #define ANTHROPIC_JOIN_BOUND ((size_t)1 << 30)
+/* A join past ANTHROPIC_JOIN_BOUND cannot happen (bodies are bounded far below it by max_body_bytes), so the joins
+ * below check their buffer once, where the text is used, and answer this if one ever did. */
+#define JOIN_TOO_LARGE(err)                                                                                            \
+    gyre_api_error_set((err), 400, "invalid_request_error", "request_too_large", NULL,                                \
+                       "the request's text is larger than gyre can translate")
 /* One translated event: the event it came from, escaped, plus its frame. */
 #define ANTHROPIC_OUT_EVENT_BOUND (2 * ANTHROPIC_EVENT_BOUND + 4096)
 
@@ -340,9 +345,9 @@ static cJSON *join_system(const cJSON *blocks)
             gyre_buf_append(&b, "\n", 1);
         gyre_buf_appends(&b, get_str(t, "text"));
     }
-    cJSON *s = cJSON_CreateString(b.base != NULL ? b.base : "");
+    cJSON *s = gyre_buf_failed(&b) == 0 ? cJSON_CreateString(b.base != NULL ? b.base : "") : NULL;
     gyre_buf_dispose(&b);
-    return s;
+    return s; /* NULL: the join did not fit */
 }
 
 /* An assistant message's tool_calls → tool_use blocks appended to `blocks`. */
@@ -513,8 +518,14 @@ static int convert_messages(const cJSON *messages, cJSON *out, gyre_api_error_t 
     }
     if (system->child != NULL) {
         if (plain_system) {
-            cJSON_AddItemToObject(out, "system", join_system(system));
+            cJSON *joined = join_system(system);
             cJSON_Delete(system);
+            if (joined == NULL) {
+                JOIN_TOO_LARGE(err);
+                cJSON_Delete(msgs);
+                return -1;
+            }
+            cJSON_AddItemToObject(out, "system", joined);
         } else {
             cJSON_AddItemToObject(out, "system", system);
         }
@@ -805,7 +816,10 @@ static int anthropic_chat_response(const gyre_chat_call_t *call, const char *bod
     usage_write(&b, &u);
     gyre_buf_appends(&b, "}");
 
-    int r = gyre_buf_append(out, b.base, b.len);
+    /* One check for every append above: an answer with a piece missing is never relayed as a whole one. */
+    int r = gyre_buf_failed(&text) != 0 || gyre_buf_failed(&calls) != 0 || gyre_buf_failed(&b) != 0
+                ? -E2BIG
+                : gyre_buf_append(out, b.base, b.len);
     if (r != 0)
         gyre_api_error_set(err, 502, "upstream_error", "bad_upstream_response", NULL,
                            "the Anthropic provider's answer is larger than gyre's limit");
@@ -821,9 +835,9 @@ static void anthropic_error_message(const char *body, size_t len, gyre_buf_t *ou
     cJSON *e = parse_whole(body, len);
     const char *message = get_str(get(e, "error"), "message");
     if (message != NULL)
-        gyre_buf_appends(out, message);
+        gyre_buf_append_upto(out, message, strlen(message)); /* cut to what out holds */
     else
-        gyre_buf_append(out, body, len);
+        gyre_buf_append_upto(out, body, len);
     cJSON_Delete(e);
 }
 
@@ -1315,9 +1329,9 @@ static char *joined_text(const cJSON *content, const char *sep)
         gyre_buf_appends(&b, text);
         first = 0;
     }
-    char *s = gyre_strdup(b.base != NULL ? b.base : "");
+    char *s = gyre_buf_failed(&b) == 0 ? gyre_strdup(b.base != NULL ? b.base : "") : NULL;
     gyre_buf_dispose(&b);
-    return s;
+    return s; /* NULL: the join did not fit */
 }
 
 /* An image block → an image_url part. */
@@ -1335,6 +1349,11 @@ static cJSON *image_part(const cJSON *block, const char *where, gyre_api_error_t
         char param[128];
         snprintf(param, sizeof(param), "%s.source", where);
         BAD(err, param, "%s: must be a base64 or url image source", param);
+        gyre_buf_dispose(&url);
+        return NULL;
+    }
+    if (gyre_buf_failed(&url) != 0) {
+        JOIN_TOO_LARGE(err);
         gyre_buf_dispose(&url);
         return NULL;
     }
@@ -1368,6 +1387,12 @@ static int user_to_openai(const cJSON *content, size_t i, cJSON *msgs, gyre_api_
             cJSON_AddStringToObject(m, "role", "tool");
             cJSON_AddStringToObject(m, "tool_call_id", get_str(b, "tool_use_id"));
             char *text = joined_text(get(b, "content"), "\n");
+            if (text == NULL) {
+                JOIN_TOO_LARGE(err);
+                cJSON_Delete(m);
+                cJSON_Delete(parts);
+                return -1;
+            }
             cJSON_AddStringToObject(m, "content", text);
             free(text);
             cJSON_AddItemToArray(msgs, m);
@@ -1451,6 +1476,13 @@ static int assistant_to_openai(const cJSON *content, size_t i, cJSON *msgs, gyre
             return -1;
         }
     }
+    if (gyre_buf_failed(&text) != 0) {
+        JOIN_TOO_LARGE(err);
+        gyre_buf_dispose(&text);
+        cJSON_Delete(calls);
+        cJSON_Delete(m);
+        return -1;
+    }
     if (has_text)
         cJSON_AddStringToObject(m, "content", text.base != NULL ? text.base : "");
     else
@@ -1530,6 +1562,10 @@ cJSON *gyre_anthropic_request_to_openai(const cJSON *req, gyre_api_error_t *err)
     const cJSON *system = get(req, "system");
     if (cJSON_IsString(system) || cJSON_IsArray(system)) {
         char *text = joined_text(system, "\n");
+        if (text == NULL) {
+            JOIN_TOO_LARGE(err);
+            goto fail;
+        }
         cJSON *m = cJSON_CreateObject();
         cJSON_AddStringToObject(m, "role", "system");
         cJSON_AddStringToObject(m, "content", text);
@@ -1611,7 +1647,7 @@ int gyre_anthropic_response_from_openai(const char *openai, size_t len, gyre_buf
     gyre_buf_t id;
     gyre_buf_init(&id, ANTHROPIC_JOIN_BOUND);
     message_id(&id, get_str(c, "id"));
-    cJSON_AddStringToObject(m, "id", id.base);
+    cJSON_AddStringToObject(m, "id", gyre_buf_failed(&id) == 0 ? id.base : "msg_"); /* an id cannot pass 1 GiB */
     gyre_buf_dispose(&id);
     cJSON_AddStringToObject(m, "type", "message");
     cJSON_AddStringToObject(m, "role", "assistant");

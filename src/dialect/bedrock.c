@@ -655,9 +655,9 @@ static void bedrock_error_message(const char *body, size_t len, gyre_buf_t *out)
     if (!cJSON_IsString(m))
         m = get(j, "Message");
     if (cJSON_IsString(m))
-        gyre_buf_appends(out, m->valuestring);
+        gyre_buf_append_upto(out, m->valuestring, strlen(m->valuestring)); /* cut to what out holds */
     else
-        gyre_buf_append(out, body, len);
+        gyre_buf_append_upto(out, body, len);
     cJSON_Delete(j);
 }
 

@@ -62,7 +62,11 @@ static int openai_body(const gyre_chat_call_t *call, gyre_buf_t *body, gyre_api_
 
 static int openai_chat_request(const gyre_chat_call_t *call, gyre_buf_t *path, gyre_buf_t *body, gyre_api_error_t *err)
 {
-    gyre_buf_appends(path, "/chat/completions");
+    if (gyre_buf_appends(path, "/chat/completions") != 0) {
+        gyre_api_error_set(err, 400, "invalid_request_error", "request_too_large", NULL,
+                           "the request path is too long for provider '%s'", call->provider->name);
+        return -1;
+    }
     return openai_body(call, body, err);
 }
 
@@ -70,9 +74,7 @@ static int openai_auth(const gyre_chat_call_t *call, const char *key, const char
                        const char *body, size_t body_len, long long now, gyre_buf_t *headers)
 {
     (void)call, (void)host, (void)path, (void)body, (void)body_len, (void)now;
-    if (key != NULL)
-        gyre_buf_appendf(headers, "authorization: Bearer %s\r\n", key);
-    return 0;
+    return key != NULL ? gyre_buf_appendf(headers, "authorization: Bearer %s\r\n", key) : 0;
 }
 
 /* Only the error side is ever asked of an OpenAI-speaking dialect: the message, for a client of another dialect. */
@@ -80,10 +82,11 @@ static void openai_error_message(const char *body, size_t len, gyre_buf_t *out)
 {
     cJSON *j = cJSON_ParseWithLength(body, len);
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "error"), "message");
+    /* Cut to what `out` holds: a long message is still its beginning, not nothing. */
     if (cJSON_IsString(m))
-        gyre_buf_appends(out, m->valuestring);
+        gyre_buf_append_upto(out, m->valuestring, strlen(m->valuestring));
     else
-        gyre_buf_append(out, body, len);
+        gyre_buf_append_upto(out, body, len);
     cJSON_Delete(j);
 }
 
@@ -114,9 +117,7 @@ static int azure_auth(const gyre_chat_call_t *call, const char *key, const char 
                       const char *body, size_t body_len, long long now, gyre_buf_t *headers)
 {
     (void)call, (void)host, (void)path, (void)body, (void)body_len, (void)now;
-    if (key != NULL)
-        gyre_buf_appendf(headers, "api-key: %s\r\n", key);
-    return 0;
+    return key != NULL ? gyre_buf_appendf(headers, "api-key: %s\r\n", key) : 0;
 }
 
 const gyre_dialect_t gyre_dialect_openai = {

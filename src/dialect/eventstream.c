@@ -3,8 +3,8 @@
 
 #include <errno.h>
 #include <string.h>
+#include <zlib.h>
 
-#include "common/crc32.h"
 
 static uint32_t get32(const uint8_t *p)
 {
@@ -22,7 +22,7 @@ static void put32(uint8_t *p, uint32_t v)
 /* Checks a prelude's CRC and lengths; sets *total.  max_message 0 means no bound beyond the format's. */
 static int check_prelude(const uint8_t *p, size_t max_message, size_t *total)
 {
-    if (gyre_crc32(0, p, 8) != get32(p + 8))
+    if ((uint32_t)crc32(0, p, 8) != get32(p + 8))
         return -EBADMSG;
     uint32_t t = get32(p), h = get32(p + 4);
     if (t < GYRE_EVENTSTREAM_MIN || h > t - GYRE_EVENTSTREAM_MIN)
@@ -117,7 +117,7 @@ int gyre_eventstream_decode(const void *bytes, size_t len, gyre_eventstream_msg_
         return r;
     if (total != len)
         return -EBADMSG;
-    if (gyre_crc32(0, p, total - 4) != get32(p + total - 4))
+    if ((uint32_t)crc32(0, p, (uInt)(total - 4)) != get32(p + total - 4))
         return -EBADMSG;
     size_t hlen = get32(p + 4);
     out->headers = p + GYRE_EVENTSTREAM_PRELUDE;
@@ -218,11 +218,11 @@ int gyre_eventstream_encode_raw(const void *headers, size_t headers_len, const v
     uint8_t prelude[GYRE_EVENTSTREAM_PRELUDE], crc[4];
     put32(prelude, (uint32_t)total);
     put32(prelude + 4, (uint32_t)headers_len);
-    put32(prelude + 8, gyre_crc32(0, prelude, 8));
+    put32(prelude + 8, (uint32_t)crc32(0, prelude, 8));
     if (gyre_buf_append(out, prelude, sizeof(prelude)) != 0 || gyre_buf_append(out, headers, headers_len) != 0 ||
         gyre_buf_append(out, payload, payload_len) != 0)
         goto full;
-    put32(crc, gyre_crc32(0, out->base + start, total - 4));
+    put32(crc, (uint32_t)crc32(0, (const Bytef *)out->base + start, (uInt)(total - 4)));
     if (gyre_buf_append(out, crc, sizeof(crc)) != 0)
         goto full;
     return 0;

@@ -931,9 +931,9 @@ static void gemini_error_message(const char *body, size_t len, gyre_buf_t *out)
     const cJSON *top = cJSON_IsArray(answer) ? answer->child : answer;
     const cJSON *message = get(get(top, "error"), "message");
     if (cJSON_IsObject(top) && cJSON_IsString(message))
-        gyre_buf_appends(out, message->valuestring);
+        gyre_buf_append_upto(out, message->valuestring, strlen(message->valuestring)); /* cut to what out holds */
     else
-        gyre_buf_append(out, body, len);
+        gyre_buf_append_upto(out, body, len);
     cJSON_Delete(answer);
 }
 

@@ -358,7 +358,7 @@ static void attempt_events(jw_t *w, const gyre_trace_t *t)
 
 int gyre_otlp_encode_span(gyre_buf_t *out, const gyre_trace_t *t, const gyre_config_t *config)
 {
-    size_t mark = out->len;
+    gyre_buf_mark_t mark = gyre_buf_mark(out);
     jw_t w = {out, 0, 1};
     const char *op = operation_name(t);
     ids(&w, t);
@@ -447,9 +447,7 @@ int gyre_otlp_encode_span(gyre_buf_t *out, const gyre_trace_t *t, const gyre_con
         lit(&w, ",\"status\":{}}");
     }
     if (w.rc != 0) {
-        out->len = mark;
-        if (out->base != NULL)
-            out->base[mark] = '\0';
+        gyre_buf_rollback(out, mark); /* the span goes whole or not at all, and `out` is as it was */
         return -E2BIG;
     }
     return 0;
@@ -458,7 +456,7 @@ int gyre_otlp_encode_span(gyre_buf_t *out, const gyre_trace_t *t, const gyre_con
 int gyre_otlp_encode_request(gyre_buf_t *out, const gyre_trace_t *const *t, size_t n, const char *service_name,
                              const gyre_config_t *config, size_t *nencoded)
 {
-    size_t mark = out->len;
+    gyre_buf_mark_t mark = gyre_buf_mark(out);
     jw_t w = {out, 0, 1};
     *nencoded = 0;
     lit(&w, "{\"resourceSpans\":[{\"resource\":{\"attributes\":[");
@@ -470,11 +468,10 @@ int gyre_otlp_encode_request(gyre_buf_t *out, const gyre_trace_t *const *t, size
     if (w.rc == 0 && out->max >= sizeof(tail))
         out->max -= sizeof(tail) - 1;
     for (size_t i = 0; i < n && w.rc == 0; i++) {
-        if (i != 0 && gyre_buf_appends(out, ",") != 0)
-            break;
-        if (gyre_otlp_encode_span(out, t[i], config) != 0) {
-            if (i != 0)
-                out->base[--out->len] = '\0'; /* the comma */
+        /* A span that does not fit ends the batch: it and its comma go, and so does the error they met. */
+        gyre_buf_mark_t before = gyre_buf_mark(out);
+        if ((i != 0 && gyre_buf_appends(out, ",") != 0) || gyre_otlp_encode_span(out, t[i], config) != 0) {
+            gyre_buf_rollback(out, before);
             break;
         }
         (*nencoded)++;
@@ -482,9 +479,7 @@ int gyre_otlp_encode_request(gyre_buf_t *out, const gyre_trace_t *const *t, size
     out->max = saved_max;
     lit(&w, tail);
     if (w.rc != 0 || (*nencoded == 0 && n != 0)) {
-        out->len = mark;
-        if (out->base != NULL)
-            out->base[mark] = '\0';
+        gyre_buf_rollback(out, mark);
         *nencoded = 0;
         return -E2BIG;
     }

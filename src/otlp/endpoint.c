@@ -97,12 +97,19 @@ static void pb_string(gyre_buf_t *b, unsigned field, const char *s, size_t n)
  * trace: the endpoint answers through h2o itself. */
 static void send_body(h2o_req_t *req, int status, int protobuf, gyre_buf_t *b)
 {
+    if (gyre_buf_failed(b) != 0) {
+        /* One check for every append that built the answer (pb_varint, pb_string and the JSON): bounded messages
+         * make it unreachable, and an answer with a piece missing is never sent. */
+        status = 500;
+        gyre_buf_reset(b);
+    }
     req->res.status = status;
     req->res.reason = status == 200   ? "OK"
                       : status == 400 ? "Bad Request"
                       : status == 405 ? "Method Not Allowed"
                       : status == 413 ? "Payload Too Large"
                       : status == 415 ? "Unsupported Media Type"
+                      : status == 500 ? "Internal Server Error"
                                       : "Service Unavailable";
     if (protobuf)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
@@ -204,6 +211,7 @@ int gyre_otlp_endpoint_handle(const gyre_otlp_endpoint_t *ep, h2o_req_t *req)
         return 0;
     }
     size_t rejected = res.rejected + ctx.dropped;
+    int lost = 0; /* a piece of the answer did not fit its buffer (unreachable: the messages are bounded) */
     gyre_buf_t b;
     gyre_buf_init(&b, 4096);
     if (rejected != 0) {
@@ -218,6 +226,7 @@ int gyre_otlp_endpoint_handle(const gyre_otlp_endpoint_t *ep, h2o_req_t *req)
             pb_varint(&ps, 1 << 3 | 0);
             pb_varint(&ps, rejected);
             pb_string(&ps, 2, msg, strlen(msg));
+            lost = gyre_buf_failed(&ps) != 0;
             pb_string(&b, 1, ps.base, ps.len);
             gyre_buf_dispose(&ps);
         } else {
@@ -228,7 +237,7 @@ int gyre_otlp_endpoint_handle(const gyre_otlp_endpoint_t *ep, h2o_req_t *req)
     } else if (!protobuf) {
         gyre_buf_appends(&b, "{}");
     }
-    send_body(req, 200, protobuf, &b);
+    send_body(req, lost ? 500 : 200, protobuf, &b);
     gyre_buf_dispose(&b);
     return 0;
 }

@@ -286,12 +286,14 @@ int gyre_httpc_post(const gyre_httpc_url_t *u, SSL_CTX *ssl, const gyre_httpc_he
     gyre_buf_appendf(&req, "\r\nUser-Agent: gyre\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n",
                      content_type, len);
     for (size_t i = 0; i < nheaders; i++)
-        if (gyre_buf_appendf(&req, "%s: %s\r\n", headers[i].name, headers[i].value) != 0) {
-            snprintf(err, errlen, "the configured headers are larger than 1 MiB");
-            rc = -E2BIG;
-            goto out;
-        }
+        gyre_buf_appendf(&req, "%s: %s\r\n", headers[i].name, headers[i].value);
     gyre_buf_appends(&req, "\r\n");
+    /* One check for the whole head: nothing is sent unless all of it is there. */
+    if (gyre_buf_failed(&req) != 0) {
+        snprintf(err, errlen, "the request head (the configured headers) is larger than 1 MiB");
+        rc = -E2BIG;
+        goto out;
+    }
     if ((rc = conn_write(&c, req.base, req.len)) != 0 || (rc = conn_write(&c, body, len)) != 0) {
         snprintf(err, errlen, "sending to %s:%u: %s", u->host, u->port, strerror(-rc));
         goto out;

@@ -455,16 +455,13 @@ int gyre_cache_key(const cJSON *req, const char *route, gyre_buf_t *key)
 {
     if (!cJSON_IsObject(req))
         return -EINVAL;
-    size_t start = key->len;
+    gyre_buf_mark_t start = gyre_buf_mark(key);
     if (route == NULL)
         route = "";
     int r = gyre_buf_append_json_bytes(key, route, strlen(route));
     if (r == 0)
         r = canon(key, req, 0);
-    if (r != 0) {
-        key->len = start;
-        if (key->base != NULL)
-            key->base[start] = '\0';
-    }
+    if (r != 0)
+        gyre_buf_rollback(key, start); /* no key at all rather than part of one; the caller has r */
     return r;
 }

@@ -484,6 +484,14 @@ size_t gyre_keys_scrub(const gyre_provider_conf_t *conf, gyre_buf_t *b)
     if (count == 0)
         return 0;
     gyre_buf_append(&out, b->base + from, b->len - from);
+    if (gyre_buf_failed(&out) != 0) {
+        /* Cannot happen (the bound above holds the result); if it did, a text that lost a piece could still hold
+         * a key, so the whole text goes and the marker stands for it. */
+        gyre_buf_dispose(&out);
+        gyre_buf_reset(b);
+        gyre_buf_append_upto(b, GYRE_KEYS_SCRUB_MARKER, marker);
+        return count;
+    }
     if (out.max < b->max)
         out.max = b->max;
     gyre_buf_dispose(b);

@@ -1,7 +1,6 @@
 /* The append-only trace spool (see spool.h for the format and the recovery rules). */
 #include "trace/spool.h"
 
-#include "common/crc32.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +10,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "common/alloc.h"
 #include "common/log.h"
@@ -161,8 +161,8 @@ int gyre_spool_encode(const gyre_trace_t *t, gyre_buf_t *out)
     }
     uint8_t *rec = (uint8_t *)out->base + start;
     le32(rec, (uint32_t)plen);
-    uint32_t crc = gyre_crc32(0, rec, 4);
-    le32(rec + 4, gyre_crc32(crc, rec + GYRE_SPOOL_RECORD_HEADER_SIZE, plen));
+    uint32_t crc = (uint32_t)crc32(0, rec, 4);
+    le32(rec + 4, (uint32_t)crc32(crc, rec + GYRE_SPOOL_RECORD_HEADER_SIZE, (uInt)plen));
     return 0;
 }
 
@@ -363,7 +363,7 @@ static int read_record(gyre_spool_t *s, uint64_t off, uint64_t limit, const uint
         return rc;
     if (got < len)
         return 1;
-    if (gyre_crc32(gyre_crc32(0, hdr, 4), s->rec.base, len) != crc)
+    if ((uint32_t)crc32(crc32(0, hdr, 4), (const Bytef *)s->rec.base, (uInt)len) != crc)
         return 1;
     *payload = (const uint8_t *)s->rec.base;
     *plen = len;

@@ -1,8 +1,9 @@
 // scripts/check-layers.sh, run on copies of the fixture tree tests/layers/tree
 // (a src/ and a docs/architecture.md): a tree whose includes go down passes;
 // an include that goes up or across the layers, a folder without a row, a
-// long file that docs/architecture.md does not name and a listed exception
-// that is gone each fail with exit 1, naming file:line and the rule.
+// long file that docs/architecture.md does not name, a listed exception
+// that is gone and library code that prints each fail with exit 1, naming
+// file:line and the rule.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -109,6 +110,24 @@ test('an upward include listed under Exceptions is reported and passes; once it 
   assert.deepEqual(r.lines, [
     'docs/architecture.md: the exception \'src/config/config.h includes server/server.h\' is no longer in the code: remove it from "### Exceptions"',
     'check-layers: 1 problem(s) in 6 files',
+  ]);
+});
+
+test('library code that prints fails; the command line may print, and comments and format attributes are not calls', () => {
+  const dir = tree();
+  fs.writeFileSync(path.join(dir, 'src/otlp/export.c'), [
+    '/* Errors go to stderr through the hook, never fprintf(stderr, ...). */',
+    'void gyre_otlp_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));',
+    'static void warn(void) { fprintf(stderr, "lost\\n"); }',
+    '',
+  ].join('\n'));
+  fs.mkdirSync(path.join(dir, 'src/cli'));
+  fs.writeFileSync(path.join(dir, 'src/cli/traces.c'), 'static void show(void) { printf("a table\\n"); }\n');
+  const r = check(dir);
+  assert.equal(r.status, 1);
+  assert.deepEqual(r.lines, [
+    'src/otlp/export.c:3: library code prints (fprintf); log through gyre_logf (src/common/log.h) instead',
+    'check-layers: 1 problem(s) in 8 files',
   ]);
 });
 

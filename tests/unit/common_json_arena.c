@@ -1,4 +1,9 @@
+#include <cjson/cJSON.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "common/json.h"
 #include "dialect/openai.h"
@@ -42,4 +47,73 @@ TEST(json_arena_falls_back_to_malloc_past_its_block)
     gyre_openai_request_dispose(&r);
     gyre_json_arena_end();
     gyre_buf_dispose(&b);
+}
+
+/* GCC says it builds with ASan by __SANITIZE_ADDRESS__; clang (before 16) only through __has_feature. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_ASAN 1
+#endif
+#endif
+
+/* Parses {"model":"gpt-4o"} inside a scope and returns the string value's bytes after the scope ended, as code
+ * that kept the pointer would read them.  In a child: under ASan the read is reported and the child dies. */
+static int read_after_scope(void)
+{
+    gyre_json_init();
+    gyre_json_arena_begin();
+    cJSON *j = cJSON_Parse("{\"model\":\"gpt-4o\"}");
+    const char *kept = cJSON_GetObjectItemCaseSensitive(j, "model")->valuestring;
+    cJSON_Delete(j);
+    gyre_json_arena_end();
+    return (unsigned char)kept[0]; /* the use after the scope */
+}
+
+TEST(json_arena_use_after_the_scope_is_caught)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* ASan's report of the read is the expected outcome: it goes nowhere, the exit status says it. */
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0)
+            dup2(null, 2);
+        int c = read_after_scope();
+        _exit(c == 'g' ? 0 : c == 0xDB ? 3 : 4);
+    }
+    int status = 0;
+    CHECK_INT((int)waitpid(pid, &status, 0), (int)pid);
+    /* Never the stale "g" of the parsed value: ASan reports the read (the child dies), else it reads 0xDB. */
+#ifdef TEST_ASAN
+    CHECK(!(WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    CHECK(!(WIFEXITED(status) && WEXITSTATUS(status) == 3));
+#else
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 3);
+#endif
+}
+
+TEST(json_arena_scopes_nest_and_only_the_outermost_end_resets_it)
+{
+    gyre_json_init();
+    uint64_t g = gyre_json_arena_generation();
+    CHECK_INT(gyre_json_arena_active(), 0);
+    gyre_json_arena_begin();
+    cJSON *outer = cJSON_Parse("{\"route\":\"chat\"}");
+    CHECK_INT(gyre_json_arena_enter(), 0); /* a scope is open: enter uses it */
+    gyre_json_arena_begin();                /* as does a nested begin */
+    cJSON *inner = cJSON_Parse("[1,2,3]");
+    cJSON_Delete(inner);
+    gyre_json_arena_end();
+    CHECK_INT(gyre_json_arena_active(), 1);
+    CHECK((uint64_t)gyre_json_arena_generation() == g);
+    /* The outer scope's value is intact after the inner scope ended. */
+    CHECK_STR(cJSON_GetObjectItemCaseSensitive(outer, "route")->valuestring, "chat");
+    cJSON_Delete(outer);
+    gyre_json_arena_end();
+    CHECK_INT(gyre_json_arena_active(), 0);
+    CHECK((uint64_t)gyre_json_arena_generation() == g + 1);
+    gyre_json_arena_end(); /* an end without a scope changes nothing */
+    CHECK((uint64_t)gyre_json_arena_generation() == g + 1);
 }

@@ -9,7 +9,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "common/crc32.h"
+#include <zlib.h>
 #include "test.h"
 
 /* :event-type messageStop, :message-type event, payload {"stopReason":"end_turn"}. */
@@ -79,13 +79,6 @@ static void three_messages(gyre_buf_t *out)
     "event|messageStart|-|application/json|{\"role\":\"assistant\"}\n"                                                 \
     "-|-|-|-|\n"                                                                                                       \
     "exception|-|throttlingException|-|{\"message\":\"slow down\"}\n"
-
-TEST(eventstream_crc32_is_zlibs)
-{
-    CHECK_INT(gyre_crc32(0, "123456789", 9), 0xcbf43926u);
-    CHECK_INT(gyre_crc32(gyre_crc32(0, "1234", 4), "56789", 5), 0xcbf43926u);
-    CHECK_INT(gyre_crc32(0, "", 0), 0);
-}
 
 TEST(eventstream_encode_writes_the_bytes_aws_parsers_read)
 {
@@ -263,7 +256,7 @@ TEST(eventstream_feed_refuses_lengths_that_do_not_add_up)
 {
     /* Total 16 with a header section of 1 byte: there is no room for it. */
     unsigned char p[12] = {0, 0, 0, 16, 0, 0, 0, 1};
-    uint32_t crc = gyre_crc32(0, p, 8);
+    uint32_t crc = (uint32_t)crc32(0, p, 8);
     p[8] = (unsigned char)(crc >> 24), p[9] = (unsigned char)(crc >> 16), p[10] = (unsigned char)(crc >> 8),
     p[11] = (unsigned char)crc;
     seen_t s;
