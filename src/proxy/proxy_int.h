@@ -48,9 +48,9 @@
 #include "proxy/http1.h"
 #include "proxy/http1client.h"
 #include "proxy/proxy.h"
+#include "proxy/respond.h"
 #include "proxy/upstream.h"
 #include "route/keys.h"
-#include "proxy/respond.h"
 #include "trace/record.h"
 
 /* Body bytes buffered for a slow client before gyre stops reading from the

@@ -12,8 +12,8 @@
 
 #include "common/log.h"
 #include "metrics/metrics.h"
-#include "server/head.h"
 #include "proxy/respond.h"
+#include "server/head.h"
 #include "server/server.h"
 
 _Static_assert(GYRE_PAUSE_REASONS == GYRE_METRICS_ACCEPT_PAUSE_REASONS, "the reasons /metrics names");
