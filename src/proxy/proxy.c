@@ -225,6 +225,7 @@ void gyre_proxy_start(gyre_worker_t *w, h2o_req_t *req, gyre_call_t *call)
     if (call->body.len != 0 && call->capture)
         call->body = h2o_strdup(&req->pool, call->body.base, call->body.len);
     self->key_index = -1;
+    gyre_route_walk_init(&self->walk, call->route, call->cands, call->ncands, w->keypools, 0);
     self->io_entry.cb = gyre_proxy_on_io_timeout;
     self->created = (long long)time(NULL);
     /* The id of answers gyre builds itself (translated ones): "chatcmpl-gyre-" and 16 hex digits. */

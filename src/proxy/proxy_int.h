@@ -49,6 +49,7 @@
 #include "proxy/sse.h"
 #include "proxy/upstream.h"
 #include "route/keys.h"
+#include "route/next.h"
 #include "server/respond.h"
 #include "trace/record.h"
 
@@ -83,9 +84,8 @@ typedef struct gyre_proxy {
     gyre_call_t *call;
     char chat_id[48]; /* "chatcmpl-..." for answers gyre translates */
     long long created;
-    /* The walk down the plan. */
-    size_t cur;            /* the candidate being tried */
-    unsigned tries_on_cur; /* attempts made on it */
+    /* The walk down the plan: where it stands, as route/next.c decides it. */
+    gyre_route_walk_t walk;
     unsigned attempts;     /* requests written to providers, all targets together */
     int started_any;       /* an attempt was made */
     gyre_timer_t deadline_timer, backoff_timer, attempt_timer, first_byte_timer;
@@ -97,7 +97,6 @@ typedef struct gyre_proxy {
     gyre_timer_t client_timer;
     int answered;        /* gyre gave h2o its final answer (an error, or a whole body) */
     size_t head_scanned; /* bytes of the response head already searched for a line end */
-    int deadline_passed;
     /* The last failure, answered when nothing is left to try. */
     fail_class_t last_fail;
     gyre_api_error_t last_err;
@@ -113,8 +112,6 @@ typedef struct gyre_proxy {
     gyre_upstream_t *up;
     gyre_keypool_t *kp;
     int key_index;          /* -1: none taken */
-    int last_key;           /* the key of the latest attempt... */
-    size_t last_key_cur;    /* ...and its place in the plan */
     int relay_saw_event;    /* RELAY: a stream event (not just a comment) has come */
     int attempt_live;       /* counted in the target's in-flight figure */
     int passthrough;        /* the provider speaks the client's dialect and the body went as the client wrote it */
