@@ -95,6 +95,10 @@ typedef struct gyre_proxy {
     /* The client's socket, watched for its close while the answer is pending (HTTP/1 only; NULL otherwise). */
     h2o_socket_t *client_watch;
     gyre_timer_t client_timer;
+    /* The client's own socket (HTTP/1), left polled for reads while the call is in flight (see hold_client in
+     * proxy.c), and this proxy's place in the worker's list of such sockets; NULL when not held. */
+    h2o_socket_t *held;
+    h2o_linklist_t held_link;
     int answered;        /* gyre gave h2o its final answer (an error, or a whole body) */
     size_t head_scanned; /* bytes of the response head already searched for a line end */
     /* The last failure, answered when nothing is left to try. */
