@@ -8,8 +8,6 @@
 
 #include "test.h"
 
-#define LIT(s) s, sizeof(s) - 1
-
 static gyre_config_t *config(void)
 {
     static const char yaml[] = "providers:\n"
