@@ -316,7 +316,6 @@ void gyre_proxy_start(gyre_worker_t *w, h2o_req_t *req, gyre_call_t *call)
     if (call->body.len != 0 && call->capture)
         call->body = h2o_strdup(&req->pool, call->body.base, call->body.len);
     self->key_index = -1;
-    gyre_route_walk_init(&self->walk, call->route, call->cands, call->ncands, w->keypools, 0);
     self->io_entry.cb = gyre_proxy_on_io_timeout;
     self->created = (long long)time(NULL);
     /* The id of answers gyre builds itself (translated ones): "chatcmpl-gyre-" and 16 hex digits. */
@@ -340,5 +339,8 @@ void gyre_proxy_start(gyre_worker_t *w, h2o_req_t *req, gyre_call_t *call)
         gyre_timer_start(&w->timers, &self->deadline_timer, call->route->deadline_ms, gyre_proxy_on_deadline);
     hold_client(self);
     gyre_timer_start(&w->timers, &self->client_timer, CLIENT_WATCH_AFTER_MS, on_watch_start);
+    /* The walk reads the plan as it stands now: whatever trims it (targets that cannot serve the call) goes
+     * before this line. */
+    gyre_route_walk_init(&self->walk, call->route, call->cands, call->ncands, w->keypools, 0);
     gyre_proxy_start_attempt(self);
 }
