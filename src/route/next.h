@@ -117,8 +117,9 @@ void gyre_route_walk_init(gyre_route_walk_t *w, const gyre_route_conf_t *route, 
  * Moving on: never after the deadline passed.  The same candidate is tried
  * again while it has had no more than `retries` extra tries, after a backoff
  * (uniform in [0, min(backoff_max_ms, backoff_ms * 2^(tries-1))]): at once
- * after a 429 or 529 when another of its keys is usable (the rate limit was
- * the key's), and when none is, after the first key is back, but only if no
+ * after a 429 or 529 before any byte was sent when another of its keys is
+ * usable (the rate limit was the key's), and when none is, after the first
+ * key is back, but only if no
  * later candidate is usable now.  A wait longer than what is left of the
  * deadline (without one: backoff_max_ms) is not waited.  Else the next
  * candidate with a usable key, at once; none: give up.
