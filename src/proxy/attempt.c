@@ -1,15 +1,14 @@
 /*
  * Attempts down the plan: a usable key, the request, a pooled or new
  * connection, the attempt's timers; how an attempt fails (before or after
- * the client saw bytes), whether the route falls back on that failure, and
- * which attempt comes next (a retry after a backoff, or the next target).
+ * the client saw bytes), told to route/ as an outcome.  Whether the route
+ * falls back on it and which attempt comes next (a retry after a backoff,
+ * the next target, a resume, or the final answer) is route/next.c's
+ * decision (gyre_route_next); this file carries the step out.
  */
 #include <stdio.h>
 
 #include "proxy/proxy_int.h"
-
-/* A 429 without Retry-After keeps its key out of rotation this long. */
-#define DEFAULT_COOLDOWN_MS 1000
 
 static void stop_attempt_timers(gyre_proxy_t *self)
 {
@@ -48,47 +47,46 @@ void gyre_proxy_end_attempt(gyre_proxy_t *self)
     self->chat.model = NULL;
 }
 
-/* Records how the provider's key did, once per attempt. */
-void gyre_proxy_record_outcome(gyre_proxy_t *self, int ok, int rate_limited)
+/* The attempt's outcome, told to its key once (route/next.c keeps the failure accounting). */
+static void account(gyre_proxy_t *self, const gyre_route_outcome_t *o)
 {
     if (self->key_index < 0)
         return;
-    uint64_t now = gyre_proxy_now_ms(self);
-    if (rate_limited)
-        gyre_keypool_cooldown(self->kp, self->key_index,
-                              now + (self->retry_after_ms ? self->retry_after_ms : DEFAULT_COOLDOWN_MS), now);
-    else
-        gyre_keypool_record(self->kp, self->key_index, ok, now);
+    gyre_route_record(self->kp, self->key_index, o, gyre_proxy_now_ms(self));
     self->key_index = -1; /* recorded: nothing to release */
 }
 
-static int route_falls_back_on(const gyre_route_conf_t *r, fail_class_t fc, int status)
+/* Records how the provider's key did, once per attempt: a success, a 429 (rate_limited), or a failure. */
+void gyre_proxy_record_outcome(gyre_proxy_t *self, int ok, int rate_limited)
 {
-    if (r == NULL)
-        return 0;
-    switch (fc) {
-    case FAIL_CONNECT:
-    case FAIL_CUT: return (r->fallback_on & GYRE_FALLBACK_CONNECT) != 0;
-    case FAIL_TIMEOUT: return (r->fallback_on & GYRE_FALLBACK_TIMEOUT) != 0;
-    case FAIL_STATUS:
-        for (size_t i = 0; i < r->nfallback_statuses; i++)
-            if (r->fallback_statuses[i] == status)
-                return 1;
-        return 0;
-    }
-    return 0;
+    gyre_route_outcome_t o = {.kind = ok             ? GYRE_OUTCOME_OK
+                                      : rate_limited ? GYRE_OUTCOME_STATUS
+                                                     : GYRE_OUTCOME_CUT,
+                              .status = rate_limited ? 429 : 0,
+                              .retry_after_ms = self->retry_after_ms};
+    account(self, &o);
 }
 
-/* Full jitter: a uniform wait in [0, min(max, base * 2^n)]. */
-static uint64_t backoff_ms(gyre_proxy_t *self, unsigned n)
+/* A failure as the route's policy reads it. */
+static gyre_route_outcome_kind_t outcome_kind(fail_class_t fc)
 {
-    const gyre_route_conf_t *r = self->call->route;
-    uint64_t ceiling = r->backoff_ms;
-    for (unsigned i = 0; i < n && ceiling < r->backoff_max_ms; i++)
-        ceiling *= 2;
-    if (ceiling > r->backoff_max_ms)
-        ceiling = r->backoff_max_ms;
-    return ceiling == 0 ? 0 : gyre_rand_next(&self->worker->rng) % (ceiling + 1);
+    switch (fc) {
+    case FAIL_CONNECT: return GYRE_OUTCOME_CONNECT;
+    case FAIL_TIMEOUT: return GYRE_OUTCOME_TIMEOUT;
+    case FAIL_STATUS: return GYRE_OUTCOME_STATUS;
+    case FAIL_CUT: break;
+    }
+    return GYRE_OUTCOME_CUT;
+}
+
+/* The next step after outcome `o`, as route/ decides it, with the walk moved on to it. */
+static gyre_route_step_t next_step(gyre_proxy_t *self, const gyre_route_outcome_t *o)
+{
+    /* The deadline as it stands: its timer is stopped once the answer is over, and has fired when it passed. */
+    self->walk.deadline_at_ms = gyre_timer_is_active(&self->deadline_timer) ? self->deadline_timer.at_ms : 0;
+    gyre_route_step_t step = gyre_route_next(&self->walk, o, gyre_proxy_now_ms(self), &self->worker->rng);
+    gyre_route_walk_apply(&self->walk, &step);
+    return step;
 }
 
 /* The answer for a call that ran out of targets: the last provider's error
@@ -141,57 +139,6 @@ static void respond_final_failure(gyre_proxy_t *self)
     gyre_proxy_respond_error(self, &self->last_err);
 }
 
-/* The first candidate at or after `from` whose provider has a usable key, or call->ncands. */
-static size_t next_usable(gyre_proxy_t *self, size_t from, uint64_t now)
-{
-    const gyre_call_t *call = self->call;
-    while (from < call->ncands && !gyre_keypool_available(&self->worker->keypools[call->cands[from].provider], now))
-        from++;
-    return from;
-}
-
-/* The next attempt: a retry of the same target (after a backoff), or the
- * next target in the plan that has a usable key, at once.  Returns the wait
- * in ms, or -1 when nothing is left. */
-static int64_t choose_next(gyre_proxy_t *self, int same_target_ok)
-{
-    const gyre_call_t *call = self->call;
-    const gyre_route_conf_t *r = call->route;
-    uint64_t now = gyre_proxy_now_ms(self);
-    if (self->deadline_passed)
-        return -1;
-    if (same_target_ok && r != NULL && self->tries_on_cur <= r->retries && self->cur < call->ncands) {
-        const gyre_candidate_t *c = &call->cands[self->cur];
-        gyre_keypool_t *kp = &self->worker->keypools[c->provider];
-        uint64_t wait = backoff_ms(self, self->tries_on_cur - 1);
-        int later_usable = next_usable(self, self->cur + 1, now) < call->ncands;
-        /* Another key of this target can take it now (a 429's Retry-After binds only its own key); else the
-         * retry waits for the first key to come back, unless another target can take the call at once or
-         * the wait is longer than the route allows (its deadline, else backoff_max_ms). */
-        int retry = 1;
-        if (!gyre_keypool_available(kp, now)) {
-            uint64_t at = gyre_keypool_next_usable_ms(kp, now);
-            if (at > now && at - now > wait)
-                wait = at - now;
-            retry = !later_usable;
-        } else if (self->have_last_status && (self->last_status == 429 || self->last_status == 529)) {
-            wait = 0; /* the rate limit was that key's: another is free now */
-        }
-        uint64_t limit = r->backoff_max_ms;
-        if (gyre_timer_is_active(&self->deadline_timer))
-            limit = self->deadline_timer.at_ms > now ? self->deadline_timer.at_ms - now : 0;
-        if (retry && wait <= limit)
-            return (int64_t)wait;
-    }
-    /* Move on down the plan, skipping targets with no usable key. */
-    size_t i = next_usable(self, self->cur + 1, now);
-    if (i == call->ncands)
-        return -1;
-    self->cur = i;
-    self->tries_on_cur = 0;
-    return 0;
-}
-
 static void on_backoff_done(gyre_timer_t *t)
 {
     gyre_proxy_t *self = H2O_STRUCT_FROM_MEMBER(gyre_proxy_t, backoff_timer, t);
@@ -219,12 +166,9 @@ static void set_attempt_error(gyre_proxy_t *self, const gyre_api_error_t *err)
 void gyre_proxy_attempt_failed(gyre_proxy_t *self, fail_class_t fc, const gyre_api_error_t *err)
 {
     int status = fc == FAIL_STATUS ? self->status : 0;
+    gyre_route_outcome_t o = {.kind = outcome_kind(fc), .status = status, .retry_after_ms = self->retry_after_ms};
     gyre_proxy_drop_conn(self, 0);
-    /* The breaker hears of provider failures; a 4xx other than 429 is the client's. */
-    if (fc == FAIL_STATUS && (status == 429 || status == 529))
-        gyre_proxy_record_outcome(self, 0, 1);
-    else
-        gyre_proxy_record_outcome(self, fc == FAIL_STATUS && status < 500, 0);
+    account(self, &o); /* the breaker hears of provider failures; a 4xx other than 429 is the client's */
     self->last_fail = fc;
     self->have_last_status = fc == FAIL_STATUS;
     if (fc == FAIL_STATUS) {
@@ -259,48 +203,48 @@ void gyre_proxy_attempt_failed(gyre_proxy_t *self, fail_class_t fc, const gyre_a
     gyre_proxy_end_attempt(self);
     if (self->client_gone)
         return;
-    int64_t wait = route_falls_back_on(self->call->route, fc, status) ? choose_next(self, 1) : -1;
-    if (wait < 0) {
+    gyre_route_step_t step = next_step(self, &o);
+    if (step.kind == GYRE_STEP_GIVE_UP) {
         respond_final_failure(self);
         return;
     }
-    gyre_timer_start(&self->worker->timers, &self->backoff_timer, (uint64_t)wait, on_backoff_done);
+    gyre_timer_start(&self->worker->timers, &self->backoff_timer, step.wait_ms, on_backoff_done);
 }
 
 /* The provider failed after the client had part of the stream. */
 void gyre_proxy_stream_failed(gyre_proxy_t *self, fail_class_t fc, const gyre_api_error_t *err)
 {
+    /* Only a stream re-made event by event can be continued, and not once a tool call has begun. */
+    gyre_route_outcome_t o = {.kind = outcome_kind(fc),
+                              .status = fc == FAIL_STATUS ? self->status : 0,
+                              .sent = 1,
+                              .resumable = self->mode == MODE_STREAM && self->acc_inited && self->acc.ntools == 0};
     gyre_proxy_drop_conn(self, 0);
-    gyre_proxy_record_outcome(self, 0, 0);
+    account(self, &o);
     if (self->tattempt != NULL && err != NULL)
         set_attempt_error(self, err);
     gyre_proxy_end_attempt(self);
     if (self->client_gone)
         return;
-    const gyre_route_conf_t *r = self->call->route;
-    if (r != NULL && r->midstream_resume && self->mode == MODE_STREAM && self->acc_inited && self->acc.ntools == 0 &&
-        route_falls_back_on(r, fc == FAIL_STATUS ? FAIL_CUT : fc, 0)) {
-        int64_t wait = choose_next(self, 1);
-        if (wait >= 0) {
-            /* The seam, as an SSE comment the SDKs skip: which attempt took over, after how much. */
-            const gyre_candidate_t *next = &self->call->cands[self->cur];
-            gyre_buf_t b;
-            gyre_buf_init(&b, 4096);
-            gyre_buf_appendf(&b, ": gyre-resume attempt=%u provider=%s model=%.*s after_chars=%zu reason=\"%s\"\n\n",
-                             self->attempts + 1, gyre_proxy_config(self)->providers[next->provider].name,
-                             (int)next->model_len, next->model, self->acc.content.len,
-                             err != NULL ? err->message : "cut");
-            gyre_proxy_push_out(self, b.base, b.len);
-            gyre_buf_dispose(&b);
-            if (err != NULL)
-                gyre_proxy_log_error(self, err);
-            if (self->sending.bytes_inflight == 0)
-                gyre_proxy_do_send(self);
-            self->resuming = 1;
-            self->resume_saw_role = 0;
-            gyre_timer_start(&self->worker->timers, &self->backoff_timer, (uint64_t)wait, on_backoff_done);
-            return;
-        }
+    gyre_route_step_t step = next_step(self, &o);
+    if (step.kind == GYRE_STEP_RESUME) {
+        /* The seam, as an SSE comment the SDKs skip: which attempt took over, after how much. */
+        const gyre_candidate_t *next = &self->call->cands[step.cand];
+        gyre_buf_t b;
+        gyre_buf_init(&b, 4096);
+        gyre_buf_appendf(&b, ": gyre-resume attempt=%u provider=%s model=%.*s after_chars=%zu reason=\"%s\"\n\n",
+                         self->attempts + 1, gyre_proxy_config(self)->providers[next->provider].name,
+                         (int)next->model_len, next->model, self->acc.content.len, err != NULL ? err->message : "cut");
+        gyre_proxy_push_out(self, b.base, b.len);
+        gyre_buf_dispose(&b);
+        if (err != NULL)
+            gyre_proxy_log_error(self, err);
+        if (self->sending.bytes_inflight == 0)
+            gyre_proxy_do_send(self);
+        self->resuming = 1;
+        self->resume_saw_role = 0;
+        gyre_timer_start(&self->worker->timers, &self->backoff_timer, step.wait_ms, on_backoff_done);
+        return;
     }
     gyre_api_error_t e;
     if (err == NULL) {
@@ -403,7 +347,7 @@ static void on_first_byte_timeout(gyre_timer_t *t)
 void gyre_proxy_on_deadline(gyre_timer_t *t)
 {
     gyre_proxy_t *self = H2O_STRUCT_FROM_MEMBER(gyre_proxy_t, deadline_timer, t);
-    self->deadline_passed = 1;
+    self->walk.deadline_passed = 1;
     gyre_api_error_t err;
     gyre_api_error_set(&err, 504, "upstream_error", "deadline_exceeded", NULL,
                        "route '%s' ran past its deadline (deadline_ms %llu) after %u attempt%s",
@@ -433,15 +377,14 @@ void gyre_proxy_start_attempt(gyre_proxy_t *self)
         return;
     self->fail_at_address = 0;
     for (;;) {
-        self->cand = &call->cands[self->cur];
+        self->cand = &call->cands[self->walk.cur];
         self->prov = &cfg->providers[self->cand->provider];
         self->dialect = gyre_dialect_for(self->prov->kind);
         self->up = &self->worker->upstreams[self->cand->provider];
         self->kp = &self->worker->keypools[self->cand->provider];
         uint64_t now = gyre_proxy_now_ms(self);
         /* A retry of the same target avoids the key that just failed, while another is usable. */
-        int exclude = self->tries_on_cur > 0 && self->last_key_cur == self->cur ? self->last_key : -1;
-        self->key_index = gyre_keypool_pick(self->kp, now, call->affinity, exclude);
+        self->key_index = gyre_route_take_key(&self->walk, self->kp, now, call->affinity);
         if (self->key_index >= 0)
             break;
         /* Every key of this target is cooling down or its breaker is open: on to the next, at once. */
@@ -449,28 +392,18 @@ void gyre_proxy_start_attempt(gyre_proxy_t *self)
                            "provider '%s' is unavailable (circuit open or rate-limited); retry in %llu ms",
                            self->prov->name, (unsigned long long)(gyre_keypool_next_usable_ms(self->kp, now) - now));
         self->have_last_status = 0;
-        size_t i = next_usable(self, self->cur + 1, now);
-        if (i >= call->ncands) {
-            if (self->sent_body) {
+        gyre_route_outcome_t o = {.kind = GYRE_OUTCOME_UNAVAILABLE, .sent = self->sent_body};
+        gyre_route_step_t step = next_step(self, &o);
+        if (step.kind == GYRE_STEP_GIVE_UP) {
+            if (step.end_stream) {
                 gyre_proxy_finish_client_stream(self, &self->last_err);
             } else {
-                /* The soonest any target of the plan can be tried again. */
-                uint64_t soonest = 0;
-                for (size_t j = 0; j < call->ncands; j++) {
-                    uint64_t at = gyre_keypool_next_usable_ms(&self->worker->keypools[call->cands[j].provider], now);
-                    if (at > now && (soonest == 0 || at < soonest))
-                        soonest = at;
-                }
-                self->unavailable_retry_s = soonest > now ? (soonest - now + 999) / 1000 : 1;
+                self->unavailable_retry_s = step.retry_after_s; /* the soonest any target can be tried again */
                 respond_final_failure(self);
             }
             return;
         }
-        self->cur = i;
-        self->tries_on_cur = 0;
     }
-    self->last_key = self->key_index;
-    self->last_key_cur = self->cur;
     const char *key = self->prov->nkeys != 0 ? self->prov->keys[self->key_index] : NULL;
     if (gyre_proxy_build_request(self, key, &err) != 0) {
         /* This target cannot take the call (an endpoint its API lacks, a request it cannot express). */
@@ -478,9 +411,8 @@ void gyre_proxy_start_attempt(gyre_proxy_t *self)
         self->key_index = -1;
         self->last_err = err;
         self->have_last_status = 0;
-        if (err.status == 400 && self->cur + 1 < call->ncands) {
-            self->cur++;
-            self->tries_on_cur = 0;
+        gyre_route_outcome_t o = {.kind = GYRE_OUTCOME_UNSERVABLE, .status = err.status, .sent = self->sent_body};
+        if (next_step(self, &o).kind != GYRE_STEP_GIVE_UP) {
             gyre_proxy_start_attempt(self);
             return;
         }
@@ -491,7 +423,7 @@ void gyre_proxy_start_attempt(gyre_proxy_t *self)
         return;
     }
     self->attempts++;
-    self->tries_on_cur++;
+    self->walk.tries_on_cur++;
     self->started_any = 1;
     self->tattempt = gyre_trace_add_attempt(call->trace, &self->req->pool, self->prov->name, self->cand->model,
                                                 self->cand->model_len,

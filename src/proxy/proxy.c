@@ -20,8 +20,34 @@
  * the socket stays readable: the watch then polls for the close this often. */
 #define CLIENT_POLL_MS 1000
 
+static void on_held_read(h2o_socket_t *sock, const char *err);
+
+/* This worker's proxies that hold their client's socket (a worker is one thread). */
+static h2o_linklist_t *held_list(void)
+{
+    static __thread h2o_linklist_t anchor;
+    if (anchor.next == NULL)
+        h2o_linklist_init_anchor(&anchor);
+    return &anchor;
+}
+
+/* Lets go of the client's socket.  Within the loop iteration in which h2o starts reading it again for the next
+ * request (it does so right after disposing this one), the stop and the start cancel out: no system call. */
+static void release_hold(gyre_proxy_t *self)
+{
+    if (self->held == NULL)
+        return;
+    h2o_linklist_unlink(&self->held_link);
+    if (self->held->_cb.read == on_held_read) {
+        h2o_socket_read_stop(self->held);
+        h2o_socket_dont_read(self->held, 0);
+    }
+    self->held = NULL;
+}
+
 static void stop_client_watch(gyre_proxy_t *self)
 {
+    release_hold(self);
     gyre_timer_stop(&self->client_timer);
     if (self->client_watch != NULL) {
         h2o_socket_close(self->client_watch); /* its own descriptor, a duplicate: the client's stays h2o's */
@@ -105,13 +131,14 @@ static void on_client_event(h2o_socket_t *watch, const char *err)
  * read, and notices the client's close only when a write fails: before the
  * first byte of the answer, never.  So the proxy watches a duplicate of the
  * client's descriptor with h2o's DONT_READ flag, which reports readiness and
- * reads nothing (the client's bytes stay h2o's).  HTTP/2 needs none of this:
+ * reads nothing (the client's bytes stay h2o's); since the client's own
+ * socket is held from the start (hold_client), the watch is needed only once
+ * the client has sent bytes that end the hold.  HTTP/2 needs none of this:
  * h2o reads that connection throughout and disposes a request whose stream or
  * connection closes (on_dispose).
  */
-static void on_watch_start(gyre_timer_t *t)
+static void start_watch(gyre_proxy_t *self)
 {
-    gyre_proxy_t *self = H2O_STRUCT_FROM_MEMBER(gyre_proxy_t, client_timer, t);
     h2o_req_t *req = self->req;
     if (self->answered || self->client_gone || req->version >= 0x200 || req->conn->callbacks->get_socket == NULL)
         return;
@@ -122,6 +149,70 @@ static void on_watch_start(gyre_timer_t *t)
     self->client_watch = h2o_evloop_socket_create(self->worker->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
     self->client_watch->data = self;
     h2o_socket_read_start(self->client_watch, on_client_event);
+}
+
+static void on_watch_start(gyre_timer_t *t)
+{
+    gyre_proxy_t *self = H2O_STRUCT_FROM_MEMBER(gyre_proxy_t, client_timer, t);
+    if (self->held == NULL) /* the held socket reports the close itself */
+        start_watch(self);
+}
+
+/* The held socket is readable: the client closed, or sent bytes while its answer is pending (nothing was read). */
+static void on_held_read(h2o_socket_t *sock, const char *err)
+{
+    gyre_proxy_t *self = NULL;
+    for (h2o_linklist_t *l = held_list()->next; l != held_list(); l = l->next) {
+        gyre_proxy_t *p = H2O_STRUCT_FROM_MEMBER(gyre_proxy_t, held_link, l);
+        if (p->held == sock) {
+            self = p;
+            break;
+        }
+    }
+    if (self == NULL) {
+        /* No proxy holds it (cannot happen): leave it to h2o, as h2o left it (not reading). */
+        h2o_socket_read_stop(sock);
+        h2o_socket_dont_read(sock, 0);
+        return;
+    }
+    int closed = err != NULL || client_closed(sock);
+    release_hold(self);
+    if (closed) {
+        client_left(self);
+        return;
+    }
+    /* Bytes (a pipelined request, a TLS record ahead of a close) are h2o's, for the next request, and stay in the
+     * kernel, unread: the socket would stay readable, so the hold ends and the duplicate watch, which polls once
+     * the socket is readable, takes over (now, if its time has come). */
+    if (!gyre_timer_is_active(&self->client_timer) && self->client_watch == NULL)
+        start_watch(self);
+}
+
+/*
+ * h2o's HTTP/1 server stops reading the client's socket once a request is in
+ * and starts again once its answer is written: two epoll_ctl calls per
+ * proxied request (the answer comes in a later loop iteration), which nginx's
+ * edge-triggered loop does not make.  Reading on from the start of the call,
+ * in the same iteration as h2o's stop, cancels both out (h2o's evloop applies
+ * a socket's changes once per iteration), and the close is seen as it
+ * happens, with no duplicate descriptor.  The socket is polled with h2o's
+ * DONT_READ flag: readiness is reported and nothing is read, because h2o's
+ * request (its path, headers and body) points into the socket's input
+ * buffer, which a read could move.  Whatever the client sends ends the hold
+ * (on_held_read).  docs/decisions.md has the figures.
+ */
+static void hold_client(gyre_proxy_t *self)
+{
+    h2o_req_t *req = self->req;
+    if (req->version >= 0x200 || req->conn->callbacks->get_socket == NULL)
+        return;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock == NULL || h2o_socket_is_reading(sock))
+        return;
+    self->held = sock;
+    h2o_linklist_insert(held_list(), &self->held_link);
+    h2o_socket_dont_read(sock, 1);
+    h2o_socket_read_start(sock, on_held_read);
 }
 
 static void on_stop(h2o_generator_t *generator, h2o_req_t *req)
@@ -246,6 +337,10 @@ void gyre_proxy_start(gyre_ctx_t *w, h2o_req_t *req, gyre_call_t *call)
     __atomic_store_n(&w->inflight, w->inflight + 1, __ATOMIC_RELAXED); /* /metrics reads it from another thread */
     if (call->route != NULL && call->route->deadline_ms != 0)
         gyre_timer_start(&w->timers, &self->deadline_timer, call->route->deadline_ms, gyre_proxy_on_deadline);
+    hold_client(self);
     gyre_timer_start(&w->timers, &self->client_timer, CLIENT_WATCH_AFTER_MS, on_watch_start);
+    /* The walk reads the plan as it stands now: whatever trims it (targets that cannot serve the call) goes
+     * before this line. */
+    gyre_route_walk_init(&self->walk, call->route, call->cands, call->ncands, w->keypools, 0);
     gyre_proxy_start_attempt(self);
 }

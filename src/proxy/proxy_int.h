@@ -51,6 +51,7 @@
 #include "proxy/respond.h"
 #include "proxy/upstream.h"
 #include "route/keys.h"
+#include "route/next.h"
 #include "trace/record.h"
 
 /* Body bytes buffered for a slow client before gyre stops reading from the
@@ -84,9 +85,8 @@ typedef struct gyre_proxy {
     gyre_call_t *call;
     char chat_id[48]; /* "chatcmpl-..." for answers gyre translates */
     long long created;
-    /* The walk down the plan. */
-    size_t cur;            /* the candidate being tried */
-    unsigned tries_on_cur; /* attempts made on it */
+    /* The walk down the plan: where it stands, as route/next.c decides it. */
+    gyre_route_walk_t walk;
     unsigned attempts;     /* requests written to providers, all targets together */
     int started_any;       /* an attempt was made */
     gyre_timer_t deadline_timer, backoff_timer, attempt_timer, first_byte_timer;
@@ -96,8 +96,11 @@ typedef struct gyre_proxy {
     /* The client's socket, watched for its close while the answer is pending (HTTP/1 only; NULL otherwise). */
     h2o_socket_t *client_watch;
     gyre_timer_t client_timer;
+    /* The client's own socket (HTTP/1), left polled for reads while the call is in flight (see hold_client in
+     * proxy.c), and this proxy's place in the worker's list of such sockets; NULL when not held. */
+    h2o_socket_t *held;
+    h2o_linklist_t held_link;
     int answered;        /* gyre gave h2o its final answer (an error, or a whole body) */
-    int deadline_passed;
     /* The last failure, answered when nothing is left to try. */
     fail_class_t last_fail;
     gyre_api_error_t last_err;
@@ -113,8 +116,6 @@ typedef struct gyre_proxy {
     gyre_upstream_t *up;
     gyre_keypool_t *kp;
     int key_index;          /* -1: none taken */
-    int last_key;           /* the key of the latest attempt... */
-    size_t last_key_cur;    /* ...and its place in the plan */
     int relay_saw_event;    /* RELAY: a stream event (not just a comment) has come */
     int attempt_live;       /* counted in the target's in-flight figure */
     int passthrough;        /* the provider speaks the client's dialect and the body went as the client wrote it */

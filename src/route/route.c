@@ -8,24 +8,12 @@
 /* The weight of the newest latency sample in the moving average. */
 #define EWMA_ALPHA 0.3
 
-int gyre_route_resolve(const gyre_config_t *c, const char *model, size_t len, uint64_t *rng, gyre_target_ref_t *out)
+int gyre_route_resolve(const gyre_config_t *c, const char *model, size_t len, gyre_target_ref_t *out)
 {
     const gyre_route_conf_t *r = gyre_config_find_route(c, model, len);
     if (r != NULL) {
-        unsigned pick = (unsigned)(gyre_rand_next(rng) % r->total_weight);
-        const gyre_target_conf_t *t = &r->targets[0];
-        for (size_t i = 0; i < r->ntargets; i++) {
-            if (pick < r->targets[i].weight) {
-                t = &r->targets[i];
-                break;
-            }
-            pick -= r->targets[i].weight;
-        }
-        out->provider = t->provider;
-        out->model = t->model;
-        out->model_len = strlen(t->model);
-        out->route_name = r->name;
-        out->route = r;
+        /* Which of the route's targets, in what order, is the plan's to say (gyre_route_plan), per request. */
+        *out = (gyre_target_ref_t){.route_name = r->name, .route = r};
         return 0;
     }
     const char *slash = memchr(model, '/', len);

@@ -25,8 +25,8 @@
 #include "route/keys.h"
 
 typedef struct gyre_target_ref {
-    size_t provider;   /* index into config->providers */
-    const char *model; /* the model to ask the provider for */
+    size_t provider;   /* index into config->providers (provider/model only) */
+    const char *model; /* the model to ask the provider for (provider/model only) */
     size_t model_len;
     const char *route_name; /* the route, or NULL for provider/model */
     const gyre_route_conf_t *route; /* NULL for provider/model */
@@ -48,8 +48,12 @@ typedef struct gyre_candidate {
     int is_fallback;
 } gyre_candidate_t;
 
-/* Returns 0, or -ENOENT when `model` is neither a route nor provider/model. */
-int gyre_route_resolve(const gyre_config_t *c, const char *model, size_t len, uint64_t *rng, gyre_target_ref_t *out);
+/*
+ * What `model` names: a route (out->route; provider and model are then
+ * unset, the plan chooses the targets) or one provider's model.  Returns 0,
+ * or -ENOENT when `model` is neither a route nor provider/model.
+ */
+int gyre_route_resolve(const gyre_config_t *c, const char *model, size_t len, gyre_target_ref_t *out);
 
 /*
  * Writes the plan for one request on route `r` into out[0 .. r->ntargets +

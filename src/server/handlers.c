@@ -27,6 +27,7 @@
 #include "proxy/proxy.h"
 #include "proxy/respond.h"
 #include "route/route.h"
+#include "route/stage.h"
 #include "server/conn.h"
 #include "server/server.h"
 #include "server/stages.h"
@@ -154,19 +155,6 @@ static h2o_iovec_t header_value(h2o_req_t *req, const char *name, size_t len)
     return i == -1 ? h2o_iovec_init(NULL, 0) : req->headers.entries[i].value;
 }
 
-/* Cache-Control's no-cache (do not answer from the cache) and no-store (do not keep this answer either). */
-static void cache_directives(h2o_req_t *req, int *no_read, int *no_store)
-{
-    h2o_iovec_t v = header_value(req, H2O_STRLIT("cache-control"));
-    *no_read = *no_store = 0;
-    for (size_t i = 0; i + 8 <= v.len; i++) {
-        if (h2o_lcstris(v.base + i, 8, H2O_STRLIT("no-cache")))
-            *no_read = 1;
-        if (h2o_lcstris(v.base + i, 8, H2O_STRLIT("no-store")))
-            *no_read = *no_store = 1;
-    }
-}
-
 /* A cache hit: the stored OpenAI completion, in the client's dialect, whole or as a stream. */
 static int respond_from_cache(h2o_req_t *req, gyre_call_t *call, const gyre_buf_t *entry)
 {
@@ -251,55 +239,37 @@ gyre_stage_result_t gyre_stage_route(gyre_stage_ctx_t *sc)
     gyre_server_t *s = sc->server;
     h2o_req_t *req = sc->req;
     gyre_call_t *call = sc->call;
-    const gyre_target_ref_t *target = &sc->target;
-    const cJSON *pivot = sc->pivot;
     gyre_ctx_t *w = &sc->worker->super;
-    const gyre_config_t *c = s->config;
-    const gyre_route_conf_t *r = target->route;
+    const gyre_route_conf_t *r = sc->target.route;
     call->route = r;
     call->route_name = r != NULL ? r->name : NULL;
     call->capture = call_captures(s, r); /* the route is known from here on */
-    if (r != NULL) {
-        size_t ri = (size_t)(r - c->routes);
-        call->cands = h2o_mem_alloc_pool(&req->pool, sizeof(*call->cands) * (r->ntargets + r->nfallbacks));
-        if (r->affinity_session) {
-            h2o_iovec_t session = header_value(req, H2O_STRLIT("x-gyre-session"));
-            if (session.len != 0)
-                call->affinity = gyre_hash64(session.base, session.len, 0x67797265) | 1;
-        }
-        call->ncands = gyre_route_plan(r, w->route_states[ri], w->keypools, h2o_now(w->ctx.loop), &w->rng,
-                                       call->affinity, call->cands);
-        /* A stream is stored from what it adds up to, which is its first choice only: n > 1 streams are not. */
-        const cJSON *n = pivot != NULL ? cJSON_GetObjectItemCaseSensitive(pivot, "n") : NULL;
-        int multi_stream = call->stream && cJSON_IsNumber(n) && n->valuedouble > 1;
-        if (r->cache && call->endpoint == GYRE_OPENAI_CHAT && pivot != NULL && s->caches[ri] != NULL &&
-            !multi_stream) {
-            int no_read, no_store;
-            cache_directives(req, &no_read, &no_store);
-            gyre_buf_t key;
-            gyre_buf_init(&key, (size_t)64 << 20);
-            if (gyre_cache_key(pivot, r->name, &key) == 0) {
-                call->cache_key = h2o_strdup(&req->pool, key.base, key.len);
-                if (!no_store)
-                    call->cache = s->caches[ri];
-                gyre_buf_t hit;
-                gyre_buf_init(&hit, (size_t)256 << 20);
-                int found = !no_read && gyre_cache_get(s->caches[ri], key.base, key.len, h2o_now(w->ctx.loop), &hit);
-                int answered = found && respond_from_cache(req, call, &hit) == 0;
-                gyre_buf_dispose(&hit);
-                gyre_buf_dispose(&key);
-                if (answered)
-                    return GYRE_STAGE_DONE;
-            } else {
-                gyre_buf_dispose(&key);
-            }
-        }
-    } else {
-        call->cands = h2o_mem_alloc_pool(&req->pool, sizeof(*call->cands));
-        call->cands[0] = (gyre_candidate_t){target->provider, target->model, target->model_len, NULL, 0};
-        call->ncands = 1;
-    }
-    return GYRE_STAGE_GO;
+    /* The decision is route/'s (gyre_route_stage); here it is only read from the request and carried out.  The
+     * headers are looked for only where the route reads them (the plain path pays for no scan). */
+    h2o_iovec_t session =
+        r != NULL && r->affinity_session ? header_value(req, H2O_STRLIT("x-gyre-session")) : h2o_iovec_init(NULL, 0);
+    h2o_iovec_t cache_control =
+        r != NULL && r->cache ? header_value(req, H2O_STRLIT("cache-control")) : h2o_iovec_init(NULL, 0);
+    gyre_route_env_t env = {s->config, w->route_states, w->keypools, s->caches, &w->rng, h2o_now(w->ctx.loop)};
+    gyre_route_ask_t ask = {.target = sc->target,
+                            .session = session.base,
+                            .session_len = session.len,
+                            .cache_control = cache_control.base,
+                            .cache_control_len = cache_control.len,
+                            .pivot = sc->pivot,
+                            .chat = call->endpoint == GYRE_OPENAI_CHAT,
+                            .stream = call->stream};
+    gyre_route_decision_t d;
+    call->cands = h2o_mem_alloc_pool(&req->pool, sizeof(*call->cands) * gyre_route_plan_len(&sc->target));
+    gyre_route_stage(&env, &ask, call->cands, &d);
+    call->ncands = d.ncands;
+    call->affinity = d.affinity;
+    if (d.keyed)
+        call->cache_key = h2o_strdup(&req->pool, d.cache_key.base, d.cache_key.len);
+    call->cache = d.store;
+    int answered = d.hit && respond_from_cache(req, call, &d.hit_entry) == 0;
+    gyre_route_decision_dispose(&d);
+    return answered ? GYRE_STAGE_DONE : GYRE_STAGE_GO;
 }
 
 /* Stage 6, attempts: the proxy takes the call, and with it the relay and the finish (src/proxy/). */
@@ -331,7 +301,6 @@ static gyre_stage_result_t parse_openai(gyre_stage_ctx_t *c)
     h2o_req_t *req = c->req;
     gyre_openai_endpoint_t ep = c->endpoint;
     gyre_call_t *call = c->call;
-    gyre_ctx_t *w = &c->worker->super;
     gyre_openai_request_t parsed;
     gyre_api_error_t err;
     if (gyre_openai_parse_request(ep, req->entity.base, req->entity.len, &parsed, &err) != 0) {
@@ -352,7 +321,7 @@ static gyre_stage_result_t parse_openai(gyre_stage_ctx_t *c)
         return GYRE_STAGE_DONE;
     }
     if (parsed.model != NULL) {
-        if (gyre_route_resolve(s->config, parsed.model, strlen(parsed.model), &w->rng, &target) != 0 ||
+        if (gyre_route_resolve(s->config, parsed.model, strlen(parsed.model), &target) != 0 ||
             !direct_allowed(s, &target)) {
             respond_model_not_found(s, req, parsed.model, GYRE_CLIENT_OPENAI);
             gyre_openai_request_dispose(&parsed);
@@ -413,7 +382,7 @@ static gyre_stage_result_t parse_messages(gyre_stage_ctx_t *c)
         return GYRE_STAGE_DONE;
     }
     gyre_target_ref_t target;
-    if (gyre_route_resolve(s->config, model, strlen(model), &w->rng, &target) != 0 || !direct_allowed(s, &target)) {
+    if (gyre_route_resolve(s->config, model, strlen(model), &target) != 0 || !direct_allowed(s, &target)) {
         respond_model_not_found(s, req, model, GYRE_CLIENT_ANTHROPIC);
         cJSON_Delete(json);
         return GYRE_STAGE_DONE;

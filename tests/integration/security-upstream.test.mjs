@@ -370,3 +370,27 @@ test('the client watch gives the connection back: a keep-alive client gets slow 
   s.destroy();
   assert.equal((await mock.stats()).requests, 4);
 });
+
+test('requests a keep-alive client sends while its answer is pending are answered after it, in order, each from its own body', async () => {
+  // gyre polls the client's socket while a call is in flight without reading it (h2o's request points into the
+  // socket's buffer): bytes that come then must stay the next request's, untouched.
+  const mock = await mockWith({ latency_ms: 300 });
+  const gyre = await gyreWith(oneRoute(mock));
+  const request = (said) => {
+    const text = JSON.stringify(chatBody({ messages: [{ role: 'user', content: said }] }));
+    return `POST /v1/chat/completions HTTP/1.1\r\nhost: gyre\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`;
+  };
+  const s = net.connect(gyre.port, '127.0.0.1');
+  let got = '';
+  s.on('data', (d) => { got += d; });
+  s.write(request('first one'));
+  await waitFor('the first call reaching the provider', async () => (await mock.stats()).active === 1, 3000 * SLOW);
+  s.write(request('second one'));
+  await sleep(50);
+  s.write(request('third one'));
+  await waitFor('three answers', () => (got.match(/HTTP\/1\.1 200 /g) || []).length === 3, 5000 * SLOW);
+  const said = [...got.matchAll(/Mock reply to: ([a-z]+ one)/g)].map((m) => m[1]);
+  assert.deepEqual(said, ['first one', 'second one', 'third one']);
+  s.destroy();
+  assert.equal((await mock.stats()).requests, 3);
+});

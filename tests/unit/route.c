@@ -1,6 +1,7 @@
 /*
- * src/route/route.c: a request's `model` names a route (one target drawn by
- * weight) or addresses a provider directly as "provider/model".
+ * src/route/route.c: a request's `model` names a route or addresses a
+ * provider directly as "provider/model"; a route's plan orders its targets
+ * by strategy and weight (the planner production uses, gyre_route_plan).
  */
 #include "route/route.h"
 
@@ -25,80 +26,32 @@ static gyre_config_t *config(void)
     return c;
 }
 
-/* Draws `n` times from the "split" route; counts[i] is how often target i came up. */
-static void draw(const gyre_config_t *c, uint64_t seed, int n, int counts[3])
-{
-    uint64_t rng = seed;
-    counts[0] = counts[1] = counts[2] = 0;
-    for (int i = 0; i < n; i++) {
-        gyre_target_ref_t t;
-        CHECK_INT(gyre_route_resolve(c, "split", 5, &rng, &t), 0);
-        counts[strcmp(t.model, "m1") == 0 ? 0 : strcmp(t.model, "m2") == 0 ? 1 : 2]++;
-    }
-}
-
-TEST(route_name_resolves_to_its_target)
+TEST(route_name_resolves_to_the_route_and_leaves_the_targets_to_the_plan)
 {
     gyre_config_t *c = config();
-    uint64_t rng = 1;
     gyre_target_ref_t t;
-    CHECK_INT(gyre_route_resolve(c, "chat", 4, &rng, &t), 0);
-    CHECK_INT(t.provider, 0);
-    CHECK_MEM(t.model, t.model_len, "gpt-4o-mini");
+    CHECK_INT(gyre_route_resolve(c, "chat", 4, &t), 0);
+    CHECK(t.route == &c->routes[0]);
     CHECK_STR(t.route_name, "chat");
+    CHECK(t.model == NULL);
+    CHECK_INT(t.model_len, 0);
     gyre_config_free(c);
 }
 
 TEST(route_name_is_compared_over_the_given_length_only)
 {
     gyre_config_t *c = config();
-    uint64_t rng = 1;
     gyre_target_ref_t t;
-    CHECK_INT(gyre_route_resolve(c, "chat-and-more", 4, &rng, &t), 0);
+    CHECK_INT(gyre_route_resolve(c, "chat-and-more", 4, &t), 0);
     CHECK_STR(t.route_name, "chat");
-    gyre_config_free(c);
-}
-
-TEST(route_weights_3_to_1_split_40000_draws_within_2_percent)
-{
-    gyre_config_t *c = config();
-    int counts[3];
-    draw(c, 12345, 40000, counts);
-    /* 30000:10000 expected; ±2% of all draws is ±800. */
-    CHECK(counts[0] >= 29200 && counts[0] <= 30800);
-    CHECK(counts[1] >= 9200 && counts[1] <= 10800);
-    gyre_config_free(c);
-}
-
-TEST(route_weighted_draw_is_deterministic_for_a_seed)
-{
-    /* xorshift64* from 12345, pick = value % 4: pick < 3 is m1, 3 is m2
-     * (counted independently of gyre, from the generator's definition). */
-    gyre_config_t *c = config();
-    int counts[3];
-    draw(c, 12345, 40000, counts);
-    CHECK_INT(counts[0], 29921);
-    CHECK_INT(counts[1], 10079);
-    gyre_config_free(c);
-}
-
-TEST(route_target_of_weight_zero_is_never_chosen)
-{
-    gyre_config_t *c = config();
-    for (uint64_t seed = 1; seed <= 8; seed++) {
-        int counts[3];
-        draw(c, seed, 5000, counts);
-        CHECK_INT(counts[2], 0);
-    }
     gyre_config_free(c);
 }
 
 TEST(route_provider_slash_model_addresses_a_provider_directly)
 {
     gyre_config_t *c = config();
-    uint64_t rng = 1;
     gyre_target_ref_t t;
-    CHECK_INT(gyre_route_resolve(c, "backup/gpt-4o", 13, &rng, &t), 0);
+    CHECK_INT(gyre_route_resolve(c, "backup/gpt-4o", 13, &t), 0);
     CHECK_INT(t.provider, 1);
     CHECK_MEM(t.model, t.model_len, "gpt-4o");
     CHECK(t.route_name == NULL);
@@ -108,10 +61,9 @@ TEST(route_provider_slash_model_addresses_a_provider_directly)
 TEST(route_provider_slash_model_keeps_further_slashes_in_the_model)
 {
     gyre_config_t *c = config();
-    uint64_t rng = 1;
     gyre_target_ref_t t;
     const char m[] = "primary/openai/gpt-4o";
-    CHECK_INT(gyre_route_resolve(c, m, strlen(m), &rng, &t), 0);
+    CHECK_INT(gyre_route_resolve(c, m, strlen(m), &t), 0);
     CHECK_INT(t.provider, 0);
     CHECK_MEM(t.model, t.model_len, "openai/gpt-4o");
     CHECK(t.route_name == NULL);
@@ -121,23 +73,21 @@ TEST(route_provider_slash_model_keeps_further_slashes_in_the_model)
 TEST(route_unknown_name_is_enoent)
 {
     gyre_config_t *c = config();
-    uint64_t rng = 1;
     gyre_target_ref_t t;
-    CHECK_INT(gyre_route_resolve(c, "gpt-4o", 6, &rng, &t), -ENOENT);
-    CHECK_INT(gyre_route_resolve(c, "cha", 3, &rng, &t), -ENOENT);
-    CHECK_INT(gyre_route_resolve(c, "", 0, &rng, &t), -ENOENT);
+    CHECK_INT(gyre_route_resolve(c, "gpt-4o", 6, &t), -ENOENT);
+    CHECK_INT(gyre_route_resolve(c, "cha", 3, &t), -ENOENT);
+    CHECK_INT(gyre_route_resolve(c, "", 0, &t), -ENOENT);
     gyre_config_free(c);
 }
 
 TEST(route_unknown_provider_or_empty_model_after_the_slash_is_enoent)
 {
     gyre_config_t *c = config();
-    uint64_t rng = 1;
     gyre_target_ref_t t;
-    CHECK_INT(gyre_route_resolve(c, "nobody/gpt-4o", 13, &rng, &t), -ENOENT);
-    CHECK_INT(gyre_route_resolve(c, "primary/", 8, &rng, &t), -ENOENT);
-    CHECK_INT(gyre_route_resolve(c, "/gpt-4o", 7, &rng, &t), -ENOENT);
-    CHECK_INT(gyre_route_resolve(c, "chat/gpt-4o", 11, &rng, &t), -ENOENT);
+    CHECK_INT(gyre_route_resolve(c, "nobody/gpt-4o", 13, &t), -ENOENT);
+    CHECK_INT(gyre_route_resolve(c, "primary/", 8, &t), -ENOENT);
+    CHECK_INT(gyre_route_resolve(c, "/gpt-4o", 7, &t), -ENOENT);
+    CHECK_INT(gyre_route_resolve(c, "chat/gpt-4o", 11, &t), -ENOENT);
     gyre_config_free(c);
 }
 
