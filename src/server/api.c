@@ -49,7 +49,7 @@ static pthread_once_t read_handle_once = PTHREAD_ONCE_INIT;
 
 static void read_handle_close_cb(void *p)
 {
-    gyre_store_sqlite.close(p);
+    gyre_store_close(p);
 }
 
 static void read_handle_key_init(void)
@@ -64,7 +64,7 @@ static gyre_store_t *read_handle_get(const char *path, char *err, size_t errlen)
         return read_handle;
     pthread_once(&read_handle_once, read_handle_key_init);
     gyre_store_t *s = NULL;
-    if (gyre_store_sqlite.open(path, &s, err, errlen) != 0)
+    if (gyre_store_open(path, 0, &s, err, errlen) != 0)
         return NULL;
     read_handle = s;
     pthread_setspecific(read_handle_key, s);
@@ -513,7 +513,7 @@ static void on_traces(gyre_store_t *s, h2o_req_t *req)
     char msg[512] = "";
     gyre_buf_t out;
     gyre_buf_init(&out, API_PAGE_MAX);
-    int r = gyre_store_sqlite.query_traces(s, &query.q, &out, msg, sizeof(msg));
+    int r = gyre_store_query_traces(s, &query.q, &out, msg, sizeof(msg));
     if (r == 0) {
         gyre_respond_json(req, 200, out.base, out.len);
     } else if (r == -EINVAL) {
@@ -553,7 +553,7 @@ static void on_stats(gyre_store_t *s, h2o_req_t *req)
     char msg[512] = "";
     gyre_buf_t out;
     gyre_buf_init(&out, API_STATS_MAX);
-    int r = gyre_store_sqlite.stats(s, &query.q, &out, msg, sizeof(msg));
+    int r = gyre_store_stats(s, &query.q, &out, msg, sizeof(msg));
     const char *param = store_error_param(msg);
     if (r == 0) {
         gyre_respond_json(req, 200, out.base, out.len);
@@ -592,7 +592,7 @@ static void on_trace(gyre_store_t *s, h2o_req_t *req, const char *id, size_t idl
     tid[32] = '\0';
     gyre_buf_t out;
     gyre_buf_init(&out, API_TRACE_MAX);
-    int r = gyre_store_sqlite.get_trace(s, tid, &out, msg, sizeof(msg));
+    int r = gyre_store_get_trace(s, tid, &out, msg, sizeof(msg));
     if (r == 0) {
         gyre_respond_json(req, 200, out.base, out.len);
     } else if (r == -ENOENT) {
@@ -621,7 +621,7 @@ static void on_session(gyre_store_t *s, h2o_req_t *req, const char *raw, size_t 
     id[n] = '\0';
     gyre_buf_t out;
     gyre_buf_init(&out, API_SESSION_MAX);
-    int r = gyre_store_sqlite.get_session(s, id, &out, msg, sizeof(msg));
+    int r = gyre_store_get_session(s, id, &out, msg, sizeof(msg));
     if (r == 0) {
         gyre_respond_json(req, 200, out.base, out.len);
     } else if (r == -ENOENT) {
@@ -690,7 +690,7 @@ int gyre_api_handle(gyre_worker_t *w, h2o_req_t *req)
         return 1;
     }
 
-    const char *store_path = w->server->config->store_sqlite;
+    const char *store_path = w->server->config->store_dsn;
     if (store_path == NULL) {
         gyre_api_error_t err;
         gyre_api_error_set(&err, 404, "invalid_request_error", "store_not_configured", NULL,
