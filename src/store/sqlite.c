@@ -263,6 +263,8 @@ static int rc_errno(int rc)
     switch (rc & 0xff) {
     case SQLITE_FULL: return -ENOSPC;
     case SQLITE_READONLY: return -EROFS;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB: return -EBADMSG; /* the trace log's indexer rebuilds the index from the log */
     default: return -EIO;
     }
 }
@@ -808,6 +810,125 @@ static int sqlite_info(gyre_store_t *gs, gyre_store_info_t *out, char *err, size
     return sqlite_get_mark(gs, &out->mark, err, errlen);
 }
 
+/*
+ * Retention (issue 12): the traces of a log segment being dropped leave the
+ * index with everything that points at them.  The free-text index is
+ * contentless, so a row leaves it through FTS5's 'delete' command given the
+ * text it was indexed with, which the trace itself gives again (the shared
+ * extraction, as write_one computed it).  The rollup keeps its counts for
+ * the minutes and hours that still hold a trace; rows of spans that end
+ * before the oldest trace left are deleted, so /api/stats does not count
+ * traces that are gone.  (Written by the tracelog helper; moved here with
+ * the ops table.)
+ */
+static int sqlite_delete_traces(gyre_store_t *gs, const gyre_trace_t *const *traces, size_t n, char *err, size_t errlen)
+{
+    sqlite_store_t *s = sq(gs);
+    sqlite3_stmt *sel = NULL, *del = NULL, *del_fts = NULL, *del_tag = NULL, *rollup = NULL;
+    int r, rc = SQLITE_OK;
+    if (n == 0)
+        return 0;
+    sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+    if ((r = exec_sql(s, "BEGIN IMMEDIATE", err, errlen)) != 0)
+        return r;
+    if (sqlite3_prepare_v2(s->db, "SELECT rowid FROM traces WHERE trace_id = ?", -1, &sel, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "DELETE FROM traces WHERE rowid = ?", -1, &del, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "INSERT INTO trace_fts (trace_fts, rowid, text) VALUES ('delete', ?, ?)", -1,
+                           &del_fts, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "DELETE FROM trace_tag WHERE tag = ? AND started_us = ? AND trace_id = ?", -1,
+                           &del_tag, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db,
+                           "DELETE FROM trace_rollup WHERE start_us + span_us <="
+                           " COALESCE((SELECT MIN(started_us) FROM traces), 9223372036854775807)",
+                           -1, &rollup, NULL) != SQLITE_OK) {
+        gyre_store_set_err(err, errlen, "store: preparing the retention delete: %s", sqlite3_errmsg(s->db));
+        r = rc_errno(sqlite3_errcode(s->db));
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const gyre_trace_t *t = traces[i];
+        sqlite3_bind_text(sel, 1, t->trace_id, -1, SQLITE_STATIC);
+        rc = sqlite3_step(sel);
+        sqlite3_int64 rowid = rc == SQLITE_ROW ? sqlite3_column_int64(sel, 0) : 0;
+        sqlite3_reset(sel);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+            goto db_error;
+        if (rc == SQLITE_DONE)
+            continue; /* never indexed, or deleted before */
+        if (t->request_body.len != 0 || t->response_body.len != 0) {
+            gyre_buf_reset(&s->text);
+            gyre_store_text_extract(t->request_body.p, t->request_body.len, &s->text);
+            gyre_store_text_extract(t->response_body.p, t->response_body.len, &s->text);
+            sqlite3_bind_int64(del_fts, 1, rowid);
+            sqlite3_bind_text(del_fts, 2, s->text.base != NULL ? s->text.base : "", (int)s->text.len, SQLITE_STATIC);
+            if ((rc = step_done(del_fts)) != SQLITE_OK)
+                goto db_error;
+        }
+        for (size_t k = 0; k < t->ntags && k < GYRE_TRACE_MAX_TAGS; k++) {
+            bind_tstr(del_tag, 1, &t->tags[k]);
+            sqlite3_bind_int64(del_tag, 2, t->started_us);
+            sqlite3_bind_text(del_tag, 3, t->trace_id, -1, SQLITE_STATIC);
+            if ((rc = step_done(del_tag)) != SQLITE_OK)
+                goto db_error;
+        }
+        sqlite3_bind_int64(del, 1, rowid);
+        if ((rc = step_done(del)) != SQLITE_OK)
+            goto db_error;
+    }
+    if ((rc = step_done(rollup)) != SQLITE_OK)
+        goto db_error;
+    r = exec_sql(s, "COMMIT", err, errlen);
+    goto out;
+db_error:
+    gyre_store_set_err(err, errlen, "store: deleting traces for retention: %s", sqlite3_errmsg(s->db));
+    r = rc_errno(rc);
+out:
+    if (r != 0)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_finalize(sel);
+    sqlite3_finalize(del);
+    sqlite3_finalize(del_fts);
+    sqlite3_finalize(del_tag);
+    sqlite3_finalize(rollup);
+    return r;
+}
+
+/* Gives the free pages back to the file system: an incremental vacuum (the database is created with
+ * auto_vacuum=INCREMENTAL), then a checkpoint that truncates the WAL, so the files really shrink. */
+static int sqlite_reclaim(gyre_store_t *gs, char *err, size_t errlen)
+{
+    sqlite_store_t *s = sq(gs);
+    int r;
+    if ((r = exec_sql(s, "PRAGMA incremental_vacuum", err, errlen)) != 0)
+        return r;
+    return exec_sql(s, "PRAGMA wal_checkpoint(TRUNCATE)", err, errlen);
+}
+
+/* SQLite's quick_check: 0 when it says "ok", -EBADMSG with its first complaint otherwise. */
+static int sqlite_check(gyre_store_t *gs, char *err, size_t errlen)
+{
+    sqlite_store_t *s = sq(gs);
+    sqlite3_stmt *st = NULL;
+    int r = 0, rc;
+    if ((rc = sqlite3_prepare_v2(s->db, "PRAGMA quick_check(1)", -1, &st, NULL)) != SQLITE_OK) {
+        gyre_store_set_err(err, errlen, "store: quick_check: %s", sqlite3_errmsg(s->db));
+        return rc_errno(rc) == -EBADMSG ? -EBADMSG : -EIO;
+    }
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(st, 0);
+        if (v == NULL || strcmp(v, "ok") != 0) {
+            gyre_store_set_err(err, errlen, "store: the database is corrupt: %.200s", v != NULL ? v : "?");
+            r = -EBADMSG;
+        }
+    } else {
+        gyre_store_set_err(err, errlen, "store: quick_check: %s", sqlite3_errmsg(s->db));
+        r = rc_errno(rc) == -EBADMSG ? -EBADMSG : -EIO;
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
 /* ---- Reads. ---- */
 
 static int sqlite_find_trace(gyre_store_t *gs, const char *trace_id, gyre_store_row_cb cb, void *ctx, char *err,
@@ -1285,7 +1406,7 @@ static int sqlite_probe(const char *path, char *err, size_t errlen)
     return r;
 }
 
-static int sqlite_open(const char *path, unsigned flags, gyre_store_t **out, char *err, size_t errlen)
+static int sqlite_open(const char *path, gyre_store_t **out, char *err, size_t errlen)
 {
     sqlite_store_t *s = gyre_calloc(1, sizeof(*s));
     int r = 0;
@@ -1324,21 +1445,12 @@ static int sqlite_open(const char *path, unsigned flags, gyre_store_t **out, cha
     gyre_buf_init(&s->meta_json, (size_t)64 << 20);
     gyre_buf_init(&s->attempts_json, (size_t)64 << 20);
 
-    /* The writer's handle: what would stop it writing is said now, with the OS's reason, not at the first
-     * batch. */
-    if ((flags & GYRE_STORE_OPEN_WRITE) && (r = check_path(path, err, errlen)) != 0)
-        goto fail;
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
         int e = s->db != NULL ? sqlite3_system_errno(s->db) : 0;
         gyre_store_set_err(err, errlen, "cannot open %s: %s%s%s%s", path,
                            s->db != NULL ? sqlite3_errmsg(s->db) : "out of memory", e ? " (" : "",
                            e ? strerror(e) : "", e ? ")" : "");
         r = -EIO;
-        goto fail;
-    }
-    if ((flags & GYRE_STORE_OPEN_WRITE) && sqlite3_db_readonly(s->db, "main") == 1) {
-        gyre_store_set_err(err, errlen, "cannot write %s: SQLite opened it read-only", path);
-        r = -EROFS;
         goto fail;
     }
     sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
@@ -1348,7 +1460,10 @@ static int sqlite_open(const char *path, unsigned flags, gyre_store_t **out, cha
         r = -EIO;
         goto fail;
     }
-    if ((r = exec_sql(s, "PRAGMA journal_mode = WAL", err, errlen)) != 0 ||
+    /* Retention gives pages back (sqlite_reclaim): only a database created with this keeps track of them;
+     * on an existing one without it this does nothing, and freed pages are reused instead. */
+    if ((r = exec_sql(s, "PRAGMA auto_vacuum = INCREMENTAL", err, errlen)) != 0 ||
+        (r = exec_sql(s, "PRAGMA journal_mode = WAL", err, errlen)) != 0 ||
         (r = exec_sql(s, "PRAGMA synchronous = NORMAL", err, errlen)) != 0 ||
         (r = exec_sql(s, "PRAGMA temp_store = MEMORY", err, errlen)) != 0 ||
         /* 64 MiB of page cache (a bound, not an allocation): the b-trees whose keys are not in time order
@@ -1393,4 +1508,7 @@ const gyre_store_ops_t gyre_store_sqlite = {
     .scan_session = sqlite_scan_session,
     .stats_scan = sqlite_stats_scan,
     .count = sqlite_count,
+    .delete_traces = sqlite_delete_traces,
+    .reclaim = sqlite_reclaim,
+    .check = sqlite_check,
 };

@@ -103,7 +103,11 @@ int gyre_store_open(const char *dsn, unsigned flags, gyre_store_t **out, char *e
     const gyre_store_ops_t *ops = backend_of(dsn, &target, &r, err, errlen);
     if (ops == NULL)
         return r;
-    return ops->open(target, flags, out, err, errlen);
+    /* The writer's handle: what would stop it writing is said now, with the OS's reason, not at the first
+     * batch. */
+    if ((flags & GYRE_STORE_OPEN_WRITE) && (r = ops->probe(target, err, errlen)) != 0)
+        return r;
+    return ops->open(target, out, err, errlen);
 }
 
 int gyre_store_probe(const char *dsn, char *err, size_t errlen)
@@ -174,6 +178,21 @@ int gyre_store_info(gyre_store_t *s, gyre_store_info_t *out, char *err, size_t e
 int64_t gyre_store_count(gyre_store_t *s)
 {
     return s->ops->count(s);
+}
+
+int gyre_store_delete_traces(gyre_store_t *s, const gyre_trace_t *const *traces, size_t n, char *err, size_t errlen)
+{
+    return s->ops->delete_traces(s, traces, n, err, errlen);
+}
+
+int gyre_store_reclaim(gyre_store_t *s, char *err, size_t errlen)
+{
+    return s->ops->reclaim(s, err, errlen);
+}
+
+int gyre_store_check(gyre_store_t *s, char *err, size_t errlen)
+{
+    return s->ops->check(s, err, errlen);
 }
 
 /* ---- Reads: rows into the API's JSON. ---- */

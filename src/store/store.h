@@ -15,7 +15,9 @@
  * Every call on a handle is made from one thread at a time (the writer's
  * or indexer's handle, each API reader thread's own).  Errors: 0 or a
  * negative errno, with `err` (a message naming what failed, never a
- * secret) filled.  `gyre_store_t` is opaque here; backends see its
+ * secret) filled; -EBADMSG means the database is corrupt (the trace log's
+ * indexer rebuilds it from the log), -ENOSPC a full disk, -EROFS a
+ * read-only one.  `gyre_store_t` is opaque here; backends see its
  * definition in store/backend.h.
  */
 #ifndef GYRE_STORE_H
@@ -137,8 +139,9 @@ typedef struct gyre_store_ops {
     const char *name; /* "sqlite": the DSN scheme that picks it */
     /* Whether open(target, GYRE_STORE_OPEN_WRITE) would succeed, without creating anything (check-config). */
     int (*probe)(const char *target, char *err, size_t errlen);
-    /* Opens (creating and migrating the schema to the current version); `target` is the DSN past its scheme. */
-    int (*open)(const char *target, unsigned flags, gyre_store_t **out, char *err, size_t errlen);
+    /* Opens (creating and migrating the schema to the current version); `target` is the DSN past its scheme.
+     * gyre_store_open runs probe first for a writer's handle (GYRE_STORE_OPEN_WRITE). */
+    int (*open)(const char *target, gyre_store_t **out, char *err, size_t errlen);
     void (*close)(gyre_store_t *s);
     /* The schema version the store is at after open. */
     int (*schema_version)(gyre_store_t *s);
@@ -176,6 +179,13 @@ typedef struct gyre_store_ops {
                       struct gyre_stats_answer *a, char *err, size_t errlen);
     /* How many traces are stored (-1 on error). */
     int64_t (*count)(gyre_store_t *s);
+    /* Retention (the trace log's indexer, issue 12): deletes these traces with everything that indexes them
+     * (free text, tags; rollup spans that end before the oldest trace left); a trace not stored is skipped. */
+    int (*delete_traces)(gyre_store_t *s, const gyre_trace_t *const *traces, size_t n, char *err, size_t errlen);
+    /* Returns free space to the file system. */
+    int (*reclaim)(gyre_store_t *s, char *err, size_t errlen);
+    /* A consistency check: 0, or -EBADMSG when the index is corrupt (err says how). */
+    int (*check)(gyre_store_t *s, char *err, size_t errlen);
 } gyre_store_ops_t;
 
 /* ---- The store's API. ---- */
@@ -205,6 +215,9 @@ int gyre_store_drop_segments(gyre_store_t *s, uint64_t below, char *err, size_t 
 int gyre_store_reset(gyre_store_t *s, char *err, size_t errlen);
 int gyre_store_info(gyre_store_t *s, gyre_store_info_t *out, char *err, size_t errlen);
 int64_t gyre_store_count(gyre_store_t *s);
+int gyre_store_delete_traces(gyre_store_t *s, const gyre_trace_t *const *traces, size_t n, char *err, size_t errlen);
+int gyre_store_reclaim(gyre_store_t *s, char *err, size_t errlen);
+int gyre_store_check(gyre_store_t *s, char *err, size_t errlen);
 
 /* One trace as JSON (the API's shape, bodies included), appended to `out`; -ENOENT when none. */
 int gyre_store_get_trace(gyre_store_t *s, const char *trace_id, gyre_buf_t *out, char *err, size_t errlen);
