@@ -22,7 +22,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/alloc.h"
 #include "common/buf.h"
@@ -458,6 +461,8 @@ int gyre_api_parse_stats_query(const char *qs, size_t len, gyre_api_stats_query_
 /* Jobs waiting for a reader, all workers together; past it /api answers 503 store_busy at once rather than
  * queue without bound (a job is a parsed query of about 4 KiB, its answer up to the endpoint's bound). */
 #define API_QUEUE_MAX 64
+/* The readers' nice value: CFS gives a nice-0 worker about nine tenths of a core it shares with one. */
+#define API_READER_NICE 10
 
 enum { EP_TRACES, EP_TRACE, EP_SESSION, EP_STATS };
 
@@ -543,6 +548,9 @@ static void run_job(api_job_t *j)
 static void *reader_main(void *arg)
 {
     (void)arg;
+    /* Below the workers: where a query and the proxied requests want the same core, the requests win (on
+     * Linux a thread has its own nice value; failing to set it leaves the reader at the workers' priority). */
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), API_READER_NICE);
     for (;;) {
         pthread_mutex_lock(&readers.mu);
         while (readers.head == NULL)
