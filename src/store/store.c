@@ -95,6 +95,12 @@ static const gyre_store_ops_t *backend_of(const char *dsn, const char **target, 
     return &gyre_store_sqlite;
 }
 
+const gyre_store_ops_t *gyre_store_backend(const char *dsn, const char **target, char *err, size_t errlen)
+{
+    int r;
+    return backend_of(dsn, target, &r, err, errlen);
+}
+
 int gyre_store_open(const char *dsn, unsigned flags, gyre_store_t **out, char *err, size_t errlen)
 {
     const char *target = NULL;

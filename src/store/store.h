@@ -198,6 +198,10 @@ typedef struct gyre_store_ops {
  * password); a path is.
  */
 int gyre_store_open(const char *dsn, unsigned flags, gyre_store_t **out, char *err, size_t errlen);
+/* The table a DSN names and the DSN past its scheme (`target`, what ops->open takes), or NULL with err
+ * filled as gyre_store_open fills it (for code that opens through the table itself, as the trace log's
+ * indexer does when it rebuilds the index). */
+const gyre_store_ops_t *gyre_store_backend(const char *dsn, const char **target, char *err, size_t errlen);
 /* Whether a writable open of `dsn` would succeed (the same checks and messages), without creating anything. */
 int gyre_store_probe(const char *dsn, char *err, size_t errlen);
 void gyre_store_close(gyre_store_t *s);

@@ -161,6 +161,19 @@ TEST(store_dsn_postgres_is_not_built_in_this_version_and_the_dsn_is_not_echoed)
     CHECK_STR(err, "sqlite: needs a path (sqlite:PATH, or sqlite::memory:)");
 }
 
+TEST(store_dsn_names_the_backend_and_the_target_its_open_takes)
+{
+    const char *target = NULL;
+    char err[256] = "";
+    const gyre_store_ops_t *ops = gyre_store_backend("sqlite:/var/lib/gyre/gyre.db", &target, err, sizeof(err));
+    CHECK(ops != NULL && strcmp(ops->name, "sqlite") == 0);
+    CHECK_STR(target, "/var/lib/gyre/gyre.db");
+    ops = gyre_store_backend("./a:b.db", &target, err, sizeof(err)); /* a colon alone is not a scheme */
+    CHECK(ops != NULL && strcmp(ops->name, "sqlite") == 0);
+    CHECK_STR(target, "./a:b.db");
+    CHECK(gyre_store_backend("postgres://h/d", &target, err, sizeof(err)) == NULL);
+}
+
 TEST(store_sqlite_probe_says_what_stops_a_writer_and_creates_nothing)
 {
     char dir[64], path[160], err[512] = "";
