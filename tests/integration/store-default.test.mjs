@@ -203,3 +203,13 @@ test('past 64 waiting queries /api answers 503 store_busy at once, and a client 
     assert.equal((await gyre.stop()).code, 0);
   }
 });
+
+test('gyre traces --config on a config without a store: section says it has none, and creates nothing', async () => {
+  const dir = freshDir('gyre-store-none-');
+  const file = path.join(dir, 'gyre.yaml');
+  fs.writeFileSync(file, 'providers: []\nroutes: []\n');
+  const r = await runGyre(['traces', '--config', file]);
+  assert.equal(r.code, 1);
+  assert.equal(r.stderr, `gyre traces: ${file} configures no store (store: {sqlite: PATH}); pass --db PATH\n`);
+  assert.deepEqual(fs.readdirSync(dir), ['gyre.yaml']);
+});
