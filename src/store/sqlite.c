@@ -1358,10 +1358,14 @@ static int check_path(const char *path, char *err, size_t errlen)
         gyre_store_set_err(err, errlen, "cannot open %s: %s", path, strerror(e));
         return -e;
     }
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || access(dir, W_OK | X_OK) != 0) {
-        int e = errno != 0 ? errno : ENOTDIR;
-        if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode))
-            e = ENOTDIR;
+    int e = 0;
+    if (stat(dir, &st) != 0)
+        e = errno;
+    else if (!S_ISDIR(st.st_mode))
+        e = ENOTDIR;
+    else if (access(dir, W_OK | X_OK) != 0)
+        e = errno;
+    if (e != 0) {
         gyre_store_set_err(err, errlen, "cannot create %s: %s", path, strerror(e));
         return -e;
     }
