@@ -107,7 +107,13 @@ try {
   };
   console.log(JSON.stringify(out, null, 2));
 } finally {
-  gyre.kill('SIGTERM');
-  mock.kill('SIGTERM');
+  // Stopped whatever happened above: SIGTERM, then SIGKILL for one still there after 5 s.
+  for (const p of [gyre, mock]) {
+    const exited = new Promise((resolve) => (p.exitCode !== null || p.signalCode !== null ? resolve() : p.on('exit', resolve)));
+    p.kill('SIGTERM');
+    const timer = setTimeout(() => p.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+  }
   fs.rmSync(dir, { recursive: true, force: true });
 }
