@@ -229,7 +229,7 @@ static gyre_store_t *open_fresh(const char *db)
     snprintf(side, sizeof(side), "%s.spool", db);
     unlink(side);
     gyre_store_t *s = NULL;
-    if (gyre_store_sqlite.open(db, &s, err, sizeof(err)) != 0) {
+    if (gyre_store_open(db, GYRE_STORE_OPEN_WRITE, &s, err, sizeof(err)) != 0) {
         fprintf(stderr, "bench-writer: %s\n", err);
         exit(1);
     }
@@ -251,7 +251,7 @@ static double run_batches(gyre_store_t *s, uint64_t n, int64_t start_us, int64_t
             batch[j] = &g[j].t;
         }
         double t0 = now_s(), c0 = cpu_s();
-        if (gyre_store_sqlite.write_batch(s, batch, k, err, sizeof(err)) != 0) {
+        if (gyre_store_write_batch(s, batch, k, err, sizeof(err)) != 0) {
             fprintf(stderr, "bench-writer: %s\n", err);
             exit(1);
         }
@@ -273,7 +273,7 @@ static double run_writer(gyre_store_t *s, const char *db, uint64_t n, uint64_t *
     snprintf(spool, sizeof(spool), "%s.spool", db);
     gyre_writer_t *w = NULL;
     gyre_writer_config_t cfg = {0};
-    if (gyre_writer_create(&gyre_store_sqlite, s, spool, 1, &cfg, &w, err, sizeof(err)) != 0) {
+    if (gyre_writer_create(gyre_store_ops(s), s, spool, 1, &cfg, &w, err, sizeof(err)) != 0) {
         fprintf(stderr, "bench-writer: %s\n", err);
         exit(1);
     }
@@ -338,7 +338,7 @@ int main(int argc, char **argv)
         double cpu = 0, spent = run_batches(s, fill, wall_us() - span, span, 1, &cpu);
         fprintf(stderr, "bench-writer: filled %s with %" PRIu64 " traces over %.0f h in %.1f s (%.0f traces/s)\n", db,
                 fill, hours, spent, (double)fill / spent);
-        gyre_store_sqlite.close(s);
+        gyre_store_close(s);
         return 0;
     }
     double batch_rate = 0, writer_rate = 0, batch_cpu_us = 0;
@@ -348,7 +348,7 @@ int main(int argc, char **argv)
         double cpu = 0, spent = run_batches(s, n, wall_us(), (int64_t)n * 20, 0, &cpu);
         batch_rate = (double)n / spent;
         batch_cpu_us = cpu / (double)n * 1e6;
-        gyre_store_sqlite.close(s);
+        gyre_store_close(s);
         fprintf(stderr,
                 "bench-writer: write_batch x%d: %" PRIu64 " traces in %.2f s: %.0f traces/s, %.1f us of CPU each\n",
                 BATCH, n, spent, batch_rate, batch_cpu_us);
@@ -357,7 +357,7 @@ int main(int argc, char **argv)
         gyre_store_t *s = open_fresh(db);
         double spent = run_writer(s, db, n, &spooled);
         writer_rate = (double)n / spent;
-        gyre_store_sqlite.close(s);
+        gyre_store_close(s);
         fprintf(stderr,
                 "bench-writer: whole writer: %" PRIu64 " traces in %.2f s: %.0f traces/s (%" PRIu64 " spooled)\n", n,
                 spent, writer_rate, spooled);

@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 #include "config/config.h"
 #include "control/access.h"
+#include "store/store.h"
 
 const char gyre_check_config_usage[] =
     "usage: gyre check-config FILE\n"
@@ -31,7 +32,10 @@ const char gyre_check_config_usage[] =
     "                              # batches, fine_tuning, ... only when listed; admin and\n"
     "                              # organization paths never)\n"
     "  workers: 2                  # default: one per core\n"
-    "  store: {sqlite: ./gyre.db}\n"
+    "  store: {sqlite: ./gyre.db}  # every call is stored with its bodies; the file must be\n"
+    "                              # writable (checked here); traces: false stores none,\n"
+    "                              # capture: false keeps no bodies for calls without a route;\n"
+    "                              # dsn: sqlite:PATH is the same as sqlite: PATH\n"
     "  max_body_bytes: 8388608     # larger request bodies get 413\n"
     "  max_response_bytes: 67108864  # a larger whole answer from a provider gets 502\n"
     "  shutdown_grace_ms: 10000\n"
@@ -52,6 +56,18 @@ const char gyre_check_config_usage[] =
     "  routes:\n"
     "    - name: chat              # clients send model: chat (or primary/gpt-4o-mini)\n"
     "      targets: [{provider: primary, model: gpt-4o-mini, weight: 100}]\n";
+
+int gyre_cli_check_store(const gyre_config_t *c, char *msg, size_t len)
+{
+    char err[768] = "";
+    if (c->store_dsn == NULL || !c->traces || gyre_store_probe(c->store_dsn, err, sizeof(err)) == 0)
+        return 0;
+    if (c->store_line > 0)
+        snprintf(msg, len, "%s:%d: %s: %s", c->source, c->store_line, c->store_field, err);
+    else
+        snprintf(msg, len, "%s: %s: %s", c->source, c->store_field, err);
+    return -1;
+}
 
 int gyre_cmd_check_config(int argc, char **argv)
 {
@@ -79,6 +95,12 @@ int gyre_cmd_check_config(int argc, char **argv)
             printf("%s:%d: listen: %s\n1 error\n", argv[0], c->listen_line, why);
         else
             printf("%s: listen: %s\n1 error\n", argv[0], why);
+        gyre_config_free(c);
+        return 1;
+    }
+    char store[1024];
+    if (gyre_cli_check_store(c, store, sizeof(store)) != 0) {
+        printf("%s\n1 error\n", store);
         gyre_config_free(c);
         return 1;
     }

@@ -45,10 +45,20 @@ int gyre_cli_opt(const char *cmd, int argc, char **argv, int *i, const char *nam
  * configuration's `store: {sqlite: PATH}` (`config_path` read as `gyre
  * serve --config` reads it, or the embedded default when NULL: ./gyre.db).
  * A file that does not exist is an error, never created.  Returns 0 with
- * *out set (close it with gyre_store_sqlite.close), or 1 after printing why
+ * *out set (close it with gyre_store_close), or 1 after printing why
  * on stderr, prefixed with `cmd`.
  */
 int gyre_cli_store_open(const char *cmd, const char *config_path, const char *db_path, gyre_store_t **out);
+
+/*
+ * Whether the configured trace store can be opened and written (issue 12:
+ * a store that cannot is an error at start-up and in check-config, never a
+ * silent empty store), asked without creating anything.  0 when it can or
+ * when nothing is stored; -1 with `msg` set to "FILE:LINE: FIELD: why",
+ * naming the path and the OS's reason.
+ */
+struct gyre_config;
+int gyre_cli_check_store(const struct gyre_config *c, char *msg, size_t len);
 
 /* A duration such as "90s", "15m", "1h", "1h30m", "24h", "7d", "2w" in microseconds (> 0).  0, or -1. */
 int gyre_cli_parse_duration(const char *s, int64_t *us);

@@ -82,6 +82,13 @@ int gyre_cmd_serve(int argc, char **argv)
     }
     if (exposure == GYRE_EXPOSURE_OPEN)
         fprintf(stderr, "gyre: warning: %s\n", why);
+    /* A store that cannot be written is said now, with its path and the OS's reason, not found empty later. */
+    char store[1024];
+    if (gyre_cli_check_store(c, store, sizeof(store)) != 0) {
+        fprintf(stderr, "%s\ngyre serve: 1 error in the configuration; nothing started\n", store);
+        gyre_config_free(c);
+        return 1;
+    }
     if (workers != 0)
         c->workers = (unsigned)workers;
     if (c->workers == 0) {

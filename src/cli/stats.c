@@ -303,10 +303,6 @@ int gyre_cmd_stats(int argc, char **argv)
         q.bucket_us = d;
     }
 
-    if (gyre_store_sqlite.stats == NULL) {
-        fprintf(stderr, "%s: this gyre's store cannot compute stats\n", cmd);
-        return 1;
-    }
     gyre_store_t *s = NULL;
     int rc = gyre_cli_store_open(cmd, config, db, &s);
     if (rc != 0)
@@ -314,7 +310,7 @@ int gyre_cmd_stats(int argc, char **argv)
     char err[512] = "";
     gyre_buf_t b;
     gyre_buf_init(&b, CLI_STATS_MAX);
-    int r = gyre_store_sqlite.stats(s, &q, &b, err, sizeof(err));
+    int r = gyre_store_stats(s, &q, &b, err, sizeof(err));
     rc = 1;
     if (r == -EINVAL) {
         /* The store names the parameter first ("bucket: ..."): the flag of the same name. */
@@ -349,6 +345,6 @@ int gyre_cmd_stats(int argc, char **argv)
         }
     }
     gyre_buf_dispose(&b);
-    gyre_store_sqlite.close(s);
+    gyre_store_close(s);
     return rc;
 }

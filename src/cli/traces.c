@@ -106,10 +106,10 @@ int gyre_cli_opt(const char *cmd, int argc, char **argv, int *i, const char *nam
 int gyre_cli_store_open(const char *cmd, const char *config_path, const char *db_path, gyre_store_t **out)
 {
     gyre_config_t *c = NULL;
-    const char *path = db_path;
+    const char *dsn = db_path;
     int rc = 1;
     *out = NULL;
-    if (path == NULL) {
+    if (dsn == NULL) {
         gyre_config_errors_t errs = {0};
         c = config_path != NULL ? gyre_config_load(config_path, &errs) : gyre_config_default(&errs);
         if (c == NULL) {
@@ -119,24 +119,30 @@ int gyre_cli_store_open(const char *cmd, const char *config_path, const char *db
             gyre_config_errors_dispose(&errs);
             return 1;
         }
-        path = c->store_sqlite;
+        if (c->store_dsn == NULL) {
+            fprintf(stderr, "%s: %s configures no store (store: {sqlite: PATH}); pass --db PATH\n", cmd, c->source);
+            goto out;
+        }
+        dsn = c->store_dsn;
     }
-    /* The store's open creates a missing file; a reader must not leave an empty database behind a typo. */
+    /* A SQLite store is a file: the store's open creates a missing one, and a reader must not leave an empty
+     * database behind a typo. */
+    const char *path = strncmp(dsn, "sqlite:", 7) == 0 ? dsn + 7 : strstr(dsn, "://") == NULL ? dsn : NULL;
     struct stat st;
-    if (stat(path, &st) != 0) {
+    if (path != NULL && strcmp(path, ":memory:") != 0 && stat(path, &st) != 0) {
         if (errno == ENOENT)
-            fprintf(stderr, "%s: no trace store at %s: start gyre with store: {traces: true}, or pass --db PATH\n", cmd,
-                    path);
+            fprintf(stderr, "%s: no trace store at %s: start gyre with store: {sqlite: %s}, or pass --db PATH\n", cmd,
+                    path, path);
         else
             fprintf(stderr, "%s: cannot read the trace store %s: %s\n", cmd, path, strerror(errno));
         goto out;
     }
-    if (S_ISDIR(st.st_mode)) {
+    if (path != NULL && strcmp(path, ":memory:") != 0 && S_ISDIR(st.st_mode)) {
         fprintf(stderr, "%s: %s is a directory, not a trace store\n", cmd, path);
         goto out;
     }
     char err[512] = "";
-    if (gyre_store_sqlite.open(path, out, err, sizeof(err)) != 0) {
+    if (gyre_store_open(dsn, 0, out, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s: %s\n", cmd, err);
         goto out;
     }
@@ -540,7 +546,7 @@ static int resolve_prefix(const char *cmd, gyre_store_t *s, const char *prefix, 
     while (scanned < CLI_PREFIX_SCAN) {
         gyre_buf_reset(&page);
         q.cursor = cursor[0] ? cursor : NULL;
-        if (gyre_store_sqlite.query_traces(s, &q, &page, err, sizeof(err)) != 0) {
+        if (gyre_store_query_traces(s, &q, &page, err, sizeof(err)) != 0) {
             fprintf(stderr, "%s: %s\n", cmd, err);
             goto out;
         }
@@ -843,7 +849,7 @@ static int cmd_traces_show(int argc, char **argv)
 
     gyre_buf_t b;
     gyre_buf_init(&b, CLI_TRACE_MAX);
-    int r = gyre_store_sqlite.get_trace(s, full, &b, err, sizeof(err));
+    int r = gyre_store_get_trace(s, full, &b, err, sizeof(err));
     if (r == -ENOENT) {
         fprintf(stderr, "%s: trace %s: not found\n", cmd, id);
     } else if (r != 0) {
@@ -862,7 +868,7 @@ static int cmd_traces_show(int argc, char **argv)
     }
     gyre_buf_dispose(&b);
 out:
-    gyre_store_sqlite.close(s);
+    gyre_store_close(s);
     return rc;
 }
 
@@ -1000,7 +1006,7 @@ int gyre_cmd_traces(int argc, char **argv)
     char err[512] = "";
     gyre_buf_t b;
     gyre_buf_init(&b, CLI_PAGE_MAX);
-    int r = gyre_store_sqlite.query_traces(s, &q, &b, err, sizeof(err));
+    int r = gyre_store_query_traces(s, &q, &b, err, sizeof(err));
     rc = 1;
     if (r == -EINVAL) {
         /* What only the store can check: the cursor's shape, the text's length. */
@@ -1047,7 +1053,7 @@ int gyre_cmd_traces(int argc, char **argv)
         }
     }
     gyre_buf_dispose(&b);
-    gyre_store_sqlite.close(s);
+    gyre_store_close(s);
     return rc;
 }
 
@@ -1077,7 +1083,7 @@ int gyre_cmd_sessions(int argc, char **argv)
     char err[512] = "";
     gyre_buf_t b;
     gyre_buf_init(&b, CLI_SESSION_MAX);
-    int r = gyre_store_sqlite.get_session(s, id, &b, err, sizeof(err));
+    int r = gyre_store_get_session(s, id, &b, err, sizeof(err));
     rc = 1;
     if (r == -ENOENT) {
         fprintf(stderr, "%s: session %s: not found\n", cmd, id);
@@ -1134,6 +1140,6 @@ int gyre_cmd_sessions(int argc, char **argv)
         }
     }
     gyre_buf_dispose(&b);
-    gyre_store_sqlite.close(s);
+    gyre_store_close(s);
     return rc;
 }

@@ -883,6 +883,67 @@ static void parse_route(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, size
  * ca_file}.
  * Header values are resolved like keys (env:NAME, file:PATH) and never appear in an error.
  */
+/*
+ * `store:` (issue 12): a section configures the trace store, and with it every call is stored with its bodies
+ * (`traces:` defaults to true here).  `sqlite: PATH` and `dsn: DSN` name it (one of them; neither: ./gyre.db);
+ * `traces: false` keeps none, `capture: false` keeps the calls without a route without their bodies.
+ */
+static void parse_store(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *v)
+{
+    char *sqlite = NULL, *dsn = NULL;
+    int sqlite_line = 0, dsn_line = 0;
+    if (!want_type(ctx, v, YAML_MAPPING_NODE, "store"))
+        return;
+    c->traces = 1;
+    c->store_field = "store";
+    c->store_line = line_of(v);
+    for (yaml_node_pair_t *sp = v->data.mapping.pairs.start; sp < v->data.mapping.pairs.top; sp++) {
+        yaml_node_t *sk = yaml_document_get_node(ctx->doc, sp->key);
+        yaml_node_t *sv = yaml_document_get_node(ctx->doc, sp->value);
+        const char *k = scalar(sk) != NULL ? scalar(sk) : "?";
+        if (strcmp(k, "sqlite") == 0) {
+            if (get_string(ctx, sv, "store.sqlite", &sqlite))
+                sqlite_line = line_of(sv);
+        } else if (strcmp(k, "dsn") == 0) {
+            if (get_string(ctx, sv, "store.dsn", &dsn))
+                dsn_line = line_of(sv);
+        } else if (strcmp(k, "traces") == 0) {
+            get_bool(ctx, sv, "store.traces", &c->traces);
+        } else if (strcmp(k, "capture") == 0) {
+            get_bool(ctx, sv, "store.capture", &c->store_capture);
+        } else {
+            ERR(ctx, sk, "store", "unknown field '%s' (known: sqlite, dsn, traces, capture)", k);
+        }
+    }
+    if (sqlite != NULL && dsn != NULL)
+        ERR(ctx, v, "store", "give sqlite: or dsn:, not both");
+    if (sqlite != NULL && sqlite[0] == '\0')
+        ERR(ctx, v, "store.sqlite", "the path is empty");
+    free(c->store_dsn);
+    free(c->store_sqlite);
+    c->store_dsn = c->store_sqlite = NULL;
+    if (dsn != NULL) {
+        c->store_field = "store.dsn";
+        c->store_line = dsn_line;
+        /* The SQLite file, when the DSN names one: the trace log lives beside it. */
+        if (strncmp(dsn, "sqlite:", 7) == 0)
+            c->store_sqlite = gyre_strdup(dsn + 7);
+        else if (strstr(dsn, "://") == NULL)
+            c->store_sqlite = gyre_strdup(dsn);
+        c->store_dsn = dsn;
+        free(sqlite);
+        return;
+    }
+    if (sqlite != NULL) {
+        c->store_field = "store.sqlite";
+        c->store_line = sqlite_line;
+    }
+    c->store_sqlite = sqlite != NULL ? sqlite : gyre_strdup("./gyre.db");
+    size_t n = strlen(c->store_sqlite) + 8;
+    c->store_dsn = gyre_malloc(n);
+    snprintf(c->store_dsn, n, "sqlite:%s", c->store_sqlite);
+}
+
 static void parse_otlp(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n)
 {
     gyre_otlp_conf_t *o = &c->otlp;
@@ -1239,20 +1300,7 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
             if (get_uint(ctx, v, "linger_bytes", 0, (unsigned long long)1 << 40, &u))
                 c->linger_bytes = u;
         } else if (strcmp(key, "store") == 0) {
-            if (want_type(ctx, v, YAML_MAPPING_NODE, "store")) {
-                for (yaml_node_pair_t *sp = v->data.mapping.pairs.start; sp < v->data.mapping.pairs.top; sp++) {
-                    yaml_node_t *sk = yaml_document_get_node(ctx->doc, sp->key);
-                    yaml_node_t *sv = yaml_document_get_node(ctx->doc, sp->value);
-                    if (scalar(sk) != NULL && strcmp(scalar(sk), "sqlite") == 0)
-                        get_string(ctx, sv, "store.sqlite", &c->store_sqlite);
-                    else if (scalar(sk) != NULL && strcmp(scalar(sk), "traces") == 0)
-                        get_bool(ctx, sv, "store.traces", &c->traces);
-                    else if (scalar(sk) != NULL && strcmp(scalar(sk), "capture") == 0)
-                        get_bool(ctx, sv, "store.capture", &c->store_capture);
-                    else
-                        ERR(ctx, sk, "store", "unknown store '%s' (supported: sqlite)", scalar(sk) ? scalar(sk) : "?");
-                }
-            }
+            parse_store(ctx, c, v);
         } else if (strcmp(key, "prices") == 0) {
             if (get_string(ctx, v, "prices", &c->prices_file)) {
                 FILE *f = fopen(c->prices_file, "r");
@@ -1306,7 +1354,6 @@ gyre_config_t *gyre_config_parse(const char *source, const char *text, size_t le
     c->source = gyre_strdup(source);
     c->listen_host = gyre_strdup("127.0.0.1");
     c->listen_port = 8080;
-    c->store_sqlite = gyre_strdup("./gyre.db");
     c->max_body_bytes = GYRE_DEFAULT_MAX_BODY_BYTES;
     c->max_response_bytes = GYRE_DEFAULT_MAX_RESPONSE_BYTES;
     c->shutdown_grace_ms = GYRE_DEFAULT_GRACE_MS;
@@ -1532,6 +1579,7 @@ void gyre_config_free(gyre_config_t *c)
     free(c->notes);
     free(c->source);
     free(c->listen_host);
+    free(c->store_dsn);
     free(c->store_sqlite);
     free(c->prices_file);
     for (size_t i = 0; i < c->otlp.nheaders; i++) {

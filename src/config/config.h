@@ -182,9 +182,18 @@ typedef struct gyre_config {
     char *listen_host;
     uint16_t listen_port;
     unsigned workers; /* 0: one per core */
+    /* The trace store (issue 12): a `store:` section configures one, and then every call is stored with its
+     * bodies unless `traces: false` (or `capture: false`) says otherwise.  No section: no store, no traces.
+     * `store_dsn`: what gyre_store_open takes ("sqlite:PATH" for `sqlite: PATH`, or `dsn:` as given; the
+     * section without either is "sqlite:./gyre.db"); NULL without a section.  `store_sqlite`: the SQLite
+     * file's path (the trace log lives beside it), NULL when there is no store or the DSN is not SQLite's.
+     * `store_field` and `store_line` name where the DSN came from ("store.sqlite", "store.dsn" or "store";
+     * line 0: the embedded default), for errors about the store that only opening it finds. */
+    char *store_dsn;
     char *store_sqlite;
-    /* `store: {traces: true}`: every request's trace is written to the store.  Off unless asked for while the
-     * writer costs more than issue 5's budget (docs/decisions.md); the embedded default turns it on. */
+    const char *store_field;
+    int store_line;
+    /* `store: {traces: false}` turns the store's writing off; true whenever a store is configured. */
     int traces;
     /* `store: {capture: false}`: calls without a route (provider/model, pass-through) keep no bodies.  Default
      * true; a route says it for its own calls with `capture:`. */

@@ -1,15 +1,18 @@
 /*
  * The trace query API (see api.h): routing under /api/, the query-string
- * parser, and the per-worker read handle on the store.
+ * parser, and the readers that answer it.
  *
- * Reads happen on the worker's event loop thread.  That is a deliberate
- * shortcut for now: the store runs in WAL mode, so a reader never waits for
- * the writer thread, and a page or a trace is an indexed lookup that SQLite
- * answers in well under a millisecond.  A session of a thousand calls with
- * captured bodies is the slow case, and so is /api/stats over a long range
- * or with many groups (tens to hundreds of ms at 1M traces: bench/store);
- * if it shows up in proxy latency, the reads move to a thread pool that
- * posts the answer back to the loop.
+ * A store query runs off the workers' event loops: a stats query over a
+ * day of a million traces takes 170-300 ms, a session of a thousand calls
+ * with their bodies more, and a worker that ran them itself would hold
+ * every proxied request on its loop that long.  The worker parses and
+ * checks the request (cheap, and its errors answer at once), hands a job to
+ * a small pool of reader threads (API_READERS, each with its own store
+ * handle), and goes on; the reader runs the query and posts the job back
+ * to the worker's loop through h2o's multithread queue (as the main thread
+ * posts the shutdown message), where the answer is sent.  A request whose
+ * client left meanwhile has its job dropped when it comes back: the job
+ * never touches the request off the loop.
  */
 #include "server/api.h"
 
@@ -19,7 +22,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/buf.h"
 #include "common/time.h"
 #include "common/wire.h"
@@ -37,40 +45,6 @@
 #define API_SESSION_ID_MAX 1024
 /* The longest parameter name worth reading: every known one is shorter. */
 #define API_KEY_MAX 32
-
-/*
- * One read handle per worker thread, opened on first use, so workers never
- * share a SQLite connection.  The pthread key exists only for its
- * destructor: it closes the handle when the worker thread exits, which
- * keeps the connection from leaking at shutdown.
- */
-static __thread gyre_store_t *read_handle;
-static pthread_key_t read_handle_key;
-static pthread_once_t read_handle_once = PTHREAD_ONCE_INIT;
-
-static void read_handle_close_cb(void *p)
-{
-    gyre_store_sqlite.close(p);
-}
-
-static void read_handle_key_init(void)
-{
-    pthread_key_create(&read_handle_key, read_handle_close_cb);
-}
-
-/* The worker's read handle, or NULL with `err` filled (the next request tries to open it again). */
-static gyre_store_t *read_handle_get(const char *path, char *err, size_t errlen)
-{
-    if (read_handle != NULL)
-        return read_handle;
-    pthread_once(&read_handle_once, read_handle_key_init);
-    gyre_store_t *s = NULL;
-    if (gyre_store_sqlite.open(path, &s, err, errlen) != 0)
-        return NULL;
-    read_handle = s;
-    pthread_setspecific(read_handle_key, s);
-    return s;
-}
 
 /* ---- The query string. ---- */
 
@@ -398,7 +372,159 @@ int gyre_api_parse_stats_query(const char *qs, size_t len, gyre_api_stats_query_
     return 0;
 }
 
-/* ---- The endpoints. ---- */
+/* ---- The readers: store queries off the event loops. ---- */
+
+/* Reader threads: two, so that a slow query (a long stats range, a big session) does not hold a trace lookup
+ * behind it, and few, since each holds a store handle (64 MiB of page cache at most) and the store's reads
+ * share the machine's cores with the workers. */
+#define API_READERS 2
+/* Jobs waiting for a reader, all workers together; past it /api answers 503 store_busy at once rather than
+ * queue without bound (a job is a parsed query of about 4 KiB, its answer up to the endpoint's bound). */
+#define API_QUEUE_MAX 64
+/* The readers' nice value: CFS gives a nice-0 worker about nine tenths of a core it shares with one. */
+#define API_READER_NICE 10
+
+enum { EP_TRACES, EP_TRACE, EP_SESSION, EP_STATS };
+
+typedef struct api_job api_job_t;
+
+/* What ties a job to its request: in the request's pool, so that the request going away (the client left)
+ * unties them.  Read and written on the worker's thread only. */
+typedef struct api_link {
+    api_job_t *job;
+    h2o_req_t *req;
+} api_link_t;
+
+struct api_job {
+    h2o_multithread_message_t super; /* first: the message posted back to the worker's loop */
+    h2o_multithread_receiver_t *receiver; /* the worker's */
+    api_link_t *link;                     /* NULL once the request is gone (worker's thread only) */
+    api_job_t *next;                      /* in the readers' queue */
+    int ep;
+    const char *dsn;
+    union {
+        gyre_api_query_t traces;
+        gyre_api_stats_query_t stats;
+        char trace_id[33];
+        char session[API_SESSION_ID_MAX + 1];
+    } q;
+    /* The answer, filled by the reader. */
+    int r;
+    const char *what; /* on an error: what failed ("reading traces", "opening the trace store") */
+    char msg[512];
+    gyre_buf_t out;
+};
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    api_job_t *head, *tail;
+    size_t n;
+    int64_t delay_ms; /* GYRE_TEST_API_DELAY_MS (tests only, with GYRE_TEST=1): each read waits this long first */
+} readers = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, 0, 0};
+static pthread_once_t readers_once = PTHREAD_ONCE_INIT;
+static int readers_failed;
+
+/* Each worker's receiver for the jobs its readers finish; registered on the worker's first /api request. */
+static __thread h2o_multithread_receiver_t answers;
+static __thread int answers_registered;
+
+/* The reader's own store handle, opened on its first job (the next job tries again after a failure). */
+static __thread gyre_store_t *reader_store;
+
+static void run_job(api_job_t *j)
+{
+    j->what = NULL;
+    if (reader_store == NULL && gyre_store_open(j->dsn, 0, &reader_store, j->msg, sizeof(j->msg)) != 0) {
+        reader_store = NULL;
+        j->r = -EIO;
+        j->what = "opening the trace store";
+        return;
+    }
+    if (readers.delay_ms > 0) {
+        struct timespec ts = {readers.delay_ms / 1000, (long)(readers.delay_ms % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    switch (j->ep) {
+    case EP_TRACES:
+        gyre_buf_init(&j->out, API_PAGE_MAX);
+        j->r = gyre_store_query_traces(reader_store, &j->q.traces.q, &j->out, j->msg, sizeof(j->msg));
+        break;
+    case EP_STATS:
+        gyre_buf_init(&j->out, API_STATS_MAX);
+        j->r = gyre_store_stats(reader_store, &j->q.stats.q, &j->out, j->msg, sizeof(j->msg));
+        break;
+    case EP_TRACE:
+        gyre_buf_init(&j->out, API_TRACE_MAX);
+        j->r = gyre_store_get_trace(reader_store, j->q.trace_id, &j->out, j->msg, sizeof(j->msg));
+        break;
+    case EP_SESSION:
+        gyre_buf_init(&j->out, API_SESSION_MAX);
+        j->r = gyre_store_get_session(reader_store, j->q.session, &j->out, j->msg, sizeof(j->msg));
+        break;
+    }
+}
+
+static void *reader_main(void *arg)
+{
+    (void)arg;
+    /* Below the workers: where a query and the proxied requests want the same core, the requests win (on
+     * Linux a thread has its own nice value; failing to set it leaves the reader at the workers' priority). */
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), API_READER_NICE);
+    for (;;) {
+        pthread_mutex_lock(&readers.mu);
+        while (readers.head == NULL)
+            pthread_cond_wait(&readers.cond, &readers.mu);
+        api_job_t *j = readers.head;
+        readers.head = j->next;
+        if (readers.head == NULL)
+            readers.tail = NULL;
+        readers.n--;
+        pthread_mutex_unlock(&readers.mu);
+        run_job(j);
+        h2o_multithread_send_message(j->receiver, &j->super);
+    }
+    return NULL;
+}
+
+static void readers_start(void)
+{
+    const char *test = getenv("GYRE_TEST"), *delay = getenv("GYRE_TEST_API_DELAY_MS");
+    if (test != NULL && strcmp(test, "1") == 0 && delay != NULL)
+        readers.delay_ms = strtoll(delay, NULL, 10);
+    int started = 0;
+    for (int i = 0; i < API_READERS; i++) {
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        started += pthread_create(&t, &attr, reader_main, NULL) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    readers_failed = started == 0; /* one reader is enough to answer; none is an error on every request */
+}
+
+/* Queues a job for the readers; 0, or -EBUSY at the queue's bound. */
+static int readers_submit(api_job_t *j)
+{
+    pthread_mutex_lock(&readers.mu);
+    if (readers.n >= API_QUEUE_MAX) {
+        pthread_mutex_unlock(&readers.mu);
+        return -EBUSY;
+    }
+    j->next = NULL;
+    if (readers.tail != NULL)
+        readers.tail->next = j;
+    else
+        readers.head = j;
+    readers.tail = j;
+    readers.n++;
+    pthread_cond_signal(&readers.cond);
+    pthread_mutex_unlock(&readers.mu);
+    return 0;
+}
+
+/* ---- The endpoints' answers (on the worker's loop). ---- */
 
 static void respond_store_error(h2o_req_t *req, int r, const char *what, const char *msg)
 {
@@ -420,34 +546,6 @@ static const char *query_string(h2o_req_t *req, size_t *qlen)
     return req->path.base + req->query_at + 1;
 }
 
-static void on_traces(gyre_store_t *s, h2o_req_t *req)
-{
-    gyre_api_query_t query;
-    gyre_api_error_t err;
-    size_t qlen;
-    const char *qs = query_string(req, &qlen);
-    if (gyre_api_parse_traces_query(qs, qlen, &query, &err) != 0) {
-        gyre_respond_error(req, &err);
-        return;
-    }
-    char msg[512] = "";
-    gyre_buf_t out;
-    gyre_buf_init(&out, API_PAGE_MAX);
-    int r = gyre_store_sqlite.query_traces(s, &query.q, &out, msg, sizeof(msg));
-    if (r == 0) {
-        gyre_respond_json(req, 200, out.base, out.len);
-    } else if (r == -EINVAL) {
-        /* The store checks what only it can read: the cursor's shape (and the text's length, which the
-         * query bound already keeps within the store's). */
-        const char *param = strncmp(msg, "cursor:", 7) == 0 ? "cursor" : strncmp(msg, "text:", 5) == 0 ? "q" : NULL;
-        gyre_api_error_set(&err, 400, "invalid_request_error", "invalid_value", param, "%s", msg);
-        gyre_respond_error(req, &err);
-    } else {
-        respond_store_error(req, r, "reading traces", msg);
-    }
-    gyre_buf_dispose(&out);
-}
-
 /* The store's message starts with the parameter it refuses ("bucket: ..."): that is the 400's param. */
 static const char *store_error_param(const char *msg)
 {
@@ -460,32 +558,122 @@ static const char *store_error_param(const char *msg)
     return NULL;
 }
 
-static void on_stats(gyre_store_t *s, h2o_req_t *req)
+static void respond_job(h2o_req_t *req, api_job_t *j)
 {
-    gyre_api_stats_query_t query;
     gyre_api_error_t err;
-    size_t qlen;
-    const char *qs = query_string(req, &qlen);
-    if (gyre_api_parse_stats_query(qs, qlen, &query, &err) != 0) {
-        gyre_respond_error(req, &err);
+    int r = j->r;
+    if (j->what != NULL) {
+        respond_store_error(req, r, j->what, j->msg);
         return;
     }
-    char msg[512] = "";
-    gyre_buf_t out;
-    gyre_buf_init(&out, API_STATS_MAX);
-    int r = gyre_store_sqlite.stats(s, &query.q, &out, msg, sizeof(msg));
-    const char *param = store_error_param(msg);
     if (r == 0) {
-        gyre_respond_json(req, 200, out.base, out.len);
-    } else if (r == -EINVAL || (r == -E2BIG && param != NULL)) {
-        /* What only the store can check: the bucket count over the defaulted range, the number of groups. */
-        gyre_api_error_set(&err, 400, "invalid_request_error", "invalid_value", param, "%s", msg);
-        gyre_respond_error(req, &err);
-    } else {
-        respond_store_error(req, r, "reading stats", msg);
+        gyre_respond_json(req, 200, j->out.base, j->out.len);
+        return;
     }
-    gyre_buf_dispose(&out);
+    switch (j->ep) {
+    case EP_TRACES:
+        if (r == -EINVAL) {
+            /* The store checks what only it can read: the cursor's shape (and the text's length, which the
+             * query bound already keeps within the store's). */
+            const char *param = strncmp(j->msg, "cursor:", 7) == 0 ? "cursor"
+                                : strncmp(j->msg, "text:", 5) == 0  ? "q"
+                                                                     : NULL;
+            gyre_api_error_set(&err, 400, "invalid_request_error", "invalid_value", param, "%s", j->msg);
+            gyre_respond_error(req, &err);
+        } else {
+            respond_store_error(req, r, "reading traces", j->msg);
+        }
+        break;
+    case EP_STATS: {
+        const char *param = store_error_param(j->msg);
+        if (r == -EINVAL || (r == -E2BIG && param != NULL)) {
+            /* What only the store can check: the bucket count over the defaulted range, the number of groups. */
+            gyre_api_error_set(&err, 400, "invalid_request_error", "invalid_value", param, "%s", j->msg);
+            gyre_respond_error(req, &err);
+        } else {
+            respond_store_error(req, r, "reading stats", j->msg);
+        }
+        break;
+    }
+    case EP_TRACE:
+        if (r == -ENOENT) {
+            gyre_api_error_set(&err, 404, "invalid_request_error", "trace_not_found", NULL, "no trace '%s'",
+                               j->q.trace_id);
+            gyre_respond_error(req, &err);
+        } else {
+            respond_store_error(req, r, "reading a trace", j->msg);
+        }
+        break;
+    case EP_SESSION:
+        if (r == -ENOENT) {
+            gyre_api_error_set(&err, 404, "invalid_request_error", "session_not_found", NULL, "no session '%.200s'",
+                               j->q.session);
+            gyre_respond_error(req, &err);
+        } else {
+            respond_store_error(req, r, "reading a session", j->msg);
+        }
+        break;
+    }
 }
+
+static void job_free(api_job_t *j)
+{
+    gyre_buf_dispose(&j->out);
+    free(j);
+}
+
+/* The jobs the readers finished for this worker: each answers its request, unless the client left. */
+static void on_answers_cb(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    (void)receiver;
+    while (!h2o_linklist_is_empty(messages)) {
+        api_job_t *j = H2O_STRUCT_FROM_MEMBER(api_job_t, super.link, messages->next);
+        h2o_linklist_unlink(&j->super.link);
+        if (j->link != NULL) {
+            j->link->job = NULL;
+            respond_job(j->link->req, j);
+        }
+        job_free(j);
+    }
+}
+
+/* The request is gone before its job came back: the job is dropped when it does. */
+static void on_link_dispose_cb(void *p)
+{
+    api_link_t *link = p;
+    if (link->job != NULL)
+        link->job->link = NULL;
+}
+
+/* Hands the parsed job to the readers; the answer comes back on this worker's loop. */
+static void submit(gyre_worker_t *w, h2o_req_t *req, api_job_t *j)
+{
+    if (!answers_registered) {
+        h2o_multithread_register_receiver(w->super.ctx.queue, &answers, on_answers_cb);
+        answers_registered = 1;
+    }
+    pthread_once(&readers_once, readers_start);
+    j->receiver = &answers;
+    j->dsn = w->server->config->store_dsn;
+    api_link_t *link = h2o_mem_alloc_shared(&req->pool, sizeof(*link), on_link_dispose_cb);
+    link->job = j;
+    link->req = req;
+    j->link = link;
+    int r = readers_failed ? -EAGAIN : readers_submit(j);
+    if (r != 0) {
+        gyre_api_error_t err;
+        link->job = NULL;
+        gyre_api_error_set(&err, 503, "server_error", "store_busy", NULL,
+                           r == -EBUSY ? "the trace store has %d queries waiting; try again shortly"
+                                       : "the trace store's reader threads could not be started (%d)",
+                           API_QUEUE_MAX);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+        gyre_respond_error(req, &err);
+        job_free(j);
+    }
+}
+
+/* ---- The endpoints' checks (on the worker's loop: cheap, and their errors answer at once). ---- */
 
 static int is_trace_id(const char *s, size_t n)
 {
@@ -497,68 +685,60 @@ static int is_trace_id(const char *s, size_t n)
     return 1;
 }
 
-static void on_trace(gyre_store_t *s, h2o_req_t *req, const char *id, size_t idlen)
+/* The job for the request, or NULL after answering it with the error its parameters earn. */
+static api_job_t *parse_job(h2o_req_t *req, int ep, const char *id, size_t idlen)
 {
     gyre_api_error_t err;
-    if (!is_trace_id(id, idlen)) {
-        gyre_api_error_set(&err, 404, "invalid_request_error", "trace_not_found", NULL,
-                           "no trace '%.*s': trace ids are 32 lowercase hex digits (x-gyre-trace-id)",
-                           (int)(idlen < 64 ? idlen : 64), id);
-        gyre_respond_error(req, &err);
-        return;
+    size_t qlen;
+    const char *qs;
+    api_job_t *j = gyre_calloc(1, sizeof(*j));
+    j->ep = ep;
+    switch (ep) {
+    case EP_TRACES:
+        qs = query_string(req, &qlen);
+        if (gyre_api_parse_traces_query(qs, qlen, &j->q.traces, &err) != 0)
+            goto refuse;
+        break;
+    case EP_STATS:
+        qs = query_string(req, &qlen);
+        if (gyre_api_parse_stats_query(qs, qlen, &j->q.stats, &err) != 0)
+            goto refuse;
+        break;
+    case EP_TRACE:
+        if (!is_trace_id(id, idlen)) {
+            gyre_api_error_set(&err, 404, "invalid_request_error", "trace_not_found", NULL,
+                               "no trace '%.*s': trace ids are 32 lowercase hex digits (x-gyre-trace-id)",
+                               (int)(idlen < 64 ? idlen : 64), id);
+            goto refuse;
+        }
+        memcpy(j->q.trace_id, id, 32);
+        j->q.trace_id[32] = '\0';
+        break;
+    case EP_SESSION: {
+        ssize_t n = idlen <= API_SESSION_ID_MAX ? url_decode(id, idlen, 0, j->q.session) : -3;
+        if (n < 0) {
+            gyre_api_error_set(&err, 404, "invalid_request_error", "session_not_found", NULL,
+                               n == -3 ? "no session: session ids are at most %d bytes"
+                                       : "no session: the id has a malformed percent escape or a %%00 (ids are at "
+                                         "most %d bytes)",
+                               API_SESSION_ID_MAX);
+            goto refuse;
+        }
+        j->q.session[n] = '\0';
+        break;
     }
-    char tid[33], msg[512] = "";
-    memcpy(tid, id, 32);
-    tid[32] = '\0';
-    gyre_buf_t out;
-    gyre_buf_init(&out, API_TRACE_MAX);
-    int r = gyre_store_sqlite.get_trace(s, tid, &out, msg, sizeof(msg));
-    if (r == 0) {
-        gyre_respond_json(req, 200, out.base, out.len);
-    } else if (r == -ENOENT) {
-        gyre_api_error_set(&err, 404, "invalid_request_error", "trace_not_found", NULL, "no trace '%s'", tid);
-        gyre_respond_error(req, &err);
-    } else {
-        respond_store_error(req, r, "reading a trace", msg);
     }
-    gyre_buf_dispose(&out);
-}
-
-static void on_session(gyre_store_t *s, h2o_req_t *req, const char *raw, size_t rawlen)
-{
-    gyre_api_error_t err;
-    char id[API_SESSION_ID_MAX + 1], msg[512] = "";
-    ssize_t n = rawlen <= API_SESSION_ID_MAX ? url_decode(raw, rawlen, 0, id) : -3;
-    if (n < 0) {
-        gyre_api_error_set(&err, 404, "invalid_request_error", "session_not_found", NULL,
-                           n == -3 ? "no session: session ids are at most %d bytes"
-                                   : "no session: the id has a malformed percent escape or a %%00 (ids are at "
-                                     "most %d bytes)",
-                           API_SESSION_ID_MAX);
-        gyre_respond_error(req, &err);
-        return;
-    }
-    id[n] = '\0';
-    gyre_buf_t out;
-    gyre_buf_init(&out, API_SESSION_MAX);
-    int r = gyre_store_sqlite.get_session(s, id, &out, msg, sizeof(msg));
-    if (r == 0) {
-        gyre_respond_json(req, 200, out.base, out.len);
-    } else if (r == -ENOENT) {
-        gyre_api_error_set(&err, 404, "invalid_request_error", "session_not_found", NULL, "no session '%.200s'", id);
-        gyre_respond_error(req, &err);
-    } else {
-        respond_store_error(req, r, "reading a session", msg);
-    }
-    gyre_buf_dispose(&out);
+    return j;
+refuse:
+    gyre_respond_error(req, &err);
+    free(j);
+    return NULL;
 }
 
 static int has_prefix(const char *p, size_t n, const char *prefix, size_t plen)
 {
     return n >= plen && memcmp(p, prefix, plen) == 0;
 }
-
-enum { EP_TRACES, EP_TRACE, EP_SESSION, EP_STATS };
 
 int gyre_api_handle(gyre_worker_t *w, h2o_req_t *req)
 {
@@ -610,26 +790,15 @@ int gyre_api_handle(gyre_worker_t *w, h2o_req_t *req)
         return 1;
     }
 
-    const char *store_path = w->server->config->store_sqlite;
-    if (store_path == NULL) {
+    if (w->server->config->store_dsn == NULL) {
         gyre_api_error_t err;
         gyre_api_error_set(&err, 404, "invalid_request_error", "store_not_configured", NULL,
                            "this gateway keeps no traces: the config has no store (store: {sqlite: PATH})");
         gyre_respond_error(req, &err);
         return 1;
     }
-    char msg[512] = "";
-    gyre_store_t *s = read_handle_get(store_path, msg, sizeof(msg));
-    if (s == NULL) {
-        respond_store_error(req, -EIO, "opening the trace store", msg);
-        return 1;
-    }
-
-    switch (ep) {
-    case EP_TRACES: on_traces(s, req); break;
-    case EP_TRACE: on_trace(s, req, id, idlen); break;
-    case EP_SESSION: on_session(s, req, id, idlen); break;
-    case EP_STATS: on_stats(s, req); break;
-    }
+    api_job_t *j = parse_job(req, ep, id, idlen);
+    if (j != NULL)
+        submit(w, req, j);
     return 1;
 }

@@ -325,18 +325,18 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
 
     /* The trace store and its writer: every request's trace goes there; what a crash left in the spool is
      * replayed now. */
-    if (config->traces && gyre_store_sqlite.open(config->store_sqlite, &s->store, err, sizeof(err)) != 0) {
-        gyre_logf("gyre: store %s: %s\n", config->store_sqlite, err);
+    if (config->traces && gyre_store_open(config->store_dsn, GYRE_STORE_OPEN_WRITE, &s->store, err, sizeof(err)) != 0) {
+        gyre_logf("gyre: %s: %s\n", config->store_field, err);
         return 1;
     }
     if (config->traces) {
         char spool[4096];
         snprintf(spool, sizeof(spool), "%s.spool", config->store_sqlite);
-        int r = gyre_writer_create(&gyre_store_sqlite, s->store, spool, nworkers, NULL, &s->writer, err, sizeof(err));
+        int r = gyre_writer_create(gyre_store_ops(s->store), s->store, spool, nworkers, NULL, &s->writer, err, sizeof(err));
         if (r != 0) {
             gyre_logf("gyre: trace spool %s: %s%s\n", spool, err,
                       r == -EBUSY ? " (is another gyre using this store?)" : "");
-            gyre_store_sqlite.close(s->store);
+            gyre_store_close(s->store);
             return 1;
         }
     }
@@ -401,7 +401,7 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
                   (unsigned long long)st.spool_records);
     gyre_writer_destroy(s->writer);
     s->writer = NULL;
-    gyre_store_sqlite.close(s->store);
+    gyre_store_close(s->store);
     gyre_logf("gyre: stopped (%llu traces written)\n", (unsigned long long)st.written);
     return 0;
 }

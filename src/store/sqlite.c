@@ -1,7 +1,8 @@
 /*
  * The SQLite trace store (issue 5): gyre_store_sqlite, one of the store's
- * backends (store.h).  The dsn is a file path, or ":memory:" for a private
- * database that dies with the handle.
+ * backends (store.h, backend.h), picked by the DSN "sqlite:PATH" or a plain
+ * path.  The target is a file path, or ":memory:" for a private database
+ * that dies with the handle.
  *
  * The database runs in WAL mode with synchronous=NORMAL: the writer thread
  * commits a batch per transaction and readers (the query API's own
@@ -28,73 +29,42 @@
  * as JSON in the API's shape (migration 5 says why).  /api/stats reads the
  * rollup (store/rollup.h, migration 4).
  *
- * JSON shapes (the query API returns these as they are):
- *
- *   trace (get_trace, and each of get_session's "traces"):
- *     {"trace_id":"<32 hex>","otel_trace_id":"<32 hex>","span_id":"<16 hex>","parent_span_id":"",
- *      "request_id":"...","started_us":N,"ended_us":N,"latency_us":N,
- *      "ttft_us":N|null,"endpoint":"/v1/chat/completions","route":"...",
- *      "provider":"...","model":"...","status":200,"stream":true|false,
- *      "cache_hit":true|false,"finish_reason":"stop",
- *      "prompt_tokens":N|null,"completion_tokens":N|null,
- *      "cached_tokens":N|null,"reasoning_tokens":N|null,
- *      "cost_usd":X|null,"session":"...","agent":"...","user":"...",
- *      "tags":["a","b"],                 (sorted, duplicates dropped)
- *      "meta":{"k":"v"},                 (sorted by key; a repeated key keeps the last value)
- *      "attempts":[{"provider":"...","model":"...","key_id":"openai#0",
- *                   "status":N,"started_us":N,"latency_us":N,"error":"..."}],
- *      "request_body":<the body as JSON when it parses, else a string, null when not captured>,
- *      "response_body":<the same>}
- *   summary (each of query_traces' "data"): the trace without
- *     request_body and response_body.
- *   page: {"data":[summaries, newest first],"next_cursor":"<started_us>_<trace_id>"|null}
- *   session: {"session":"...","traces":[traces, oldest first, at most 1000]}
- *
- * A cursor is the last row of a page, "<started_us>_<trace_id>"; the next
- * page is the rows strictly before it in (started_us, trace_id) order, so
- * traces written meanwhile never shift a page.
+ * Answers are rows (store.h's gyre_store_row_t): the API's JSON, its
+ * cursors and the searchable text are the shared code's (render.c,
+ * cursor.c, text.c), not this file's.
  */
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <libgen.h>
 #include <math.h>
 #include <sqlite3.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/alloc.h"
-#include "common/json.h"
-#include "common/utf8.h"
-#include "common/zstd.h"
+#include "store/backend.h"
 #include "store/rollup.h"
-#include "store/store.h"
 
-/* The largest body a read expands (a stored frame that claims more is reported as an error, not allocated). */
-#define STORE_BODY_MAX (64u << 20)
-/* The most calls get_session returns: an agent's trajectory, bounded so one session cannot pin a handler. */
-#define STORE_SESSION_MAX 1000
-#define STORE_LIMIT_DEFAULT 50
-#define STORE_LIMIT_MAX 1000
 #define STORE_BUSY_TIMEOUT_MS 5000
 /* How long a batch write waits for a lock another process holds (the CLI migrating, a backup, an operator's
  * sqlite3 shell): not long, since the writer thread spools what the store does not take, and while it waits
  * here the traces in memory are the ones a kill -9 would lose. */
 #define STORE_WRITE_BUSY_TIMEOUT_MS 20
-/* zstd's default level 3: on bodies of a few KB it measured as fast as level 1 here (about 5-7 us per 2 KB
- * frame either way) and compresses them a little better, so the faster levels buy nothing. */
-#define STORE_ZSTD_LEVEL GYRE_ZSTD_LEVEL_DEFAULT
+
+typedef struct sqlite_store sqlite_store_t;
 
 typedef struct store_migration {
     int version;
     const char *sql;
     /* Run after the SQL in the same transaction (a backfill that needs C), or NULL. */
-    int (*after)(gyre_store_t *s, char *err, size_t errlen);
+    int (*after)(sqlite_store_t *s, char *err, size_t errlen);
 } store_migration_t;
 
-static int rollup_backfill(gyre_store_t *s, char *err, size_t errlen);
+static int rollup_backfill(sqlite_store_t *s, char *err, size_t errlen);
 
 static const store_migration_t migrations[] = {
     {1, "CREATE TABLE traces ("
@@ -242,32 +212,42 @@ static const store_migration_t migrations[] = {
      "INSERT INTO trace_fts (rowid, text) SELECT t.rowid, x.text FROM trace_text x JOIN traces t USING (trace_id);"
      "DROP TABLE attempts; DROP TABLE trace_meta; DROP TABLE trace_tags; DROP TABLE trace_text;",
      NULL},
+    /*
+     * The trace log (issue 12): an index row may refer to the log's record
+     * that holds its bodies (segment 0: the row holds them itself, as every
+     * row written before this version does), and the index remembers how far
+     * it has read the log, committed with each batch.  The partial index
+     * finds a segment's rows for retention without costing the rows that
+     * hold their own bodies anything.
+     */
+    {6,
+     "ALTER TABLE traces ADD COLUMN body_segment BIGINT NOT NULL DEFAULT 0;"
+     "ALTER TABLE traces ADD COLUMN body_offset BIGINT NOT NULL DEFAULT 0;"
+     "ALTER TABLE traces ADD COLUMN body_length BIGINT NOT NULL DEFAULT 0;"
+     "CREATE INDEX traces_body_segment ON traces (body_segment) WHERE body_segment <> 0;"
+     "CREATE TABLE index_mark (id INTEGER PRIMARY KEY CHECK (id = 1), segment BIGINT NOT NULL,"
+     " seg_offset BIGINT NOT NULL);",
+     NULL},
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
-struct gyre_store {
+struct sqlite_store {
+    gyre_store_t super; /* first: the table and the shared state */
     sqlite3 *db;
     int version;
-    sqlite3_stmt *ins_trace, *ins_tag, *ins_text, *ups_rollup;
+    sqlite3_stmt *ins_trace, *ins_tag, *ins_text, *ups_rollup, *set_mark;
     sqlite3_stmt *sel_trace, *sel_session, *sel_count;
-    gyre_zstd_t *zstd;
     fts5_api *fts5; /* owned by the connection */
-    /* Scratch reused by every write and read, so a batch allocates nothing per trace once warm. */
-    gyre_buf_t zreq, zresp, text, body, merge, tags_json, meta_json, attempts_json;
+    /* Scratch reused by every write, so a batch allocates nothing per trace once warm. */
+    gyre_buf_t zreq, zresp, text, merge, tags_json, meta_json, attempts_json;
     /* The new traces of the batch being written, for the rollup. */
     gyre_rollup_in_t *rin;
     size_t rin_cap;
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
+static sqlite_store_t *sq(gyre_store_t *s)
 {
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
+    return (sqlite_store_t *)s;
 }
 
 static int64_t now_us(void)
@@ -277,100 +257,19 @@ static int64_t now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* The columns of TRACE_COLS_* past the first 24, by number. */
-enum { COL_OTEL_TRACE_ID = 24, COL_TAGS_JSON, COL_META_JSON, COL_ATTEMPTS_JSON, COL_REQUEST_BODY, COL_RESPONSE_BODY };
-
-/* ---- JSON writing with a sticky error, so a shape reads as a list of fields. ---- */
-
-typedef struct json_writer {
-    gyre_buf_t *b;
-    int r;
-} json_writer_t;
-
-static void jw_raw(json_writer_t *w, const char *s, size_t n)
+/* The negative errno a failed statement reads as: a full disk and a read-only file say so. */
+static int rc_errno(int rc)
 {
-    if (w->r == 0)
-        w->r = gyre_buf_append(w->b, s, n);
-}
-
-static void jw_lit(json_writer_t *w, const char *s)
-{
-    jw_raw(w, s, strlen(s));
-}
-
-static void jw_str(json_writer_t *w, const char *s, size_t n)
-{
-    if (w->r == 0)
-        w->r = gyre_buf_append_json_string(w->b, s != NULL ? s : "", s != NULL ? n : 0);
-}
-
-static void jw_int(json_writer_t *w, int64_t v)
-{
-    if (w->r == 0)
-        w->r = gyre_buf_appendf(w->b, "%" PRId64, v);
-}
-
-/* The shortest text that reads back as the same double. */
-static void jw_double(json_writer_t *w, double v)
-{
-    char tmp[40];
-    if (!isfinite(v)) {
-        jw_lit(w, "null");
-        return;
+    switch (rc & 0xff) {
+    case SQLITE_FULL: return -ENOSPC;
+    case SQLITE_READONLY: return -EROFS;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB: return -EBADMSG; /* the trace log's indexer rebuilds the index from the log */
+    default: return -EIO;
     }
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(tmp, sizeof(tmp), "%.*g", prec, v);
-        if (strtod(tmp, NULL) == v)
-            break;
-    }
-    jw_lit(w, tmp);
 }
 
-/* ---- Columns to JSON. ---- */
-
-static void jw_col_str(json_writer_t *w, sqlite3_stmt *st, int i)
-{
-    const char *p = (const char *)sqlite3_column_text(st, i);
-    jw_str(w, p, (size_t)sqlite3_column_bytes(st, i));
-}
-
-static void jw_col_int_or_null(json_writer_t *w, sqlite3_stmt *st, int i)
-{
-    if (sqlite3_column_type(st, i) == SQLITE_NULL)
-        jw_lit(w, "null");
-    else
-        jw_int(w, sqlite3_column_int64(st, i));
-}
-
-static void jw_col_bool(json_writer_t *w, sqlite3_stmt *st, int i)
-{
-    jw_lit(w, sqlite3_column_int(st, i) ? "true" : "false");
-}
-
-static int jw_col_body(json_writer_t *w, gyre_store_t *s, sqlite3_stmt *st, int i, char *err, size_t errlen)
-{
-    if (sqlite3_column_type(st, i) == SQLITE_NULL) {
-        jw_lit(w, "null");
-        return 0;
-    }
-    const void *z = sqlite3_column_blob(st, i);
-    size_t zlen = (size_t)sqlite3_column_bytes(st, i);
-    gyre_buf_reset(&s->body);
-    int r = gyre_zstd_decompress(s->zstd, &s->body, z, zlen);
-    if (r != 0) {
-        set_err(err, errlen, "trace %s: stored %s does not decompress (%s)", (const char *)sqlite3_column_text(st, 0),
-                i == COL_REQUEST_BODY ? "request_body" : "response_body", r == -E2BIG ? "larger than 64 MiB" : "corrupt zstd");
-        return -EIO;
-    }
-    /* A body goes in as it is only when any strict parser reads it (RFC 8259, well-formed UTF-8); any other
-     * body, a truncated one, one with raw control bytes or ill-formed UTF-8, goes in as a string, whose encoder
-     * replaces ill-formed UTF-8 with U+FFFD (docs/api.md), so the answer is always JSON. */
-    if (gyre_json_valid(s->body.base, s->body.len))
-        jw_raw(w, s->body.base, s->body.len);
-    else
-        jw_str(w, s->body.base, s->body.len);
-    return 0;
-}
+/* ---- Rows. ---- */
 
 /* The columns every read selects, in this order; the page query swaps the two bodies for NULLs. */
 #define TRACE_COLS_HEAD                                                                                              \
@@ -378,169 +277,96 @@ static int jw_col_body(json_writer_t *w, gyre_store_t *s, sqlite3_stmt *st, int 
     "t.endpoint, t.route, t.provider, t.model, t.status, t.stream, t.cache_hit, t.finish_reason, "                  \
     "t.prompt_tokens, t.completion_tokens, t.cached_tokens, t.reasoning_tokens, t.cost_usd, t.session, t.agent, "  \
     "t.user_id, t.otel_trace_id, t.tags_json, t.meta_json, t.attempts_json"
-#define TRACE_COLS_FULL TRACE_COLS_HEAD ", t.request_body, t.response_body"
-#define TRACE_COLS_SUMMARY TRACE_COLS_HEAD ", NULL, NULL"
+#define TRACE_COLS_FULL TRACE_COLS_HEAD ", t.request_body, t.response_body, t.body_segment, t.body_offset, t.body_length"
+#define TRACE_COLS_SUMMARY TRACE_COLS_HEAD ", NULL, NULL, t.body_segment, t.body_offset, t.body_length"
 
-static int bind_id(sqlite3_stmt *st, const char *id, int n)
-{
-    sqlite3_reset(st);
-    return sqlite3_bind_text(st, 1, id, n, SQLITE_STATIC);
-}
+/* The columns of TRACE_COLS_* past the first 24, by number. */
+enum {
+    COL_OTEL_TRACE_ID = 24,
+    COL_TAGS_JSON,
+    COL_META_JSON,
+    COL_ATTEMPTS_JSON,
+    COL_REQUEST_BODY,
+    COL_RESPONSE_BODY,
+    COL_BODY_SEGMENT,
+    COL_BODY_OFFSET,
+    COL_BODY_LENGTH
+};
 
-/* A column that holds JSON, as it is (`empty` when the column is empty, which no write makes). */
-static void jw_col_raw(json_writer_t *w, sqlite3_stmt *st, int i, const char *empty)
+static gyre_tstr_t col_tstr(sqlite3_stmt *st, int i)
 {
     const char *p = (const char *)sqlite3_column_text(st, i);
-    size_t n = (size_t)sqlite3_column_bytes(st, i);
-    if (p == NULL || n == 0)
-        jw_lit(w, empty);
-    else if (w->r == 0 && !gyre_utf8_valid(p, n))
-        w->r = gyre_buf_append_utf8(w->b, p, n); /* a row written before the writer's encoder replaced it */
-    else
-        jw_raw(w, p, n);
+    return (gyre_tstr_t){(char *)(p != NULL ? p : ""), p != NULL ? (size_t)sqlite3_column_bytes(st, i) : 0};
 }
 
-/* One row of TRACE_COLS_* as a trace object (bodies included when `bodies`), appended to w. */
-static int row_to_json(gyre_store_t *s, sqlite3_stmt *st, int bodies, json_writer_t *w, char *err, size_t errlen)
+static int64_t col_known(sqlite3_stmt *st, int i)
 {
-    int r = 0;
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, i);
+}
 
-    jw_lit(w, "{\"trace_id\":");
-    jw_col_str(w, st, 0);
-    jw_lit(w, ",\"otel_trace_id\":");
-    jw_col_str(w, st, COL_OTEL_TRACE_ID);
-    jw_lit(w, ",\"span_id\":");
-    jw_col_str(w, st, 1);
-    jw_lit(w, ",\"parent_span_id\":");
-    jw_col_str(w, st, 2);
-    jw_lit(w, ",\"request_id\":");
-    jw_col_str(w, st, 3);
-    jw_lit(w, ",\"started_us\":");
-    jw_int(w, sqlite3_column_int64(st, 4));
-    jw_lit(w, ",\"ended_us\":");
-    jw_int(w, sqlite3_column_int64(st, 5));
-    jw_lit(w, ",\"latency_us\":");
-    jw_int(w, sqlite3_column_int64(st, 6));
-    jw_lit(w, ",\"ttft_us\":");
-    jw_col_int_or_null(w, st, 7);
-    jw_lit(w, ",\"endpoint\":");
-    jw_col_str(w, st, 8);
-    jw_lit(w, ",\"route\":");
-    jw_col_str(w, st, 9);
-    jw_lit(w, ",\"provider\":");
-    jw_col_str(w, st, 10);
-    jw_lit(w, ",\"model\":");
-    jw_col_str(w, st, 11);
-    jw_lit(w, ",\"status\":");
-    jw_int(w, sqlite3_column_int64(st, 12));
-    jw_lit(w, ",\"stream\":");
-    jw_col_bool(w, st, 13);
-    jw_lit(w, ",\"cache_hit\":");
-    jw_col_bool(w, st, 14);
-    jw_lit(w, ",\"finish_reason\":");
-    jw_col_str(w, st, 15);
-    jw_lit(w, ",\"prompt_tokens\":");
-    jw_col_int_or_null(w, st, 16);
-    jw_lit(w, ",\"completion_tokens\":");
-    jw_col_int_or_null(w, st, 17);
-    jw_lit(w, ",\"cached_tokens\":");
-    jw_col_int_or_null(w, st, 18);
-    jw_lit(w, ",\"reasoning_tokens\":");
-    jw_col_int_or_null(w, st, 19);
-    jw_lit(w, ",\"cost_usd\":");
-    if (sqlite3_column_type(st, 20) == SQLITE_NULL)
-        jw_lit(w, "null");
-    else
-        jw_double(w, sqlite3_column_double(st, 20));
-    jw_lit(w, ",\"session\":");
-    jw_col_str(w, st, 21);
-    jw_lit(w, ",\"agent\":");
-    jw_col_str(w, st, 22);
-    jw_lit(w, ",\"user\":");
-    jw_col_str(w, st, 23);
+static gyre_store_body_t col_body(sqlite3_stmt *st, int i)
+{
+    if (sqlite3_column_type(st, i) == SQLITE_NULL)
+        return (gyre_store_body_t){NULL, 0};
+    const void *p = sqlite3_column_blob(st, i);
+    return (gyre_store_body_t){p != NULL ? p : "", (size_t)sqlite3_column_bytes(st, i)};
+}
 
-    /* Rendered by the writer in this shape (render_tags and the others below). */
-    jw_lit(w, ",\"tags\":");
-    jw_col_raw(w, st, COL_TAGS_JSON, "[]");
-    jw_lit(w, ",\"meta\":");
-    jw_col_raw(w, st, COL_META_JSON, "{}");
-    jw_lit(w, ",\"attempts\":");
-    jw_col_raw(w, st, COL_ATTEMPTS_JSON, "[]");
+/* One row of TRACE_COLS_* into `row` (its strings live until the statement steps again). */
+static void row_read(sqlite3_stmt *st, gyre_store_row_t *row)
+{
+    memset(row, 0, sizeof(*row));
+    row->trace_id = col_tstr(st, 0);
+    row->span_id = col_tstr(st, 1);
+    row->parent_span_id = col_tstr(st, 2);
+    row->request_id = col_tstr(st, 3);
+    row->started_us = sqlite3_column_int64(st, 4);
+    row->ended_us = sqlite3_column_int64(st, 5);
+    row->latency_us = sqlite3_column_int64(st, 6);
+    row->ttft_us = col_known(st, 7);
+    row->endpoint = col_tstr(st, 8);
+    row->route = col_tstr(st, 9);
+    row->provider = col_tstr(st, 10);
+    row->model = col_tstr(st, 11);
+    row->status = sqlite3_column_int(st, 12);
+    row->stream = sqlite3_column_int(st, 13) != 0;
+    row->cache_hit = sqlite3_column_int(st, 14) != 0;
+    row->finish_reason = col_tstr(st, 15);
+    row->prompt_tokens = col_known(st, 16);
+    row->completion_tokens = col_known(st, 17);
+    row->cached_tokens = col_known(st, 18);
+    row->reasoning_tokens = col_known(st, 19);
+    row->cost_usd = sqlite3_column_type(st, 20) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 20);
+    row->session = col_tstr(st, 21);
+    row->agent = col_tstr(st, 22);
+    row->user = col_tstr(st, 23);
+    row->otel_trace_id = col_tstr(st, COL_OTEL_TRACE_ID);
+    row->tags_json = col_tstr(st, COL_TAGS_JSON);
+    row->meta_json = col_tstr(st, COL_META_JSON);
+    row->attempts_json = col_tstr(st, COL_ATTEMPTS_JSON);
+    row->request_body = col_body(st, COL_REQUEST_BODY);
+    row->response_body = col_body(st, COL_RESPONSE_BODY);
+    row->ref.segment = (uint64_t)sqlite3_column_int64(st, COL_BODY_SEGMENT);
+    row->ref.offset = (uint64_t)sqlite3_column_int64(st, COL_BODY_OFFSET);
+    row->ref.length = (uint32_t)sqlite3_column_int64(st, COL_BODY_LENGTH);
+}
 
-    if (bodies) {
-        jw_lit(w, ",\"request_body\":");
-        if ((r = jw_col_body(w, s, st, COL_REQUEST_BODY, err, errlen)) != 0)
-            return r;
-        jw_lit(w, ",\"response_body\":");
-        if ((r = jw_col_body(w, s, st, COL_RESPONSE_BODY, err, errlen)) != 0)
+/* Steps `st` and hands each row to cb; stops at cb's first non-zero and returns it.  `what` names the read. */
+static int rows_each(sqlite_store_t *s, sqlite3_stmt *st, gyre_store_row_cb cb, void *ctx, const char *what, char *err,
+                     size_t errlen)
+{
+    gyre_store_row_t row;
+    int rc, r = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        row_read(st, &row);
+        if ((r = cb(ctx, &row)) != 0)
             return r;
     }
-    jw_lit(w, "}");
+    if (rc != SQLITE_DONE) {
+        gyre_store_set_err(err, errlen, "store: %s: %s", what, sqlite3_errmsg(s->db));
+        return rc_errno(rc);
+    }
     return 0;
-}
-
-/* The output buffer's bound reached: say so, and leave the buffer as it was. */
-static int json_done(json_writer_t *w, size_t start, int r, char *err, size_t errlen)
-{
-    if (r == 0 && w->r != 0) {
-        r = w->r;
-        set_err(err, errlen, "store: the answer is larger than its buffer (%zu bytes)", w->b->max);
-    }
-    if (r != 0) {
-        w->b->len = start;
-        if (w->b->base != NULL)
-            w->b->base[start] = '\0';
-    }
-    return r;
-}
-
-/* ---- Free text: what of a body is worth searching. ---- */
-
-/* Members whose strings are what a person wrote or a model answered (OpenAI, Anthropic and Gemini shapes). */
-static int is_text_key(const char *k)
-{
-    static const char *const keys[] = {"content", "text", "prompt", "input", "system", "instructions",
-                                       "arguments", "reasoning_content", "thinking", "output_text"};
-    if (k == NULL)
-        return 0;
-    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-        if (strcmp(k, keys[i]) == 0)
-            return 1;
-    return 0;
-}
-
-static void collect_text(const cJSON *v, int wanted, gyre_buf_t *out)
-{
-    if (cJSON_IsString(v)) {
-        if (wanted && v->valuestring[0] != '\0') {
-            gyre_buf_append(out, v->valuestring, strlen(v->valuestring));
-            gyre_buf_append(out, "\n", 1);
-        }
-        return;
-    }
-    for (const cJSON *c = v->child; c != NULL; c = c->next)
-        collect_text(c, cJSON_IsObject(v) ? is_text_key(c->string) : wanted, out);
-}
-
-/*
- * Appends the searchable text of a body: the strings under the text-bearing
- * members when it is JSON, the bytes as they are otherwise.  At the text
- * buffer's bound the rest is not indexed (the body itself is still stored
- * whole).
- */
-static void body_text(const gyre_tstr_t *body, gyre_buf_t *out)
-{
-    if (body->len == 0)
-        return;
-    cJSON *v = cJSON_ParseWithLength(body->p, body->len);
-    if (v == NULL) {
-        size_t room = out->max - out->len;
-        gyre_buf_append(out, body->p, body->len < room ? body->len : room);
-    } else {
-        collect_text(v, 0, out);
-        cJSON_Delete(v);
-    }
-    gyre_buf_append(out, "\n", 1);
 }
 
 /* ---- Writes. ---- */
@@ -555,12 +381,12 @@ static int bind_known(sqlite3_stmt *st, int i, int64_t v)
     return v < 0 ? sqlite3_bind_null(st, i) : sqlite3_bind_int64(st, i, v);
 }
 
-static int bind_body(gyre_store_t *s, sqlite3_stmt *st, int i, const gyre_tstr_t *body, gyre_buf_t *z)
+static int bind_body(sqlite_store_t *s, sqlite3_stmt *st, int i, const gyre_tstr_t *body, gyre_buf_t *z)
 {
     if (body->len == 0)
         return sqlite3_bind_null(st, i);
     gyre_buf_reset(z);
-    int r = gyre_zstd_compress(s->zstd, z, body->p, body->len);
+    int r = gyre_zstd_compress(s->super.zstd, z, body->p, body->len);
     if (r != 0)
         return r;
     return sqlite3_bind_blob(st, i, z->base, (int)z->len, SQLITE_STATIC);
@@ -573,98 +399,18 @@ static int step_done(sqlite3_stmt *st)
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-/* ---- What the writer renders for get_trace: tags, meta and attempts in the API's shape. ---- */
-
-static int tstr_cmp_cb(const void *a, const void *b)
+/* One trace into the index: 0, 1 when it is there already (a replay), or a negative errno. */
+static int write_one(sqlite_store_t *s, const gyre_store_item_t *item, char *err, size_t errlen)
 {
-    const gyre_tstr_t *x = a, *y = b;
-    size_t n = x->len < y->len ? x->len : y->len;
-    int c = n ? memcmp(x->p, y->p, n) : 0;
-    return c != 0 ? c : (x->len < y->len ? -1 : x->len > y->len);
-}
-
-/* Sorted, duplicates dropped. */
-static void render_tags(const gyre_tstr_t *tags, size_t n, gyre_buf_t *out)
-{
-    gyre_tstr_t sorted[GYRE_TRACE_MAX_TAGS];
-    memcpy(sorted, tags, n * sizeof(*tags));
-    qsort(sorted, n, sizeof(*sorted), tstr_cmp_cb);
-    gyre_buf_reset(out);
-    gyre_buf_append(out, "[", 1);
-    for (size_t i = 0, k = 0; i < n; i++) {
-        if (i > 0 && tstr_cmp_cb(&sorted[i], &sorted[i - 1]) == 0)
-            continue;
-        if (k++)
-            gyre_buf_append(out, ",", 1);
-        gyre_buf_append_json_string(out, sorted[i].p ? sorted[i].p : "", sorted[i].len);
-    }
-    gyre_buf_append(out, "]", 1);
-}
-
-typedef struct meta_ref {
-    const gyre_trace_meta_t *m;
-    size_t order;
-} meta_ref_t;
-
-static int meta_ref_cmp_cb(const void *a, const void *b)
-{
-    const meta_ref_t *x = a, *y = b;
-    int c = tstr_cmp_cb(&x->m->key, &y->m->key);
-    return c != 0 ? c : (x->order < y->order ? -1 : x->order > y->order);
-}
-
-/* Sorted by key; a repeated key keeps its last value. */
-static void render_meta(const gyre_trace_meta_t *meta, size_t n, gyre_buf_t *out)
-{
-    meta_ref_t refs[GYRE_TRACE_MAX_META];
-    for (size_t i = 0; i < n; i++)
-        refs[i] = (meta_ref_t){&meta[i], i};
-    qsort(refs, n, sizeof(*refs), meta_ref_cmp_cb);
-    gyre_buf_reset(out);
-    gyre_buf_append(out, "{", 1);
-    for (size_t i = 0, k = 0; i < n; i++) {
-        if (i + 1 < n && tstr_cmp_cb(&refs[i].m->key, &refs[i + 1].m->key) == 0)
-            continue; /* a later one has the same key */
-        if (k++)
-            gyre_buf_append(out, ",", 1);
-        const gyre_trace_meta_t *m = refs[i].m;
-        gyre_buf_append_json_string(out, m->key.p ? m->key.p : "", m->key.len);
-        gyre_buf_append(out, ":", 1);
-        gyre_buf_append_json_string(out, m->value.p ? m->value.p : "", m->value.len);
-    }
-    gyre_buf_append(out, "}", 1);
-}
-
-static void render_attempts(const gyre_trace_attempt_t *a, size_t n, gyre_buf_t *out)
-{
-    gyre_buf_reset(out);
-    gyre_buf_append(out, "[", 1);
-    for (size_t i = 0; i < n; i++) {
-        gyre_buf_appends(out, i ? ",{\"provider\":" : "{\"provider\":");
-        gyre_buf_append_json_string(out, a[i].provider.p ? a[i].provider.p : "", a[i].provider.len);
-        gyre_buf_appends(out, ",\"model\":");
-        gyre_buf_append_json_string(out, a[i].model.p ? a[i].model.p : "", a[i].model.len);
-        gyre_buf_appends(out, ",\"key_id\":");
-        gyre_buf_append_json_string(out, a[i].key_id.p ? a[i].key_id.p : "", a[i].key_id.len);
-        gyre_buf_appendf(out, ",\"status\":%d,\"started_us\":%" PRId64 ",\"latency_us\":%" PRId64 ",\"error\":",
-                         a[i].status, a[i].started_us, a[i].latency_us);
-        gyre_buf_append_json_string(out, a[i].error.p ? a[i].error.p : "", a[i].error.len);
-        gyre_buf_append(out, "}", 1);
-    }
-    gyre_buf_append(out, "]", 1);
-}
-
-static int write_one(gyre_store_t *s, const gyre_trace_t *t, char *err, size_t errlen)
-{
+    const gyre_trace_t *t = item->trace;
     sqlite3_stmt *st = s->ins_trace;
-    size_t nattempts = t->nattempts < GYRE_TRACE_MAX_ATTEMPTS ? t->nattempts : GYRE_TRACE_MAX_ATTEMPTS;
     size_t ntags = t->ntags < GYRE_TRACE_MAX_TAGS ? t->ntags : GYRE_TRACE_MAX_TAGS;
-    size_t nmeta = t->nmeta < GYRE_TRACE_MAX_META ? t->nmeta : GYRE_TRACE_MAX_META;
+    int in_log = item->ref.segment != 0;
     int rc, r;
     const char *what = "traces";
 
     if (strnlen(t->trace_id, sizeof(t->trace_id)) == 0 || strnlen(t->trace_id, sizeof(t->trace_id)) == sizeof(t->trace_id)) {
-        set_err(err, errlen, "store: a trace without a trace_id");
+        gyre_store_set_err(err, errlen, "store: a trace without a trace_id");
         return -EINVAL;
     }
     sqlite3_bind_text(st, 1, t->trace_id, -1, SQLITE_STATIC);
@@ -701,16 +447,21 @@ static int write_one(gyre_store_t *s, const gyre_trace_t *t, char *err, size_t e
                           SQLITE_STATIC);
     else
         sqlite3_bind_text(st, 27, t->trace_id, -1, SQLITE_STATIC);
-    render_tags(t->tags, ntags, &s->tags_json);
-    render_meta(t->meta, nmeta, &s->meta_json);
-    render_attempts(t->attempts, nattempts, &s->attempts_json);
+    gyre_store_render_tags(t->tags, ntags, &s->tags_json);
+    gyre_store_render_meta(t->meta, t->nmeta, &s->meta_json);
+    gyre_store_render_attempts(t->attempts, t->nattempts, &s->attempts_json);
     sqlite3_bind_text(st, 28, s->tags_json.base, (int)s->tags_json.len, SQLITE_STATIC);
     sqlite3_bind_text(st, 29, s->meta_json.base, (int)s->meta_json.len, SQLITE_STATIC);
     sqlite3_bind_text(st, 30, s->attempts_json.base, (int)s->attempts_json.len, SQLITE_STATIC);
-    if ((r = bind_body(s, st, 25, &t->request_body, &s->zreq)) != 0 ||
-        (r = bind_body(s, st, 26, &t->response_body, &s->zresp)) != 0) {
+    sqlite3_bind_int64(st, 31, (sqlite3_int64)item->ref.segment);
+    sqlite3_bind_int64(st, 32, (sqlite3_int64)item->ref.offset);
+    sqlite3_bind_int64(st, 33, (sqlite3_int64)item->ref.length);
+    /* Bodies the log holds are not stored twice. */
+    static const gyre_tstr_t none = {NULL, 0};
+    if ((r = bind_body(s, st, 25, in_log ? &none : &t->request_body, &s->zreq)) != 0 ||
+        (r = bind_body(s, st, 26, in_log ? &none : &t->response_body, &s->zresp)) != 0) {
         sqlite3_reset(st);
-        set_err(err, errlen, "store: trace %s: a body does not compress into its bound", t->trace_id);
+        gyre_store_set_err(err, errlen, "store: trace %s: a body does not compress into its bound", t->trace_id);
         return r;
     }
     if ((rc = step_done(st)) != SQLITE_OK)
@@ -728,12 +479,18 @@ static int write_one(gyre_store_t *s, const gyre_trace_t *t, char *err, size_t e
             goto db_error;
     }
     what = "trace_fts";
-    if (t->request_body.len != 0 || t->response_body.len != 0) {
+    const char *text = item->text.p;
+    size_t textlen = item->text.len;
+    if (text == NULL && (t->request_body.len != 0 || t->response_body.len != 0)) {
         gyre_buf_reset(&s->text);
-        body_text(&t->request_body, &s->text);
-        body_text(&t->response_body, &s->text);
+        gyre_store_text_extract(t->request_body.p, t->request_body.len, &s->text);
+        gyre_store_text_extract(t->response_body.p, t->response_body.len, &s->text);
+        text = s->text.base != NULL ? s->text.base : "";
+        textlen = s->text.len;
+    }
+    if (text != NULL && textlen != 0) {
         sqlite3_bind_int64(s->ins_text, 1, rowid);
-        sqlite3_bind_text(s->ins_text, 2, s->text.base != NULL ? s->text.base : "", (int)s->text.len, SQLITE_STATIC);
+        sqlite3_bind_text(s->ins_text, 2, text, (int)textlen, SQLITE_STATIC);
         if ((rc = step_done(s->ins_text)) != SQLITE_OK)
             goto db_error;
     }
@@ -741,21 +498,22 @@ static int write_one(gyre_store_t *s, const gyre_trace_t *t, char *err, size_t e
 
 db_error:
     if ((rc & 0xff) == SQLITE_CONSTRAINT && strcmp(what, "traces") == 0) {
-        /* Already stored: the spool replays what a crash left, and some of it may have been committed just
-         * before the crash.  Writing a trace twice is a no-op, so replay is safe. */
+        /* Already stored: the spool (or the log) replays what a crash left, and some of it may have been
+         * committed just before the crash.  Writing a trace twice is a no-op, so replay is safe. */
         return 1;
     }
-    set_err(err, errlen, "store: writing trace %s into %s: %s", t->trace_id, what, sqlite3_errmsg(s->db));
-    return -EIO;
+    gyre_store_set_err(err, errlen, "store: writing trace %s into %s: %s", t->trace_id, what, sqlite3_errmsg(s->db));
+    return rc_errno(rc);
 }
 
-static int exec_sql(gyre_store_t *s, const char *sql, char *err, size_t errlen)
+static int exec_sql(sqlite_store_t *s, const char *sql, char *err, size_t errlen)
 {
     char *msg = NULL;
-    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        set_err(err, errlen, "store: %s: %s", sql, msg != NULL ? msg : sqlite3_errmsg(s->db));
+    int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        gyre_store_set_err(err, errlen, "store: %s: %s", sql, msg != NULL ? msg : sqlite3_errmsg(s->db));
         sqlite3_free(msg);
-        return -EIO;
+        return rc_errno(rc);
     }
     return 0;
 }
@@ -777,7 +535,7 @@ static int exec_sql(gyre_store_t *s, const char *sql, char *err, size_t errlen)
     " ttft_hist = gyre_hist_merge(ttft_hist, excluded.ttft_hist)"
 
 typedef struct rollup_write {
-    gyre_store_t *s;
+    sqlite_store_t *s;
     sqlite3_stmt *st;
     char *err;
     size_t errlen;
@@ -814,13 +572,13 @@ static int rollup_upsert_cb(void *arg, const gyre_rollup_group_t *g)
     int rc = step_done(st);
     sqlite3_clear_bindings(st);
     if (rc != SQLITE_OK) {
-        set_err(rw->err, rw->errlen, "store: writing the stats rollup: %s", sqlite3_errmsg(rw->s->db));
-        return -EIO;
+        gyre_store_set_err(rw->err, rw->errlen, "store: writing the stats rollup: %s", sqlite3_errmsg(rw->s->db));
+        return rc_errno(rc);
     }
     return 0;
 }
 
-static void rin_reserve(gyre_store_t *s, size_t n)
+static void rin_reserve(sqlite_store_t *s, size_t n)
 {
     if (n <= s->rin_cap)
         return;
@@ -831,7 +589,7 @@ static void rin_reserve(gyre_store_t *s, size_t n)
 /* gyre_hist_merge(a, b): the stored form of the two histograms' sum (NULL reads as empty). */
 static void hist_merge_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
-    gyre_store_t *s = sqlite3_user_data(ctx);
+    sqlite_store_t *s = sqlite3_user_data(ctx);
     (void)argc;
     gyre_buf_reset(&s->merge);
     int r = gyre_hist_merge_encoded(sqlite3_value_blob(argv[0]), (size_t)sqlite3_value_bytes(argv[0]),
@@ -843,9 +601,8 @@ static void hist_merge_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     }
     sqlite3_result_blob(ctx, s->merge.len ? s->merge.base : "", (int)s->merge.len, SQLITE_TRANSIENT);
 }
-
 /* Migration 4's backfill: rolls up the traces already stored, a chunk at a time. */
-static int rollup_backfill(gyre_store_t *s, char *err, size_t errlen)
+static int rollup_backfill(sqlite_store_t *s, char *err, size_t errlen)
 {
     enum { CHUNK = 4096 };
     sqlite3_stmt *sel = NULL, *ups = NULL;
@@ -857,7 +614,7 @@ static int rollup_backfill(gyre_store_t *s, char *err, size_t errlen)
                            " prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_usd FROM traces",
                            -1, &sel, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db, ROLLUP_UPSERT, -1, &ups, NULL) != SQLITE_OK) {
-        set_err(err, errlen, "store: preparing the rollup backfill: %s", sqlite3_errmsg(s->db));
+        gyre_store_set_err(err, errlen, "store: preparing the rollup backfill: %s", sqlite3_errmsg(s->db));
         r = -EIO;
         goto out;
     }
@@ -881,7 +638,7 @@ static int rollup_backfill(gyre_store_t *s, char *err, size_t errlen)
                 *tok[k] = sqlite3_column_type(sel, 9 + k) == SQLITE_NULL ? -1 : sqlite3_column_int64(sel, 9 + k);
             t->cost_usd = sqlite3_column_type(sel, 13) == SQLITE_NULL ? NAN : sqlite3_column_double(sel, 13);
         } else if (rc != SQLITE_DONE) {
-            set_err(err, errlen, "store: reading traces for the rollup backfill: %s", sqlite3_errmsg(s->db));
+            gyre_store_set_err(err, errlen, "store: reading traces for the rollup backfill: %s", sqlite3_errmsg(s->db));
             r = -EIO;
         }
         if (n == CHUNK || (rc != SQLITE_ROW && n > 0)) {
@@ -906,96 +663,297 @@ out:
     return r;
 }
 
-static int sqlite_write_batch(gyre_store_t *s, const gyre_trace_t *const *traces, size_t n, char *err, size_t errlen)
+
+/* The items (or, with items NULL, the traces with their bodies) in one transaction, the mark with them. */
+static int write_items(sqlite_store_t *s, const gyre_store_item_t *items, const gyre_trace_t *const *traces, size_t n,
+                       const gyre_store_mark_t *mark, char *err, size_t errlen)
 {
     int r;
     size_t nr = 0;
-    if (n == 0)
+    if (n == 0 && mark == NULL)
         return 0;
     rin_reserve(s, n);
     sqlite3_busy_timeout(s->db, STORE_WRITE_BUSY_TIMEOUT_MS);
     if ((r = exec_sql(s, "BEGIN IMMEDIATE", err, errlen)) != 0)
         return r;
     for (size_t i = 0; i < n; i++) {
-        if ((r = write_one(s, traces[i], err, errlen)) < 0) {
-            /* All or none: the writer retries or drops the batch as a whole, and says how many it lost. */
-            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-            return r;
-        }
+        gyre_store_item_t one = {traces != NULL ? traces[i] : NULL, {0, 0, 0}, {NULL, 0}};
+        const gyre_store_item_t *item = items != NULL ? &items[i] : &one;
+        if ((r = write_one(s, item, err, errlen)) < 0)
+            goto rollback; /* all or none: the writer retries or drops the batch as a whole, and says how many */
         /* A trace already stored (a replay) is already in the rollup. */
         if (r == 0)
-            gyre_rollup_in_from_trace(&s->rin[nr++], traces[i]);
+            gyre_rollup_in_from_trace(&s->rin[nr++], item->trace);
     }
     rollup_write_t rw = {s, s->ups_rollup, err, errlen};
-    if ((r = gyre_rollup_batch(s->rin, nr, rollup_upsert_cb, &rw)) != 0) {
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-        return r;
+    if ((r = gyre_rollup_batch(s->rin, nr, rollup_upsert_cb, &rw)) != 0)
+        goto rollback;
+    if (mark != NULL) {
+        sqlite3_bind_int64(s->set_mark, 1, (sqlite3_int64)mark->segment);
+        sqlite3_bind_int64(s->set_mark, 2, (sqlite3_int64)mark->offset);
+        int rc = step_done(s->set_mark);
+        if (rc != SQLITE_OK) {
+            gyre_store_set_err(err, errlen, "store: writing the index mark: %s", sqlite3_errmsg(s->db));
+            r = rc_errno(rc);
+            goto rollback;
+        }
     }
-    if ((r = exec_sql(s, "COMMIT", err, errlen)) != 0) {
+    if ((r = exec_sql(s, "COMMIT", err, errlen)) != 0)
+        goto rollback;
+    return 0;
+rollback:
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return r;
+}
+
+static int sqlite_write_batch(gyre_store_t *s, const gyre_trace_t *const *traces, size_t n, char *err, size_t errlen)
+{
+    return write_items(sq(s), NULL, traces, n, NULL, err, errlen);
+}
+
+static int sqlite_insert_batch(gyre_store_t *s, const gyre_store_item_t *items, size_t n, const gyre_store_mark_t *mark,
+                               char *err, size_t errlen)
+{
+    return write_items(sq(s), items, NULL, n, mark, err, errlen);
+}
+
+static int sqlite_get_mark(gyre_store_t *gs, gyre_store_mark_t *out, char *err, size_t errlen)
+{
+    sqlite_store_t *s = sq(gs);
+    sqlite3_stmt *st = NULL;
+    int rc;
+    *out = (gyre_store_mark_t){0, 0};
+    if (sqlite3_prepare_v2(s->db, "SELECT segment, seg_offset FROM index_mark WHERE id = 1", -1, &st, NULL) != SQLITE_OK)
+        goto fail;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *out = (gyre_store_mark_t){(uint64_t)sqlite3_column_int64(st, 0), (uint64_t)sqlite3_column_int64(st, 1)};
+    else if (rc != SQLITE_DONE)
+        goto fail;
+    sqlite3_finalize(st);
+    return 0;
+fail:
+    gyre_store_set_err(err, errlen, "store: reading the index mark: %s", sqlite3_errmsg(s->db));
+    sqlite3_finalize(st);
+    return -EIO;
+}
+
+/*
+ * Retention.  The free-text rows of the dropped traces stay: the table is
+ * contentless, and SQLite before 3.43 deletes from one only when given the
+ * text again.  They match no trace (a search joins traces), and a reset
+ * (reindex) returns their space.
+ */
+static int sqlite_drop_segments(gyre_store_t *gs, uint64_t below, char *err, size_t errlen)
+{
+    sqlite_store_t *s = sq(gs);
+    char sql[512];
+    int r;
+    if ((r = exec_sql(s, "BEGIN IMMEDIATE", err, errlen)) != 0)
+        return r;
+    snprintf(sql, sizeof(sql),
+             "DELETE FROM trace_tag WHERE trace_rowid IN (SELECT rowid FROM traces WHERE body_segment <> 0 AND "
+             "body_segment < %" PRIu64 ");"
+             "DELETE FROM traces WHERE body_segment <> 0 AND body_segment < %" PRIu64 ";",
+             below, below);
+    if ((r = exec_sql(s, sql, err, errlen)) != 0 || (r = exec_sql(s, "COMMIT", err, errlen)) != 0) {
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         return r;
     }
     return 0;
 }
 
-/* ---- Reads. ---- */
-
-static int sqlite_get_trace(gyre_store_t *s, const char *trace_id, gyre_buf_t *out, char *err, size_t errlen)
+static int sqlite_reset(gyre_store_t *gs, char *err, size_t errlen)
 {
-    json_writer_t w = {out, 0};
-    size_t start = out->len;
-    int rc, r = 0;
-    sqlite3_stmt *st = s->sel_trace;
-    bind_id(st, trace_id, -1);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE) {
-        set_err(err, errlen, "trace %s: not found", trace_id);
-        r = -ENOENT;
-    } else if (rc != SQLITE_ROW) {
-        set_err(err, errlen, "store: reading trace %s: %s", trace_id, sqlite3_errmsg(s->db));
-        r = -EIO;
-    } else {
-        r = row_to_json(s, st, 1, &w, err, errlen);
-    }
-    sqlite3_reset(st);
-    if (r == -ENOENT)
+    sqlite_store_t *s = sq(gs);
+    int r;
+    if ((r = exec_sql(s, "BEGIN IMMEDIATE", err, errlen)) != 0)
         return r;
-    return json_done(&w, start, r, err, errlen);
+    if ((r = exec_sql(s,
+                      "DELETE FROM trace_tag; DELETE FROM traces; DELETE FROM trace_rollup; DELETE FROM index_mark;"
+                      "INSERT INTO trace_fts (trace_fts) VALUES ('delete-all');",
+                      err, errlen)) != 0 ||
+        (r = exec_sql(s, "COMMIT", err, errlen)) != 0) {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return r;
+    }
+    return 0;
 }
 
-static int sqlite_get_session(gyre_store_t *s, const char *session, gyre_buf_t *out, char *err, size_t errlen)
+static uint64_t file_bytes(const char *path, const char *suffix)
 {
-    json_writer_t w = {out, 0};
-    size_t start = out->len;
-    int rc, r = 0, n = 0;
-    sqlite3_stmt *st = s->sel_session;
+    char p[4096];
+    struct stat st;
+    snprintf(p, sizeof(p), "%s%s", path, suffix);
+    return stat(p, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
 
-    if (session == NULL || session[0] == '\0') {
-        set_err(err, errlen, "session: empty id");
-        return -ENOENT;
+static int sqlite_info(gyre_store_t *gs, gyre_store_info_t *out, char *err, size_t errlen)
+{
+    sqlite_store_t *s = sq(gs);
+    sqlite3_stmt *st = NULL;
+    memset(out, 0, sizeof(*out));
+    if (sqlite3_prepare_v2(s->db, "SELECT COUNT(*), COALESCE(MIN(started_us), 0), COALESCE(MAX(started_us), 0) FROM traces",
+                           -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        gyre_store_set_err(err, errlen, "store: counting traces: %s", sqlite3_errmsg(s->db));
+        sqlite3_finalize(st);
+        return -EIO;
     }
-    jw_lit(&w, "{\"session\":");
-    jw_str(&w, session, strlen(session));
-    jw_lit(&w, ",\"traces\":[");
-    bind_id(st, session, -1);
-    sqlite3_bind_int(st, 2, STORE_SESSION_MAX);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n++)
-            jw_lit(&w, ",");
-        if ((r = row_to_json(s, st, 1, &w, err, errlen)) != 0)
-            break;
+    out->traces = sqlite3_column_int64(st, 0);
+    out->oldest_us = sqlite3_column_int64(st, 1);
+    out->newest_us = sqlite3_column_int64(st, 2);
+    sqlite3_finalize(st);
+    const char *path = sqlite3_db_filename(s->db, "main");
+    if (path != NULL && path[0] != '\0')
+        out->bytes = file_bytes(path, "") + file_bytes(path, "-wal");
+    return sqlite_get_mark(gs, &out->mark, err, errlen);
+}
+
+/*
+ * Retention (issue 12): the traces of a log segment being dropped leave the
+ * index with everything that points at them.  The free-text index is
+ * contentless, so a row leaves it through FTS5's 'delete' command given the
+ * text it was indexed with, which the trace itself gives again (the shared
+ * extraction, as write_one computed it).  The rollup keeps its counts for
+ * the minutes and hours that still hold a trace; rows of spans that end
+ * before the oldest trace left are deleted, so /api/stats does not count
+ * traces that are gone.  (Written by the tracelog helper; moved here with
+ * the ops table.)
+ */
+static int sqlite_delete_traces(gyre_store_t *gs, const gyre_trace_t *const *traces, size_t n, char *err, size_t errlen)
+{
+    sqlite_store_t *s = sq(gs);
+    sqlite3_stmt *sel = NULL, *del = NULL, *del_fts = NULL, *del_tag = NULL, *rollup = NULL;
+    int r, rc = SQLITE_OK;
+    if (n == 0)
+        return 0;
+    sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+    if ((r = exec_sql(s, "BEGIN IMMEDIATE", err, errlen)) != 0)
+        return r;
+    if (sqlite3_prepare_v2(s->db, "SELECT rowid FROM traces WHERE trace_id = ?", -1, &sel, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "DELETE FROM traces WHERE rowid = ?", -1, &del, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "INSERT INTO trace_fts (trace_fts, rowid, text) VALUES ('delete', ?, ?)", -1,
+                           &del_fts, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "DELETE FROM trace_tag WHERE tag = ? AND started_us = ? AND trace_id = ?", -1,
+                           &del_tag, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db,
+                           "DELETE FROM trace_rollup WHERE start_us + span_us <="
+                           " COALESCE((SELECT MIN(started_us) FROM traces), 9223372036854775807)",
+                           -1, &rollup, NULL) != SQLITE_OK) {
+        gyre_store_set_err(err, errlen, "store: preparing the retention delete: %s", sqlite3_errmsg(s->db));
+        r = rc_errno(sqlite3_errcode(s->db));
+        goto out;
     }
-    if (r == 0 && rc != SQLITE_DONE) {
-        set_err(err, errlen, "store: reading session %s: %s", session, sqlite3_errmsg(s->db));
-        r = -EIO;
+    for (size_t i = 0; i < n; i++) {
+        const gyre_trace_t *t = traces[i];
+        sqlite3_bind_text(sel, 1, t->trace_id, -1, SQLITE_STATIC);
+        rc = sqlite3_step(sel);
+        sqlite3_int64 rowid = rc == SQLITE_ROW ? sqlite3_column_int64(sel, 0) : 0;
+        sqlite3_reset(sel);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+            goto db_error;
+        if (rc == SQLITE_DONE)
+            continue; /* never indexed, or deleted before */
+        if (t->request_body.len != 0 || t->response_body.len != 0) {
+            gyre_buf_reset(&s->text);
+            gyre_store_text_extract(t->request_body.p, t->request_body.len, &s->text);
+            gyre_store_text_extract(t->response_body.p, t->response_body.len, &s->text);
+            sqlite3_bind_int64(del_fts, 1, rowid);
+            sqlite3_bind_text(del_fts, 2, s->text.base != NULL ? s->text.base : "", (int)s->text.len, SQLITE_STATIC);
+            if ((rc = step_done(del_fts)) != SQLITE_OK)
+                goto db_error;
+        }
+        for (size_t k = 0; k < t->ntags && k < GYRE_TRACE_MAX_TAGS; k++) {
+            bind_tstr(del_tag, 1, &t->tags[k]);
+            sqlite3_bind_int64(del_tag, 2, t->started_us);
+            sqlite3_bind_text(del_tag, 3, t->trace_id, -1, SQLITE_STATIC);
+            if ((rc = step_done(del_tag)) != SQLITE_OK)
+                goto db_error;
+        }
+        sqlite3_bind_int64(del, 1, rowid);
+        if ((rc = step_done(del)) != SQLITE_OK)
+            goto db_error;
     }
+    if ((rc = step_done(rollup)) != SQLITE_OK)
+        goto db_error;
+    r = exec_sql(s, "COMMIT", err, errlen);
+    goto out;
+db_error:
+    gyre_store_set_err(err, errlen, "store: deleting traces for retention: %s", sqlite3_errmsg(s->db));
+    r = rc_errno(rc);
+out:
+    if (r != 0)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_finalize(sel);
+    sqlite3_finalize(del);
+    sqlite3_finalize(del_fts);
+    sqlite3_finalize(del_tag);
+    sqlite3_finalize(rollup);
+    return r;
+}
+
+/* Gives the free pages back to the file system: an incremental vacuum (the database is created with
+ * auto_vacuum=INCREMENTAL), then a checkpoint that truncates the WAL, so the files really shrink. */
+static int sqlite_reclaim(gyre_store_t *gs, char *err, size_t errlen)
+{
+    sqlite_store_t *s = sq(gs);
+    int r;
+    if ((r = exec_sql(s, "PRAGMA incremental_vacuum", err, errlen)) != 0)
+        return r;
+    return exec_sql(s, "PRAGMA wal_checkpoint(TRUNCATE)", err, errlen);
+}
+
+/* SQLite's quick_check: 0 when it says "ok", -EBADMSG with its first complaint otherwise. */
+static int sqlite_check(gyre_store_t *gs, char *err, size_t errlen)
+{
+    sqlite_store_t *s = sq(gs);
+    sqlite3_stmt *st = NULL;
+    int r = 0, rc;
+    if ((rc = sqlite3_prepare_v2(s->db, "PRAGMA quick_check(1)", -1, &st, NULL)) != SQLITE_OK) {
+        gyre_store_set_err(err, errlen, "store: quick_check: %s", sqlite3_errmsg(s->db));
+        return rc_errno(rc) == -EBADMSG ? -EBADMSG : -EIO;
+    }
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(st, 0);
+        if (v == NULL || strcmp(v, "ok") != 0) {
+            gyre_store_set_err(err, errlen, "store: the database is corrupt: %.200s", v != NULL ? v : "?");
+            r = -EBADMSG;
+        }
+    } else {
+        gyre_store_set_err(err, errlen, "store: quick_check: %s", sqlite3_errmsg(s->db));
+        r = rc_errno(rc) == -EBADMSG ? -EBADMSG : -EIO;
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
+/* ---- Reads. ---- */
+
+static int sqlite_find_trace(gyre_store_t *gs, const char *trace_id, gyre_store_row_cb cb, void *ctx, char *err,
+                             size_t errlen)
+{
+    sqlite_store_t *s = sq(gs);
+    sqlite3_stmt *st = s->sel_trace;
     sqlite3_reset(st);
-    jw_lit(&w, "]}");
-    if (r == 0 && n == 0) {
-        set_err(err, errlen, "session %s: not found", session);
-        r = -ENOENT;
-    }
-    return json_done(&w, start, r, err, errlen);
+    sqlite3_bind_text(st, 1, trace_id, -1, SQLITE_STATIC);
+    int r = rows_each(s, st, cb, ctx, "reading a trace", err, errlen);
+    sqlite3_reset(st);
+    return r;
+}
+
+static int sqlite_scan_session(gyre_store_t *gs, const char *session, size_t limit, gyre_store_row_cb cb, void *ctx,
+                               char *err, size_t errlen)
+{
+    sqlite_store_t *s = sq(gs);
+    sqlite3_stmt *st = s->sel_session;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, session, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+    int r = rows_each(s, st, cb, ctx, "reading a session", err, errlen);
+    sqlite3_reset(st);
+    return r;
 }
 
 typedef struct query_param {
@@ -1005,31 +963,6 @@ typedef struct query_param {
 
 #define QUERY_MAX_PARAMS 20
 
-/* Reads "<started_us>_<trace_id>"; 0, or -EINVAL with the reason in err. */
-static int cursor_parse(const char *c, int64_t *started_us, const char **trace_id, char *err, size_t errlen)
-{
-    const char *p = c;
-    int64_t v = 0;
-    size_t digits = 0, idlen = 0;
-    for (; *p >= '0' && *p <= '9'; p++, digits++) {
-        if (v > (INT64_MAX - (*p - '0')) / 10)
-            goto bad;
-        v = v * 10 + (*p - '0');
-    }
-    if (digits == 0 || *p != '_')
-        goto bad;
-    *trace_id = ++p;
-    for (; (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'); p++)
-        idlen++;
-    if (*p != '\0' || idlen == 0 || idlen > 32)
-        goto bad;
-    *started_us = v;
-    return 0;
-bad:
-    set_err(err, errlen, "cursor: \"%.64s\" is not one this API returned (expected <started_us>_<trace_id>)", c);
-    return -EINVAL;
-}
-
 /* Adds " AND <col> = ?" for a non-empty filter; a partial-index column repeats the index's condition. */
 static void filter_eq(gyre_buf_t *sql, query_param_t *params, size_t *np, const char *col, int partial, const char *v)
 {
@@ -1037,6 +970,16 @@ static void filter_eq(gyre_buf_t *sql, query_param_t *params, size_t *np, const 
         return;
     gyre_buf_appendf(sql, partial ? " AND t.%s = ? AND t.%s <> ''" : " AND t.%s = ?", col, col);
     params[(*np)++] = (query_param_t){v, 0};
+}
+
+static void bind_params(sqlite3_stmt *st, const query_param_t *params, size_t np)
+{
+    for (size_t i = 0; i < np; i++) {
+        if (params[i].s != NULL)
+            sqlite3_bind_text(st, (int)i + 1, params[i].s, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_int64(st, (int)i + 1, params[i].i);
+    }
 }
 
 typedef struct fts_words {
@@ -1072,7 +1015,7 @@ static int fts_word_cb(void *ctx, int tflags, const char *tok, int ntok, int sta
  * separators or words, never syntax.  0 and the number of words, or -EIO
  * (no tokenizer, or the words past their buffer's bound).
  */
-static int fts_all_words(gyre_store_t *s, const char *text, gyre_buf_t *out, size_t *nwords)
+static int fts_all_words(sqlite_store_t *s, const char *text, gyre_buf_t *out, size_t *nwords)
 {
     fts5_tokenizer api;
     Fts5Tokenizer *tok = NULL;
@@ -1100,31 +1043,20 @@ static fts5_api *fts5_api_of(sqlite3 *db)
     return api;
 }
 
-static int sqlite_query_traces(gyre_store_t *s, const gyre_trace_query_t *q, gyre_buf_t *out, char *err, size_t errlen)
+static int sqlite_scan_traces(gyre_store_t *gs, const gyre_trace_query_t *q, const gyre_store_cursor_t *after,
+                              size_t limit, gyre_store_row_cb cb, void *ctx, char *err, size_t errlen)
 {
+    sqlite_store_t *s = sq(gs);
     query_param_t params[QUERY_MAX_PARAMS];
     size_t np = 0;
-    size_t limit = q->limit == 0 ? STORE_LIMIT_DEFAULT : q->limit;
-    int64_t cur_us = 0;
-    const char *cur_id = NULL;
     gyre_buf_t sql, words;
     sqlite3_stmt *st = NULL;
-    json_writer_t w = {out, 0};
-    size_t start = out->len, n = 0;
-    int rc, r = 0;
-    char last_cursor[64] = "";
-
-    if (limit > STORE_LIMIT_MAX) {
-        set_err(err, errlen, "limit: %zu is more than %d", limit, STORE_LIMIT_MAX);
-        return -EINVAL;
-    }
-    if (q->cursor != NULL && q->cursor[0] != '\0' && (r = cursor_parse(q->cursor, &cur_us, &cur_id, err, errlen)) != 0)
-        return r;
+    int r = 0;
 
     /* Generous bounds: the SQL is a fixed text plus one clause per filter; the words are the client's text's
      * tokens, each quoted (a token of one byte and its separator become four bytes). */
     gyre_buf_init(&sql, 4096);
-    gyre_buf_init(&words, 4 * 4096 + 16);
+    gyre_buf_init(&words, 4 * GYRE_STORE_TEXT_MAX + 16);
     /* A tag's page walks the tag's index in page order and joins each row's trace (CROSS JOIN keeps that
      * order); every other page walks an index of traces.  `o` is the table whose (started_us, trace_id)
      * give the order. */
@@ -1163,14 +1095,9 @@ static int sqlite_query_traces(gyre_store_t *s, const gyre_trace_query_t *q, gyr
         params[np++] = (query_param_t){NULL, q->min_latency_us};
     }
     if (q->text != NULL && q->text[0] != '\0') {
-        if (strlen(q->text) > 4096) {
-            set_err(err, errlen, "text: longer than 4096 bytes");
-            r = -EINVAL;
-            goto out;
-        }
         size_t nwords = 0;
         if (fts_all_words(s, q->text, &words, &nwords) != 0) {
-            set_err(err, errlen, "store: the free-text tokenizer failed on q");
+            gyre_store_set_err(err, errlen, "store: the free-text tokenizer failed on q");
             r = -EIO;
             goto out;
         }
@@ -1182,55 +1109,26 @@ static int sqlite_query_traces(gyre_store_t *s, const gyre_trace_query_t *q, gyr
             params[np++] = (query_param_t){words.base, 0};
         }
     }
-    if (cur_id != NULL) {
+    if (after != NULL) {
         gyre_buf_appendf(&sql, " AND (%s.started_us, %s.trace_id) < (?, ?)", o, o);
-        params[np++] = (query_param_t){NULL, cur_us};
-        params[np++] = (query_param_t){cur_id, 0};
+        params[np++] = (query_param_t){NULL, after->started_us};
+        params[np++] = (query_param_t){after->trace_id, 0};
     }
-    /* One row more than the page says whether there is a next one. */
     gyre_buf_appendf(&sql, " ORDER BY %s.started_us DESC, %s.trace_id DESC LIMIT ?", o, o);
-    params[np++] = (query_param_t){NULL, (int64_t)limit + 1};
+    params[np++] = (query_param_t){NULL, (int64_t)limit};
 
     if (sqlite3_prepare_v2(s->db, sql.base, (int)sql.len, &st, NULL) != SQLITE_OK) {
-        set_err(err, errlen, "store: preparing the trace query: %s", sqlite3_errmsg(s->db));
+        gyre_store_set_err(err, errlen, "store: preparing the trace query: %s", sqlite3_errmsg(s->db));
         r = -EIO;
         goto out;
     }
-    for (size_t i = 0; i < np; i++) {
-        if (params[i].s != NULL)
-            sqlite3_bind_text(st, (int)i + 1, params[i].s, -1, SQLITE_STATIC);
-        else
-            sqlite3_bind_int64(st, (int)i + 1, params[i].i);
-    }
-
-    jw_lit(&w, "{\"data\":[");
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == limit)
-            break;
-        if (n++)
-            jw_lit(&w, ",");
-        if ((r = row_to_json(s, st, 0, &w, err, errlen)) != 0)
-            goto out;
-        snprintf(last_cursor, sizeof(last_cursor), "%" PRId64 "_%.32s", (int64_t)sqlite3_column_int64(st, 4),
-                 (const char *)sqlite3_column_text(st, 0));
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        set_err(err, errlen, "store: running the trace query: %s", sqlite3_errmsg(s->db));
-        r = -EIO;
-        goto out;
-    }
-    jw_lit(&w, "],\"next_cursor\":");
-    if (rc == SQLITE_ROW)
-        jw_str(&w, last_cursor, strlen(last_cursor));
-    else
-        jw_lit(&w, "null");
-    jw_lit(&w, "}");
-
+    bind_params(st, params, np);
+    r = rows_each(s, st, cb, ctx, "running the trace query", err, errlen);
 out:
     sqlite3_finalize(st);
     gyre_buf_dispose(&sql);
     gyre_buf_dispose(&words);
-    return json_done(&w, start, r, err, errlen);
+    return r;
 }
 
 /* ---- Stats. ---- */
@@ -1245,46 +1143,20 @@ static void stats_filters(const gyre_stats_query_t *q, gyre_buf_t *sql, query_pa
     filter_eq(sql, params, np, "user_id", raw, q->user);
 }
 
-static int64_t ceil_to(int64_t t, int64_t span)
-{
-    int64_t f = t / span * span;
-    if (f > t)
-        f -= span;
-    return f == t ? t : f + span;
-}
-
-static int64_t floor_to_span(int64_t t, int64_t span)
-{
-    int64_t f = t / span * span;
-    return f > t ? f - span : f;
-}
-
-static int64_t col_known(sqlite3_stmt *st, int i)
+static int64_t col_or_zero(sqlite3_stmt *st, int i)
 {
     return sqlite3_column_type(st, i) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, i);
 }
 
-static void col_tstr(sqlite3_stmt *st, int i, gyre_tstr_t *v)
+static int sqlite_stats_scan(gyre_store_t *gs, const gyre_stats_query_t *q, int64_t span_us, int64_t from, int64_t to,
+                             gyre_stats_answer_t *a, char *err, size_t errlen)
 {
-    v->p = (char *)sqlite3_column_text(st, i);
-    v->len = (size_t)sqlite3_column_bytes(st, i);
-}
-
-/*
- * Adds to `a` the traces started in [from, to) (raw: read one by one, for
- * the edges that no whole minute covers) or the rollup rows of span
- * `span_us` that start in [from, to).
- */
-static int stats_scan(gyre_store_t *s, const gyre_stats_query_t *q, gyre_stats_answer_t *a, int64_t span_us,
-                      int64_t from, int64_t to, char *err, size_t errlen)
-{
+    sqlite_store_t *s = sq(gs);
     query_param_t params[QUERY_MAX_PARAMS];
     size_t np = 0;
     gyre_buf_t sql;
     sqlite3_stmt *st = NULL;
     int rc, r = 0;
-    if (from >= to)
-        return 0;
     gyre_buf_init(&sql, 4096);
     if (span_us == 0) {
         gyre_buf_appends(&sql, "SELECT t.started_us, t.route, t.provider, t.model, t.agent, t.user_id, t.status,"
@@ -1302,27 +1174,22 @@ static int stats_scan(gyre_store_t *s, const gyre_stats_query_t *q, gyre_stats_a
     params[np++] = (query_param_t){NULL, to};
     stats_filters(q, &sql, params, &np, span_us == 0);
     if (sqlite3_prepare_v2(s->db, sql.base, (int)sql.len, &st, NULL) != SQLITE_OK) {
-        set_err(err, errlen, "store: preparing the stats query: %s", sqlite3_errmsg(s->db));
+        gyre_store_set_err(err, errlen, "store: preparing the stats query: %s", sqlite3_errmsg(s->db));
         r = -EIO;
         goto out;
     }
-    for (size_t i = 0; i < np; i++) {
-        if (params[i].s != NULL)
-            sqlite3_bind_text(st, (int)i + 1, params[i].s, -1, SQLITE_STATIC);
-        else
-            sqlite3_bind_int64(st, (int)i + 1, params[i].i);
-    }
+    bind_params(st, params, np);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         gyre_stats_part_t p = {.t_us = sqlite3_column_int64(st, 0)};
-        col_tstr(st, 1, &p.route);
-        col_tstr(st, 2, &p.provider);
-        col_tstr(st, 3, &p.model);
-        col_tstr(st, 4, &p.agent);
-        col_tstr(st, 5, &p.user);
-        p.prompt_tokens = col_known(st, 7);
-        p.completion_tokens = col_known(st, 8);
-        p.cached_tokens = col_known(st, 9);
-        p.reasoning_tokens = col_known(st, 10);
+        p.route = col_tstr(st, 1);
+        p.provider = col_tstr(st, 2);
+        p.model = col_tstr(st, 3);
+        p.agent = col_tstr(st, 4);
+        p.user = col_tstr(st, 5);
+        p.prompt_tokens = col_or_zero(st, 7);
+        p.completion_tokens = col_or_zero(st, 8);
+        p.cached_tokens = col_or_zero(st, 9);
+        p.reasoning_tokens = col_or_zero(st, 10);
         if (span_us == 0) {
             p.status_class = sqlite3_column_int(st, 6) / 100;
             p.requests = 1;
@@ -1348,7 +1215,7 @@ static int stats_scan(gyre_store_t *s, const gyre_stats_query_t *q, gyre_stats_a
             goto out;
     }
     if (rc != SQLITE_DONE) {
-        set_err(err, errlen, "store: running the stats query: %s", sqlite3_errmsg(s->db));
+        gyre_store_set_err(err, errlen, "store: running the stats query: %s", sqlite3_errmsg(s->db));
         r = -EIO;
     }
 out:
@@ -1357,50 +1224,9 @@ out:
     return r;
 }
 
-/*
- * The range [from, to) splits into the partial minutes at its edges (read
- * from the traces), the whole minutes up to the first whole hour and after
- * the last one (minute rows), and the whole hours (hour rows).  Buckets
- * narrower than an hour, or not a whole number of hours, read minute rows
- * only, so that no row straddles two buckets.
- */
-static int sqlite_stats(gyre_store_t *s, const gyre_stats_query_t *q, gyre_buf_t *out, char *err, size_t errlen)
+static int64_t sqlite_count(gyre_store_t *gs)
 {
-    gyre_stats_range_t range;
-    int r = gyre_stats_range_resolve(q, now_us(), &range, err, errlen);
-    if (r != 0)
-        return r;
-    const int64_t M = GYRE_ROLLUP_MINUTE_US, H = GYRE_ROLLUP_HOUR_US;
-    int64_t from = range.from_us, to = range.to_us;
-    int64_t m0 = ceil_to(from, M), m1 = floor_to_span(to, M);
-    gyre_stats_answer_t *a = gyre_stats_answer_create(&range, q->group_by);
-    if (m0 >= m1) {
-        r = stats_scan(s, q, a, 0, from, to, err, errlen);
-    } else {
-        int64_t h0 = ceil_to(m0, H), h1 = floor_to_span(m1, H);
-        int hours = (range.bucket_us == 0 || range.bucket_us % H == 0) && h0 < h1;
-        if (r == 0)
-            r = stats_scan(s, q, a, 0, from, m0, err, errlen);
-        if (r == 0 && hours) {
-            r = stats_scan(s, q, a, M, m0, h0, err, errlen);
-            if (r == 0)
-                r = stats_scan(s, q, a, H, h0, h1, err, errlen);
-            if (r == 0)
-                r = stats_scan(s, q, a, M, h1, m1, err, errlen);
-        } else if (r == 0) {
-            r = stats_scan(s, q, a, M, m0, m1, err, errlen);
-        }
-        if (r == 0)
-            r = stats_scan(s, q, a, 0, m1, to, err, errlen);
-    }
-    if (r == 0 && (r = gyre_stats_answer_json(a, out)) != 0)
-        set_err(err, errlen, "store: the stats answer is larger than its buffer (%zu bytes)", out->max);
-    gyre_stats_answer_destroy(a);
-    return r;
-}
-
-static int64_t sqlite_count(gyre_store_t *s)
-{
+    sqlite_store_t *s = sq(gs);
     int64_t n = -1;
     if (sqlite3_step(s->sel_count) == SQLITE_ROW)
         n = sqlite3_column_int64(s->sel_count, 0);
@@ -1410,13 +1236,10 @@ static int64_t sqlite_count(gyre_store_t *s)
 
 static int sqlite_schema_version(gyre_store_t *s)
 {
-    return s->version;
+    return sq(s)->version;
 }
-
-/* ---- Open and close. ---- */
-
 /* Runs the migrations the database lacks, all in one transaction, so two processes opening at once cannot both apply one. */
-static int migrate(gyre_store_t *s, char *err, size_t errlen)
+static int migrate(sqlite_store_t *s, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
     int r, version = 0;
@@ -1427,7 +1250,7 @@ static int migrate(gyre_store_t *s, char *err, size_t errlen)
         return r;
     if (sqlite3_prepare_v2(s->db, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", -1, &st, NULL) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_ROW) {
-        set_err(err, errlen, "store: reading the schema version: %s", sqlite3_errmsg(s->db));
+        gyre_store_set_err(err, errlen, "store: reading the schema version: %s", sqlite3_errmsg(s->db));
         r = -EIO;
         goto out;
     }
@@ -1435,7 +1258,7 @@ static int migrate(gyre_store_t *s, char *err, size_t errlen)
     sqlite3_finalize(st);
     st = NULL;
     if (version > STORE_SCHEMA_VERSION) {
-        set_err(err, errlen, "store: the database is at schema version %d, newer than this gyre's %d", version,
+        gyre_store_set_err(err, errlen, "store: the database is at schema version %d, newer than this gyre's %d", version,
                 STORE_SCHEMA_VERSION);
         r = -EPROTO;
         goto out;
@@ -1465,20 +1288,22 @@ out:
     return r;
 }
 
-static void sqlite_close(gyre_store_t *s)
+/* ---- Open and close. ---- */
+
+static void sqlite_close(gyre_store_t *gs)
 {
+    sqlite_store_t *s = sq(gs);
     if (s == NULL)
         return;
-    sqlite3_stmt **stmts[] = {&s->ins_trace, &s->ins_tag,     &s->ins_text, &s->ups_rollup,
+    sqlite3_stmt **stmts[] = {&s->ins_trace, &s->ins_tag,     &s->ins_text,  &s->ups_rollup, &s->set_mark,
                               &s->sel_trace, &s->sel_session, &s->sel_count};
     for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++)
         sqlite3_finalize(*stmts[i]);
     sqlite3_close(s->db);
-    gyre_zstd_destroy(s->zstd);
+    gyre_store_dispose(&s->super);
     gyre_buf_dispose(&s->zreq);
     gyre_buf_dispose(&s->zresp);
     gyre_buf_dispose(&s->text);
-    gyre_buf_dispose(&s->body);
     gyre_buf_dispose(&s->merge);
     gyre_buf_dispose(&s->tags_json);
     gyre_buf_dispose(&s->meta_json);
@@ -1487,9 +1312,107 @@ static void sqlite_close(gyre_store_t *s)
     free(s);
 }
 
-static int sqlite_open(const char *dsn, gyre_store_t **out, char *err, size_t errlen)
+/* The directory a database file lives in (its write-ahead log and shared memory go there too). */
+static void dir_of(const char *path, char *dir, size_t len)
 {
-    gyre_store_t *s = gyre_calloc(1, sizeof(*s));
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s", path);
+    snprintf(dir, len, "%s", dirname(tmp));
+}
+
+/*
+ * Whether the writer could open `path` and write to it, asked of the file
+ * system so that the answer names the OS's reason (SQLite's own is "unable
+ * to open database file" whatever happened): the file, when it exists, is
+ * a readable and writable regular file; its directory exists and takes new
+ * files (the write-ahead log, and the database itself when it is new).
+ * Creates nothing.
+ */
+static int check_path(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    char dir[4096];
+    if (strcmp(path, ":memory:") == 0)
+        return 0;
+    dir_of(path, dir, sizeof(dir));
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) {
+            gyre_store_set_err(err, errlen, "cannot open %s: it is a directory, not a database file", path);
+            return -EISDIR;
+        }
+        if (access(path, R_OK | W_OK) != 0) {
+            int e = errno;
+            gyre_store_set_err(err, errlen, "cannot write %s: %s", path, strerror(e));
+            return -e;
+        }
+        if (access(dir, W_OK | X_OK) != 0) {
+            int e = errno;
+            gyre_store_set_err(err, errlen, "cannot write in %s, where %s keeps its write-ahead log: %s", dir, path,
+                               strerror(e));
+            return -e;
+        }
+        return 0;
+    }
+    if (errno != ENOENT) {
+        int e = errno;
+        gyre_store_set_err(err, errlen, "cannot open %s: %s", path, strerror(e));
+        return -e;
+    }
+    int e = 0;
+    if (stat(dir, &st) != 0)
+        e = errno;
+    else if (!S_ISDIR(st.st_mode))
+        e = ENOTDIR;
+    else if (access(dir, W_OK | X_OK) != 0)
+        e = errno;
+    if (e != 0) {
+        gyre_store_set_err(err, errlen, "cannot create %s: %s", path, strerror(e));
+        return -e;
+    }
+    return 0;
+}
+
+/* Probe: the path's checks, then, for an existing file, that SQLite reads it as a gyre store it can migrate. */
+static int sqlite_probe(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    int r = check_path(path, err, errlen);
+    if (r != 0 || strcmp(path, ":memory:") == 0 || stat(path, &st) != 0 || st.st_size == 0)
+        return r;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st2 = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        gyre_store_set_err(err, errlen, "cannot open %s: %s", path, db != NULL ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return -EIO;
+    }
+    sqlite3_busy_timeout(db, STORE_BUSY_TIMEOUT_MS);
+    int rc = sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'schema_migrations'", -1, &st2, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st2);
+    int has = rc == SQLITE_ROW ? sqlite3_column_int(st2, 0) : 0;
+    if (rc != SQLITE_ROW) {
+        gyre_store_set_err(err, errlen, "cannot read %s: %s", path, sqlite3_errmsg(db));
+        r = -EIO;
+    }
+    sqlite3_finalize(st2);
+    st2 = NULL;
+    if (r == 0 && has) {
+        rc = sqlite3_prepare_v2(db, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", -1, &st2, NULL);
+        if (rc == SQLITE_OK && sqlite3_step(st2) == SQLITE_ROW && sqlite3_column_int(st2, 0) > STORE_SCHEMA_VERSION) {
+            gyre_store_set_err(err, errlen, "%s is at schema version %d, newer than this gyre's %d", path,
+                               sqlite3_column_int(st2, 0), STORE_SCHEMA_VERSION);
+            r = -EPROTO;
+        }
+        sqlite3_finalize(st2);
+    }
+    sqlite3_close(db);
+    return r;
+}
+
+static int sqlite_open(const char *path, gyre_store_t **out, char *err, size_t errlen)
+{
+    sqlite_store_t *s = gyre_calloc(1, sizeof(*s));
     int r = 0;
     struct {
         sqlite3_stmt **st;
@@ -1498,12 +1421,16 @@ static int sqlite_open(const char *dsn, gyre_store_t **out, char *err, size_t er
         {&s->ins_trace, "INSERT INTO traces (trace_id, span_id, parent_span_id, request_id, started_us, ended_us, latency_us,"
                         " ttft_us, endpoint, route, provider, model, status, stream, cache_hit, finish_reason,"
                         " prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_usd, session, agent,"
-                        " user_id, request_body, response_body, otel_trace_id, tags_json, meta_json, attempts_json)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
+                        " user_id, request_body, response_body, otel_trace_id, tags_json, meta_json, attempts_json,"
+                        " body_segment, body_offset, body_length)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                        " ?, ?, ?)"},
         {&s->ups_rollup, ROLLUP_UPSERT},
         /* Tags are a set: a repeat is not an error that should cost the whole batch. */
         {&s->ins_tag, "INSERT OR IGNORE INTO trace_tag (tag, started_us, trace_id, trace_rowid) VALUES (?, ?, ?, ?)"},
         {&s->ins_text, "INSERT INTO trace_fts (rowid, text) VALUES (?, ?)"},
+        {&s->set_mark, "INSERT INTO index_mark (id, segment, seg_offset) VALUES (1, ?1, ?2)"
+                       " ON CONFLICT (id) DO UPDATE SET segment = ?1, seg_offset = ?2"},
         {&s->sel_trace, "SELECT " TRACE_COLS_FULL " FROM traces t WHERE t.trace_id = ?"},
         {&s->sel_session, "SELECT " TRACE_COLS_FULL " FROM traces t WHERE t.session = ?1 AND t.session <> ''"
                           " ORDER BY t.started_us, t.trace_id LIMIT ?2"},
@@ -1511,11 +1438,10 @@ static int sqlite_open(const char *dsn, gyre_store_t **out, char *err, size_t er
     };
 
     *out = NULL;
-    s->zstd = gyre_zstd_create(STORE_ZSTD_LEVEL);
+    gyre_store_init(&s->super, &gyre_store_sqlite);
     gyre_buf_init(&s->zreq, (size_t)INT32_MAX);
     gyre_buf_init(&s->zresp, (size_t)INT32_MAX);
     gyre_buf_init(&s->text, 1u << 20); /* what of a body is searchable: its first MiB of text */
-    gyre_buf_init(&s->body, STORE_BODY_MAX);
     gyre_buf_init(&s->merge, (size_t)GYRE_HIST_BUCKETS * 20);
     /* Bounded by what a trace can hold (16 tags, 16 meta, 16 attempts); past it the JSON would be cut, so the
      * bound is generous. */
@@ -1523,19 +1449,25 @@ static int sqlite_open(const char *dsn, gyre_store_t **out, char *err, size_t er
     gyre_buf_init(&s->meta_json, (size_t)64 << 20);
     gyre_buf_init(&s->attempts_json, (size_t)64 << 20);
 
-    if (sqlite3_open_v2(dsn, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-        set_err(err, errlen, "store: opening %s: %s", dsn, s->db != NULL ? sqlite3_errmsg(s->db) : "out of memory");
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        int e = s->db != NULL ? sqlite3_system_errno(s->db) : 0;
+        gyre_store_set_err(err, errlen, "cannot open %s: %s%s%s%s", path,
+                           s->db != NULL ? sqlite3_errmsg(s->db) : "out of memory", e ? " (" : "",
+                           e ? strerror(e) : "", e ? ")" : "");
         r = -EIO;
         goto fail;
     }
     sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
     if (sqlite3_create_function(s->db, "gyre_hist_merge", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, s, hist_merge_fn, NULL,
                                 NULL) != SQLITE_OK) {
-        set_err(err, errlen, "store: registering gyre_hist_merge: %s", sqlite3_errmsg(s->db));
+        gyre_store_set_err(err, errlen, "store: registering gyre_hist_merge: %s", sqlite3_errmsg(s->db));
         r = -EIO;
         goto fail;
     }
-    if ((r = exec_sql(s, "PRAGMA journal_mode = WAL", err, errlen)) != 0 ||
+    /* Retention gives pages back (sqlite_reclaim): only a database created with this keeps track of them;
+     * on an existing one without it this does nothing, and freed pages are reused instead. */
+    if ((r = exec_sql(s, "PRAGMA auto_vacuum = INCREMENTAL", err, errlen)) != 0 ||
+        (r = exec_sql(s, "PRAGMA journal_mode = WAL", err, errlen)) != 0 ||
         (r = exec_sql(s, "PRAGMA synchronous = NORMAL", err, errlen)) != 0 ||
         (r = exec_sql(s, "PRAGMA temp_store = MEMORY", err, errlen)) != 0 ||
         /* 64 MiB of page cache (a bound, not an allocation): the b-trees whose keys are not in time order
@@ -1551,27 +1483,36 @@ static int sqlite_open(const char *dsn, gyre_store_t **out, char *err, size_t er
     s->fts5 = fts5_api_of(s->db);
     for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
         if (sqlite3_prepare_v3(s->db, stmts[i].sql, -1, SQLITE_PREPARE_PERSISTENT, stmts[i].st, NULL) != SQLITE_OK) {
-            set_err(err, errlen, "store: preparing \"%.60s\": %s", stmts[i].sql, sqlite3_errmsg(s->db));
+            gyre_store_set_err(err, errlen, "store: preparing \"%.60s\": %s", stmts[i].sql, sqlite3_errmsg(s->db));
             r = -EIO;
             goto fail;
         }
     }
-    *out = s;
+    *out = &s->super;
     return 0;
 fail:
-    sqlite_close(s);
+    sqlite_close(&s->super);
     return r;
 }
 
 const gyre_store_ops_t gyre_store_sqlite = {
     .name = "sqlite",
+    .probe = sqlite_probe,
     .open = sqlite_open,
     .close = sqlite_close,
     .schema_version = sqlite_schema_version,
     .write_batch = sqlite_write_batch,
-    .get_trace = sqlite_get_trace,
-    .query_traces = sqlite_query_traces,
-    .get_session = sqlite_get_session,
-    .stats = sqlite_stats,
+    .insert_batch = sqlite_insert_batch,
+    .get_mark = sqlite_get_mark,
+    .drop_segments = sqlite_drop_segments,
+    .reset = sqlite_reset,
+    .info = sqlite_info,
+    .find_trace = sqlite_find_trace,
+    .scan_traces = sqlite_scan_traces,
+    .scan_session = sqlite_scan_session,
+    .stats_scan = sqlite_stats_scan,
     .count = sqlite_count,
+    .delete_traces = sqlite_delete_traces,
+    .reclaim = sqlite_reclaim,
+    .check = sqlite_check,
 };

@@ -417,11 +417,11 @@ test('a missing store is a clear error, exit 1, and is not created', async () =>
   const missing = path.join(dir, 'none.db');
   const r = await runGyre(['traces', '--db', missing]);
   assert.equal(r.code, 1);
-  assert.equal(r.stderr, `gyre traces: no trace store at ${missing}: start gyre with store: {traces: true}, or pass --db PATH\n`);
+  assert.equal(r.stderr, `gyre traces: no trace store at ${missing}: start gyre with store: {sqlite: ${missing}}, or pass --db PATH\n`);
   assert.equal(fs.existsSync(missing), false);
   const s = await runGyre(['stats', '--db', missing]);
   assert.equal(s.code, 1);
-  assert.equal(s.stderr, `gyre stats: no trace store at ${missing}: start gyre with store: {traces: true}, or pass --db PATH\n`);
+  assert.equal(s.stderr, `gyre stats: no trace store at ${missing}: start gyre with store: {sqlite: ${missing}}, or pass --db PATH\n`);
 });
 
 test('without --db or --config the store is the embedded default\'s, ./gyre.db', async () => {
@@ -436,7 +436,7 @@ test('without --db or --config the store is the embedded default\'s, ./gyre.db',
       p.on('exit', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
     });
     assert.equal(r.code, 1);
-    assert.equal(r.stderr, 'gyre traces: no trace store at ./gyre.db: start gyre with store: {traces: true}, or pass --db PATH\n');
+    assert.equal(r.stderr, 'gyre traces: no trace store at ./gyre.db: start gyre with store: {sqlite: ./gyre.db}, or pass --db PATH\n');
     // The store's file and its write-ahead log: a copy of both is the store as it is now.
     fs.copyFileSync(db, path.join(cwd, 'gyre.db'));
     if (fs.existsSync(`${db}-wal`)) fs.copyFileSync(`${db}-wal`, path.join(cwd, 'gyre.db-wal'));

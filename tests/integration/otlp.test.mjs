@@ -361,7 +361,9 @@ test('POST /v1/traces answers malformed bodies 400 naming the problem, other typ
 });
 
 test('a gyre that stores no traces answers POST /v1/traces 503', async () => {
+  // A store is configured (every call is stored by default, issue 12) and opted out of.
   const g = await startGyre(`workers: 1
+${store('none.db').replace('traces: true', 'traces: false')}
 providers:
   - {name: mock, kind: openai, base_url: "${mock.v1}", keys: [sk-c]}
 `);

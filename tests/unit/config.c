@@ -124,7 +124,10 @@ TEST(config_fields_left_out_take_their_defaults)
     CHECK_STR(c->listen_host, "127.0.0.1");
     CHECK_INT(c->listen_port, 8080);
     CHECK_INT(c->workers, 0);
-    CHECK_STR(c->store_sqlite, "./gyre.db");
+    /* No store: section, no store (issue 12: a configured store stores every call). */
+    CHECK(c->store_dsn == NULL);
+    CHECK(c->store_sqlite == NULL);
+    CHECK_INT(c->traces, 0);
     CHECK_INT(c->max_body_bytes, 8 * 1024 * 1024);
     CHECK_INT(c->shutdown_grace_ms, 10000);
     CHECK_INT(c->providers[0].tls_verify, 1);
@@ -381,9 +384,42 @@ TEST(config_unknown_fields_are_named_with_the_known_ones)
                  "t.yaml:5: routes[0].targets[0]: unknown field 'x' (known: provider, model, weight)\n");
 }
 
-TEST(config_an_unknown_store_lists_the_supported_ones)
+TEST(config_an_unknown_store_field_lists_the_known_ones)
 {
-    CHECK_ERRORS("store: {postgres: x}\n", "t.yaml:1: store: unknown store 'postgres' (supported: sqlite)\n");
+    CHECK_ERRORS("store: {postgres: x}\n",
+                 "t.yaml:1: store: unknown field 'postgres' (known: sqlite, dsn, traces, capture)\n");
+    CHECK_ERRORS("store: {sqlite: a.db,\n  dsn: sqlite:b.db}\n", "t.yaml:1: store: give sqlite: or dsn:, not both\n");
+}
+
+TEST(config_store_dsn_is_the_dsn_and_sqlite_path_is_its_sqlite_form)
+{
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = parse("store: {sqlite: /tmp/t.db}\n", &errs);
+    CHECK(c != NULL);
+    CHECK_STR(c->store_dsn, "sqlite:/tmp/t.db");
+    CHECK_STR(c->store_sqlite, "/tmp/t.db");
+    CHECK_STR(c->store_field, "store.sqlite");
+    CHECK_INT(c->store_line, 1);
+    gyre_config_free(c);
+    c = parse("workers: 1\nstore:\n  dsn: sqlite:/tmp/u.db\n", &errs);
+    CHECK(c != NULL);
+    CHECK_STR(c->store_dsn, "sqlite:/tmp/u.db");
+    CHECK_STR(c->store_sqlite, "/tmp/u.db");
+    CHECK_STR(c->store_field, "store.dsn");
+    CHECK_INT(c->store_line, 3);
+    gyre_config_free(c);
+    /* Not SQLite: no file to keep the log beside (opening it says whether this gyre has the backend). */
+    c = parse("store: {dsn: \"postgres://db.example/gyre\"}\n", &errs);
+    CHECK(c != NULL);
+    CHECK_STR(c->store_dsn, "postgres://db.example/gyre");
+    CHECK(c->store_sqlite == NULL);
+    gyre_config_free(c);
+    /* A section that names no backend: the default file. */
+    c = parse("store: {capture: false}\n", &errs);
+    CHECK(c != NULL);
+    CHECK_STR(c->store_dsn, "sqlite:./gyre.db");
+    CHECK_STR(c->store_field, "store");
+    gyre_config_free(c);
 }
 
 TEST(config_a_duplicate_provider_name_names_the_first_use)
@@ -850,17 +886,23 @@ TEST(config_routing_mistakes_are_named)
                  "t.yaml:5: routes[0].backoff_max_ms: 5 is less than backoff_ms (10)\n");
 }
 
-TEST(config_traces_are_off_unless_the_store_asks_and_on_in_the_embedded_default)
+TEST(config_traces_are_on_whenever_a_store_is_configured_and_off_when_it_says_so)
 {
     gyre_config_errors_t errs = {0};
+    /* The README's minimal store: every call is stored (issue 12). */
     gyre_config_t *c = parse("store: {sqlite: /tmp/t.db}\n", &errs);
     CHECK(c != NULL);
+    CHECK_INT(c->traces, 1);
+    CHECK_INT(c->store_capture, 1);
+    gyre_config_free(c);
+    c = parse("store: {sqlite: /tmp/t.db, traces: false}\n", &errs);
+    CHECK(c != NULL);
     CHECK_INT(c->traces, 0);
+    CHECK_STR(c->store_sqlite, "/tmp/t.db");
     gyre_config_free(c);
     c = parse("store: {sqlite: /tmp/t.db, traces: true}\n", &errs);
     CHECK(c != NULL);
     CHECK_INT(c->traces, 1);
-    CHECK_STR(c->store_sqlite, "/tmp/t.db");
     gyre_config_free(c);
     CHECK_ERRORS("store: {traces: sometimes}\n", "t.yaml:1: store.traces: expected true or false, found 'sometimes'\n");
     clear_provider_env();
