@@ -1063,6 +1063,8 @@ static int encode_delta(responses_encoder_t *e, const char *type, const gyre_str
 static int encode_event(responses_encoder_t *e, const gyre_event_t *ev)
 {
     int r = 0;
+    if (ev->choice != 0)
+        return 0; /* the Responses API has one answer: choice 0 */
     switch (ev->type) {
     case GYRE_EVENT_START:
         if (!e->started && ev->model.len != 0 && ev->model.len < sizeof(e->model)) {
@@ -1083,7 +1085,11 @@ static int encode_event(responses_encoder_t *e, const gyre_event_t *ev)
         r |= ensure_started(e);
         if (e->open != OPEN_NONE)
             r |= close_item(e);
-        return r | open_call(e, ev);
+        r |= open_call(e, ev);
+        /* A provider that sends a call whole (Gemini) gives its arguments here: one delta, as OpenAI streams them. */
+        if (ev->text.len != 0)
+            r |= encode_delta(e, "response.function_call_arguments.delta", &ev->text, 0);
+        return r;
     case GYRE_EVENT_TOOL_ARGS:
         /* Arguments belong to the call that is open; the APIs gyre reads send one call's pieces together. */
         if (e->open != OPEN_CALL || ev->index != e->tool_index || ev->text.len == 0)
@@ -1094,7 +1100,7 @@ static int encode_event(responses_encoder_t *e, const gyre_event_t *ev)
         return 0;
     case GYRE_EVENT_USAGE:
         e->usage = (answer_usage_t){1, ev->usage.input_tokens, ev->usage.output_tokens, ev->usage.total_tokens,
-                                    ev->usage.cached_tokens, 0};
+                                    ev->usage.cached_tokens, ev->usage.reasoning_tokens};
         if (e->usage.total == 0)
             e->usage.total = e->usage.input + e->usage.output;
         return 0;
@@ -1110,8 +1116,9 @@ static int encode_event(responses_encoder_t *e, const gyre_event_t *ev)
         r |= ev_response(e, NULL) | ev_end(e);
         e->complete = 1;
         return r;
+    default: /* CHUNK: an OpenAI chunk as it came, for OpenAI's own encoder */
+        return 0;
     }
-    return 0;
 }
 
 /* The events of one call written whole into `out`, or nothing of them (-1: a bound was met). */
@@ -1183,16 +1190,40 @@ static int responses_error_event(const gyre_api_error_t *err, gyre_buf_t *out)
     return r == 0 ? 0 : -1;
 }
 
+/* A native stream ends with response.completed, .incomplete or .failed, or an error event. */
+static int responses_stream_ends(const char *event, size_t event_len, const char *data, size_t data_len)
+{
+    static const char *const last[] = {"response.completed", "response.incomplete", "response.failed", "error"};
+    char prefix[64];
+    for (size_t i = 0; i < sizeof(last) / sizeof(last[0]); i++) {
+        size_t n = strlen(last[i]);
+        if (event_len == n && memcmp(event, last[i], n) == 0)
+            return 1;
+        /* Without an event line, the data's type says (OpenAI writes it first). */
+        int pn = snprintf(prefix, sizeof(prefix), "{\"type\":\"%s\"", last[i]);
+        if (event_len == 0 && data_len >= (size_t)pn && memcmp(data, prefix, (size_t)pn) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * Native to `openai` providers only: Azure serves the Responses API under paths of its own, so an azure provider
+ * gets the chat translation like every other kind.
+ */
 const gyre_client_dialect_t gyre_client_responses = {
     .name = "responses",
     .path = "/v1/responses",
-    .native = 1u << GYRE_PROVIDER_OPENAI,
+    .native = GYRE_KIND_BIT(GYRE_PROVIDER_OPENAI),
+    .served = GYRE_KINDS_ALL,
     .parse = gyre_responses_parse,
     .response = responses_response,
     .encoder_size = sizeof(responses_encoder_t),
     .encoder_init = encoder_init,
     .encode = responses_encode,
+    .encoder_dispose = gyre_responses_encoder_dispose,
     .encoder_complete = responses_encoder_complete,
     .error_body = responses_error_body,
     .error_event = responses_error_event,
+    .stream_ends = responses_stream_ends,
 };

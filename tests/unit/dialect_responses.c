@@ -545,3 +545,45 @@ TEST(responses_earlier_turn_reads_a_response_object_and_refuses_what_it_cannot_r
     CHECK_INT(err.status, 400);
     CHECK_STR(err.param, "previous_response_id");
 }
+
+TEST(responses_stream_takes_whole_calls_and_ignores_other_choices_and_repeated_starts)
+{
+    stream_t s;
+    stream_open(&s);
+    emit(&s, (gyre_event_t){.type = GYRE_EVENT_START, .model = S("gemini-x")});
+    emit(&s, (gyre_event_t){.type = GYRE_EVENT_START, .model = S("other")}); /* a later chunk naming the model */
+    emit(&s, (gyre_event_t){.type = GYRE_EVENT_TEXT, .choice = 1, .text = S("ignored")});
+    emit(&s, (gyre_event_t){.type = GYRE_EVENT_CHUNK, .text = S("{}")});
+    emit(&s, (gyre_event_t){.type = GYRE_EVENT_TOOL_START, .id = S("c1"), .name = S("f"), .text = S("{\"a\":1}")});
+    emit(&s, (gyre_event_t){.type = GYRE_EVENT_FINISH, .finish_reason = "tool_calls"});
+    emit(&s, (gyre_event_t){.type = GYRE_EVENT_USAGE, .usage = {.input_tokens = 5, .output_tokens = 4,
+                                                                .total_tokens = 9, .reasoning_tokens = 2}});
+    emit(&s, (gyre_event_t){.type = GYRE_EVENT_DONE});
+    gyre_buf_t names;
+    gyre_buf_init(&names, 4096);
+    cJSON *d = cJSON_CreateArray();
+    split_events(&s.out, &names, d);
+    CHECK_STR(names.base, "response.created/0 response.in_progress/1 response.output_item.added/2 "
+                          "response.function_call_arguments.delta/3 response.function_call_arguments.done/4 "
+                          "response.output_item.done/5 response.completed/6");
+    cJSON *r = cJSON_GetObjectItem(cJSON_GetArrayItem(d, 6), "response");
+    CHECK_STR(cJSON_GetObjectItem(r, "model")->valuestring, "gemini-x");
+    char *j;
+    CHECK_STR(j = member_json(d, 4, "arguments"), "\"{\\\"a\\\":1}\"");
+    cJSON_free(j);
+    CHECK_INT(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "usage"), "output_tokens_details"),
+                                  "reasoning_tokens")->valueint, 2);
+    cJSON_Delete(d);
+    gyre_buf_dispose(&names);
+    stream_close(&s);
+}
+
+TEST(responses_native_stream_ends_at_its_last_events)
+{
+    const char *data = "{\"type\":\"response.completed\",\"sequence_number\":9}";
+    CHECK_INT(gyre_client_responses.stream_ends("response.completed", 18, data, strlen(data)), 1);
+    CHECK_INT(gyre_client_responses.stream_ends("error", 5, "{}", 2), 1);
+    CHECK_INT(gyre_client_responses.stream_ends("", 0, data, strlen(data)), 1);
+    CHECK_INT(gyre_client_responses.stream_ends("response.output_text.delta", 26, "{}", 2), 0);
+    CHECK_INT(gyre_client_responses.stream_ends("", 0, "{\"type\":\"response.created\"}", 27), 0);
+}
