@@ -15,13 +15,14 @@
 #include "route/route.h"
 #include "trace/trace.h"
 
-typedef enum gyre_client_dialect {
+typedef enum gyre_client_api {
     GYRE_CLIENT_OPENAI = 0, /* /v1/chat/completions, /v1/embeddings, other /v1 paths */
     GYRE_CLIENT_ANTHROPIC,  /* /v1/messages */
-} gyre_client_dialect_t;
+    GYRE_CLIENT_RESPONSES,  /* POST /v1/responses, translated (dialect/responses.h) or native to openai */
+} gyre_client_api_t;
 
 typedef struct gyre_call {
-    gyre_client_dialect_t client;
+    gyre_client_api_t client;
     gyre_openai_endpoint_t endpoint; /* GYRE_OPENAI_CHAT for /v1/messages too */
     const gyre_route_conf_t *route;  /* NULL for provider/model and model-less pass-through */
     const char *route_name;
@@ -40,6 +41,13 @@ typedef struct gyre_call {
                               * finishes it when it took the call */
     int capture;             /* the trace keeps the bodies: it is stored and the route captures them */
     int proxied;             /* gyre_proxy_start() took the call (and with it the trace) */
+    /* The id gyre gives its answer when it writes the answer itself ("resp_gyre_<trace id>" for a Responses
+     * call, which previous_response_id finds the trace by), or NULL. */
+    const char *answer_id;
+    /* Earlier turns' messages, a JSON array (previous_response_id, read from the trace store), put before the
+     * pivot's own after its instructions; len 0: none.  A call with history never goes natively: the provider
+     * does not know gyre's ids. */
+    h2o_iovec_t history;
 } gyre_call_t;
 
 #endif

@@ -198,6 +198,8 @@ static void on_dispose(void *p)
         gyre_openai_accum_dispose(&self->acc);
     if (self->enc != NULL)
         gyre_anthropic_encoder_destroy(self->enc);
+    if (self->renc != NULL)
+        gyre_client_responses.encoder_dispose(self->renc);
     if (self->pivot != NULL)
         cJSON_Delete(self->pivot);
     gyre_buf_dispose(&self->uphead);

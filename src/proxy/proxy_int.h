@@ -43,6 +43,7 @@
 #include "dialect/dialect.h"
 #include "dialect/openai.h"
 #include "dialect/openai_stream.h"
+#include "dialect/responses.h"
 #include "proxy/compose.h"
 #include "proxy/http1.h"
 #include "proxy/proxy.h"
@@ -156,6 +157,7 @@ typedef struct gyre_proxy {
     int acc_inited;
     gyre_openai_accum_t acc;
     gyre_anthropic_encoder_t *enc;
+    void *renc; /* a Responses client's encoder (dialect/responses.h), in the request's pool */
     uint64_t unavailable_retry_s; /* every target is resting: Retry-After for gyre's 503 */
     size_t own_headers;    /* res.headers[0 .. own_headers) are gyre's own (x-request-id) */
     h2o_iovec_t whole;     /* a whole answer, sent in one piece (deliver_whole) */
@@ -212,6 +214,8 @@ void gyre_proxy_ensure_accum(gyre_proxy_t *self);
 void gyre_proxy_start_stream_mode(gyre_proxy_t *self);
 int gyre_proxy_stream_complete(gyre_proxy_t *self);
 void gyre_proxy_stream_bytes(gyre_proxy_t *self, const char *bytes, size_t len);
+/* A Responses client's encoder begins: its answer's id (call->answer_id), model and request echo. */
+void gyre_proxy_responses_encoder_init(gyre_proxy_t *self, void *enc);
 void gyre_proxy_decode_for_trace(gyre_proxy_t *self, const char *bytes, size_t len);
 
 /* relay.c: the answer to the client: headers, the send loop, whole and buffered answers. */

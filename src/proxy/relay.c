@@ -125,6 +125,17 @@ static void append_stream_error(gyre_proxy_t *self, const gyre_api_error_t *err)
     if (self->call->client == GYRE_CLIENT_ANTHROPIC) {
         gyre_buf_appends(&b, "\n\n");
         gyre_anthropic_error_event(err, &b);
+    } else if (self->call->client == GYRE_CLIENT_RESPONSES && !self->passthrough) {
+        /* The stream's own end: an error event numbered after what was sent, then response.failed. */
+        if (self->renc == NULL) {
+            self->renc = h2o_mem_alloc_pool(&self->req->pool, gyre_client_responses.encoder_size);
+            gyre_proxy_responses_encoder_init(self, self->renc);
+        }
+        gyre_buf_appends(&b, "\n\n");
+        gyre_responses_encode_error(self->renc, err, &b);
+    } else if (self->call->client == GYRE_CLIENT_RESPONSES) {
+        gyre_buf_appends(&b, "\n\n");
+        gyre_client_responses.error_event(err, &b);
     } else {
         gyre_buf_appends(&b, "\n\ndata: ");
         gyre_api_error_to_json(err, &b);
@@ -262,7 +273,20 @@ void gyre_proxy_deliver_buffered(gyre_proxy_t *self)
     gyre_proxy_record_outcome(self, 1, 0);
     gyre_proxy_store_in_cache(self, openai.base, openai.len);
     keep_response(self, openai.base, openai.len);
-    if (call->client == GYRE_CLIENT_ANTHROPIC) {
+    if (call->client == GYRE_CLIENT_RESPONSES) {
+        cJSON *request = cJSON_ParseWithLength(call->body.base, call->body.len);
+        gyre_client_call_t cc = {.model = self->chat.model, .id = call->answer_id, .created = self->created,
+                                 .include_usage = 1, .request = request};
+        int rr = gyre_client_responses.response(&cc, openai.base, openai.len, &out, &err);
+        cJSON_Delete(request);
+        if (rr != 0) {
+            gyre_buf_dispose(&openai);
+            gyre_buf_dispose(&out);
+            gyre_proxy_fail(self, FAIL_CUT, &err);
+            return;
+        }
+        gyre_proxy_deliver_whole(self, out.base, out.len, "application/json");
+    } else if (call->client == GYRE_CLIENT_ANTHROPIC) {
         if (gyre_anthropic_response_from_openai(openai.base, openai.len, &out, &err) != 0) {
             gyre_buf_dispose(&openai);
             gyre_buf_dispose(&out);

@@ -99,6 +99,13 @@ static cJSON *build_pivot(gyre_proxy_t *self, gyre_api_error_t *err)
         cJSON_Delete(a);
         if (pivot == NULL)
             return NULL;
+    } else if (call->client == GYRE_CLIENT_RESPONSES) {
+        gyre_client_request_t r;
+        if (gyre_responses_parse(call->body.base, call->body.len, &r, err) != 0)
+            return NULL;
+        pivot = r.pivot;
+        if (call->history.len != 0)
+            gyre_responses_prepend_history(pivot, cJSON_ParseWithLength(call->history.base, call->history.len));
     } else {
         pivot = cJSON_ParseWithLength(call->body.base, call->body.len);
         if (pivot == NULL) {
@@ -187,11 +194,18 @@ int gyre_proxy_build_request(gyre_proxy_t *self, const char *key, gyre_api_error
             goto out;
         }
     } else {
-        int same_dialect = call->client == GYRE_CLIENT_OPENAI ? self->dialect->speaks_openai
-                                                              : self->prov->kind == GYRE_PROVIDER_ANTHROPIC;
+        /* A Responses call goes as it came only to a kind that speaks the API, and only when gyre added no
+         * earlier turns to it (the provider does not know gyre's response ids). */
+        int same_dialect =
+            call->client == GYRE_CLIENT_OPENAI      ? self->dialect->speaks_openai
+            : call->client == GYRE_CLIENT_RESPONSES ? (gyre_client_responses.native & GYRE_KIND_BIT(self->prov->kind)) != 0 &&
+                                                          call->history.len == 0
+                                                    : self->prov->kind == GYRE_PROVIDER_ANTHROPIC;
         self->passthrough = same_dialect && !self->resuming;
         if (self->passthrough) {
-            in.endpoint = call->client == GYRE_CLIENT_OPENAI ? GYRE_COMPOSE_CHAT : GYRE_COMPOSE_MESSAGES;
+            in.endpoint = call->client == GYRE_CLIENT_OPENAI      ? GYRE_COMPOSE_CHAT
+                          : call->client == GYRE_CLIENT_RESPONSES ? GYRE_COMPOSE_OTHER /* POST /v1/responses as it came */
+                                                                  : GYRE_COMPOSE_MESSAGES;
             if (splice_model(self, c->model, c->model_len, &self->upbody) != 0) {
                 gyre_api_error_set(err, 500, "server_error", "rewrite_failed", "model",
                                    "gyre could not rewrite 'model' for provider '%s'", self->prov->name);

@@ -34,6 +34,8 @@ void gyre_proxy_on_relay_sse_event(void *ctx, const char *event, size_t elen, co
         self->sse_done = 1; /* the provider ended the stream with an error of its own */
     else if ((elen == 12 && memcmp(event, "message_stop", 12) == 0) || (elen == 5 && memcmp(event, "error", 5) == 0))
         self->sse_done = 1; /* Anthropic's end, or its error event */
+    else if (self->call->client == GYRE_CLIENT_RESPONSES && gyre_client_responses.stream_ends(event, elen, data, dlen))
+        self->sse_done = 1; /* the Responses API's end: response.completed, .incomplete, .failed */
 }
 
 /* A chunk of a stream whose usage gyre asked for carries "usage":null, which the client did not ask for.
@@ -114,7 +116,13 @@ static void emit_pivot_event(gyre_proxy_t *self, const char *data, size_t len)
         return;
     if (self->usage_asked)
         strip_null_usage(s);
-    if (self->enc != NULL) {
+    if (self->renc != NULL) {
+        gyre_buf_t out;
+        gyre_buf_init(&out, SSE_EVENT_MAX * 4);
+        gyre_responses_encode_chunk(self->renc, s->base + 6, s->len - 8, &out);
+        gyre_proxy_push_out(self, out.base, out.len);
+        gyre_buf_dispose(&out);
+    } else if (self->enc != NULL) {
         gyre_buf_t out;
         gyre_buf_init(&out, SSE_EVENT_MAX * 2);
         gyre_anthropic_encoder_feed(self->enc, s->base, s->len, &out);
@@ -157,6 +165,16 @@ void gyre_proxy_ensure_accum(gyre_proxy_t *self)
     }
 }
 
+void gyre_proxy_responses_encoder_init(gyre_proxy_t *self, void *enc)
+{
+    /* The request is echoed in the Response (instructions, tools, store): read again here, freed at once. */
+    cJSON *request = cJSON_ParseWithLength(self->call->body.base, self->call->body.len);
+    gyre_client_call_t cc = {.model = self->chat.model, .id = self->call->answer_id, .created = self->created,
+                             .include_usage = 1, .request = request};
+    gyre_client_responses.encoder_init(enc, &cc);
+    cJSON_Delete(request);
+}
+
 void gyre_proxy_start_stream_mode(gyre_proxy_t *self)
 {
     self->mode = MODE_STREAM;
@@ -166,6 +184,11 @@ void gyre_proxy_start_stream_mode(gyre_proxy_t *self)
     gyre_proxy_ensure_accum(self);
     if (self->call->client == GYRE_CLIENT_ANTHROPIC && self->enc == NULL)
         self->enc = gyre_anthropic_encoder_create(NULL); /* the model the chunks name, as a whole answer has it */
+    if (self->call->client == GYRE_CLIENT_RESPONSES && self->renc == NULL) {
+        /* Made once, in the request's pool: a resumed stream goes on in the same encoder. */
+        self->renc = h2o_mem_alloc_pool(&self->req->pool, gyre_client_responses.encoder_size);
+        gyre_proxy_responses_encoder_init(self, self->renc);
+    }
 }
 
 /* Whether the stream that reached the client has ended as its protocol says. */
@@ -173,6 +196,8 @@ int gyre_proxy_stream_complete(gyre_proxy_t *self)
 {
     if (self->mode == MODE_RELAY)
         return self->sse_done;
+    if (self->renc != NULL)
+        return gyre_client_responses.encoder_complete(self->renc);
     if (self->enc != NULL)
         return gyre_anthropic_encoder_complete(self->enc);
     return self->acc.done;

@@ -713,3 +713,13 @@ int gyre_api_handle(gyre_worker_t *w, h2o_req_t *req)
     }
     return 1;
 }
+
+int gyre_api_read_trace(const gyre_config_t *config, const char *trace_id, gyre_buf_t *out, char *err, size_t errlen)
+{
+    if (config->store_sqlite == NULL)
+        return -ENOTSUP;
+    gyre_store_t *s = read_handle_get(config->store_sqlite, err, errlen);
+    if (s == NULL)
+        return -EIO;
+    return gyre_store_sqlite.get_trace(s, trace_id, out, err, errlen);
+}

@@ -22,11 +22,13 @@
 #include "dialect/dialect.h"
 #include "dialect/openai.h"
 #include "dialect/openai_stream.h"
+#include "dialect/responses.h"
 #include "otlp/endpoint.h"
 #include "proxy/call.h"
 #include "proxy/proxy.h"
 #include "route/route.h"
 #include "server/conn.h"
+#include "server/previous.h"
 #include "server/respond.h"
 #include "server/server.h"
 #include "server/stages.h"
@@ -99,7 +101,7 @@ static void append_model_names(const gyre_config_t *c, gyre_buf_t *b)
 }
 
 /* The 404 for a model that is neither a route nor provider/model, in the client's dialect. */
-static void respond_model_not_found(gyre_server_t *s, h2o_req_t *req, const char *model, gyre_client_dialect_t client)
+static void respond_model_not_found(gyre_server_t *s, h2o_req_t *req, const char *model, gyre_client_api_t client)
 {
     gyre_api_error_t err;
     gyre_buf_t names;
@@ -310,7 +312,7 @@ gyre_stage_result_t gyre_stage_attempt(gyre_stage_ctx_t *c)
 }
 
 /* The call is made by on_req, before the body is read, so that its trace covers every answer. */
-static void init_call(gyre_call_t *call, h2o_req_t *req, gyre_client_dialect_t client, gyre_openai_endpoint_t ep)
+static void init_call(gyre_call_t *call, h2o_req_t *req, gyre_client_api_t client, gyre_openai_endpoint_t ep)
 {
     call->client = client;
     call->endpoint = ep;
@@ -430,6 +432,64 @@ static gyre_stage_result_t parse_messages(gyre_stage_ctx_t *c)
     return GYRE_STAGE_GO;
 }
 
+/*
+ * POST /v1/responses: read into the pivot (dialect/responses.h), its previous_response_id answered from the
+ * trace store (server/previous.h).  A request only OpenAI can serve (hosted tools, item references, another's
+ * response id) goes on as an OpenAI pass-through instead, which plans only the providers that speak OpenAI.
+ */
+static gyre_stage_result_t parse_responses(gyre_stage_ctx_t *c)
+{
+    gyre_server_t *s = c->server;
+    h2o_req_t *req = c->req;
+    gyre_call_t *call = c->call;
+    gyre_api_error_t err;
+    gyre_client_request_t r;
+    if (gyre_responses_parse(req->entity.base, req->entity.len, &r, &err) != 0) {
+        if (err.code != gyre_responses_native_only) {
+            gyre_respond_error(req, &err);
+            return GYRE_STAGE_DONE;
+        }
+        c->client = GYRE_CLIENT_OPENAI;
+        c->endpoint = GYRE_OPENAI_OTHER;
+        return parse_openai(c);
+    }
+    c->responses_pivot = r.pivot;
+    init_call(call, req, GYRE_CLIENT_RESPONSES, GYRE_OPENAI_CHAT);
+    call->stream = r.stream;
+    call->include_usage = 1; /* a Response always reports its usage */
+    call->model_start = r.model_start;
+    call->model_end = r.model_end;
+    if (check_model(r.model, &req->entity, r.model_start, r.model_end, &err) != 0) {
+        gyre_respond_error(req, &err);
+        return GYRE_STAGE_DONE;
+    }
+    gyre_previous_answer_id(req, call);
+    switch (gyre_previous_resolve(c->worker, req, call, r.pivot, &err)) {
+    case GYRE_PREVIOUS_ERROR:
+        gyre_respond_error(req, &err);
+        return GYRE_STAGE_DONE;
+    case GYRE_PREVIOUS_NATIVE:
+        init_call(call, req, GYRE_CLIENT_OPENAI, GYRE_OPENAI_OTHER);
+        call->answer_id = NULL;
+        c->client = GYRE_CLIENT_OPENAI;
+        c->endpoint = GYRE_OPENAI_OTHER;
+        return parse_openai(c);
+    default: break;
+    }
+    gyre_target_ref_t target;
+    if (gyre_route_resolve(s->config, r.model, strlen(r.model), &c->worker->rng, &target) != 0 ||
+        !direct_allowed(s, &target)) {
+        respond_model_not_found(s, req, r.model, GYRE_CLIENT_OPENAI);
+        return GYRE_STAGE_DONE;
+    }
+    if (target.route == NULL)
+        target.model = h2o_strdup(&req->pool, target.model, target.model_len).base;
+    c->target = target;
+    /* No cache for Responses calls yet: a hit would need the Response written from the stored completion. */
+    c->pivot = NULL;
+    return GYRE_STAGE_GO;
+}
+
 /* A call and its trace, for a request on a model endpoint. */
 static gyre_call_t *begin_call(gyre_worker_t *w, h2o_req_t *req)
 {
@@ -454,6 +514,8 @@ gyre_stage_result_t gyre_stage_parse(gyre_stage_ctx_t *c)
     c->call = begin_call(c->worker, c->req);
     gyre_json_arena_begin();
     c->in_arena = 1;
+    if (c->client == GYRE_CLIENT_RESPONSES)
+        return parse_responses(c);
     return c->client == GYRE_CLIENT_ANTHROPIC ? parse_messages(c) : parse_openai(c);
 }
 
@@ -486,6 +548,7 @@ void gyre_stage_finish(gyre_stage_ctx_t *c)
         gyre_openai_request_dispose(&c->openai);
     cJSON_Delete(c->anthropic_pivot);
     cJSON_Delete(c->anthropic);
+    cJSON_Delete(c->responses_pivot);
     if (c->in_arena)
         gyre_json_arena_end();
     if (c->call != NULL)
@@ -636,6 +699,14 @@ gyre_stage_result_t gyre_stage_endpoint(gyre_stage_ctx_t *c)
             return GYRE_STAGE_DONE;
         }
         c->client = GYRE_CLIENT_ANTHROPIC;
+        c->endpoint = GYRE_OPENAI_CHAT;
+        return GYRE_STAGE_GO;
+    }
+    /* POST /v1/responses: OpenAI's Responses API, served by every provider kind (translated, or as it came to an
+     * openai provider).  Its other methods and sub-paths (retrieve, input_items, cancel) are OpenAI's own store
+     * and pass through below. */
+    if (path_is(req, H2O_STRLIT("/v1/responses")) && method_is(req, H2O_STRLIT("POST"))) {
+        c->client = GYRE_CLIENT_RESPONSES;
         c->endpoint = GYRE_OPENAI_CHAT;
         return GYRE_STAGE_GO;
     }

@@ -31,7 +31,7 @@ typedef struct gyre_stage_ctx {
     h2o_req_t *req;
     int rc; /* what the handler returns to h2o: 0, answered (the default), or a handler's own verdict */
     /* endpoint: a model call, in which dialect and to which endpoint. */
-    gyre_client_dialect_t client;
+    gyre_client_api_t client;
     gyre_openai_endpoint_t endpoint;
     /* parse: the call (its trace begun), the body as parsed, and the target its model resolved to.  The
      * parsed JSON lives in the worker's JSON arena, open from parse until the stages are finished. */
@@ -43,6 +43,7 @@ typedef struct gyre_stage_ctx {
     int have_openai;
     cJSON *anthropic;       /* an Anthropic client's request, as parsed */
     cJSON *anthropic_pivot; /* ...translated to OpenAI's shape when the route caches, else NULL */
+    cJSON *responses_pivot; /* a Responses client's request in OpenAI's shape, earlier turns included */
 } gyre_stage_ctx_t;
 
 typedef gyre_stage_result_t (*gyre_stage_fn)(gyre_stage_ctx_t *c);

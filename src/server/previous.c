@@ -1,0 +1,201 @@
+/* previous_response_id answered from gyre's own trace store (see previous.h). */
+#include "server/previous.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/buf.h"
+#include "common/json.h"
+#include "dialect/responses.h"
+#include "server/api.h"
+#include "trace/writer.h"
+
+#define GYRE_ID_PREFIX "resp_gyre_"
+#define GYRE_ID_PREFIX_LEN 10
+/* One trace as the API renders it: the bodies (each bounded by the store's capture limit) and the rest. */
+#define TRACE_READ_MAX ((size_t)160 << 20)
+
+void gyre_previous_answer_id(h2o_req_t *req, gyre_call_t *call)
+{
+    char *id = h2o_mem_alloc_pool(&req->pool, GYRE_ID_PREFIX_LEN + 33);
+    memcpy(id, GYRE_ID_PREFIX, GYRE_ID_PREFIX_LEN);
+    memcpy(id + GYRE_ID_PREFIX_LEN, call->trace->trace_id, 33);
+    call->answer_id = id;
+}
+
+/* Whether `id` is one gyre gave ("resp_gyre_" and 32 lowercase hex digits); its trace id into `tid`. */
+static int gyre_id(const char *id, char tid[33])
+{
+    if (strlen(id) != GYRE_ID_PREFIX_LEN + 32 || memcmp(id, GYRE_ID_PREFIX, GYRE_ID_PREFIX_LEN) != 0)
+        return 0;
+    for (size_t i = 0; i < 32; i++) {
+        char ch = id[GYRE_ID_PREFIX_LEN + i];
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
+            return 0;
+    }
+    memcpy(tid, id + GYRE_ID_PREFIX_LEN, 32);
+    tid[32] = '\0';
+    return 1;
+}
+
+static gyre_previous_t refuse(gyre_api_error_t *err, const char *id, const char *why)
+{
+    gyre_api_error_set(err, 400, "invalid_request_error", "previous_response_not_found", "previous_response_id",
+                       "previous response '%.64s' cannot be continued: %s", id, why);
+    return GYRE_PREVIOUS_ERROR;
+}
+
+/*
+ * Whether trace `tid` may still be on its way to the store: the writer holds traces it has not written, or the
+ * call began recently (a trace id starts with its start time, 12 hex digits of unix milliseconds) and may not
+ * have been handed to the writer yet (that happens when the request is disposed, which can follow the
+ * client's next request by a moment).
+ */
+static int may_be_pending(gyre_worker_t *w, const char *tid)
+{
+    gyre_writer_stats_t st;
+    gyre_writer_stats(w->server->writer, &st);
+    if (st.queued != 0 || st.spool_records != 0)
+        return 1;
+    uint64_t started_ms = 0;
+    for (int i = 0; i < 12; i++)
+        started_ms = started_ms << 4 | (uint64_t)(tid[i] <= '9' ? tid[i] - '0' : tid[i] - 'a' + 10);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t now_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+    return started_ms <= now_ms + 60000 && now_ms - started_ms < GYRE_PREVIOUS_RECENT_MS;
+}
+
+/*
+ * Reads trace `tid` into `out`.  A trace not stored yet is waited for while it may be on its way, at most
+ * GYRE_PREVIOUS_WAIT_MS: a client continues a conversation as soon as it has the answer, and the writer stores
+ * that answer's trace a few ms later.  The wait blocks this worker's loop; it happens only for an id in gyre's
+ * form whose trace is not stored, so its cost is bounded per such request.
+ */
+static int read_trace(gyre_worker_t *w, const char *tid, gyre_buf_t *out, char *msg, size_t msglen)
+{
+    int r;
+    for (int waited = 0;; waited += GYRE_PREVIOUS_POLL_MS) {
+        gyre_buf_reset(out);
+        r = gyre_api_read_trace(w->server->config, tid, out, msg, msglen);
+        if (r != -ENOENT || waited >= GYRE_PREVIOUS_WAIT_MS || !may_be_pending(w, tid))
+            return r;
+        struct timespec ts = {0, GYRE_PREVIOUS_POLL_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* A body as the trace JSON has it: a JSON value (printed back) or a string (its text). NULL when not captured. */
+static char *body_text(const cJSON *trace, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(trace, key);
+    if (cJSON_IsString(v))
+        return strdup(v->valuestring);
+    if (v == NULL || cJSON_IsNull(v))
+        return NULL;
+    /* Printed by cJSON (the JSON arena's memory while it is open), copied to the heap for one free(). */
+    char *printed = cJSON_PrintUnformatted(v);
+    char *text = printed != NULL ? strdup(printed) : NULL;
+    cJSON_free(printed);
+    return text;
+}
+
+/* One earlier turn's messages, and the id of the turn before it (into `prev`). */
+static cJSON *read_turn(gyre_worker_t *w, const char *id, char prev[GYRE_RESPONSES_ID_MAX + 1], gyre_api_error_t *err)
+{
+    char tid[33], msg[512] = "";
+    if (!gyre_id(id, tid)) {
+        refuse(err, id, "it is not a response gyre gave, and the conversation goes on with gyre's");
+        return NULL;
+    }
+    if (w->server->writer == NULL) {
+        refuse(err, id, "this gateway does not store traces (store: {traces: true})");
+        return NULL;
+    }
+    gyre_buf_t out;
+    gyre_buf_init(&out, TRACE_READ_MAX);
+    int r = read_trace(w, tid, &out, msg, sizeof(msg));
+    if (r != 0) {
+        refuse(err, id, r == -ENOENT    ? "gyre keeps no such response (its trace is not in the store)"
+                        : r == -ENOTSUP ? "this gateway keeps no traces (the config has no store)"
+                                        : "the trace store could not be read");
+        gyre_buf_dispose(&out);
+        return NULL;
+    }
+    cJSON *trace = cJSON_ParseWithLength(out.base, out.len);
+    gyre_buf_dispose(&out);
+    char *request = body_text(trace, "request_body"), *answer = body_text(trace, "response_body");
+    cJSON *turn = NULL;
+    cJSON *req = request != NULL ? cJSON_Parse(request) : NULL;
+    int status = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(trace, "status"));
+    if (request == NULL || answer == NULL) {
+        refuse(err, id, "its trace does not keep the bodies (the route does not capture them)");
+    } else if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(req, "store"))) {
+        refuse(err, id, "it was created with store: false");
+    } else if (status != 200) {
+        refuse(err, id, "it did not succeed");
+    } else {
+        turn = gyre_responses_turn_messages(request, strlen(request), answer, strlen(answer), prev, err);
+    }
+    cJSON_Delete(req);
+    free(request);
+    free(answer);
+    cJSON_Delete(trace);
+    return turn;
+}
+
+gyre_previous_t gyre_previous_resolve(gyre_worker_t *w, h2o_req_t *req, gyre_call_t *call, cJSON *pivot,
+                                      gyre_api_error_t *err)
+{
+    size_t start, end;
+    const h2o_iovec_t *body = &req->entity;
+    if (gyre_json_find_member(body->base, body->len, "previous_response_id", &start, &end) != 0)
+        return GYRE_PREVIOUS_NONE;
+    cJSON *v = cJSON_ParseWithLength(body->base + start, end - start);
+    if (!cJSON_IsString(v)) {
+        cJSON_Delete(v);
+        return GYRE_PREVIOUS_NONE; /* null (the dialect refused every other type) */
+    }
+    char id[GYRE_RESPONSES_ID_MAX + 1], first[GYRE_RESPONSES_ID_MAX + 1], tid[33];
+    snprintf(id, sizeof(id), "%s", v->valuestring);
+    memcpy(first, id, sizeof(first));
+    cJSON_Delete(v);
+    if (!gyre_id(id, tid))
+        return GYRE_PREVIOUS_NATIVE;
+    /* The chain back, newest turn first; each turn's messages go before those of the turns after it. */
+    cJSON *history = cJSON_CreateArray();
+    gyre_previous_t result = GYRE_PREVIOUS_FOUND;
+    for (int depth = 0; id[0] != '\0'; depth++) {
+        if (depth == GYRE_PREVIOUS_DEPTH_MAX) {
+            result = refuse(err, id, "the conversation is longer than gyre follows back (256 turns)");
+            break;
+        }
+        char prev[GYRE_RESPONSES_ID_MAX + 1];
+        cJSON *turn = read_turn(w, id, prev, err);
+        if (turn == NULL) {
+            result = GYRE_PREVIOUS_ERROR;
+            break;
+        }
+        while (cJSON_GetArraySize(history) > 0)
+            cJSON_AddItemToArray(turn, cJSON_DetachItemFromArray(history, 0));
+        cJSON_Delete(history);
+        history = turn;
+        memcpy(id, prev, sizeof(id));
+    }
+    if (result == GYRE_PREVIOUS_FOUND) {
+        char *text = cJSON_PrintUnformatted(history);
+        if (text == NULL || strlen(text) > GYRE_PREVIOUS_HISTORY_MAX) {
+            result = refuse(err, first, "the conversation so far is larger than gyre carries (64 MiB)");
+        } else {
+            call->history = h2o_strdup(&req->pool, text, strlen(text));
+            gyre_responses_prepend_history(pivot, history);
+            history = NULL;
+        }
+        cJSON_free(text);
+    }
+    cJSON_Delete(history);
+    return result;
+}
