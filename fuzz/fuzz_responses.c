@@ -2,17 +2,21 @@
  * libFuzzer driver for the Responses client dialect (src/dialect/responses.c).
  *
  * The input's first byte picks the target, the rest is its input:
- *   0, 3: a /v1/responses body → gyre_responses_parse;
+ *   0:    a /v1/responses body → gyre_responses_parse;
  *   1:    a body as an earlier turn's request and answer (cut at its first
  *         NUL) → gyre_responses_turn_messages, prepended to a pivot;
- *   2:    a body as a provider's chat.completion → the Response object.
+ *   2:    a body as a provider's chat.completion → the Response object;
+ *   3:    lines as OpenAI chunk data (the translated stream) → the stream
+ *         encoder, through gyre_responses_encode_chunk.
  * Promises checked:
  *   - a parsed request's pivot is a chat request that gyre's own OpenAI
  *     checks accept, its model located in the body when located at all; a
  *     refused one is a 400 naming why;
  *   - the history of an earlier turn is an array of messages, and the pivot it
  *     is prepended to is still a chat request the OpenAI checks accept;
- *   - a Response written from any completion is a JSON object, or a refusal.
+ *   - a Response written from any completion is a JSON object, or a refusal;
+ *   - a stream is always whole "event: T\ndata: <JSON object of type T>\n\n"
+ *     events numbered from 0, and nothing follows its last one.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -106,6 +110,60 @@ static void fuzz_response(const char *data, size_t len)
     cJSON_Delete(req);
 }
 
+static void check_events(const gyre_buf_t *out, int complete)
+{
+    const char *p = out->base != NULL ? out->base : "", *end = p + out->len;
+    long long n = 0;
+    const char *last = NULL;
+    while (p < end) {
+        check(end - p > 7 && memcmp(p, "event: ", 7) == 0);
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        check(nl != NULL && end - nl > 7 && memcmp(nl + 1, "data: ", 6) == 0);
+        const char *data = nl + 7;
+        const char *stop = memmem(data, (size_t)(end - data), "\n\n", 2);
+        check(stop != NULL);
+        cJSON *d = cJSON_ParseWithLength(data, (size_t)(stop - data));
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(d, "type");
+        check(cJSON_IsString(type) && strlen(type->valuestring) == (size_t)(nl - p - 7) &&
+              memcmp(type->valuestring, p + 7, (size_t)(nl - p - 7)) == 0);
+        check(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(d, "sequence_number")) == (double)n);
+        last = p + 7;
+        cJSON_Delete(d);
+        n++;
+        p = stop + 2;
+    }
+    if (complete)
+        check(last != NULL && (strncmp(last, "response.completed", 18) == 0 ||
+                               strncmp(last, "response.incomplete", 19) == 0 ||
+                               strncmp(last, "response.failed", 15) == 0));
+}
+
+static void fuzz_stream(const char *data, size_t len)
+{
+    cJSON *req = cJSON_Parse("{\"model\":\"m\",\"input\":\"x\"}");
+    gyre_client_call_t call = {.model = "m", .id = "resp_1", .created = 1, .request = req};
+    void *enc = calloc(1, gyre_client_responses.encoder_size);
+    gyre_client_responses.encoder_init(enc, &call);
+    cJSON_Delete(req);
+    gyre_buf_t out;
+    gyre_buf_init(&out, (size_t)1 << 26);
+    size_t at = 0;
+    while (at < len) {
+        const char *nl = memchr(data + at, '\n', len - at);
+        size_t n = nl != NULL ? (size_t)(nl - (data + at)) : len - at;
+        size_t before = out.len;
+        int complete = gyre_client_responses.encoder_complete(enc);
+        check(gyre_responses_encode_chunk(enc, data + at, n, &out) == 0);
+        if (complete)
+            check(out.len == before); /* nothing after the end */
+        at += n + 1;
+    }
+    check_events(&out, gyre_client_responses.encoder_complete(enc));
+    gyre_client_responses.encoder_dispose(enc);
+    free(enc);
+    gyre_buf_dispose(&out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -117,6 +175,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     switch (data[0] & 3) {
     case 1: fuzz_history(body, len); break;
     case 2: fuzz_response(body, len); break;
+    case 3: fuzz_stream(body, len); break;
     default: fuzz_parse(body, len); break;
     }
     free(body);
