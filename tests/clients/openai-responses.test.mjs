@@ -16,7 +16,7 @@ import OpenAI from 'openai';
 import path from 'node:path';
 import { startGyre, startMock, tmpdir } from '../lib/harness.mjs';
 
-let mock, gyre, client;
+let mock, failing, gyre, client;
 
 const KINDS = {
   openai: { route: 'via-openai', model: 'gpt-4o-mini', native: true },
@@ -65,6 +65,8 @@ const usage = (input, output) => ({
 
 before(async () => {
   mock = await startMock();
+  // An openai provider that answers every request 500: the primary of a route whose fallback is anthropic.
+  failing = await startMock(['--fault', '500']);
   // Traces are stored, bodies included (capture is on by default): previous_response_id reads them back.
   gyre = await startGyre(`workers: 1
 store: {sqlite: "${path.join(tmpdir('gyre-responses-'), 'gyre.db')}", traces: true}
@@ -74,9 +76,11 @@ providers:
   - {name: p-anthropic, kind: anthropic, base_url: "${mock.v1}", keys: [sk-ant-gyre]}
   - {name: p-gemini, kind: gemini, base_url: "${mock.url}/v1beta", keys: [gemini-key-gyre]}
   - {name: p-bedrock, kind: bedrock, base_url: "${mock.url}", region: us-west-2, keys: ["AKIDGYREMOCK:gyre-mock-secret"]}
+  - {name: p-failing, kind: openai, base_url: "${failing.v1}", keys: [sk-failing]}
 routes:
 ${NAMES.map((k) => `  - {name: ${KINDS[k].route}, targets: [{provider: p-${k}, model: "${KINDS[k].model}"}]}`).join('\n')}
   - {name: quiet, capture: false, targets: [{provider: p-anthropic, model: claude-mock}]}
+  - {name: falls-back, targets: [{provider: p-failing, model: gpt-4o-mini}], fallbacks: [{provider: p-anthropic, model: claude-mock}]}
 `);
   client = new OpenAI({ baseURL: `${gyre.url}/v1`, apiKey: 'client-key-not-forwarded', maxRetries: 0, timeout: 10000 });
 });
@@ -84,6 +88,7 @@ ${NAMES.map((k) => `  - {name: ${KINDS[k].route}, targets: [{provider: p-${k}, m
 after(async () => {
   assert.equal((await gyre.stop()).code, 0);
   assert.equal((await mock.stop()).code, 0);
+  assert.equal((await failing.stop()).code, 0);
 });
 
 async function lastRequest() {
@@ -350,4 +355,16 @@ test('a provider error is relayed in OpenAI\'s error shape, and a cut stream end
   } finally {
     await mock.configure({ fault: null, fault_rate: 1 });
   }
+});
+
+test('a route whose openai primary answers 500 falls back to its anthropic provider, translated', async () => {
+  await resetMock();
+  const r = await client.responses.create({ model: 'falls-back', input: 'Say hello' });
+  assert.equal(r.output_text, 'Mock reply to: Say hello');
+  assert.match(r.id, /^resp_gyre_[0-9a-f]{32}$/);
+  assert.equal((await failing.stats()).paths['/v1/responses'] >= 1, true);
+  assert.equal((await lastRequest()).path, '/v1/messages');
+  const s = client.responses.stream({ model: 'falls-back', input: 'Say hello' });
+  for await (const e of s) void e;
+  assert.equal((await s.finalResponse()).output_text, 'Mock reply to: Say hello');
 });
