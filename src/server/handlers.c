@@ -1,5 +1,6 @@
 /*
- * Endpoint dispatch.  /v1/chat/completions, /v1/embeddings and Anthropic's
+ * The stages of a request up to the proxy (their order is in stages.c), and
+ * the output filter.  /v1/chat/completions, /v1/embeddings and Anthropic's
  * /v1/messages are read and checked before anything goes upstream, resolved
  * to a route (or one provider), planned, and answered from the route's
  * cache or handed to the proxy; every other /v1 path passes through to a
@@ -28,6 +29,7 @@
 #include "server/conn.h"
 #include "server/respond.h"
 #include "server/server.h"
+#include "server/stages.h"
 #include "trace/record.h"
 
 typedef struct gyre_handler {
@@ -240,14 +242,18 @@ static int call_captures(const gyre_server_t *s, const gyre_route_conf_t *r)
 }
 
 /*
- * Plans a call to route `target` (or to one provider) and hands it to the
- * proxy, unless the route's cache answers it.  `pivot` is the request in
- * OpenAI's shape (for the cache key), or NULL.
+ * Stage 4, route: plans the call to its target, a route (its strategy, breakers and affinity) or one provider,
+ * and answers it from the route's cache when it can.  c->pivot is the request in OpenAI's shape (for the cache
+ * key), or NULL.
  */
-static int dispatch(gyre_server_t *s, h2o_req_t *req, gyre_call_t *call, const gyre_target_ref_t *target,
-                    const cJSON *pivot)
+gyre_stage_result_t gyre_stage_route(gyre_stage_ctx_t *sc)
 {
-    gyre_worker_t *w = (gyre_worker_t *)req->conn->ctx;
+    gyre_server_t *s = sc->server;
+    h2o_req_t *req = sc->req;
+    gyre_call_t *call = sc->call;
+    const gyre_target_ref_t *target = &sc->target;
+    const cJSON *pivot = sc->pivot;
+    gyre_worker_t *w = sc->worker;
     const gyre_config_t *c = s->config;
     const gyre_route_conf_t *r = target->route;
     call->route = r;
@@ -283,7 +289,7 @@ static int dispatch(gyre_server_t *s, h2o_req_t *req, gyre_call_t *call, const g
                 gyre_buf_dispose(&hit);
                 gyre_buf_dispose(&key);
                 if (answered)
-                    return 0;
+                    return GYRE_STAGE_DONE;
             } else {
                 gyre_buf_dispose(&key);
             }
@@ -293,8 +299,14 @@ static int dispatch(gyre_server_t *s, h2o_req_t *req, gyre_call_t *call, const g
         call->cands[0] = (gyre_candidate_t){target->provider, target->model, target->model_len, NULL, 0};
         call->ncands = 1;
     }
-    gyre_proxy_start(w, req, call);
-    return 0;
+    return GYRE_STAGE_GO;
+}
+
+/* Stage 6, attempts: the proxy takes the call, and with it the relay and the finish (src/proxy/). */
+gyre_stage_result_t gyre_stage_attempt(gyre_stage_ctx_t *c)
+{
+    gyre_proxy_start(c->worker, c->req, c->call);
+    return GYRE_STAGE_DONE;
 }
 
 /* The call is made by on_req, before the body is read, so that its trace covers every answer. */
@@ -312,14 +324,19 @@ static int direct_allowed(const gyre_server_t *s, const gyre_target_ref_t *targe
     return target->route != NULL || s->config->providers[target->provider].direct;
 }
 
-static int model_request(gyre_server_t *s, h2o_req_t *req, gyre_openai_endpoint_t ep, gyre_call_t *call)
+/* The body of a call on an OpenAI endpoint: parsed and checked, its model resolved to a target. */
+static gyre_stage_result_t parse_openai(gyre_stage_ctx_t *c)
 {
-    gyre_worker_t *w = (gyre_worker_t *)req->conn->ctx;
+    gyre_server_t *s = c->server;
+    h2o_req_t *req = c->req;
+    gyre_openai_endpoint_t ep = c->endpoint;
+    gyre_call_t *call = c->call;
+    gyre_worker_t *w = c->worker;
     gyre_openai_request_t parsed;
     gyre_api_error_t err;
     if (gyre_openai_parse_request(ep, req->entity.base, req->entity.len, &parsed, &err) != 0) {
         gyre_respond_error(req, &err);
-        return 0;
+        return GYRE_STAGE_DONE;
     }
     init_call(call, req, GYRE_CLIENT_OPENAI, ep);
     call->stream = parsed.stream;
@@ -332,14 +349,14 @@ static int model_request(gyre_server_t *s, h2o_req_t *req, gyre_openai_endpoint_
         check_model(parsed.model, &req->entity, parsed.model_start, parsed.model_end, &err) != 0) {
         gyre_respond_error(req, &err);
         gyre_openai_request_dispose(&parsed);
-        return 0;
+        return GYRE_STAGE_DONE;
     }
     if (parsed.model != NULL) {
         if (gyre_route_resolve(s->config, parsed.model, strlen(parsed.model), &w->rng, &target) != 0 ||
             !direct_allowed(s, &target)) {
             respond_model_not_found(s, req, parsed.model, GYRE_CLIENT_OPENAI);
             gyre_openai_request_dispose(&parsed);
-            return 0;
+            return GYRE_STAGE_DONE;
         }
         /* "provider/model" points into the parsed body, which dies with this call. */
         if (target.route == NULL)
@@ -356,24 +373,30 @@ static int model_request(gyre_server_t *s, h2o_req_t *req, gyre_openai_endpoint_
                                (int)req->path_normalized.len, req->path_normalized.base);
             gyre_respond_error(req, &err);
             gyre_openai_request_dispose(&parsed);
-            return 0;
+            return GYRE_STAGE_DONE;
         }
         target = (gyre_target_ref_t){.provider = i, .model = "", .model_len = 0};
     }
-    int r = dispatch(s, req, call, &target, ep == GYRE_OPENAI_CHAT ? parsed.json : NULL);
-    gyre_openai_request_dispose(&parsed);
-    return r;
+    /* The parsed body lives until the stages are finished: the route's cache key is made from it. */
+    c->target = target;
+    c->openai = parsed;
+    c->have_openai = 1;
+    c->pivot = ep == GYRE_OPENAI_CHAT ? c->openai.json : NULL;
+    return GYRE_STAGE_GO;
 }
 
 /* POST /v1/messages: Anthropic's Messages API, for Anthropic SDK clients. */
-static int messages_request(gyre_server_t *s, h2o_req_t *req, gyre_call_t *call)
+static gyre_stage_result_t parse_messages(gyre_stage_ctx_t *c)
 {
-    gyre_worker_t *w = (gyre_worker_t *)req->conn->ctx;
+    gyre_server_t *s = c->server;
+    h2o_req_t *req = c->req;
+    gyre_call_t *call = c->call;
+    gyre_worker_t *w = c->worker;
     gyre_api_error_t err;
     cJSON *json = gyre_anthropic_parse_request(req->entity.base, req->entity.len, &err);
     if (json == NULL) {
         gyre_respond_anthropic_error(req, &err);
-        return 0;
+        return GYRE_STAGE_DONE;
     }
     /* Anthropic's answers carry their id as request-id, which its SDK reports. */
     h2o_iovec_t id = gyre_request_id(w, req);
@@ -387,23 +410,24 @@ static int messages_request(gyre_server_t *s, h2o_req_t *req, gyre_call_t *call)
     if (check_model(model, &req->entity, call->model_start, call->model_end, &err) != 0) {
         gyre_respond_anthropic_error(req, &err);
         cJSON_Delete(json);
-        return 0;
+        return GYRE_STAGE_DONE;
     }
     gyre_target_ref_t target;
     if (gyre_route_resolve(s->config, model, strlen(model), &w->rng, &target) != 0 || !direct_allowed(s, &target)) {
         respond_model_not_found(s, req, model, GYRE_CLIENT_ANTHROPIC);
         cJSON_Delete(json);
-        return 0;
+        return GYRE_STAGE_DONE;
     }
     if (target.route == NULL)
         target.model = h2o_strdup(&req->pool, target.model, target.model_len).base;
     cJSON *pivot = NULL;
     if (target.route != NULL && target.route->cache)
         pivot = gyre_anthropic_request_to_openai(json, &err);
-    int r = dispatch(s, req, call, &target, pivot);
-    cJSON_Delete(pivot);
-    cJSON_Delete(json);
-    return r;
+    c->target = target;
+    c->anthropic = json;
+    c->anthropic_pivot = pivot;
+    c->pivot = pivot;
+    return GYRE_STAGE_GO;
 }
 
 /* A call and its trace, for a request on a model endpoint. */
@@ -412,13 +436,25 @@ static gyre_call_t *begin_call(gyre_worker_t *w, h2o_req_t *req)
     gyre_call_t *call = h2o_mem_alloc_pool(&req->pool, sizeof(*call));
     memset(call, 0, sizeof(*call));
     /* Every call has a trace, stored or not: metrics are read from it.  Bodies are kept only when the trace
-     * goes somewhere (the store, the OTLP collector) and its route captures them (call->capture is the one switch for them); until dispatch
+     * goes somewhere (the store, the OTLP collector) and its route captures them (call->capture is the one switch for them); until the route stage
      * knows the route, the calls without one say (a bad request never gets one). */
     call->trace = h2o_mem_alloc_pool(&req->pool, sizeof(*call->trace));
     gyre_trace_begin(call->trace, req, &w->rng, gyre_request_id(w, req));
     call->capture = call_captures(w->server, NULL);
     gyre_respond_take_body(req); /* an earlier request's, on this thread */
     return call;
+}
+
+/*
+ * Stage 1, parse and validate, the body (a model call's): the call and its trace begin, and the body is read in
+ * the client's dialect.  Its JSON lives in the worker's arena until the stages are finished.
+ */
+gyre_stage_result_t gyre_stage_parse(gyre_stage_ctx_t *c)
+{
+    c->call = begin_call(c->worker, c->req);
+    gyre_json_arena_begin();
+    c->in_arena = 1;
+    return c->client == GYRE_CLIENT_ANTHROPIC ? parse_messages(c) : parse_openai(c);
 }
 
 /* A call gyre answered itself (a bad request, an unknown model, a cache hit): its trace is complete now. */
@@ -443,27 +479,17 @@ static void end_local_call(gyre_server_t *s, gyre_worker_t *w, h2o_req_t *req, g
     gyre_worker_trace_done(w, t, &req->pool, call->route, p);
 }
 
-/* The body's JSON lives in the worker's arena for the length of this call. */
-static int on_model_request(gyre_server_t *s, h2o_req_t *req, gyre_openai_endpoint_t ep)
+/* After the stages: the parsed body is let go, the arena closed, and a call answered here finished. */
+void gyre_stage_finish(gyre_stage_ctx_t *c)
 {
-    gyre_worker_t *w = (gyre_worker_t *)req->conn->ctx;
-    gyre_call_t *call = begin_call(w, req);
-    gyre_json_arena_begin();
-    int r = model_request(s, req, ep, call);
-    gyre_json_arena_end();
-    end_local_call(s, w, req, call);
-    return r;
-}
-
-static int on_messages_request(gyre_server_t *s, h2o_req_t *req)
-{
-    gyre_worker_t *w = (gyre_worker_t *)req->conn->ctx;
-    gyre_call_t *call = begin_call(w, req);
-    gyre_json_arena_begin();
-    int r = messages_request(s, req, call);
-    gyre_json_arena_end();
-    end_local_call(s, w, req, call);
-    return r;
+    if (c->have_openai)
+        gyre_openai_request_dispose(&c->openai);
+    cJSON_Delete(c->anthropic_pivot);
+    cJSON_Delete(c->anthropic);
+    if (c->in_arena)
+        gyre_json_arena_end();
+    if (c->call != NULL)
+        end_local_call(c->server, c->worker, c->req, c->call);
 }
 
 /*
@@ -519,27 +545,52 @@ static int passthrough_allowed(gyre_server_t *s, h2o_req_t *req)
     return 0;
 }
 
-static int on_req(h2o_handler_t *self, h2o_req_t *req)
+/* Stage 1, parse and validate, the HTTP part: HTTP/1 framing (RFC 9112) and the bound on the head, before
+ * anything reads the request; every answer from here on carries the request's id. */
+gyre_stage_result_t gyre_stage_head(gyre_stage_ctx_t *c)
 {
-    gyre_server_t *s = ((gyre_handler_t *)self)->server;
-    gyre_worker_t *w = (gyre_worker_t *)req->conn->ctx;
+    gyre_worker_t *w = c->worker;
+    h2o_req_t *req = c->req;
     gyre_request_id(w, req);
-    /* HTTP/1 framing (RFC 9112) and the bound on the head, before anything reads the request. */
     if (gyre_conn_check_head(w, req))
-        return 0;
+        return GYRE_STAGE_DONE;
     /* While shutting down, a kept-alive connection is closed after its
      * current answer, so clients move on before the process exits. */
     if (w->shutting_down)
         req->http1_is_persistent = 0;
+    return GYRE_STAGE_GO;
+}
 
-    if (path_is(req, H2O_STRLIT("/healthz")))
-        return on_healthz(req);
-    if (!access_allowed(s, req))
-        return 0;
-    if (path_is(req, H2O_STRLIT("/metrics")))
-        return gyre_server_serve_metrics(w, req);
+/* /healthz, answered before access: a load balancer's probe has no credential. */
+gyre_stage_result_t gyre_stage_health(gyre_stage_ctx_t *c)
+{
+    if (!path_is(c->req, H2O_STRLIT("/healthz")))
+        return GYRE_STAGE_GO;
+    c->rc = on_healthz(c->req);
+    return GYRE_STAGE_DONE;
+}
+
+gyre_stage_result_t gyre_stage_access(gyre_stage_ctx_t *c)
+{
+    return access_allowed(c->server, c->req) ? GYRE_STAGE_GO : GYRE_STAGE_DONE;
+}
+
+/*
+ * Stage 1, parse and validate, the request line: gyre's own endpoints answer here; a model call (chat
+ * completions, embeddings, Anthropic's messages, a pass-through /v1 path) goes on with its dialect and endpoint
+ * in `c`; anything else is a 404.
+ */
+gyre_stage_result_t gyre_stage_endpoint(gyre_stage_ctx_t *c)
+{
+    gyre_server_t *s = c->server;
+    gyre_worker_t *w = c->worker;
+    h2o_req_t *req = c->req;
+    if (path_is(req, H2O_STRLIT("/metrics"))) {
+        c->rc = gyre_server_serve_metrics(w, req);
+        return GYRE_STAGE_DONE;
+    }
     if (gyre_api_handle(w, req))
-        return 0;
+        return GYRE_STAGE_DONE;
     /* A /v1 path is checked as it came, before it is routed: gyre routes on h2o's normalised path but passes
      * the raw one on (GYRE_OPENAI_OTHER), so a dot-segment, raw or percent-encoded ("/v1/%2e%2e/x",
      * "..;"), an encoded slash or backslash or an empty segment would reach the provider as its own path. */
@@ -551,25 +602,29 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             gyre_api_error_set(&err, 400, "invalid_request_error", "invalid_path", NULL,
                                "the path %s; gyre refuses it rather than pass it to a provider", problem);
             gyre_respond_error(req, &err);
-            return 0;
+            return GYRE_STAGE_DONE;
         }
     }
-    if (path_is(req, H2O_STRLIT("/v1/traces")))
-        return gyre_otlp_handle(w, req); /* OTLP/HTTP ingest, not a model call */
+    if (path_is(req, H2O_STRLIT("/v1/traces"))) {
+        c->rc = gyre_otlp_handle(w, req); /* OTLP/HTTP ingest, not a model call */
+        return GYRE_STAGE_DONE;
+    }
     if (path_is(req, H2O_STRLIT("/v1/models"))) {
         if (!method_is(req, H2O_STRLIT("GET")) && !method_is(req, H2O_STRLIT("HEAD"))) {
             respond_method_not_allowed(req, "GET");
-            return 0;
+            return GYRE_STAGE_DONE;
         }
-        return on_models(s, req);
+        c->rc = on_models(s, req);
+        return GYRE_STAGE_DONE;
     }
     if (path_is(req, H2O_STRLIT("/v1/chat/completions")) || path_is(req, H2O_STRLIT("/v1/embeddings"))) {
         if (!method_is(req, H2O_STRLIT("POST"))) {
             respond_method_not_allowed(req, "POST");
-            return 0;
+            return GYRE_STAGE_DONE;
         }
-        return on_model_request(s, req,
-                                path_is(req, H2O_STRLIT("/v1/embeddings")) ? GYRE_OPENAI_EMBEDDINGS : GYRE_OPENAI_CHAT);
+        c->client = GYRE_CLIENT_OPENAI;
+        c->endpoint = path_is(req, H2O_STRLIT("/v1/embeddings")) ? GYRE_OPENAI_EMBEDDINGS : GYRE_OPENAI_CHAT;
+        return GYRE_STAGE_GO;
     }
     if (path_is(req, H2O_STRLIT("/v1/messages"))) {
         if (!method_is(req, H2O_STRLIT("POST"))) {
@@ -578,14 +633,18 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
                                "%.*s /v1/messages is not allowed; use POST", (int)req->method.len, req->method.base);
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("POST"));
             gyre_respond_anthropic_error(req, &err);
-            return 0;
+            return GYRE_STAGE_DONE;
         }
-        return on_messages_request(s, req);
+        c->client = GYRE_CLIENT_ANTHROPIC;
+        c->endpoint = GYRE_OPENAI_CHAT;
+        return GYRE_STAGE_GO;
     }
     if (req->path_normalized.len >= 4 && memcmp(req->path_normalized.base, "/v1/", 4) == 0) {
         if (!passthrough_allowed(s, req))
-            return 0;
-        return on_model_request(s, req, GYRE_OPENAI_OTHER);
+            return GYRE_STAGE_DONE;
+        c->client = GYRE_CLIENT_OPENAI;
+        c->endpoint = GYRE_OPENAI_OTHER;
+        return GYRE_STAGE_GO;
     }
 
     gyre_api_error_t err;
@@ -594,7 +653,18 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
                        "/v1/models, other /v1/ paths (passed through) and /healthz",
                        (int)req->path_normalized.len, req->path_normalized.base);
     gyre_respond_error(req, &err);
-    return 0;
+    return GYRE_STAGE_DONE;
+}
+
+/* Every request on "/" goes through the stages (src/server/stages.c). */
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    gyre_stage_ctx_t c = {
+        .server = ((gyre_handler_t *)self)->server,
+        .worker = (gyre_worker_t *)req->conn->ctx,
+        .req = req,
+    };
+    return gyre_stages_run(&c);
 }
 
 /*
