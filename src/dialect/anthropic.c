@@ -1956,4 +1956,5 @@ const gyre_client_dialect_t gyre_client_anthropic = {
     .error_body = gyre_anthropic_error_to_json,
     .error_event = gyre_anthropic_error_event,
     .stream_ends = anthropic_stream_ends,
+    .request_id_header = "request-id", /* Anthropic's answers carry their id so, which its SDK reports */
 };

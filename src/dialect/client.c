@@ -6,7 +6,11 @@
  */
 #include "dialect/client.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "common/alloc.h"
 
 #include "dialect/dialect.h"
 #include "dialect/openai_stream.h"
@@ -97,6 +101,7 @@ const gyre_client_dialect_t gyre_client_openai = {
     .error_body = gyre_api_error_to_json,
     .error_event = openai_error_event,
     .stream_ends = openai_stream_ends,
+    .request_id_header = NULL,
 };
 
 const gyre_client_dialect_t *const gyre_client_dialects[] = {
@@ -123,4 +128,45 @@ int gyre_client_dialect_serves(const gyre_client_dialect_t *client, gyre_openai_
     /* Embeddings and every other OpenAI path go as the client wrote them: only a provider speaking OpenAI can
      * take them. */
     return gyre_dialect_for(kind)->speaks_openai;
+}
+
+typedef struct replay_sink {
+    const gyre_client_dialect_t *client;
+    void *enc;
+    gyre_buf_t *out;
+} replay_sink_t;
+
+static int replay_emit(void *ctx, const gyre_event_t *ev)
+{
+    replay_sink_t *r = ctx;
+    return r->client->encode(r->enc, ev, r->out);
+}
+
+int gyre_client_dialect_replay(const gyre_client_dialect_t *client, const char *completion, size_t len,
+                               int include_usage, gyre_buf_t *out)
+{
+    if (client == &gyre_client_openai)
+        return gyre_openai_completion_to_sse(completion, len, include_usage, out) == 0 ? 0 : -1;
+    /* Another API: the replay is read as a provider's stream would be (the usage always: the encoder decides). */
+    gyre_buf_t sse;
+    gyre_buf_init(&sse, out->max);
+    int r = gyre_openai_completion_to_sse(completion, len, 1, &sse);
+    if (r == 0) {
+        gyre_client_call_t call = {.include_usage = include_usage};
+        replay_sink_t rs = {client, gyre_calloc(1, client->encoder_size), out};
+        client->encoder_init(rs.enc, &call);
+        gyre_openai_reader_t reader;
+        gyre_openai_reader_init(&reader, sse.len + 1);
+        reader.strict = 1;
+        gyre_event_sink_t sink = {replay_emit, &rs};
+        r = gyre_openai_reader_feed(&reader, sse.base, sse.len, &sink);
+        if (r == 0 && !client->encoder_complete(rs.enc))
+            r = -1;
+        gyre_openai_reader_dispose(&reader);
+        if (client->encoder_dispose != NULL)
+            client->encoder_dispose(rs.enc);
+        free(rs.enc);
+    }
+    gyre_buf_dispose(&sse);
+    return r == 0 ? 0 : -1;
 }

@@ -10,19 +10,17 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "dialect/client.h"
 #include "dialect/openai.h"
 #include "route/cache.h"
 #include "route/route.h"
 #include "trace/trace.h"
 
-typedef enum gyre_client_dialect {
-    GYRE_CLIENT_OPENAI = 0, /* /v1/chat/completions, /v1/embeddings, other /v1 paths */
-    GYRE_CLIENT_ANTHROPIC,  /* /v1/messages */
-} gyre_client_dialect_t;
-
 typedef struct gyre_call {
-    gyre_client_dialect_t client;
-    gyre_openai_endpoint_t endpoint; /* GYRE_OPENAI_CHAT for /v1/messages too */
+    /* The API the client speaks (dialect/client.h): gyre_client_openai for /v1/chat/completions, /v1/embeddings
+     * and other /v1 paths; the table's entry for its path otherwise. */
+    const gyre_client_dialect_t *client;
+    gyre_openai_endpoint_t endpoint; /* GYRE_OPENAI_CHAT for every client dialect's endpoint */
     const gyre_route_conf_t *route;  /* NULL for provider/model and model-less pass-through */
     const char *route_name;
     gyre_candidate_t *cands; /* the plan, in order */

@@ -192,12 +192,12 @@ static void on_dispose(void *p)
     gyre_timer_stop(&self->deadline_timer);
     if (self->sse_inited)
         gyre_sse_dispose(&self->sse);
-    if (self->pivot_inited)
-        gyre_sse_dispose(&self->pivot_sse);
     if (self->acc_inited)
         gyre_openai_accum_dispose(&self->acc);
-    if (self->enc != NULL)
-        gyre_anthropic_encoder_destroy(self->enc);
+    if (self->oreader_inited)
+        gyre_openai_reader_dispose(&self->oreader);
+    if (self->enc_inited && self->call->client->encoder_dispose != NULL)
+        self->call->client->encoder_dispose(self->enc);
     if (self->pivot != NULL)
         cJSON_Delete(self->pivot);
     gyre_buf_dispose(&self->uphead);

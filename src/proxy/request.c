@@ -82,30 +82,15 @@ static int ask_stream_usage(gyre_proxy_t *self)
     return r;
 }
 
-/* The OpenAI-shaped request of a translated attempt (the client's, or its
- * Anthropic request translated), with the partial answer appended as an
- * assistant message when the attempt resumes a cut stream. */
+/* The OpenAI-shaped request of a translated attempt (the client's request read by its dialect), with the
+ * partial answer appended as an assistant message when the attempt resumes a cut stream. */
 static cJSON *build_pivot(gyre_proxy_t *self, gyre_api_error_t *err)
 {
     const gyre_call_t *call = self->call;
-    cJSON *pivot;
-    if (call->client == GYRE_CLIENT_ANTHROPIC) {
-        cJSON *a = cJSON_ParseWithLength(call->body.base, call->body.len);
-        if (a == NULL) {
-            gyre_api_error_set(err, 400, "invalid_request_error", "invalid_json", NULL, "the body is not JSON");
-            return NULL;
-        }
-        pivot = gyre_anthropic_request_to_openai(a, err);
-        cJSON_Delete(a);
-        if (pivot == NULL)
-            return NULL;
-    } else {
-        pivot = cJSON_ParseWithLength(call->body.base, call->body.len);
-        if (pivot == NULL) {
-            gyre_api_error_set(err, 400, "invalid_request_error", "invalid_json", NULL, "the body is not JSON");
-            return NULL;
-        }
-    }
+    gyre_client_request_t creq;
+    if (call->client->parse(call->body.base, call->body.len, &creq, err) != 0)
+        return NULL;
+    cJSON *pivot = creq.pivot;
     if (self->resuming && self->acc.content.len != 0) {
         cJSON *messages = cJSON_GetObjectItemCaseSensitive(pivot, "messages");
         cJSON *m = cJSON_CreateObject();
@@ -187,18 +172,18 @@ int gyre_proxy_build_request(gyre_proxy_t *self, const char *key, gyre_api_error
             goto out;
         }
     } else {
-        int same_dialect = call->client == GYRE_CLIENT_OPENAI ? self->dialect->speaks_openai
-                                                              : self->prov->kind == GYRE_PROVIDER_ANTHROPIC;
+        int same_dialect = (call->client->native & GYRE_KIND_BIT(self->prov->kind)) != 0;
         self->passthrough = same_dialect && !self->resuming;
         if (self->passthrough) {
-            in.endpoint = call->client == GYRE_CLIENT_OPENAI ? GYRE_COMPOSE_CHAT : GYRE_COMPOSE_MESSAGES;
+            /* The client's body goes to the provider's own endpoint for it. */
+            in.endpoint = self->dialect->speaks_openai ? GYRE_COMPOSE_CHAT : GYRE_COMPOSE_MESSAGES;
             if (splice_model(self, c->model, c->model_len, &self->upbody) != 0) {
                 gyre_api_error_set(err, 500, "server_error", "rewrite_failed", "model",
                                    "gyre could not rewrite 'model' for provider '%s'", self->prov->name);
                 rc = -1;
                 goto out;
             }
-            if (call->client == GYRE_CLIENT_OPENAI && call->stream && !call->include_usage &&
+            if (self->dialect->speaks_openai && call->stream && !call->include_usage &&
                 ask_stream_usage(self) != 0) {
                 gyre_api_error_set(err, 500, "server_error", "rewrite_failed", "stream_options",
                                    "gyre could not add stream_options for provider '%s'", self->prov->name);
