@@ -211,6 +211,23 @@ static void on_dispose(void *p)
     gyre_worker_request_done(self->worker);
 }
 
+/*
+ * Planning's last word: a target whose provider kind cannot serve the call (embeddings on anthropic,
+ * /v1/completions on gemini: gyre_client_dialect_serves) leaves the plan before it is walked.  Tried, it would
+ * fail with a 400 of gyre's own, which ends the walk and masks what the targets before it answered (a 5xx an
+ * SDK retries).  A plan where no target can serve the call is kept whole: its first attempt says why (400
+ * unsupported_endpoint).
+ */
+static void drop_unserved_targets(gyre_call_t *call, const gyre_config_t *config)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < call->ncands; i++)
+        if (gyre_client_dialect_serves(call->client, call->endpoint, config->providers[call->cands[i].provider].kind))
+            call->cands[n++] = call->cands[i];
+    if (n != 0)
+        call->ncands = n;
+}
+
 void gyre_proxy_start(gyre_worker_t *w, h2o_req_t *req, gyre_call_t *call)
 {
     gyre_proxy_t *self = h2o_mem_alloc_shared(&req->pool, sizeof(*self), on_dispose);
@@ -247,5 +264,6 @@ void gyre_proxy_start(gyre_worker_t *w, h2o_req_t *req, gyre_call_t *call)
     if (call->route != NULL && call->route->deadline_ms != 0)
         gyre_timer_start(&w->timers, &self->deadline_timer, call->route->deadline_ms, gyre_proxy_on_deadline);
     gyre_timer_start(&w->timers, &self->client_timer, CLIENT_WATCH_AFTER_MS, on_watch_start);
+    drop_unserved_targets(call, w->server->config);
     gyre_proxy_start_attempt(self);
 }
