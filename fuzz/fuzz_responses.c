@@ -6,8 +6,9 @@
  *   1:    a body as an earlier turn's request and answer (cut at its first
  *         NUL) → gyre_responses_turn_messages, prepended to a pivot;
  *   2:    a body as a provider's chat.completion → the Response object;
- *   3:    lines as OpenAI chunk data (the translated stream) → the stream
- *         encoder, through gyre_responses_encode_chunk.
+ *   3:    lines as OpenAI chunk data → gyre's OpenAI chunk reader
+ *         (dialect/openai_stream.h) → events → the stream encoder, as a
+ *         translated stream reaches it.
  * Promises checked:
  *   - a parsed request's pivot is a chat request that gyre's own OpenAI
  *     checks accept, its model located in the body when located at all; a
@@ -26,6 +27,7 @@
 
 #include "common/buf.h"
 #include "dialect/openai.h"
+#include "dialect/openai_stream.h"
 #include "dialect/responses.h"
 
 #define check(ok)                                                                                                      \
@@ -138,26 +140,43 @@ static void check_events(const gyre_buf_t *out, int complete)
                                strncmp(last, "response.failed", 15) == 0));
 }
 
+typedef struct stream_sink {
+    void *enc;
+    gyre_buf_t *out;
+} stream_sink_t;
+
+static int stream_emit(void *ctx, const gyre_event_t *ev)
+{
+    stream_sink_t *s = ctx;
+    int complete = gyre_client_responses.encoder_complete(s->enc);
+    size_t before = s->out->len;
+    check(gyre_client_responses.encode(s->enc, ev, s->out) == 0);
+    if (complete)
+        check(s->out->len == before); /* nothing after the end */
+    return 0;
+}
+
 static void fuzz_stream(const char *data, size_t len)
 {
     cJSON *req = cJSON_Parse("{\"model\":\"m\",\"input\":\"x\"}");
-    gyre_client_call_t call = {.model = "m", .id = "resp_1", .created = 1, .request = req};
+    gyre_client_call_t call = {.model = "m", .id = "resp_1", .created = 1, .include_usage = 1, .request = req};
     void *enc = calloc(1, gyre_client_responses.encoder_size);
     gyre_client_responses.encoder_init(enc, &call);
     cJSON_Delete(req);
     gyre_buf_t out;
     gyre_buf_init(&out, (size_t)1 << 26);
+    gyre_openai_reader_t reader;
+    gyre_openai_reader_init(&reader, (size_t)1 << 20);
+    stream_sink_t ss = {enc, &out};
+    gyre_event_sink_t sink = {stream_emit, &ss};
     size_t at = 0;
     while (at < len) {
         const char *nl = memchr(data + at, '\n', len - at);
         size_t n = nl != NULL ? (size_t)(nl - (data + at)) : len - at;
-        size_t before = out.len;
-        int complete = gyre_client_responses.encoder_complete(enc);
-        check(gyre_responses_encode_chunk(enc, data + at, n, &out) == 0);
-        if (complete)
-            check(out.len == before); /* nothing after the end */
+        gyre_openai_reader_data(&reader, data + at, n, &sink);
         at += n + 1;
     }
+    gyre_openai_reader_dispose(&reader);
     check_events(&out, gyre_client_responses.encoder_complete(enc));
     gyre_client_responses.encoder_dispose(enc);
     free(enc);

@@ -81,6 +81,8 @@ typedef struct gyre_client_dialect {
      * and its data) ends it as this API says (OpenAI's [DONE] or error chunk, Anthropic's message_stop or error
      * event, ...).  A stream cut before such an event is an interrupted one. */
     int (*stream_ends)(const char *event, size_t event_len, const char *data, size_t data_len);
+    /* A response header this API's SDKs read the request's id from ("request-id"), or NULL. */
+    const char *request_id_header;
 } gyre_client_dialect_t;
 
 extern const gyre_client_dialect_t gyre_client_openai;    /* POST /v1/chat/completions */
@@ -103,5 +105,14 @@ const gyre_client_dialect_t *gyre_client_dialect_for_path(const char *path, size
  */
 int gyre_client_dialect_serves(const gyre_client_dialect_t *client, gyre_openai_endpoint_t endpoint,
                                gyre_provider_kind_t kind);
+
+/*
+ * A stored chat.completion (the response cache's) replayed as this API's
+ * stream: the chunk stream gyre_openai_completion_to_sse() writes, as it is
+ * for the pivot's own API, else read into events and encoded.  Returns 0,
+ * or -1 when the completion cannot be replayed or `out` is full.
+ */
+int gyre_client_dialect_replay(const gyre_client_dialect_t *client, const char *completion, size_t len,
+                               int include_usage, gyre_buf_t *out);
 
 #endif

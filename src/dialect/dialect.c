@@ -1,8 +1,9 @@
 /*
  * The dialect table (see dialect.h), and the two providers that speak
  * OpenAI's own API: kind openai (OpenAI and every compatible server) and
- * kind azure (the same bodies behind deployment URLs).  Their answers pass
- * through untouched, so only the request side is here.
+ * kind azure (the same bodies behind deployment URLs).  Their whole answers
+ * pass through untouched; their streams are read into events by the OpenAI
+ * chunk reader (openai_stream.h) when the client or the trace needs them.
  */
 #include "dialect/dialect.h"
 
@@ -12,6 +13,7 @@
 
 #include "common/alloc.h"
 #include "common/wire.h"
+#include "dialect/openai_stream.h"
 
 const gyre_dialect_t *gyre_dialect_for(gyre_provider_kind_t kind)
 {
@@ -119,12 +121,65 @@ static int azure_auth(const gyre_chat_call_t *call, const char *key, const char 
     return 0;
 }
 
+/* --- streams: OpenAI chunks → events ----------------------------------------- */
+
+/* One SSE event of an OpenAI stream; a chunk is a few hundred bytes, a whole tool call's arguments at most a few
+ * hundred KiB. */
+#define OPENAI_EVENT_MAX ((size_t)4 * 1024 * 1024)
+
+typedef struct openai_stream {
+    gyre_dialect_stream_t super;
+    gyre_openai_reader_t reader;
+} openai_stream_t;
+
+static gyre_dialect_stream_t *openai_stream_create(const gyre_chat_call_t *call)
+{
+    (void)call;
+    openai_stream_t *s = gyre_calloc(1, sizeof(*s));
+    gyre_openai_reader_init(&s->reader, OPENAI_EVENT_MAX);
+    s->reader.strict = 1; /* its events go to a client of another API */
+    return &s->super;
+}
+
+static int openai_stream_feed(gyre_dialect_stream_t *super, const char *bytes, size_t len,
+                              const gyre_event_sink_t *sink, gyre_api_error_t *err)
+{
+    openai_stream_t *s = (openai_stream_t *)super;
+    if (s->super.complete)
+        return 0; /* bytes after [DONE] are not the client's */
+    int r = gyre_openai_reader_feed(&s->reader, bytes, len, sink);
+    s->super.complete = s->reader.done;
+    if (r == 0)
+        return 0;
+    if (r == -EBADMSG)
+        *err = s->reader.error;
+    else if (r == -E2BIG)
+        gyre_api_error_set(err, 502, "upstream_error", "stream_event_too_large", NULL,
+                           "the provider sent a stream event larger than %zu bytes", OPENAI_EVENT_MAX);
+    else
+        gyre_api_error_set(err, 502, "upstream_error", "bad_upstream_response", NULL,
+                           "the translated stream outgrew gyre's buffer");
+    return -1;
+}
+
+static void openai_stream_destroy(gyre_dialect_stream_t *super)
+{
+    openai_stream_t *s = (openai_stream_t *)super;
+    if (s == NULL)
+        return;
+    gyre_openai_reader_dispose(&s->reader);
+    free(s);
+}
+
 const gyre_dialect_t gyre_dialect_openai = {
     .kind = "openai",
     .speaks_openai = 1,
     .chat_request = openai_chat_request,
     .auth_headers = openai_auth,
     .error_message = openai_error_message,
+    .stream_create = openai_stream_create,
+    .stream_feed = openai_stream_feed,
+    .stream_destroy = openai_stream_destroy,
 };
 
 const gyre_dialect_t gyre_dialect_azure = {
@@ -133,4 +188,7 @@ const gyre_dialect_t gyre_dialect_azure = {
     .chat_request = azure_chat_request,
     .auth_headers = azure_auth,
     .error_message = openai_error_message,
+    .stream_create = openai_stream_create,
+    .stream_feed = openai_stream_feed,
+    .stream_destroy = openai_stream_destroy,
 };

@@ -835,13 +835,14 @@ static int responses_response(const gyre_client_call_t *call, const char *comple
     gyre_buf_init(&tail, ECHO_MAX);
     gyre_buf_init(&items, GYRE_RESPONSES_ANSWER_MAX);
     int r = write_echo(call->request, &head, &tail);
+    const char *id = call->id != NULL ? call->id : "resp_gyre";
     ended_t ended = ended_by(get_str(choice, "finish_reason"));
     const char *item_status = ended == ENDED_COMPLETED ? "completed" : "incomplete";
     int n = 0;
     const char *content = get_str(msg, "content"), *refusal = get_str(msg, "refusal");
     if ((content != NULL && content[0] != '\0') || refusal != NULL) {
         const char *t = refusal != NULL ? refusal : content;
-        r |= write_message_item(&items, call->id, n++, item_status, t, strlen(t), refusal != NULL);
+        r |= write_message_item(&items, id, n++, item_status, t, strlen(t), refusal != NULL);
     }
     const cJSON *tc;
     cJSON_ArrayForEach(tc, (cJSON_IsArray(get(msg, "tool_calls")) ? get(msg, "tool_calls") : NULL))
@@ -853,7 +854,7 @@ static int responses_response(const gyre_client_call_t *call, const char *comple
         args = args != NULL ? args : "";
         if (n > 0)
             r |= gyre_buf_appends(&items, ",");
-        r |= write_call_item(&items, call->id, n++, item_status, cid, strlen(cid), name, strlen(name), args,
+        r |= write_call_item(&items, id, n++, item_status, cid, strlen(cid), name, strlen(name), args,
                              strlen(args));
     }
     const cJSON *u = get(c, "usage");
@@ -868,8 +869,8 @@ static int responses_response(const gyre_client_call_t *call, const char *comple
     const char *model = get_str(c, "model");
     if (model == NULL)
         model = call->model != NULL ? call->model : "";
-    r |= write_response(out, call->id, call->created, model, strlen(model), ended, NULL, &head, &tail, items.base,
-                        items.len, &usage);
+    r |= write_response(out, id, call->created, model, strlen(model), ended,
+                        NULL, &head, &tail, items.base, items.len, &usage);
     gyre_buf_dispose(&head);
     gyre_buf_dispose(&tail);
     gyre_buf_dispose(&items);
@@ -1160,81 +1161,6 @@ int gyre_responses_encode_error(void *enc, const gyre_api_error_t *err, gyre_buf
     r |= ev_begin(e, "response.failed") | ev_response(e, err) | ev_end(e);
     e->complete = 1;
     return flush_events(e, r, out);
-}
-
-/* A member's string as a borrowed gyre_str_t (empty when it is not a string). */
-static gyre_str_t str_of(const cJSON *o, const char *key)
-{
-    const char *v = get_str(o, key);
-    return (gyre_str_t){v != NULL ? v : "", v != NULL ? strlen(v) : 0};
-}
-
-int gyre_responses_encode_chunk(void *enc, const char *data, size_t len, gyre_buf_t *out)
-{
-    responses_encoder_t *e = enc;
-    gyre_event_t ev = {0};
-    if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
-        ev.type = GYRE_EVENT_DONE;
-        return responses_encode(enc, &ev, out);
-    }
-    cJSON *c = cJSON_ParseWithLength(data, len);
-    if (!cJSON_IsObject(c)) {
-        cJSON_Delete(c);
-        return 0; /* not a chunk: nothing to say of it */
-    }
-    int r = 0;
-    const cJSON *error = get(c, "error");
-    if (error != NULL) {
-        gyre_api_error_t err;
-        const char *msg = get_str(error, "message");
-        gyre_api_error_set(&err, 502, "upstream_error", get_str(error, "code"), NULL, "%s",
-                           msg != NULL ? msg : "the provider ended its stream with an error");
-        r = gyre_responses_encode_error(enc, &err, out);
-        cJSON_Delete(c);
-        return r;
-    }
-    if (!e->started) {
-        ev = (gyre_event_t){.type = GYRE_EVENT_START, .id = str_of(c, "id"), .model = str_of(c, "model")};
-        r |= responses_encode(enc, &ev, out);
-    }
-    const cJSON *choice = cJSON_GetArrayItem(get(c, "choices"), 0);
-    const cJSON *delta = get(choice, "delta");
-    const char *content = get_str(delta, "content");
-    if (content != NULL && content[0] != '\0') {
-        ev = (gyre_event_t){.type = GYRE_EVENT_TEXT, .text = {content, strlen(content)}};
-        r |= responses_encode(enc, &ev, out);
-    }
-    const cJSON *tc;
-    cJSON_ArrayForEach(tc, (cJSON_IsArray(get(delta, "tool_calls")) ? get(delta, "tool_calls") : NULL))
-    {
-        const cJSON *fn = get(tc, "function"), *index = get(tc, "index");
-        int i = cJSON_IsNumber(index) ? index->valueint : 0;
-        if (get_str(tc, "id") != NULL || get_str(fn, "name") != NULL) {
-            ev = (gyre_event_t){.type = GYRE_EVENT_TOOL_START, .index = i, .id = str_of(tc, "id"),
-                                .name = str_of(fn, "name"), .text = str_of(fn, "arguments")};
-        } else {
-            ev = (gyre_event_t){.type = GYRE_EVENT_TOOL_ARGS, .index = i, .text = str_of(fn, "arguments")};
-        }
-        r |= responses_encode(enc, &ev, out);
-    }
-    const char *finish = get_str(choice, "finish_reason");
-    if (finish != NULL) {
-        ev = (gyre_event_t){.type = GYRE_EVENT_FINISH, .finish_reason = finish};
-        r |= responses_encode(enc, &ev, out);
-    }
-    const cJSON *u = get(c, "usage");
-    if (cJSON_IsObject(u)) {
-        ev = (gyre_event_t){.type = GYRE_EVENT_USAGE,
-                            .usage = {.input_tokens = number_at(u, "prompt_tokens"),
-                                      .output_tokens = number_at(u, "completion_tokens"),
-                                      .total_tokens = number_at(u, "total_tokens"),
-                                      .cached_tokens = number_at(get(u, "prompt_tokens_details"), "cached_tokens"),
-                                      .reasoning_tokens =
-                                          number_at(get(u, "completion_tokens_details"), "reasoning_tokens")}};
-        r |= responses_encode(enc, &ev, out);
-    }
-    cJSON_Delete(c);
-    return r == 0 ? 0 : -1;
 }
 
 static int responses_encoder_complete(const void *enc)

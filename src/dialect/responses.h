@@ -51,12 +51,6 @@ void gyre_responses_prepend_history(cJSON *pivot, cJSON *history);
 #define GYRE_RESPONSES_ANSWER_MAX ((size_t)256 << 20)
 void gyre_responses_encoder_dispose(void *enc);
 
-/*
- * One OpenAI chat.completion.chunk (the data of one SSE event, or "[DONE]") read into events and encoded: the
- * bridge from a pipeline that speaks OpenAI chunks between its stages.  0, or -1 when `out` is full.
- */
-int gyre_responses_encode_chunk(void *enc, const char *data, size_t len, gyre_buf_t *out);
-
 /* An error event with the stream's next sequence number, and response.failed after it: the stream's end. */
 int gyre_responses_encode_error(void *enc, const gyre_api_error_t *err, gyre_buf_t *out);
 

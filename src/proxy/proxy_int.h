@@ -11,9 +11,11 @@
  *   BUFFER  the whole body is read first (non-streaming answers, and every
  *           error answer): a cut or failed answer can still fall back, and a
  *           translated one is translated whole;
- *   STREAM  a stream re-made event by event: from the provider's dialect
- *           into OpenAI chunks, then, for an Anthropic client, into
- *           Anthropic events; on a resumed attempt, stitched onto the first.
+ *   STREAM  a stream read into structured events by the provider's dialect
+ *           and written in the client's by its encoder (or, when both
+ *           speak OpenAI, relayed chunk by chunk with its events read for
+ *           the cache and a resume); on a resumed attempt, stitched onto
+ *           the first.
  *
  * Nothing reaches the client until an answer is known to be good (a stream:
  * its first event), which is what makes fallback invisible to it.
@@ -39,7 +41,7 @@
 #include "common/log.h"
 #include "common/timer.h"
 #include "common/wire.h"
-#include "dialect/anthropic.h"
+#include "dialect/client.h"
 #include "dialect/dialect.h"
 #include "dialect/openai.h"
 #include "dialect/openai_stream.h"
@@ -151,13 +153,14 @@ typedef struct gyre_proxy {
     int sse_failed;
     int sse_inited;
     gyre_sse_parser_t sse; /* RELAY: watches for the stream's proper end */
-    /* STREAM: the OpenAI-shaped events. */
-    int pivot_inited;
-    gyre_sse_parser_t pivot_sse;
+    /* STREAM: the events, the accumulator they feed, and the client's encoder (in the pool, across attempts). */
     int acc_inited;
     gyre_openai_accum_t acc;
-    gyre_anthropic_encoder_t *enc;
-    void *renc; /* a Responses client's encoder (dialect/responses.h), in the request's pool */
+    void *enc;
+    int enc_inited;
+    int oreader_inited;
+    gyre_openai_reader_t oreader; /* both ends speak OpenAI: the relayed chunks, read */
+    int relay_chunks;             /* ...and they go to the client as they came (CHUNK events) */
     uint64_t unavailable_retry_s; /* every target is resting: Retry-After for gyre's 503 */
     size_t own_headers;    /* res.headers[0 .. own_headers) are gyre's own (x-request-id) */
     h2o_iovec_t whole;     /* a whole answer, sent in one piece (deliver_whole) */
@@ -208,14 +211,11 @@ void gyre_proxy_on_read(h2o_socket_t *sock, const char *err);
 /* stream.c: the stream pipeline: SSE events, translation, resume surgery, accumulators. */
 void gyre_proxy_sse_too_large(gyre_proxy_t *self);
 void gyre_proxy_on_relay_sse_event(void *ctx, const char *event, size_t elen, const char *data, size_t dlen);
-void gyre_proxy_on_trace_sse_event(void *ctx, const char *event, size_t elen, const char *data, size_t dlen);
 void gyre_proxy_restart_sse(gyre_sse_parser_t *p, int *inited, gyre_sse_event_cb cb, void *ctx);
 void gyre_proxy_ensure_accum(gyre_proxy_t *self);
 void gyre_proxy_start_stream_mode(gyre_proxy_t *self);
 int gyre_proxy_stream_complete(gyre_proxy_t *self);
 void gyre_proxy_stream_bytes(gyre_proxy_t *self, const char *bytes, size_t len);
-/* A Responses client's encoder begins: its answer's id (call->answer_id), model and request echo. */
-void gyre_proxy_responses_encoder_init(gyre_proxy_t *self, void *enc);
 void gyre_proxy_decode_for_trace(gyre_proxy_t *self, const char *bytes, size_t len);
 
 /* relay.c: the answer to the client: headers, the send loop, whole and buffered answers. */

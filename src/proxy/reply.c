@@ -286,13 +286,13 @@ static void on_head(gyre_proxy_t *self, const gyre_http1_response_t *res)
             if (is_sse) {
                 gyre_proxy_restart_sse(&self->sse, &self->sse_inited, gyre_proxy_on_relay_sse_event, self);
                 /* The trace keeps what the stream adds up to: its tokens always, its answer when it captures. */
-                if (call->client == GYRE_CLIENT_OPENAI) {
+                if (self->dialect->speaks_openai) {
                     if (call->capture)
                         gyre_proxy_ensure_accum(self);
                     self->relay_acc = self->acc_inited;
-                } else if (self->prov->kind == GYRE_PROVIDER_ANTHROPIC) {
+                } else {
+                    /* The client speaks the provider's own API: the provider's dialect reads its events too. */
                     self->dstream = self->dialect->stream_create(&self->chat);
-                    gyre_proxy_restart_sse(&self->pivot_sse, &self->pivot_inited, gyre_proxy_on_trace_sse_event, self);
                     gyre_proxy_ensure_accum(self);
                     self->relay_decode = self->dstream != NULL;
                 }
