@@ -124,8 +124,9 @@ static void append_stream_error(gyre_proxy_t *self, const gyre_api_error_t *err)
         /* The client's encoder has begun: the error is its next event (numbered on, where its API numbers them,
          * and followed by whatever ends such a stream: Responses' response.failed). */
         gyre_event_t ev = {.type = GYRE_EVENT_ERROR, .error = err};
-        if (self->call->client->encode(self->enc, &ev, &b) != 0)
-            self->call->client->error_event(err, &b);
+        size_t before = b.len;
+        if (self->call->client->encode(self->enc, &ev, &b) != 0 || b.len == before)
+            self->call->client->error_event(err, &b); /* an encoder that leaves errors to error_event (OpenAI's) */
     } else {
         self->call->client->error_event(err, &b);
     }
