@@ -649,6 +649,9 @@ gyre_stage_result_t gyre_stage_endpoint(gyre_stage_ctx_t *c)
         c->endpoint = path_is(req, H2O_STRLIT("/v1/embeddings")) ? GYRE_OPENAI_EMBEDDINGS : GYRE_OPENAI_CHAT;
         return GYRE_STAGE_GO;
     }
+    /* One of gyre's own Responses, read back from the trace store (server/previous.h). */
+    if (gyre_previous_retrieve(w, req))
+        return GYRE_STAGE_DONE;
     if (req->path_normalized.len >= 4 && memcmp(req->path_normalized.base, "/v1/", 4) == 0) {
         if (!passthrough_allowed(s, req))
             return GYRE_STAGE_DONE;

@@ -11,6 +11,7 @@
 #include "common/json.h"
 #include "dialect/responses.h"
 #include "server/api.h"
+#include "server/respond.h"
 #include "trace/writer.h"
 
 #define GYRE_ID_PREFIX "resp_gyre_"
@@ -198,4 +199,60 @@ gyre_previous_t gyre_previous_resolve(gyre_worker_t *w, h2o_req_t *req, gyre_cal
     }
     cJSON_Delete(history);
     return result;
+}
+
+int gyre_previous_retrieve(gyre_worker_t *w, h2o_req_t *req)
+{
+    static const char prefix[] = "/v1/responses/";
+    h2o_iovec_t path = req->path_normalized;
+    size_t n = sizeof(prefix) - 1;
+    char id[GYRE_RESPONSES_ID_MAX + 1], tid[33];
+    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) || path.len <= n ||
+        memcmp(path.base, prefix, n) != 0 || path.len - n > GYRE_RESPONSES_ID_MAX)
+        return 0;
+    memcpy(id, path.base + n, path.len - n);
+    id[path.len - n] = '\0';
+    if (!gyre_id(id, tid))
+        return 0; /* OpenAI's, or a sub-path (input_items): OpenAI's store answers it */
+    gyre_api_error_t err;
+    gyre_buf_t out, answer;
+    gyre_buf_init(&out, TRACE_READ_MAX);
+    gyre_buf_init(&answer, GYRE_RESPONSES_ANSWER_MAX);
+    char msg[512] = "";
+    cJSON *trace = NULL, *request = NULL;
+    char *req_text = NULL, *ans_text = NULL;
+    int r = w->server->writer != NULL ? read_trace(w, tid, &out, msg, sizeof(msg)) : -ENOENT;
+    if (r == 0) {
+        trace = cJSON_ParseWithLength(out.base, out.len);
+        req_text = body_text(trace, "request_body");
+        ans_text = body_text(trace, "response_body");
+        request = req_text != NULL ? cJSON_Parse(req_text) : NULL;
+    }
+    const cJSON *status = cJSON_GetObjectItemCaseSensitive(trace, "status");
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(trace, "model");
+    int found = cJSON_IsObject(request) && ans_text != NULL && !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(request, "store")) &&
+                cJSON_IsNumber(status) && status->valuedouble == 200;
+    if (found) {
+        /* created_at: the call's start, which the trace id begins with (ms). */
+        long long started_ms = 0;
+        for (int i = 0; i < 12; i++)
+            started_ms = started_ms << 4 | (tid[i] <= '9' ? tid[i] - '0' : tid[i] - 'a' + 10);
+        gyre_client_call_t cc = {.model = cJSON_IsString(model) ? model->valuestring : NULL, .id = id,
+                                 .created = started_ms / 1000, .include_usage = 1, .request = request};
+        found = gyre_client_responses.response(&cc, ans_text, strlen(ans_text), &answer, &err) == 0;
+    }
+    if (found) {
+        gyre_respond_json(req, 200, answer.base, answer.len);
+    } else {
+        /* Missing, uncaptured, store: false or failed: OpenAI's answer for a response it does not hold. */
+        gyre_api_error_set(&err, 404, "invalid_request_error", NULL, NULL, "No response found with id '%s'.", id);
+        gyre_respond_error(req, &err);
+    }
+    cJSON_Delete(request);
+    cJSON_Delete(trace);
+    free(req_text);
+    free(ans_text);
+    gyre_buf_dispose(&out);
+    gyre_buf_dispose(&answer);
+    return 1;
 }

@@ -50,4 +50,11 @@ void gyre_previous_answer_id(h2o_req_t *req, gyre_call_t *call);
 gyre_previous_t gyre_previous_resolve(gyre_worker_t *w, h2o_req_t *req, gyre_call_t *call, cJSON *pivot,
                                       gyre_api_error_t *err);
 
+/*
+ * GET /v1/responses/{id} for one of gyre's ids: the Response read back from the trace store, answered here
+ * (404 in OpenAI's shape when gyre does not hold it, or it was made with store: false).  Returns 1 when the
+ * path is such a request and has been answered, 0 when it is not (another's id: it passes through to OpenAI).
+ */
+int gyre_previous_retrieve(gyre_worker_t *w, h2o_req_t *req);
+
 #endif

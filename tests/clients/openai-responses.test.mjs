@@ -280,9 +280,26 @@ test('a tool round trip over previous_response_id: only the function_call_output
   assert.equal(second.output_text, 'Mock reply to tool result: Sunny, 21 C');
 });
 
-test('a response made with store: false cannot be continued', async () => {
+test('gyre\'s Response is retrievable by its id from the trace store, as it was answered', async () => {
+  const first = await client.responses.create({ model: 'via-gemini', instructions: 'Be brief.', input: 'Keep me.', tools: [WEATHER], tool_choice: 'none' });
+  const again = await client.responses.retrieve(first.id);
+  assert.equal(again.id, first.id);
+  assert.equal(again.output_text, 'Mock reply to: Keep me.');
+  assert.deepEqual(again.output, first.output);
+  assert.deepEqual(again.usage, first.usage);
+  assert.equal(again.instructions, 'Be brief.');
+  assert.equal(again.model, first.model);
+  await assert.rejects(client.responses.retrieve(`resp_gyre_${'0'.repeat(32)}`), (e) => e.status === 404);
+});
+
+test('a response made with store: false can be neither retrieved nor continued', async () => {
   const first = await client.responses.create({ model: 'via-anthropic', input: 'Forget me.', store: false });
   assert.equal(first.store, false);
+  await assert.rejects(client.responses.retrieve(first.id), (e) => {
+    assert.equal(e.status, 404);
+    assert.equal(e.message, `404 No response found with id '${first.id}'.`);
+    return true;
+  });
   await assert.rejects(
     client.responses.create({ model: 'via-anthropic', previous_response_id: first.id, input: 'Who?' }),
     (e) => {
