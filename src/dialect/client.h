@@ -81,6 +81,10 @@ typedef struct gyre_client_dialect {
      * and its data) ends it as this API says (OpenAI's [DONE] or error chunk, Anthropic's message_stop or error
      * event, ...).  A stream cut before such an event is an interrupted one. */
     int (*stream_ends)(const char *event, size_t event_len, const char *data, size_t data_len);
+    /* A native answer in this API (a whole body, or the data of the stream event that ends it) as the
+     * chat.completion it amounts to, for the trace's tokens and response; NULL when the provider dialect reads
+     * native answers itself (chat completions, Anthropic's messages).  0, or -1 when it cannot be read. */
+    int (*native_completion)(const char *answer, size_t len, gyre_buf_t *out);
     /* A response header this API's SDKs read the request's id from ("request-id"), or NULL. */
     const char *request_id_header;
 } gyre_client_dialect_t;

@@ -1191,6 +1191,81 @@ static int responses_error_event(const gyre_api_error_t *err, gyre_buf_t *out)
     return r == 0 ? 0 : -1;
 }
 
+int gyre_responses_to_completion(const char *answer, size_t len, gyre_buf_t *out)
+{
+    cJSON *root = cJSON_ParseWithLength(answer, len);
+    const cJSON *r = get(root, "response") != NULL ? get(root, "response") : root;
+    if (!str_is(get_str(r, "object"), "response")) {
+        cJSON_Delete(root);
+        return -1;
+    }
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(c, "id", get_str(r, "id") != NULL ? get_str(r, "id") : "");
+    cJSON_AddStringToObject(c, "object", "chat.completion");
+    cJSON_AddNumberToObject(c, "created", (double)number_at(r, "created_at"));
+    cJSON_AddStringToObject(c, "model", get_str(r, "model") != NULL ? get_str(r, "model") : "");
+    cJSON *choice = cJSON_CreateObject();
+    cJSON_AddNumberToObject(choice, "index", 0);
+    cJSON *msg = cJSON_AddObjectToObject(choice, "message");
+    cJSON_AddStringToObject(msg, "role", "assistant");
+    gyre_buf_t text;
+    gyre_buf_init(&text, GYRE_RESPONSES_ANSWER_MAX);
+    cJSON *calls = cJSON_CreateArray();
+    const cJSON *item, *part;
+    cJSON_ArrayForEach(item, (cJSON_IsArray(get(r, "output")) ? get(r, "output") : NULL))
+    {
+        if (str_is(get_str(item, "type"), "message")) {
+            cJSON_ArrayForEach(part, (cJSON_IsArray(get(item, "content")) ? get(item, "content") : NULL))
+            {
+                const char *t = get_str(part, "text");
+                if (t != NULL)
+                    gyre_buf_appends(&text, t);
+            }
+        } else if (str_is(get_str(item, "type"), "function_call")) {
+            cJSON *tc = cJSON_CreateObject();
+            cJSON_AddStringToObject(tc, "id", get_str(item, "call_id") != NULL ? get_str(item, "call_id") : "");
+            cJSON_AddStringToObject(tc, "type", "function");
+            cJSON *fn = cJSON_AddObjectToObject(tc, "function");
+            cJSON_AddStringToObject(fn, "name", get_str(item, "name") != NULL ? get_str(item, "name") : "");
+            cJSON_AddStringToObject(fn, "arguments", get_str(item, "arguments") != NULL ? get_str(item, "arguments") : "");
+            cJSON_AddItemToArray(calls, tc);
+        }
+    }
+    int ncalls = cJSON_GetArraySize(calls);
+    if (text.len != 0 || ncalls == 0)
+        cJSON_AddStringToObject(msg, "content", text.base != NULL ? text.base : "");
+    else
+        cJSON_AddNullToObject(msg, "content");
+    if (ncalls != 0)
+        cJSON_AddItemToObject(msg, "tool_calls", calls);
+    else
+        cJSON_Delete(calls);
+    gyre_buf_dispose(&text);
+    const char *reason = get_str(get(r, "incomplete_details"), "reason");
+    cJSON_AddStringToObject(choice, "finish_reason", str_is(reason, "max_output_tokens") ? "length"
+                                                     : str_is(reason, "content_filter")  ? "content_filter"
+                                                     : ncalls != 0                       ? "tool_calls"
+                                                                                         : "stop");
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(c, "choices"), choice);
+    const cJSON *u = get(r, "usage");
+    if (cJSON_IsObject(u)) {
+        cJSON *cu = cJSON_AddObjectToObject(c, "usage");
+        cJSON_AddNumberToObject(cu, "prompt_tokens", (double)number_at(u, "input_tokens"));
+        cJSON_AddNumberToObject(cu, "completion_tokens", (double)number_at(u, "output_tokens"));
+        cJSON_AddNumberToObject(cu, "total_tokens", (double)number_at(u, "total_tokens"));
+        cJSON_AddNumberToObject(cJSON_AddObjectToObject(cu, "prompt_tokens_details"), "cached_tokens",
+                                (double)number_at(get(u, "input_tokens_details"), "cached_tokens"));
+        cJSON_AddNumberToObject(cJSON_AddObjectToObject(cu, "completion_tokens_details"), "reasoning_tokens",
+                                (double)number_at(get(u, "output_tokens_details"), "reasoning_tokens"));
+    }
+    char *printed = cJSON_PrintUnformatted(c);
+    int rc = printed != NULL && gyre_buf_appends(out, printed) == 0 ? 0 : -1;
+    cJSON_free(printed);
+    cJSON_Delete(c);
+    cJSON_Delete(root);
+    return rc;
+}
+
 /* A native stream ends with response.completed, .incomplete or .failed, or an error event. */
 static int responses_stream_ends(const char *event, size_t event_len, const char *data, size_t data_len)
 {
@@ -1227,4 +1302,5 @@ const gyre_client_dialect_t gyre_client_responses = {
     .error_body = responses_error_body,
     .error_event = responses_error_event,
     .stream_ends = responses_stream_ends,
+    .native_completion = gyre_responses_to_completion,
 };

@@ -51,6 +51,13 @@ void gyre_responses_prepend_history(cJSON *pivot, cJSON *history);
 #define GYRE_RESPONSES_ANSWER_MAX ((size_t)256 << 20)
 void gyre_responses_encoder_dispose(void *enc);
 
+/*
+ * A Response object, or the data of the stream event that ends a native stream (response.completed /
+ * .incomplete / .failed, whose `response` it reads), as the chat.completion it amounts to: the message text,
+ * the function calls as tool_calls, the usage in chat's names.  For the trace of a native call.
+ */
+int gyre_responses_to_completion(const char *answer, size_t len, gyre_buf_t *out);
+
 /* An error event with the stream's next sequence number, and response.failed after it: the stream's end. */
 int gyre_responses_encode_error(void *enc, const gyre_api_error_t *err, gyre_buf_t *out);
 

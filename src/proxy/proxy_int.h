@@ -230,5 +230,6 @@ void gyre_proxy_finish_client_stream(gyre_proxy_t *self, const gyre_api_error_t 
 void gyre_proxy_store_in_cache(gyre_proxy_t *self, const char *completion, size_t len);
 void gyre_proxy_deliver_whole(gyre_proxy_t *self, const char *body, size_t len, const char *content_type);
 void gyre_proxy_deliver_buffered(gyre_proxy_t *self);
+void gyre_proxy_keep_native_answer(gyre_proxy_t *self, const char *p, size_t len);
 
 #endif

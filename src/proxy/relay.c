@@ -201,11 +201,26 @@ static void keep_response(gyre_proxy_t *self, const char *p, size_t len)
         gyre_trace_read_completion(self->call->trace, &self->req->pool, p, len);
 }
 
+/* A native answer in the client's own API other than chat's (a Response): the trace reads it as the
+ * chat.completion it amounts to. */
+void gyre_proxy_keep_native_answer(gyre_proxy_t *self, const char *p, size_t len)
+{
+    gyre_buf_t openai;
+    gyre_buf_init(&openai, BUFFER_MAX);
+    if (self->call->client->native_completion(p, len, &openai) == 0)
+        keep_response(self, openai.base, openai.len);
+    gyre_buf_dispose(&openai);
+}
+
 /* A pass-through answer for the trace: one in a provider's own API other than OpenAI's (an Anthropic message) is
  * read in OpenAI's shape, as a translated answer and a stream's reassembly are, so that every trace's response
  * reads the same way. */
 static void keep_passthrough_response(gyre_proxy_t *self, const char *p, size_t len)
 {
+    if (self->call->client->native_completion != NULL && self->call->endpoint == GYRE_OPENAI_CHAT) {
+        gyre_proxy_keep_native_answer(self, p, len);
+        return;
+    }
     if (self->dialect->speaks_openai || self->call->endpoint != GYRE_OPENAI_CHAT) {
         keep_response(self, p, len);
         return;
@@ -226,7 +241,15 @@ void gyre_proxy_deliver_buffered(gyre_proxy_t *self)
         gyre_route_observe_latency(self->cand->state, (double)(gyre_proxy_now_ms(self) - self->attempt_started_ms));
     if (self->passthrough) {
         gyre_proxy_record_outcome(self, 1, 0);
-        if (call->endpoint == GYRE_OPENAI_CHAT && self->dialect->speaks_openai) {
+        if (call->endpoint == GYRE_OPENAI_CHAT && call->client->native_completion != NULL) {
+            /* Another API's own answer (a Response): the cache keeps the chat.completion it amounts to. */
+            gyre_buf_t openai;
+            gyre_buf_init(&openai, BUFFER_MAX);
+            if (call->cache != NULL &&
+                call->client->native_completion(self->body.base ? self->body.base : "", self->body.len, &openai) == 0)
+                gyre_proxy_store_in_cache(self, openai.base, openai.len);
+            gyre_buf_dispose(&openai);
+        } else if (call->endpoint == GYRE_OPENAI_CHAT && self->dialect->speaks_openai) {
             gyre_proxy_store_in_cache(self, self->body.base, self->body.len);
         } else if (call->endpoint == GYRE_OPENAI_CHAT && call->cache != NULL) {
             /* The cache keeps OpenAI's shape, whatever the client speaks. */

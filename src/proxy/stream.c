@@ -34,10 +34,15 @@ void gyre_proxy_on_relay_sse_event(void *ctx, const char *event, size_t elen, co
     self->relay_saw_event = 1;
     if (self->relay_acc)
         gyre_openai_accum_event(&self->acc, data, dlen);
-    else if (self->dialect->speaks_openai && dlen > 9 && memmem(data, dlen, "\"usage\":{", 9) != NULL)
+    else if (self->dialect->speaks_openai && self->call->client->native_completion == NULL && dlen > 9 &&
+             memmem(data, dlen, "\"usage\":{", 9) != NULL)
         gyre_trace_read_completion(self->call->trace, &self->req->pool, data, dlen); /* the usage chunk */
-    if (self->call->client->stream_ends(event, elen, data, dlen))
+    if (self->call->client->stream_ends(event, elen, data, dlen)) {
         self->sse_done = 1;
+        /* A native stream in another API ends with its whole answer (Responses' response.completed): the trace's. */
+        if (self->call->client->native_completion != NULL && self->call->endpoint == GYRE_OPENAI_CHAT)
+            gyre_proxy_keep_native_answer(self, data, dlen);
+    }
 }
 
 /* A chunk of a stream whose usage gyre asked for carries "usage":null, which the client did not ask for.

@@ -385,3 +385,31 @@ test('a route whose openai primary answers 500 falls back to its anthropic provi
   for await (const e of s) void e;
   assert.equal((await s.finalResponse()).output_text, 'Mock reply to: Say hello');
 });
+
+/** The stored trace of an answer, by its x-gyre-trace-id, waiting (bounded) for the writer. */
+async function traceOf(traceId) {
+  for (let i = 0; i < 100; i++) {
+    const r = await fetch(`${gyre.url}/api/traces/${traceId}`);
+    if (r.status === 200) return r.json();
+    await r.arrayBuffer();
+    await new Promise((res) => setTimeout(res, 20));
+  }
+  throw new Error(`no trace ${traceId}`);
+}
+
+test('a native openai Responses call is traced with its tokens and its answer in chat\'s shape, streamed or not', async () => {
+  const { data, response } = await client.responses.create({ model: 'via-openai', input: 'Trace me please' }).withResponse();
+  const t = await traceOf(response.headers.get('x-gyre-trace-id'));
+  assert.equal(t.endpoint, '/v1/responses');
+  assert.equal(t.prompt_tokens, data.usage.input_tokens);
+  assert.equal(t.completion_tokens, data.usage.output_tokens);
+  assert.equal(t.response_body.choices[0].message.content, 'Mock reply to: Trace me please');
+  assert.equal(t.request_body.input, 'Trace me please');
+  const raw = await client.responses.create({ model: 'via-openai', input: 'Stream me please', stream: true }).withResponse();
+  for await (const e of raw.data) void e;
+  const ts = await traceOf(raw.response.headers.get('x-gyre-trace-id'));
+  assert.equal(ts.stream, true);
+  assert.equal(ts.prompt_tokens, promptTokens('Stream me please'));
+  assert.equal(ts.completion_tokens, words('Mock reply to: Stream me please'));
+  assert.equal(ts.response_body.choices[0].message.content, 'Mock reply to: Stream me please');
+});

@@ -587,3 +587,30 @@ TEST(responses_native_stream_ends_at_its_last_events)
     CHECK_INT(gyre_client_responses.stream_ends("response.output_text.delta", 26, "{}", 2), 0);
     CHECK_INT(gyre_client_responses.stream_ends("", 0, "{\"type\":\"response.created\"}", 27), 0);
 }
+
+TEST(responses_native_answer_reads_as_the_chat_completion_it_amounts_to)
+{
+    const char *resp = "{\"id\":\"resp_1\",\"object\":\"response\",\"created_at\":7,\"model\":\"gpt-x\",\"output\":[{\"type\":"
+                       "\"message\",\"content\":[{\"type\":\"output_text\",\"text\":\"Hi \"},{\"type\":\"output_text\","
+                       "\"text\":\"there\"}]},{\"type\":\"function_call\",\"call_id\":\"c1\",\"name\":\"f\",\"arguments\":"
+                       "\"{}\"}],\"usage\":{\"input_tokens\":5,\"input_tokens_details\":{\"cached_tokens\":1},"
+                       "\"output_tokens\":3,\"output_tokens_details\":{\"reasoning_tokens\":2},\"total_tokens\":8}}";
+    gyre_buf_t out;
+    gyre_buf_init(&out, 1 << 20);
+    CHECK_INT(gyre_responses_to_completion(resp, strlen(resp), &out), 0);
+    CHECK_STR(out.base, "{\"id\":\"resp_1\",\"object\":\"chat.completion\",\"created\":7,\"model\":\"gpt-x\",\"choices\":[{"
+                        "\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"Hi there\",\"tool_calls\":[{\"id\":"
+                        "\"c1\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},"
+                        "\"finish_reason\":\"tool_calls\"}],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":3,"
+                        "\"total_tokens\":8,\"prompt_tokens_details\":{\"cached_tokens\":1},"
+                        "\"completion_tokens_details\":{\"reasoning_tokens\":2}}}");
+    /* The event that ends a native stream carries the Response as its `response`. */
+    gyre_buf_reset(&out);
+    const char *ev = "{\"type\":\"response.incomplete\",\"sequence_number\":9,\"response\":{\"object\":\"response\","
+                     "\"incomplete_details\":{\"reason\":\"max_output_tokens\"},\"output\":[]}}";
+    CHECK_INT(gyre_responses_to_completion(ev, strlen(ev), &out), 0);
+    CHECK(strstr(out.base, "\"content\":\"\"},\"finish_reason\":\"length\"") != NULL);
+    gyre_buf_reset(&out);
+    CHECK_INT(gyre_responses_to_completion("{\"choices\":[]}", 14, &out), -1);
+    gyre_buf_dispose(&out);
+}
