@@ -5,7 +5,8 @@
  *   0:    a /v1/responses body → gyre_responses_parse;
  *   1:    a body as an earlier turn's request and answer (cut at its first
  *         NUL) → gyre_responses_turn_messages, prepended to a pivot;
- *   2:    a body as a provider's chat.completion → the Response object;
+ *   2:    a body as a provider's chat.completion → the Response object, and as
+ *         a native Response → the chat.completion the trace reads;
  *   3:    lines as OpenAI chunk data → gyre's OpenAI chunk reader
  *         (dialect/openai_stream.h) → events → the stream encoder, as a
  *         translated stream reaches it.
@@ -107,6 +108,13 @@ static void fuzz_response(const char *data, size_t len)
         cJSON_Delete(v);
     } else {
         check(err.status >= 400);
+    }
+    /* The same bytes as a native Response (or the event that ends a native stream) → a chat.completion. */
+    gyre_buf_reset(&out);
+    if (gyre_responses_to_completion(data, len, &out) == 0) {
+        cJSON *v = cJSON_ParseWithLength(out.base, out.len);
+        check(cJSON_IsObject(v));
+        cJSON_Delete(v);
     }
     gyre_buf_dispose(&out);
     cJSON_Delete(req);
