@@ -88,8 +88,12 @@ FUZZ_SECONDS ?= 30
 fuzz: deps
 	@GYRE_BUILD=build-fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) GYRE_PKGS="$(PKGS)" bash fuzz/run.sh
 
-bench: deps all
+bench: deps all $(BUILD)/stream-cpu
 	@bash bench/run.sh
+
+# The stream pipeline's CPU, translated against passed through (bench/stream_cpu.c; bench/run.sh runs it).
+$(BUILD)/stream-cpu: $(BUILD)/obj/bench/stream_cpu.o $(BUILD)/libgyre.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -112,6 +112,37 @@ static int azure_chat_request(const gyre_chat_call_t *call, gyre_buf_t *path, gy
     return openai_body(call, body, err);
 }
 
+static int openai_native_path(const gyre_provider_conf_t *p, const char *model, size_t model_len, const char *rest,
+                              size_t rest_len, const char *query, size_t query_len, gyre_buf_t *path)
+{
+    (void)p, (void)model, (void)model_len;
+    int r = gyre_buf_append(path, rest, rest_len);
+    if (query_len != 0) {
+        r |= gyre_buf_appends(path, "?");
+        r |= gyre_buf_append(path, query, query_len);
+    }
+    return r != 0 ? -E2BIG : 0;
+}
+
+/* Azure serves every OpenAI path under its deployment: /embeddings → /openai/deployments/D/embeddings?api-version=V
+ * (then the client's own query). */
+static int azure_native_path(const gyre_provider_conf_t *p, const char *model, size_t model_len, const char *rest,
+                             size_t rest_len, const char *query, size_t query_len, gyre_buf_t *path)
+{
+    const char *v = p->api_version != NULL ? p->api_version : "2024-10-21";
+    int r = gyre_buf_appends(path, "/openai/deployments/");
+    if (r == 0 && (r = gyre_wire_append_segment(path, model, model_len)) != 0)
+        return r;
+    r |= gyre_buf_append(path, rest, rest_len);
+    r |= gyre_buf_appends(path, "?api-version=");
+    r |= gyre_wire_append_query_value(path, v, strlen(v));
+    if (query_len != 0) {
+        r |= gyre_buf_appends(path, "&");
+        r |= gyre_buf_append(path, query, query_len);
+    }
+    return r != 0 ? -E2BIG : 0;
+}
+
 static int azure_auth(const gyre_chat_call_t *call, const char *key, const char *host, const char *path,
                       const char *body, size_t body_len, long long now, gyre_buf_t *headers)
 {
@@ -176,6 +207,7 @@ const gyre_dialect_t gyre_dialect_openai = {
     .speaks_openai = 1,
     .chat_request = openai_chat_request,
     .auth_headers = openai_auth,
+    .native_path = openai_native_path,
     .error_message = openai_error_message,
     .stream_create = openai_stream_create,
     .stream_feed = openai_stream_feed,
@@ -187,6 +219,7 @@ const gyre_dialect_t gyre_dialect_azure = {
     .speaks_openai = 1,
     .chat_request = azure_chat_request,
     .auth_headers = azure_auth,
+    .native_path = azure_native_path,
     .error_message = openai_error_message,
     .stream_create = openai_stream_create,
     .stream_feed = openai_stream_feed,

@@ -60,6 +60,18 @@ typedef struct gyre_dialect {
      */
     int (*auth_headers)(const gyre_chat_call_t *call, const char *key, const char *host, const char *path,
                         const char *body, size_t body_len, long long now, gyre_buf_t *headers);
+    /*
+     * The path, after the provider's base path, of a body passed as the
+     * client wrote it (kinds that speak OpenAI; NULL for the others): `rest`
+     * is the OpenAI path after "/v1" ("/chat/completions", "/embeddings", ...),
+     * `query` the client's query (checked already; length 0: none), `model`
+     * the target's model (a call without one never comes here: its path
+     * goes as it came).  OpenAI's is the path itself; Azure's is the model's
+     * deployment.  Returns 0, -EINVAL
+     * when the model cannot be a path segment, -E2BIG when `path` is full.
+     */
+    int (*native_path)(const gyre_provider_conf_t *p, const char *model, size_t model_len, const char *rest,
+                       size_t rest_len, const char *query, size_t query_len, gyre_buf_t *path);
     /* A whole 2xx answer to a non-streaming call → an OpenAI chat.completion JSON object in `out`. */
     int (*chat_response)(const gyre_chat_call_t *call, const char *body, size_t len, gyre_buf_t *out,
                          gyre_api_error_t *err);

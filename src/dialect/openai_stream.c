@@ -202,6 +202,8 @@ int gyre_openai_reader_data(gyre_openai_reader_t *r, const char *data, size_t le
     int rc = 0;
     if (r->stopped) {
         rc = -1;
+    } else if (r->done) {
+        rc = 0; /* after [DONE] nothing is the stream's */
     } else if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
         r->done = 1;
         gyre_event_t ev = {.type = GYRE_EVENT_DONE};
@@ -254,9 +256,13 @@ int gyre_openai_reader_feed(gyre_openai_reader_t *r, const char *bytes, size_t l
 {
     if (r->stopped)
         return -1;
+    if (r->done)
+        return 0; /* bytes after [DONE] do not matter, even ones past the bound */
     r->sink = sink;
     int rc = gyre_sse_feed(&r->sse, bytes, len);
     r->sink = NULL;
+    if (r->done && !r->stopped)
+        return 0;
     if (r->bad)
         return -EBADMSG;
     if (r->stopped)

@@ -25,7 +25,7 @@
  * openai and azure): SSE bytes → events (dialect/event.h).  Each SSE event
  * is parsed once: its data goes out as a CHUNK event (the bytes as they
  * came, for a client that speaks OpenAI too), then the events read from it.
- * Only choices 0 to 63 are read.  Data that is not a JSON object (keep-alive
+ * Nothing after [DONE] is read.  Only choices 0 to 63 are read.  Data that is not a JSON object (keep-alive
  * junk, a broken line) is passed on as its CHUNK only, unless the reader is
  * `strict` (translating for a client of another API, which cannot be given
  * what it does not say).

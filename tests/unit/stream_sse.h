@@ -9,6 +9,9 @@
 #ifndef GYRE_TEST_STREAM_SSE_H
 #define GYRE_TEST_STREAM_SSE_H
 
+#include <stdlib.h>
+#include <string.h>
+
 #include "dialect/dialect.h"
 #include "dialect/openai_stream.h"
 
