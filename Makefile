@@ -101,4 +101,4 @@ format:
 clean:
 	rm -rf build build-san build-fuzz
 
--include $(GYRE_OBJS:.o=.d) $(MOCK_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(BUILD)/obj/src/main.d
+-include $(GYRE_OBJS:.o=.d) $(MOCK_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(BUILD)/obj/src/main.d $(BUILD)/obj/bench/stream_cpu.d

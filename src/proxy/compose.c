@@ -84,9 +84,18 @@ static int native_path(const gyre_compose_t *in, const char *rest, size_t rest_l
                        size_t query_len, gyre_buf_t *path, gyre_api_error_t *err)
 {
     const gyre_dialect_t *d = gyre_dialect_for(in->provider->kind);
-    int r = d->native_path != NULL ? d->native_path(in->provider, in->model.base, in->model.len, rest, rest_len,
-                                                    query, query_len, path)
-                                   : -EINVAL;
+    if (d->native_path == NULL) {
+        gyre_api_error_set(err, 400, "invalid_request_error", "unsupported_endpoint", NULL,
+                           "provider '%s' is of kind %s, which takes no request as the client wrote it",
+                           in->provider->name, d->kind);
+        return -1;
+    }
+    int r = d->native_path(in->provider, in->model.base, in->model.len, rest, rest_len, query, query_len, path);
+    if (r == -E2BIG) {
+        gyre_api_error_set(err, 400, "invalid_request_error", "invalid_path", NULL,
+                           "the path for provider '%s' is too long", in->provider->name);
+        return -1;
+    }
     if (r != 0) {
         bad_model(in, r, err);
         return -1;
