@@ -131,12 +131,13 @@ static cJSON *read_turn(gyre_worker_t *w, const char *id, char prev[GYRE_RESPONS
     char *request = body_text(trace, "request_body"), *answer = body_text(trace, "response_body");
     cJSON *turn = NULL;
     cJSON *req = request != NULL ? cJSON_Parse(request) : NULL;
-    int status = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(trace, "status"));
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(trace, "status");
+    int ok = cJSON_IsNumber(st) && st->valuedouble == 200;
     if (request == NULL || answer == NULL) {
         refuse(err, id, "its trace does not keep the bodies (the route does not capture them)");
     } else if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(req, "store"))) {
         refuse(err, id, "it was created with store: false");
-    } else if (status != 200) {
+    } else if (!ok) {
         refuse(err, id, "it did not succeed");
     } else {
         turn = gyre_responses_turn_messages(request, strlen(request), answer, strlen(answer), prev, err);
