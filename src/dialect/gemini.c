@@ -42,6 +42,22 @@
 
 /* --- shared ----------------------------------------------------------------- */
 
+/* The members named `keys` of `o` in one walk, the first of each name as get() finds it; NULL where absent.  A
+ * stream reads a few members of every event: one walk each instead of one per name. */
+static void get_members(const cJSON *o, const char *const *keys, const cJSON **out, size_t n)
+{
+    size_t left = n;
+    for (size_t i = 0; i < n; i++)
+        out[i] = NULL;
+    for (const cJSON *m = o != NULL ? o->child : NULL; m != NULL && m->string != NULL && left != 0; m = m->next)
+        for (size_t i = 0; i < n; i++)
+            if (out[i] == NULL && strcmp(m->string, keys[i]) == 0) {
+                out[i] = m;
+                left--;
+                break;
+            }
+}
+
 /* A token count from the answer, as an integer; anything odd (negative, NaN, absurd) reads as 0 or is capped. */
 static long long count_of(const cJSON *v)
 {
@@ -61,14 +77,17 @@ static void usage_read(gemini_usage_t *u, const cJSON *meta)
 {
     if (!cJSON_IsObject(meta))
         return;
+    static const char *const keys[] = {"promptTokenCount", "candidatesTokenCount", "thoughtsTokenCount",
+                                       "cachedContentTokenCount", "totalTokenCount"};
+    const cJSON *v[5];
+    get_members(meta, keys, v, 5);
     u->seen = 1;
-    u->prompt = count_of(get(meta, "promptTokenCount"));
-    u->candidates = count_of(get(meta, "candidatesTokenCount"));
-    u->thoughts = count_of(get(meta, "thoughtsTokenCount"));
-    u->cached = count_of(get(meta, "cachedContentTokenCount"));
+    u->prompt = count_of(v[0]);
+    u->candidates = count_of(v[1]);
+    u->thoughts = count_of(v[2]);
+    u->cached = count_of(v[3]);
     /* totalTokenCount also counts tool-use prompt tokens; derive it only when it is missing. */
-    u->total = get(meta, "totalTokenCount") != NULL ? count_of(get(meta, "totalTokenCount"))
-                                                    : u->prompt + u->candidates + u->thoughts;
+    u->total = v[4] != NULL ? count_of(v[4]) : u->prompt + u->candidates + u->thoughts;
 }
 
 /* Appends OpenAI's usage object: thinking tokens count as completion tokens, as OpenAI counts reasoning. */
@@ -776,11 +795,6 @@ static int candidate_index(const cJSON *cand, int position)
     return position;
 }
 
-static int is_thought(const cJSON *part)
-{
-    return cJSON_IsTrue(get(part, "thought"));
-}
-
 /* The id a function call gets: "call_" + the completion id's suffix + a counter. */
 static void tool_call_id(char *buf, size_t size, const char *completion_id, size_t seq)
 {
@@ -791,11 +805,13 @@ static void tool_call_id(char *buf, size_t size, const char *completion_id, size
 static size_t candidate_read(const cJSON *parts, gyre_buf_t *text, int *r)
 {
     size_t ncalls = 0;
+    static const char *const keys[] = {"text", "thought", "functionCall"};
     for (const cJSON *p = cJSON_IsArray(parts) ? parts->child : NULL; p != NULL; p = p->next) {
-        const cJSON *t = get(p, "text");
-        if (cJSON_IsString(t) && !is_thought(p))
-            *r |= gyre_buf_appends(text, t->valuestring);
-        if (cJSON_IsObject(get(p, "functionCall")))
+        const cJSON *v[3];
+        get_members(p, keys, v, 3);
+        if (cJSON_IsString(v[0]) && !cJSON_IsTrue(v[1]))
+            *r |= gyre_buf_appends(text, v[0]->valuestring);
+        if (cJSON_IsObject(v[2]))
             ncalls++;
     }
     return ncalls;
@@ -993,7 +1009,10 @@ static int event_finish(gemini_stream_t *s, int index, const char *finish)
 /* One candidate of an event: its text as one TEXT, each function call as a whole TOOL_START. */
 static int stream_candidate(gemini_stream_t *s, const cJSON *cand, int index)
 {
-    const cJSON *parts = get(get(cand, "content"), "parts"), *reason = get(cand, "finishReason");
+    static const char *const keys[] = {"content", "finishReason"};
+    const cJSON *v[2];
+    get_members(cand, keys, v, 2);
+    const cJSON *parts = get(v[0], "parts"), *reason = v[1];
     int r = event_start(s, index);
     gyre_buf_reset(&s->text);
     size_t ncalls = candidate_read(parts, &s->text, &r);
@@ -1048,11 +1067,14 @@ static int stream_end(gemini_stream_t *s)
 
 static void stream_event(gemini_stream_t *s, const cJSON *ev)
 {
-    const cJSON *cands = get(ev, "candidates");
+    static const char *const keys[] = {"candidates", "error", "usageMetadata", "promptFeedback"};
+    const cJSON *v[4];
+    get_members(ev, keys, v, 4);
+    const cJSON *cands = v[0];
     int r = 0;
-    if (cJSON_IsObject(get(ev, "error"))) {
+    if (cJSON_IsObject(v[1])) {
         s->failed = 1;
-        error_from_json(get(ev, "error"), &s->error);
+        error_from_json(v[1], &s->error);
         return;
     }
     /* The candidates are checked before any is read: a failed event sends nothing of itself. */
@@ -1076,11 +1098,11 @@ static void stream_event(gemini_stream_t *s, const cJSON *ev)
             s->model = gyre_strdup(model);
         }
     }
-    usage_read(&s->usage, get(ev, "usageMetadata"));
+    usage_read(&s->usage, v[2]);
     n = 0;
     for (const cJSON *c = cJSON_IsArray(cands) ? cands->child : NULL; c != NULL && r == 0; c = c->next, n++)
         r |= stream_candidate(s, c, candidate_index(c, n));
-    if (r == 0 && n == 0 && cJSON_IsString(get(get(ev, "promptFeedback"), "blockReason"))) {
+    if (r == 0 && n == 0 && cJSON_IsString(get(v[3], "blockReason"))) {
         r |= event_start(s, 0);
         if (r == 0)
             r |= event_finish(s, 0, "content_filter");
