@@ -5,7 +5,8 @@
 # writer traces/s, /api/traces and /api/stats latency at 1M traces), after
 # making sure wrk, nginx and the Portkey gateway are installed.  Flags and env
 # knobs are described at the top of each script and in docs/bench.md;
-# BENCH_SKIP_PROXY=1, BENCH_SKIP_ROUTING=1 or BENCH_SKIP_STORE=1 leaves one out.  With --json each
+# BENCH_SKIP_PROXY=1, BENCH_SKIP_ROUTING=1 or BENCH_SKIP_STORE=1 leaves one out.  Last, build/stream-cpu
+# (bench/stream_cpu.c: a translated stream's CPU against a pass-through's; BENCH_SKIP_STREAM=1 leaves it out).  With --json each
 # prints its JSON document on stdout, the proxy's first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +43,15 @@ if [ "${BENCH_SKIP_STORE:-0}" != 1 ]; then
     GYRE_BUILD=build bash bench/store/run.sh "$@" || status=$?
   else
     echo "bench: build/gyre is missing: store benchmark skipped" >&2
+  fi
+fi
+if [ "${BENCH_SKIP_STREAM:-0}" != 1 ]; then
+  if [ -x build/stream-cpu ]; then
+    json=()
+    for a in "$@"; do [ "$a" = --json ] && json=(--json); done
+    build/stream-cpu ${json[@]+"${json[@]}"} || status=$?
+  else
+    echo "bench: build/stream-cpu is missing (make bench builds it): stream CPU benchmark skipped" >&2
   fi
 fi
 exit "$status"

@@ -9,7 +9,8 @@
  *   1:    a /v1/messages body → gyre_anthropic_parse_request →
  *         gyre_anthropic_request_to_openai → the Anthropic provider's
  *         chat_request again;
- *   2:    an OpenAI chunk stream → Anthropic events (the client encoder).
+ *   2:    an OpenAI chunk stream → events (the openai provider dialect's
+ *         reader) → Anthropic events (gyre_client_anthropic's encoder).
  *
  * Streams are fed once whole and once in pieces of 0 to 15 bytes taken from
  * the plan in turn, each piece copied into an allocation of its own size so
@@ -33,7 +34,9 @@
 
 #include "common/buf.h"
 #include "dialect/anthropic.h"
+#include "dialect/client.h"
 #include "dialect/dialect.h"
+#include "../tests/unit/stream_sse.h" /* a provider stream's events as OpenAI SSE, as gyre_client_openai writes them */
 #include "dialect/openai.h"
 
 #define OUT_BOUND ((size_t)1 << 26)
@@ -114,18 +117,54 @@ static int feed_stream(gyre_dialect_stream_t *s, const uint8_t *bytes, size_t le
 {
     char *piece = malloc(len ? len : 1);
     memcpy(piece, bytes, len);
-    int r = gyre_dialect_anthropic.stream_feed(s, piece, len, out, err);
+    int r = sse_stream_feed(&gyre_dialect_anthropic, s, piece, len, out, err);
     free(piece);
     return r;
 }
 
-static int feed_encoder(gyre_anthropic_encoder_t *e, const uint8_t *bytes, size_t len, gyre_buf_t *out)
+/* The Anthropic client's encoder fed by the OpenAI provider dialect's reader, as the proxy feeds it. */
+typedef struct encoder_run {
+    unsigned char enc[256];
+    gyre_buf_t *out;
+    gyre_dialect_stream_t *s;
+    int rc;
+} encoder_run_t;
+
+static int encoder_emit(void *ctx, const gyre_event_t *ev)
 {
+    encoder_run_t *r = ctx;
+    return gyre_client_anthropic.encode(r->enc, ev, r->out);
+}
+
+static void encoder_start(encoder_run_t *r, gyre_buf_t *out, const char *model)
+{
+    memset(r, 0, sizeof(*r));
+    check(gyre_client_anthropic.encoder_size <= sizeof(r->enc));
+    r->out = out;
+    gyre_chat_call_t chat;
+    memset(&chat, 0, sizeof(chat));
+    r->s = gyre_dialect_openai.stream_create(&chat);
+    gyre_client_call_t call = {.model = model, .include_usage = 1};
+    gyre_client_anthropic.encoder_init(r->enc, &call);
+}
+
+/* Feeds a copy of exactly `len` bytes; a failed read ends the stream with the client's error event, as the
+ * proxy ends it. */
+static int feed_encoder(encoder_run_t *r, const uint8_t *bytes, size_t len)
+{
+    if (r->rc != 0)
+        return r->rc;
     char *piece = malloc(len ? len : 1);
     memcpy(piece, bytes, len);
-    int r = gyre_anthropic_encoder_feed(e, piece, len, out);
+    gyre_event_sink_t sink = {encoder_emit, r};
+    gyre_api_error_t err;
+    r->rc = gyre_dialect_openai.stream_feed(r->s, piece, len, &sink, &err);
     free(piece);
-    return r;
+    if (r->rc != 0) {
+        check(err.status >= 400 && err.message[0] != '\0');
+        gyre_client_anthropic.error_event(&err, r->out);
+    }
+    return r->rc;
 }
 
 static void fuzz_provider_stream(const uint8_t *plan, size_t nplan, const uint8_t *in, size_t len)
@@ -144,9 +183,9 @@ static void fuzz_provider_stream(const uint8_t *plan, size_t nplan, const uint8_
     memset(&ea, 0, sizeof(ea));
     memset(&eb, 0, sizeof(eb));
 
-    gyre_dialect_stream_t *a = gyre_dialect_anthropic.stream_create(&call);
+    gyre_dialect_stream_t *a = sse_stream_create(&gyre_dialect_anthropic, &call);
     int ra = feed_stream(a, in, len, &whole, &ea);
-    gyre_dialect_stream_t *b = gyre_dialect_anthropic.stream_create(&call);
+    gyre_dialect_stream_t *b = sse_stream_create(&gyre_dialect_anthropic, &call);
     int rb = 0;
     for (size_t pos = 0, k = 0; pos < len && rb == 0; k++) {
         size_t step = (size_t)(plan[k % nplan] % 16);
@@ -167,8 +206,8 @@ static void fuzz_provider_stream(const uint8_t *plan, size_t nplan, const uint8_
         check(ea.status >= 400 && ea.message[0] != '\0' && strcmp(ea.message, eb.message) == 0);
         check(!a->complete);
     }
-    gyre_dialect_anthropic.stream_destroy(a);
-    gyre_dialect_anthropic.stream_destroy(b);
+    sse_stream_destroy(&gyre_dialect_anthropic, a);
+    sse_stream_destroy(&gyre_dialect_anthropic, b);
     gyre_buf_dispose(&whole);
     gyre_buf_dispose(&pieces);
 }
@@ -178,28 +217,29 @@ static void fuzz_encoder(const uint8_t *plan, size_t nplan, const uint8_t *in, s
     gyre_buf_t whole, pieces;
     gyre_buf_init(&whole, OUT_BOUND);
     gyre_buf_init(&pieces, OUT_BOUND);
-    gyre_anthropic_encoder_t *a = gyre_anthropic_encoder_create(nplan % 2 ? "claude" : NULL);
-    gyre_anthropic_encoder_t *b = gyre_anthropic_encoder_create(nplan % 2 ? "claude" : NULL);
-    int ra = feed_encoder(a, in, len, &whole);
+    encoder_run_t a, b;
+    encoder_start(&a, &whole, nplan % 2 ? "claude" : NULL);
+    encoder_start(&b, &pieces, nplan % 2 ? "claude" : NULL);
+    int ra = feed_encoder(&a, in, len);
     int rb = 0;
     for (size_t pos = 0, k = 0; pos < len && rb == 0; k++) {
         size_t step = (size_t)(plan[k % nplan] % 16);
         if (step > len - pos)
             step = len - pos;
-        rb = feed_encoder(b, in + pos, step, &pieces);
+        rb = feed_encoder(&b, in + pos, step);
         pos += step;
         if (step == 0 && rb == 0) {
-            rb = feed_encoder(b, in + pos, 1, &pieces);
+            rb = feed_encoder(&b, in + pos, 1);
             pos++;
         }
     }
-    int complete = gyre_anthropic_encoder_complete(a);
-    check(ra == rb && complete == gyre_anthropic_encoder_complete(b));
+    int complete = gyre_client_anthropic.encoder_complete(a.enc);
+    check(ra == rb && complete == gyre_client_anthropic.encoder_complete(b.enc));
     check(whole.len == pieces.len && (whole.len == 0 || memcmp(whole.base, pieces.base, whole.len) == 0));
     check_anthropic_sse(&whole, complete);
     check(!(ra != 0 && complete));
-    gyre_anthropic_encoder_destroy(a);
-    gyre_anthropic_encoder_destroy(b);
+    gyre_dialect_openai.stream_destroy(a.s);
+    gyre_dialect_openai.stream_destroy(b.s);
     gyre_buf_dispose(&whole);
     gyre_buf_dispose(&pieces);
 }

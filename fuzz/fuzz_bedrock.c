@@ -30,6 +30,7 @@
 
 #include "common/buf.h"
 #include "dialect/dialect.h"
+#include "../tests/unit/stream_sse.h" /* a provider stream's events as OpenAI SSE, as gyre_client_openai writes them */
 #include "dialect/eventstream.h"
 #include "route/keys.h"
 
@@ -67,18 +68,18 @@ static void check_events(const gyre_buf_t *out, int complete)
 static int translate(const gyre_chat_call_t *call, const gyre_buf_t *frames, size_t cut, gyre_buf_t *out,
                      gyre_api_error_t *err, int *complete)
 {
-    gyre_dialect_stream_t *s = gyre_dialect_bedrock.stream_create(call);
+    gyre_dialect_stream_t *s = sse_stream_create(&gyre_dialect_bedrock, call);
     int rc = 0;
     for (size_t pos = 0; pos < frames->len && rc == 0;) {
         size_t step = cut != 0 && cut < frames->len - pos ? cut : frames->len - pos;
         char *piece = malloc(step);
         memcpy(piece, frames->base + pos, step);
-        rc = gyre_dialect_bedrock.stream_feed(s, piece, step, out, err);
+        rc = sse_stream_feed(&gyre_dialect_bedrock, s, piece, step, out, err);
         free(piece);
         pos += step;
     }
     *complete = s->complete;
-    gyre_dialect_bedrock.stream_destroy(s);
+    sse_stream_destroy(&gyre_dialect_bedrock, s);
     return rc;
 }
 

@@ -29,6 +29,7 @@
 
 #include "common/buf.h"
 #include "dialect/dialect.h"
+#include "../tests/unit/stream_sse.h" /* a provider stream's events as OpenAI SSE, as gyre_client_openai writes them */
 
 #define OUT_BOUND ((size_t)1 << 26)
 
@@ -66,7 +67,7 @@ static int feed_copy(gyre_dialect_stream_t *s, const uint8_t *bytes, size_t len,
 {
     char *piece = malloc(len ? len : 1);
     memcpy(piece, bytes, len);
-    int rc = gyre_dialect_gemini.stream_feed(s, piece, len, out, err);
+    int rc = sse_stream_feed(&gyre_dialect_gemini, s, piece, len, out, err);
     free(piece);
     return rc;
 }
@@ -75,7 +76,7 @@ static int feed_copy(gyre_dialect_stream_t *s, const uint8_t *bytes, size_t len,
 static int translate(const gyre_chat_call_t *call, const uint8_t *plan, size_t nplan, const uint8_t *bytes, size_t len,
                      gyre_buf_t *out, gyre_api_error_t *err, int *complete)
 {
-    gyre_dialect_stream_t *s = gyre_dialect_gemini.stream_create(call);
+    gyre_dialect_stream_t *s = sse_stream_create(&gyre_dialect_gemini, call);
     int rc = 0;
     for (size_t pos = 0, k = 0; pos < len && rc == 0; k++) {
         size_t step = plan != NULL ? (size_t)(plan[k % nplan] % 8) : len;
@@ -89,7 +90,7 @@ static int translate(const gyre_chat_call_t *call, const uint8_t *plan, size_t n
         pos += step;
     }
     *complete = s->complete;
-    gyre_dialect_gemini.stream_destroy(s);
+    sse_stream_destroy(&gyre_dialect_gemini, s);
     return rc;
 }
 

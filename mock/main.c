@@ -362,13 +362,16 @@ static int stage_fault(mock_conn_t *c, const mock_request_t *r, const mock_diale
 static int handle_v1(mock_conn_t *c, const mock_request_t *r, const cJSON *body, const mock_options_t *o)
 {
     int post = strcmp(r->method, "POST") == 0;
-    if ((path_is(r, "/v1/chat/completions") || path_is(r, "/v1/embeddings")) && post && !cJSON_IsObject(body))
+    if ((path_is(r, "/v1/chat/completions") || path_is(r, "/v1/embeddings") || path_is(r, "/v1/responses")) && post &&
+        !cJSON_IsObject(body))
         return mock_http_respond_error(c, r, 400, NULL, "invalid_request_error", "invalid_json", NULL,
                                        "The body of the request is not a JSON object.");
     if (path_is(r, "/v1/chat/completions") && post)
         return mock_openai_chat(c, r, body, NULL, o);
     if (path_is(r, "/v1/embeddings") && post)
         return mock_openai_embeddings(c, r, body, NULL);
+    if (path_is(r, "/v1/responses") && post)
+        return mock_openai_responses(c, r, body, o);
     if (path_is(r, "/v1/models") && strcmp(r->method, "GET") == 0)
         return mock_openai_models(c, r);
     /* Anything else under /v1 is echoed, so that a gateway's passthrough can be checked. */

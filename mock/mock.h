@@ -14,6 +14,7 @@
  *                becomes a reply text or a tool call, with its usage
  *   openai.c     OpenAI's and Azure OpenAI's shapes: chat (streamed or not),
  *                embeddings, models
+ *   responses.c  OpenAI's Responses API (streamed or not)
  *   anthropic.c  Anthropic's Messages API
  *   gemini.c     Gemini's generateContent and streamGenerateContent
  *   bedrock.c    Bedrock's Converse and ConverseStream, with SigV4
@@ -268,6 +269,8 @@ int mock_openai_chat(mock_conn_t *c, const mock_request_t *r, const cJSON *req, 
                      const mock_options_t *o);
 int mock_openai_embeddings(mock_conn_t *c, const mock_request_t *r, const cJSON *req, const char *model);
 int mock_openai_models(mock_conn_t *c, const mock_request_t *r);
+/* responses.c: POST /v1/responses, OpenAI's Responses API.  `req` is the parsed body, a JSON object. */
+int mock_openai_responses(mock_conn_t *c, const mock_request_t *r, const cJSON *req, const mock_options_t *o);
 
 /* anthropic.c: POST /v1/messages.  `req` is the parsed body (any JSON, or NULL). */
 int mock_anthropic_messages(mock_conn_t *c, const mock_request_t *r, const cJSON *req, const mock_options_t *o);

@@ -24,6 +24,7 @@
 #include "common/alloc.h"
 #include "common/json.h"
 #include "config/config.h"
+#include "dialect/client.h"
 #include "dialect/dialect.h"
 #include "common/sse.h"
 
@@ -850,12 +851,9 @@ typedef struct anthropic_stream {
     gyre_sse_parser_t sse;
     char *id; /* the call's, copied: the stream may outlive the call's strings */
     long long created;
-    int include_usage;
     gyre_buf_t model;
-    gyre_buf_t ev;    /* the chunk being written */
-    gyre_buf_t delta; /* its delta, while that is being written */
-    gyre_buf_t *out;  /* during a feed */
-    int started;      /* the role chunk is out */
+    const gyre_event_sink_t *sink; /* during a feed */
+    int started;                   /* START is out */
     block_kind_t block;
     long long block_index; /* Anthropic's index of the open block */
     long long tool_index;  /* OpenAI's index of the open tool block */
@@ -873,33 +871,18 @@ static void stream_fail(anthropic_stream_t *s, int status, const char *code, con
     gyre_api_error_set(&s->error, status, "upstream_error", code, NULL, fmt, arg);
 }
 
-/* Starts a chunk: everything up to and including "choices":. */
-static void chunk_begin(anthropic_stream_t *s)
-{
-    gyre_buf_reset(&s->ev);
-    gyre_buf_appends(&s->ev, "data: {\"id\":");
-    gyre_buf_append_json_string(&s->ev, s->id, strlen(s->id));
-    gyre_buf_appendf(&s->ev, ",\"object\":\"chat.completion.chunk\",\"created\":%lld,\"model\":", s->created);
-    gyre_buf_append_json_string(&s->ev, s->model.base != NULL ? s->model.base : "", s->model.len);
-    gyre_buf_appends(&s->ev, ",\"choices\":");
-}
-
-/* Ends the chunk and appends it whole, or fails the stream. */
-static void chunk_end(anthropic_stream_t *s, const char *tail)
+/* Sends one event, or fails the stream when its consumer cannot take it. */
+static void stream_emit(anthropic_stream_t *s, const gyre_event_t *ev)
 {
     if (s->failed)
         return;
-    if (gyre_buf_appends(&s->ev, tail) != 0 || gyre_buf_append(s->out, s->ev.base, s->ev.len) != 0)
+    if (s->sink->emit(s->sink->ctx, ev) != 0)
         stream_fail(s, 502, "bad_upstream_response", "%s", "the Anthropic stream outgrew gyre's buffer");
 }
 
-/* A chunk whose delta is `delta` (a JSON object's text). */
-static void chunk_delta(anthropic_stream_t *s, const char *delta, size_t len)
+static gyre_str_t str_of(const char *s)
 {
-    chunk_begin(s);
-    gyre_buf_appends(&s->ev, "[{\"index\":0,\"delta\":");
-    gyre_buf_append(&s->ev, delta, len);
-    chunk_end(s, ",\"finish_reason\":null}]}\n\n");
+    return s != NULL ? (gyre_str_t){s, strlen(s)} : (gyre_str_t){"", 0};
 }
 
 static void stream_start(anthropic_stream_t *s)
@@ -907,8 +890,11 @@ static void stream_start(anthropic_stream_t *s)
     if (s->started)
         return;
     s->started = 1;
-    static const char role[] = "{\"role\":\"assistant\",\"content\":\"\"}";
-    chunk_delta(s, role, sizeof(role) - 1);
+    gyre_event_t ev = {.type = GYRE_EVENT_START,
+                       .id = str_of(s->id),
+                       .model = {s->model.base != NULL ? s->model.base : "", s->model.len},
+                       .created = s->created};
+    stream_emit(s, &ev);
 }
 
 static void stream_text(anthropic_stream_t *s, const char *text)
@@ -916,38 +902,27 @@ static void stream_text(anthropic_stream_t *s, const char *text)
     if (text == NULL || text[0] == '\0')
         return;
     stream_start(s);
-    gyre_buf_t *d = &s->delta;
-    gyre_buf_reset(d);
-    gyre_buf_appends(d, "{\"content\":");
-    gyre_buf_append_json_string(d, text, strlen(text));
-    gyre_buf_appends(d, "}");
-    chunk_delta(s, d->base, d->len);
+    gyre_event_t ev = {.type = GYRE_EVENT_TEXT, .text = str_of(text)};
+    stream_emit(s, &ev);
 }
 
 static void stream_tool_head(anthropic_stream_t *s, const cJSON *block)
 {
-    const char *id = get_str(block, "id"), *name = get_str(block, "name");
     stream_start(s);
-    gyre_buf_t *d = &s->delta;
-    gyre_buf_reset(d);
-    gyre_buf_appendf(d, "{\"tool_calls\":[{\"index\":%lld,\"id\":", s->tool_index);
-    gyre_buf_append_json_string(d, id != NULL ? id : "", id != NULL ? strlen(id) : 0);
-    gyre_buf_appends(d, ",\"type\":\"function\",\"function\":{\"name\":");
-    gyre_buf_append_json_string(d, name != NULL ? name : "", name != NULL ? strlen(name) : 0);
-    gyre_buf_appends(d, ",\"arguments\":\"\"}}]}");
-    chunk_delta(s, d->base, d->len);
+    gyre_event_t ev = {.type = GYRE_EVENT_TOOL_START,
+                       .index = (int)s->tool_index,
+                       .id = str_of(get_str(block, "id")),
+                       .name = str_of(get_str(block, "name")),
+                       .text = {"", 0}};
+    stream_emit(s, &ev);
 }
 
 static void stream_tool_args(anthropic_stream_t *s, const char *partial)
 {
     if (partial == NULL || partial[0] == '\0')
         return;
-    gyre_buf_t *d = &s->delta;
-    gyre_buf_reset(d);
-    gyre_buf_appendf(d, "{\"tool_calls\":[{\"index\":%lld,\"function\":{\"arguments\":", s->tool_index);
-    gyre_buf_append_json_string(d, partial, strlen(partial));
-    gyre_buf_appends(d, "}}]}");
-    chunk_delta(s, d->base, d->len);
+    gyre_event_t ev = {.type = GYRE_EVENT_TOOL_ARGS, .index = (int)s->tool_index, .text = str_of(partial)};
+    stream_emit(s, &ev);
 }
 
 static void stream_error_event(anthropic_stream_t *s, const cJSON *ev)
@@ -1013,21 +988,24 @@ static void stream_event(anthropic_stream_t *s, const cJSON *ev)
         const char *finish = finish_reason_of(get_str(get(ev, "delta"), "stop_reason"));
         if (finish != NULL) {
             stream_start(s);
-            chunk_begin(s);
-            gyre_buf_appends(&s->ev, "[{\"index\":0,\"delta\":{},\"finish_reason\":");
-            gyre_buf_append_json_string(&s->ev, finish, strlen(finish));
-            chunk_end(s, "}]}\n\n");
+            gyre_event_t fe = {.type = GYRE_EVENT_FINISH, .finish_reason = finish};
+            stream_emit(s, &fe);
         }
     } else if (strcmp(type, "message_stop") == 0) {
         stream_start(s);
-        if (s->include_usage) {
-            chunk_begin(s);
-            gyre_buf_appends(&s->ev, "[],\"usage\":");
-            usage_write(&s->ev, &s->usage);
-            chunk_end(s, "}\n\n");
-        }
-        if (!s->failed && gyre_buf_appends(s->out, "data: [DONE]\n\n") != 0)
-            stream_fail(s, 502, "bad_upstream_response", "%s", "the Anthropic stream outgrew gyre's buffer");
+        /* OpenAI's prompt_tokens count the cached input too; Anthropic counts it apart. */
+        const anthropic_usage_t *u = &s->usage;
+        long long prompt = u->input + u->cache_read + u->cache_creation;
+        gyre_event_t ue = {.type = GYRE_EVENT_USAGE,
+                           .usage = {.input_tokens = prompt,
+                                     .output_tokens = u->output,
+                                     .total_tokens = prompt + u->output,
+                                     .cached_tokens = u->cache_read,
+                                     .cache_write_tokens = u->cache_creation,
+                                     .details = GYRE_USAGE_CACHED | GYRE_USAGE_CACHE_WRITE}};
+        stream_emit(s, &ue);
+        gyre_event_t de = {.type = GYRE_EVENT_DONE};
+        stream_emit(s, &de);
         if (!s->failed)
             s->super.complete = 1;
     } else if (strcmp(type, "error") == 0) {
@@ -1042,12 +1020,16 @@ static void stream_event_cb(void *ctx, const char *event, size_t event_len, cons
     (void)event, (void)event_len;
     if (s->failed || s->super.complete)
         return;
+    /* The event's values live in the per-thread JSON arena until its last emit returns. */
+    int scope = gyre_json_arena_enter();
     cJSON *ev = parse_whole(data, data_len);
     if (!cJSON_IsObject(ev))
         stream_fail(s, 502, "bad_upstream_response", "%s", "the Anthropic stream sent an event that is not JSON");
     else
         stream_event(s, ev);
     cJSON_Delete(ev);
+    if (scope)
+        gyre_json_arena_end();
 }
 
 static gyre_dialect_stream_t *anthropic_stream_create(const gyre_chat_call_t *call)
@@ -1056,25 +1038,22 @@ static gyre_dialect_stream_t *anthropic_stream_create(const gyre_chat_call_t *ca
     gyre_sse_init(&s->sse, ANTHROPIC_EVENT_BOUND, stream_event_cb, s);
     s->id = gyre_strdup(call->id != NULL ? call->id : "");
     s->created = call->created;
-    s->include_usage = call->include_usage;
     gyre_buf_init(&s->model, 1024);
-    gyre_buf_init(&s->ev, ANTHROPIC_OUT_EVENT_BOUND);
-    gyre_buf_init(&s->delta, ANTHROPIC_OUT_EVENT_BOUND);
     return &s->super;
 }
 
-static int anthropic_stream_feed(gyre_dialect_stream_t *super, const char *bytes, size_t len, gyre_buf_t *out,
-                                 gyre_api_error_t *err)
+static int anthropic_stream_feed(gyre_dialect_stream_t *super, const char *bytes, size_t len,
+                                 const gyre_event_sink_t *sink, gyre_api_error_t *err)
 {
     anthropic_stream_t *s = (anthropic_stream_t *)super;
     if (!s->failed && !s->super.complete) {
-        s->out = out;
+        s->sink = sink;
         /* Bytes after message_stop do not matter, even ones past the bound. */
         if (gyre_sse_feed(&s->sse, bytes, len) != 0 && !s->super.complete)
             stream_fail(s, 502, "bad_upstream_response", "%s",
                         "the Anthropic stream sent an event larger than gyre's bound (4 MiB, or 256 bytes for an "
                         "event name)");
-        s->out = NULL;
+        s->sink = NULL;
     }
     if (s->failed) {
         *err = s->error;
@@ -1090,8 +1069,6 @@ static void anthropic_stream_destroy(gyre_dialect_stream_t *super)
         return;
     gyre_sse_dispose(&s->sse);
     gyre_buf_dispose(&s->model);
-    gyre_buf_dispose(&s->ev);
-    gyre_buf_dispose(&s->delta);
     free(s->id);
     free(s);
 }
@@ -1724,16 +1701,19 @@ int gyre_anthropic_error_event(const gyre_api_error_t *err, gyre_buf_t *out)
 }
 
 /* ========================================================================== */
-/* Client dialect: OpenAI chunks → Anthropic events                           */
+/* Client dialect: events → Anthropic events                                  */
 /* ========================================================================== */
 
-struct gyre_anthropic_encoder {
-    gyre_sse_parser_t sse;
-    char *model;      /* the model the client asked for; NULL: the chunks' */
-    gyre_buf_t ev;    /* the event being written */
-    gyre_buf_t frame; /* ... with its event: line, before it goes out whole */
-    gyre_buf_t *out;  /* during a feed */
-    int started;      /* message_start is out */
+/*
+ * The encoder of gyre_client_anthropic: it lives in the bytes its caller
+ * gives it (encoder_size) and writes each Anthropic event straight into the
+ * output, "event: NAME\ndata: JSON\n\n"; one encode call appends whole
+ * events or, when the output is full, nothing.
+ */
+typedef struct anthropic_encoder {
+    const char *model; /* the model to name when the answer named none (the call's; it outlives the encoder) */
+    const char *id;    /* the id to use when the answer has none */
+    int started;       /* message_start is out */
     block_kind_t block;
     long long nblocks;       /* content blocks started */
     long long tool_index;    /* OpenAI's index of the open tool block */
@@ -1742,267 +1722,293 @@ struct gyre_anthropic_encoder {
     long long input, output, cached;
     int delta_sent; /* message_delta is out */
     int complete;   /* message_stop is out */
-    int failed;     /* an error event is out */
-};
+    int failed;     /* an error event is out, or the output was full */
+} anthropic_encoder_t;
 
-/* Appends one event, "event: NAME\ndata: JSON\n\n", whole or not at all. */
-static void encoder_emit(gyre_anthropic_encoder_t *e, const char *name)
+/* A decimal integer, without printf: the encoder writes one or two per event. */
+static int append_ll(gyre_buf_t *out, long long v)
 {
-    if (e->failed)
-        return;
-    gyre_buf_reset(&e->frame);
-    int r = gyre_buf_appendf(&e->frame, "event: %s\ndata: ", name);
-    r |= gyre_buf_append(&e->frame, e->ev.base, e->ev.len);
-    r |= gyre_buf_appends(&e->frame, "\n\n");
-    if (r != 0 || gyre_buf_append(e->out, e->frame.base, e->frame.len) != 0)
-        e->failed = 1; /* the client's buffer is full: nothing more can be said */
+    char tmp[24];
+    size_t n = 0;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do
+        tmp[sizeof(tmp) - ++n] = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0)
+        tmp[sizeof(tmp) - ++n] = '-';
+    return gyre_buf_append(out, tmp + sizeof(tmp) - n, n);
 }
 
-static void encoder_fail(gyre_anthropic_encoder_t *e, int status, const char *message)
+static int frame_open(gyre_buf_t *out, const char *name)
 {
-    if (e->failed)
-        return;
-    gyre_api_error_t err;
-    gyre_api_error_set(&err, status, "upstream_error", NULL, NULL, "%s", message);
-    gyre_buf_reset(&e->ev);
-    gyre_anthropic_error_to_json(&err, &e->ev);
-    encoder_emit(e, "error");
-    e->failed = 1;
+    int r = gyre_buf_appends(out, "event: ");
+    r |= gyre_buf_appends(out, name);
+    r |= gyre_buf_appends(out, "\ndata: ");
+    return r;
 }
 
-static void encoder_start(gyre_anthropic_encoder_t *e, const cJSON *chunk)
+/* "chatcmpl-abc" → "msg_abc", as a JSON string. */
+static int append_message_id(gyre_buf_t *out, const char *id, size_t len)
+{
+    if (len >= 9 && memcmp(id, "chatcmpl-", 9) == 0)
+        id += 9, len -= 9;
+    size_t at = out->len;
+    int r = gyre_buf_append_json_string(out, id, len);
+    r |= gyre_buf_append(out, "msg_", 4); /* room for the prefix... */
+    if (r != 0)
+        return -1;
+    /* ...moved in behind the opening quote. */
+    memmove(out->base + at + 5, out->base + at + 1, out->len - at - 5);
+    memcpy(out->base + at + 1, "msg_", 4);
+    return 0;
+}
+
+static int encoder_start(anthropic_encoder_t *e, gyre_str_t id, gyre_str_t model, gyre_buf_t *out)
 {
     if (e->started)
-        return;
+        return 0;
     e->started = 1;
-    const char *model = e->model != NULL ? e->model : get_str(chunk, "model");
-    gyre_buf_t id;
-    gyre_buf_init(&id, ANTHROPIC_JOIN_BOUND);
-    message_id(&id, get_str(chunk, "id"));
-    gyre_buf_reset(&e->ev);
-    gyre_buf_appends(&e->ev, "{\"type\":\"message_start\",\"message\":{\"id\":");
-    gyre_buf_append_json_string(&e->ev, id.base, id.len);
-    gyre_buf_appends(&e->ev, ",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
-    gyre_buf_append_json_string(&e->ev, model != NULL ? model : "", model != NULL ? strlen(model) : 0);
-    gyre_buf_appendf(&e->ev,
-                     ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,"
-                     "\"usage\":{\"input_tokens\":%lld,\"output_tokens\":0}}}",
-                     e->has_usage ? e->input - e->cached : 0);
-    gyre_buf_dispose(&id);
-    encoder_emit(e, "message_start");
+    if (model.len == 0 && e->model != NULL)
+        model = str_of(e->model);
+    if (id.len == 0 && e->id != NULL)
+        id = str_of(e->id);
+    int r = frame_open(out, "message_start");
+    r |= gyre_buf_appends(out, "{\"type\":\"message_start\",\"message\":{\"id\":");
+    r |= append_message_id(out, id.p, id.len);
+    r |= gyre_buf_appends(out, ",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
+    r |= gyre_buf_append_json_string(out, model.p, model.len);
+    r |= gyre_buf_appendf(out,
+                          ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,"
+                          "\"usage\":{\"input_tokens\":%lld,\"output_tokens\":0}}}\n\n",
+                          e->has_usage ? e->input - e->cached : 0);
+    return r;
 }
 
-static void encoder_close_block(gyre_anthropic_encoder_t *e)
+static int encoder_close_block(anthropic_encoder_t *e, gyre_buf_t *out)
 {
     if (e->block == BLOCK_NONE)
-        return;
-    gyre_buf_reset(&e->ev);
-    gyre_buf_appendf(&e->ev, "{\"type\":\"content_block_stop\",\"index\":%lld}", e->nblocks - 1);
-    encoder_emit(e, "content_block_stop");
+        return 0;
     e->block = BLOCK_NONE;
+    int r = frame_open(out, "content_block_stop");
+    r |= gyre_buf_appendf(out, "{\"type\":\"content_block_stop\",\"index\":%lld}\n\n", e->nblocks - 1);
+    return r;
 }
 
-static void encoder_text(gyre_anthropic_encoder_t *e, const char *text)
+static int encoder_text(anthropic_encoder_t *e, gyre_str_t text, gyre_buf_t *out)
 {
+    int r = 0;
     if (e->block != BLOCK_TEXT) {
-        encoder_close_block(e);
-        gyre_buf_reset(&e->ev);
-        gyre_buf_appendf(&e->ev,
-                         "{\"type\":\"content_block_start\",\"index\":%lld,"
-                         "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}",
-                         e->nblocks++);
-        encoder_emit(e, "content_block_start");
+        r |= encoder_close_block(e, out);
+        r |= frame_open(out, "content_block_start");
+        r |= gyre_buf_appendf(out,
+                              "{\"type\":\"content_block_start\",\"index\":%lld,"
+                              "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+                              e->nblocks++);
         e->block = BLOCK_TEXT;
     }
-    gyre_buf_reset(&e->ev);
-    gyre_buf_appendf(&e->ev,
-                     "{\"type\":\"content_block_delta\",\"index\":%lld,\"delta\":{\"type\":\"text_delta\",\"text\":",
-                     e->nblocks - 1);
-    gyre_buf_append_json_string(&e->ev, text, strlen(text));
-    gyre_buf_appends(&e->ev, "}}");
-    encoder_emit(e, "content_block_delta");
+    /* The event a stream is mostly made of, in as few appends as it takes. */
+    static const char head[] = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":";
+    static const char mid[] = ",\"delta\":{\"type\":\"text_delta\",\"text\":";
+    r |= gyre_buf_reserve(out, sizeof(head) + sizeof(mid) + 24 + text.len + 8);
+    r |= gyre_buf_append(out, head, sizeof(head) - 1);
+    r |= append_ll(out, e->nblocks - 1);
+    r |= gyre_buf_append(out, mid, sizeof(mid) - 1);
+    r |= gyre_buf_append_json_string(out, text.p, text.len);
+    r |= gyre_buf_append(out, "}}\n\n", 4);
+    return r;
 }
 
-static void encoder_tool_call(gyre_anthropic_encoder_t *e, const cJSON *tc)
+static int encoder_error(anthropic_encoder_t *e, const gyre_api_error_t *err, gyre_buf_t *out)
 {
-    long long index = count_of(get(tc, "index"));
-    const cJSON *fn = get(tc, "function");
-    const char *id = get_str(tc, "id"), *name = get_str(fn, "name"), *args = get_str(fn, "arguments");
-    if (e->block != BLOCK_TOOL || index != e->tool_index) {
-        if (id == NULL && name == NULL) {
+    e->failed = 1;
+    return gyre_anthropic_error_event(err, out);
+}
+
+static int encoder_tool(anthropic_encoder_t *e, const gyre_event_t *ev, gyre_buf_t *out)
+{
+    int r = 0;
+    if (e->block != BLOCK_TOOL || ev->index != e->tool_index) {
+        if (ev->type == GYRE_EVENT_TOOL_ARGS) {
             /* Arguments for a call whose block is closed: Anthropic's blocks
              * cannot interleave, so this cannot be said faithfully. */
-            encoder_fail(e, 502, "the provider interleaved the arguments of parallel tool calls");
-            return;
+            gyre_api_error_t err;
+            gyre_api_error_set(&err, 502, "upstream_error", NULL, NULL, "%s",
+                               "the provider interleaved the arguments of parallel tool calls");
+            return encoder_error(e, &err, out);
         }
-        encoder_close_block(e);
-        gyre_buf_reset(&e->ev);
-        gyre_buf_appendf(&e->ev,
-                         "{\"type\":\"content_block_start\",\"index\":%lld,\"content_block\":"
-                         "{\"type\":\"tool_use\",\"id\":",
-                         e->nblocks++);
-        gyre_buf_append_json_string(&e->ev, id != NULL ? id : "", id != NULL ? strlen(id) : 0);
-        gyre_buf_appends(&e->ev, ",\"name\":");
-        gyre_buf_append_json_string(&e->ev, name != NULL ? name : "", name != NULL ? strlen(name) : 0);
-        gyre_buf_appends(&e->ev, ",\"input\":{}}}");
-        encoder_emit(e, "content_block_start");
+        r |= encoder_close_block(e, out);
+        r |= frame_open(out, "content_block_start");
+        r |= gyre_buf_appendf(out,
+                              "{\"type\":\"content_block_start\",\"index\":%lld,\"content_block\":"
+                              "{\"type\":\"tool_use\",\"id\":",
+                              e->nblocks++);
+        r |= gyre_buf_append_json_string(out, ev->id.p, ev->id.len);
+        r |= gyre_buf_appends(out, ",\"name\":");
+        r |= gyre_buf_append_json_string(out, ev->name.p, ev->name.len);
+        r |= gyre_buf_appends(out, ",\"input\":{}}}\n\n");
         e->block = BLOCK_TOOL;
-        e->tool_index = index;
+        e->tool_index = ev->index;
     }
-    if (args != NULL && args[0] != '\0') {
-        gyre_buf_reset(&e->ev);
-        gyre_buf_appendf(&e->ev,
-                         "{\"type\":\"content_block_delta\",\"index\":%lld,"
-                         "\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":",
-                         e->nblocks - 1);
-        gyre_buf_append_json_string(&e->ev, args, strlen(args));
-        gyre_buf_appends(&e->ev, "}}");
-        encoder_emit(e, "content_block_delta");
+    if (ev->text.len != 0) {
+        r |= frame_open(out, "content_block_delta");
+        r |= gyre_buf_appends(out, "{\"type\":\"content_block_delta\",\"index\":");
+        r |= append_ll(out, e->nblocks - 1);
+        r |= gyre_buf_appends(out, ",\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":");
+        r |= gyre_buf_append_json_string(out, ev->text.p, ev->text.len);
+        r |= gyre_buf_appends(out, "}}\n\n");
     }
+    return r;
 }
 
-static void encoder_message_delta(gyre_anthropic_encoder_t *e)
+/* message_delta carries the stop reason and the usage: it goes out once both are known, or at the end. */
+static int encoder_message_delta(anthropic_encoder_t *e, gyre_buf_t *out)
 {
     if (e->delta_sent)
-        return;
+        return 0;
     e->delta_sent = 1;
-    gyre_buf_reset(&e->ev);
-    gyre_buf_appends(&e->ev, "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":");
     const char *reason = e->stop_reason != NULL ? e->stop_reason : "end_turn";
-    gyre_buf_append_json_string(&e->ev, reason, strlen(reason));
-    gyre_buf_appends(&e->ev, ",\"stop_sequence\":null},\"usage\":{");
+    int r = frame_open(out, "message_delta");
+    r |= gyre_buf_appends(out, "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":");
+    r |= gyre_buf_append_json_string(out, reason, strlen(reason));
+    r |= gyre_buf_appends(out, ",\"stop_sequence\":null},\"usage\":{");
     if (e->has_usage)
-        gyre_buf_appendf(&e->ev,
-                         "\"input_tokens\":%lld,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":%lld,",
-                         e->input - e->cached > 0 ? e->input - e->cached : 0, e->cached);
-    gyre_buf_appendf(&e->ev, "\"output_tokens\":%lld}}", e->output);
-    encoder_emit(e, "message_delta");
+        r |= gyre_buf_appendf(out,
+                              "\"input_tokens\":%lld,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":%lld,",
+                              e->input - e->cached > 0 ? e->input - e->cached : 0, e->cached);
+    r |= gyre_buf_appendf(out, "\"output_tokens\":%lld}}\n\n", e->output);
+    return r;
 }
 
-static void encoder_done(gyre_anthropic_encoder_t *e)
+static int encoder_done(anthropic_encoder_t *e, gyre_buf_t *out)
 {
-    encoder_start(e, NULL);
-    encoder_close_block(e);
-    encoder_message_delta(e);
-    gyre_buf_reset(&e->ev);
-    gyre_buf_appends(&e->ev, "{\"type\":\"message_stop\"}");
-    encoder_emit(e, "message_stop");
-    if (!e->failed)
+    static const gyre_str_t none = {"", 0};
+    int r = encoder_start(e, none, none, out);
+    r |= encoder_close_block(e, out);
+    r |= encoder_message_delta(e, out);
+    r |= frame_open(out, "message_stop");
+    r |= gyre_buf_appends(out, "{\"type\":\"message_stop\"}\n\n");
+    if (r == 0)
         e->complete = 1;
+    return r;
 }
 
-/* An OpenAI error event → Anthropic's, with the type its OpenAI type suggests. */
-static void encoder_upstream_error(gyre_anthropic_encoder_t *e, const cJSON *error)
+static void anthropic_encoder_init(void *enc, const gyre_client_call_t *call)
 {
-    const char *type = get_str(error, "type"), *code = get_str(error, "code");
-    const char *message = get_str(error, "message");
-    int status = str_is(type, "invalid_request_error")                                     ? 400
-                 : str_is(type, "authentication_error")                                    ? 401
-                 : str_is(type, "permission_error")                                        ? 403
-                 : str_is(type, "rate_limit_error") || str_is(code, "rate_limit_exceeded") ? 429
-                 : str_is(type, "overloaded_error")                                        ? 529
-                                                                                           : 500;
-    gyre_api_error_t err;
-    gyre_api_error_set(&err, status, "upstream_error", NULL, NULL, "%s",
-                       message != NULL && message[0] != '\0' ? message : "the provider's stream ended with an error");
-    gyre_buf_reset(&e->ev);
-    gyre_anthropic_error_to_json(&err, &e->ev);
-    encoder_emit(e, "error");
-    e->failed = 1;
-}
-
-static void encoder_chunk(gyre_anthropic_encoder_t *e, const cJSON *chunk)
-{
-    const cJSON *error = get(chunk, "error");
-    if (error != NULL) {
-        encoder_upstream_error(e, error);
-        return;
-    }
-    const cJSON *usage = get(chunk, "usage");
-    if (cJSON_IsObject(usage)) {
-        e->has_usage = 1;
-        e->input = count_of(get(usage, "prompt_tokens"));
-        e->output = count_of(get(usage, "completion_tokens"));
-        e->cached = count_of(get(get(usage, "prompt_tokens_details"), "cached_tokens"));
-        if (e->cached > e->input)
-            e->cached = e->input;
-    }
-    encoder_start(e, chunk);
-    const cJSON *choices = get(chunk, "choices");
-    const cJSON *choice = cJSON_IsArray(choices) ? choices->child : NULL;
-    const cJSON *delta = get(choice, "delta");
-    const char *text = get_str(delta, "content");
-    if (text != NULL && text[0] != '\0')
-        encoder_text(e, text);
-    const cJSON *calls = get(delta, "tool_calls");
-    for (const cJSON *tc = cJSON_IsArray(calls) ? calls->child : NULL; tc != NULL && !e->failed; tc = tc->next)
-        encoder_tool_call(e, tc);
-    const char *finish = get_str(choice, "finish_reason");
-    if (finish != NULL && e->stop_reason == NULL) {
-        e->stop_reason = stop_reason_of(finish);
-        encoder_close_block(e);
-    }
-    /* The usage chunk comes after the finish_reason one, and message_delta
-     * carries both: it goes out once both are known, or at [DONE]. */
-    if (e->stop_reason != NULL && e->has_usage)
-        encoder_message_delta(e);
-}
-
-static void encoder_event_cb(void *ctx, const char *event, size_t event_len, const char *data, size_t data_len)
-{
-    gyre_anthropic_encoder_t *e = ctx;
-    (void)event, (void)event_len;
-    if (e->failed || e->complete)
-        return;
-    if (data_len == 6 && memcmp(data, "[DONE]", 6) == 0) {
-        encoder_done(e);
-        return;
-    }
-    cJSON *chunk = parse_whole(data, data_len);
-    if (!cJSON_IsObject(chunk))
-        encoder_fail(e, 502, "the provider's stream sent an event that is not JSON");
-    else
-        encoder_chunk(e, chunk);
-    cJSON_Delete(chunk);
-}
-
-gyre_anthropic_encoder_t *gyre_anthropic_encoder_create(const char *model)
-{
-    gyre_anthropic_encoder_t *e = gyre_calloc(1, sizeof(*e));
-    gyre_sse_init(&e->sse, ANTHROPIC_EVENT_BOUND, encoder_event_cb, e);
-    e->model = model != NULL ? gyre_strdup(model) : NULL;
-    gyre_buf_init(&e->ev, ANTHROPIC_OUT_EVENT_BOUND);
-    gyre_buf_init(&e->frame, ANTHROPIC_OUT_EVENT_BOUND);
+    anthropic_encoder_t *e = enc;
+    memset(e, 0, sizeof(*e));
+    e->model = call->model;
+    e->id = call->id;
     e->tool_index = -1;
-    return e;
 }
 
-int gyre_anthropic_encoder_feed(gyre_anthropic_encoder_t *e, const char *bytes, size_t len, gyre_buf_t *out)
+static int anthropic_encode(void *enc, const gyre_event_t *ev, gyre_buf_t *out)
 {
-    if (!e->failed && !e->complete) {
-        e->out = out;
-        /* Bytes after [DONE] do not matter, even ones past the bound. */
-        if (gyre_sse_feed(&e->sse, bytes, len) != 0 && !e->complete)
-            encoder_fail(e, 502,
-                         "the provider's stream sent an event larger than gyre's bound (4 MiB, or 256 "
-                         "bytes for an event name)");
-        e->out = NULL;
+    anthropic_encoder_t *e = enc;
+    static const gyre_str_t none = {"", 0};
+    if (e->failed || e->complete || ev->choice != 0)
+        return 0; /* the Messages API has one answer per request */
+    size_t start = out->len;
+    int r = 0;
+    switch (ev->type) {
+    case GYRE_EVENT_START: r = encoder_start(e, ev->id, ev->model, out); break;
+    case GYRE_EVENT_TEXT:
+        r |= encoder_start(e, none, none, out);
+        r |= encoder_text(e, ev->text, out);
+        break;
+    case GYRE_EVENT_TOOL_START:
+    case GYRE_EVENT_TOOL_ARGS:
+        r |= encoder_start(e, none, none, out);
+        r |= encoder_tool(e, ev, out);
+        break;
+    case GYRE_EVENT_FINISH:
+        r |= encoder_start(e, none, none, out);
+        if (e->stop_reason == NULL) {
+            e->stop_reason = stop_reason_of(ev->finish_reason);
+            r |= encoder_close_block(e, out);
+        }
+        if (e->has_usage)
+            r |= encoder_message_delta(e, out);
+        break;
+    case GYRE_EVENT_USAGE:
+        e->has_usage = 1;
+        e->input = ev->usage.input_tokens;
+        e->output = ev->usage.output_tokens;
+        e->cached = ev->usage.cached_tokens < e->input ? ev->usage.cached_tokens : e->input;
+        r |= encoder_start(e, none, none, out);
+        if (e->stop_reason != NULL)
+            r |= encoder_message_delta(e, out);
+        break;
+    case GYRE_EVENT_ERROR: r = encoder_error(e, ev->error, out); break;
+    case GYRE_EVENT_DONE: r = encoder_done(e, out); break;
+    case GYRE_EVENT_CHUNK: break;
     }
-    return e->failed ? -1 : 0;
+    if (r != 0) {
+        /* The client's buffer is full: nothing more can be said. */
+        out->len = start;
+        if (out->base != NULL)
+            out->base[start] = '\0';
+        e->failed = 1;
+        return -1;
+    }
+    return 0;
 }
 
-int gyre_anthropic_encoder_complete(const gyre_anthropic_encoder_t *e)
+static int anthropic_encoder_complete(const void *enc)
 {
-    return e->complete;
+    return ((const anthropic_encoder_t *)enc)->complete;
 }
 
-void gyre_anthropic_encoder_destroy(gyre_anthropic_encoder_t *e)
+/* --- the table entry -------------------------------------------------------- */
+
+static int anthropic_client_parse(const char *body, size_t len, gyre_client_request_t *out, gyre_api_error_t *err)
 {
-    if (e == NULL)
-        return;
-    gyre_sse_dispose(&e->sse);
-    gyre_buf_dispose(&e->ev);
-    gyre_buf_dispose(&e->frame);
-    free(e->model);
-    free(e);
+    memset(out, 0, sizeof(*out));
+    cJSON *json = gyre_anthropic_parse_request(body, len, err);
+    if (json == NULL)
+        return -1;
+    cJSON *pivot = gyre_anthropic_request_to_openai(json, err);
+    if (pivot == NULL) {
+        cJSON_Delete(json);
+        return -1;
+    }
+    out->pivot = pivot;
+    out->model = get_str(pivot, "model");
+    out->stream = cJSON_IsTrue(get(json, "stream"));
+    out->include_usage = 1; /* Anthropic's events always carry it */
+    if (gyre_json_find_member(body, len, "model", &out->model_start, &out->model_end) != 0)
+        out->model_start = out->model_end = 0;
+    cJSON_Delete(json);
+    return 0;
 }
+
+static int anthropic_client_response(const gyre_client_call_t *call, const char *completion, size_t len,
+                                     gyre_buf_t *out, gyre_api_error_t *err)
+{
+    (void)call;
+    return gyre_anthropic_response_from_openai(completion, len, out, err);
+}
+
+static int anthropic_stream_ends(const char *event, size_t event_len, const char *data, size_t data_len)
+{
+    (void)data, (void)data_len;
+    return (event_len == 12 && memcmp(event, "message_stop", 12) == 0) ||
+           (event_len == 5 && memcmp(event, "error", 5) == 0);
+}
+
+const gyre_client_dialect_t gyre_client_anthropic = {
+    .name = "anthropic",
+    .path = "/v1/messages",
+    .native = GYRE_KIND_BIT(GYRE_PROVIDER_ANTHROPIC),
+    .served = GYRE_KINDS_ALL,
+    .parse = anthropic_client_parse,
+    .response = anthropic_client_response,
+    .encoder_size = sizeof(anthropic_encoder_t),
+    .encoder_init = anthropic_encoder_init,
+    .encode = anthropic_encode,
+    .encoder_dispose = NULL,
+    .encoder_complete = anthropic_encoder_complete,
+    .error_body = gyre_anthropic_error_to_json,
+    .error_event = gyre_anthropic_error_event,
+    .stream_ends = anthropic_stream_ends,
+    .request_id_header = "request-id", /* Anthropic's answers carry their id so, which its SDK reports */
+};

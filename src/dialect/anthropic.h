@@ -40,22 +40,12 @@ cJSON *gyre_anthropic_request_to_openai(const cJSON *messages_req, gyre_api_erro
 int gyre_anthropic_response_from_openai(const char *openai, size_t len, gyre_buf_t *out, gyre_api_error_t *err);
 
 /*
- * OpenAI chunk stream → Anthropic event stream: message_start,
- * content_block_start/delta/stop (text_delta, input_json_delta for tool
- * calls), message_delta with stop_reason and usage, message_stop.  Fed the
- * OpenAI SSE bytes as they come; appends "event: NAME\ndata: {...}\n\n".
- * An OpenAI error event becomes an Anthropic `error` event.
+ * The stream side of /v1/messages is gyre_client_anthropic (dialect/client.h):
+ * structured events → message_start, content_block_start/delta/stop
+ * (text_delta, input_json_delta for tool calls), message_delta with
+ * stop_reason and usage, message_stop; an ERROR event becomes an Anthropic
+ * `error` event.
  */
-typedef struct gyre_anthropic_encoder gyre_anthropic_encoder_t;
-gyre_anthropic_encoder_t *gyre_anthropic_encoder_create(const char *model);
-/* Returns 0, or -1 when the input cannot be read or was an OpenAI error
- * event (then `out` ends with an Anthropic error event, unless `out` itself
- * was full); after -1 the encoder writes nothing more.  Bytes after [DONE]
- * are ignored. */
-int gyre_anthropic_encoder_feed(gyre_anthropic_encoder_t *e, const char *bytes, size_t len, gyre_buf_t *out);
-/* Whether message_stop has been written. */
-int gyre_anthropic_encoder_complete(const gyre_anthropic_encoder_t *e);
-void gyre_anthropic_encoder_destroy(gyre_anthropic_encoder_t *e);
 
 /* {"type":"error","error":{"type":...,"message":...}} with Anthropic's type for err->status
  * (400 invalid_request_error, 401 authentication_error, 403 permission_error,

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/json.h"
 #include "common/wire.h"
 #include "dialect/dialect.h"
 #include "dialect/eventstream.h"
@@ -668,13 +669,12 @@ typedef struct bedrock_stream {
     gyre_eventstream_decoder_t decoder;
     char *id, *model; /* owned copies */
     long long created;
-    int include_usage;
-    int started;  /* the role chunk was sent */
-    int finished; /* the finish chunk was sent */
+    int started;  /* START was sent */
+    int finished; /* FINISH was sent */
     /* contentBlockIndex of each tool-use block, in order: a block's place here is its OpenAI tool-call index. */
     long long *tool_blocks;
     size_t ntools;
-    gyre_buf_t *out;        /* while feeding */
+    const gyre_event_sink_t *sink; /* while feeding */
     gyre_api_error_t error; /* why the stream failed: every feed after the first failure reports it again */
 } bedrock_stream_t;
 
@@ -685,30 +685,27 @@ static int fail(bedrock_stream_t *s, const char *message)
     return -EPROTO;
 }
 
-static int chunk_open(bedrock_stream_t *s)
+/* Sends one event: 0, or -ENOSPC when its consumer cannot take it. */
+static int emit(bedrock_stream_t *s, const gyre_event_t *ev)
 {
-    int r = gyre_buf_appends(s->out, "data: ");
-    r |= append_head(s->out, "chat.completion.chunk", s->id, s->created, s->model);
-    r |= gyre_buf_appends(s->out, ",\"choices\":[{\"index\":0,\"delta\":");
-    return r;
+    return s->sink->emit(s->sink->ctx, ev) != 0 ? -ENOSPC : 0;
 }
 
-static int chunk_close(bedrock_stream_t *s, const char *finish)
+static gyre_str_t str_of(const cJSON *v)
 {
-    if (finish == NULL)
-        return gyre_buf_appends(s->out, ",\"finish_reason\":null}]}\n\n");
-    return gyre_buf_appendf(s->out, ",\"finish_reason\":\"%s\"}]}\n\n", finish);
+    return cJSON_IsString(v) ? (gyre_str_t){v->valuestring, strlen(v->valuestring)} : (gyre_str_t){"", 0};
 }
 
-static int chunk_role(bedrock_stream_t *s)
+static int event_start(bedrock_stream_t *s)
 {
     if (s->started)
         return 0;
     s->started = 1;
-    int r = chunk_open(s);
-    r |= gyre_buf_appends(s->out, "{\"role\":\"assistant\",\"content\":\"\"}");
-    r |= chunk_close(s, NULL);
-    return r;
+    gyre_event_t ev = {.type = GYRE_EVENT_START,
+                       .id = {s->id, strlen(s->id)},
+                       .model = {s->model, strlen(s->model)},
+                       .created = s->created};
+    return emit(s, &ev);
 }
 
 static long long tool_index_of(const bedrock_stream_t *s, long long block)
@@ -734,42 +731,35 @@ static int on_block_start(bedrock_stream_t *s, const cJSON *ev)
         return fail(s, "Bedrock's answer opened more tool calls than gyre follows (1024)");
     s->tool_blocks = gyre_realloc(s->tool_blocks, (s->ntools + 1) * sizeof(s->tool_blocks[0]));
     s->tool_blocks[s->ntools] = block_index(ev);
-    const cJSON *id = get(use, "toolUseId"), *name = get(use, "name");
-    int r = chunk_role(s);
-    r |= chunk_open(s);
-    r |= gyre_buf_appendf(s->out, "{\"tool_calls\":[{\"index\":%zu,\"id\":", s->ntools++);
-    r |= append_str(s->out, cJSON_IsString(id) ? id->valuestring : "");
-    r |= gyre_buf_appends(s->out, ",\"type\":\"function\",\"function\":{\"name\":");
-    r |= append_str(s->out, cJSON_IsString(name) ? name->valuestring : "");
-    r |= gyre_buf_appends(s->out, ",\"arguments\":\"\"}}]}");
-    r |= chunk_close(s, NULL);
-    return r;
+    int r = event_start(s);
+    if (r != 0)
+        return r;
+    gyre_event_t tool = {.type = GYRE_EVENT_TOOL_START,
+                         .index = (int)s->ntools++,
+                         .id = str_of(get(use, "toolUseId")),
+                         .name = str_of(get(use, "name")),
+                         .text = {"", 0}};
+    return emit(s, &tool);
 }
 
 static int on_block_delta(bedrock_stream_t *s, const cJSON *ev)
 {
     const cJSON *delta = get(ev, "delta"), *text = get(delta, "text");
     const cJSON *input = get(get(delta, "toolUse"), "input");
-    int r = 0;
     if (cJSON_IsString(text) && text->valuestring[0] != '\0') {
-        r |= chunk_role(s);
-        r |= chunk_open(s);
-        r |= gyre_buf_appends(s->out, "{\"content\":");
-        r |= append_str(s->out, text->valuestring);
-        r |= gyre_buf_appends(s->out, "}");
-        r |= chunk_close(s, NULL);
-    } else if (cJSON_IsString(input) && input->valuestring[0] != '\0') {
+        int r = event_start(s);
+        gyre_event_t t = {.type = GYRE_EVENT_TEXT, .text = str_of(text)};
+        return r != 0 ? r : emit(s, &t);
+    }
+    if (cJSON_IsString(input) && input->valuestring[0] != '\0') {
         long long k = tool_index_of(s, block_index(ev));
         if (k < 0)
             return fail(s, "Bedrock sent tool input for a content block that is not a tool call");
-        r |= chunk_open(s);
-        r |= gyre_buf_appendf(s->out, "{\"tool_calls\":[{\"index\":%lld,\"function\":{\"arguments\":", k);
-        r |= append_str(s->out, input->valuestring);
-        r |= gyre_buf_appends(s->out, "}}]}");
-        r |= chunk_close(s, NULL);
+        gyre_event_t args = {.type = GYRE_EVENT_TOOL_ARGS, .index = (int)k, .text = str_of(input)};
+        return emit(s, &args);
     }
-    /* reasoningContent and citation deltas have no place in a chat.completion.chunk. */
-    return r;
+    /* reasoningContent and citation deltas have no place in a chat answer. */
+    return 0;
 }
 
 static int on_message_stop(bedrock_stream_t *s, const cJSON *ev)
@@ -778,24 +768,36 @@ static int on_message_stop(bedrock_stream_t *s, const cJSON *ev)
         return 0;
     s->finished = 1;
     const cJSON *reason = get(ev, "stopReason");
-    int r = chunk_role(s);
-    r |= chunk_open(s);
-    r |= gyre_buf_appends(s->out, "{}");
-    r |= chunk_close(s, finish_reason_of(cJSON_IsString(reason) ? reason->valuestring : NULL));
-    return r;
+    int r = event_start(s);
+    gyre_event_t fin = {.type = GYRE_EVENT_FINISH,
+                        .finish_reason = finish_reason_of(cJSON_IsString(reason) ? reason->valuestring : NULL)};
+    return r != 0 ? r : emit(s, &fin);
 }
 
+/*
+ * Converse's usage → the event's.  inputTokens leaves out the tokens read
+ * from and written to the prompt cache, while OpenAI's prompt_tokens counts
+ * every prompt token (cached_tokens being a part of it), so they are added.
+ */
 static int on_metadata(bedrock_stream_t *s, const cJSON *ev)
 {
-    int r = 0;
-    if (s->include_usage) {
-        r |= gyre_buf_appends(s->out, "data: ");
-        r |= append_head(s->out, "chat.completion.chunk", s->id, s->created, s->model);
-        r |= gyre_buf_appends(s->out, ",\"choices\":[],\"usage\":");
-        r |= append_usage(s->out, get(ev, "usage"));
-        r |= gyre_buf_appends(s->out, "}\n\n");
-    }
-    r |= gyre_buf_appends(s->out, "data: [DONE]\n\n");
+    const cJSON *usage = get(ev, "usage");
+    long long in = count_of(get(usage, "inputTokens")), outp = count_of(get(usage, "outputTokens"));
+    long long read = count_of(get(usage, "cacheReadInputTokens")),
+              write = count_of(get(usage, "cacheWriteInputTokens"));
+    long long total =
+        get(usage, "totalTokens") != NULL ? count_of(get(usage, "totalTokens")) : in + read + write + outp;
+    gyre_event_t u = {.type = GYRE_EVENT_USAGE,
+                      .usage = {.input_tokens = in + read + write,
+                                .output_tokens = outp,
+                                .total_tokens = total,
+                                .cached_tokens = read,
+                                .cache_write_tokens = write,
+                                .details = GYRE_USAGE_CACHED}};
+    gyre_event_t done = {.type = GYRE_EVENT_DONE};
+    int r = emit(s, &u);
+    if (r == 0)
+        r = emit(s, &done);
     s->super.complete = 1;
     return r;
 }
@@ -857,8 +859,9 @@ static int on_message(void *ctx, const gyre_eventstream_msg_t *m)
             which = i;
     if (which == sizeof(names) / sizeof(names[0]))
         return 0; /* contentBlockStop, and events yet to come */
+    /* The event's values live in the per-thread JSON arena until its last emit returns. */
+    int scope = gyre_json_arena_enter();
     cJSON *ev = cJSON_ParseWithLength((const char *)m->payload, m->payload_len);
-    size_t start = s->out->len;
     int r;
     if (!cJSON_IsObject(ev)) {
         gyre_api_error_set(&s->error, 502, "upstream_error", NULL, NULL,
@@ -866,7 +869,7 @@ static int on_message(void *ctx, const gyre_eventstream_msg_t *m)
         r = -EPROTO;
     } else {
         switch (which) {
-        case 0: r = chunk_role(s); break;
+        case 0: r = event_start(s); break;
         case 1: r = on_block_start(s, ev); break;
         case 2: r = on_block_delta(s, ev); break;
         case 3: r = on_message_stop(s, ev); break;
@@ -875,13 +878,9 @@ static int on_message(void *ctx, const gyre_eventstream_msg_t *m)
         if (r != 0 && r != -EPROTO)
             r = fail(s, "the translated Bedrock stream does not fit the output buffer");
     }
-    if (r != 0) {
-        /* No half-written chunk: what is in `out` stays whole events. */
-        s->out->len = start;
-        if (s->out->base != NULL)
-            s->out->base[start] = '\0';
-    }
     cJSON_Delete(ev);
+    if (scope)
+        gyre_json_arena_end();
     return r;
 }
 
@@ -892,17 +891,16 @@ static gyre_dialect_stream_t *bedrock_stream_create(const gyre_chat_call_t *call
     s->id = gyre_strdup(call->id != NULL ? call->id : "");
     s->model = gyre_strdup(call->model != NULL ? call->model : "");
     s->created = call->created;
-    s->include_usage = call->include_usage;
     return &s->super;
 }
 
-static int bedrock_stream_feed(gyre_dialect_stream_t *super, const char *bytes, size_t len, gyre_buf_t *out,
-                               gyre_api_error_t *err)
+static int bedrock_stream_feed(gyre_dialect_stream_t *super, const char *bytes, size_t len,
+                               const gyre_event_sink_t *sink, gyre_api_error_t *err)
 {
     bedrock_stream_t *s = (bedrock_stream_t *)super;
-    s->out = out;
+    s->sink = sink;
     int r = gyre_eventstream_feed(&s->decoder, bytes, len, on_message, s);
-    s->out = NULL;
+    s->sink = NULL;
     if (r == 0)
         return 0;
     if (r == -EBADMSG)

@@ -1,8 +1,9 @@
 /*
  * The dialect table (see dialect.h), and the two providers that speak
  * OpenAI's own API: kind openai (OpenAI and every compatible server) and
- * kind azure (the same bodies behind deployment URLs).  Their answers pass
- * through untouched, so only the request side is here.
+ * kind azure (the same bodies behind deployment URLs).  Their whole answers
+ * pass through untouched; their streams are read into events by the OpenAI
+ * chunk reader (openai_stream.h) when the client or the trace needs them.
  */
 #include "dialect/dialect.h"
 
@@ -12,6 +13,7 @@
 
 #include "common/alloc.h"
 #include "common/wire.h"
+#include "dialect/openai_stream.h"
 
 const gyre_dialect_t *gyre_dialect_for(gyre_provider_kind_t kind)
 {
@@ -113,6 +115,37 @@ static int azure_chat_request(const gyre_chat_call_t *call, gyre_buf_t *path, gy
     return openai_body(call, body, err);
 }
 
+static int openai_native_path(const gyre_provider_conf_t *p, const char *model, size_t model_len, const char *rest,
+                              size_t rest_len, const char *query, size_t query_len, gyre_buf_t *path)
+{
+    (void)p, (void)model, (void)model_len;
+    int r = gyre_buf_append(path, rest, rest_len);
+    if (query_len != 0) {
+        r |= gyre_buf_appends(path, "?");
+        r |= gyre_buf_append(path, query, query_len);
+    }
+    return r != 0 ? -E2BIG : 0;
+}
+
+/* Azure serves every OpenAI path under its deployment: /embeddings → /openai/deployments/D/embeddings?api-version=V
+ * (then the client's own query). */
+static int azure_native_path(const gyre_provider_conf_t *p, const char *model, size_t model_len, const char *rest,
+                             size_t rest_len, const char *query, size_t query_len, gyre_buf_t *path)
+{
+    const char *v = p->api_version != NULL ? p->api_version : "2024-10-21";
+    int r = gyre_buf_appends(path, "/openai/deployments/");
+    if (r == 0 && (r = gyre_wire_append_segment(path, model, model_len)) != 0)
+        return r;
+    r |= gyre_buf_append(path, rest, rest_len);
+    r |= gyre_buf_appends(path, "?api-version=");
+    r |= gyre_wire_append_query_value(path, v, strlen(v));
+    if (query_len != 0) {
+        r |= gyre_buf_appends(path, "&");
+        r |= gyre_buf_append(path, query, query_len);
+    }
+    return r != 0 ? -E2BIG : 0;
+}
+
 static int azure_auth(const gyre_chat_call_t *call, const char *key, const char *host, const char *path,
                       const char *body, size_t body_len, long long now, gyre_buf_t *headers)
 {
@@ -120,12 +153,66 @@ static int azure_auth(const gyre_chat_call_t *call, const char *key, const char 
     return key != NULL ? gyre_buf_appendf(headers, "api-key: %s\r\n", key) : 0;
 }
 
+/* --- streams: OpenAI chunks → events ----------------------------------------- */
+
+/* One SSE event of an OpenAI stream; a chunk is a few hundred bytes, a whole tool call's arguments at most a few
+ * hundred KiB. */
+#define OPENAI_EVENT_MAX ((size_t)4 * 1024 * 1024)
+
+typedef struct openai_stream {
+    gyre_dialect_stream_t super;
+    gyre_openai_reader_t reader;
+} openai_stream_t;
+
+static gyre_dialect_stream_t *openai_stream_create(const gyre_chat_call_t *call)
+{
+    (void)call;
+    openai_stream_t *s = gyre_calloc(1, sizeof(*s));
+    gyre_openai_reader_init(&s->reader, OPENAI_EVENT_MAX);
+    s->reader.strict = 1; /* its events go to a client of another API */
+    return &s->super;
+}
+
+static int openai_stream_feed(gyre_dialect_stream_t *super, const char *bytes, size_t len,
+                              const gyre_event_sink_t *sink, gyre_api_error_t *err)
+{
+    openai_stream_t *s = (openai_stream_t *)super;
+    if (s->super.complete)
+        return 0; /* bytes after [DONE] are not the client's */
+    int r = gyre_openai_reader_feed(&s->reader, bytes, len, sink);
+    s->super.complete = s->reader.done;
+    if (r == 0)
+        return 0;
+    if (r == -EBADMSG)
+        *err = s->reader.error;
+    else if (r == -E2BIG)
+        gyre_api_error_set(err, 502, "upstream_error", "stream_event_too_large", NULL,
+                           "the provider sent a stream event larger than %zu bytes", OPENAI_EVENT_MAX);
+    else
+        gyre_api_error_set(err, 502, "upstream_error", "bad_upstream_response", NULL,
+                           "the translated stream outgrew gyre's buffer");
+    return -1;
+}
+
+static void openai_stream_destroy(gyre_dialect_stream_t *super)
+{
+    openai_stream_t *s = (openai_stream_t *)super;
+    if (s == NULL)
+        return;
+    gyre_openai_reader_dispose(&s->reader);
+    free(s);
+}
+
 const gyre_dialect_t gyre_dialect_openai = {
     .kind = "openai",
     .speaks_openai = 1,
     .chat_request = openai_chat_request,
     .auth_headers = openai_auth,
+    .native_path = openai_native_path,
     .error_message = openai_error_message,
+    .stream_create = openai_stream_create,
+    .stream_feed = openai_stream_feed,
+    .stream_destroy = openai_stream_destroy,
 };
 
 const gyre_dialect_t gyre_dialect_azure = {
@@ -133,5 +220,9 @@ const gyre_dialect_t gyre_dialect_azure = {
     .speaks_openai = 1,
     .chat_request = azure_chat_request,
     .auth_headers = azure_auth,
+    .native_path = azure_native_path,
     .error_message = openai_error_message,
+    .stream_create = openai_stream_create,
+    .stream_feed = openai_stream_feed,
+    .stream_destroy = openai_stream_destroy,
 };

@@ -21,6 +21,7 @@
 
 #include "common/buf.h"
 #include "config/config.h"
+#include "dialect/event.h"
 #include "dialect/openai.h"
 
 /* One chat call as a dialect sees it.  Everything is borrowed. */
@@ -34,8 +35,8 @@ typedef struct gyre_chat_call {
     long long created; /* unix seconds for answers gyre builds itself */
 } gyre_chat_call_t;
 
-/* A provider stream being translated into OpenAI chunks; each dialect's
- * state "inherits" from this by putting it first. */
+/* A provider stream being read into events; each dialect's state
+ * "inherits" from this by putting it first. */
 typedef struct gyre_dialect_stream {
     int complete; /* the provider's stream ended as its protocol says (message_stop, ...) */
 } gyre_dialect_stream_t;
@@ -59,6 +60,18 @@ typedef struct gyre_dialect {
      */
     int (*auth_headers)(const gyre_chat_call_t *call, const char *key, const char *host, const char *path,
                         const char *body, size_t body_len, long long now, gyre_buf_t *headers);
+    /*
+     * The path, after the provider's base path, of a body passed as the
+     * client wrote it (kinds that speak OpenAI; NULL for the others): `rest`
+     * is the OpenAI path after "/v1" ("/chat/completions", "/embeddings", ...),
+     * `query` the client's query (checked already; length 0: none), `model`
+     * the target's model (a call without one never comes here: its path
+     * goes as it came).  OpenAI's is the path itself; Azure's is the model's
+     * deployment.  Returns 0, -EINVAL
+     * when the model cannot be a path segment, -E2BIG when `path` is full.
+     */
+    int (*native_path)(const gyre_provider_conf_t *p, const char *model, size_t model_len, const char *rest,
+                       size_t rest_len, const char *query, size_t query_len, gyre_buf_t *path);
     /* A whole 2xx answer to a non-streaming call → an OpenAI chat.completion JSON object in `out`. */
     int (*chat_response)(const gyre_chat_call_t *call, const char *body, size_t len, gyre_buf_t *out,
                          gyre_api_error_t *err);
@@ -67,17 +80,23 @@ typedef struct gyre_dialect {
      * recognisable message. */
     void (*error_message)(const char *body, size_t len, gyre_buf_t *out);
     /*
-     * Streaming: the provider's body bytes, in pieces as they arrive, become
-     * OpenAI SSE bytes ("data: {chunk}\n\n" ..., "data: [DONE]\n\n" at the
-     * provider's proper end) appended to `out`: a role chunk first, content
-     * and tool-call deltas, a chunk with finish_reason, and the usage chunk
-     * (choices: []) when call->include_usage.  Returns 0, or -1 with `err`
-     * filled when the provider sent an error event or bytes that cannot be
-     * read (the caller ends the client's stream with an error event).
-     * `complete` is set once the provider's stream ended properly.
+     * Streaming: the provider's body bytes, in pieces as they arrive, are
+     * read once into structured events (dialect/event.h) sent to `sink`: a
+     * START (the call's id and created, the provider's model or the call's),
+     * TEXT and tool-call events, FINISH, USAGE (always, when the provider
+     * reported any: the client's encoder decides whether it shows), and DONE
+     * at the provider's proper end.  Nothing is allocated per read or per
+     * event (the JSON of an event is parsed in the per-thread arena).
+     * Returns 0, or -1 with `err` filled when the provider sent an error
+     * event or bytes that cannot be read, or when the sink stopped (then
+     * `err` says the translated stream could not go on); the caller ends the
+     * client's stream with an error event.  `complete` is set once the
+     * provider's stream ended properly.  The openai and azure dialects read
+     * OpenAI chunks (gyre_openai_reader_t) and send each one's data as a
+     * CHUNK event first.
      */
     gyre_dialect_stream_t *(*stream_create)(const gyre_chat_call_t *call);
-    int (*stream_feed)(gyre_dialect_stream_t *s, const char *bytes, size_t len, gyre_buf_t *out,
+    int (*stream_feed)(gyre_dialect_stream_t *s, const char *bytes, size_t len, const gyre_event_sink_t *sink,
                        gyre_api_error_t *err);
     void (*stream_destroy)(gyre_dialect_stream_t *s);
 } gyre_dialect_t;

@@ -29,6 +29,7 @@
 #include <strings.h>
 
 #include "common/alloc.h"
+#include "common/json.h"
 #include "common/wire.h"
 #include "common/sse.h"
 
@@ -40,6 +41,22 @@
 #define get(obj, key) cJSON_GetObjectItemCaseSensitive((obj), (key))
 
 /* --- shared ----------------------------------------------------------------- */
+
+/* The members named `keys` of `o` in one walk, the first of each name as get() finds it; NULL where absent.  A
+ * stream reads a few members of every event: one walk each instead of one per name. */
+static void get_members(const cJSON *o, const char *const *keys, const cJSON **out, size_t n)
+{
+    size_t left = n;
+    for (size_t i = 0; i < n; i++)
+        out[i] = NULL;
+    for (const cJSON *m = o != NULL ? o->child : NULL; m != NULL && m->string != NULL && left != 0; m = m->next)
+        for (size_t i = 0; i < n; i++)
+            if (out[i] == NULL && strcmp(m->string, keys[i]) == 0) {
+                out[i] = m;
+                left--;
+                break;
+            }
+}
 
 /* A token count from the answer, as an integer; anything odd (negative, NaN, absurd) reads as 0 or is capped. */
 static long long count_of(const cJSON *v)
@@ -60,14 +77,17 @@ static void usage_read(gemini_usage_t *u, const cJSON *meta)
 {
     if (!cJSON_IsObject(meta))
         return;
+    static const char *const keys[] = {"promptTokenCount", "candidatesTokenCount", "thoughtsTokenCount",
+                                       "cachedContentTokenCount", "totalTokenCount"};
+    const cJSON *v[5];
+    get_members(meta, keys, v, 5);
     u->seen = 1;
-    u->prompt = count_of(get(meta, "promptTokenCount"));
-    u->candidates = count_of(get(meta, "candidatesTokenCount"));
-    u->thoughts = count_of(get(meta, "thoughtsTokenCount"));
-    u->cached = count_of(get(meta, "cachedContentTokenCount"));
+    u->prompt = count_of(v[0]);
+    u->candidates = count_of(v[1]);
+    u->thoughts = count_of(v[2]);
+    u->cached = count_of(v[3]);
     /* totalTokenCount also counts tool-use prompt tokens; derive it only when it is missing. */
-    u->total = get(meta, "totalTokenCount") != NULL ? count_of(get(meta, "totalTokenCount"))
-                                                    : u->prompt + u->candidates + u->thoughts;
+    u->total = v[4] != NULL ? count_of(v[4]) : u->prompt + u->candidates + u->thoughts;
 }
 
 /* Appends OpenAI's usage object: thinking tokens count as completion tokens, as OpenAI counts reasoning. */
@@ -775,11 +795,6 @@ static int candidate_index(const cJSON *cand, int position)
     return position;
 }
 
-static int is_thought(const cJSON *part)
-{
-    return cJSON_IsTrue(get(part, "thought"));
-}
-
 /* The id a function call gets: "call_" + the completion id's suffix + a counter. */
 static void tool_call_id(char *buf, size_t size, const char *completion_id, size_t seq)
 {
@@ -790,11 +805,13 @@ static void tool_call_id(char *buf, size_t size, const char *completion_id, size
 static size_t candidate_read(const cJSON *parts, gyre_buf_t *text, int *r)
 {
     size_t ncalls = 0;
+    static const char *const keys[] = {"text", "thought", "functionCall"};
     for (const cJSON *p = cJSON_IsArray(parts) ? parts->child : NULL; p != NULL; p = p->next) {
-        const cJSON *t = get(p, "text");
-        if (cJSON_IsString(t) && !is_thought(p))
-            *r |= gyre_buf_appends(text, t->valuestring);
-        if (cJSON_IsObject(get(p, "functionCall")))
+        const cJSON *v[3];
+        get_members(p, keys, v, 3);
+        if (cJSON_IsString(v[0]) && !cJSON_IsTrue(v[1]))
+            *r |= gyre_buf_appends(text, v[0]->valuestring);
+        if (cJSON_IsObject(v[2]))
             ncalls++;
     }
     return ncalls;
@@ -944,14 +961,14 @@ typedef struct gemini_stream {
     gyre_sse_parser_t sse;
     char *id, *model; /* owned; the model becomes the first event's modelVersion when it has one */
     long long created;
-    int include_usage;
     int events;                           /* events read so far */
-    unsigned started;                     /* a bit per candidate: its role chunk was sent */
-    unsigned finished;                    /* a bit per candidate: its finish_reason chunk was sent */
+    unsigned started;                     /* a bit per candidate: its START was sent */
+    unsigned finished;                    /* a bit per candidate: its FINISH was sent */
     size_t ntools[GEMINI_MAX_CANDIDATES]; /* tool calls sent per candidate: OpenAI's per-choice index */
     size_t seq;                           /* tool-call ids, across candidates */
     gemini_usage_t usage;
-    gyre_buf_t *out; /* while feeding */
+    gyre_buf_t text;                /* a candidate's text parts joined, reused from event to event */
+    const gyre_event_sink_t *sink; /* while feeding */
     int failed;
     gyre_api_error_t error; /* why, once failed */
 } gemini_stream_t;
@@ -962,112 +979,105 @@ static void stream_fail(gemini_stream_t *s, const char *why)
     gyre_api_error_set(&s->error, 502, "upstream_error", NULL, NULL, "%s", why);
 }
 
-/* "data: {head,"choices":[" ... */
-static int chunk_open(gemini_stream_t *s, int index)
+static int emit(gemini_stream_t *s, gyre_event_t *ev)
 {
-    int r = gyre_buf_appends(s->out, "data: ");
-    r |= append_head(s->out, "chat.completion.chunk", s->id, s->created, s->model);
-    r |= gyre_buf_appendf(s->out, ",\"choices\":[{\"index\":%d,\"delta\":", index);
-    return r;
+    return s->sink->emit(s->sink->ctx, ev);
 }
 
-/* ... "},"finish_reason":...}]}\n\n" */
-static int chunk_close(gemini_stream_t *s, const char *finish)
-{
-    if (finish == NULL)
-        return gyre_buf_appends(s->out, ",\"finish_reason\":null}]}\n\n");
-    return gyre_buf_appendf(s->out, ",\"finish_reason\":\"%s\"}]}\n\n", finish);
-}
-
-static int chunk_role(gemini_stream_t *s, int index)
+static int event_start(gemini_stream_t *s, int index)
 {
     if (s->started & (1u << index))
         return 0;
     s->started |= 1u << index;
-    int r = chunk_open(s, index);
-    r |= gyre_buf_appends(s->out, "{\"role\":\"assistant\",\"content\":\"\"}");
-    r |= chunk_close(s, NULL);
-    return r;
+    gyre_event_t ev = {.type = GYRE_EVENT_START,
+                       .choice = index,
+                       .id = {s->id, strlen(s->id)},
+                       .model = {s->model, strlen(s->model)},
+                       .created = s->created};
+    return emit(s, &ev);
 }
 
-static int chunk_finish(gemini_stream_t *s, int index, const char *finish)
+static int event_finish(gemini_stream_t *s, int index, const char *finish)
 {
     if (s->finished & (1u << index))
         return 0;
     s->finished |= 1u << index;
-    int r = chunk_open(s, index);
-    r |= gyre_buf_appends(s->out, "{}");
-    r |= chunk_close(s, finish);
-    return r;
+    gyre_event_t ev = {.type = GYRE_EVENT_FINISH, .choice = index, .finish_reason = finish};
+    return emit(s, &ev);
 }
 
-/* One candidate of an event: its text as one content delta, each function call as a whole tool-call delta. */
+/* One candidate of an event: its text as one TEXT, each function call as a whole TOOL_START. */
 static int stream_candidate(gemini_stream_t *s, const cJSON *cand, int index)
 {
-    const cJSON *parts = get(get(cand, "content"), "parts"), *reason = get(cand, "finishReason");
-    gyre_buf_t text;
-    int r = chunk_role(s, index);
-    gyre_buf_init(&text, GEMINI_EVENT_MAX);
-    size_t ncalls = candidate_read(parts, &text, &r);
-    if (text.len > 0) {
-        r |= chunk_open(s, index);
-        r |= gyre_buf_appends(s->out, "{\"content\":");
-        r |= gyre_buf_append_json_string(s->out, text.base, text.len);
-        r |= gyre_buf_appends(s->out, "}");
-        r |= chunk_close(s, NULL);
+    static const char *const keys[] = {"content", "finishReason"};
+    const cJSON *v[2];
+    get_members(cand, keys, v, 2);
+    const cJSON *parts = get(v[0], "parts"), *reason = v[1];
+    int r = event_start(s, index);
+    gyre_buf_reset(&s->text);
+    size_t ncalls = candidate_read(parts, &s->text, &r);
+    if (r == 0 && s->text.len > 0) {
+        gyre_event_t ev = {.type = GYRE_EVENT_TEXT, .choice = index, .text = {s->text.base, s->text.len}};
+        r |= emit(s, &ev);
     }
-    gyre_buf_dispose(&text);
-    for (const cJSON *p = ncalls > 0 ? parts->child : NULL; p != NULL; p = p->next) {
+    for (const cJSON *p = ncalls > 0 ? parts->child : NULL; p != NULL && r == 0; p = p->next) {
         const cJSON *fc = get(p, "functionCall");
         if (!cJSON_IsObject(fc))
             continue;
         char id[96];
         tool_call_id(id, sizeof(id), s->id, s->seq++);
-        r |= chunk_open(s, index);
-        r |= gyre_buf_appends(s->out, "{\"tool_calls\":[");
-        r |= append_tool_call(s->out, (long long)s->ntools[index]++, id, fc);
-        r |= gyre_buf_appends(s->out, "]}");
-        r |= chunk_close(s, NULL);
+        const cJSON *name = get(fc, "name"), *args = get(fc, "args");
+        char *text = args != NULL ? cJSON_PrintUnformatted(args) : NULL;
+        if (args != NULL && text == NULL)
+            return -1;
+        gyre_event_t ev = {.type = GYRE_EVENT_TOOL_START,
+                           .choice = index,
+                           .index = (int)s->ntools[index]++,
+                           .id = {id, strlen(id)},
+                           .name = cJSON_IsString(name) ? (gyre_str_t){name->valuestring, strlen(name->valuestring)}
+                                                        : (gyre_str_t){"", 0},
+                           .text = text != NULL ? (gyre_str_t){text, strlen(text)} : (gyre_str_t){"{}", 2}};
+        r |= emit(s, &ev);
+        cJSON_free(text);
     }
-    if (cJSON_IsString(reason) && reason->valuestring[0] != '\0' &&
+    if (r == 0 && cJSON_IsString(reason) && reason->valuestring[0] != '\0' &&
         strcmp(reason->valuestring, "FINISH_REASON_UNSPECIFIED") != 0)
-        r |= chunk_finish(s, index, finish_reason_of(reason->valuestring, s->ntools[index] > 0));
+        r |= event_finish(s, index, finish_reason_of(reason->valuestring, s->ntools[index] > 0));
     return r;
 }
 
 /* Every candidate that started has finished: the stream is over, as far as the client is concerned. */
 static int stream_end(gemini_stream_t *s)
 {
-    int r = 0;
-    if (s->include_usage) {
-        r |= gyre_buf_appends(s->out, "data: ");
-        r |= append_head(s->out, "chat.completion.chunk", s->id, s->created, s->model);
-        r |= gyre_buf_appends(s->out, ",\"choices\":[],\"usage\":");
-        r |= usage_append(s->out, &s->usage);
-        r |= gyre_buf_appends(s->out, "}\n\n");
-    }
-    r |= gyre_buf_appends(s->out, "data: [DONE]\n\n");
+    const gemini_usage_t *u = &s->usage;
+    gyre_event_t ev = {.type = GYRE_EVENT_USAGE,
+                       .usage = {.input_tokens = u->prompt,
+                                 .output_tokens = u->candidates + u->thoughts,
+                                 .total_tokens = u->total,
+                                 .cached_tokens = u->cached,
+                                 .reasoning_tokens = u->thoughts,
+                                 .details = GYRE_USAGE_CACHED | GYRE_USAGE_REASONING}};
+    int r = emit(s, &ev);
+    gyre_event_t done = {.type = GYRE_EVENT_DONE};
+    if (r == 0)
+        r = emit(s, &done);
     s->super.complete = r == 0;
     return r;
 }
 
 static void stream_event(gemini_stream_t *s, const cJSON *ev)
 {
-    const cJSON *cands = get(ev, "candidates");
+    static const char *const keys[] = {"candidates", "error", "usageMetadata", "promptFeedback"};
+    const cJSON *v[4];
+    get_members(ev, keys, v, 4);
+    const cJSON *cands = v[0];
     int r = 0;
-    if (cJSON_IsObject(get(ev, "error"))) {
+    if (cJSON_IsObject(v[1])) {
         s->failed = 1;
-        error_from_json(get(ev, "error"), &s->error);
+        error_from_json(v[1], &s->error);
         return;
     }
-    if (s->events++ == 0) {
-        const char *model = model_of(ev, NULL);
-        if (model != NULL) {
-            free(s->model);
-            s->model = gyre_strdup(model);
-        }
-    }
-    usage_read(&s->usage, get(ev, "usageMetadata"));
+    /* The candidates are checked before any is read: a failed event sends nothing of itself. */
     int n = 0;
     for (const cJSON *c = cJSON_IsArray(cands) ? cands->child : NULL; c != NULL; c = c->next, n++) {
         const cJSON *index = get(c, "index");
@@ -1080,11 +1090,22 @@ static void stream_event(gemini_stream_t *s, const cJSON *ev)
             stream_fail(s, "Gemini's stream has more than 8 candidates");
             return;
         }
-        r |= stream_candidate(s, c, candidate_index(c, n));
     }
-    if (n == 0 && cJSON_IsString(get(get(ev, "promptFeedback"), "blockReason"))) {
-        r |= chunk_role(s, 0);
-        r |= chunk_finish(s, 0, "content_filter");
+    if (s->events++ == 0) {
+        const char *model = model_of(ev, NULL);
+        if (model != NULL) {
+            free(s->model);
+            s->model = gyre_strdup(model);
+        }
+    }
+    usage_read(&s->usage, v[2]);
+    n = 0;
+    for (const cJSON *c = cJSON_IsArray(cands) ? cands->child : NULL; c != NULL && r == 0; c = c->next, n++)
+        r |= stream_candidate(s, c, candidate_index(c, n));
+    if (r == 0 && n == 0 && cJSON_IsString(get(v[3], "blockReason"))) {
+        r |= event_start(s, 0);
+        if (r == 0)
+            r |= event_finish(s, 0, "content_filter");
     }
     if (r == 0 && s->finished != 0 && (s->started & ~s->finished) == 0)
         r |= stream_end(s);
@@ -1098,40 +1119,38 @@ static void on_sse_event_cb(void *ctx, const char *event, size_t event_len, cons
     (void)event, (void)event_len;
     if (s->failed || s->super.complete)
         return;
-    size_t start = s->out->len;
+    /* The event's values live in the per-thread JSON arena until its last emit returns. */
+    int scope = gyre_json_arena_enter();
     cJSON *ev = cJSON_ParseWithLength(data, data_len);
     if (!cJSON_IsObject(ev))
         stream_fail(s, "Gemini's stream has an event that is not a JSON object");
     else
         stream_event(s, ev);
     cJSON_Delete(ev);
-    /* A failed event leaves no half-written chunk: the caller follows what is there with an error event. */
-    if (s->failed && s->out->len > start) {
-        s->out->len = start;
-        s->out->base[start] = '\0';
-    }
+    if (scope)
+        gyre_json_arena_end();
 }
 
 static gyre_dialect_stream_t *gemini_stream_create(const gyre_chat_call_t *call)
 {
     gemini_stream_t *s = gyre_calloc(1, sizeof(*s));
     gyre_sse_init(&s->sse, GEMINI_EVENT_MAX, on_sse_event_cb, s);
+    gyre_buf_init(&s->text, GEMINI_EVENT_MAX);
     s->id = gyre_strdup(call->id != NULL ? call->id : "");
     s->model = gyre_strdup(call->model != NULL ? call->model : "");
     s->created = call->created;
-    s->include_usage = call->include_usage;
     return &s->super;
 }
 
-static int gemini_stream_feed(gyre_dialect_stream_t *base, const char *bytes, size_t len, gyre_buf_t *out,
-                              gyre_api_error_t *err)
+static int gemini_stream_feed(gyre_dialect_stream_t *base, const char *bytes, size_t len,
+                              const gyre_event_sink_t *sink, gyre_api_error_t *err)
 {
     gemini_stream_t *s = (gemini_stream_t *)base;
     if (!s->failed && !s->super.complete) {
-        s->out = out;
+        s->sink = sink;
         if (gyre_sse_feed(&s->sse, bytes, len) != 0 && !s->failed)
             stream_fail(s, "Gemini's stream has an event larger than 4 MiB");
-        s->out = NULL;
+        s->sink = NULL;
     }
     if (s->failed) {
         *err = s->error;
@@ -1146,6 +1165,7 @@ static void gemini_stream_destroy(gyre_dialect_stream_t *base)
     if (s == NULL)
         return;
     gyre_sse_dispose(&s->sse);
+    gyre_buf_dispose(&s->text);
     free(s->id);
     free(s->model);
     free(s);

@@ -10,19 +10,17 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "dialect/client.h"
 #include "dialect/openai.h"
 #include "route/cache.h"
 #include "route/route.h"
 #include "trace/trace.h"
 
-typedef enum gyre_client_dialect {
-    GYRE_CLIENT_OPENAI = 0, /* /v1/chat/completions, /v1/embeddings, other /v1 paths */
-    GYRE_CLIENT_ANTHROPIC,  /* /v1/messages */
-} gyre_client_dialect_t;
-
 typedef struct gyre_call {
-    gyre_client_dialect_t client;
-    gyre_openai_endpoint_t endpoint; /* GYRE_OPENAI_CHAT for /v1/messages too */
+    /* The API the client speaks (dialect/client.h): gyre_client_openai for /v1/chat/completions, /v1/embeddings
+     * and other /v1 paths; the table's entry for its path otherwise. */
+    const gyre_client_dialect_t *client;
+    gyre_openai_endpoint_t endpoint; /* GYRE_OPENAI_CHAT for every client dialect's endpoint */
     const gyre_route_conf_t *route;  /* NULL for provider/model and model-less pass-through */
     const char *route_name;
     gyre_candidate_t *cands; /* the plan, in order */
@@ -40,6 +38,13 @@ typedef struct gyre_call {
                               * finishes it when it took the call */
     int capture;             /* the trace keeps the bodies: it is stored and the route captures them */
     int proxied;             /* gyre_proxy_start() took the call (and with it the trace) */
+    /* The id gyre gives its answer when it writes the answer itself ("resp_gyre_<trace id>" for a Responses
+     * call, which previous_response_id finds the trace by), or NULL: the provider's id, or gyre's chatcmpl-. */
+    const char *answer_id;
+    /* Earlier turns' messages, a JSON array (previous_response_id, read from the trace store), put before the
+     * pivot's own after its instructions; len 0: none.  A call with history never goes natively: the provider
+     * does not know gyre's ids. */
+    h2o_iovec_t history;
 } gyre_call_t;
 
 #endif

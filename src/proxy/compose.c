@@ -6,7 +6,6 @@
 
 #include "common/wire.h"
 
-#define AZURE_DEFAULT_API_VERSION "2024-10-21"
 
 int gyre_compose_drops_header(const char *name, size_t len, int translated)
 {
@@ -80,26 +79,25 @@ static void bad_model(const gyre_compose_t *in, int r, gyre_api_error_t *err)
                            "'model' is too long for a request path of provider '%s'", in->provider->name);
 }
 
-/* Azure serves every OpenAI path under its deployment: /v1/embeddings → /openai/deployments/D/embeddings?api-version=V
- * (then the client's own query, checked already). */
-static int azure_path(const gyre_compose_t *in, const char *rest, size_t rest_len, const char *query, size_t query_len,
-                      gyre_buf_t *path, gyre_api_error_t *err)
+/* The provider dialect's path for a body as the client wrote it (Azure's deployment paths live there). */
+static int native_path(const gyre_compose_t *in, const char *rest, size_t rest_len, const char *query,
+                       size_t query_len, gyre_buf_t *path, gyre_api_error_t *err)
 {
-    const char *v = in->provider->api_version != NULL ? in->provider->api_version : AZURE_DEFAULT_API_VERSION;
-    int r = gyre_buf_appends(path, "/openai/deployments/");
-    if (r == 0 && (r = gyre_wire_append_segment(path, in->model.base, in->model.len)) != 0) {
-        bad_model(in, r, err);
+    const gyre_dialect_t *d = gyre_dialect_for(in->provider->kind);
+    if (d->native_path == NULL) {
+        gyre_api_error_set(err, 400, "invalid_request_error", "unsupported_endpoint", NULL,
+                           "provider '%s' is of kind %s, which takes no request as the client wrote it",
+                           in->provider->name, d->kind);
         return -1;
     }
-    r |= gyre_buf_append(path, rest, rest_len);
-    r |= gyre_buf_appends(path, "?api-version=");
-    r |= gyre_wire_append_query_value(path, v, strlen(v));
-    if (query_len != 0) {
-        r |= gyre_buf_appends(path, "&");
-        r |= gyre_buf_append(path, query, query_len);
+    int r = d->native_path(in->provider, in->model.base, in->model.len, rest, rest_len, query, query_len, path);
+    if (r == -E2BIG) {
+        gyre_api_error_set(err, 400, "invalid_request_error", "invalid_path", NULL,
+                           "the path for provider '%s' is too long", in->provider->name);
+        return -1;
     }
     if (r != 0) {
-        bad_model(in, -E2BIG, err);
+        bad_model(in, r, err);
         return -1;
     }
     return 0;
@@ -118,10 +116,11 @@ static int other_path(const gyre_compose_t *in, gyre_buf_t *path, gyre_api_error
     }
     const char *rest = cp.base + 3;
     size_t rest_len = cp.len - 3;
-    if (in->provider->kind == GYRE_PROVIDER_AZURE && in->model.len != 0) {
+    if (in->model.len != 0) {
+        /* A call with a model: where the provider's dialect serves that path (Azure: under the deployment). */
         const char *q = memchr(rest, '?', rest_len);
         size_t plen = q != NULL ? (size_t)(q - rest) : rest_len;
-        return azure_path(in, rest, plen, q != NULL ? q + 1 : NULL, q != NULL ? rest_len - plen - 1 : 0, path, err);
+        return native_path(in, rest, plen, q != NULL ? q + 1 : NULL, q != NULL ? rest_len - plen - 1 : 0, path, err);
     }
     if (gyre_buf_append(path, rest, rest_len) != 0) {
         gyre_api_error_set(err, 400, "invalid_request_error", "invalid_path", NULL, "the path is too long");
@@ -145,10 +144,7 @@ static int compose_path(const gyre_compose_t *in, gyre_buf_t *body, gyre_buf_t *
     if (in->translated)
         return gyre_dialect_for(p->kind)->chat_request(in->chat, path, body, err);
     switch (in->endpoint) {
-    case GYRE_COMPOSE_CHAT:
-        if (p->kind == GYRE_PROVIDER_AZURE)
-            return azure_path(in, H2O_STRLIT("/chat/completions"), NULL, 0, path, err);
-        return gyre_buf_appends(path, "/chat/completions");
+    case GYRE_COMPOSE_CHAT: return native_path(in, H2O_STRLIT("/chat/completions"), NULL, 0, path, err);
     case GYRE_COMPOSE_MESSAGES: return gyre_buf_appends(path, "/messages");
     case GYRE_COMPOSE_OTHER: return other_path(in, path, err);
     }

@@ -283,12 +283,12 @@ static void on_dispose(void *p)
     gyre_timer_stop(&self->deadline_timer);
     if (self->sse_inited)
         gyre_sse_dispose(&self->sse);
-    if (self->pivot_inited)
-        gyre_sse_dispose(&self->pivot_sse);
     if (self->acc_inited)
         gyre_openai_accum_dispose(&self->acc);
-    if (self->enc != NULL)
-        gyre_anthropic_encoder_destroy(self->enc);
+    if (self->oreader_inited)
+        gyre_openai_reader_dispose(&self->oreader);
+    if (self->enc_inited && self->call->client->encoder_dispose != NULL)
+        self->call->client->encoder_dispose(self->enc);
     if (self->pivot != NULL)
         cJSON_Delete(self->pivot);
     gyre_buf_dispose(&self->uphead);
@@ -300,6 +300,23 @@ static void on_dispose(void *p)
     h2o_buffer_dispose(&self->recv);
     h2o_doublebuffer_dispose(&self->sending);
     gyre_ctx_request_done(self->worker);
+}
+
+/*
+ * Planning's last word: a target whose provider kind cannot serve the call (embeddings on anthropic,
+ * /v1/completions on gemini: gyre_client_dialect_serves) leaves the plan before it is walked.  Tried, it would
+ * fail with a 400 of gyre's own, which ends the walk and masks what the targets before it answered (a 5xx an
+ * SDK retries).  A plan where no target can serve the call is kept whole: its first attempt says why (400
+ * unsupported_endpoint).
+ */
+static void drop_unserved_targets(gyre_call_t *call, const gyre_config_t *config)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < call->ncands; i++)
+        if (gyre_client_dialect_serves(call->client, call->endpoint, config->providers[call->cands[i].provider].kind))
+            call->cands[n++] = call->cands[i];
+    if (n != 0)
+        call->ncands = n;
 }
 
 void gyre_proxy_start(gyre_ctx_t *w, h2o_req_t *req, gyre_call_t *call)
@@ -339,6 +356,7 @@ void gyre_proxy_start(gyre_ctx_t *w, h2o_req_t *req, gyre_call_t *call)
         gyre_timer_start(&w->timers, &self->deadline_timer, call->route->deadline_ms, gyre_proxy_on_deadline);
     hold_client(self);
     gyre_timer_start(&w->timers, &self->client_timer, CLIENT_WATCH_AFTER_MS, on_watch_start);
+    drop_unserved_targets(call, w->config);
     /* The walk reads the plan as it stands now: whatever trims it (targets that cannot serve the call) goes
      * before this line. */
     gyre_route_walk_init(&self->walk, call->route, call->cands, call->ncands, w->keypools, 0);

@@ -11,9 +11,11 @@
  *   BUFFER  the whole body is read first (non-streaming answers, and every
  *           error answer): a cut or failed answer can still fall back, and a
  *           translated one is translated whole;
- *   STREAM  a stream re-made event by event: from the provider's dialect
- *           into OpenAI chunks, then, for an Anthropic client, into
- *           Anthropic events; on a resumed attempt, stitched onto the first.
+ *   STREAM  a stream read into structured events by the provider's dialect
+ *           and written in the client's by its encoder (or, when both
+ *           speak OpenAI, relayed chunk by chunk with its events read for
+ *           the cache and a resume); on a resumed attempt, stitched onto
+ *           the first.
  *
  * Nothing reaches the client until an answer is known to be good (a stream:
  * its first event), which is what makes fallback invisible to it.
@@ -40,10 +42,11 @@
 #include "common/sse.h"
 #include "common/timer.h"
 #include "common/wire.h"
-#include "dialect/anthropic.h"
+#include "dialect/client.h"
 #include "dialect/dialect.h"
 #include "dialect/openai.h"
 #include "dialect/openai_stream.h"
+#include "dialect/responses.h"
 #include "proxy/compose.h"
 #include "proxy/http1.h"
 #include "proxy/http1client.h"
@@ -143,12 +146,14 @@ typedef struct gyre_proxy {
     int sse_failed;
     int sse_inited;
     gyre_sse_parser_t sse; /* RELAY: watches for the stream's proper end */
-    /* STREAM: the OpenAI-shaped events. */
-    int pivot_inited;
-    gyre_sse_parser_t pivot_sse;
+    /* STREAM: the events, the accumulator they feed, and the client's encoder (in the pool, across attempts). */
     int acc_inited;
     gyre_openai_accum_t acc;
-    gyre_anthropic_encoder_t *enc;
+    void *enc;
+    int enc_inited;
+    int oreader_inited;
+    gyre_openai_reader_t oreader; /* both ends speak OpenAI: the relayed chunks, read */
+    int relay_chunks;             /* ...and they go to the client as they came (CHUNK events) */
     uint64_t unavailable_retry_s; /* every target is resting: Retry-After for gyre's 503 */
     size_t own_headers;    /* res.headers[0 .. own_headers) are gyre's own (x-request-id) */
     h2o_iovec_t whole;     /* a whole answer, sent in one piece (deliver_whole) */
@@ -197,7 +202,6 @@ extern const gyre_http1client_callbacks_t gyre_proxy_client_callbacks;
 /* stream.c: the stream pipeline: SSE events, translation, resume surgery, accumulators. */
 void gyre_proxy_sse_too_large(gyre_proxy_t *self);
 void gyre_proxy_on_relay_sse_event(void *ctx, const char *event, size_t elen, const char *data, size_t dlen);
-void gyre_proxy_on_trace_sse_event(void *ctx, const char *event, size_t elen, const char *data, size_t dlen);
 void gyre_proxy_restart_sse(gyre_sse_parser_t *p, int *inited, gyre_sse_event_cb cb, void *ctx);
 void gyre_proxy_ensure_accum(gyre_proxy_t *self);
 void gyre_proxy_start_stream_mode(gyre_proxy_t *self);
@@ -217,5 +221,6 @@ void gyre_proxy_finish_client_stream(gyre_proxy_t *self, const gyre_api_error_t 
 void gyre_proxy_store_in_cache(gyre_proxy_t *self, const char *completion, size_t len);
 void gyre_proxy_deliver_whole(gyre_proxy_t *self, const char *body, size_t len, const char *content_type);
 void gyre_proxy_deliver_buffered(gyre_proxy_t *self);
+void gyre_proxy_keep_native_answer(gyre_proxy_t *self, const char *p, size_t len);
 
 #endif

@@ -50,10 +50,7 @@ void gyre_proxy_log_error(gyre_proxy_t *self, const gyre_api_error_t *err)
 /* An error answer in the client's dialect. */
 void gyre_proxy_respond_error(gyre_proxy_t *self, const gyre_api_error_t *err)
 {
-    if (self->call->client == GYRE_CLIENT_ANTHROPIC)
-        gyre_respond_anthropic_error(self->req, err);
-    else
-        gyre_respond_error(self->req, err);
+    gyre_respond_client_error(self->req, self->call->client, err);
 }
 
 void gyre_proxy_do_send(gyre_proxy_t *self)
@@ -120,13 +117,16 @@ static void append_stream_error(gyre_proxy_t *self, const gyre_api_error_t *err)
 {
     gyre_buf_t b;
     gyre_buf_init(&b, 8192);
-    if (self->call->client == GYRE_CLIENT_ANTHROPIC) {
-        gyre_buf_appends(&b, "\n\n");
-        gyre_anthropic_error_event(err, &b);
+    gyre_buf_appends(&b, "\n\n"); /* ends an event the provider left half-written */
+    if (self->mode == MODE_STREAM && self->enc_inited) {
+        /* The client's encoder has begun: the error is its next event (numbered on, where its API numbers them,
+         * and followed by whatever ends such a stream: Responses' response.failed). */
+        gyre_event_t ev = {.type = GYRE_EVENT_ERROR, .error = err};
+        size_t before = b.len;
+        if (self->call->client->encode(self->enc, &ev, &b) != 0 || b.len == before)
+            self->call->client->error_event(err, &b); /* an encoder that leaves errors to error_event (OpenAI's) */
     } else {
-        gyre_buf_appends(&b, "\n\ndata: ");
-        gyre_api_error_to_json(err, &b);
-        gyre_buf_appends(&b, "\n\n");
+        self->call->client->error_event(err, &b);
     }
     gyre_proxy_push_out(self, b.base, b.len);
     gyre_buf_dispose(&b);
@@ -199,11 +199,27 @@ static void keep_response(gyre_proxy_t *self, const char *p, size_t len)
         gyre_trace_read_completion(self->call->trace, &self->req->pool, p, len);
 }
 
-/* A pass-through answer for the trace: an Anthropic message is read in OpenAI's shape, as a translated answer
- * and a stream's reassembly are, so that every trace's response reads the same way. */
+/* A native answer in the client's own API other than chat's (a Response): the trace reads it as the
+ * chat.completion it amounts to. */
+void gyre_proxy_keep_native_answer(gyre_proxy_t *self, const char *p, size_t len)
+{
+    gyre_buf_t openai;
+    gyre_buf_init(&openai, BUFFER_MAX);
+    if (self->call->client->native_completion(p, len, &openai) == 0)
+        keep_response(self, openai.base, openai.len);
+    gyre_buf_dispose(&openai);
+}
+
+/* A pass-through answer for the trace: one in a provider's own API other than OpenAI's (an Anthropic message) is
+ * read in OpenAI's shape, as a translated answer and a stream's reassembly are, so that every trace's response
+ * reads the same way. */
 static void keep_passthrough_response(gyre_proxy_t *self, const char *p, size_t len)
 {
-    if (self->call->client != GYRE_CLIENT_ANTHROPIC || self->call->endpoint != GYRE_OPENAI_CHAT) {
+    if (self->call->client->native_completion != NULL && self->call->endpoint == GYRE_OPENAI_CHAT) {
+        gyre_proxy_keep_native_answer(self, p, len);
+        return;
+    }
+    if (self->dialect->speaks_openai || self->call->endpoint != GYRE_OPENAI_CHAT) {
         keep_response(self, p, len);
         return;
     }
@@ -223,7 +239,15 @@ void gyre_proxy_deliver_buffered(gyre_proxy_t *self)
         gyre_route_observe_latency(self->cand->state, (double)(gyre_proxy_now_ms(self) - self->attempt_started_ms));
     if (self->passthrough) {
         gyre_proxy_record_outcome(self, 1, 0);
-        if (call->endpoint == GYRE_OPENAI_CHAT && call->client == GYRE_CLIENT_OPENAI) {
+        if (call->endpoint == GYRE_OPENAI_CHAT && call->client->native_completion != NULL) {
+            /* Another API's own answer (a Response): the cache keeps the chat.completion it amounts to. */
+            gyre_buf_t openai;
+            gyre_buf_init(&openai, BUFFER_MAX);
+            if (call->cache != NULL &&
+                call->client->native_completion(self->body.base ? self->body.base : "", self->body.len, &openai) == 0)
+                gyre_proxy_store_in_cache(self, openai.base, openai.len);
+            gyre_buf_dispose(&openai);
+        } else if (call->endpoint == GYRE_OPENAI_CHAT && self->dialect->speaks_openai) {
             gyre_proxy_store_in_cache(self, self->body.base, self->body.len);
         } else if (call->endpoint == GYRE_OPENAI_CHAT && call->cache != NULL) {
             /* The cache keeps OpenAI's shape, whatever the client speaks. */
@@ -260,17 +284,20 @@ void gyre_proxy_deliver_buffered(gyre_proxy_t *self)
     gyre_proxy_record_outcome(self, 1, 0);
     gyre_proxy_store_in_cache(self, openai.base, openai.len);
     keep_response(self, openai.base, openai.len);
-    if (call->client == GYRE_CLIENT_ANTHROPIC) {
-        if (gyre_anthropic_response_from_openai(openai.base, openai.len, &out, &err) != 0) {
-            gyre_buf_dispose(&openai);
-            gyre_buf_dispose(&out);
-            gyre_proxy_fail(self, FAIL_CUT, &err);
-            return;
-        }
-        gyre_proxy_deliver_whole(self, out.base, out.len, "application/json");
-    } else {
-        gyre_proxy_deliver_whole(self, openai.base, openai.len, "application/json");
+    /* The pivot's answer, in the client's API (for an OpenAI client, itself). */
+    /* An API that echoes its request in its answer (Responses) reads it again here. */
+    cJSON *request = call->client != &gyre_client_openai ? cJSON_ParseWithLength(call->body.base, call->body.len) : NULL;
+    gyre_client_call_t cc = {.model = NULL, .id = call->answer_id != NULL ? call->answer_id : self->chat_id,
+                             .created = self->created, .include_usage = call->include_usage, .request = request};
+    int rr = call->client->response(&cc, openai.base, openai.len, &out, &err);
+    cJSON_Delete(request);
+    if (rr != 0) {
+        gyre_buf_dispose(&openai);
+        gyre_buf_dispose(&out);
+        gyre_proxy_fail(self, FAIL_CUT, &err);
+        return;
     }
+    gyre_proxy_deliver_whole(self, out.base, out.len, "application/json");
     gyre_buf_dispose(&openai);
     gyre_buf_dispose(&out);
 }

@@ -277,7 +277,11 @@ static void on_head(gyre_proxy_t *self, const gyre_http1_response_t *res)
     }
     if (call->endpoint == GYRE_OPENAI_CHAT && call->stream) {
         const gyre_route_conf_t *r = call->route;
-        int need_events = translated || call->cache != NULL || (r != NULL && r->midstream_resume) || self->usage_asked;
+        /* Another API's stream passed natively (Responses to openai) is relayed as it came: gyre re-makes only
+         * chat chunks, so such a stream is neither cached nor resumed. */
+        int native_other = !translated && call->client->native_completion != NULL;
+        int need_events = !native_other && (translated || call->cache != NULL || (r != NULL && r->midstream_resume) ||
+                                            self->usage_asked);
         if (need_events) {
             gyre_proxy_start_stream_mode(self);
         } else {
@@ -286,13 +290,15 @@ static void on_head(gyre_proxy_t *self, const gyre_http1_response_t *res)
             if (is_sse) {
                 gyre_proxy_restart_sse(&self->sse, &self->sse_inited, gyre_proxy_on_relay_sse_event, self);
                 /* The trace keeps what the stream adds up to: its tokens always, its answer when it captures. */
-                if (call->client == GYRE_CLIENT_OPENAI) {
+                if (native_other) {
+                    /* The watcher reads the stream's last event, the whole answer, for the trace. */
+                } else if (self->dialect->speaks_openai) {
                     if (call->capture)
                         gyre_proxy_ensure_accum(self);
                     self->relay_acc = self->acc_inited;
-                } else if (self->prov->kind == GYRE_PROVIDER_ANTHROPIC) {
+                } else {
+                    /* The client speaks the provider's own API: the provider's dialect reads its events too. */
                     self->dstream = self->dialect->stream_create(&self->chat);
-                    gyre_proxy_restart_sse(&self->pivot_sse, &self->pivot_inited, gyre_proxy_on_trace_sse_event, self);
                     gyre_proxy_ensure_accum(self);
                     self->relay_decode = self->dstream != NULL;
                 }

@@ -82,30 +82,17 @@ static int ask_stream_usage(gyre_proxy_t *self)
     return r;
 }
 
-/* The OpenAI-shaped request of a translated attempt (the client's, or its
- * Anthropic request translated), with the partial answer appended as an
- * assistant message when the attempt resumes a cut stream. */
+/* The OpenAI-shaped request of a translated attempt (the client's request read by its dialect), with the
+ * partial answer appended as an assistant message when the attempt resumes a cut stream. */
 static cJSON *build_pivot(gyre_proxy_t *self, gyre_api_error_t *err)
 {
     const gyre_call_t *call = self->call;
-    cJSON *pivot;
-    if (call->client == GYRE_CLIENT_ANTHROPIC) {
-        cJSON *a = cJSON_ParseWithLength(call->body.base, call->body.len);
-        if (a == NULL) {
-            gyre_api_error_set(err, 400, "invalid_request_error", "invalid_json", NULL, "the body is not JSON");
-            return NULL;
-        }
-        pivot = gyre_anthropic_request_to_openai(a, err);
-        cJSON_Delete(a);
-        if (pivot == NULL)
-            return NULL;
-    } else {
-        pivot = cJSON_ParseWithLength(call->body.base, call->body.len);
-        if (pivot == NULL) {
-            gyre_api_error_set(err, 400, "invalid_request_error", "invalid_json", NULL, "the body is not JSON");
-            return NULL;
-        }
-    }
+    gyre_client_request_t creq;
+    if (call->client->parse(call->body.base, call->body.len, &creq, err) != 0)
+        return NULL;
+    cJSON *pivot = creq.pivot;
+    if (call->history.len != 0) /* earlier turns gyre read back (previous_response_id) */
+        gyre_responses_prepend_history(pivot, cJSON_ParseWithLength(call->history.base, call->history.len));
     if (self->resuming && self->acc.content.len != 0) {
         cJSON *messages = cJSON_GetObjectItemCaseSensitive(pivot, "messages");
         cJSON *m = cJSON_CreateObject();
@@ -187,18 +174,23 @@ int gyre_proxy_build_request(gyre_proxy_t *self, const char *key, gyre_api_error
             goto out;
         }
     } else {
-        int same_dialect = call->client == GYRE_CLIENT_OPENAI ? self->dialect->speaks_openai
-                                                              : self->prov->kind == GYRE_PROVIDER_ANTHROPIC;
+        /* A call carrying earlier turns gyre read back never goes natively: the provider does not know gyre's
+         * response ids. */
+        int same_dialect = (call->client->native & GYRE_KIND_BIT(self->prov->kind)) != 0 && call->history.len == 0;
         self->passthrough = same_dialect && !self->resuming;
         if (self->passthrough) {
-            in.endpoint = call->client == GYRE_CLIENT_OPENAI ? GYRE_COMPOSE_CHAT : GYRE_COMPOSE_MESSAGES;
+            /* The client's body goes to the provider's own endpoint for it: chat completions, messages, or another
+             * API's path as the client sent it (POST /v1/responses). */
+            in.endpoint = call->client == &gyre_client_openai      ? GYRE_COMPOSE_CHAT
+                          : call->client == &gyre_client_anthropic ? GYRE_COMPOSE_MESSAGES
+                                                                   : GYRE_COMPOSE_OTHER;
             if (splice_model(self, c->model, c->model_len, &self->upbody) != 0) {
                 gyre_api_error_set(err, 500, "server_error", "rewrite_failed", "model",
                                    "gyre could not rewrite 'model' for provider '%s'", self->prov->name);
                 rc = -1;
                 goto out;
             }
-            if (call->client == GYRE_CLIENT_OPENAI && call->stream && !call->include_usage &&
+            if (self->dialect->speaks_openai && call->stream && !call->include_usage &&
                 ask_stream_usage(self) != 0) {
                 gyre_api_error_set(err, 500, "server_error", "rewrite_failed", "stream_options",
                                    "gyre could not add stream_options for provider '%s'", self->prov->name);

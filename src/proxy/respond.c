@@ -3,7 +3,7 @@
 
 #include "common/rand.h"
 #include "common/wire.h"
-#include "dialect/anthropic.h"
+#include "dialect/client.h"
 
 static const char *reason_of(int status)
 {
@@ -94,11 +94,11 @@ void gyre_respond_error(h2o_req_t *req, const gyre_api_error_t *err)
     gyre_buf_dispose(&b);
 }
 
-void gyre_respond_anthropic_error(h2o_req_t *req, const gyre_api_error_t *err)
+void gyre_respond_client_error(h2o_req_t *req, const gyre_client_dialect_t *client, const gyre_api_error_t *err)
 {
     gyre_buf_t b;
     gyre_buf_init(&b, 4096);
-    gyre_anthropic_error_to_json(err, &b);
+    client->error_body(err, &b);
     gyre_respond_json(req, err->status, b.base, b.len);
     gyre_buf_dispose(&b);
 }

@@ -7,6 +7,7 @@
 
 #include <h2o.h>
 
+#include "dialect/client.h"
 #include "dialect/openai.h"
 #include "proxy/context.h"
 
@@ -27,7 +28,7 @@ h2o_iovec_t gyre_respond_take_body(h2o_req_t *req);
 void gyre_respond_json(h2o_req_t *req, int status, const char *body, size_t len);
 /* Sends `err` in OpenAI's error shape. */
 void gyre_respond_error(h2o_req_t *req, const gyre_api_error_t *err);
-/* Sends `err` in Anthropic's error shape (for /v1/messages). */
-void gyre_respond_anthropic_error(h2o_req_t *req, const gyre_api_error_t *err);
+/* Sends `err` in the error shape of the client's API (Anthropic's for /v1/messages). */
+void gyre_respond_client_error(h2o_req_t *req, const gyre_client_dialect_t *client, const gyre_api_error_t *err);
 
 #endif

@@ -802,3 +802,16 @@ int gyre_api_handle(gyre_worker_t *w, h2o_req_t *req)
         submit(w, req, j);
     return 1;
 }
+
+/* A point lookup by id on the calling (worker's) thread: its own handle, opened on first use and kept for the
+ * thread's life.  One indexed read, unlike the queries above, which go to the reader threads. */
+static __thread gyre_store_t *caller_store;
+
+int gyre_api_read_trace(const gyre_config_t *config, const char *trace_id, gyre_buf_t *out, char *err, size_t errlen)
+{
+    if (config->store_dsn == NULL)
+        return -ENOTSUP;
+    if (caller_store == NULL && gyre_store_open(config->store_dsn, 0, &caller_store, err, errlen) != 0)
+        return -EIO;
+    return gyre_store_get_trace(caller_store, trace_id, out, err, errlen);
+}

@@ -47,6 +47,13 @@ typedef struct gyre_api_stats_query {
 int gyre_api_handle(gyre_worker_t *w, h2o_req_t *req);
 
 /*
+ * One trace as the API answers it (GET /api/traces/ID), read through the worker thread's read handle, for
+ * gyre's own use (previous_response_id).  `trace_id` is 32 lowercase hex digits.  0, -ENOENT when the store
+ * has no such trace, -ENOTSUP when no store is configured, or another negative errno with `err` filled.
+ */
+int gyre_api_read_trace(const gyre_config_t *config, const char *trace_id, gyre_buf_t *out, char *err, size_t errlen);
+
+/*
  * Parses a query string (the bytes after '?', `len` of them; NULL or empty
  * for none) into `out`.  Values are URL-decoded (%XX and '+'); an empty
  * value is the same as the parameter not given.  Returns 0, or -1 with

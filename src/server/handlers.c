@@ -18,10 +18,11 @@
 #include "common/json.h"
 #include "common/wire.h"
 #include "control/access.h"
-#include "dialect/anthropic.h"
+#include "dialect/client.h"
 #include "dialect/dialect.h"
 #include "dialect/openai.h"
 #include "dialect/openai_stream.h"
+#include "dialect/responses.h"
 #include "otlp/endpoint.h"
 #include "proxy/call.h"
 #include "proxy/proxy.h"
@@ -29,6 +30,7 @@
 #include "route/route.h"
 #include "route/stage.h"
 #include "server/conn.h"
+#include "server/previous.h"
 #include "server/server.h"
 #include "server/stages.h"
 #include "trace/record.h"
@@ -48,14 +50,14 @@ static int method_is(h2o_req_t *req, const char *s, size_t n)
     return h2o_memis(req->method.base, req->method.len, s, n);
 }
 
-static void respond_method_not_allowed(h2o_req_t *req, const char *allowed)
+static void respond_method_not_allowed(h2o_req_t *req, const gyre_client_dialect_t *client, const char *allowed)
 {
     gyre_api_error_t err;
     gyre_api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL,
                        "%.*s %.*s is not allowed; use %s", (int)req->method.len, req->method.base,
                        (int)req->path_normalized.len, req->path_normalized.base, allowed);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allowed, strlen(allowed));
-    gyre_respond_error(req, &err);
+    gyre_respond_client_error(req, client, &err);
 }
 
 /*
@@ -100,7 +102,8 @@ static void append_model_names(const gyre_config_t *c, gyre_buf_t *b)
 }
 
 /* The 404 for a model that is neither a route nor provider/model, in the client's dialect. */
-static void respond_model_not_found(gyre_server_t *s, h2o_req_t *req, const char *model, gyre_client_dialect_t client)
+static void respond_model_not_found(gyre_server_t *s, h2o_req_t *req, const char *model,
+                                    const gyre_client_dialect_t *client)
 {
     gyre_api_error_t err;
     gyre_buf_t names;
@@ -112,10 +115,7 @@ static void respond_model_not_found(gyre_server_t *s, h2o_req_t *req, const char
                        "the model '%.200s' does not exist on this gateway; available: %s", model,
                        names.base ? names.base : "");
     gyre_buf_dispose(&names);
-    if (client == GYRE_CLIENT_ANTHROPIC)
-        gyre_respond_anthropic_error(req, &err); /* which types by status: not_found_error */
-    else
-        gyre_respond_error(req, &err);
+    gyre_respond_client_error(req, client, &err); /* Anthropic's type for a 404: not_found_error */
 }
 
 static int on_healthz(h2o_req_t *req)
@@ -165,24 +165,15 @@ static int respond_from_cache(h2o_req_t *req, gyre_call_t *call, const gyre_buf_
         return -1;
     const char *completion = nl + 1;
     size_t clen = entry->len - (size_t)(completion - entry->base);
-    gyre_buf_t out, sse;
+    gyre_buf_t out;
     gyre_buf_init(&out, (size_t)256 << 20);
-    gyre_buf_init(&sse, (size_t)256 << 20);
     int rc = 0;
     gyre_api_error_t err;
     if (call->stream) {
-        rc = gyre_openai_completion_to_sse(completion, clen, call->include_usage, &sse);
-        if (rc == 0 && call->client == GYRE_CLIENT_ANTHROPIC) {
-            gyre_anthropic_encoder_t *enc = gyre_anthropic_encoder_create(NULL);
-            rc = gyre_anthropic_encoder_feed(enc, sse.base, sse.len, &out);
-            gyre_anthropic_encoder_destroy(enc);
-        } else if (rc == 0) {
-            gyre_buf_append(&out, sse.base, sse.len);
-        }
-    } else if (call->client == GYRE_CLIENT_ANTHROPIC) {
-        rc = gyre_anthropic_response_from_openai(completion, clen, &out, &err);
+        rc = gyre_client_dialect_replay(call->client, completion, clen, call->include_usage, &out);
     } else {
-        rc = gyre_buf_append(&out, completion, clen);
+        gyre_client_call_t cc = {.id = call->answer_id, .include_usage = call->include_usage};
+        rc = call->client->response(&cc, completion, clen, &out, &err);
     }
     if (rc == 0) {
         h2o_mem_pool_t *pool = &req->pool;
@@ -213,7 +204,6 @@ static int respond_from_cache(h2o_req_t *req, gyre_call_t *call, const gyre_buf_
         }
     }
     gyre_buf_dispose(&out);
-    gyre_buf_dispose(&sse);
     return rc;
 }
 
@@ -280,7 +270,8 @@ gyre_stage_result_t gyre_stage_attempt(gyre_stage_ctx_t *c)
 }
 
 /* The call is made by on_req, before the body is read, so that its trace covers every answer. */
-static void init_call(gyre_call_t *call, h2o_req_t *req, gyre_client_dialect_t client, gyre_openai_endpoint_t ep)
+static void init_call(gyre_call_t *call, h2o_req_t *req, const gyre_client_dialect_t *client,
+                      gyre_openai_endpoint_t ep)
 {
     call->client = client;
     call->endpoint = ep;
@@ -307,7 +298,7 @@ static gyre_stage_result_t parse_openai(gyre_stage_ctx_t *c)
         gyre_respond_error(req, &err);
         return GYRE_STAGE_DONE;
     }
-    init_call(call, req, GYRE_CLIENT_OPENAI, ep);
+    init_call(call, req, &gyre_client_openai, ep);
     call->stream = parsed.stream;
     call->include_usage = parsed.include_usage;
     call->has_stream_options = parsed.has_stream_options;
@@ -323,7 +314,7 @@ static gyre_stage_result_t parse_openai(gyre_stage_ctx_t *c)
     if (parsed.model != NULL) {
         if (gyre_route_resolve(s->config, parsed.model, strlen(parsed.model), &target) != 0 ||
             !direct_allowed(s, &target)) {
-            respond_model_not_found(s, req, parsed.model, GYRE_CLIENT_OPENAI);
+            respond_model_not_found(s, req, parsed.model, &gyre_client_openai);
             gyre_openai_request_dispose(&parsed);
             return GYRE_STAGE_DONE;
         }
@@ -354,48 +345,75 @@ static gyre_stage_result_t parse_openai(gyre_stage_ctx_t *c)
     return GYRE_STAGE_GO;
 }
 
-/* POST /v1/messages: Anthropic's Messages API, for Anthropic SDK clients. */
-static gyre_stage_result_t parse_messages(gyre_stage_ctx_t *c)
+/* The body of a call in a client dialect of the table other than the pivot's (/v1/messages, ...): read by the
+ * dialect into the pivot, its model resolved to a target. */
+/*
+ * A Responses request that only OpenAI can serve (hosted tools, item references, a response id that is not
+ * gyre's) goes on as an OpenAI pass-through of POST /v1/responses, which plans only OpenAI-speaking providers.
+ */
+static gyre_stage_result_t parse_as_passthrough(gyre_stage_ctx_t *c)
+{
+    c->call->answer_id = NULL;
+    c->client = &gyre_client_openai;
+    c->endpoint = GYRE_OPENAI_OTHER;
+    return parse_openai(c);
+}
+
+static gyre_stage_result_t parse_client(gyre_stage_ctx_t *c)
 {
     gyre_server_t *s = c->server;
     h2o_req_t *req = c->req;
     gyre_call_t *call = c->call;
     gyre_ctx_t *w = &c->worker->super;
+    const gyre_client_dialect_t *client = c->client;
     gyre_api_error_t err;
-    cJSON *json = gyre_anthropic_parse_request(req->entity.base, req->entity.len, &err);
-    if (json == NULL) {
-        gyre_respond_anthropic_error(req, &err);
+    gyre_client_request_t creq;
+    if (client->parse(req->entity.base, req->entity.len, &creq, &err) != 0) {
+        if (client == &gyre_client_responses && err.code == gyre_responses_native_only)
+            return parse_as_passthrough(c);
+        gyre_respond_client_error(req, client, &err);
         return GYRE_STAGE_DONE;
     }
-    /* Anthropic's answers carry their id as request-id, which its SDK reports. */
-    h2o_iovec_t id = gyre_request_id(w, req);
-    gyre_wire_add_answer_header(&req->pool, &req->res.headers, H2O_STRLIT("request-id"), id.base, id.len);
-    init_call(call, req, GYRE_CLIENT_ANTHROPIC, GYRE_OPENAI_CHAT);
-    call->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(json, "stream"));
-    call->include_usage = 1;
-    if (gyre_json_find_member(req->entity.base, req->entity.len, "model", &call->model_start, &call->model_end) != 0)
-        call->model_start = call->model_end = 0;
-    const char *model = cJSON_GetObjectItemCaseSensitive(json, "model")->valuestring;
+    c->client_pivot = creq.pivot; /* deleted when the stages are finished */
+    if (client->request_id_header != NULL) {
+        /* Some APIs carry the answer's id in a header of their own, which their SDK reports. */
+        h2o_iovec_t id = gyre_request_id(w, req);
+        gyre_wire_add_answer_header(&req->pool, &req->res.headers, client->request_id_header,
+                                    strlen(client->request_id_header), id.base, id.len);
+    }
+    init_call(call, req, client, GYRE_OPENAI_CHAT);
+    call->stream = creq.stream;
+    call->include_usage = creq.include_usage;
+    call->has_stream_options = creq.has_stream_options;
+    call->model_start = creq.model_start;
+    call->model_end = creq.model_end;
+    const char *model = creq.model != NULL ? creq.model : "";
     if (check_model(model, &req->entity, call->model_start, call->model_end, &err) != 0) {
-        gyre_respond_anthropic_error(req, &err);
-        cJSON_Delete(json);
+        gyre_respond_client_error(req, client, &err);
         return GYRE_STAGE_DONE;
+    }
+    if (client == &gyre_client_responses) {
+        /* gyre's answer id names its trace; previous_response_id is read back from the store (server/previous.h),
+         * its earlier turns going into the pivot (and so into the cache key). */
+        gyre_previous_answer_id(req, call);
+        switch (gyre_previous_resolve(c->worker, req, call, creq.pivot, &err)) {
+        case GYRE_PREVIOUS_ERROR:
+            gyre_respond_client_error(req, client, &err);
+            return GYRE_STAGE_DONE;
+        case GYRE_PREVIOUS_NATIVE:
+            return parse_as_passthrough(c);
+        default: break;
+        }
     }
     gyre_target_ref_t target;
     if (gyre_route_resolve(s->config, model, strlen(model), &target) != 0 || !direct_allowed(s, &target)) {
-        respond_model_not_found(s, req, model, GYRE_CLIENT_ANTHROPIC);
-        cJSON_Delete(json);
+        respond_model_not_found(s, req, model, client);
         return GYRE_STAGE_DONE;
     }
     if (target.route == NULL)
         target.model = h2o_strdup(&req->pool, target.model, target.model_len).base;
-    cJSON *pivot = NULL;
-    if (target.route != NULL && target.route->cache)
-        pivot = gyre_anthropic_request_to_openai(json, &err);
     c->target = target;
-    c->anthropic = json;
-    c->anthropic_pivot = pivot;
-    c->pivot = pivot;
+    c->pivot = creq.pivot;
     return GYRE_STAGE_GO;
 }
 
@@ -423,7 +441,9 @@ gyre_stage_result_t gyre_stage_parse(gyre_stage_ctx_t *c)
     c->call = begin_call(c->worker, c->req);
     gyre_json_arena_begin();
     c->in_arena = 1;
-    return c->client == GYRE_CLIENT_ANTHROPIC ? parse_messages(c) : parse_openai(c);
+    /* The pivot's own API reads every OpenAI endpoint (embeddings, passed-through paths); the table's other
+     * dialects, their own. */
+    return c->client == &gyre_client_openai ? parse_openai(c) : parse_client(c);
 }
 
 /* A call gyre answered itself (a bad request, an unknown model, a cache hit): its trace is complete now. */
@@ -453,8 +473,7 @@ void gyre_stage_finish(gyre_stage_ctx_t *c)
 {
     if (c->have_openai)
         gyre_openai_request_dispose(&c->openai);
-    cJSON_Delete(c->anthropic_pivot);
-    cJSON_Delete(c->anthropic);
+    cJSON_Delete(c->client_pivot);
     if (c->in_arena)
         gyre_json_arena_end();
     if (c->call != NULL)
@@ -486,10 +505,9 @@ static int access_allowed(gyre_server_t *s, h2o_req_t *req)
                            gyre_access_message(v, need));
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, H2O_STRLIT("Bearer"));
     }
-    if (path_is(req, H2O_STRLIT("/v1/messages")))
-        gyre_respond_anthropic_error(req, &err);
-    else
-        gyre_respond_error(req, &err);
+    const gyre_client_dialect_t *client =
+        gyre_client_dialect_for_path(req->path_normalized.base, req->path_normalized.len);
+    gyre_respond_client_error(req, client != NULL ? client : &gyre_client_openai, &err);
     return 0;
 }
 
@@ -580,38 +598,33 @@ gyre_stage_result_t gyre_stage_endpoint(gyre_stage_ctx_t *c)
     }
     if (path_is(req, H2O_STRLIT("/v1/models"))) {
         if (!method_is(req, H2O_STRLIT("GET")) && !method_is(req, H2O_STRLIT("HEAD"))) {
-            respond_method_not_allowed(req, "GET");
+            respond_method_not_allowed(req, &gyre_client_openai, "GET");
             return GYRE_STAGE_DONE;
         }
         c->rc = on_models(s, req);
         return GYRE_STAGE_DONE;
     }
-    if (path_is(req, H2O_STRLIT("/v1/chat/completions")) || path_is(req, H2O_STRLIT("/v1/embeddings"))) {
+    /* A client dialect's endpoint (the table in dialect/client.c), or OpenAI's embeddings. */
+    const gyre_client_dialect_t *client =
+        gyre_client_dialect_for_path(req->path_normalized.base, req->path_normalized.len);
+    if (client != NULL || path_is(req, H2O_STRLIT("/v1/embeddings"))) {
+        if (client == NULL)
+            client = &gyre_client_openai;
         if (!method_is(req, H2O_STRLIT("POST"))) {
-            respond_method_not_allowed(req, "POST");
+            respond_method_not_allowed(req, client, "POST");
             return GYRE_STAGE_DONE;
         }
-        c->client = GYRE_CLIENT_OPENAI;
+        c->client = client;
         c->endpoint = path_is(req, H2O_STRLIT("/v1/embeddings")) ? GYRE_OPENAI_EMBEDDINGS : GYRE_OPENAI_CHAT;
         return GYRE_STAGE_GO;
     }
-    if (path_is(req, H2O_STRLIT("/v1/messages"))) {
-        if (!method_is(req, H2O_STRLIT("POST"))) {
-            gyre_api_error_t err;
-            gyre_api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL,
-                               "%.*s /v1/messages is not allowed; use POST", (int)req->method.len, req->method.base);
-            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("POST"));
-            gyre_respond_anthropic_error(req, &err);
-            return GYRE_STAGE_DONE;
-        }
-        c->client = GYRE_CLIENT_ANTHROPIC;
-        c->endpoint = GYRE_OPENAI_CHAT;
-        return GYRE_STAGE_GO;
-    }
+    /* One of gyre's own Responses, read back from the trace store (server/previous.h). */
+    if (gyre_previous_retrieve(w, req))
+        return GYRE_STAGE_DONE;
     if (req->path_normalized.len >= 4 && memcmp(req->path_normalized.base, "/v1/", 4) == 0) {
         if (!passthrough_allowed(s, req))
             return GYRE_STAGE_DONE;
-        c->client = GYRE_CLIENT_OPENAI;
+        c->client = &gyre_client_openai;
         c->endpoint = GYRE_OPENAI_OTHER;
         return GYRE_STAGE_GO;
     }

@@ -14,6 +14,7 @@
 
 #include <h2o.h>
 
+#include "dialect/client.h"
 #include "dialect/openai.h"
 #include "proxy/call.h"
 #include "route/route.h"
@@ -31,7 +32,7 @@ typedef struct gyre_stage_ctx {
     h2o_req_t *req;
     int rc; /* what the handler returns to h2o: 0, answered (the default), or a handler's own verdict */
     /* endpoint: a model call, in which dialect and to which endpoint. */
-    gyre_client_dialect_t client;
+    const gyre_client_dialect_t *client;
     gyre_openai_endpoint_t endpoint;
     /* parse: the call (its trace begun), the body as parsed, and the target its model resolved to.  The
      * parsed JSON lives in the worker's JSON arena, open from parse until the stages are finished. */
@@ -41,8 +42,7 @@ typedef struct gyre_stage_ctx {
     const cJSON *pivot; /* the request in OpenAI's shape (the cache key is made from it), or NULL */
     gyre_openai_request_t openai;
     int have_openai;
-    cJSON *anthropic;       /* an Anthropic client's request, as parsed */
-    cJSON *anthropic_pivot; /* ...translated to OpenAI's shape when the route caches, else NULL */
+    cJSON *client_pivot;    /* the pivot a request in another client dialect amounts to (owned), else NULL */
 } gyre_stage_ctx_t;
 
 typedef gyre_stage_result_t (*gyre_stage_fn)(gyre_stage_ctx_t *c);

@@ -279,8 +279,8 @@ test('/v1/models lists the mock models', async () => {
 });
 
 test('other /v1 paths echo the method, path and body size; others are 404', async () => {
-  const post = await postJson(`${mock.v1}/responses`, { model: 'x', input: 'y' });
-  assert.deepEqual(post.json, { object: 'mock.echo', method: 'POST', path: '/v1/responses', body_bytes: 25 });
+  const post = await postJson(`${mock.v1}/completions`, { model: 'x', input: 'y' });
+  assert.deepEqual(post.json, { object: 'mock.echo', method: 'POST', path: '/v1/completions', body_bytes: 25 });
   const get = await (await fetch(`${mock.v1}/files?limit=2`)).json();
   assert.deepEqual(get, { object: 'mock.echo', method: 'GET', path: '/v1/files?limit=2', body_bytes: 0 });
   const other = await fetch(`${mock.url}/v2/x`);

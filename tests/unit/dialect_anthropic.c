@@ -13,7 +13,9 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "dialect/client.h"
 #include "dialect/dialect.h"
+#include "stream_sse.h"
 #include "test.h"
 
 #define FIXTURES "tests/fixtures/anthropic/"
@@ -417,16 +419,16 @@ static int run_stream(const char *bytes, size_t len, int include_usage, int byte
     gyre_chat_call_t call = call_of(NULL, NULL);
     call.stream = 1;
     call.include_usage = include_usage;
-    gyre_dialect_stream_t *s = gyre_dialect_anthropic.stream_create(&call);
+    gyre_dialect_stream_t *s = sse_stream_create(&gyre_dialect_anthropic, &call);
     CHECK_INT(s->complete, 0);
     gyre_buf_init(out, BIG);
     int r = 0;
     if (!bytewise)
-        r = gyre_dialect_anthropic.stream_feed(s, bytes, len, out, err);
+        r = sse_stream_feed(&gyre_dialect_anthropic, s, bytes, len, out, err);
     for (size_t i = 0; bytewise && i < len && r == 0; i++)
-        r = gyre_dialect_anthropic.stream_feed(s, bytes + i, 1, out, err);
+        r = sse_stream_feed(&gyre_dialect_anthropic, s, bytes + i, 1, out, err);
     *complete = s->complete;
-    gyre_dialect_anthropic.stream_destroy(s);
+    sse_stream_destroy(&gyre_dialect_anthropic, s);
     return r;
 }
 
@@ -786,20 +788,46 @@ TEST(anthropic_from_openai_rejects_what_is_not_a_chat_completion)
     gyre_buf_dispose(&out);
 }
 
-/* --- OpenAI chunks → Anthropic events ------------------------------------- */
+/* --- OpenAI chunks → events → Anthropic events ----------------------------- */
 
+/* The Anthropic client's encoder, fed by the OpenAI provider dialect's reader as the proxy feeds it. */
+typedef struct encoder_run {
+    unsigned char enc[256];
+    gyre_buf_t *out;
+    int saw_error;
+} encoder_run_t;
+
+static int encoder_run_emit(void *ctx, const gyre_event_t *ev)
+{
+    encoder_run_t *r = ctx;
+    if (ev->type == GYRE_EVENT_ERROR)
+        r->saw_error = 1;
+    return gyre_client_anthropic.encode(r->enc, ev, r->out);
+}
+
+/* Returns 0, or -1 when the stream ended with an error event (the provider's, or the proxy's for a stream it
+ * could not read, written by the client dialect's error_event as the proxy writes it). */
 static int run_encoder(const char *bytes, size_t len, int bytewise, gyre_buf_t *out, int *complete)
 {
-    gyre_anthropic_encoder_t *e = gyre_anthropic_encoder_create("claude-via-gyre");
+    encoder_run_t run = {.out = out};
+    CHECK(gyre_client_anthropic.encoder_size <= sizeof(run.enc));
+    gyre_client_call_t call = {.model = "claude-via-gyre", .id = NULL, .include_usage = 1};
+    gyre_client_anthropic.encoder_init(run.enc, &call);
+    gyre_chat_call_t chat = call_of(NULL, NULL);
+    gyre_dialect_stream_t *s = gyre_dialect_openai.stream_create(&chat);
+    gyre_event_sink_t sink = {encoder_run_emit, &run};
+    gyre_api_error_t err;
     gyre_buf_init(out, BIG);
     int r = 0;
     if (!bytewise)
-        r = gyre_anthropic_encoder_feed(e, bytes, len, out);
+        r = gyre_dialect_openai.stream_feed(s, bytes, len, &sink, &err);
     for (size_t i = 0; bytewise && i < len && r == 0; i++)
-        r = gyre_anthropic_encoder_feed(e, bytes + i, 1, out);
-    *complete = gyre_anthropic_encoder_complete(e);
-    gyre_anthropic_encoder_destroy(e);
-    return r;
+        r = gyre_dialect_openai.stream_feed(s, bytes + i, 1, &sink, &err);
+    if (r != 0)
+        gyre_client_anthropic.error_event(&err, out);
+    *complete = gyre_client_anthropic.encoder_complete(run.enc);
+    gyre_dialect_openai.stream_destroy(s);
+    return r != 0 || run.saw_error ? -1 : 0;
 }
 
 static void check_encoder_fixture(const char *base)

@@ -17,6 +17,7 @@
 
 #include "dialect/dialect.h"
 #include "dialect/eventstream.h"
+#include "stream_sse.h"
 #include "test.h"
 
 #define FIXTURES "tests/fixtures/bedrock/"
@@ -448,13 +449,13 @@ static int translate(const gyre_buf_t *frames, size_t cut, int include_usage, gy
                      gyre_api_error_t *err)
 {
     gyre_chat_call_t call = call_for(NULL, NULL, 1, include_usage);
-    gyre_dialect_stream_t *s = gyre_dialect_bedrock.stream_create(&call);
+    gyre_dialect_stream_t *s = sse_stream_create(&gyre_dialect_bedrock, &call);
     gyre_buf_init(out, 1 << 20);
-    int r = gyre_dialect_bedrock.stream_feed(s, frames->base, cut, out, err);
+    int r = sse_stream_feed(&gyre_dialect_bedrock, s, frames->base, cut, out, err);
     if (r == 0)
-        r = gyre_dialect_bedrock.stream_feed(s, frames->base + cut, frames->len - cut, out, err);
+        r = sse_stream_feed(&gyre_dialect_bedrock, s, frames->base + cut, frames->len - cut, out, err);
     *complete = s->complete;
-    gyre_dialect_bedrock.stream_destroy(s);
+    sse_stream_destroy(&gyre_dialect_bedrock, s);
     return r;
 }
 
@@ -495,18 +496,18 @@ TEST(bedrock_stream_tool_uses_become_tool_call_heads_and_argument_deltas_indexed
 TEST(bedrock_stream_is_not_complete_before_metadata)
 {
     gyre_chat_call_t call = call_for(NULL, NULL, 1, 0);
-    gyre_dialect_stream_t *s = gyre_dialect_bedrock.stream_create(&call);
+    gyre_dialect_stream_t *s = sse_stream_create(&gyre_dialect_bedrock, &call);
     gyre_buf_t frames, out;
     gyre_buf_init(&frames, 4096);
     gyre_buf_init(&out, 1 << 20);
     gyre_eventstream_header_t h[] = {{":event-type", "messageStop"}, {":message-type", "event"}};
     CHECK_INT(gyre_eventstream_encode(h, 2, "{\"stopReason\":\"end_turn\"}", 25, &frames), 0);
     gyre_api_error_t err;
-    CHECK_INT(gyre_dialect_bedrock.stream_feed(s, frames.base, frames.len, &out, &err), 0);
+    CHECK_INT(sse_stream_feed(&gyre_dialect_bedrock, s, frames.base, frames.len, &out, &err), 0);
     CHECK_INT(s->complete, 0);
     CHECK(strstr(out.base, "\"finish_reason\":\"stop\"") != NULL);
     CHECK(strstr(out.base, "[DONE]") == NULL);
-    gyre_dialect_bedrock.stream_destroy(s);
+    sse_stream_destroy(&gyre_dialect_bedrock, s);
     gyre_buf_dispose(&frames);
     gyre_buf_dispose(&out);
 }
@@ -514,7 +515,7 @@ TEST(bedrock_stream_is_not_complete_before_metadata)
 static int exception_status(const char *type, const char *payload, gyre_api_error_t *err)
 {
     gyre_chat_call_t call = call_for(NULL, NULL, 1, 0);
-    gyre_dialect_stream_t *s = gyre_dialect_bedrock.stream_create(&call);
+    gyre_dialect_stream_t *s = sse_stream_create(&gyre_dialect_bedrock, &call);
     gyre_buf_t frames, out;
     gyre_buf_init(&frames, 4096);
     gyre_buf_init(&out, 1 << 20);
@@ -522,17 +523,17 @@ static int exception_status(const char *type, const char *payload, gyre_api_erro
     gyre_eventstream_header_t exc[] = {{":exception-type", type}, {":message-type", "exception"}};
     gyre_eventstream_encode(start, 2, "{\"role\":\"assistant\"}", 20, &frames);
     gyre_eventstream_encode(exc, 2, payload, strlen(payload), &frames);
-    CHECK_INT(gyre_dialect_bedrock.stream_feed(s, frames.base, frames.len, &out, err), -1);
+    CHECK_INT(sse_stream_feed(&gyre_dialect_bedrock, s, frames.base, frames.len, &out, err), -1);
     /* The role chunk went out before the exception; nothing after it. */
     CHECK(strstr(out.base, "{\"role\":\"assistant\",\"content\":\"\"}") != NULL);
     CHECK(strstr(out.base, "[DONE]") == NULL);
     CHECK_INT(s->complete, 0);
     /* A stream that failed keeps failing, with the same error. */
     gyre_api_error_t again;
-    CHECK_INT(gyre_dialect_bedrock.stream_feed(s, "x", 1, &out, &again), -1);
+    CHECK_INT(sse_stream_feed(&gyre_dialect_bedrock, s, "x", 1, &out, &again), -1);
     CHECK_INT(again.status, err->status);
     CHECK_STR(again.message, err->message);
-    gyre_dialect_bedrock.stream_destroy(s);
+    sse_stream_destroy(&gyre_dialect_bedrock, s);
     gyre_buf_dispose(&frames);
     gyre_buf_dispose(&out);
     return err->status;
@@ -573,18 +574,18 @@ TEST(bedrock_stream_with_a_bad_crc_is_a_502)
 TEST(bedrock_stream_event_whose_payload_is_not_json_is_a_502)
 {
     gyre_chat_call_t call = call_for(NULL, NULL, 1, 0);
-    gyre_dialect_stream_t *s = gyre_dialect_bedrock.stream_create(&call);
+    gyre_dialect_stream_t *s = sse_stream_create(&gyre_dialect_bedrock, &call);
     gyre_buf_t frames, out;
     gyre_buf_init(&frames, 4096);
     gyre_buf_init(&out, 1 << 20);
     gyre_eventstream_header_t h[] = {{":event-type", "contentBlockDelta"}, {":message-type", "event"}};
     gyre_eventstream_encode(h, 2, "{\"delta\":", 9, &frames);
     gyre_api_error_t err;
-    CHECK_INT(gyre_dialect_bedrock.stream_feed(s, frames.base, frames.len, &out, &err), -1);
+    CHECK_INT(sse_stream_feed(&gyre_dialect_bedrock, s, frames.base, frames.len, &out, &err), -1);
     CHECK_INT(err.status, 502);
     CHECK_STR(err.message, "Bedrock sent a contentBlockDelta event whose payload is not a JSON object");
     CHECK_INT(out.len, 0);
-    gyre_dialect_bedrock.stream_destroy(s);
+    sse_stream_destroy(&gyre_dialect_bedrock, s);
     gyre_buf_dispose(&frames);
     gyre_buf_dispose(&out);
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "stream_sse.h"
 #include "test.h"
 
 #define FIXTURES "tests/fixtures/gemini/"
@@ -195,7 +196,7 @@ static int feed_stream(const char *bytes, size_t len, size_t step, int include_u
                        gyre_api_error_t *err, int *complete)
 {
     gyre_chat_call_t call = call_of(NULL, 1, include_usage);
-    gyre_dialect_stream_t *s = gyre_dialect_gemini.stream_create(&call);
+    gyre_dialect_stream_t *s = sse_stream_create(&gyre_dialect_gemini, &call);
     int rc = 0;
     if (step == 0)
         step = len;
@@ -203,11 +204,11 @@ static int feed_stream(const char *bytes, size_t len, size_t step, int include_u
         size_t n = len - pos < step ? len - pos : step;
         char *piece = malloc(n);
         memcpy(piece, bytes + pos, n);
-        rc = gyre_dialect_gemini.stream_feed(s, piece, n, out, err);
+        rc = sse_stream_feed(&gyre_dialect_gemini, s, piece, n, out, err);
         free(piece);
     }
     *complete = s->complete;
-    gyre_dialect_gemini.stream_destroy(s);
+    sse_stream_destroy(&gyre_dialect_gemini, s);
     return rc;
 }
 
@@ -609,14 +610,14 @@ TEST(gemini_stream_with_two_candidates_completes_when_both_have_finished)
     const char second[] = "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"o\"}],\"role\":\"model\"},"
                           "\"finishReason\":\"STOP\",\"index\":1}]}\r\n\r\n";
     gyre_chat_call_t call = call_of(NULL, 1, 0);
-    gyre_dialect_stream_t *s = gyre_dialect_gemini.stream_create(&call);
+    gyre_dialect_stream_t *s = sse_stream_create(&gyre_dialect_gemini, &call);
     gyre_buf_t out;
     gyre_buf_init(&out, 1 << 20);
     gyre_api_error_t err;
-    CHECK_INT(gyre_dialect_gemini.stream_feed(s, LIT(first), &out, &err), 0);
+    CHECK_INT(sse_stream_feed(&gyre_dialect_gemini, s, LIT(first), &out, &err), 0);
     CHECK_INT(s->complete, 0);
     CHECK(strstr(out.base, "[DONE]") == NULL);
-    CHECK_INT(gyre_dialect_gemini.stream_feed(s, LIT(second), &out, &err), 0);
+    CHECK_INT(sse_stream_feed(&gyre_dialect_gemini, s, LIT(second), &out, &err), 0);
     CHECK_INT(s->complete, 1);
     /* clang-format off */
     CHECK_STR(out.base,
@@ -630,5 +631,5 @@ TEST(gemini_stream_with_two_candidates_completes_when_both_have_finished)
               "data: [DONE]\n\n");
     /* clang-format on */
     gyre_buf_dispose(&out);
-    gyre_dialect_gemini.stream_destroy(s);
+    sse_stream_destroy(&gyre_dialect_gemini, s);
 }
