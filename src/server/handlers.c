@@ -29,6 +29,7 @@
 #include "server/respond.h"
 #include "server/server.h"
 #include "trace/record.h"
+#include "trace/writer.h"
 
 typedef struct gyre_handler {
     h2o_handler_t super;
@@ -115,10 +116,28 @@ static void respond_model_not_found(gyre_server_t *s, h2o_req_t *req, const char
         gyre_respond_error(req, &err);
 }
 
-static int on_healthz(h2o_req_t *req)
+/* ok, or degraded with what is wrong with the trace path (writer.h): gyre still serves traffic, so 200 either way;
+ * the body says what an operator must fix. */
+static int on_healthz(gyre_server_t *s, h2o_req_t *req)
 {
     static const char body[] = "{\"status\":\"ok\"}";
-    gyre_respond_json(req, 200, body, sizeof(body) - 1);
+    if (s->writer == NULL) {
+        gyre_respond_json(req, 200, body, sizeof(body) - 1);
+        return 0;
+    }
+    gyre_buf_t b;
+    gyre_buf_init(&b, 64 << 10);
+    gyre_buf_appends(&b, "{\"status\":\"degraded\",\"problems\":[");
+    if (gyre_writer_health(s->writer, &b) == 0) {
+        gyre_buf_dispose(&b);
+        gyre_respond_json(req, 200, body, sizeof(body) - 1);
+        return 0;
+    }
+    gyre_buf_appends(&b, "]}");
+    char *p = h2o_mem_alloc_pool(&req->pool, b.len);
+    memcpy(p, b.base, b.len);
+    gyre_respond_json(req, 200, p, b.len);
+    gyre_buf_dispose(&b);
     return 0;
 }
 
@@ -533,7 +552,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         req->http1_is_persistent = 0;
 
     if (path_is(req, H2O_STRLIT("/healthz")))
-        return on_healthz(req);
+        return on_healthz(s, req);
     if (!access_allowed(s, req))
         return 0;
     if (path_is(req, H2O_STRLIT("/metrics")))

@@ -545,6 +545,14 @@ static void body_text(const gyre_tstr_t *body, gyre_buf_t *out)
 
 /* ---- Writes. ---- */
 
+/* The error of the last call: -EBADMSG when the database is corrupt (the trace log's indexer rebuilds it from
+ * the log then, trace/writer.h), else -EIO. */
+static int store_errno(gyre_store_t *s)
+{
+    int c = sqlite3_errcode(s->db) & 0xff;
+    return c == SQLITE_CORRUPT || c == SQLITE_NOTADB ? -EBADMSG : -EIO;
+}
+
 static int bind_tstr(sqlite3_stmt *st, int i, const gyre_tstr_t *v)
 {
     return sqlite3_bind_text(st, i, v->len ? v->p : "", (int)v->len, SQLITE_STATIC);
@@ -746,7 +754,7 @@ db_error:
         return 1;
     }
     set_err(err, errlen, "store: writing trace %s into %s: %s", t->trace_id, what, sqlite3_errmsg(s->db));
-    return -EIO;
+    return store_errno(s);
 }
 
 static int exec_sql(gyre_store_t *s, const char *sql, char *err, size_t errlen)
@@ -755,7 +763,7 @@ static int exec_sql(gyre_store_t *s, const char *sql, char *err, size_t errlen)
     if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
         set_err(err, errlen, "store: %s: %s", sql, msg != NULL ? msg : sqlite3_errmsg(s->db));
         sqlite3_free(msg);
-        return -EIO;
+        return store_errno(s);
     }
     return 0;
 }
@@ -1399,6 +1407,123 @@ static int sqlite_stats(gyre_store_t *s, const gyre_stats_query_t *q, gyre_buf_t
     return r;
 }
 
+/*
+ * Retention (issue 12): the traces of a log segment being dropped leave the
+ * index with everything that points at them.  The free-text index is
+ * contentless, so a row leaves it through FTS5's 'delete' command given the
+ * text it was indexed with, which the trace itself gives again (body_text,
+ * as write_one computed it).  The rollup keeps its counts for the minutes
+ * and hours that still hold a trace; rows of spans that end before the
+ * oldest trace left are deleted, so /api/stats does not count traces that
+ * are gone.
+ */
+static int sqlite_delete_traces(gyre_store_t *s, const gyre_trace_t *const *traces, size_t n, char *err, size_t errlen)
+{
+    sqlite3_stmt *sel = NULL, *del = NULL, *del_fts = NULL, *del_tag = NULL, *rollup = NULL;
+    int r;
+    if (n == 0)
+        return 0;
+    sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+    if ((r = exec_sql(s, "BEGIN IMMEDIATE", err, errlen)) != 0)
+        return r;
+    if (sqlite3_prepare_v2(s->db, "SELECT rowid FROM traces WHERE trace_id = ?", -1, &sel, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "DELETE FROM traces WHERE rowid = ?", -1, &del, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "INSERT INTO trace_fts (trace_fts, rowid, text) VALUES ('delete', ?, ?)", -1,
+                           &del_fts, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "DELETE FROM trace_tag WHERE tag = ? AND started_us = ? AND trace_id = ?", -1,
+                           &del_tag, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db,
+                           "DELETE FROM trace_rollup WHERE start_us + span_us <="
+                           " COALESCE((SELECT MIN(started_us) FROM traces), 9223372036854775807)",
+                           -1, &rollup, NULL) != SQLITE_OK) {
+        set_err(err, errlen, "store: preparing the retention delete: %s", sqlite3_errmsg(s->db));
+        r = store_errno(s);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const gyre_trace_t *t = traces[i];
+        sqlite3_bind_text(sel, 1, t->trace_id, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(sel);
+        sqlite3_int64 rowid = rc == SQLITE_ROW ? sqlite3_column_int64(sel, 0) : 0;
+        sqlite3_reset(sel);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+            goto db_error;
+        if (rc == SQLITE_DONE)
+            continue; /* never indexed, or deleted before */
+        if (t->request_body.len != 0 || t->response_body.len != 0) {
+            gyre_buf_reset(&s->text);
+            body_text(&t->request_body, &s->text);
+            body_text(&t->response_body, &s->text);
+            sqlite3_bind_int64(del_fts, 1, rowid);
+            sqlite3_bind_text(del_fts, 2, s->text.base != NULL ? s->text.base : "", (int)s->text.len, SQLITE_STATIC);
+            if (step_done(del_fts) != SQLITE_OK)
+                goto db_error;
+        }
+        for (size_t k = 0; k < t->ntags && k < GYRE_TRACE_MAX_TAGS; k++) {
+            bind_tstr(del_tag, 1, &t->tags[k]);
+            sqlite3_bind_int64(del_tag, 2, t->started_us);
+            sqlite3_bind_text(del_tag, 3, t->trace_id, -1, SQLITE_STATIC);
+            if (step_done(del_tag) != SQLITE_OK)
+                goto db_error;
+        }
+        sqlite3_bind_int64(del, 1, rowid);
+        if (step_done(del) != SQLITE_OK)
+            goto db_error;
+    }
+    if (step_done(rollup) != SQLITE_OK)
+        goto db_error;
+    r = exec_sql(s, "COMMIT", err, errlen);
+    goto out;
+db_error:
+    set_err(err, errlen, "store: deleting traces for retention: %s", sqlite3_errmsg(s->db));
+    r = store_errno(s);
+out:
+    if (r != 0)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_finalize(sel);
+    sqlite3_finalize(del);
+    sqlite3_finalize(del_fts);
+    sqlite3_finalize(del_tag);
+    sqlite3_finalize(rollup);
+    return r;
+}
+
+/* Gives the free pages back to the file system: an incremental vacuum (the database is created with
+ * auto_vacuum=INCREMENTAL), then a checkpoint that truncates the WAL, so the files really shrink. */
+static int sqlite_reclaim(gyre_store_t *s, char *err, size_t errlen)
+{
+    int r;
+    if ((r = exec_sql(s, "PRAGMA incremental_vacuum", err, errlen)) != 0)
+        return r;
+    return exec_sql(s, "PRAGMA wal_checkpoint(TRUNCATE)", err, errlen);
+}
+
+/* SQLite's quick_check: 0 when it says "ok", -EBADMSG with its first complaint otherwise. */
+static int sqlite_check(gyre_store_t *s, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int r = 0;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA quick_check(1)", -1, &st, NULL) != SQLITE_OK) {
+        set_err(err, errlen, "store: quick_check: %s", sqlite3_errmsg(s->db));
+        return store_errno(s) == -EBADMSG ? -EBADMSG : -EIO;
+    }
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(st, 0);
+        if (v == NULL || strcmp(v, "ok") != 0) {
+            set_err(err, errlen, "store: the database is corrupt: %.200s", v != NULL ? v : "?");
+            r = -EBADMSG;
+        }
+    } else {
+        set_err(err, errlen, "store: quick_check: %s", sqlite3_errmsg(s->db));
+        r = store_errno(s) == -EBADMSG ? -EBADMSG : -EIO;
+        if ((sqlite3_errcode(s->db) & 0xff) == SQLITE_CORRUPT)
+            r = -EBADMSG;
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
 static int64_t sqlite_count(gyre_store_t *s)
 {
     int64_t n = -1;
@@ -1535,7 +1660,10 @@ static int sqlite_open(const char *dsn, gyre_store_t **out, char *err, size_t er
         r = -EIO;
         goto fail;
     }
-    if ((r = exec_sql(s, "PRAGMA journal_mode = WAL", err, errlen)) != 0 ||
+    /* Retention gives pages back (sqlite_reclaim): only a database created with this keeps track of them;
+     * on an existing one without it this does nothing, and freed pages are reused instead. */
+    if ((r = exec_sql(s, "PRAGMA auto_vacuum = INCREMENTAL", err, errlen)) != 0 ||
+        (r = exec_sql(s, "PRAGMA journal_mode = WAL", err, errlen)) != 0 ||
         (r = exec_sql(s, "PRAGMA synchronous = NORMAL", err, errlen)) != 0 ||
         (r = exec_sql(s, "PRAGMA temp_store = MEMORY", err, errlen)) != 0 ||
         /* 64 MiB of page cache (a bound, not an allocation): the b-trees whose keys are not in time order
@@ -1574,4 +1702,7 @@ const gyre_store_ops_t gyre_store_sqlite = {
     .get_session = sqlite_get_session,
     .stats = sqlite_stats,
     .count = sqlite_count,
+    .delete_traces = sqlite_delete_traces,
+    .reclaim = sqlite_reclaim,
+    .check = sqlite_check,
 };

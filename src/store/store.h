@@ -3,7 +3,8 @@
  * (sqlite.c now, pg.c next).  Every call is made from one thread at a time
  * per store handle (the writer thread writes; query handlers open their
  * own read handle).  Errors: 0 or a negative errno, with `err` (a message
- * naming what failed, never a secret) filled.
+ * naming what failed, never a secret) filled; -EBADMSG means the database
+ * is corrupt (the indexer rebuilds it from the trace log, trace/writer.h).
  */
 #ifndef GYRE_STORE_H
 #define GYRE_STORE_H
@@ -68,6 +69,13 @@ typedef struct gyre_store_ops {
     int (*stats)(gyre_store_t *s, const gyre_stats_query_t *q, gyre_buf_t *out, char *err, size_t errlen);
     /* How many traces are stored (for tests and the writer's accounting). */
     int64_t (*count)(gyre_store_t *s);
+    /* Retention (issue 12): deletes these traces with everything that indexes them (free text, tags; rollup
+     * spans that end before the oldest trace left); a trace not stored is skipped.  0 or a negative errno. */
+    int (*delete_traces)(gyre_store_t *s, const gyre_trace_t *const *traces, size_t n, char *err, size_t errlen);
+    /* Returns free space to the file system.  0 or a negative errno. */
+    int (*reclaim)(gyre_store_t *s, char *err, size_t errlen);
+    /* A consistency check: 0, or -EBADMSG when the index is corrupt (err says how). */
+    int (*check)(gyre_store_t *s, char *err, size_t errlen);
 } gyre_store_ops_t;
 
 extern const gyre_store_ops_t gyre_store_sqlite;
