@@ -277,7 +277,8 @@ static size_t index_one(gyre_writer_t *w)
         }
         return 0;
     }
-    int64_t age = unix_us() - w->ibatch[0]->ended_us;
+    /* A trace without an end time (ended_us 0) says nothing about the lag. */
+    int64_t age = w->ibatch[0]->ended_us > 0 ? unix_us() - w->ibatch[0]->ended_us : 0;
     atomic_store(&w->lag_ms, age > 0 ? (uint64_t)age / 1000 : 0);
     w->err[0] = '\0';
     int rc = w->ops->write_batch(w->store, (const gyre_trace_t *const *)w->ibatch, (size_t)n, w->err, sizeof(w->err));
