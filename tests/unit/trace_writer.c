@@ -400,6 +400,7 @@ TEST(trace_writer_corrupt_store_stops_the_indexer_and_flags_a_rebuild_for_the_ne
     const char *p = log_path();
     gyre_writer_t *w = writer(s, p, &cfg);
     submit_range(w, 0, 10);
+    WAIT_FOR(w, logged, 10);
     WAIT_FOR(w, index_corrupt, 1);
     gyre_writer_stats_t st;
     gyre_writer_stats(w, &st);
