@@ -28,6 +28,8 @@
 #define LAG_DEGRADED_MS 60000
 /* The indexer's niceness: below the workers, which serve traffic. */
 #define INDEXER_NICE 10
+/* The writer thread's: above them, when allowed (writer_main). */
+#define WRITER_NICE -5
 
 struct gyre_writer {
     const gyre_store_ops_t *ops;
@@ -192,6 +194,11 @@ static void sync_log(gyre_writer_t *w, uint64_t now)
 static void *writer_main(void *arg)
 {
     gyre_writer_t *w = arg;
+    /* The kill -9 bound is how soon this thread gets the CPU after a trace is queued: above the workers when the
+     * process may (CAP_SYS_NICE, root), as nginx's worker_priority; its work per trace is a few microseconds. */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), WRITER_NICE) != 0) {
+        /* Not permitted: it runs at the workers' priority, and a machine saturated by other work stretches the bound. */
+    }
     for (;;) {
         /* Read the flag before draining: once it is seen, a round that finds nothing means nothing is left. */
         int stopping = atomic_load(&w->stop);
