@@ -7,16 +7,21 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zdict.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include "common/alloc.h"
 #include "common/buf.h"
@@ -56,6 +61,19 @@ struct gyre_tracelog {
     gyre_zstd_t *zstd;
     gyre_buf_t payload, rec;
 
+    /* The dictionary (tracelog.h): samples kept by the appender, trained by a helper thread. */
+    int dict_on;
+    gyre_buf_t samples;
+    size_t *sample_sizes, nsamples;
+    pthread_t trainer;
+    int trainer_started;
+    _Atomic int dict_ready; /* 0 collecting or training, 1 trained (dict, dict_len set), -1 failed */
+    void *dict;
+    size_t dict_len;
+    ZSTD_CDict *cdict; /* the appender's, once it took the trained dictionary */
+    ZSTD_CCtx *cctx;
+    int seg_has_dict;  /* the active segment starts with the dictionary */
+
     _Atomic uint64_t appended, refused_bound, refused_io;
     _Atomic int last_errno;
     _Atomic uint64_t dmg_regions, dmg_bytes, dmg_headers, dmg_seq, dmg_off;
@@ -68,6 +86,10 @@ struct gyre_tracelog_reader {
     gyre_buf_t rec, plain;
     gyre_zstd_t *zstd;
     uint8_t *scan;
+    ZSTD_DDict *ddict;    /* the dictionary of segment ddict_seq */
+    uint64_t ddict_seq;
+    int ddict_looked;     /* the head of fd_seq was searched for one */
+    ZSTD_DCtx *dctx;
 };
 
 /* ---- small helpers ---- */
@@ -184,8 +206,22 @@ static void segs_push(gyre_tracelog_t *l, seg_t s)
 
 /* ---- the record ---- */
 
-/* Builds the whole record of `t` in l->rec. */
-static int encode_record(gyre_buf_t *payload, gyre_buf_t *rec, gyre_zstd_t *z, const gyre_trace_t *t)
+/* Fills the 16-byte header at rec->base for the payload after it. */
+static void seal_record(gyre_buf_t *rec, uint8_t type, uint8_t codec)
+{
+    size_t plen = rec->len - GYRE_TRACELOG_RECORD_HEADER_SIZE;
+    uint8_t *p = (uint8_t *)rec->base;
+    memcpy(p, SYNC, 4);
+    le32(p + 4, (uint32_t)plen);
+    p[8] = type;
+    p[9] = codec;
+    p[10] = p[11] = 0;
+    le32(p + 12, crc_of(crc_of(0, p + 4, 8), p + GYRE_TRACELOG_RECORD_HEADER_SIZE, plen));
+}
+
+/* Builds the whole record of `t` in `rec` (its payload in `payload`), with the dictionary when cdict is set. */
+static int encode_record(gyre_buf_t *payload, gyre_buf_t *rec, gyre_zstd_t *z, ZSTD_CCtx *cctx,
+                         const ZSTD_CDict *cdict, const gyre_trace_t *t)
 {
     gyre_buf_reset(payload);
     gyre_buf_reset(rec);
@@ -196,6 +232,15 @@ static int encode_record(gyre_buf_t *payload, gyre_buf_t *rec, gyre_zstd_t *z, c
     if ((rc = gyre_buf_append(rec, h, sizeof(h))) != 0)
         return rc;
     uint8_t codec = GYRE_TRACELOG_CODEC_RAW;
+    size_t bound = ZSTD_compressBound(payload->len);
+    if (cdict != NULL && gyre_buf_reserve(rec, bound) == 0) {
+        size_t n = ZSTD_compress_usingCDict(cctx, rec->base + rec->len, bound, payload->base, payload->len, cdict);
+        if (!ZSTD_isError(n) && n < payload->len) {
+            rec->len += n;
+            seal_record(rec, GYRE_TRACELOG_TYPE_TRACE, GYRE_TRACELOG_CODEC_ZSTD_DICT);
+            return 0;
+        }
+    }
     /* Compressed when it helps: a tiny trace stays as it is. */
     if (z != NULL && gyre_zstd_compress(z, rec, payload->base, payload->len) == 0 &&
         rec->len - sizeof(h) < payload->len) {
@@ -205,16 +250,9 @@ static int encode_record(gyre_buf_t *payload, gyre_buf_t *rec, gyre_zstd_t *z, c
         if ((rc = gyre_buf_append(rec, payload->base, payload->len)) != 0)
             return rc;
     }
-    size_t plen = rec->len - sizeof(h);
-    if (plen > GYRE_TRACELOG_RECORD_MAX)
+    if (rec->len - sizeof(h) > GYRE_TRACELOG_RECORD_MAX)
         return -E2BIG;
-    uint8_t *p = (uint8_t *)rec->base;
-    memcpy(p, SYNC, 4);
-    le32(p + 4, (uint32_t)plen);
-    p[8] = GYRE_TRACELOG_TYPE_TRACE;
-    p[9] = codec;
-    p[10] = p[11] = 0;
-    le32(p + 12, crc_of(crc_of(0, p + 4, 8), p + sizeof(h), plen));
+    seal_record(rec, GYRE_TRACELOG_TYPE_TRACE, codec);
     return 0;
 }
 
@@ -225,7 +263,7 @@ int gyre_tracelog_encode(const gyre_trace_t *t, int zstd_level, gyre_buf_t *out_
     gyre_zstd_t *z = zstd_level >= 0 ? gyre_zstd_create(zstd_level ? zstd_level : 1) : NULL;
     gyre_buf_t rec;
     gyre_buf_init(&rec, GYRE_TRACELOG_RECORD_MAX + GYRE_TRACELOG_RECORD_HEADER_SIZE);
-    int rc = encode_record(&payload, &rec, z, t);
+    int rc = encode_record(&payload, &rec, z, NULL, NULL, t);
     if (rc == 0)
         rc = gyre_buf_append(out_buf, rec.base, rec.len);
     gyre_buf_dispose(&payload);
@@ -272,11 +310,25 @@ static int new_segment(gyre_tracelog_t *l)
     h[24] = 1;
     le32(h + 28, crc_of(0, h, 28));
     int rc = pwrite_full(fd, h, sizeof(h), 0);
+    uint64_t end = sizeof(h);
+    if (rc == 0 && l->cdict != NULL) {
+        /* The dictionary, twice, at the head: the segment's records need it, and one copy could go bad. */
+        gyre_buf_t d;
+        gyre_buf_init(&d, GYRE_TRACELOG_DICT_MAX + GYRE_TRACELOG_RECORD_HEADER_SIZE);
+        uint8_t rh[GYRE_TRACELOG_RECORD_HEADER_SIZE] = {0};
+        gyre_buf_append(&d, rh, sizeof(rh));
+        gyre_buf_append(&d, l->dict, l->dict_len);
+        seal_record(&d, GYRE_TRACELOG_TYPE_DICT, GYRE_TRACELOG_CODEC_RAW);
+        for (int copy = 0; copy < 2 && rc == 0; copy++, end += d.len)
+            rc = pwrite_full(fd, d.base, d.len, end);
+        gyre_buf_dispose(&d);
+    }
     if (rc != 0) {
         close(fd);
         unlink(path);
         return rc;
     }
+    l->seg_has_dict = l->cdict != NULL;
     pthread_mutex_lock(&l->mu);
     if (l->active_seq != 0) {
         /* The old active segment is closed now: its size is final. */
@@ -289,7 +341,7 @@ static int new_segment(gyre_tracelog_t *l)
     }
     segs_push(l, (seg_t){seq, 0, unix_us()});
     l->active_seq = seq;
-    atomic_store_explicit(&l->end, sizeof(h), memory_order_release);
+    atomic_store_explicit(&l->end, end, memory_order_release);
     pthread_mutex_unlock(&l->mu);
     if (l->fd >= 0) {
         if (l->dirty)
@@ -341,6 +393,17 @@ int gyre_tracelog_open(const char *dir, const gyre_tracelog_config_t *cfg, int f
     gyre_buf_init(&l->rec, GYRE_TRACELOG_RECORD_MAX + GYRE_TRACELOG_RECORD_HEADER_SIZE);
     if (l->cfg.zstd_level >= 0)
         l->zstd = gyre_zstd_create(l->cfg.zstd_level != 0 ? l->cfg.zstd_level : 1);
+    if (l->cfg.dict_samples == 0)
+        l->cfg.dict_samples = 2000;
+    if (l->cfg.dict_bytes == 0 || l->cfg.dict_bytes > GYRE_TRACELOG_DICT_MAX)
+        l->cfg.dict_bytes = 64 << 10;
+    /* A dictionary is worth its two copies per segment only in segments much larger than it. */
+    l->dict_on = !readonly && l->cfg.zstd_level >= 0 &&
+                 (l->cfg.dict > 0 || (l->cfg.dict == 0 && l->cfg.segment_bytes >= ((uint64_t)4 << 20)));
+    if (l->dict_on) {
+        gyre_buf_init(&l->samples, (size_t)16 << 20);
+        l->sample_sizes = gyre_calloc(l->cfg.dict_samples, sizeof(*l->sample_sizes));
+    }
 
     int rc = 0;
     if (!readonly) {
@@ -379,7 +442,8 @@ int gyre_tracelog_open(const char *dir, const gyre_tracelog_config_t *cfg, int f
                              (int64_t)st.st_mtim.tv_sec * 1000000 + st.st_mtim.tv_nsec / 1000});
         l->closed_bytes += (uint64_t)st.st_size;
     }
-    qsort(l->segs, l->nsegs, sizeof(*l->segs), seg_cmp_cb);
+    if (l->nsegs > 1)
+        qsort(l->segs, l->nsegs, sizeof(*l->segs), seg_cmp_cb);
     l->next_seq = maxseq + 1;
     if (!readonly) {
         int r = new_segment(l);
@@ -412,9 +476,16 @@ void gyre_tracelog_close(gyre_tracelog_t *l)
     }
     if (l->lock_fd >= 0)
         close(l->lock_fd);
+    if (l->trainer_started)
+        pthread_join(l->trainer, NULL);
     pthread_mutex_destroy(&l->mu);
     gyre_buf_dispose(&l->payload);
     gyre_buf_dispose(&l->rec);
+    gyre_buf_dispose(&l->samples);
+    free(l->sample_sizes);
+    free(l->dict);
+    ZSTD_freeCDict(l->cdict);
+    ZSTD_freeCCtx(l->cctx);
     gyre_zstd_destroy(l->zstd);
     free(l->segs);
     free(l->dir);
@@ -426,16 +497,96 @@ const char *gyre_tracelog_dir(const gyre_tracelog_t *l)
     return l->dir;
 }
 
+/* ---- the dictionary ---- */
+
+static void *train_main(void *arg)
+{
+    gyre_tracelog_t *l = arg;
+    /* Seconds of CPU at most, once a run: below the workers, like the indexer. */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10) != 0) {
+        /* Best effort: it then trains at the workers' priority. */
+    }
+    void *dict = gyre_malloc(l->cfg.dict_bytes);
+    size_t n = ZDICT_trainFromBuffer(dict, l->cfg.dict_bytes, l->samples.base, l->sample_sizes,
+                                     (unsigned)l->nsamples);
+    if (ZDICT_isError(n)) {
+        gyre_logf("gyre: trace log %s: training a compression dictionary failed (%s); records stay compressed one "
+                  "by one\n",
+                  l->dir, ZDICT_getErrorName(n));
+        free(dict);
+        atomic_store_explicit(&l->dict_ready, -1, memory_order_release);
+        return NULL;
+    }
+    l->dict = dict;
+    l->dict_len = n;
+    atomic_store_explicit(&l->dict_ready, 1, memory_order_release);
+    return NULL;
+}
+
+/* The appender's part: keeps samples, starts the training, and takes the dictionary once it is ready. */
+static void dict_step(gyre_tracelog_t *l)
+{
+    if (!l->dict_on || l->cdict != NULL)
+        return;
+    if (!l->trainer_started) {
+        if (l->nsamples < l->cfg.dict_samples && gyre_buf_append(&l->samples, l->payload.base, l->payload.len) == 0)
+            l->sample_sizes[l->nsamples++] = l->payload.len;
+        else if (l->nsamples < l->cfg.dict_samples)
+            l->cfg.dict_samples = l->nsamples; /* the sample buffer is full: train on what it holds */
+        if (l->nsamples == l->cfg.dict_samples) {
+            sigset_t all, old;
+            sigfillset(&all);
+            pthread_sigmask(SIG_SETMASK, &all, &old);
+            l->trainer_started = pthread_create(&l->trainer, NULL, train_main, l) == 0;
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
+            if (!l->trainer_started)
+                l->dict_on = 0;
+        }
+        return;
+    }
+    if (atomic_load_explicit(&l->dict_ready, memory_order_acquire) != 1)
+        return;
+    l->cdict = ZSTD_createCDict(l->dict, l->dict_len, l->cfg.zstd_level != 0 ? l->cfg.zstd_level : 1);
+    l->cctx = ZSTD_createCCtx();
+    if (l->cdict == NULL || l->cctx == NULL) {
+        ZSTD_freeCDict(l->cdict);
+        l->cdict = NULL;
+        l->dict_on = 0;
+        return;
+    }
+    /* A new segment, so that the dictionary is at its head. */
+    if (new_segment(l) != 0)
+        l->seg_has_dict = 0;
+    gyre_buf_dispose(&l->samples);
+}
+
+int gyre_tracelog_dict_state(gyre_tracelog_t *l)
+{
+    if (l->cdict != NULL)
+        return 1;
+    return atomic_load(&l->dict_ready) < 0 ? -1 : 0;
+}
+
 /* ---- append ---- */
 
 int gyre_tracelog_append(gyre_tracelog_t *l, const gyre_trace_t *t)
 {
     if (l->readonly)
         return -EROFS;
-    int rc = encode_record(&l->payload, &l->rec, l->zstd, t);
+    int rc = encode_record(&l->payload, &l->rec, l->zstd, l->cctx, l->seg_has_dict ? l->cdict : NULL, t);
     if (rc != 0) {
         atomic_fetch_add(&l->refused_io, 1);
         return rc;
+    }
+    if (l->dict_on && l->cdict == NULL) {
+        dict_step(l);
+        if (l->seg_has_dict) {
+            /* The dictionary just arrived and this trace opens the segment that carries it. */
+            if ((rc = encode_record(&l->payload, &l->rec, l->zstd, l->cctx, l->cdict, t)) != 0) {
+                atomic_fetch_add(&l->refused_io, 1);
+                return rc;
+            }
+        }
     }
     size_t n = l->rec.len;
     uint64_t end = atomic_load(&l->end);
@@ -609,6 +760,8 @@ void gyre_tracelog_reader_destroy(gyre_tracelog_reader_t *r)
     gyre_buf_dispose(&r->rec);
     gyre_buf_dispose(&r->plain);
     gyre_zstd_destroy(r->zstd);
+    ZSTD_freeDDict(r->ddict);
+    ZSTD_freeDCtx(r->dctx);
     free(r->scan);
     free(r);
 }
@@ -649,6 +802,7 @@ static int reader_open(gyre_tracelog_reader_t *r, uint64_t seq)
         return -errno;
     r->fd = fd;
     r->fd_seq = seq;
+    r->ddict_looked = 0;
     /* The header is checked for the report only: the records carry their own checks. */
     uint8_t h[GYRE_TRACELOG_SEGMENT_HEADER_SIZE];
     size_t got = 0;
@@ -676,8 +830,9 @@ static int read_at(gyre_tracelog_reader_t *r, uint64_t off, uint64_t limit, size
     if (got < sizeof(h) || memcmp(h, SYNC, 4) != 0)
         return 1;
     uint32_t len = rd32(h + 4);
-    if (len > GYRE_TRACELOG_RECORD_MAX || len > limit - off - sizeof(h) || h[8] != GYRE_TRACELOG_TYPE_TRACE ||
-        h[9] > GYRE_TRACELOG_CODEC_ZSTD || h[10] != 0 || h[11] != 0)
+    if (len > GYRE_TRACELOG_RECORD_MAX || len > limit - off - sizeof(h) ||
+        (h[8] != GYRE_TRACELOG_TYPE_TRACE && h[8] != GYRE_TRACELOG_TYPE_DICT) || h[9] > GYRE_TRACELOG_CODEC_ZSTD_DICT ||
+        h[10] != 0 || h[11] != 0)
         return 1;
     gyre_buf_reset(&r->rec);
     if (gyre_buf_reserve(&r->rec, sizeof(h) + len) != 0)
@@ -694,12 +849,64 @@ static int read_at(gyre_tracelog_reader_t *r, uint64_t off, uint64_t limit, size
     return 0;
 }
 
+static int read_at(gyre_tracelog_reader_t *r, uint64_t off, uint64_t limit, size_t *reclen);
+
+/* Takes the dictionary in r->rec (a checked type-2 record) as segment fd_seq's. */
+static void take_dict(gyre_tracelog_reader_t *r)
+{
+    ZSTD_freeDDict(r->ddict);
+    r->ddict = ZSTD_createDDict(r->rec.base + GYRE_TRACELOG_RECORD_HEADER_SIZE,
+                                r->rec.len - GYRE_TRACELOG_RECORD_HEADER_SIZE);
+    r->ddict_seq = r->fd_seq;
+}
+
+/* Finds the dictionary at the head of segment fd_seq (either copy), when the reader started past it. */
+static void find_dict(gyre_tracelog_reader_t *r, uint64_t limit)
+{
+    r->ddict_looked = 1;
+    uint64_t off = GYRE_TRACELOG_SEGMENT_HEADER_SIZE;
+    /* The copies are the first two records: a bad first one is skipped by its own length when that reads. */
+    for (int i = 0; i < 2; i++) {
+        size_t reclen = 0;
+        int rc = read_at(r, off, limit, &reclen);
+        if (rc == 0 && (uint8_t)r->rec.base[8] == GYRE_TRACELOG_TYPE_DICT) {
+            take_dict(r);
+            return;
+        }
+        if (rc == 0)
+            return; /* a trace: this segment has no dictionary */
+        uint8_t h[8];
+        size_t got = 0;
+        if (pread_full(r->fd, h, sizeof(h), off, &got) != 0 || got < sizeof(h))
+            return;
+        off += GYRE_TRACELOG_RECORD_HEADER_SIZE + rd32(h + 4);
+    }
+}
+
 /* Decodes r->rec into a view whose strings point into r's buffers; 0 or -EINVAL. */
 static int decode_rec(gyre_tracelog_reader_t *r, gyre_trace_t *view)
 {
     const uint8_t *p = (const uint8_t *)r->rec.base + GYRE_TRACELOG_RECORD_HEADER_SIZE;
     size_t len = r->rec.len - GYRE_TRACELOG_RECORD_HEADER_SIZE;
-    if (r->rec.base[9] == GYRE_TRACELOG_CODEC_ZSTD) {
+    if (r->rec.base[9] == GYRE_TRACELOG_CODEC_ZSTD_DICT) {
+        if (r->ddict == NULL || r->ddict_seq != r->fd_seq)
+            return -EINVAL;
+        unsigned long long size = ZSTD_getFrameContentSize(p, len);
+        if (size == ZSTD_CONTENTSIZE_UNKNOWN || size == ZSTD_CONTENTSIZE_ERROR || size > GYRE_TRACELOG_RECORD_MAX)
+            return -EINVAL;
+        gyre_buf_reset(&r->plain);
+        if (gyre_buf_reserve(&r->plain, (size_t)size) != 0)
+            return -EINVAL;
+        if (r->dctx == NULL)
+            r->dctx = ZSTD_createDCtx();
+        size_t n = r->dctx != NULL ? ZSTD_decompress_usingDDict(r->dctx, r->plain.base, (size_t)size, p, len, r->ddict)
+                                   : (size_t)-1;
+        if (ZSTD_isError(n) || n != size)
+            return -EINVAL;
+        r->plain.len = n;
+        p = (const uint8_t *)r->plain.base;
+        len = r->plain.len;
+    } else if (r->rec.base[9] == GYRE_TRACELOG_CODEC_ZSTD) {
         gyre_buf_reset(&r->plain);
         if (gyre_zstd_decompress(r->zstd, &r->plain, p, len) != 0)
             return -EINVAL;
@@ -728,7 +935,7 @@ static int64_t resync(gyre_tracelog_reader_t *r, uint64_t off, uint64_t limit)
             if (c < 0)
                 return c;
             gyre_trace_t view;
-            if (c == 0 && decode_rec(r, &view) == 0)
+            if (c == 0 && ((uint8_t)r->rec.base[8] == GYRE_TRACELOG_TYPE_DICT || decode_rec(r, &view) == 0))
                 return (int64_t)(at + i);
         }
         /* The last 3 bytes may start a sync that this chunk cut. */
@@ -767,7 +974,16 @@ int gyre_tracelog_read(gyre_tracelog_reader_t *r, gyre_tracelog_pos_t *pos, gyre
             break;
         }
         size_t reclen = 0;
+        if (!r->ddict_looked && pos->off > GYRE_TRACELOG_SEGMENT_HEADER_SIZE &&
+            (r->ddict == NULL || r->ddict_seq != pos->seq))
+            find_dict(r, limit);
         rc = read_at(r, pos->off, limit, &reclen);
+        if (rc == 0 && (uint8_t)r->rec.base[8] == GYRE_TRACELOG_TYPE_DICT) {
+            if (r->ddict == NULL || r->ddict_seq != pos->seq)
+                take_dict(r);
+            pos->off += reclen;
+            continue;
+        }
         gyre_trace_t view;
         if (rc == 0 && decode_rec(r, &view) == 0) {
             out[n++] = gyre_trace_copy(&view);

@@ -30,9 +30,10 @@
  *
  *   0  sync    4  F7 47 4C 52: where a reader resynchronises
  *   4  len     4  payload bytes (<= GYRE_TRACELOG_RECORD_MAX)
- *   8  type    1  1: a trace
+ *   8  type    1  1: a trace; 2: a zstd dictionary (codec 0)
  *   9  codec   1  0: the payload is the trace's encoding (spool.h's
- *                 payload format); 1: a zstd frame of it
+ *                 payload format); 1: a zstd frame of it; 2: a zstd
+ *                 frame made with the segment's dictionary
  *  10  rsv     2  0
  *  12  crc     4  zlib crc32 of bytes 4..11 and the payload
  *
@@ -42,6 +43,15 @@
  * next sync whose record checks, so one bad record costs that record and
  * no other (0xF7 never occurs in UTF-8 text, and a false sync must also
  * pass a 32-bit CRC).  What was skipped is counted and reported.
+ *
+ * Dictionary: the many calls that share a system prompt compress far
+ * better against a dictionary trained on the traffic than one by one.  The
+ * appender keeps the first dict_samples payloads of the run, a helper
+ * thread trains a dictionary on them (zstd's ZDICT, dict_bytes), and from
+ * then on every new segment starts with the dictionary, written twice (so
+ * one bad byte cannot cost the segment's records), and its traces use it
+ * (codec 2); the appender moves to a new segment as soon as it is ready.
+ * A segment is self-contained: retention can drop any of them.
  *
  * Bounds: max_bytes bounds the whole log; an append that would pass it is
  * refused with -EFBIG (the caller counts it as dropped and says so
@@ -80,8 +90,11 @@
 #define GYRE_TRACELOG_DEFAULT_RETENTION_US ((int64_t)30 * 86400 * 1000000)
 
 #define GYRE_TRACELOG_TYPE_TRACE 1
+#define GYRE_TRACELOG_TYPE_DICT 2
 #define GYRE_TRACELOG_CODEC_RAW 0
 #define GYRE_TRACELOG_CODEC_ZSTD 1
+#define GYRE_TRACELOG_CODEC_ZSTD_DICT 2
+#define GYRE_TRACELOG_DICT_MAX ((size_t)1 << 20)
 
 typedef struct gyre_tracelog gyre_tracelog_t;
 typedef struct gyre_tracelog_reader gyre_tracelog_reader_t;
@@ -95,6 +108,9 @@ typedef struct gyre_tracelog_config {
     uint64_t max_bytes;     /* the whole log [20 GiB] */
     uint64_t segment_bytes; /* one segment [64 MiB, or max_bytes / 8 when that is smaller, at least 4 KiB] */
     int zstd_level;         /* [1]; 0 takes the default, -1 stores records uncompressed */
+    int dict;               /* 1: train a dictionary, -1: never; 0: when segment_bytes >= 4 MiB */
+    size_t dict_samples;    /* traces it is trained on [2000] */
+    size_t dict_bytes;      /* its size [64 KiB] */
 } gyre_tracelog_config_t;
 
 #define GYRE_TRACELOG_READONLY 1 /* open without the lock and without a new segment (the CLI's stats) */
@@ -136,6 +152,8 @@ size_t gyre_tracelog_segments(gyre_tracelog_t *l, gyre_tracelog_segment_info_t *
 /* Removes a closed segment's file (retention); -EBUSY for the active one, -ENOENT when none. */
 int gyre_tracelog_remove(gyre_tracelog_t *l, uint64_t seq);
 void gyre_tracelog_stats(gyre_tracelog_t *l, gyre_tracelog_stats_t *st);
+/* 1 once the dictionary is in use (new segments carry it), -1 when training it failed, 0 before. */
+int gyre_tracelog_dict_state(gyre_tracelog_t *l);
 /* Bytes of the log from `pos` to its end. */
 uint64_t gyre_tracelog_bytes_after(gyre_tracelog_t *l, gyre_tracelog_pos_t pos);
 

@@ -352,3 +352,70 @@ TEST(trace_tracelog_checkpoint_keeps_the_last_good_slot_when_the_newest_is_torn)
     CHECK_INT(got.flags, 0);
     rm_dir(d);
 }
+
+/* A body that shares a long system prompt with every other call, as agents' calls do. */
+static void agent_body(char *buf, size_t len, int n)
+{
+    snprintf(buf, len,
+             "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"system\",\"content\":\"You are a careful assistant for the "
+             "accounts team. Answer in British English, cite the policy section you rely on, never invent a policy, "
+             "and when a request is ambiguous ask one short question before answering. Policies: 1. Refunds within 30 "
+             "days. 2. Exchanges within 60 days with a receipt. 3. Gift cards are final sale. 4. Damaged goods are "
+             "replaced at no cost.\"},{\"role\":\"user\",\"content\":\"Customer %d asks about order %d: can it be "
+             "refunded after %d days?\"}]}",
+             n, n * 7919 % 100000, n % 90);
+}
+
+TEST(trace_tracelog_a_trained_dictionary_heads_each_new_segment_twice_and_one_bad_copy_costs_no_trace)
+{
+    const char *d = fresh_dir();
+    gyre_tracelog_t *l;
+    char err[256];
+    gyre_tracelog_config_t cfg = {.dict = 1, .dict_samples = 300, .dict_bytes = 8192, .segment_bytes = 1 << 20};
+    CHECK_INT(gyre_tracelog_open(d, &cfg, 0, &l, err, sizeof(err)), 0);
+    static char body[2048];
+    gyre_trace_t t;
+    int n = 0;
+    /* Until the dictionary is trained (on another thread) and taken, at most 10 s. */
+    for (int k = 0; k < 10000 && gyre_tracelog_dict_state(l) == 0; k++, n++) {
+        agent_body(body, sizeof(body), n);
+        make_trace(&t, n, body);
+        CHECK_INT(gyre_tracelog_append(l, &t), 0);
+        if (n >= 300)
+            usleep(1000);
+    }
+    CHECK_INT(gyre_tracelog_dict_state(l), 1);
+    int first_dict = n;
+    for (int k = 0; k < 300; k++, n++) {
+        agent_body(body, sizeof(body), n);
+        make_trace(&t, n, body);
+        CHECK_INT(gyre_tracelog_append(l, &t), 0);
+    }
+    gyre_tracelog_segment_info_t seg[4];
+    CHECK_INT(gyre_tracelog_segments(l, seg, 4), 2);
+    gyre_tracelog_close(l);
+    double before = (double)(seg[0].bytes - 32) / first_dict;
+    /* The second segment's bytes, less its header and the dictionary's two copies (read from its head). */
+    char p[128];
+    snprintf(p, sizeof(p), "%s/%016llx.seg", d, (unsigned long long)seg[1].seq);
+    static unsigned char b[1 << 20];
+    size_t size = slurp(p, b, sizeof(b));
+    uint32_t dlen = (uint32_t)b[36] | (uint32_t)b[37] << 8 | (uint32_t)b[38] << 16 | (uint32_t)b[39] << 24;
+    CHECK_INT(b[40], GYRE_TRACELOG_TYPE_DICT);
+    size_t dicts = 2 * (GYRE_TRACELOG_RECORD_HEADER_SIZE + dlen);
+    double after = (double)(size - 32 - dicts) / 300;
+    fprintf(stderr, "    %.0f bytes a trace one by one, %.0f with the dictionary (%u bytes)\n", before, after, dlen);
+    CHECK(after * 2 < before);
+    static int got[4096];
+    CHECK_INT(read_all(d, got, 4096), n);
+    for (int i = 0; i < n; i++)
+        CHECK_INT(got[i], i);
+    /* One bad byte in the first copy: the second one serves, no trace is lost. */
+    b[32 + 16 + 100] ^= 0x40;
+    spit(p, b, size);
+    gyre_log_set_quiet(1);
+    CHECK_INT(read_all(d, got, 4096), n);
+    gyre_log_set_quiet(0);
+    CHECK_INT(got[first_dict], first_dict);
+    rm_dir(d);
+}
