@@ -350,13 +350,15 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
         char logdir[4096], spool[4096];
         gyre_tracelog_dir_for(config->store_log, config->store_sqlite, logdir, sizeof(logdir));
         snprintf(spool, sizeof(spool), "%s.spool", config->store_sqlite);
-        if (gyre_writer_open_index(&gyre_store_sqlite, config->store_sqlite, logdir, &s->store, err, sizeof(err)) !=
-            0) {
+        int check_later = 0;
+        if (gyre_writer_open_index(&gyre_store_sqlite, config->store_sqlite, logdir, &s->store, &check_later, err,
+                                   sizeof(err)) != 0) {
             gyre_logf("gyre: store %s: %s\n", config->store_sqlite, err);
             return 1;
         }
         gyre_writer_config_t wc = {.fsync_ms = config->store_fsync_ms,
                                    .retention_us = config->store_retention_us,
+                                   .check_at_start = check_later,
                                    .log = {.max_bytes = config->store_max_bytes,
                                            .segment_bytes = config->store_segment_bytes}};
         int r = gyre_writer_create(&gyre_store_sqlite, s->store, logdir, spool, nworkers, &wc, &s->writer, err,

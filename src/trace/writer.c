@@ -360,6 +360,12 @@ static void *indexer_main(void *arg)
     if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), INDEXER_NICE) != 0) {
         /* Best effort: without it the indexer competes at the workers' priority. */
     }
+    if (w->cfg.check_at_start && w->ops->check != NULL) {
+        /* A large database is checked here, while gyre serves, rather than before it listens. */
+        w->err[0] = '\0';
+        if (w->ops->check(w->store, w->err, sizeof(w->err)) == -EBADMSG)
+            store_failed(w, -EBADMSG, now_ms());
+    }
     uint64_t drain_deadline = 0;
     for (;;) {
         int stopping = atomic_load(&w->istop);
@@ -692,9 +698,10 @@ int gyre_writer_move_index_aside(const char *dsn, const char *why, char *aside, 
 }
 
 int gyre_writer_open_index(const gyre_store_ops_t *ops, const char *dsn, const char *log_dir, gyre_store_t **out,
-                           char *err, size_t errlen)
+                           int *check_later, char *err, size_t errlen)
 {
     *out = NULL;
+    *check_later = 0;
     gyre_tracelog_checkpoint_t cp;
     gyre_tracelog_checkpoint_load(log_dir, &cp);
     int rebuilt = 0;
@@ -715,7 +722,11 @@ int gyre_writer_open_index(const gyre_store_ops_t *ops, const char *dsn, const c
     }
     if (rc != 0)
         return rc;
-    if (ops->check != NULL && ops->check(s, err, errlen) == -EBADMSG) {
+    struct stat st;
+    int small = stat(dsn, &st) != 0 || (uint64_t)st.st_size <= GYRE_WRITER_CHECK_AT_OPEN_MAX;
+    if (ops->check != NULL && !small)
+        *check_later = 1;
+    if (ops->check != NULL && small && ops->check(s, err, errlen) == -EBADMSG) {
         snprintf(why, sizeof(why), "its check failed (%s)", err);
         ops->close(s);
         s = NULL;

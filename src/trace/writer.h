@@ -81,6 +81,7 @@ typedef struct gyre_writer_config {
     unsigned drain_timeout_ms;  /* how long drain_and_stop retries a failing store [30000] */
     int64_t retention_us;       /* drop segments whose newest trace is older [30 days]; < 0: never */
     unsigned retention_check_ms;/* how often retention looks [1000] */
+    int check_at_start;         /* the indexer runs ops->check before indexing (gyre_writer_open_index) */
     gyre_tracelog_config_t log; /* max_bytes [20 GiB], segment_bytes */
 } gyre_writer_config_t;
 
@@ -113,11 +114,17 @@ int gyre_writer_create(const gyre_store_ops_t *ops, gyre_store_t *store, const c
  * it says so (-EBADMSG), or when ops->check does.  Rebuilding moves the
  * database (and its -wal and -shm) aside to "<dsn>.corrupt-<unix seconds>",
  * says so in the log, creates an empty one and resets the checkpoint, so
- * the indexer takes the whole log again.  0 with *out set, or a negative
- * errno with err filled (a store that cannot be opened for another reason).
+ * the indexer takes the whole log again.  The check reads the whole
+ * database, so it runs here only for a database of at most
+ * GYRE_WRITER_CHECK_AT_OPEN_MAX bytes; for a larger one *check_later is set,
+ * and the writer's indexer runs it before indexing (config check_at_start):
+ * a corrupt one is then flagged and rebuilt at the next start, while gyre
+ * serves.  0 with *out set, or a negative errno with err filled (a store
+ * that cannot be opened for another reason).
  */
+#define GYRE_WRITER_CHECK_AT_OPEN_MAX ((uint64_t)256 << 20)
 int gyre_writer_open_index(const gyre_store_ops_t *ops, const char *dsn, const char *log_dir, gyre_store_t **out,
-                           char *err, size_t errlen);
+                           int *check_later, char *err, size_t errlen);
 /* Moves the database at `dsn` aside as above, for `gyre store reindex` too; the new name into aside. */
 int gyre_writer_move_index_aside(const char *dsn, const char *why, char *aside, size_t asidelen);
 

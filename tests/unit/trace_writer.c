@@ -457,3 +457,37 @@ TEST(trace_writer_log_at_its_bound_drops_new_traces_and_says_so)
     fake_store_free(s);
     rm_dir(path);
 }
+
+static int fake_check_corrupt(gyre_store_t *s, char *err, size_t errlen)
+{
+    (void)s;
+    snprintf(err, errlen, "fake store: the database is corrupt: page 7 is never used");
+    return -EBADMSG;
+}
+
+TEST(trace_writer_check_at_start_of_a_large_index_finds_it_corrupt_while_the_log_keeps_every_trace)
+{
+    gyre_store_t *s = fake_store(0, 0);
+    gyre_store_ops_t ops = fake_ops;
+    ops.check = fake_check_corrupt;
+    gyre_writer_config_t cfg = {.check_at_start = 1, .drain_timeout_ms = 100};
+    const char *p = log_path();
+    gyre_writer_t *w = NULL;
+    char err[256];
+    CHECK_INT(gyre_writer_create(&ops, s, p, NULL, 1, &cfg, &w, err, sizeof(err)), 0);
+    submit_range(w, 0, 20);
+    WAIT_FOR(w, logged, 20);
+    WAIT_FOR(w, index_corrupt, 1);
+    gyre_writer_stats_t st;
+    gyre_writer_stats(w, &st);
+    CHECK_INT(st.index_corrupt, 1);
+    CHECK_INT(st.logged, 20);
+    CHECK_INT(st.written, 0);
+    gyre_tracelog_checkpoint_t cp;
+    CHECK_INT(gyre_tracelog_checkpoint_load(p, &cp), 0);
+    CHECK_INT(cp.flags & GYRE_TRACELOG_REBUILD, GYRE_TRACELOG_REBUILD);
+    CHECK_INT(gyre_writer_drain_and_stop(w), -EIO);
+    gyre_writer_destroy(w);
+    fake_store_free(s);
+    rm_dir(p);
+}
