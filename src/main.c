@@ -21,6 +21,7 @@ static const struct {
     {"traces", gyre_cmd_traces, "list stored traces, or show one (traces show ID)", gyre_traces_usage},
     {"sessions", gyre_cmd_sessions, "show a session's calls in order (sessions show ID)", gyre_sessions_usage},
     {"stats", gyre_cmd_stats, "requests, errors, latency, tokens and cost, grouped and in time", gyre_stats_usage},
+    {"store", gyre_cmd_store, "the trace log and its index: store stats, store reindex", gyre_store_usage},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

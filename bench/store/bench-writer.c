@@ -5,8 +5,14 @@
  *   batch   ops->write_batch in batches of 512, timed around the calls
  *           only (the traces are generated before each call);
  *   writer  the whole writer: gyre_writer_submit from one producer thread
- *           (the copy, the ring) to the writer thread's write_batch, timed
- *           from the first submit until drain_and_stop returns.
+ *           (the copy, the ring) to the writer thread's append to the trace
+ *           log and the indexer's write_batch, timed from the first submit
+ *           until drain_and_stop returns (everything logged and indexed);
+ *   log     the trace log alone (issue 12): gyre_tracelog_append of N
+ *           traces, CPU per append, and the bytes on disk per trace against
+ *           the trace's raw bytes (its encoding before compression: the
+ *           bodies as captured and every field); then the indexer's read of
+ *           the log back (read, CRC, decompress, decode), CPU per trace.
  *
  * The traces are realistic: 5 routes, 4 providers, 10 models, 50 agents,
  * 1000 users, 10k sessions, 5 % errors, half of them streams, a request
@@ -29,6 +35,8 @@
 #include <unistd.h>
 
 #include "store/store.h"
+#include "trace/spool.h"
+#include "trace/tracelog.h"
 #include "trace/writer.h"
 
 #define BATCH 512
@@ -226,8 +234,9 @@ static gyre_store_t *open_fresh(const char *db)
     unlink(side);
     snprintf(side, sizeof(side), "%s-shm", db);
     unlink(side);
-    snprintf(side, sizeof(side), "%s.spool", db);
-    unlink(side);
+    snprintf(side, sizeof(side), "rm -rf '%s.log'", db);
+    if (system(side) != 0)
+        exit(1);
     gyre_store_t *s = NULL;
     if (gyre_store_open(db, GYRE_STORE_OPEN_WRITE, &s, err, sizeof(err)) != 0) {
         fprintf(stderr, "bench-writer: %s\n", err);
@@ -269,11 +278,11 @@ static double run_batches(gyre_store_t *s, uint64_t n, int64_t start_us, int64_t
 /* The whole writer; the seconds from the first submit to the end of the drain. */
 static double run_writer(gyre_store_t *s, const char *db, uint64_t n, uint64_t *spooled)
 {
-    char err[512] = "", spool[4096];
-    snprintf(spool, sizeof(spool), "%s.spool", db);
+    char err[512] = "", logdir[4096];
+    snprintf(logdir, sizeof(logdir), "%s.log", db);
     gyre_writer_t *w = NULL;
     gyre_writer_config_t cfg = {0};
-    if (gyre_writer_create(gyre_store_ops(s), s, spool, 1, &cfg, &w, err, sizeof(err)) != 0) {
+    if (gyre_writer_create(gyre_store_ops(s), s, logdir, NULL, 1, &cfg, &w, err, sizeof(err)) != 0) {
         fprintf(stderr, "bench-writer: %s\n", err);
         exit(1);
     }
@@ -283,8 +292,7 @@ static double run_writer(gyre_store_t *s, const char *db, uint64_t n, uint64_t *
     double t0 = now_s();
     for (uint64_t i = 0; i < n; i++) {
         gen(&g, i, start + (int64_t)i * 20);
-        /* A producer that backs off at a quarter of the ring, below the spill threshold (half of it), so the figure is
-         * the store's pace, not the spool's. */
+        /* A producer that backs off at a quarter of the ring, so no trace goes to the overflow list. */
         for (;;) {
             gyre_writer_stats(w, &st);
             if (st.queued < 1024)
@@ -296,11 +304,66 @@ static double run_writer(gyre_store_t *s, const char *db, uint64_t n, uint64_t *
     int r = gyre_writer_drain_and_stop(w);
     double spent = now_s() - t0;
     gyre_writer_stats(w, &st);
-    *spooled = st.spooled;
+    *spooled = st.logged;
     if (r != 0 || st.written != n)
         fprintf(stderr, "bench-writer: the writer wrote %" PRIu64 " of %" PRIu64 " (drain %d)\n", st.written, n, r);
     gyre_writer_destroy(w);
     return spent;
+}
+
+/* The trace log alone: appends, then reads back (the indexer's read).  Fills the figures in. */
+static void run_log(const char *db, uint64_t n, double *append_cpu_us, double *read_cpu_us, double *raw_per_trace,
+                    double *disk_per_trace)
+{
+    char dir[4096], cmd[4200], err[512] = "";
+    snprintf(dir, sizeof(dir), "%s.log", db);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        exit(1);
+    gyre_tracelog_t *l;
+    if (gyre_tracelog_open(dir, NULL, 0, &l, err, sizeof(err)) != 0) {
+        fprintf(stderr, "bench-writer: %s\n", err);
+        exit(1);
+    }
+    static gen_trace_t g;
+    gyre_buf_t raw;
+    gyre_buf_init(&raw, (size_t)64 << 20);
+    double cpu = 0, rawbytes = 0;
+    int64_t start = wall_us();
+    for (uint64_t i = 0; i < n; i++) {
+        gen(&g, i, start + (int64_t)i * 20);
+        gyre_buf_reset(&raw);
+        gyre_spool_encode_payload(&g.t, &raw);
+        rawbytes += (double)raw.len;
+        double c0 = cpu_s();
+        if (gyre_tracelog_append(l, &g.t) != 0) {
+            fprintf(stderr, "bench-writer: append failed\n");
+            exit(1);
+        }
+        cpu += cpu_s() - c0;
+    }
+    gyre_tracelog_sync(l);
+    gyre_tracelog_stats_t st;
+    gyre_tracelog_stats(l, &st);
+    *append_cpu_us = cpu / (double)n * 1e6;
+    *raw_per_trace = rawbytes / (double)n;
+    *disk_per_trace = (double)st.bytes / (double)n;
+    gyre_tracelog_reader_t *r = gyre_tracelog_reader_create(l);
+    gyre_tracelog_pos_t pos = gyre_tracelog_start(l);
+    static gyre_trace_t *batch[BATCH];
+    uint64_t got = 0;
+    double c0 = cpu_s();
+    for (int k; (k = gyre_tracelog_read(r, &pos, batch, BATCH, 0)) > 0;) {
+        got += (uint64_t)k;
+        for (int i = 0; i < k; i++)
+            free(batch[i]);
+    }
+    *read_cpu_us = (cpu_s() - c0) / (double)n * 1e6;
+    if (got != n)
+        fprintf(stderr, "bench-writer: read %" PRIu64 " of %" PRIu64 " back\n", got, n);
+    gyre_tracelog_reader_destroy(r);
+    gyre_tracelog_close(l);
+    gyre_buf_dispose(&raw);
 }
 
 int main(int argc, char **argv)
@@ -326,7 +389,7 @@ int main(int argc, char **argv)
             random_ids = 1;
         else {
             fprintf(stderr,
-                    "usage: bench-writer [--n N] [--db PATH] [--mode batch|writer|both] [--json] [--random-ids]\n"
+                    "usage: bench-writer [--n N] [--db PATH] [--mode batch|writer|log|both] [--json] [--random-ids]\n"
                     "       bench-writer --fill N --db PATH [--hours H]\n");
             return 2;
         }
@@ -353,20 +416,29 @@ int main(int argc, char **argv)
                 "bench-writer: write_batch x%d: %" PRIu64 " traces in %.2f s: %.0f traces/s, %.1f us of CPU each\n",
                 BATCH, n, spent, batch_rate, batch_cpu_us);
     }
+    double append_us = 0, read_us = 0, raw_b = 0, disk_b = 0;
+    if (strcmp(mode, "log") == 0 || strcmp(mode, "both") == 0) {
+        run_log(db, n, &append_us, &read_us, &raw_b, &disk_b);
+        fprintf(stderr,
+                "bench-writer: trace log: %.1f us of CPU per append, %.1f us per trace read back; %.0f raw bytes per "
+                "trace, %.0f on disk (%.1fx smaller)\n",
+                append_us, read_us, raw_b, disk_b, raw_b / disk_b);
+    }
     if (strcmp(mode, "writer") == 0 || strcmp(mode, "both") == 0) {
         gyre_store_t *s = open_fresh(db);
         double spent = run_writer(s, db, n, &spooled);
         writer_rate = (double)n / spent;
         gyre_store_close(s);
         fprintf(stderr,
-                "bench-writer: whole writer: %" PRIu64 " traces in %.2f s: %.0f traces/s (%" PRIu64 " spooled)\n", n,
+                "bench-writer: whole writer (log and index): %" PRIu64 " traces in %.2f s: %.0f traces/s (%" PRIu64 " logged)\n", n,
                 spent, writer_rate, spooled);
     }
     if (json)
         printf(
             "{\"traces\":%" PRIu64
             ",\"body_bytes\":%d,\"batch\":%d,\"write_batch_traces_per_s\":%.0f,\"write_batch_cpu_us_per_trace\":%.1f,"
-            "\"writer_traces_per_s\":%.0f,\"writer_spooled\":%" PRIu64 "}\n",
-            n, BODY_TARGET, BATCH, batch_rate, batch_cpu_us, writer_rate, spooled);
+            "\"writer_traces_per_s\":%.0f,\"writer_logged\":%" PRIu64 ",\"log_append_cpu_us_per_trace\":%.1f,"
+            "\"log_read_cpu_us_per_trace\":%.1f,\"raw_bytes_per_trace\":%.0f,\"log_bytes_per_trace\":%.0f}\n",
+            n, BODY_TARGET, BATCH, batch_rate, batch_cpu_us, writer_rate, spooled, append_us, read_us, raw_b, disk_b);
     return 0;
 }

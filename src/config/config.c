@@ -354,6 +354,92 @@ static void parse_breaker(parse_ctx_t *ctx, yaml_node_t *n, gyre_breaker_conf_t 
 }
 
 /* A price: a number >= 0, in USD per million tokens. */
+/*
+ * A size with an optional unit: "20GB", "64MB", "512KB", "4096" (bytes).  Units are powers of 1024 (GB is GiB),
+ * as disks are sized for a log; "B" is accepted.
+ */
+static int get_size(parse_ctx_t *ctx, yaml_node_t *n, const char *field, uint64_t min, uint64_t *out)
+{
+    if (!want_type(ctx, n, YAML_SCALAR_NODE, field))
+        return 0;
+    const char *s = scalar(n);
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    static const struct {
+        const char *unit;
+        int shift;
+    } units[] = {{"", 0}, {"B", 0}, {"KB", 10}, {"K", 10}, {"MB", 20}, {"M", 20}, {"GB", 30}, {"G", 30}, {"TB", 40}, {"T", 40}};
+    int shift = -1;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]) && isdigit((unsigned char)s[0]) && errno == 0; i++)
+        if (strcasecmp(end, units[i].unit) == 0)
+            shift = units[i].shift;
+    if (shift < 0 || (shift != 0 && v > (UINT64_MAX >> shift))) {
+        ERR(ctx, n, field, "expected a size such as 20GB, 64MB or 4096 (bytes), found '%s'", s);
+        return 0;
+    }
+    uint64_t bytes = (uint64_t)v << shift;
+    if (bytes < min) {
+        ERR(ctx, n, field, "%s is below the least allowed, %llu bytes", s, (unsigned long long)min);
+        return 0;
+    }
+    *out = bytes;
+    return 1;
+}
+
+/* A duration "30d", "12h", "15m", "90s", "500ms" in microseconds; "0" alone is 0. */
+static int get_duration(parse_ctx_t *ctx, yaml_node_t *n, const char *field, int64_t *out_us)
+{
+    if (!want_type(ctx, n, YAML_SCALAR_NODE, field))
+        return 0;
+    const char *s = scalar(n);
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    static const struct {
+        const char *unit;
+        int64_t us;
+    } units[] = {{"ms", 1000}, {"s", 1000000}, {"m", 60000000}, {"h", 3600000000LL}, {"d", 86400000000LL},
+                 {"w", 604800000000LL}};
+    int64_t mul = -1;
+    if (isdigit((unsigned char)s[0]) && errno == 0) {
+        if (*end == '\0' && v == 0)
+            mul = 1;
+        for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+            if (strcmp(end, units[i].unit) == 0)
+                mul = units[i].us;
+    }
+    if (mul < 0 || v > (unsigned long long)(INT64_MAX / mul)) {
+        ERR(ctx, n, field, "expected a duration such as 30d, 12h, 15m, 90s or 500ms, found '%s'", s);
+        return 0;
+    }
+    *out_us = (int64_t)v * mul;
+    return 1;
+}
+
+/* The trace log's fields of `store:` (config.h); 0 when `key` is not one of them. */
+static int parse_store_log(parse_ctx_t *ctx, gyre_config_t *c, const char *key, yaml_node_t *v)
+{
+    unsigned long long u;
+    int64_t us;
+    if (strcmp(key, "log") == 0) {
+        get_string(ctx, v, "store.log", &c->store_log);
+    } else if (strcmp(key, "fsync_ms") == 0) {
+        if (get_uint(ctx, v, "store.fsync_ms", 1, 3600000, &u))
+            c->store_fsync_ms = (unsigned)u;
+    } else if (strcmp(key, "retention") == 0) {
+        if (get_duration(ctx, v, "store.retention", &us))
+            c->store_retention_us = us == 0 ? -1 : us;
+    } else if (strcmp(key, "max_bytes") == 0) {
+        get_size(ctx, v, "store.max_bytes", 65536, &c->store_max_bytes);
+    } else if (strcmp(key, "segment_bytes") == 0) {
+        get_size(ctx, v, "store.segment_bytes", 4096, &c->store_segment_bytes);
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 static int get_price(parse_ctx_t *ctx, yaml_node_t *n, const char *field, double *out)
 {
     if (!want_type(ctx, n, YAML_SCALAR_NODE, field))
@@ -911,8 +997,11 @@ static void parse_store(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *v)
             get_bool(ctx, sv, "store.traces", &c->traces);
         } else if (strcmp(k, "capture") == 0) {
             get_bool(ctx, sv, "store.capture", &c->store_capture);
-        } else {
-            ERR(ctx, sk, "store", "unknown field '%s' (known: sqlite, dsn, traces, capture)", k);
+        } else if (!parse_store_log(ctx, c, k, sv)) {
+            ERR(ctx, sk, "store",
+                "unknown field '%s' (known: sqlite, dsn, traces, capture, log, fsync_ms, retention, max_bytes, "
+                "segment_bytes)",
+                k);
         }
     }
     if (sqlite != NULL && dsn != NULL)
@@ -1581,6 +1670,7 @@ void gyre_config_free(gyre_config_t *c)
     free(c->listen_host);
     free(c->store_dsn);
     free(c->store_sqlite);
+    free(c->store_log);
     free(c->prices_file);
     for (size_t i = 0; i < c->otlp.nheaders; i++) {
         explicit_bzero(c->otlp.header_values[i], strlen(c->otlp.header_values[i]));

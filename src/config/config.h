@@ -198,6 +198,14 @@ typedef struct gyre_config {
     /* `store: {capture: false}`: calls without a route (provider/model, pass-through) keep no bodies.  Default
      * true; a route says it for its own calls with `capture:`. */
     int store_capture;
+    /* The trace log (issue 12, src/trace/tracelog.h): `store: {log: DIR}` (NULL: `<sqlite path>.log`),
+     * `fsync_ms` (the power-cut bound, default 20), `retention` (a duration, default 30d; 0 keeps every
+     * segment), `max_bytes` (the log's disk bound, default 20GB), `segment_bytes` (default 64MB, or max_bytes / 8
+     * when smaller).  Zero: the default. */
+    char *store_log;
+    unsigned store_fsync_ms;
+    int64_t store_retention_us; /* -1: never (`retention: 0`) */
+    uint64_t store_max_bytes, store_segment_bytes;
     /* `redact:` GYRE_REDACT_* bits (config/redact_kinds.h) for calls without a route and the default of every route:
      * all four kinds unless `redact: false` or a list (docs/privacy.md). */
     unsigned redact;

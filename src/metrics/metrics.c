@@ -712,13 +712,27 @@ int gyre_metrics_render(gyre_metrics_t *const *workers, size_t n, const gyre_met
     if (p->writer != NULL) {
         const gyre_writer_stats_t *st = p->writer;
         put_gauge(&r, "gyre_trace_queue_depth", "Traces waiting in the workers' queues for the writer.", st->queued);
-        put_gauge(&r, "gyre_trace_spool_records", "Traces waiting in the spool file for the store.", st->spool_records);
-        put_gauge(&r, "gyre_trace_spool_bytes", "Bytes of the traces waiting in the spool file.", st->spool_bytes);
-        put_counter(&r, "gyre_traces_written_total", "Traces the store took, live and replayed.", st->written);
-        put_counter(&r, "gyre_traces_spooled_total", "Traces appended to the spool file.", st->spooled);
-        put_counter(&r, "gyre_traces_replayed_total", "Traces written to the store from the spool file.", st->replayed);
-        put_counter(&r, "gyre_traces_dropped_total", "Traces lost at a bound (overflow list or spool full).",
-                    st->dropped);
+        put_gauge(&r, "gyre_trace_log_segments", "Segments in the trace log.", st->log_segments);
+        put_gauge(&r, "gyre_trace_log_bytes", "Bytes of the trace log on disk.", st->log_bytes);
+        put_gauge(&r, "gyre_trace_index_lag_bytes", "Bytes of the trace log the index has not taken yet.",
+                  st->index_lag_bytes);
+        put_gauge(&r, "gyre_trace_index_lag_seconds", "How old the oldest trace not yet indexed is (0: caught up).",
+                  st->index_lag_ms / 1000);
+        put_gauge(&r, "gyre_trace_index_corrupt", "1 when the store reported corruption: the next start rebuilds it.",
+                  (uint64_t)st->index_corrupt);
+        put_gauge(&r, "gyre_trace_log_writable", "0 while the trace log refuses appends (its bound, or the disk).",
+                  st->last_log_errno == 0);
+        put_counter(&r, "gyre_traces_logged_total", "Traces appended to the trace log.", st->logged);
+        put_counter(&r, "gyre_traces_written_total", "Traces the index (the store) took from the log.", st->written);
+        put_counter(&r, "gyre_traces_dropped_total", "Traces lost, every reason together.", st->dropped);
+        put_head(&r, "gyre_traces_refused_total", "Traces lost, by reason: the log's size bound, the disk, the overflow list.",
+                 "counter");
+        putf(&r, "gyre_traces_refused_total{reason=\"bound\"} %" PRIu64 "\n", st->dropped_bound);
+        putf(&r, "gyre_traces_refused_total{reason=\"disk\"} %" PRIu64 "\n", st->dropped_disk);
+        putf(&r, "gyre_traces_refused_total{reason=\"overflow\"} %" PRIu64 "\n", st->dropped_overflow);
+        put_counter(&r, "gyre_trace_log_damaged_bytes_total", "Bytes of the trace log skipped as corrupt by a reader.",
+                    st->damaged_bytes);
+        put_counter(&r, "gyre_trace_log_segments_retired_total", "Segments dropped by retention.", st->segments_retired);
         put_counter(&r, "gyre_trace_store_errors_total", "Batch writes the store failed.", st->store_errors);
     }
     if (p->otlp != NULL) {

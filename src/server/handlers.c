@@ -34,6 +34,7 @@
 #include "server/server.h"
 #include "server/stages.h"
 #include "trace/record.h"
+#include "trace/writer.h"
 
 typedef struct gyre_handler {
     h2o_handler_t super;
@@ -118,10 +119,28 @@ static void respond_model_not_found(gyre_server_t *s, h2o_req_t *req, const char
     gyre_respond_client_error(req, client, &err); /* Anthropic's type for a 404: not_found_error */
 }
 
-static int on_healthz(h2o_req_t *req)
+/* ok, or degraded with what is wrong with the trace path (writer.h): gyre still serves traffic, so 200 either way;
+ * the body says what an operator must fix. */
+static int on_healthz(gyre_server_t *s, h2o_req_t *req)
 {
     static const char body[] = "{\"status\":\"ok\"}";
-    gyre_respond_json(req, 200, body, sizeof(body) - 1);
+    if (s->writer == NULL) {
+        gyre_respond_json(req, 200, body, sizeof(body) - 1);
+        return 0;
+    }
+    gyre_buf_t b;
+    gyre_buf_init(&b, 64 << 10);
+    gyre_buf_appends(&b, "{\"status\":\"degraded\",\"problems\":[");
+    if (gyre_writer_health(s->writer, &b) == 0) {
+        gyre_buf_dispose(&b);
+        gyre_respond_json(req, 200, body, sizeof(body) - 1);
+        return 0;
+    }
+    gyre_buf_appends(&b, "]}");
+    char *p = h2o_mem_alloc_pool(&req->pool, b.len);
+    memcpy(p, b.base, b.len);
+    gyre_respond_json(req, 200, p, b.len);
+    gyre_buf_dispose(&b);
     return 0;
 }
 
@@ -553,7 +572,7 @@ gyre_stage_result_t gyre_stage_health(gyre_stage_ctx_t *c)
 {
     if (!path_is(c->req, H2O_STRLIT("/healthz")))
         return GYRE_STAGE_GO;
-    c->rc = on_healthz(c->req);
+    c->rc = on_healthz(c->server, c->req);
     return GYRE_STAGE_DONE;
 }
 

@@ -59,7 +59,7 @@ static int may_be_pending(gyre_worker_t *w, const char *tid)
 {
     gyre_writer_stats_t st;
     gyre_writer_stats(w->server->writer, &st);
-    if (st.queued != 0 || st.spool_records != 0)
+    if (st.queued != 0 || st.index_lag_bytes != 0)
         return 1;
     uint64_t started_ms = 0;
     for (int i = 0; i < 12; i++)

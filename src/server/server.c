@@ -323,19 +323,32 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
         }
     }
 
-    /* The trace store and its writer: every request's trace goes there; what a crash left in the spool is
-     * replayed now. */
-    if (config->traces && gyre_store_open(config->store_dsn, GYRE_STORE_OPEN_WRITE, &s->store, err, sizeof(err)) != 0) {
-        gyre_logf("gyre: %s: %s\n", config->store_field, err);
-        return 1;
-    }
+    /* The trace log, its index (the store, rebuilt from the log when it is corrupt) and the writer: every
+     * request's trace goes to the log; what the index has not taken yet is indexed now.  `gyre serve` has
+     * probed the store already (cli/serve.c): one that cannot be created or written never gets here. */
     if (config->traces) {
-        char spool[4096];
+        char logdir[4096], spool[4096];
+        gyre_tracelog_dir_for(config->store_log, config->store_sqlite, logdir, sizeof(logdir));
         snprintf(spool, sizeof(spool), "%s.spool", config->store_sqlite);
-        int r = gyre_writer_create(gyre_store_ops(s->store), s->store, spool, nworkers, NULL, &s->writer, err, sizeof(err));
+        int check_later = 0;
+        const char *target = NULL;
+        const gyre_store_ops_t *ops = gyre_store_backend(config->store_dsn, &target, err, sizeof(err));
+        if (ops == NULL) {
+            gyre_logf("gyre: %s: %s\n", config->store_field, err);
+            return 1;
+        }
+        if (gyre_writer_open_index(ops, target, logdir, &s->store, &check_later, err, sizeof(err)) != 0) {
+            gyre_logf("gyre: %s: %s\n", config->store_field, err);
+            return 1;
+        }
+        gyre_writer_config_t wc = {.fsync_ms = config->store_fsync_ms,
+                                   .retention_us = config->store_retention_us,
+                                   .check_at_start = check_later,
+                                   .log = {.max_bytes = config->store_max_bytes,
+                                           .segment_bytes = config->store_segment_bytes}};
+        int r = gyre_writer_create(ops, s->store, logdir, spool, nworkers, &wc, &s->writer, err, sizeof(err));
         if (r != 0) {
-            gyre_logf("gyre: trace spool %s: %s%s\n", spool, err,
-                      r == -EBUSY ? " (is another gyre using this store?)" : "");
+            gyre_logf("gyre: %s%s\n", err, r == -EBUSY ? " (is another gyre using this store?)" : "");
             gyre_store_close(s->store);
             return 1;
         }
@@ -397,11 +410,12 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
     gyre_writer_stats_t st;
     gyre_writer_stats(s->writer, &st);
     if (drained != 0)
-        gyre_logf("gyre: the store did not take every trace; %llu stay in the spool for the next start\n",
-                  (unsigned long long)st.spool_records);
+        gyre_logf("gyre: the index did not take every trace; %llu bytes of the log wait for the next start\n",
+                  (unsigned long long)st.index_lag_bytes);
     gyre_writer_destroy(s->writer);
     s->writer = NULL;
     gyre_store_close(s->store);
-    gyre_logf("gyre: stopped (%llu traces written)\n", (unsigned long long)st.written);
+    gyre_logf("gyre: stopped (%llu traces logged, %llu indexed)\n", (unsigned long long)st.logged,
+              (unsigned long long)st.written);
     return 0;
 }

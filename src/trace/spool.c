@@ -1,9 +1,9 @@
 /* The append-only trace spool (see spool.h for the format and the recovery rules). */
 #include "trace/spool.h"
 
-
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,14 +98,46 @@ static void put_id(enc_t *e, const char *id, size_t size)
     put_bytes(e, id, strnlen(id, size - 1));
 }
 
+/* zlib's CRC-32 (IEEE), over a length of any size. */
+static uint32_t crc32_of(uint32_t crc, const void *p, size_t n)
+{
+    const Bytef *b = p;
+    while (n > 0) {
+        uInt chunk = n > UINT_MAX ? UINT_MAX : (uInt)n;
+        crc = (uint32_t)crc32(crc, b, chunk);
+        b += chunk;
+        n -= chunk;
+    }
+    return crc;
+}
+
 int gyre_spool_encode(const gyre_trace_t *t, gyre_buf_t *out)
+{
+    size_t start = out->len;
+    uint8_t hdr[GYRE_SPOOL_RECORD_HEADER_SIZE] = {0};
+    int rc = gyre_buf_append(out, hdr, sizeof(hdr));
+    if (rc == 0)
+        rc = gyre_spool_encode_payload(t, out);
+    if (rc != 0) {
+        out->len = start;
+        if (out->base != NULL)
+            out->base[start] = '\0';
+        return rc;
+    }
+    size_t plen = out->len - start - GYRE_SPOOL_RECORD_HEADER_SIZE;
+    uint8_t *rec = (uint8_t *)out->base + start;
+    le32(rec, (uint32_t)plen);
+    uint32_t crc = crc32_of(0, rec, 4);
+    le32(rec + 4, crc32_of(crc, rec + GYRE_SPOOL_RECORD_HEADER_SIZE, plen));
+    return 0;
+}
+
+int gyre_spool_encode_payload(const gyre_trace_t *t, gyre_buf_t *out)
 {
     if (t->nattempts > GYRE_TRACE_MAX_ATTEMPTS || t->ntags > GYRE_TRACE_MAX_TAGS || t->nmeta > GYRE_TRACE_MAX_META)
         return -EINVAL;
     size_t start = out->len;
     enc_t e = {out, 0};
-    uint8_t hdr[GYRE_SPOOL_RECORD_HEADER_SIZE] = {0};
-    put(&e, hdr, sizeof(hdr));
     put_id(&e, t->trace_id, sizeof(t->trace_id));
     put_id(&e, t->otel_trace_id, sizeof(t->otel_trace_id));
     put_id(&e, t->span_id, sizeof(t->span_id));
@@ -151,18 +183,15 @@ int gyre_spool_encode(const gyre_trace_t *t, gyre_buf_t *out)
     }
     put_str(&e, &t->request_body);
     put_str(&e, &t->response_body);
-    size_t plen = out->len - start - GYRE_SPOOL_RECORD_HEADER_SIZE;
+    size_t plen = out->len - start;
     if (e.rc == 0 && plen > GYRE_SPOOL_RECORD_MAX)
         e.rc = -E2BIG;
     if (e.rc != 0) {
         out->len = start;
-        out->base[start] = '\0';
+        if (out->base != NULL)
+            out->base[start] = '\0';
         return e.rc;
     }
-    uint8_t *rec = (uint8_t *)out->base + start;
-    le32(rec, (uint32_t)plen);
-    uint32_t crc = (uint32_t)crc32(0, rec, 4);
-    le32(rec + 4, (uint32_t)crc32(crc, rec + GYRE_SPOOL_RECORD_HEADER_SIZE, (uInt)plen));
     return 0;
 }
 
@@ -363,7 +392,7 @@ static int read_record(gyre_spool_t *s, uint64_t off, uint64_t limit, const uint
         return rc;
     if (got < len)
         return 1;
-    if ((uint32_t)crc32(crc32(0, hdr, 4), (const Bytef *)s->rec.base, (uInt)len) != crc)
+    if (crc32_of(crc32_of(0, hdr, 4), s->rec.base, len) != crc)
         return 1;
     *payload = (const uint8_t *)s->rec.base;
     *plen = len;

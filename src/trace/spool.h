@@ -85,6 +85,8 @@ void gyre_spool_stats(const gyre_spool_t *s, gyre_spool_stats_t *st);
 /* The record format, for the fuzz driver and the tests. */
 /* Appends one whole record (header and payload); -EINVAL when the trace's counts exceed the arrays. */
 int gyre_spool_encode(const gyre_trace_t *t, gyre_buf_t *out);
+/* Appends only the payload (the trace log's record payload too, trace/tracelog.h); -EINVAL or -E2BIG. */
+int gyre_spool_encode_payload(const gyre_trace_t *t, gyre_buf_t *out);
 /* Decodes a payload into `view`, whose strings point into `p` (copy it with gyre_trace_copy); 0 or -EINVAL. */
 int gyre_spool_decode(const void *p, size_t len, gyre_trace_t *view);
 

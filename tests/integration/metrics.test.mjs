@@ -218,8 +218,8 @@ test('in flight, the writer and the process: nothing in flight or queued, six tr
   const s = await settled();
   assert.equal(s.get('gyre_requests_in_flight'), 0);
   assert.equal(s.get('gyre_trace_queue_depth'), 0);
-  assert.equal(s.get('gyre_trace_spool_records'), 0);
-  assert.equal(s.get('gyre_trace_spool_bytes'), 0);
+  assert.equal(s.get('gyre_trace_index_lag_bytes'), 0);
+  assert.equal(s.get('gyre_traces_logged_total'), 6);
   assert.equal(s.get('gyre_traces_written_total'), 6);
   assert.equal(s.get('gyre_traces_dropped_total'), 0);
   assert.equal(s.get('gyre_trace_store_errors_total'), 0);
@@ -270,7 +270,7 @@ test('the Grafana dashboard imports as Grafana 10 expects, on a ${DS_PROMETHEUS}
   // What the issue asks the dashboard to show, each by a panel title.
   const titles = panels.map((p) => p.title).join('\n');
   for (const want of [/Requests\/s by route/, /Error rate/, /Latency/, /Time to first token/, /Tokens\/s/, /Cost/, /agent/,
-    /In flight/, /Trace queue/, /Spool/]) assert.match(titles, want);
+    /In flight/, /Trace queue/, /Trace log/]) assert.match(titles, want);
 });
 
 test('every PromQL expression of the dashboard names only families gyre exports, with labels they have', async () => {

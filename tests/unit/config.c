@@ -387,7 +387,7 @@ TEST(config_unknown_fields_are_named_with_the_known_ones)
 TEST(config_an_unknown_store_field_lists_the_known_ones)
 {
     CHECK_ERRORS("store: {postgres: x}\n",
-                 "t.yaml:1: store: unknown field 'postgres' (known: sqlite, dsn, traces, capture)\n");
+                 "t.yaml:1: store: unknown field 'postgres' (known: sqlite, dsn, traces, capture, log, fsync_ms, retention, max_bytes, segment_bytes)\n");
     CHECK_ERRORS("store: {sqlite: a.db,\n  dsn: sqlite:b.db}\n", "t.yaml:1: store: give sqlite: or dsn:, not both\n");
 }
 

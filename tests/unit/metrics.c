@@ -497,23 +497,37 @@ TEST(metrics_writer_families_are_written_when_traces_are_stored)
 {
     gyre_metrics_t *m = gyre_metrics_create(0);
     gyre_writer_stats_t st = {.queued = 7,
-                              .spool_records = 3,
-                              .spool_bytes = 4096,
+                              .log_segments = 3,
+                              .log_bytes = 4096,
+                              .index_lag_bytes = 512,
+                              .index_lag_ms = 2500,
+                              .logged = 105,
                               .written = 100,
-                              .spooled = 5,
-                              .replayed = 2,
-                              .dropped = 1,
+                              .dropped = 6,
+                              .dropped_bound = 1,
+                              .dropped_disk = 2,
+                              .dropped_overflow = 3,
+                              .damaged_bytes = 77,
+                              .segments_retired = 9,
                               .store_errors = 4};
     gyre_metrics_process_t p = PROCESS;
     p.writer = &st;
     char *text = render(&m, 1, &p);
     CHECK_STR(family(text, "gyre_trace_queue_depth"), "gyre_trace_queue_depth 7\n");
-    CHECK_STR(family(text, "gyre_trace_spool_records"), "gyre_trace_spool_records 3\n");
-    CHECK_STR(family(text, "gyre_trace_spool_bytes"), "gyre_trace_spool_bytes 4096\n");
+    CHECK_STR(family(text, "gyre_trace_log_segments"), "gyre_trace_log_segments 3\n");
+    CHECK_STR(family(text, "gyre_trace_log_bytes"), "gyre_trace_log_bytes 4096\n");
+    CHECK_STR(family(text, "gyre_trace_index_lag_bytes"), "gyre_trace_index_lag_bytes 512\n");
+    CHECK_STR(family(text, "gyre_trace_index_lag_seconds"), "gyre_trace_index_lag_seconds 2\n");
+    CHECK_STR(family(text, "gyre_trace_index_corrupt"), "gyre_trace_index_corrupt 0\n");
+    CHECK_STR(family(text, "gyre_trace_log_writable"), "gyre_trace_log_writable 1\n");
+    CHECK_STR(family(text, "gyre_traces_logged_total"), "gyre_traces_logged_total 105\n");
     CHECK_STR(family(text, "gyre_traces_written_total"), "gyre_traces_written_total 100\n");
-    CHECK_STR(family(text, "gyre_traces_spooled_total"), "gyre_traces_spooled_total 5\n");
-    CHECK_STR(family(text, "gyre_traces_replayed_total"), "gyre_traces_replayed_total 2\n");
-    CHECK_STR(family(text, "gyre_traces_dropped_total"), "gyre_traces_dropped_total 1\n");
+    CHECK_STR(family(text, "gyre_traces_dropped_total"), "gyre_traces_dropped_total 6\n");
+    CHECK_STR(family(text, "gyre_traces_refused_total"),
+              "gyre_traces_refused_total{reason=\"bound\"} 1\ngyre_traces_refused_total{reason=\"disk\"} 2\n"
+              "gyre_traces_refused_total{reason=\"overflow\"} 3\n");
+    CHECK_STR(family(text, "gyre_trace_log_damaged_bytes_total"), "gyre_trace_log_damaged_bytes_total 77\n");
+    CHECK_STR(family(text, "gyre_trace_log_segments_retired_total"), "gyre_trace_log_segments_retired_total 9\n");
     CHECK_STR(family(text, "gyre_trace_store_errors_total"), "gyre_trace_store_errors_total 4\n");
     free(text);
     text = render(&m, 1, &PROCESS);
