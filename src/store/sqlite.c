@@ -1391,7 +1391,12 @@ static int sqlite_probe(const char *path, char *err, size_t errlen)
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st2);
     int has = rc == SQLITE_ROW ? sqlite3_column_int(st2, 0) : 0;
-    if (rc != SQLITE_ROW) {
+    /* A corrupt database is not a reason to refuse to start: it is an index, and the trace log's writer moves it
+     * aside and rebuilds it from the log when it opens it (trace/writer.h).  Only what stops gyre from writing
+     * (no directory, no permission, a newer schema) is refused here. */
+    int corrupt = rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB || sqlite3_errcode(db) == SQLITE_CORRUPT ||
+                  sqlite3_errcode(db) == SQLITE_NOTADB;
+    if (rc != SQLITE_ROW && !corrupt) {
         gyre_store_set_err(err, errlen, "cannot read %s: %s", path, sqlite3_errmsg(db));
         r = -EIO;
     }

@@ -199,10 +199,9 @@ TEST(store_sqlite_probe_says_what_stops_a_writer_and_creates_nothing)
     CHECK_INT(gyre_store_probe(under, err, sizeof(err)), -ENOTDIR);
     snprintf(want, sizeof(want), "cannot open %s: Not a directory", under);
     CHECK_STR(err, want);
-    /* An existing file that is not a database. */
-    CHECK(gyre_store_probe(file, err, sizeof(err)) != 0);
-    snprintf(want, sizeof(want), "cannot read %s: file is not a database", file);
-    CHECK_STR(err, want);
+    /* An existing file that is not a database (zeroed, truncated, overwritten) is a corrupt index: the writer
+     * moves it aside and rebuilds it from the trace log at start, so the probe lets gyre start. */
+    CHECK_INT(gyre_store_probe(file, err, sizeof(err)), 0);
     rm_dir(dir);
 }
 
