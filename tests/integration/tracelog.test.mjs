@@ -19,9 +19,13 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const dirs = [];
 const mounts = [];
 let mock;
+// Mounting a tmpfs needs root: as another user (a CI runner) the mount goes through sudo, as
+// scripts/install-deps.sh does, and the file system is given to this user so that gyre can write to it.
+const privileged = (cmd, args) =>
+  process.getuid() === 0 ? execFileSync(cmd, args) : execFileSync('sudo', ['-n', cmd, ...args]);
 
 after(async () => {
-  for (const m of mounts) { try { execFileSync('umount', [m]); } catch { /* already gone */ } }
+  for (const m of mounts) { try { privileged('umount', [m]); } catch { /* already gone */ } }
   if (mock) assert.equal((await mock.stop()).code, 0);
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
@@ -195,7 +199,7 @@ test('a full disk (a 256 KiB tmpfs under the log): gyre keeps answering, /health
   const dir = freshDir('gyre-full-');
   const logdir = path.join(dir, 'log');
   fs.mkdirSync(logdir);
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', logdir]);
+  privileged('mount', ['-t', 'tmpfs', '-o', `size=256k,uid=${process.getuid()},gid=${process.getgid()},mode=0700`, 'tmpfs', logdir]);
   mounts.push(logdir);
   const db = path.join(dir, 'gyre.db');
   const g = await startGyre(config(db, m, `, log: "${logdir}"`));
