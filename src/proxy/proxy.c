@@ -336,12 +336,8 @@ void gyre_proxy_start(gyre_ctx_t *w, h2o_req_t *req, gyre_call_t *call)
     gyre_http1client_init(&self->client, &gyre_proxy_client_callbacks, self);
     self->created = (long long)time(NULL);
     /* The id of answers gyre builds itself (translated ones): "chatcmpl-gyre-" and 16 hex digits. */
-    static const char hex[] = "0123456789abcdef";
-    uint64_t r = gyre_rand_next(&w->rng);
     memcpy(self->chat_id, "chatcmpl-gyre-", 14);
-    for (int i = 0; i < 16; i++)
-        self->chat_id[14 + i] = hex[(r >> (60 - 4 * i)) & 15];
-    self->chat_id[30] = '\0';
+    gyre_wire_hex_u64(self->chat_id + 14, gyre_rand_next(&w->rng), 16);
     gyre_buf_init(&self->uphead, 1024 * 1024);
     gyre_buf_init(&self->upbody, 6 * (size_t)req->entity.len + 4 * 1024 * 1024);
     gyre_buf_init(&self->body, BUFFER_MAX);
