@@ -281,13 +281,11 @@ static void on_dispose(void *p)
     finish_trace(self);
     gyre_timer_stop(&self->backoff_timer);
     gyre_timer_stop(&self->deadline_timer);
-    if (self->sse_inited)
-        gyre_sse_dispose(&self->sse);
+    gyre_sse_dispose(&self->sse);
     if (self->acc_inited)
         gyre_openai_accum_dispose(&self->acc);
-    if (self->oreader_inited)
-        gyre_openai_reader_dispose(&self->oreader);
-    if (self->enc_inited && self->call->client->encoder_dispose != NULL)
+    gyre_openai_reader_dispose(&self->oreader);
+    if (self->enc != NULL && self->call->client->encoder_dispose != NULL)
         self->call->client->encoder_dispose(self->enc);
     if (self->pivot != NULL)
         cJSON_Delete(self->pivot);
@@ -323,6 +321,9 @@ void gyre_proxy_start(gyre_ctx_t *w, h2o_req_t *req, gyre_call_t *call)
 {
     gyre_proxy_t *self = h2o_mem_alloc_shared(&req->pool, sizeof(*self), on_dispose);
     memset(self, 0, sizeof(*self));
+    /* The parsers are made with the proxy (neither allocates until it reads), so dispose needs no flag. */
+    gyre_sse_init(&self->sse, SSE_EVENT_MAX, gyre_proxy_on_relay_sse_event, self);
+    gyre_openai_reader_init(&self->oreader, SSE_EVENT_MAX);
     self->super.proceed = gyre_proxy_on_proceed;
     self->super.stop = on_stop;
     self->req = req;
