@@ -242,7 +242,6 @@ void gyre_proxy_stream_failed(gyre_proxy_t *self, gyre_route_outcome_kind_t fc, 
         if (self->sending.bytes_inflight == 0)
             gyre_proxy_do_send(self);
         self->resuming = 1;
-        self->resume_saw_role = 0;
         gyre_timer_start(&self->worker->timers, &self->backoff_timer, step.wait_ms, on_backoff_done);
         return;
     }
@@ -425,7 +424,6 @@ void gyre_proxy_start_attempt(gyre_proxy_t *self)
     }
     self->attempts++;
     self->walk.tries_on_cur++;
-    self->started_any = 1;
     self->tattempt = gyre_trace_add_attempt(call->trace, &self->req->pool, self->prov->name, self->cand->model,
                                                 self->cand->model_len,
                                                 self->prov->nkeys != 0 ? self->prov->key_ids[self->key_index]

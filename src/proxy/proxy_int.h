@@ -88,7 +88,6 @@ typedef struct gyre_proxy {
     /* The walk down the plan: where it stands, as route/next.c decides it. */
     gyre_route_walk_t walk;
     unsigned attempts;     /* requests written to providers, all targets together */
-    int started_any;       /* an attempt was made */
     gyre_timer_t deadline_timer, backoff_timer, attempt_timer, first_byte_timer;
     /* The answer until its first byte goes to the client: the provider's timeout_ms in all (the idle bound,
      * the client's io_entry, alone would let a provider that trickles a byte at a time hold the attempt for ever). */
@@ -152,7 +151,6 @@ typedef struct gyre_proxy {
     h2o_iovec_t whole;     /* a whole answer, sent in one piece (deliver_whole) */
     h2o_headers_t err_headers; /* the last error answer's headers, relayed with it */
     int resuming;        /* this attempt continues a cut stream */
-    int resume_saw_role; /* ...and its role chunk was dropped */
     gyre_buf_t resume_ws; /* whitespace trimmed off the end of the prefill, not yet seen again */
     gyre_trace_attempt_t *tattempt; /* the current attempt's line in the trace, or NULL */
     int fail_at_address;            /* the failure being recorded was the provider's socket: the trace names where */
