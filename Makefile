@@ -91,11 +91,15 @@ FUZZ_SECONDS ?= 30
 fuzz: deps
 	@GYRE_BUILD=build-fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) GYRE_PKGS="$(PKGS)" bash fuzz/run.sh
 
-bench: deps all $(BUILD)/stream-cpu
+bench: deps all $(BUILD)/stream-cpu $(BUILD)/access-cpu
 	@bash bench/run.sh
 
 # The stream pipeline's CPU, translated against passed through (bench/stream_cpu.c; bench/run.sh runs it).
 $(BUILD)/stream-cpu: $(BUILD)/obj/bench/stream_cpu.o $(BUILD)/libgyre.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The access stage's cost per request (bench/access/access_cpu.c; bench/run.sh runs it).
+$(BUILD)/access-cpu: $(BUILD)/obj/bench/access/access_cpu.o $(BUILD)/libgyre.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 format:
@@ -104,4 +108,5 @@ format:
 clean:
 	rm -rf build build-san build-fuzz
 
--include $(GYRE_OBJS:.o=.d) $(MOCK_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(BUILD)/obj/src/main.d $(BUILD)/obj/bench/stream_cpu.d
+-include $(GYRE_OBJS:.o=.d) $(MOCK_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(BUILD)/obj/src/main.d $(BUILD)/obj/bench/stream_cpu.d \
+	$(BUILD)/obj/bench/access/access_cpu.d

@@ -44,7 +44,7 @@
 #include "dialect/client.h"
 #include "dialect/dialect.h"
 #include "dialect/openai_stream.h"
-#include "proxy/sse.h"
+#include "common/sse.h"
 
 typedef struct stream {
     gyre_buf_t bytes;   /* the provider's stream */

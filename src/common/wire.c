@@ -101,14 +101,20 @@ const char *gyre_wire_name_problem(const char *s, size_t len, char *why, size_t 
     return NULL;
 }
 
-static int append_encoded(gyre_buf_t *out, const char *s, size_t len)
+void gyre_wire_percent_byte(char out[3], unsigned char c)
 {
     static const char digits[] = "0123456789ABCDEF";
+    out[0] = '%', out[1] = digits[c >> 4], out[2] = digits[c & 15];
+}
+
+static int append_encoded(gyre_buf_t *out, const char *s, size_t len)
+{
     if (gyre_buf_reserve(out, 3 * len) != 0)
         return -E2BIG;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        char esc[3] = {'%', digits[c >> 4], digits[c & 15]};
+        char esc[3];
+        gyre_wire_percent_byte(esc, c);
         /* The room is reserved above, so this cannot fail; checked all the same, as every append is. */
         int r = is_unreserved(c) ? gyre_buf_append(out, &s[i], 1) : gyre_buf_append(out, esc, 3);
         if (r != 0)

@@ -16,6 +16,7 @@
 
 #include <h2o.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/buf.h"
 
@@ -55,6 +56,22 @@ int gyre_wire_is_token(const char *s, size_t len);
 
 /* The value of one hexadecimal digit (either case), or -1: what a %HH escape and a hex id are read with. */
 int gyre_wire_hex_digit(int c);
+
+/* Writes the low 4*`digits` bits of `v` (`digits` even, 2 to 16) as that many lowercase hex digits, most
+ * significant first, and a NUL after them (so `out` has room for digits + 1): the ids gyre makes of random
+ * numbers (request, chat and trace ids).  The digits are h2o's (h2o_hex_encode of the bytes, big-endian). */
+static inline void gyre_wire_hex_u64(char *out, uint64_t v, size_t digits)
+{
+    unsigned char b[8];
+    size_t n = digits / 2;
+    for (size_t i = 0; i < n; i++)
+        b[i] = (unsigned char)(v >> (8 * (n - 1 - i)));
+    h2o_hex_encode(out, b, n);
+}
+
+/* Writes `c` as a percent escape, "%" and two upper-case hex digits (RFC 3986 section 2.1, and AWS's canonical
+ * URI, which wants upper case; h2o_hex_encode writes lower case), into out[0..3): no NUL. */
+void gyre_wire_percent_byte(char out[3], unsigned char c);
 
 /* A table of header names, matched without regard to case (GYRE_WIRE_NAME("te") is an entry). */
 typedef struct gyre_wire_name {

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/wire.h"
+
 #define SHA256_LEN 32
 #define SHA256_HEX (2 * SHA256_LEN + 1)
 /* gyre's own requests carry a query of a few parameters at most; more is refused, not sorted on the heap. */
@@ -62,7 +64,6 @@ static int is_unreserved(unsigned char c)
 /* AWS's URI encoding of the wire path: every byte but the unreserved ones and '/' as %XX (upper case). */
 static int append_canonical_uri(gyre_buf_t *out, const char *path, size_t len)
 {
-    static const char digits[] = "0123456789ABCDEF";
     if (len == 0)
         return gyre_buf_append(out, "/", 1);
     for (size_t i = 0; i < len; i++) {
@@ -71,7 +72,8 @@ static int append_canonical_uri(gyre_buf_t *out, const char *path, size_t len)
             if (gyre_buf_append(out, &path[i], 1) != 0)
                 return -E2BIG;
         } else {
-            char esc[3] = {'%', digits[c >> 4], digits[c & 0xf]};
+            char esc[3];
+            gyre_wire_percent_byte(esc, c);
             if (gyre_buf_append(out, esc, 3) != 0)
                 return -E2BIG;
         }

@@ -68,17 +68,6 @@ void gyre_proxy_record_outcome(gyre_proxy_t *self, int ok, int rate_limited)
 }
 
 /* A failure as the route's policy reads it. */
-static gyre_route_outcome_kind_t outcome_kind(fail_class_t fc)
-{
-    switch (fc) {
-    case FAIL_CONNECT: return GYRE_OUTCOME_CONNECT;
-    case FAIL_TIMEOUT: return GYRE_OUTCOME_TIMEOUT;
-    case FAIL_STATUS: return GYRE_OUTCOME_STATUS;
-    case FAIL_CUT: break;
-    }
-    return GYRE_OUTCOME_CUT;
-}
-
 /* The next step after outcome `o`, as route/ decides it, with the walk moved on to it. */
 static gyre_route_step_t next_step(gyre_proxy_t *self, const gyre_route_outcome_t *o)
 {
@@ -158,27 +147,30 @@ static void set_attempt_error(gyre_proxy_t *self, const gyre_api_error_t *err)
     gyre_buf_t line;
     gyre_buf_init(&line, sizeof(err->message) + 512);
     gyre_buf_appendf(&line, "%s (at %s:%u)", err->message, self->prov->host, self->prov->port);
-    self->tattempt->error = gyre_tstr_dup(&self->req->pool, line.base ? line.base : "", line.len);
+    /* The bound holds the message and any host (256 bytes); should the line not fit all the same, the trace
+     * keeps the message without where rather than a line with a piece missing. */
+    if (gyre_buf_failed(&line))
+        self->tattempt->error = gyre_tstr_dup(&self->req->pool, err->message, strlen(err->message));
+    else
+        self->tattempt->error = gyre_tstr_dup(&self->req->pool, line.base ? line.base : "", line.len);
     gyre_buf_dispose(&line);
 }
 
 /* An attempt failed before anything reached the client: fall back, or answer. */
-void gyre_proxy_attempt_failed(gyre_proxy_t *self, fail_class_t fc, const gyre_api_error_t *err)
+void gyre_proxy_attempt_failed(gyre_proxy_t *self, gyre_route_outcome_kind_t fc, const gyre_api_error_t *err)
 {
-    int status = fc == FAIL_STATUS ? self->status : 0;
-    gyre_route_outcome_t o = {.kind = outcome_kind(fc), .status = status, .retry_after_ms = self->retry_after_ms};
+    int status = fc == GYRE_OUTCOME_STATUS ? self->status : 0;
+    gyre_route_outcome_t o = {.kind = fc, .status = status, .retry_after_ms = self->retry_after_ms};
     gyre_proxy_drop_conn(self, 0);
     account(self, &o); /* the breaker hears of provider failures; a 4xx other than 429 is the client's */
-    self->last_fail = fc;
-    self->have_last_status = fc == FAIL_STATUS;
-    if (fc == FAIL_STATUS) {
+    self->have_last_status = fc == GYRE_OUTCOME_STATUS;
+    if (fc == GYRE_OUTCOME_STATUS) {
         /* An error body may echo the request head: the provider's key goes no further than here, not to the
          * client (relayed or in gyre's own error), not to the trace, not to the attempt's error. */
         gyre_keys_scrub(self->prov, &self->body);
         gyre_buf_reset(&self->last_body);
         /* Markers longer than the keys they replace may take the body past ERROR_BODY_MAX: kept cut there. */
-        gyre_buf_append(&self->last_body, self->body.base ? self->body.base : "",
-                        self->body.len < ERROR_BODY_MAX ? self->body.len : ERROR_BODY_MAX);
+        gyre_buf_append_upto(&self->last_body, self->body.base ? self->body.base : "", self->body.len);
         self->last_status = status;
         self->last_provider = self->prov;
         self->last_passthrough = self->passthrough;
@@ -188,7 +180,7 @@ void gyre_proxy_attempt_failed(gyre_proxy_t *self, fail_class_t fc, const gyre_a
     }
     if (self->tattempt != NULL && err != NULL) {
         set_attempt_error(self, err);
-    } else if (self->tattempt != NULL && fc == FAIL_STATUS) {
+    } else if (self->tattempt != NULL && fc == GYRE_OUTCOME_STATUS) {
         /* The provider's own words, as its dialect reads them from the error body. */
         gyre_buf_t msg;
         gyre_buf_init(&msg, 4096);
@@ -196,7 +188,12 @@ void gyre_proxy_attempt_failed(gyre_proxy_t *self, fail_class_t fc, const gyre_a
         gyre_buf_t line;
         gyre_buf_init(&line, 8192);
         gyre_buf_appendf(&line, "provider '%s' answered %d: %.512s", self->prov->name, status, msg.base ? msg.base : "");
-        self->tattempt->error = gyre_tstr_dup(&self->req->pool, line.base, line.len);
+        /* 8 KiB holds a name (256 bytes) and 512 of message; should it not, the attempt's line says only the
+         * status (the answer's body is in the trace) rather than something cut. */
+        if (gyre_buf_failed(&line))
+            self->tattempt->error = gyre_tstr_dup(&self->req->pool, H2O_STRLIT("the provider answered an error"));
+        else
+            self->tattempt->error = gyre_tstr_dup(&self->req->pool, line.base, line.len);
         gyre_buf_dispose(&line);
         gyre_buf_dispose(&msg);
     }
@@ -212,11 +209,11 @@ void gyre_proxy_attempt_failed(gyre_proxy_t *self, fail_class_t fc, const gyre_a
 }
 
 /* The provider failed after the client had part of the stream. */
-void gyre_proxy_stream_failed(gyre_proxy_t *self, fail_class_t fc, const gyre_api_error_t *err)
+void gyre_proxy_stream_failed(gyre_proxy_t *self, gyre_route_outcome_kind_t fc, const gyre_api_error_t *err)
 {
     /* Only a stream re-made event by event can be continued, and not once a tool call has begun. */
-    gyre_route_outcome_t o = {.kind = outcome_kind(fc),
-                              .status = fc == FAIL_STATUS ? self->status : 0,
+    gyre_route_outcome_t o = {.kind = fc,
+                              .status = fc == GYRE_OUTCOME_STATUS ? self->status : 0,
                               .sent = 1,
                               .resumable = self->mode == MODE_STREAM && self->acc_inited && self->acc.ntools == 0};
     gyre_proxy_drop_conn(self, 0);
@@ -235,14 +232,16 @@ void gyre_proxy_stream_failed(gyre_proxy_t *self, fail_class_t fc, const gyre_ap
         gyre_buf_appendf(&b, ": gyre-resume attempt=%u provider=%s model=%.*s after_chars=%zu reason=\"%s\"\n\n",
                          self->attempts + 1, gyre_proxy_config(self)->providers[next->provider].name,
                          (int)next->model_len, next->model, self->acc.content.len, err != NULL ? err->message : "cut");
-        gyre_proxy_push_out(self, b.base, b.len);
+        /* The seam is a comment for whoever reads the stream, nothing an SDK needs: one that does not fit is left
+         * out (the trace still has each attempt), never sent cut, which would end the comment inside an event. */
+        if (!gyre_buf_failed(&b))
+            gyre_proxy_push_out(self, b.base, b.len);
         gyre_buf_dispose(&b);
         if (err != NULL)
             gyre_proxy_log_error(self, err);
         if (self->sending.bytes_inflight == 0)
             gyre_proxy_do_send(self);
         self->resuming = 1;
-        self->resume_saw_role = 0;
         gyre_timer_start(&self->worker->timers, &self->backoff_timer, step.wait_ms, on_backoff_done);
         return;
     }
@@ -256,7 +255,7 @@ void gyre_proxy_stream_failed(gyre_proxy_t *self, fail_class_t fc, const gyre_ap
 }
 
 /* Any failure of the current attempt: before or after the client saw bytes. */
-void gyre_proxy_fail(gyre_proxy_t *self, fail_class_t fc, const gyre_api_error_t *err)
+void gyre_proxy_fail(gyre_proxy_t *self, gyre_route_outcome_kind_t fc, const gyre_api_error_t *err)
 {
     if (self->sent_body || self->response_started)
         gyre_proxy_stream_failed(self, fc, err);
@@ -264,8 +263,9 @@ void gyre_proxy_fail(gyre_proxy_t *self, fail_class_t fc, const gyre_api_error_t
         gyre_proxy_attempt_failed(self, fc, err);
 }
 
-void gyre_proxy_fail_upstream(gyre_proxy_t *self, const char *stage, const char *errstr)
+void gyre_proxy_fail_upstream(gyre_proxy_t *self, gyre_http1client_phase_t phase, const char *errstr)
 {
+    static const char *const stages[] = {"connect", "head", "body"}; /* the log's words for the phase */
     const gyre_provider_conf_t *p = self->prov;
     gyre_api_error_t err;
     /* Errors are constants, told apart by pointer (http1client.h); the text is for people. */
@@ -276,7 +276,7 @@ void gyre_proxy_fail_upstream(gyre_proxy_t *self, const char *stage, const char 
     const char *const socket_errors[] = {h2o_socket_error_conn_fail, gyre_upstream_error_socket_create,
                                          h2o_socket_error_io, h2o_socket_error_closed, h2o_socket_error_out_of_memory};
     int tls = 0;
-    if (p->is_https && strcmp(stage, "connect") == 0 && !timeout) {
+    if (p->is_https && phase == GYRE_HTTP1CLIENT_CONNECT && !timeout) {
         tls = 1;
         for (size_t i = 0; i < sizeof(socket_errors) / sizeof(socket_errors[0]); i++)
             if (errstr == socket_errors[i])
@@ -286,7 +286,7 @@ void gyre_proxy_fail_upstream(gyre_proxy_t *self, const char *stage, const char 
      * trace (set_attempt_error). */
     h2o_iovec_t id = gyre_request_id(self->worker, self->req);
     gyre_logf("gyre: request %.*s: provider '%s' at %s:%u: %s: %s\n", (int)id.len, id.base, p->name, p->host, p->port,
-              stage, errstr);
+              stages[phase], errstr);
     if (timeout)
         gyre_api_error_set(&err, 504, "upstream_error", "upstream_timeout", NULL,
                            "provider '%s' did not answer in time (%s, limit %llu ms)", p->name, errstr,
@@ -294,17 +294,17 @@ void gyre_proxy_fail_upstream(gyre_proxy_t *self, const char *stage, const char 
     else if (tls)
         gyre_api_error_set(&err, 502, "upstream_error", "upstream_tls_error", NULL, "provider '%s': TLS failed: %s",
                            p->name, errstr);
-    else if (strcmp(stage, "connect") == 0)
+    else if (phase == GYRE_HTTP1CLIENT_CONNECT)
         gyre_api_error_set(&err, 502, "upstream_error", "upstream_unreachable", NULL,
                            "provider '%s' is unreachable: %s", p->name, errstr);
-    else if (strcmp(stage, "body") == 0)
+    else if (phase == GYRE_HTTP1CLIENT_BODY)
         gyre_api_error_set(&err, 502, "upstream_error", "stream_interrupted", NULL,
                            "provider '%s' ended the answer before it was complete (%s)", p->name, errstr);
     else
         gyre_api_error_set(&err, 502, "upstream_error", "upstream_error", NULL,
                            "provider '%s' failed before answering: %s", p->name, errstr);
     self->fail_at_address = 1;
-    gyre_proxy_fail(self, timeout ? FAIL_TIMEOUT : strcmp(stage, "body") == 0 ? FAIL_CUT : FAIL_CONNECT, &err);
+    gyre_proxy_fail(self, timeout ? GYRE_OUTCOME_TIMEOUT : phase == GYRE_HTTP1CLIENT_BODY ? GYRE_OUTCOME_CUT : GYRE_OUTCOME_CONNECT, &err);
 }
 
 static void on_attempt_timeout(gyre_timer_t *t)
@@ -314,7 +314,7 @@ static void on_attempt_timeout(gyre_timer_t *t)
     gyre_api_error_set(&err, 504, "upstream_error", "upstream_timeout", NULL,
                        "provider '%s' did not complete the attempt in time (attempt_timeout_ms %llu)",
                        self->prov->name, (unsigned long long)self->call->route->attempt_timeout_ms);
-    gyre_proxy_fail(self, FAIL_TIMEOUT, &err);
+    gyre_proxy_fail(self, GYRE_OUTCOME_TIMEOUT, &err);
 }
 
 static void on_answer_timeout(gyre_timer_t *t)
@@ -323,7 +323,7 @@ static void on_answer_timeout(gyre_timer_t *t)
     const gyre_http1client_t *c = &self->client;
     if (c->conn == NULL || (!c->head_done && c->conn->sock->input->size == 0)) {
         /* Nothing came at all: the idle bound's own words, as it would have said at the same moment. */
-        gyre_proxy_fail_upstream(self, c->conn == NULL ? "connect" : "head", gyre_http1client_error_io_timeout);
+        gyre_proxy_fail_upstream(self, c->conn == NULL ? GYRE_HTTP1CLIENT_CONNECT : GYRE_HTTP1CLIENT_HEAD, gyre_http1client_error_io_timeout);
         return;
     }
     /* Bytes came, but never an answer: a provider that trickles its head or its body. */
@@ -331,7 +331,7 @@ static void on_answer_timeout(gyre_timer_t *t)
     gyre_api_error_set(&err, 504, "upstream_error", "upstream_timeout", NULL,
                        "provider '%s' did not complete its answer in time (timeout_ms %llu)", self->prov->name,
                        (unsigned long long)self->prov->timeout_ms);
-    gyre_proxy_fail(self, FAIL_TIMEOUT, &err);
+    gyre_proxy_fail(self, GYRE_OUTCOME_TIMEOUT, &err);
 }
 
 static void on_first_byte_timeout(gyre_timer_t *t)
@@ -341,7 +341,7 @@ static void on_first_byte_timeout(gyre_timer_t *t)
     gyre_api_error_set(&err, 504, "upstream_error", "first_byte_timeout", NULL,
                        "provider '%s' sent no stream event in time (first_byte_timeout_ms %llu)", self->prov->name,
                        (unsigned long long)self->call->route->first_byte_timeout_ms);
-    gyre_proxy_fail(self, FAIL_TIMEOUT, &err);
+    gyre_proxy_fail(self, GYRE_OUTCOME_TIMEOUT, &err);
 }
 
 void gyre_proxy_on_deadline(gyre_timer_t *t)
@@ -365,7 +365,7 @@ void gyre_proxy_on_deadline(gyre_timer_t *t)
     }
     if (self->upstream_done || self->client_gone)
         return;
-    gyre_proxy_fail(self, FAIL_TIMEOUT, &err);
+    gyre_proxy_fail(self, GYRE_OUTCOME_TIMEOUT, &err);
 }
 
 void gyre_proxy_start_attempt(gyre_proxy_t *self)
@@ -424,7 +424,6 @@ void gyre_proxy_start_attempt(gyre_proxy_t *self)
     }
     self->attempts++;
     self->walk.tries_on_cur++;
-    self->started_any = 1;
     self->tattempt = gyre_trace_add_attempt(call->trace, &self->req->pool, self->prov->name, self->cand->model,
                                                 self->cand->model_len,
                                                 self->prov->nkeys != 0 ? self->prov->key_ids[self->key_index]

@@ -173,14 +173,14 @@ static const char *dialect_lines_problem(const char *lines, size_t len)
     return NULL;
 }
 
-static void put_uint(gyre_buf_t *b, size_t v)
+static int put_uint(gyre_buf_t *b, size_t v)
 {
     char tmp[20];
     size_t n = 0;
     do
         tmp[sizeof(tmp) - 1 - n++] = (char)('0' + v % 10);
     while ((v /= 10) != 0);
-    gyre_buf_append(b, tmp + sizeof(tmp) - n, n);
+    return gyre_buf_append(b, tmp + sizeof(tmp) - n, n);
 }
 
 /* The head: request line, host, the dialect's lines, gyre's request id, the length, then the client's headers
@@ -212,7 +212,7 @@ static int compose_head(const gyre_compose_t *in, const char *method, size_t mle
     r |= gyre_buf_appends(b, "\r\n");
     if (in->has_body) {
         r |= gyre_buf_appends(b, "content-length: ");
-        put_uint(b, body_len);
+        r |= put_uint(b, body_len);
         r |= gyre_buf_appends(b, "\r\n");
     }
     for (size_t i = 0; i < in->nclient_headers; i++) {
@@ -241,8 +241,9 @@ static int compose_head(const gyre_compose_t *in, const char *method, size_t mle
         r |= gyre_buf_appends(b, "\r\n");
     }
     r |= gyre_buf_appends(b, "\r\n");
-    /* A head over the bound is refused rather than sent: providers answer 431 to less. */
-    if (r != 0 || b->len > GYRE_COMPOSE_HEAD_MAX) {
+    /* A head over the bound is refused rather than sent: providers answer 431 to less.  The dialect's lines
+     * count: gyre_compose_request's content-type line is checked here, by `dh`'s sticky error. */
+    if (r != 0 || gyre_buf_failed(dh) || b->len > GYRE_COMPOSE_HEAD_MAX) {
         gyre_api_error_set(err, 400, "invalid_request_error", "request_headers_too_large", NULL,
                            "the request's headers for provider '%s' come to more than %d bytes", in->provider->name,
                            GYRE_COMPOSE_HEAD_MAX);
@@ -273,6 +274,14 @@ int gyre_compose_request(const gyre_compose_t *in, gyre_buf_t *body, gyre_buf_t 
     }
     if (compose_path(in, body, &path, err) != 0)
         goto out;
+    /* The one check of every piece written into the path (the base path, the endpoint's, a dialect's): a target
+     * that lost a piece is refused, never sent somewhere else. */
+    if (gyre_buf_failed(&path)) {
+        gyre_api_error_set(err, 400, "invalid_request_error", "invalid_path", NULL,
+                           "the request path for provider '%s' is longer than %d bytes", p->name,
+                           GYRE_WIRE_TARGET_MAX);
+        goto out;
+    }
     /* Whatever wrote it, the target is checked once more as a whole: one request line, no way out of the path. */
     if ((problem = gyre_wire_target_problem(path.base, path.len, 0)) != NULL) {
         gyre_api_error_set(err, 400, "invalid_request_error", "invalid_value", "model",

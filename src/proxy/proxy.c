@@ -281,13 +281,11 @@ static void on_dispose(void *p)
     finish_trace(self);
     gyre_timer_stop(&self->backoff_timer);
     gyre_timer_stop(&self->deadline_timer);
-    if (self->sse_inited)
-        gyre_sse_dispose(&self->sse);
+    gyre_sse_dispose(&self->sse);
     if (self->acc_inited)
         gyre_openai_accum_dispose(&self->acc);
-    if (self->oreader_inited)
-        gyre_openai_reader_dispose(&self->oreader);
-    if (self->enc_inited && self->call->client->encoder_dispose != NULL)
+    gyre_openai_reader_dispose(&self->oreader);
+    if (self->enc != NULL && self->call->client->encoder_dispose != NULL)
         self->call->client->encoder_dispose(self->enc);
     if (self->pivot != NULL)
         cJSON_Delete(self->pivot);
@@ -323,6 +321,9 @@ void gyre_proxy_start(gyre_ctx_t *w, h2o_req_t *req, gyre_call_t *call)
 {
     gyre_proxy_t *self = h2o_mem_alloc_shared(&req->pool, sizeof(*self), on_dispose);
     memset(self, 0, sizeof(*self));
+    /* The parsers are made with the proxy (neither allocates until it reads), so dispose needs no flag. */
+    gyre_sse_init(&self->sse, SSE_EVENT_MAX, gyre_proxy_on_relay_sse_event, self);
+    gyre_openai_reader_init(&self->oreader, SSE_EVENT_MAX);
     self->super.proceed = gyre_proxy_on_proceed;
     self->super.stop = on_stop;
     self->req = req;
@@ -336,12 +337,8 @@ void gyre_proxy_start(gyre_ctx_t *w, h2o_req_t *req, gyre_call_t *call)
     gyre_http1client_init(&self->client, &gyre_proxy_client_callbacks, self);
     self->created = (long long)time(NULL);
     /* The id of answers gyre builds itself (translated ones): "chatcmpl-gyre-" and 16 hex digits. */
-    static const char hex[] = "0123456789abcdef";
-    uint64_t r = gyre_rand_next(&w->rng);
     memcpy(self->chat_id, "chatcmpl-gyre-", 14);
-    for (int i = 0; i < 16; i++)
-        self->chat_id[14 + i] = hex[(r >> (60 - 4 * i)) & 15];
-    self->chat_id[30] = '\0';
+    gyre_wire_hex_u64(self->chat_id + 14, gyre_rand_next(&w->rng), 16);
     gyre_buf_init(&self->uphead, 1024 * 1024);
     gyre_buf_init(&self->upbody, 6 * (size_t)req->entity.len + 4 * 1024 * 1024);
     gyre_buf_init(&self->body, BUFFER_MAX);

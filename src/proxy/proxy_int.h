@@ -78,9 +78,6 @@
 
 typedef enum body_mode { MODE_RELAY = 0, MODE_BUFFER, MODE_STREAM } body_mode_t;
 
-/* Why an attempt failed, for the route's fallback_on. */
-typedef enum fail_class { FAIL_CONNECT = 1, FAIL_TIMEOUT, FAIL_STATUS, FAIL_CUT } fail_class_t;
-
 typedef struct gyre_proxy {
     h2o_generator_t super;
     h2o_req_t *req;
@@ -91,7 +88,6 @@ typedef struct gyre_proxy {
     /* The walk down the plan: where it stands, as route/next.c decides it. */
     gyre_route_walk_t walk;
     unsigned attempts;     /* requests written to providers, all targets together */
-    int started_any;       /* an attempt was made */
     gyre_timer_t deadline_timer, backoff_timer, attempt_timer, first_byte_timer;
     /* The answer until its first byte goes to the client: the provider's timeout_ms in all (the idle bound,
      * the client's io_entry, alone would let a provider that trickles a byte at a time hold the attempt for ever). */
@@ -105,7 +101,6 @@ typedef struct gyre_proxy {
     h2o_linklist_t held_link;
     int answered;        /* gyre gave h2o its final answer (an error, or a whole body) */
     /* The last failure, answered when nothing is left to try. */
-    fail_class_t last_fail;
     gyre_api_error_t last_err;
     int have_last_status; /* the last failure was a provider's error answer, kept in last_* below */
     int last_status;
@@ -144,22 +139,18 @@ typedef struct gyre_proxy {
     int is_sse;
     int sse_done;
     int sse_failed;
-    int sse_inited;
-    gyre_sse_parser_t sse; /* RELAY: watches for the stream's proper end */
+    gyre_sse_parser_t sse; /* RELAY: watches for the stream's proper end (made with the proxy, restarted per attempt) */
     /* STREAM: the events, the accumulator they feed, and the client's encoder (in the pool, across attempts). */
-    int acc_inited;
+    int acc_inited; /* a stream began accumulating (read as that: a resume, the cache and the trace ask it) */
     gyre_openai_accum_t acc;
-    void *enc;
-    int enc_inited;
-    int oreader_inited;
-    gyre_openai_reader_t oreader; /* both ends speak OpenAI: the relayed chunks, read */
+    void *enc; /* NULL until a stream needs it, then made and initialised at once (ensure_encoder) */
+    gyre_openai_reader_t oreader; /* both ends speak OpenAI: the relayed chunks, read (made with the proxy) */
     int relay_chunks;             /* ...and they go to the client as they came (CHUNK events) */
     uint64_t unavailable_retry_s; /* every target is resting: Retry-After for gyre's 503 */
     size_t own_headers;    /* res.headers[0 .. own_headers) are gyre's own (x-request-id) */
     h2o_iovec_t whole;     /* a whole answer, sent in one piece (deliver_whole) */
     h2o_headers_t err_headers; /* the last error answer's headers, relayed with it */
     int resuming;        /* this attempt continues a cut stream */
-    int resume_saw_role; /* ...and its role chunk was dropped */
     gyre_buf_t resume_ws; /* whitespace trimmed off the end of the prefill, not yet seen again */
     gyre_trace_attempt_t *tattempt; /* the current attempt's line in the trace, or NULL */
     int fail_at_address;            /* the failure being recorded was the provider's socket: the trace names where */
@@ -186,10 +177,10 @@ static inline const gyre_config_t *gyre_proxy_config(gyre_proxy_t *self)
 void gyre_proxy_drop_conn(gyre_proxy_t *self, int reusable);
 void gyre_proxy_end_attempt(gyre_proxy_t *self);
 void gyre_proxy_record_outcome(gyre_proxy_t *self, int ok, int rate_limited);
-void gyre_proxy_attempt_failed(gyre_proxy_t *self, fail_class_t fc, const gyre_api_error_t *err);
-void gyre_proxy_stream_failed(gyre_proxy_t *self, fail_class_t fc, const gyre_api_error_t *err);
-void gyre_proxy_fail(gyre_proxy_t *self, fail_class_t fc, const gyre_api_error_t *err);
-void gyre_proxy_fail_upstream(gyre_proxy_t *self, const char *stage, const char *errstr);
+void gyre_proxy_attempt_failed(gyre_proxy_t *self, gyre_route_outcome_kind_t fc, const gyre_api_error_t *err);
+void gyre_proxy_stream_failed(gyre_proxy_t *self, gyre_route_outcome_kind_t fc, const gyre_api_error_t *err);
+void gyre_proxy_fail(gyre_proxy_t *self, gyre_route_outcome_kind_t fc, const gyre_api_error_t *err);
+void gyre_proxy_fail_upstream(gyre_proxy_t *self, gyre_http1client_phase_t phase, const char *errstr);
 void gyre_proxy_on_deadline(gyre_timer_t *t);
 void gyre_proxy_start_attempt(gyre_proxy_t *self);
 
@@ -202,7 +193,7 @@ extern const gyre_http1client_callbacks_t gyre_proxy_client_callbacks;
 /* stream.c: the stream pipeline: SSE events, translation, resume surgery, accumulators. */
 void gyre_proxy_sse_too_large(gyre_proxy_t *self);
 void gyre_proxy_on_relay_sse_event(void *ctx, const char *event, size_t elen, const char *data, size_t dlen);
-void gyre_proxy_restart_sse(gyre_sse_parser_t *p, int *inited, gyre_sse_event_cb cb, void *ctx);
+void gyre_proxy_restart_sse(gyre_sse_parser_t *p, gyre_sse_event_cb cb, void *ctx);
 void gyre_proxy_ensure_accum(gyre_proxy_t *self);
 void gyre_proxy_start_stream_mode(gyre_proxy_t *self);
 int gyre_proxy_stream_complete(gyre_proxy_t *self);

@@ -118,7 +118,7 @@ static void append_stream_error(gyre_proxy_t *self, const gyre_api_error_t *err)
     gyre_buf_t b;
     gyre_buf_init(&b, 8192);
     gyre_buf_appends(&b, "\n\n"); /* ends an event the provider left half-written */
-    if (self->mode == MODE_STREAM && self->enc_inited) {
+    if (self->mode == MODE_STREAM && self->enc != NULL) {
         /* The client's encoder has begun: the error is its next event (numbered on, where its API numbers them,
          * and followed by whatever ends such a stream: Responses' response.failed). */
         gyre_event_t ev = {.type = GYRE_EVENT_ERROR, .error = err};
@@ -128,6 +128,11 @@ static void append_stream_error(gyre_proxy_t *self, const gyre_api_error_t *err)
     } else {
         self->call->client->error_event(err, &b);
     }
+    /* An error event is a few hundred bytes (the message is bounded); should it not fit 8 KiB, the client gets
+     * the blank line alone, i.e. a stream that ends without its [DONE] or stop event, which its SDK also raises
+     * on, rather than half an event. */
+    if (gyre_buf_failed(&b))
+        b.len = 2;
     gyre_proxy_push_out(self, b.base, b.len);
     gyre_buf_dispose(&b);
     gyre_proxy_log_error(self, err);
@@ -161,7 +166,9 @@ void gyre_proxy_store_in_cache(gyre_proxy_t *self, const char *completion, size_
     gyre_buf_t entry;
     gyre_buf_init(&entry, (size_t)BUFFER_MAX + 4096);
     gyre_buf_appendf(&entry, "%s\t%.*s\n", self->prov->name, (int)self->cand->model_len, self->cand->model);
-    if (gyre_buf_append(&entry, completion, len) == 0)
+    gyre_buf_append(&entry, completion, len);
+    /* An entry that lost a piece is not kept: a hit must be the whole answer. */
+    if (!gyre_buf_failed(&entry))
         gyre_cache_put(call->cache, call->cache_key.base, call->cache_key.len, entry.base, entry.len, gyre_proxy_now_ms(self));
     gyre_buf_dispose(&entry);
 }
@@ -278,7 +285,7 @@ void gyre_proxy_deliver_buffered(gyre_proxy_t *self)
             gyre_api_error_set(&err, 502, "upstream_error", "response_too_large", NULL, "the answer is too large");
         gyre_buf_dispose(&openai);
         gyre_buf_dispose(&out);
-        gyre_proxy_fail(self, FAIL_CUT, &err);
+        gyre_proxy_fail(self, GYRE_OUTCOME_CUT, &err);
         return;
     }
     gyre_proxy_record_outcome(self, 1, 0);
@@ -294,7 +301,7 @@ void gyre_proxy_deliver_buffered(gyre_proxy_t *self)
     if (rr != 0) {
         gyre_buf_dispose(&openai);
         gyre_buf_dispose(&out);
-        gyre_proxy_fail(self, FAIL_CUT, &err);
+        gyre_proxy_fail(self, GYRE_OUTCOME_CUT, &err);
         return;
     }
     gyre_proxy_deliver_whole(self, out.base, out.len, "application/json");

@@ -55,7 +55,7 @@ static int on_body_bytes(gyre_proxy_t *self, const char *bytes, size_t len)
                                "provider '%s' sent an error answer (status %d) longer than %d bytes; gyre stopped "
                                "reading it",
                                self->prov->name, self->status, ERROR_BODY_MAX);
-            gyre_proxy_fail(self, FAIL_CUT, &err);
+            gyre_proxy_fail(self, GYRE_OUTCOME_CUT, &err);
             return -1;
         }
         if ((self->status < 300 && self->body.len + len > self->prov->max_response_bytes) ||
@@ -66,7 +66,7 @@ static int on_body_bytes(gyre_proxy_t *self, const char *bytes, size_t len)
                                "provider '%s' answered more than %zu bytes (max_response_bytes); gyre stopped "
                                "reading it",
                                self->prov->name, self->prov->max_response_bytes);
-            gyre_proxy_fail(self, FAIL_CUT, &err);
+            gyre_proxy_fail(self, GYRE_OUTCOME_CUT, &err);
             return -1;
         }
         return 0;
@@ -97,13 +97,13 @@ static void on_body_end(gyre_proxy_t *self, const char *why)
     case MODE_BUFFER:
         gyre_proxy_drop_conn(self, reusable);
         if (why != NULL) {
-            gyre_proxy_fail_upstream(self, "body", why);
+            gyre_proxy_fail_upstream(self, GYRE_HTTP1CLIENT_BODY, why);
             return;
         }
         if (self->status >= 300) {
             /* An error answer: the route's fallback_on decides whether it moves on (a 4xx other than
              * 408/409/429 never does, and goes back as it is). */
-            gyre_proxy_attempt_failed(self, FAIL_STATUS, NULL);
+            gyre_proxy_attempt_failed(self, GYRE_OUTCOME_STATUS, NULL);
             return;
         }
         gyre_proxy_deliver_buffered(self);
@@ -112,19 +112,19 @@ static void on_body_end(gyre_proxy_t *self, const char *why)
         gyre_proxy_drop_conn(self, reusable);
         if (self->is_sse && self->status == 200 && !self->sse_done) {
             if (!self->sent_body) {
-                gyre_proxy_fail_upstream(self, "head", why ? why : "the stream ended before its first event");
+                gyre_proxy_fail_upstream(self, GYRE_HTTP1CLIENT_HEAD, why ? why : "the stream ended before its first event");
                 return;
             }
             gyre_api_error_t err;
             gyre_api_error_set(&err, 502, "upstream_error", "stream_interrupted", NULL,
                                "provider '%s' ended the stream before it was complete (%s)", self->prov->name,
                                why ? why : "the connection closed before [DONE]");
-            gyre_proxy_stream_failed(self, FAIL_CUT, &err);
+            gyre_proxy_stream_failed(self, GYRE_OUTCOME_CUT, &err);
             return;
         }
         if (why != NULL && !self->is_sse) {
             if (!self->response_started) {
-                gyre_proxy_fail_upstream(self, "head", why);
+                gyre_proxy_fail_upstream(self, GYRE_HTTP1CLIENT_HEAD, why);
                 return;
             }
             gyre_proxy_record_outcome(self, 0, 0);
@@ -148,7 +148,7 @@ static void on_body_end(gyre_proxy_t *self, const char *why)
                                self->sse_failed ? "an event was over gyre's size limit"
                                : why            ? why
                                                 : "the connection closed before the stream's end");
-            gyre_proxy_fail(self, FAIL_CUT, &err);
+            gyre_proxy_fail(self, GYRE_OUTCOME_CUT, &err);
             return;
         }
         gyre_proxy_record_outcome(self, 1, 0);
@@ -288,7 +288,7 @@ static void on_head(gyre_proxy_t *self, const gyre_http1_response_t *res)
             self->mode = MODE_RELAY;
             self->is_sse = is_sse;
             if (is_sse) {
-                gyre_proxy_restart_sse(&self->sse, &self->sse_inited, gyre_proxy_on_relay_sse_event, self);
+                gyre_proxy_restart_sse(&self->sse, gyre_proxy_on_relay_sse_event, self);
                 /* The trace keeps what the stream adds up to: its tokens always, its answer when it captures. */
                 if (native_other) {
                     /* The watcher reads the stream's last event, the whole answer, for the trace. */
@@ -314,7 +314,7 @@ static void on_head(gyre_proxy_t *self, const gyre_http1_response_t *res)
     self->mode = MODE_RELAY;
     self->is_sse = is_sse;
     if (is_sse)
-        gyre_proxy_restart_sse(&self->sse, &self->sse_inited, gyre_proxy_on_relay_sse_event, self);
+        gyre_proxy_restart_sse(&self->sse, gyre_proxy_on_relay_sse_event, self);
     if (res->content_length != SIZE_MAX && !res->chunked)
         req->res.content_length = res->content_length;
     gyre_proxy_start_client_response(self);
@@ -366,11 +366,10 @@ static void on_client_error(gyre_http1client_t *c, gyre_http1client_phase_t phas
                                "provider '%s' failed before answering: the response head has more than %d "
                                "headers",
                                self->prov->name, GYRE_HTTP1_MAX_HEADERS);
-        gyre_proxy_fail(self, FAIL_CONNECT, &e);
+        gyre_proxy_fail(self, GYRE_OUTCOME_CONNECT, &e);
         return;
     }
-    static const char *const phases[] = {"connect", "head", "body"};
-    gyre_proxy_fail_upstream(self, phases[phase], err);
+    gyre_proxy_fail_upstream(self, phase, err);
 }
 
 static void on_client_resend(gyre_http1client_t *c)

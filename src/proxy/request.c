@@ -14,10 +14,11 @@ static int splice_model(gyre_proxy_t *self, const char *model, size_t model_len,
     const char *body = call->body.base;
     size_t len = call->body.len;
     if (call->model_end > call->model_start) {
-        gyre_buf_reserve(out, len + 6 * model_len + 2);
-        gyre_buf_append(out, body, call->model_start);
-        gyre_buf_append_json_string(out, model, model_len);
-        return gyre_buf_append(out, body + call->model_end, len - call->model_end);
+        /* Each piece is checked: a body with a piece missing must never go to a provider (rewrite_failed). */
+        int r = gyre_buf_reserve(out, len + 6 * model_len + 2);
+        r |= gyre_buf_append(out, body, call->model_start);
+        r |= gyre_buf_append_json_string(out, model, model_len);
+        return r | gyre_buf_append(out, body + call->model_end, len - call->model_end);
     }
     cJSON *j = cJSON_ParseWithLength(body, len);
     if (j == NULL)
@@ -61,7 +62,10 @@ static int ask_stream_usage(gyre_proxy_t *self)
         gyre_buf_append(&out, field, sizeof(field) - 1);
         if (!empty)
             gyre_buf_appends(&out, ",");
-        int r = gyre_buf_append(&out, b->base + i + 1, b->len - i - 1);
+        gyre_buf_append(&out, b->base + i + 1, b->len - i - 1);
+        /* `out` is new: its sticky error is that of the four appends above, and a body that lost a piece is
+         * refused by the caller (rewrite_failed), never sent. */
+        int r = gyre_buf_failed(&out);
         gyre_buf_dispose(b);
         *b = out;
         return r;
@@ -104,7 +108,9 @@ static cJSON *build_pivot(gyre_proxy_t *self, gyre_api_error_t *err)
             n--;
         /* What was trimmed, the continuation may well repeat: it is dropped from its start (emit_pivot_event). */
         gyre_buf_reset(&self->resume_ws);
-        gyre_buf_append(&self->resume_ws, self->acc.content.base + n, self->acc.content.len - n);
+        /* Kept up to its bound (4 KiB): of a longer run of whitespace at the cut, which no model writes, the
+         * continuation's repeat past the first 4 KiB reaches the client twice (whitespace only, never text). */
+        gyre_buf_append_upto(&self->resume_ws, self->acc.content.base + n, self->acc.content.len - n);
         char *prefix = gyre_strndup(self->acc.content.base, n);
         cJSON_AddStringToObject(m, "content", prefix);
         free(prefix);

@@ -41,11 +41,9 @@ h2o_iovec_t gyre_request_id(gyre_ctx_t *c, h2o_req_t *req)
     if (i != -1 && sane_id(req->headers.entries[i].value)) {
         id = req->headers.entries[i].value;
     } else {
-        static const char hex[] = "0123456789abcdef";
-        char *buf = h2o_mem_alloc_pool(&req->pool, 32);
-        uint64_t r[2] = {gyre_rand_next(&c->rng), gyre_rand_next(&c->rng)};
-        for (int i = 0; i < 32; i++)
-            buf[i] = hex[(r[i / 16] >> ((i % 16) * 4)) & 15];
+        char *buf = h2o_mem_alloc_pool(&req->pool, 33); /* 32 hex digits and the NUL gyre_wire_hex_u64 adds */
+        gyre_wire_hex_u64(buf, gyre_rand_next(&c->rng), 16);
+        gyre_wire_hex_u64(buf + 16, gyre_rand_next(&c->rng), 16);
         id = h2o_iovec_init(buf, 32);
     }
     gyre_wire_add_answer_header(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), id.base, id.len);

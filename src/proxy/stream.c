@@ -24,7 +24,7 @@ void gyre_proxy_sse_too_large(gyre_proxy_t *self)
                        "provider '%s' sent a stream line or event longer than %d bytes; gyre stopped reading it",
                        self->prov->name, SSE_EVENT_MAX);
     gyre_proxy_drop_conn(self, 0);
-    gyre_proxy_fail(self, FAIL_CUT, &err);
+    gyre_proxy_fail(self, GYRE_OUTCOME_CUT, &err);
 }
 
 /* RELAY: watching a pass-through stream for its proper end, as the client's API defines it. */
@@ -118,13 +118,11 @@ static int on_trace_event(void *ctx, const gyre_event_t *ev)
     return gyre_openai_accum_emit(&self->acc, ev);
 }
 
-/* (Re)starts an SSE parser: each attempt's stream starts clean. */
-void gyre_proxy_restart_sse(gyre_sse_parser_t *p, int *inited, gyre_sse_event_cb cb, void *ctx)
+/* Restarts an SSE parser (made with the proxy, so always initialised): each attempt's stream starts clean. */
+void gyre_proxy_restart_sse(gyre_sse_parser_t *p, gyre_sse_event_cb cb, void *ctx)
 {
-    if (*inited)
-        gyre_sse_dispose(p);
+    gyre_sse_dispose(p);
     gyre_sse_init(p, SSE_EVENT_MAX, cb, ctx);
-    *inited = 1;
 }
 
 /* The accumulator lives across attempts: a resumed stream continues what the first one started. */
@@ -159,7 +157,6 @@ static void ensure_encoder(gyre_proxy_t *self)
     };
     client->encoder_init(self->enc, &cc);
     cJSON_Delete(request);
-    self->enc_inited = 1;
 }
 
 void gyre_proxy_start_stream_mode(gyre_proxy_t *self)
@@ -170,10 +167,8 @@ void gyre_proxy_start_stream_mode(gyre_proxy_t *self)
      * relayed, read by a lenient reader as the relay's watcher reads them. */
     int relay = self->passthrough && self->dialect->speaks_openai;
     if (relay) {
-        if (self->oreader_inited)
-            gyre_openai_reader_dispose(&self->oreader);
+        gyre_openai_reader_dispose(&self->oreader); /* made with the proxy; each attempt's chunks start clean */
         gyre_openai_reader_init(&self->oreader, SSE_EVENT_MAX);
-        self->oreader_inited = 1;
     } else {
         self->dstream = self->dialect->stream_create(&self->chat);
     }
@@ -187,7 +182,7 @@ int gyre_proxy_stream_complete(gyre_proxy_t *self)
 {
     if (self->mode == MODE_RELAY)
         return self->sse_done;
-    return self->enc_inited && self->call->client->encoder_complete(self->enc);
+    return self->enc != NULL && self->call->client->encoder_complete(self->enc);
 }
 
 void gyre_proxy_stream_bytes(gyre_proxy_t *self, const char *bytes, size_t len)
@@ -215,7 +210,7 @@ void gyre_proxy_stream_bytes(gyre_proxy_t *self, const char *bytes, size_t len)
         if (err.status == 429 || err.status == 529)
             self->status = err.status;
         gyre_proxy_drop_conn(self, 0);
-        gyre_proxy_fail(self, self->sent_body ? FAIL_CUT : FAIL_STATUS, &err);
+        gyre_proxy_fail(self, self->sent_body ? GYRE_OUTCOME_CUT : GYRE_OUTCOME_STATUS, &err);
     }
 }
 

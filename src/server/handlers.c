@@ -89,13 +89,15 @@ static int check_model(const char *model, const h2o_iovec_t *body, size_t start,
     return -1;
 }
 
-/* "chat", "embed", "primary/MODEL", ... for the 404 that lists what exists. */
+/* "chat", "embed", "primary/MODEL", ... for the 404 that lists what exists.  The list stops at the first name
+ * that does not fit `b` (the message has a bound), so a cut list is the first names in order, never one with a
+ * name missing from its middle; the caller cuts it where the message needs. */
 static void append_model_names(const gyre_config_t *c, gyre_buf_t *b)
 {
     size_t n = 0;
-    for (size_t i = 0; i < c->nroutes; i++)
+    for (size_t i = 0; i < c->nroutes && !gyre_buf_failed(b); i++)
         gyre_buf_appendf(b, "%s'%s'", n++ ? ", " : "", c->routes[i].name);
-    for (size_t i = 0; i < c->nproviders; i++)
+    for (size_t i = 0; i < c->nproviders && !gyre_buf_failed(b); i++)
         if (c->providers[i].direct) /* a provider clients may not address is not named to them either */
             gyre_buf_appendf(b, "%s'%s/<model>'", n++ ? ", " : "", c->providers[i].name);
     if (n == 0)
@@ -162,7 +164,16 @@ static int on_models(gyre_server_t *s, h2o_req_t *req)
         gyre_buf_appends(&b, ",\"object\":\"model\",\"created\":0,\"owned_by\":\"gyre\"}");
     }
     gyre_buf_appends(&b, "]}");
-    gyre_respond_json(req, 200, b.base, b.len);
+    /* The one check of the appends above: past 1 MiB (some 3,000 routes) the list is refused with a 500 that
+     * says so, never sent cut. */
+    if (gyre_buf_failed(&b)) {
+        gyre_api_error_t err;
+        gyre_api_error_set(&err, 500, "server_error", "response_too_large", NULL,
+                           "the list of models is longer than 1 MiB");
+        gyre_respond_error(req, &err);
+    } else {
+        gyre_respond_json(req, 200, b.base, b.len);
+    }
     gyre_buf_dispose(&b);
     return 0;
 }

@@ -30,14 +30,6 @@ gyre_tstr_t gyre_tstr_dup(h2o_mem_pool_t *pool, const char *p, size_t len)
     return s;
 }
 
-static void hex(char *out, uint64_t v, int digits)
-{
-    static const char h[] = "0123456789abcdef";
-    for (int i = 0; i < digits; i++)
-        out[i] = h[(v >> (4 * (digits - 1 - i))) & 15];
-    out[digits] = '\0';
-}
-
 static int is_hex(const char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -95,11 +87,11 @@ void gyre_trace_begin(gyre_trace_t *t, h2o_req_t *req, uint64_t *rng, h2o_iovec_
      * sent no traceparent) then append at their right edge instead of touching a random page per trace; 80
      * random bits keep the calls of one millisecond apart (a million of them collide with a chance of about
      * 2^-41). */
-    hex(t->trace_id, (uint64_t)(t->started_us / 1000) & UINT64_C(0xffffffffffff), 12);
-    hex(t->trace_id + 12, gyre_rand_next(rng), 16);
-    hex(t->trace_id + 28, gyre_rand_next(rng), 4);
+    gyre_wire_hex_u64(t->trace_id, (uint64_t)(t->started_us / 1000) & UINT64_C(0xffffffffffff), 12);
+    gyre_wire_hex_u64(t->trace_id + 12, gyre_rand_next(rng), 16);
+    gyre_wire_hex_u64(t->trace_id + 28, gyre_rand_next(rng), 4);
     memcpy(t->otel_trace_id, t->trace_id, sizeof(t->otel_trace_id));
-    hex(t->span_id, gyre_rand_next(rng), 16);
+    gyre_wire_hex_u64(t->span_id, gyre_rand_next(rng), 16);
     read_traceparent(t, header(req, H2O_STRLIT("traceparent")));
     t->request_id = gyre_tstr_dup(pool, request_id.base, request_id.len);
     t->endpoint = gyre_tstr_dup(pool, req->path_normalized.base, req->path_normalized.len);
