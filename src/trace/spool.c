@@ -13,6 +13,7 @@
 #include <zlib.h>
 
 #include "common/alloc.h"
+#include "common/fileio.h"
 #include "common/log.h"
 
 struct gyre_spool {
@@ -337,37 +338,6 @@ static void set_err(char *err, size_t errlen, const char *fmt, const char *path,
         snprintf(err, errlen, fmt, path, strerror(e));
 }
 
-static int pread_full(int fd, void *p, size_t n, uint64_t off, size_t *got)
-{
-    size_t done = 0;
-    while (done < n) {
-        ssize_t r = pread(fd, (char *)p + done, n - done, (off_t)(off + done));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return -errno;
-        if (r == 0)
-            break;
-        done += (size_t)r;
-    }
-    *got = done;
-    return 0;
-}
-
-static int pwrite_full(int fd, const void *p, size_t n, uint64_t off)
-{
-    size_t done = 0;
-    while (done < n) {
-        ssize_t r = pwrite(fd, (const char *)p + done, n - done, (off_t)(off + done));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return -errno;
-        done += (size_t)r;
-    }
-    return 0;
-}
-
 /* Reads the record at `off` (ending at or before `limit`) into s->rec and checks it.
  * 0 with the payload and its length set; 1 when it is torn or corrupt; a negative errno when reading failed. */
 static int read_record(gyre_spool_t *s, uint64_t off, uint64_t limit, const uint8_t **payload, size_t *plen)
@@ -376,7 +346,7 @@ static int read_record(gyre_spool_t *s, uint64_t off, uint64_t limit, const uint
     size_t got;
     if (limit - off < sizeof(hdr))
         return 1;
-    int rc = pread_full(s->fd, hdr, sizeof(hdr), off, &got);
+    int rc = gyre_pread_full(s->fd, hdr, sizeof(hdr), off, &got);
     if (rc != 0)
         return rc;
     if (got < sizeof(hdr))
@@ -387,7 +357,7 @@ static int read_record(gyre_spool_t *s, uint64_t off, uint64_t limit, const uint
     gyre_buf_reset(&s->rec);
     if (gyre_buf_reserve(&s->rec, len) != 0)
         return 1;
-    rc = pread_full(s->fd, s->rec.base, len, off + sizeof(hdr), &got);
+    rc = gyre_pread_full(s->fd, s->rec.base, len, off + sizeof(hdr), &got);
     if (rc != 0)
         return rc;
     if (got < len)
@@ -486,7 +456,7 @@ int gyre_spool_open(const char *path, uint64_t max_bytes, gyre_spool_t **out, ch
     uint64_t size = (uint64_t)st.st_size;
     char magic[GYRE_SPOOL_HEADER_SIZE];
     size_t got = 0;
-    if ((rc = pread_full(fd, magic, sizeof(magic), 0, &got)) != 0) {
+    if ((rc = gyre_pread_full(fd, magic, sizeof(magic), 0, &got)) != 0) {
         set_err(err, errlen, "trace spool %s: %s", path, -rc);
         goto out;
     }
@@ -502,7 +472,7 @@ int gyre_spool_open(const char *path, uint64_t max_bytes, gyre_spool_t **out, ch
     }
     if (got < sizeof(magic)) {
         /* New, or a header torn by a crash right after creating it. */
-        if ((rc = pwrite_full(fd, GYRE_SPOOL_MAGIC, GYRE_SPOOL_HEADER_SIZE, 0)) != 0) {
+        if ((rc = gyre_pwrite_full(fd, GYRE_SPOOL_MAGIC, GYRE_SPOOL_HEADER_SIZE, 0)) != 0) {
             set_err(err, errlen, "trace spool %s: %s", path, -rc);
             goto out;
         }
@@ -575,7 +545,7 @@ int gyre_spool_append(gyre_spool_t *s, const gyre_trace_t *t)
         s->dropped++;
         return -ENOSPC;
     }
-    if ((rc = pwrite_full(s->fd, s->enc.base, s->enc.len, s->end)) != 0) {
+    if ((rc = gyre_pwrite_full(s->fd, s->enc.base, s->enc.len, s->end)) != 0) {
         /* A disk full or an I/O error part-way: cut the partial record so the file stays whole. */
         cut(s, s->end);
         return rc;

@@ -25,6 +25,7 @@
 
 #include "common/alloc.h"
 #include "common/buf.h"
+#include "common/fileio.h"
 #include "common/log.h"
 #include "common/zstd.h"
 #include "trace/spool.h"
@@ -135,37 +136,6 @@ static int64_t unix_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int pread_full(int fd, void *p, size_t n, uint64_t off, size_t *got)
-{
-    size_t done = 0;
-    while (done < n) {
-        ssize_t r = pread(fd, (char *)p + done, n - done, (off_t)(off + done));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return -errno;
-        if (r == 0)
-            break;
-        done += (size_t)r;
-    }
-    *got = done;
-    return 0;
-}
-
-static int pwrite_full(int fd, const void *p, size_t n, uint64_t off)
-{
-    size_t done = 0;
-    while (done < n) {
-        ssize_t r = pwrite(fd, (const char *)p + done, n - done, (off_t)(off + done));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return -errno;
-        done += (size_t)r;
-    }
-    return 0;
 }
 
 static void seg_path(const gyre_tracelog_t *l, uint64_t seq, char *buf, size_t len)
@@ -309,7 +279,7 @@ static int new_segment(gyre_tracelog_t *l)
     le64(h + 16, (uint64_t)unix_us());
     h[24] = 1;
     le32(h + 28, crc_of(0, h, 28));
-    int rc = pwrite_full(fd, h, sizeof(h), 0);
+    int rc = gyre_pwrite_full(fd, h, sizeof(h), 0);
     uint64_t end = sizeof(h);
     if (rc == 0 && l->cdict != NULL) {
         /* The dictionary, twice, at the head: the segment's records need it, and one copy could go bad. */
@@ -320,7 +290,7 @@ static int new_segment(gyre_tracelog_t *l)
         gyre_buf_append(&d, l->dict, l->dict_len);
         seal_record(&d, GYRE_TRACELOG_TYPE_DICT, GYRE_TRACELOG_CODEC_RAW);
         for (int copy = 0; copy < 2 && rc == 0; copy++, end += d.len)
-            rc = pwrite_full(fd, d.base, d.len, end);
+            rc = gyre_pwrite_full(fd, d.base, d.len, end);
         gyre_buf_dispose(&d);
     }
     if (rc != 0) {
@@ -613,7 +583,7 @@ int gyre_tracelog_append(gyre_tracelog_t *l, const gyre_trace_t *t)
         atomic_store(&l->last_errno, EFBIG);
         return -EFBIG;
     }
-    if ((rc = pwrite_full(l->fd, l->rec.base, n, end)) != 0) {
+    if ((rc = gyre_pwrite_full(l->fd, l->rec.base, n, end)) != 0) {
         /* A full disk or an I/O error part-way: cut the partial record so the segment stays whole. */
         if (ftruncate(l->fd, (off_t)end) != 0) {
             /* The partial record stays; a reader skips it as a bad region. */
@@ -806,7 +776,7 @@ static int reader_open(gyre_tracelog_reader_t *r, uint64_t seq)
     /* The header is checked for the report only: the records carry their own checks. */
     uint8_t h[GYRE_TRACELOG_SEGMENT_HEADER_SIZE];
     size_t got = 0;
-    if (pread_full(fd, h, sizeof(h), 0, &got) == 0 &&
+    if (gyre_pread_full(fd, h, sizeof(h), 0, &got) == 0 &&
         (got < sizeof(h) || memcmp(h, GYRE_TRACELOG_SEGMENT_MAGIC, 8) != 0 || crc_of(0, h, 28) != rd32(h + 28))) {
         atomic_fetch_add(&r->l->dmg_headers, 1);
         gyre_logf("gyre: trace log %s: segment %016" PRIx64 ": its header is corrupt; reading its records by their "
@@ -824,7 +794,7 @@ static int read_at(gyre_tracelog_reader_t *r, uint64_t off, uint64_t limit, size
     size_t got;
     if (off >= limit || limit - off < sizeof(h))
         return 1;
-    int rc = pread_full(r->fd, h, sizeof(h), off, &got);
+    int rc = gyre_pread_full(r->fd, h, sizeof(h), off, &got);
     if (rc != 0)
         return rc;
     if (got < sizeof(h) || memcmp(h, SYNC, 4) != 0)
@@ -838,7 +808,7 @@ static int read_at(gyre_tracelog_reader_t *r, uint64_t off, uint64_t limit, size
     if (gyre_buf_reserve(&r->rec, sizeof(h) + len) != 0)
         return 1;
     memcpy(r->rec.base, h, sizeof(h));
-    if ((rc = pread_full(r->fd, r->rec.base + sizeof(h), len, off + sizeof(h), &got)) != 0)
+    if ((rc = gyre_pread_full(r->fd, r->rec.base + sizeof(h), len, off + sizeof(h), &got)) != 0)
         return rc;
     if (got < len)
         return 1;
@@ -877,7 +847,7 @@ static void find_dict(gyre_tracelog_reader_t *r, uint64_t limit)
             return; /* a trace: this segment has no dictionary */
         uint8_t h[8];
         size_t got = 0;
-        if (pread_full(r->fd, h, sizeof(h), off, &got) != 0 || got < sizeof(h))
+        if (gyre_pread_full(r->fd, h, sizeof(h), off, &got) != 0 || got < sizeof(h))
             return;
         off += GYRE_TRACELOG_RECORD_HEADER_SIZE + rd32(h + 4);
     }
@@ -922,7 +892,7 @@ static int64_t resync(gyre_tracelog_reader_t *r, uint64_t off, uint64_t limit)
     uint64_t at = off + 1;
     while (at + 4 <= limit) {
         size_t want = limit - at < SCAN_CHUNK ? (size_t)(limit - at) : SCAN_CHUNK, got;
-        int rc = pread_full(r->fd, r->scan, want, at, &got);
+        int rc = gyre_pread_full(r->fd, r->scan, want, at, &got);
         if (rc != 0)
             return rc;
         if (got < 4)
@@ -1034,7 +1004,7 @@ int gyre_tracelog_checkpoint_load(const char *dir, gyre_tracelog_checkpoint_t *c
         return errno == ENOENT ? 0 : -errno;
     uint8_t b[2 * CP_SLOT];
     size_t got = 0;
-    int rc = pread_full(fd, b, sizeof(b), 0, &got);
+    int rc = gyre_pread_full(fd, b, sizeof(b), 0, &got);
     close(fd);
     if (rc != 0)
         return rc;
@@ -1072,7 +1042,7 @@ int gyre_tracelog_checkpoint_save(const char *dir, gyre_tracelog_checkpoint_t *c
     le64(s + 16, cp->pos.seq);
     le32(s + 24, (uint32_t)cp->pos.off);
     le32(s + 28, crc_of(0, s, 28));
-    int rc = pwrite_full(fd, s, sizeof(s), (cp->gen & 1) * CP_SLOT);
+    int rc = gyre_pwrite_full(fd, s, sizeof(s), (cp->gen & 1) * CP_SLOT);
     close(fd);
     return rc;
 }
