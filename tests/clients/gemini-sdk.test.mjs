@@ -102,8 +102,11 @@ for (const [kind, { route, model }] of Object.entries(KINDS)) {
 
     const turn = [ask, { role: 'model', parts: [{ functionCall: { name: call.name, args: call.args } }] },
       { role: 'user', parts: [{ functionResponse: { name: call.name, response: { forecast: 'sunny' } } }] }];
+    // The mock echoes the tool result as its provider API carried it: Gemini's provider dialect wraps a tool
+    // message's JSON as {"result": ...} in the functionResponse it sends.
+    const result = kind === 'gemini' ? '{"result":{"forecast":"sunny"}}' : '{"forecast":"sunny"}';
     const second = await ai.models.generateContent({ model: route, contents: turn, config });
-    assert.equal(second.text, 'Mock reply to tool result: {"forecast":"sunny"}');
+    assert.equal(second.text, `Mock reply to tool result: ${result}`);
     assert.equal(second.candidates[0].finishReason, 'STOP');
 
     const streamedCall = [];
@@ -113,7 +116,7 @@ for (const [kind, { route, model }] of Object.entries(KINDS)) {
     let text = '';
     for await (const c of await ai.models.generateContentStream({ model: route, contents: turn, config }))
       text += c.text ?? '';
-    assert.equal(text, 'Mock reply to tool result: {"forecast":"sunny"}');
+    assert.equal(text, `Mock reply to tool result: ${result}`);
   });
 }
 
