@@ -216,8 +216,7 @@ static void call_id_answer(call_ids_t *ids, const char *name, const char *given,
     cJSON *e;
     cJSON_ArrayForEach(e, ids->pending)
     {
-        if (strcmp(json_str(e, "name"), name) == 0 &&
-            (given == NULL || strcmp(json_str(e, "id"), given) == 0)) {
+        if (strcmp(json_str(e, "name"), name) == 0 && (given == NULL || strcmp(json_str(e, "id"), given) == 0)) {
             snprintf(buf, size, "%s", json_str(e, "id"));
             cJSON_DeleteItemFromArray(ids->pending, i);
             return;
@@ -332,8 +331,8 @@ static int read_contents(const cJSON *req, cJSON *pivot, gyre_api_error_t *err)
             BAD(err, "systemInstruction", "systemInstruction must be a content with parts");
             return -1;
         }
-        cJSON *content = cJSON_IsString(sys) ? cJSON_CreateString(sys->valuestring)
-                                             : user_content(parts, "systemInstruction", err);
+        cJSON *content =
+            cJSON_IsString(sys) ? cJSON_CreateString(sys->valuestring) : user_content(parts, "systemInstruction", err);
         if (content == NULL)
             return -1;
         cJSON *m = cJSON_CreateObject();
@@ -419,8 +418,8 @@ static int read_tools(const cJSON *req, cJSON *pivot, gyre_api_error_t *err)
         }
         i++;
     }
-    const cJSON *fcc = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(req, "toolConfig"),
-                                                        "functionCallingConfig");
+    const cJSON *fcc =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(req, "toolConfig"), "functionCallingConfig");
     const char *mode = json_str(fcc, "mode");
     if (mode == NULL || strcmp(mode, "AUTO") == 0 || strcmp(mode, "MODE_UNSPECIFIED") == 0)
         return 0;
@@ -437,8 +436,9 @@ static int read_tools(const cJSON *req, cJSON *pivot, gyre_api_error_t *err)
             cJSON_AddStringToObject(pivot, "tool_choice", "required");
         }
     } else {
-        BAD(err, "toolConfig.functionCallingConfig.mode", "toolConfig.functionCallingConfig.mode must be AUTO, ANY "
-                                                          "or NONE");
+        BAD(err, "toolConfig.functionCallingConfig.mode",
+            "toolConfig.functionCallingConfig.mode must be AUTO, ANY "
+            "or NONE");
         return -1;
     }
     return 0;
@@ -453,9 +453,12 @@ static int read_generation(const cJSON *req, cJSON *pivot, gyre_api_error_t *err
         BAD(err, "generationConfig", "generationConfig must be an object");
         return -1;
     }
-    static const char *const numbers[][2] = {
-        {"temperature", "temperature"}, {"topP", "top_p"}, {"maxOutputTokens", "max_tokens"},
-        {"presencePenalty", "presence_penalty"}, {"frequencyPenalty", "frequency_penalty"}, {"seed", "seed"}};
+    static const char *const numbers[][2] = {{"temperature", "temperature"},
+                                             {"topP", "top_p"},
+                                             {"maxOutputTokens", "max_tokens"},
+                                             {"presencePenalty", "presence_penalty"},
+                                             {"frequencyPenalty", "frequency_penalty"},
+                                             {"seed", "seed"}};
     for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(g, numbers[i][0]);
         if (v == NULL)
@@ -499,8 +502,9 @@ static int read_generation(const cJSON *req, cJSON *pivot, gyre_api_error_t *err
             cJSON_AddStringToObject(rf, "type", "json_object");
         }
     } else if (mime != NULL && strcmp(mime, "text/plain") != 0) {
-        BAD(err, "generationConfig.responseMimeType", "generationConfig.responseMimeType must be text/plain or "
-                                                      "application/json");
+        BAD(err, "generationConfig.responseMimeType",
+            "generationConfig.responseMimeType must be text/plain or "
+            "application/json");
         return -1;
     }
     return 0;
@@ -559,8 +563,9 @@ static void append_call_part(gyre_buf_t *out, const char *name, size_t nlen, con
 
 static void append_usage(gyre_buf_t *out, const gyre_usage_t *u)
 {
-    gyre_buf_appendf(out, ",\"usageMetadata\":{\"promptTokenCount\":%lld,\"candidatesTokenCount\":%lld,"
-                          "\"totalTokenCount\":%lld",
+    gyre_buf_appendf(out,
+                     ",\"usageMetadata\":{\"promptTokenCount\":%lld,\"candidatesTokenCount\":%lld,"
+                     "\"totalTokenCount\":%lld",
                      u->input_tokens, u->output_tokens, u->total_tokens);
     if (u->cached_tokens > 0)
         gyre_buf_appendf(out, ",\"cachedContentTokenCount\":%lld", u->cached_tokens);
@@ -578,8 +583,8 @@ static void append_tail(gyre_buf_t *out, const char *model, size_t mlen, const c
     gyre_buf_appends(out, "}");
 }
 
-static int gemini_client_response(const gyre_client_call_t *call, const char *completion, size_t len,
-                                  gyre_buf_t *out, gyre_api_error_t *err)
+static int gemini_client_response(const gyre_client_call_t *call, const char *completion, size_t len, gyre_buf_t *out,
+                                  gyre_api_error_t *err)
 {
     cJSON *c = cJSON_ParseWithLength(completion, len);
     const cJSON *choice = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(c, "choices"), 0);
@@ -616,8 +621,7 @@ static int gemini_client_response(const gyre_client_call_t *call, const char *co
     if (cJSON_IsObject(u)) {
         gyre_usage_t usage = {0};
         usage.input_tokens = (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens"));
-        usage.output_tokens =
-            (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(u, "completion_tokens"));
+        usage.output_tokens = (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(u, "completion_tokens"));
         usage.total_tokens = (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(u, "total_tokens"));
         const cJSON *cached = cJSON_GetObjectItemCaseSensitive(
             cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens_details"), "cached_tokens");
@@ -691,7 +695,7 @@ static int gemini_error_event(const gyre_api_error_t *err, gyre_buf_t *out)
 /* ---- streams ------------------------------------------------------------------------------------------------- */
 
 typedef struct gemini_encoder {
-    gyre_buf_t head;  /* the id, then the model: what ends every chunk */
+    gyre_buf_t head; /* the id, then the model: what ends every chunk */
     size_t id_len;
     int started, ended, complete;
     const char *finish;
@@ -825,9 +829,9 @@ static int gemini_encode(void *p, const gyre_event_t *ev, gyre_buf_t *out)
         return gyre_buf_failed(&e->call_args) ? -1 : 0;
     case GYRE_EVENT_FINISH:
         close_call(e);
-        e->finish = ev->finish_reason != NULL && strcmp(ev->finish_reason, "length") == 0 ? "length"
+        e->finish = ev->finish_reason != NULL && strcmp(ev->finish_reason, "length") == 0           ? "length"
                     : ev->finish_reason != NULL && strcmp(ev->finish_reason, "content_filter") == 0 ? "content_filter"
-                                                                                                     : "stop";
+                                                                                                    : "stop";
         return gyre_buf_failed(&e->calls) ? -1 : 0;
     case GYRE_EVENT_USAGE:
         e->usage = ev->usage;

@@ -52,7 +52,8 @@ TEST(gemini_client_paths_name_the_model_and_whether_it_streams)
     CHECK(gyre_client_dialect_for_path(PATH("/v1/messages")) == &gyre_client_anthropic);
     check_pivot("/v1beta/models/gemini-mock:generateContent", "{\"contents\":[{\"parts\":[{\"text\":\"hi\"}]}]}",
                 "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"model\":\"gemini-mock\"}");
-    check_pivot("/v1beta/models/openai/gpt-4o:streamGenerateContent", "{\"contents\":[{\"parts\":[{\"text\":\"hi\"}]}]}",
+    check_pivot("/v1beta/models/openai/gpt-4o:streamGenerateContent",
+                "{\"contents\":[{\"parts\":[{\"text\":\"hi\"}]}]}",
                 "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"model\":\"openai/gpt-4o\",\"stream\":true,"
                 "\"stream_options\":{\"include_usage\":true}}");
     /* A NUL in the path's model (a decoded %00) is refused naming the model. */
@@ -136,18 +137,20 @@ static char *answer(const char *completion)
 
 TEST(gemini_client_completion_becomes_a_generate_content_response)
 {
-    char *got = answer("{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,"
-                       "\"message\":{\"role\":\"assistant\",\"content\":\"Hi \\\"there\\\"\"},\"finish_reason\":"
-                       "\"length\"}],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":3,\"total_tokens\":8,"
-                       "\"prompt_tokens_details\":{\"cached_tokens\":2}}}");
+    char *got =
+        answer("{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,"
+               "\"message\":{\"role\":\"assistant\",\"content\":\"Hi \\\"there\\\"\"},\"finish_reason\":"
+               "\"length\"}],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":3,\"total_tokens\":8,"
+               "\"prompt_tokens_details\":{\"cached_tokens\":2}}}");
     CHECK_STR(got, "{\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Hi \\\"there\\\"\"}],\"role\":\"model\"},"
                    "\"finishReason\":\"MAX_TOKENS\",\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":5,"
                    "\"candidatesTokenCount\":3,\"totalTokenCount\":8,\"cachedContentTokenCount\":2},"
                    "\"modelVersion\":\"gpt-4o\",\"responseId\":\"chatcmpl-1\"}");
     free(got);
-    got = answer("{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c1\","
-                 "\"type\":\"function\",\"function\":{\"name\":\"w\",\"arguments\":\"{\\\"city\\\": \\\"Oslo\\\"}\"}}]},"
-                 "\"finish_reason\":\"tool_calls\"}]}");
+    got =
+        answer("{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c1\","
+               "\"type\":\"function\",\"function\":{\"name\":\"w\",\"arguments\":\"{\\\"city\\\": \\\"Oslo\\\"}\"}}]},"
+               "\"finish_reason\":\"tool_calls\"}]}");
     CHECK_STR(got, "{\"candidates\":[{\"content\":{\"parts\":[{\"functionCall\":{\"name\":\"w\",\"args\":{\"city\":"
                    "\"Oslo\"}}}],\"role\":\"model\"},\"finishReason\":\"STOP\",\"index\":0}],\"modelVersion\":\"m\","
                    "\"responseId\":\"id-1\"}");
@@ -191,18 +194,19 @@ TEST(gemini_client_text_stream_is_the_documented_chunk_sequence)
     emit(&s, (gyre_event_t){.type = GYRE_EVENT_TEXT, .text = S(" world")});
     emit(&s, (gyre_event_t){.type = GYRE_EVENT_TEXT, .choice = 1, .text = S("other candidate")});
     emit(&s, (gyre_event_t){.type = GYRE_EVENT_FINISH, .finish_reason = "stop"});
-    emit(&s, (gyre_event_t){.type = GYRE_EVENT_USAGE, .usage = {.input_tokens = 4, .output_tokens = 2,
-                                                                 .total_tokens = 6}});
+    emit(&s,
+         (gyre_event_t){.type = GYRE_EVENT_USAGE, .usage = {.input_tokens = 4, .output_tokens = 2, .total_tokens = 6}});
     emit(&s, (gyre_event_t){.type = GYRE_EVENT_DONE});
     CHECK(gyre_client_gemini.encoder_complete(s.enc));
-    CHECK_STR(s.out.base,
-              "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Hello\"}],\"role\":\"model\"},\"index\":0}],"
-              "\"modelVersion\":\"gpt-4o\",\"responseId\":\"chatcmpl-9\"}\r\n\r\n"
-              "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\" world\"}],\"role\":\"model\"},\"index\":0}],"
-              "\"modelVersion\":\"gpt-4o\",\"responseId\":\"chatcmpl-9\"}\r\n\r\n"
-              "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"\"}],\"role\":\"model\"},\"finishReason\":"
-              "\"STOP\",\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":4,\"candidatesTokenCount\":2,"
-              "\"totalTokenCount\":6},\"modelVersion\":\"gpt-4o\",\"responseId\":\"chatcmpl-9\"}\r\n\r\n");
+    CHECK_STR(
+        s.out.base,
+        "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Hello\"}],\"role\":\"model\"},\"index\":0}],"
+        "\"modelVersion\":\"gpt-4o\",\"responseId\":\"chatcmpl-9\"}\r\n\r\n"
+        "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\" world\"}],\"role\":\"model\"},\"index\":0}],"
+        "\"modelVersion\":\"gpt-4o\",\"responseId\":\"chatcmpl-9\"}\r\n\r\n"
+        "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"\"}],\"role\":\"model\"},\"finishReason\":"
+        "\"STOP\",\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":4,\"candidatesTokenCount\":2,"
+        "\"totalTokenCount\":6},\"modelVersion\":\"gpt-4o\",\"responseId\":\"chatcmpl-9\"}\r\n\r\n");
     stream_close(&s);
 }
 
@@ -215,8 +219,8 @@ TEST(gemini_client_tool_call_stream_sends_each_call_whole_in_the_last_chunk)
     emit(&s, (gyre_event_t){.type = GYRE_EVENT_TOOL_ARGS, .text = S("{\"city\":")});
     emit(&s, (gyre_event_t){.type = GYRE_EVENT_TOOL_ARGS, .text = S("\"Oslo\"}")});
     CHECK_INT((int)s.out.len, 0);
-    emit(&s, (gyre_event_t){.type = GYRE_EVENT_TOOL_START, .index = 1, .id = S("c2"), .name = S("t"),
-                            .text = S("not json")});
+    emit(&s, (gyre_event_t){
+                 .type = GYRE_EVENT_TOOL_START, .index = 1, .id = S("c2"), .name = S("t"), .text = S("not json")});
     emit(&s, (gyre_event_t){.type = GYRE_EVENT_FINISH, .finish_reason = "tool_calls"});
     emit(&s, (gyre_event_t){.type = GYRE_EVENT_DONE});
     CHECK_STR(s.out.base,
@@ -233,7 +237,8 @@ TEST(gemini_client_errors_are_googles_shape_whole_and_as_the_streams_last_event)
     gyre_buf_t out;
     gyre_buf_init(&out, 1 << 16);
     CHECK_INT(gyre_client_gemini.error_body(&err, &out), 0);
-    CHECK_STR(out.base, "{\"error\":{\"code\":429,\"message\":\"slow \\\"down\\\"\",\"status\":\"RESOURCE_EXHAUSTED\"}}");
+    CHECK_STR(out.base,
+              "{\"error\":{\"code\":429,\"message\":\"slow \\\"down\\\"\",\"status\":\"RESOURCE_EXHAUSTED\"}}");
     gyre_buf_reset(&out);
     gyre_api_error_set(&err, 502, "upstream_error", NULL, NULL, "cut");
     stream_t s;
@@ -241,7 +246,8 @@ TEST(gemini_client_errors_are_googles_shape_whole_and_as_the_streams_last_event)
     emit(&s, (gyre_event_t){.type = GYRE_EVENT_TEXT, .text = S("a")});
     emit(&s, (gyre_event_t){.type = GYRE_EVENT_ERROR, .error = &err});
     emit(&s, (gyre_event_t){.type = GYRE_EVENT_DONE});
-    CHECK(strstr(s.out.base, "\r\n\r\ndata: {\"error\":{\"code\":502,\"message\":\"cut\",\"status\":\"INTERNAL\"}}\r\n\r\n") !=
+    CHECK(strstr(s.out.base,
+                 "\r\n\r\ndata: {\"error\":{\"code\":502,\"message\":\"cut\",\"status\":\"INTERNAL\"}}\r\n\r\n") !=
           NULL);
     CHECK(strstr(s.out.base, "finishReason") == NULL);
     CHECK(!gyre_client_gemini.encoder_complete(s.enc));
