@@ -1,7 +1,7 @@
 // Google's official @google/genai SDK against gyre's Gemini client dialect
 // (POST /v1beta/models/{model}:generateContent and :streamGenerateContent?alt=sse),
-// with gyre-mock as the provider behind routes of three kinds: openai, anthropic
-// and gemini.  Every kind is translated (the request to gyre's pivot and on to
+// with gyre-mock as the provider behind a route of each kind: openai, azure,
+// anthropic, gemini and bedrock.  Every kind is translated (the request to gyre's pivot and on to
 // the provider's API; the answer back to a GenerateContentResponse).  The mock
 // answers "Mock reply to: " + the last message's text, or a call to the first
 // tool when tools are given (docs/mock.md).
@@ -15,8 +15,10 @@ let mock, gyre, ai, authed;
 const CLIENT_KEY = 'gyre-client-key-for-gemini';
 const KINDS = {
   openai: { route: 'via-openai', model: 'gpt-4o-mini' },
+  azure: { route: 'via-azure', model: 'gyre-deployment' },
   anthropic: { route: 'via-anthropic', model: 'claude-mock' },
   gemini: { route: 'via-gemini', model: 'gemini-mock' },
+  bedrock: { route: 'via-bedrock', model: 'anthropic.claude-mock-v1:0' },
 };
 
 const WEATHER = {
@@ -29,6 +31,8 @@ const providers = (mock) => `providers:
   - {name: p-openai, kind: openai, base_url: "${mock.v1}", keys: [sk-openai-gyre]}
   - {name: p-anthropic, kind: anthropic, base_url: "${mock.v1}", keys: [sk-ant-gyre]}
   - {name: p-gemini, kind: gemini, base_url: "${mock.url}/v1beta", keys: [gemini-key-gyre]}
+  - {name: p-azure, kind: azure, base_url: "${mock.url}", keys: [azure-key-gyre]}
+  - {name: p-bedrock, kind: bedrock, base_url: "${mock.url}", region: us-west-2, keys: ["AKIDGYREMOCK:gyre-mock-secret"]}
 routes:
 ${Object.values(KINDS).map((k) => `  - {name: ${k.route}, targets: [{provider: p-${k.route.slice(4)}, model: "${k.model}"}]}`).join('\n')}
 `;
@@ -71,8 +75,11 @@ for (const [kind, { route, model }] of Object.entries(KINDS)) {
     const seen = await lastSeen();
     assert.match(seen.body, /Be brief\./);
     assert.match(seen.body, /What is two plus two\?/);
-    assert.equal(seen.headers['x-goog-api-key'] ?? seen.headers['x-api-key'] ?? seen.headers.authorization,
-      { openai: 'Bearer sk-openai-gyre', anthropic: 'sk-ant-gyre', gemini: 'gemini-key-gyre' }[kind]);
+    const key = { openai: ['authorization', 'Bearer sk-openai-gyre'], azure: ['api-key', 'azure-key-gyre'],
+      anthropic: ['x-api-key', 'sk-ant-gyre'], gemini: ['x-goog-api-key', 'gemini-key-gyre'] }[kind];
+    if (key) assert.equal(seen.headers[key[0]], key[1]);
+    else assert.match(seen.headers.authorization, /^AWS4-HMAC-SHA256 Credential=AKIDGYREMOCK\//);
+    assert.doesNotMatch(JSON.stringify(seen.headers), /sdk-key-not-forwarded/);
   });
 
   test(`${kind}: models.generateContentStream gives the text in chunks, the last with STOP and usage`, async () => {
