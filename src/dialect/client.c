@@ -108,6 +108,7 @@ const gyre_client_dialect_t *const gyre_client_dialects[] = {
     &gyre_client_openai,
     &gyre_client_anthropic,
     &gyre_client_responses,
+    &gyre_client_gemini,
     NULL,
 };
 
@@ -115,7 +116,10 @@ const gyre_client_dialect_t *gyre_client_dialect_for_path(const char *path, size
 {
     for (size_t i = 0; gyre_client_dialects[i] != NULL; i++) {
         const char *p = gyre_client_dialects[i]->path;
-        if (strlen(p) == len && memcmp(p, path, len) == 0)
+        if (gyre_client_dialects[i]->from_path != NULL) {
+            if (gyre_client_dialects[i]->from_path(path, len, NULL, NULL) == 1)
+                return gyre_client_dialects[i];
+        } else if (strlen(p) == len && memcmp(p, path, len) == 0)
             return gyre_client_dialects[i];
     }
     return NULL;

@@ -53,6 +53,11 @@ typedef struct gyre_client_call {
 typedef struct gyre_client_dialect {
     const char *name;   /* "openai", "anthropic", "responses" */
     const char *path;   /* the endpoint: "/v1/chat/completions", "/v1/messages", "/v1/responses" */
+    /* For an API whose path carries part of the request (Gemini's model and streaming): NULL for the others,
+     * which are served at `path` exactly.  Returns 1 when `path` is this API's (and, when `req` is not NULL,
+     * writes what the path says into the parsed request: its pivot's model, stream), 0 when it is not, -1 with a
+     * 400 in `err` when it is but what it says is not valid. */
+    int (*from_path)(const char *path, size_t len, gyre_client_request_t *req, gyre_api_error_t *err);
     /* Provider kinds (GYRE_KIND_BIT) that speak this API natively. */
     unsigned native;
     /* Provider kinds that can serve it at all: the native ones, and those the pivot reaches through their
@@ -92,11 +97,12 @@ typedef struct gyre_client_dialect {
 extern const gyre_client_dialect_t gyre_client_openai;    /* POST /v1/chat/completions */
 extern const gyre_client_dialect_t gyre_client_anthropic; /* POST /v1/messages */
 extern const gyre_client_dialect_t gyre_client_responses; /* POST /v1/responses (dialect/responses.c) */
+extern const gyre_client_dialect_t gyre_client_gemini;    /* POST /v1beta/models/{model}:generateContent */
 
 /* The table, NULL-terminated, in the order gyre_client_dialect_for_path() looks. */
 extern const gyre_client_dialect_t *const gyre_client_dialects[];
 
-/* The client dialect serving `path` (exact match), or NULL. */
+/* The client dialect serving `path` (its `path` exactly, or as its from_path says), or NULL. */
 const gyre_client_dialect_t *gyre_client_dialect_for_path(const char *path, size_t len);
 
 /*

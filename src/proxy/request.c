@@ -95,6 +95,12 @@ static cJSON *build_pivot(gyre_proxy_t *self, gyre_api_error_t *err)
     if (call->client->parse(call->body.base, call->body.len, &creq, err) != 0)
         return NULL;
     cJSON *pivot = creq.pivot;
+    /* An API whose path names the model (Gemini's): the body alone is not the whole request. */
+    if (call->client->from_path != NULL &&
+        call->client->from_path(self->req->path_normalized.base, self->req->path_normalized.len, &creq, err) < 0) {
+        cJSON_Delete(pivot);
+        return NULL;
+    }
     if (call->history.len != 0) /* earlier turns gyre read back (previous_response_id) */
         gyre_responses_prepend_history(pivot, cJSON_ParseWithLength(call->history.base, call->history.len));
     if (self->resuming && self->acc.content.len != 0) {

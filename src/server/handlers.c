@@ -405,6 +405,12 @@ static gyre_stage_result_t parse_client(gyre_stage_ctx_t *c)
         return GYRE_STAGE_DONE;
     }
     c->client_pivot = creq.pivot; /* deleted when the stages are finished */
+    /* An API whose path names the model (Gemini's): the path's part of the request. */
+    if (client->from_path != NULL &&
+        client->from_path(req->path_normalized.base, req->path_normalized.len, &creq, &err) < 0) {
+        gyre_respond_client_error(req, client, &err);
+        return GYRE_STAGE_DONE;
+    }
     if (client->request_id_header != NULL) {
         /* Some APIs carry the answer's id in a header of their own, which their SDK reports. */
         h2o_iovec_t id = gyre_request_id(w, req);
@@ -511,6 +517,26 @@ void gyre_stage_finish(gyre_stage_ctx_t *c)
 }
 
 /*
+ * The key of a Gemini API request: its x-goog-api-key header, else its ?key= query parameter (which only the
+ * access check reads: traces and logs record the normalised path, which has no query).
+ */
+static h2o_iovec_t gemini_key(h2o_req_t *req)
+{
+    h2o_iovec_t k = header_value(req, H2O_STRLIT("x-goog-api-key"));
+    if (k.len != 0 || req->query_at == SIZE_MAX)
+        return k;
+    const char *q = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    while (q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        const char *stop = amp != NULL ? amp : end;
+        if (stop - q > 4 && memcmp(q, "key=", 4) == 0)
+            return h2o_iovec_init(q + 4, (size_t)(stop - q - 4));
+        q = stop + 1;
+    }
+    return k;
+}
+
+/*
  * Stage 2, access: the request's credential against what its path needs (src/control/access.h).  A refusal is
  * answered here, 401 (with WWW-Authenticate: Bearer) or 403, in the client's dialect: Anthropic's for
  * /v1/messages, OpenAI's for everything else.  Nothing of the credential is echoed.
@@ -520,6 +546,10 @@ static int access_allowed(gyre_server_t *s, h2o_req_t *req)
     gyre_access_need_t need = gyre_access_need_for(req->path_normalized.base, req->path_normalized.len);
     h2o_iovec_t authz = header_value(req, H2O_STRLIT("authorization"));
     h2o_iovec_t xkey = header_value(req, H2O_STRLIT("x-api-key"));
+    const gyre_client_dialect_t *client =
+        gyre_client_dialect_for_path(req->path_normalized.base, req->path_normalized.len);
+    if (xkey.len == 0 && client == &gyre_client_gemini)
+        xkey = gemini_key(req); /* Google's SDKs send their key so; it is a client key like x-api-key */
     const char *cred = NULL;
     size_t clen = 0;
     int found = gyre_access_credential(authz.base, authz.len, xkey.base, xkey.len, &cred, &clen);
@@ -535,8 +565,6 @@ static int access_allowed(gyre_server_t *s, h2o_req_t *req)
                            gyre_access_message(v, need));
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, H2O_STRLIT("Bearer"));
     }
-    const gyre_client_dialect_t *client =
-        gyre_client_dialect_for_path(req->path_normalized.base, req->path_normalized.len);
     gyre_respond_client_error(req, client != NULL ? client : &gyre_client_openai, &err);
     return 0;
 }
