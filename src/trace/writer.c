@@ -248,9 +248,10 @@ static void store_failed(gyre_writer_t *w, int rc, uint64_t now)
     atomic_store(&w->store_failing, 1);
     set_store_msg(w, w->err);
     if (rc == -EBADMSG) {
-        atomic_store(&w->index_corrupt, 1);
+        /* The flag for the next start is on disk before anyone can read index_corrupt (stats, /healthz). */
         w->cp.flags |= GYRE_TRACELOG_REBUILD;
         save_checkpoint(w);
+        atomic_store(&w->index_corrupt, 1);
         gyre_logf("gyre: trace index (the %s store) is CORRUPT: %s; indexing stops, every trace stays in the log "
                   "%s, and the next start rebuilds the index from it (or run `gyre store reindex`)\n",
                   w->ops->name, w->err, gyre_tracelog_dir(w->log));

@@ -10,6 +10,11 @@
  */
 #include "store_conformance.h"
 
+#define mini gyre_store_case_mini
+#define write1 gyre_store_case_write1
+#define page_ids gyre_store_case_page_ids
+#define query gyre_store_case_query
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -42,7 +47,7 @@ gyre_store_t *gyre_store_case_open(const char *dsn)
 }
 
 /* A minimal trace: id n (as 32 hex digits), started at `us`. */
-static void mini(gyre_trace_t *t, int n, int64_t us)
+void gyre_store_case_mini(gyre_trace_t *t, int n, int64_t us)
 {
     memset(t, 0, sizeof(*t));
     snprintf(t->trace_id, sizeof(t->trace_id), "%032x", n);
@@ -58,7 +63,7 @@ static void mini(gyre_trace_t *t, int n, int64_t us)
     t->cost_usd = NAN;
 }
 
-static int write1(gyre_store_t *s, const gyre_trace_t *t)
+int gyre_store_case_write1(gyre_store_t *s, const gyre_trace_t *t)
 {
     char err[256] = "";
     const gyre_trace_t *one[] = {t};
@@ -69,7 +74,7 @@ static int write1(gyre_store_t *s, const gyre_trace_t *t)
 }
 
 /* The ids of a page, "<n>,<n>,..." (the trace ids read back as numbers), and its next_cursor. */
-static void page_ids(const char *json, char *ids, size_t idslen, char *cursor, size_t curlen)
+void gyre_store_case_page_ids(const char *json, char *ids, size_t idslen, char *cursor, size_t curlen)
 {
     ids[0] = '\0';
     cursor[0] = '\0';
@@ -86,7 +91,7 @@ static void page_ids(const char *json, char *ids, size_t idslen, char *cursor, s
     }
 }
 
-static int query(gyre_store_t *s, const gyre_trace_query_t *q, char *ids, size_t idslen)
+int gyre_store_case_query(gyre_store_t *s, const gyre_trace_query_t *q, char *ids, size_t idslen)
 {
     gyre_buf_t b;
     char err[256] = "", cursor[80];

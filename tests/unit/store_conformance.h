@@ -76,4 +76,12 @@ void gyre_store_case_run(const gyre_store_backend_t *b, void (*fn)(const char *d
     {                                                                                                                \
         gyre_test_register("store_conformance_" #backend "_" #name, store_conformance_##backend##_##name);         \
     }
+/* Helpers the suite and the backends' own tests share (store_conformance.c). */
+/* A minimal trace: id n (as 32 hex digits), started at `us`. */
+void gyre_store_case_mini(gyre_trace_t *t, int n, int64_t us);
+int gyre_store_case_write1(gyre_store_t *s, const gyre_trace_t *t);
+/* The ids of a page, "<n>,<n>,..." (the trace ids read back as numbers), and its next_cursor. */
+void gyre_store_case_page_ids(const char *json, char *ids, size_t idslen, char *cursor, size_t curlen);
+int gyre_store_case_query(gyre_store_t *s, const gyre_trace_query_t *q, char *ids, size_t idslen);
+
 #endif

@@ -13,6 +13,12 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "store_conformance.h"
+
+#define mini gyre_store_case_mini
+#define write1 gyre_store_case_write1
+#define page_ids gyre_store_case_page_ids
+#define query gyre_store_case_query
 #include "test.h"
 
 #define TS(s) ((gyre_tstr_t){(char *)(s), sizeof(s) - 1})
@@ -26,65 +32,6 @@ static gyre_store_t *open_mem(void)
     if (r != 0)
         fprintf(stderr, "  open: %s\n", err);
     return s;
-}
-
-/* A minimal trace: id n (as 32 hex digits), started at `us`. */
-static void mini(gyre_trace_t *t, int n, int64_t us)
-{
-    memset(t, 0, sizeof(*t));
-    snprintf(t->trace_id, sizeof(t->trace_id), "%032x", n);
-    snprintf(t->span_id, sizeof(t->span_id), "%016x", n);
-    t->started_us = us;
-    t->ended_us = us + 1000;
-    t->ttft_us = -1;
-    t->endpoint = TS("/v1/chat/completions");
-    t->provider = TS("openai");
-    t->model = TS("gpt-4o");
-    t->status = 200;
-    t->prompt_tokens = t->completion_tokens = t->cached_tokens = t->reasoning_tokens = -1;
-    t->cost_usd = NAN;
-}
-
-static int write1(gyre_store_t *s, const gyre_trace_t *t)
-{
-    char err[256] = "";
-    const gyre_trace_t *one[] = {t};
-    int r = gyre_store_write_batch(s, one, 1, err, sizeof(err));
-    if (r != 0)
-        fprintf(stderr, "  write: %s\n", err);
-    return r;
-}
-
-/* The ids of a page, "<n>,<n>,..." (the trace ids read back as numbers), and its next_cursor. */
-static void page_ids(const char *json, char *ids, size_t idslen, char *cursor, size_t curlen)
-{
-    ids[0] = '\0';
-    cursor[0] = '\0';
-    size_t used = 0;
-    for (const char *p = json; (p = strstr(p, "{\"trace_id\":\"")) != NULL; p++) {
-        unsigned v = (unsigned)strtoul(p + 13, NULL, 16);
-        used += (size_t)snprintf(ids + used, idslen - used, used ? ",%u" : "%u", v);
-    }
-    const char *c = strstr(json, "\"next_cursor\":\"");
-    if (c != NULL) {
-        c += 15;
-        size_t n = strcspn(c, "\"");
-        snprintf(cursor, curlen, "%.*s", (int)n, c);
-    }
-}
-
-static int query(gyre_store_t *s, const gyre_trace_query_t *q, char *ids, size_t idslen)
-{
-    gyre_buf_t b;
-    char err[256] = "", cursor[80];
-    gyre_buf_init(&b, 1 << 24);
-    int r = gyre_store_query_traces(s, q, &b, err, sizeof(err));
-    if (r != 0)
-        fprintf(stderr, "  query: %s\n", err);
-    else
-        page_ids(b.base, ids, idslen, cursor, sizeof(cursor));
-    gyre_buf_dispose(&b);
-    return r;
 }
 
 TEST(store_sqlite_migrates_an_empty_database_to_version_6)
