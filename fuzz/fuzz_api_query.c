@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/time.h"
 #include "server/api.h"
 #include "store/backend.h"
 
@@ -61,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort(); /* leading zeros read as the same number; anything else must round-trip */
     }
     int64_t us;
-    (void)gyre_api_parse_time(text, &us);
+    (void)gyre_time_parse(text, &us);
     free(text);
 
     gyre_buf_t out;
