@@ -22,7 +22,8 @@
 
 static void check_config(const gyre_config_t *c)
 {
-    if (c->listen_host == NULL || c->listen_port == 0 || c->store_sqlite == NULL)
+    /* A config without a `store:` section has no store (and stores no traces); one with it has its DSN. */
+    if (c->listen_host == NULL || c->listen_port == 0 || (c->traces && c->store_dsn == NULL))
         abort();
     for (size_t i = 0; i < c->nproviders; i++) {
         const gyre_provider_conf_t *p = &c->providers[i];

@@ -2,6 +2,7 @@
 #include "common/json.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -375,4 +376,11 @@ member:
         return 0;
     p++;
     goto value;
+}
+
+long long gyre_json_count(const cJSON *v)
+{
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0 || v->valuedouble > 9.0e15)
+        return 0;
+    return (long long)v->valuedouble;
 }

@@ -77,4 +77,8 @@ const char *gyre_json_type_name(const struct cJSON *v);
 /* Line and column (both from 1) of byte offset `off` in `text`. */
 void gyre_json_position(const char *text, size_t len, size_t off, unsigned *line, unsigned *col);
 
+/* A token count: a whole, non-negative number that fits, else 0 (a provider's or a client's nonsense must not
+ * become undefined behaviour in a cast). */
+long long gyre_json_count(const struct cJSON *v);
+
 #endif

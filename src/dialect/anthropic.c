@@ -64,15 +64,6 @@ static int str_is(const char *s, const char *lit)
     return s != NULL && strcmp(s, lit) == 0;
 }
 
-/* A token count: a whole, non-negative number that fits, else 0 (a
- * provider's nonsense must not become undefined behaviour in a cast). */
-static long long count_of(const cJSON *v)
-{
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0 || v->valuedouble > 9.0e15)
-        return 0;
-    return (long long)v->valuedouble;
-}
-
 static int is_positive_integer(const cJSON *v)
 {
     return cJSON_IsNumber(v) && isfinite(v->valuedouble) && v->valuedouble >= 1 && v->valuedouble <= 9.0e15 &&
@@ -731,13 +722,13 @@ static void usage_read(anthropic_usage_t *u, const cJSON *usage)
 {
     const cJSON *v;
     if ((v = get(usage, "input_tokens")) != NULL)
-        u->input = count_of(v);
+        u->input = gyre_json_count(v);
     if ((v = get(usage, "output_tokens")) != NULL)
-        u->output = count_of(v);
+        u->output = gyre_json_count(v);
     if ((v = get(usage, "cache_read_input_tokens")) != NULL)
-        u->cache_read = count_of(v);
+        u->cache_read = gyre_json_count(v);
     if ((v = get(usage, "cache_creation_input_tokens")) != NULL)
-        u->cache_creation = count_of(v);
+        u->cache_creation = gyre_json_count(v);
 }
 
 /* OpenAI's usage object.  Anthropic counts cached input apart from
@@ -957,7 +948,7 @@ static void stream_event(anthropic_stream_t *s, const cJSON *ev)
     } else if (strcmp(type, "content_block_start") == 0) {
         const cJSON *block = get(ev, "content_block");
         const char *btype = get_str(block, "type");
-        s->block_index = count_of(get(ev, "index"));
+        s->block_index = gyre_json_count(get(ev, "index"));
         if (str_is(btype, "text")) {
             s->block = BLOCK_TEXT;
             stream_text(s, get_str(block, "text"));
@@ -971,7 +962,7 @@ static void stream_event(anthropic_stream_t *s, const cJSON *ev)
     } else if (strcmp(type, "content_block_delta") == 0) {
         const cJSON *delta = get(ev, "delta");
         const char *dtype = get_str(delta, "type");
-        if (s->block == BLOCK_NONE || count_of(get(ev, "index")) != s->block_index) {
+        if (s->block == BLOCK_NONE || gyre_json_count(get(ev, "index")) != s->block_index) {
             stream_fail(s, 502, "bad_upstream_response", "%s",
                         "the Anthropic stream sent a content_block_delta for a block that is not open");
             return;
@@ -1656,14 +1647,14 @@ int gyre_anthropic_response_from_openai(const char *openai, size_t len, gyre_buf
     cJSON_AddStringToObject(m, "stop_reason", stop_reason_of(get_str(choice, "finish_reason")));
     cJSON_AddNullToObject(m, "stop_sequence");
     const cJSON *usage = get(c, "usage");
-    long long prompt = count_of(get(usage, "prompt_tokens"));
-    long long cached = count_of(get(get(usage, "prompt_tokens_details"), "cached_tokens"));
+    long long prompt = gyre_json_count(get(usage, "prompt_tokens"));
+    long long cached = gyre_json_count(get(get(usage, "prompt_tokens_details"), "cached_tokens"));
     /* Present when the answer came from gyre's own Anthropic translation. */
-    long long creation = count_of(get(usage, "cache_creation_input_tokens"));
+    long long creation = gyre_json_count(get(usage, "cache_creation_input_tokens"));
     long long input = prompt - cached - creation;
     cJSON *u = cJSON_AddObjectToObject(m, "usage");
     cJSON_AddNumberToObject(u, "input_tokens", (double)(input > 0 ? input : 0));
-    cJSON_AddNumberToObject(u, "output_tokens", (double)count_of(get(usage, "completion_tokens")));
+    cJSON_AddNumberToObject(u, "output_tokens", (double)gyre_json_count(get(usage, "completion_tokens")));
     cJSON_AddNumberToObject(u, "cache_read_input_tokens", (double)cached);
     cJSON_AddNumberToObject(u, "cache_creation_input_tokens", (double)creation);
     if (append_json(out, m) != 0) {

@@ -620,12 +620,11 @@ static int gemini_client_response(const gyre_client_call_t *call, const char *co
     const cJSON *u = cJSON_GetObjectItemCaseSensitive(c, "usage");
     if (cJSON_IsObject(u)) {
         gyre_usage_t usage = {0};
-        usage.input_tokens = (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens"));
-        usage.output_tokens = (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(u, "completion_tokens"));
-        usage.total_tokens = (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(u, "total_tokens"));
-        const cJSON *cached = cJSON_GetObjectItemCaseSensitive(
-            cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens_details"), "cached_tokens");
-        usage.cached_tokens = cJSON_IsNumber(cached) ? (long long)cached->valuedouble : 0;
+        usage.input_tokens = gyre_json_count(cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens"));
+        usage.output_tokens = gyre_json_count(cJSON_GetObjectItemCaseSensitive(u, "completion_tokens"));
+        usage.total_tokens = gyre_json_count(cJSON_GetObjectItemCaseSensitive(u, "total_tokens"));
+        usage.cached_tokens = gyre_json_count(cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens_details"), "cached_tokens"));
         append_usage(out, &usage);
     }
     const char *model = json_str(c, "model");
