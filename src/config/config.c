@@ -18,20 +18,14 @@
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/wire.h"
+#include "config/config_int.h"
 #include "config/redact_kinds.h"
 
 #define MAX_CONFIG_BYTES (4 * 1024 * 1024)
 #define MAX_KEY_FILE_BYTES 4096
 #define SUPPORTED_KINDS "openai, azure, anthropic, gemini, bedrock"
 
-typedef struct parse_ctx {
-    const char *source;
-    yaml_document_t *doc;
-    gyre_config_errors_t *errs;
-} parse_ctx_t;
 
-static void add_error(gyre_config_errors_t *errs, const char *source, int line, const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
 
 /* "FILE:LINE: FIELD: ", the place every config error starts with. */
 static void error_place(gyre_buf_t *b, const char *source, int line, const char *field)
@@ -44,7 +38,7 @@ static void error_place(gyre_buf_t *b, const char *source, int line, const char 
         gyre_buf_appendf(b, "%s: ", field);
 }
 
-static void add_error(gyre_config_errors_t *errs, const char *source, int line, const char *field, const char *fmt, ...)
+void gyre_cfg_add_error(gyre_config_errors_t *errs, const char *source, int line, const char *field, const char *fmt, ...)
 {
     gyre_buf_t b;
     gyre_buf_init(&b, 4096);
@@ -68,19 +62,18 @@ static void add_error(gyre_config_errors_t *errs, const char *source, int line, 
     errs->items[errs->count++] = b.base != NULL ? b.base : gyre_strdup("");
 }
 
-#define ERR(ctx, node, field, ...) add_error((ctx)->errs, (ctx)->source, line_of(node), (field), __VA_ARGS__)
 
-static int line_of(const yaml_node_t *n)
+int gyre_cfg_line_of(const yaml_node_t *n)
 {
     return n != NULL ? (int)n->start_mark.line + 1 : 0;
 }
 
-static const char *scalar(const yaml_node_t *n)
+const char *gyre_cfg_scalar(const yaml_node_t *n)
 {
     return n != NULL && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
 }
 
-static const char *node_type_name(const yaml_node_t *n)
+const char *gyre_cfg_node_type_name(const yaml_node_t *n)
 {
     switch (n->type) {
     case YAML_SCALAR_NODE: return "a scalar";
@@ -91,8 +84,7 @@ static const char *node_type_name(const yaml_node_t *n)
 }
 
 /* Field paths such as "providers[0].keys[1]" for error messages. */
-static const char *path_of(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static const char *path_of(char *buf, size_t size, const char *fmt, ...)
+const char *gyre_cfg_path_of(char *buf, size_t size, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -101,30 +93,30 @@ static const char *path_of(char *buf, size_t size, const char *fmt, ...)
     return buf;
 }
 
-static int want_type(parse_ctx_t *ctx, yaml_node_t *n, yaml_node_type_t type, const char *field)
+int gyre_cfg_want_type(parse_ctx_t *ctx, yaml_node_t *n, yaml_node_type_t type, const char *field)
 {
     if (n->type == type)
         return 1;
     const char *want = type == YAML_SCALAR_NODE ? "a scalar" : type == YAML_SEQUENCE_NODE ? "a list" : "a mapping";
-    ERR(ctx, n, field, "expected %s, found %s", want, node_type_name(n));
+    ERR(ctx, n, field, "expected %s, found %s", want, gyre_cfg_node_type_name(n));
     return 0;
 }
 
-static int get_string(parse_ctx_t *ctx, yaml_node_t *n, const char *field, char **out)
+int gyre_cfg_get_string(parse_ctx_t *ctx, yaml_node_t *n, const char *field, char **out)
 {
-    if (!want_type(ctx, n, YAML_SCALAR_NODE, field))
+    if (!gyre_cfg_want_type(ctx, n, YAML_SCALAR_NODE, field))
         return 0;
     free(*out);
-    *out = gyre_strdup(scalar(n));
+    *out = gyre_strdup(gyre_cfg_scalar(n));
     return 1;
 }
 
-static int get_uint(parse_ctx_t *ctx, yaml_node_t *n, const char *field, unsigned long long min, unsigned long long max,
+int gyre_cfg_get_uint(parse_ctx_t *ctx, yaml_node_t *n, const char *field, unsigned long long min, unsigned long long max,
                     unsigned long long *out)
 {
-    if (!want_type(ctx, n, YAML_SCALAR_NODE, field))
+    if (!gyre_cfg_want_type(ctx, n, YAML_SCALAR_NODE, field))
         return 0;
-    const char *s = scalar(n);
+    const char *s = gyre_cfg_scalar(n);
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
@@ -140,11 +132,11 @@ static int get_uint(parse_ctx_t *ctx, yaml_node_t *n, const char *field, unsigne
     return 1;
 }
 
-static int get_bool(parse_ctx_t *ctx, yaml_node_t *n, const char *field, int *out)
+int gyre_cfg_get_bool(parse_ctx_t *ctx, yaml_node_t *n, const char *field, int *out)
 {
-    if (!want_type(ctx, n, YAML_SCALAR_NODE, field))
+    if (!gyre_cfg_want_type(ctx, n, YAML_SCALAR_NODE, field))
         return 0;
-    const char *s = scalar(n);
+    const char *s = gyre_cfg_scalar(n);
     if (strcmp(s, "true") == 0 || strcmp(s, "yes") == 0 || strcmp(s, "on") == 0) {
         *out = 1;
         return 1;
@@ -185,7 +177,7 @@ static int parse_hostport(const char *s, char **host, uint16_t *port)
     return 0;
 }
 
-static int valid_name(const char *s)
+int gyre_cfg_valid_name(const char *s)
 {
     if (s[0] == '\0')
         return 0;
@@ -213,7 +205,7 @@ static const char *parse_base_url(gyre_provider_conf_t *p)
 }
 
 /* Loads one key from its literal, env:NAME or file:PATH form. */
-static char *resolve_key(parse_ctx_t *ctx, yaml_node_t *n, const char *field, const char *spec)
+char *gyre_cfg_resolve_key(parse_ctx_t *ctx, yaml_node_t *n, const char *field, const char *spec)
 {
     if (strncmp(spec, "env:", 4) == 0) {
         const char *name = spec + 4;
@@ -265,7 +257,7 @@ static void parse_keys(parse_ctx_t *ctx, yaml_node_t *n, gyre_provider_conf_t *p
         /* keys: sk-x is accepted as a list of one */
         start = &single;
         end = start + 1;
-    } else if (want_type(ctx, n, YAML_SEQUENCE_NODE, path_of(field, sizeof(field), "providers[%zu].keys", pi))) {
+    } else if (gyre_cfg_want_type(ctx, n, YAML_SEQUENCE_NODE, gyre_cfg_path_of(field, sizeof(field), "providers[%zu].keys", pi))) {
         start = n->data.sequence.items.start;
         end = n->data.sequence.items.top;
     } else {
@@ -274,7 +266,7 @@ static void parse_keys(parse_ctx_t *ctx, yaml_node_t *n, gyre_provider_conf_t *p
     for (yaml_node_item_t *it = start; it < end; it++) {
         size_t ki = (size_t)(it - start);
         yaml_node_t *kn = it == &single ? n : yaml_document_get_node(ctx->doc, *it);
-        path_of(field, sizeof(field), "providers[%zu].keys[%zu]", pi, ki);
+        gyre_cfg_path_of(field, sizeof(field), "providers[%zu].keys[%zu]", pi, ki);
         unsigned weight = 1;
         yaml_node_t *value = kn;
         if (kn->type == YAML_MAPPING_NODE) {
@@ -285,22 +277,22 @@ static void parse_keys(parse_ctx_t *ctx, yaml_node_t *n, gyre_provider_conf_t *p
                 yaml_node_t *kv = yaml_document_get_node(ctx->doc, kp->value);
                 char sub[160];
                 unsigned long long u;
-                if (scalar(kk) != NULL && strcmp(scalar(kk), "key") == 0)
+                if (gyre_cfg_scalar(kk) != NULL && strcmp(gyre_cfg_scalar(kk), "key") == 0)
                     value = kv;
-                else if (scalar(kk) != NULL && strcmp(scalar(kk), "weight") == 0) {
-                    if (get_uint(ctx, kv, path_of(sub, sizeof(sub), "%s.weight", field), 0, 1000000, &u))
+                else if (gyre_cfg_scalar(kk) != NULL && strcmp(gyre_cfg_scalar(kk), "weight") == 0) {
+                    if (gyre_cfg_get_uint(ctx, kv, gyre_cfg_path_of(sub, sizeof(sub), "%s.weight", field), 0, 1000000, &u))
                         weight = (unsigned)u;
                 } else
-                    ERR(ctx, kk, field, "unknown field '%s' (known: key, weight)", scalar(kk) ? scalar(kk) : "?");
+                    ERR(ctx, kk, field, "unknown field '%s' (known: key, weight)", gyre_cfg_scalar(kk) ? gyre_cfg_scalar(kk) : "?");
             }
             if (value == NULL) {
                 ERR(ctx, kn, field, "needs a 'key'");
                 continue;
             }
         }
-        if (!want_type(ctx, value, YAML_SCALAR_NODE, field))
+        if (!gyre_cfg_want_type(ctx, value, YAML_SCALAR_NODE, field))
             continue;
-        char *key = resolve_key(ctx, value, field, scalar(value));
+        char *key = gyre_cfg_resolve_key(ctx, value, field, gyre_cfg_scalar(value));
         if (key == NULL)
             continue;
         p->keys = gyre_realloc(p->keys, sizeof(*p->keys) * (p->nkeys + 1));
@@ -319,35 +311,35 @@ static void parse_keys(parse_ctx_t *ctx, yaml_node_t *n, gyre_provider_conf_t *p
 static void parse_breaker(parse_ctx_t *ctx, yaml_node_t *n, gyre_breaker_conf_t *b, size_t pi)
 {
     char field[160];
-    if (n->type == YAML_SCALAR_NODE && strcmp(scalar(n), "off") == 0) {
+    if (n->type == YAML_SCALAR_NODE && strcmp(gyre_cfg_scalar(n), "off") == 0) {
         b->failures = 0;
         return;
     }
-    if (!want_type(ctx, n, YAML_MAPPING_NODE, path_of(field, sizeof(field), "providers[%zu].breaker", pi)))
+    if (!gyre_cfg_want_type(ctx, n, YAML_MAPPING_NODE, gyre_cfg_path_of(field, sizeof(field), "providers[%zu].breaker", pi)))
         return;
     for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top; pair++) {
         yaml_node_t *k = yaml_document_get_node(ctx->doc, pair->key);
         yaml_node_t *v = yaml_document_get_node(ctx->doc, pair->value);
-        const char *key = scalar(k) ? scalar(k) : "?";
+        const char *key = gyre_cfg_scalar(k) ? gyre_cfg_scalar(k) : "?";
         unsigned long long u;
-        path_of(field, sizeof(field), "providers[%zu].breaker.%s", pi, key);
+        gyre_cfg_path_of(field, sizeof(field), "providers[%zu].breaker.%s", pi, key);
         if (strcmp(key, "failures") == 0) {
-            if (get_uint(ctx, v, field, 0, 1000000, &u))
+            if (gyre_cfg_get_uint(ctx, v, field, 0, 1000000, &u))
                 b->failures = (unsigned)u;
         } else if (strcmp(key, "error_rate_pct") == 0) {
-            if (get_uint(ctx, v, field, 0, 100, &u))
+            if (gyre_cfg_get_uint(ctx, v, field, 0, 100, &u))
                 b->error_rate_pct = (unsigned)u;
         } else if (strcmp(key, "min_requests") == 0) {
-            if (get_uint(ctx, v, field, 1, 1000000, &u))
+            if (gyre_cfg_get_uint(ctx, v, field, 1, 1000000, &u))
                 b->min_requests = (unsigned)u;
         } else if (strcmp(key, "window_ms") == 0) {
-            if (get_uint(ctx, v, field, 10, 3600000, &u))
+            if (gyre_cfg_get_uint(ctx, v, field, 10, 3600000, &u))
                 b->window_ms = u;
         } else if (strcmp(key, "cooldown_ms") == 0) {
-            if (get_uint(ctx, v, field, 1, 3600000, &u))
+            if (gyre_cfg_get_uint(ctx, v, field, 1, 3600000, &u))
                 b->cooldown_ms = u;
         } else {
-            ERR(ctx, k, path_of(field, sizeof(field), "providers[%zu].breaker", pi),
+            ERR(ctx, k, gyre_cfg_path_of(field, sizeof(field), "providers[%zu].breaker", pi),
                 "unknown field '%s' (known: failures, error_rate_pct, min_requests, window_ms, cooldown_ms)", key);
         }
     }
@@ -358,11 +350,11 @@ static void parse_breaker(parse_ctx_t *ctx, yaml_node_t *n, gyre_breaker_conf_t 
  * A size with an optional unit: "20GB", "64MB", "512KB", "4096" (bytes).  Units are powers of 1024 (GB is GiB),
  * as disks are sized for a log; "B" is accepted.
  */
-static int get_size(parse_ctx_t *ctx, yaml_node_t *n, const char *field, uint64_t min, uint64_t *out)
+int gyre_cfg_get_size(parse_ctx_t *ctx, yaml_node_t *n, const char *field, uint64_t min, uint64_t *out)
 {
-    if (!want_type(ctx, n, YAML_SCALAR_NODE, field))
+    if (!gyre_cfg_want_type(ctx, n, YAML_SCALAR_NODE, field))
         return 0;
-    const char *s = scalar(n);
+    const char *s = gyre_cfg_scalar(n);
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
@@ -388,11 +380,11 @@ static int get_size(parse_ctx_t *ctx, yaml_node_t *n, const char *field, uint64_
 }
 
 /* A duration "30d", "12h", "15m", "90s", "500ms" in microseconds; "0" alone is 0. */
-static int get_duration(parse_ctx_t *ctx, yaml_node_t *n, const char *field, int64_t *out_us)
+int gyre_cfg_get_duration(parse_ctx_t *ctx, yaml_node_t *n, const char *field, int64_t *out_us)
 {
-    if (!want_type(ctx, n, YAML_SCALAR_NODE, field))
+    if (!gyre_cfg_want_type(ctx, n, YAML_SCALAR_NODE, field))
         return 0;
-    const char *s = scalar(n);
+    const char *s = gyre_cfg_scalar(n);
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
@@ -423,28 +415,28 @@ static int parse_store_log(parse_ctx_t *ctx, gyre_config_t *c, const char *key, 
     unsigned long long u;
     int64_t us;
     if (strcmp(key, "log") == 0) {
-        get_string(ctx, v, "store.log", &c->store_log);
+        gyre_cfg_get_string(ctx, v, "store.log", &c->store_log);
     } else if (strcmp(key, "fsync_ms") == 0) {
-        if (get_uint(ctx, v, "store.fsync_ms", 1, 3600000, &u))
+        if (gyre_cfg_get_uint(ctx, v, "store.fsync_ms", 1, 3600000, &u))
             c->store_fsync_ms = (unsigned)u;
     } else if (strcmp(key, "retention") == 0) {
-        if (get_duration(ctx, v, "store.retention", &us))
+        if (gyre_cfg_get_duration(ctx, v, "store.retention", &us))
             c->store_retention_us = us == 0 ? -1 : us;
     } else if (strcmp(key, "max_bytes") == 0) {
-        get_size(ctx, v, "store.max_bytes", 65536, &c->store_max_bytes);
+        gyre_cfg_get_size(ctx, v, "store.max_bytes", 65536, &c->store_max_bytes);
     } else if (strcmp(key, "segment_bytes") == 0) {
-        get_size(ctx, v, "store.segment_bytes", 4096, &c->store_segment_bytes);
+        gyre_cfg_get_size(ctx, v, "store.segment_bytes", 4096, &c->store_segment_bytes);
     } else {
         return 0;
     }
     return 1;
 }
 
-static int get_price(parse_ctx_t *ctx, yaml_node_t *n, const char *field, double *out)
+int gyre_cfg_get_price(parse_ctx_t *ctx, yaml_node_t *n, const char *field, double *out)
 {
-    if (!want_type(ctx, n, YAML_SCALAR_NODE, field))
+    if (!gyre_cfg_want_type(ctx, n, YAML_SCALAR_NODE, field))
         return 0;
-    const char *s = scalar(n);
+    const char *s = gyre_cfg_scalar(n);
     char *end;
     errno = 0;
     double v = strtod(s, &end);
@@ -460,7 +452,7 @@ static int get_price(parse_ctx_t *ctx, yaml_node_t *n, const char *field, double
 static void parse_provider_prices(parse_ctx_t *ctx, yaml_node_t *n, gyre_provider_conf_t *p, size_t pi)
 {
     char field[256];
-    if (!want_type(ctx, n, YAML_MAPPING_NODE, path_of(field, sizeof(field), "providers[%zu].prices", pi)))
+    if (!gyre_cfg_want_type(ctx, n, YAML_MAPPING_NODE, gyre_cfg_path_of(field, sizeof(field), "providers[%zu].prices", pi)))
         return;
     size_t cap = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start), count = 0;
     const char **models = gyre_calloc(cap ? cap : 1, sizeof(*models));
@@ -469,19 +461,19 @@ static void parse_provider_prices(parse_ctx_t *ctx, yaml_node_t *n, gyre_provide
     for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top; pair++) {
         yaml_node_t *k = yaml_document_get_node(ctx->doc, pair->key);
         yaml_node_t *v = yaml_document_get_node(ctx->doc, pair->value);
-        const char *model = scalar(k);
+        const char *model = gyre_cfg_scalar(k);
         if (model == NULL || model[0] == '\0') {
-            ERR(ctx, k, path_of(field, sizeof(field), "providers[%zu].prices", pi), "a model name is empty");
+            ERR(ctx, k, gyre_cfg_path_of(field, sizeof(field), "providers[%zu].prices", pi), "a model name is empty");
             ok = 0;
             continue;
         }
-        path_of(field, sizeof(field), "providers[%zu].prices.%.160s", pi, model);
+        gyre_cfg_path_of(field, sizeof(field), "providers[%zu].prices.%.160s", pi, model);
         for (size_t j = 0; j < count; j++)
             if (strcmp(models[j], model) == 0) {
                 ERR(ctx, k, field, "listed twice");
                 ok = 0;
             }
-        if (!want_type(ctx, v, YAML_MAPPING_NODE, field)) {
+        if (!gyre_cfg_want_type(ctx, v, YAML_MAPPING_NODE, field)) {
             ok = 0;
             continue;
         }
@@ -490,7 +482,7 @@ static void parse_provider_prices(parse_ctx_t *ctx, yaml_node_t *n, gyre_provide
         for (yaml_node_pair_t *fp = v->data.mapping.pairs.start; fp < v->data.mapping.pairs.top; fp++) {
             yaml_node_t *fk = yaml_document_get_node(ctx->doc, fp->key);
             yaml_node_t *fv = yaml_document_get_node(ctx->doc, fp->value);
-            const char *name = scalar(fk) != NULL ? scalar(fk) : "?";
+            const char *name = gyre_cfg_scalar(fk) != NULL ? gyre_cfg_scalar(fk) : "?";
             char sub[300];
             double *slot = strcmp(name, "input") == 0          ? &pr.input
                            : strcmp(name, "output") == 0       ? &pr.output
@@ -503,7 +495,7 @@ static void parse_provider_prices(parse_ctx_t *ctx, yaml_node_t *n, gyre_provide
             } else {
                 have_input |= slot == &pr.input;
                 have_output |= slot == &pr.output;
-                if (!get_price(ctx, fv, path_of(sub, sizeof(sub), "%s.%s", field, name), slot))
+                if (!gyre_cfg_get_price(ctx, fv, gyre_cfg_path_of(sub, sizeof(sub), "%s.%s", field, name), slot))
                     ok = 0;
             }
         }
@@ -511,9 +503,9 @@ static void parse_provider_prices(parse_ctx_t *ctx, yaml_node_t *n, gyre_provide
             /* Both, or the cost would be a guess; the missing one is named. */
             char sub[300];
             if (!have_input)
-                ERR(ctx, v, path_of(sub, sizeof(sub), "%s.input", field), "is required");
+                ERR(ctx, v, gyre_cfg_path_of(sub, sizeof(sub), "%s.input", field), "is required");
             if (!have_output)
-                ERR(ctx, v, path_of(sub, sizeof(sub), "%s.output", field), "is required");
+                ERR(ctx, v, gyre_cfg_path_of(sub, sizeof(sub), "%s.output", field), "is required");
             ok = 0;
         }
         models[count] = model;
@@ -537,32 +529,32 @@ static void parse_provider(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, s
     p->max_response_bytes = c->max_response_bytes; /* the root's, parsed before any provider */
     p->breaker = (gyre_breaker_conf_t){5, 50, 20, 10000, 5000};
     p->direct = c->direct; /* the root's, unless the provider says */
-    p->line = line_of(n);
-    if (!want_type(ctx, n, YAML_MAPPING_NODE, path_of(field, sizeof(field), "providers[%zu]", pi)))
+    p->line = gyre_cfg_line_of(n);
+    if (!gyre_cfg_want_type(ctx, n, YAML_MAPPING_NODE, gyre_cfg_path_of(field, sizeof(field), "providers[%zu]", pi)))
         return;
     yaml_node_t *keys_node = NULL, *kind_node = NULL, *url_node = NULL;
     for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top; pair++) {
         yaml_node_t *k = yaml_document_get_node(ctx->doc, pair->key);
         yaml_node_t *v = yaml_document_get_node(ctx->doc, pair->value);
-        const char *key = scalar(k);
+        const char *key = gyre_cfg_scalar(k);
         unsigned long long u;
         if (key == NULL) {
-            ERR(ctx, k, path_of(field, sizeof(field), "providers[%zu]", pi), "field names must be scalars");
+            ERR(ctx, k, gyre_cfg_path_of(field, sizeof(field), "providers[%zu]", pi), "field names must be scalars");
         } else if (strcmp(key, "name") == 0) {
-            if (get_string(ctx, v, path_of(field, sizeof(field), "providers[%zu].name", pi), &p->name) &&
+            if (gyre_cfg_get_string(ctx, v, gyre_cfg_path_of(field, sizeof(field), "providers[%zu].name", pi), &p->name) &&
                 strlen(p->name) > GYRE_WIRE_NAME_MAX)
                 ERR(ctx, v, field, "is %zu bytes long; a name is at most %d", strlen(p->name), GYRE_WIRE_NAME_MAX);
-            else if (p->name != NULL && !valid_name(p->name))
+            else if (p->name != NULL && !gyre_cfg_valid_name(p->name))
                 ERR(ctx, v, field, "'%s' is not a valid name (letters, digits, '-', '_', '.', ':')", p->name);
         } else if (strcmp(key, "kind") == 0) {
             kind_node = v;
         } else if (strcmp(key, "base_url") == 0) {
             url_node = v;
-            get_string(ctx, v, path_of(field, sizeof(field), "providers[%zu].base_url", pi), &p->base_url);
+            gyre_cfg_get_string(ctx, v, gyre_cfg_path_of(field, sizeof(field), "providers[%zu].base_url", pi), &p->base_url);
         } else if (strcmp(key, "keys") == 0) {
             keys_node = v; /* after the name, which key ids use */
         } else if (strcmp(key, "ca_file") == 0) {
-            if (get_string(ctx, v, path_of(field, sizeof(field), "providers[%zu].ca_file", pi), &p->ca_file)) {
+            if (gyre_cfg_get_string(ctx, v, gyre_cfg_path_of(field, sizeof(field), "providers[%zu].ca_file", pi), &p->ca_file)) {
                 FILE *f = fopen(p->ca_file, "r");
                 if (f == NULL)
                     ERR(ctx, v, field, "cannot read %s: %s", p->ca_file, strerror(errno));
@@ -570,48 +562,48 @@ static void parse_provider(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, s
                     fclose(f);
             }
         } else if (strcmp(key, "tls_verify") == 0) {
-            get_bool(ctx, v, path_of(field, sizeof(field), "providers[%zu].tls_verify", pi), &p->tls_verify);
+            gyre_cfg_get_bool(ctx, v, gyre_cfg_path_of(field, sizeof(field), "providers[%zu].tls_verify", pi), &p->tls_verify);
         } else if (strcmp(key, "timeout_ms") == 0) {
-            if (get_uint(ctx, v, path_of(field, sizeof(field), "providers[%zu].timeout_ms", pi), 1, 3600000, &u))
+            if (gyre_cfg_get_uint(ctx, v, gyre_cfg_path_of(field, sizeof(field), "providers[%zu].timeout_ms", pi), 1, 3600000, &u))
                 p->timeout_ms = u;
         } else if (strcmp(key, "max_response_bytes") == 0) {
-            if (get_uint(ctx, v, path_of(field, sizeof(field), "providers[%zu].max_response_bytes", pi), 1024,
+            if (gyre_cfg_get_uint(ctx, v, gyre_cfg_path_of(field, sizeof(field), "providers[%zu].max_response_bytes", pi), 1024,
                          (unsigned long long)1 << 30, &u))
                 p->max_response_bytes = (size_t)u;
         } else if (strcmp(key, "key_strategy") == 0) {
-            if (want_type(ctx, v, YAML_SCALAR_NODE, path_of(field, sizeof(field), "providers[%zu].key_strategy", pi))) {
-                if (strcmp(scalar(v), "round_robin") == 0)
+            if (gyre_cfg_want_type(ctx, v, YAML_SCALAR_NODE, gyre_cfg_path_of(field, sizeof(field), "providers[%zu].key_strategy", pi))) {
+                if (strcmp(gyre_cfg_scalar(v), "round_robin") == 0)
                     p->key_strategy = GYRE_KEYS_ROUND_ROBIN;
-                else if (strcmp(scalar(v), "weighted") == 0)
+                else if (strcmp(gyre_cfg_scalar(v), "weighted") == 0)
                     p->key_strategy = GYRE_KEYS_WEIGHTED;
                 else
-                    ERR(ctx, v, field, "unknown key strategy '%s' (supported: round_robin, weighted)", scalar(v));
+                    ERR(ctx, v, field, "unknown key strategy '%s' (supported: round_robin, weighted)", gyre_cfg_scalar(v));
             }
         } else if (strcmp(key, "breaker") == 0) {
             parse_breaker(ctx, v, &p->breaker, pi);
         } else if (strcmp(key, "api_version") == 0) {
-            get_string(ctx, v, path_of(field, sizeof(field), "providers[%zu].api_version", pi), &p->api_version);
+            gyre_cfg_get_string(ctx, v, gyre_cfg_path_of(field, sizeof(field), "providers[%zu].api_version", pi), &p->api_version);
         } else if (strcmp(key, "region") == 0) {
-            get_string(ctx, v, path_of(field, sizeof(field), "providers[%zu].region", pi), &p->region);
+            gyre_cfg_get_string(ctx, v, gyre_cfg_path_of(field, sizeof(field), "providers[%zu].region", pi), &p->region);
         } else if (strcmp(key, "max_tokens") == 0) {
-            if (get_uint(ctx, v, path_of(field, sizeof(field), "providers[%zu].max_tokens", pi), 1, 10000000, &u))
+            if (gyre_cfg_get_uint(ctx, v, gyre_cfg_path_of(field, sizeof(field), "providers[%zu].max_tokens", pi), 1, 10000000, &u))
                 p->max_tokens = (unsigned)u;
         } else if (strcmp(key, "prices") == 0) {
             parse_provider_prices(ctx, v, p, pi);
         } else if (strcmp(key, "direct") == 0) {
-            get_bool(ctx, v, path_of(field, sizeof(field), "providers[%zu].direct", pi), &p->direct);
+            gyre_cfg_get_bool(ctx, v, gyre_cfg_path_of(field, sizeof(field), "providers[%zu].direct", pi), &p->direct);
         } else {
-            ERR(ctx, k, path_of(field, sizeof(field), "providers[%zu]", pi),
+            ERR(ctx, k, gyre_cfg_path_of(field, sizeof(field), "providers[%zu]", pi),
                 "unknown field '%s' (known: name, kind, base_url, keys, key_strategy, breaker, ca_file, tls_verify, "
                 "timeout_ms, max_response_bytes, api_version, max_tokens, region, prices, direct)",
                 key);
         }
     }
     if (p->name == NULL)
-        ERR(ctx, n, path_of(field, sizeof(field), "providers[%zu].name", pi), "is required");
+        ERR(ctx, n, gyre_cfg_path_of(field, sizeof(field), "providers[%zu].name", pi), "is required");
     if (kind_node == NULL) {
-        ERR(ctx, n, path_of(field, sizeof(field), "providers[%zu].kind", pi), "is required (supported: " SUPPORTED_KINDS ")");
-    } else if (want_type(ctx, kind_node, YAML_SCALAR_NODE, path_of(field, sizeof(field), "providers[%zu].kind", pi))) {
+        ERR(ctx, n, gyre_cfg_path_of(field, sizeof(field), "providers[%zu].kind", pi), "is required (supported: " SUPPORTED_KINDS ")");
+    } else if (gyre_cfg_want_type(ctx, kind_node, YAML_SCALAR_NODE, gyre_cfg_path_of(field, sizeof(field), "providers[%zu].kind", pi))) {
         static const struct {
             const char *name;
             gyre_provider_kind_t kind;
@@ -621,17 +613,17 @@ static void parse_provider(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, s
                      {"gemini", GYRE_PROVIDER_GEMINI},
                      {"bedrock", GYRE_PROVIDER_BEDROCK}};
         for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-            if (strcmp(scalar(kind_node), kinds[i].name) == 0)
+            if (strcmp(gyre_cfg_scalar(kind_node), kinds[i].name) == 0)
                 p->kind = kinds[i].kind;
         if (p->kind == 0)
-            ERR(ctx, kind_node, field, "unsupported kind '%s' (supported: " SUPPORTED_KINDS ")", scalar(kind_node));
+            ERR(ctx, kind_node, field, "unsupported kind '%s' (supported: " SUPPORTED_KINDS ")", gyre_cfg_scalar(kind_node));
     }
     if (url_node == NULL) {
-        ERR(ctx, n, path_of(field, sizeof(field), "providers[%zu].base_url", pi), "is required");
+        ERR(ctx, n, gyre_cfg_path_of(field, sizeof(field), "providers[%zu].base_url", pi), "is required");
     } else if (p->base_url != NULL) {
         const char *err = parse_base_url(p);
         if (err != NULL)
-            ERR(ctx, url_node, path_of(field, sizeof(field), "providers[%zu].base_url", pi), "'%s' %s", p->base_url,
+            ERR(ctx, url_node, gyre_cfg_path_of(field, sizeof(field), "providers[%zu].base_url", pi), "'%s' %s", p->base_url,
                 err);
     }
     if (keys_node != NULL)
@@ -654,12 +646,12 @@ static void parse_provider(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, s
         for (size_t i = 0; i < p->nkeys; i++) {
             const char *colon = strchr(p->keys[i], ':');
             if (colon != NULL && (colon == p->keys[i] || colon[1] == '\0' || colon[1] == ':'))
-                ERR(ctx, keys_node, path_of(field, sizeof(field), "providers[%zu].keys[%zu]", pi, i),
+                ERR(ctx, keys_node, gyre_cfg_path_of(field, sizeof(field), "providers[%zu].keys[%zu]", pi, i),
                     "a bedrock key is ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN] or a Bedrock API key");
         }
     for (size_t j = 0; j < pi; j++)
         if (p->name != NULL && c->providers[j].name != NULL && strcmp(p->name, c->providers[j].name) == 0)
-            ERR(ctx, n, path_of(field, sizeof(field), "providers[%zu].name", pi),
+            ERR(ctx, n, gyre_cfg_path_of(field, sizeof(field), "providers[%zu].name", pi),
                 "'%s' is already used by providers[%zu]", p->name, j);
 }
 
@@ -669,32 +661,32 @@ static void parse_target(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, gyr
     char field[128];
     t->weight = 1;
     t->provider = SIZE_MAX;
-    if (!want_type(ctx, n, YAML_MAPPING_NODE, path_of(field, sizeof(field), "routes[%zu].%s[%zu]", ri, list, ti)))
+    if (!gyre_cfg_want_type(ctx, n, YAML_MAPPING_NODE, gyre_cfg_path_of(field, sizeof(field), "routes[%zu].%s[%zu]", ri, list, ti)))
         return;
     yaml_node_t *prov_node = NULL;
     for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top; pair++) {
         yaml_node_t *k = yaml_document_get_node(ctx->doc, pair->key);
         yaml_node_t *v = yaml_document_get_node(ctx->doc, pair->value);
-        const char *key = scalar(k);
+        const char *key = gyre_cfg_scalar(k);
         unsigned long long u;
         if (key != NULL && strcmp(key, "provider") == 0) {
             prov_node = v;
         } else if (key != NULL && strcmp(key, "model") == 0) {
-            get_string(ctx, v, path_of(field, sizeof(field), "routes[%zu].%s[%zu].model", ri, list, ti), &t->model);
+            gyre_cfg_get_string(ctx, v, gyre_cfg_path_of(field, sizeof(field), "routes[%zu].%s[%zu].model", ri, list, ti), &t->model);
         } else if (key != NULL && strcmp(key, "weight") == 0) {
-            if (get_uint(ctx, v, path_of(field, sizeof(field), "routes[%zu].%s[%zu].weight", ri, list, ti), 0, 1000000,
+            if (gyre_cfg_get_uint(ctx, v, gyre_cfg_path_of(field, sizeof(field), "routes[%zu].%s[%zu].weight", ri, list, ti), 0, 1000000,
                          &u))
                 t->weight = (unsigned)u;
         } else {
-            ERR(ctx, k, path_of(field, sizeof(field), "routes[%zu].%s[%zu]", ri, list, ti),
+            ERR(ctx, k, gyre_cfg_path_of(field, sizeof(field), "routes[%zu].%s[%zu]", ri, list, ti),
                 "unknown field '%s' (known: provider, model, weight)", key ? key : "?");
         }
     }
     if (prov_node == NULL) {
-        ERR(ctx, n, path_of(field, sizeof(field), "routes[%zu].%s[%zu].provider", ri, list, ti), "is required");
-    } else if (want_type(ctx, prov_node, YAML_SCALAR_NODE,
-                         path_of(field, sizeof(field), "routes[%zu].%s[%zu].provider", ri, list, ti))) {
-        const char *name = scalar(prov_node);
+        ERR(ctx, n, gyre_cfg_path_of(field, sizeof(field), "routes[%zu].%s[%zu].provider", ri, list, ti), "is required");
+    } else if (gyre_cfg_want_type(ctx, prov_node, YAML_SCALAR_NODE,
+                         gyre_cfg_path_of(field, sizeof(field), "routes[%zu].%s[%zu].provider", ri, list, ti))) {
+        const char *name = gyre_cfg_scalar(prov_node);
         for (size_t i = 0; i < c->nproviders; i++)
             if (c->providers[i].name != NULL && strcmp(c->providers[i].name, name) == 0)
                 t->provider = i;
@@ -703,10 +695,10 @@ static void parse_target(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, gyr
     }
     char why[96];
     if (t->model == NULL)
-        ERR(ctx, n, path_of(field, sizeof(field), "routes[%zu].%s[%zu].model", ri, list, ti), "is required");
+        ERR(ctx, n, gyre_cfg_path_of(field, sizeof(field), "routes[%zu].%s[%zu].model", ri, list, ti), "is required");
     else if (gyre_wire_name_problem(t->model, strlen(t->model), why, sizeof(why)) != NULL)
         /* The same rule as a client's model: it is sent upstream and echoed in x-gyre-model. */
-        ERR(ctx, n, path_of(field, sizeof(field), "routes[%zu].%s[%zu].model", ri, list, ti),
+        ERR(ctx, n, gyre_cfg_path_of(field, sizeof(field), "routes[%zu].%s[%zu].model", ri, list, ti),
             "must be 1 to %d bytes of printable ASCII (0x21-0x7E); %s", GYRE_WIRE_NAME_MAX, why);
 }
 
@@ -715,7 +707,7 @@ static size_t parse_target_list(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t 
                                 gyre_target_conf_t **out)
 {
     char field[128];
-    if (!want_type(ctx, list, YAML_SEQUENCE_NODE, path_of(field, sizeof(field), "routes[%zu].%s", ri, name)))
+    if (!gyre_cfg_want_type(ctx, list, YAML_SEQUENCE_NODE, gyre_cfg_path_of(field, sizeof(field), "routes[%zu].%s", ri, name)))
         return 0;
     size_t nt = (size_t)(list->data.sequence.items.top - list->data.sequence.items.start);
     if (nt == 0)
@@ -731,16 +723,16 @@ static size_t parse_target_list(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t 
 static void parse_fallback_on(parse_ctx_t *ctx, yaml_node_t *n, gyre_route_conf_t *r, size_t ri)
 {
     char field[128];
-    if (!want_type(ctx, n, YAML_SEQUENCE_NODE, path_of(field, sizeof(field), "routes[%zu].fallback_on", ri)))
+    if (!gyre_cfg_want_type(ctx, n, YAML_SEQUENCE_NODE, gyre_cfg_path_of(field, sizeof(field), "routes[%zu].fallback_on", ri)))
         return;
     r->fallback_on = 0;
     r->nfallback_statuses = 0;
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
         yaml_node_t *v = yaml_document_get_node(ctx->doc, *it);
-        path_of(field, sizeof(field), "routes[%zu].fallback_on[%zu]", ri, (size_t)(it - n->data.sequence.items.start));
-        if (!want_type(ctx, v, YAML_SCALAR_NODE, field))
+        gyre_cfg_path_of(field, sizeof(field), "routes[%zu].fallback_on[%zu]", ri, (size_t)(it - n->data.sequence.items.start));
+        if (!gyre_cfg_want_type(ctx, v, YAML_SCALAR_NODE, field))
             continue;
-        const char *t = scalar(v);
+        const char *t = gyre_cfg_scalar(v);
         char *end;
         long code = strtol(t, &end, 10);
         if (strcmp(t, "connect") == 0)
@@ -765,48 +757,48 @@ static void parse_cache(parse_ctx_t *ctx, yaml_node_t *n, gyre_route_conf_t *r, 
 {
     char field[128];
     if (n->type == YAML_SCALAR_NODE) {
-        get_bool(ctx, n, path_of(field, sizeof(field), "routes[%zu].cache", ri), &r->cache);
+        gyre_cfg_get_bool(ctx, n, gyre_cfg_path_of(field, sizeof(field), "routes[%zu].cache", ri), &r->cache);
         return;
     }
-    if (!want_type(ctx, n, YAML_MAPPING_NODE, path_of(field, sizeof(field), "routes[%zu].cache", ri)))
+    if (!gyre_cfg_want_type(ctx, n, YAML_MAPPING_NODE, gyre_cfg_path_of(field, sizeof(field), "routes[%zu].cache", ri)))
         return;
     r->cache = 1;
     for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top; pair++) {
         yaml_node_t *k = yaml_document_get_node(ctx->doc, pair->key);
         yaml_node_t *v = yaml_document_get_node(ctx->doc, pair->value);
-        const char *key = scalar(k) ? scalar(k) : "?";
+        const char *key = gyre_cfg_scalar(k) ? gyre_cfg_scalar(k) : "?";
         unsigned long long u;
-        path_of(field, sizeof(field), "routes[%zu].cache.%s", ri, key);
+        gyre_cfg_path_of(field, sizeof(field), "routes[%zu].cache.%s", ri, key);
         if (strcmp(key, "ttl_ms") == 0) {
-            if (get_uint(ctx, v, field, 1, 30ULL * 24 * 3600 * 1000, &u))
+            if (gyre_cfg_get_uint(ctx, v, field, 1, 30ULL * 24 * 3600 * 1000, &u))
                 r->cache_ttl_ms = u;
         } else if (strcmp(key, "max_bytes") == 0) {
-            if (get_uint(ctx, v, field, 4096, (unsigned long long)1 << 36, &u))
+            if (gyre_cfg_get_uint(ctx, v, field, 4096, (unsigned long long)1 << 36, &u))
                 r->cache_max_bytes = (size_t)u;
         } else if (strcmp(key, "enabled") == 0) {
-            get_bool(ctx, v, field, &r->cache);
+            gyre_cfg_get_bool(ctx, v, field, &r->cache);
         } else {
-            ERR(ctx, k, path_of(field, sizeof(field), "routes[%zu].cache", ri),
+            ERR(ctx, k, gyre_cfg_path_of(field, sizeof(field), "routes[%zu].cache", ri),
                 "unknown field '%s' (known: enabled, ttl_ms, max_bytes)", key);
         }
     }
 }
 
 /* A scalar that must be one of `names` (NULL-terminated); returns its index, or -1 after an error. */
-static int get_choice(parse_ctx_t *ctx, yaml_node_t *n, const char *field, const char *const *names)
+int gyre_cfg_get_choice(parse_ctx_t *ctx, yaml_node_t *n, const char *field, const char *const *names)
 {
-    if (!want_type(ctx, n, YAML_SCALAR_NODE, field))
+    if (!gyre_cfg_want_type(ctx, n, YAML_SCALAR_NODE, field))
         return -1;
     gyre_buf_t known;
     gyre_buf_init(&known, 1024);
     for (int i = 0; names[i] != NULL; i++) {
-        if (strcmp(scalar(n), names[i]) == 0) {
+        if (strcmp(gyre_cfg_scalar(n), names[i]) == 0) {
             gyre_buf_dispose(&known);
             return i;
         }
         gyre_buf_appendf(&known, "%s%s", i ? ", " : "", names[i]);
     }
-    ERR(ctx, n, field, "unknown value '%s' (supported: %s)", scalar(n),
+    ERR(ctx, n, field, "unknown value '%s' (supported: %s)", gyre_cfg_scalar(n),
         gyre_buf_failed(&known) == 0 ? known.base : "too many to list");
     gyre_buf_dispose(&known);
     return -1;
@@ -832,22 +824,22 @@ static void parse_redact(parse_ctx_t *ctx, yaml_node_t *n, const char *field, un
 {
     if (n->type == YAML_SCALAR_NODE) {
         int on;
-        if (get_bool(ctx, n, field, &on))
+        if (gyre_cfg_get_bool(ctx, n, field, &on))
             *out = on ? GYRE_REDACT_ALL : 0;
         return;
     }
-    if (!want_type(ctx, n, YAML_SEQUENCE_NODE, field))
+    if (!gyre_cfg_want_type(ctx, n, YAML_SEQUENCE_NODE, field))
         return;
     unsigned kinds = 0;
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
         yaml_node_t *v = yaml_document_get_node(ctx->doc, *it);
         char sub[160];
-        path_of(sub, sizeof(sub), "%s[%zu]", field, (size_t)(it - n->data.sequence.items.start));
-        if (!want_type(ctx, v, YAML_SCALAR_NODE, sub))
+        gyre_cfg_path_of(sub, sizeof(sub), "%s[%zu]", field, (size_t)(it - n->data.sequence.items.start));
+        if (!gyre_cfg_want_type(ctx, v, YAML_SCALAR_NODE, sub))
             continue;
-        unsigned k = gyre_config_redact_kind(scalar(v));
+        unsigned k = gyre_config_redact_kind(gyre_cfg_scalar(v));
         if (k == 0)
-            ERR(ctx, v, sub, "unknown kind '%s' (known: email, phone, card, api_key)", scalar(v));
+            ERR(ctx, v, sub, "unknown kind '%s' (known: email, phone, card, api_key)", gyre_cfg_scalar(v));
         kinds |= k;
     }
     *out = kinds;
@@ -861,7 +853,7 @@ static void parse_route(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, size
     char field[128];
     gyre_route_conf_t *r = &c->routes[ri];
     memset(r, 0, sizeof(*r));
-    r->line = line_of(n);
+    r->line = gyre_cfg_line_of(n);
     r->fallback_on = GYRE_FALLBACK_CONNECT | GYRE_FALLBACK_TIMEOUT;
     static const unsigned short default_statuses[] = {429, 500, 502, 503, 504, 529};
     memcpy(r->fallback_statuses, default_statuses, sizeof(default_statuses));
@@ -872,20 +864,20 @@ static void parse_route(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, size
     r->cache_max_bytes = (size_t)64 << 20;
     r->capture = 1;
     r->redact = c->redact; /* the root's `redact:` is read before any route */
-    if (!want_type(ctx, n, YAML_MAPPING_NODE, path_of(field, sizeof(field), "routes[%zu]", ri)))
+    if (!gyre_cfg_want_type(ctx, n, YAML_MAPPING_NODE, gyre_cfg_path_of(field, sizeof(field), "routes[%zu]", ri)))
         return;
     yaml_node_t *targets = NULL, *fallbacks = NULL;
     for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top; pair++) {
         yaml_node_t *k = yaml_document_get_node(ctx->doc, pair->key);
         yaml_node_t *v = yaml_document_get_node(ctx->doc, pair->value);
-        const char *key = scalar(k) ? scalar(k) : "?";
+        const char *key = gyre_cfg_scalar(k) ? gyre_cfg_scalar(k) : "?";
         unsigned long long u;
         int choice;
-        path_of(field, sizeof(field), "routes[%zu].%s", ri, key);
+        gyre_cfg_path_of(field, sizeof(field), "routes[%zu].%s", ri, key);
         if (strcmp(key, "name") == 0) {
-            if (get_string(ctx, v, field, &r->name) && strlen(r->name) > GYRE_WIRE_NAME_MAX)
+            if (gyre_cfg_get_string(ctx, v, field, &r->name) && strlen(r->name) > GYRE_WIRE_NAME_MAX)
                 ERR(ctx, v, field, "is %zu bytes long; a name is at most %d", strlen(r->name), GYRE_WIRE_NAME_MAX);
-            else if (r->name != NULL && !valid_name(r->name))
+            else if (r->name != NULL && !gyre_cfg_valid_name(r->name))
                 ERR(ctx, v, field, "'%s' is not a valid route name (letters, digits, '-', '_', '.', ':'; no '/')",
                     r->name);
         } else if (strcmp(key, "targets") == 0) {
@@ -893,42 +885,42 @@ static void parse_route(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, size
         } else if (strcmp(key, "fallbacks") == 0) {
             fallbacks = v;
         } else if (strcmp(key, "strategy") == 0) {
-            if ((choice = get_choice(ctx, v, field, strategies)) >= 0)
+            if ((choice = gyre_cfg_get_choice(ctx, v, field, strategies)) >= 0)
                 r->strategy = (gyre_route_strategy_t)choice;
         } else if (strcmp(key, "fallback_on") == 0) {
             parse_fallback_on(ctx, v, r, ri);
         } else if (strcmp(key, "retries") == 0) {
-            if (get_uint(ctx, v, field, 0, 10, &u))
+            if (gyre_cfg_get_uint(ctx, v, field, 0, 10, &u))
                 r->retries = (unsigned)u;
         } else if (strcmp(key, "backoff_ms") == 0) {
-            if (get_uint(ctx, v, field, 0, 600000, &u))
+            if (gyre_cfg_get_uint(ctx, v, field, 0, 600000, &u))
                 r->backoff_ms = u;
         } else if (strcmp(key, "backoff_max_ms") == 0) {
-            if (get_uint(ctx, v, field, 0, 600000, &u))
+            if (gyre_cfg_get_uint(ctx, v, field, 0, 600000, &u))
                 r->backoff_max_ms = u;
         } else if (strcmp(key, "attempt_timeout_ms") == 0) {
-            if (get_uint(ctx, v, field, 1, 3600000, &u))
+            if (gyre_cfg_get_uint(ctx, v, field, 1, 3600000, &u))
                 r->attempt_timeout_ms = u;
         } else if (strcmp(key, "deadline_ms") == 0) {
-            if (get_uint(ctx, v, field, 1, 3600000, &u))
+            if (gyre_cfg_get_uint(ctx, v, field, 1, 3600000, &u))
                 r->deadline_ms = u;
         } else if (strcmp(key, "first_byte_timeout_ms") == 0) {
-            if (get_uint(ctx, v, field, 1, 3600000, &u))
+            if (gyre_cfg_get_uint(ctx, v, field, 1, 3600000, &u))
                 r->first_byte_timeout_ms = u;
         } else if (strcmp(key, "midstream") == 0) {
-            if ((choice = get_choice(ctx, v, field, midstream)) >= 0)
+            if ((choice = gyre_cfg_get_choice(ctx, v, field, midstream)) >= 0)
                 r->midstream_resume = choice == 1;
         } else if (strcmp(key, "affinity") == 0) {
-            if ((choice = get_choice(ctx, v, field, affinity)) >= 0)
+            if ((choice = gyre_cfg_get_choice(ctx, v, field, affinity)) >= 0)
                 r->affinity_session = choice == 1;
         } else if (strcmp(key, "cache") == 0) {
             parse_cache(ctx, v, r, ri);
         } else if (strcmp(key, "capture") == 0) {
-            get_bool(ctx, v, field, &r->capture);
+            gyre_cfg_get_bool(ctx, v, field, &r->capture);
         } else if (strcmp(key, "redact") == 0) {
             parse_redact(ctx, v, field, &r->redact);
         } else {
-            ERR(ctx, k, path_of(field, sizeof(field), "routes[%zu]", ri),
+            ERR(ctx, k, gyre_cfg_path_of(field, sizeof(field), "routes[%zu]", ri),
                 "unknown field '%s' (known: name, targets, fallbacks, strategy, fallback_on, retries, backoff_ms, "
                 "backoff_max_ms, attempt_timeout_ms, deadline_ms, first_byte_timeout_ms, midstream, affinity, cache, "
                 "capture, redact)",
@@ -936,30 +928,30 @@ static void parse_route(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, size
         }
     }
     if (r->name == NULL)
-        ERR(ctx, n, path_of(field, sizeof(field), "routes[%zu].name", ri), "is required");
+        ERR(ctx, n, gyre_cfg_path_of(field, sizeof(field), "routes[%zu].name", ri), "is required");
     for (size_t j = 0; j < ri; j++)
         if (r->name != NULL && c->routes[j].name != NULL && strcmp(r->name, c->routes[j].name) == 0)
-            ERR(ctx, n, path_of(field, sizeof(field), "routes[%zu].name", ri), "'%s' is already used by routes[%zu]",
+            ERR(ctx, n, gyre_cfg_path_of(field, sizeof(field), "routes[%zu].name", ri), "'%s' is already used by routes[%zu]",
                 r->name, j);
     if (fallbacks != NULL)
         r->nfallbacks = parse_target_list(ctx, c, fallbacks, ri, "fallbacks", &r->fallbacks);
     if (targets == NULL) {
-        ERR(ctx, n, path_of(field, sizeof(field), "routes[%zu].targets", ri), "is required");
+        ERR(ctx, n, gyre_cfg_path_of(field, sizeof(field), "routes[%zu].targets", ri), "is required");
         return;
     }
     r->ntargets = parse_target_list(ctx, c, targets, ri, "targets", &r->targets);
     if (r->ntargets == 0) {
         if (targets->type == YAML_SEQUENCE_NODE)
-            ERR(ctx, targets, path_of(field, sizeof(field), "routes[%zu].targets", ri), "needs at least one target");
+            ERR(ctx, targets, gyre_cfg_path_of(field, sizeof(field), "routes[%zu].targets", ri), "needs at least one target");
         return;
     }
     for (size_t ti = 0; ti < r->ntargets; ti++)
         r->total_weight += r->targets[ti].weight;
     if (r->total_weight == 0)
-        ERR(ctx, targets, path_of(field, sizeof(field), "routes[%zu].targets", ri),
+        ERR(ctx, targets, gyre_cfg_path_of(field, sizeof(field), "routes[%zu].targets", ri),
             "the weights of the targets add up to 0");
     if (r->backoff_max_ms < r->backoff_ms)
-        ERR(ctx, n, path_of(field, sizeof(field), "routes[%zu].backoff_max_ms", ri),
+        ERR(ctx, n, gyre_cfg_path_of(field, sizeof(field), "routes[%zu].backoff_max_ms", ri),
             "%llu is less than backoff_ms (%llu)", (unsigned long long)r->backoff_max_ms,
             (unsigned long long)r->backoff_ms);
 }
@@ -978,25 +970,25 @@ static void parse_store(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *v)
 {
     char *sqlite = NULL, *dsn = NULL;
     int sqlite_line = 0, dsn_line = 0;
-    if (!want_type(ctx, v, YAML_MAPPING_NODE, "store"))
+    if (!gyre_cfg_want_type(ctx, v, YAML_MAPPING_NODE, "store"))
         return;
     c->traces = 1;
     c->store_field = "store";
-    c->store_line = line_of(v);
+    c->store_line = gyre_cfg_line_of(v);
     for (yaml_node_pair_t *sp = v->data.mapping.pairs.start; sp < v->data.mapping.pairs.top; sp++) {
         yaml_node_t *sk = yaml_document_get_node(ctx->doc, sp->key);
         yaml_node_t *sv = yaml_document_get_node(ctx->doc, sp->value);
-        const char *k = scalar(sk) != NULL ? scalar(sk) : "?";
+        const char *k = gyre_cfg_scalar(sk) != NULL ? gyre_cfg_scalar(sk) : "?";
         if (strcmp(k, "sqlite") == 0) {
-            if (get_string(ctx, sv, "store.sqlite", &sqlite))
-                sqlite_line = line_of(sv);
+            if (gyre_cfg_get_string(ctx, sv, "store.sqlite", &sqlite))
+                sqlite_line = gyre_cfg_line_of(sv);
         } else if (strcmp(k, "dsn") == 0) {
-            if (get_string(ctx, sv, "store.dsn", &dsn))
-                dsn_line = line_of(sv);
+            if (gyre_cfg_get_string(ctx, sv, "store.dsn", &dsn))
+                dsn_line = gyre_cfg_line_of(sv);
         } else if (strcmp(k, "traces") == 0) {
-            get_bool(ctx, sv, "store.traces", &c->traces);
+            gyre_cfg_get_bool(ctx, sv, "store.traces", &c->traces);
         } else if (strcmp(k, "capture") == 0) {
-            get_bool(ctx, sv, "store.capture", &c->store_capture);
+            gyre_cfg_get_bool(ctx, sv, "store.capture", &c->store_capture);
         } else if (!parse_store_log(ctx, c, k, sv)) {
             ERR(ctx, sk, "store",
                 "unknown field '%s' (known: sqlite, dsn, traces, capture, log, fsync_ms, retention, max_bytes, "
@@ -1042,25 +1034,25 @@ static void parse_otlp(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n)
     o->queue_max = 65536;
     free(o->service_name);
     o->service_name = gyre_strdup("gyre");
-    if (!want_type(ctx, n, YAML_MAPPING_NODE, "otlp"))
+    if (!gyre_cfg_want_type(ctx, n, YAML_MAPPING_NODE, "otlp"))
         return;
     yaml_node_t *endpoint = NULL;
     for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
         yaml_node_t *k = yaml_document_get_node(ctx->doc, p->key);
         yaml_node_t *v = yaml_document_get_node(ctx->doc, p->value);
-        const char *key = scalar(k) != NULL ? scalar(k) : "?";
+        const char *key = gyre_cfg_scalar(k) != NULL ? gyre_cfg_scalar(k) : "?";
         unsigned long long u;
         if (strcmp(key, "endpoint") == 0) {
-            if (get_string(ctx, v, "otlp.endpoint", &o->endpoint))
+            if (gyre_cfg_get_string(ctx, v, "otlp.endpoint", &o->endpoint))
                 endpoint = v;
         } else if (strcmp(key, "headers") == 0) {
-            if (!want_type(ctx, v, YAML_MAPPING_NODE, "otlp.headers"))
+            if (!gyre_cfg_want_type(ctx, v, YAML_MAPPING_NODE, "otlp.headers"))
                 continue;
             for (yaml_node_pair_t *hp = v->data.mapping.pairs.start; hp < v->data.mapping.pairs.top; hp++) {
                 yaml_node_t *hk = yaml_document_get_node(ctx->doc, hp->key);
                 yaml_node_t *hv = yaml_document_get_node(ctx->doc, hp->value);
                 char field[160];
-                const char *name = scalar(hk);
+                const char *name = gyre_cfg_scalar(hk);
                 int ok = name != NULL && name[0] != '\0';
                 for (const char *q = name; ok && *q != '\0'; q++)
                     ok = isalnum((unsigned char)*q) || strchr("!#$%&'*+-.^_`|~", *q) != NULL;
@@ -1068,10 +1060,10 @@ static void parse_otlp(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n)
                     ERR(ctx, hk, "otlp.headers", "'%s' is not a valid header name", name != NULL ? name : "?");
                     continue;
                 }
-                path_of(field, sizeof(field), "otlp.headers.%.100s", name);
-                if (!want_type(ctx, hv, YAML_SCALAR_NODE, field))
+                gyre_cfg_path_of(field, sizeof(field), "otlp.headers.%.100s", name);
+                if (!gyre_cfg_want_type(ctx, hv, YAML_SCALAR_NODE, field))
                     continue;
-                char *value = resolve_key(ctx, hv, field, scalar(hv));
+                char *value = gyre_cfg_resolve_key(ctx, hv, field, gyre_cfg_scalar(hv));
                 if (value == NULL)
                     continue;
                 if (strpbrk(value, "\r\n") != NULL) {
@@ -1088,19 +1080,19 @@ static void parse_otlp(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n)
                 o->nheaders++;
             }
         } else if (strcmp(key, "timeout_ms") == 0) {
-            if (get_uint(ctx, v, "otlp.timeout_ms", 1, 600000, &u))
+            if (gyre_cfg_get_uint(ctx, v, "otlp.timeout_ms", 1, 600000, &u))
                 o->timeout_ms = u;
         } else if (strcmp(key, "batch_max") == 0) {
-            if (get_uint(ctx, v, "otlp.batch_max", 1, 65536, &u))
+            if (gyre_cfg_get_uint(ctx, v, "otlp.batch_max", 1, 65536, &u))
                 o->batch_max = (size_t)u;
         } else if (strcmp(key, "interval_ms") == 0) {
-            if (get_uint(ctx, v, "otlp.interval_ms", 1, 3600000, &u))
+            if (gyre_cfg_get_uint(ctx, v, "otlp.interval_ms", 1, 3600000, &u))
                 o->interval_ms = u;
         } else if (strcmp(key, "queue_max") == 0) {
-            if (get_uint(ctx, v, "otlp.queue_max", 1, (unsigned long long)1 << 24, &u))
+            if (gyre_cfg_get_uint(ctx, v, "otlp.queue_max", 1, (unsigned long long)1 << 24, &u))
                 o->queue_max = (size_t)u;
         } else if (strcmp(key, "ca_file") == 0) {
-            if (get_string(ctx, v, "otlp.ca_file", &o->ca_file)) {
+            if (gyre_cfg_get_string(ctx, v, "otlp.ca_file", &o->ca_file)) {
                 FILE *f = fopen(o->ca_file, "r");
                 if (f == NULL)
                     ERR(ctx, v, "otlp.ca_file", "cannot read %s: %s", o->ca_file, strerror(errno));
@@ -1108,7 +1100,7 @@ static void parse_otlp(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n)
                     fclose(f);
             }
         } else if (strcmp(key, "service_name") == 0) {
-            if (get_string(ctx, v, "otlp.service_name", &o->service_name) && o->service_name[0] == '\0')
+            if (gyre_cfg_get_string(ctx, v, "otlp.service_name", &o->service_name) && o->service_name[0] == '\0')
                 ERR(ctx, v, "otlp.service_name", "is empty");
         } else {
             ERR(ctx, k, "otlp",
@@ -1202,9 +1194,9 @@ static void auth_keys_file(parse_ctx_t *ctx, yaml_node_t *n, const char *field, 
 /* A token of `auth:` (admin_token, read_token): a literal, env:NAME or file:PATH holding one value. */
 static char *auth_token(parse_ctx_t *ctx, yaml_node_t *n, const char *field)
 {
-    if (!want_type(ctx, n, YAML_SCALAR_NODE, field))
+    if (!gyre_cfg_want_type(ctx, n, YAML_SCALAR_NODE, field))
         return NULL;
-    char *v = resolve_key(ctx, n, field, scalar(n));
+    char *v = gyre_cfg_resolve_key(ctx, n, field, gyre_cfg_scalar(n));
     if (v != NULL && !auth_secret_ok(ctx, n, field, "", v, strlen(v))) {
         explicit_bzero(v, strlen(v));
         free(v);
@@ -1222,13 +1214,13 @@ static void parse_auth(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n)
         ERR(ctx, n, "auth", "is given twice");
         return;
     }
-    if (n->type == YAML_SCALAR_NODE && strcmp(scalar(n), "none") == 0) {
+    if (n->type == YAML_SCALAR_NODE && strcmp(gyre_cfg_scalar(n), "none") == 0) {
         a->mode = GYRE_AUTH_NONE;
         return;
     }
     if (n->type != YAML_MAPPING_NODE) {
         ERR(ctx, n, "auth", "expected 'none' or a mapping {keys: [...], admin_token: ..., read_token: ...}, found %s",
-            n->type == YAML_SCALAR_NODE ? "another scalar" : node_type_name(n));
+            n->type == YAML_SCALAR_NODE ? "another scalar" : gyre_cfg_node_type_name(n));
         return;
     }
     a->mode = GYRE_AUTH_KEYS;
@@ -1236,20 +1228,20 @@ static void parse_auth(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n)
     for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top; pair++) {
         yaml_node_t *k = yaml_document_get_node(ctx->doc, pair->key);
         yaml_node_t *v = yaml_document_get_node(ctx->doc, pair->value);
-        const char *key = scalar(k) ? scalar(k) : "?";
+        const char *key = gyre_cfg_scalar(k) ? gyre_cfg_scalar(k) : "?";
         if (strcmp(key, "keys") == 0) {
-            if (!want_type(ctx, v, YAML_SEQUENCE_NODE, "auth.keys"))
+            if (!gyre_cfg_want_type(ctx, v, YAML_SEQUENCE_NODE, "auth.keys"))
                 continue;
             for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
                 yaml_node_t *kn = yaml_document_get_node(ctx->doc, *it);
-                path_of(field, sizeof(field), "auth.keys[%zu]", (size_t)(it - v->data.sequence.items.start));
-                if (!want_type(ctx, kn, YAML_SCALAR_NODE, field))
+                gyre_cfg_path_of(field, sizeof(field), "auth.keys[%zu]", (size_t)(it - v->data.sequence.items.start));
+                if (!gyre_cfg_want_type(ctx, kn, YAML_SCALAR_NODE, field))
                     continue;
-                if (strncmp(scalar(kn), "file:", 5) == 0) {
-                    auth_keys_file(ctx, kn, field, scalar(kn) + 5, a);
+                if (strncmp(gyre_cfg_scalar(kn), "file:", 5) == 0) {
+                    auth_keys_file(ctx, kn, field, gyre_cfg_scalar(kn) + 5, a);
                     continue;
                 }
-                char *key_value = resolve_key(ctx, kn, field, scalar(kn));
+                char *key_value = gyre_cfg_resolve_key(ctx, kn, field, gyre_cfg_scalar(kn));
                 if (key_value != NULL && auth_secret_ok(ctx, kn, field, "", key_value, strlen(key_value)))
                     add_auth_key(a, key_value, strlen(key_value));
                 if (key_value != NULL) {
@@ -1311,7 +1303,7 @@ static void add_passthrough(gyre_config_t *c, const char *s, size_t len)
 static void parse_passthrough(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n)
 {
     char field[64];
-    if (!want_type(ctx, n, YAML_SEQUENCE_NODE, "passthrough"))
+    if (!gyre_cfg_want_type(ctx, n, YAML_SEQUENCE_NODE, "passthrough"))
         return;
     /* A list given, even an empty one, replaces the default (or an earlier `passthrough:`). */
     for (size_t i = 0; i < c->npassthrough; i++)
@@ -1319,10 +1311,10 @@ static void parse_passthrough(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n
     c->npassthrough = 0;
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
         yaml_node_t *pn = yaml_document_get_node(ctx->doc, *it);
-        path_of(field, sizeof(field), "passthrough[%zu]", (size_t)(it - n->data.sequence.items.start));
-        if (!want_type(ctx, pn, YAML_SCALAR_NODE, field))
+        gyre_cfg_path_of(field, sizeof(field), "passthrough[%zu]", (size_t)(it - n->data.sequence.items.start));
+        if (!gyre_cfg_want_type(ctx, pn, YAML_SCALAR_NODE, field))
             continue;
-        const char *p = scalar(pn);
+        const char *p = gyre_cfg_scalar(pn);
         size_t len = strlen(p);
         while (len > 1 && p[len - 1] == '/')
             len--;
@@ -1352,46 +1344,48 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
     for (yaml_node_pair_t *pair = root->data.mapping.pairs.start; pair < root->data.mapping.pairs.top; pair++) {
         yaml_node_t *k = yaml_document_get_node(ctx->doc, pair->key);
         yaml_node_t *v = yaml_document_get_node(ctx->doc, pair->value);
-        const char *key = scalar(k);
+        const char *key = gyre_cfg_scalar(k);
         unsigned long long u;
         if (key == NULL) {
             ERR(ctx, k, "", "field names must be scalars");
         } else if (strcmp(key, "listen") == 0) {
-            if (want_type(ctx, v, YAML_SCALAR_NODE, "listen")) {
-                c->listen_line = line_of(v);
+            if (gyre_cfg_want_type(ctx, v, YAML_SCALAR_NODE, "listen")) {
+                c->listen_line = gyre_cfg_line_of(v);
                 free(c->listen_host);
                 c->listen_host = NULL;
-                if (parse_hostport(scalar(v), &c->listen_host, &c->listen_port) != 0)
-                    ERR(ctx, v, "listen", "'%s' is not HOST:PORT (for example 127.0.0.1:8080)", scalar(v));
+                if (parse_hostport(gyre_cfg_scalar(v), &c->listen_host, &c->listen_port) != 0)
+                    ERR(ctx, v, "listen", "'%s' is not HOST:PORT (for example 127.0.0.1:8080)", gyre_cfg_scalar(v));
             }
         } else if (strcmp(key, "workers") == 0) {
-            if (get_uint(ctx, v, "workers", 1, 256, &u))
+            if (gyre_cfg_get_uint(ctx, v, "workers", 1, 256, &u))
                 c->workers = (unsigned)u;
         } else if (strcmp(key, "max_body_bytes") == 0) {
-            if (get_uint(ctx, v, "max_body_bytes", 1024, (unsigned long long)1 << 30, &u))
+            if (gyre_cfg_get_uint(ctx, v, "max_body_bytes", 1024, (unsigned long long)1 << 30, &u))
                 c->max_body_bytes = (size_t)u;
         } else if (strcmp(key, "max_response_bytes") == 0) {
-            if (get_uint(ctx, v, "max_response_bytes", 1024, (unsigned long long)1 << 30, &u))
+            if (gyre_cfg_get_uint(ctx, v, "max_response_bytes", 1024, (unsigned long long)1 << 30, &u))
                 c->max_response_bytes = (size_t)u;
         } else if (strcmp(key, "shutdown_grace_ms") == 0) {
-            if (get_uint(ctx, v, "shutdown_grace_ms", 0, 3600000, &u))
+            if (gyre_cfg_get_uint(ctx, v, "shutdown_grace_ms", 0, 3600000, &u))
                 c->shutdown_grace_ms = u;
         } else if (strcmp(key, "max_header_bytes") == 0) {
-            if (get_uint(ctx, v, "max_header_bytes", 1024, GYRE_MAX_HEADER_BYTES_LIMIT, &u))
+            if (gyre_cfg_get_uint(ctx, v, "max_header_bytes", 1024, GYRE_MAX_HEADER_BYTES_LIMIT, &u))
                 c->max_header_bytes = (size_t)u;
         } else if (strcmp(key, "max_connections") == 0) {
-            if (get_uint(ctx, v, "max_connections", 1, 1000000, &u))
+            if (gyre_cfg_get_uint(ctx, v, "max_connections", 1, 1000000, &u))
                 c->max_connections = (size_t)u;
         } else if (strcmp(key, "linger_ms") == 0) {
-            if (get_uint(ctx, v, "linger_ms", 0, 600000, &u))
+            if (gyre_cfg_get_uint(ctx, v, "linger_ms", 0, 600000, &u))
                 c->linger_ms = u;
         } else if (strcmp(key, "linger_bytes") == 0) {
-            if (get_uint(ctx, v, "linger_bytes", 0, (unsigned long long)1 << 40, &u))
+            if (gyre_cfg_get_uint(ctx, v, "linger_bytes", 0, (unsigned long long)1 << 40, &u))
                 c->linger_bytes = u;
         } else if (strcmp(key, "store") == 0) {
             parse_store(ctx, c, v);
+        } else if (strcmp(key, "state") == 0) {
+            gyre_cfg_get_string(ctx, v, "state", &c->state_path);
         } else if (strcmp(key, "prices") == 0) {
-            if (get_string(ctx, v, "prices", &c->prices_file)) {
+            if (gyre_cfg_get_string(ctx, v, "prices", &c->prices_file)) {
                 FILE *f = fopen(c->prices_file, "r");
                 if (f == NULL)
                     ERR(ctx, v, "prices", "cannot read %s: %s", c->prices_file, strerror(errno));
@@ -1405,7 +1399,7 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
         } else if (strcmp(key, "auth") == 0) {
             parse_auth(ctx, c, v);
         } else if (strcmp(key, "direct") == 0) {
-            get_bool(ctx, v, "direct", &c->direct);
+            gyre_cfg_get_bool(ctx, v, "direct", &c->direct);
         } else if (strcmp(key, "passthrough") == 0) {
             parse_passthrough(ctx, c, v);
         } else if (strcmp(key, "providers") == 0) {
@@ -1414,21 +1408,21 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
             routes = v;
         } else {
             ERR(ctx, k, "",
-                "unknown field '%s' (known: listen, auth, workers, store, prices, redact, direct, passthrough, "
+                "unknown field '%s' (known: listen, auth, workers, store, state, prices, redact, direct, passthrough, "
                 "providers, routes, otlp, max_body_bytes, max_response_bytes, shutdown_grace_ms, max_header_bytes, "
                 "max_connections, linger_ms, linger_bytes)",
                 key);
         }
     }
     /* Providers first: routes refer to them by name. */
-    if (providers != NULL && want_type(ctx, providers, YAML_SEQUENCE_NODE, "providers")) {
+    if (providers != NULL && gyre_cfg_want_type(ctx, providers, YAML_SEQUENCE_NODE, "providers")) {
         size_t np = (size_t)(providers->data.sequence.items.top - providers->data.sequence.items.start);
         c->providers = gyre_calloc(np, sizeof(*c->providers));
         c->nproviders = np;
         for (size_t i = 0; i < np; i++)
             parse_provider(ctx, c, yaml_document_get_node(ctx->doc, providers->data.sequence.items.start[i]), i);
     }
-    if (routes != NULL && want_type(ctx, routes, YAML_SEQUENCE_NODE, "routes")) {
+    if (routes != NULL && gyre_cfg_want_type(ctx, routes, YAML_SEQUENCE_NODE, "routes")) {
         size_t nr = (size_t)(routes->data.sequence.items.top - routes->data.sequence.items.start);
         c->routes = gyre_calloc(nr, sizeof(*c->routes));
         c->nroutes = nr;
@@ -1463,7 +1457,7 @@ gyre_config_t *gyre_config_parse(const char *source, const char *text, size_t le
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (!yaml_parser_load(&parser, &doc)) {
-        add_error(errs, source, (int)parser.problem_mark.line + 1, NULL, "invalid YAML: %s%s%s",
+        gyre_cfg_add_error(errs, source, (int)parser.problem_mark.line + 1, NULL, "invalid YAML: %s%s%s",
                   parser.problem ? parser.problem : "syntax error", parser.context ? " " : "",
                   parser.context ? parser.context : "");
         yaml_parser_delete(&parser);
@@ -1473,8 +1467,8 @@ gyre_config_t *gyre_config_parse(const char *source, const char *text, size_t le
     parse_ctx_t ctx = {source, &doc, errs};
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (root == NULL) {
-        add_error(errs, source, 0, NULL, "the file is empty");
-    } else if (want_type(&ctx, root, YAML_MAPPING_NODE, "(top level)")) {
+        gyre_cfg_add_error(errs, source, 0, NULL, "the file is empty");
+    } else if (gyre_cfg_want_type(&ctx, root, YAML_MAPPING_NODE, "(top level)")) {
         parse_root(&ctx, c, root);
     }
     yaml_document_delete(&doc);
@@ -1493,11 +1487,11 @@ gyre_config_t *gyre_config_load(const char *path, gyre_config_errors_t *errs)
     int r = gyre_buf_append_file(&b, path);
     gyre_config_t *c = NULL;
     if (r == -E2BIG)
-        add_error(errs, path, 0, NULL, "larger than %d bytes", MAX_CONFIG_BYTES);
+        gyre_cfg_add_error(errs, path, 0, NULL, "larger than %d bytes", MAX_CONFIG_BYTES);
     else if (r == -EIO)
-        add_error(errs, path, 0, NULL, "read error");
+        gyre_cfg_add_error(errs, path, 0, NULL, "read error");
     else if (r != 0)
-        add_error(errs, path, 0, NULL, "cannot open: %s", strerror(-r));
+        gyre_cfg_add_error(errs, path, 0, NULL, "cannot open: %s", strerror(-r));
     else
         c = gyre_config_parse(path, b.base ? b.base : "", b.len, errs);
     gyre_buf_dispose(&b);
@@ -1598,7 +1592,7 @@ gyre_config_t *gyre_config_default(gyre_config_errors_t *errs)
 {
     char *yaml = gyre_config_default_yaml();
     if (yaml == NULL) {
-        add_error(errs, "<embedded default>", 0, NULL, "is longer than 64 KiB (is GYRE_MOCK_URL that long?)");
+        gyre_cfg_add_error(errs, "<embedded default>", 0, NULL, "is longer than 64 KiB (is GYRE_MOCK_URL that long?)");
         return NULL;
     }
     gyre_config_t *c = gyre_config_parse("<embedded default>", yaml, strlen(yaml), errs);
@@ -1671,6 +1665,7 @@ void gyre_config_free(gyre_config_t *c)
     free(c->store_dsn);
     free(c->store_sqlite);
     free(c->store_log);
+    free(c->state_path);
     free(c->prices_file);
     for (size_t i = 0; i < c->otlp.nheaders; i++) {
         explicit_bzero(c->otlp.header_values[i], strlen(c->otlp.header_values[i]));

@@ -203,6 +203,8 @@ typedef struct gyre_config {
      * segment), `max_bytes` (the log's disk bound, default 20GB), `segment_bytes` (default 64MB, or max_bytes / 8
      * when smaller).  Zero: the default. */
     char *store_log;
+    /* `state:` the control plane's SQLite file (src/control/state.h); NULL: "<store_sqlite>.state". */
+    char *state_path;
     unsigned store_fsync_ms;
     int64_t store_retention_us; /* -1: never (`retention: 0`) */
     uint64_t store_max_bytes, store_segment_bytes;

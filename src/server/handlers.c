@@ -9,6 +9,7 @@
  */
 #include "server/handlers.h"
 
+#include "server/admin.h"
 #include "server/api.h"
 
 #include <stdio.h>
@@ -634,6 +635,8 @@ gyre_stage_result_t gyre_stage_endpoint(gyre_stage_ctx_t *c)
         c->rc = gyre_server_serve_metrics(w, req);
         return GYRE_STAGE_DONE;
     }
+    if (gyre_admin_handle(w, req))
+        return GYRE_STAGE_DONE;
     if (gyre_api_handle(w, req))
         return GYRE_STAGE_DONE;
     /* A /v1 path is checked as it came, before it is routed: gyre routes on h2o's normalised path but passes

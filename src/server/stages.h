@@ -14,6 +14,7 @@
 
 #include <h2o.h>
 
+#include "control/principal.h"
 #include "dialect/client.h"
 #include "dialect/openai.h"
 #include "proxy/call.h"
@@ -31,6 +32,8 @@ typedef struct gyre_stage_ctx {
     gyre_worker_t *worker;
     h2o_req_t *req;
     int rc; /* what the handler returns to h2o: 0, answered (the default), or a handler's own verdict */
+    /* access: who the request is (its key's id, team, agent, user and the key's own limits). */
+    gyre_principal_t principal;
     /* endpoint: a model call, in which dialect and to which endpoint. */
     const gyre_client_dialect_t *client;
     gyre_openai_endpoint_t endpoint;

@@ -1,0 +1,42 @@
+/*
+ * The admin API, /api/admin/...: changes to what gyre does, behind the admin
+ * token (the access stage refuses every other credential with 403).  Each
+ * endpoint is a line in the table in admin.c and a function in a file of its
+ * own (admin_keys.c, admin_routes.c, ...); every change it makes is recorded
+ * in the audit log (control/audit.h) with the object before and after.
+ *
+ * Admin calls are rare and small: they run on the worker that took them, with
+ * the control-plane database's lock held for a few point writes at most.
+ * Bodies are JSON objects, at most GYRE_ADMIN_MAX_BODY bytes (413 past it);
+ * errors are in OpenAI's error shape and name the field.
+ */
+#ifndef GYRE_SERVER_ADMIN_H
+#define GYRE_SERVER_ADMIN_H
+
+#include <h2o.h>
+
+#include "server/server.h"
+
+#define GYRE_ADMIN_MAX_BODY ((size_t)64 * 1024)
+
+/* One admin request: `id` is the path segment after the endpoint's prefix ("" for the collection). */
+typedef struct gyre_admin_req {
+    gyre_worker_t *worker;
+    h2o_req_t *req;
+    const char *id;
+    size_t idlen;
+    const char *actor; /* who, for the audit log: "admin_token" */
+} gyre_admin_req_t;
+
+typedef struct gyre_admin_endpoint {
+    const char *method; /* "GET", "POST", "PUT", "PATCH", "DELETE" */
+    const char *prefix; /* "/api/admin/keys" */
+    int with_id;        /* 0: the path is `prefix`; 1: `prefix`/ID, one segment */
+    const char *suffix; /* with_id: an action segment after the id ("rotate" for /keys/ID/rotate), or NULL */
+    void (*fn)(gyre_admin_req_t *a);
+} gyre_admin_endpoint_t;
+
+/* Answers the request when its path is /api/admin or under it and returns 1; 0 for any other path. */
+int gyre_admin_handle(gyre_worker_t *w, h2o_req_t *req);
+
+#endif
