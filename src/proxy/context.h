@@ -28,6 +28,9 @@
 struct gyre_metrics;
 struct gyre_writer;
 struct gyre_otlp_exporter;
+struct gyre_overrides;
+struct gyre_alerts;
+struct gyre_limits;
 
 typedef struct gyre_ctx {
     h2o_context_t ctx; /* first: h2o's context for this thread (its loop, its queue) */
@@ -46,6 +49,10 @@ typedef struct gyre_ctx {
     struct gyre_metrics *metrics;              /* this worker's counters (src/metrics/metrics.h) */
     struct gyre_writer *writer;                /* the trace writer, or NULL when traces are not stored */
     struct gyre_otlp_exporter *otlp_exporter; /* the OTLP exporter, or NULL when nothing is exported */
+    /* The control plane, read on the request path (NULL when not configured). */
+    struct gyre_overrides *overrides; /* firing alerts' changes to routing (route/override.h) */
+    struct gyre_alerts *alerts;       /* each finished request is a sample in the alert windows */
+    struct gyre_limits *limits;       /* reserve in the limits stage, settle when the request ends */
 } gyre_ctx_t;
 
 /* A request's trace is complete (every request has one): it is priced (`provider` answered it, or NULL),
