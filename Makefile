@@ -7,7 +7,7 @@
 #   make fuzz       libFuzzer targets, each run for FUZZ_SECONDS
 #   make bench      the proxy benchmark, side by side with nginx and Portkey
 
-PKGS      := libh2o-evloop yaml-0.1 libcjson openssl sqlite3 libzstd zlib
+PKGS      := libh2o-evloop yaml-0.1 libcjson openssl sqlite3 libzstd zlib libsodium
 SAN       ?= 0
 ifeq ($(SAN),1)
 BUILD     ?= build-san

@@ -13,7 +13,7 @@ OUT=${GYRE_BUILD:-build-fuzz}
 SECONDS_EACH=${FUZZ_SECONDS:-30}
 CC=${FUZZ_CC:-clang}
 # The Makefile passes its own list (GYRE_PKGS), so the two cannot drift apart.
-PKGS=${GYRE_PKGS:-"libh2o-evloop yaml-0.1 libcjson openssl sqlite3 libzstd zlib"}
+PKGS=${GYRE_PKGS:-"libh2o-evloop yaml-0.1 libcjson openssl sqlite3 libzstd zlib libsodium"}
 CFLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 CFLAGS="$CFLAGS -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -Isrc $(pkg-config --cflags $PKGS)"
 LIBS="$(pkg-config --libs $PKGS) -lssl -lcrypto -lpthread -lm"

@@ -9,6 +9,7 @@ PACKAGES=(
   libh2o-evloop-dev                                     # HTTP server and upstream client (h2o 2.2.5, own event loop)
   libssl-dev zlib1g-dev                                 # OpenSSL (TLS, h2o's own dependency), zlib (h2o)
   libyaml-dev libcjson-dev                              # configuration (YAML), JSON
+  libsodium-dev                                         # provider keys encrypted at rest (secretbox), key hashing
   libsqlite3-dev libzstd-dev sqlite3                    # the trace store (SQLite), its body compression (zstd); the shell locks it in the overload test
   curl openssl                                          # make run's smoke check; test certificates
   wrk nginx-light                                       # benchmark: load generator and the reference proxy
