@@ -73,6 +73,9 @@ gyre_access_need_t gyre_access_need_for(const char *path, size_t len)
 {
     if (is(path, len, "/healthz"))
         return GYRE_NEED_NOTHING;
+    /* Before /api/: the admin API is under it, and needs more than reading does. */
+    if (is(path, len, "/api/admin") || (len >= 11 && memcmp(path, "/api/admin/", 11) == 0))
+        return GYRE_NEED_ADMIN;
     if (is(path, len, "/metrics") || is(path, len, "/api") || (len > 5 && memcmp(path, "/api/", 5) == 0))
         return GYRE_NEED_READ;
     if (is(path, len, "/v1/traces"))
@@ -131,7 +134,8 @@ gyre_access_verdict_t gyre_access_decide(const gyre_access_t *a, gyre_access_nee
     case GYRE_ROLE_NONE: return GYRE_ACCESS_UNRECOGNISED;
     case GYRE_ROLE_ADMIN: return GYRE_ACCESS_ALLOW;
     case GYRE_ROLE_READ: return need == GYRE_NEED_READ ? GYRE_ACCESS_ALLOW : GYRE_ACCESS_FORBIDDEN;
-    case GYRE_ROLE_CLIENT: return need == GYRE_NEED_READ ? GYRE_ACCESS_FORBIDDEN : GYRE_ACCESS_ALLOW;
+    case GYRE_ROLE_CLIENT:
+        return need == GYRE_NEED_READ || need == GYRE_NEED_ADMIN ? GYRE_ACCESS_FORBIDDEN : GYRE_ACCESS_ALLOW;
     }
     return GYRE_ACCESS_UNRECOGNISED;
 }
@@ -145,13 +149,17 @@ const char *gyre_access_message(gyre_access_verdict_t v, gyre_access_need_t need
                                             "this gateway, as 'Authorization: Bearer TOKEN'"
                : need == GYRE_NEED_INGEST ? "no API key was sent: POST /v1/traces needs a client key or the "
                                             "admin_token of this gateway, as 'Authorization: Bearer KEY'"
+               : need == GYRE_NEED_ADMIN ? "no token was sent: the admin API needs the admin_token of this gateway, "
+                                           "as 'Authorization: Bearer TOKEN'"
                                           : "no API key was sent: send a key of this gateway as 'Authorization: "
                                             "Bearer KEY' or 'x-api-key: KEY'";
     case GYRE_ACCESS_UNRECOGNISED:
-        return need == GYRE_NEED_READ ? "the token sent is not recognised by this gateway"
+        return need == GYRE_NEED_READ || need == GYRE_NEED_ADMIN ? "the token sent is not recognised by this gateway"
                                       : "the API key sent is not recognised by this gateway";
     case GYRE_ACCESS_FORBIDDEN:
-        return need == GYRE_NEED_READ     ? "a client key does not give access to this path: it needs the read_token "
+        return need == GYRE_NEED_ADMIN    ? "the admin API needs the admin_token: neither a client key nor the "
+                                            "read_token gives access to it"
+               : need == GYRE_NEED_READ   ? "a client key does not give access to this path: it needs the read_token "
                                             "or the admin_token"
                : need == GYRE_NEED_INGEST ? "the read_token does not allow POST /v1/traces: it needs a client key or "
                                             "the admin_token"

@@ -222,3 +222,54 @@ TEST(access_exposure_refuses_an_open_gateway_off_loopback_and_warns_for_auth_non
     CHECK_INT(gyre_access_exposure(&c, msg, sizeof(msg)), GYRE_EXPOSURE_REFUSED);
     CHECK(strncmp(msg, "[::]:8080 is not a loopback address", 35) == 0);
 }
+
+TEST(access_need_for_the_admin_api_is_the_admin_token_and_only_under_api_admin)
+{
+    CHECK_INT(gyre_access_need_for(LIT("/api/admin")), GYRE_NEED_ADMIN);
+    CHECK_INT(gyre_access_need_for(LIT("/api/admin/")), GYRE_NEED_ADMIN);
+    CHECK_INT(gyre_access_need_for(LIT("/api/admin/providers/mock/keys")), GYRE_NEED_ADMIN);
+    /* A segment that only begins with "admin" is no part of the admin API. */
+    CHECK_INT(gyre_access_need_for(LIT("/api/administrators")), GYRE_NEED_READ);
+    CHECK_INT(gyre_access_need_for(LIT("/api/audit")), GYRE_NEED_READ);
+    CHECK_INT(gyre_access_need_for(LIT("/api/traces/admin")), GYRE_NEED_READ);
+}
+
+TEST(access_decide_gives_the_admin_api_to_the_admin_token_alone)
+{
+    gyre_access_t *a = full_access();
+    CHECK_INT(decide(a, "/api/admin/providers", ADMIN_TOKEN), GYRE_ACCESS_ALLOW);
+    CHECK_INT(decide(a, "/api/admin", ADMIN_TOKEN), GYRE_ACCESS_ALLOW);
+    CHECK_INT(decide(a, "/api/admin/providers", READ_TOKEN), GYRE_ACCESS_FORBIDDEN);
+    CHECK_INT(decide(a, "/api/admin/providers", CLIENT_KEY), GYRE_ACCESS_FORBIDDEN);
+    CHECK_INT(decide(a, "/api/admin/providers", "sk-wrong-wrong-wrong-wrong"), GYRE_ACCESS_UNRECOGNISED);
+    CHECK_INT(decide(a, "/api/admin/providers", NULL), GYRE_ACCESS_NO_CREDENTIAL);
+    /* Reading the audit log is reading: the read token does, a client key does not. */
+    CHECK_INT(decide(a, "/api/audit", READ_TOKEN), GYRE_ACCESS_ALLOW);
+    CHECK_INT(decide(a, "/api/audit", ADMIN_TOKEN), GYRE_ACCESS_ALLOW);
+    CHECK_INT(decide(a, "/api/audit", CLIENT_KEY), GYRE_ACCESS_FORBIDDEN);
+    CHECK_INT(decide(a, "/api/audit", NULL), GYRE_ACCESS_NO_CREDENTIAL);
+    gyre_access_destroy(a);
+}
+
+TEST(access_decide_without_an_admin_token_configured_refuses_every_credential_on_the_admin_api)
+{
+    static char k1[] = CLIENT_KEY, rt[] = READ_TOKEN;
+    static char *keys[] = {k1};
+    gyre_auth_conf_t auth = {GYRE_AUTH_KEYS, keys, 1, NULL, rt};
+    gyre_access_t *a = gyre_access_create(&auth);
+    CHECK_INT(decide(a, "/api/admin/providers", READ_TOKEN), GYRE_ACCESS_FORBIDDEN);
+    CHECK_INT(decide(a, "/api/admin/providers", CLIENT_KEY), GYRE_ACCESS_FORBIDDEN);
+    CHECK_INT(decide(a, "/api/admin/providers", ADMIN_TOKEN), GYRE_ACCESS_UNRECOGNISED);
+    gyre_access_destroy(a);
+}
+
+TEST(access_message_for_the_admin_api_names_the_admin_token)
+{
+    CHECK_STR(gyre_access_message(GYRE_ACCESS_FORBIDDEN, GYRE_NEED_ADMIN),
+              "the admin API needs the admin_token: neither a client key nor the read_token gives access to it");
+    CHECK_STR(gyre_access_message(GYRE_ACCESS_NO_CREDENTIAL, GYRE_NEED_ADMIN),
+              "no token was sent: the admin API needs the admin_token of this gateway, as 'Authorization: Bearer "
+              "TOKEN'");
+    CHECK_STR(gyre_access_message(GYRE_ACCESS_UNRECOGNISED, GYRE_NEED_ADMIN),
+              "the token sent is not recognised by this gateway");
+}
