@@ -1384,6 +1384,8 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
             parse_store(ctx, c, v);
         } else if (strcmp(key, "state") == 0) {
             gyre_cfg_get_string(ctx, v, "state", &c->state_path);
+        } else if (strcmp(key, "master_key_file") == 0) {
+            gyre_cfg_get_string(ctx, v, "master_key_file", &c->master_key_file);
         } else if (strcmp(key, "prices") == 0) {
             if (gyre_cfg_get_string(ctx, v, "prices", &c->prices_file)) {
                 FILE *f = fopen(c->prices_file, "r");
@@ -1408,7 +1410,7 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
             routes = v;
         } else {
             ERR(ctx, k, "",
-                "unknown field '%s' (known: listen, auth, workers, store, state, prices, redact, direct, passthrough, "
+                "unknown field '%s' (known: listen, auth, workers, store, state, master_key_file, prices, redact, direct, passthrough, "
                 "providers, routes, otlp, max_body_bytes, max_response_bytes, shutdown_grace_ms, max_header_bytes, "
                 "max_connections, linger_ms, linger_bytes)",
                 key);
@@ -1666,6 +1668,7 @@ void gyre_config_free(gyre_config_t *c)
     free(c->store_sqlite);
     free(c->store_log);
     free(c->state_path);
+    free(c->master_key_file);
     free(c->prices_file);
     for (size_t i = 0; i < c->otlp.nheaders; i++) {
         explicit_bzero(c->otlp.header_values[i], strlen(c->otlp.header_values[i]));

@@ -205,6 +205,9 @@ typedef struct gyre_config {
     char *store_log;
     /* `state:` the control plane's SQLite file (src/control/state.h); NULL: "<store_sqlite>.state". */
     char *state_path;
+    /* `master_key_file:` the file holding the master key that seals provider keys added through the admin API
+     * (src/control/provider_keys.h); NULL: none (GYRE_MASTER_KEY and GYRE_MASTER_KEY_FILE come first). */
+    char *master_key_file;
     unsigned store_fsync_ms;
     int64_t store_retention_us; /* -1: never (`retention: 0`) */
     uint64_t store_max_bytes, store_segment_bytes;

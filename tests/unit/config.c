@@ -375,7 +375,8 @@ TEST(config_unknown_fields_are_named_with_the_known_ones)
 {
     CHECK_ERRORS("colour: blue\n" PROVIDER_P
                  "routes:\n  - {name: r, size: 1, targets: [{provider: p, model: m, x: 1}]}\n",
-                 "t.yaml:1: unknown field 'colour' (known: listen, auth, workers, store, state, prices, redact, direct, "
+                 "t.yaml:1: unknown field 'colour' (known: listen, auth, workers, store, state, master_key_file, prices, redact, "
+                 "direct, "
                  "passthrough, providers, routes, otlp, max_body_bytes, max_response_bytes, shutdown_grace_ms, "
                  "max_header_bytes, max_connections, linger_ms, linger_bytes)\n"
                  "t.yaml:5: routes[0]: unknown field 'size' (known: name, targets, fallbacks, strategy, fallback_on, "
@@ -534,7 +535,8 @@ TEST(config_collects_every_error_in_one_pass)
                  "  - {name: 'x/y', targets: [{provider: zz}]}\n",
                  "t.yaml:1: listen: 'nope' is not HOST:PORT (for example 127.0.0.1:8080)\n"
                  "t.yaml:2: workers: 0 is out of range (1 to 256)\n"
-                 "t.yaml:3: unknown field 'colour' (known: listen, auth, workers, store, state, prices, redact, direct, "
+                 "t.yaml:3: unknown field 'colour' (known: listen, auth, workers, store, state, master_key_file, prices, redact, "
+                 "direct, "
                  "passthrough, providers, routes, otlp, max_body_bytes, max_response_bytes, shutdown_grace_ms, "
                  "max_header_bytes, max_connections, linger_ms, linger_bytes)\n"
                  "t.yaml:5: providers[0].base_url: 'http://h:99999/v1' has an invalid port\n"
