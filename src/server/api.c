@@ -290,6 +290,14 @@ static int parse_query(const char *qs, size_t len, const param_table_t *t, void 
     return 0;
 }
 
+int gyre_api_parse_params(const char *qs, size_t len, const char *const *names, int count, const char *list,
+                          int (*set)(void *ctx, int which, const char *v, gyre_api_error_t *err), void *ctx,
+                          char *strings, gyre_api_error_t *err)
+{
+    const param_table_t t = {names, count, list, set};
+    return parse_query(qs, len, &t, ctx, strings, err);
+}
+
 int gyre_api_parse_traces_query(const char *qs, size_t len, gyre_api_query_t *out, gyre_api_error_t *err)
 {
     static const param_table_t table = {param_names, P_COUNT, PARAM_LIST, set_param};
@@ -745,6 +753,8 @@ int gyre_api_handle(gyre_worker_t *w, h2o_req_t *req)
     h2o_iovec_t norm = req->path_normalized;
     if (!h2o_memis(norm.base, norm.len, H2O_STRLIT("/api")) && !has_prefix(norm.base, norm.len, H2O_STRLIT("/api/")))
         return 0;
+    if (gyre_api_audit_handle(w, req))
+        return 1;
 
     /* The ids come from the path as sent (up to the query), decoded here: a session id may hold any byte,
      * and how h2o's normalisation treats escapes is not this API's contract.  A path that only normalises

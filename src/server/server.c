@@ -22,6 +22,8 @@
 #include "common/log.h"
 #include "common/json.h"
 #include "control/access.h"
+#include "control/provider_keys.h"
+#include "control/state.h"
 #include "metrics/metrics.h"
 #include "otlp/otlp.h"
 #include "proxy/respond.h"
@@ -287,6 +289,20 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
         s->prices = gyre_prices_builtin();
     }
     s->access = gyre_access_create(&config->auth); /* lives until exit, as the server does */
+    /* The control plane's database (`state:`, else beside the store), and the provider keys added through the
+     * admin API that it keeps, joined to their providers before any worker builds its key pools. */
+    char state_buf[4096];
+    const char *state_path = gyre_state_path_for(config, state_buf, sizeof(state_buf));
+    if (state_path != NULL) {
+        if (gyre_state_open(state_path, &s->state, err, sizeof(err)) != 0) {
+            gyre_logf("gyre: state: %s\n", err);
+            return 1;
+        }
+        if (gyre_provider_keys_apply(s->state, config, err, sizeof(err)) != 0) {
+            gyre_logf("gyre: provider keys: %s\n", err);
+            return 1;
+        }
+    }
     s->caches = gyre_calloc(config->nroutes ? config->nroutes : 1, sizeof(*s->caches));
     for (size_t i = 0; i < config->nroutes; i++)
         if (config->routes[i].cache)
