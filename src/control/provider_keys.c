@@ -414,7 +414,11 @@ int gyre_provider_keys_apply(gyre_state_t *st, gyre_config_t *c, char *err, size
         return r;
     unsigned char mk[GYRE_MASTER_KEY_BYTES];
     const char *source = NULL;
-    int have = 0;
+    /* A master key that is configured but unusable (malformed, a file others may read) is an error even with no
+     * key stored yet: better at start than at the first key added. */
+    int have = gyre_provider_keys_master(c, mk, &source, err, errlen);
+    if (have < 0)
+        return have;
     opened_t *o = NULL;
     size_t n = 0;
     sqlite3 *db = gyre_state_lock(st);
@@ -428,21 +432,15 @@ int gyre_provider_keys_apply(gyre_state_t *st, gyre_config_t *c, char *err, size
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         const char *id = (const char *)sqlite3_column_text(s, 0);
         const char *provider = (const char *)sqlite3_column_text(s, 1);
+        /* Only a stored key needs the master key: a gyre that never had one may run without. */
         if (have == 0) {
-            /* Asked only when a key is stored: a gyre that never had one needs no master key. */
-            if ((have = gyre_provider_keys_master(c, mk, &source, err, errlen)) < 0) {
-                r = have;
-                goto out;
-            }
-            if (have == 0) {
-                snprintf(err, errlen,
-                         "provider keys were added through the admin API and are stored encrypted in %s, but no "
-                         "master key is set: set GYRE_MASTER_KEY (or GYRE_MASTER_KEY_FILE, or master_key_file:) to "
-                         "the master key they were added with",
-                         gyre_state_path(st));
-                r = -ENOKEY;
-                goto out;
-            }
+            snprintf(err, errlen,
+                     "provider keys were added through the admin API and are stored encrypted in %s, but no master "
+                     "key is set: set GYRE_MASTER_KEY (or GYRE_MASTER_KEY_FILE, or master_key_file:) to the master "
+                     "key they were added with",
+                     gyre_state_path(st));
+            r = -ENOKEY;
+            goto out;
         }
         const void *nonce = sqlite3_column_blob(s, 3);
         int nlen = sqlite3_column_bytes(s, 3);

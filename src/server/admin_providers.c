@@ -254,9 +254,10 @@ void gyre_admin_providers_remove_key(gyre_admin_req_t *a)
              "no such key: a key id is a provider's name, '#' (sent as %23) and a number, at most 95 bytes");
         return;
     }
+    int was_in_force = key_in_force(p, id);
     int r = gyre_provider_keys_remove(st, a->actor, p->name, id, err, sizeof(err));
     if (r == -ENOENT) {
-        if (key_in_force(p, id)) {
+        if (was_in_force) {
             snprintf(err, sizeof(err),
                      "key '%s' of provider '%s' is declared in the configuration file: remove it there (and reload)",
                      id, p->name);
@@ -272,7 +273,14 @@ void gyre_admin_providers_remove_key(gyre_admin_req_t *a)
     }
     char fields[256];
     snprintf(fields, sizeof(fields), "\"id\":\"%s\",\"provider\":\"%s\",\"deleted\":true", id, p->name);
-    /* "in_force" of a deletion says whether it took effect: the key is out of use. */
+    /* "in_force" of a deletion says whether it took effect: the key is out of use.  A key that was saved but never
+     * put in force is out of use already. */
+    if (!was_in_force) {
+        char body[320];
+        int n = snprintf(body, sizeof(body), "{%s,\"in_force\":true}", fields);
+        gyre_admin_respond_json(a, 200, body, (size_t)n);
+        return;
+    }
     reload_and_answer(a, "provider_key.delete", 200, fields,
                       "deleted; the key stays in use until the next restart");
 }
