@@ -153,7 +153,8 @@ int gyre_cmd_audit(int argc, char **argv)
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(page, "data");
     static const char *const headers[] = {"TIME", "ACTOR", "ACTION", "OBJECT", "BEFORE", "AFTER"};
     gyre_cli_table_t t;
-    gyre_cli_table_init(&t, 6, headers, "llllll", "\0\0\0\1\1\1");
+    /* Before and after are what the log is read for: never cut (the table may be wider than the terminal). */
+    gyre_cli_table_init(&t, 6, headers, "llllll", "\0\0\0\0\0\0");
     const cJSON *e;
     cJSON_ArrayForEach(e, data)
     {

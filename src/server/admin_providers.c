@@ -257,7 +257,12 @@ void gyre_admin_providers_remove_key(gyre_admin_req_t *a)
     int was_in_force = key_in_force(p, id);
     int r = gyre_provider_keys_remove(st, a->actor, p->name, id, err, sizeof(err));
     if (r == -ENOENT) {
-        if (was_in_force) {
+        const char *hash = strrchr(id, '#');
+        if (was_in_force && hash != NULL && hash[1] == 'a') {
+            snprintf(err, sizeof(err), "key '%s' of provider '%s' was deleted already; it stays in use until the next "
+                     "restart", id, p->name);
+            fail(a, 404, "provider_key_not_found", NULL, err);
+        } else if (was_in_force) {
             snprintf(err, sizeof(err),
                      "key '%s' of provider '%s' is declared in the configuration file: remove it there (and reload)",
                      id, p->name);
