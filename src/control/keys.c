@@ -14,6 +14,8 @@
 #include <time.h>
 
 #include "common/alloc.h"
+#include "control/audit.h"
+#include "common/time.h"
 
 #define SALT_LEN 16
 #define HASH_LEN 32
@@ -1003,4 +1005,90 @@ int gyre_key_row_json(const gyre_key_row_t *row, int64_t now, gyre_buf_t *out)
     r |= json_time(out, "previous_valid_until", row->previous_until_us > now ? row->previous_until_us : 0);
     r |= gyre_buf_appendf(out, ",\"status\":\"%s\"}", gyre_key_row_status(row, now));
     return r != 0 ? -E2BIG : 0;
+}
+
+/* ---- Times ---- */
+
+/* "90s", "15m", "12h", "30d", "2w": one number and one unit.  0, or -1. */
+static int parse_duration(const char *s, int64_t *us)
+{
+    char *end = NULL;
+    if (s[0] < '0' || s[0] > '9')
+        return -1;
+    unsigned long long n = strtoull(s, &end, 10);
+    int64_t unit = 0;
+    if (strcmp(end, "s") == 0)
+        unit = 1000000;
+    else if (strcmp(end, "m") == 0)
+        unit = (int64_t)60 * 1000000;
+    else if (strcmp(end, "h") == 0)
+        unit = (int64_t)3600 * 1000000;
+    else if (strcmp(end, "d") == 0)
+        unit = (int64_t)86400 * 1000000;
+    else if (strcmp(end, "w") == 0)
+        unit = (int64_t)7 * 86400 * 1000000;
+    /* Ten years in seconds is 3.2e8: anything larger is a typo, and the product stays far from overflow. */
+    if (unit == 0 || n > 315360000ull)
+        return -1;
+    *us = (int64_t)n * unit;
+    return 0;
+}
+
+int gyre_keys_parse_expires(const char *s, int64_t now, int64_t *out)
+{
+    int64_t us;
+    if (s == NULL || s[0] == '\0')
+        return -1;
+    if (parse_duration(s, &us) == 0) {
+        *out = now + us;
+        return 0;
+    }
+    /* A date alone is its midnight, UTC. */
+    int y, mo, d, used = 0;
+    if (strlen(s) == 10 && sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &used) == 3 && used == 10) {
+        char full[32];
+        snprintf(full, sizeof(full), "%sT00:00:00Z", s);
+        return gyre_time_parse(full, out) == 0 ? 0 : -1;
+    }
+    /* RFC 3339 only: gyre_time_parse also reads unix milliseconds, which a date typed by hand never is. */
+    if (strchr(s, 'T') == NULL || gyre_time_parse(s, out) != 0)
+        return -1;
+    return 0;
+}
+
+int gyre_keys_parse_grace(const char *s, int64_t *out)
+{
+    if (strcmp(s, "0") == 0) {
+        *out = 0;
+        return 0;
+    }
+    return parse_duration(s, out) == 0 && *out <= GYRE_KEYS_GRACE_MAX_US ? 0 : -1;
+}
+
+int gyre_keys_audit(gyre_keys_t *k, const char *actor, const char *action, const char *id,
+                    const gyre_key_row_t *before, const gyre_key_row_t *after, char *err, size_t errlen)
+{
+    gyre_buf_t b, a;
+    gyre_buf_init(&b, GYRE_AUDIT_JSON_MAX);
+    gyre_buf_init(&a, GYRE_AUDIT_JSON_MAX);
+    int64_t now = now_us();
+    int r = 0;
+    if (before != NULL)
+        r |= gyre_key_row_json(before, now, &b);
+    if (after != NULL)
+        r |= gyre_key_row_json(after, now, &a);
+    if (r == 0) {
+        gyre_audit_entry_t e = {.actor = actor,
+                                .action = action,
+                                .object = id,
+                                .before = before != NULL ? b.base : NULL,
+                                .after = after != NULL ? a.base : NULL};
+        r = gyre_audit_record(k->st, &e, err, errlen);
+    } else {
+        set_err(err, errlen, "keys: a key's row is larger than the audit log takes");
+        r = -E2BIG;
+    }
+    gyre_buf_dispose(&b);
+    gyre_buf_dispose(&a);
+    return r;
 }

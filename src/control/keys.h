@@ -101,11 +101,25 @@ int gyre_keys_revoke(gyre_keys_t *k, const char *id, gyre_key_row_t *before, gyr
 int gyre_keys_rotate(gyre_keys_t *k, const char *id, int64_t grace_us, char *key_out, gyre_key_row_t *before,
                      gyre_key_row_t *after, char *err, size_t errlen);
 
+/* Records a change in the audit log (control/audit.h): `action` "key.create", "key.revoke", "key.rotate", the
+ * rows before and after as gyre_key_row_json gives them (NULL: none).  0, or a negative errno. */
+int gyre_keys_audit(gyre_keys_t *k, const char *actor, const char *action, const char *id,
+                    const gyre_key_row_t *before, const gyre_key_row_t *after, char *err, size_t errlen);
+
 void gyre_key_row_dispose(gyre_key_row_t *row);
 /* "active", "revoked" or "expired" at `now_us`. */
 const char *gyre_key_row_status(const gyre_key_row_t *row, int64_t now_us);
 /* The row as a JSON object (no secret, no hash).  0 or -E2BIG. */
 int gyre_key_row_json(const gyre_key_row_t *row, int64_t now_us, gyre_buf_t *out);
+
+/*
+ * When a key expires, as `--expires` and the admin API's "expires" give it: a date ("2027-01-31", its 00:00 UTC),
+ * an RFC 3339 time ("2027-01-31T12:00:00Z"), or a duration from `now_us` ("90s", "15m", "12h", "30d", "2w").
+ * 0 with *out set, or -1.
+ */
+int gyre_keys_parse_expires(const char *s, int64_t now_us, int64_t *out);
+/* A rotation's grace period: "0", or a duration as above, at most GYRE_KEYS_GRACE_MAX_US.  0, or -1. */
+int gyre_keys_parse_grace(const char *s, int64_t *out_us);
 
 /* "day" -> GYRE_BUDGET_DAY ...; -1 for anything else. */
 int gyre_keys_period_parse(const char *s);

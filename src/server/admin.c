@@ -7,6 +7,11 @@
 
 /* The endpoints; a new one is a function in its own file and a line here. */
 static const gyre_admin_endpoint_t endpoints[] = {
+    {"POST", "/api/admin/keys", 0, NULL, gyre_admin_keys_create},
+    {"GET", "/api/admin/keys", 0, NULL, gyre_admin_keys_list},
+    {"GET", "/api/admin/keys", 1, NULL, gyre_admin_keys_show},
+    {"DELETE", "/api/admin/keys", 1, NULL, gyre_admin_keys_revoke},
+    {"POST", "/api/admin/keys", 1, "rotate", gyre_admin_keys_rotate},
     {NULL, NULL, 0, NULL, NULL},
 };
 

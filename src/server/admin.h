@@ -36,6 +36,13 @@ typedef struct gyre_admin_endpoint {
     void (*fn)(gyre_admin_req_t *a);
 } gyre_admin_endpoint_t;
 
+/* /api/admin/keys: managed gateway keys (admin_keys.c). */
+void gyre_admin_keys_create(gyre_admin_req_t *a);
+void gyre_admin_keys_list(gyre_admin_req_t *a);
+void gyre_admin_keys_show(gyre_admin_req_t *a);
+void gyre_admin_keys_revoke(gyre_admin_req_t *a);
+void gyre_admin_keys_rotate(gyre_admin_req_t *a);
+
 /* Answers the request when its path is /api/admin or under it and returns 1; 0 for any other path. */
 int gyre_admin_handle(gyre_worker_t *w, h2o_req_t *req);
 
