@@ -364,6 +364,11 @@ TEST(control_keys_expires_reads_a_date_an_rfc3339_time_or_a_duration_from_now)
     CHECK_INT(gyre_keys_parse_expires("1801267200000", now, &t), -1);
     CHECK_INT(gyre_keys_parse_expires("2027-13-01", now, &t), -1);
     CHECK_INT(gyre_keys_parse_expires("", now, &t), -1);
+    /* Ten years at most: a longer duration is a typo, and it could overflow (the fuzzer's find). */
+    CHECK_INT(gyre_keys_parse_expires("3650d", now, &t), 0);
+    CHECK(t == now + 3650 * 86400 * (int64_t)1000000);
+    CHECK_INT(gyre_keys_parse_expires("3651d", now, &t), -1);
+    CHECK_INT(gyre_keys_parse_expires("208750027d", now, &t), -1);
     int64_t g = -1;
     CHECK_INT(gyre_keys_parse_grace("0", &g), 0);
     CHECK(g == 0);
