@@ -167,7 +167,14 @@ typedef enum gyre_auth_mode {
 
 #define GYRE_AUTH_MIN_SECRET_LEN 16  /* shorter keys and tokens are a config error: too easy to guess */
 #define GYRE_AUTH_MAX_SECRET_LEN 512 /* longer ones are a config error: they travel in one header */
+#define GYRE_AUTH_KEY_NAME_MAX 63 /* a config key's id, team and agent (control/principal.h's bound) */
 #define GYRE_AUTH_MAX_KEY_FILE_BYTES ((size_t)1 << 20) /* a `file:` of client keys, one a line */
+
+/* Who a client key of `auth: keys:` is: its mapping form {key, id, team, agent}; a plain string gets the id
+ * "auth.keys[N]" (N its place among the resolved keys, a keys file's lines counted one by one) and no team. */
+typedef struct gyre_auth_key_meta {
+    char *id, *team, *agent; /* team, agent: "" when not given */
+} gyre_auth_key_meta_t;
 
 typedef struct gyre_auth_conf {
     gyre_auth_mode_t mode;
@@ -175,6 +182,7 @@ typedef struct gyre_auth_conf {
     size_t nkeys;
     char *admin_token; /* NULL when not configured */
     char *read_token;  /* NULL when not configured */
+    gyre_auth_key_meta_t *key_meta; /* one per key, in the same order (NULL: plain ids "auth.keys[N]") */
 } gyre_auth_conf_t;
 
 typedef struct gyre_config {

@@ -23,6 +23,7 @@
 #include "common/json.h"
 #include "control/access.h"
 #include "control/provider_keys.h"
+#include "control/keys.h"
 #include "control/state.h"
 #include "metrics/metrics.h"
 #include "otlp/otlp.h"
@@ -262,6 +263,32 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/*
+ * The control plane's database and the managed gateway keys in it (control/keys.h), each worker a reader of their
+ * snapshot.  A `state:` the configuration names must open, or gyre does not start; the default one beside the
+ * trace store is skipped with a warning when it cannot be opened (a read-only directory), since nothing was asked
+ * of it: gyre then serves the config's keys only, and the admin API's keys answer 404.
+ */
+static int open_keys(gyre_server_t *s, unsigned nworkers)
+{
+    char buf[4096], err[512];
+    const gyre_config_t *c = s->config;
+    if (c->state_path == NULL && c->store_sqlite != NULL && strcmp(c->store_sqlite, ":memory:") == 0)
+        return 0;
+    const char *path = gyre_state_path_for(c, buf, sizeof(buf));
+    if (path == NULL)
+        return 0;
+    if (s->state == NULL && gyre_state_open(path, &s->state, err, sizeof(err)) != 0) {
+        gyre_logf("gyre: %s%s\n", err, c->state_path != NULL ? "" : " (managed keys are off)");
+        return c->state_path != NULL ? -1 : 0;
+    }
+    if (gyre_keys_open(s->state, nworkers, &s->keys, err, sizeof(err)) != 0 || gyre_keys_watch(s->keys) != 0) {
+        gyre_logf("gyre: managed keys: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
 int gyre_server_run(gyre_config_t *config, unsigned nworkers)
 {
     static gyre_server_t server; /* lives until exit: workers point into it */
@@ -293,6 +320,8 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
      * admin API that it keeps, joined to their providers before any worker builds its key pools. */
     char state_buf[4096];
     const char *state_path = gyre_state_path_for(config, state_buf, sizeof(state_buf));
+    if (config->state_path == NULL && config->store_sqlite != NULL && strcmp(config->store_sqlite, ":memory:") == 0)
+        state_path = NULL;
     if (state_path != NULL) {
         if (gyre_state_open(state_path, &s->state, err, sizeof(err)) != 0) {
             gyre_logf("gyre: state: %s\n", err);
@@ -303,6 +332,8 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
             return 1;
         }
     }
+    if (open_keys(s, nworkers) != 0)
+        return 1;
     s->caches = gyre_calloc(config->nroutes ? config->nroutes : 1, sizeof(*s->caches));
     for (size_t i = 0; i < config->nroutes; i++)
         if (config->routes[i].cache)
