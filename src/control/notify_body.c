@@ -360,6 +360,21 @@ static void own_labels(const gyre_notice_t *v, kvs_t *m)
     qsort(m->items, m->n, sizeof(m->items[0]), kv_cmp_cb);
 }
 
+/* Annotations for people: summary first, then description, then the rest by name. */
+static void annotations_for_people(const gyre_notice_t *v, kvs_t *m)
+{
+    annotations_of(v, m);
+    static const char *const first[] = {"description", "summary"};
+    for (size_t f = 0; f < 2; f++)
+        for (size_t i = 0; i < m->n; i++)
+            if (strcmp(m->items[i].name, first[f]) == 0) {
+                kv_t t = m->items[i];
+                memmove(&m->items[1], &m->items[0], i * sizeof(kv_t));
+                m->items[0] = t;
+                break;
+            }
+}
+
 static void digest_counts(const gyre_notice_t *const *v, size_t n, size_t *firing, size_t *resolved)
 {
     *firing = *resolved = 0;
@@ -376,7 +391,10 @@ char *gyre_notify_body_slack(const gyre_notify_body_ctx_t *x, const gyre_notice_
     if (n > 1 || truncated > 0) {
         size_t f, r;
         digest_counts(v, n, &f, &r);
-        gyre_buf_appendf(&b, "*gyre: %zu alerts (%zu firing, %zu resolved)*\n\n", n + truncated, f, r);
+        if (truncated > 0)
+            gyre_buf_appendf(&b, "*gyre: %zu of %zu alerts (%zu firing, %zu resolved)*\n\n", n, n + truncated, f, r);
+        else
+            gyre_buf_appendf(&b, "*gyre: %zu alerts (%zu firing, %zu resolved)*\n\n", n, f, r);
     }
     for (size_t i = 0; i < n; i++) {
         if (i > 0)
@@ -391,7 +409,7 @@ char *gyre_notify_body_slack(const gyre_notify_body_ctx_t *x, const gyre_notice_
             append_slack(&b, m.items[j].value);
         }
         kvs_dispose(&m);
-        annotations_of(v[i], &m);
+        annotations_for_people(v[i], &m);
         for (size_t j = 0; j < m.n; j++) {
             gyre_buf_appends(&b, "\n");
             append_slack(&b, m.items[j].name);
@@ -441,7 +459,10 @@ char *gyre_notify_body_teams(const gyre_notify_body_ctx_t *x, const gyre_notice_
     if (n > 1 || truncated > 0) {
         size_t f, r;
         digest_counts(v, n, &f, &r);
-        gyre_buf_appendf(&b, "gyre: %zu alerts (%zu firing, %zu resolved)", n + truncated, f, r);
+        if (truncated > 0)
+            gyre_buf_appendf(&b, "gyre: %zu of %zu alerts (%zu firing, %zu resolved)", n, n + truncated, f, r);
+        else
+            gyre_buf_appendf(&b, "gyre: %zu alerts (%zu firing, %zu resolved)", n, f, r);
         cJSON_AddItemToArray(body, text_block(b.base, 1));
     }
     for (size_t i = 0; i < n; i++) {
@@ -456,7 +477,7 @@ char *gyre_notify_body_teams(const gyre_notify_body_ctx_t *x, const gyre_notice_
             if (pass == 0)
                 own_labels(v[i], &m);
             else
-                annotations_of(v[i], &m);
+                annotations_for_people(v[i], &m);
             for (size_t j = 0; j < m.n; j++) {
                 cJSON *f = cJSON_CreateObject();
                 cJSON_AddStringToObject(f, "title", m.items[j].name);
@@ -552,7 +573,7 @@ char *gyre_notify_body_log(const gyre_notify_body_ctx_t *x, const gyre_notice_t 
     for (size_t j = 0; j < m.n; j++)
         gyre_buf_appendf(&b, " %s=%s", m.items[j].name, m.items[j].value);
     kvs_dispose(&m);
-    annotations_of(v, &m);
+    annotations_for_people(v, &m);
     for (size_t j = 0; j < m.n; j++)
         gyre_buf_appendf(&b, " %s=\"%s\"", m.items[j].name, m.items[j].value);
     kvs_dispose(&m);
