@@ -135,10 +135,13 @@ static const char *check_url(gyre_notifier_conf_t *nf, const char *spec)
     } else {
         /* A literal URL's path and query may hold a token (Slack's and Teams' do): only scheme://host[:port]. */
         char shown[512];
+        int https = url.scheme == &H2O_URL_SCHEME_HTTPS;
         int v6 = memchr(url.host.base, ':', url.host.len) != NULL;
-        snprintf(shown, sizeof(shown), "%s://%s%.*s%s:%u", url.scheme == &H2O_URL_SCHEME_HTTPS ? "https" : "http",
-                 v6 ? "[" : "", (int)(url.host.len > 255 ? 255 : url.host.len), url.host.base, v6 ? "]" : "",
-                 gyre_wire_url_port(&url));
+        uint16_t port = gyre_wire_url_port(&url);
+        int n = snprintf(shown, sizeof(shown), "%s://%s%.*s%s", https ? "https" : "http", v6 ? "[" : "",
+                         (int)(url.host.len > 255 ? 255 : url.host.len), url.host.base, v6 ? "]" : "");
+        if (port != (https ? 443 : 80))
+            snprintf(shown + n, sizeof(shown) - (size_t)n, ":%u", port);
         nf->url_shown = gyre_strdup(shown);
     }
     return NULL;
