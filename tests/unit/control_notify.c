@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "common/json.h"
+#include "common/log.h"
 #include "control/notify_body.h"
 #include "test.h"
 
@@ -678,5 +679,55 @@ TEST(notify_reconfigure_keeps_a_notifiers_counters_and_drops_a_removed_ones_noti
     gyre_notify_destroy(n, 1000);
     gyre_config_free(c);
     gyre_config_free(next);
+    receiver_stop(&r);
+}
+
+/* Every log line the sender writes, gathered for the test below. */
+static char logged[16384];
+static size_t logged_len;
+static pthread_mutex_t logged_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void gather_cb(void *ctx, const char *line, size_t len)
+{
+    (void)ctx;
+    pthread_mutex_lock(&logged_mu);
+    if (logged_len + len < sizeof(logged)) {
+        memcpy(logged + logged_len, line, len);
+        logged_len += len;
+        logged[logged_len] = '\0';
+    }
+    pthread_mutex_unlock(&logged_mu);
+}
+
+TEST(notify_log_lines_name_the_notifier_and_host_but_never_the_urls_token_nor_the_routing_key)
+{
+    receiver_t r;
+    receiver_start(&r, (const int[]){500, 400}, 2, 0);
+    gyre_log_set_hook(gather_cb, NULL);
+    gyre_config_t *c = config_for("notifiers:\n  - {name: pd, kind: pagerduty, url: "
+                                  "'http://127.0.0.1:%u/services/T0/B0/sEcReTtOkEn?sig=sIgSeCrEt', "
+                                  "routing_key: R0uT1nGsEcReT}\n",
+                                  r.port);
+    gyre_notify_t *n = gyre_notify_create_with(c, &fast);
+    gyre_notice_t v = firing();
+    CHECK_INT(gyre_notify_send(n, "pd", &v), 0);
+    wait_done(n, 1);
+    gyre_notify_destroy(n, 1000);
+    gyre_log_set_hook(NULL, NULL);
+    char expect[200];
+    snprintf(expect, sizeof(expect),
+             "gyre: notifier pd (pagerduty, http://127.0.0.1:%u) answered HTTP 500; retry 1 of 5 in ", r.port);
+    CHECK(strstr(logged, expect) == logged);
+    snprintf(expect, sizeof(expect),
+             "gyre: notifier pd (pagerduty, http://127.0.0.1:%u) refused a notification with HTTP 400; not retried\n",
+             r.port);
+    CHECK(strstr(logged, expect) != NULL);
+    CHECK(strstr(logged, "sEcReTtOkEn") == NULL);
+    CHECK(strstr(logged, "sIgSeCrEt") == NULL);
+    CHECK(strstr(logged, "R0uT1nGsEcReT") == NULL);
+    /* ... while the receiver got both, in the path and the body. */
+    CHECK(strstr(r.heads[0], "POST /services/T0/B0/sEcReTtOkEn?sig=sIgSeCrEt HTTP/1.1") == r.heads[0]);
+    CHECK(strstr(r.bodies[0], "\"routing_key\":\"R0uT1nGsEcReT\"") != NULL);
+    gyre_config_free(c);
     receiver_stop(&r);
 }
