@@ -308,11 +308,8 @@ static void take(gyre_notify_t *n, item_t *it, int64_t now)
     gyre_notify_body_ctx_t x = body_ctx(n, nf);
     nconf_t *k = nf->conf;
     if (k->kind == GYRE_NOTIFIER_LOG) {
-        char *line = gyre_notify_body_log(&x, &it->notice);
-        gyre_logf("gyre: %s", line);
-        free(line);
-        bump(&nf->sent);
-        n->held--;
+        /* Written by post(), outside the mutex, like every line the sender logs. */
+        add_delivery(n, nf, gyre_notify_body_log(&x, &it->notice), 1);
         item_free(it);
         return;
     }
@@ -362,7 +359,8 @@ static void delivery_done(gyre_notify_t *n, delivery_t *d)
     free(d);
 }
 
-/* Posts one body (the mutex released) and decides what comes next (the mutex held again). */
+/* Posts one body (the mutex released) and decides what comes next (the mutex held again).  What it logs is
+ * written with the mutex released too: a slow stderr never holds gyre_notify_send's callers. */
 static void post(gyre_notify_t *n, delivery_t *d)
 {
     notifier_t *nf = d->nf;
@@ -376,23 +374,30 @@ static void post(gyre_notify_t *n, delivery_t *d)
     pthread_mutex_unlock(&n->mu);
     int status = 0, rc;
     char err[512];
-    if (k->url == NULL || (k->parsed.https && k->ssl == NULL) || k->parsed.host[0] == '\0') {
+    if (k->kind == GYRE_NOTIFIER_LOG) {
+        gyre_logf("gyre: %s", d->body);
+        rc = 0;
+        status = 200;
+    } else if (k->url == NULL || (k->parsed.https && k->ssl == NULL) || k->parsed.host[0] == '\0') {
         rc = -EINVAL;
     } else {
         rc = gyre_httpc_post(&k->parsed, k->ssl, k->headers, k->nheaders, "application/json", d->body,
                              strlen(d->body), timeout, &status, err, sizeof(err));
     }
     explicit_bzero(err, sizeof(err));
+    char line[512];
+    line[0] = '\0';
     pthread_mutex_lock(&n->mu);
     d->attempts++;
     const char *kind = kind_names[k->kind];
+    const char *why = rc == -EINVAL ? "the url cannot be used" : strerror(-rc);
     if (rc == 0 && status >= 200 && status < 300) {
         bump(&nf->sent);
         delivery_done(n, d);
     } else if (rc == 0 && status >= 400 && status < 500 && status != 429) {
         /* The receiver refused this body: the same body again would be refused again. */
-        gyre_logf("gyre: notifier %s (%s, %s) refused a notification with HTTP %d; not retried", nf->name, kind,
-                  k->url_shown, status);
+        snprintf(line, sizeof(line), "notifier %s (%s, %s) refused a notification with HTTP %d; not retried",
+                 nf->name, kind, k->url_shown, status);
         bump(&nf->failed);
         delivery_done(n, d);
     } else if (!nf->active) {
@@ -403,27 +408,31 @@ static void post(gyre_notify_t *n, delivery_t *d)
     } else if (d->attempts <= k->retries && !(n->stopping && now_ms() >= n->deadline_ms)) {
         uint64_t wait = backoff_ms(n, d->attempts);
         if (rc == 0)
-            gyre_logf("gyre: notifier %s (%s, %s) answered HTTP %d; retry %u of %u in %llu ms", nf->name, kind,
-                      k->url_shown, status, d->attempts, k->retries, (unsigned long long)wait);
+            snprintf(line, sizeof(line), "notifier %s (%s, %s) answered HTTP %d; retry %u of %u in %llu ms",
+                     nf->name, kind, k->url_shown, status, d->attempts, k->retries, (unsigned long long)wait);
         else
-            gyre_logf("gyre: notifier %s (%s, %s): %s; retry %u of %u in %llu ms", nf->name, kind, k->url_shown,
-                      rc == -EINVAL ? "the url cannot be used" : strerror(-rc), d->attempts, k->retries,
-                      (unsigned long long)wait);
+            snprintf(line, sizeof(line), "notifier %s (%s, %s): %s; retry %u of %u in %llu ms", nf->name, kind,
+                     k->url_shown, why, d->attempts, k->retries, (unsigned long long)wait);
         bump(&nf->retried);
         d->due_ms = now_ms() + (int64_t)wait;
         d->next = n->deliveries;
         n->deliveries = d;
     } else {
         if (rc == 0)
-            gyre_logf("gyre: notifier %s (%s, %s) answered HTTP %d; giving up after %u tries", nf->name, kind,
-                      k->url_shown, status, d->attempts);
+            snprintf(line, sizeof(line), "notifier %s (%s, %s) answered HTTP %d; giving up after %u tries",
+                     nf->name, kind, k->url_shown, status, d->attempts);
         else
-            gyre_logf("gyre: notifier %s (%s, %s): %s; giving up after %u tries", nf->name, kind, k->url_shown,
-                      rc == -EINVAL ? "the url cannot be used" : strerror(-rc), d->attempts);
+            snprintf(line, sizeof(line), "notifier %s (%s, %s): %s; giving up after %u tries", nf->name, kind,
+                     k->url_shown, why, d->attempts);
         bump(&nf->failed);
         delivery_done(n, d);
     }
     conf_release(k);
+    if (line[0] != '\0') {
+        pthread_mutex_unlock(&n->mu);
+        gyre_logf("gyre: %s", line);
+        pthread_mutex_lock(&n->mu);
+    }
 }
 
 static void *sender_main(void *arg)

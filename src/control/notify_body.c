@@ -192,22 +192,28 @@ static uint64_t fnv(uint64_t h, const char *s)
 
 void gyre_notify_fingerprint(const gyre_notice_t *v, char out[17])
 {
-    if (v->fingerprint != NULL && v->fingerprint[0] != '\0') {
-        /* The caller's own, cut to what fits; made printable so it travels anywhere. */
-        size_t i = 0;
-        for (; i < 16 && v->fingerprint[i] != '\0'; i++) {
-            unsigned char c = (unsigned char)v->fingerprint[i];
-            out[i] = c > 0x20 && c < 0x7f && c != '"' && c != '\\' ? (char)c : '_';
-        }
-        out[i] = '\0';
-        return;
-    }
-    kvs_t m;
-    labels_of(v, &m);
     uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < m.n; i++)
-        h = fnv(fnv(h, m.items[i].name), m.items[i].value);
-    kvs_dispose(&m);
+    if (v->fingerprint != NULL && v->fingerprint[0] != '\0') {
+        /* The caller's own when it fits and is plain; else a hash of it, so two long ones never collide by a
+         * common prefix (it is PagerDuty's dedup key). */
+        size_t len = strlen(v->fingerprint);
+        int plain = len <= 16;
+        for (size_t i = 0; plain && i < len; i++) {
+            unsigned char c = (unsigned char)v->fingerprint[i];
+            plain = c > 0x20 && c < 0x7f && c != '"' && c != '\\';
+        }
+        if (plain) {
+            memcpy(out, v->fingerprint, len + 1);
+            return;
+        }
+        h = fnv(h, v->fingerprint);
+    } else {
+        kvs_t m;
+        labels_of(v, &m);
+        for (size_t i = 0; i < m.n; i++)
+            h = fnv(fnv(h, m.items[i].name), m.items[i].value);
+        kvs_dispose(&m);
+    }
     snprintf(out, 17, "%016" PRIx64, h);
 }
 

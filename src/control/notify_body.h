@@ -52,7 +52,8 @@ char *gyre_notify_body_pagerduty(const gyre_notify_body_ctx_t *x, const char *ro
 /* The `log` notifier's line (without the newline): "notifier NAME: [FIRING] alertname (severity) k=v ...". */
 char *gyre_notify_body_log(const gyre_notify_body_ctx_t *x, const gyre_notice_t *v);
 
-/* The notice's fingerprint: its own, or 16 hex digits of a hash of its alert name and labels. */
+/* The notice's fingerprint: its own when it is at most 16 printable bytes, else 16 hex digits of a hash of it
+ * (or, without one, of its alert name and labels). */
 void gyre_notify_fingerprint(const gyre_notice_t *v, char out[17]);
 /* Unix microseconds as RFC 3339 in UTC, fractional seconds without trailing zeros, as Go's time.Time
  * marshals ("2026-12-06T23:04:52.5Z"); 0 is Go's zero time "0001-01-01T00:00:00Z". */

@@ -238,6 +238,14 @@ TEST(notify_fingerprint_is_the_notices_own_when_given_else_a_hash_of_name_and_la
     v.fingerprint = "rule1/route=chat";
     gyre_notify_fingerprint(&v, b);
     CHECK_STR(b, "rule1/route=chat");
+    /* A longer one is hashed, so two that share their first 16 bytes stay apart. */
+    v.fingerprint = "high_latency/route=chat,provider=openai";
+    gyre_notify_fingerprint(&v, a);
+    v.fingerprint = "high_latency/route=chat,provider=anthropic";
+    gyre_notify_fingerprint(&v, b);
+    CHECK_INT(strlen(a), 16);
+    CHECK_INT(strspn(a, "0123456789abcdef"), 16);
+    CHECK(strcmp(a, b) != 0);
 }
 
 TEST(notify_rfc3339_writes_gos_zero_time_and_trims_fraction_zeros)
