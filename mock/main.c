@@ -144,6 +144,7 @@ static int handle_control(mock_conn_t *c, const mock_request_t *r)
         out = mock_state_stats_json();
     } else if (path_is(r, "/_mock/reset")) {
         mock_state_reset();
+        mock_hooks_reset();
         out = mock_state_stats_json();
     } else if (path_is(r, "/_mock/config")) {
         if (strcmp(r->method, "POST") == 0) {
@@ -413,6 +414,8 @@ static int answer(mock_conn_t *c, const mock_request_t *r);
 static int handle(mock_conn_t *c, const mock_request_t *r)
 {
     c->counted = 0;
+    if (mock_hooks_match(r))
+        return mock_hooks_handle(c, r);
     if (strncmp(r->path, "/_mock/", 7) == 0)
         return handle_control(c, r);
     c->counted = 1;

@@ -19,6 +19,8 @@
  *   gemini.c     Gemini's generateContent and streamGenerateContent
  *   bedrock.c    Bedrock's Converse and ConverseStream, with SigV4
  *                verification and the binary event stream
+ *   hooks.c      the receiver of gyre's notifiers: webhooks recorded, PagerDuty's
+ *                Events API v2
  *   main.c       the command line, the acceptor, one thread per connection,
  *                routing to a dialect, faults and shutdown
  *
@@ -172,6 +174,14 @@ void mock_state_active(int delta);
 void mock_state_reset(void);
 /* Whether the next provider request gets the configured fault (see docs/mock.md). */
 int mock_state_fault_now(double rate);
+
+/* ---- hooks.c: the notifiers' receiver (POST /_mock/hooks/{name}, POST /v2/enqueue) ---- */
+
+/* Whether the request is for hooks.c (a path under /_mock/hooks, or PagerDuty's /v2/enqueue). */
+int mock_hooks_match(const mock_request_t *r);
+int mock_hooks_handle(mock_conn_t *c, const mock_request_t *r);
+/* Forgets every recorded body, count and staged failure. */
+void mock_hooks_reset(void);
 
 /* ---- answer.c ---- */
 

@@ -1497,11 +1497,13 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
             providers = v;
         } else if (strcmp(key, "routes") == 0) {
             routes = v;
+        } else if (strcmp(key, "notifiers") == 0) {
+            gyre_cfg_parse_notifiers(ctx, c, v);
         } else {
             ERR(ctx, k, "",
                 "unknown field '%s' (known: listen, auth, workers, store, state, master_key_file, prices, redact, direct, passthrough, "
                 "providers, routes, otlp, max_body_bytes, max_response_bytes, shutdown_grace_ms, max_header_bytes, "
-                "max_connections, linger_ms, linger_bytes)",
+                "max_connections, linger_ms, linger_bytes, notifiers)",
                 key);
         }
     }
@@ -1787,6 +1789,7 @@ void gyre_config_free(gyre_config_t *c)
     for (size_t i = 0; i < c->npassthrough; i++)
         free(c->passthrough[i]);
     free(c->passthrough);
+    gyre_config_free_notifiers(c);
     free(c);
 }
 

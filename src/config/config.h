@@ -185,6 +185,39 @@ typedef struct gyre_auth_conf {
     gyre_auth_key_meta_t *key_meta; /* one per key, in the same order (NULL: plain ids "auth.keys[N]") */
 } gyre_auth_conf_t;
 
+/*
+ * `notifiers:` where alerts and budget warnings are sent (src/control/notify.h sends them).  Each is named; an
+ * alert's action names one.  `url` and `routing_key` are secrets (literal, env:NAME or file:PATH) loaded here
+ * and never echoed: logs and errors name the notifier, and `url_shown` is what may be shown of its URL
+ * ("https://events.pagerduty.com" for a literal URL: its scheme and host only; "env:SLACK_WEBHOOK_URL" for one
+ * from the environment).
+ */
+typedef enum gyre_notifier_kind {
+    GYRE_NOTIFIER_WEBHOOK = 1, /* Prometheus Alertmanager's webhook body (version 4) */
+    GYRE_NOTIFIER_SLACK,       /* Slack's incoming-webhook body */
+    GYRE_NOTIFIER_TEAMS,       /* Microsoft Teams (Workflows): an Adaptive Card message */
+    GYRE_NOTIFIER_PAGERDUTY,   /* PagerDuty Events API v2 */
+    GYRE_NOTIFIER_LOG,         /* a log line, nothing posted */
+} gyre_notifier_kind_t;
+
+#define GYRE_NOTIFIER_DEFAULT_TIMEOUT_MS 5000
+#define GYRE_NOTIFIER_DEFAULT_RETRIES 5
+
+typedef struct gyre_notifier_conf {
+    char *name;
+    gyre_notifier_kind_t kind;
+    char *url;         /* the secret URL, resolved; NULL for `log` */
+    char *url_shown;   /* what logs may say of it (never a secret) */
+    char *routing_key; /* pagerduty only: the integration's routing key (a secret) */
+    uint64_t timeout_ms; /* one POST, connecting included [5000] */
+    unsigned retries;    /* tries after the first, exponential backoff with jitter from 1 s, capped at 60 s [5] */
+    uint64_t digest_ms;  /* 0: each notice alone; else notices within this interval go as one body */
+    char *ca_file;       /* extra trust anchors for https; NULL: the system store */
+    char **header_names, **header_values; /* `headers:`, values resolved (they may be secrets) */
+    size_t nheaders;
+    int line; /* where it was defined */
+} gyre_notifier_conf_t;
+
 typedef struct gyre_config {
     char *source; /* the file name, or "<embedded default>" */
     char *listen_host;
@@ -236,6 +269,8 @@ typedef struct gyre_config {
     size_t nroutes;
     gyre_otlp_conf_t otlp;
     gyre_auth_conf_t auth;
+    gyre_notifier_conf_t *notifiers; /* `notifiers:` (src/config/notifiers.c) */
+    size_t nnotifiers;
     int listen_line; /* the line of `listen:`, 0 when the default */
     /* `direct:` the default of every provider's `direct:` (1 unless `direct: false`). */
     int direct;
@@ -280,6 +315,10 @@ gyre_config_t *gyre_config_default(gyre_config_errors_t *errs);
 char *gyre_config_default_yaml(void);
 void gyre_config_free(gyre_config_t *c);
 void gyre_config_errors_dispose(gyre_config_errors_t *errs);
+/* Frees `notifiers:` (their secrets wiped); gyre_config_free calls it. */
+void gyre_config_free_notifiers(gyre_config_t *c);
+/* The notifier named `name`, or NULL. */
+const gyre_notifier_conf_t *gyre_config_find_notifier(const gyre_config_t *c, const char *name);
 
 /* What `passthrough:` is when the configuration does not say: OpenAI's documented inference endpoints.  Paths
  * that change the provider account (files, batches, fine_tuning, vector_stores, assistants, ...) are opt-in. */

@@ -746,6 +746,25 @@ int gyre_metrics_render(gyre_metrics_t *const *workers, size_t n, const gyre_met
                     st->failed_posts);
     }
 
+    if (p->nnotifiers > 0) {
+        put_head(&r, "gyre_notifications_total",
+                 "Notifications by notifier and result: sent (2xx), failed (refused or retries spent), dropped (queue "
+                 "full, removed, shutdown), retried (each try after a failed one).",
+                 "counter");
+        static const char *const results[] = {"sent", "failed", "dropped", "retried"};
+        for (size_t i = 0; i < p->nnotifiers; i++) {
+            const gyre_metrics_notifier_t *nf = &p->notifiers[i];
+            const uint64_t v[] = {nf->sent, nf->failed, nf->dropped, nf->retried};
+            for (int k = 0; k < 4; k++) {
+                puts_(&r, "gyre_notifications_total{notifier=\"");
+                put_escaped(&r, nf->name, strlen(nf->name));
+                puts_(&r, "\",kind=\"");
+                put_escaped(&r, nf->kind, strlen(nf->kind));
+                putf(&r, "\",result=\"%s\"} %" PRIu64 "\n", results[k], v[k]);
+            }
+        }
+    }
+
     put_head(&r, "gyre_build_info", "The running gyre's version (the value is always 1).", "gauge");
     puts_(&r, "gyre_build_info{version=\"");
     put_escaped(&r, p->version, strlen(p->version));

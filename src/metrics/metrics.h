@@ -71,6 +71,12 @@ typedef struct gyre_metrics_otlp {
     uint64_t queued;       /* spans waiting now (rings and the batch being sent) */
 } gyre_metrics_otlp_t;
 
+/* One notifier's counters, as the caller read them (gyre_notify_stat_t, src/control/notify.h). */
+typedef struct gyre_metrics_notifier {
+    const char *name, *kind;
+    uint64_t sent, failed, dropped, retried;
+} gyre_metrics_notifier_t;
+
 /* What the rendering needs besides the workers' series. */
 typedef struct gyre_metrics_process {
     const char *version;               /* gyre_build_info{version} */
@@ -83,6 +89,8 @@ typedef struct gyre_metrics_process {
     /* Times a worker stopped accepting, by reason, in this order: max_connections, fd_limit, no_memory
      * (src/server/conn.h). */
     uint64_t accept_pauses[GYRE_METRICS_ACCEPT_PAUSE_REASONS];
+    const gyre_metrics_notifier_t *notifiers; /* gyre_notifications_total; left out when there are none */
+    size_t nnotifiers;
 } gyre_metrics_process_t;
 
 /*

@@ -25,6 +25,7 @@
 #include "control/provider_keys.h"
 #include "control/keys.h"
 #include "control/state.h"
+#include "control/notify.h"
 #include "metrics/metrics.h"
 #include "otlp/otlp.h"
 #include "proxy/respond.h"
@@ -38,6 +39,8 @@ static sem_t workers_done;
 static gyre_otlp_exporter_t *otlp_exporter;
 /* How long SIGTERM waits for the exporter to post what is queued. */
 #define OTLP_FLUSH_MS 5000
+/* How long, at most, the notifiers get at shutdown to post what they hold (digests included). */
+#define NOTIFY_FLUSH_MS 5000
 
 static int create_listener(const char *host, uint16_t port, char *err, size_t errlen)
 {
@@ -163,6 +166,14 @@ int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req)
     for (unsigned i = 0; i < s->nworkers; i++)
         for (int r = 0; r < GYRE_PAUSE_REASONS; r++)
             p.accept_pauses[r] += __atomic_load_n(&s->workers[i].conn.pauses[r], __ATOMIC_RELAXED);
+    gyre_notify_stat_t nst[64];
+    gyre_metrics_notifier_t mn[64];
+    size_t nn = gyre_notify_stats(s->notify, nst, 64);
+    for (size_t i = 0; i < nn && i < 64; i++)
+        mn[i] = (gyre_metrics_notifier_t){nst[i].name, nst[i].kind, nst[i].sent, nst[i].failed, nst[i].dropped,
+                                          nst[i].retried};
+    p.notifiers = mn;
+    p.nnotifiers = nn < 64 ? nn : 64;
     gyre_buf_t b;
     gyre_buf_init(&b, GYRE_METRICS_RENDER_MAX);
     if (gyre_metrics_render(all, s->nworkers, &p, &b) != 0) {
@@ -407,6 +418,9 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
         return 1;
     }
 
+    /* The notifiers' sender: before the workers, which (through limits) may send a notice. */
+    s->notify = gyre_notify_create(config);
+
     check_fd_limit(config);
 
     /* Signals are taken by this thread alone, with sigwait.  SIGHUP too: its default action would end gyre
@@ -444,6 +458,8 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
         while (sem_wait(&workers_done) != 0)
             ;
     /* Every worker has finished: what they recorded is exported and written before gyre exits. */
+    gyre_notify_destroy(s->notify, NOTIFY_FLUSH_MS);
+    s->notify = NULL;
     if (otlp_exporter != NULL) {
         gyre_otlp_exporter_flush_and_stop(otlp_exporter, OTLP_FLUSH_MS);
         gyre_otlp_exporter_destroy(otlp_exporter);
