@@ -753,6 +753,8 @@ int gyre_api_handle(gyre_worker_t *w, h2o_req_t *req)
     if (!has_prefix(path.base, path.len, H2O_STRLIT("/api/")))
         path = norm;
 
+    if (gyre_api_alerts_handle(w, req, path))
+        return 1;
     int ep;
     const char *id = NULL;
     size_t idlen = 0;
