@@ -359,11 +359,12 @@ void gyre_alerts_observe(gyre_alerts_t *a, unsigned worker, const gyre_trace_t *
     wtable_t *tab = a->workers[worker];
     gyre_tstr_t v[NLABELS] = {t->route, t->provider, {NULL, 0}, t->agent};
     size_t n = t->nattempts;
+    wseries_t *s = NULL;
     for (size_t i = 0; i < n; i++) {
         const gyre_trace_attempt_t *at = &t->attempts[i];
         v[L_PROVIDER] = at->provider;
         v[L_KEY] = at->key_id;
-        wseries_t *s = series_for(tab, v);
+        s = series_for(tab, v);
         ADD(s->c.attempts, 1);
         if (is_error(at->status))
             ADD(s->c.errors, 1);
@@ -372,7 +373,6 @@ void gyre_alerts_observe(gyre_alerts_t *a, unsigned worker, const gyre_trace_t *
     }
     /* The request's own figures: on its last attempt's series, or its own when it made none (a cache hit, a
      * request refused before any attempt), which then counts as one call with the client's status. */
-    wseries_t *s;
     if (n == 0) {
         v[L_PROVIDER] = t->provider;
         v[L_KEY] = (gyre_tstr_t){NULL, 0};
@@ -382,8 +382,6 @@ void gyre_alerts_observe(gyre_alerts_t *a, unsigned worker, const gyre_trace_t *
             ADD(s->c.errors, 1);
         if (t->status == 429)
             ADD(s->c.limited, 1);
-    } else {
-        s = series_for(tab, v);
     }
     ADD(s->c.requests, 1);
     double ms = (double)(t->ended_us - t->started_us) / 1000.0;
@@ -429,13 +427,18 @@ static int16_t set_for(arule_t *r, const labels_t *src)
     for (size_t i = 0; i < r->nsets; i++)
         if (memcmp(&r->sets[i]->labels, &lb, sizeof(lb)) == 0)
             return (int16_t)i;
-    if (r->nsets == GYRE_ALERTS_MAX_SETS - 1) {
+    if (r->nsets >= GYRE_ALERTS_MAX_SETS - 1) {
         for (int l = 0; l < NLABELS; l++)
-            if (r->conf->by & label_bits[l])
+            if (r->conf->by & label_bits[l]) {
+                memset(lb.v[l], 0, sizeof(lb.v[l])); /* whole labels are compared with memcmp */
                 strcpy(lb.v[l], "other");
+            }
         for (size_t i = 0; i < r->nsets; i++)
             if (memcmp(&r->sets[i]->labels, &lb, sizeof(lb)) == 0)
                 return (int16_t)i;
+        /* Cannot happen ("other" is made at the last place and then found), but must never overflow. */
+        if (r->nsets >= GYRE_ALERTS_MAX_SETS)
+            return (int16_t)(r->nsets - 1);
     }
     aset_t *s = gyre_calloc(1, sizeof(*s));
     s->labels = lb;
