@@ -24,6 +24,7 @@ int gyre_cmd_traces(int argc, char **argv);
 int gyre_cmd_sessions(int argc, char **argv);
 int gyre_cmd_stats(int argc, char **argv);
 int gyre_cmd_store(int argc, char **argv);
+int gyre_cmd_alerts(int argc, char **argv);
 
 extern const char gyre_serve_usage[];
 extern const char gyre_check_config_usage[];
@@ -31,6 +32,7 @@ extern const char gyre_traces_usage[];
 extern const char gyre_sessions_usage[];
 extern const char gyre_stats_usage[];
 extern const char gyre_store_usage[];
+extern const char gyre_alerts_usage[];
 
 /* ---- Shared by the trace-reading commands (defined in traces.c). ---- */
 

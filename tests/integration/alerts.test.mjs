@@ -11,7 +11,8 @@
 // assertion at the merge (notes/alerts.md).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startGyre, startMock, chatBody, postJson, SLOW } from '../lib/harness.mjs';
+import path from 'node:path';
+import { startGyre, startMock, chatBody, postJson, runGyre, SLOW } from '../lib/harness.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const KEY_A = 'sk-alert-key-A-0123456789';
@@ -124,6 +125,20 @@ alerts:
     assert.match(metrics, /^gyre_alert_transitions_total\{rule="key_rate_limited",state="resolved"\} 1$/m);
     assert.match(metrics, /^gyre_alerts_firing\{rule="key_rate_limited"\} 0$/m);
     assert.match(metrics, /^gyre_queue_depth 0$/m);
+
+    // The events were stored: `gyre alerts` reads them from the control-plane database.
+    const state = path.join(gyre.dir, 'gyre.db.state');
+    const cli = await runGyre(['alerts', '--json', '--state', state]);
+    assert.equal(cli.code, 0, cli.stderr);
+    const stored = JSON.parse(cli.stdout);
+    assert.deepEqual(stored.alerts, []);
+    assert.deepEqual(stored.events.map((e) => [e.rule, e.state, e.labels, e.actions]), [
+      ['key_rate_limited', 'resolved', { provider: 'p', key: 'p#0' }, "gyre put key p#0 back into provider p's rotation; logged"],
+      ['key_rate_limited', 'firing', { provider: 'p', key: 'p#0' }, "gyre moved provider p's traffic off key p#0 to p#1; logged"],
+    ]);
+    const text = await runGyre(['alerts', '--state', state]);
+    assert.equal(text.code, 0);
+    assert.match(text.stdout, /^firing or pending now: 0\n\nevents \(newest first\): 2\n/);
   } finally {
     await gyre.stop();
     await mock.stop();
