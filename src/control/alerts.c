@@ -309,14 +309,25 @@ static uint64_t tuple_hash(const gyre_tstr_t *v)
     return h;
 }
 
-static int tuple_equal(const labels_t *lb, const gyre_tstr_t *v)
+/* Whether a stored label is what label_set would make of (p, n), without making it. */
+static int label_eq(const char *stored, const char *p, size_t n)
 {
-    for (int l = 0; l < NLABELS; l++) {
-        char tmp[GYRE_ALERTS_LABEL_MAX];
-        label_set(tmp, v[l].p ? v[l].p : "", v[l].len);
-        if (strcmp(tmp, lb->v[l]) != 0)
+    if (n > GYRE_ALERTS_LABEL_MAX - 1)
+        n = GYRE_ALERTS_LABEL_MAX - 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        char want = ch < 0x20 || ch > 0x7e || ch == '"' || ch == '\\' ? '?' : (char)ch;
+        if (stored[i] != want)
             return 0;
     }
+    return stored[n] == '\0';
+}
+
+static int tuple_equal(const labels_t *lb, const gyre_tstr_t *v)
+{
+    for (int l = 0; l < NLABELS; l++)
+        if (!label_eq(lb->v[l], v[l].p ? v[l].p : "", v[l].len))
+            return 0;
     return 1;
 }
 
