@@ -165,7 +165,7 @@ int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req)
     gyre_buf_t b;
     gyre_buf_init(&b, GYRE_METRICS_RENDER_MAX);
     if (gyre_metrics_render(all, s->nworkers, &p, &b) != 0 ||
-        (s->alerts != NULL && gyre_alerts_render_metrics(s->alerts, &b) != 0)) {
+        gyre_server_alerts_metrics(s, &b) != 0) {
         gyre_api_error_t err;
         gyre_api_error_set(&err, 500, "server_error", "metrics_too_large", NULL,
                            "the metrics exposition is larger than %u bytes", GYRE_METRICS_RENDER_MAX);

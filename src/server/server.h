@@ -67,6 +67,8 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers);
  * logging why; stop ends the evaluator. */
 int gyre_server_alerts_start(gyre_server_t *s);
 void gyre_server_alerts_stop(gyre_server_t *s);
+/* The alert families of /metrics (the engine's and its OTLP log sender's); 0 or -E2BIG. */
+int gyre_server_alerts_metrics(gyre_server_t *s, gyre_buf_t *b);
 
 /* GET (or HEAD) /metrics on worker `w`: every worker's metrics summed, in Prometheus' text format; 405 for
  * other methods.  Returns 0, as an h2o handler does. */

@@ -11,6 +11,7 @@
 // assertion at the merge (notes/alerts.md).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import path from 'node:path';
 import { startGyre, startMock, chatBody, postJson, runGyre, SLOW } from '../lib/harness.mjs';
 
@@ -257,5 +258,51 @@ alerts:
   } finally {
     await gyre.stop();
     await mock.stop();
+  }
+});
+
+test('with otlp: configured, each alert event reaches the collector as one OTLP log record at /v1/logs', async () => {
+  const records = [];
+  const collector = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => {
+      if (req.url === '/v1/logs') {
+        for (const rl of JSON.parse(body).resourceLogs) for (const sl of rl.scopeLogs) for (const r of sl.logRecords) records.push(r);
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+  });
+  await new Promise((r) => collector.listen(0, '127.0.0.1', r));
+  const mock = await startMock();
+  const gyre = await startGyre(`workers: 1
+otlp: {endpoint: "http://127.0.0.1:${collector.address().port}/v1/traces", interval_ms: 100}
+providers:
+  - {name: p, kind: openai, base_url: "${mock.v1}", keys: [${KEY_A}]}
+routes:
+  - {name: chat, targets: [{provider: p, model: gpt-4o-mini}]}
+alerts:
+  - {name: busy, condition: request_rate > 0, window: 1s, resolve_for: 0s, min_firing: 0s, by: route, severity: info, action: log}
+`);
+  try {
+    assert.deepEqual(await send(gyre, 1, 0), [200]);
+    await waitAlerts(gyre, (x) => x.events.some((e) => e.state === 'resolved'), 8000 * SLOW);
+    const deadline = Date.now() + 5000 * SLOW;
+    while (records.length < 2 && Date.now() < deadline) await sleep(50);
+    const attrs = (r) => Object.fromEntries(r.attributes.map((a) => [a.key, a.value.stringValue ?? a.value.doubleValue]));
+    assert.deepEqual(records.map((r) => [r.severityText, r.severityNumber, attrs(r)['gyre.alert.rule'],
+      attrs(r)['gyre.alert.state'], attrs(r)['gyre.alert.label.route'], attrs(r)['gyre.alert.actions']]), [
+      ['info', 9, 'busy', 'firing', 'chat', 'logged'],
+      ['info', 9, 'busy', 'resolved', 'chat', 'logged'],
+    ]);
+    assert.equal(attrs(records[0])['gyre.alert.value'], 1);
+    const metrics = await (await fetch(`${gyre.url}/metrics`)).text();
+    assert.match(metrics, /^gyre_alert_logs_exported_total 2$/m);
+    assert.match(metrics, /^gyre_alert_logs_dropped_total 0$/m);
+  } finally {
+    await gyre.stop();
+    await mock.stop();
+    collector.close();
   }
 });

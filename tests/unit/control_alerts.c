@@ -9,6 +9,7 @@
 #include <math.h>
 
 #include "config_test.h"
+#include "control/alerts_otlp.h"
 #include "route/override.h"
 
 #define S 1000000LL /* one second in microseconds */
@@ -387,4 +388,49 @@ TEST(control_alerts_a_reconfiguration_keeps_a_firing_alert_and_applies_its_actio
     gyre_overrides_destroy(o2);
     gyre_config_free(next);
     gyre_config_errors_dispose(&e);
+}
+
+TEST(control_alerts_otlp_logs_go_beside_the_traces_endpoint)
+{
+    char p[128];
+    gyre_alerts_otlp_logs_path("/v1/traces", p, sizeof(p));
+    CHECK_STR(p, "/v1/logs");
+    gyre_alerts_otlp_logs_path("/otel/v1/traces?tenant=a", p, sizeof(p));
+    CHECK_STR(p, "/otel/v1/logs?tenant=a");
+    gyre_alerts_otlp_logs_path("/collector/", p, sizeof(p));
+    CHECK_STR(p, "/collector/v1/logs");
+    gyre_alerts_otlp_logs_path("/", p, sizeof(p));
+    CHECK_STR(p, "/v1/logs");
+}
+
+TEST(control_alerts_an_event_is_one_otlp_log_record_with_its_labels_as_attributes)
+{
+    gyre_alert_event_t e;
+    memset(&e, 0, sizeof(e));
+    e.at_us = 1700000000123456LL;
+    strcpy(e.rule, "limited");
+    strcpy(e.severity, "critical");
+    strcpy(e.state, "firing");
+    strcpy(e.fingerprint, "00112233aabbccdd");
+    strcpy(e.labels, "{\"provider\":\"p\",\"key\":\"p#0\"}");
+    strcpy(e.condition, "rate_limited_rate > 20%");
+    e.value = 0.5;
+    strcpy(e.actions, "gyre moved provider p's traffic off key p#0 to p#1");
+    gyre_buf_t b;
+    gyre_buf_init(&b, 1 << 16);
+    CHECK_INT(gyre_alerts_otlp_body(&e, "gyre", &b), 0);
+    CHECK_MEM(b.base, b.len,
+              "{\"resourceLogs\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\",\"value\":{\"stringValue\":"
+              "\"gyre\"}}]},\"scopeLogs\":[{\"scope\":{\"name\":\"gyre.alerts\"},\"logRecords\":[{\"timeUnixNano\":"
+              "\"1700000000123456000\",\"severityNumber\":17,\"severityText\":\"critical\",\"body\":{\"stringValue\":"
+              "\"alert limited firing: rate_limited_rate > 20% {\\\"provider\\\":\\\"p\\\",\\\"key\\\":\\\"p#0\\\"}; "
+              "gyre moved provider p's traffic off key p#0 to p#1\"},\"attributes\":[{\"key\":\"gyre.alert.rule\","
+              "\"value\":{\"stringValue\":\"limited\"}},{\"key\":\"gyre.alert.state\",\"value\":{\"stringValue\":"
+              "\"firing\"}},{\"key\":\"gyre.alert.fingerprint\",\"value\":{\"stringValue\":\"00112233aabbccdd\"}},"
+              "{\"key\":\"gyre.alert.condition\",\"value\":{\"stringValue\":\"rate_limited_rate > 20%\"}},{\"key\":"
+              "\"gyre.alert.actions\",\"value\":{\"stringValue\":\"gyre moved provider p's traffic off key p#0 to "
+              "p#1\"}},{\"key\":\"gyre.alert.label.provider\",\"value\":{\"stringValue\":\"p\"}},{\"key\":"
+              "\"gyre.alert.label.key\",\"value\":{\"stringValue\":\"p#0\"}},{\"key\":\"gyre.alert.value\",\"value\":"
+              "{\"doubleValue\":0.5}}]}]}]}]}");
+    gyre_buf_dispose(&b);
 }
