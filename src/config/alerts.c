@@ -298,8 +298,10 @@ static void parse_rule(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, size_
                 ERR(ctx, v, field, "'%.100s' is not a valid name (letters, digits and ._:-)", r->name);
         } else if (strcmp(key, "condition") == 0) {
             have_cond = 1;
-            if (parse_condition(ctx, v, field, r))
+            if (parse_condition(ctx, v, field, r)) {
+                free(r->condition); /* a second `condition:` replaces the first */
                 r->condition = gyre_strdup(gyre_cfg_scalar(v));
+            }
         } else if (strcmp(key, "window") == 0) {
             if (gyre_cfg_get_duration(ctx, v, field, &us)) {
                 if (us < 1000000 || us > GYRE_ALERTS_MAX_WINDOW_US || us % 1000000 != 0)
