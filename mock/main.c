@@ -456,7 +456,8 @@ static int answer(mock_conn_t *c, const mock_request_t *r)
     /* Bedrock authenticates before anything else, as AWS does: a bad signature is never throttled. */
     if ((rt.endpoint == EP_BEDROCK || rt.endpoint == EP_BEDROCK_STREAM) && !mock_bedrock_authenticate(c, r, &ret))
         goto out;
-    if (o.fault[0] != '\0' && mock_state_fault_now(o.fault_rate) && (ret = stage_fault(c, r, rt.dialect, &o)) != 1)
+    if (o.fault[0] != '\0' && mock_state_fault_for(&o, r) && mock_state_fault_now(o.fault_rate) &&
+        (ret = stage_fault(c, r, rt.dialect, &o)) != 1)
         goto out;
     if (mock_wait_ms(o.latency_ms) != 0) {
         ret = -1;

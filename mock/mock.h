@@ -140,6 +140,7 @@ typedef struct mock_options {
     double tokens_per_sec; /* paces streamed pieces; 0: as fast as possible */
     char fault[32];        /* one of mock_fault_kinds, or "" for none */
     double fault_rate;     /* the share of provider requests that get the fault */
+    char fault_key[256];   /* only requests carrying this provider key get the fault; "" for every request */
 } mock_options_t;
 
 /* "429", "500", "503", "529", "reset", "hang", "truncate", "slow-first-byte", "endless-error", "endless-line",
@@ -172,6 +173,8 @@ void mock_state_add_sent(size_t n);
 void mock_state_active(int delta);
 /* Zeroes the statistics and the fault schedule. */
 void mock_state_reset(void);
+/* Whether the fault setting is for request r: no fault_key, or r carries that key. */
+int mock_state_fault_for(const mock_options_t *o, const mock_request_t *r);
 /* Whether the next provider request gets the configured fault (see docs/mock.md). */
 int mock_state_fault_now(double rate);
 

@@ -1429,7 +1429,7 @@ static void parse_passthrough(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n
 
 static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
 {
-    yaml_node_t *providers = NULL, *routes = NULL;
+    yaml_node_t *providers = NULL, *routes = NULL, *alerts = NULL;
     for (yaml_node_pair_t *pair = root->data.mapping.pairs.start; pair < root->data.mapping.pairs.top; pair++) {
         yaml_node_t *k = yaml_document_get_node(ctx->doc, pair->key);
         yaml_node_t *v = yaml_document_get_node(ctx->doc, pair->value);
@@ -1499,11 +1499,13 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
             routes = v;
         } else if (strcmp(key, "notifiers") == 0) {
             gyre_cfg_parse_notifiers(ctx, c, v);
+        } else if (strcmp(key, "alerts") == 0) {
+            alerts = v;
         } else {
             ERR(ctx, k, "",
                 "unknown field '%s' (known: listen, auth, workers, store, state, master_key_file, prices, redact, direct, passthrough, "
                 "providers, routes, otlp, max_body_bytes, max_response_bytes, shutdown_grace_ms, max_header_bytes, "
-                "max_connections, linger_ms, linger_bytes, notifiers)",
+                "max_connections, linger_ms, linger_bytes, notifiers, alerts)",
                 key);
         }
     }
@@ -1522,6 +1524,8 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
         for (size_t i = 0; i < nr; i++)
             parse_route(ctx, c, yaml_document_get_node(ctx->doc, routes->data.sequence.items.start[i]), i);
     }
+    if (alerts != NULL)
+        gyre_cfg_parse_alerts(ctx, c, alerts);
 }
 
 gyre_config_t *gyre_config_parse(const char *source, const char *text, size_t len, gyre_config_errors_t *errs)
@@ -1790,6 +1794,7 @@ void gyre_config_free(gyre_config_t *c)
         free(c->passthrough[i]);
     free(c->passthrough);
     gyre_config_free_notifiers(c);
+    gyre_config_alerts_free(c);
     free(c);
 }
 

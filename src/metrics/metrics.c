@@ -689,6 +689,8 @@ int gyre_metrics_render(gyre_metrics_t *const *workers, size_t n, const gyre_met
         put_family(&r, workers, n, &families[i]);
 
     put_gauge(&r, "gyre_requests_in_flight", "Proxied calls not yet finished.", p->inflight);
+    put_gauge(&r, "gyre_queue_depth", "Requests waiting on a limit (rpm, tpm, concurrency) before they may go on.",
+              p->queue_depth);
     put_gauge(&r, "gyre_connections_open", "Client connections held, lingering closes included.", p->connections_open);
     put_gauge(&r, "gyre_connections_max", "The most client connections gyre holds (max_connections).",
               p->connections_max);

@@ -82,6 +82,7 @@ typedef struct gyre_metrics_process {
     const char *version;               /* gyre_build_info{version} */
     int64_t start_time_us;             /* unix microseconds the process started */
     uint64_t inflight;                 /* proxied requests now, summed over the workers */
+    uint64_t queue_depth;              /* requests waiting on a limit now (the limits stage's gauge; 0 without one) */
     const gyre_writer_stats_t *writer; /* NULL when traces are not stored: the writer's families are left out */
     const gyre_metrics_otlp_t *otlp;    /* NULL when nothing is exported: the exporter's families are left out */
     uint64_t connections_open;         /* client connections held now, all workers (lingering closes included) */

@@ -770,6 +770,8 @@ int gyre_api_handle(gyre_worker_t *w, h2o_req_t *req)
     if (!has_prefix(path.base, path.len, H2O_STRLIT("/api/")))
         path = norm;
 
+    if (gyre_api_alerts_handle(w, req, path))
+        return 1;
     int ep;
     const char *id = NULL;
     size_t idlen = 0;
@@ -790,7 +792,7 @@ int gyre_api_handle(gyre_worker_t *w, h2o_req_t *req)
     } else {
         gyre_api_error_t err;
         gyre_api_error_set(&err, 404, "invalid_request_error", "unknown_url", NULL,
-                           "unknown path %.*s; the trace API serves /api/traces, /api/traces/{id}, "
+                           "unknown path %.*s; the API serves /api/traces, /api/traces/{id}, /api/alerts, "
                            "/api/sessions/{id} and /api/stats",
                            (int)(path.len < 256 ? path.len : 256), path.base);
         gyre_respond_error(req, &err);

@@ -306,7 +306,8 @@ gyre_stage_result_t gyre_stage_route(gyre_stage_ctx_t *sc)
         r != NULL && r->affinity_session ? header_value(req, H2O_STRLIT("x-gyre-session")) : h2o_iovec_init(NULL, 0);
     h2o_iovec_t cache_control =
         r != NULL && r->cache ? header_value(req, H2O_STRLIT("cache-control")) : h2o_iovec_init(NULL, 0);
-    gyre_route_env_t env = {s->config, w->route_states, w->keypools, s->caches, &w->rng, h2o_now(w->ctx.loop)};
+    gyre_route_env_t env = {s->config, w->route_states, w->keypools, s->caches, &w->rng, h2o_now(w->ctx.loop),
+                            w->overrides};
     gyre_route_ask_t ask = {.target = sc->target,
                             .session = session.base,
                             .session_len = session.len,

@@ -26,6 +26,7 @@
 #include "control/keys.h"
 #include "control/state.h"
 #include "control/notify.h"
+#include "control/alerts.h"
 #include "metrics/metrics.h"
 #include "otlp/otlp.h"
 #include "proxy/respond.h"
@@ -157,6 +158,7 @@ int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req)
         mo = (gyre_metrics_otlp_t){ost.exported, ost.dropped, ost.failed_posts, ost.queued};
     }
     gyre_metrics_process_t p = {.version = GYRE_VERSION,
+                                .queue_depth = 0, /* the limits stage's gauge, wired at the merge */
                                 .start_time_us = s->started_us,
                                 .inflight = inflight,
                                 .writer = s->writer != NULL ? &st : NULL,
@@ -176,7 +178,8 @@ int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req)
     p.nnotifiers = nn < 64 ? nn : 64;
     gyre_buf_t b;
     gyre_buf_init(&b, GYRE_METRICS_RENDER_MAX);
-    if (gyre_metrics_render(all, s->nworkers, &p, &b) != 0) {
+    if (gyre_metrics_render(all, s->nworkers, &p, &b) != 0 ||
+        gyre_server_alerts_metrics(s, &b) != 0) {
         gyre_api_error_t err;
         gyre_api_error_set(&err, 500, "server_error", "metrics_too_large", NULL,
                            "the metrics exposition is larger than %u bytes", GYRE_METRICS_RENDER_MAX);
@@ -224,6 +227,7 @@ static void init_upstreams(gyre_worker_t *w)
         gyre_upstream_init(&w->super.upstreams[i], &s->config->providers[i], w->super.ctx.loop,
                            &w->super.ctx.receivers.hostinfo_getaddr, s->upstream_ssl[i]);
         gyre_keypool_init(&w->super.keypools[i], &s->config->providers[i]);
+        gyre_keypool_set_overrides(&w->super.keypools[i], s->overrides, i);
     }
     /* Each worker measures its own targets: no state is shared on the request path. */
     w->super.route_states = gyre_calloc(s->config->nroutes ? s->config->nroutes : 1, sizeof(*w->super.route_states));
@@ -252,6 +256,8 @@ static void *worker_main(void *arg)
     w->super.prices = s->prices;
     w->super.writer = s->writer;
     w->super.otlp_exporter = otlp_exporter;
+    w->super.overrides = s->overrides;
+    w->super.alerts = s->alerts;
     init_upstreams(w);
     h2o_timeout_init(w->super.ctx.loop, &w->grace_timeout, s->config->shutdown_grace_ms);
     w->grace_entry.cb = on_grace_expired;
@@ -420,6 +426,8 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
 
     /* The notifiers' sender: before the workers, which (through limits) may send a notice. */
     s->notify = gyre_notify_create(config);
+    if (gyre_server_alerts_start(s) != 0)
+        return 1;
 
     check_fd_limit(config);
 
@@ -460,6 +468,7 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
     /* Every worker has finished: what they recorded is exported and written before gyre exits. */
     gyre_notify_destroy(s->notify, NOTIFY_FLUSH_MS);
     s->notify = NULL;
+    gyre_server_alerts_stop(s);
     if (otlp_exporter != NULL) {
         gyre_otlp_exporter_flush_and_stop(otlp_exporter, OTLP_FLUSH_MS);
         gyre_otlp_exporter_destroy(otlp_exporter);
