@@ -1398,6 +1398,8 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
             parse_redact(ctx, v, "redact", &c->redact);
         } else if (strcmp(key, "auth") == 0) {
             parse_auth(ctx, c, v);
+        } else if (strcmp(key, "limits") == 0) {
+            gyre_cfg_parse_limits(ctx, c, v);
         } else if (strcmp(key, "direct") == 0) {
             gyre_cfg_get_bool(ctx, v, "direct", &c->direct);
         } else if (strcmp(key, "passthrough") == 0) {
@@ -1410,7 +1412,7 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
             ERR(ctx, k, "",
                 "unknown field '%s' (known: listen, auth, workers, store, state, prices, redact, direct, passthrough, "
                 "providers, routes, otlp, max_body_bytes, max_response_bytes, shutdown_grace_ms, max_header_bytes, "
-                "max_connections, linger_ms, linger_bytes)",
+                "max_connections, linger_ms, linger_bytes, limits)",
                 key);
         }
     }
@@ -1667,6 +1669,7 @@ void gyre_config_free(gyre_config_t *c)
     free(c->store_log);
     free(c->state_path);
     free(c->prices_file);
+    gyre_cfg_free_limits(&c->limits);
     for (size_t i = 0; i < c->otlp.nheaders; i++) {
         explicit_bzero(c->otlp.header_values[i], strlen(c->otlp.header_values[i]));
         free(c->otlp.header_values[i]);
