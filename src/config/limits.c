@@ -65,7 +65,7 @@ static void parse_rule(parse_ctx_t *ctx, yaml_node_t *n, const char *field, gyre
     r->line = gyre_cfg_line_of(n);
     if (!gyre_cfg_want_type(ctx, n, YAML_MAPPING_NODE, field))
         return;
-    yaml_node_t *period = NULL, *soft = NULL;
+    yaml_node_t *period = NULL, *soft = NULL, *budget = NULL;
     for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
         yaml_node_t *k = GYRE_CFG_KEY(ctx, p), *v = GYRE_CFG_VALUE(ctx, p);
         const char *key = gyre_cfg_scalar(k) != NULL ? gyre_cfg_scalar(k) : "?";
@@ -83,6 +83,7 @@ static void parse_rule(parse_ctx_t *ctx, yaml_node_t *n, const char *field, gyre
                 r->concurrency = (uint32_t)u;
         } else if (strcmp(key, "budget_usd") == 0) {
             get_budget(ctx, v, sub, &r->budget_usd);
+            budget = v;
         } else if (strcmp(key, "budget_period") == 0) {
             static const char *const periods[] = {"day", "week", "month", NULL};
             int i = gyre_cfg_get_choice(ctx, v, sub, periods);
@@ -102,9 +103,9 @@ static void parse_rule(parse_ctx_t *ctx, yaml_node_t *n, const char *field, gyre
     }
     if (r->budget_usd >= 0 && r->budget_period == 0 && period == NULL)
         ERR(ctx, n, field, "budget_usd needs a budget_period (day, week or month; UTC calendar periods)");
-    if (r->budget_usd < 0 && period != NULL)
+    if (budget == NULL && period != NULL)
         ERR(ctx, period, field, "budget_period without a budget_usd");
-    if (r->budget_usd < 0 && soft != NULL)
+    if (budget == NULL && soft != NULL)
         ERR(ctx, soft, field, "soft applies to a budget: this rule has no budget_usd");
 }
 

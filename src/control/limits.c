@@ -320,7 +320,7 @@ static void send_notices(gyre_limits_t *l, gyre_limit_level_t level, const gyre_
                  lv->set.budget_period == GYRE_BUDGET_DAY     ? "daily"
                  : lv->set.budget_period == GYRE_BUDGET_WEEK  ? "weekly"
                                                               : "monthly",
-                 pct[i],
+                 (unsigned)(lv->set.budget_usd > 0 ? (double)u.spent_nusd * 100 / ((double)lv->set.budget_usd * GYRE_NUSD_PER_USD) + 1e-9 : 100),
                  pct[i] < 100       ? ""
                  : lv->set.budget_soft ? "; the budget is soft: requests go on"
                                        : "; requests that would spend more are refused until the period ends");
