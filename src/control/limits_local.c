@@ -56,7 +56,7 @@ struct gyre_limit_entry {
     int64_t req_tat_ns, tok_tat_ns; /* GCRA: when the request and token buckets are full again */
     resv_bucket_t ring[RING];
     int period;             /* gyre_budget_period_t of the spend below */
-    int64_t period_start_us;
+    int64_t period_start_us, period_next_us;
     int64_t spent_nusd;     /* settled in the period */
     unsigned alerted;       /* thresholds already reported in the period */
 };
@@ -176,13 +176,19 @@ static void roll_period(struct gyre_limit_entry *e, const gyre_limit_set_t *s, i
 {
     if (!has_budget(s))
         return;
-    int64_t start = gyre_limits_period_start(now_us, s->budget_period, NULL);
+    /* Most calls fall in the period the entry already has: the calendar (gmtime_r and timegm, a few hundred ns
+     * for a month) is read only when they do not. */
+    if (e->period == (int)s->budget_period && now_us >= e->period_start_us && now_us < e->period_next_us)
+        return;
+    int64_t next;
+    int64_t start = gyre_limits_period_start(now_us, s->budget_period, &next);
     if (e->period != (int)s->budget_period || e->period_start_us != start) {
         e->period = (int)s->budget_period;
         e->period_start_us = start;
         e->spent_nusd = 0;
         e->alerted = 0;
     }
+    e->period_next_us = next;
 }
 
 static int64_t slice_us(int64_t ttl_us)
@@ -258,8 +264,7 @@ static int level_admits(struct gyre_limit_entry *e, gyre_limit_level_t level, co
         roll_period(e, s, now_us);
         int64_t b = budget_nusd(s);
         if (e->spent_nusd + reserved + cost_nusd > b) {
-            int64_t next;
-            gyre_limits_period_start(now_us, s->budget_period, &next);
+            int64_t next = e->period_next_us;
             why->kind = GYRE_LIMIT_BUDGET;
             why->budget_usd = s->budget_usd;
             why->period = s->budget_period;
