@@ -22,6 +22,8 @@
 #include <time.h>
 
 #include "common/alloc.h"
+#include "common/json.h"
+#include <cjson/cJSON.h>
 
 typedef struct rule {
     char id[GYRE_PRINCIPAL_ID_MAX];
@@ -52,6 +54,14 @@ struct gyre_limits {
     gyre_limits_notify_fn notify;
     void *notify_arg;
     _Atomic uint64_t refusals[GYRE_LIMIT_LEVELS][GYRE_LIMIT_KINDS];
+    /* Rules the admin API set, applied over every config's (under reconfigure_mu). */
+    struct overlay {
+        int level;
+        rule_t rule;
+        int removed;
+        char *notify;
+    } *overlay;
+    size_t noverlay;
 };
 
 static const char *const level_names[GYRE_LIMIT_LEVELS] = {"key", "team", "agent", "user"};
@@ -169,6 +179,37 @@ static void snapshot_free(snapshot_t *s)
     }
 }
 
+/* One rule of the admin API's into a snapshot not yet published: replaced, added (kept sorted) or removed. */
+static void snapshot_put(snapshot_t *s, const struct overlay *o)
+{
+    int l = o->level;
+    rule_t r = o->rule;
+    r.notify = o->notify != NULL ? keep_string(s, o->notify) : NULL;
+    s->has_budgets |= !o->removed && r.set.budget_usd >= 0;
+    if (strcmp(r.id, "*") == 0) {
+        s->star[l] = r;
+        s->has_star[l] = !o->removed;
+        return;
+    }
+    size_t i = 0;
+    while (i < s->nrules[l] && strcmp(s->rules[l][i].id, r.id) < 0)
+        i++;
+    int found = i < s->nrules[l] && strcmp(s->rules[l][i].id, r.id) == 0;
+    if (o->removed) {
+        if (found) {
+            memmove(&s->rules[l][i], &s->rules[l][i + 1], (s->nrules[l] - i - 1) * sizeof(rule_t));
+            s->nrules[l]--;
+        }
+        return;
+    }
+    if (!found) {
+        s->rules[l] = gyre_realloc(s->rules[l], (s->nrules[l] + 1) * sizeof(rule_t));
+        memmove(&s->rules[l][i + 1], &s->rules[l][i], (s->nrules[l] - i) * sizeof(rule_t));
+        s->nrules[l]++;
+    }
+    s->rules[l][i] = r;
+}
+
 gyre_limits_t *gyre_limits_create(const gyre_config_t *config)
 {
     if (!config->limits.present)
@@ -188,6 +229,9 @@ void gyre_limits_destroy(gyre_limits_t *l)
         return;
     l->backend->destroy(l->state);
     snapshot_free(atomic_load(&l->snap));
+    for (size_t i = 0; i < l->noverlay; i++)
+        free(l->overlay[i].notify);
+    free(l->overlay);
     pthread_mutex_destroy(&l->reconfigure_mu);
     free(l);
 }
@@ -201,6 +245,8 @@ void gyre_limits_reconfigure(gyre_limits_t *l, const gyre_config_t *next)
     gyre_limits_conf_t none = {0};
     snapshot_t *fresh = snapshot_make(next->limits.present ? &next->limits : &none);
     pthread_mutex_lock(&l->reconfigure_mu);
+    for (size_t i = 0; i < l->noverlay; i++)
+        snapshot_put(fresh, &l->overlay[i]);
     fresh->retired = atomic_load(&l->snap);
     atomic_store(&l->snap, fresh);
     pthread_mutex_unlock(&l->reconfigure_mu);
@@ -474,4 +520,144 @@ void gyre_limits_render_metrics(gyre_limits_t *l, gyre_buf_t *out)
                           "request over a limit is refused at once with 429.\n"
                           "# TYPE gyre_limit_queue_depth gauge\n"
                           "gyre_limit_queue_depth 0\n");
+}
+
+static cJSON *set_json(const gyre_limit_set_t *set, const char *notify)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (set->rpm != 0)
+        cJSON_AddNumberToObject(o, "rpm", set->rpm);
+    if (set->tpm != 0)
+        cJSON_AddNumberToObject(o, "tpm", set->tpm);
+    if (set->concurrency != 0)
+        cJSON_AddNumberToObject(o, "concurrency", set->concurrency);
+    if (set->budget_usd >= 0 && set->budget_period != GYRE_BUDGET_NONE) {
+        cJSON_AddNumberToObject(o, "budget_usd", set->budget_usd);
+        cJSON_AddStringToObject(o, "budget_period", period_name(set->budget_period));
+        cJSON_AddBoolToObject(o, "soft", set->budget_soft);
+    }
+    if (notify != NULL)
+        cJSON_AddStringToObject(o, "notify", notify);
+    return o;
+}
+
+static char *print_rule(const rule_t *r)
+{
+    if (r == NULL)
+        return NULL;
+    cJSON *o = set_json(&r->set, r->notify);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return text;
+}
+
+static int valid_id(const char *s)
+{
+    if (strcmp(s, "*") == 0)
+        return 1;
+    size_t n = strlen(s);
+    if (n == 0 || n >= GYRE_PRINCIPAL_ID_MAX)
+        return 0;
+    for (const char *p = s; *p != '\0'; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              strchr("._:@-[]", *p) != NULL))
+            return 0;
+    return 1;
+}
+
+int gyre_limits_set_rule(gyre_limits_t *l, gyre_limit_level_t level, const char *id, const gyre_limit_set_t *set,
+                         const char *notify, char **before, char **after)
+{
+    *before = *after = NULL;
+    if (level >= GYRE_LIMIT_LEVELS || !valid_id(id) || (notify != NULL && strlen(notify) > 128))
+        return -EINVAL;
+    pthread_mutex_lock(&l->reconfigure_mu);
+    snapshot_t *old = atomic_load(&l->snap);
+    const rule_t *was = NULL;
+    if (strcmp(id, "*") == 0) {
+        was = old->has_star[level] ? &old->star[level] : NULL;
+    } else {
+        rule_t key;
+        memset(&key, 0, sizeof(key));
+        memcpy(key.id, id, strlen(id) + 1);
+        was = bsearch(&key, old->rules[level], old->nrules[level], sizeof(rule_t), rule_cmp);
+    }
+    *before = print_rule(was);
+    struct overlay o;
+    memset(&o, 0, sizeof(o));
+    o.level = (int)level;
+    memcpy(o.rule.id, id, strlen(id) + 1);
+    o.removed = set == NULL;
+    if (set != NULL)
+        o.rule.set = *set;
+    o.notify = notify != NULL ? gyre_strdup(notify) : NULL;
+    /* The overlay keeps one entry per (level, id): the last change. */
+    size_t i = 0;
+    while (i < l->noverlay && !(l->overlay[i].level == o.level && strcmp(l->overlay[i].rule.id, id) == 0))
+        i++;
+    if (i == l->noverlay) {
+        l->overlay = gyre_realloc(l->overlay, (l->noverlay + 1) * sizeof(*l->overlay));
+        l->noverlay++;
+    } else {
+        free(l->overlay[i].notify);
+    }
+    l->overlay[i] = o;
+    /* A copy of the snapshot in force with the change, published whole. */
+    snapshot_t *fresh = gyre_calloc(1, sizeof(*fresh));
+    *fresh = *old;
+    fresh->strings = NULL;
+    fresh->nstrings = 0;
+    for (int lv = 0; lv < GYRE_LIMIT_LEVELS; lv++) {
+        fresh->rules[lv] = gyre_calloc(old->nrules[lv] + 1, sizeof(rule_t));
+        memcpy(fresh->rules[lv], old->rules[lv], old->nrules[lv] * sizeof(rule_t));
+        for (size_t k = 0; k < fresh->nrules[lv]; k++)
+            fresh->rules[lv][k].notify = keep_string(fresh, old->rules[lv][k].notify);
+        if (fresh->has_star[lv])
+            fresh->star[lv].notify = keep_string(fresh, old->star[lv].notify);
+    }
+    snapshot_put(fresh, &o);
+    fresh->retired = old;
+    atomic_store(&l->snap, fresh);
+    o.rule.notify = o.notify;
+    *after = set != NULL ? print_rule(&o.rule) : NULL;
+    pthread_mutex_unlock(&l->reconfigure_mu);
+    return 0;
+}
+
+static void add_rule_json(gyre_limits_t *l, const snapshot_t *s, int level, const rule_t *r, int64_t now, cJSON *arr)
+{
+    cJSON *o = set_json(&r->set, r->notify);
+    cJSON_AddStringToObject(o, "id", r->id);
+    gyre_limit_usage_t u;
+    if (strcmp(r->id, "*") != 0 &&
+        l->backend->usage(l->state, (gyre_limit_level_t)level, r->id, &r->set, s->ttl_us, now, &u) == 0) {
+        cJSON *j = cJSON_AddObjectToObject(o, "usage");
+        cJSON_AddNumberToObject(j, "requests_in_window", (double)u.requests_in_window);
+        cJSON_AddNumberToObject(j, "tokens_in_window", (double)u.tokens_in_window);
+        cJSON_AddNumberToObject(j, "inflight", u.inflight);
+        cJSON_AddNumberToObject(j, "reserved_usd", (double)u.reserved_nusd / GYRE_NUSD_PER_USD);
+        cJSON_AddNumberToObject(j, "spent_usd", (double)u.spent_nusd / GYRE_NUSD_PER_USD);
+    }
+    cJSON_AddItemToArray(arr, o);
+}
+
+char *gyre_limits_to_json(gyre_limits_t *l)
+{
+    static const char *const plural[GYRE_LIMIT_LEVELS] = {"keys", "teams", "agents", "users"};
+    const snapshot_t *s = atomic_load_explicit(&l->snap, memory_order_acquire);
+    int64_t now = l->clock(l->clock_arg);
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddNumberToObject(root, "reservation_ttl_ms", (double)(s->ttl_us / 1000));
+    cJSON_AddNumberToObject(root, "default_max_tokens", s->default_max_tokens);
+    cJSON_AddNumberToObject(root, "queue_depth", 0);
+    for (int lv = 0; lv < GYRE_LIMIT_LEVELS; lv++) {
+        cJSON *arr = cJSON_AddArrayToObject(root, plural[lv]);
+        for (size_t i = 0; i < s->nrules[lv]; i++)
+            add_rule_json(l, s, lv, &s->rules[lv][i], now, arr);
+        if (s->has_star[lv])
+            add_rule_json(l, s, lv, &s->star[lv], now, arr);
+    }
+    char *text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return text;
 }

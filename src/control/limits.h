@@ -178,6 +178,17 @@ int gyre_limits_usage(gyre_limits_t *l, gyre_limit_level_t level, const char *id
  * the 1st 00:00), and in *next_us the next one's start. */
 int64_t gyre_limits_period_start(int64_t now_us, gyre_budget_period_t period, int64_t *next_us);
 
+/*
+ * The admin API's change of one rule (PUT /api/admin/limits/{level}/{id}): `set` (NULL: the rule is removed) replaces
+ * the rule of `id` ("*" included) at `level` now, and stays over every later config reload until the process
+ * ends (docs/limits.md).  `before` and `after` get the rule as JSON (NULL when there was none / is none; the caller
+ * frees them).  0, or -EINVAL when `id` is not a valid id.
+ */
+int gyre_limits_set_rule(gyre_limits_t *l, gyre_limit_level_t level, const char *id, const gyre_limit_set_t *set,
+                         const char *notify, char **before, char **after);
+/* Every rule in force with its id's use now, as JSON (GET /api/admin/limits); the caller frees it. */
+char *gyre_limits_to_json(gyre_limits_t *l);
+
 /* The refusal's message: "rate limit of 60 requests per minute for key svc-a reached; resets in 12 s". */
 void gyre_limits_describe(const gyre_limit_refusal_t *why, char *out, size_t len);
 /* A duration as OpenAI's x-ratelimit-reset-* headers write it: "20ms", "1s", "8.64s", "6m0s". */

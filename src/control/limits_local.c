@@ -419,7 +419,8 @@ static int local_usage(void *state, gyre_limit_level_t level, const char *id, co
     if (set != NULL) {
         roll_period(e, set, now_us);
         if (set->rpm != 0)
-            out->requests_in_window = (uint64_t)((__int128)debt_ns(e->req_tat_ns, now_ns) * set->rpm / WINDOW_NS);
+            out->requests_in_window =
+                (uint64_t)(((__int128)debt_ns(e->req_tat_ns, now_ns) * set->rpm + WINDOW_NS - 1) / WINDOW_NS);
         if (set->tpm != 0) {
             __int128 d = debt_ns(e->tok_tat_ns, now_ns);
             out->tokens_in_window = (uint64_t)((d * set->tpm + WINDOW_NS - 1) / WINDOW_NS);

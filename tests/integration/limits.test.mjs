@@ -284,3 +284,34 @@ test('a client that leaves mid-stream gives its concurrency slot back and is cha
     await mock.stop();
   }
 });
+
+test('the admin API sets a limit live, lists it with its use, and removes it', async () => {
+  const mock = await startMock();
+  const gyre = await startGyre(config(mock, '  agents: {}\n'));
+  try {
+    const call = () => postJson(`${gyre.url}/v1/chat/completions`, body(), { 'x-gyre-agent': 'bot' });
+    assert.equal((await call()).status, 200);
+    const put = await fetch(`${gyre.url}/api/admin/limits/agents/bot`, {
+      method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ rpm: 2 }),
+    });
+    assert.equal(put.status, 200);
+    assert.deepEqual(await put.json(), { rpm: 2 });
+    assert.deepEqual([(await call()).status, (await call()).status, (await call()).status], [200, 200, 429]);
+    const list = await (await fetch(`${gyre.url}/api/admin/limits`)).json();
+    assert.deepEqual(list.agents, [{
+      rpm: 2, id: 'bot',
+      usage: { requests_in_window: 2, tokens_in_window: 0, inflight: 0, reserved_usd: 0, spent_usd: 0 },
+    }]);
+    const bad = await fetch(`${gyre.url}/api/admin/limits/agents/bot`, {
+      method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ rpm: 0 }),
+    });
+    assert.equal(bad.status, 400);
+    assert.equal((await bad.json()).error.message, 'rpm: a whole number from 1 to 100000000');
+    const del = await fetch(`${gyre.url}/api/admin/limits/agents/bot`, { method: 'DELETE' });
+    assert.equal(del.status, 200);
+    assert.equal((await call()).status, 200);
+  } finally {
+    await gyre.stop();
+    await mock.stop();
+  }
+});

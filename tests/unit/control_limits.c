@@ -518,3 +518,49 @@ TEST(limits_metrics_name_refusals_by_level_and_limit_and_spend_of_configured_ids
     gyre_limits_destroy(l);
     gyre_config_free(c);
 }
+
+TEST(limits_a_rule_set_live_applies_at_once_and_stays_over_a_reload)
+{
+    gyre_config_t *c, *c2;
+    gyre_limits_t *l = make(LIMITS_PREFIX "  agents: {a: {rpm: 100}}\n", &c);
+    gyre_limit_ask_t a = ask_of("", NULL, "a", NULL, 0, 0), b = ask_of("", NULL, "b", NULL, 0, 0);
+    gyre_limit_refusal_t why;
+    char *before, *after;
+    gyre_limit_set_t two = {.rpm = 2, .budget_usd = -1};
+    CHECK_INT(gyre_limits_set_rule(l, GYRE_LIMIT_AGENT, "b", &two, NULL, &before, &after), 0);
+    CHECK(before == NULL);
+    CHECK_STR(after, "{\"rpm\":2}");
+    free(after);
+    CHECK_INT(admit_n(l, &b, 3, &why), 2);
+    gyre_limit_set_t one = {.rpm = 1, .budget_usd = 5, .budget_period = GYRE_BUDGET_WEEK, .budget_soft = 1};
+    CHECK_INT(gyre_limits_set_rule(l, GYRE_LIMIT_AGENT, "a", &one, "ops", &before, &after), 0);
+    CHECK_STR(before, "{\"rpm\":100}");
+    CHECK_STR(after, "{\"rpm\":1,\"budget_usd\":5,\"budget_period\":\"week\",\"soft\":true,\"notify\":\"ops\"}");
+    free(before);
+    free(after);
+    CHECK_INT(admit_n(l, &a, 3, &why), 1);
+    /* A reload of the same file keeps the admin's rules over the config's. */
+    gyre_config_errors_t errs = {0};
+    c2 = parse(LIMITS_PREFIX "  agents: {a: {rpm: 100}}\n", &errs);
+    gyre_limits_reconfigure(l, c2);
+    now_us += 60 * SEC;
+    CHECK_INT(admit_n(l, &a, 3, &why), 1);
+    CHECK_INT(admit_n(l, &b, 3, &why), 2);
+    /* Removed: the agent is free. */
+    CHECK_INT(gyre_limits_set_rule(l, GYRE_LIMIT_AGENT, "b", NULL, NULL, &before, &after), 0);
+    CHECK_STR(before, "{\"rpm\":2}");
+    CHECK(after == NULL);
+    free(before);
+    CHECK_INT(admit_n(l, &b, 10, &why), 10);
+    CHECK_INT(gyre_limits_set_rule(l, GYRE_LIMIT_AGENT, "bad id", &two, NULL, &before, &after), -EINVAL);
+    /* Two admitted in two minutes, neither settled: both still in flight. */
+    char *json = gyre_limits_to_json(l);
+    CHECK_STR(json, "{\"reservation_ttl_ms\":900000,\"default_max_tokens\":4096,\"queue_depth\":0,\"keys\":[],"
+                    "\"teams\":[],\"agents\":[{\"rpm\":1,\"budget_usd\":5,\"budget_period\":\"week\",\"soft\":true,"
+                    "\"notify\":\"ops\",\"id\":\"a\",\"usage\":{\"requests_in_window\":1,\"tokens_in_window\":0,"
+                    "\"inflight\":2,\"reserved_usd\":0,\"spent_usd\":0}}],\"users\":[]}");
+    free(json);
+    gyre_limits_destroy(l);
+    gyre_config_free(c);
+    gyre_config_free(c2);
+}
