@@ -18,6 +18,7 @@ providers:
   - {name: p, kind: openai, base_url: "${mock.v1}", keys: [sk-mock-a], prices: {m1: ${prices}}}
 routes:
   - {name: chat, targets: [{provider: p, model: m1}]}
+  - {name: cached, targets: [{provider: p, model: m1}], cache: {ttl_ms: 60000}}
 ${extra}limits:
 ${limits}`;
 }
@@ -310,6 +311,27 @@ test('the admin API sets a limit live, lists it with its use, and removes it', a
     const del = await fetch(`${gyre.url}/api/admin/limits/agents/bot`, { method: 'DELETE' });
     assert.equal(del.status, 200);
     assert.equal((await call()).status, 200);
+  } finally {
+    await gyre.stop();
+    await mock.stop();
+  }
+});
+
+test('a cache hit costs nothing against a budget and still counts as a request', async () => {
+  const mock = await startMock();
+  const gyre = await startGyre(config(mock, '  agents: {reader: {rpm: 3, budget_usd: 10, budget_period: day}}\n'));
+  try {
+    const b = body({ model: 'cached' });
+    const first = await postJson(`${gyre.url}/v1/chat/completions`, b, { 'x-gyre-agent': 'reader' });
+    assert.equal(first.headers.get('x-gyre-cache'), 'miss');
+    const hit = await postJson(`${gyre.url}/v1/chat/completions`, b, { 'x-gyre-agent': 'reader' });
+    assert.equal(hit.status, 200);
+    assert.equal(hit.headers.get('x-gyre-cache'), 'hit');
+    const cost = first.json.usage.prompt_tokens * IN_NUSD + first.json.usage.completion_tokens * OUT_NUSD;
+    assert.equal(await metric(gyre.url, 'gyre_budget_spent_usd{level="agent",id="reader"}'), nusdToUsd(cost));
+    assert.equal((await postJson(`${gyre.url}/v1/chat/completions`, b, { 'x-gyre-agent': 'reader' })).status, 200);
+    assert.equal((await postJson(`${gyre.url}/v1/chat/completions`, b, { 'x-gyre-agent': 'reader' })).status, 429);
+    assert.equal((await mock.stats()).requests, 1);
   } finally {
     await gyre.stop();
     await mock.stop();
