@@ -27,6 +27,7 @@
 #include "control/state.h"
 #include "control/notify.h"
 #include "control/alerts.h"
+#include "control/limits.h"
 #include "metrics/metrics.h"
 #include "otlp/otlp.h"
 #include "proxy/respond.h"
@@ -178,8 +179,14 @@ int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req)
     p.nnotifiers = nn < 64 ? nn : 64;
     gyre_buf_t b;
     gyre_buf_init(&b, GYRE_METRICS_RENDER_MAX);
-    if (gyre_metrics_render(all, s->nworkers, &p, &b) != 0 ||
-        gyre_server_alerts_metrics(s, &b) != 0) {
+    int rendered = gyre_metrics_render(all, s->nworkers, &p, &b);
+    if (rendered == 0) {
+        gyre_limits_render_metrics(s->limits, &b); /* the limits' families (queue depth 0 without limits) */
+        rendered = gyre_buf_failed(&b);
+    }
+    if (rendered == 0)
+        rendered = gyre_server_alerts_metrics(s, &b);
+    if (rendered != 0) {
         gyre_api_error_t err;
         gyre_api_error_set(&err, 500, "server_error", "metrics_too_large", NULL,
                            "the metrics exposition is larger than %u bytes", GYRE_METRICS_RENDER_MAX);
@@ -258,6 +265,7 @@ static void *worker_main(void *arg)
     w->super.otlp_exporter = otlp_exporter;
     w->super.overrides = s->overrides;
     w->super.alerts = s->alerts;
+    w->super.limits = s->limits;
     init_upstreams(w);
     h2o_timeout_init(w->super.ctx.loop, &w->grace_timeout, s->config->shutdown_grace_ms);
     w->grace_entry.cb = on_grace_expired;
@@ -351,6 +359,7 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
     }
     if (open_keys(s, nworkers) != 0)
         return 1;
+    s->limits = gyre_limits_create(config); /* NULL without `limits:`; lives until exit, as the server does */
     s->caches = gyre_calloc(config->nroutes ? config->nroutes : 1, sizeof(*s->caches));
     for (size_t i = 0; i < config->nroutes; i++)
         if (config->routes[i].cache)
