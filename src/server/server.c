@@ -475,9 +475,11 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
         while (sem_wait(&workers_done) != 0)
             ;
     /* Every worker has finished: what they recorded is exported and written before gyre exits. */
+    /* The alert engine first: its thread sends notices, so the sender must outlive it (a resolve sent as it
+     * stops still goes out within the grace). */
+    gyre_server_alerts_stop(s);
     gyre_notify_destroy(s->notify, NOTIFY_FLUSH_MS);
     s->notify = NULL;
-    gyre_server_alerts_stop(s);
     if (otlp_exporter != NULL) {
         gyre_otlp_exporter_flush_and_stop(otlp_exporter, OTLP_FLUSH_MS);
         gyre_otlp_exporter_destroy(otlp_exporter);
