@@ -111,7 +111,7 @@ int gyre_cli_store_open(const char *cmd, const char *config_path, const char *db
     *out = NULL;
     if (dsn == NULL) {
         gyre_config_errors_t errs = {0};
-        c = config_path != NULL ? gyre_config_load(config_path, &errs) : gyre_config_default(&errs);
+        c = config_path != NULL ? gyre_config_load_unresolved(config_path, &errs) : gyre_config_default(&errs);
         if (c == NULL) {
             for (size_t i = 0; i < errs.count; i++)
                 fprintf(stderr, "%s\n", errs.items[i]);

@@ -204,9 +204,26 @@ static const char *parse_base_url(gyre_provider_conf_t *p)
     return NULL;
 }
 
+char *gyre_cfg_unresolved_secret(const char *spec)
+{
+    size_t len = strlen(spec), n = 11 + len;
+    if (n < GYRE_AUTH_MIN_SECRET_LEN)
+        n = GYRE_AUTH_MIN_SECRET_LEN;
+    char *s = gyre_malloc(n + 1);
+    memcpy(s, "unresolved:", 11);
+    for (size_t i = 0; i < len; i++)
+        s[11 + i] = (unsigned char)spec[i] <= 0x20 || (unsigned char)spec[i] >= 0x7f ? '_' : spec[i];
+    for (size_t i = 11 + len; i < n; i++)
+        s[i] = '_';
+    s[n] = '\0';
+    return s;
+}
+
 /* Loads one key from its literal, env:NAME or file:PATH form. */
 char *gyre_cfg_resolve_key(parse_ctx_t *ctx, yaml_node_t *n, const char *field, const char *spec)
 {
+    if (ctx->unresolved && (strncmp(spec, "env:", 4) == 0 || strncmp(spec, "file:", 5) == 0))
+        return gyre_cfg_unresolved_secret(spec);
     if (strncmp(spec, "env:", 4) == 0) {
         const char *name = spec + 4;
         const char *v = getenv(name);
@@ -1154,6 +1171,16 @@ static void add_auth_key(gyre_auth_conf_t *a, const char *s, size_t len)
 /* `file:PATH` in auth.keys: one key a line; blank lines and lines starting with '#' are skipped. */
 static void auth_keys_file(parse_ctx_t *ctx, yaml_node_t *n, const char *field, const char *path, gyre_auth_conf_t *a)
 {
+    if (ctx->unresolved) {
+        /* Not read: one placeholder stands for the file's keys. */
+        char *spec = gyre_malloc(strlen(path) + 6);
+        sprintf(spec, "file:%s", path);
+        char *placeholder = gyre_cfg_unresolved_secret(spec);
+        add_auth_key(a, placeholder, strlen(placeholder));
+        free(placeholder);
+        free(spec);
+        return;
+    }
     gyre_buf_t b;
     gyre_buf_init(&b, GYRE_AUTH_MAX_KEY_FILE_BYTES);
     int r = gyre_buf_append_file(&b, path);
@@ -1431,7 +1458,16 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
     }
 }
 
+static gyre_config_t *config_parse(const char *source, const char *text, size_t len, int unresolved,
+                                   gyre_config_errors_t *errs);
+
 gyre_config_t *gyre_config_parse(const char *source, const char *text, size_t len, gyre_config_errors_t *errs)
+{
+    return config_parse(source, text, len, 0, errs);
+}
+
+static gyre_config_t *config_parse(const char *source, const char *text, size_t len, int unresolved,
+                                   gyre_config_errors_t *errs)
 {
     gyre_config_t *c = gyre_calloc(1, sizeof(*c));
     c->source = gyre_strdup(source);
@@ -1464,7 +1500,7 @@ gyre_config_t *gyre_config_parse(const char *source, const char *text, size_t le
         gyre_config_free(c);
         return NULL;
     }
-    parse_ctx_t ctx = {source, &doc, errs};
+    parse_ctx_t ctx = {source, &doc, errs, unresolved};
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (root == NULL) {
         gyre_cfg_add_error(errs, source, 0, NULL, "the file is empty");
@@ -1480,7 +1516,19 @@ gyre_config_t *gyre_config_parse(const char *source, const char *text, size_t le
     return c;
 }
 
+static gyre_config_t *config_load(const char *path, int unresolved, gyre_config_errors_t *errs);
+
 gyre_config_t *gyre_config_load(const char *path, gyre_config_errors_t *errs)
+{
+    return config_load(path, 0, errs);
+}
+
+gyre_config_t *gyre_config_load_unresolved(const char *path, gyre_config_errors_t *errs)
+{
+    return config_load(path, 1, errs);
+}
+
+static gyre_config_t *config_load(const char *path, int unresolved, gyre_config_errors_t *errs)
 {
     gyre_buf_t b;
     gyre_buf_init(&b, MAX_CONFIG_BYTES);
@@ -1493,7 +1541,7 @@ gyre_config_t *gyre_config_load(const char *path, gyre_config_errors_t *errs)
     else if (r != 0)
         gyre_cfg_add_error(errs, path, 0, NULL, "cannot open: %s", strerror(-r));
     else
-        c = gyre_config_parse(path, b.base ? b.base : "", b.len, errs);
+        c = config_parse(path, b.base ? b.base : "", b.len, unresolved, errs);
     gyre_buf_dispose(&b);
     return c;
 }
@@ -1548,6 +1596,7 @@ char *gyre_config_default_yaml(void)
             embed_m = known_providers[i].embed_model;
         }
     }
+    int real = any; /* a provider key was in the environment */
     const char *mock = getenv("GYRE_MOCK_URL");
     if (mock != NULL && mock[0] != '\0') {
         gyre_buf_appendf(&b, "  - {name: mock, kind: openai, base_url: \"%s\", keys: [sk-mock]}\n", mock);
@@ -1556,7 +1605,9 @@ char *gyre_config_default_yaml(void)
             chat_p = "mock";
             chat_m = "gpt-4o-mini";
         }
-        if (embed_p == NULL) {
+        /* With a real provider, the mock serves no route: `make run` with only ANTHROPIC_API_KEY set must not
+         * answer `embed` with canned vectors.  It stays addressable as mock/MODEL. */
+        if (embed_p == NULL && !real) {
             embed_p = "mock";
             embed_m = "text-embedding-3-small";
         }
@@ -1606,7 +1657,10 @@ gyre_config_t *gyre_config_default(gyre_config_errors_t *errs)
                      known_providers[i].base_url, known_providers[i].env);
             add_note(c, note);
         }
-    if (env_set("GYRE_MOCK_URL")) {
+    int real = 0;
+    for (size_t i = 0; i < sizeof(known_providers) / sizeof(known_providers[0]); i++)
+        real |= env_set(known_providers[i].env);
+    if (env_set("GYRE_MOCK_URL") && !real) {
         snprintf(note, sizeof(note),
                  "no provider API key in the environment: routing to gyre-mock at %s, a fake provider with canned "
                  "answers (set OPENAI_API_KEY or pass --config for real providers)",

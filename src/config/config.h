@@ -260,6 +260,13 @@ gyre_config_t *gyre_config_parse(const char *source, const char *text, size_t le
 /* Reads and parses a file. */
 gyre_config_t *gyre_config_load(const char *path, gyre_config_errors_t *errs);
 /*
+ * The same, for the commands that only read what gyre stored (stats, traces, store, keys, audit): a secret given
+ * as env:NAME or file:PATH is not loaded (a placeholder stands in for it, see gyre_cfg_unresolved_secret), so
+ * those commands run without the providers' key variables set.  Everything else is checked as gyre_config_load
+ * checks it.  Never serve with such a config.
+ */
+gyre_config_t *gyre_config_load_unresolved(const char *path, gyre_config_errors_t *errs);
+/*
  * The embedded default: loopback on port 8080, SQLite ./gyre.db, a provider
  * for each of the usual API-key environment variables that is set, and one
  * pointing at gyre-mock when GYRE_MOCK_URL is set.
