@@ -4,11 +4,13 @@
 
 #include "cli/cli.h"
 #include "config/config.h"
+#include "config/fields.h"
 #include "control/access.h"
 #include "store/store.h"
 
 const char gyre_check_config_usage[] =
     "usage: gyre check-config FILE\n"
+    "       gyre check-config --fields-markdown   (docs/config.md's field reference)\n"
     "\n"
     "Reads FILE as `gyre serve --config FILE` would and reports every error,\n"
     "each with its line and the field's name; exits 1 when there is any, 0 when\n"
@@ -55,7 +57,25 @@ const char gyre_check_config_usage[] =
     "      direct: false           # overrides the root's direct:\n"
     "  routes:\n"
     "    - name: chat              # clients send model: chat (or primary/gpt-4o-mini)\n"
-    "      targets: [{provider: primary, model: gpt-4o-mini, weight: 100}]\n";
+    "      targets: [{provider: primary, model: gpt-4o-mini, weight: 100}]\n"
+    "\n"
+    "Every field (src/config/fields.c; docs/config.md is generated from the same table):\n";
+
+/* The field table, as --help or --fields-markdown prints it. */
+static int print_fields(int markdown)
+{
+    gyre_buf_t b;
+    gyre_buf_init(&b, (size_t)1 << 20); /* the table is about 20 KB */
+    if (markdown)
+        gyre_config_fields_markdown(&b);
+    else
+        gyre_config_fields_text(&b);
+    int rc = gyre_buf_failed(&b) != 0 ? 1 : 0;
+    if (rc == 0)
+        fwrite(b.base, 1, b.len, stdout);
+    gyre_buf_dispose(&b);
+    return rc;
+}
 
 int gyre_cli_check_store(const gyre_config_t *c, char *msg, size_t len)
 {
@@ -73,8 +93,10 @@ int gyre_cmd_check_config(int argc, char **argv)
 {
     if (argc == 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
         fputs(gyre_check_config_usage, stdout);
-        return 0;
+        return print_fields(0);
     }
+    if (argc == 1 && strcmp(argv[0], "--fields-markdown") == 0)
+        return print_fields(1);
     if (argc != 1) {
         fputs(gyre_check_config_usage, stderr);
         return 2;

@@ -1429,6 +1429,8 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
             gyre_cfg_get_bool(ctx, v, "direct", &c->direct);
         } else if (strcmp(key, "passthrough") == 0) {
             parse_passthrough(ctx, c, v);
+        } else if (strcmp(key, "access_log") == 0) {
+            gyre_cfg_parse_access_log(ctx, c, v);
         } else if (strcmp(key, "providers") == 0) {
             providers = v;
         } else if (strcmp(key, "routes") == 0) {
@@ -1437,7 +1439,7 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
             ERR(ctx, k, "",
                 "unknown field '%s' (known: listen, auth, workers, store, state, prices, redact, direct, passthrough, "
                 "providers, routes, otlp, max_body_bytes, max_response_bytes, shutdown_grace_ms, max_header_bytes, "
-                "max_connections, linger_ms, linger_bytes)",
+                "max_connections, linger_ms, linger_bytes, access_log)",
                 key);
         }
     }
@@ -1721,6 +1723,7 @@ void gyre_config_free(gyre_config_t *c)
     free(c->store_log);
     free(c->state_path);
     free(c->prices_file);
+    free(c->access_log);
     for (size_t i = 0; i < c->otlp.nheaders; i++) {
         explicit_bzero(c->otlp.header_values[i], strlen(c->otlp.header_values[i]));
         free(c->otlp.header_values[i]);

@@ -232,6 +232,12 @@ typedef struct gyre_config {
      * are; GYRE_CONFIG_DEFAULT_PASSTHROUGH unless given.  Admin and organization paths are never among them. */
     char **passthrough;
     size_t npassthrough;
+    /* `access_log:` the file the per-request JSON lines go to, "stderr", or NULL (off, the default); each
+     * worker's buffer (default GYRE_DEFAULT_ACCESS_LOG_BUFFER) and how often it is written at least (default
+     * GYRE_DEFAULT_ACCESS_LOG_FLUSH_MS).  Zero: the default.  src/trace/access_log.h. */
+    char *access_log;
+    size_t access_log_buffer_bytes;
+    unsigned access_log_flush_ms;
     /* Human-readable notes gathered while building the embedded default
      * (which providers came from which environment variables). */
     char **notes;
@@ -254,6 +260,8 @@ typedef struct gyre_config_errors {
 #define GYRE_DEFAULT_LINGER_MS 30000
 #define GYRE_DEFAULT_LINGER_BYTES ((uint64_t)64 * 1024 * 1024)
 #define GYRE_DEFAULT_MAX_TOKENS 4096
+#define GYRE_DEFAULT_ACCESS_LOG_BUFFER ((size_t)1 << 20)
+#define GYRE_DEFAULT_ACCESS_LOG_FLUSH_MS 1000
 
 /* Parses YAML text.  Returns NULL and fills `errs` when anything is wrong. */
 gyre_config_t *gyre_config_parse(const char *source, const char *text, size_t len, gyre_config_errors_t *errs);
