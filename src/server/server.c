@@ -28,6 +28,7 @@
 #include "server/handlers.h"
 #include "store/store.h"
 #include "trace/record.h"
+#include "trace/access_log.h"
 #include "trace/writer.h"
 
 static sem_t workers_done;
@@ -238,6 +239,7 @@ static void *worker_main(void *arg)
     w->super.prices = s->prices;
     w->super.writer = s->writer;
     w->super.otlp_exporter = otlp_exporter;
+    w->super.access_log = s->access_log;
     init_upstreams(w);
     h2o_timeout_init(w->super.ctx.loop, &w->grace_timeout, s->config->shutdown_grace_ms);
     w->grace_entry.cb = on_grace_expired;
@@ -360,6 +362,11 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
         return 1;
     }
 
+    if (gyre_access_log_open(config, nworkers, &s->access_log, err, sizeof(err)) != 0) {
+        gyre_logf("gyre: %s\n", err);
+        return 1;
+    }
+
     check_fd_limit(config);
 
     /* Signals are taken by this thread alone, with sigwait.  SIGHUP too: its default action would end gyre
@@ -397,6 +404,8 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
         while (sem_wait(&workers_done) != 0)
             ;
     /* Every worker has finished: what they recorded is exported and written before gyre exits. */
+    gyre_access_log_close(s->access_log);
+    s->access_log = NULL;
     if (otlp_exporter != NULL) {
         gyre_otlp_exporter_flush_and_stop(otlp_exporter, OTLP_FLUSH_MS);
         gyre_otlp_exporter_destroy(otlp_exporter);

@@ -1,0 +1,109 @@
+// What an operator expects on day one, tried as a new user would: the access
+// log (one JSON line per request, exact fields), `gyre stats --config`
+// without the providers' key variables, `make install`, and `make run`
+// choosing a real provider over gyre-mock when a key is set.
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { startGyre, startMock, runGyre, tmpdir, bin, ROOT, BUILD, SLOW } from '../lib/harness.mjs';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const CLIENT_KEY = 'ck-dayone-0123456789abcdef';
+
+/** The file's JSON lines once it has `n` of them (bounded wait). */
+async function lines(file, n, ms = 5000 * SLOW) {
+  const deadline = Date.now() + ms;
+  let text = '';
+  while (Date.now() < deadline) {
+    text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+    if (text.split('\n').filter(Boolean).length >= n) break;
+    await sleep(20);
+  }
+  assert.ok(text.endsWith('\n'), `the access log ends in a newline: ${JSON.stringify(text.slice(-80))}`);
+  return text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}
+
+describe('the access log', () => {
+  let mock, g, dir, log;
+  before(async () => {
+    mock = await startMock();
+    dir = tmpdir('gyre-access-');
+    log = path.join(dir, 'access.jsonl');
+    g = await startGyre(`workers: 1
+auth: {keys: [${CLIENT_KEY}], read_token: rt-dayone-0123456789abcdef}
+access_log: {path: "${log}", flush_ms: 20}
+providers:
+  - {name: mock, kind: openai, base_url: "${mock.v1}", keys: [sk-mock-dayone]}
+routes:
+  - {name: chat, targets: [{provider: mock, model: gpt-4o-mini}], cache: {ttl_ms: 60000}}
+`);
+  });
+  after(async () => {
+    assert.equal((await g.stop()).code, 0);
+    assert.equal((await mock.stop()).code, 0);
+  });
+
+  test('writes one JSON line per request with exact fields: ok, cache hit, stream, 404, 401, and no query value', async () => {
+    // The readiness probe (/healthz) was the first request: its line comes first.
+    const auth = { authorization: `Bearer ${CLIENT_KEY}`, 'content-type': 'application/json' };
+    const chat = JSON.stringify({ model: 'chat', messages: [{ role: 'user', content: 'Say hello.' }] });
+    const sent = [];
+    async function send(urlPath, init) {
+      const r = await fetch(`${g.url}${urlPath}`, init);
+      const body = await r.text();
+      sent.push({ r, body, bodyIn: init?.body ? Buffer.byteLength(init.body) : 0 });
+    }
+    await send('/v1/chat/completions', { method: 'POST', headers: { ...auth, 'x-request-id': 'req-dayone-1' }, body: chat });
+    await send('/v1/chat/completions', { method: 'POST', headers: auth, body: chat });
+    const stream = JSON.stringify({ model: 'chat', stream: true, messages: [{ role: 'user', content: 'Stream it.' }] });
+    await send('/v1/chat/completions', { method: 'POST', headers: auth, body: stream });
+    await send('/nowhere?key=sk-secret-in-query&alt=sse&flag', { headers: auth });
+    await send('/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: chat });
+    assert.deepEqual(sent.map((s) => s.r.status), [200, 200, 200, 404, 401]);
+
+    const all = await lines(log, 6);
+    assert.equal(all.length, 6);
+    const health = all[0];
+    assert.equal(health.path, '/healthz');
+    const got = all.slice(1);
+    const text = fs.readFileSync(log, 'utf8');
+    assert.ok(!text.includes('sk-secret-in-query'), 'a query value never reaches the log');
+    assert.ok(!text.includes(CLIENT_KEY) && !text.includes('sk-mock-dayone'), 'no key reaches the log');
+
+    const common = (l, i) => {
+      assert.deepEqual(Object.keys(l), ['time', 'request_id', 'remote_addr', 'method', 'path', 'query_keys', 'status',
+        'bytes_in', 'bytes_out', 'duration_ms', 'route', 'provider', 'model', 'key_id', 'cache', 'attempts', 'trace_id']);
+      assert.match(l.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      assert.ok(Math.abs(Date.parse(l.time) - Date.now()) < 60000);
+      assert.equal(l.request_id, sent[i].r.headers.get('x-request-id'));
+      assert.equal(l.remote_addr, '127.0.0.1');
+      assert.equal(l.status, sent[i].r.status);
+      assert.equal(l.bytes_in, sent[i].bodyIn);
+      assert.equal(l.bytes_out, Buffer.byteLength(sent[i].body));
+      assert.equal(typeof l.duration_ms, 'number');
+      assert.ok(l.duration_ms >= 0 && l.duration_ms < 30000);
+      assert.equal(l.key_id, null); // the managed keys' ids come with them; config keys have none yet
+    };
+    got.forEach(common);
+    assert.equal(got[0].request_id, 'req-dayone-1');
+    const call = { method: 'POST', path: '/v1/chat/completions', query_keys: null, route: 'chat', provider: 'mock', model: 'gpt-4o-mini' };
+    for (const [i, cache, attempts] of [[0, 'miss', 1], [1, 'hit', 0], [2, 'miss', 1]]) {
+      const l = got[i];
+      assert.deepEqual({ method: l.method, path: l.path, query_keys: l.query_keys, route: l.route, provider: l.provider, model: l.model }, call);
+      assert.equal(l.cache, cache, `line ${i + 1}'s cache`);
+      assert.equal(l.attempts, attempts, `line ${i + 1}'s attempts`);
+      assert.equal(l.trace_id, sent[i].r.headers.get('x-gyre-trace-id'));
+      assert.match(l.trace_id, /^[0-9a-f]{32}$/);
+    }
+    assert.deepEqual(
+      { method: got[3].method, path: got[3].path, query_keys: got[3].query_keys, route: got[3].route, provider: got[3].provider,
+        model: got[3].model, cache: got[3].cache, attempts: got[3].attempts, trace_id: got[3].trace_id },
+      { method: 'GET', path: '/nowhere', query_keys: 'key,alt,flag', route: null, provider: null, model: null, cache: null,
+        attempts: 0, trace_id: null });
+    assert.deepEqual(
+      { method: got[4].method, path: got[4].path, route: got[4].route, cache: got[4].cache, trace_id: got[4].trace_id },
+      { method: 'POST', path: '/v1/chat/completions', route: null, cache: null, trace_id: null });
+  });
+});
