@@ -228,6 +228,9 @@ static const store_migration_t migrations[] = {
      "CREATE TABLE index_mark (id INTEGER PRIMARY KEY CHECK (id = 1), segment BIGINT NOT NULL,"
      " seg_offset BIGINT NOT NULL);",
      NULL},
+    /* What a cache hit saved (trace.h's cost_saved_usd; its cost_usd is 0).  NULL: a hit whose price is
+     * unknown; 0 for every other call, the rows written before this version included. */
+    {7, "ALTER TABLE traces ADD COLUMN cost_saved_usd REAL DEFAULT 0;", NULL},
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -276,7 +279,7 @@ static int rc_errno(int rc)
     "t.trace_id, t.span_id, t.parent_span_id, t.request_id, t.started_us, t.ended_us, t.latency_us, t.ttft_us, "   \
     "t.endpoint, t.route, t.provider, t.model, t.status, t.stream, t.cache_hit, t.finish_reason, "                  \
     "t.prompt_tokens, t.completion_tokens, t.cached_tokens, t.reasoning_tokens, t.cost_usd, t.session, t.agent, "  \
-    "t.user_id, t.otel_trace_id, t.tags_json, t.meta_json, t.attempts_json"
+    "t.user_id, t.otel_trace_id, t.tags_json, t.meta_json, t.attempts_json, t.cost_saved_usd"
 #define TRACE_COLS_FULL TRACE_COLS_HEAD ", t.request_body, t.response_body, t.body_segment, t.body_offset, t.body_length"
 #define TRACE_COLS_SUMMARY TRACE_COLS_HEAD ", NULL, NULL, t.body_segment, t.body_offset, t.body_length"
 
@@ -286,6 +289,7 @@ enum {
     COL_TAGS_JSON,
     COL_META_JSON,
     COL_ATTEMPTS_JSON,
+    COL_COST_SAVED_USD,
     COL_REQUEST_BODY,
     COL_RESPONSE_BODY,
     COL_BODY_SEGMENT,
@@ -344,6 +348,8 @@ static void row_read(sqlite3_stmt *st, gyre_store_row_t *row)
     row->tags_json = col_tstr(st, COL_TAGS_JSON);
     row->meta_json = col_tstr(st, COL_META_JSON);
     row->attempts_json = col_tstr(st, COL_ATTEMPTS_JSON);
+    row->cost_saved_usd =
+        sqlite3_column_type(st, COL_COST_SAVED_USD) == SQLITE_NULL ? NAN : sqlite3_column_double(st, COL_COST_SAVED_USD);
     row->request_body = col_body(st, COL_REQUEST_BODY);
     row->response_body = col_body(st, COL_RESPONSE_BODY);
     row->ref.segment = (uint64_t)sqlite3_column_int64(st, COL_BODY_SEGMENT);
@@ -456,6 +462,10 @@ static int write_one(sqlite_store_t *s, const gyre_store_item_t *item, char *err
     sqlite3_bind_int64(st, 31, (sqlite3_int64)item->ref.segment);
     sqlite3_bind_int64(st, 32, (sqlite3_int64)item->ref.offset);
     sqlite3_bind_int64(st, 33, (sqlite3_int64)item->ref.length);
+    if (isfinite(t->cost_saved_usd))
+        sqlite3_bind_double(st, 34, t->cost_saved_usd);
+    else
+        sqlite3_bind_null(st, 34);
     /* Bodies the log holds are not stored twice. */
     static const gyre_tstr_t none = {NULL, 0};
     if ((r = bind_body(s, st, 25, in_log ? &none : &t->request_body, &s->zreq)) != 0 ||
@@ -1427,9 +1437,9 @@ static int sqlite_open(const char *path, gyre_store_t **out, char *err, size_t e
                         " ttft_us, endpoint, route, provider, model, status, stream, cache_hit, finish_reason,"
                         " prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_usd, session, agent,"
                         " user_id, request_body, response_body, otel_trace_id, tags_json, meta_json, attempts_json,"
-                        " body_segment, body_offset, body_length)"
+                        " body_segment, body_offset, body_length, cost_saved_usd)"
                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-                        " ?, ?, ?)"},
+                        " ?, ?, ?, ?)"},
         {&s->ups_rollup, ROLLUP_UPSERT},
         /* Tags are a set: a repeat is not an error that should cost the whole batch. */
         {&s->ins_tag, "INSERT OR IGNORE INTO trace_tag (tag, started_us, trace_id, trace_rowid) VALUES (?, ?, ?, ?)"},

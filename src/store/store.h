@@ -110,6 +110,7 @@ typedef struct gyre_store_row {
     /* Only in rows read with bodies (find_trace, scan_session). */
     gyre_store_body_t request_body, response_body;
     gyre_store_body_ref_t ref; /* bodies in the trace log instead (ref.segment != 0) */
+    double cost_saved_usd;     /* a cache hit's saved cost (trace.h); NaN: unknown */
 } gyre_store_row_t;
 
 /* Called once per row, in order; a non-zero return stops the scan and is returned by it. */

@@ -16,47 +16,16 @@
 
 #include "common/alloc.h"
 #include "common/log.h"
-#include "common/utf8.h"
 #include "trace/record.h"
 
 /* ---- the encoder: the one place a value becomes JSON ---- */
 
-/* Appends `s` as a JSON string, cut at `max` bytes: '"' '\\' and control bytes escaped, ill-formed UTF-8 (a
- * cut sequence included) as U+FFFD.  Returns 1 when it was cut. */
+/* Appends `s` as a JSON string (common/buf.h's encoder: escapes, ill-formed UTF-8 as U+FFFD, a sequence cut at
+ * the bound included), cut at `max` bytes.  Returns 1 when it was cut. */
 static int append_jstr(gyre_buf_t *b, gyre_access_str_t s, size_t max)
 {
-    static const char hex[] = "0123456789abcdef";
     int cut = s.len > max;
-    size_t n = cut ? max : s.len, from = 0, bad;
-    gyre_buf_append(b, "\"", 1);
-    for (size_t i = 0; i < n;) {
-        unsigned char c = (unsigned char)s.p[i];
-        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-            i++;
-            continue;
-        }
-        size_t len = c >= 0x80 ? gyre_utf8_next(s.p + i, n - i, &bad) : 1;
-        if (c >= 0x80 && len != 0) {
-            i += len;
-            continue;
-        }
-        gyre_buf_append(b, s.p + from, i - from);
-        if (c >= 0x80) {
-            gyre_buf_append(b, GYRE_UTF8_REPLACEMENT, sizeof(GYRE_UTF8_REPLACEMENT) - 1);
-            i += bad;
-        } else if (c == '"' || c == '\\') {
-            char esc[2] = {'\\', (char)c};
-            gyre_buf_append(b, esc, 2);
-            i++;
-        } else {
-            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            gyre_buf_append(b, esc, 6);
-            i++;
-        }
-        from = i;
-    }
-    gyre_buf_append(b, s.p + from, n - from);
-    gyre_buf_append(b, "\"", 1);
+    gyre_buf_append_json_string(b, s.p != NULL ? s.p : "", cut ? max : s.len);
     return cut;
 }
 

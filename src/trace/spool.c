@@ -184,6 +184,8 @@ int gyre_spool_encode_payload(const gyre_trace_t *t, gyre_buf_t *out)
     }
     put_str(&e, &t->request_body);
     put_str(&e, &t->response_body);
+    /* Fields added since: each optional at the end, so that records written before them still read. */
+    put(&e, &t->cost_saved_usd, sizeof(t->cost_saved_usd));
     size_t plen = out->len - start;
     if (e.rc == 0 && plen > GYRE_SPOOL_RECORD_MAX)
         e.rc = -E2BIG;
@@ -327,6 +329,13 @@ static int decode_version(const void *p, size_t len, gyre_trace_t *t, int versio
     }
     get_str(&d, &t->request_body);
     get_str(&d, &t->response_body);
+    /* Optional at the end: a record written before the field has none (nothing was saved then). */
+    t->cost_saved_usd = 0;
+    if (!d.bad && d.pos < d.len) {
+        const uint8_t *saved = take(&d, sizeof(t->cost_saved_usd));
+        if (saved != NULL)
+            memcpy(&t->cost_saved_usd, saved, sizeof(t->cost_saved_usd));
+    }
     return d.bad || d.pos != d.len ? -EINVAL : 0;
 }
 

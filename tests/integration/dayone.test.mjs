@@ -107,3 +107,64 @@ routes:
       { method: 'POST', path: '/v1/chat/completions', route: null, cache: null, trace_id: null });
   });
 });
+
+describe('a cache hit', () => {
+  let mock, g, dir;
+  before(async () => {
+    mock = await startMock();
+    dir = tmpdir('gyre-saved-');
+    g = await startGyre(`workers: 1
+store: {sqlite: "${path.join(dir, 'gyre.db')}", fsync_ms: 5}
+providers:
+  - name: mock
+    kind: openai
+    base_url: "${mock.v1}"
+    keys: [sk-mock-saved]
+    prices: {gpt-4o-mini: {input: 3, output: 7}}
+routes:
+  - {name: chat, targets: [{provider: mock, model: gpt-4o-mini}], cache: {ttl_ms: 60000}}
+`);
+  });
+  after(async () => {
+    await g.stop();
+    assert.equal((await mock.stop()).code, 0);
+  });
+
+  async function traceOf(id) {
+    const deadline = Date.now() + 10000 * SLOW;
+    for (;;) {
+      const r = await fetch(`${g.url}/api/traces/${id}`);
+      if (r.status === 200) return r.json();
+      if (Date.now() > deadline) throw new Error(`trace ${id}: ${r.status} ${await r.text()}`);
+      await sleep(25);
+    }
+  }
+
+  test('costs 0 in its trace, with the cost it saved beside it equal to the original call\'s cost', async () => {
+    const body = JSON.stringify({ model: 'chat', messages: [{ role: 'user', content: 'What does a cache save?' }] });
+    const headers = { 'content-type': 'application/json' };
+    const first = await fetch(`${g.url}/v1/chat/completions`, { method: 'POST', headers, body });
+    assert.equal(first.status, 200);
+    await first.text();
+    const second = await fetch(`${g.url}/v1/chat/completions`, { method: 'POST', headers, body });
+    assert.equal(second.status, 200);
+    assert.equal(second.headers.get('x-gyre-cache'), 'hit');
+    await second.text();
+    const made = await traceOf(first.headers.get('x-gyre-trace-id'));
+    const hit = await traceOf(second.headers.get('x-gyre-trace-id'));
+    assert.equal(made.cache_hit, false);
+    assert.equal(made.cost_saved_usd, 0);
+    const want = (made.prompt_tokens * 3 + made.completion_tokens * 7) / 1e6;
+    assert.ok(made.prompt_tokens > 0 && made.completion_tokens > 0);
+    assert.equal(made.cost_usd, want);
+    assert.equal(hit.cache_hit, true);
+    assert.equal(hit.cost_usd, 0);
+    assert.equal(hit.cost_saved_usd, made.cost_usd);
+    assert.equal(hit.prompt_tokens, made.prompt_tokens);
+    // The metrics' spend counts the hit as free.
+    const metrics = await (await fetch(`${g.url}/metrics`)).text();
+    const spent = metrics.split('\n').filter((l) => l.startsWith('gyre_cost_usd_total{'))
+      .reduce((s, l) => s + Number(l.split(' ').pop()), 0);
+    assert.ok(Math.abs(spent - want) < 1e-12, `gyre_cost_usd_total sums to ${spent}, the first call's ${want} alone`);
+  });
+});
