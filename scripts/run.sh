@@ -18,7 +18,7 @@ for v in $(sed -n '/^} known_providers\[\] = {/,/^};/p' src/config/config.c | gr
 done
 
 mock_pid=""
-cleanup() { [ -n "$mock_pid" ] && kill "$mock_pid" 2>/dev/null; wait 2>/dev/null || true; }
+cleanup() { if [ -n "$mock_pid" ]; then kill "$mock_pid" 2>/dev/null || true; fi; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
 if [ "$have_key" = 0 ] && [ -z "${GYRE_MOCK_URL:-}" ]; then

@@ -168,3 +168,134 @@ routes:
     assert.ok(Math.abs(spent - want) < 1e-12, `gyre_cost_usd_total sums to ${spent}, the first call's ${want} alone`);
   });
 });
+
+describe('gyre stats --config', () => {
+  test('reads the store of a config whose provider key variables are not set', async () => {
+    const mock = await startMock();
+    const dir = tmpdir('gyre-stats-env-');
+    const db = path.join(dir, 'gyre.db');
+    // A file: secret that exists while gyre serves and is gone when stats runs.
+    fs.writeFileSync(path.join(dir, 'read-token'), 'rt-dayone-0123456789abcdef\n');
+    const g = await startGyre(`workers: 1
+store: {sqlite: "${db}", fsync_ms: 5}
+auth: {keys: [env:DAYONE_CLIENT_KEY], read_token: file:${path.join(dir, 'read-token')}}
+providers:
+  - {name: mock, kind: openai, base_url: "${mock.v1}", keys: [env:DAYONE_PROVIDER_KEY]}
+routes:
+  - {name: chat, targets: [{provider: mock, model: gpt-4o-mini}]}
+`, { env: { DAYONE_CLIENT_KEY: CLIENT_KEY, DAYONE_PROVIDER_KEY: 'sk-provider-dayone' } });
+    const r = await fetch(`${g.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${CLIENT_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'chat', messages: [{ role: 'user', content: 'count me' }] }),
+    });
+    assert.equal(r.status, 200);
+    await r.text();
+    const config = path.join(dir, 'gyre.yaml');
+    fs.copyFileSync(path.join(g.dir, 'gyre.yaml'), config);
+    assert.equal((await g.stop()).code, 0);
+    assert.equal((await mock.stop()).code, 0);
+    fs.rmSync(path.join(dir, 'read-token'));
+    const env = { DAYONE_CLIENT_KEY: '', DAYONE_PROVIDER_KEY: '' };
+    const cc = await runGyre(['check-config', config], { env });
+    assert.equal(cc.code, 1, 'check-config still needs every secret');
+    const s = await runGyre(['stats', '--config', config, '--json'], { env });
+    assert.equal(s.stderr, '');
+    assert.equal(s.code, 0);
+    assert.equal(JSON.parse(s.stdout).total.requests, 1);
+  });
+});
+
+describe('make install', () => {
+  test('puts gyre, gyre-mock, the hardened unit, the example config and the docs under DESTDIR and PREFIX', () => {
+    const dest = tmpdir('gyre-install-');
+    const san = BUILD.includes('san') ? ['SAN=1'] : [];
+    const mk = (args) => spawnSync('make', ['-s', `BUILD=${BUILD}`, ...san, ...args], { cwd: ROOT, encoding: 'utf8' });
+    let r = mk(['install', `DESTDIR=${dest}`, 'PREFIX=/usr']);
+    assert.equal(r.status, 0, r.stderr);
+    const files = [];
+    const walk = (d) => {
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+        const p = path.join(d, e.name);
+        if (e.isDirectory()) walk(p);
+        else files.push(path.relative(dest, p));
+      }
+    };
+    walk(dest);
+    const docs = fs.readdirSync(path.join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `usr/share/doc/gyre/${f}`);
+    assert.deepEqual(files.sort(), ['etc/gyre/gyre.yaml', 'usr/bin/gyre', 'usr/bin/gyre-mock',
+      'usr/lib/systemd/system/gyre.service', 'usr/share/doc/gyre/LICENSE', 'usr/share/doc/gyre/README.md',
+      'usr/share/doc/gyre/gyre.example.yaml', ...docs].sort());
+    assert.equal(fs.statSync(path.join(dest, 'usr/bin/gyre')).mode & 0o777, 0o755);
+    const unit = fs.readFileSync(path.join(dest, 'usr/lib/systemd/system/gyre.service'), 'utf8');
+    assert.match(unit, /^ExecStart=\/usr\/bin\/gyre serve --config \/etc\/gyre\/gyre.yaml$/m);
+    assert.match(unit, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
+    for (const line of ['DynamicUser=yes', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'ProtectHome=yes', 'PrivateTmp=yes',
+      'StateDirectory=gyre', 'CapabilityBoundingSet=', 'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX',
+      'SystemCallFilter=@system-service', 'MemoryDenyWriteExecute=yes', 'LockPersonality=yes', 'LimitNOFILE=65536']) {
+      assert.ok(unit.split('\n').includes(line), `the unit has ${line}`);
+    }
+    assert.ok(!unit.includes('/usr/local'), 'every path follows PREFIX');
+    assert.ok(!unit.includes(dest), 'DESTDIR is never written into a file');
+    // The installed gyre runs, and the example config reads (its store is what is missing here, not a key).
+    const v = spawnSync(path.join(dest, 'usr/bin/gyre'), ['stats', '--config', path.join(dest, 'etc/gyre/gyre.yaml')],
+      { encoding: 'utf8', env: { ...process.env, OPENAI_API_KEY: '' } });
+    assert.equal(v.stderr, 'gyre stats: no trace store at /var/lib/gyre/gyre.db: start gyre with store: {sqlite: /var/lib/gyre/gyre.db}, or pass --db PATH\n');
+    // A second install keeps the operator's config and puts the example beside it.
+    fs.writeFileSync(path.join(dest, 'etc/gyre/gyre.yaml'), 'listen: 127.0.0.1:9999\n');
+    r = mk(['install', `DESTDIR=${dest}`, 'PREFIX=/usr']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(fs.readFileSync(path.join(dest, 'etc/gyre/gyre.yaml'), 'utf8'), 'listen: 127.0.0.1:9999\n');
+    assert.ok(fs.existsSync(path.join(dest, 'etc/gyre/gyre.yaml.example')));
+    r = mk(['uninstall', `DESTDIR=${dest}`, 'PREFIX=/usr']);
+    assert.equal(r.status, 0, r.stderr);
+    files.length = 0;
+    walk(dest);
+    assert.deepEqual(files, ['etc/gyre/gyre.yaml']);
+    fs.rmSync(dest, { recursive: true, force: true });
+  });
+
+  test('installs a unit that systemd-analyze verify accepts, when systemd-analyze is there', () => {
+    const prefix = tmpdir('gyre-prefix-');
+    const san = BUILD.includes('san') ? ['SAN=1'] : [];
+    const r = spawnSync('make', ['-s', `BUILD=${BUILD}`, ...san, 'install', `PREFIX=${prefix}`], { cwd: ROOT, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const unit = path.join(prefix, 'lib/systemd/system/gyre.service');
+    assert.ok(fs.readFileSync(unit, 'utf8').includes(`ExecStart=${prefix}/bin/gyre serve --config ${prefix}/etc/gyre/gyre.yaml`));
+    const has = spawnSync('systemd-analyze', ['--version']).status === 0;
+    if (has) {
+      const v = spawnSync('systemd-analyze', ['verify', unit], { encoding: 'utf8' });
+      assert.equal(v.status, 0, v.stderr);
+      assert.equal(v.stderr, '');
+    }
+    fs.rmSync(prefix, { recursive: true, force: true });
+  });
+});
+
+describe('make run', () => {
+  // scripts/run.sh with stand-ins for gyre and gyre-mock that record how they were started.
+  function run(env) {
+    const fake = tmpdir('gyre-run-');
+    const log = path.join(fake, 'log');
+    fs.writeFileSync(path.join(fake, 'gyre'), `#!/bin/sh\necho "gyre $* GYRE_MOCK_URL=\${GYRE_MOCK_URL:-}" >>${log}\n`, { mode: 0o755 });
+    fs.writeFileSync(path.join(fake, 'gyre-mock'), `#!/bin/sh\necho "gyre-mock $*" >>${log}\n`, { mode: 0o755 });
+    const clean = { ...process.env };
+    for (const k of Object.keys(clean)) if (k.endsWith('_API_KEY') || k === 'GYRE_MOCK_URL') delete clean[k];
+    const r = spawnSync('bash', ['scripts/run.sh'], { cwd: ROOT, encoding: 'utf8', timeout: 20000,
+      env: { ...clean, GYRE_BUILD: fake, GYRE_MOCK_PORT: '1', ...env } });
+    assert.equal(r.status, 0, r.stderr);
+    const text = fs.readFileSync(log, 'utf8');
+    fs.rmSync(fake, { recursive: true, force: true });
+    return text;
+  }
+
+  for (const key of ['ANTHROPIC_API_KEY', 'GEMINI_API_KEY', 'OPENAI_API_KEY']) {
+    test(`with ${key} set starts gyre alone, with no gyre-mock and no GYRE_MOCK_URL`, () => {
+      assert.equal(run({ [key]: 'sk-real-looking' }), 'gyre serve GYRE_MOCK_URL=\n');
+    });
+  }
+
+  test('with no provider key starts gyre-mock and points gyre at it', () => {
+    assert.equal(run({}), 'gyre-mock --listen 127.0.0.1:1\ngyre serve GYRE_MOCK_URL=http://127.0.0.1:1/v1\n');
+  });
+});
