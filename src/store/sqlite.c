@@ -230,7 +230,10 @@ static const store_migration_t migrations[] = {
      NULL},
     /* What a cache hit saved (trace.h's cost_saved_usd; its cost_usd is 0).  NULL: a hit whose price is
      * unknown; 0 for every other call, the rows written before this version included. */
-    {7, "ALTER TABLE traces ADD COLUMN cost_saved_usd REAL DEFAULT 0;", NULL},
+    {7,
+     "ALTER TABLE traces ADD COLUMN cost_saved_usd REAL DEFAULT 0;"
+     "ALTER TABLE trace_rollup ADD COLUMN cost_saved_usd REAL NOT NULL DEFAULT 0;", /* the sum of the known ones */
+     NULL},
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -543,12 +546,27 @@ static int exec_sql(sqlite_store_t *s, const char *sql, char *err, size_t errlen
     " cost_n = cost_n + excluded.cost_n, ttft_n = ttft_n + excluded.ttft_n,"                                        \
     " lat_hist = gyre_hist_merge(lat_hist, excluded.lat_hist),"                                                     \
     " ttft_hist = gyre_hist_merge(ttft_hist, excluded.ttft_hist)"
+/* The upsert of the current schema: ROLLUP_UPSERT (which version 4's backfill runs, before the columns added
+ * since exist) and what a cache hit saved (version 7). */
+#define ROLLUP_UPSERT_SAVED                                                                                          \
+    "INSERT INTO trace_rollup (" ROLLUP_COLS ", cost_saved_usd)"                                                   \
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"                                             \
+    " ON CONFLICT (span_us, start_us, route, provider, model, agent, user_id, status_class) DO UPDATE SET"          \
+    " requests = requests + excluded.requests, prompt_tokens = prompt_tokens + excluded.prompt_tokens,"             \
+    " completion_tokens = completion_tokens + excluded.completion_tokens,"                                          \
+    " cached_tokens = cached_tokens + excluded.cached_tokens,"                                                      \
+    " reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens, cost_usd = cost_usd + excluded.cost_usd,"    \
+    " cost_n = cost_n + excluded.cost_n, ttft_n = ttft_n + excluded.ttft_n,"                                        \
+    " lat_hist = gyre_hist_merge(lat_hist, excluded.lat_hist),"                                                     \
+    " ttft_hist = gyre_hist_merge(ttft_hist, excluded.ttft_hist),"                                                  \
+    " cost_saved_usd = cost_saved_usd + excluded.cost_saved_usd"
 
 typedef struct rollup_write {
     sqlite_store_t *s;
     sqlite3_stmt *st;
     char *err;
     size_t errlen;
+    int saved; /* the statement is ROLLUP_UPSERT_SAVED */
 } rollup_write_t;
 
 static int bind_blob0(sqlite3_stmt *st, int i, const void *p, size_t n)
@@ -579,6 +597,8 @@ static int rollup_upsert_cb(void *arg, const gyre_rollup_group_t *g)
     sqlite3_bind_int64(st, 16, g->ttft_n);
     bind_blob0(st, 17, g->lat_hist, g->lat_len);
     bind_blob0(st, 18, g->ttft_hist, g->ttft_len);
+    if (rw->saved)
+        sqlite3_bind_double(st, 19, g->cost_saved_usd);
     int rc = step_done(st);
     sqlite3_clear_bindings(st);
     if (rc != SQLITE_OK) {
@@ -628,7 +648,7 @@ static int rollup_backfill(sqlite_store_t *s, char *err, size_t errlen)
         r = -EIO;
         goto out;
     }
-    rollup_write_t rw = {s, ups, err, errlen};
+    rollup_write_t rw = {s, ups, err, errlen, 0};
     for (;;) {
         rc = sqlite3_step(sel);
         if (rc == SQLITE_ROW) {
@@ -695,7 +715,7 @@ static int write_items(sqlite_store_t *s, const gyre_store_item_t *items, const 
         if (r == 0)
             gyre_rollup_in_from_trace(&s->rin[nr++], item->trace);
     }
-    rollup_write_t rw = {s, s->ups_rollup, err, errlen};
+    rollup_write_t rw = {s, s->ups_rollup, err, errlen, 1};
     if ((r = gyre_rollup_batch(s->rin, nr, rollup_upsert_cb, &rw)) != 0)
         goto rollback;
     if (mark != NULL) {
@@ -1171,12 +1191,12 @@ static int sqlite_stats_scan(gyre_store_t *gs, const gyre_stats_query_t *q, int6
     if (span_us == 0) {
         gyre_buf_appends(&sql, "SELECT t.started_us, t.route, t.provider, t.model, t.agent, t.user_id, t.status,"
                                " t.prompt_tokens, t.completion_tokens, t.cached_tokens, t.reasoning_tokens,"
-                               " t.cost_usd, t.latency_us, t.ttft_us"
+                               " t.cost_usd, t.latency_us, t.ttft_us, t.cost_saved_usd"
                                " FROM traces t WHERE t.started_us >= ? AND t.started_us < ?");
     } else {
         gyre_buf_appends(&sql, "SELECT t.start_us, t.route, t.provider, t.model, t.agent, t.user_id, t.status_class,"
                                " t.prompt_tokens, t.completion_tokens, t.cached_tokens, t.reasoning_tokens,"
-                               " t.cost_usd, t.requests, t.cost_n, t.ttft_n, t.lat_hist, t.ttft_hist"
+                               " t.cost_usd, t.requests, t.cost_n, t.ttft_n, t.lat_hist, t.ttft_hist, t.cost_saved_usd"
                                " FROM trace_rollup t WHERE t.span_us = ? AND t.start_us >= ? AND t.start_us < ?");
         params[np++] = (query_param_t){NULL, span_us};
     }
@@ -1207,6 +1227,7 @@ static int sqlite_stats_scan(gyre_store_t *gs, const gyre_stats_query_t *q, int6
             p.cost_usd = p.cost_n ? sqlite3_column_double(st, 11) : 0;
             p.latency_us = sqlite3_column_int64(st, 12);
             p.ttft_us = sqlite3_column_type(st, 13) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 13);
+            p.cost_saved_usd = sqlite3_column_double(st, 14); /* NULL (unknown) reads as 0: a sum of the known */
         } else {
             p.status_class = sqlite3_column_int(st, 6);
             p.cost_usd = sqlite3_column_double(st, 11);
@@ -1220,6 +1241,7 @@ static int sqlite_stats_scan(gyre_store_t *gs, const gyre_stats_query_t *q, int6
                 p.lat_hist = "";
             p.ttft_hist = sqlite3_column_blob(st, 16);
             p.ttft_len = (size_t)sqlite3_column_bytes(st, 16);
+            p.cost_saved_usd = sqlite3_column_double(st, 17);
         }
         if ((r = gyre_stats_answer_add(a, &p, err, errlen)) != 0)
             goto out;
@@ -1440,7 +1462,7 @@ static int sqlite_open(const char *path, gyre_store_t **out, char *err, size_t e
                         " body_segment, body_offset, body_length, cost_saved_usd)"
                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
                         " ?, ?, ?, ?)"},
-        {&s->ups_rollup, ROLLUP_UPSERT},
+        {&s->ups_rollup, ROLLUP_UPSERT_SAVED},
         /* Tags are a set: a repeat is not an error that should cost the whole batch. */
         {&s->ins_tag, "INSERT OR IGNORE INTO trace_tag (tag, started_us, trace_id, trace_rowid) VALUES (?, ?, ?, ?)"},
         {&s->ins_text, "INSERT INTO trace_fts (rowid, text) VALUES (?, ?)"},

@@ -161,6 +161,11 @@ routes:
     assert.equal(hit.cost_usd, 0);
     assert.equal(hit.cost_saved_usd, made.cost_usd);
     assert.equal(hit.prompt_tokens, made.prompt_tokens);
+    // The stats count the hit as free and sum what it saved.
+    const stats = await (await fetch(`${g.url}/api/stats`)).json();
+    assert.equal(stats.total.requests, 2);
+    assert.equal(stats.total.cost_usd, Math.round(want * 1e9) / 1e9);
+    assert.equal(stats.total.cost_saved_usd, Math.round(want * 1e9) / 1e9);
     // The metrics' spend counts the hit as free.
     const metrics = await (await fetch(`${g.url}/metrics`)).text();
     const spent = metrics.split('\n').filter((l) => l.startsWith('gyre_cost_usd_total{'))

@@ -314,7 +314,7 @@ TEST(store_sqlite_migrates_a_version_2_database_to_7_keeping_every_field_and_rol
     CHECK_INT(gyre_store_stats(s, &sq, &b, err, sizeof(err)), 0);
     CHECK(strstr(b.base, "\"total\":{\"requests\":1,\"errors\":0,") != NULL);
     CHECK(strstr(b.base, "\"prompt_tokens\":10,\"completion_tokens\":5,\"cached_tokens\":0,\"reasoning_tokens\":0,"
-                         "\"cost_usd\":0.5}") != NULL);
+                         "\"cost_usd\":0.5,\"cost_saved_usd\":0}") != NULL);
     /* New writes keep going into the migrated file. */
     gyre_trace_t t;
     mini(&t, 9, 1796119220000000);
