@@ -1,7 +1,7 @@
 /*
  * `gyre stats`: counts, latency and TTFT percentiles, error rate, tokens
  * and cost over a time range, grouped and bucketed in time, read from the
- * trace store (issue 5) through its `stats` op, the one /api/stats calls.
+ * trace store through its `stats` op, the one /api/stats calls.
  * The text form is the totals, then a table per group and per time bucket;
  * --json prints the store's answer as it is.
  */

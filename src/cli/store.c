@@ -1,5 +1,5 @@
 /*
- * `gyre store stats` and `gyre store reindex` (issue 12): the trace log and
+ * `gyre store stats` and `gyre store reindex`: the trace log and
  * its index as an operator sees them.  stats reads the log (read-only, so
  * it works beside a running gyre) and the index: segments, bytes, traces,
  * the oldest trace, how far the index lags.  reindex rebuilds the index

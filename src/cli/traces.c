@@ -1,6 +1,6 @@
 /*
  * `gyre traces [filters]`, `gyre traces show ID`, `gyre sessions show ID`:
- * the trace store read from a terminal (issue 5).  The commands open the
+ * the trace store read from a terminal.  The commands open the
  * SQLite store directly, as `gyre serve` names it, and read it through the
  * store's interface (store.h); WAL mode lets them read while gyre writes.
  * With --json they print the store's JSON as it is, for scripts; without,

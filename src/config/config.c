@@ -979,7 +979,7 @@ static void parse_route(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, size
  * Header values are resolved like keys (env:NAME, file:PATH) and never appear in an error.
  */
 /*
- * `store:` (issue 12): a section configures the trace store, and with it every call is stored with its bodies
+ * `store:` a section configures the trace store, and with it every call is stored with its bodies
  * (`traces:` defaults to true here).  `sqlite: PATH` and `dsn: DSN` name it (one of them; neither: ./gyre.db);
  * `traces: false` keeps none, `capture: false` keeps the calls without a route without their bodies.
  */

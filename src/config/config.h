@@ -182,7 +182,7 @@ typedef struct gyre_config {
     char *listen_host;
     uint16_t listen_port;
     unsigned workers; /* 0: one per core */
-    /* The trace store (issue 12): a `store:` section configures one, and then every call is stored with its
+    /* The trace store: a `store:` section configures one, and then every call is stored with its
      * bodies unless `traces: false` (or `capture: false`) says otherwise.  No section: no store, no traces.
      * `store_dsn`: what gyre_store_open takes ("sqlite:PATH" for `sqlite: PATH`, or `dsn:` as given; the
      * section without either is "sqlite:./gyre.db"); NULL without a section.  `store_sqlite`: the SQLite
@@ -198,7 +198,7 @@ typedef struct gyre_config {
     /* `store: {capture: false}`: calls without a route (provider/model, pass-through) keep no bodies.  Default
      * true; a route says it for its own calls with `capture:`. */
     int store_capture;
-    /* The trace log (issue 12, src/trace/tracelog.h): `store: {log: DIR}` (NULL: `<sqlite path>.log`),
+    /* The trace log (src/trace/tracelog.h): `store: {log: DIR}` (NULL: `<sqlite path>.log`),
      * `fsync_ms` (the power-cut bound, default 20), `retention` (a duration, default 30d; 0 keeps every
      * segment), `max_bytes` (the log's disk bound, default 20GB), `segment_bytes` (default 64MB, or max_bytes / 8
      * when smaller).  Zero: the default. */

@@ -1,5 +1,5 @@
 /*
- * Prometheus metrics (issue 5, point 5): every finished call's trace is
+ * Prometheus metrics: every finished call's trace is
  * counted into its worker's own metrics, and GET /metrics renders the sum
  * of every worker's in the Prometheus text format (version 0.0.4).  The
  * families, their labels and what they mean are listed in docs/metrics.md.

@@ -152,7 +152,7 @@ static int on_healthz(gyre_server_t *s, h2o_req_t *req)
  * GET /v1/models: the configured routes, in OpenAI's list shape, and nothing
  * else: which providers and models stand behind a route is the operator's to
  * know (the log, the traces, x-gyre-provider on an answer), not a listing for
- * any client key (issue 10).
+ * any client key.
  */
 static int on_models(gyre_server_t *s, h2o_req_t *req)
 {

@@ -1,5 +1,5 @@
 /*
- * The stats rollup (issue 5, GET /api/stats): the part of the store that
+ * The stats rollup (GET /api/stats): the part of the store that
  * does not depend on the database, so the SQLite backend and the
  * PostgreSQL one compute the same numbers.
  *

@@ -1,5 +1,5 @@
 /*
- * The SQLite trace store (issue 5): gyre_store_sqlite, one of the store's
+ * The SQLite trace store: gyre_store_sqlite, one of the store's
  * backends (store.h, backend.h), picked by the DSN "sqlite:PATH" or a plain
  * path.  The target is a file path, or ":memory:" for a private database
  * that dies with the handle.
@@ -166,7 +166,7 @@ static const store_migration_t migrations[] = {
      ") WITHOUT ROWID;",
      rollup_backfill},
     /*
-     * The writer's cost (issue 5's 50k traces/s).  Every b-tree a trace
+     * The writer's cost (the target: 50k traces/s).  Every b-tree a trace
      * enters whose key is not in time order costs about one page written
      * per trace per batch, so this version keeps only the ones a query
      * needs:
@@ -213,7 +213,7 @@ static const store_migration_t migrations[] = {
      "DROP TABLE attempts; DROP TABLE trace_meta; DROP TABLE trace_tags; DROP TABLE trace_text;",
      NULL},
     /*
-     * The trace log (issue 12): an index row may refer to the log's record
+     * The trace log: an index row may refer to the log's record
      * that holds its bodies (segment 0: the row holds them itself, as every
      * row written before this version does), and the index remembers how far
      * it has read the log, committed with each batch.  The partial index
@@ -841,7 +841,7 @@ static int sqlite_info(gyre_store_t *gs, gyre_store_info_t *out, char *err, size
 }
 
 /*
- * Retention (issue 12): the traces of a log segment being dropped leave the
+ * Retention: the traces of a log segment being dropped leave the
  * index with everything that points at them.  The free-text index is
  * contentless, so a row leaves it through FTS5's 'delete' command given the
  * text it was indexed with, which the trace itself gives again (the shared

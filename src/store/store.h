@@ -60,7 +60,7 @@ typedef struct gyre_stats_query {
     int64_t bucket_us; /* time buckets of this width, aligned to the unix epoch; 0: none */
 } gyre_stats_query_t;
 
-/* ---- The index's write path (the writer today; the trace log's indexer, issue 12). ---- */
+/* ---- The index's write path (the writer today; the trace log's indexer). ---- */
 
 /* Where a trace's bodies live when the index does not hold them: a record of the trace log. */
 typedef struct gyre_store_body_ref {
@@ -180,7 +180,7 @@ typedef struct gyre_store_ops {
                       struct gyre_stats_answer *a, char *err, size_t errlen);
     /* How many traces are stored (-1 on error). */
     int64_t (*count)(gyre_store_t *s);
-    /* Retention (the trace log's indexer, issue 12): deletes these traces with everything that indexes them
+    /* Retention (the trace log's indexer): deletes these traces with everything that indexes them
      * (free text, tags; rollup spans that end before the oldest trace left); a trace not stored is skipped. */
     int (*delete_traces)(gyre_store_t *s, const gyre_trace_t *const *traces, size_t n, char *err, size_t errlen);
     /* Returns free space to the file system. */

@@ -1,6 +1,6 @@
 /*
  * A trace: the record of one client request, written for every answer,
- * success or failure (issue 5).  The proxy fills one per request in the
+ * success or failure.  The proxy fills one per request in the
  * request's pool; gyre_trace_copy() makes the owned copy that travels
  * through a worker's queue to the writer thread and into the store.
  *
