@@ -38,6 +38,7 @@
 #include <stdint.h>
 
 #include "common/buf.h"
+#include "trace/access_log.h"
 #include "trace/trace.h"
 #include "trace/writer.h"
 
@@ -83,6 +84,7 @@ typedef struct gyre_metrics_process {
     /* Times a worker stopped accepting, by reason, in this order: max_connections, fd_limit, no_memory
      * (src/server/conn.h). */
     uint64_t accept_pauses[GYRE_METRICS_ACCEPT_PAUSE_REASONS];
+    const gyre_access_log_stats_t *access_log; /* NULL when `access_log:` is off: its families are left out */
 } gyre_metrics_process_t;
 
 /*

@@ -151,13 +151,17 @@ int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req)
         gyre_otlp_exporter_stats(otlp_exporter, &ost);
         mo = (gyre_metrics_otlp_t){ost.exported, ost.dropped, ost.failed_posts, ost.queued};
     }
+    gyre_access_log_stats_t als;
+    if (s->access_log != NULL)
+        gyre_access_log_stats(s->access_log, &als);
     gyre_metrics_process_t p = {.version = GYRE_VERSION,
                                 .start_time_us = s->started_us,
                                 .inflight = inflight,
                                 .writer = s->writer != NULL ? &st : NULL,
                                 .otlp = otlp_exporter != NULL ? &mo : NULL,
                                 .connections_open = gyre_conn_open(s),
-                                .connections_max = s->config->max_connections};
+                                .connections_max = s->config->max_connections,
+                                .access_log = s->access_log != NULL ? &als : NULL};
     for (unsigned i = 0; i < s->nworkers; i++)
         for (int r = 0; r < GYRE_PAUSE_REASONS; r++)
             p.accept_pauses[r] += __atomic_load_n(&s->workers[i].conn.pauses[r], __ATOMIC_RELAXED);

@@ -105,6 +105,12 @@ routes:
     assert.deepEqual(
       { method: got[4].method, path: got[4].path, route: got[4].route, cache: got[4].cache, trace_id: got[4].trace_id },
       { method: 'POST', path: '/v1/chat/completions', route: null, cache: null, trace_id: null });
+    // The log's own counters: every line so far taken, none dropped.
+    const m = await (await fetch(`${g.url}/metrics`, { headers: { authorization: 'Bearer rt-dayone-0123456789abcdef' } })).text();
+    const value = (name) => m.split('\n').find((l) => l.startsWith(`${name} `))?.split(' ')[1];
+    assert.equal(value('gyre_access_log_lines_total'), '6');
+    assert.equal(value('gyre_access_log_dropped_total'), '0');
+    assert.equal(value('gyre_access_log_write_errors_total'), '0');
   });
 });
 
