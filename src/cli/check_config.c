@@ -1,6 +1,9 @@
 /* `gyre check-config FILE`: report every error in a configuration file. */
+#include <errno.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "config/config.h"
@@ -89,6 +92,21 @@ int gyre_cli_check_store(const gyre_config_t *c, char *msg, size_t len)
     return -1;
 }
 
+/* Whether `gyre serve` could open the access log for appending, asked without creating it: the file when it
+ * exists, else its directory.  0, or -1 with `msg` set. */
+static int check_access_log(const gyre_config_t *c, char *msg, size_t len)
+{
+    if (c->access_log == NULL || strcmp(c->access_log, "stderr") == 0)
+        return 0;
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", c->access_log);
+    const char *target = access(c->access_log, F_OK) == 0 ? c->access_log : dirname(dir);
+    if (access(target, W_OK) == 0)
+        return 0;
+    snprintf(msg, len, "%s: access_log: cannot append to %s: %s", c->source, c->access_log, strerror(errno));
+    return -1;
+}
+
 int gyre_cmd_check_config(int argc, char **argv)
 {
     if (argc == 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
@@ -122,6 +140,11 @@ int gyre_cmd_check_config(int argc, char **argv)
     }
     char store[1024];
     if (gyre_cli_check_store(c, store, sizeof(store)) != 0) {
+        printf("%s\n1 error\n", store);
+        gyre_config_free(c);
+        return 1;
+    }
+    if (check_access_log(c, store, sizeof(store)) != 0) {
         printf("%s\n1 error\n", store);
         gyre_config_free(c);
         return 1;

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { startGyre, startMock, runGyre, tmpdir, bin, ROOT, BUILD, SLOW } from '../lib/harness.mjs';
+import { startGyre, startMock, runGyre, tmpdir, freePort, ROOT, BUILD, SLOW } from '../lib/harness.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const CLIENT_KEY = 'ck-dayone-0123456789abcdef';
@@ -111,6 +111,22 @@ routes:
     assert.equal(value('gyre_access_log_lines_total'), '6');
     assert.equal(value('gyre_access_log_dropped_total'), '0');
     assert.equal(value('gyre_access_log_write_errors_total'), '0');
+  });
+});
+
+describe('an access log that cannot be written', () => {
+  test('is an error in check-config and at start-up, naming the path', async () => {
+    const dir = tmpdir('gyre-access-bad-');
+    const file = path.join(dir, 'gyre.yaml');
+    const log = path.join(dir, 'no-such-dir', 'access.jsonl');
+    fs.writeFileSync(file, `listen: 127.0.0.1:${await freePort()}\naccess_log: ${log}\nproviders: []\nroutes: []\n`);
+    const cc = await runGyre(['check-config', file]);
+    assert.equal(cc.code, 1);
+    assert.equal(cc.stdout, `${file}: access_log: cannot append to ${log}: No such file or directory\n1 error\n`);
+    const serve = await runGyre(['serve', '--config', file]);
+    assert.equal(serve.code, 1);
+    assert.ok(serve.stderr.includes(`gyre: access_log: cannot open ${log} for appending: No such file or directory\n`), serve.stderr);
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 });
 
