@@ -20,7 +20,7 @@ static void call(gyre_trace_t *t, int hit, const char *model)
 
 TEST(trace_price_of_a_cache_hit_is_0_and_saves_what_the_call_cost)
 {
-    const gyre_prices_t *p = gyre_prices_builtin();
+    gyre_prices_t *p = gyre_prices_builtin();
     gyre_trace_t made, hit;
     call(&made, 0, "gpt-4o-mini");
     gyre_trace_price(&made, p, NULL);
@@ -30,18 +30,21 @@ TEST(trace_price_of_a_cache_hit_is_0_and_saves_what_the_call_cost)
     gyre_trace_price(&hit, p, NULL);
     CHECK(hit.cost_usd == 0);
     CHECK(hit.cost_saved_usd == made.cost_usd);
+    gyre_prices_free(p);
 }
 
 TEST(trace_price_of_a_cache_hit_with_an_unknown_price_is_0_and_saves_an_unknown_amount)
 {
+    gyre_prices_t *p = gyre_prices_builtin();
     gyre_trace_t hit;
     call(&hit, 1, "no-such-model");
-    gyre_trace_price(&hit, gyre_prices_builtin(), NULL);
+    gyre_trace_price(&hit, p, NULL);
     CHECK(hit.cost_usd == 0);
     CHECK(isnan(hit.cost_saved_usd));
     call(&hit, 1, "gpt-4o-mini");
     hit.prompt_tokens = -1; /* usage unknown */
-    gyre_trace_price(&hit, gyre_prices_builtin(), NULL);
+    gyre_trace_price(&hit, p, NULL);
     CHECK(hit.cost_usd == 0);
     CHECK(isnan(hit.cost_saved_usd));
+    gyre_prices_free(p);
 }
