@@ -8,6 +8,8 @@
  * Paths: "a.b" is field b of mapping a, "a[]" an element of list a, "a.*" the value of any key of mapping a
  * (a model name in `prices:`).  A field's section is its path up to the last '.'; the root's fields have the
  * section "".  Adding a field to the parser is adding its row here (the test names the row that is missing).
+ * A row whose type is "list of mappings" or ends in "mapping" opens a section ("alerts[]", "limits") that the
+ * test probes even before the section has rows of its own, so a new section's fields cannot be left out.
  */
 #ifndef GYRE_CONFIG_FIELDS_H
 #define GYRE_CONFIG_FIELDS_H
