@@ -328,6 +328,15 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
     s->config = config;
     s->nworkers = nworkers;
     s->started_us = gyre_trace_now_us();
+    /* Every thread gyre starts (workers, the trace writer, the alert engine, the notifiers' sender, the access
+     * log's writer, the key watcher) inherits this mask: SIGTERM, SIGINT and SIGHUP reach only the main
+     * thread's sigwait below, never a thread whose default action would end gyre. */
+    sigset_t early;
+    sigemptyset(&early);
+    sigaddset(&early, SIGTERM);
+    sigaddset(&early, SIGINT);
+    sigaddset(&early, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &early, NULL);
 
     gyre_json_init();
     if (config->prices_file != NULL) {
