@@ -59,6 +59,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (need == GYRE_NEED_CLIENT && v == GYRE_ACCESS_ALLOW &&
         !(clen == sizeof(KEY) - 1 && memcmp(cred, KEY, clen) == 0))
         abort();
+    /* No admin token is configured: nothing may open the admin API. */
+    if (need == GYRE_NEED_ADMIN && v == GYRE_ACCESS_ALLOW)
+        abort();
     if (part[2] != NULL) {
         gyre_pass_verdict_t p = gyre_access_passthrough(&config, part[2], len[2]);
         const char *q = memchr(part[2], '?', len[2]);

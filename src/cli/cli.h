@@ -24,7 +24,10 @@ int gyre_cmd_traces(int argc, char **argv);
 int gyre_cmd_sessions(int argc, char **argv);
 int gyre_cmd_stats(int argc, char **argv);
 int gyre_cmd_store(int argc, char **argv);
+int gyre_cmd_audit(int argc, char **argv);
+int gyre_cmd_providers(int argc, char **argv);
 int gyre_cmd_keys(int argc, char **argv);
+int gyre_cmd_alerts(int argc, char **argv);
 
 extern const char gyre_serve_usage[];
 extern const char gyre_check_config_usage[];
@@ -32,7 +35,10 @@ extern const char gyre_traces_usage[];
 extern const char gyre_sessions_usage[];
 extern const char gyre_stats_usage[];
 extern const char gyre_store_usage[];
+extern const char gyre_audit_usage[];
+extern const char gyre_providers_usage[];
 extern const char gyre_keys_usage[];
+extern const char gyre_alerts_usage[];
 
 /* ---- Shared by the trace-reading commands (defined in traces.c). ---- */
 
@@ -55,8 +61,8 @@ int gyre_cli_opt(const char *cmd, int argc, char **argv, int *i, const char *nam
 int gyre_cli_store_open(const char *cmd, const char *config_path, const char *db_path, gyre_store_t **out);
 
 /*
- * Whether the configured trace store can be opened and written (issue 12:
- * a store that cannot is an error at start-up and in check-config, never a
+ * Whether the configured trace store can be opened and written (a
+ * store that cannot is an error at start-up and in check-config, never a
  * silent empty store), asked without creating anything.  0 when it can or
  * when nothing is stored; -1 with `msg` set to "FILE:LINE: FIELD: why",
  * naming the path and the OS's reason.

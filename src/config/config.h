@@ -185,12 +185,136 @@ typedef struct gyre_auth_conf {
     gyre_auth_key_meta_t *key_meta; /* one per key, in the same order (NULL: plain ids "auth.keys[N]") */
 } gyre_auth_conf_t;
 
+/*
+ * `notifiers:` where alerts and budget warnings are sent (src/control/notify.h sends them).  Each is named; an
+ * alert's action names one.  `url` and `routing_key` are secrets (literal, env:NAME or file:PATH) loaded here
+ * and never echoed: logs and errors name the notifier, and `url_shown` is what may be shown of its URL
+ * ("https://events.pagerduty.com" for a literal URL: its scheme and host only; "env:SLACK_WEBHOOK_URL" for one
+ * from the environment).
+ */
+typedef enum gyre_notifier_kind {
+    GYRE_NOTIFIER_WEBHOOK = 1, /* Prometheus Alertmanager's webhook body (version 4) */
+    GYRE_NOTIFIER_SLACK,       /* Slack's incoming-webhook body */
+    GYRE_NOTIFIER_TEAMS,       /* Microsoft Teams (Workflows): an Adaptive Card message */
+    GYRE_NOTIFIER_PAGERDUTY,   /* PagerDuty Events API v2 */
+    GYRE_NOTIFIER_LOG,         /* a log line, nothing posted */
+} gyre_notifier_kind_t;
+
+#define GYRE_NOTIFIER_DEFAULT_TIMEOUT_MS 5000
+#define GYRE_NOTIFIER_DEFAULT_RETRIES 5
+
+typedef struct gyre_notifier_conf {
+    char *name;
+    gyre_notifier_kind_t kind;
+    char *url;         /* the secret URL, resolved; NULL for `log` */
+    char *url_shown;   /* what logs may say of it (never a secret) */
+    char *routing_key; /* pagerduty only: the integration's routing key (a secret) */
+    uint64_t timeout_ms; /* one POST, connecting included [5000] */
+    unsigned retries;    /* tries after the first, exponential backoff with jitter from 1 s, capped at 60 s [5] */
+    uint64_t digest_ms;  /* 0: each notice alone; else notices within this interval go as one body */
+    char *ca_file;       /* extra trust anchors for https; NULL: the system store */
+    char **header_names, **header_values; /* `headers:`, values resolved (they may be secrets) */
+    size_t nheaders;
+    int line; /* where it was defined */
+} gyre_notifier_conf_t;
+
+/*
+ * `alerts:` rules the gateway evaluates in-process every second (src/control/alerts.h; docs/alerts.md).  The
+ * condition "SIGNAL OP VALUE[UNIT]" is parsed here; `threshold` is in the signal's own unit: milliseconds for
+ * latencies, a fraction (0.05 for 5%) for rates, requests per second, tokens per minute, USD per hour, a count
+ * for inflight and queue_depth, bytes for the trace log's lag and spool.
+ */
+typedef enum gyre_alert_signal {
+    GYRE_SIG_P50_LATENCY = 0,
+    GYRE_SIG_P95_LATENCY,
+    GYRE_SIG_P99_LATENCY,
+    GYRE_SIG_TTFT_P95,
+    GYRE_SIG_ERROR_RATE,
+    GYRE_SIG_RATE_LIMITED_RATE,
+    GYRE_SIG_REQUEST_RATE,
+    GYRE_SIG_TOKENS_PER_MINUTE,
+    GYRE_SIG_COST_PER_HOUR,
+    GYRE_SIG_INFLIGHT,
+    GYRE_SIG_QUEUE_DEPTH,
+    GYRE_SIG_TRACE_LOG_LAG,
+    GYRE_SIG_TRACE_SPOOL_BYTES,
+    GYRE_SIG_COUNT
+} gyre_alert_signal_t;
+
+typedef enum gyre_alert_op { GYRE_ALERT_GT = 0, GYRE_ALERT_GE, GYRE_ALERT_LT, GYRE_ALERT_LE } gyre_alert_op_t;
+
+/* `by:` dimensions (bits). */
+#define GYRE_ALERT_BY_ROUTE 0x1u
+#define GYRE_ALERT_BY_PROVIDER 0x2u
+#define GYRE_ALERT_BY_KEY 0x4u /* the provider key's id ("openai#0"), never the key */
+#define GYRE_ALERT_BY_AGENT 0x8u
+
+typedef enum gyre_alert_action_kind {
+    GYRE_ACTION_FAILOVER = 1, /* failover_to_secondary */
+    GYRE_ACTION_ROTATE_KEY,   /* rotate_key */
+    GYRE_ACTION_OPEN_CIRCUIT, /* open_circuit */
+    GYRE_ACTION_LOG,          /* log */
+    GYRE_ACTION_NOTIFY,       /* a notifier of `notifiers:`, by name */
+} gyre_alert_action_kind_t;
+
+typedef struct gyre_alert_action_conf {
+    gyre_alert_action_kind_t kind;
+    char *name; /* as written: the built-in's name or the notifier's */
+} gyre_alert_action_conf_t;
+
+typedef struct gyre_alert_rule_conf {
+    char *name;
+    char *condition; /* as written */
+    gyre_alert_signal_t signal;
+    gyre_alert_op_t op;
+    double threshold;
+    int64_t window_us;      /* `window:` [1m] */
+    int64_t for_us;         /* `for:` how long the condition holds before firing [0] */
+    int64_t resolve_for_us; /* `resolve_for:` how long it is false before resolving [for, or 30s when for is 0] */
+    int64_t min_firing_us;  /* `min_firing:` the shortest a firing alert lasts [1m] */
+    unsigned by;            /* GYRE_ALERT_BY_* */
+    char *severity;         /* `severity:` [warning] */
+    gyre_alert_action_conf_t *actions; /* `action:` and/or `actions:`, in order */
+    size_t nactions;
+    int line;
+} gyre_alert_rule_conf_t;
+
+#define GYRE_ALERTS_MAX_RULES 64
+#define GYRE_ALERTS_MAX_WINDOW_US (24LL * 3600 * 1000000) /* a day: windows are kept in 60 slots each */
+
+/*
+ * `limits:` limits and budgets per key, team, agent and user (src/config/limits.c; docs/limits.md).  Each level's
+ * rules are in the order gyre_limit_level_t names them (key, team, agent, user); a rule's id "*" is every id of
+ * its level without a rule of its own (`default:` is the key level's "*"), each id with its own counters.
+ */
+typedef struct gyre_limit_conf {
+    char *id;
+    uint32_t rpm, tpm, concurrency; /* 0: none */
+    double budget_usd;              /* < 0: none */
+    int budget_period;              /* gyre_budget_period_t (control/principal.h): 1 day, 2 week, 3 month (UTC) */
+    int soft;                       /* `soft: true`: the budget notifies at 50/80/100 %, never refuses */
+    char *notify;                   /* the notifier its thresholds go to, or NULL (the section's `notify:`) */
+    int line;
+} gyre_limit_conf_t;
+
+#define GYRE_LIMIT_CONF_LEVELS 4
+#define GYRE_DEFAULT_RESERVATION_TTL_MS ((uint64_t)15 * 60 * 1000)
+
+typedef struct gyre_limits_conf {
+    int present;                                       /* the config has a `limits:` section */
+    gyre_limit_conf_t *rules[GYRE_LIMIT_CONF_LEVELS];  /* keys, teams, agents, users */
+    size_t nrules[GYRE_LIMIT_CONF_LEVELS];
+    uint64_t reservation_ttl_ms; /* an unsettled reservation is given back after this long [15m] */
+    unsigned default_max_tokens; /* the output estimate of a request without max_tokens [4096] */
+    char *notify;                /* the default notifier of budgets' thresholds, or NULL */
+} gyre_limits_conf_t;
+
 typedef struct gyre_config {
     char *source; /* the file name, or "<embedded default>" */
     char *listen_host;
     uint16_t listen_port;
     unsigned workers; /* 0: one per core */
-    /* The trace store (issue 12): a `store:` section configures one, and then every call is stored with its
+    /* The trace store: a `store:` section configures one, and then every call is stored with its
      * bodies unless `traces: false` (or `capture: false`) says otherwise.  No section: no store, no traces.
      * `store_dsn`: what gyre_store_open takes ("sqlite:PATH" for `sqlite: PATH`, or `dsn:` as given; the
      * section without either is "sqlite:./gyre.db"); NULL without a section.  `store_sqlite`: the SQLite
@@ -206,13 +330,16 @@ typedef struct gyre_config {
     /* `store: {capture: false}`: calls without a route (provider/model, pass-through) keep no bodies.  Default
      * true; a route says it for its own calls with `capture:`. */
     int store_capture;
-    /* The trace log (issue 12, src/trace/tracelog.h): `store: {log: DIR}` (NULL: `<sqlite path>.log`),
+    /* The trace log (src/trace/tracelog.h): `store: {log: DIR}` (NULL: `<sqlite path>.log`),
      * `fsync_ms` (the power-cut bound, default 20), `retention` (a duration, default 30d; 0 keeps every
      * segment), `max_bytes` (the log's disk bound, default 20GB), `segment_bytes` (default 64MB, or max_bytes / 8
      * when smaller).  Zero: the default. */
     char *store_log;
     /* `state:` the control plane's SQLite file (src/control/state.h); NULL: "<store_sqlite>.state". */
     char *state_path;
+    /* `master_key_file:` the file holding the master key that seals provider keys added through the admin API
+     * (src/control/provider_keys.h); NULL: none (GYRE_MASTER_KEY and GYRE_MASTER_KEY_FILE come first). */
+    char *master_key_file;
     unsigned store_fsync_ms;
     int64_t store_retention_us; /* -1: never (`retention: 0`) */
     uint64_t store_max_bytes, store_segment_bytes;
@@ -233,6 +360,11 @@ typedef struct gyre_config {
     size_t nroutes;
     gyre_otlp_conf_t otlp;
     gyre_auth_conf_t auth;
+    gyre_notifier_conf_t *notifiers; /* `notifiers:` (src/config/notifiers.c) */
+    size_t nnotifiers;
+    gyre_alert_rule_conf_t *alerts; /* `alerts:` (src/config/alerts.c) */
+    size_t nalerts;
+    gyre_limits_conf_t limits; /* `limits:` (zeroes when absent) */
     int listen_line; /* the line of `listen:`, 0 when the default */
     /* `direct:` the default of every provider's `direct:` (1 unless `direct: false`). */
     int direct;
@@ -240,6 +372,12 @@ typedef struct gyre_config {
      * are; GYRE_CONFIG_DEFAULT_PASSTHROUGH unless given.  Admin and organization paths are never among them. */
     char **passthrough;
     size_t npassthrough;
+    /* `access_log:` the file the per-request JSON lines go to, "stderr", or NULL (off, the default); each
+     * worker's buffer (default GYRE_DEFAULT_ACCESS_LOG_BUFFER) and how often it is written at least (default
+     * GYRE_DEFAULT_ACCESS_LOG_FLUSH_MS).  Zero: the default.  src/trace/access_log.h. */
+    char *access_log;
+    size_t access_log_buffer_bytes;
+    unsigned access_log_flush_ms;
     /* Human-readable notes gathered while building the embedded default
      * (which providers came from which environment variables). */
     char **notes;
@@ -262,11 +400,20 @@ typedef struct gyre_config_errors {
 #define GYRE_DEFAULT_LINGER_MS 30000
 #define GYRE_DEFAULT_LINGER_BYTES ((uint64_t)64 * 1024 * 1024)
 #define GYRE_DEFAULT_MAX_TOKENS 4096
+#define GYRE_DEFAULT_ACCESS_LOG_BUFFER ((size_t)1 << 20)
+#define GYRE_DEFAULT_ACCESS_LOG_FLUSH_MS 1000
 
 /* Parses YAML text.  Returns NULL and fills `errs` when anything is wrong. */
 gyre_config_t *gyre_config_parse(const char *source, const char *text, size_t len, gyre_config_errors_t *errs);
 /* Reads and parses a file. */
 gyre_config_t *gyre_config_load(const char *path, gyre_config_errors_t *errs);
+/*
+ * The same, for the commands that only read what gyre stored (stats, traces, store, keys, audit): a secret given
+ * as env:NAME or file:PATH is not loaded (a placeholder stands in for it, see gyre_cfg_unresolved_secret), so
+ * those commands run without the providers' key variables set.  Everything else is checked as gyre_config_load
+ * checks it.  Never serve with such a config.
+ */
+gyre_config_t *gyre_config_load_unresolved(const char *path, gyre_config_errors_t *errs);
 /*
  * The embedded default: loopback on port 8080, SQLite ./gyre.db, a provider
  * for each of the usual API-key environment variables that is set, and one
@@ -277,6 +424,10 @@ gyre_config_t *gyre_config_default(gyre_config_errors_t *errs);
 char *gyre_config_default_yaml(void);
 void gyre_config_free(gyre_config_t *c);
 void gyre_config_errors_dispose(gyre_config_errors_t *errs);
+/* Frees `notifiers:` (their secrets wiped); gyre_config_free calls it. */
+void gyre_config_free_notifiers(gyre_config_t *c);
+/* The notifier named `name`, or NULL. */
+const gyre_notifier_conf_t *gyre_config_find_notifier(const gyre_config_t *c, const char *name);
 
 /* What `passthrough:` is when the configuration does not say: OpenAI's documented inference endpoints.  Paths
  * that change the provider account (files, batches, fine_tuning, vector_stores, assistants, ...) are opt-in. */
@@ -295,5 +446,11 @@ int gyre_config_set_listen(gyre_config_t *c, const char *hostport);
 
 const gyre_provider_conf_t *gyre_config_find_provider(const gyre_config_t *c, const char *name, size_t len);
 const gyre_route_conf_t *gyre_config_find_route(const gyre_config_t *c, const char *name, size_t len);
+
+/* The name of an alert signal ("p95_latency"), and the one of a name (-1 when unknown). */
+const char *gyre_alert_signal_name(gyre_alert_signal_t s);
+int gyre_alert_signal_lookup(const char *name);
+/* Frees `alerts:` (config_free calls it). */
+void gyre_config_alerts_free(gyre_config_t *c);
 
 #endif

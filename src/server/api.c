@@ -294,6 +294,14 @@ static int parse_query(const char *qs, size_t len, const param_table_t *t, void 
     return 0;
 }
 
+int gyre_api_parse_params(const char *qs, size_t len, const char *const *names, int count, const char *list,
+                          int (*set)(void *ctx, int which, const char *v, gyre_api_error_t *err), void *ctx,
+                          char *strings, gyre_api_error_t *err)
+{
+    const param_table_t t = {names, count, list, set};
+    return parse_query(qs, len, &t, ctx, strings, err);
+}
+
 int gyre_api_parse_traces_query(const char *qs, size_t len, gyre_api_query_t *out, gyre_api_error_t *err)
 {
     static const param_table_t table = {param_names, P_COUNT, PARAM_LIST, set_param};
@@ -752,6 +760,8 @@ int gyre_api_handle(gyre_worker_t *w, h2o_req_t *req)
     h2o_iovec_t norm = req->path_normalized;
     if (!h2o_memis(norm.base, norm.len, H2O_STRLIT("/api")) && !has_prefix(norm.base, norm.len, H2O_STRLIT("/api/")))
         return 0;
+    if (gyre_api_audit_handle(w, req))
+        return 1;
 
     /* The ids come from the path as sent (up to the query), decoded here: a session id may hold any byte,
      * and how h2o's normalisation treats escapes is not this API's contract.  A path that only normalises
@@ -760,6 +770,8 @@ int gyre_api_handle(gyre_worker_t *w, h2o_req_t *req)
     if (!has_prefix(path.base, path.len, H2O_STRLIT("/api/")))
         path = norm;
 
+    if (gyre_api_alerts_handle(w, req, path))
+        return 1;
     int ep;
     const char *id = NULL;
     size_t idlen = 0;
@@ -780,7 +792,7 @@ int gyre_api_handle(gyre_worker_t *w, h2o_req_t *req)
     } else {
         gyre_api_error_t err;
         gyre_api_error_set(&err, 404, "invalid_request_error", "unknown_url", NULL,
-                           "unknown path %.*s; the trace API serves /api/traces, /api/traces/{id}, "
+                           "unknown path %.*s; the API serves /api/traces, /api/traces/{id}, /api/alerts, "
                            "/api/sessions/{id} and /api/stats",
                            (int)(path.len < 256 ? path.len : 256), path.base);
         gyre_respond_error(req, &err);

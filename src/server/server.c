@@ -22,14 +22,19 @@
 #include "common/log.h"
 #include "common/json.h"
 #include "control/access.h"
+#include "control/provider_keys.h"
 #include "control/keys.h"
 #include "control/state.h"
+#include "control/notify.h"
+#include "control/alerts.h"
+#include "control/limits.h"
 #include "metrics/metrics.h"
 #include "otlp/otlp.h"
 #include "proxy/respond.h"
 #include "server/handlers.h"
 #include "store/store.h"
 #include "trace/record.h"
+#include "trace/access_log.h"
 #include "trace/writer.h"
 
 static sem_t workers_done;
@@ -37,6 +42,8 @@ static sem_t workers_done;
 static gyre_otlp_exporter_t *otlp_exporter;
 /* How long SIGTERM waits for the exporter to post what is queued. */
 #define OTLP_FLUSH_MS 5000
+/* How long, at most, the notifiers get at shutdown to post what they hold (digests included). */
+#define NOTIFY_FLUSH_MS 5000
 
 static int create_listener(const char *host, uint16_t port, char *err, size_t errlen)
 {
@@ -152,19 +159,39 @@ int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req)
         gyre_otlp_exporter_stats(otlp_exporter, &ost);
         mo = (gyre_metrics_otlp_t){ost.exported, ost.dropped, ost.failed_posts, ost.queued};
     }
+    gyre_access_log_stats_t als;
+    if (s->access_log != NULL)
+        gyre_access_log_stats(s->access_log, &als);
     gyre_metrics_process_t p = {.version = GYRE_VERSION,
+                                .queue_depth = 0, /* the limits stage's gauge, wired at the merge */
                                 .start_time_us = s->started_us,
                                 .inflight = inflight,
                                 .writer = s->writer != NULL ? &st : NULL,
                                 .otlp = otlp_exporter != NULL ? &mo : NULL,
                                 .connections_open = gyre_conn_open(s),
-                                .connections_max = s->config->max_connections};
+                                .connections_max = s->config->max_connections,
+                                .access_log = s->access_log != NULL ? &als : NULL};
     for (unsigned i = 0; i < s->nworkers; i++)
         for (int r = 0; r < GYRE_PAUSE_REASONS; r++)
             p.accept_pauses[r] += __atomic_load_n(&s->workers[i].conn.pauses[r], __ATOMIC_RELAXED);
+    gyre_notify_stat_t nst[64];
+    gyre_metrics_notifier_t mn[64];
+    size_t nn = gyre_notify_stats(s->notify, nst, 64);
+    for (size_t i = 0; i < nn && i < 64; i++)
+        mn[i] = (gyre_metrics_notifier_t){nst[i].name, nst[i].kind, nst[i].sent, nst[i].failed, nst[i].dropped,
+                                          nst[i].retried};
+    p.notifiers = mn;
+    p.nnotifiers = nn < 64 ? nn : 64;
     gyre_buf_t b;
     gyre_buf_init(&b, GYRE_METRICS_RENDER_MAX);
-    if (gyre_metrics_render(all, s->nworkers, &p, &b) != 0) {
+    int rendered = gyre_metrics_render(all, s->nworkers, &p, &b);
+    if (rendered == 0) {
+        gyre_limits_render_metrics(s->limits, &b); /* the limits' families (queue depth 0 without limits) */
+        rendered = gyre_buf_failed(&b);
+    }
+    if (rendered == 0)
+        rendered = gyre_server_alerts_metrics(s, &b);
+    if (rendered != 0) {
         gyre_api_error_t err;
         gyre_api_error_set(&err, 500, "server_error", "metrics_too_large", NULL,
                            "the metrics exposition is larger than %u bytes", GYRE_METRICS_RENDER_MAX);
@@ -212,6 +239,7 @@ static void init_upstreams(gyre_worker_t *w)
         gyre_upstream_init(&w->super.upstreams[i], &s->config->providers[i], w->super.ctx.loop,
                            &w->super.ctx.receivers.hostinfo_getaddr, s->upstream_ssl[i]);
         gyre_keypool_init(&w->super.keypools[i], &s->config->providers[i]);
+        gyre_keypool_set_overrides(&w->super.keypools[i], s->overrides, i);
     }
     /* Each worker measures its own targets: no state is shared on the request path. */
     w->super.route_states = gyre_calloc(s->config->nroutes ? s->config->nroutes : 1, sizeof(*w->super.route_states));
@@ -240,6 +268,10 @@ static void *worker_main(void *arg)
     w->super.prices = s->prices;
     w->super.writer = s->writer;
     w->super.otlp_exporter = otlp_exporter;
+    w->super.overrides = s->overrides;
+    w->super.alerts = s->alerts;
+    w->super.limits = s->limits;
+    w->super.access_log = s->access_log;
     init_upstreams(w);
     h2o_timeout_init(w->super.ctx.loop, &w->grace_timeout, s->config->shutdown_grace_ms);
     w->grace_entry.cb = on_grace_expired;
@@ -315,8 +347,25 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
         s->prices = gyre_prices_builtin();
     }
     s->access = gyre_access_create(&config->auth); /* lives until exit, as the server does */
+    /* The control plane's database (`state:`, else beside the store), and the provider keys added through the
+     * admin API that it keeps, joined to their providers before any worker builds its key pools. */
+    char state_buf[4096];
+    const char *state_path = gyre_state_path_for(config, state_buf, sizeof(state_buf));
+    if (config->state_path == NULL && config->store_sqlite != NULL && strcmp(config->store_sqlite, ":memory:") == 0)
+        state_path = NULL;
+    if (state_path != NULL) {
+        if (gyre_state_open(state_path, &s->state, err, sizeof(err)) != 0) {
+            gyre_logf("gyre: state: %s\n", err);
+            return 1;
+        }
+        if (gyre_provider_keys_apply(s->state, config, err, sizeof(err)) != 0) {
+            gyre_logf("gyre: provider keys: %s\n", err);
+            return 1;
+        }
+    }
     if (open_keys(s, nworkers) != 0)
         return 1;
+    s->limits = gyre_limits_create(config); /* NULL without `limits:`; lives until exit, as the server does */
     s->caches = gyre_calloc(config->nroutes ? config->nroutes : 1, sizeof(*s->caches));
     for (size_t i = 0; i < config->nroutes; i++)
         if (config->routes[i].cache)
@@ -390,6 +439,15 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
         return 1;
     }
 
+    /* The notifiers' sender: before the workers, which (through limits) may send a notice. */
+    s->notify = gyre_notify_create(config);
+    if (gyre_server_alerts_start(s) != 0)
+        return 1;
+    if (gyre_access_log_open(config, nworkers, &s->access_log, err, sizeof(err)) != 0) {
+        gyre_logf("gyre: %s\n", err);
+        return 1;
+    }
+
     check_fd_limit(config);
 
     /* Signals are taken by this thread alone, with sigwait.  SIGHUP too: its default action would end gyre
@@ -427,6 +485,13 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
         while (sem_wait(&workers_done) != 0)
             ;
     /* Every worker has finished: what they recorded is exported and written before gyre exits. */
+    gyre_access_log_close(s->access_log);
+    s->access_log = NULL;
+    /* The alert engine first: its thread sends notices, so the sender must outlive it (a resolve sent as it
+     * stops still goes out within the grace). */
+    gyre_server_alerts_stop(s);
+    gyre_notify_destroy(s->notify, NOTIFY_FLUSH_MS);
+    s->notify = NULL;
     if (otlp_exporter != NULL) {
         gyre_otlp_exporter_flush_and_stop(otlp_exporter, OTLP_FLUSH_MS);
         gyre_otlp_exporter_destroy(otlp_exporter);

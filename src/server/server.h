@@ -47,13 +47,14 @@ typedef struct gyre_server {
     struct gyre_store *store;   /* the trace store the writer writes to */
     struct gyre_writer *writer; /* takes every request's trace from the workers */
     struct gyre_access *access; /* `auth:`'s keys and tokens, as digests (src/control/access.h); read-only */
-    /* The control plane (issue "control"): each NULL when its feature is not configured. */
+    /* The control plane: each NULL when its feature is not configured. */
     struct gyre_state *state;         /* the control-plane database (src/control/state.h) */
     struct gyre_notify *notify;       /* notifiers' sender (src/control/notify.h) */
     struct gyre_overrides *overrides; /* what firing alerts do to routing (src/route/override.h) */
     struct gyre_alerts *alerts;       /* the alert engine (src/control/alerts.h) */
     struct gyre_limits *limits;       /* limits and budgets (src/control/limits.h) */
     struct gyre_keys *keys;           /* managed gateway keys (src/control/keys.h) */
+    struct gyre_access_log *access_log; /* `access_log:` (src/trace/access_log.h), NULL when off */
     gyre_worker_t *workers;
     unsigned nworkers;
     int64_t started_us; /* unix microseconds (gyre_start_time_seconds) */
@@ -62,6 +63,13 @@ typedef struct gyre_server {
 
 /* Runs until SIGTERM or SIGINT (SIGHUP is logged and ignored); returns the process exit status. */
 int gyre_server_run(gyre_config_t *config, unsigned nworkers);
+
+/* Alerts (server/server_alerts.c): the overrides always, the engine when `alerts:` has rules.  0, or -1 after
+ * logging why; stop ends the evaluator. */
+int gyre_server_alerts_start(gyre_server_t *s);
+void gyre_server_alerts_stop(gyre_server_t *s);
+/* The alert families of /metrics (the engine's and its OTLP log sender's); 0 or -E2BIG. */
+int gyre_server_alerts_metrics(gyre_server_t *s, gyre_buf_t *b);
 
 /* GET (or HEAD) /metrics on worker `w`: every worker's metrics summed, in Prometheus' text format; 405 for
  * other methods.  Returns 0, as an h2o handler does. */
