@@ -470,8 +470,11 @@ TEST(trace_spool_a_record_without_the_key_id_and_team_reads_with_them_empty)
     CHECK_INT(gyre_spool_decode(b.base, b.len, &back), 0);
     CHECK_MEM(back.client_key_id.p, back.client_key_id.len, "gk_abcdefghij23");
     CHECK_MEM(back.team.p, back.team.len, "search");
+    /* Without cost_saved_usd (8 bytes, after the team), as the version before it wrote the record. */
+    CHECK_INT(gyre_spool_decode(b.base, b.len - 8, &back), 0);
+    CHECK_MEM(back.team.p, back.team.len, "search");
     /* The same record as the earlier format wrote it: without the two trailing strings (4-byte length + bytes each). */
-    size_t old_len = b.len - (4 + 15) - (4 + 6);
+    size_t old_len = b.len - 8 - (4 + 15) - (4 + 6);
     CHECK_INT(gyre_spool_decode(b.base, old_len, &back), 0);
     CHECK_INT((int)back.client_key_id.len, 0);
     CHECK_INT((int)back.team.len, 0);
