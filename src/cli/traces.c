@@ -55,6 +55,7 @@ const char gyre_traces_usage[] = "usage: gyre traces [FILTERS] [--limit N] [--cu
                                  "  --to TIME             started before TIME\n"
                                  "  --route NAME  --provider NAME  --model NAME\n"
                                  "  --agent NAME  --session ID  --user ID  --tag TAG\n"
+                                 "  --key ID  --team NAME  the gateway key (gk_..., or a config key's id) and its team\n"
                                  "  --status N            exactly this HTTP status\n"
                                  "  --errors              status 400 or more\n"
                                  "  --min-latency-ms N    at least N ms\n"
@@ -930,6 +931,8 @@ int gyre_cmd_traces(int argc, char **argv)
         STRING_OPT("--provider", q.provider)
         STRING_OPT("--model", q.model)
         STRING_OPT("--agent", q.agent)
+        STRING_OPT("--key", q.key_id)
+        STRING_OPT("--team", q.team)
         STRING_OPT("--session", q.session)
         STRING_OPT("--user", q.user)
         STRING_OPT("--tag", q.tag)

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -401,7 +402,14 @@ int gyre_keys_watch(gyre_keys_t *k)
 {
     if (k->watching)
         return 0;
+    /* The watcher takes no signal, whenever it is started: the process's signals (SIGTERM, SIGHUP) are for the
+     * thread that waits for them, and a thread that left them unblocked could be the one the kernel picks, whose
+     * default action ends gyre. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
     int r = pthread_create(&k->watcher, NULL, watch_main, k);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (r != 0)
         return -r;
     k->watching = 1;

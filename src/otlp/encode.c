@@ -421,6 +421,8 @@ int gyre_otlp_encode_span(gyre_buf_t *out, const gyre_trace_t *t, const gyre_con
         attr_int(&w, "gyre.usage.reasoning_tokens", t->reasoning_tokens);
     attr_tstr(&w, "gyre.agent", &t->agent);
     attr_tstr(&w, "gyre.user", &t->user);
+    attr_tstr(&w, "gyre.client_key_id", &t->client_key_id);
+    attr_tstr(&w, "gyre.team", &t->team);
     size_t ntags = t->ntags < GYRE_TRACE_MAX_TAGS ? t->ntags : GYRE_TRACE_MAX_TAGS;
     if (ntags != 0)
         attr_str_array(&w, "gyre.tags", t->tags, ntags);

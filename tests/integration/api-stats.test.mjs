@@ -109,8 +109,8 @@ test('a filter narrows the total and minute buckets list only the minutes with c
 test('each bad parameter is a 400 that names it', async () => {
   const cases = [
     ['/api/stats?bucket=2h', 'bucket', "'bucket' must be one of 1m, 5m, 15m, 1h, 1d, got '2h'"],
-    ['/api/stats?group_by=session', 'group_by', "'group_by' takes a comma list of route, provider, model, agent, user; got 'session'"],
-    ['/api/stats?tag=x', 'tag', "unknown parameter 'tag'; expected one of from, to, route, provider, model, agent, user, group_by, bucket"],
+    ['/api/stats?group_by=session', 'group_by', "'group_by' takes a comma list of route, provider, model, agent, user, key, team; got 'session'"],
+    ['/api/stats?tag=x', 'tag', "unknown parameter 'tag'; expected one of from, to, route, provider, model, agent, user, group_by, bucket, key, team"],
     ['/api/stats?from=yesterday', 'from', "'from' must be unix milliseconds or an RFC 3339 time such as 2026-12-01T10:00:00Z, got 'yesterday'"],
     ['/api/stats?from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z&bucket=1m', 'bucket',
       'bucket: 44640 buckets over this range, more than 10080; use a larger bucket or a shorter range'],

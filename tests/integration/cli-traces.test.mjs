@@ -405,7 +405,7 @@ test('a bad flag value is named, exit 2', async () => {
     [['traces', '--from', 'yesterday'], "gyre traces: --from must be an RFC 3339 time (2026-12-01T10:00:00Z) or unix seconds, got 'yesterday'"],
     [['traces', '--cursor', 'nonsense'], 'gyre traces: --cursor: "nonsense" is not one this API returned (expected <started_us>_<trace_id>)'],
     [['traces', '--route'], 'gyre traces: --route needs a value'],
-    [['stats', '--by', 'colour'], "gyre stats: --by: unknown dimension 'colour' (known: route, provider, model, agent, user)"],
+    [['stats', '--by', 'colour'], "gyre stats: --by: unknown dimension 'colour' (known: route, provider, model, agent, user, key, team)"],
   ]) {
     const r = await runGyre([args[0], '--db', db, ...args.slice(1)]);
     assert.equal(r.code, 2, args.join(' '));

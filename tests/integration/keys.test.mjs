@@ -197,9 +197,10 @@ test('a model outside the key\'s --models is a 403 naming it, in the client\'s d
     { model: 'claude', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] },
     { 'x-api-key': out.key, 'anthropic-version': '2023-06-01' });
   assert.equal(msg.status, 403);
-  assert.equal(msg.json.type, 'error');
-  assert.equal(msg.json.error.message,
-    `the API key ${out.data.id} may not use the model 'claude': it is not in the key's models`);
+  assert.deepEqual(msg.json, { type: 'error', error: {
+    type: 'permission_error',
+    message: `the API key ${out.data.id} may not use the model 'claude': it is not in the key's models`,
+  } });
   assert.equal((await mock.stats()).requests, 0);
   const client = new OpenAI({ baseURL: `${gyre.url}/v1`, apiKey: out.key, maxRetries: 0, timeout: 10000 * SLOW });
   await assert.rejects(client.chat.completions.create({ model: 'other', messages: [{ role: 'user', content: 'x' }] }),
@@ -226,7 +227,7 @@ test('rotation gives the same id a new key: without --grace the old one stops, w
   assert.equal(bad.json.error.param, 'grace');
 });
 
-test('every trace names the gateway key\'s id, team and agent, and /api/traces filters by key and team', async () => {
+test('every trace names the gateway key\'s id, team and agent, and /api/traces and gyre traces filter by key and team', async () => {
   const created = await createKey({ name: 'traced', team: 'research', agent: 'summariser' });
   const a = await chat(created.key, 'chat', { 'x-gyre-agent': 'ignored-when-the-key-has-one' });
   const b = await chat(CONFIG_KEY);
@@ -243,6 +244,10 @@ test('every trace names the gateway key\'s id, team and agent, and /api/traces f
   assert.ok(byTeam.json.data.length >= 1);
   assert.ok(byTeam.json.data.every((t) => t.team === 'ads' && t.client_key_id === 'svc-a'));
   assert.ok(byTeam.json.data.some((t) => t.trace_id === tb.trace_id));
+  const cli = await runGyre(['traces', '--config', config, '--key', created.data.id, '--json']);
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.deepEqual(JSON.parse(cli.stdout).data.map((t) => [t.trace_id, t.client_key_id, t.team]),
+    [[ta.trace_id, created.data.id, 'research']]);
 });
 
 test('gyre stats --by team and /api/stats?group_by=key sum each team\'s and key\'s cost exactly', async () => {

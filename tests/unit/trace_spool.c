@@ -452,3 +452,34 @@ TEST(trace_spool_an_empty_format_1_spool_opens_as_an_empty_format_2_one)
     CHECK_INT(file_size(p), GYRE_SPOOL_HEADER_SIZE);
     unlink(p);
 }
+
+/* The gateway key's id and team follow the bodies: a record written before them (it ends after the bodies) still
+ * reads, with both empty, and one written now reads them back. */
+TEST(trace_spool_a_record_without_the_key_id_and_team_reads_with_them_empty)
+{
+    gyre_trace_t t, back;
+    memset(&t, 0, sizeof(t));
+    strcpy(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+    t.model = (gyre_tstr_t){(char *)"gpt-4o", 6};
+    t.response_body = (gyre_tstr_t){(char *)"{}", 2};
+    t.client_key_id = (gyre_tstr_t){(char *)"gk_abcdefghij23", 15};
+    t.team = (gyre_tstr_t){(char *)"search", 6};
+    gyre_buf_t b;
+    gyre_buf_init(&b, 1 << 20);
+    CHECK_INT(gyre_spool_encode_payload(&t, &b), 0);
+    CHECK_INT(gyre_spool_decode(b.base, b.len, &back), 0);
+    CHECK_MEM(back.client_key_id.p, back.client_key_id.len, "gk_abcdefghij23");
+    CHECK_MEM(back.team.p, back.team.len, "search");
+    /* Without cost_saved_usd (8 bytes, after the team), as the version before it wrote the record. */
+    CHECK_INT(gyre_spool_decode(b.base, b.len - 8, &back), 0);
+    CHECK_MEM(back.team.p, back.team.len, "search");
+    /* The same record as the earlier format wrote it: without the two trailing strings (4-byte length + bytes each). */
+    size_t old_len = b.len - 8 - (4 + 15) - (4 + 6);
+    CHECK_INT(gyre_spool_decode(b.base, old_len, &back), 0);
+    CHECK_INT((int)back.client_key_id.len, 0);
+    CHECK_INT((int)back.team.len, 0);
+    CHECK_MEM(back.response_body.p, back.response_body.len, "{}");
+    /* Cut inside the new strings: a torn record, refused. */
+    CHECK_INT(gyre_spool_decode(b.base, old_len + 2, &back), -EINVAL);
+    gyre_buf_dispose(&b);
+}
