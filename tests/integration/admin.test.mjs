@@ -395,3 +395,29 @@ test('gyre providers rotate-key adds the new key and, when gyre cannot put it in
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('without a store or state: there is no control-plane state, and the endpoints that need it answer 404 state_not_configured', async () => {
+  const dir = tmpdir('gyre-admin-');
+  // The harness gives every gyre a store: the line is taken out of the file before gyre reads it ($3 is the file).
+  const gyre = await startGyre(config(mock, dir), { env: { GYRE_MASTER_KEY: MASTER }, wrap: `sed -i '/^store:/d' "$3"` });
+  try {
+    const add = await call(gyre, 'POST', '/api/admin/providers/mock/keys', bearer(ADMIN_TOKEN), { key: NEW_KEY });
+    assert.equal(add.status, 404);
+    assert.deepEqual(add.json.error, {
+      message: 'this gateway keeps no control-plane state: the config has neither a store (store: {sqlite: PATH}) nor state: PATH',
+      type: 'invalid_request_error', param: null, code: 'state_not_configured',
+    });
+    const audit = await call(gyre, 'GET', '/api/audit', bearer(READ_TOKEN));
+    assert.equal(audit.status, 404);
+    assert.equal(audit.json.error.code, 'state_not_configured');
+    assert.equal(audit.json.error.message, 'this gateway keeps no audit log: the config has neither a store (store: {sqlite: PATH}) nor state: PATH');
+    // The providers and their keys in force are known without a state.
+    const list = await call(gyre, 'GET', '/api/admin/providers', bearer(ADMIN_TOKEN));
+    assert.equal(list.status, 200);
+    assert.deepEqual(list.json.providers[0].keys, [{ id: 'mock#0', source: 'config', weight: 1, in_force: true }]);
+    assert.deepEqual(fs.readdirSync(dir), []);
+  } finally {
+    await gyre.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
