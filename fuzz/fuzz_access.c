@@ -33,7 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (access == NULL) {
         static char key[] = KEY;
         static char *keys[] = {key};
-        gyre_auth_conf_t auth = {GYRE_AUTH_KEYS, keys, 1, NULL, NULL};
+        gyre_auth_conf_t auth = {GYRE_AUTH_KEYS, keys, 1, NULL, NULL, NULL};
         access = gyre_access_create(&auth);
         config.passthrough = prefixes;
         config.npassthrough = sizeof(prefixes) / sizeof(prefixes[0]);

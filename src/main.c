@@ -25,6 +25,8 @@ static const struct {
     {"audit", gyre_cmd_audit, "the audit log: who changed what, when, before and after", gyre_audit_usage},
     {"providers", gyre_cmd_providers, "provider keys of a running gyre: providers list, providers rotate-key",
      gyre_providers_usage},
+    {"keys", gyre_cmd_keys, "managed gateway keys: create, list, show, revoke, rotate", gyre_keys_usage},
+    {"alerts", gyre_cmd_alerts, "alerts firing now and the alert events, with what gyre did", gyre_alerts_usage},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

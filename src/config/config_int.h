@@ -50,6 +50,11 @@ int gyre_cfg_valid_name(const char *s);
 /* A price: a number >= 0 (USD per million tokens). */
 int gyre_cfg_get_price(parse_ctx_t *ctx, yaml_node_t *n, const char *field, double *out);
 
+/* `notifiers:` (config/notifiers.c). */
+void gyre_cfg_parse_notifiers(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n);
+/* `alerts:` (config/alerts.c); called after providers, routes (and notifiers) are parsed. */
+void gyre_cfg_parse_alerts(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n);
+
 /* Iterating a mapping's pairs: for (yaml_node_pair_t *p = GYRE_CFG_PAIRS(n)) ... */
 #define GYRE_CFG_KEY(ctx, pair) yaml_document_get_node((ctx)->doc, (pair)->key)
 #define GYRE_CFG_VALUE(ctx, pair) yaml_document_get_node((ctx)->doc, (pair)->value)

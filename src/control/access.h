@@ -73,6 +73,11 @@ int gyre_access_credential(const char *authorization, size_t alen, const char *x
 
 /* What `cred` is; constant time in its bytes and length. */
 gyre_access_role_t gyre_access_identify(const gyre_access_t *a, const char *cred, size_t len);
+/* The same, and for a client key which of `auth.keys` it is (*index; constant time too). */
+gyre_access_role_t gyre_access_identify_key(const gyre_access_t *a, const char *cred, size_t len, size_t *index);
+/* The id, team and agent of config key `index` ("" team or agent when none).  0, or -1 past the last key. */
+int gyre_access_key_meta(const gyre_access_t *a, size_t index, const char **id, const char **team,
+                         const char **agent);
 
 /*
  * The decision for one request: `need` from gyre_access_need_for, `found`
@@ -81,6 +86,9 @@ gyre_access_role_t gyre_access_identify(const gyre_access_t *a, const char *cred
  */
 gyre_access_verdict_t gyre_access_decide(const gyre_access_t *a, gyre_access_need_t need, int found, const char *cred,
                                          size_t len);
+
+/* The decision for a credential already identified as `role` (a managed key is GYRE_ROLE_CLIENT). */
+gyre_access_verdict_t gyre_access_decide_role(const gyre_access_t *a, gyre_access_need_t need, gyre_access_role_t role);
 
 /* The client-facing message for a refusal: says what was missing or wrong, never the credential. */
 const char *gyre_access_message(gyre_access_verdict_t v, gyre_access_need_t need);

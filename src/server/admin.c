@@ -10,6 +10,11 @@ static const gyre_admin_endpoint_t endpoints[] = {
     {"GET", "/api/admin/providers", 0, NULL, gyre_admin_providers_list},
     {"POST", "/api/admin/providers", 1, "keys", gyre_admin_providers_add_key},
     {"DELETE", "/api/admin/providers", 1, "keys/", gyre_admin_providers_remove_key},
+    {"POST", "/api/admin/keys", 0, NULL, gyre_admin_keys_create},
+    {"GET", "/api/admin/keys", 0, NULL, gyre_admin_keys_list},
+    {"GET", "/api/admin/keys", 1, NULL, gyre_admin_keys_show},
+    {"DELETE", "/api/admin/keys", 1, NULL, gyre_admin_keys_revoke},
+    {"POST", "/api/admin/keys", 1, "rotate", gyre_admin_keys_rotate},
     {NULL, NULL, 0, NULL, NULL},
 };
 

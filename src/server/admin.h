@@ -47,6 +47,12 @@ void gyre_admin_providers_remove_key(gyre_admin_req_t *a);
 /* What the endpoints share (admin.c): a JSON answer, and the 404 of a gateway with no control-plane state. */
 void gyre_admin_respond_json(gyre_admin_req_t *a, int status, const char *json, size_t len);
 void gyre_admin_respond_no_state(gyre_admin_req_t *a);
+/* /api/admin/keys: managed gateway keys (admin_keys.c). */
+void gyre_admin_keys_create(gyre_admin_req_t *a);
+void gyre_admin_keys_list(gyre_admin_req_t *a);
+void gyre_admin_keys_show(gyre_admin_req_t *a);
+void gyre_admin_keys_revoke(gyre_admin_req_t *a);
+void gyre_admin_keys_rotate(gyre_admin_req_t *a);
 
 /* Answers the request when its path is /api/admin or under it and returns 1; 0 for any other path. */
 int gyre_admin_handle(gyre_worker_t *w, h2o_req_t *req);

@@ -46,6 +46,9 @@ typedef struct gyre_api_stats_query {
  */
 int gyre_api_handle(gyre_worker_t *w, h2o_req_t *req);
 
+/* GET /api/alerts (server/api_alerts.c): 1 when `path` is it (answered), else 0. */
+int gyre_api_alerts_handle(gyre_worker_t *w, h2o_req_t *req, h2o_iovec_t path);
+
 /*
  * One trace as the API answers it (GET /api/traces/ID), read through the worker thread's read handle, for
  * gyre's own use (previous_response_id).  `trace_id` is 32 lowercase hex digits.  0, -ENOENT when the store

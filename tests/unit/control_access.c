@@ -24,7 +24,7 @@ static gyre_access_t *full_access(void)
 {
     static char k1[] = CLIENT_KEY, k2[] = CLIENT_KEY2, rt[] = READ_TOKEN, at[] = ADMIN_TOKEN;
     static char *keys[] = {k1, k2};
-    gyre_auth_conf_t auth = {GYRE_AUTH_KEYS, keys, 2, at, rt};
+    gyre_auth_conf_t auth = {GYRE_AUTH_KEYS, keys, 2, at, rt, NULL};
     return gyre_access_create(&auth);
 }
 
@@ -114,7 +114,7 @@ TEST(access_decide_follows_the_table_of_credentials_and_paths)
 
 TEST(access_decide_allows_everything_without_auth_and_with_auth_none)
 {
-    gyre_auth_conf_t unset = {GYRE_AUTH_UNSET, NULL, 0, NULL, NULL}, none = {GYRE_AUTH_NONE, NULL, 0, NULL, NULL};
+    gyre_auth_conf_t unset = {GYRE_AUTH_UNSET, NULL, 0, NULL, NULL, NULL}, none = {GYRE_AUTH_NONE, NULL, 0, NULL, NULL, NULL};
     gyre_access_t *a = gyre_access_create(&unset), *b = gyre_access_create(&none);
     CHECK_INT(decide(a, "/v1/chat/completions", NULL), GYRE_ACCESS_ALLOW);
     CHECK_INT(decide(a, "/api/traces", "anything"), GYRE_ACCESS_ALLOW);
@@ -255,7 +255,7 @@ TEST(access_decide_without_an_admin_token_configured_refuses_every_credential_on
 {
     static char k1[] = CLIENT_KEY, rt[] = READ_TOKEN;
     static char *keys[] = {k1};
-    gyre_auth_conf_t auth = {GYRE_AUTH_KEYS, keys, 1, NULL, rt};
+    gyre_auth_conf_t auth = {GYRE_AUTH_KEYS, keys, 1, NULL, rt, NULL};
     gyre_access_t *a = gyre_access_create(&auth);
     CHECK_INT(decide(a, "/api/admin/providers", READ_TOKEN), GYRE_ACCESS_FORBIDDEN);
     CHECK_INT(decide(a, "/api/admin/providers", CLIENT_KEY), GYRE_ACCESS_FORBIDDEN);
