@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { startGyre, startMock, runGyre, postJson, chatBody, tmpdir, SLOW } from '../lib/harness.mjs';
+import { startGyre, startMock, startUpstream, runGyre, postJson, chatBody, tmpdir, SLOW } from '../lib/harness.mjs';
 
 const CLIENT_KEY = 'sk-gyre-client-admin-test-5b7e2c9a';
 const READ_TOKEN = 'read-token-admin-test-8d1f4a6c2e';
@@ -393,5 +393,92 @@ test('gyre providers rotate-key adds the new key and, when gyre cannot put it in
   } finally {
     await gyre.stop();
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('without a store or state: there is no control-plane state, and the endpoints that need it answer 404 state_not_configured', async () => {
+  const dir = tmpdir('gyre-admin-');
+  // The harness gives every gyre a store: the line is taken out of the file before gyre reads it ($3 is the file).
+  const gyre = await startGyre(config(mock, dir), { env: { GYRE_MASTER_KEY: MASTER }, wrap: `sed -i '/^store:/d' "$3"` });
+  try {
+    const add = await call(gyre, 'POST', '/api/admin/providers/mock/keys', bearer(ADMIN_TOKEN), { key: NEW_KEY });
+    assert.equal(add.status, 404);
+    assert.deepEqual(add.json.error, {
+      message: 'this gateway keeps no control-plane state: the config has neither a store (store: {sqlite: PATH}) nor state: PATH',
+      type: 'invalid_request_error', param: null, code: 'state_not_configured',
+    });
+    const audit = await call(gyre, 'GET', '/api/audit', bearer(READ_TOKEN));
+    assert.equal(audit.status, 404);
+    assert.equal(audit.json.error.code, 'state_not_configured');
+    assert.equal(audit.json.error.message, 'this gateway keeps no audit log: the config has neither a store (store: {sqlite: PATH}) nor state: PATH');
+    // The providers and their keys in force are known without a state.
+    const list = await call(gyre, 'GET', '/api/admin/providers', bearer(ADMIN_TOKEN));
+    assert.equal(list.status, 200);
+    assert.deepEqual(list.json.providers[0].keys, [{ id: 'mock#0', source: 'config', weight: 1, in_force: true }]);
+    assert.deepEqual(fs.readdirSync(dir), []);
+  } finally {
+    await gyre.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('gyre providers rotate-key adds the new key, waits until it is in force, then removes every key added before it', async () => {
+  // A stand-in for a gyre that reloads live: it answers the admin API as gyre does and puts the new key in force
+  // only at the second look, so the command must wait before it removes anything.
+  const keys = [
+    { id: 'mock#0', source: 'config', weight: 1, in_force: true },
+    { id: 'mock#a1', source: 'api', weight: 1, in_force: true },
+    { id: 'mock#a2', source: 'api', weight: 1, in_force: true },
+  ];
+  let looks = 0;
+  const admin = await startUpstream((req, res, body) => {
+    const send = (status, json) => { res.writeHead(status, { 'content-type': 'application/json' }); res.end(JSON.stringify(json)); };
+    if (req.headers.authorization !== `Bearer ${ADMIN_TOKEN}`) return send(401, { error: { message: 'no' } });
+    if (req.method === 'GET' && req.url === '/api/admin/providers') {
+      const added = keys.find((k) => k.id === 'mock#a3');
+      if (added && ++looks >= 2) added.in_force = true;
+      return send(200, { providers: [{ name: 'mock', keys }] });
+    }
+    if (req.method === 'POST' && req.url === '/api/admin/providers/mock/keys') {
+      const b = JSON.parse(body);
+      keys.push({ id: 'mock#a3', source: 'api', weight: b.weight, in_force: false });
+      return send(201, { id: 'mock#a3', provider: 'mock', weight: b.weight, in_force: true });
+    }
+    const m = req.method === 'DELETE' && req.url.match(/^\/api\/admin\/providers\/mock\/keys\/(.+)$/);
+    if (m) {
+      const id = decodeURIComponent(m[1]);
+      keys.splice(keys.findIndex((k) => k.id === id), 1);
+      return send(200, { id, provider: 'mock', deleted: true, in_force: true });
+    }
+    return send(404, { error: { message: 'unknown' } });
+  });
+  try {
+    const r = await runGyre(['providers', 'rotate-key', '--provider', 'mock', '--key', 'env:GYRE_TEST_NEW_KEY', '--weight', '3', '--url', admin.url],
+      { env: { GYRE_TEST_NEW_KEY: NEW_KEY, GYRE_ADMIN_TOKEN: ADMIN_TOKEN } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'added mock#a3 to mock (in force)\nremoved mock#a1\nremoved mock#a2\n');
+    assert.equal(r.stderr, '');
+    const seen = admin.requests.map((q) => `${q.method} ${q.url}`);
+    assert.deepEqual(seen, [
+      'GET /api/admin/providers',
+      'POST /api/admin/providers/mock/keys',
+      'GET /api/admin/providers',
+      'GET /api/admin/providers',
+      'DELETE /api/admin/providers/mock/keys/mock%23a1',
+      'DELETE /api/admin/providers/mock/keys/mock%23a2',
+    ]);
+    assert.deepEqual(JSON.parse(admin.requests[1].body), { key: NEW_KEY, weight: 3 });
+    assert.deepEqual(keys.map((k) => k.id), ['mock#0', 'mock#a3']);
+    // --old names the one key to remove.
+    admin.requests.length = 0;
+    keys.splice(0, keys.length, { id: 'mock#0', source: 'config', weight: 1, in_force: true }, { id: 'mock#a1', source: 'api', weight: 1, in_force: true });
+    looks = 0;
+    const one = await runGyre(['providers', 'rotate-key', '--provider', 'mock', '--key', 'env:GYRE_TEST_NEW_KEY', '--old', 'mock#0', '--url', admin.url],
+      { env: { GYRE_TEST_NEW_KEY: NEW_KEY, GYRE_ADMIN_TOKEN: ADMIN_TOKEN } });
+    assert.equal(one.code, 0, one.stderr);
+    assert.equal(one.stdout, 'added mock#a3 to mock (in force)\nremoved mock#0\n');
+    assert.deepEqual(keys.map((k) => k.id), ['mock#a1', 'mock#a3']);
+  } finally {
+    await admin.close();
   }
 });

@@ -6,7 +6,11 @@
 // database), or in any other file gyre wrote.  The run exercises calls that
 // succeed, fail upstream (gyre-mock faults, one of which echoes the request's
 // headers, provider key included, in its error), are refused for a wrong
-// credential, and the admin API adding and removing a provider key.
+// credential, and the admin API adding and removing a provider key and creating,
+// using and revoking a managed key.  An alert fires on the traffic and is sent
+// to three notifiers (webhook, Slack, PagerDuty) whose URLs, header and routing
+// key are secrets: what their receiver got is searched too (its bodies; the URL
+// and the header are the receiver's own, as is PagerDuty's routing_key member).
 //
 // Each secret is checked whole and by every 12-character window of its random
 // part, so a truncated or partly masked copy is found too.
@@ -15,7 +19,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startGyre, startMock, tmpdir, SLOW } from '../lib/harness.mjs';
+import { startGyre, startMock, startUpstream, tmpdir, SLOW } from '../lib/harness.mjs';
 
 const rand = () => crypto.randomBytes(16).toString('hex');
 const SECRETS = {
@@ -28,14 +32,22 @@ const SECRETS = {
   master_key: crypto.randomBytes(32).toString('hex'),
   added_provider_key: `sk-prov-added-${rand()}`,
   wrong_client_key: `sk-wrong-${rand()}`,
+  hook_url_token: `hook-${rand()}`,
+  hook_auth_header: `Bearer-${rand()}`,
+  slack_url_token: `slack-${rand()}`,
+  pagerduty_routing_key: `pd-${rand()}`,
+  // Filled in when gyre makes it: gyre-gk_ID_SECRET, whose last 43 characters are the secret.
+  managed_key: null,
 };
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const WINDOW = 12;
 
 /** Every secret found in `text`: the names of those whose value, or a 12-character window of it, appears. */
 function leaks(text) {
   const found = [];
   for (const [name, value] of Object.entries(SECRETS)) {
-    const random = value.slice(value.lastIndexOf('-') + 1);
+    if (value === null) continue;
+    const random = name === 'managed_key' ? value.slice(-43) : value.slice(value.lastIndexOf('-') + 1);
     for (let i = 0; i + WINDOW <= random.length; i++) {
       if (text.includes(random.slice(i, i + WINDOW))) { found.push(name); break; }
     }
@@ -55,6 +67,7 @@ function filesUnder(dir) {
 
 test('after a full run no secret appears in the log, traces, metrics, error bodies, the audit log or any file gyre wrote', async () => {
   const mock = await startMock();
+  const receiver = await startUpstream((req, res) => { res.writeHead(202, { 'content-type': 'application/json' }); res.end('{}'); });
   const dir = tmpdir('gyre-secrets-');
   const env = {
     GYRE_SECRETS_KEY_A: SECRETS.provider_key_a,
@@ -64,6 +77,10 @@ test('after a full run no secret appears in the log, traces, metrics, error bodi
     GYRE_SECRETS_READ: SECRETS.read_token,
     GYRE_SECRETS_ADMIN: SECRETS.admin_token,
     GYRE_MASTER_KEY: SECRETS.master_key,
+    GYRE_SECRETS_HOOK_URL: `${receiver.url}/hook/${SECRETS.hook_url_token}`,
+    GYRE_SECRETS_HOOK_AUTH: SECRETS.hook_auth_header,
+    GYRE_SECRETS_SLACK_URL: `${receiver.url}/slack/${SECRETS.slack_url_token}`,
+    GYRE_SECRETS_PD_KEY: SECRETS.pagerduty_routing_key,
   };
   const gyre = await startGyre(`workers: 2
 store: {sqlite: "${path.join(dir, 'gyre.db')}"}
@@ -77,6 +94,12 @@ providers:
 routes:
   - {name: chat, targets: [{provider: mock, model: gpt-4o-mini}]}
   - {name: claude, targets: [{provider: claude, model: claude-mock}]}
+notifiers:
+  - {name: ops, kind: webhook, url: env:GYRE_SECRETS_HOOK_URL, headers: {Authorization: env:GYRE_SECRETS_HOOK_AUTH}, retries: 0}
+  - {name: team, kind: slack, url: env:GYRE_SECRETS_SLACK_URL, retries: 0}
+  - {name: pager, kind: pagerduty, url: "${receiver.url}/pd", routing_key: env:GYRE_SECRETS_PD_KEY, retries: 0}
+alerts:
+  - {name: busy, condition: request_rate > 0, window: 1s, for: 0s, by: [provider, key], actions: [ops, team, pager, log]}
 `, { env });
 
   const received = []; // every body a client got back
@@ -130,6 +153,21 @@ routes:
     assert.equal((await send('GET', '/api/admin/providers', { headers: admin })).status, 200);
     const del = await send('DELETE', '/api/admin/providers/mock/keys/mock%23a1', { headers: admin });
     assert.ok(del.status === 200 || del.status === 202, del.text);
+    // A managed key: shown once, in the answer that made it (which alone is left out of the search), then used,
+    // guessed at, revoked and refused.
+    const made = await fetch(`${gyre.url}/api/admin/keys`, { method: 'POST', headers: { 'content-type': 'application/json', ...admin }, body: JSON.stringify({ name: 'secrets-test', team: 'qa' }) });
+    assert.equal(made.status, 201);
+    const { key: managed, data: { id: managedId } } = await made.json();
+    SECRETS.managed_key = managed;
+    assert.equal((await send('POST', '/v1/chat/completions', { headers: { authorization: `Bearer ${managed}` }, body: chat() })).status, 200);
+    assert.equal((await send('POST', '/v1/chat/completions', { headers: { authorization: `Bearer ${managed.slice(0, -4)}AAAA` }, body: chat() })).status, 401);
+    assert.equal((await send('DELETE', `/api/admin/keys/${managedId}`, { headers: admin })).status, 200);
+    assert.equal((await send('POST', '/v1/chat/completions', { headers: { authorization: `Bearer ${managed}` }, body: chat() })).status, 401);
+    // The alert fired on this traffic and was sent to each notifier.
+    const deadline = Date.now() + 8000 * SLOW;
+    const paths = () => new Set(receiver.requests.map((q) => q.url));
+    while (paths().size < 3 && Date.now() < deadline) await sleep(50);
+    assert.deepEqual([...paths()].sort(), ['/pd', `/hook/${SECRETS.hook_url_token}`, `/slack/${SECRETS.slack_url_token}`].sort());
 
     // What gyre exposes: every trace (the pages and each one whole), the stats, /metrics, the audit log.
     const page = await send('GET', '/api/traces?limit=1000', { headers: reader });
@@ -140,16 +178,28 @@ routes:
     assert.equal((await send('GET', '/api/stats?group_by=provider', { headers: reader })).status, 200);
     assert.equal((await send('GET', '/metrics', { headers: reader })).status, 200);
     const audit = await send('GET', '/api/audit', { headers: reader });
-    assert.deepEqual(JSON.parse(audit.text).data.map((e) => e.action), ['provider_key.delete', 'provider_key.create']);
+    assert.deepEqual(JSON.parse(audit.text).data.map((e) => e.action), ['key.revoke', 'key.create', 'provider_key.delete', 'provider_key.create']);
+    assert.equal((await send('GET', '/api/alerts', { headers: reader })).status, 200);
+    assert.equal((await send('GET', '/api/admin/keys', { headers: admin })).status, 200);
   } finally {
     stopped = await gyre.stop();
     assert.equal((await mock.stop()).code, 0);
+    await receiver.close();
   }
   assert.equal(stopped.code, 0);
+  assert.ok(SECRETS.managed_key.startsWith('gyre-gk_'), SECRETS.managed_key);
 
   const places = [
     { what: "gyre's log (stdout and stderr)", text: stopped.output },
     ...received,
+    // PagerDuty's Events API carries its routing key in the body: that one member is the receiver's own
+    // credential, as a webhook's URL is; the rest of the body is searched.
+    ...receiver.requests.map((q) => {
+      if (q.url !== '/pd') return { what: `notifier body ${q.url.split('/')[1]}`, text: q.body };
+      const { routing_key: rk, ...rest } = JSON.parse(q.body);
+      assert.equal(rk, SECRETS.pagerduty_routing_key);
+      return { what: 'notifier body pd', text: JSON.stringify(rest) };
+    }),
     ...filesUnder(dir).map((f) => ({ what: `file ${f.name}`, text: f.text })),
   ];
   // The files looked at include the state database (the audit log, the sealed key), the trace store and the log.
