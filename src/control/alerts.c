@@ -128,7 +128,7 @@ int gyre_alert_fsm_step(gyre_alert_fsm_t *f, const gyre_alert_rule_conf_t *r, in
 static void rules_build(gyre_alerts_t *a)
 {
     const gyre_config_t *c = a->config;
-    a->nrules = c->nalerts;
+    __atomic_store_n(&a->nrules, c->nalerts, __ATOMIC_RELAXED); /* workers read it (gyre_alerts_observe) */
     a->rules = gyre_calloc(c->nalerts + 1, sizeof(*a->rules));
     for (size_t i = 0; i < c->nalerts; i++) {
         arule_t *r = &a->rules[i];
@@ -162,7 +162,7 @@ static void rules_free(gyre_alerts_t *a)
     }
     free(a->rules);
     a->rules = NULL;
-    a->nrules = 0;
+    __atomic_store_n(&a->nrules, 0, __ATOMIC_RELAXED);
 }
 
 gyre_alerts_t *gyre_alerts_create(const gyre_config_t *c, gyre_overrides_t *o, unsigned nworkers,
