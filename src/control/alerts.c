@@ -482,6 +482,9 @@ void gyre_alerts_tick(gyre_alerts_t *a, int64_t now_us)
         }
     }
     pthread_mutex_unlock(&a->mu);
+    for (size_t k = 0; k < a->npending; k++)
+        a->hooks.event(a->hooks.event_data, &a->pending[k]);
+    a->npending = 0;
 }
 
 /* ---- The evaluator thread -------------------------------------------------------------------------------- */
@@ -543,6 +546,7 @@ void gyre_alerts_destroy(gyre_alerts_t *a)
     }
     free(a->workers);
     free(a->prev);
+    free(a->pending);
     pthread_mutex_destroy(&a->mu);
     pthread_cond_destroy(&a->cv);
     free(a);
