@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -520,7 +521,13 @@ static void *evaluator_main(void *arg)
 
 int gyre_alerts_start(gyre_alerts_t *a)
 {
+    /* The thread starts with every signal blocked: signals are the main thread's (it sigwaits for SIGTERM and
+     * SIGHUP), as the trace writer's threads do. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     int rc = pthread_create(&a->thread, NULL, evaluator_main, a);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0)
         return -rc;
     a->running = 1;
