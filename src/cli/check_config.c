@@ -61,6 +61,15 @@ const char gyre_check_config_usage[] =
     "  routes:\n"
     "    - name: chat              # clients send model: chat (or primary/gpt-4o-mini)\n"
     "      targets: [{provider: primary, model: gpt-4o-mini, weight: 100}]\n"
+    "  alerts:                     # evaluated in-process every second (docs/alerts.md)\n"
+    "    - name: key_rate_limited\n"
+    "      condition: rate_limited_rate > 20%  # p50/p95/p99_latency, ttft_p95, error_rate,\n"
+    "                              # request_rate, tokens_per_minute, cost_per_hour, inflight,\n"
+    "                              # queue_depth, trace_log_lag, trace_spool_bytes; ms s % $\n"
+    "      window: 1m              # for: 0, resolve_for: for or 30s, min_firing: 1m,\n"
+    "                              # severity: warning (the defaults)\n"
+    "      by: [provider, key]     # of route, provider, key (its id), agent\n"
+    "      actions: [rotate_key, log]  # failover_to_secondary, open_circuit, or a notifier\n"
     "\n"
     "Every field (src/config/fields.c; docs/config.md is generated from the same table):\n";
 

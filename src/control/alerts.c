@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,7 +129,7 @@ int gyre_alert_fsm_step(gyre_alert_fsm_t *f, const gyre_alert_rule_conf_t *r, in
 static void rules_build(gyre_alerts_t *a)
 {
     const gyre_config_t *c = a->config;
-    a->nrules = c->nalerts;
+    __atomic_store_n(&a->nrules, c->nalerts, __ATOMIC_RELAXED); /* workers read it (gyre_alerts_observe) */
     a->rules = gyre_calloc(c->nalerts + 1, sizeof(*a->rules));
     for (size_t i = 0; i < c->nalerts; i++) {
         arule_t *r = &a->rules[i];
@@ -162,7 +163,7 @@ static void rules_free(gyre_alerts_t *a)
     }
     free(a->rules);
     a->rules = NULL;
-    a->nrules = 0;
+    __atomic_store_n(&a->nrules, 0, __ATOMIC_RELAXED);
 }
 
 gyre_alerts_t *gyre_alerts_create(const gyre_config_t *c, gyre_overrides_t *o, unsigned nworkers,
@@ -482,6 +483,9 @@ void gyre_alerts_tick(gyre_alerts_t *a, int64_t now_us)
         }
     }
     pthread_mutex_unlock(&a->mu);
+    for (size_t k = 0; k < a->npending; k++)
+        a->hooks.event(a->hooks.event_data, &a->pending[k]);
+    a->npending = 0;
 }
 
 /* ---- The evaluator thread -------------------------------------------------------------------------------- */
@@ -517,7 +521,13 @@ static void *evaluator_main(void *arg)
 
 int gyre_alerts_start(gyre_alerts_t *a)
 {
+    /* The thread starts with every signal blocked: signals are the main thread's (it sigwaits for SIGTERM and
+     * SIGHUP), as the trace writer's threads do. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     int rc = pthread_create(&a->thread, NULL, evaluator_main, a);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0)
         return -rc;
     a->running = 1;
@@ -543,6 +553,7 @@ void gyre_alerts_destroy(gyre_alerts_t *a)
     }
     free(a->workers);
     free(a->prev);
+    free(a->pending);
     pthread_mutex_destroy(&a->mu);
     pthread_cond_destroy(&a->cv);
     free(a);

@@ -89,7 +89,7 @@ typedef struct gyre_alerts_hooks {
     /* A notifier's notice (server.c: gyre_notify_send).  0, or a negative errno. */
     int (*send)(void *data, const char *notifier, const gyre_notice_t *notice);
     void *send_data;
-    /* Each event, on the evaluator's thread (server.c: stored by alerts_store.c). */
+    /* Each event, on the evaluator's thread, outside the engine's lock (server.c: stored by alerts_store.c). */
     void (*event)(void *data, const gyre_alert_event_t *ev);
     void *event_data;
     /* The whole gateway's gauges: inflight, queue_depth, trace_log_lag, trace_spool_bytes. */
@@ -108,7 +108,8 @@ void gyre_alerts_destroy(gyre_alerts_t *a);
 /* A finished request on worker `worker` (< nworkers): its samples.  Only that worker calls it for its index. */
 void gyre_alerts_observe(gyre_alerts_t *a, unsigned worker, const gyre_trace_t *t);
 
-/* One evaluation at `now_us` (the thread calls it each second; tests call it with their own clock). */
+/* One evaluation at `now_us` (the thread calls it each second; tests call it with their own clock).  One thread
+ * at a time calls it; the `event` hook runs after the engine's lock is given back. */
 void gyre_alerts_tick(gyre_alerts_t *a, int64_t now_us);
 
 /*

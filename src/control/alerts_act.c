@@ -323,8 +323,13 @@ static void add_event(gyre_alerts_t *a, arule_t *r, aset_t *s, gyre_alert_state_
         a->nevents++;
     if ((unsigned)st < 4)
         r->transitions[st]++;
-    if (a->hooks.event != NULL)
-        a->hooks.event(a->hooks.event_data, e);
+    if (a->hooks.event != NULL) {
+        if (a->npending == a->cap_pending) {
+            a->cap_pending = a->cap_pending ? a->cap_pending * 2 : 16;
+            a->pending = gyre_realloc(a->pending, a->cap_pending * sizeof(*a->pending));
+        }
+        a->pending[a->npending++] = *e;
+    }
 }
 
 void gyre_alerts_transition(gyre_alerts_t *a, arule_t *r, aset_t *s, gyre_alert_state_t st, int64_t now_us)

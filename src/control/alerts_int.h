@@ -96,6 +96,10 @@ struct gyre_alerts {
     unsigned **target_refs, **key_refs, *provider_refs;
     gyre_alert_event_t events[GYRE_ALERTS_EVENTS_KEPT];
     size_t nevents, event_next;
+    /* This tick's events, for the `event` hook once the lock is given back (the store's write may wait on the
+     * disk; GET /api/alerts must not wait with it).  Only the ticking thread touches them. */
+    gyre_alert_event_t *pending;
+    size_t npending, cap_pending;
     pthread_t thread;
     int running, stop;
     pthread_cond_t cv;

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,7 +208,12 @@ int gyre_alerts_otlp_create(const gyre_config_t *c, gyre_alerts_otlp_t **out, ch
     x->service = gyre_strdup(c->otlp.service_name ? c->otlp.service_name : "gyre");
     pthread_mutex_init(&x->mu, NULL);
     pthread_cond_init(&x->cv, NULL);
+    /* Every signal blocked in the thread: they are the main thread's sigwait's. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     int rc = pthread_create(&x->thread, NULL, sender_main, x);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         snprintf(err, errlen, "cannot start the alert log sender: %s", strerror(rc));
         if (x->ssl != NULL)

@@ -139,7 +139,13 @@ size_t gyre_route_plan(const gyre_route_conf_t *r, gyre_target_state_t *states, 
 void gyre_route_plan_overrides(gyre_candidate_t *cands, size_t n, const gyre_target_state_t *states,
                                const struct gyre_overrides *o, size_t ri)
 {
-    gyre_candidate_t out[n ? n : 1];
+    /* The usual case, nothing out: one relaxed load per candidate and no copy. */
+    size_t nout = 0;
+    for (size_t i = 0; i < n; i++)
+        nout += cands[i].state != NULL && gyre_overrides_target_out(o, ri, (size_t)(cands[i].state - states));
+    if (nout == 0)
+        return;
+    gyre_candidate_t out[n];
     size_t k = 0;
     /* Two stable passes: the ones in rotation, then the ones out of it. */
     for (int pass = 0; pass < 2; pass++)
