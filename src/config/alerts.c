@@ -78,9 +78,10 @@ static const struct {
  */
 static int notifier_known(const gyre_config_t *c, const char *name)
 {
-    (void)c;
-    (void)name;
-    return 1;
+    for (size_t i = 0; i < c->nnotifiers; i++)
+        if (c->notifiers[i].name != NULL && strcmp(c->notifiers[i].name, name) == 0)
+            return 1;
+    return 0;
 }
 
 static const struct {

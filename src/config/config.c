@@ -1557,6 +1557,18 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
     }
     if (alerts != NULL)
         gyre_cfg_parse_alerts(ctx, c, alerts);
+    /* A budget's notices go to a notifier by name: it must be one of `notifiers:` (parsed above, wherever the
+     * two sections stand in the file). */
+    static const char *const level_names[GYRE_LIMIT_CONF_LEVELS] = {"keys", "teams", "agents", "users"};
+    if (c->limits.notify != NULL && gyre_config_find_notifier(c, c->limits.notify) == NULL)
+        gyre_cfg_add_error(ctx->errs, ctx->source, 0, "limits.notify", "no notifier is named '%s'", c->limits.notify);
+    for (size_t lv = 0; lv < GYRE_LIMIT_CONF_LEVELS; lv++)
+        for (size_t i = 0; i < c->limits.nrules[lv]; i++) {
+            const gyre_limit_conf_t *r = &c->limits.rules[lv][i];
+            if (r->notify != NULL && gyre_config_find_notifier(c, r->notify) == NULL)
+                gyre_cfg_add_error(ctx->errs, ctx->source, r->line, "limits", "%s.%s.notify: no notifier is named '%s'",
+                                   level_names[lv], r->id, r->notify);
+        }
 }
 
 static gyre_config_t *config_parse(const char *source, const char *text, size_t len, int unresolved,

@@ -516,10 +516,6 @@ void gyre_limits_render_metrics(gyre_limits_t *l, gyre_buf_t *out)
                                  (double)spent / GYRE_NUSD_PER_USD);
             }
     }
-    gyre_buf_appendf(out, "# HELP gyre_limit_queue_depth Requests waiting on a limit. Always 0: gyre has no queue, a "
-                          "request over a limit is refused at once with 429.\n"
-                          "# TYPE gyre_limit_queue_depth gauge\n"
-                          "gyre_limit_queue_depth 0\n");
 }
 
 static cJSON *set_json(const gyre_limit_set_t *set, const char *notify)

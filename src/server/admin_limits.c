@@ -11,17 +11,12 @@
 
 #include <cjson/cJSON.h>
 
+#include "common/log.h"
 #include "control/audit.h"
 #include "control/limits.h"
 #include "proxy/respond.h"
 #include "server/admin_limits.h"
 
-/*
- * The audit log's writer.  control/audit.c (gyre_audit_record) is not in this branch's build yet: the server
- * sets this at start once it is (`gyre_admin_limits_audit = gyre_audit_record;`).  NULL: changes are made but
- * not recorded.
- */
-int (*gyre_admin_limits_audit)(gyre_state_t *st, const gyre_audit_entry_t *e, char *err, size_t errlen);
 
 static void answer_error(gyre_admin_req_t *a, int status, const char *code, const char *param, const char *msg)
 {
@@ -139,7 +134,7 @@ static void on_put_or_delete(gyre_admin_req_t *a, int level, int del)
         return;
     }
     gyre_state_t *st = a->worker->server->state;
-    if (gyre_admin_limits_audit != NULL && st != NULL) {
+    if (st != NULL) {
         char object[GYRE_PRINCIPAL_ID_MAX + 16], err[256];
         snprintf(object, sizeof(object), "%s/%s", gyre_limit_level_name((gyre_limit_level_t)level), id);
         gyre_audit_entry_t e = {.actor = a->actor,
@@ -147,7 +142,8 @@ static void on_put_or_delete(gyre_admin_req_t *a, int level, int del)
                                 .object = object,
                                 .before = before,
                                 .after = after};
-        gyre_admin_limits_audit(st, &e, err, sizeof(err));
+        if (gyre_audit_record(st, &e, err, sizeof(err)) != 0)
+            gyre_logf("gyre: audit: %s\n", err);
     }
     const char *out = after != NULL ? after : "{}";
     gyre_respond_json(a->req, 200, out, strlen(out));

@@ -18,8 +18,4 @@ void gyre_admin_limits_delete_team(gyre_admin_req_t *a);
 void gyre_admin_limits_delete_agent(gyre_admin_req_t *a);
 void gyre_admin_limits_delete_user(gyre_admin_req_t *a);
 
-/* The audit log's writer for these changes: gyre_audit_record once control/audit.c is in the build (the server
- * sets it at start); NULL: changes are made, not recorded. */
-extern int (*gyre_admin_limits_audit)(gyre_state_t *st, const gyre_audit_entry_t *e, char *err, size_t errlen);
-
 #endif

@@ -320,6 +320,13 @@ static int open_keys(gyre_server_t *s, unsigned nworkers)
     return 0;
 }
 
+/* Where soft budgets' notices go: the notifiers' sender (NULL until it is made: then nothing is sent). */
+static int limits_notify_cb(void *arg, const char *notifier, const gyre_notice_t *notice)
+{
+    gyre_server_t *s = arg;
+    return s->notify != NULL ? gyre_notify_send(s->notify, notifier, notice) : -ENOENT;
+}
+
 int gyre_server_run(gyre_config_t *config, unsigned nworkers)
 {
     static gyre_server_t server; /* lives until exit: workers point into it */
@@ -450,6 +457,8 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
 
     /* The notifiers' sender: before the workers, which (through limits) may send a notice. */
     s->notify = gyre_notify_create(config);
+    if (s->limits != NULL)
+        gyre_limits_set_notify(s->limits, limits_notify_cb, s); /* soft budgets' 50/80/100 % notices */
     if (gyre_server_alerts_start(s) != 0)
         return 1;
     if (gyre_access_log_open(config, nworkers, &s->access_log, err, sizeof(err)) != 0) {

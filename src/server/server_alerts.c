@@ -17,16 +17,10 @@
 #include "server/server.h"
 #include "trace/writer.h"
 
-/*
- * The notifiers live in control/notify.c, which another branch brings; until it is merged the reference is
- * weak (and s->notify stays NULL, so it is never called).  The lead drops this pragma at the merge.
- */
-#pragma weak gyre_notify_send
-
 static int send_cb(void *data, const char *notifier, const gyre_notice_t *notice)
 {
     gyre_server_t *s = data;
-    if (s->notify == NULL || gyre_notify_send == NULL)
+    if (s->notify == NULL)
         return -ENOSYS;
     return gyre_notify_send(s->notify, notifier, notice);
 }

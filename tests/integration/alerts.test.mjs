@@ -5,10 +5,9 @@
 // /api/alerts, /metrics, the log line of the `log` action), and when the
 // fault is gone the alert resolves and the traffic comes back.
 //
-// The notifier half of the proof (a webhook receiver gets exactly one
-// Alertmanager notice) needs control/notify.c from the notifiers' branch:
-// these tests use the `log` action, and the lead adds the receiver's
-// assertion at the merge (notes/alerts.md).
+// The notifier half: the rotate test's `ops` is a webhook notifier pointed
+// at gyre-mock's receiver (/_mock/hooks/ops), which must get exactly one
+// Alertmanager notice per transition, saying what gyre did.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -59,6 +58,8 @@ providers:
 routes:
   - name: chat
     targets: [{provider: p, model: gpt-4o-mini}]
+notifiers:
+  - {name: ops, kind: webhook, url: "${mock.url}/_mock/hooks/ops"}
 alerts:
   - name: key_rate_limited
     condition: rate_limited_rate > 20%
@@ -67,7 +68,7 @@ alerts:
     resolve_for: 1s
     min_firing: 2s
     by: [provider, key]
-    actions: [rotate_key, log]
+    actions: [rotate_key, log, ops]
 `);
   try {
     // Round robin over A and B before anything happens.
@@ -100,7 +101,7 @@ alerts:
     let a = await alerts(gyre);
     const firing = a.events.filter((e) => e.state === 'firing');
     assert.equal(firing.length, 1);
-    assert.equal(firing[0].actions, "gyre moved provider p's traffic off key p#0 to p#1; logged");
+    assert.equal(firing[0].actions, "gyre moved provider p's traffic off key p#0 to p#1; logged; notified ops");
     assert.equal(firing[0].condition, 'rate_limited_rate > 20%');
     // A's share of 429s in the window: its two good calls before the fault and the 429s after (timing decides
     // how many fit in A's one-second rests), past the 20 % threshold.
@@ -113,7 +114,23 @@ alerts:
     a = await waitAlerts(gyre, (x) => x.events.some((e) => e.state === 'resolved'), 15000 * SLOW);
     assert.deepEqual(a.alerts, []);
     assert.deepEqual(a.events.map((e) => e.state), ['resolved', 'firing']);
-    assert.equal(a.events[0].actions, "gyre put key p#0 back into provider p's rotation; logged");
+    assert.equal(a.events[0].actions, "gyre put key p#0 back into provider p's rotation; logged; notified ops");
+
+    // The receiver got exactly one notice per transition, Alertmanager's shape, saying what gyre did.
+    const deadline = Date.now() + 5000 * SLOW;
+    let hooks;
+    for (;;) {
+      hooks = await (await fetch(`${mock.url}/_mock/hooks/ops`)).json();
+      if (hooks.length >= 2 || Date.now() > deadline) break;
+      await sleep(100);
+    }
+    assert.deepEqual(hooks.map((h) => [h.version, h.status, h.alerts.length]), [['4', 'firing', 1], ['4', 'resolved', 1]]);
+    const [fireNote, resolveNote] = hooks.map((h) => h.alerts[0]);
+    assert.deepEqual(fireNote.labels, { alertname: 'key_rate_limited', severity: 'warning', provider: 'p', key: 'p#0' });
+    assert.equal(fireNote.annotations.actions, "gyre moved provider p's traffic off key p#0 to p#1; logged");
+    assert.equal(resolveNote.annotations.actions, "gyre put key p#0 back into provider p's rotation; logged");
+    assert.equal(fireNote.fingerprint, firing[0].fingerprint);
+    assert.ok(!JSON.stringify(hooks).includes(KEY_A) && !JSON.stringify(hooks).includes(KEY_B));
 
     // Round robin again.
     before = keyCounts(await mock.stats(), [KEY_A, KEY_B]);
@@ -134,8 +151,8 @@ alerts:
     const stored = JSON.parse(cli.stdout);
     assert.deepEqual(stored.alerts, []);
     assert.deepEqual(stored.events.map((e) => [e.rule, e.state, e.labels, e.actions]), [
-      ['key_rate_limited', 'resolved', { provider: 'p', key: 'p#0' }, "gyre put key p#0 back into provider p's rotation; logged"],
-      ['key_rate_limited', 'firing', { provider: 'p', key: 'p#0' }, "gyre moved provider p's traffic off key p#0 to p#1; logged"],
+      ['key_rate_limited', 'resolved', { provider: 'p', key: 'p#0' }, "gyre put key p#0 back into provider p's rotation; logged; notified ops"],
+      ['key_rate_limited', 'firing', { provider: 'p', key: 'p#0' }, "gyre moved provider p's traffic off key p#0 to p#1; logged; notified ops"],
     ]);
     const text = await runGyre(['alerts', '--state', state]);
     assert.equal(text.code, 0);

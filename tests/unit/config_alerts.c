@@ -9,7 +9,8 @@
 TEST(config_alerts_the_clawpulse_shape_loads_as_written)
 {
     gyre_config_errors_t e = {0};
-    gyre_config_t *c = parse(PROVIDER_P "alerts:\n"
+    gyre_config_t *c = parse(PROVIDER_P "notifiers:\n  - {name: page_oncall, kind: log}\n"
+                                        "alerts:\n"
                                         "  - name: high_latency\n"
                                         "    condition: p95_latency > 5000ms\n"
                                         "    action: page_oncall\n"
@@ -48,7 +49,8 @@ TEST(config_alerts_the_clawpulse_shape_loads_as_written)
 TEST(config_alerts_every_field_and_action_and_unit)
 {
     gyre_config_errors_t e = {0};
-    gyre_config_t *c = parse(PROVIDER_P "alerts:\n"
+    gyre_config_t *c = parse(PROVIDER_P "notifiers:\n  - {name: ops, kind: log}\n"
+                                        "alerts:\n"
                                         "  - name: keys\n"
                                         "    condition: rate_limited_rate>=0.2\n"
                                         "    window: 5m\n"
@@ -187,4 +189,13 @@ TEST(config_alerts_signal_names_round_trip)
     for (int i = 0; i < GYRE_SIG_COUNT; i++)
         CHECK_INT(gyre_alert_signal_lookup(gyre_alert_signal_name((gyre_alert_signal_t)i)), i);
     CHECK_INT(gyre_alert_signal_lookup("p95"), -1);
+}
+
+TEST(config_alerts_an_action_that_is_neither_built_in_nor_a_notifier_is_an_error)
+{
+    CHECK_ERRORS("notifiers:\n  - {name: ops, kind: log}\n"
+                 "alerts:\n"
+                 "  - {name: a, condition: error_rate > 5%, actions: [ops, page_oncall]}\n",
+                 "t.yaml:4: alerts[0].actions[1]: unknown action 'page_oncall': neither a built-in "
+                 "(failover_to_secondary, rotate_key, open_circuit, log) nor a notifier of notifiers:\n");
 }

@@ -18,10 +18,22 @@ TEST(config_limits_absent_is_not_present)
     gyre_config_free(c);
 }
 
+TEST(config_limits_a_notify_that_names_no_notifier_is_an_error)
+{
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = parse(PROVIDER_P "limits:\n  notify: ops\n  teams: {search: {budget_usd: 5, budget_period: day, notify: pager}}\n",
+                             &errs);
+    CHECK(c == NULL);
+    CHECK_INT((int)errs.count, 2);
+    CHECK_STR(errs.items[0], "t.yaml: limits.notify: no notifier is named 'ops'");
+    CHECK_STR(errs.items[1], "t.yaml:5: limits: teams.search.notify: no notifier is named 'pager'");
+    gyre_config_errors_dispose(&errs);
+}
+
 TEST(config_limits_reads_every_level_and_the_defaults)
 {
     gyre_config_errors_t errs = {0};
-    gyre_config_t *c = parse(PROVIDER_P "limits:\n"
+    gyre_config_t *c = parse(PROVIDER_P "notifiers: [{name: ops, kind: log}]\nlimits:\n"
                                         "  default: {rpm: 600}\n"
                                         "  keys: {svc-a: {rpm: 60, tpm: 100000, concurrency: 4, budget_usd: 10, "
                                         "budget_period: day}}\n"
@@ -54,7 +66,9 @@ TEST(config_limits_reads_every_level_and_the_defaults)
     CHECK_STR(l->rules[3][0].id, "*");
     CHECK_INT(l->rules[3][0].rpm, 30);
     gyre_config_free(c);
-    c = parse(PROVIDER_P "limits: {reservation_ttl: 2m, default_max_tokens: 512, notify: ops}\n", &errs);
+    c = parse(PROVIDER_P "notifiers: [{name: ops, kind: log}]\n"
+                         "limits: {reservation_ttl: 2m, default_max_tokens: 512, notify: ops}\n",
+              &errs);
     CHECK(c != NULL);
     CHECK_INT(c->limits.reservation_ttl_ms, 120000);
     CHECK_INT(c->limits.default_max_tokens, 512);

@@ -141,7 +141,8 @@ TEST(control_alerts_a_flapping_condition_resets_resolve_for)
 TEST(control_alerts_429s_on_one_key_fire_once_rotate_the_key_notify_once_and_resolve)
 {
     gyre_config_errors_t e = {0};
-    gyre_config_t *c = parse(TWO_KEYS "alerts:\n"
+    gyre_config_t *c = parse(TWO_KEYS "notifiers:\n  - {name: ops, kind: log}\n"
+                                      "alerts:\n"
                                       "  - name: limited\n"
                                       "    condition: rate_limited_rate > 20%\n"
                                       "    window: 5s\n"
