@@ -7,6 +7,10 @@
 
 /* The endpoints; a new one is a function in its own file and a line here. */
 static const gyre_admin_endpoint_t endpoints[] = {
+    {"GET", "/api/admin/routes", 0, NULL, gyre_admin_routes_list},
+    {"PUT", "/api/admin/routes", 1, NULL, gyre_admin_route_put},
+    {"PATCH", "/api/admin/routes", 1, NULL, gyre_admin_route_patch},
+    {"DELETE", "/api/admin/routes", 1, "override", gyre_admin_route_override_delete},
     {NULL, NULL, 0, NULL, NULL},
 };
 

@@ -36,6 +36,12 @@ typedef struct gyre_admin_endpoint {
     void (*fn)(gyre_admin_req_t *a);
 } gyre_admin_endpoint_t;
 
+/* admin_routes.c: the routes in force and live changes to them (server/live.h). */
+void gyre_admin_routes_list(gyre_admin_req_t *a);
+void gyre_admin_route_put(gyre_admin_req_t *a);
+void gyre_admin_route_patch(gyre_admin_req_t *a);
+void gyre_admin_route_override_delete(gyre_admin_req_t *a);
+
 /* Answers the request when its path is /api/admin or under it and returns 1; 0 for any other path. */
 int gyre_admin_handle(gyre_worker_t *w, h2o_req_t *req);
 
