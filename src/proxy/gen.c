@@ -149,3 +149,35 @@ void gyre_ctx_use_gen(gyre_ctx_t *c, gyre_wgen_t *w)
     c->route_states = w->route_states;
     gyre_wgen_release(old);
 }
+
+/* Whether two providers are the same upstream with the same keys in the same order (their key states then mean
+ * the same thing).  The secrets are compared in memory, never shown. */
+static int same_provider(const gyre_provider_conf_t *a, const gyre_provider_conf_t *b)
+{
+    if (strcmp(a->name, b->name) != 0 || strcmp(a->base_url, b->base_url) != 0 || a->nkeys != b->nkeys)
+        return 0;
+    for (size_t i = 0; i < a->nkeys; i++)
+        if (strcmp(a->keys[i], b->keys[i]) != 0)
+            return 0;
+    return 1;
+}
+
+void gyre_wgen_inherit(gyre_wgen_t *to, const gyre_wgen_t *from, uint64_t now_ms)
+{
+    const gyre_config_t *tc = to->gen->config, *fc = from->gen->config;
+    for (size_t i = 0; i < tc->nproviders; i++) {
+        for (size_t j = 0; j < fc->nproviders; j++) {
+            if (!same_provider(&tc->providers[i], &fc->providers[j]))
+                continue;
+            gyre_keypool_t *t = &to->keypools[i];
+            const gyre_keypool_t *f = &from->keypools[j];
+            memcpy(t->keys, f->keys, t->nkeys * sizeof(*t->keys));
+            /* A probe out on the old pool reports to the old pool: the new one lets its own probe go. */
+            for (size_t k = 0; k < t->nkeys; k++)
+                t->keys[k].breaker.probing = 0;
+            t->next = f->next;
+            break;
+        }
+        gyre_wgen_note_provider(to, i, now_ms);
+    }
+}

@@ -80,6 +80,11 @@ static inline void gyre_wgen_retain(gyre_wgen_t *w)
 /* Lets go of one reference; the last closes the pools' idle connections and frees the state.  Its worker only. */
 void gyre_wgen_release(gyre_wgen_t *w);
 
+/* A new configuration keeps what the worker learnt of each provider that did not change (same name, base_url and
+ * keys): its keys' rests and breakers come from `from` (a probe out on the old pool stays the old pool's), and
+ * /readyz's table is filled for every provider of `to`. */
+void gyre_wgen_inherit(gyre_wgen_t *to, const gyre_wgen_t *from, uint64_t now_ms);
+
 /* After an outcome on provider `pi`'s keys: publishes until when the provider has no usable key on this worker. */
 void gyre_wgen_note_provider(gyre_wgen_t *w, size_t pi, uint64_t now_ms);
 /* Whether provider `pi` has no usable key on any worker at `now_ms` (its breakers are open or its keys rest

@@ -327,9 +327,13 @@ static void on_live_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t
         h2o_linklist_unlink(&m->super.link);
         /* Messages come in the order they were sent; one older than what this worker already runs (it read the
          * newest at its start) changes nothing. */
-        if (m->gen->number > w->super.gen->gen->number)
-            gyre_ctx_use_gen(&w->super, gyre_wgen_create(m->gen, w->super.id, w->super.ctx.loop,
-                                                         &w->super.ctx.receivers.hostinfo_getaddr));
+        if (m->gen->number > w->super.gen->gen->number) {
+            gyre_wgen_t *next = gyre_wgen_create(m->gen, w->super.id, w->super.ctx.loop,
+                                                 &w->super.ctx.receivers.hostinfo_getaddr);
+            /* An open breaker stays open across a reload that did not change its provider. */
+            gyre_wgen_inherit(next, w->super.gen, h2o_now(w->super.ctx.loop));
+            gyre_ctx_use_gen(&w->super, next);
+        }
         gyre_gen_release(m->gen);
         free(m);
     }

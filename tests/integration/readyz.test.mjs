@@ -61,6 +61,13 @@ routes:
     });
     // The liveness probe is not the readiness one.
     assert.equal((await fetch(`${g.url}/healthz`)).status, 200);
+    // A SIGHUP that leaves the provider as it was keeps its breaker open (the next generation inherits it).
+    g.proc.kill('SIGHUP');
+    while (!g.proc.output().includes('generation 2 in force')) await sleep(10);
+    const again = await readyz(g.url);
+    assert.equal(again.status, 503);
+    assert.equal(again.json.generation, 2);
+    assert.equal(again.json.routes.chat.usable, 0);
     await mock.configure({ fault: null });
     // Once the cooldown is over the breaker lets a probe through: usable again, and the probe's success closes it.
     await sleep(Math.max(0, cooldown + 50 - (Date.now() - t0)));
@@ -68,7 +75,7 @@ routes:
     assert.equal(await chat(g.url), 200);
     assert.deepEqual(await readyz(g.url), {
       status: 200,
-      json: { routes: { chat: { usable: 1, targets: 1 }, other: { usable: 1, targets: 1 } }, generation: 1, status: 'ready' },
+      json: { routes: { chat: { usable: 1, targets: 1 }, other: { usable: 1, targets: 1 } }, generation: 2, status: 'ready' },
     });
   } finally {
     await g.stop();

@@ -5,6 +5,7 @@
  */
 #include "proxy/gen.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "test.h"
@@ -56,4 +57,33 @@ TEST(gen_provider_is_down_only_while_it_is_down_on_every_worker)
     CHECK_INT(gyre_gen_provider_down(g, 0, 3000), 0); /* worker 1's rest is over */
     CHECK_INT(gyre_gen_provider_down(g, 7, 1000), 0); /* no such provider */
     gyre_gen_release(g);
+}
+
+TEST(gen_a_new_generation_inherits_the_breakers_of_providers_that_did_not_change)
+{
+    h2o_loop_t *loop = h2o_evloop_create();
+    gyre_gen_t *g1 = gyre_gen_create(two_providers(), 1);
+    gyre_wgen_t *w1 = gyre_wgen_create(g1, 0, loop, NULL);
+    w1->keypools[0].keys[0].breaker.state = GYRE_BREAKER_OPEN;
+    w1->keypools[0].keys[0].breaker.opened_at_ms = 900;
+    w1->keypools[0].keys[0].breaker.probing = 1;
+    w1->keypools[1].keys[0].cooldown_until_ms = 4000;
+    /* The next configuration: provider a as it was, provider b with another key. */
+    gyre_config_t *c2 = two_providers();
+    free(c2->providers[1].keys[0]);
+    c2->providers[1].keys[0] = strdup("sk-unit-other");
+    gyre_gen_t *g2 = gyre_gen_create(c2, 1);
+    gyre_wgen_t *w2 = gyre_wgen_create(g2, 0, loop, NULL);
+    gyre_wgen_inherit(w2, w1, 1000);
+    CHECK_INT(w2->keypools[0].keys[0].breaker.state, GYRE_BREAKER_OPEN);
+    CHECK_INT(w2->keypools[0].keys[0].breaker.opened_at_ms, 900);
+    CHECK_INT(w2->keypools[0].keys[0].breaker.probing, 0); /* the old pool's probe reports to the old pool */
+    CHECK_INT(w2->keypools[1].keys[0].cooldown_until_ms, 0); /* b's key changed: it starts afresh */
+    CHECK_INT(gyre_gen_provider_down(g2, 0, 1000), 1);      /* /readyz sees a's open breaker at once */
+    CHECK_INT(gyre_gen_provider_down(g2, 1, 1000), 0);
+    gyre_wgen_release(w1);
+    gyre_gen_release(g1);
+    gyre_wgen_release(w2);
+    gyre_gen_release(g2);
+    h2o_evloop_destroy(loop);
 }
