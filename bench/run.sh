@@ -8,7 +8,8 @@
 # BENCH_SKIP_PROXY=1, BENCH_SKIP_ROUTING=1 or BENCH_SKIP_STORE=1 leaves one out.  Last, build/stream-cpu
 # (bench/stream_cpu.c: a translated stream's CPU against a pass-through's; BENCH_SKIP_STREAM=1 leaves it out), and
 # build/access-cpu (bench/access/access_cpu.c: the access stage's p50/p99 per request; BENCH_SKIP_ACCESS=1 leaves
-# it out; its line joins latest.md when the proxy run just wrote it).  With --json each
+# it out; its line joins latest.md when the proxy run just wrote it), and the alerts' two (bench/alerts/;
+# BENCH_SKIP_ALERTS=1 leaves them out).  With --json each
 # prints its JSON document on stdout, the proxy's first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -69,6 +70,20 @@ if [ "${BENCH_SKIP_ACCESS:-0}" != 1 ]; then
     fi
   else
     echo "bench: build/access-cpu is missing (make bench builds it): access benchmark skipped" >&2
+  fi
+fi
+if [ "${BENCH_SKIP_ALERTS:-0}" != 1 ]; then
+  # Alerts (bench/alerts/): the evaluation's CPU at 20k req/s with 20 rules, and from the first 429 on a key to
+  # traffic off it with `for: 0s`.  BENCH_SKIP_ALERTS=1 leaves them out.
+  json=()
+  for a in "$@"; do [ "$a" = --json ] && json=(--json); done
+  if [ -x build/alerts-cpu ]; then
+    build/alerts-cpu ${json[@]+"${json[@]}"} || status=$?
+  else
+    echo "bench: build/alerts-cpu is missing (make bench builds it): alert CPU benchmark skipped" >&2
+  fi
+  if [ -x build/gyre ] && [ -x build/gyre-mock ]; then
+    GYRE_BUILD=build node bench/alerts/rotate.mjs ${json[@]+"${json[@]}"} || status=$?
   fi
 fi
 exit "$status"

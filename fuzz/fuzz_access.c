@@ -33,7 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (access == NULL) {
         static char key[] = KEY;
         static char *keys[] = {key};
-        gyre_auth_conf_t auth = {GYRE_AUTH_KEYS, keys, 1, NULL, NULL};
+        gyre_auth_conf_t auth = {GYRE_AUTH_KEYS, keys, 1, NULL, NULL, NULL};
         access = gyre_access_create(&auth);
         config.passthrough = prefixes;
         config.npassthrough = sizeof(prefixes) / sizeof(prefixes[0]);
@@ -58,6 +58,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     gyre_access_verdict_t v = gyre_access_decide(access, need, found, cred, clen);
     if (need == GYRE_NEED_CLIENT && v == GYRE_ACCESS_ALLOW &&
         !(clen == sizeof(KEY) - 1 && memcmp(cred, KEY, clen) == 0))
+        abort();
+    /* No admin token is configured: nothing may open the admin API. */
+    if (need == GYRE_NEED_ADMIN && v == GYRE_ACCESS_ALLOW)
         abort();
     if (part[2] != NULL) {
         gyre_pass_verdict_t p = gyre_access_passthrough(&config, part[2], len[2]);

@@ -144,6 +144,7 @@ static int handle_control(mock_conn_t *c, const mock_request_t *r)
         out = mock_state_stats_json();
     } else if (path_is(r, "/_mock/reset")) {
         mock_state_reset();
+        mock_hooks_reset();
         out = mock_state_stats_json();
     } else if (path_is(r, "/_mock/config")) {
         if (strcmp(r->method, "POST") == 0) {
@@ -413,6 +414,8 @@ static int answer(mock_conn_t *c, const mock_request_t *r);
 static int handle(mock_conn_t *c, const mock_request_t *r)
 {
     c->counted = 0;
+    if (mock_hooks_match(r))
+        return mock_hooks_handle(c, r);
     if (strncmp(r->path, "/_mock/", 7) == 0)
         return handle_control(c, r);
     c->counted = 1;
@@ -453,7 +456,8 @@ static int answer(mock_conn_t *c, const mock_request_t *r)
     /* Bedrock authenticates before anything else, as AWS does: a bad signature is never throttled. */
     if ((rt.endpoint == EP_BEDROCK || rt.endpoint == EP_BEDROCK_STREAM) && !mock_bedrock_authenticate(c, r, &ret))
         goto out;
-    if (o.fault[0] != '\0' && mock_state_fault_now(o.fault_rate) && (ret = stage_fault(c, r, rt.dialect, &o)) != 1)
+    if (o.fault[0] != '\0' && mock_state_fault_for(&o, r) && mock_state_fault_now(o.fault_rate) &&
+        (ret = stage_fault(c, r, rt.dialect, &o)) != 1)
         goto out;
     if (mock_wait_ms(o.latency_ms) != 0) {
         ret = -1;

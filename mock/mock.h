@@ -19,6 +19,8 @@
  *   gemini.c     Gemini's generateContent and streamGenerateContent
  *   bedrock.c    Bedrock's Converse and ConverseStream, with SigV4
  *                verification and the binary event stream
+ *   hooks.c      the receiver of gyre's notifiers: webhooks recorded, PagerDuty's
+ *                Events API v2
  *   main.c       the command line, the acceptor, one thread per connection,
  *                routing to a dialect, faults and shutdown
  *
@@ -138,6 +140,7 @@ typedef struct mock_options {
     double tokens_per_sec; /* paces streamed pieces; 0: as fast as possible */
     char fault[32];        /* one of mock_fault_kinds, or "" for none */
     double fault_rate;     /* the share of provider requests that get the fault */
+    char fault_key[256];   /* only requests carrying this provider key get the fault; "" for every request */
 } mock_options_t;
 
 /* "429", "500", "503", "529", "reset", "hang", "truncate", "slow-first-byte", "endless-error", "endless-line",
@@ -170,8 +173,18 @@ void mock_state_add_sent(size_t n);
 void mock_state_active(int delta);
 /* Zeroes the statistics and the fault schedule. */
 void mock_state_reset(void);
+/* Whether the fault setting is for request r: no fault_key, or r carries that key. */
+int mock_state_fault_for(const mock_options_t *o, const mock_request_t *r);
 /* Whether the next provider request gets the configured fault (see docs/mock.md). */
 int mock_state_fault_now(double rate);
+
+/* ---- hooks.c: the notifiers' receiver (POST /_mock/hooks/{name}, POST /v2/enqueue) ---- */
+
+/* Whether the request is for hooks.c (a path under /_mock/hooks, or PagerDuty's /v2/enqueue). */
+int mock_hooks_match(const mock_request_t *r);
+int mock_hooks_handle(mock_conn_t *c, const mock_request_t *r);
+/* Forgets every recorded body, count and staged failure. */
+void mock_hooks_reset(void);
 
 /* ---- answer.c ---- */
 

@@ -107,6 +107,7 @@ static cJSON *options_json(const mock_options_t *o)
     cJSON_AddNumberToObject(j, "tokens_per_sec", o->tokens_per_sec);
     cJSON_AddItemToObject(j, "fault", o->fault[0] ? cJSON_CreateString(o->fault) : cJSON_CreateNull());
     cJSON_AddNumberToObject(j, "fault_rate", o->fault_rate);
+    cJSON_AddItemToObject(j, "fault_key", o->fault_key[0] ? cJSON_CreateString(o->fault_key) : cJSON_CreateNull());
     return j;
 }
 
@@ -153,8 +154,17 @@ const char *mock_state_configure(const cJSON *json, const char **param)
             else
                 err = "fault must be null or one of " FAULT_KINDS;
             reschedule = 1;
+        } else if (strcmp(v->string, "fault_key") == 0) {
+            /* Per-key faults: one key of a provider rate-limited while its others answer. */
+            if (cJSON_IsNull(v))
+                o.fault_key[0] = '\0';
+            else if (cJSON_IsString(v) && strlen(v->valuestring) < sizeof(o.fault_key))
+                snprintf(o.fault_key, sizeof(o.fault_key), "%s", v->valuestring);
+            else
+                err = "fault_key must be null or a key of fewer than 256 bytes";
+            reschedule = 1;
         } else {
-            err = "unknown option: the options are latency_ms, tokens_per_sec, fault and fault_rate";
+            err = "unknown option: the options are latency_ms, tokens_per_sec, fault, fault_rate and fault_key";
         }
         if (err != NULL)
             break;
@@ -284,4 +294,12 @@ int mock_state_fault_now(double rate)
     if (rate <= 0)
         return 0;
     return floor((double)(n + 1) * rate) > floor((double)n * rate);
+}
+
+int mock_state_fault_for(const mock_options_t *o, const mock_request_t *r)
+{
+    if (o->fault_key[0] == '\0')
+        return 1;
+    char key[512];
+    return request_key(r, key, sizeof(key)) == 0 && strcmp(key, o->fault_key) == 0;
 }

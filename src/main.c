@@ -22,6 +22,11 @@ static const struct {
     {"sessions", gyre_cmd_sessions, "show a session's calls in order (sessions show ID)", gyre_sessions_usage},
     {"stats", gyre_cmd_stats, "requests, errors, latency, tokens and cost, grouped and in time", gyre_stats_usage},
     {"store", gyre_cmd_store, "the trace log and its index: store stats, store reindex", gyre_store_usage},
+    {"audit", gyre_cmd_audit, "the audit log: who changed what, when, before and after", gyre_audit_usage},
+    {"providers", gyre_cmd_providers, "provider keys of a running gyre: providers list, providers rotate-key",
+     gyre_providers_usage},
+    {"keys", gyre_cmd_keys, "managed gateway keys: create, list, show, revoke, rotate", gyre_keys_usage},
+    {"alerts", gyre_cmd_alerts, "alerts firing now and the alert events, with what gyre did", gyre_alerts_usage},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

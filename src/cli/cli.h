@@ -24,6 +24,10 @@ int gyre_cmd_traces(int argc, char **argv);
 int gyre_cmd_sessions(int argc, char **argv);
 int gyre_cmd_stats(int argc, char **argv);
 int gyre_cmd_store(int argc, char **argv);
+int gyre_cmd_audit(int argc, char **argv);
+int gyre_cmd_providers(int argc, char **argv);
+int gyre_cmd_keys(int argc, char **argv);
+int gyre_cmd_alerts(int argc, char **argv);
 
 extern const char gyre_serve_usage[];
 extern const char gyre_check_config_usage[];
@@ -31,6 +35,10 @@ extern const char gyre_traces_usage[];
 extern const char gyre_sessions_usage[];
 extern const char gyre_stats_usage[];
 extern const char gyre_store_usage[];
+extern const char gyre_audit_usage[];
+extern const char gyre_providers_usage[];
+extern const char gyre_keys_usage[];
+extern const char gyre_alerts_usage[];
 
 /* ---- Shared by the trace-reading commands (defined in traces.c). ---- */
 

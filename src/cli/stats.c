@@ -20,8 +20,9 @@
 
 const char gyre_stats_usage[] =
     "usage: gyre stats [--since DURATION | --from TIME] [--to TIME]\n"
-    "                  [--by route|provider|model|agent|user[,...]] [--bucket DURATION]\n"
+    "                  [--by route|provider|model|agent|user|key|team[,...]] [--bucket DURATION]\n"
     "                  [--route NAME] [--provider NAME] [--model NAME] [--agent NAME] [--user ID]\n"
+    "                  [--key ID] [--team NAME]\n"
     "                  [--json] [--db PATH | --config FILE]\n"
     "\n"
     "Prints, for the traces that started in the range: requests, errors and the\n"
@@ -34,10 +35,13 @@ const char gyre_stats_usage[] =
     "  --from TIME        from TIME: RFC 3339 (2026-12-01T10:00:00Z) or unix seconds\n"
     "  --to TIME          up to TIME (default: now)\n"
     "  --by DIMS          group by one or more of route, provider, model, agent,\n"
-    "                     user, comma-separated (--by provider,model)\n"
+    "                     user, key (the gateway key's id), team, comma-separated\n"
+    "                     (--by provider,model)\n"
     "  --bucket DURATION  time buckets of 1m, 5m, 15m, 1h or 1d, aligned to the\n"
     "                     unix epoch (UTC)\n"
     "  --route, --provider, --model, --agent, --user   count only these traces\n"
+    "  --key ID, --team NAME   count only the calls made with this gateway key, or\n"
+    "                     by this team's keys\n"
     "  --json             the store's answer, as GET /api/stats gives it\n"
     "  --db PATH          the SQLite trace store to read\n"
     "  --config FILE      read the store's path from FILE; without --db or\n"
@@ -52,7 +56,8 @@ static const struct {
 } dims[] = {
     {"route", "ROUTE", GYRE_STATS_BY_ROUTE}, {"provider", "PROVIDER", GYRE_STATS_BY_PROVIDER},
     {"model", "MODEL", GYRE_STATS_BY_MODEL}, {"agent", "AGENT", GYRE_STATS_BY_AGENT},
-    {"user", "USER", GYRE_STATS_BY_USER},
+    {"user", "USER", GYRE_STATS_BY_USER},    {"key", "KEY", GYRE_STATS_BY_KEY},
+    {"team", "TEAM", GYRE_STATS_BY_TEAM},
 };
 #define NDIMS (sizeof(dims) / sizeof(dims[0]))
 
@@ -203,7 +208,7 @@ static int parse_by(const char *cmd, const char *v, unsigned *mask, size_t *orde
             if (strlen(dims[i].name) == len && strncmp(p, dims[i].name, len) == 0)
                 d = i;
         if (d == NDIMS) {
-            fprintf(stderr, "%s: --by: unknown dimension '%.*s' (known: route, provider, model, agent, user)\n", cmd,
+            fprintf(stderr, "%s: --by: unknown dimension '%.*s' (known: route, provider, model, agent, user, key, team)\n", cmd,
                     (int)len, p);
             return -1;
         }
@@ -255,6 +260,8 @@ int gyre_cmd_stats(int argc, char **argv)
         STRING_OPT("--model", q.model)
         STRING_OPT("--agent", q.agent)
         STRING_OPT("--user", q.user)
+        STRING_OPT("--key", q.key_id)
+        STRING_OPT("--team", q.team)
 #undef STRING_OPT
         if (a[0] == '-')
             fprintf(stderr, "%s: unknown option '%s'\n\n%s", cmd, a, gyre_stats_usage);

@@ -1153,7 +1153,92 @@ static int auth_secret_ok(parse_ctx_t *ctx, yaml_node_t *n, const char *field, c
 static void add_auth_key(gyre_auth_conf_t *a, const char *s, size_t len)
 {
     a->keys = gyre_realloc(a->keys, sizeof(*a->keys) * (a->nkeys + 1));
+    a->key_meta = gyre_realloc(a->key_meta, sizeof(*a->key_meta) * (a->nkeys + 1));
+    char id[48];
+    snprintf(id, sizeof(id), "auth.keys[%zu]", a->nkeys);
+    a->key_meta[a->nkeys] = (gyre_auth_key_meta_t){gyre_strdup(id), gyre_strdup(""), gyre_strdup("")};
     a->keys[a->nkeys++] = gyre_strndup(s, len);
+}
+
+/* An id, team or agent of a key in its mapping form: [A-Za-z0-9._:/-], 1 to GYRE_AUTH_KEY_NAME_MAX bytes. */
+static char *auth_key_name(parse_ctx_t *ctx, yaml_node_t *n, const char *field)
+{
+    char *v = NULL;
+    if (!gyre_cfg_get_string(ctx, n, field, &v))
+        return NULL;
+    size_t len = strlen(v);
+    int ok = len != 0 && len <= GYRE_AUTH_KEY_NAME_MAX;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = isalnum((unsigned char)v[i]) || strchr("._:/-", v[i]) != NULL;
+    if (!ok) {
+        ERR(ctx, n, field, "must be 1 to %d characters of A-Z a-z 0-9 . _ : / -", GYRE_AUTH_KEY_NAME_MAX);
+        free(v);
+        return NULL;
+    }
+    return v;
+}
+
+/* A key in its mapping form: {key: SPEC, id: NAME, team: NAME, agent: NAME}; key and id are required. */
+static void auth_key_mapping(parse_ctx_t *ctx, yaml_node_t *kn, const char *field, gyre_auth_conf_t *a)
+{
+    char sub[96];
+    char *value = NULL, *id = NULL, *team = NULL, *agent = NULL;
+    int bad = 0;
+    for (yaml_node_pair_t *p = kn->data.mapping.pairs.start; p < kn->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = GYRE_CFG_KEY(ctx, p), *v = GYRE_CFG_VALUE(ctx, p);
+        const char *name = gyre_cfg_scalar(k) ? gyre_cfg_scalar(k) : "?";
+        gyre_cfg_path_of(sub, sizeof(sub), "%s.%s", field, name);
+        char **slot = strcmp(name, "key") == 0 ? &value : strcmp(name, "id") == 0 ? &id
+                                                      : strcmp(name, "team") == 0 ? &team
+                                                      : strcmp(name, "agent") == 0 ? &agent : NULL;
+        if (slot == NULL) {
+            ERR(ctx, k, field, "unknown field '%s' (known: key, id, team, agent)", name);
+            bad = 1;
+        } else if (*slot != NULL) {
+            ERR(ctx, k, field, "'%s' is given twice", name);
+            bad = 1;
+        } else if (slot == &value) {
+            if (gyre_cfg_want_type(ctx, v, YAML_SCALAR_NODE, sub)) {
+                value = gyre_cfg_resolve_key(ctx, v, sub, gyre_cfg_scalar(v));
+                if (value != NULL && !auth_secret_ok(ctx, v, sub, "", value, strlen(value))) {
+                    explicit_bzero(value, strlen(value));
+                    free(value);
+                    value = gyre_strdup(""); /* reported; only marks the field as given */
+                    bad = 1;
+                }
+            }
+            bad |= value == NULL;
+        } else if ((*slot = auth_key_name(ctx, v, sub)) == NULL) {
+            bad = 1;
+        }
+    }
+    if (value == NULL && !bad)
+        ERR(ctx, kn, field, "has no 'key' (write {key: env:NAME, id: NAME, team: NAME, agent: NAME})");
+    if (id == NULL && !bad)
+        ERR(ctx, kn, field, "has no 'id': a key in this form names its id, which traces and stats show");
+    for (size_t i = 0; id != NULL && i < a->nkeys; i++)
+        if (strcmp(a->key_meta[i].id, id) == 0) {
+            ERR(ctx, kn, field, "id '%s' is the id of another key; each key's id must be distinct", id);
+            bad = 1;
+        }
+    if (!bad && value != NULL && id != NULL) {
+        add_auth_key(a, value, strlen(value));
+        gyre_auth_key_meta_t *m = &a->key_meta[a->nkeys - 1];
+        free(m->id);
+        free(m->team);
+        free(m->agent);
+        m->id = id;
+        m->team = team != NULL ? team : gyre_strdup("");
+        m->agent = agent != NULL ? agent : gyre_strdup("");
+        id = team = agent = NULL;
+    }
+    if (value != NULL) {
+        explicit_bzero(value, strlen(value));
+        free(value);
+    }
+    free(id);
+    free(team);
+    free(agent);
 }
 
 /* `file:PATH` in auth.keys: one key a line; blank lines and lines starting with '#' are skipped. */
@@ -1240,6 +1325,10 @@ static void parse_auth(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n)
             for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
                 yaml_node_t *kn = yaml_document_get_node(ctx->doc, *it);
                 gyre_cfg_path_of(field, sizeof(field), "auth.keys[%zu]", (size_t)(it - v->data.sequence.items.start));
+                if (kn->type == YAML_MAPPING_NODE) {
+                    auth_key_mapping(ctx, kn, field, a);
+                    continue;
+                }
                 if (!gyre_cfg_want_type(ctx, kn, YAML_SCALAR_NODE, field))
                     continue;
                 if (strncmp(gyre_cfg_scalar(kn), "file:", 5) == 0) {
@@ -1345,7 +1434,7 @@ static void parse_passthrough(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n
 
 static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
 {
-    yaml_node_t *providers = NULL, *routes = NULL;
+    yaml_node_t *providers = NULL, *routes = NULL, *alerts = NULL;
     for (yaml_node_pair_t *pair = root->data.mapping.pairs.start; pair < root->data.mapping.pairs.top; pair++) {
         yaml_node_t *k = yaml_document_get_node(ctx->doc, pair->key);
         yaml_node_t *v = yaml_document_get_node(ctx->doc, pair->value);
@@ -1389,6 +1478,8 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
             parse_store(ctx, c, v);
         } else if (strcmp(key, "state") == 0) {
             gyre_cfg_get_string(ctx, v, "state", &c->state_path);
+        } else if (strcmp(key, "master_key_file") == 0) {
+            gyre_cfg_get_string(ctx, v, "master_key_file", &c->master_key_file);
         } else if (strcmp(key, "prices") == 0) {
             if (gyre_cfg_get_string(ctx, v, "prices", &c->prices_file)) {
                 FILE *f = fopen(c->prices_file, "r");
@@ -1411,11 +1502,15 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
             providers = v;
         } else if (strcmp(key, "routes") == 0) {
             routes = v;
+        } else if (strcmp(key, "notifiers") == 0) {
+            gyre_cfg_parse_notifiers(ctx, c, v);
+        } else if (strcmp(key, "alerts") == 0) {
+            alerts = v;
         } else {
             ERR(ctx, k, "",
-                "unknown field '%s' (known: listen, auth, workers, store, state, prices, redact, direct, passthrough, "
+                "unknown field '%s' (known: listen, auth, workers, store, state, master_key_file, prices, redact, direct, passthrough, "
                 "providers, routes, otlp, max_body_bytes, max_response_bytes, shutdown_grace_ms, max_header_bytes, "
-                "max_connections, linger_ms, linger_bytes)",
+                "max_connections, linger_ms, linger_bytes, notifiers, alerts)",
                 key);
         }
     }
@@ -1434,6 +1529,8 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
         for (size_t i = 0; i < nr; i++)
             parse_route(ctx, c, yaml_document_get_node(ctx->doc, routes->data.sequence.items.start[i]), i);
     }
+    if (alerts != NULL)
+        gyre_cfg_parse_alerts(ctx, c, alerts);
 }
 
 gyre_config_t *gyre_config_parse(const char *source, const char *text, size_t len, gyre_config_errors_t *errs)
@@ -1671,6 +1768,7 @@ void gyre_config_free(gyre_config_t *c)
     free(c->store_sqlite);
     free(c->store_log);
     free(c->state_path);
+    free(c->master_key_file);
     free(c->prices_file);
     for (size_t i = 0; i < c->otlp.nheaders; i++) {
         explicit_bzero(c->otlp.header_values[i], strlen(c->otlp.header_values[i]));
@@ -1685,8 +1783,12 @@ void gyre_config_free(gyre_config_t *c)
     for (size_t i = 0; i < c->auth.nkeys; i++) {
         explicit_bzero(c->auth.keys[i], strlen(c->auth.keys[i]));
         free(c->auth.keys[i]);
+        free(c->auth.key_meta[i].id);
+        free(c->auth.key_meta[i].team);
+        free(c->auth.key_meta[i].agent);
     }
     free(c->auth.keys);
+    free(c->auth.key_meta);
     if (c->auth.admin_token != NULL)
         explicit_bzero(c->auth.admin_token, strlen(c->auth.admin_token));
     if (c->auth.read_token != NULL)
@@ -1696,6 +1798,8 @@ void gyre_config_free(gyre_config_t *c)
     for (size_t i = 0; i < c->npassthrough; i++)
         free(c->passthrough[i]);
     free(c->passthrough);
+    gyre_config_free_notifiers(c);
+    gyre_config_alerts_free(c);
     free(c);
 }
 

@@ -167,7 +167,14 @@ typedef enum gyre_auth_mode {
 
 #define GYRE_AUTH_MIN_SECRET_LEN 16  /* shorter keys and tokens are a config error: too easy to guess */
 #define GYRE_AUTH_MAX_SECRET_LEN 512 /* longer ones are a config error: they travel in one header */
+#define GYRE_AUTH_KEY_NAME_MAX 63 /* a config key's id, team and agent (control/principal.h's bound) */
 #define GYRE_AUTH_MAX_KEY_FILE_BYTES ((size_t)1 << 20) /* a `file:` of client keys, one a line */
+
+/* Who a client key of `auth: keys:` is: its mapping form {key, id, team, agent}; a plain string gets the id
+ * "auth.keys[N]" (N its place among the resolved keys, a keys file's lines counted one by one) and no team. */
+typedef struct gyre_auth_key_meta {
+    char *id, *team, *agent; /* team, agent: "" when not given */
+} gyre_auth_key_meta_t;
 
 typedef struct gyre_auth_conf {
     gyre_auth_mode_t mode;
@@ -175,7 +182,105 @@ typedef struct gyre_auth_conf {
     size_t nkeys;
     char *admin_token; /* NULL when not configured */
     char *read_token;  /* NULL when not configured */
+    gyre_auth_key_meta_t *key_meta; /* one per key, in the same order (NULL: plain ids "auth.keys[N]") */
 } gyre_auth_conf_t;
+
+/*
+ * `notifiers:` where alerts and budget warnings are sent (src/control/notify.h sends them).  Each is named; an
+ * alert's action names one.  `url` and `routing_key` are secrets (literal, env:NAME or file:PATH) loaded here
+ * and never echoed: logs and errors name the notifier, and `url_shown` is what may be shown of its URL
+ * ("https://events.pagerduty.com" for a literal URL: its scheme and host only; "env:SLACK_WEBHOOK_URL" for one
+ * from the environment).
+ */
+typedef enum gyre_notifier_kind {
+    GYRE_NOTIFIER_WEBHOOK = 1, /* Prometheus Alertmanager's webhook body (version 4) */
+    GYRE_NOTIFIER_SLACK,       /* Slack's incoming-webhook body */
+    GYRE_NOTIFIER_TEAMS,       /* Microsoft Teams (Workflows): an Adaptive Card message */
+    GYRE_NOTIFIER_PAGERDUTY,   /* PagerDuty Events API v2 */
+    GYRE_NOTIFIER_LOG,         /* a log line, nothing posted */
+} gyre_notifier_kind_t;
+
+#define GYRE_NOTIFIER_DEFAULT_TIMEOUT_MS 5000
+#define GYRE_NOTIFIER_DEFAULT_RETRIES 5
+
+typedef struct gyre_notifier_conf {
+    char *name;
+    gyre_notifier_kind_t kind;
+    char *url;         /* the secret URL, resolved; NULL for `log` */
+    char *url_shown;   /* what logs may say of it (never a secret) */
+    char *routing_key; /* pagerduty only: the integration's routing key (a secret) */
+    uint64_t timeout_ms; /* one POST, connecting included [5000] */
+    unsigned retries;    /* tries after the first, exponential backoff with jitter from 1 s, capped at 60 s [5] */
+    uint64_t digest_ms;  /* 0: each notice alone; else notices within this interval go as one body */
+    char *ca_file;       /* extra trust anchors for https; NULL: the system store */
+    char **header_names, **header_values; /* `headers:`, values resolved (they may be secrets) */
+    size_t nheaders;
+    int line; /* where it was defined */
+} gyre_notifier_conf_t;
+
+/*
+ * `alerts:` rules the gateway evaluates in-process every second (src/control/alerts.h; docs/alerts.md).  The
+ * condition "SIGNAL OP VALUE[UNIT]" is parsed here; `threshold` is in the signal's own unit: milliseconds for
+ * latencies, a fraction (0.05 for 5%) for rates, requests per second, tokens per minute, USD per hour, a count
+ * for inflight and queue_depth, bytes for the trace log's lag and spool.
+ */
+typedef enum gyre_alert_signal {
+    GYRE_SIG_P50_LATENCY = 0,
+    GYRE_SIG_P95_LATENCY,
+    GYRE_SIG_P99_LATENCY,
+    GYRE_SIG_TTFT_P95,
+    GYRE_SIG_ERROR_RATE,
+    GYRE_SIG_RATE_LIMITED_RATE,
+    GYRE_SIG_REQUEST_RATE,
+    GYRE_SIG_TOKENS_PER_MINUTE,
+    GYRE_SIG_COST_PER_HOUR,
+    GYRE_SIG_INFLIGHT,
+    GYRE_SIG_QUEUE_DEPTH,
+    GYRE_SIG_TRACE_LOG_LAG,
+    GYRE_SIG_TRACE_SPOOL_BYTES,
+    GYRE_SIG_COUNT
+} gyre_alert_signal_t;
+
+typedef enum gyre_alert_op { GYRE_ALERT_GT = 0, GYRE_ALERT_GE, GYRE_ALERT_LT, GYRE_ALERT_LE } gyre_alert_op_t;
+
+/* `by:` dimensions (bits). */
+#define GYRE_ALERT_BY_ROUTE 0x1u
+#define GYRE_ALERT_BY_PROVIDER 0x2u
+#define GYRE_ALERT_BY_KEY 0x4u /* the provider key's id ("openai#0"), never the key */
+#define GYRE_ALERT_BY_AGENT 0x8u
+
+typedef enum gyre_alert_action_kind {
+    GYRE_ACTION_FAILOVER = 1, /* failover_to_secondary */
+    GYRE_ACTION_ROTATE_KEY,   /* rotate_key */
+    GYRE_ACTION_OPEN_CIRCUIT, /* open_circuit */
+    GYRE_ACTION_LOG,          /* log */
+    GYRE_ACTION_NOTIFY,       /* a notifier of `notifiers:`, by name */
+} gyre_alert_action_kind_t;
+
+typedef struct gyre_alert_action_conf {
+    gyre_alert_action_kind_t kind;
+    char *name; /* as written: the built-in's name or the notifier's */
+} gyre_alert_action_conf_t;
+
+typedef struct gyre_alert_rule_conf {
+    char *name;
+    char *condition; /* as written */
+    gyre_alert_signal_t signal;
+    gyre_alert_op_t op;
+    double threshold;
+    int64_t window_us;      /* `window:` [1m] */
+    int64_t for_us;         /* `for:` how long the condition holds before firing [0] */
+    int64_t resolve_for_us; /* `resolve_for:` how long it is false before resolving [for, or 30s when for is 0] */
+    int64_t min_firing_us;  /* `min_firing:` the shortest a firing alert lasts [1m] */
+    unsigned by;            /* GYRE_ALERT_BY_* */
+    char *severity;         /* `severity:` [warning] */
+    gyre_alert_action_conf_t *actions; /* `action:` and/or `actions:`, in order */
+    size_t nactions;
+    int line;
+} gyre_alert_rule_conf_t;
+
+#define GYRE_ALERTS_MAX_RULES 64
+#define GYRE_ALERTS_MAX_WINDOW_US (24LL * 3600 * 1000000) /* a day: windows are kept in 60 slots each */
 
 typedef struct gyre_config {
     char *source; /* the file name, or "<embedded default>" */
@@ -205,6 +310,9 @@ typedef struct gyre_config {
     char *store_log;
     /* `state:` the control plane's SQLite file (src/control/state.h); NULL: "<store_sqlite>.state". */
     char *state_path;
+    /* `master_key_file:` the file holding the master key that seals provider keys added through the admin API
+     * (src/control/provider_keys.h); NULL: none (GYRE_MASTER_KEY and GYRE_MASTER_KEY_FILE come first). */
+    char *master_key_file;
     unsigned store_fsync_ms;
     int64_t store_retention_us; /* -1: never (`retention: 0`) */
     uint64_t store_max_bytes, store_segment_bytes;
@@ -225,6 +333,10 @@ typedef struct gyre_config {
     size_t nroutes;
     gyre_otlp_conf_t otlp;
     gyre_auth_conf_t auth;
+    gyre_notifier_conf_t *notifiers; /* `notifiers:` (src/config/notifiers.c) */
+    size_t nnotifiers;
+    gyre_alert_rule_conf_t *alerts; /* `alerts:` (src/config/alerts.c) */
+    size_t nalerts;
     int listen_line; /* the line of `listen:`, 0 when the default */
     /* `direct:` the default of every provider's `direct:` (1 unless `direct: false`). */
     int direct;
@@ -269,6 +381,10 @@ gyre_config_t *gyre_config_default(gyre_config_errors_t *errs);
 char *gyre_config_default_yaml(void);
 void gyre_config_free(gyre_config_t *c);
 void gyre_config_errors_dispose(gyre_config_errors_t *errs);
+/* Frees `notifiers:` (their secrets wiped); gyre_config_free calls it. */
+void gyre_config_free_notifiers(gyre_config_t *c);
+/* The notifier named `name`, or NULL. */
+const gyre_notifier_conf_t *gyre_config_find_notifier(const gyre_config_t *c, const char *name);
 
 /* What `passthrough:` is when the configuration does not say: OpenAI's documented inference endpoints.  Paths
  * that change the provider account (files, batches, fine_tuning, vector_stores, assistants, ...) are opt-in. */
@@ -287,5 +403,11 @@ int gyre_config_set_listen(gyre_config_t *c, const char *hostport);
 
 const gyre_provider_conf_t *gyre_config_find_provider(const gyre_config_t *c, const char *name, size_t len);
 const gyre_route_conf_t *gyre_config_find_route(const gyre_config_t *c, const char *name, size_t len);
+
+/* The name of an alert signal ("p95_latency"), and the one of a name (-1 when unknown). */
+const char *gyre_alert_signal_name(gyre_alert_signal_t s);
+int gyre_alert_signal_lookup(const char *name);
+/* Frees `alerts:` (config_free calls it). */
+void gyre_config_alerts_free(gyre_config_t *c);
 
 #endif

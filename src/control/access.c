@@ -20,6 +20,7 @@ typedef struct digest {
 struct gyre_access {
     gyre_auth_mode_t mode;
     digest_t *keys;
+    gyre_auth_key_meta_t *meta; /* each key's id, team and agent (copies) */
     size_t nkeys;
     digest_t admin, read;
     int has_admin, has_read;
@@ -46,8 +47,16 @@ gyre_access_t *gyre_access_create(const gyre_auth_conf_t *auth)
     a->mode = auth->mode;
     a->keys = gyre_calloc(auth->nkeys ? auth->nkeys : 1, sizeof(*a->keys));
     a->nkeys = auth->nkeys;
-    for (size_t i = 0; i < auth->nkeys; i++)
+    a->meta = gyre_calloc(auth->nkeys ? auth->nkeys : 1, sizeof(*a->meta));
+    for (size_t i = 0; i < auth->nkeys; i++) {
         digest_of(a, auth->keys[i], strlen(auth->keys[i]), &a->keys[i]);
+        char id[48];
+        snprintf(id, sizeof(id), "auth.keys[%zu]", i);
+        const gyre_auth_key_meta_t *m = auth->key_meta != NULL ? &auth->key_meta[i] : NULL;
+        a->meta[i].id = gyre_strdup(m != NULL && m->id != NULL ? m->id : id);
+        a->meta[i].team = gyre_strdup(m != NULL && m->team != NULL ? m->team : "");
+        a->meta[i].agent = gyre_strdup(m != NULL && m->agent != NULL ? m->agent : "");
+    }
     if ((a->has_admin = auth->admin_token != NULL))
         digest_of(a, auth->admin_token, strlen(auth->admin_token), &a->admin);
     if ((a->has_read = auth->read_token != NULL))
@@ -60,6 +69,12 @@ void gyre_access_destroy(gyre_access_t *a)
     if (a == NULL)
         return;
     EVP_MD_free(a->sha256);
+    for (size_t i = 0; i < a->nkeys; i++) {
+        free(a->meta[i].id);
+        free(a->meta[i].team);
+        free(a->meta[i].agent);
+    }
+    free(a->meta);
     free(a->keys);
     free(a);
 }
@@ -73,6 +88,9 @@ gyre_access_need_t gyre_access_need_for(const char *path, size_t len)
 {
     if (is(path, len, "/healthz"))
         return GYRE_NEED_NOTHING;
+    /* Before /api/: the admin API is under it, and needs more than reading does. */
+    if (is(path, len, "/api/admin") || (len >= 11 && memcmp(path, "/api/admin/", 11) == 0))
+        return GYRE_NEED_ADMIN;
     if (is(path, len, "/metrics") || is(path, len, "/api") || (len > 5 && memcmp(path, "/api/", 5) == 0))
         return GYRE_NEED_READ;
     if (is(path, len, "/v1/traces"))
@@ -105,13 +123,25 @@ int gyre_access_credential(const char *authorization, size_t alen, const char *x
 
 gyre_access_role_t gyre_access_identify(const gyre_access_t *a, const char *cred, size_t len)
 {
+    size_t index;
+    return gyre_access_identify_key(a, cred, len, &index);
+}
+
+gyre_access_role_t gyre_access_identify_key(const gyre_access_t *a, const char *cred, size_t len, size_t *index)
+{
     digest_t d;
     digest_of(a, cred, len, &d);
     /* Every comparison runs, whatever matched before it: the time taken depends on how many keys there are,
-     * never on which one (if any) the credential is. */
+     * never on which one (if any) the credential is.  The index is picked with a mask, not a branch. */
     int client = 0, admin = 0, read = 0;
-    for (size_t i = 0; i < a->nkeys; i++)
-        client |= CRYPTO_memcmp(d.md, a->keys[i].md, DIGEST_LEN) == 0;
+    size_t at = 0;
+    for (size_t i = 0; i < a->nkeys; i++) {
+        int eq = CRYPTO_memcmp(d.md, a->keys[i].md, DIGEST_LEN) == 0;
+        size_t mask = (size_t)0 - (size_t)eq;
+        at = (at & ~mask) | (i & mask);
+        client |= eq;
+    }
+    *index = at;
     admin = a->has_admin & (CRYPTO_memcmp(d.md, a->admin.md, DIGEST_LEN) == 0);
     read = a->has_read & (CRYPTO_memcmp(d.md, a->read.md, DIGEST_LEN) == 0);
     return admin ? GYRE_ROLE_ADMIN : read ? GYRE_ROLE_READ : client ? GYRE_ROLE_CLIENT : GYRE_ROLE_NONE;
@@ -126,14 +156,32 @@ gyre_access_verdict_t gyre_access_decide(const gyre_access_t *a, gyre_access_nee
         return GYRE_ACCESS_NO_CREDENTIAL;
     if (found < 0)
         return GYRE_ACCESS_UNRECOGNISED;
-    gyre_access_role_t role = gyre_access_identify(a, cred, len);
+    return gyre_access_decide_role(a, need, gyre_access_identify(a, cred, len));
+}
+
+gyre_access_verdict_t gyre_access_decide_role(const gyre_access_t *a, gyre_access_need_t need, gyre_access_role_t role)
+{
+    if (a->mode != GYRE_AUTH_KEYS || need == GYRE_NEED_NOTHING)
+        return GYRE_ACCESS_ALLOW;
     switch (role) {
     case GYRE_ROLE_NONE: return GYRE_ACCESS_UNRECOGNISED;
     case GYRE_ROLE_ADMIN: return GYRE_ACCESS_ALLOW;
     case GYRE_ROLE_READ: return need == GYRE_NEED_READ ? GYRE_ACCESS_ALLOW : GYRE_ACCESS_FORBIDDEN;
-    case GYRE_ROLE_CLIENT: return need == GYRE_NEED_READ ? GYRE_ACCESS_FORBIDDEN : GYRE_ACCESS_ALLOW;
+    case GYRE_ROLE_CLIENT:
+        return need == GYRE_NEED_READ || need == GYRE_NEED_ADMIN ? GYRE_ACCESS_FORBIDDEN : GYRE_ACCESS_ALLOW;
     }
     return GYRE_ACCESS_UNRECOGNISED;
+}
+
+int gyre_access_key_meta(const gyre_access_t *a, size_t index, const char **id, const char **team,
+                         const char **agent)
+{
+    if (index >= a->nkeys)
+        return -1;
+    *id = a->meta[index].id;
+    *team = a->meta[index].team;
+    *agent = a->meta[index].agent;
+    return 0;
 }
 
 const char *gyre_access_message(gyre_access_verdict_t v, gyre_access_need_t need)
@@ -145,13 +193,17 @@ const char *gyre_access_message(gyre_access_verdict_t v, gyre_access_need_t need
                                             "this gateway, as 'Authorization: Bearer TOKEN'"
                : need == GYRE_NEED_INGEST ? "no API key was sent: POST /v1/traces needs a client key or the "
                                             "admin_token of this gateway, as 'Authorization: Bearer KEY'"
+               : need == GYRE_NEED_ADMIN ? "no token was sent: the admin API needs the admin_token of this gateway, "
+                                           "as 'Authorization: Bearer TOKEN'"
                                           : "no API key was sent: send a key of this gateway as 'Authorization: "
                                             "Bearer KEY' or 'x-api-key: KEY'";
     case GYRE_ACCESS_UNRECOGNISED:
-        return need == GYRE_NEED_READ ? "the token sent is not recognised by this gateway"
+        return need == GYRE_NEED_READ || need == GYRE_NEED_ADMIN ? "the token sent is not recognised by this gateway"
                                       : "the API key sent is not recognised by this gateway";
     case GYRE_ACCESS_FORBIDDEN:
-        return need == GYRE_NEED_READ     ? "a client key does not give access to this path: it needs the read_token "
+        return need == GYRE_NEED_ADMIN    ? "the admin API needs the admin_token: neither a client key nor the "
+                                            "read_token gives access to it"
+               : need == GYRE_NEED_READ   ? "a client key does not give access to this path: it needs the read_token "
                                             "or the admin_token"
                : need == GYRE_NEED_INGEST ? "the read_token does not allow POST /v1/traces: it needs a client key or "
                                             "the admin_token"

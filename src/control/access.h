@@ -5,11 +5,11 @@
  * OpenAI SDK's way) or else `x-api-key: <k>` (the Anthropic SDK's).  What it
  * is decides what it allows:
  *
- *   credential     model calls, /v1/..  /api, /metrics     POST /v1/traces
- *   client key     yes                  no (403)           yes
- *   read_token     no (403)             yes                no (403)
- *   admin_token    yes                  yes                yes
- *   none, unknown  401                  401                401
+ *   credential     model calls, /v1/..  /api, /metrics     POST /v1/traces    /api/admin, /api/admin/..
+ *   client key     yes                  no (403)           yes                no (403)
+ *   read_token     no (403)             yes                no (403)           no (403)
+ *   admin_token    yes                  yes                yes                yes
+ *   none, unknown  401                  401                401                401
  *
  * /healthz is open to all.  Without `auth:` (only allowed on a loopback
  * listener) or with `auth: none`, everything is open.
@@ -34,6 +34,7 @@ typedef enum gyre_access_need {
     GYRE_NEED_CLIENT,      /* model calls, /v1/models, pass-through paths, anything else: a client key */
     GYRE_NEED_READ,        /* /api, /api, /api/..., /metrics: the read token */
     GYRE_NEED_INGEST,      /* /v1/traces (OTLP ingest): a client key */
+    GYRE_NEED_ADMIN,       /* /api/admin, /api/admin/...: the admin token alone (changes what gyre does) */
 } gyre_access_need_t;
 
 /* What a credential is. */
@@ -72,6 +73,11 @@ int gyre_access_credential(const char *authorization, size_t alen, const char *x
 
 /* What `cred` is; constant time in its bytes and length. */
 gyre_access_role_t gyre_access_identify(const gyre_access_t *a, const char *cred, size_t len);
+/* The same, and for a client key which of `auth.keys` it is (*index; constant time too). */
+gyre_access_role_t gyre_access_identify_key(const gyre_access_t *a, const char *cred, size_t len, size_t *index);
+/* The id, team and agent of config key `index` ("" team or agent when none).  0, or -1 past the last key. */
+int gyre_access_key_meta(const gyre_access_t *a, size_t index, const char **id, const char **team,
+                         const char **agent);
 
 /*
  * The decision for one request: `need` from gyre_access_need_for, `found`
@@ -80,6 +86,9 @@ gyre_access_role_t gyre_access_identify(const gyre_access_t *a, const char *cred
  */
 gyre_access_verdict_t gyre_access_decide(const gyre_access_t *a, gyre_access_need_t need, int found, const char *cred,
                                          size_t len);
+
+/* The decision for a credential already identified as `role` (a managed key is GYRE_ROLE_CLIENT). */
+gyre_access_verdict_t gyre_access_decide_role(const gyre_access_t *a, gyre_access_need_t need, gyre_access_role_t role);
 
 /* The client-facing message for a refusal: says what was missing or wrong, never the credential. */
 const char *gyre_access_message(gyre_access_verdict_t v, gyre_access_need_t need);

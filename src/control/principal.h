@@ -37,8 +37,8 @@ typedef struct gyre_principal {
     char agent[GYRE_PRINCIPAL_ID_MAX];    /* the key's agent, else the request's x-gyre-agent, else "" */
     char user[GYRE_PRINCIPAL_ID_MAX];     /* the request's x-gyre-user or body `user`, else "" */
     gyre_limit_set_t key_limits;          /* the key's own (managed keys) */
-    uint64_t allow_generation;            /* which snapshot of managed keys answered (for the allow lists) */
-    const void *allow;                    /* the key's route and model allow lists in that snapshot, or NULL */
+    int restricted; /* 1: a managed key with route or model allow lists (gyre_keys_allows checks the target at the
+                     * start of the route stage, once the model is resolved) */
 } gyre_principal_t;
 
 #endif

@@ -696,6 +696,8 @@ int gyre_metrics_render(gyre_metrics_t *const *workers, size_t n, const gyre_met
     putf(&r, "gyre_config_reloads_total{result=\"error\"} %" PRIu64 "\n", p->config_reloads_error);
     put_gauge(&r, "gyre_config_generation", "The configuration in force: 1 at start, one more per change.",
               p->config_generation);
+    put_gauge(&r, "gyre_queue_depth", "Requests waiting on a limit (rpm, tpm, concurrency) before they may go on.",
+              p->queue_depth);
     put_gauge(&r, "gyre_connections_open", "Client connections held, lingering closes included.", p->connections_open);
     put_gauge(&r, "gyre_connections_max", "The most client connections gyre holds (max_connections).",
               p->connections_max);
@@ -751,6 +753,25 @@ int gyre_metrics_render(gyre_metrics_t *const *workers, size_t n, const gyre_met
                     st->dropped);
         put_counter(&r, "gyre_otlp_export_failures_total", "POSTs to the OTLP collector that got no 2xx (each retry).",
                     st->failed_posts);
+    }
+
+    if (p->nnotifiers > 0) {
+        put_head(&r, "gyre_notifications_total",
+                 "Notifications by notifier and result: sent (2xx), failed (refused or retries spent), dropped (queue "
+                 "full, removed, shutdown), retried (each try after a failed one).",
+                 "counter");
+        static const char *const results[] = {"sent", "failed", "dropped", "retried"};
+        for (size_t i = 0; i < p->nnotifiers; i++) {
+            const gyre_metrics_notifier_t *nf = &p->notifiers[i];
+            const uint64_t v[] = {nf->sent, nf->failed, nf->dropped, nf->retried};
+            for (int k = 0; k < 4; k++) {
+                puts_(&r, "gyre_notifications_total{notifier=\"");
+                put_escaped(&r, nf->name, strlen(nf->name));
+                puts_(&r, "\",kind=\"");
+                put_escaped(&r, nf->kind, strlen(nf->kind));
+                putf(&r, "\",result=\"%s\"} %" PRIu64 "\n", results[k], v[k]);
+            }
+        }
     }
 
     put_head(&r, "gyre_build_info", "The running gyre's version (the value is always 1).", "gauge");

@@ -71,11 +71,18 @@ typedef struct gyre_metrics_otlp {
     uint64_t queued;       /* spans waiting now (rings and the batch being sent) */
 } gyre_metrics_otlp_t;
 
+/* One notifier's counters, as the caller read them (gyre_notify_stat_t, src/control/notify.h). */
+typedef struct gyre_metrics_notifier {
+    const char *name, *kind;
+    uint64_t sent, failed, dropped, retried;
+} gyre_metrics_notifier_t;
+
 /* What the rendering needs besides the workers' series. */
 typedef struct gyre_metrics_process {
     const char *version;               /* gyre_build_info{version} */
     int64_t start_time_us;             /* unix microseconds the process started */
     uint64_t inflight;                 /* proxied requests now, summed over the workers */
+    uint64_t queue_depth;              /* requests waiting on a limit now (the limits stage's gauge; 0 without one) */
     const gyre_writer_stats_t *writer; /* NULL when traces are not stored: the writer's families are left out */
     const gyre_metrics_otlp_t *otlp;    /* NULL when nothing is exported: the exporter's families are left out */
     uint64_t connections_open;         /* client connections held now, all workers (lingering closes included) */
@@ -85,6 +92,8 @@ typedef struct gyre_metrics_process {
     uint64_t accept_pauses[GYRE_METRICS_ACCEPT_PAUSE_REASONS];
     /* Live changes (src/server/live.h): new configurations put in force and refused; the one in force. */
     uint64_t config_reloads_ok, config_reloads_error, config_generation;
+    const gyre_metrics_notifier_t *notifiers; /* gyre_notifications_total; left out when there are none */
+    size_t nnotifiers;
 } gyre_metrics_process_t;
 
 /*

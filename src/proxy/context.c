@@ -1,6 +1,7 @@
 /* A worker's context (see context.h): the end of a request, as every request has one. */
 #include "proxy/context.h"
 
+#include "control/alerts.h"
 #include "metrics/metrics.h"
 #include "otlp/otlp.h"
 #include "trace/record.h"
@@ -16,6 +17,8 @@ void gyre_ctx_trace_done(gyre_ctx_t *c, gyre_trace_t *t, h2o_mem_pool_t *pool, c
     if (c->writer != NULL || c->otlp_exporter != NULL)
         gyre_trace_redact(t, pool, route != NULL ? route->redact : c->config->redact);
     gyre_metrics_observe(c->metrics, t);
+    if (c->alerts != NULL)
+        gyre_alerts_observe(c->alerts, c->id, t);
     if (c->writer != NULL)
         gyre_writer_submit(c->writer, c->id, t);
     if (c->otlp_exporter != NULL)

@@ -68,6 +68,7 @@ gyre_wgen_t *gyre_wgen_create(gyre_gen_t *g, unsigned worker, h2o_loop_t *loop,
         gyre_upstream_init(&w->upstreams[i], &c->providers[i], loop, getaddr_receiver,
                            g->upstream_ssl != NULL ? g->upstream_ssl[i] : NULL);
         gyre_keypool_init(&w->keypools[i], &c->providers[i]);
+        gyre_keypool_set_overrides(&w->keypools[i], g->overrides, i); /* the alerts' key_out of this configuration */
     }
     /* Each worker measures its own targets: no state is shared on the request path. */
     w->route_states = gyre_calloc(c->nroutes ? c->nroutes : 1, sizeof(*w->route_states));

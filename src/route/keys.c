@@ -7,10 +7,13 @@
 
 #include "common/alloc.h"
 #include "common/buf.h"
+#include "route/override.h"
 
 void gyre_keypool_init(gyre_keypool_t *kp, const gyre_provider_conf_t *conf)
 {
     kp->conf = conf;
+    kp->overrides = NULL;
+    kp->provider = 0;
     kp->nkeys = conf->nkeys > 0 ? conf->nkeys : 1;
     kp->keys = gyre_calloc(kp->nkeys, sizeof(*kp->keys));
     for (size_t i = 0; i < kp->nkeys; i++)
@@ -32,10 +35,36 @@ static unsigned key_weight(const gyre_keypool_t *kp, size_t i)
     return kp->conf->key_weights[i];
 }
 
-static int key_usable(const gyre_keypool_t *kp, size_t i, uint64_t now_ms)
+void gyre_keypool_set_overrides(gyre_keypool_t *kp, const struct gyre_overrides *o, size_t provider)
+{
+    kp->overrides = o;
+    kp->provider = provider;
+}
+
+/* Whether key i could take a call now, overrides aside. */
+static int key_ready(const gyre_keypool_t *kp, size_t i, uint64_t now_ms)
 {
     const gyre_key_state_t *k = &kp->keys[i];
     return now_ms >= k->cooldown_until_ms && gyre_breaker_available(&k->breaker, &kp->conf->breaker, now_ms);
+}
+
+/*
+ * Whether key i could take a call now.  A provider an alert holds open has none (as if every breaker were
+ * open); a key an alert took out (`rotate_key`) is skipped like a resting key, unless it is the only ready one:
+ * the override moves traffic to the other keys, it never leaves the provider without one.
+ */
+static int key_usable(const gyre_keypool_t *kp, size_t i, uint64_t now_ms)
+{
+    if (kp->overrides != NULL && gyre_overrides_provider_open(kp->overrides, kp->provider))
+        return 0;
+    if (!key_ready(kp, i, now_ms))
+        return 0;
+    if (kp->overrides == NULL || !gyre_overrides_key_out(kp->overrides, kp->provider, i))
+        return 1;
+    for (size_t j = 0; j < kp->nkeys; j++)
+        if (j != i && key_ready(kp, j, now_ms) && !gyre_overrides_key_out(kp->overrides, kp->provider, j))
+            return 0;
+    return 1;
 }
 
 int gyre_keypool_available(const gyre_keypool_t *kp, uint64_t now_ms)
@@ -214,6 +243,9 @@ static uint64_t breaker_ready_ms(const gyre_breaker_t *b, const gyre_breaker_con
 
 uint64_t gyre_keypool_next_usable_ms(const gyre_keypool_t *kp, uint64_t now_ms)
 {
+    /* Held open by an alert: the alert is evaluated each second, so that is the soonest it may close. */
+    if (kp->overrides != NULL && gyre_overrides_provider_open(kp->overrides, kp->provider))
+        return now_ms + 1000;
     uint64_t best = 0;
     for (size_t i = 0; i < kp->nkeys; i++) {
         const gyre_key_state_t *k = &kp->keys[i];

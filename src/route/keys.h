@@ -42,11 +42,17 @@ typedef struct gyre_keypool {
     gyre_key_state_t *keys;
     size_t nkeys; /* conf->nkeys, or 1 when the provider has no key (one slot, key NULL, still with a breaker) */
     size_t next;  /* round robin: where the next scan starts */
+    /* Firing alerts' overrides (route/override.h), or NULL: a key out is skipped like a resting key unless no
+     * other key is usable; a provider held open has no usable key. */
+    const struct gyre_overrides *overrides;
+    size_t provider; /* this pool's provider index in the overrides */
 } gyre_keypool_t;
 
 /* Allocates keys[] once. */
 void gyre_keypool_init(gyre_keypool_t *kp, const gyre_provider_conf_t *conf);
 void gyre_keypool_dispose(gyre_keypool_t *kp);
+/* The pool reads alert overrides for provider `provider` (o NULL: none). */
+void gyre_keypool_set_overrides(gyre_keypool_t *kp, const struct gyre_overrides *o, size_t provider);
 
 /* Whether any key could take a call now (not cooling down, breaker available). */
 int gyre_keypool_available(const gyre_keypool_t *kp, uint64_t now_ms);

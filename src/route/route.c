@@ -5,6 +5,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "route/override.h"
+
 /* The weight of the newest latency sample in the moving average. */
 #define EWMA_ALPHA 0.3
 
@@ -132,4 +134,20 @@ size_t gyre_route_plan(const gyre_route_conf_t *r, gyre_target_state_t *states, 
         out[k++] = (gyre_candidate_t){t->provider, t->model, strlen(t->model), &states[n + i], 1};
     }
     return k;
+}
+
+void gyre_route_plan_overrides(gyre_candidate_t *cands, size_t n, const gyre_target_state_t *states,
+                               const struct gyre_overrides *o, size_t ri)
+{
+    gyre_candidate_t out[n ? n : 1];
+    size_t k = 0;
+    /* Two stable passes: the ones in rotation, then the ones out of it. */
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < n; i++) {
+            size_t ti = cands[i].state != NULL ? (size_t)(cands[i].state - states) : SIZE_MAX;
+            int is_out = ti != SIZE_MAX && gyre_overrides_target_out(o, ri, ti);
+            if (is_out == pass)
+                out[k++] = cands[i];
+        }
+    memcpy(cands, out, n * sizeof(*cands));
 }

@@ -64,6 +64,16 @@ int gyre_route_resolve(const gyre_config_t *c, const char *model, size_t len, gy
 size_t gyre_route_plan(const gyre_route_conf_t *r, gyre_target_state_t *states, const gyre_keypool_t *keypools,
                        uint64_t now_ms, uint64_t *rng, uint64_t affinity, gyre_candidate_t *out);
 
+/*
+ * Moves the candidates an alert took out of route `ri`'s rotation (`failover_to_secondary`) to the end of the
+ * plan, in their order: they are tried only when every other candidate is unusable or has failed, so a route
+ * never loses its last usable target.  `states` is the route's array the plan's candidates point into (a
+ * candidate's index is its state's).
+ */
+struct gyre_overrides;
+void gyre_route_plan_overrides(gyre_candidate_t *cands, size_t n, const gyre_target_state_t *states,
+                               const struct gyre_overrides *o, size_t ri);
+
 /* Folds one latency sample into a target's moving average. */
 void gyre_route_observe_latency(gyre_target_state_t *s, double ms);
 

@@ -73,6 +73,8 @@ void gyre_route_stage(const gyre_route_env_t *env, const gyre_route_ask_t *ask, 
     if (r->affinity_session && ask->session != NULL && ask->session_len != 0)
         out->affinity = gyre_hash64(ask->session, ask->session_len, SESSION_SEED) | 1;
     out->ncands = gyre_route_plan(r, env->route_states[ri], env->keypools, env->now_ms, env->rng, out->affinity, cands);
+    if (env->overrides != NULL)
+        gyre_route_plan_overrides(cands, out->ncands, env->route_states[ri], env->overrides, ri);
     decide_cache(env, ask, ri, out);
 }
 

@@ -33,6 +33,7 @@ typedef struct gyre_route_env {
     gyre_cache_t **caches;              /* per route; NULL where the route keeps no cache */
     uint64_t *rng;
     uint64_t now_ms;
+    const struct gyre_overrides *overrides; /* firing alerts' overrides (route/override.h), or NULL */
 } gyre_route_env_t;
 
 /* What the request says that routing reads. */

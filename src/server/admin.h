@@ -25,6 +25,8 @@ typedef struct gyre_admin_req {
     h2o_req_t *req;
     const char *id;
     size_t idlen;
+    const char *sub; /* the last segment, for a suffix that ends in '/' ("keys/": the key's id); else "" */
+    size_t sublen;
     const char *actor; /* who, for the audit log: "admin_token" */
 } gyre_admin_req_t;
 
@@ -32,7 +34,8 @@ typedef struct gyre_admin_endpoint {
     const char *method; /* "GET", "POST", "PUT", "PATCH", "DELETE" */
     const char *prefix; /* "/api/admin/keys" */
     int with_id;        /* 0: the path is `prefix`; 1: `prefix`/ID, one segment */
-    const char *suffix; /* with_id: an action segment after the id ("rotate" for /keys/ID/rotate), or NULL */
+    const char *suffix; /* with_id: an action segment after the id ("rotate" for /keys/ID/rotate), or NULL;
+                         * ending in '/' ("keys/"): that segment and one more, any (the request's `sub`) */
     void (*fn)(gyre_admin_req_t *a);
 } gyre_admin_endpoint_t;
 
@@ -41,6 +44,20 @@ void gyre_admin_routes_list(gyre_admin_req_t *a);
 void gyre_admin_route_put(gyre_admin_req_t *a);
 void gyre_admin_route_patch(gyre_admin_req_t *a);
 void gyre_admin_route_override_delete(gyre_admin_req_t *a);
+/* The endpoints, one file each. */
+void gyre_admin_providers_list(gyre_admin_req_t *a);    /* admin_providers.c */
+void gyre_admin_providers_add_key(gyre_admin_req_t *a); /* admin_providers.c */
+void gyre_admin_providers_remove_key(gyre_admin_req_t *a);
+
+/* What the endpoints share (admin.c): a JSON answer, and the 404 of a gateway with no control-plane state. */
+void gyre_admin_respond_json(gyre_admin_req_t *a, int status, const char *json, size_t len);
+void gyre_admin_respond_no_state(gyre_admin_req_t *a);
+/* /api/admin/keys: managed gateway keys (admin_keys.c). */
+void gyre_admin_keys_create(gyre_admin_req_t *a);
+void gyre_admin_keys_list(gyre_admin_req_t *a);
+void gyre_admin_keys_show(gyre_admin_req_t *a);
+void gyre_admin_keys_revoke(gyre_admin_req_t *a);
+void gyre_admin_keys_rotate(gyre_admin_req_t *a);
 
 /* Answers the request when its path is /api/admin or under it and returns 1; 0 for any other path. */
 int gyre_admin_handle(gyre_worker_t *w, h2o_req_t *req);

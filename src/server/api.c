@@ -94,26 +94,28 @@ enum {
     P_CURSOR,
     P_LIMIT,
     P_OTEL_TRACE_ID,
+    P_KEY,
+    P_TEAM,
     P_COUNT
 };
 
 static const char *const param_names[P_COUNT] = {
     "from", "to",     "route",  "provider",       "model", "agent",  "session", "user",
-    "tag",  "status", "errors", "min_latency_ms", "q",     "cursor", "limit",   "otel_trace_id",
+    "tag",  "status", "errors", "min_latency_ms", "q",     "cursor", "limit",   "otel_trace_id", "key", "team",
 };
 
 #define PARAM_LIST                                                                                                     \
     "from, to, route, provider, model, agent, session, user, tag, status, errors, min_latency_ms, q, cursor, limit, "  \
-    "otel_trace_id"
+    "otel_trace_id, key, team"
 
 /* /api/stats's parameters. */
-enum { S_FROM, S_TO, S_ROUTE, S_PROVIDER, S_MODEL, S_AGENT, S_USER, S_GROUP_BY, S_BUCKET, S_COUNT };
+enum { S_FROM, S_TO, S_ROUTE, S_PROVIDER, S_MODEL, S_AGENT, S_USER, S_GROUP_BY, S_BUCKET, S_KEY, S_TEAM, S_COUNT };
 
 static const char *const stats_param_names[S_COUNT] = {
-    "from", "to", "route", "provider", "model", "agent", "user", "group_by", "bucket",
+    "from", "to", "route", "provider", "model", "agent", "user", "group_by", "bucket", "key", "team",
 };
 
-#define STATS_PARAM_LIST "from, to, route, provider, model, agent, user, group_by, bucket"
+#define STATS_PARAM_LIST "from, to, route, provider, model, agent, user, group_by, bucket, key, team"
 
 #define BAD_PARAM(err, code, param, ...)                                                                               \
     gyre_api_error_set((err), 400, "invalid_request_error", (code), (param), __VA_ARGS__)
@@ -166,6 +168,8 @@ static int set_param(void *ctx, int which, const char *v, gyre_api_error_t *err)
     case P_Q: q->text = v; return 0;
     case P_CURSOR: q->cursor = v; return 0;
     case P_OTEL_TRACE_ID: q->otel_trace_id = v; return 0;
+    case P_KEY: q->key_id = v; return 0;
+    case P_TEAM: q->team = v; return 0;
     case P_STATUS:
         if (parse_uint(v, 999, &u) != 0 || u < 100 || u > 599) {
             BAD_PARAM(err, "invalid_value", name, "'status' must be an HTTP status from 100 to 599, got '%.64s'", v);
@@ -290,6 +294,14 @@ static int parse_query(const char *qs, size_t len, const param_table_t *t, void 
     return 0;
 }
 
+int gyre_api_parse_params(const char *qs, size_t len, const char *const *names, int count, const char *list,
+                          int (*set)(void *ctx, int which, const char *v, gyre_api_error_t *err), void *ctx,
+                          char *strings, gyre_api_error_t *err)
+{
+    const param_table_t t = {names, count, list, set};
+    return parse_query(qs, len, &t, ctx, strings, err);
+}
+
 int gyre_api_parse_traces_query(const char *qs, size_t len, gyre_api_query_t *out, gyre_api_error_t *err)
 {
     static const param_table_t table = {param_names, P_COUNT, PARAM_LIST, set_param};
@@ -314,9 +326,10 @@ static const struct {
 
 static int set_stats_param(void *ctx, int which, const char *v, gyre_api_error_t *err)
 {
-    static const char *const dims[] = {"route", "provider", "model", "agent", "user"};
+    static const char *const dims[] = {"route", "provider", "model", "agent", "user", "key", "team"};
     static const unsigned bits[] = {GYRE_STATS_BY_ROUTE, GYRE_STATS_BY_PROVIDER, GYRE_STATS_BY_MODEL,
-                                    GYRE_STATS_BY_AGENT, GYRE_STATS_BY_USER};
+                                    GYRE_STATS_BY_AGENT, GYRE_STATS_BY_USER,     GYRE_STATS_BY_KEY,
+                                    GYRE_STATS_BY_TEAM};
     gyre_stats_query_t *q = ctx;
     const char *name = stats_param_names[which];
     switch (which) {
@@ -327,6 +340,8 @@ static int set_stats_param(void *ctx, int which, const char *v, gyre_api_error_t
     case S_MODEL: q->model = v; return 0;
     case S_AGENT: q->agent = v; return 0;
     case S_USER: q->user = v; return 0;
+    case S_KEY: q->key_id = v; return 0;
+    case S_TEAM: q->team = v; return 0;
     case S_GROUP_BY:
         for (const char *p = v; *p;) {
             size_t n = strcspn(p, ",");
@@ -336,7 +351,7 @@ static int set_stats_param(void *ctx, int which, const char *v, gyre_api_error_t
                     bit = bits[d];
             if (bit == 0 && n > 0) {
                 BAD_PARAM(err, "invalid_value", name,
-                          "'group_by' takes a comma list of route, provider, model, agent, user; got '%.*s'",
+                          "'group_by' takes a comma list of route, provider, model, agent, user, key, team; got '%.*s'",
                           (int)(n < 64 ? n : 64), p);
                 return -1;
             }
@@ -745,6 +760,8 @@ int gyre_api_handle(gyre_worker_t *w, h2o_req_t *req)
     h2o_iovec_t norm = req->path_normalized;
     if (!h2o_memis(norm.base, norm.len, H2O_STRLIT("/api")) && !has_prefix(norm.base, norm.len, H2O_STRLIT("/api/")))
         return 0;
+    if (gyre_api_audit_handle(w, req))
+        return 1;
 
     /* The ids come from the path as sent (up to the query), decoded here: a session id may hold any byte,
      * and how h2o's normalisation treats escapes is not this API's contract.  A path that only normalises
@@ -753,6 +770,8 @@ int gyre_api_handle(gyre_worker_t *w, h2o_req_t *req)
     if (!has_prefix(path.base, path.len, H2O_STRLIT("/api/")))
         path = norm;
 
+    if (gyre_api_alerts_handle(w, req, path))
+        return 1;
     int ep;
     const char *id = NULL;
     size_t idlen = 0;
@@ -773,7 +792,7 @@ int gyre_api_handle(gyre_worker_t *w, h2o_req_t *req)
     } else {
         gyre_api_error_t err;
         gyre_api_error_set(&err, 404, "invalid_request_error", "unknown_url", NULL,
-                           "unknown path %.*s; the trace API serves /api/traces, /api/traces/{id}, "
+                           "unknown path %.*s; the API serves /api/traces, /api/traces/{id}, /api/alerts, "
                            "/api/sessions/{id} and /api/stats",
                            (int)(path.len < 256 ? path.len : 256), path.base);
         gyre_respond_error(req, &err);

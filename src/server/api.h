@@ -46,12 +46,31 @@ typedef struct gyre_api_stats_query {
  */
 int gyre_api_handle(gyre_worker_t *w, h2o_req_t *req);
 
+/* GET /api/alerts (server/api_alerts.c): 1 when `path` is it (answered), else 0. */
+int gyre_api_alerts_handle(gyre_worker_t *w, h2o_req_t *req, h2o_iovec_t path);
+
 /*
  * One trace as the API answers it (GET /api/traces/ID), read through the worker thread's read handle, for
  * gyre's own use (previous_response_id).  `trace_id` is 32 lowercase hex digits.  0, -ENOENT when the store
  * has no such trace, -ENOTSUP when no store is configured, or another negative errno with `err` filled.
  */
 int gyre_api_read_trace(const gyre_config_t *config, const char *trace_id, gyre_buf_t *out, char *err, size_t errlen);
+
+/*
+ * GET /api/audit?since=&until=&action=&actor=&limit=&cursor= (src/server/api_audit.c): a page of the audit log,
+ * newest first (control/audit.h).  Answers and returns 1 for that path, 0 for any other.
+ */
+int gyre_api_audit_handle(gyre_worker_t *w, h2o_req_t *req);
+
+/*
+ * The query-string reader every /api endpoint shares: splits `qs`, URL-decodes the values into `strings`
+ * (GYRE_API_QUERY_MAX + 1 bytes; the values point into it), refuses unknown (not among the `count` `names`;
+ * `list` is what the error offers) and repeated names, skips empty values, and hands each other value to `set`
+ * with its index in `names`.  0, or -1 with `err` filled as a 400 naming the parameter.
+ */
+int gyre_api_parse_params(const char *qs, size_t len, const char *const *names, int count, const char *list,
+                          int (*set)(void *ctx, int which, const char *v, gyre_api_error_t *err), void *ctx,
+                          char *strings, gyre_api_error_t *err);
 
 /*
  * Parses a query string (the bytes after '?', `len` of them; NULL or empty

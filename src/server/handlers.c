@@ -19,6 +19,7 @@
 #include "common/json.h"
 #include "common/wire.h"
 #include "control/access.h"
+#include "control/keys.h"
 #include "dialect/client.h"
 #include "dialect/dialect.h"
 #include "dialect/openai.h"
@@ -255,8 +256,42 @@ static int call_captures(const gyre_server_t *s, const gyre_config_t *config, co
  * and answers it from the route's cache when it can.  c->pivot is the request in OpenAI's shape (for the cache
  * key), or NULL.
  */
+/*
+ * A managed key with allow lists (control/keys.h) may call only the models and routes they name.  Checked here,
+ * at the start of the route stage, because only now is the model resolved to its route; a refusal is a 403 in
+ * the client's dialect that names the model (or the route), and the call's trace records it.
+ */
+static int key_allows_target(gyre_stage_ctx_t *sc)
+{
+    const gyre_target_ref_t *t = &sc->target;
+    char model[512];
+    if (t->route != NULL)
+        snprintf(model, sizeof(model), "%s", t->route_name);
+    else
+        snprintf(model, sizeof(model), "%s/%.*s", sc->worker->super.config->providers[t->provider].name,
+                 (int)(t->model_len < 256 ? t->model_len : 256), t->model);
+    const char *what = "model";
+    if (gyre_keys_allows(sc->server->keys, sc->worker->super.id, sc->principal.key_id,
+                         t->route != NULL ? t->route_name : NULL, model, &what))
+        return 1;
+    gyre_api_error_t err;
+    if (strcmp(what, "route") == 0)
+        gyre_api_error_set(&err, 403, "invalid_request_error", "route_not_allowed", "model",
+                           "the API key %s may not use the route of the model '%.256s': it is not in the key's "
+                           "routes",
+                           sc->principal.key_id, model);
+    else
+        gyre_api_error_set(&err, 403, "invalid_request_error", "model_not_allowed", "model",
+                           "the API key %s may not use the model '%.256s': it is not in the key's models",
+                           sc->principal.key_id, model);
+    gyre_respond_client_error(sc->req, sc->client, &err);
+    return 0;
+}
+
 gyre_stage_result_t gyre_stage_route(gyre_stage_ctx_t *sc)
 {
+    if (sc->principal.restricted && sc->server->keys != NULL && !key_allows_target(sc))
+        return GYRE_STAGE_DONE;
     gyre_server_t *s = sc->server;
     h2o_req_t *req = sc->req;
     gyre_call_t *call = sc->call;
@@ -271,7 +306,8 @@ gyre_stage_result_t gyre_stage_route(gyre_stage_ctx_t *sc)
         r != NULL && r->affinity_session ? header_value(req, H2O_STRLIT("x-gyre-session")) : h2o_iovec_init(NULL, 0);
     h2o_iovec_t cache_control =
         r != NULL && r->cache ? header_value(req, H2O_STRLIT("cache-control")) : h2o_iovec_init(NULL, 0);
-    gyre_route_env_t env = {w->config, w->route_states, w->keypools, w->caches, &w->rng, h2o_now(w->ctx.loop)};
+    gyre_route_env_t env = {w->config, w->route_states, w->keypools, w->caches, &w->rng, h2o_now(w->ctx.loop),
+                            w->overrides};
     gyre_route_ask_t ask = {.target = sc->target,
                             .session = session.base,
                             .session_len = session.len,
@@ -453,6 +489,20 @@ static gyre_stage_result_t parse_client(gyre_stage_ctx_t *c)
     return GYRE_STAGE_GO;
 }
 
+/* Who called, on the call's trace: the gateway key's id and team, and its agent (which wins over x-gyre-agent). */
+static void principal_to_trace(gyre_stage_ctx_t *c)
+{
+    gyre_trace_t *t = c->call->trace;
+    h2o_mem_pool_t *pool = &c->req->pool;
+    const gyre_principal_t *p = &c->principal;
+    if (p->key_id[0] != '\0')
+        t->client_key_id = gyre_tstr_dup(pool, p->key_id, strlen(p->key_id));
+    if (p->team[0] != '\0')
+        t->team = gyre_tstr_dup(pool, p->team, strlen(p->team));
+    if (p->agent[0] != '\0')
+        t->agent = gyre_tstr_dup(pool, p->agent, strlen(p->agent));
+}
+
 /* A call and its trace, for a request on a model endpoint. */
 static gyre_call_t *begin_call(gyre_worker_t *w, h2o_req_t *req)
 {
@@ -475,6 +525,7 @@ static gyre_call_t *begin_call(gyre_worker_t *w, h2o_req_t *req)
 gyre_stage_result_t gyre_stage_parse(gyre_stage_ctx_t *c)
 {
     c->call = begin_call(c->worker, c->req);
+    principal_to_trace(c);
     gyre_json_arena_begin();
     c->in_arena = 1;
     /* The pivot's own API reads every OpenAI endpoint (embeddings, passed-through paths); the table's other
@@ -541,8 +592,11 @@ static h2o_iovec_t gemini_key(h2o_req_t *req)
  * answered here, 401 (with WWW-Authenticate: Bearer) or 403, in the client's dialect: Anthropic's for
  * /v1/messages, OpenAI's for everything else.  Nothing of the credential is echoed.
  */
-static int access_allowed(gyre_ctx_t *w, h2o_req_t *req)
+static int access_allowed(gyre_stage_ctx_t *c)
 {
+    gyre_server_t *s = c->server;
+    h2o_req_t *req = c->req;
+    gyre_principal_t *p = &c->principal;
     gyre_access_need_t need = gyre_access_need_for(req->path_normalized.base, req->path_normalized.len);
     h2o_iovec_t authz = header_value(req, H2O_STRLIT("authorization"));
     h2o_iovec_t xkey = header_value(req, H2O_STRLIT("x-api-key"));
@@ -553,7 +607,37 @@ static int access_allowed(gyre_ctx_t *w, h2o_req_t *req)
     const char *cred = NULL;
     size_t clen = 0;
     int found = gyre_access_credential(authz.base, authz.len, xkey.base, xkey.len, &cred, &clen);
-    gyre_access_verdict_t v = gyre_access_decide(w->access, need, found, cred, clen);
+    gyre_access_verdict_t v;
+    gyre_key_verdict_t kv = GYRE_KEY_NOT_MANAGED;
+    /* A managed key (control/keys.h) names its id: it is looked up by it in the workers' snapshot.  Any other
+     * credential is one of `auth:`'s. */
+    if (found == 1 && s->keys != NULL && gyre_keys_is_managed_form(cred, clen))
+        kv = gyre_keys_authenticate(s->keys, c->worker->super.id, cred, clen, gyre_trace_now_us(), p);
+    if (kv == GYRE_KEY_VALID) {
+        p->role = GYRE_ROLE_CLIENT;
+        v = gyre_access_decide_role(c->worker->super.access, need, GYRE_ROLE_CLIENT);
+    } else if (kv == GYRE_KEY_REVOKED || kv == GYRE_KEY_EXPIRED) {
+        gyre_api_error_t err;
+        gyre_api_error_set(&err, 401, "invalid_request_error", kv == GYRE_KEY_REVOKED ? "key_revoked" : "key_expired",
+                           NULL, "the API key %s %s; ask for a new key", p->key_id,
+                           kv == GYRE_KEY_REVOKED ? "has been revoked" : "has expired");
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, H2O_STRLIT("Bearer"));
+        gyre_respond_client_error(req, client != NULL ? client : &gyre_client_openai, &err);
+        return 0;
+    } else if (found == 1) {
+        size_t index = 0;
+        gyre_access_role_t role = gyre_access_identify_key(c->worker->super.access, cred, clen, &index);
+        const char *id, *team, *agent;
+        p->role = role;
+        if (role == GYRE_ROLE_CLIENT && gyre_access_key_meta(c->worker->super.access, index, &id, &team, &agent) == 0) {
+            snprintf(p->key_id, sizeof(p->key_id), "%s", id);
+            snprintf(p->team, sizeof(p->team), "%s", team);
+            snprintf(p->agent, sizeof(p->agent), "%s", agent);
+        }
+        v = gyre_access_decide_role(c->worker->super.access, need, role);
+    } else {
+        v = gyre_access_decide(c->worker->super.access, need, found, cred, clen);
+    }
     if (v == GYRE_ACCESS_ALLOW)
         return 1;
     gyre_api_error_t err;
@@ -621,7 +705,7 @@ gyre_stage_result_t gyre_stage_health(gyre_stage_ctx_t *c)
 
 gyre_stage_result_t gyre_stage_access(gyre_stage_ctx_t *c)
 {
-    return access_allowed(&c->worker->super, c->req) ? GYRE_STAGE_GO : GYRE_STAGE_DONE;
+    return access_allowed(c) ? GYRE_STAGE_GO : GYRE_STAGE_DONE;
 }
 
 /*

@@ -20,7 +20,10 @@
 #include "common/log.h"
 #include "config/overlay.h"
 #include "control/access.h"
+#include "control/alerts.h"
 #include "control/audit.h"
+#include "control/notify.h"
+#include "control/provider_keys.h"
 #include "control/state.h"
 #include "proxy/gen.h"
 #include "route/override.h"
@@ -54,7 +57,16 @@ typedef struct live_message {
  * (control/provider_keys.h, gyre_provider_keys_apply) are one: its line goes in this table.
  */
 typedef int (*complete_fn)(gyre_state_t *st, gyre_config_t *c, char *err, size_t errlen);
+static int provider_keys(gyre_state_t *st, gyre_config_t *c, char *err, size_t errlen)
+{
+    char why[1024];
+    if (st == NULL || gyre_provider_keys_apply(st, c, why, sizeof(why)) == 0)
+        return 0;
+    snprintf(err, errlen, "provider keys: %s", why);
+    return -EINVAL;
+}
 static const complete_fn complete_steps[] = {
+    provider_keys,
     NULL,
 };
 
@@ -368,6 +380,10 @@ static void announce(gyre_server_t *s, gyre_gen_t *g)
     s->access = g->access;
     s->upstream_ssl = g->upstream_ssl;
     s->overrides = g->overrides;
+    if (s->alerts != NULL)
+        gyre_alerts_reconfigure(s->alerts, g->config, g->overrides);
+    if (s->notify != NULL)
+        gyre_notify_reconfigure(s->notify, g->config);
 }
 
 /* Puts `g` in force: the server's reference, then one message (and reference) per worker. */
@@ -484,12 +500,12 @@ static int change(gyre_server_t *s, const char *actor, const char *action, const
     uint64_t prev_number = prev->number;
     publish(s, g);
     char object[160];
-    if (name == NULL) {
+    if (name == NULL && strcmp(action, "config.reload") == 0) {
         char b[64], a[64];
         snprintf(b, sizeof(b), "{\"generation\":%llu}", (unsigned long long)prev_number);
         snprintf(a, sizeof(a), "{\"generation\":%llu}", (unsigned long long)g->number);
         audit(s, actor, action, s->config->source, b, a);
-    } else {
+    } else if (name != NULL) {
         snprintf(object, sizeof(object), "route:%s", name);
         audit(s, actor, action, object, before, after);
     }
@@ -598,8 +614,9 @@ int gyre_live_start(gyre_server_t *s, char *err, size_t errlen)
     free_list(names, n);
     free_list(jsons, n);
     if (c == NULL) {
-        snprintf(err, errlen, "the configuration changed since it was checked: %s",
-                 problems.base != NULL ? problems.base : "unreadable");
+        /* The file was checked a moment ago (cli/serve.c): what is wrong now is what only this reading finds
+         * (the provider keys kept in the state), or the file changed since. */
+        snprintf(err, errlen, "%s", problems.base != NULL ? problems.base : "the configuration cannot be read");
         gyre_buf_dispose(&problems);
         return -1;
     }

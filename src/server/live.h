@@ -31,7 +31,9 @@
  * changes, provider keys added through the admin API), checks it and puts it in force.  Called from the main
  * thread (SIGHUP) or a worker (the admin API).  0; or -EINVAL with `err` holding every problem found (one a
  * line, no secret), the configuration in force unchanged; or another negative errno.  `actor` and `what`
- * go to the audit log ("sighup", "admin_token"; "config.reload", "route.update").
+ * name the change in the log ("sighup", "admin_token"; "config.reload", "provider_key.create"); a reload of the
+ * file ("config.reload") is recorded in the audit log, while a caller that changed something else (a provider
+ * key) records its own change, with its object before and after.
  */
 int gyre_live_reload(gyre_server_t *s, const char *actor, const char *what, char *err, size_t errlen);
 

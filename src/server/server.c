@@ -22,6 +22,11 @@
 #include "common/log.h"
 #include "common/json.h"
 #include "control/access.h"
+#include "control/provider_keys.h"
+#include "control/keys.h"
+#include "control/state.h"
+#include "control/notify.h"
+#include "control/alerts.h"
 #include "metrics/metrics.h"
 #include "otlp/otlp.h"
 #include "proxy/respond.h"
@@ -37,6 +42,8 @@ static sem_t workers_done;
 static gyre_otlp_exporter_t *otlp_exporter;
 /* How long SIGTERM waits for the exporter to post what is queued. */
 #define OTLP_FLUSH_MS 5000
+/* How long, at most, the notifiers get at shutdown to post what they hold (digests included). */
+#define NOTIFY_FLUSH_MS 5000
 
 static int create_listener(const char *host, uint16_t port, char *err, size_t errlen)
 {
@@ -120,6 +127,7 @@ int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req)
         mo = (gyre_metrics_otlp_t){ost.exported, ost.dropped, ost.failed_posts, ost.queued};
     }
     gyre_metrics_process_t p = {.version = GYRE_VERSION,
+                                .queue_depth = 0, /* the limits stage's gauge, wired at the merge */
                                 .start_time_us = s->started_us,
                                 .inflight = inflight,
                                 .writer = s->writer != NULL ? &st : NULL,
@@ -134,9 +142,18 @@ int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req)
     p.config_reloads_ok = ls.ok;
     p.config_reloads_error = ls.error;
     p.config_generation = ls.generation;
+    gyre_notify_stat_t nst[64];
+    gyre_metrics_notifier_t mn[64];
+    size_t nn = gyre_notify_stats(s->notify, nst, 64);
+    for (size_t i = 0; i < nn && i < 64; i++)
+        mn[i] = (gyre_metrics_notifier_t){nst[i].name, nst[i].kind, nst[i].sent, nst[i].failed, nst[i].dropped,
+                                          nst[i].retried};
+    p.notifiers = mn;
+    p.nnotifiers = nn < 64 ? nn : 64;
     gyre_buf_t b;
     gyre_buf_init(&b, GYRE_METRICS_RENDER_MAX);
-    if (gyre_metrics_render(all, s->nworkers, &p, &b) != 0) {
+    if (gyre_metrics_render(all, s->nworkers, &p, &b) != 0 ||
+        gyre_server_alerts_metrics(s, &b) != 0) {
         gyre_api_error_t err;
         gyre_api_error_set(&err, 500, "server_error", "metrics_too_large", NULL,
                            "the metrics exposition is larger than %u bytes", GYRE_METRICS_RENDER_MAX);
@@ -186,6 +203,7 @@ static void *worker_main(void *arg)
     /* The configuration in force (its state on this worker), and the receiver of the next (src/server/live.c). */
     gyre_live_worker_init(w);
     gyre_timer_wheel_init(&w->super.timers, w->super.ctx.loop);
+    w->super.alerts = s->alerts;
     h2o_timeout_init(w->super.ctx.loop, &w->grace_timeout, s->config->shutdown_grace_ms);
     w->grace_entry.cb = on_grace_expired;
     h2o_multithread_register_receiver(w->super.ctx.queue, &w->shutdown_receiver, on_shutdown_message);
@@ -207,6 +225,32 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/*
+ * The control plane's database and the managed gateway keys in it (control/keys.h), each worker a reader of their
+ * snapshot.  A `state:` the configuration names must open, or gyre does not start; the default one beside the
+ * trace store is skipped with a warning when it cannot be opened (a read-only directory), since nothing was asked
+ * of it: gyre then serves the config's keys only, and the admin API's keys answer 404.
+ */
+static int open_keys(gyre_server_t *s, unsigned nworkers)
+{
+    char buf[4096], err[512];
+    const gyre_config_t *c = s->config;
+    if (c->state_path == NULL && c->store_sqlite != NULL && strcmp(c->store_sqlite, ":memory:") == 0)
+        return 0;
+    const char *path = gyre_state_path_for(c, buf, sizeof(buf));
+    if (path == NULL)
+        return 0;
+    if (s->state == NULL && gyre_state_open(path, &s->state, err, sizeof(err)) != 0) {
+        gyre_logf("gyre: %s%s\n", err, c->state_path != NULL ? "" : " (managed keys are off)");
+        return c->state_path != NULL ? -1 : 0;
+    }
+    if (gyre_keys_open(s->state, nworkers, &s->keys, err, sizeof(err)) != 0 || gyre_keys_watch(s->keys) != 0) {
+        gyre_logf("gyre: managed keys: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
 int gyre_server_run(gyre_config_t *config, unsigned nworkers)
 {
     static gyre_server_t server; /* lives until exit: workers point into it */
@@ -220,8 +264,10 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
     /* The control plane's database, where one is configured (`state:`, or beside the SQLite store). */
     char state_path[4096];
     const char *sp = gyre_state_path_for(config, state_path, sizeof(state_path));
+    if (config->state_path == NULL && config->store_sqlite != NULL && strcmp(config->store_sqlite, ":memory:") == 0)
+        sp = NULL; /* an in-memory store: no file to put the state beside */
     if (sp != NULL && gyre_state_open(sp, &s->state, err, sizeof(err)) != 0) {
-        gyre_logf("gyre: state %s: %s\n", sp, err);
+        gyre_logf("gyre: state: %s\n", err);
         return 1;
     }
     /* The first generation of the configuration in force: the file, the routes changed through the admin API,
@@ -230,6 +276,8 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
         gyre_logf("gyre: %s\n", err);
         return 1;
     }
+    if (open_keys(s, nworkers) != 0)
+        return 1;
     h2o_config_init(&s->globalconf);
     s->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("gyre"));
     s->globalconf.max_request_entity_size = config->max_body_bytes;
@@ -289,6 +337,11 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
         return 1;
     }
 
+    /* The notifiers' sender: before the workers, which (through limits) may send a notice. */
+    s->notify = gyre_notify_create(config);
+    if (gyre_server_alerts_start(s) != 0)
+        return 1;
+
     check_fd_limit(config);
 
     /* Signals are taken by this thread alone, with sigwait.  SIGHUP too: its default action would end gyre
@@ -328,6 +381,9 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
         while (sem_wait(&workers_done) != 0)
             ;
     /* Every worker has finished: what they recorded is exported and written before gyre exits. */
+    gyre_notify_destroy(s->notify, NOTIFY_FLUSH_MS);
+    s->notify = NULL;
+    gyre_server_alerts_stop(s);
     if (otlp_exporter != NULL) {
         gyre_otlp_exporter_flush_and_stop(otlp_exporter, OTLP_FLUSH_MS);
         gyre_otlp_exporter_destroy(otlp_exporter);

@@ -73,6 +73,13 @@ typedef struct gyre_server {
  * status. */
 int gyre_server_run(gyre_config_t *config, unsigned nworkers);
 
+/* Alerts (server/server_alerts.c): the overrides always, the engine when `alerts:` has rules.  0, or -1 after
+ * logging why; stop ends the evaluator. */
+int gyre_server_alerts_start(gyre_server_t *s);
+void gyre_server_alerts_stop(gyre_server_t *s);
+/* The alert families of /metrics (the engine's and its OTLP log sender's); 0 or -E2BIG. */
+int gyre_server_alerts_metrics(gyre_server_t *s, gyre_buf_t *b);
+
 /* GET (or HEAD) /metrics on worker `w`: every worker's metrics summed, in Prometheus' text format; 405 for
  * other methods.  Returns 0, as an h2o handler does. */
 int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req);

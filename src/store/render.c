@@ -12,6 +12,7 @@
  *      "prompt_tokens":N|null,"completion_tokens":N|null,
  *      "cached_tokens":N|null,"reasoning_tokens":N|null,
  *      "cost_usd":X|null,"session":"...","agent":"...","user":"...",
+ *      "client_key_id":"gk_...","team":"...",   (the gateway key's id and team; "" when none)
  *      "tags":["a","b"],                 (sorted, duplicates dropped)
  *      "meta":{"k":"v"},                 (sorted by key; a repeated key keeps the last value)
  *      "attempts":[{"provider":"...","model":"...","key_id":"openai#0",
@@ -209,6 +210,10 @@ int gyre_store_render_row(gyre_store_t *s, const gyre_store_row_t *row, int bodi
     jw_str(&w, &row->agent);
     jw_lit(&w, ",\"user\":");
     jw_str(&w, &row->user);
+    jw_lit(&w, ",\"client_key_id\":");
+    jw_str(&w, &row->client_key_id);
+    jw_lit(&w, ",\"team\":");
+    jw_str(&w, &row->team);
     jw_lit(&w, ",\"tags\":");
     jw_json_col(&w, &row->tags_json, "[]");
     jw_lit(&w, ",\"meta\":");

@@ -420,7 +420,7 @@ typedef struct stats_acc {
     gyre_hist_t lat, ttft;
 } stats_acc_t;
 
-#define STATS_DIMS 5
+#define STATS_DIMS 7
 
 typedef struct stats_group {
     uint64_t hash;
@@ -443,8 +443,9 @@ struct gyre_stats_answer {
 };
 
 static const unsigned dim_bits[STATS_DIMS] = {GYRE_STATS_BY_ROUTE, GYRE_STATS_BY_PROVIDER, GYRE_STATS_BY_MODEL,
-                                              GYRE_STATS_BY_AGENT, GYRE_STATS_BY_USER};
-static const char *const dim_names[STATS_DIMS] = {"route", "provider", "model", "agent", "user"};
+                                              GYRE_STATS_BY_AGENT, GYRE_STATS_BY_USER,  GYRE_STATS_BY_KEY,
+                                              GYRE_STATS_BY_TEAM};
+static const char *const dim_names[STATS_DIMS] = {"route", "provider", "model", "agent", "user", "key", "team"};
 
 gyre_stats_answer_t *gyre_stats_answer_create(const gyre_stats_range_t *range, unsigned group_by)
 {
@@ -549,7 +550,8 @@ static void slots_grow(gyre_stats_answer_t *a)
 
 static stats_group_t *group_of(gyre_stats_answer_t *a, const gyre_stats_part_t *p, char *err, size_t errlen)
 {
-    const gyre_tstr_t *dims[STATS_DIMS] = {&p->route, &p->provider, &p->model, &p->agent, &p->user};
+    const gyre_tstr_t *dims[STATS_DIMS] = {&p->route, &p->provider, &p->model, &p->agent,
+                                           &p->user,  &p->key_id,   &p->team};
     gyre_buf_reset(&a->key);
     for (int d = 0; d < STATS_DIMS; d++) {
         if (!(a->group_by & dim_bits[d]))

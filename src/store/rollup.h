@@ -111,6 +111,7 @@ typedef struct gyre_stats_answer gyre_stats_answer_t;
 typedef struct gyre_stats_part {
     int64_t t_us; /* where it falls in time (a row's start, a trace's start) */
     gyre_tstr_t route, provider, model, agent, user;
+    gyre_tstr_t key_id, team; /* traces only: empty in a rollup row */
     int status_class;
     int64_t requests;
     int64_t prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens;

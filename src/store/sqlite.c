@@ -228,6 +228,17 @@ static const store_migration_t migrations[] = {
      "CREATE TABLE index_mark (id INTEGER PRIMARY KEY CHECK (id = 1), segment BIGINT NOT NULL,"
      " seg_offset BIGINT NOT NULL);",
      NULL},
+    /*
+     * Who called (control/keys.h): the gateway key's public id and its team.
+     * Rows written before this version were made by no known key: ''.  The
+     * partial indexes cost the calls without a key nothing.
+     */
+    {7,
+     "ALTER TABLE traces ADD COLUMN client_key_id TEXT NOT NULL DEFAULT '';"
+     "ALTER TABLE traces ADD COLUMN team TEXT NOT NULL DEFAULT '';"
+     "CREATE INDEX traces_client_key ON traces (client_key_id, started_us, trace_id) WHERE client_key_id <> '';"
+     "CREATE INDEX traces_team ON traces (team, started_us, trace_id) WHERE team <> '';",
+     NULL},
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -276,7 +287,7 @@ static int rc_errno(int rc)
     "t.trace_id, t.span_id, t.parent_span_id, t.request_id, t.started_us, t.ended_us, t.latency_us, t.ttft_us, "   \
     "t.endpoint, t.route, t.provider, t.model, t.status, t.stream, t.cache_hit, t.finish_reason, "                  \
     "t.prompt_tokens, t.completion_tokens, t.cached_tokens, t.reasoning_tokens, t.cost_usd, t.session, t.agent, "  \
-    "t.user_id, t.otel_trace_id, t.tags_json, t.meta_json, t.attempts_json"
+    "t.user_id, t.otel_trace_id, t.tags_json, t.meta_json, t.attempts_json, t.client_key_id, t.team"
 #define TRACE_COLS_FULL TRACE_COLS_HEAD ", t.request_body, t.response_body, t.body_segment, t.body_offset, t.body_length"
 #define TRACE_COLS_SUMMARY TRACE_COLS_HEAD ", NULL, NULL, t.body_segment, t.body_offset, t.body_length"
 
@@ -286,6 +297,8 @@ enum {
     COL_TAGS_JSON,
     COL_META_JSON,
     COL_ATTEMPTS_JSON,
+    COL_CLIENT_KEY_ID,
+    COL_TEAM,
     COL_REQUEST_BODY,
     COL_RESPONSE_BODY,
     COL_BODY_SEGMENT,
@@ -344,6 +357,8 @@ static void row_read(sqlite3_stmt *st, gyre_store_row_t *row)
     row->tags_json = col_tstr(st, COL_TAGS_JSON);
     row->meta_json = col_tstr(st, COL_META_JSON);
     row->attempts_json = col_tstr(st, COL_ATTEMPTS_JSON);
+    row->client_key_id = col_tstr(st, COL_CLIENT_KEY_ID);
+    row->team = col_tstr(st, COL_TEAM);
     row->request_body = col_body(st, COL_REQUEST_BODY);
     row->response_body = col_body(st, COL_RESPONSE_BODY);
     row->ref.segment = (uint64_t)sqlite3_column_int64(st, COL_BODY_SEGMENT);
@@ -456,6 +471,8 @@ static int write_one(sqlite_store_t *s, const gyre_store_item_t *item, char *err
     sqlite3_bind_int64(st, 31, (sqlite3_int64)item->ref.segment);
     sqlite3_bind_int64(st, 32, (sqlite3_int64)item->ref.offset);
     sqlite3_bind_int64(st, 33, (sqlite3_int64)item->ref.length);
+    bind_tstr(st, 34, &t->client_key_id);
+    bind_tstr(st, 35, &t->team);
     /* Bodies the log holds are not stored twice. */
     static const gyre_tstr_t none = {NULL, 0};
     if ((r = bind_body(s, st, 25, in_log ? &none : &t->request_body, &s->zreq)) != 0 ||
@@ -1081,6 +1098,8 @@ static int sqlite_scan_traces(gyre_store_t *gs, const gyre_trace_query_t *q, con
     filter_eq(&sql, params, &np, "provider", 0, q->provider);
     filter_eq(&sql, params, &np, "model", 0, q->model);
     filter_eq(&sql, params, &np, "agent", 1, q->agent);
+    filter_eq(&sql, params, &np, "client_key_id", 1, q->key_id);
+    filter_eq(&sql, params, &np, "team", 1, q->team);
     filter_eq(&sql, params, &np, "session", 1, q->session);
     filter_eq(&sql, params, &np, "user_id", 1, q->user);
     filter_eq(&sql, params, &np, "otel_trace_id", 0, q->otel_trace_id);
@@ -1141,6 +1160,10 @@ static void stats_filters(const gyre_stats_query_t *q, gyre_buf_t *sql, query_pa
     filter_eq(sql, params, np, "model", 0, q->model);
     filter_eq(sql, params, np, "agent", raw, q->agent);
     filter_eq(sql, params, np, "user_id", raw, q->user);
+    if (raw) { /* the rollup has no such columns: gyre_store_stats reads traces when these are asked for */
+        filter_eq(sql, params, np, "client_key_id", 1, q->key_id);
+        filter_eq(sql, params, np, "team", 1, q->team);
+    }
 }
 
 static int64_t col_or_zero(sqlite3_stmt *st, int i)
@@ -1161,7 +1184,7 @@ static int sqlite_stats_scan(gyre_store_t *gs, const gyre_stats_query_t *q, int6
     if (span_us == 0) {
         gyre_buf_appends(&sql, "SELECT t.started_us, t.route, t.provider, t.model, t.agent, t.user_id, t.status,"
                                " t.prompt_tokens, t.completion_tokens, t.cached_tokens, t.reasoning_tokens,"
-                               " t.cost_usd, t.latency_us, t.ttft_us"
+                               " t.cost_usd, t.latency_us, t.ttft_us, t.client_key_id, t.team"
                                " FROM traces t WHERE t.started_us >= ? AND t.started_us < ?");
     } else {
         gyre_buf_appends(&sql, "SELECT t.start_us, t.route, t.provider, t.model, t.agent, t.user_id, t.status_class,"
@@ -1197,6 +1220,8 @@ static int sqlite_stats_scan(gyre_store_t *gs, const gyre_stats_query_t *q, int6
             p.cost_usd = p.cost_n ? sqlite3_column_double(st, 11) : 0;
             p.latency_us = sqlite3_column_int64(st, 12);
             p.ttft_us = sqlite3_column_type(st, 13) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 13);
+            p.key_id = col_tstr(st, 14);
+            p.team = col_tstr(st, 15);
         } else {
             p.status_class = sqlite3_column_int(st, 6);
             p.cost_usd = sqlite3_column_double(st, 11);
@@ -1427,9 +1452,9 @@ static int sqlite_open(const char *path, gyre_store_t **out, char *err, size_t e
                         " ttft_us, endpoint, route, provider, model, status, stream, cache_hit, finish_reason,"
                         " prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_usd, session, agent,"
                         " user_id, request_body, response_body, otel_trace_id, tags_json, meta_json, attempts_json,"
-                        " body_segment, body_offset, body_length)"
+                        " body_segment, body_offset, body_length, client_key_id, team)"
                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-                        " ?, ?, ?)"},
+                        " ?, ?, ?, ?, ?)"},
         {&s->ups_rollup, ROLLUP_UPSERT},
         /* Tags are a set: a repeat is not an error that should cost the whole batch. */
         {&s->ins_tag, "INSERT OR IGNORE INTO trace_tag (tag, started_us, trace_id, trace_rowid) VALUES (?, ?, ?, ?)"},

@@ -36,6 +36,7 @@ struct gyre_stats_answer;
 typedef struct gyre_trace_query {
     int64_t from_us, to_us; /* started_us in [from, to); 0: open */
     const char *route, *provider, *model, *agent, *session, *user, *tag;
+    const char *key_id, *team; /* the gateway key's id (`key=`) and team */
     const char *otel_trace_id; /* the W3C trace the calls belong to (trace.h) */
     int status;                /* exact status; 0: any */
     int errors_only;           /* status >= 400 */
@@ -51,11 +52,14 @@ typedef struct gyre_trace_query {
 #define GYRE_STATS_BY_MODEL 4u
 #define GYRE_STATS_BY_AGENT 8u
 #define GYRE_STATS_BY_USER 16u
+#define GYRE_STATS_BY_KEY 32u  /* the gateway key's id */
+#define GYRE_STATS_BY_TEAM 64u /* the gateway key's team */
 
 /* A stats query; NULL or empty strings do not filter. */
 typedef struct gyre_stats_query {
     int64_t from_us, to_us; /* started_us in [from, to); both 0: the last 24 h; from 0: 24 h before to; to 0: now */
     const char *route, *provider, *model, *agent, *user;
+    const char *key_id, *team; /* the rollup does not keep these: a query that names them reads traces one by one */
     unsigned group_by; /* GYRE_STATS_BY_* */
     int64_t bucket_us; /* time buckets of this width, aligned to the unix epoch; 0: none */
 } gyre_stats_query_t;
@@ -100,6 +104,7 @@ typedef struct gyre_store_body {
 typedef struct gyre_store_row {
     gyre_tstr_t trace_id, otel_trace_id, span_id, parent_span_id, request_id;
     gyre_tstr_t endpoint, route, provider, model, finish_reason, session, agent, user;
+    gyre_tstr_t client_key_id, team; /* the gateway key's id and team; "" when none */
     int64_t started_us, ended_us, latency_us;
     int64_t ttft_us; /* -1: not a stream with a first token */
     int status, stream, cache_hit;

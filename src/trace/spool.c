@@ -184,6 +184,9 @@ int gyre_spool_encode_payload(const gyre_trace_t *t, gyre_buf_t *out)
     }
     put_str(&e, &t->request_body);
     put_str(&e, &t->response_body);
+    /* Added after the bodies so that a record written before them still reads: it simply ends here. */
+    put_str(&e, &t->client_key_id);
+    put_str(&e, &t->team);
     size_t plen = out->len - start;
     if (e.rc == 0 && plen > GYRE_SPOOL_RECORD_MAX)
         e.rc = -E2BIG;
@@ -327,6 +330,11 @@ static int decode_version(const void *p, size_t len, gyre_trace_t *t, int versio
     }
     get_str(&d, &t->request_body);
     get_str(&d, &t->response_body);
+    /* A record from before the gateway key's id and team ends after the bodies (see the encoder). */
+    if (!d.bad && d.pos < d.len) {
+        get_str(&d, &t->client_key_id);
+        get_str(&d, &t->team);
+    }
     return d.bad || d.pos != d.len ? -EINVAL : 0;
 }
 

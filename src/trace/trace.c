@@ -35,7 +35,7 @@ static void tstr_place(gyre_tstr_t *d, const gyre_tstr_t *s, char **pos)
 }
 
 /* Every string of a trace, in one list, so the size pass and the copy pass cannot disagree. */
-#define GYRE_TRACE_MAX_STRS (11 + 4 * GYRE_TRACE_MAX_ATTEMPTS + GYRE_TRACE_MAX_TAGS + 2 * GYRE_TRACE_MAX_META)
+#define GYRE_TRACE_MAX_STRS (13 + 4 * GYRE_TRACE_MAX_ATTEMPTS + GYRE_TRACE_MAX_TAGS + 2 * GYRE_TRACE_MAX_META)
 
 static size_t trace_strs(gyre_trace_t *t, gyre_tstr_t **strs)
 {
@@ -49,6 +49,8 @@ static size_t trace_strs(gyre_trace_t *t, gyre_tstr_t **strs)
     strs[n++] = &t->session;
     strs[n++] = &t->agent;
     strs[n++] = &t->user;
+    strs[n++] = &t->client_key_id;
+    strs[n++] = &t->team;
     strs[n++] = &t->request_body;
     strs[n++] = &t->response_body;
     for (size_t i = 0; i < t->nattempts; i++) {

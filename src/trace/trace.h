@@ -62,6 +62,8 @@ typedef struct gyre_trace {
     size_t nattempts;
     /* Trajectory and client metadata. */
     gyre_tstr_t session, agent, user;
+    /* Who called: the gateway key's public id ("gk_...", or a config key's id) and its team; "" when none. */
+    gyre_tstr_t client_key_id, team;
     gyre_tstr_t tags[GYRE_TRACE_MAX_TAGS];
     size_t ntags;
     gyre_trace_meta_t meta[GYRE_TRACE_MAX_META];

@@ -358,9 +358,9 @@ test('stats count requests per path, model and key, and keep the last request as
 });
 
 test('/_mock/config changes the options at run time and refuses bad ones whole', async () => {
-  assert.deepEqual(await (await fetch(`${mock.url}/_mock/config`)).json(), { latency_ms: 0, tokens_per_sec: 0, fault: null, fault_rate: 1 });
+  assert.deepEqual(await (await fetch(`${mock.url}/_mock/config`)).json(), { latency_ms: 0, tokens_per_sec: 0, fault: null, fault_rate: 1, fault_key: null });
   try {
-    assert.deepEqual(await mock.configure({ latency_ms: 300, fault_rate: 0.25 }), { latency_ms: 300, tokens_per_sec: 0, fault: null, fault_rate: 0.25 });
+    assert.deepEqual(await mock.configure({ latency_ms: 300, fault_rate: 0.25 }), { latency_ms: 300, tokens_per_sec: 0, fault: null, fault_rate: 0.25, fault_key: null });
     const t0 = Date.now();
     assert.equal((await postJson(`${mock.v1}/chat/completions`, chat())).status, 200);
     assert.ok(Date.now() - t0 >= 290, `${Date.now() - t0} ms`);
@@ -369,14 +369,14 @@ test('/_mock/config changes the options at run time and refuses bad ones whole',
       [{ latency_ms: 0, fault_rate: 2 }, 'fault_rate', 'fault_rate must be a number from 0 to 1'],
       [{ latency_ms: -1 }, 'latency_ms', 'latency_ms must be a whole number of milliseconds from 0 to 600000'],
       [{ tokens_per_sec: '5' }, 'tokens_per_sec', 'tokens_per_sec must be a number from 0 to 1000000'],
-      [{ latencyMs: 5 }, 'latencyMs', 'unknown option: the options are latency_ms, tokens_per_sec, fault and fault_rate'],
+      [{ latencyMs: 5 }, 'latencyMs', 'unknown option: the options are latency_ms, tokens_per_sec, fault, fault_rate and fault_key'],
     ];
     for (const [body, param, message] of bad) {
       const r = await postJson(`${mock.url}/_mock/config`, body);
       assert.equal(r.status, 400);
       assert.deepEqual(r.json, { error: { message, type: 'invalid_request_error', param, code: 'invalid_value' } });
     }
-    assert.deepEqual(await (await fetch(`${mock.url}/_mock/config`)).json(), { latency_ms: 300, tokens_per_sec: 0, fault: null, fault_rate: 0.25 });
+    assert.deepEqual(await (await fetch(`${mock.url}/_mock/config`)).json(), { latency_ms: 300, tokens_per_sec: 0, fault: null, fault_rate: 0.25, fault_key: null });
   } finally {
     await mock.configure({ latency_ms: 0, fault_rate: 1 });
   }
@@ -419,7 +419,7 @@ test('fault echo_headers answers 400 whose message repeats the request line and 
 test('faults never touch /_mock paths', () => withFault('500', async () => {
   const r = await fetch(`${mock.url}/_mock/config`);
   assert.equal(r.status, 200);
-  assert.deepEqual(await r.json(), { latency_ms: 0, tokens_per_sec: 0, fault: '500', fault_rate: 1 });
+  assert.deepEqual(await r.json(), { latency_ms: 0, tokens_per_sec: 0, fault: '500', fault_rate: 1, fault_key: null });
 }));
 
 test('fault reset resets the connection before any byte of an answer', () => withFault('reset', async () => {
@@ -512,7 +512,7 @@ test('a fault rate of 0.5 faults exactly every other request, counted from the s
 test('command-line options apply from the start', async () => {
   const m = await startMock(['--fault', '429', '--fault-rate', '0.5', '--latency-ms', '100', '--tokens-per-sec', '1000']);
   try {
-    assert.deepEqual(await (await fetch(`${m.url}/_mock/config`)).json(), { latency_ms: 100, tokens_per_sec: 1000, fault: '429', fault_rate: 0.5 });
+    assert.deepEqual(await (await fetch(`${m.url}/_mock/config`)).json(), { latency_ms: 100, tokens_per_sec: 1000, fault: '429', fault_rate: 0.5, fault_key: null });
     const t0 = Date.now();
     const statuses = [];
     for (let i = 0; i < 2; i++) statuses.push((await postJson(`${m.v1}/chat/completions`, chat())).status);

@@ -375,9 +375,10 @@ TEST(config_unknown_fields_are_named_with_the_known_ones)
 {
     CHECK_ERRORS("colour: blue\n" PROVIDER_P
                  "routes:\n  - {name: r, size: 1, targets: [{provider: p, model: m, x: 1}]}\n",
-                 "t.yaml:1: unknown field 'colour' (known: listen, auth, workers, store, state, prices, redact, direct, "
+                 "t.yaml:1: unknown field 'colour' (known: listen, auth, workers, store, state, master_key_file, prices, redact, "
+                 "direct, "
                  "passthrough, providers, routes, otlp, max_body_bytes, max_response_bytes, shutdown_grace_ms, "
-                 "max_header_bytes, max_connections, linger_ms, linger_bytes)\n"
+                 "max_header_bytes, max_connections, linger_ms, linger_bytes, notifiers, alerts)\n"
                  "t.yaml:5: routes[0]: unknown field 'size' (known: name, targets, fallbacks, strategy, fallback_on, "
                  "retries, backoff_ms, backoff_max_ms, attempt_timeout_ms, deadline_ms, first_byte_timeout_ms, "
                  "midstream, affinity, cache, capture, redact)\n"
@@ -534,9 +535,10 @@ TEST(config_collects_every_error_in_one_pass)
                  "  - {name: 'x/y', targets: [{provider: zz}]}\n",
                  "t.yaml:1: listen: 'nope' is not HOST:PORT (for example 127.0.0.1:8080)\n"
                  "t.yaml:2: workers: 0 is out of range (1 to 256)\n"
-                 "t.yaml:3: unknown field 'colour' (known: listen, auth, workers, store, state, prices, redact, direct, "
+                 "t.yaml:3: unknown field 'colour' (known: listen, auth, workers, store, state, master_key_file, prices, redact, "
+                 "direct, "
                  "passthrough, providers, routes, otlp, max_body_bytes, max_response_bytes, shutdown_grace_ms, "
-                 "max_header_bytes, max_connections, linger_ms, linger_bytes)\n"
+                 "max_header_bytes, max_connections, linger_ms, linger_bytes, notifiers, alerts)\n"
                  "t.yaml:5: providers[0].base_url: 'http://h:99999/v1' has an invalid port\n"
                  "t.yaml:5: providers[0].keys[0]: environment variable GYRE_UNIT_MISSING is not set\n"
                  "t.yaml:6: providers[1].kind: is required (supported: openai, azure, anthropic, gemini, bedrock)\n"

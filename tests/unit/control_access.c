@@ -24,7 +24,7 @@ static gyre_access_t *full_access(void)
 {
     static char k1[] = CLIENT_KEY, k2[] = CLIENT_KEY2, rt[] = READ_TOKEN, at[] = ADMIN_TOKEN;
     static char *keys[] = {k1, k2};
-    gyre_auth_conf_t auth = {GYRE_AUTH_KEYS, keys, 2, at, rt};
+    gyre_auth_conf_t auth = {GYRE_AUTH_KEYS, keys, 2, at, rt, NULL};
     return gyre_access_create(&auth);
 }
 
@@ -114,7 +114,7 @@ TEST(access_decide_follows_the_table_of_credentials_and_paths)
 
 TEST(access_decide_allows_everything_without_auth_and_with_auth_none)
 {
-    gyre_auth_conf_t unset = {GYRE_AUTH_UNSET, NULL, 0, NULL, NULL}, none = {GYRE_AUTH_NONE, NULL, 0, NULL, NULL};
+    gyre_auth_conf_t unset = {GYRE_AUTH_UNSET, NULL, 0, NULL, NULL, NULL}, none = {GYRE_AUTH_NONE, NULL, 0, NULL, NULL, NULL};
     gyre_access_t *a = gyre_access_create(&unset), *b = gyre_access_create(&none);
     CHECK_INT(decide(a, "/v1/chat/completions", NULL), GYRE_ACCESS_ALLOW);
     CHECK_INT(decide(a, "/api/traces", "anything"), GYRE_ACCESS_ALLOW);
@@ -221,4 +221,55 @@ TEST(access_exposure_refuses_an_open_gateway_off_loopback_and_warns_for_auth_non
     strcpy(host, "::");
     CHECK_INT(gyre_access_exposure(&c, msg, sizeof(msg)), GYRE_EXPOSURE_REFUSED);
     CHECK(strncmp(msg, "[::]:8080 is not a loopback address", 35) == 0);
+}
+
+TEST(access_need_for_the_admin_api_is_the_admin_token_and_only_under_api_admin)
+{
+    CHECK_INT(gyre_access_need_for(LIT("/api/admin")), GYRE_NEED_ADMIN);
+    CHECK_INT(gyre_access_need_for(LIT("/api/admin/")), GYRE_NEED_ADMIN);
+    CHECK_INT(gyre_access_need_for(LIT("/api/admin/providers/mock/keys")), GYRE_NEED_ADMIN);
+    /* A segment that only begins with "admin" is no part of the admin API. */
+    CHECK_INT(gyre_access_need_for(LIT("/api/administrators")), GYRE_NEED_READ);
+    CHECK_INT(gyre_access_need_for(LIT("/api/audit")), GYRE_NEED_READ);
+    CHECK_INT(gyre_access_need_for(LIT("/api/traces/admin")), GYRE_NEED_READ);
+}
+
+TEST(access_decide_gives_the_admin_api_to_the_admin_token_alone)
+{
+    gyre_access_t *a = full_access();
+    CHECK_INT(decide(a, "/api/admin/providers", ADMIN_TOKEN), GYRE_ACCESS_ALLOW);
+    CHECK_INT(decide(a, "/api/admin", ADMIN_TOKEN), GYRE_ACCESS_ALLOW);
+    CHECK_INT(decide(a, "/api/admin/providers", READ_TOKEN), GYRE_ACCESS_FORBIDDEN);
+    CHECK_INT(decide(a, "/api/admin/providers", CLIENT_KEY), GYRE_ACCESS_FORBIDDEN);
+    CHECK_INT(decide(a, "/api/admin/providers", "sk-wrong-wrong-wrong-wrong"), GYRE_ACCESS_UNRECOGNISED);
+    CHECK_INT(decide(a, "/api/admin/providers", NULL), GYRE_ACCESS_NO_CREDENTIAL);
+    /* Reading the audit log is reading: the read token does, a client key does not. */
+    CHECK_INT(decide(a, "/api/audit", READ_TOKEN), GYRE_ACCESS_ALLOW);
+    CHECK_INT(decide(a, "/api/audit", ADMIN_TOKEN), GYRE_ACCESS_ALLOW);
+    CHECK_INT(decide(a, "/api/audit", CLIENT_KEY), GYRE_ACCESS_FORBIDDEN);
+    CHECK_INT(decide(a, "/api/audit", NULL), GYRE_ACCESS_NO_CREDENTIAL);
+    gyre_access_destroy(a);
+}
+
+TEST(access_decide_without_an_admin_token_configured_refuses_every_credential_on_the_admin_api)
+{
+    static char k1[] = CLIENT_KEY, rt[] = READ_TOKEN;
+    static char *keys[] = {k1};
+    gyre_auth_conf_t auth = {GYRE_AUTH_KEYS, keys, 1, NULL, rt, NULL};
+    gyre_access_t *a = gyre_access_create(&auth);
+    CHECK_INT(decide(a, "/api/admin/providers", READ_TOKEN), GYRE_ACCESS_FORBIDDEN);
+    CHECK_INT(decide(a, "/api/admin/providers", CLIENT_KEY), GYRE_ACCESS_FORBIDDEN);
+    CHECK_INT(decide(a, "/api/admin/providers", ADMIN_TOKEN), GYRE_ACCESS_UNRECOGNISED);
+    gyre_access_destroy(a);
+}
+
+TEST(access_message_for_the_admin_api_names_the_admin_token)
+{
+    CHECK_STR(gyre_access_message(GYRE_ACCESS_FORBIDDEN, GYRE_NEED_ADMIN),
+              "the admin API needs the admin_token: neither a client key nor the read_token gives access to it");
+    CHECK_STR(gyre_access_message(GYRE_ACCESS_NO_CREDENTIAL, GYRE_NEED_ADMIN),
+              "no token was sent: the admin API needs the admin_token of this gateway, as 'Authorization: Bearer "
+              "TOKEN'");
+    CHECK_STR(gyre_access_message(GYRE_ACCESS_UNRECOGNISED, GYRE_NEED_ADMIN),
+              "the token sent is not recognised by this gateway");
 }

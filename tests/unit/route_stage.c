@@ -47,7 +47,7 @@ static void setup(fixture_t *f)
     }
     f->caches[0] = gyre_cache_create(1 << 20, 60000);
     f->rng = 1;
-    f->env = (gyre_route_env_t){f->c, f->route_states, f->pools, f->caches, &f->rng, 1000};
+    f->env = (gyre_route_env_t){f->c, f->route_states, f->pools, f->caches, &f->rng, 1000, NULL};
     f->pivot = cJSON_Parse("{\"model\":\"cached\",\"messages\":[{\"role\":"
                            "\"user\",\"content\":\"hi\"}]}");
 }

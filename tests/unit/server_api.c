@@ -196,14 +196,14 @@ TEST(server_api_an_unknown_parameter_is_named_with_the_list_of_known_ones)
 {
     CHECK_400("model=m&modle=x", "unknown_parameter", "modle",
               "unknown parameter 'modle'; expected one of from, to, route, provider, model, agent, session, user, "
-              "tag, status, errors, min_latency_ms, q, cursor, limit, otel_trace_id");
+              "tag, status, errors, min_latency_ms, q, cursor, limit, otel_trace_id, key, team");
 }
 
 TEST(server_api_a_long_unknown_parameter_is_named_by_its_first_32_bytes)
 {
     CHECK_400("abcdefghijklmnopqrstuvwxyz0123456789=1", "unknown_parameter", "abcdefghijklmnopqrstuvwxyz012345",
               "unknown parameter 'abcdefghijklmnopqrstuvwxyz012345'; expected one of from, to, route, provider, "
-              "model, agent, session, user, tag, status, errors, min_latency_ms, q, cursor, limit, otel_trace_id");
+              "model, agent, session, user, tag, status, errors, min_latency_ms, q, cursor, limit, otel_trace_id, key, team");
 }
 
 TEST(server_api_a_repeated_parameter_is_a_400)
@@ -376,13 +376,13 @@ TEST(server_api_stats_an_unknown_parameter_is_named_with_the_list_of_known_ones)
 {
     CHECK_STATS_400("tag=prod", "unknown_parameter", "tag",
                     "unknown parameter 'tag'; expected one of from, to, route, provider, model, agent, user, group_by, "
-                    "bucket");
+                    "bucket, key, team");
 }
 
 TEST(server_api_stats_a_bad_group_by_is_a_400_naming_the_dimension)
 {
     CHECK_STATS_400("group_by=provider,session", "invalid_value", "group_by",
-                    "'group_by' takes a comma list of route, provider, model, agent, user; got 'session'");
+                    "'group_by' takes a comma list of route, provider, model, agent, user, key, team; got 'session'");
 }
 
 TEST(server_api_stats_a_bad_bucket_is_a_400_listing_the_widths)

@@ -157,6 +157,8 @@ void gyre_store_case_reads_back_every_field_exactly(const char *dsn)
     t.session = TS("s-1");
     t.agent = TS("planner");
     t.user = TS("u\"42");
+    t.client_key_id = TS("gk_abcdefghij23");
+    t.team = TS("search");
     t.ntags = 2;
     t.tags[0] = TS("prod");
     t.tags[1] = TS("eval");
@@ -179,7 +181,8 @@ void gyre_store_case_reads_back_every_field_exactly(const char *dsn)
               "\"model\":\"claude-sonnet-4\",\"status\":200,\"stream\":true,\"cache_hit\":false,"
               "\"finish_reason\":\"stop\",\"prompt_tokens\":12,\"completion_tokens\":5,\"cached_tokens\":0,"
               "\"reasoning_tokens\":null,\"cost_usd\":0.000123,\"session\":\"s-1\",\"agent\":\"planner\","
-              "\"user\":\"u\\\"42\",\"tags\":[\"eval\",\"prod\"],\"meta\":{\"team\":\"search\"},"
+              "\"user\":\"u\\\"42\",\"client_key_id\":\"gk_abcdefghij23\",\"team\":\"search\","
+              "\"tags\":[\"eval\",\"prod\"],\"meta\":{\"team\":\"search\"},"
               "\"attempts\":[{\"provider\":\"openai\",\"model\":\"gpt-4o\",\"key_id\":\"openai#0\",\"status\":429,"
               "\"started_us\":1764547200000100,\"latency_us\":3000,\"error\":\"rate limited\"},"
               "{\"provider\":\"anthropic\",\"model\":\"claude-sonnet-4\",\"key_id\":\"anthropic#1\",\"status\":200,"
@@ -207,7 +210,8 @@ void gyre_store_case_unknown_cost_tokens_ttft_and_bodies_read_back_as_null_and_n
               "\"ttft_us\":null,\"endpoint\":\"/v1/chat/completions\",\"route\":\"\",\"provider\":\"openai\","
               "\"model\":\"gpt-4o\",\"status\":200,\"stream\":false,\"cache_hit\":false,\"finish_reason\":\"\","
               "\"prompt_tokens\":null,\"completion_tokens\":null,\"cached_tokens\":null,\"reasoning_tokens\":null,"
-              "\"cost_usd\":null,\"session\":\"\",\"agent\":\"\",\"user\":\"\",\"tags\":[],\"meta\":{},"
+              "\"cost_usd\":null,\"session\":\"\",\"agent\":\"\",\"user\":\"\",\"client_key_id\":\"\",\"team\":\"\","
+              "\"tags\":[],\"meta\":{},"
               "\"attempts\":[],\"request_body\":null,\"response_body\":null}");
     gyre_buf_dispose(&b);
     gyre_store_close(s);
@@ -566,6 +570,36 @@ void gyre_store_case_query_filters_by_otel_trace_id(const char *dsn)
     q.otel_trace_id = "00000000000000000000000000000002"; /* b sent no traceparent: its own trace */
     CHECK_INT(query(s, &q, ids, sizeof(ids)), 0);
     CHECK_STR(ids, "2");
+    gyre_store_close(s);
+}
+
+void gyre_store_case_traces_filter_by_the_gateway_key_and_its_team(const char *dsn)
+{
+    gyre_store_t *s = gyre_store_case_open(dsn);
+    gyre_trace_t a, b, c;
+    mini(&a, 1, 100);
+    mini(&b, 2, 200);
+    mini(&c, 3, 300);
+    a.client_key_id = TS("gk_aaaaaaaaaaaa");
+    a.team = TS("search");
+    b.client_key_id = TS("svc-a");
+    b.team = TS("search");
+    const gyre_trace_t *batch[] = {&a, &b, &c};
+    char err[256] = "", ids[256];
+    CHECK_INT(gyre_store_write_batch(s, batch, 3, err, sizeof(err)), 0);
+    gyre_trace_query_t q = {.key_id = "gk_aaaaaaaaaaaa"};
+    CHECK_INT(query(s, &q, ids, sizeof(ids)), 0);
+    CHECK_STR(ids, "1");
+    q = (gyre_trace_query_t){.team = "search"};
+    CHECK_INT(query(s, &q, ids, sizeof(ids)), 0);
+    CHECK_STR(ids, "2,1");
+    q = (gyre_trace_query_t){.team = "search", .key_id = "svc-a"};
+    CHECK_INT(query(s, &q, ids, sizeof(ids)), 0);
+    CHECK_STR(ids, "2");
+    /* A call made with no key is found by no key: '' is not a key. */
+    q = (gyre_trace_query_t){.key_id = "gk_nobody00000"};
+    CHECK_INT(query(s, &q, ids, sizeof(ids)), 0);
+    CHECK_STR(ids, "");
     gyre_store_close(s);
 }
 

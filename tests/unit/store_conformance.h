@@ -44,6 +44,8 @@
     X(drop_segments_removes_older_segments_traces_and_keeps_the_rollup) \
     X(reset_empties_the_index_its_text_rollup_and_mark) \
     X(info_counts_the_traces_their_range_the_mark_and_the_bytes) \
+    X(traces_filter_by_the_gateway_key_and_its_team) \
+    X(stats_group_by_key_and_team_sums_the_cost_exactly) \
 
 #define GYRE_STORE_CASE_DECLARE(name) void gyre_store_case_##name(const char *dsn);
 GYRE_STORE_CASES(GYRE_STORE_CASE_DECLARE)

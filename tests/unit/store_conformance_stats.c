@@ -499,3 +499,82 @@ void gyre_store_case_stats_the_rollup_equals_a_full_scan_of_random_traces(const 
     gyre_store_close(s);
     free(t);
 }
+
+/* Four calls of three gateway keys in two teams, across two hours (the rollup keeps no key: these read traces). */
+static gyre_store_t *keyed(const char *dsn)
+{
+    gyre_store_t *s = gyre_store_case_open(dsn);
+    gyre_trace_t t[4];
+    static const struct {
+        const char *key, *team;
+        int64_t at;
+        double cost;
+    } calls[] = {
+        {"gk_aaaaaaaaaaaa", "search", T0 + 10 * SEC, 0.25},
+        {"gk_aaaaaaaaaaaa", "search", T0 + HOUR + 5 * SEC, 0.125},
+        {"gk_bbbbbbbbbbbb", "search", T0 + 70 * SEC, 0.5},
+        {"svc-a", "ads", T0 + HOUR + 65 * SEC, 1.0},
+    };
+    for (int i = 0; i < 4; i++) {
+        mini(&t[i], i + 1, calls[i].at, 100000);
+        t[i].client_key_id = (gyre_tstr_t){(char *)calls[i].key, strlen(calls[i].key)};
+        t[i].team = (gyre_tstr_t){(char *)calls[i].team, strlen(calls[i].team)};
+        t[i].cost_usd = calls[i].cost;
+    }
+    write_all(s, t, 4);
+    return s;
+}
+
+/* "total=N $cost {key}=N $cost ..." */
+static void cost_summary(const char *json, char *out, size_t outlen)
+{
+    cJSON *v = cJSON_Parse(json);
+    size_t used = 0;
+    out[0] = '\0';
+    if (v == NULL)
+        return;
+    const cJSON *total = cJSON_GetObjectItem(v, "total");
+    used += (size_t)snprintf(out + used, outlen - used, "total=%d $%g", cJSON_GetObjectItem(total, "requests")->valueint,
+                             cJSON_GetObjectItem(total, "cost_usd")->valuedouble);
+    const cJSON *g;
+    cJSON_ArrayForEach(g, cJSON_GetObjectItem(v, "groups"))
+    {
+        char *key = cJSON_PrintUnformatted(cJSON_GetObjectItem(g, "key"));
+        used += (size_t)snprintf(out + used, outlen - used, " %s=%d $%g", key,
+                                 cJSON_GetObjectItem(g, "requests")->valueint,
+                                 cJSON_GetObjectItem(g, "cost_usd")->valuedouble);
+        free(key);
+    }
+    cJSON_Delete(v);
+}
+
+void gyre_store_case_stats_group_by_key_and_team_sums_the_cost_exactly(const char *dsn)
+{
+    gyre_store_t *s = keyed(dsn);
+    static const struct {
+        gyre_stats_query_t q;
+        const char *want;
+    } cases[] = {
+        /* Costs that are sums of powers of two add exactly in binary: the sums are exact, not rounded. */
+        {{.from_us = T0, .to_us = T0 + 2 * HOUR, .group_by = GYRE_STATS_BY_TEAM},
+         "total=4 $1.875 {\"team\":\"search\"}=3 $0.875 {\"team\":\"ads\"}=1 $1"},
+        {{.from_us = T0, .to_us = T0 + 2 * HOUR, .group_by = GYRE_STATS_BY_KEY},
+         "total=4 $1.875 {\"key\":\"gk_aaaaaaaaaaaa\"}=2 $0.375 {\"key\":\"gk_bbbbbbbbbbbb\"}=1 $0.5 "
+         "{\"key\":\"svc-a\"}=1 $1"},
+        {{.from_us = T0, .to_us = T0 + 2 * HOUR, .team = "search", .group_by = GYRE_STATS_BY_KEY},
+         "total=3 $0.875 {\"key\":\"gk_aaaaaaaaaaaa\"}=2 $0.375 {\"key\":\"gk_bbbbbbbbbbbb\"}=1 $0.5"},
+        {{.from_us = T0, .to_us = T0 + 2 * HOUR, .key_id = "svc-a"}, "total=1 $1"},
+        {{.from_us = T0, .to_us = T0 + 2 * HOUR, .key_id = "gk_nobody00000"}, "total=0 $0"},
+    };
+    char got[1024];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int rc;
+        const char *json = stats(s, &cases[i].q, &rc);
+        CHECK_INT(rc, 0);
+        cost_summary(json, got, sizeof(got));
+        if (strcmp(got, cases[i].want) != 0)
+            fprintf(stderr, "  case %zu:\n", i);
+        CHECK_STR(got, cases[i].want);
+    }
+    gyre_store_close(s);
+}

@@ -34,11 +34,11 @@ static gyre_store_t *open_mem(void)
     return s;
 }
 
-TEST(store_sqlite_migrates_an_empty_database_to_version_6)
+TEST(store_sqlite_migrates_an_empty_database_to_version_7)
 {
     gyre_store_t *s = open_mem();
     CHECK(s != NULL);
-    CHECK_INT(gyre_store_schema_version(s), 6);
+    CHECK_INT(gyre_store_schema_version(s), 7);
     CHECK_INT(gyre_store_count(s), 0);
     CHECK_STR(gyre_store_ops(s)->name, "sqlite");
     gyre_store_close(s);
@@ -167,7 +167,7 @@ TEST(store_sqlite_probe_refuses_a_store_from_a_newer_gyre)
     sqlite3_close(db);
     CHECK_INT(gyre_store_probe(path, err, sizeof(err)), -EPROTO);
     char want[256];
-    snprintf(want, sizeof(want), "%s is at schema version 99, newer than this gyre's 6", path);
+    snprintf(want, sizeof(want), "%s is at schema version 99, newer than this gyre's 7", path);
     CHECK_STR(err, want);
     rm_dir(dir);
 }
@@ -249,7 +249,7 @@ static const char v2_schema[] =
         " PRIMARY KEY (trace_id, key));"
 "CREATE VIRTUAL TABLE trace_text USING fts5(trace_id UNINDEXED, text);";
 
-TEST(store_sqlite_migrates_a_version_2_database_to_6_keeping_every_field_and_rolling_up_its_traces)
+TEST(store_sqlite_migrates_a_version_2_database_to_7_keeping_every_field_and_rolling_up_its_traces)
 {
     char path[] = "/tmp/gyre-store-v2-XXXXXX";
     int fd = mkstemp(path);
@@ -280,7 +280,7 @@ TEST(store_sqlite_migrates_a_version_2_database_to_6_keeping_every_field_and_rol
     gyre_store_t *s = NULL;
     char err[256] = "";
     CHECK_INT(gyre_store_open(path, GYRE_STORE_OPEN_WRITE, &s, err, sizeof(err)), 0);
-    CHECK_INT(gyre_store_schema_version(s), 6);
+    CHECK_INT(gyre_store_schema_version(s), 7);
     CHECK_INT(gyre_store_count(s), 1);
     gyre_buf_t b;
     gyre_buf_init(&b, 1 << 20);
@@ -293,7 +293,8 @@ TEST(store_sqlite_migrates_a_version_2_database_to_6_keeping_every_field_and_rol
               "\"endpoint\":\"/v1/chat/completions\",\"route\":\"chat\",\"provider\":\"openai\",\"model\":\"gpt-4o\","
               "\"status\":200,\"stream\":true,\"cache_hit\":false,\"finish_reason\":\"stop\",\"prompt_tokens\":10,"
               "\"completion_tokens\":5,\"cached_tokens\":null,\"reasoning_tokens\":null,\"cost_usd\":0.5,"
-              "\"session\":\"s\",\"agent\":\"a\",\"user\":\"u\",\"tags\":[\"eval\",\"prod\"],"
+              "\"session\":\"s\",\"agent\":\"a\",\"user\":\"u\",\"client_key_id\":\"\",\"team\":\"\","
+              "\"tags\":[\"eval\",\"prod\"],"
               "\"meta\":{\"env\":\"dev\",\"team\":\"search\"},"
               "\"attempts\":[{\"provider\":\"anthropic\",\"model\":\"claude\",\"key_id\":\"anthropic#0\","
               "\"status\":429,\"started_us\":1796119210000000,\"latency_us\":3000,\"error\":\"rate \\\"limited\\\"\"},"
