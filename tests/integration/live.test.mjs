@@ -277,3 +277,60 @@ test('admin PUT and PATCH of a route under load drop nothing, persist across a r
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a firing alert\'s failover stays in force across a SIGHUP (the new generation\'s overrides), and /readyz shows the target out', async () => {
+  const KEY_A = 'sk-live-alert-A-0123456789';
+  const KEY_B = 'sk-live-alert-B-0123456789';
+  const mock = await startMock();
+  const g = await startGyre(`workers: 1
+providers:
+  - {name: p1, kind: openai, base_url: "${mock.v1}", keys: [${KEY_A}], breaker: {failures: 0}}
+  - {name: p2, kind: openai, base_url: "${mock.v1}", keys: [${KEY_B}], breaker: {failures: 0}}
+routes:
+  - name: chat
+    targets: [{provider: p1, model: gpt-4o-mini}, {provider: p2, model: gpt-4o-mini}]
+alerts:
+  - name: provider_degradation
+    condition: error_rate > 5%
+    window: 3s
+    resolve_for: 1s
+    min_firing: 1s
+    action: failover_to_secondary
+`);
+  const send = async (n) => {
+    const out = [];
+    for (let i = 0; i < n; i++) {
+      const r = await fetch(`${g.url}/v1/chat/completions`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'chat', messages: [{ role: 'user', content: 'Say hello.' }] }),
+      });
+      await r.arrayBuffer();
+      out.push(r.status);
+    }
+    return out;
+  };
+  const firing = async () => (await (await fetch(`${g.url}/api/alerts`)).json()).alerts.filter((a) => a.state === 'firing');
+  try {
+    await mock.configure({ fault: '500', fault_key: KEY_A });
+    const deadline = Date.now() + 8000 * SLOW;
+    while ((await firing()).length !== 1) {
+      await send(2);
+      assert.ok(Date.now() < deadline, 'the alert never fired');
+    }
+    g.proc.kill('SIGHUP');
+    await waitFor(() => g.proc.output().includes('generation 2 in force'), 'generation 2');
+    assert.equal((await firing()).length, 1);
+    // Still out of rotation under generation 2: every call goes to p2, none to p1's failing key.
+    const before = (await mock.stats()).keys;
+    assert.deepEqual(await send(6), Array(6).fill(200));
+    const after = (await mock.stats()).keys;
+    assert.equal((after[KEY_A] ?? 0) - (before[KEY_A] ?? 0), 0);
+    assert.equal(after[KEY_B] - before[KEY_B], 6);
+    const r = await fetch(`${g.url}/readyz`);
+    assert.equal(r.status, 200);
+    assert.deepEqual(await r.json(), { routes: { chat: { usable: 1, targets: 2 } }, generation: 2, status: 'ready' });
+  } finally {
+    await g.stop();
+    await mock.stop();
+  }
+});
