@@ -91,7 +91,7 @@ FUZZ_SECONDS ?= 30
 fuzz: deps
 	@GYRE_BUILD=build-fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) GYRE_PKGS="$(PKGS)" bash fuzz/run.sh
 
-bench: deps all $(BUILD)/stream-cpu $(BUILD)/access-cpu $(BUILD)/alerts-cpu
+bench: deps all $(BUILD)/stream-cpu $(BUILD)/access-cpu $(BUILD)/alerts-cpu $(BUILD)/limits-cpu
 	@bash bench/run.sh
 
 # The stream pipeline's CPU, translated against passed through (bench/stream_cpu.c; bench/run.sh runs it).
@@ -106,6 +106,10 @@ $(BUILD)/access-cpu: $(BUILD)/obj/bench/access/access_cpu.o $(BUILD)/libgyre.a
 $(BUILD)/alerts-cpu: $(BUILD)/obj/bench/alerts/alerts_cpu.o $(BUILD)/libgyre.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# The access and limits stages' cost per request (bench/access/limits_cpu.c; bench/run.sh runs it).
+$(BUILD)/limits-cpu: $(BUILD)/obj/bench/access/limits_cpu.o $(BUILD)/libgyre.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
@@ -113,4 +117,4 @@ clean:
 	rm -rf build build-san build-fuzz
 
 -include $(GYRE_OBJS:.o=.d) $(MOCK_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(BUILD)/obj/src/main.d $(BUILD)/obj/bench/stream_cpu.d \
-	$(BUILD)/obj/bench/access/access_cpu.d $(BUILD)/obj/bench/alerts/alerts_cpu.d
+	$(BUILD)/obj/bench/access/access_cpu.d $(BUILD)/obj/bench/alerts/alerts_cpu.d $(BUILD)/obj/bench/access/limits_cpu.d

@@ -8,8 +8,9 @@
 # BENCH_SKIP_PROXY=1, BENCH_SKIP_ROUTING=1 or BENCH_SKIP_STORE=1 leaves one out.  Last, build/stream-cpu
 # (bench/stream_cpu.c: a translated stream's CPU against a pass-through's; BENCH_SKIP_STREAM=1 leaves it out), and
 # build/access-cpu (bench/access/access_cpu.c: the access stage's p50/p99 per request; BENCH_SKIP_ACCESS=1 leaves
-# it out; its line joins latest.md when the proxy run just wrote it), and the alerts' two (bench/alerts/;
-# BENCH_SKIP_ALERTS=1 leaves them out).  With --json each
+# it out; its line joins latest.md when the proxy run just wrote it), build/limits-cpu
+# (bench/access/limits_cpu.c: the access and limits stages together, p50/p99 per request; BENCH_SKIP_LIMITS=1),
+# and the alerts' two (bench/alerts/; BENCH_SKIP_ALERTS=1 leaves them out).  With --json each
 # prints its JSON document on stdout, the proxy's first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,6 +71,20 @@ if [ "${BENCH_SKIP_ACCESS:-0}" != 1 ]; then
     fi
   else
     echo "bench: build/access-cpu is missing (make bench builds it): access benchmark skipped" >&2
+  fi
+fi
+if [ "${BENCH_SKIP_LIMITS:-0}" != 1 ]; then
+  if [ -x build/limits-cpu ]; then
+    json=()
+    for a in "$@"; do [ "$a" = --json ] && json=(--json); done
+    line=$(build/limits-cpu ${json[@]+"${json[@]}"}) || status=$?
+    printf '%s\n' "$line"
+    after=$(stat -c %Y.%s "$latest" 2>/dev/null || echo none)
+    if [ ${#json[@]} -eq 0 ] && [ -n "$line" ] && [ "$after" != none ] && [ "$after" != "$before" ]; then
+      printf '%s\n' "$line" >>"$latest"
+    fi
+  else
+    echo "bench: build/limits-cpu is missing (make bench builds it): limits benchmark skipped" >&2
   fi
 fi
 if [ "${BENCH_SKIP_ALERTS:-0}" != 1 ]; then

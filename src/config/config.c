@@ -1494,6 +1494,8 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
             parse_redact(ctx, v, "redact", &c->redact);
         } else if (strcmp(key, "auth") == 0) {
             parse_auth(ctx, c, v);
+        } else if (strcmp(key, "limits") == 0) {
+            gyre_cfg_parse_limits(ctx, c, v);
         } else if (strcmp(key, "direct") == 0) {
             gyre_cfg_get_bool(ctx, v, "direct", &c->direct);
         } else if (strcmp(key, "passthrough") == 0) {
@@ -1510,7 +1512,7 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
             ERR(ctx, k, "",
                 "unknown field '%s' (known: listen, auth, workers, store, state, master_key_file, prices, redact, direct, passthrough, "
                 "providers, routes, otlp, max_body_bytes, max_response_bytes, shutdown_grace_ms, max_header_bytes, "
-                "max_connections, linger_ms, linger_bytes, notifiers, alerts)",
+                "max_connections, linger_ms, linger_bytes, notifiers, alerts, limits)",
                 key);
         }
     }
@@ -1770,6 +1772,7 @@ void gyre_config_free(gyre_config_t *c)
     free(c->state_path);
     free(c->master_key_file);
     free(c->prices_file);
+    gyre_cfg_free_limits(&c->limits);
     for (size_t i = 0; i < c->otlp.nheaders; i++) {
         explicit_bzero(c->otlp.header_values[i], strlen(c->otlp.header_values[i]));
         free(c->otlp.header_values[i]);

@@ -282,6 +282,33 @@ typedef struct gyre_alert_rule_conf {
 #define GYRE_ALERTS_MAX_RULES 64
 #define GYRE_ALERTS_MAX_WINDOW_US (24LL * 3600 * 1000000) /* a day: windows are kept in 60 slots each */
 
+/*
+ * `limits:` limits and budgets per key, team, agent and user (src/config/limits.c; docs/limits.md).  Each level's
+ * rules are in the order gyre_limit_level_t names them (key, team, agent, user); a rule's id "*" is every id of
+ * its level without a rule of its own (`default:` is the key level's "*"), each id with its own counters.
+ */
+typedef struct gyre_limit_conf {
+    char *id;
+    uint32_t rpm, tpm, concurrency; /* 0: none */
+    double budget_usd;              /* < 0: none */
+    int budget_period;              /* gyre_budget_period_t (control/principal.h): 1 day, 2 week, 3 month (UTC) */
+    int soft;                       /* `soft: true`: the budget notifies at 50/80/100 %, never refuses */
+    char *notify;                   /* the notifier its thresholds go to, or NULL (the section's `notify:`) */
+    int line;
+} gyre_limit_conf_t;
+
+#define GYRE_LIMIT_CONF_LEVELS 4
+#define GYRE_DEFAULT_RESERVATION_TTL_MS ((uint64_t)15 * 60 * 1000)
+
+typedef struct gyre_limits_conf {
+    int present;                                       /* the config has a `limits:` section */
+    gyre_limit_conf_t *rules[GYRE_LIMIT_CONF_LEVELS];  /* keys, teams, agents, users */
+    size_t nrules[GYRE_LIMIT_CONF_LEVELS];
+    uint64_t reservation_ttl_ms; /* an unsettled reservation is given back after this long [15m] */
+    unsigned default_max_tokens; /* the output estimate of a request without max_tokens [4096] */
+    char *notify;                /* the default notifier of budgets' thresholds, or NULL */
+} gyre_limits_conf_t;
+
 typedef struct gyre_config {
     char *source; /* the file name, or "<embedded default>" */
     char *listen_host;
@@ -337,6 +364,7 @@ typedef struct gyre_config {
     size_t nnotifiers;
     gyre_alert_rule_conf_t *alerts; /* `alerts:` (src/config/alerts.c) */
     size_t nalerts;
+    gyre_limits_conf_t limits; /* `limits:` (zeroes when absent) */
     int listen_line; /* the line of `listen:`, 0 when the default */
     /* `direct:` the default of every provider's `direct:` (1 unless `direct: false`). */
     int direct;

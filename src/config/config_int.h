@@ -57,6 +57,9 @@ void gyre_cfg_parse_route(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, si
 void gyre_cfg_parse_notifiers(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n);
 /* `alerts:` (config/alerts.c); called after providers, routes (and notifiers) are parsed. */
 void gyre_cfg_parse_alerts(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n);
+/* `limits:` (config/limits.c): parses the section into c->limits; frees it. */
+void gyre_cfg_parse_limits(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n);
+void gyre_cfg_free_limits(gyre_limits_conf_t *l);
 
 /* Iterating a mapping's pairs: for (yaml_node_pair_t *p = GYRE_CFG_PAIRS(n)) ... */
 #define GYRE_CFG_KEY(ctx, pair) yaml_document_get_node((ctx)->doc, (pair)->key)

@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -592,7 +593,14 @@ gyre_notify_t *gyre_notify_create_with(const gyre_config_t *c, const gyre_notify
     if (gethostname(n->source, sizeof(n->source) - 1) != 0 || n->source[0] == '\0')
         snprintf(n->source, sizeof(n->source), "gyre");
     apply(n, c); /* at most 64 notifiers in a config: within NOTIFIERS_EVER_MAX */
-    if (pthread_create(&n->thread, NULL, sender_main, n) == 0)
+    /* The thread starts with every signal blocked: signals are the main thread's (it sigwaits for SIGTERM and
+     * SIGHUP), as the trace writer's threads do. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&n->thread, NULL, sender_main, n);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc == 0)
         n->has_thread = 1;
     else
         gyre_logf("gyre: cannot start the notifiers' sender thread: notifications will be dropped");

@@ -45,6 +45,11 @@ typedef struct gyre_call {
      * pivot's own after its instructions; len 0: none.  A call with history never goes natively: the provider
      * does not know gyre's ids. */
     h2o_iovec_t history;
+    /* The limits stage's reservation (control/limits.h), settled once when the request is disposed; NULL when
+     * nothing was reserved.  limit_headers: gyre's own x-ratelimit-* headers are on the answer (the key's limits),
+     * so the provider's, which describe gyre's provider key, are not passed on. */
+    struct gyre_limit_hold *limit_hold;
+    int limit_headers;
 } gyre_call_t;
 
 #endif

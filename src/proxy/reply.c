@@ -267,6 +267,8 @@ static void on_head(gyre_proxy_t *self, const gyre_http1_response_t *res)
                 name = h2o_iovec_init(H2O_STRLIT("x-upstream-request-id"));
             if (translated && !keep_when_translated(name.base, name.len))
                 continue;
+            if (call->limit_headers && name.len > 12 && memcmp(name.base, "x-ratelimit-", 12) == 0)
+                continue; /* gyre's own, for the client's key, are already there (src/server/limits_stage.c) */
             h2o_iovec_t value = h2o_strdup(&req->pool, h->value, h->value_len);
             h2o_add_header_by_str(&req->pool, &req->res.headers, name.base, name.len, 1, NULL, value.base,
                                   value.len);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "proxy/respond.h"
+#include "server/admin_limits.h"
 
 /* The endpoints; a new one is a function in its own file and a line here. */
 static const gyre_admin_endpoint_t endpoints[] = {
@@ -19,6 +20,15 @@ static const gyre_admin_endpoint_t endpoints[] = {
     {"GET", "/api/admin/keys", 1, NULL, gyre_admin_keys_show},
     {"DELETE", "/api/admin/keys", 1, NULL, gyre_admin_keys_revoke},
     {"POST", "/api/admin/keys", 1, "rotate", gyre_admin_keys_rotate},
+    {"GET", "/api/admin/limits", 0, NULL, gyre_admin_limits_list},
+    {"PUT", "/api/admin/limits/keys", 1, NULL, gyre_admin_limits_put_key},
+    {"PUT", "/api/admin/limits/teams", 1, NULL, gyre_admin_limits_put_team},
+    {"PUT", "/api/admin/limits/agents", 1, NULL, gyre_admin_limits_put_agent},
+    {"PUT", "/api/admin/limits/users", 1, NULL, gyre_admin_limits_put_user},
+    {"DELETE", "/api/admin/limits/keys", 1, NULL, gyre_admin_limits_delete_key},
+    {"DELETE", "/api/admin/limits/teams", 1, NULL, gyre_admin_limits_delete_team},
+    {"DELETE", "/api/admin/limits/agents", 1, NULL, gyre_admin_limits_delete_agent},
+    {"DELETE", "/api/admin/limits/users", 1, NULL, gyre_admin_limits_delete_user},
     {NULL, NULL, 0, NULL, NULL},
 };
 
@@ -121,7 +131,7 @@ int gyre_admin_handle(gyre_worker_t *w, h2o_req_t *req)
                               .sub = sub,
                               .sublen = sublen,
                               /* Without `auth:` (or with `auth: none`) nobody showed a token. */
-                              .actor = w->server->config->auth.mode == GYRE_AUTH_KEYS ? "admin_token" : "anonymous"};
+                              .actor = w->super.config->auth.mode == GYRE_AUTH_KEYS ? "admin_token" : "anonymous"};
         e->fn(&a);
         return 1;
     }

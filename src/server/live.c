@@ -22,6 +22,7 @@
 #include "control/access.h"
 #include "control/alerts.h"
 #include "control/audit.h"
+#include "control/limits.h"
 #include "control/notify.h"
 #include "control/provider_keys.h"
 #include "control/state.h"
@@ -384,6 +385,8 @@ static void announce(gyre_server_t *s, gyre_gen_t *g)
         gyre_alerts_reconfigure(s->alerts, g->config, g->overrides);
     if (s->notify != NULL)
         gyre_notify_reconfigure(s->notify, g->config);
+    if (s->limits != NULL)
+        gyre_limits_reconfigure(s->limits, g->config);
 }
 
 /* Puts `g` in force: the server's reference, then one message (and reference) per worker. */

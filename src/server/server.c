@@ -27,6 +27,7 @@
 #include "control/state.h"
 #include "control/notify.h"
 #include "control/alerts.h"
+#include "control/limits.h"
 #include "metrics/metrics.h"
 #include "otlp/otlp.h"
 #include "proxy/respond.h"
@@ -152,8 +153,14 @@ int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req)
     p.nnotifiers = nn < 64 ? nn : 64;
     gyre_buf_t b;
     gyre_buf_init(&b, GYRE_METRICS_RENDER_MAX);
-    if (gyre_metrics_render(all, s->nworkers, &p, &b) != 0 ||
-        gyre_server_alerts_metrics(s, &b) != 0) {
+    int rendered = gyre_metrics_render(all, s->nworkers, &p, &b);
+    if (rendered == 0) {
+        gyre_limits_render_metrics(s->limits, &b); /* the limits' families (queue depth 0 without limits) */
+        rendered = gyre_buf_failed(&b);
+    }
+    if (rendered == 0)
+        rendered = gyre_server_alerts_metrics(s, &b);
+    if (rendered != 0) {
         gyre_api_error_t err;
         gyre_api_error_set(&err, 500, "server_error", "metrics_too_large", NULL,
                            "the metrics exposition is larger than %u bytes", GYRE_METRICS_RENDER_MAX);
@@ -204,6 +211,7 @@ static void *worker_main(void *arg)
     gyre_live_worker_init(w);
     gyre_timer_wheel_init(&w->super.timers, w->super.ctx.loop);
     w->super.alerts = s->alerts;
+    w->super.limits = s->limits;
     h2o_timeout_init(w->super.ctx.loop, &w->grace_timeout, s->config->shutdown_grace_ms);
     w->grace_entry.cb = on_grace_expired;
     h2o_multithread_register_receiver(w->super.ctx.queue, &w->shutdown_receiver, on_shutdown_message);
@@ -278,6 +286,7 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
     }
     if (open_keys(s, nworkers) != 0)
         return 1;
+    s->limits = gyre_limits_create(config); /* NULL without `limits:`; lives until exit, as the server does */
     h2o_config_init(&s->globalconf);
     s->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("gyre"));
     s->globalconf.max_request_entity_size = config->max_body_bytes;
@@ -381,9 +390,11 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
         while (sem_wait(&workers_done) != 0)
             ;
     /* Every worker has finished: what they recorded is exported and written before gyre exits. */
+    /* The alert engine first: its thread sends notices, so the sender must outlive it (a resolve sent as it
+     * stops still goes out within the grace). */
+    gyre_server_alerts_stop(s);
     gyre_notify_destroy(s->notify, NOTIFY_FLUSH_MS);
     s->notify = NULL;
-    gyre_server_alerts_stop(s);
     if (otlp_exporter != NULL) {
         gyre_otlp_exporter_flush_and_stop(otlp_exporter, OTLP_FLUSH_MS);
         gyre_otlp_exporter_destroy(otlp_exporter);

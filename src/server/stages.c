@@ -1,16 +1,9 @@
 /*
  * The stage driver: the one place where the order of a request's stages is written (see stages.h and
- * docs/architecture.md).  Stages still to come (limits, guardrails) are here as stages that let every request
+ * docs/architecture.md).  Stages still to come (guardrails) are here as stages that let every request
  * go on, so that filling one in changes its function and nothing around it.
  */
 #include "server/stages.h"
-
-/* Stage 3, limits (rpm, tpm, concurrency, budgets): none yet, every request goes on. */
-static gyre_stage_result_t stage_limits(gyre_stage_ctx_t *c)
-{
-    (void)c;
-    return GYRE_STAGE_GO;
-}
 
 /* Stage 5, guardrails on the request: none yet, every request goes on. */
 static gyre_stage_result_t stage_guardrails(gyre_stage_ctx_t *c)
@@ -35,8 +28,9 @@ static const struct {
     {"endpoint", gyre_stage_endpoint},
     /* 1 parse and validate, the body: parsed in the client's dialect, its model checked and resolved. */
     {"parse", gyre_stage_parse},
-    /* 3 limits. */
-    {"limits", stage_limits},
+    /* 3 limits: rpm, tpm, concurrency and budgets per key, team, agent and user; reserved now, settled when the
+     * request is disposed (src/server/limits_stage.c). */
+    {"limits", gyre_stage_limits},
     /* 4 route: the plan (strategy, breakers, affinity), and the route's cache, which may answer. */
     {"route", gyre_stage_route},
     /* 5 guardrails on the request. */
