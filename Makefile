@@ -6,6 +6,8 @@
 #   make test SAN=1 the same suite, built with ASan+UBSan (into build-san/)
 #   make fuzz       libFuzzer targets, each run for FUZZ_SECONDS
 #   make bench      the proxy benchmark, side by side with nginx and Portkey
+#   make install    gyre, gyre-mock, the systemd unit, an example config, docs (PREFIX, DESTDIR)
+#   make uninstall  removes what install put there (a config that was there before stays)
 
 PKGS      := libh2o-evloop yaml-0.1 libcjson openssl sqlite3 libzstd zlib libsodium
 SAN       ?= 0
@@ -42,11 +44,11 @@ MOCK_OBJS := $(MOCK_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps run test unit fuzz bench clean help format
+.PHONY: all deps run test unit fuzz bench clean help format install uninstall
 all: $(BUILD)/gyre $(BUILD)/gyre-mock
 
 help:
-	@sed -n '3,9p' Makefile | sed 's/^# *//'
+	@sed -n '3,11p' Makefile | sed 's/^# *//'
 
 # Installs what is missing (tools too: wrk, nginx, clang, node); fast when
 # nothing is.
@@ -109,6 +111,41 @@ $(BUILD)/alerts-cpu: $(BUILD)/obj/bench/alerts/alerts_cpu.o $(BUILD)/libgyre.a
 # The access and limits stages' cost per request (bench/access/limits_cpu.c; bench/run.sh runs it).
 $(BUILD)/limits-cpu: $(BUILD)/obj/bench/access/limits_cpu.o $(BUILD)/libgyre.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Where `make install` puts things: PREFIX (default /usr/local) with the usual
+# directories under it, each of which may be overridden; DESTDIR (for
+# packaging) is prepended to every path and never written into a file.  The
+# config directory is $(PREFIX)/etc, or /etc when PREFIX is /usr.  gyre-mock is
+# installed too: `make run`'s fake provider, for trying gyre (and its docs'
+# examples) with no provider account.
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+SYSCONFDIR  ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+DATADIR     ?= $(PREFIX)/share
+DOCDIR      ?= $(DATADIR)/doc/gyre
+SYSTEMDDIR  ?= $(PREFIX)/lib/systemd/system
+INSTALL     ?= install
+
+install: all
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/gyre $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSTEMDDIR)
+	$(INSTALL) -m 0755 $(BUILD)/gyre $(BUILD)/gyre-mock $(DESTDIR)$(BINDIR)/
+	sed -e 's|/usr/local/bin|$(BINDIR)|g' -e 's|/usr/local/etc|$(SYSCONFDIR)|g' -e 's|/usr/local/share|$(DATADIR)|g' \
+		contrib/systemd/gyre.service >$(DESTDIR)$(SYSTEMDDIR)/gyre.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDDIR)/gyre.service
+	@# The operator's config is never overwritten: the example goes beside it instead.
+	if [ -e $(DESTDIR)$(SYSCONFDIR)/gyre/gyre.yaml ]; then \
+		$(INSTALL) -m 0644 contrib/gyre.example.yaml $(DESTDIR)$(SYSCONFDIR)/gyre/gyre.yaml.example; \
+	else \
+		$(INSTALL) -m 0644 contrib/gyre.example.yaml $(DESTDIR)$(SYSCONFDIR)/gyre/gyre.yaml; \
+	fi
+	$(INSTALL) -m 0644 README.md LICENSE docs/*.md contrib/gyre.example.yaml $(DESTDIR)$(DOCDIR)/
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/gyre $(DESTDIR)$(BINDIR)/gyre-mock $(DESTDIR)$(SYSTEMDDIR)/gyre.service
+	rm -f $(DESTDIR)$(SYSCONFDIR)/gyre/gyre.yaml.example
+	rm -rf $(DESTDIR)$(DOCDIR)
+	@# gyre.yaml stays: it is the operator's (the example it started as is in the docs).
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/gyre/gyre.yaml ]; then echo "kept $(DESTDIR)$(SYSCONFDIR)/gyre/gyre.yaml"; fi
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -8,13 +8,17 @@ cd "$(dirname "$0")/.."
 BUILD=${GYRE_BUILD:-build}
 MOCK_PORT=${GYRE_MOCK_PORT:-9101}
 
+# The provider key variables are the ones the embedded default reads: its
+# table (known_providers in src/config/config.c) is the one list, read here
+# so that a provider added there (ANTHROPIC_API_KEY, GEMINI_API_KEY, ...)
+# stops the mock from starting without a second edit.
 have_key=0
-for v in OPENAI_API_KEY GROQ_API_KEY MISTRAL_API_KEY DEEPSEEK_API_KEY TOGETHER_API_KEY OPENROUTER_API_KEY; do
+for v in $(sed -n '/^} known_providers\[\] = {/,/^};/p' src/config/config.c | grep -o '"[A-Z0-9_]*_API_KEY"' | tr -d '"'); do
   [ -n "${!v:-}" ] && have_key=1
 done
 
 mock_pid=""
-cleanup() { [ -n "$mock_pid" ] && kill "$mock_pid" 2>/dev/null; wait 2>/dev/null || true; }
+cleanup() { if [ -n "$mock_pid" ]; then kill "$mock_pid" 2>/dev/null || true; fi; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
 if [ "$have_key" = 0 ] && [ -z "${GYRE_MOCK_URL:-}" ]; then

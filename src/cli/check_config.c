@@ -1,14 +1,19 @@
 /* `gyre check-config FILE`: report every error in a configuration file. */
+#include <errno.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "config/config.h"
+#include "config/fields.h"
 #include "control/access.h"
 #include "store/store.h"
 
 const char gyre_check_config_usage[] =
     "usage: gyre check-config FILE\n"
+    "       gyre check-config --fields-markdown   (docs/config.md's field reference)\n"
     "\n"
     "Reads FILE as `gyre serve --config FILE` would and reports every error,\n"
     "each with its line and the field's name; exits 1 when there is any, 0 when\n"
@@ -55,7 +60,25 @@ const char gyre_check_config_usage[] =
     "      direct: false           # overrides the root's direct:\n"
     "  routes:\n"
     "    - name: chat              # clients send model: chat (or primary/gpt-4o-mini)\n"
-    "      targets: [{provider: primary, model: gpt-4o-mini, weight: 100}]\n";
+    "      targets: [{provider: primary, model: gpt-4o-mini, weight: 100}]\n"
+    "\n"
+    "Every field (src/config/fields.c; docs/config.md is generated from the same table):\n";
+
+/* The field table, as --help or --fields-markdown prints it. */
+static int print_fields(int markdown)
+{
+    gyre_buf_t b;
+    gyre_buf_init(&b, (size_t)1 << 20); /* the table is about 20 KB */
+    if (markdown)
+        gyre_config_fields_markdown(&b);
+    else
+        gyre_config_fields_text(&b);
+    int rc = gyre_buf_failed(&b) != 0 ? 1 : 0;
+    if (rc == 0)
+        fwrite(b.base, 1, b.len, stdout);
+    gyre_buf_dispose(&b);
+    return rc;
+}
 
 int gyre_cli_check_store(const gyre_config_t *c, char *msg, size_t len)
 {
@@ -69,12 +92,29 @@ int gyre_cli_check_store(const gyre_config_t *c, char *msg, size_t len)
     return -1;
 }
 
+/* Whether `gyre serve` could open the access log for appending, asked without creating it: the file when it
+ * exists, else its directory.  0, or -1 with `msg` set. */
+static int check_access_log(const gyre_config_t *c, char *msg, size_t len)
+{
+    if (c->access_log == NULL || strcmp(c->access_log, "stderr") == 0)
+        return 0;
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", c->access_log);
+    const char *target = access(c->access_log, F_OK) == 0 ? c->access_log : dirname(dir);
+    if (access(target, W_OK) == 0)
+        return 0;
+    snprintf(msg, len, "%s: access_log: cannot append to %s: %s", c->source, c->access_log, strerror(errno));
+    return -1;
+}
+
 int gyre_cmd_check_config(int argc, char **argv)
 {
     if (argc == 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
         fputs(gyre_check_config_usage, stdout);
-        return 0;
+        return print_fields(0);
     }
+    if (argc == 1 && strcmp(argv[0], "--fields-markdown") == 0)
+        return print_fields(1);
     if (argc != 1) {
         fputs(gyre_check_config_usage, stderr);
         return 2;
@@ -100,6 +140,11 @@ int gyre_cmd_check_config(int argc, char **argv)
     }
     char store[1024];
     if (gyre_cli_check_store(c, store, sizeof(store)) != 0) {
+        printf("%s\n1 error\n", store);
+        gyre_config_free(c);
+        return 1;
+    }
+    if (check_access_log(c, store, sizeof(store)) != 0) {
         printf("%s\n1 error\n", store);
         gyre_config_free(c);
         return 1;

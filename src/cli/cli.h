@@ -61,8 +61,8 @@ int gyre_cli_opt(const char *cmd, int argc, char **argv, int *i, const char *nam
 int gyre_cli_store_open(const char *cmd, const char *config_path, const char *db_path, gyre_store_t **out);
 
 /*
- * Whether the configured trace store can be opened and written (issue 12:
- * a store that cannot is an error at start-up and in check-config, never a
+ * Whether the configured trace store can be opened and written (a
+ * store that cannot is an error at start-up and in check-config, never a
  * silent empty store), asked without creating anything.  0 when it can or
  * when nothing is stored; -1 with `msg` set to "FILE:LINE: FIELD: why",
  * naming the path and the OS's reason.

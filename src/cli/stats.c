@@ -1,7 +1,7 @@
 /*
  * `gyre stats`: counts, latency and TTFT percentiles, error rate, tokens
  * and cost over a time range, grouped and bucketed in time, read from the
- * trace store (issue 5) through its `stats` op, the one /api/stats calls.
+ * trace store through its `stats` op, the one /api/stats calls.
  * The text form is the totals, then a table per group and per time bucket;
  * --json prints the store's answer as it is.
  */
@@ -44,7 +44,9 @@ const char gyre_stats_usage[] =
     "                     by this team's keys\n"
     "  --json             the store's answer, as GET /api/stats gives it\n"
     "  --db PATH          the SQLite trace store to read\n"
-    "  --config FILE      read the store's path from FILE; without --db or\n"
+    "  --config FILE      read the store's path from FILE (its env: and file:\n"
+    "                     secrets are not loaded, so the providers' key\n"
+    "                     variables need not be set); without --db or\n"
     "                     --config: the embedded default, ./gyre.db\n"
     "  -h, --help         this text\n"
     "\n"

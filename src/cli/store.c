@@ -1,5 +1,5 @@
 /*
- * `gyre store stats` and `gyre store reindex` (issue 12): the trace log and
+ * `gyre store stats` and `gyre store reindex`: the trace log and
  * its index as an operator sees them.  stats reads the log (read-only, so
  * it works beside a running gyre) and the index: segments, bytes, traces,
  * the oldest trace, how far the index lags.  reindex rebuilds the index
@@ -81,7 +81,7 @@ static int parse(const char *cmd, int argc, char **argv, store_args_t *a)
     }
     if (db == NULL) {
         gyre_config_errors_t errs = {0};
-        gyre_config_t *c = config != NULL ? gyre_config_load(config, &errs) : gyre_config_default(&errs);
+        gyre_config_t *c = config != NULL ? gyre_config_load_unresolved(config, &errs) : gyre_config_default(&errs);
         if (c == NULL) {
             for (size_t i = 0; i < errs.count; i++)
                 fprintf(stderr, "%s\n", errs.items[i]);

@@ -1,6 +1,6 @@
 /*
  * `gyre traces [filters]`, `gyre traces show ID`, `gyre sessions show ID`:
- * the trace store read from a terminal (issue 5).  The commands open the
+ * the trace store read from a terminal.  The commands open the
  * SQLite store directly, as `gyre serve` names it, and read it through the
  * store's interface (store.h); WAL mode lets them read while gyre writes.
  * With --json they print the store's JSON as it is, for scripts; without,
@@ -111,7 +111,7 @@ int gyre_cli_store_open(const char *cmd, const char *config_path, const char *db
     *out = NULL;
     if (dsn == NULL) {
         gyre_config_errors_t errs = {0};
-        c = config_path != NULL ? gyre_config_load(config_path, &errs) : gyre_config_default(&errs);
+        c = config_path != NULL ? gyre_config_load_unresolved(config_path, &errs) : gyre_config_default(&errs);
         if (c == NULL) {
             for (size_t i = 0; i < errs.count; i++)
                 fprintf(stderr, "%s\n", errs.items[i]);

@@ -5,7 +5,7 @@
  * starting with ':' are comments, and a blank line ends the event.
  *
  * The relay feeds it the upstream's bytes as they pass through, to know
- * whether a stream ended properly ([DONE]) or was cut; issue-5 traces will
+ * whether a stream ended properly ([DONE]) or was cut; the traces
  * read usage and content from the same events.  Memory is bounded: an event
  * larger than `max` bytes is an error (-E2BIG), never an unbounded buffer.
  */

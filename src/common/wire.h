@@ -5,7 +5,7 @@
  * route names clients send.  Each kind of value has one function here, and
  * every place that writes such a value calls it, so a model name cannot
  * split an upstream request in two, climb out of its path, or add a header
- * to an answer (issue 10).
+ * to an answer.
  *
  * Functions that check return NULL when the value is fine, else a short
  * phrase saying what is wrong ("has a control byte (0x0D) at offset 5"),

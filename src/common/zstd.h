@@ -1,6 +1,6 @@
 /*
  * zstd into bounded buffers.  The trace store keeps request and response
- * bodies compressed (issue 5); these wrappers append a frame to a gyre_buf_t
+ * bodies compressed; these wrappers append a frame to a gyre_buf_t
  * and expand one back, so the buffer's maximum is the bound on what a
  * corrupt or hostile frame can make us allocate.  A gyre_zstd_t holds the
  * compression and decompression contexts so a writer that compresses

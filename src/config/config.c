@@ -204,9 +204,26 @@ static const char *parse_base_url(gyre_provider_conf_t *p)
     return NULL;
 }
 
+char *gyre_cfg_unresolved_secret(const char *spec)
+{
+    size_t len = strlen(spec), n = 11 + len;
+    if (n < GYRE_AUTH_MIN_SECRET_LEN)
+        n = GYRE_AUTH_MIN_SECRET_LEN;
+    char *s = gyre_malloc(n + 1);
+    memcpy(s, "unresolved:", 11);
+    for (size_t i = 0; i < len; i++)
+        s[11 + i] = (unsigned char)spec[i] <= 0x20 || (unsigned char)spec[i] >= 0x7f ? '_' : spec[i];
+    for (size_t i = 11 + len; i < n; i++)
+        s[i] = '_';
+    s[n] = '\0';
+    return s;
+}
+
 /* Loads one key from its literal, env:NAME or file:PATH form. */
 char *gyre_cfg_resolve_key(parse_ctx_t *ctx, yaml_node_t *n, const char *field, const char *spec)
 {
+    if (ctx->unresolved && (strncmp(spec, "env:", 4) == 0 || strncmp(spec, "file:", 5) == 0))
+        return gyre_cfg_unresolved_secret(spec);
     if (strncmp(spec, "env:", 4) == 0) {
         const char *name = spec + 4;
         const char *v = getenv(name);
@@ -967,7 +984,7 @@ void gyre_cfg_parse_route(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, si
  * Header values are resolved like keys (env:NAME, file:PATH) and never appear in an error.
  */
 /*
- * `store:` (issue 12): a section configures the trace store, and with it every call is stored with its bodies
+ * `store:` a section configures the trace store, and with it every call is stored with its bodies
  * (`traces:` defaults to true here).  `sqlite: PATH` and `dsn: DSN` name it (one of them; neither: ./gyre.db);
  * `traces: false` keeps none, `capture: false` keeps the calls without a route without their bodies.
  */
@@ -1244,6 +1261,16 @@ static void auth_key_mapping(parse_ctx_t *ctx, yaml_node_t *kn, const char *fiel
 /* `file:PATH` in auth.keys: one key a line; blank lines and lines starting with '#' are skipped. */
 static void auth_keys_file(parse_ctx_t *ctx, yaml_node_t *n, const char *field, const char *path, gyre_auth_conf_t *a)
 {
+    if (ctx->unresolved) {
+        /* Not read: one placeholder stands for the file's keys. */
+        char *spec = gyre_malloc(strlen(path) + 6);
+        sprintf(spec, "file:%s", path);
+        char *placeholder = gyre_cfg_unresolved_secret(spec);
+        add_auth_key(a, placeholder, strlen(placeholder));
+        free(placeholder);
+        free(spec);
+        return;
+    }
     gyre_buf_t b;
     gyre_buf_init(&b, GYRE_AUTH_MAX_KEY_FILE_BYTES);
     int r = gyre_buf_append_file(&b, path);
@@ -1500,6 +1527,8 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
             gyre_cfg_get_bool(ctx, v, "direct", &c->direct);
         } else if (strcmp(key, "passthrough") == 0) {
             parse_passthrough(ctx, c, v);
+        } else if (strcmp(key, "access_log") == 0) {
+            gyre_cfg_parse_access_log(ctx, c, v);
         } else if (strcmp(key, "providers") == 0) {
             providers = v;
         } else if (strcmp(key, "routes") == 0) {
@@ -1512,7 +1541,7 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
             ERR(ctx, k, "",
                 "unknown field '%s' (known: listen, auth, workers, store, state, master_key_file, prices, redact, direct, passthrough, "
                 "providers, routes, otlp, max_body_bytes, max_response_bytes, shutdown_grace_ms, max_header_bytes, "
-                "max_connections, linger_ms, linger_bytes, notifiers, alerts, limits)",
+                "max_connections, linger_ms, linger_bytes, notifiers, alerts, limits, access_log)",
                 key);
         }
     }
@@ -1535,7 +1564,16 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
         gyre_cfg_parse_alerts(ctx, c, alerts);
 }
 
+static gyre_config_t *config_parse(const char *source, const char *text, size_t len, int unresolved,
+                                   gyre_config_errors_t *errs);
+
 gyre_config_t *gyre_config_parse(const char *source, const char *text, size_t len, gyre_config_errors_t *errs)
+{
+    return config_parse(source, text, len, 0, errs);
+}
+
+static gyre_config_t *config_parse(const char *source, const char *text, size_t len, int unresolved,
+                                   gyre_config_errors_t *errs)
 {
     gyre_config_t *c = gyre_calloc(1, sizeof(*c));
     c->source = gyre_strdup(source);
@@ -1568,7 +1606,7 @@ gyre_config_t *gyre_config_parse(const char *source, const char *text, size_t le
         gyre_config_free(c);
         return NULL;
     }
-    parse_ctx_t ctx = {source, &doc, errs};
+    parse_ctx_t ctx = {source, &doc, errs, unresolved};
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (root == NULL) {
         gyre_cfg_add_error(errs, source, 0, NULL, "the file is empty");
@@ -1584,7 +1622,19 @@ gyre_config_t *gyre_config_parse(const char *source, const char *text, size_t le
     return c;
 }
 
+static gyre_config_t *config_load(const char *path, int unresolved, gyre_config_errors_t *errs);
+
 gyre_config_t *gyre_config_load(const char *path, gyre_config_errors_t *errs)
+{
+    return config_load(path, 0, errs);
+}
+
+gyre_config_t *gyre_config_load_unresolved(const char *path, gyre_config_errors_t *errs)
+{
+    return config_load(path, 1, errs);
+}
+
+static gyre_config_t *config_load(const char *path, int unresolved, gyre_config_errors_t *errs)
 {
     gyre_buf_t b;
     gyre_buf_init(&b, MAX_CONFIG_BYTES);
@@ -1597,7 +1647,7 @@ gyre_config_t *gyre_config_load(const char *path, gyre_config_errors_t *errs)
     else if (r != 0)
         gyre_cfg_add_error(errs, path, 0, NULL, "cannot open: %s", strerror(-r));
     else
-        c = gyre_config_parse(path, b.base ? b.base : "", b.len, errs);
+        c = config_parse(path, b.base ? b.base : "", b.len, unresolved, errs);
     gyre_buf_dispose(&b);
     return c;
 }
@@ -1652,6 +1702,7 @@ char *gyre_config_default_yaml(void)
             embed_m = known_providers[i].embed_model;
         }
     }
+    int real = any; /* a provider key was in the environment */
     const char *mock = getenv("GYRE_MOCK_URL");
     if (mock != NULL && mock[0] != '\0') {
         gyre_buf_appendf(&b, "  - {name: mock, kind: openai, base_url: \"%s\", keys: [sk-mock]}\n", mock);
@@ -1660,7 +1711,9 @@ char *gyre_config_default_yaml(void)
             chat_p = "mock";
             chat_m = "gpt-4o-mini";
         }
-        if (embed_p == NULL) {
+        /* With a real provider, the mock serves no route: `make run` with only ANTHROPIC_API_KEY set must not
+         * answer `embed` with canned vectors.  It stays addressable as mock/MODEL. */
+        if (embed_p == NULL && !real) {
             embed_p = "mock";
             embed_m = "text-embedding-3-small";
         }
@@ -1710,7 +1763,10 @@ gyre_config_t *gyre_config_default(gyre_config_errors_t *errs)
                      known_providers[i].base_url, known_providers[i].env);
             add_note(c, note);
         }
-    if (env_set("GYRE_MOCK_URL")) {
+    int real = 0;
+    for (size_t i = 0; i < sizeof(known_providers) / sizeof(known_providers[0]); i++)
+        real |= env_set(known_providers[i].env);
+    if (env_set("GYRE_MOCK_URL") && !real) {
         snprintf(note, sizeof(note),
                  "no provider API key in the environment: routing to gyre-mock at %s, a fake provider with canned "
                  "answers (set OPENAI_API_KEY or pass --config for real providers)",
@@ -1773,6 +1829,7 @@ void gyre_config_free(gyre_config_t *c)
     free(c->master_key_file);
     free(c->prices_file);
     gyre_cfg_free_limits(&c->limits);
+    free(c->access_log);
     for (size_t i = 0; i < c->otlp.nheaders; i++) {
         explicit_bzero(c->otlp.header_values[i], strlen(c->otlp.header_values[i]));
         free(c->otlp.header_values[i]);

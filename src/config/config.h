@@ -314,7 +314,7 @@ typedef struct gyre_config {
     char *listen_host;
     uint16_t listen_port;
     unsigned workers; /* 0: one per core */
-    /* The trace store (issue 12): a `store:` section configures one, and then every call is stored with its
+    /* The trace store: a `store:` section configures one, and then every call is stored with its
      * bodies unless `traces: false` (or `capture: false`) says otherwise.  No section: no store, no traces.
      * `store_dsn`: what gyre_store_open takes ("sqlite:PATH" for `sqlite: PATH`, or `dsn:` as given; the
      * section without either is "sqlite:./gyre.db"); NULL without a section.  `store_sqlite`: the SQLite
@@ -330,7 +330,7 @@ typedef struct gyre_config {
     /* `store: {capture: false}`: calls without a route (provider/model, pass-through) keep no bodies.  Default
      * true; a route says it for its own calls with `capture:`. */
     int store_capture;
-    /* The trace log (issue 12, src/trace/tracelog.h): `store: {log: DIR}` (NULL: `<sqlite path>.log`),
+    /* The trace log (src/trace/tracelog.h): `store: {log: DIR}` (NULL: `<sqlite path>.log`),
      * `fsync_ms` (the power-cut bound, default 20), `retention` (a duration, default 30d; 0 keeps every
      * segment), `max_bytes` (the log's disk bound, default 20GB), `segment_bytes` (default 64MB, or max_bytes / 8
      * when smaller).  Zero: the default. */
@@ -372,6 +372,12 @@ typedef struct gyre_config {
      * are; GYRE_CONFIG_DEFAULT_PASSTHROUGH unless given.  Admin and organization paths are never among them. */
     char **passthrough;
     size_t npassthrough;
+    /* `access_log:` the file the per-request JSON lines go to, "stderr", or NULL (off, the default); each
+     * worker's buffer (default GYRE_DEFAULT_ACCESS_LOG_BUFFER) and how often it is written at least (default
+     * GYRE_DEFAULT_ACCESS_LOG_FLUSH_MS).  Zero: the default.  src/trace/access_log.h. */
+    char *access_log;
+    size_t access_log_buffer_bytes;
+    unsigned access_log_flush_ms;
     /* Human-readable notes gathered while building the embedded default
      * (which providers came from which environment variables). */
     char **notes;
@@ -394,11 +400,20 @@ typedef struct gyre_config_errors {
 #define GYRE_DEFAULT_LINGER_MS 30000
 #define GYRE_DEFAULT_LINGER_BYTES ((uint64_t)64 * 1024 * 1024)
 #define GYRE_DEFAULT_MAX_TOKENS 4096
+#define GYRE_DEFAULT_ACCESS_LOG_BUFFER ((size_t)1 << 20)
+#define GYRE_DEFAULT_ACCESS_LOG_FLUSH_MS 1000
 
 /* Parses YAML text.  Returns NULL and fills `errs` when anything is wrong. */
 gyre_config_t *gyre_config_parse(const char *source, const char *text, size_t len, gyre_config_errors_t *errs);
 /* Reads and parses a file. */
 gyre_config_t *gyre_config_load(const char *path, gyre_config_errors_t *errs);
+/*
+ * The same, for the commands that only read what gyre stored (stats, traces, store, keys, audit): a secret given
+ * as env:NAME or file:PATH is not loaded (a placeholder stands in for it, see gyre_cfg_unresolved_secret), so
+ * those commands run without the providers' key variables set.  Everything else is checked as gyre_config_load
+ * checks it.  Never serve with such a config.
+ */
+gyre_config_t *gyre_config_load_unresolved(const char *path, gyre_config_errors_t *errs);
 /*
  * The embedded default: loopback on port 8080, SQLite ./gyre.db, a provider
  * for each of the usual API-key environment variables that is set, and one

@@ -20,6 +20,9 @@ typedef struct parse_ctx {
     const char *source;
     yaml_document_t *doc;
     gyre_config_errors_t *errs;
+    /* 1 for gyre_config_load_unresolved: env:NAME and file:PATH secrets are not loaded (gyre_cfg_resolve_key
+     * returns a placeholder), for the commands that only read the store. */
+    int unresolved;
 } parse_ctx_t;
 
 void gyre_cfg_add_error(gyre_config_errors_t *errs, const char *source, int line, const char *field, const char *fmt,
@@ -43,8 +46,14 @@ int gyre_cfg_get_size(parse_ctx_t *ctx, yaml_node_t *n, const char *field, uint6
 int gyre_cfg_get_duration(parse_ctx_t *ctx, yaml_node_t *n, const char *field, int64_t *out_us);
 /* The index of the scalar's value in the NULL-ended `names`, or -1 (with an error listing them). */
 int gyre_cfg_get_choice(parse_ctx_t *ctx, yaml_node_t *n, const char *field, const char *const *names);
-/* A secret from its literal, env:NAME or file:PATH form (never echoed in an error); NULL on error. */
+/* A secret from its literal, env:NAME or file:PATH form (never echoed in an error); NULL on error.  When
+ * ctx->unresolved, an env: or file: secret is not loaded: the placeholder gyre_cfg_unresolved_secret gives
+ * stands in for it. */
 char *gyre_cfg_resolve_key(parse_ctx_t *ctx, yaml_node_t *n, const char *field, const char *spec);
+/* The stand-in for the secret `spec` names when secrets are not resolved: "unresolved:" and the spec, spaces and
+ * control bytes as '_', at least GYRE_AUTH_MIN_SECRET_LEN long, so that it passes the checks a real secret does
+ * and two specs stay two values.  The caller frees it. */
+char *gyre_cfg_unresolved_secret(const char *spec);
 /* Names of providers, routes, ...: [A-Za-z0-9._:-]+. */
 int gyre_cfg_valid_name(const char *s);
 /* A price: a number >= 0 (USD per million tokens). */
@@ -60,6 +69,8 @@ void gyre_cfg_parse_alerts(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n);
 /* `limits:` (config/limits.c): parses the section into c->limits; frees it. */
 void gyre_cfg_parse_limits(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n);
 void gyre_cfg_free_limits(gyre_limits_conf_t *l);
+/* The sections parsed in files of their own (config/NAME.c), called from the root's dispatch in config.c. */
+void gyre_cfg_parse_access_log(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n);
 
 /* Iterating a mapping's pairs: for (yaml_node_pair_t *p = GYRE_CFG_PAIRS(n)) ... */
 #define GYRE_CFG_KEY(ctx, pair) yaml_document_get_node((ctx)->doc, (pair)->key)

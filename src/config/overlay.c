@@ -50,7 +50,7 @@ static int apply_one(gyre_config_t *c, const char *name, const char *json, gyre_
         yaml_parser_delete(&parser);
         return -EINVAL;
     }
-    parse_ctx_t ctx = {source, &doc, errs};
+    parse_ctx_t ctx = {source, &doc, errs, 0}; /* routes hold no secret: nothing to leave unresolved */
     /* A scratch configuration that shares c's providers (targets name them) and has one route slot, so that the
      * parser's check for a name used twice sees no other route. */
     gyre_config_t scratch;

@@ -754,6 +754,16 @@ int gyre_metrics_render(gyre_metrics_t *const *workers, size_t n, const gyre_met
         put_counter(&r, "gyre_otlp_export_failures_total", "POSTs to the OTLP collector that got no 2xx (each retry).",
                     st->failed_posts);
     }
+    if (p->access_log != NULL) {
+        const gyre_access_log_stats_t *st = p->access_log;
+        put_counter(&r, "gyre_access_log_lines_total", "Access log lines put in a worker's buffer to be written.",
+                    st->lines);
+        put_counter(&r, "gyre_access_log_dropped_total",
+                    "Access log lines dropped because a worker's buffer (access_log.buffer_bytes) was full.",
+                    st->dropped);
+        put_counter(&r, "gyre_access_log_write_errors_total", "Writes of the access log that failed.",
+                    st->write_errors);
+    }
 
     if (p->nnotifiers > 0) {
         put_head(&r, "gyre_notifications_total",

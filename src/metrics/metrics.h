@@ -1,5 +1,5 @@
 /*
- * Prometheus metrics (issue 5, point 5): every finished call's trace is
+ * Prometheus metrics: every finished call's trace is
  * counted into its worker's own metrics, and GET /metrics renders the sum
  * of every worker's in the Prometheus text format (version 0.0.4).  The
  * families, their labels and what they mean are listed in docs/metrics.md.
@@ -38,6 +38,7 @@
 #include <stdint.h>
 
 #include "common/buf.h"
+#include "trace/access_log.h"
 #include "trace/trace.h"
 #include "trace/writer.h"
 
@@ -94,6 +95,7 @@ typedef struct gyre_metrics_process {
     uint64_t config_reloads_ok, config_reloads_error, config_generation;
     const gyre_metrics_notifier_t *notifiers; /* gyre_notifications_total; left out when there are none */
     size_t nnotifiers;
+    const gyre_access_log_stats_t *access_log; /* NULL when `access_log:` is off: its families are left out */
 } gyre_metrics_process_t;
 
 /*

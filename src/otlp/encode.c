@@ -413,6 +413,8 @@ int gyre_otlp_encode_span(gyre_buf_t *out, const gyre_trace_t *t, const gyre_con
         attr_int(&w, "gyre.ttft_us", t->ttft_us);
     if (!isnan(t->cost_usd))
         attr_double(&w, "gyre.cost_usd", t->cost_usd);
+    if (t->cache_hit && !isnan(t->cost_saved_usd))
+        attr_double(&w, "gyre.cost_saved_usd", t->cost_saved_usd);
     if (t->cached_tokens >= 0)
         attr_int(&w, "gyre.usage.cached_tokens", t->cached_tokens);
     if (t->reasoning_tokens >= 0)

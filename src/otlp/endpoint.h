@@ -1,5 +1,5 @@
 /*
- * POST /v1/traces: OTLP/HTTP trace ingest (issue 5 point 7).  Bodies are
+ * POST /v1/traces: OTLP/HTTP trace ingest.  Bodies are
  * application/json or application/x-protobuf ExportTraceServiceRequests,
  * bounded by max_body_bytes; each span that is a model call becomes a trace
  * handed straight to the writer (not counted as a gateway request, not

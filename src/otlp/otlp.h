@@ -1,5 +1,5 @@
 /*
- * OpenTelemetry interop (issue 5 point 7): gyre's traces as OTLP spans, both
+ * OpenTelemetry interop: gyre's traces as OTLP spans, both
  * ways.
  *
  *   encode.c  a trace -> one OTLP/JSON span, with the GenAI semantic

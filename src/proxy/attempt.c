@@ -136,7 +136,7 @@ static void on_backoff_done(gyre_timer_t *t)
 }
 
 /* The attempt's error in the trace is the client's message; a failure at the provider's socket also says where
- * (the trace is the operator's, like the log: issue 10 keeps addresses out of what clients read, not out of these). */
+ * (the trace is the operator's, like the log: addresses are kept out of what clients read, not out of these). */
 static void set_attempt_error(gyre_proxy_t *self, const gyre_api_error_t *err)
 {
     int at_address = self->fail_at_address;

@@ -10,7 +10,7 @@
  * 3986 allows), the method as a token, every header name a token and every
  * value free of control bytes and bounded.  So one attempt is exactly one
  * well-formed HTTP/1.1 request, whatever the client put in `model` or the
- * path (issue 10; fuzz/fuzz_compose.c checks it with picohttpparser).
+ * path (fuzz/fuzz_compose.c checks it with picohttpparser).
  *
  * Pure: no socket, no clock (the caller passes `now`), no global state; the
  * dialects' chat_request and auth_headers are the only calls out.

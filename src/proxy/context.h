@@ -60,6 +60,7 @@ typedef struct gyre_ctx {
     struct gyre_overrides *overrides; /* firing alerts' changes to routing (route/override.h) */
     struct gyre_alerts *alerts;       /* each finished request is a sample in the alert windows */
     struct gyre_limits *limits;       /* reserve in the limits stage, settle when the request ends */
+    struct gyre_access_log *access_log; /* `access_log:` one line per request (trace/access_log.h), or NULL */
 } gyre_ctx_t;
 
 /* A request's trace is complete (every request has one): it is priced (`provider` answered it, or NULL),

@@ -1,5 +1,5 @@
 /*
- * The trace query API (issue 5): read-only HTTP endpoints over the trace
+ * The trace query API: read-only HTTP endpoints over the trace
  * store.
  *
  *   GET /api/traces?from=&to=&route=&provider=&model=&agent=&session=

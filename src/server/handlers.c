@@ -35,6 +35,7 @@
 #include "server/previous.h"
 #include "server/server.h"
 #include "server/stages.h"
+#include "trace/access_log.h"
 #include "trace/record.h"
 #include "trace/writer.h"
 
@@ -152,7 +153,7 @@ static int on_healthz(gyre_server_t *s, h2o_req_t *req)
  * GET /v1/models: the configured routes, in OpenAI's list shape, and nothing
  * else: which providers and models stand behind a route is the operator's to
  * know (the log, the traces, x-gyre-provider on an answer), not a listing for
- * any client key (issue 10).
+ * any client key.
  */
 static int on_models(const gyre_config_t *config, h2o_req_t *req)
 {
@@ -681,6 +682,7 @@ gyre_stage_result_t gyre_stage_head(gyre_stage_ctx_t *c)
     gyre_worker_t *w = c->worker;
     h2o_req_t *req = c->req;
     gyre_request_id(&w->super, req);
+    c->access = gyre_access_log_begin(w->super.access_log, w->super.id, req);
     if (gyre_conn_check_head(w, req))
         return GYRE_STAGE_DONE;
     /* While shutting down, a kept-alive connection is closed after its
@@ -834,6 +836,7 @@ static void on_setup_error_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostre
 {
     (void)self;
     gyre_request_id((gyre_ctx_t *)req->conn->ctx, req);
+    gyre_access_log_begin(((gyre_ctx_t *)req->conn->ctx)->access_log, ((gyre_ctx_t *)req->conn->ctx)->id, req);
     /* h2o closes the connection after these answers (a body over max_body_bytes, a broken chunked body) while the
      * client may still be sending its body: a lingering close lets the answer reach it instead of a reset. */
     if (req->res.status >= 400 && !req->http1_is_persistent)

@@ -159,7 +159,8 @@ static void add_problem(gyre_buf_t *out, const char *source, const char *field, 
 
 /*
  * What the new configuration `c` changes that only a restart can: the listener and the workers (made once), the
- * store, the trace log and the state database (opened once, by one process), the OTLP exporter (made once), and
+ * store, the trace log and the state database (opened once, by one process), the OTLP exporter and the access
+ * log (made once), and
  * the bounds the connection layer and h2o read at start.  Each is named; values are shown where they are no
  * secret.  Returns how many.
  */
@@ -200,6 +201,10 @@ static int needs_restart(const gyre_server_t *s, const gyre_config_t *c, gyre_bu
                strcmp(c->otlp.header_values[i], o->otlp.header_values[i]) != 0;
     if (otlp)
         add_problem(out, src, "otlp", "changing it needs a restart");
+    /* The access log's writer is made once, at start (trace/access_log.h). */
+    if (str_differs(c->access_log, o->access_log) || c->access_log_buffer_bytes != o->access_log_buffer_bytes ||
+        c->access_log_flush_ms != o->access_log_flush_ms)
+        add_problem(out, src, "access_log", "changing it needs a restart");
     static const struct {
         const char *field;
         size_t off;

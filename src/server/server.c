@@ -36,6 +36,7 @@
 #include "server/live.h"
 #include "store/store.h"
 #include "trace/record.h"
+#include "trace/access_log.h"
 #include "trace/writer.h"
 
 static sem_t workers_done;
@@ -127,6 +128,9 @@ int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req)
         gyre_otlp_exporter_stats(otlp_exporter, &ost);
         mo = (gyre_metrics_otlp_t){ost.exported, ost.dropped, ost.failed_posts, ost.queued};
     }
+    gyre_access_log_stats_t als;
+    if (s->access_log != NULL)
+        gyre_access_log_stats(s->access_log, &als);
     gyre_metrics_process_t p = {.version = GYRE_VERSION,
                                 .queue_depth = 0, /* the limits stage's gauge, wired at the merge */
                                 .start_time_us = s->started_us,
@@ -134,7 +138,8 @@ int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req)
                                 .writer = s->writer != NULL ? &st : NULL,
                                 .otlp = otlp_exporter != NULL ? &mo : NULL,
                                 .connections_open = gyre_conn_open(s),
-                                .connections_max = s->config->max_connections};
+                                .connections_max = s->config->max_connections,
+                                .access_log = s->access_log != NULL ? &als : NULL};
     for (unsigned i = 0; i < s->nworkers; i++)
         for (int r = 0; r < GYRE_PAUSE_REASONS; r++)
             p.accept_pauses[r] += __atomic_load_n(&s->workers[i].conn.pauses[r], __ATOMIC_RELAXED);
@@ -212,6 +217,7 @@ static void *worker_main(void *arg)
     gyre_timer_wheel_init(&w->super.timers, w->super.ctx.loop);
     w->super.alerts = s->alerts;
     w->super.limits = s->limits;
+    w->super.access_log = s->access_log;
     h2o_timeout_init(w->super.ctx.loop, &w->grace_timeout, s->config->shutdown_grace_ms);
     w->grace_entry.cb = on_grace_expired;
     h2o_multithread_register_receiver(w->super.ctx.queue, &w->shutdown_receiver, on_shutdown_message);
@@ -350,6 +356,10 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
     s->notify = gyre_notify_create(config);
     if (gyre_server_alerts_start(s) != 0)
         return 1;
+    if (gyre_access_log_open(config, nworkers, &s->access_log, err, sizeof(err)) != 0) {
+        gyre_logf("gyre: %s\n", err);
+        return 1;
+    }
 
     check_fd_limit(config);
 
@@ -390,6 +400,8 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
         while (sem_wait(&workers_done) != 0)
             ;
     /* Every worker has finished: what they recorded is exported and written before gyre exits. */
+    gyre_access_log_close(s->access_log);
+    s->access_log = NULL;
     /* The alert engine first: its thread sends notices, so the sender must outlive it (a resolve sent as it
      * stops still goes out within the grace). */
     gyre_server_alerts_stop(s);

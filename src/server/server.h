@@ -56,13 +56,14 @@ typedef struct gyre_server {
     struct gyre_store *store;   /* the trace store the writer writes to */
     struct gyre_writer *writer; /* takes every request's trace from the workers */
     struct gyre_access *access; /* `auth:`'s keys and tokens, as digests (src/control/access.h); read-only */
-    /* The control plane (issue "control"): each NULL when its feature is not configured. */
+    /* The control plane: each NULL when its feature is not configured. */
     struct gyre_state *state;         /* the control-plane database (src/control/state.h) */
     struct gyre_notify *notify;       /* notifiers' sender (src/control/notify.h) */
     struct gyre_overrides *overrides; /* what firing alerts do to routing (src/route/override.h) */
     struct gyre_alerts *alerts;       /* the alert engine (src/control/alerts.h) */
     struct gyre_limits *limits;       /* limits and budgets (src/control/limits.h) */
     struct gyre_keys *keys;           /* managed gateway keys (src/control/keys.h) */
+    struct gyre_access_log *access_log; /* `access_log:` (src/trace/access_log.h), NULL when off */
     gyre_worker_t *workers;
     unsigned nworkers;
     int64_t started_us; /* unix microseconds (gyre_start_time_seconds) */

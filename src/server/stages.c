@@ -5,6 +5,8 @@
  */
 #include "server/stages.h"
 
+#include "trace/access_log.h"
+
 /* Stage 5, guardrails on the request: none yet, every request goes on. */
 static gyre_stage_result_t stage_guardrails(gyre_stage_ctx_t *c)
 {
@@ -44,6 +46,7 @@ int gyre_stages_run(gyre_stage_ctx_t *c)
     for (size_t i = 0; i < sizeof(stages) / sizeof(stages[0]); i++)
         if (stages[i].run(c) != GYRE_STAGE_GO)
             break;
+    gyre_access_entry_note(c->access, c->call != NULL ? c->call->trace : NULL, c->principal.key_id);
     gyre_stage_finish(c);
     return c->rc;
 }

@@ -46,6 +46,8 @@ typedef struct gyre_stage_ctx {
     gyre_openai_request_t openai;
     int have_openai;
     cJSON *client_pivot;    /* the pivot a request in another client dialect amounts to (owned), else NULL */
+    /* head: the request's access log entry (trace/access_log.h), NULL when the log is off. */
+    struct gyre_access_entry *access;
 } gyre_stage_ctx_t;
 
 typedef gyre_stage_result_t (*gyre_stage_fn)(gyre_stage_ctx_t *c);

@@ -11,7 +11,7 @@
  *      "cache_hit":true|false,"finish_reason":"stop",
  *      "prompt_tokens":N|null,"completion_tokens":N|null,
  *      "cached_tokens":N|null,"reasoning_tokens":N|null,
- *      "cost_usd":X|null,"session":"...","agent":"...","user":"...",
+ *      "cost_usd":X|null,"cost_saved_usd":X|null,"session":"...","agent":"...","user":"...",
  *      "client_key_id":"gk_...","team":"...",   (the gateway key's id and team; "" when none)
  *      "tags":["a","b"],                 (sorted, duplicates dropped)
  *      "meta":{"k":"v"},                 (sorted by key; a repeated key keeps the last value)
@@ -204,6 +204,8 @@ int gyre_store_render_row(gyre_store_t *s, const gyre_store_row_t *row, int bodi
     jw_known(&w, row->reasoning_tokens);
     jw_lit(&w, ",\"cost_usd\":");
     jw_double(&w, row->cost_usd);
+    jw_lit(&w, ",\"cost_saved_usd\":");
+    jw_double(&w, row->cost_saved_usd);
     jw_lit(&w, ",\"session\":");
     jw_str(&w, &row->session);
     jw_lit(&w, ",\"agent\":");

@@ -244,6 +244,7 @@ void gyre_rollup_in_from_trace(gyre_rollup_in_t *in, const gyre_trace_t *t)
     in->cached_tokens = t->cached_tokens;
     in->reasoning_tokens = t->reasoning_tokens;
     in->cost_usd = t->cost_usd;
+    in->cost_saved_usd = t->cost_saved_usd;
 }
 
 static int64_t floor_to(int64_t t, int64_t span)
@@ -357,6 +358,8 @@ int gyre_rollup_batch(const gyre_rollup_in_t *in, size_t n, gyre_rollup_group_cb
                 g.cost_usd += t->cost_usd;
                 g.cost_n++;
             }
+            if (isfinite(t->cost_saved_usd))
+                g.cost_saved_usd += t->cost_saved_usd;
             lat[nlat++] = gyre_hist_index(t->latency_us);
             if (t->ttft_us >= 0)
                 ttft[nttft++] = gyre_hist_index(t->ttft_us);
@@ -418,6 +421,7 @@ typedef struct stats_acc {
     int64_t requests, errors, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_n, ttft_n;
     double cost_usd;
     gyre_hist_t lat, ttft;
+    double cost_saved_usd;
 } stats_acc_t;
 
 #define STATS_DIMS 7
@@ -506,6 +510,7 @@ static int acc_add(stats_acc_t *acc, const gyre_stats_part_t *p)
     acc->reasoning_tokens += p->reasoning_tokens;
     acc->cost_usd += p->cost_usd;
     acc->cost_n += p->cost_n;
+    acc->cost_saved_usd += isfinite(p->cost_saved_usd) ? p->cost_saved_usd : 0;
     if (p->lat_hist != NULL) {
         acc->ttft_n += p->ttft_n;
         if (gyre_hist_add_encoded(&acc->lat, p->lat_hist, p->lat_len) != 0 ||
@@ -662,6 +667,9 @@ static int put_acc(gyre_buf_t *out, const stats_acc_t *acc)
                           acc->prompt_tokens, acc->completion_tokens, acc->cached_tokens, acc->reasoning_tokens);
     /* To the nano-dollar: sums taken in a different order (rollup rows or traces) then print the same. */
     r |= acc->cost_n ? put_double(out, round(acc->cost_usd * 1e9) / 1e9) : gyre_buf_appends(out, "null");
+    /* What cache hits saved (they cost 0 above): a sum of the known amounts, 0 when there were none. */
+    r |= gyre_buf_appends(out, ",\"cost_saved_usd\":");
+    r |= put_double(out, round(acc->cost_saved_usd * 1e9) / 1e9);
     return r;
 }
 

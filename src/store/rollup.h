@@ -1,5 +1,5 @@
 /*
- * The stats rollup (issue 5, GET /api/stats): the part of the store that
+ * The stats rollup (GET /api/stats): the part of the store that
  * does not depend on the database, so the SQLite backend and the
  * PostgreSQL one compute the same numbers.
  *
@@ -73,6 +73,7 @@ typedef struct gyre_rollup_in {
     gyre_tstr_t route, provider, model, agent, user;
     int64_t prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens;
     double cost_usd;
+    double cost_saved_usd; /* a cache hit's (trace.h); NaN: unknown */
 } gyre_rollup_in_t;
 
 void gyre_rollup_in_from_trace(gyre_rollup_in_t *in, const gyre_trace_t *t);
@@ -89,6 +90,7 @@ typedef struct gyre_rollup_group {
     int64_t ttft_n;                                                            /* how many had a ttft */
     const void *lat_hist, *ttft_hist;
     size_t lat_len, ttft_len;
+    double cost_saved_usd; /* sum of the known amounts cache hits saved */
 } gyre_rollup_group_t;
 
 typedef int (*gyre_rollup_group_cb)(void *arg, const gyre_rollup_group_t *g);
@@ -121,6 +123,7 @@ typedef struct gyre_stats_part {
     const void *lat_hist, *ttft_hist;
     size_t lat_len, ttft_len;
     int64_t latency_us, ttft_us;
+    double cost_saved_usd; /* what cache hits saved (known amounts) */
 } gyre_stats_part_t;
 
 gyre_stats_answer_t *gyre_stats_answer_create(const gyre_stats_range_t *range, unsigned group_by);

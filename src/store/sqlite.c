@@ -1,5 +1,5 @@
 /*
- * The SQLite trace store (issue 5): gyre_store_sqlite, one of the store's
+ * The SQLite trace store: gyre_store_sqlite, one of the store's
  * backends (store.h, backend.h), picked by the DSN "sqlite:PATH" or a plain
  * path.  The target is a file path, or ":memory:" for a private database
  * that dies with the handle.
@@ -166,7 +166,7 @@ static const store_migration_t migrations[] = {
      ") WITHOUT ROWID;",
      rollup_backfill},
     /*
-     * The writer's cost (issue 5's 50k traces/s).  Every b-tree a trace
+     * The writer's cost (the target: 50k traces/s).  Every b-tree a trace
      * enters whose key is not in time order costs about one page written
      * per trace per batch, so this version keeps only the ones a query
      * needs:
@@ -213,7 +213,7 @@ static const store_migration_t migrations[] = {
      "DROP TABLE attempts; DROP TABLE trace_meta; DROP TABLE trace_tags; DROP TABLE trace_text;",
      NULL},
     /*
-     * The trace log (issue 12): an index row may refer to the log's record
+     * The trace log: an index row may refer to the log's record
      * that holds its bodies (segment 0: the row holds them itself, as every
      * row written before this version does), and the index remembers how far
      * it has read the log, committed with each batch.  The partial index
@@ -238,6 +238,12 @@ static const store_migration_t migrations[] = {
      "ALTER TABLE traces ADD COLUMN team TEXT NOT NULL DEFAULT '';"
      "CREATE INDEX traces_client_key ON traces (client_key_id, started_us, trace_id) WHERE client_key_id <> '';"
      "CREATE INDEX traces_team ON traces (team, started_us, trace_id) WHERE team <> '';",
+     NULL},
+    /* What a cache hit saved (trace.h's cost_saved_usd; its cost_usd is 0).  NULL: a hit whose price is
+     * unknown; 0 for every other call, the rows written before this version included. */
+    {8,
+     "ALTER TABLE traces ADD COLUMN cost_saved_usd REAL DEFAULT 0;"
+     "ALTER TABLE trace_rollup ADD COLUMN cost_saved_usd REAL NOT NULL DEFAULT 0;", /* the sum of the known ones */
      NULL},
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -287,7 +293,7 @@ static int rc_errno(int rc)
     "t.trace_id, t.span_id, t.parent_span_id, t.request_id, t.started_us, t.ended_us, t.latency_us, t.ttft_us, "   \
     "t.endpoint, t.route, t.provider, t.model, t.status, t.stream, t.cache_hit, t.finish_reason, "                  \
     "t.prompt_tokens, t.completion_tokens, t.cached_tokens, t.reasoning_tokens, t.cost_usd, t.session, t.agent, "  \
-    "t.user_id, t.otel_trace_id, t.tags_json, t.meta_json, t.attempts_json, t.client_key_id, t.team"
+    "t.user_id, t.otel_trace_id, t.tags_json, t.meta_json, t.attempts_json, t.client_key_id, t.team, t.cost_saved_usd"
 #define TRACE_COLS_FULL TRACE_COLS_HEAD ", t.request_body, t.response_body, t.body_segment, t.body_offset, t.body_length"
 #define TRACE_COLS_SUMMARY TRACE_COLS_HEAD ", NULL, NULL, t.body_segment, t.body_offset, t.body_length"
 
@@ -299,6 +305,7 @@ enum {
     COL_ATTEMPTS_JSON,
     COL_CLIENT_KEY_ID,
     COL_TEAM,
+    COL_COST_SAVED_USD,
     COL_REQUEST_BODY,
     COL_RESPONSE_BODY,
     COL_BODY_SEGMENT,
@@ -359,6 +366,8 @@ static void row_read(sqlite3_stmt *st, gyre_store_row_t *row)
     row->attempts_json = col_tstr(st, COL_ATTEMPTS_JSON);
     row->client_key_id = col_tstr(st, COL_CLIENT_KEY_ID);
     row->team = col_tstr(st, COL_TEAM);
+    row->cost_saved_usd =
+        sqlite3_column_type(st, COL_COST_SAVED_USD) == SQLITE_NULL ? NAN : sqlite3_column_double(st, COL_COST_SAVED_USD);
     row->request_body = col_body(st, COL_REQUEST_BODY);
     row->response_body = col_body(st, COL_RESPONSE_BODY);
     row->ref.segment = (uint64_t)sqlite3_column_int64(st, COL_BODY_SEGMENT);
@@ -473,6 +482,10 @@ static int write_one(sqlite_store_t *s, const gyre_store_item_t *item, char *err
     sqlite3_bind_int64(st, 33, (sqlite3_int64)item->ref.length);
     bind_tstr(st, 34, &t->client_key_id);
     bind_tstr(st, 35, &t->team);
+    if (isfinite(t->cost_saved_usd))
+        sqlite3_bind_double(st, 36, t->cost_saved_usd);
+    else
+        sqlite3_bind_null(st, 36);
     /* Bodies the log holds are not stored twice. */
     static const gyre_tstr_t none = {NULL, 0};
     if ((r = bind_body(s, st, 25, in_log ? &none : &t->request_body, &s->zreq)) != 0 ||
@@ -550,12 +563,27 @@ static int exec_sql(sqlite_store_t *s, const char *sql, char *err, size_t errlen
     " cost_n = cost_n + excluded.cost_n, ttft_n = ttft_n + excluded.ttft_n,"                                        \
     " lat_hist = gyre_hist_merge(lat_hist, excluded.lat_hist),"                                                     \
     " ttft_hist = gyre_hist_merge(ttft_hist, excluded.ttft_hist)"
+/* The upsert of the current schema: ROLLUP_UPSERT (which version 4's backfill runs, before the columns added
+ * since exist) and what a cache hit saved (version 7). */
+#define ROLLUP_UPSERT_SAVED                                                                                          \
+    "INSERT INTO trace_rollup (" ROLLUP_COLS ", cost_saved_usd)"                                                   \
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"                                             \
+    " ON CONFLICT (span_us, start_us, route, provider, model, agent, user_id, status_class) DO UPDATE SET"          \
+    " requests = requests + excluded.requests, prompt_tokens = prompt_tokens + excluded.prompt_tokens,"             \
+    " completion_tokens = completion_tokens + excluded.completion_tokens,"                                          \
+    " cached_tokens = cached_tokens + excluded.cached_tokens,"                                                      \
+    " reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens, cost_usd = cost_usd + excluded.cost_usd,"    \
+    " cost_n = cost_n + excluded.cost_n, ttft_n = ttft_n + excluded.ttft_n,"                                        \
+    " lat_hist = gyre_hist_merge(lat_hist, excluded.lat_hist),"                                                     \
+    " ttft_hist = gyre_hist_merge(ttft_hist, excluded.ttft_hist),"                                                  \
+    " cost_saved_usd = cost_saved_usd + excluded.cost_saved_usd"
 
 typedef struct rollup_write {
     sqlite_store_t *s;
     sqlite3_stmt *st;
     char *err;
     size_t errlen;
+    int saved; /* the statement is ROLLUP_UPSERT_SAVED */
 } rollup_write_t;
 
 static int bind_blob0(sqlite3_stmt *st, int i, const void *p, size_t n)
@@ -586,6 +614,8 @@ static int rollup_upsert_cb(void *arg, const gyre_rollup_group_t *g)
     sqlite3_bind_int64(st, 16, g->ttft_n);
     bind_blob0(st, 17, g->lat_hist, g->lat_len);
     bind_blob0(st, 18, g->ttft_hist, g->ttft_len);
+    if (rw->saved)
+        sqlite3_bind_double(st, 19, g->cost_saved_usd);
     int rc = step_done(st);
     sqlite3_clear_bindings(st);
     if (rc != SQLITE_OK) {
@@ -635,7 +665,7 @@ static int rollup_backfill(sqlite_store_t *s, char *err, size_t errlen)
         r = -EIO;
         goto out;
     }
-    rollup_write_t rw = {s, ups, err, errlen};
+    rollup_write_t rw = {s, ups, err, errlen, 0};
     for (;;) {
         rc = sqlite3_step(sel);
         if (rc == SQLITE_ROW) {
@@ -702,7 +732,7 @@ static int write_items(sqlite_store_t *s, const gyre_store_item_t *items, const 
         if (r == 0)
             gyre_rollup_in_from_trace(&s->rin[nr++], item->trace);
     }
-    rollup_write_t rw = {s, s->ups_rollup, err, errlen};
+    rollup_write_t rw = {s, s->ups_rollup, err, errlen, 1};
     if ((r = gyre_rollup_batch(s->rin, nr, rollup_upsert_cb, &rw)) != 0)
         goto rollback;
     if (mark != NULL) {
@@ -828,7 +858,7 @@ static int sqlite_info(gyre_store_t *gs, gyre_store_info_t *out, char *err, size
 }
 
 /*
- * Retention (issue 12): the traces of a log segment being dropped leave the
+ * Retention: the traces of a log segment being dropped leave the
  * index with everything that points at them.  The free-text index is
  * contentless, so a row leaves it through FTS5's 'delete' command given the
  * text it was indexed with, which the trace itself gives again (the shared
@@ -1184,12 +1214,12 @@ static int sqlite_stats_scan(gyre_store_t *gs, const gyre_stats_query_t *q, int6
     if (span_us == 0) {
         gyre_buf_appends(&sql, "SELECT t.started_us, t.route, t.provider, t.model, t.agent, t.user_id, t.status,"
                                " t.prompt_tokens, t.completion_tokens, t.cached_tokens, t.reasoning_tokens,"
-                               " t.cost_usd, t.latency_us, t.ttft_us, t.client_key_id, t.team"
+                               " t.cost_usd, t.latency_us, t.ttft_us, t.client_key_id, t.team, t.cost_saved_usd"
                                " FROM traces t WHERE t.started_us >= ? AND t.started_us < ?");
     } else {
         gyre_buf_appends(&sql, "SELECT t.start_us, t.route, t.provider, t.model, t.agent, t.user_id, t.status_class,"
                                " t.prompt_tokens, t.completion_tokens, t.cached_tokens, t.reasoning_tokens,"
-                               " t.cost_usd, t.requests, t.cost_n, t.ttft_n, t.lat_hist, t.ttft_hist"
+                               " t.cost_usd, t.requests, t.cost_n, t.ttft_n, t.lat_hist, t.ttft_hist, t.cost_saved_usd"
                                " FROM trace_rollup t WHERE t.span_us = ? AND t.start_us >= ? AND t.start_us < ?");
         params[np++] = (query_param_t){NULL, span_us};
     }
@@ -1222,6 +1252,7 @@ static int sqlite_stats_scan(gyre_store_t *gs, const gyre_stats_query_t *q, int6
             p.ttft_us = sqlite3_column_type(st, 13) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 13);
             p.key_id = col_tstr(st, 14);
             p.team = col_tstr(st, 15);
+            p.cost_saved_usd = sqlite3_column_double(st, 16); /* NULL (unknown) reads as 0: a sum of the known */
         } else {
             p.status_class = sqlite3_column_int(st, 6);
             p.cost_usd = sqlite3_column_double(st, 11);
@@ -1235,6 +1266,7 @@ static int sqlite_stats_scan(gyre_store_t *gs, const gyre_stats_query_t *q, int6
                 p.lat_hist = "";
             p.ttft_hist = sqlite3_column_blob(st, 16);
             p.ttft_len = (size_t)sqlite3_column_bytes(st, 16);
+            p.cost_saved_usd = sqlite3_column_double(st, 17);
         }
         if ((r = gyre_stats_answer_add(a, &p, err, errlen)) != 0)
             goto out;
@@ -1452,10 +1484,10 @@ static int sqlite_open(const char *path, gyre_store_t **out, char *err, size_t e
                         " ttft_us, endpoint, route, provider, model, status, stream, cache_hit, finish_reason,"
                         " prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_usd, session, agent,"
                         " user_id, request_body, response_body, otel_trace_id, tags_json, meta_json, attempts_json,"
-                        " body_segment, body_offset, body_length, client_key_id, team)"
+                        " body_segment, body_offset, body_length, client_key_id, team, cost_saved_usd)"
                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-                        " ?, ?, ?, ?, ?)"},
-        {&s->ups_rollup, ROLLUP_UPSERT},
+                        " ?, ?, ?, ?, ?, ?)"},
+        {&s->ups_rollup, ROLLUP_UPSERT_SAVED},
         /* Tags are a set: a repeat is not an error that should cost the whole batch. */
         {&s->ins_tag, "INSERT OR IGNORE INTO trace_tag (tag, started_us, trace_id, trace_rowid) VALUES (?, ?, ?, ?)"},
         {&s->ins_text, "INSERT INTO trace_fts (rowid, text) VALUES (?, ?)"},

@@ -64,7 +64,7 @@ typedef struct gyre_stats_query {
     int64_t bucket_us; /* time buckets of this width, aligned to the unix epoch; 0: none */
 } gyre_stats_query_t;
 
-/* ---- The index's write path (the writer today; the trace log's indexer, issue 12). ---- */
+/* ---- The index's write path (the writer today; the trace log's indexer). ---- */
 
 /* Where a trace's bodies live when the index does not hold them: a record of the trace log. */
 typedef struct gyre_store_body_ref {
@@ -115,6 +115,7 @@ typedef struct gyre_store_row {
     /* Only in rows read with bodies (find_trace, scan_session). */
     gyre_store_body_t request_body, response_body;
     gyre_store_body_ref_t ref; /* bodies in the trace log instead (ref.segment != 0) */
+    double cost_saved_usd;     /* a cache hit's saved cost (trace.h); NaN: unknown */
 } gyre_store_row_t;
 
 /* Called once per row, in order; a non-zero return stops the scan and is returned by it. */
@@ -184,7 +185,7 @@ typedef struct gyre_store_ops {
                       struct gyre_stats_answer *a, char *err, size_t errlen);
     /* How many traces are stored (-1 on error). */
     int64_t (*count)(gyre_store_t *s);
-    /* Retention (the trace log's indexer, issue 12): deletes these traces with everything that indexes them
+    /* Retention (the trace log's indexer): deletes these traces with everything that indexes them
      * (free text, tags; rollup spans that end before the oldest trace left); a trace not stored is skipped. */
     int (*delete_traces)(gyre_store_t *s, const gyre_trace_t *const *traces, size_t n, char *err, size_t errlen);
     /* Returns free space to the file system. */

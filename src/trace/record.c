@@ -179,13 +179,18 @@ void gyre_trace_read_completion(gyre_trace_t *t, h2o_mem_pool_t *pool, const cha
 
 void gyre_trace_price(gyre_trace_t *t, const gyre_prices_t *prices, const gyre_prices_t *provider_prices)
 {
-    if (t->model.len == 0 || t->prompt_tokens < 0 || t->completion_tokens < 0)
+    double c = -1;
+    const gyre_price_t *p = NULL;
+    if (t->model.len != 0 && t->prompt_tokens >= 0 && t->completion_tokens >= 0)
+        p = gyre_prices_lookup(provider_prices, prices, t->model.p, t->model.len);
+    if (p != NULL)
+        c = gyre_prices_cost(p, t->prompt_tokens, t->cached_tokens > 0 ? t->cached_tokens : 0, t->completion_tokens);
+    if (t->cache_hit) {
+        /* Served from the cache: no provider was paid.  The answer's own cost is what was saved. */
+        t->cost_usd = 0;
+        t->cost_saved_usd = c >= 0 ? c : NAN;
         return;
-    const gyre_price_t *p = gyre_prices_lookup(provider_prices, prices, t->model.p, t->model.len);
-    if (p == NULL)
-        return;
-    double c = gyre_prices_cost(p, t->prompt_tokens, t->cached_tokens > 0 ? t->cached_tokens : 0,
-                                t->completion_tokens);
+    }
     if (c >= 0)
         t->cost_usd = c;
 }

@@ -1,7 +1,7 @@
 /*
  * Redaction: finding e-mail addresses, phone numbers, payment card numbers
  * and API keys in a trace's texts, so that they are replaced before anything
- * is stored or exported (issue 5, point 8; docs/privacy.md says what each
+ * is stored or exported (docs/privacy.md says what each
  * kind matches and why).
  *
  * It runs on the event loop, on every finished trace whose route redacts, so

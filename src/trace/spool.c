@@ -184,9 +184,11 @@ int gyre_spool_encode_payload(const gyre_trace_t *t, gyre_buf_t *out)
     }
     put_str(&e, &t->request_body);
     put_str(&e, &t->response_body);
-    /* Added after the bodies so that a record written before them still reads: it simply ends here. */
+    /* Fields added since, each optional at the end so that a record written before it still reads: the
+     * gateway key's id and team, then what a cache hit saved. */
     put_str(&e, &t->client_key_id);
     put_str(&e, &t->team);
+    put(&e, &t->cost_saved_usd, sizeof(t->cost_saved_usd));
     size_t plen = out->len - start;
     if (e.rc == 0 && plen > GYRE_SPOOL_RECORD_MAX)
         e.rc = -E2BIG;
@@ -330,10 +332,17 @@ static int decode_version(const void *p, size_t len, gyre_trace_t *t, int versio
     }
     get_str(&d, &t->request_body);
     get_str(&d, &t->response_body);
-    /* A record from before the gateway key's id and team ends after the bodies (see the encoder). */
+    /* Fields added since, each optional at the end (see the encoder): a record from before the gateway key's
+     * id and team ends after the bodies; one from before cost_saved_usd after the team (nothing was saved). */
+    t->cost_saved_usd = 0;
     if (!d.bad && d.pos < d.len) {
         get_str(&d, &t->client_key_id);
         get_str(&d, &t->team);
+    }
+    if (!d.bad && d.pos < d.len) {
+        const uint8_t *saved = take(&d, sizeof(t->cost_saved_usd));
+        if (saved != NULL)
+            memcpy(&t->cost_saved_usd, saved, sizeof(t->cost_saved_usd));
     }
     return d.bad || d.pos != d.len ? -EINVAL : 0;
 }

@@ -1,7 +1,7 @@
 /*
  * The trace spool: an append-only file where traces wait when the store is
  * slower than traffic or failing, so that they are replayed later instead
- * of dropped (issue 5).  Only the writer thread touches it.
+ * of dropped.  Only the writer thread touches it.
  *
  * File format (little-endian throughout):
  *
@@ -32,7 +32,7 @@
  *
  * Bound: appends that would grow the file past max_bytes fail with -ENOSPC
  * and are counted as dropped (the caller logs it loudly).  The default is
- * large (1 GiB) because the issue says traces are never dropped; reaching
+ * large (1 GiB) because traces are never to be dropped; reaching
  * it means the store has been down for a long time.
  *
  * Durability: append is a write(2); sync is fdatasync(2), which the writer

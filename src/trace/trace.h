@@ -1,6 +1,6 @@
 /*
  * A trace: the record of one client request, written for every answer,
- * success or failure (issue 5).  The proxy fills one per request in the
+ * success or failure.  The proxy fills one per request in the
  * request's pool; gyre_trace_copy() makes the owned copy that travels
  * through a worker's queue to the writer thread and into the store.
  *
@@ -70,6 +70,9 @@ typedef struct gyre_trace {
     size_t nmeta;
     /* Bodies (a stream's response reassembled into one completion), empty when the route does not capture them. */
     gyre_tstr_t request_body, response_body;
+    /* A cache hit costs nothing (cost_usd is 0, in budgets and sums too); what its answer would have cost, priced
+     * as the call that made it was, is here (NaN: the price is unknown).  0 for every call that is not a hit. */
+    double cost_saved_usd;
 } gyre_trace_t;
 
 /* A deep copy in one allocation (free with free()). */

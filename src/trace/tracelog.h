@@ -1,6 +1,6 @@
 /*
  * The trace log: every trace, as it arrives, appended to a segmented,
- * append-only, CRC-checked log on disk (issue 12).  The log is the source
+ * append-only, CRC-checked log on disk.  The log is the source
  * of truth; the queryable store is an index built from it behind it
  * (trace/indexer.h).  It replaces the spool's role: traces are never held
  * in memory waiting for the store, they are in the log the moment the

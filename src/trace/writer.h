@@ -1,7 +1,7 @@
 /*
  * The trace writer: takes every trace from the event loops, appends it to
  * the trace log (trace/tracelog.h) the moment it arrives, and indexes the
- * log into the store behind it (issue 12), so that an event loop never
+ * log into the store behind it, so that an event loop never
  * waits on the store or on a disk, and the store's speed no longer decides
  * whether a trace is kept.
  *

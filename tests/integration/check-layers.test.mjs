@@ -136,3 +136,18 @@ test('the repository itself passes', () => {
   assert.equal(r.status, 0, r.stdout);
   assert.match(r.stdout.trim().split('\n').at(-1), /^check-layers: ok \(\d+ includes in \d+ files, \d+ known exception\(s\)\)$/);
 });
+
+test('a string literal that names stderr is a value, not a print; a call beside it still fails', () => {
+  const dir = tree();
+  fs.writeFileSync(path.join(dir, 'src/otlp/export.c'), [
+    'static int to_fd2(const char *v) { return strcmp(v, "stderr") == 0 && strcmp(v, "a \\"stdout\\" b") != 0; }',
+    'static void warn(void) { fputs("stderr", stderr); }',
+    '',
+  ].join('\n'));
+  const r = check(dir);
+  assert.equal(r.status, 1);
+  assert.deepEqual(r.lines, [
+    'src/otlp/export.c:2: library code prints (fputs); log through gyre_logf (src/common/log.h) instead',
+    'check-layers: 1 problem(s) in 7 files',
+  ]);
+});

@@ -271,3 +271,21 @@ TEST(otlp_provider_names_are_the_semantic_conventions_well_known_values)
     CHECK_STR(gyre_otlp_provider_name(GYRE_PROVIDER_GEMINI), "gcp.gemini");
     CHECK_STR(gyre_otlp_provider_name(GYRE_PROVIDER_BEDROCK), "aws.bedrock");
 }
+
+TEST(otlp_encode_a_cache_hit_costs_0_with_gyre_cost_saved_usd_beside_it)
+{
+    gyre_trace_t t;
+    sample(&t);
+    t.cache_hit = 1;
+    t.cost_usd = 0;
+    t.cost_saved_usd = 0.000123;
+    cJSON *j = encode(&t, NULL);
+    const cJSON *a = cJSON_GetObjectItem(j, "attributes");
+    CHECK(cJSON_GetObjectItem(attr(a, "gyre.cost_usd"), "doubleValue")->valuedouble == 0);
+    CHECK(cJSON_GetObjectItem(attr(a, "gyre.cost_saved_usd"), "doubleValue")->valuedouble == 0.000123);
+    cJSON_Delete(j);
+    sample(&t); /* not a hit: nothing saved, no attribute */
+    j = encode(&t, NULL);
+    CHECK(attr(cJSON_GetObjectItem(j, "attributes"), "gyre.cost_saved_usd") == NULL);
+    cJSON_Delete(j);
+}

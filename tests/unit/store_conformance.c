@@ -180,7 +180,7 @@ void gyre_store_case_reads_back_every_field_exactly(const char *dsn)
               "\"endpoint\":\"/v1/chat/completions\",\"route\":\"chat\",\"provider\":\"anthropic\","
               "\"model\":\"claude-sonnet-4\",\"status\":200,\"stream\":true,\"cache_hit\":false,"
               "\"finish_reason\":\"stop\",\"prompt_tokens\":12,\"completion_tokens\":5,\"cached_tokens\":0,"
-              "\"reasoning_tokens\":null,\"cost_usd\":0.000123,\"session\":\"s-1\",\"agent\":\"planner\","
+              "\"reasoning_tokens\":null,\"cost_usd\":0.000123,\"cost_saved_usd\":0,\"session\":\"s-1\",\"agent\":\"planner\","
               "\"user\":\"u\\\"42\",\"client_key_id\":\"gk_abcdefghij23\",\"team\":\"search\","
               "\"tags\":[\"eval\",\"prod\"],\"meta\":{\"team\":\"search\"},"
               "\"attempts\":[{\"provider\":\"openai\",\"model\":\"gpt-4o\",\"key_id\":\"openai#0\",\"status\":429,"
@@ -210,7 +210,7 @@ void gyre_store_case_unknown_cost_tokens_ttft_and_bodies_read_back_as_null_and_n
               "\"ttft_us\":null,\"endpoint\":\"/v1/chat/completions\",\"route\":\"\",\"provider\":\"openai\","
               "\"model\":\"gpt-4o\",\"status\":200,\"stream\":false,\"cache_hit\":false,\"finish_reason\":\"\","
               "\"prompt_tokens\":null,\"completion_tokens\":null,\"cached_tokens\":null,\"reasoning_tokens\":null,"
-              "\"cost_usd\":null,\"session\":\"\",\"agent\":\"\",\"user\":\"\",\"client_key_id\":\"\",\"team\":\"\","
+              "\"cost_usd\":null,\"cost_saved_usd\":0,\"session\":\"\",\"agent\":\"\",\"user\":\"\",\"client_key_id\":\"\",\"team\":\"\","
               "\"tags\":[],\"meta\":{},"
               "\"attempts\":[],\"request_body\":null,\"response_body\":null}");
     gyre_buf_dispose(&b);

@@ -142,27 +142,27 @@ void gyre_store_case_stats_totals_groups_and_hour_buckets_of_a_known_set(const c
                    "\"latency_ms\":{\"p50\":" L200 ",\"p95\":" L400 ",\"p99\":" L400 "},"
                    "\"ttft_ms\":{\"p50\":" L20 ",\"p95\":" L40 ",\"p99\":" L40 "},"
                    "\"prompt_tokens\":30,\"completion_tokens\":15,\"cached_tokens\":2,\"reasoning_tokens\":7,"
-                   "\"cost_usd\":0.003},"
+                   "\"cost_usd\":0.003,\"cost_saved_usd\":0},"
                    "\"groups\":[{\"key\":{\"provider\":\"anthropic\"},\"requests\":2,\"errors\":1,\"error_rate\":0.5,"
                    "\"latency_ms\":{\"p50\":" L300 ",\"p95\":" L400 ",\"p99\":" L400 "},"
                    "\"ttft_ms\":{\"p50\":" L40 ",\"p95\":" L40 ",\"p99\":" L40 "},"
                    "\"prompt_tokens\":20,\"completion_tokens\":10,\"cached_tokens\":0,\"reasoning_tokens\":7,"
-                   "\"cost_usd\":0.002},"
+                   "\"cost_usd\":0.002,\"cost_saved_usd\":0},"
                    "{\"key\":{\"provider\":\"openai\"},\"requests\":2,\"errors\":1,\"error_rate\":0.5,"
                    "\"latency_ms\":{\"p50\":" L100 ",\"p95\":" L200 ",\"p99\":" L200 "},"
                    "\"ttft_ms\":{\"p50\":" L20 ",\"p95\":" L20 ",\"p99\":" L20 "},"
                    "\"prompt_tokens\":10,\"completion_tokens\":5,\"cached_tokens\":2,\"reasoning_tokens\":0,"
-                   "\"cost_usd\":0.001}],"
+                   "\"cost_usd\":0.001,\"cost_saved_usd\":0}],"
                    "\"buckets\":[{\"start_us\":1796119200000000,\"requests\":2,\"errors\":1,\"error_rate\":0.5,"
                    "\"latency_ms\":{\"p50\":" L100 ",\"p95\":" L200 ",\"p99\":" L200 "},"
                    "\"ttft_ms\":{\"p50\":" L20 ",\"p95\":" L20 ",\"p99\":" L20 "},"
                    "\"prompt_tokens\":10,\"completion_tokens\":5,\"cached_tokens\":2,\"reasoning_tokens\":0,"
-                   "\"cost_usd\":0.001},"
+                   "\"cost_usd\":0.001,\"cost_saved_usd\":0},"
                    "{\"start_us\":1796122800000000,\"requests\":2,\"errors\":1,\"error_rate\":0.5,"
                    "\"latency_ms\":{\"p50\":" L300 ",\"p95\":" L400 ",\"p99\":" L400 "},"
                    "\"ttft_ms\":{\"p50\":" L40 ",\"p95\":" L40 ",\"p99\":" L40 "},"
                    "\"prompt_tokens\":20,\"completion_tokens\":10,\"cached_tokens\":0,\"reasoning_tokens\":7,"
-                   "\"cost_usd\":0.002}]}");
+                   "\"cost_usd\":0.002,\"cost_saved_usd\":0}]}");
     gyre_store_close(s);
 }
 
@@ -267,7 +267,7 @@ void gyre_store_case_stats_an_empty_range_has_zero_requests_and_null_percentiles
               "{\"from_us\":1796137200000000,\"to_us\":1796140800000000,\"bucket_us\":3600000000,"
               "\"total\":{\"requests\":0,\"errors\":0,\"error_rate\":0,\"latency_ms\":null,\"ttft_ms\":null,"
               "\"prompt_tokens\":0,\"completion_tokens\":0,\"cached_tokens\":0,\"reasoning_tokens\":0,"
-              "\"cost_usd\":null},\"groups\":[],\"buckets\":[]}");
+              "\"cost_usd\":null,\"cost_saved_usd\":0},\"groups\":[],\"buckets\":[]}");
     CHECK_INT(rc, 0);
     gyre_store_close(s);
 }
@@ -284,10 +284,10 @@ void gyre_store_case_stats_cost_is_null_when_no_call_had_a_known_cost_and_ttft_n
     int rc;
     const char *got = stats(s, &q, &rc);
     CHECK(strstr(got, "\"ttft_ms\":null") != NULL);
-    CHECK(strstr(got, "\"cost_usd\":null}") != NULL);
+    CHECK(strstr(got, "\"cost_usd\":null,\"cost_saved_usd\":0}") != NULL);
     CHECK_INT(write_all(s, t + 1, 1), 0);
     got = stats(s, &q, &rc);
-    CHECK(strstr(got, "\"cost_usd\":0}") != NULL);
+    CHECK(strstr(got, "\"cost_usd\":0,\"cost_saved_usd\":0}") != NULL);
     gyre_store_close(s);
 }
 

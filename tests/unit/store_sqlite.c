@@ -34,11 +34,11 @@ static gyre_store_t *open_mem(void)
     return s;
 }
 
-TEST(store_sqlite_migrates_an_empty_database_to_version_7)
+TEST(store_sqlite_migrates_an_empty_database_to_version_8)
 {
     gyre_store_t *s = open_mem();
     CHECK(s != NULL);
-    CHECK_INT(gyre_store_schema_version(s), 7);
+    CHECK_INT(gyre_store_schema_version(s), 8);
     CHECK_INT(gyre_store_count(s), 0);
     CHECK_STR(gyre_store_ops(s)->name, "sqlite");
     gyre_store_close(s);
@@ -167,7 +167,7 @@ TEST(store_sqlite_probe_refuses_a_store_from_a_newer_gyre)
     sqlite3_close(db);
     CHECK_INT(gyre_store_probe(path, err, sizeof(err)), -EPROTO);
     char want[256];
-    snprintf(want, sizeof(want), "%s is at schema version 99, newer than this gyre's 7", path);
+    snprintf(want, sizeof(want), "%s is at schema version 99, newer than this gyre's 8", path);
     CHECK_STR(err, want);
     rm_dir(dir);
 }
@@ -280,7 +280,7 @@ TEST(store_sqlite_migrates_a_version_2_database_to_7_keeping_every_field_and_rol
     gyre_store_t *s = NULL;
     char err[256] = "";
     CHECK_INT(gyre_store_open(path, GYRE_STORE_OPEN_WRITE, &s, err, sizeof(err)), 0);
-    CHECK_INT(gyre_store_schema_version(s), 7);
+    CHECK_INT(gyre_store_schema_version(s), 8);
     CHECK_INT(gyre_store_count(s), 1);
     gyre_buf_t b;
     gyre_buf_init(&b, 1 << 20);
@@ -292,7 +292,7 @@ TEST(store_sqlite_migrates_a_version_2_database_to_7_keeping_every_field_and_rol
               "\"started_us\":1796119210000000,\"ended_us\":1796119210250000,\"latency_us\":250000,\"ttft_us\":50000,"
               "\"endpoint\":\"/v1/chat/completions\",\"route\":\"chat\",\"provider\":\"openai\",\"model\":\"gpt-4o\","
               "\"status\":200,\"stream\":true,\"cache_hit\":false,\"finish_reason\":\"stop\",\"prompt_tokens\":10,"
-              "\"completion_tokens\":5,\"cached_tokens\":null,\"reasoning_tokens\":null,\"cost_usd\":0.5,"
+              "\"completion_tokens\":5,\"cached_tokens\":null,\"reasoning_tokens\":null,\"cost_usd\":0.5,\"cost_saved_usd\":0,"
               "\"session\":\"s\",\"agent\":\"a\",\"user\":\"u\",\"client_key_id\":\"\",\"team\":\"\","
               "\"tags\":[\"eval\",\"prod\"],"
               "\"meta\":{\"env\":\"dev\",\"team\":\"search\"},"
@@ -315,7 +315,7 @@ TEST(store_sqlite_migrates_a_version_2_database_to_7_keeping_every_field_and_rol
     CHECK_INT(gyre_store_stats(s, &sq, &b, err, sizeof(err)), 0);
     CHECK(strstr(b.base, "\"total\":{\"requests\":1,\"errors\":0,") != NULL);
     CHECK(strstr(b.base, "\"prompt_tokens\":10,\"completion_tokens\":5,\"cached_tokens\":0,\"reasoning_tokens\":0,"
-                         "\"cost_usd\":0.5}") != NULL);
+                         "\"cost_usd\":0.5,\"cost_saved_usd\":0}") != NULL);
     /* New writes keep going into the migrated file. */
     gyre_trace_t t;
     mini(&t, 9, 1796119220000000);
