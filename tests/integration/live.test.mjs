@@ -1,4 +1,4 @@
-// Live changes (issue 13, point 8): SIGHUP reads the config file again and
+// Live changes (docs/live.md): SIGHUP reads the config file again and
 // the admin API changes routes, each put in force as a new generation while
 // gyre serves; requests in flight finish on the configuration they began
 // with, nothing is dropped, an invalid file is refused with its errors and

@@ -1,4 +1,4 @@
-// /readyz (issue 13, point 9): 200 while every route has a usable target,
+// /readyz (docs/live.md): 200 while every route has a usable target,
 // 503 naming the route and why when one has none (its only provider's
 // breaker open), 200 again once the breaker lets calls through; /healthz
 // stays the liveness probe throughout.  Both are open: a probe carries no
