@@ -973,6 +973,11 @@ static void parse_route(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, size
             (unsigned long long)r->backoff_ms);
 }
 
+void gyre_cfg_parse_route(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, size_t ri)
+{
+    parse_route(ctx, c, n, ri);
+}
+
 /*
  * otlp: {endpoint: URL, headers: {name: value}, timeout_ms, batch_max, interval_ms, queue_max, service_name,
  * ca_file}.

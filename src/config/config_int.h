@@ -59,6 +59,9 @@ int gyre_cfg_valid_name(const char *s);
 /* A price: a number >= 0 (USD per million tokens). */
 int gyre_cfg_get_price(parse_ctx_t *ctx, yaml_node_t *n, const char *field, double *out);
 
+/* One route entry (a YAML mapping) into c->routes[ri], with the checks of a file's (config/overlay.c reads a
+ * route changed through the admin API with it). */
+void gyre_cfg_parse_route(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, size_t ri);
 /* `notifiers:` (config/notifiers.c). */
 void gyre_cfg_parse_notifiers(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n);
 /* `alerts:` (config/alerts.c); called after providers, routes (and notifiers) are parsed. */

@@ -689,6 +689,13 @@ int gyre_metrics_render(gyre_metrics_t *const *workers, size_t n, const gyre_met
         put_family(&r, workers, n, &families[i]);
 
     put_gauge(&r, "gyre_requests_in_flight", "Proxied calls not yet finished.", p->inflight);
+    put_head(&r, "gyre_config_reloads_total",
+             "New configurations (SIGHUP, admin route changes) put in force (ok) or refused with their errors (error).",
+             "counter");
+    putf(&r, "gyre_config_reloads_total{result=\"ok\"} %" PRIu64 "\n", p->config_reloads_ok);
+    putf(&r, "gyre_config_reloads_total{result=\"error\"} %" PRIu64 "\n", p->config_reloads_error);
+    put_gauge(&r, "gyre_config_generation", "The configuration in force: 1 at start, one more per change.",
+              p->config_generation);
     put_gauge(&r, "gyre_queue_depth", "Requests waiting on a limit (rpm, tpm, concurrency) before they may go on.",
               p->queue_depth);
     put_gauge(&r, "gyre_connections_open", "Client connections held, lingering closes included.", p->connections_open);

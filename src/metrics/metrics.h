@@ -91,6 +91,8 @@ typedef struct gyre_metrics_process {
     /* Times a worker stopped accepting, by reason, in this order: max_connections, fd_limit, no_memory
      * (src/server/conn.h). */
     uint64_t accept_pauses[GYRE_METRICS_ACCEPT_PAUSE_REASONS];
+    /* Live changes (src/server/live.h): new configurations put in force and refused; the one in force. */
+    uint64_t config_reloads_ok, config_reloads_error, config_generation;
     const gyre_metrics_notifier_t *notifiers; /* gyre_notifications_total; left out when there are none */
     size_t nnotifiers;
     const gyre_access_log_stats_t *access_log; /* NULL when `access_log:` is off: its families are left out */

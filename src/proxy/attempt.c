@@ -54,6 +54,7 @@ static void account(gyre_proxy_t *self, const gyre_route_outcome_t *o)
         return;
     gyre_route_record(self->kp, self->key_index, o, gyre_proxy_now_ms(self));
     self->key_index = -1; /* recorded: nothing to release */
+    gyre_wgen_note_provider(self->gen, self->cand->provider, gyre_proxy_now_ms(self)); /* for /readyz */
 }
 
 /* Records how the provider's key did, once per attempt: a success, a 429 (rate_limited), or a failure. */
@@ -380,8 +381,8 @@ void gyre_proxy_start_attempt(gyre_proxy_t *self)
         self->cand = &call->cands[self->walk.cur];
         self->prov = &cfg->providers[self->cand->provider];
         self->dialect = gyre_dialect_for(self->prov->kind);
-        self->up = &self->worker->upstreams[self->cand->provider];
-        self->kp = &self->worker->keypools[self->cand->provider];
+        self->up = &self->gen->upstreams[self->cand->provider];
+        self->kp = &self->gen->keypools[self->cand->provider];
         uint64_t now = gyre_proxy_now_ms(self);
         /* A retry of the same target avoids the key that just failed, while another is usable. */
         self->key_index = gyre_route_take_key(&self->walk, self->kp, now, call->affinity);

@@ -20,6 +20,7 @@
 #include "common/timer.h"
 #include "config/config.h"
 #include "config/prices.h"
+#include "proxy/gen.h"
 #include "proxy/upstream.h"
 #include "route/keys.h"
 #include "route/route.h"
@@ -34,7 +35,13 @@ struct gyre_limits;
 
 typedef struct gyre_ctx {
     h2o_context_t ctx; /* first: h2o's context for this thread (its loop, its queue) */
+    /* The configuration in force on this worker (proxy/gen.h), and below, the fields a new request reads from it.
+     * A request keeps the generation it began with (a reference on `gen`); these change, on this worker's own
+     * loop, when a live change is put in force (gyre_ctx_use_gen). */
+    gyre_wgen_t *gen;
     const gyre_config_t *config;
+    gyre_cache_t **caches;      /* per route; NULL where the route has no cache */
+    struct gyre_access *access; /* `auth:` as digests */
     unsigned id;  /* the worker's number: its queue in the trace writer and the OTLP exporter */
     uint64_t rng; /* this thread's random numbers (common/rand.h) */
     gyre_timer_wheel_t timers;
@@ -61,6 +68,10 @@ typedef struct gyre_ctx {
  * counted in the metrics, and handed to the writer and the OTLP exporter when they run (copied; never waits). */
 void gyre_ctx_trace_done(gyre_ctx_t *c, gyre_trace_t *t, h2o_mem_pool_t *pool, const gyre_route_conf_t *route,
                          const gyre_provider_conf_t *provider);
+
+/* Puts `w` (a new reference, handed over) in force for the requests that begin from now on, and lets go of the
+ * worker's reference on the state it replaces (freed once its last request ends).  The worker's thread only. */
+void gyre_ctx_use_gen(gyre_ctx_t *c, gyre_wgen_t *w);
 
 /* A proxied request was disposed: one less in flight (gyre_proxy_start counted it). */
 void gyre_ctx_request_done(gyre_ctx_t *c);

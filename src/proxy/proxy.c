@@ -298,6 +298,7 @@ static void on_dispose(void *p)
     h2o_buffer_dispose(&self->recv);
     h2o_doublebuffer_dispose(&self->sending);
     gyre_ctx_request_done(self->worker);
+    gyre_wgen_release(self->gen); /* the last request of a replaced configuration frees its state */
 }
 
 /*
@@ -328,6 +329,8 @@ void gyre_proxy_start(gyre_ctx_t *w, h2o_req_t *req, gyre_call_t *call)
     self->super.stop = on_stop;
     self->req = req;
     self->worker = w;
+    self->gen = w->gen;
+    gyre_wgen_retain(self->gen);
     self->call = call;
     call->proxied = 1;
     /* The body is read again at the end, for the trace, when h2o may have let go of its buffer. */
@@ -353,9 +356,9 @@ void gyre_proxy_start(gyre_ctx_t *w, h2o_req_t *req, gyre_call_t *call)
         gyre_timer_start(&w->timers, &self->deadline_timer, call->route->deadline_ms, gyre_proxy_on_deadline);
     hold_client(self);
     gyre_timer_start(&w->timers, &self->client_timer, CLIENT_WATCH_AFTER_MS, on_watch_start);
-    drop_unserved_targets(call, w->config);
+    drop_unserved_targets(call, self->gen->gen->config);
     /* The walk reads the plan as it stands now: whatever trims it (targets that cannot serve the call) goes
      * before this line. */
-    gyre_route_walk_init(&self->walk, call->route, call->cands, call->ncands, w->keypools, 0);
+    gyre_route_walk_init(&self->walk, call->route, call->cands, call->ncands, self->gen->keypools, 0);
     gyre_proxy_start_attempt(self);
 }

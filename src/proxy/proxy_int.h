@@ -82,6 +82,7 @@ typedef struct gyre_proxy {
     h2o_generator_t super;
     h2o_req_t *req;
     gyre_ctx_t *worker; /* the worker's context (context.h) */
+    gyre_wgen_t *gen;   /* the configuration the request began with, held until it is disposed (proxy/gen.h) */
     gyre_call_t *call;
     char chat_id[48]; /* "chatcmpl-..." for answers gyre translates */
     long long created;
@@ -170,7 +171,7 @@ static inline uint64_t gyre_proxy_now_ms(gyre_proxy_t *self)
 
 static inline const gyre_config_t *gyre_proxy_config(gyre_proxy_t *self)
 {
-    return self->worker->config;
+    return self->gen->gen->config;
 }
 
 /* attempt.c: attempts down the plan: the connection, timers, failures and the next step. */

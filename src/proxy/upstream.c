@@ -2,6 +2,7 @@
 #include "proxy/upstream.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
@@ -76,6 +77,23 @@ void gyre_upconn_close(gyre_upconn_t *conn)
 {
     h2o_socket_close(conn->sock);
     upconn_free(conn);
+}
+
+int gyre_upstream_dispose(gyre_upstream_t *up)
+{
+    while (!h2o_linklist_is_empty(&up->idle))
+        gyre_upconn_close(H2O_STRUCT_FROM_MEMBER(gyre_upconn_t, link, up->idle.next));
+    /* Every request that used the pool is gone, and with it every entry in its timeouts; one still linked would
+     * be a bug, and disposing its timeout would then abort: the pool is then left as it is (the caller keeps it). */
+    h2o_timeout_t *timeouts[] = {&up->io_timeout, &up->idle_timeout, &up->zero_timeout};
+    for (size_t i = 0; i < 3; i++)
+        if (!h2o_linklist_is_empty(&timeouts[i]->_entries))
+            return -EBUSY;
+    for (size_t i = 0; i < 3; i++)
+        h2o_timeout_dispose(up->loop, timeouts[i]);
+    free(up->host_header.base);
+    up->host_header = h2o_iovec_init(NULL, 0);
+    return 0;
 }
 
 /* A pooled connection that becomes readable was closed by the provider (or

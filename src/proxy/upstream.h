@@ -59,6 +59,11 @@ void gyre_upstream_init(gyre_upstream_t *up, const gyre_provider_conf_t *conf, h
                         h2o_multithread_receiver_t *getaddr_receiver, SSL_CTX *ssl_ctx);
 
 /* A pooled connection, or NULL when there is none. */
+/* The pool is let go (its configuration was replaced and no request uses it): idle connections are closed and
+ * its timeouts leave the loop.  0; or -EBUSY when a timeout still had an entry (a bug: then `up` must stay
+ * allocated, as the loop still points into it). */
+int gyre_upstream_dispose(gyre_upstream_t *up);
+
 gyre_upconn_t *gyre_upstream_take_idle(gyre_upstream_t *up);
 /* Gives a connection whose last response was read completely back to the pool. */
 void gyre_upstream_release(gyre_upconn_t *conn);

@@ -8,6 +8,10 @@
 
 /* The endpoints; a new one is a function in its own file and a line here. */
 static const gyre_admin_endpoint_t endpoints[] = {
+    {"GET", "/api/admin/routes", 0, NULL, gyre_admin_routes_list},
+    {"PUT", "/api/admin/routes", 1, NULL, gyre_admin_route_put},
+    {"PATCH", "/api/admin/routes", 1, NULL, gyre_admin_route_patch},
+    {"DELETE", "/api/admin/routes", 1, "override", gyre_admin_route_override_delete},
     {"GET", "/api/admin/providers", 0, NULL, gyre_admin_providers_list},
     {"POST", "/api/admin/providers", 1, "keys", gyre_admin_providers_add_key},
     {"DELETE", "/api/admin/providers", 1, "keys/", gyre_admin_providers_remove_key},
@@ -127,7 +131,7 @@ int gyre_admin_handle(gyre_worker_t *w, h2o_req_t *req)
                               .sub = sub,
                               .sublen = sublen,
                               /* Without `auth:` (or with `auth: none`) nobody showed a token. */
-                              .actor = w->server->config->auth.mode == GYRE_AUTH_KEYS ? "admin_token" : "anonymous"};
+                              .actor = w->super.config->auth.mode == GYRE_AUTH_KEYS ? "admin_token" : "anonymous"};
         e->fn(&a);
         return 1;
     }

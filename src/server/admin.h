@@ -39,6 +39,11 @@ typedef struct gyre_admin_endpoint {
     void (*fn)(gyre_admin_req_t *a);
 } gyre_admin_endpoint_t;
 
+/* admin_routes.c: the routes in force and live changes to them (server/live.h). */
+void gyre_admin_routes_list(gyre_admin_req_t *a);
+void gyre_admin_route_put(gyre_admin_req_t *a);
+void gyre_admin_route_patch(gyre_admin_req_t *a);
+void gyre_admin_route_override_delete(gyre_admin_req_t *a);
 /* The endpoints, one file each. */
 void gyre_admin_providers_list(gyre_admin_req_t *a);    /* admin_providers.c */
 void gyre_admin_providers_add_key(gyre_admin_req_t *a); /* admin_providers.c */

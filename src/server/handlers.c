@@ -108,13 +108,13 @@ static void append_model_names(const gyre_config_t *c, gyre_buf_t *b)
 }
 
 /* The 404 for a model that is neither a route nor provider/model, in the client's dialect. */
-static void respond_model_not_found(gyre_server_t *s, h2o_req_t *req, const char *model,
+static void respond_model_not_found(const gyre_config_t *config, h2o_req_t *req, const char *model,
                                     const gyre_client_dialect_t *client)
 {
     gyre_api_error_t err;
     gyre_buf_t names;
     gyre_buf_init(&names, 400);
-    append_model_names(s->config, &names);
+    append_model_names(config, &names);
     if (names.len >= 380)
         names.len = 380; /* the message has a bound; the list is long enough by then */
     gyre_api_error_set(&err, 404, "invalid_request_error", "model_not_found", "model",
@@ -155,13 +155,13 @@ static int on_healthz(gyre_server_t *s, h2o_req_t *req)
  * know (the log, the traces, x-gyre-provider on an answer), not a listing for
  * any client key.
  */
-static int on_models(gyre_server_t *s, h2o_req_t *req)
+static int on_models(const gyre_config_t *config, h2o_req_t *req)
 {
     gyre_buf_t b;
     gyre_buf_init(&b, 1 << 20);
     gyre_buf_appends(&b, "{\"object\":\"list\",\"data\":[");
-    for (size_t i = 0; i < s->config->nroutes; i++) {
-        const gyre_route_conf_t *r = &s->config->routes[i];
+    for (size_t i = 0; i < config->nroutes; i++) {
+        const gyre_route_conf_t *r = &config->routes[i];
         gyre_buf_appends(&b, i ? ",{\"id\":" : "{\"id\":");
         gyre_buf_append_json_string(&b, r->name, strlen(r->name));
         gyre_buf_appends(&b, ",\"object\":\"model\",\"created\":0,\"owned_by\":\"gyre\"}");
@@ -245,11 +245,11 @@ static int respond_from_cache(h2o_req_t *req, gyre_call_t *call, const gyre_buf_
  * only when traces are stored, and then as its route says (`capture:`), or
  * as `store: {capture:}` says for calls without a route.
  */
-static int call_captures(const gyre_server_t *s, const gyre_route_conf_t *r)
+static int call_captures(const gyre_server_t *s, const gyre_config_t *config, const gyre_route_conf_t *r)
 {
     /* Bodies go where the trace goes: the store, or the OTLP collector (as message content). */
     int kept = s->writer != NULL || s->config->otlp.endpoint != NULL;
-    return kept && (r != NULL ? r->capture : s->config->store_capture);
+    return kept && (r != NULL ? r->capture : config->store_capture);
 }
 
 /*
@@ -269,7 +269,7 @@ static int key_allows_target(gyre_stage_ctx_t *sc)
     if (t->route != NULL)
         snprintf(model, sizeof(model), "%s", t->route_name);
     else
-        snprintf(model, sizeof(model), "%s/%.*s", sc->server->config->providers[t->provider].name,
+        snprintf(model, sizeof(model), "%s/%.*s", sc->worker->super.config->providers[t->provider].name,
                  (int)(t->model_len < 256 ? t->model_len : 256), t->model);
     const char *what = "model";
     if (gyre_keys_allows(sc->server->keys, sc->worker->super.id, sc->principal.key_id,
@@ -300,14 +300,14 @@ gyre_stage_result_t gyre_stage_route(gyre_stage_ctx_t *sc)
     const gyre_route_conf_t *r = sc->target.route;
     call->route = r;
     call->route_name = r != NULL ? r->name : NULL;
-    call->capture = call_captures(s, r); /* the route is known from here on */
+    call->capture = call_captures(s, w->config, r); /* the route is known from here on */
     /* The decision is route/'s (gyre_route_stage); here it is only read from the request and carried out.  The
      * headers are looked for only where the route reads them (the plain path pays for no scan). */
     h2o_iovec_t session =
         r != NULL && r->affinity_session ? header_value(req, H2O_STRLIT("x-gyre-session")) : h2o_iovec_init(NULL, 0);
     h2o_iovec_t cache_control =
         r != NULL && r->cache ? header_value(req, H2O_STRLIT("cache-control")) : h2o_iovec_init(NULL, 0);
-    gyre_route_env_t env = {s->config, w->route_states, w->keypools, s->caches, &w->rng, h2o_now(w->ctx.loop),
+    gyre_route_env_t env = {w->config, w->route_states, w->keypools, w->caches, &w->rng, h2o_now(w->ctx.loop),
                             w->overrides};
     gyre_route_ask_t ask = {.target = sc->target,
                             .session = session.base,
@@ -348,15 +348,15 @@ static void init_call(gyre_call_t *call, h2o_req_t *req, const gyre_client_diale
 
 /* Whether a resolved model may be called: a route always; "provider/model" where the provider has `direct: true`.
  * A refusal is the same 404 as for a provider that does not exist, so it tells nothing of which ones do. */
-static int direct_allowed(const gyre_server_t *s, const gyre_target_ref_t *target)
+static int direct_allowed(const gyre_config_t *config, const gyre_target_ref_t *target)
 {
-    return target->route != NULL || s->config->providers[target->provider].direct;
+    return target->route != NULL || config->providers[target->provider].direct;
 }
 
 /* The body of a call on an OpenAI endpoint: parsed and checked, its model resolved to a target. */
 static gyre_stage_result_t parse_openai(gyre_stage_ctx_t *c)
 {
-    gyre_server_t *s = c->server;
+    const gyre_config_t *config = c->worker->super.config; /* the configuration in force on this worker */
     h2o_req_t *req = c->req;
     gyre_openai_endpoint_t ep = c->endpoint;
     gyre_call_t *call = c->call;
@@ -380,9 +380,9 @@ static gyre_stage_result_t parse_openai(gyre_stage_ctx_t *c)
         return GYRE_STAGE_DONE;
     }
     if (parsed.model != NULL) {
-        if (gyre_route_resolve(s->config, parsed.model, strlen(parsed.model), &target) != 0 ||
-            !direct_allowed(s, &target)) {
-            respond_model_not_found(s, req, parsed.model, &gyre_client_openai);
+        if (gyre_route_resolve(config, parsed.model, strlen(parsed.model), &target) != 0 ||
+            !direct_allowed(config, &target)) {
+            respond_model_not_found(config, req, parsed.model, &gyre_client_openai);
             gyre_openai_request_dispose(&parsed);
             return GYRE_STAGE_DONE;
         }
@@ -393,9 +393,9 @@ static gyre_stage_result_t parse_openai(gyre_stage_ctx_t *c)
         /* A pass-through call with no model (file uploads, GET /v1/files/...):
          * the first provider that speaks OpenAI's API takes it. */
         size_t i = 0;
-        while (i < s->config->nproviders && !gyre_dialect_for(s->config->providers[i].kind)->speaks_openai)
+        while (i < config->nproviders && !gyre_dialect_for(config->providers[i].kind)->speaks_openai)
             i++;
-        if (i == s->config->nproviders) {
+        if (i == config->nproviders) {
             gyre_api_error_set(&err, 503, "upstream_error", "no_provider", NULL,
                                "no provider of kind openai or azure is configured to take %.*s",
                                (int)req->path_normalized.len, req->path_normalized.base);
@@ -429,7 +429,6 @@ static gyre_stage_result_t parse_as_passthrough(gyre_stage_ctx_t *c)
 
 static gyre_stage_result_t parse_client(gyre_stage_ctx_t *c)
 {
-    gyre_server_t *s = c->server;
     h2o_req_t *req = c->req;
     gyre_call_t *call = c->call;
     gyre_ctx_t *w = &c->worker->super;
@@ -480,8 +479,8 @@ static gyre_stage_result_t parse_client(gyre_stage_ctx_t *c)
         }
     }
     gyre_target_ref_t target;
-    if (gyre_route_resolve(s->config, model, strlen(model), &target) != 0 || !direct_allowed(s, &target)) {
-        respond_model_not_found(s, req, model, client);
+    if (gyre_route_resolve(w->config, model, strlen(model), &target) != 0 || !direct_allowed(w->config, &target)) {
+        respond_model_not_found(w->config, req, model, client);
         return GYRE_STAGE_DONE;
     }
     if (target.route == NULL)
@@ -515,7 +514,7 @@ static gyre_call_t *begin_call(gyre_worker_t *w, h2o_req_t *req)
      * knows the route, the calls without one say (a bad request never gets one). */
     call->trace = h2o_mem_alloc_pool(&req->pool, sizeof(*call->trace));
     gyre_trace_begin(call->trace, req, &w->super.rng, gyre_request_id(&w->super, req));
-    call->capture = call_captures(w->server, NULL);
+    call->capture = call_captures(w->server, w->super.config, NULL);
     gyre_respond_take_body(req); /* an earlier request's, on this thread */
     return call;
 }
@@ -536,7 +535,7 @@ gyre_stage_result_t gyre_stage_parse(gyre_stage_ctx_t *c)
 }
 
 /* A call gyre answered itself (a bad request, an unknown model, a cache hit): its trace is complete now. */
-static void end_local_call(gyre_server_t *s, gyre_worker_t *w, h2o_req_t *req, gyre_call_t *call)
+static void end_local_call(gyre_worker_t *w, h2o_req_t *req, gyre_call_t *call)
 {
     if (call->proxied)
         return; /* the proxy finishes it when the answer is over */
@@ -553,7 +552,7 @@ static void end_local_call(gyre_server_t *s, gyre_worker_t *w, h2o_req_t *req, g
         t->response_body = (gyre_tstr_t){answered.base, answered.len};
     /* A cache hit names the provider that answered when the entry was stored: its own prices apply. */
     const gyre_provider_conf_t *p =
-        t->provider.len != 0 ? gyre_config_find_provider(s->config, t->provider.p, t->provider.len) : NULL;
+        t->provider.len != 0 ? gyre_config_find_provider(w->super.config, t->provider.p, t->provider.len) : NULL;
     gyre_ctx_trace_done(&w->super, t, &req->pool, call->route, p);
 }
 
@@ -566,7 +565,7 @@ void gyre_stage_finish(gyre_stage_ctx_t *c)
     if (c->in_arena)
         gyre_json_arena_end();
     if (c->call != NULL)
-        end_local_call(c->server, c->worker, c->req, c->call);
+        end_local_call(c->worker, c->req, c->call);
 }
 
 /*
@@ -617,7 +616,7 @@ static int access_allowed(gyre_stage_ctx_t *c)
         kv = gyre_keys_authenticate(s->keys, c->worker->super.id, cred, clen, gyre_trace_now_us(), p);
     if (kv == GYRE_KEY_VALID) {
         p->role = GYRE_ROLE_CLIENT;
-        v = gyre_access_decide_role(s->access, need, GYRE_ROLE_CLIENT);
+        v = gyre_access_decide_role(c->worker->super.access, need, GYRE_ROLE_CLIENT);
     } else if (kv == GYRE_KEY_REVOKED || kv == GYRE_KEY_EXPIRED) {
         gyre_api_error_t err;
         gyre_api_error_set(&err, 401, "invalid_request_error", kv == GYRE_KEY_REVOKED ? "key_revoked" : "key_expired",
@@ -628,17 +627,17 @@ static int access_allowed(gyre_stage_ctx_t *c)
         return 0;
     } else if (found == 1) {
         size_t index = 0;
-        gyre_access_role_t role = gyre_access_identify_key(s->access, cred, clen, &index);
+        gyre_access_role_t role = gyre_access_identify_key(c->worker->super.access, cred, clen, &index);
         const char *id, *team, *agent;
         p->role = role;
-        if (role == GYRE_ROLE_CLIENT && gyre_access_key_meta(s->access, index, &id, &team, &agent) == 0) {
+        if (role == GYRE_ROLE_CLIENT && gyre_access_key_meta(c->worker->super.access, index, &id, &team, &agent) == 0) {
             snprintf(p->key_id, sizeof(p->key_id), "%s", id);
             snprintf(p->team, sizeof(p->team), "%s", team);
             snprintf(p->agent, sizeof(p->agent), "%s", agent);
         }
-        v = gyre_access_decide_role(s->access, need, role);
+        v = gyre_access_decide_role(c->worker->super.access, need, role);
     } else {
-        v = gyre_access_decide(s->access, need, found, cred, clen);
+        v = gyre_access_decide(c->worker->super.access, need, found, cred, clen);
     }
     if (v == GYRE_ACCESS_ALLOW)
         return 1;
@@ -659,10 +658,10 @@ static int access_allowed(gyre_stage_ctx_t *c)
  * A pass-through path is forwarded only under a `passthrough:` prefix, and an admin or organization path never.
  * Both the normalised path and the path as sent are checked: the raw one is what goes upstream.
  */
-static int passthrough_allowed(gyre_server_t *s, h2o_req_t *req)
+static int passthrough_allowed(const gyre_config_t *config, h2o_req_t *req)
 {
-    gyre_pass_verdict_t n = gyre_access_passthrough(s->config, req->path_normalized.base, req->path_normalized.len);
-    gyre_pass_verdict_t r = gyre_access_passthrough(s->config, req->path.base, req->path.len);
+    gyre_pass_verdict_t n = gyre_access_passthrough(config, req->path_normalized.base, req->path_normalized.len);
+    gyre_pass_verdict_t r = gyre_access_passthrough(config, req->path.base, req->path.len);
     if (n == GYRE_PASS_ALLOWED && r == GYRE_PASS_ALLOWED)
         return 1;
     gyre_api_error_t err;
@@ -696,6 +695,10 @@ gyre_stage_result_t gyre_stage_head(gyre_stage_ctx_t *c)
 /* /healthz, answered before access: a load balancer's probe has no credential. */
 gyre_stage_result_t gyre_stage_health(gyre_stage_ctx_t *c)
 {
+    if (path_is(c->req, H2O_STRLIT("/readyz"))) {
+        c->rc = gyre_server_serve_readyz(c->worker, c->req); /* src/server/readyz.c */
+        return GYRE_STAGE_DONE;
+    }
     if (!path_is(c->req, H2O_STRLIT("/healthz")))
         return GYRE_STAGE_GO;
     c->rc = on_healthz(c->server, c->req);
@@ -714,7 +717,6 @@ gyre_stage_result_t gyre_stage_access(gyre_stage_ctx_t *c)
  */
 gyre_stage_result_t gyre_stage_endpoint(gyre_stage_ctx_t *c)
 {
-    gyre_server_t *s = c->server;
     gyre_worker_t *w = c->worker;
     h2o_req_t *req = c->req;
     if (path_is(req, H2O_STRLIT("/metrics"))) {
@@ -748,7 +750,7 @@ gyre_stage_result_t gyre_stage_endpoint(gyre_stage_ctx_t *c)
             respond_method_not_allowed(req, &gyre_client_openai, "GET");
             return GYRE_STAGE_DONE;
         }
-        c->rc = on_models(s, req);
+        c->rc = on_models(w->super.config, req);
         return GYRE_STAGE_DONE;
     }
     /* A client dialect's endpoint (the table in dialect/client.c), or OpenAI's embeddings. */
@@ -769,7 +771,7 @@ gyre_stage_result_t gyre_stage_endpoint(gyre_stage_ctx_t *c)
     if (gyre_previous_retrieve(w, req))
         return GYRE_STAGE_DONE;
     if (req->path_normalized.len >= 4 && memcmp(req->path_normalized.base, "/v1/", 4) == 0) {
-        if (!passthrough_allowed(s, req))
+        if (!passthrough_allowed(w->super.config, req))
             return GYRE_STAGE_DONE;
         c->client = &gyre_client_openai;
         c->endpoint = GYRE_OPENAI_OTHER;

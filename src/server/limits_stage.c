@@ -109,7 +109,7 @@ static int64_t price_nusd(const gyre_price_t *p, uint64_t in, uint64_t out)
  * reservation covers whichever answers.  A model without a price costs 0 (docs/limits.md). */
 static int64_t cost_estimate(gyre_stage_ctx_t *c, uint64_t in, uint64_t out)
 {
-    const gyre_config_t *cfg = c->server->config;
+    const gyre_config_t *cfg = c->worker->super.config; /* the configuration in force: the target indexes it */
     const gyre_prices_t *table = c->worker->super.prices;
     const gyre_target_ref_t *t = &c->target;
     int64_t worst = 0;

@@ -9,7 +9,7 @@
 int gyre_otlp_handle(gyre_worker_t *w, h2o_req_t *req)
 {
     const gyre_otlp_endpoint_t ep = {.max_body_bytes = w->server->config->max_body_bytes,
-                                     .redact = w->server->config->redact,
+                                     .redact = w->super.config->redact, /* the configuration in force */
                                      .writer = w->server->writer,
                                      .worker_id = w->super.id};
     return gyre_otlp_endpoint_handle(&ep, req);

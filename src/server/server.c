@@ -31,7 +31,9 @@
 #include "metrics/metrics.h"
 #include "otlp/otlp.h"
 #include "proxy/respond.h"
+#include "control/state.h"
 #include "server/handlers.h"
+#include "server/live.h"
 #include "store/store.h"
 #include "trace/record.h"
 #include "trace/access_log.h"
@@ -98,39 +100,6 @@ static void check_fd_limit(const gyre_config_t *config)
                   GYRE_CONN_ACCEPT_PAUSE_MS);
 }
 
-static SSL_CTX *create_upstream_ssl(const gyre_provider_conf_t *p, char *err, size_t errlen)
-{
-    SSL_CTX *ssl = SSL_CTX_new(TLS_client_method());
-    SSL_CTX_set_min_proto_version(ssl, TLS1_2_VERSION);
-    if (p->tls_verify) {
-        SSL_CTX_set_verify(ssl, SSL_VERIFY_PEER, NULL);
-        if (SSL_CTX_set_default_verify_paths(ssl) != 1) {
-            /* Not fatal: a ca_file may still provide the anchors. */
-            ERR_clear_error();
-        }
-        if (p->ca_file != NULL && SSL_CTX_load_verify_locations(ssl, p->ca_file, NULL) != 1) {
-            snprintf(err, errlen, "provider '%s': cannot load ca_file %s", p->name, p->ca_file);
-            SSL_CTX_free(ssl);
-            return NULL;
-        }
-        /* The provider's name is checked by OpenSSL during chain verification.
-         * h2o 2.2.5 checks it only when the handshake leaves no pending output,
-         * which a TLS 1.3 handshake usually does, so its check cannot be relied
-         * on (docs/decisions.md).  A provider has one host, and so does its
-         * context. */
-        X509_VERIFY_PARAM *param = SSL_CTX_get0_param(ssl);
-        X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-        if (X509_VERIFY_PARAM_set1_ip_asc(param, p->host) != 1 && X509_VERIFY_PARAM_set1_host(param, p->host, 0) != 1) {
-            snprintf(err, errlen, "provider '%s': cannot verify certificates for host %s", p->name, p->host);
-            SSL_CTX_free(ssl);
-            return NULL;
-        }
-    } else {
-        SSL_CTX_set_verify(ssl, SSL_VERIFY_NONE, NULL);
-    }
-    return ssl;
-}
-
 int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req)
 {
     if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
@@ -174,6 +143,11 @@ int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req)
     for (unsigned i = 0; i < s->nworkers; i++)
         for (int r = 0; r < GYRE_PAUSE_REASONS; r++)
             p.accept_pauses[r] += __atomic_load_n(&s->workers[i].conn.pauses[r], __ATOMIC_RELAXED);
+    gyre_live_stats_t ls;
+    gyre_live_stats(&ls);
+    p.config_reloads_ok = ls.ok;
+    p.config_reloads_error = ls.error;
+    p.config_generation = ls.generation;
     gyre_notify_stat_t nst[64];
     gyre_metrics_notifier_t mn[64];
     size_t nn = gyre_notify_stats(s->notify, nst, 64);
@@ -230,49 +204,20 @@ static void on_shutdown_message(h2o_multithread_receiver_t *receiver, h2o_linkli
     gyre_ctx_check_done(&w->super);
 }
 
-static void init_upstreams(gyre_worker_t *w)
-{
-    gyre_server_t *s = w->server;
-    w->super.upstreams = gyre_calloc(s->config->nproviders ? s->config->nproviders : 1, sizeof(*w->super.upstreams));
-    w->super.keypools = gyre_calloc(s->config->nproviders ? s->config->nproviders : 1, sizeof(*w->super.keypools));
-    for (size_t i = 0; i < s->config->nproviders; i++) {
-        gyre_upstream_init(&w->super.upstreams[i], &s->config->providers[i], w->super.ctx.loop,
-                           &w->super.ctx.receivers.hostinfo_getaddr, s->upstream_ssl[i]);
-        gyre_keypool_init(&w->super.keypools[i], &s->config->providers[i]);
-        gyre_keypool_set_overrides(&w->super.keypools[i], s->overrides, i);
-    }
-    /* Each worker measures its own targets: no state is shared on the request path. */
-    w->super.route_states = gyre_calloc(s->config->nroutes ? s->config->nroutes : 1, sizeof(*w->super.route_states));
-    for (size_t i = 0; i < s->config->nroutes; i++) {
-        const gyre_route_conf_t *r = &s->config->routes[i];
-        size_t n = r->ntargets + r->nfallbacks;
-        w->super.route_states[i] = gyre_calloc(n ? n : 1, sizeof(**w->super.route_states));
-        for (size_t j = 0; j < n; j++) {
-            const gyre_target_conf_t *t = j < r->ntargets ? &r->targets[j] : &r->fallbacks[j - r->ntargets];
-            /* The provider's own prices first (`prices:` on a provider), as a trace's cost is reckoned. */
-            const gyre_price_t *pr =
-                gyre_prices_lookup(s->config->providers[t->provider].prices, s->prices, t->model, strlen(t->model));
-            w->super.route_states[i][j].price = pr != NULL ? pr->input + pr->output : -1;
-        }
-    }
-    gyre_timer_wheel_init(&w->super.timers, w->super.ctx.loop);
-}
-
 static void *worker_main(void *arg)
 {
     gyre_worker_t *w = arg;
     gyre_server_t *s = w->server;
     h2o_context_init(&w->super.ctx, h2o_evloop_create(), &s->globalconf);
     /* What the context needs of the server: all of it made before any worker starts. */
-    w->super.config = s->config;
-    w->super.prices = s->prices;
     w->super.writer = s->writer;
     w->super.otlp_exporter = otlp_exporter;
-    w->super.overrides = s->overrides;
+    /* The configuration in force (its state on this worker), and the receiver of the next (src/server/live.c). */
+    gyre_live_worker_init(w);
+    gyre_timer_wheel_init(&w->super.timers, w->super.ctx.loop);
     w->super.alerts = s->alerts;
     w->super.limits = s->limits;
     w->super.access_log = s->access_log;
-    init_upstreams(w);
     h2o_timeout_init(w->super.ctx.loop, &w->grace_timeout, s->config->shutdown_grace_ms);
     w->grace_entry.cb = on_grace_expired;
     h2o_multithread_register_receiver(w->super.ctx.queue, &w->shutdown_receiver, on_shutdown_message);
@@ -346,60 +291,28 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
     pthread_sigmask(SIG_BLOCK, &early, NULL);
 
     gyre_json_init();
-    if (config->prices_file != NULL) {
-        gyre_buf_t text;
-        gyre_buf_init(&text, 64 << 20);
-        int r = gyre_buf_append_file(&text, config->prices_file);
-        if (r != 0)
-            snprintf(err, sizeof(err), "cannot read it: %s", strerror(-r));
-        else
-            s->prices = gyre_prices_parse(text.base ? text.base : "", text.len, err, sizeof(err));
-        gyre_buf_dispose(&text);
-        if (s->prices == NULL) {
-            gyre_logf("gyre: prices %s: %s\n", config->prices_file, err);
-            return 1;
-        }
-    } else {
-        s->prices = gyre_prices_builtin();
-    }
-    s->access = gyre_access_create(&config->auth); /* lives until exit, as the server does */
-    /* The control plane's database (`state:`, else beside the store), and the provider keys added through the
-     * admin API that it keeps, joined to their providers before any worker builds its key pools. */
-    char state_buf[4096];
-    const char *state_path = gyre_state_path_for(config, state_buf, sizeof(state_buf));
+    /* The control plane's database, where one is configured (`state:`, or beside the SQLite store). */
+    char state_path[4096];
+    const char *sp = gyre_state_path_for(config, state_path, sizeof(state_path));
     if (config->state_path == NULL && config->store_sqlite != NULL && strcmp(config->store_sqlite, ":memory:") == 0)
-        state_path = NULL;
-    if (state_path != NULL) {
-        if (gyre_state_open(state_path, &s->state, err, sizeof(err)) != 0) {
-            gyre_logf("gyre: state: %s\n", err);
-            return 1;
-        }
-        if (gyre_provider_keys_apply(s->state, config, err, sizeof(err)) != 0) {
-            gyre_logf("gyre: provider keys: %s\n", err);
-            return 1;
-        }
+        sp = NULL; /* an in-memory store: no file to put the state beside */
+    if (sp != NULL && gyre_state_open(sp, &s->state, err, sizeof(err)) != 0) {
+        gyre_logf("gyre: state: %s\n", err);
+        return 1;
+    }
+    /* The first generation of the configuration in force: the file, the routes changed through the admin API,
+     * and what is made from them (prices, access digests, caches, TLS contexts: src/server/live.c). */
+    if (gyre_live_start(s, err, sizeof(err)) != 0) {
+        gyre_logf("gyre: %s\n", err);
+        return 1;
     }
     if (open_keys(s, nworkers) != 0)
         return 1;
     s->limits = gyre_limits_create(config); /* NULL without `limits:`; lives until exit, as the server does */
-    s->caches = gyre_calloc(config->nroutes ? config->nroutes : 1, sizeof(*s->caches));
-    for (size_t i = 0; i < config->nroutes; i++)
-        if (config->routes[i].cache)
-            s->caches[i] = gyre_cache_create(config->routes[i].cache_max_bytes, config->routes[i].cache_ttl_ms);
     h2o_config_init(&s->globalconf);
     s->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("gyre"));
     s->globalconf.max_request_entity_size = config->max_body_bytes;
     gyre_handlers_register(&s->globalconf, s);
-
-    s->upstream_ssl = gyre_calloc(config->nproviders ? config->nproviders : 1, sizeof(*s->upstream_ssl));
-    for (size_t i = 0; i < config->nproviders; i++) {
-        if (!config->providers[i].is_https)
-            continue;
-        if ((s->upstream_ssl[i] = create_upstream_ssl(&config->providers[i], err, sizeof(err))) == NULL) {
-            gyre_logf("gyre: %s\n", err);
-            return 1;
-        }
-    }
 
     /* Listeners are created here, before any thread, so that a port in use
      * is reported once and the process exits non-zero. */
@@ -486,10 +399,12 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
               config->listen_port, nworkers, nworkers == 1 ? "" : "s", config->source);
 
     int sig = 0;
-    while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
-        gyre_logf("gyre: SIGHUP received: reloading the configuration is not supported yet; gyre keeps serving with "
-                  "the configuration loaded at start (%s)\n",
-                  config->source);
+    while (sigwait(&set, &sig) == 0 && sig == SIGHUP) {
+        /* SIGHUP: the file is read again; what it says goes in force, or its errors are logged and the
+         * configuration in force keeps serving (src/server/live.c logs either). */
+        char rerr[8192];
+        gyre_live_reload(s, "sighup", "config.reload", rerr, sizeof(rerr));
+    }
     gyre_logf("gyre: %s received: no new connections; finishing requests in flight (grace %llu ms)\n",
               sig == SIGTERM ? "SIGTERM" : "SIGINT", (unsigned long long)config->shutdown_grace_ms);
     /* A worker that has not yet registered its receiver cannot be messaged:

@@ -33,13 +33,22 @@ typedef struct gyre_worker {
     h2o_accept_ctx_t accept_ctx;
     h2o_multithread_receiver_t shutdown_receiver;
     h2o_multithread_message_t shutdown_message;
+    h2o_multithread_receiver_t live_receiver; /* a new configuration is in force (src/server/live.c) */
+    int live_ready;                           /* live_receiver is registered (under live.c's lock) */
     h2o_timeout_t grace_timeout;
     h2o_timeout_entry_t grace_entry;
     gyre_conn_worker_t conn; /* accepting, the cap's wake-ups, lingering closes (src/server/conn.h) */
 } gyre_worker_t;
 
 typedef struct gyre_server {
+    /* The configuration gyre started with.  Only what a live change cannot change is read here (listen, workers,
+     * the store, state, otlp, the connection bounds: src/server/live.c refuses a new value); the rest is read from
+     * the generation in force, gen below (a request: its worker's, gyre_ctx_t's config). */
     gyre_config_t *config;
+    /* The configuration in force and what is made from it (proxy/gen.h; src/server/live.c replaces it, under its
+     * lock, and holds one reference).  The four fields after it point into it (the main thread's view; a worker
+     * reads its own context's). */
+    struct gyre_gen *gen;
     h2o_globalconf_t globalconf;
     SSL_CTX **upstream_ssl; /* per provider; NULL for http */
     gyre_cache_t **caches;  /* per route; NULL where the route has no cache (shared by every worker) */
@@ -61,7 +70,8 @@ typedef struct gyre_server {
     size_t connections_open; /* atomic: client connections held, all workers; at most config->max_connections */
 } gyre_server_t;
 
-/* Runs until SIGTERM or SIGINT (SIGHUP is logged and ignored); returns the process exit status. */
+/* Runs until SIGTERM or SIGINT (SIGHUP reloads the configuration: src/server/live.h); returns the process exit
+ * status. */
 int gyre_server_run(gyre_config_t *config, unsigned nworkers);
 
 /* Alerts (server/server_alerts.c): the overrides always, the engine when `alerts:` has rules.  0, or -1 after
@@ -74,6 +84,10 @@ int gyre_server_alerts_metrics(gyre_server_t *s, gyre_buf_t *b);
 /* GET (or HEAD) /metrics on worker `w`: every worker's metrics summed, in Prometheus' text format; 405 for
  * other methods.  Returns 0, as an h2o handler does. */
 int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req);
+
+/* GET /readyz on worker `w` (src/server/readyz.c): 200 when every route has a usable target, else 503 naming the
+ * routes that have none and why.  Returns 0, as an h2o handler does. */
+int gyre_server_serve_readyz(gyre_worker_t *w, h2o_req_t *req);
 
 /* POST /v1/traces on worker `w` (src/server/otlp.c hands src/otlp/endpoint.c the worker's bounds, redaction
  * and writer).  Returns 0, as an h2o handler does. */

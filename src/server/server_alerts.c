@@ -67,7 +67,10 @@ static double gauge_cb(void *data, gyre_alert_signal_t sig)
 
 int gyre_server_alerts_start(gyre_server_t *s)
 {
-    const gyre_config_t *c = s->config;
+    /* The configuration in force (src/server/live.c made it, and its overrides; a reload replaces both through
+     * gyre_alerts_reconfigure), which route changes made through the admin API may have made differ from the
+     * file's. */
+    const gyre_config_t *c = s->gen != NULL ? s->gen->config : s->config;
     if (s->overrides == NULL)
         s->overrides = gyre_overrides_create(c);
     if (c->nalerts == 0)

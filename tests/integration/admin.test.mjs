@@ -17,7 +17,6 @@ const FILE_KEY = 'sk-provider-from-file-1a2b3c4d5e';
 const NEW_KEY = 'sk-provider-added-by-api-9f8e7d6c5b4a';
 const MASTER = '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f';
 const OTHER_MASTER = 'ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f';
-const NOT_IN_FORCE = 'saved; not in force until the next restart: this gyre cannot reload its configuration live; restart it';
 
 const bearer = (k) => ({ authorization: `Bearer ${k}` });
 
@@ -175,16 +174,15 @@ test('reading /api/* needs at least the read token: /api/audit answers the read 
   }
 });
 
-test('a provider key added through the API is sealed in the state database, audited with exact before and after, and (without live reload) answered 202 not in force until restart', async () => {
+test('a provider key added through the API is sealed in the state database, audited with exact before and after, and in force at once (201, traffic uses it)', async () => {
   const dir = tmpdir('gyre-admin-');
   const gyre = await startGyre(config(mock, dir), { env: { GYRE_MASTER_KEY: MASTER } });
   try {
     await resetMock();
     const add = await call(gyre, 'POST', '/api/admin/providers/mock/keys', bearer(ADMIN_TOKEN), { key: NEW_KEY, weight: 2 });
-    // After the live-reload helper's merge this is 201 with in_force: true and traffic uses the key at once
-    // (docs/admin.md); on a gyre that cannot reload live it is saved and waits for the next start.
-    assert.equal(add.status, 202, add.text);
-    assert.deepEqual(add.json, { id: 'mock#a1', provider: 'mock', weight: 2, in_force: false, message: NOT_IN_FORCE });
+    // Put in force by a live reload (docs/live.md): traffic uses the key at once.
+    assert.equal(add.status, 201, add.text);
+    assert.deepEqual(add.json, { id: 'mock#a1', provider: 'mock', weight: 2, in_force: true });
     assert.ok(!add.text.includes(NEW_KEY));
     const list = await call(gyre, 'GET', '/api/admin/providers', bearer(ADMIN_TOKEN));
     assert.deepEqual(list.json, {
@@ -192,13 +190,13 @@ test('a provider key added through the API is sealed in the state database, audi
         name: 'mock',
         keys: [
           { id: 'mock#0', source: 'config', weight: 1, in_force: true },
-          { id: 'mock#a1', source: 'api', weight: 2, in_force: false },
+          { id: 'mock#a1', source: 'api', weight: 2, in_force: true },
         ],
       }],
     });
-    // Not in force: the traffic keeps to the file's key.
+    // In force: round robin over the file's key and the added one.
     await chat(gyre, 2);
-    assert.deepEqual(await keysSeen(), { [FILE_KEY]: 2 });
+    assert.deepEqual(await keysSeen(), { [FILE_KEY]: 1, [NEW_KEY]: 1 });
     // The database and every file beside it hold no key in clear.
     assert.deepEqual(filesHolding(dir, NEW_KEY), []);
     assert.ok(fs.readdirSync(dir).includes('gyre.db.state'));
@@ -251,13 +249,13 @@ test('a provider key added through the API is used by the traffic after a restar
       { id: 'mock#0', source: 'config', weight: 1, in_force: true },
       { id: 'mock#a1', source: 'api', weight: 1, in_force: true },
     ]);
-    // In force: deleting it waits for a reload (or the next start) to take it out of use.
+    // Deleting it takes it out of use at once (a live reload).
     const del = await call(gyre, 'DELETE', '/api/admin/providers/mock/keys/mock%23a1', bearer(ADMIN_TOKEN));
-    assert.equal(del.status, 202);
-    assert.deepEqual(del.json, {
-      id: 'mock#a1', provider: 'mock', deleted: true, in_force: false,
-      message: 'deleted; the key stays in use until the next restart: this gyre cannot reload its configuration live; restart it',
-    });
+    assert.equal(del.status, 200);
+    assert.deepEqual(del.json, { id: 'mock#a1', provider: 'mock', deleted: true, in_force: true });
+    await resetMock();
+    await chat(gyre, 2);
+    assert.deepEqual(await keysSeen(), { [FILE_KEY]: 2 });
   } finally {
     await gyre.stop();
   }
@@ -377,9 +375,13 @@ test('gyre providers rotate-key adds the new key and, when gyre cannot put it in
   const gyre = await startGyre(config(mock, dir), { env: { GYRE_MASTER_KEY: MASTER } });
   try {
     const env = { GYRE_TEST_NEW_KEY: NEW_KEY, GYRE_TEST_ADMIN: ADMIN_TOKEN };
+    // The file now says what only a restart changes: the live reload that would put the key in force is refused.
+    const file = path.join(gyre.dir, 'gyre.yaml');
+    const good = fs.readFileSync(file, 'utf8');
+    fs.writeFileSync(file, good.replace('workers: 1', 'workers: 2'));
     const r = await runGyre(['providers', 'rotate-key', '--provider', 'mock', '--key', 'env:GYRE_TEST_NEW_KEY', '--url', gyre.url, '--admin-token', 'env:GYRE_TEST_ADMIN'], { env });
     assert.equal(r.code, 1);
-    assert.equal(r.stderr, `gyre providers: the new key mock#a1 is saved but not in force (${NOT_IN_FORCE}); the old keys stay\n`);
+    assert.equal(r.stderr, `gyre providers: the new key mock#a1 is saved but not in force (saved; not in force until the next restart: ${file}: workers: changing it needs a restart (was 1, now 2)); the old keys stay\n`);
     assert.ok(!(r.stdout + r.stderr).includes(NEW_KEY));
     const literal = await runGyre(['providers', 'rotate-key', '--provider', 'mock', '--key', NEW_KEY, '--url', gyre.url, '--admin-token', 'env:GYRE_TEST_ADMIN'], { env });
     assert.equal(literal.code, 1);
@@ -387,6 +389,13 @@ test('gyre providers rotate-key adds the new key and, when gyre cannot put it in
     const list = await runGyre(['providers', 'list', '--url', gyre.url, '--admin-token', 'env:GYRE_TEST_ADMIN'], { env });
     assert.equal(list.code, 0, list.stderr);
     assert.equal(list.stdout, 'PROVIDER  KEY ID   SOURCE  WEIGHT  IN FORCE\nmock      mock#0   config       1  yes\nmock      mock#a1  api          1  no\n');
+    // With the file as it was, a rotation puts its key in force, then takes the earlier API key away.
+    fs.writeFileSync(file, good);
+    const ok = await runGyre(['providers', 'rotate-key', '--provider', 'mock', '--key', 'env:GYRE_TEST_NEW_KEY', '--url', gyre.url, '--admin-token', 'env:GYRE_TEST_ADMIN'], { env });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(ok.stdout, 'added mock#a2 to mock (in force)\nremoved mock#a1\n');
+    const after = await runGyre(['providers', 'list', '--url', gyre.url, '--admin-token', 'env:GYRE_TEST_ADMIN'], { env });
+    assert.equal(after.stdout, 'PROVIDER  KEY ID   SOURCE  WEIGHT  IN FORCE\nmock      mock#0   config       1  yes\nmock      mock#a2  api          1  yes\n');
     const denied = await runGyre(['providers', 'list', '--url', gyre.url], { env: { GYRE_ADMIN_TOKEN: '' } });
     assert.equal(denied.code, 1);
     assert.equal(denied.stderr, "gyre providers: GET /api/admin/providers: 401: no token was sent: the admin API needs the admin_token of this gateway, as 'Authorization: Bearer TOKEN'\n");
