@@ -331,6 +331,10 @@ test('requests past the bounds or the syntax get 413, 431, 414 or 400 and the co
 // ---- statistics and configuration ----
 
 test('stats count requests per path, model and key, and keep the last request as sent', async () => {
+  // The earlier tests' connections (a 413 that lingers, a closed keep-alive) finish first: on a loaded machine
+  // their last bytes could otherwise be counted after the reset.
+  for (let i = 0; i < 500 && (await mock.stats()).active !== 0; i++) await new Promise((r) => setTimeout(r, 10));
+  await new Promise((r) => setTimeout(r, 50));
   await fetch(`${mock.url}/_mock/reset`, { method: 'POST' });
   await postJson(`${mock.v1}/chat/completions`, chat(), { authorization: 'Bearer sk-one' });
   await postJson(`${mock.v1}/chat/completions`, chat({ model: 'gpt-4o' }), { authorization: 'Bearer sk-two' });
