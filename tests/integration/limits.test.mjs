@@ -337,3 +337,47 @@ test('a cache hit costs nothing against a budget and still counts as a request',
     await mock.stop();
   }
 });
+
+test('a soft budget notifies its notifier once at 50, 80 and 100 % of the period and never refuses', async () => {
+  const mock = await startMock();
+  const b = body();
+  // The first answer's cost, from a gateway without limits: every answer to the same request costs the same.
+  const probe = await startGyre(config(mock, '  {}\n'));
+  let costNusd;
+  try {
+    const u = (await postJson(`${probe.url}/v1/chat/completions`, b)).json.usage;
+    costNusd = u.prompt_tokens * IN_NUSD + u.completion_tokens * OUT_NUSD;
+  } finally {
+    await probe.stop();
+  }
+  const budgetNusd = 10 * costNusd; // 50 % after the 5th answer, 80 % after the 8th, 100 % after the 10th
+  const gyre = await startGyre(config(mock,
+    `  agents: {buyer: {budget_usd: ${nusdToUsd(budgetNusd)}, budget_period: day, soft: true, notify: ops}}\n`,
+    { extra: `notifiers:\n  - {name: ops, kind: webhook, url: "${mock.url}/_mock/hooks/ops"}\n` }));
+  try {
+    const seen = [];
+    for (let i = 1; i <= 12; i++) {
+      const r = await postJson(`${gyre.url}/v1/chat/completions`, b, { 'x-gyre-agent': 'buyer' });
+      assert.equal(r.status, 200, `request ${i}: a soft budget never refuses`);
+      // The request is settled when h2o disposes it, just after the answer: wait for its notice, if it crossed.
+      const want = i >= 10 ? 3 : i >= 8 ? 2 : i >= 5 ? 1 : 0;
+      for (let t = 0; t < 200; t++) {
+        seen.splice(0, seen.length, ...(await (await fetch(`${mock.url}/_mock/hooks/ops`)).json()));
+        if (seen.length >= want) break;
+        await new Promise((res) => setTimeout(res, 10));
+      }
+      assert.equal(seen.length, want, `after request ${i}`);
+    }
+    assert.deepEqual(seen.map((h) => [h.version, h.status, h.alerts[0].labels.alertname, h.alerts[0].labels.level,
+      h.alerts[0].labels.id, h.alerts[0].labels.threshold_pct, h.alerts[0].labels.severity]), [
+      ['4', 'firing', 'budget', 'agent', 'buyer', '50', 'warning'],
+      ['4', 'firing', 'budget', 'agent', 'buyer', '80', 'warning'],
+      ['4', 'firing', 'budget', 'agent', 'buyer', '100', 'critical'],
+    ]);
+    assert.equal(seen[2].alerts[0].annotations.spent_usd, (10 * costNusd / 1e9).toFixed(6));
+    assert.match(seen[2].alerts[0].annotations.summary, /^agent buyer has spent \$\d+\.\d\d of its \$\d+\.\d\d daily budget \(100 %\); the budget is soft: requests go on$/);
+  } finally {
+    await gyre.stop();
+    await mock.stop();
+  }
+});
