@@ -32,6 +32,7 @@
 #include "otlp/otlp.h"
 #include "proxy/respond.h"
 #include "control/state.h"
+#include "server/admin_limits.h"
 #include "server/handlers.h"
 #include "server/live.h"
 #include "store/store.h"
@@ -309,6 +310,10 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
     if (open_keys(s, nworkers) != 0)
         return 1;
     s->limits = gyre_limits_create(config); /* NULL without `limits:`; lives until exit, as the server does */
+    if (gyre_admin_limits_restore(s->limits, s->state, err, sizeof(err)) < 0) {
+        gyre_logf("gyre: limits: the rules set through the admin API could not be read: %s\n", err);
+        return 1;
+    }
     h2o_config_init(&s->globalconf);
     s->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("gyre"));
     s->globalconf.max_request_entity_size = config->max_body_bytes;

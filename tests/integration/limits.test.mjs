@@ -4,7 +4,10 @@
 // a client that leaves mid-stream giving its slot back.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 
 import { startGyre, startMock, postJson, sseData, SLOW } from '../lib/harness.mjs';
 
@@ -314,6 +317,32 @@ test('the admin API sets a limit live, lists it with its use, and removes it', a
   } finally {
     await gyre.stop();
     await mock.stop();
+  }
+});
+
+test('a limit set through the admin API is in force again after a restart, and one deleted stays deleted', async () => {
+  const mock = await startMock();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gyre-limits-'));
+  const text = `store: {sqlite: "${path.join(dir, 'gyre.db')}"}\n${config(mock, '  agents: {}\n')}`;
+  const call = (g, agent) => postJson(`${g.url}/v1/chat/completions`, body(), { 'x-gyre-agent': agent });
+  const put = (g, agent, rule) => fetch(`${g.url}/api/admin/limits/agents/${agent}`, {
+    method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(rule) });
+  let g = await startGyre(text);
+  try {
+    assert.equal((await put(g, 'bot', { rpm: 1 })).status, 200);
+    assert.equal((await put(g, 'gone', { rpm: 1 })).status, 200);
+    assert.equal((await fetch(`${g.url}/api/admin/limits/agents/gone`, { method: 'DELETE' })).status, 200);
+    await g.stop();
+    g = await startGyre(text);
+    // A new start: the window is empty, so the first call passes and the second meets the rule kept from before.
+    assert.deepEqual([(await call(g, 'bot')).status, (await call(g, 'bot')).status], [200, 429]);
+    assert.deepEqual([(await call(g, 'gone')).status, (await call(g, 'gone')).status], [200, 200]);
+    const list = await (await fetch(`${g.url}/api/admin/limits`)).json();
+    assert.deepEqual(list.agents.map((r) => [r.id, r.rpm]), [['bot', 1]]);
+  } finally {
+    await g.stop();
+    await mock.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
 
