@@ -66,7 +66,8 @@ const gyre_config_field_t gyre_config_fields[] = {
     {"notifiers[].kind", "webhook, slack, teams, pagerduty or log", "",
      "Required. webhook: Alertmanager's webhook body (version 4); slack and teams: their incoming-webhook bodies; "
      "pagerduty: Events API v2; log: a log line."},
-    {"notifiers[].url", "URL, or " SECRET, "PagerDuty's for pagerduty", "Where the body is posted (not for log)."},
+    {"notifiers[].url", "URL, or " SECRET, "",
+     "Required but for log: where the body is posted (PagerDuty's: https://events.pagerduty.com/v2/enqueue)."},
     {"notifiers[].routing_key", SECRET, "", "pagerduty: the integration's routing key (required)."},
     {"notifiers[].timeout", "duration", "5s", "One POST, connecting included."},
     {"notifiers[].retries", "integer", "5", "Tries after the first, backing off from 1 s (doubling, capped at 60 s)."},
