@@ -166,6 +166,8 @@ alerts:
 test('failover_to_secondary takes a failing target out of its route and restores it; a route\'s last target stays', async () => {
   const mock = await startMock();
   const gyre = await startGyre(`workers: 1
+notifiers:
+  - {name: ops, kind: webhook, url: "${mock.url}/_mock/hooks/ops"}
 providers:
   - {name: p1, kind: openai, base_url: "${mock.v1}", keys: [${KEY_A}], breaker: {failures: 0}}
   - {name: p2, kind: openai, base_url: "${mock.v1}", keys: [${KEY_B}], breaker: {failures: 0}}
@@ -180,7 +182,7 @@ alerts:
     window: 3s
     resolve_for: 1s
     min_firing: 1s
-    action: failover_to_secondary
+    actions: [failover_to_secondary, ops]
 `);
   try {
     await mock.configure({ fault: '500', fault_key: KEY_A });
@@ -197,9 +199,10 @@ alerts:
     const byRoute = Object.fromEntries(a.events.filter((e) => e.state === 'firing').map((e) => [e.labels.route, e]));
     assert.deepEqual(Object.keys(byRoute).sort(), ['chat', 'solo']);
     assert.deepEqual(byRoute.chat.labels, { route: 'chat', provider: 'p1' });
-    assert.equal(byRoute.chat.actions, "gyre took route chat's target p1/gpt-4o-mini out of rotation");
+    assert.equal(byRoute.chat.actions, "gyre took route chat's target p1/gpt-4o-mini out of rotation; notified ops");
     assert.equal(byRoute.solo.actions,
-      "gyre could not take route solo's target p1/gpt-4o-mini out of rotation: it is the route's last usable target");
+      "gyre could not take route solo's target p1/gpt-4o-mini out of rotation: it is the route's last usable target; " +
+      'notified ops');
 
     // Out of rotation: chat's calls go to p2 first, and p1's key sees none of them.
     const before = keyCounts(await mock.stats(), [KEY_A, KEY_B]);
@@ -217,9 +220,22 @@ alerts:
       assert.ok(Date.now() < end, JSON.stringify(a));
     }
     const resolved = Object.fromEntries(a.events.filter((e) => e.state === 'resolved').map((e) => [e.labels.route, e]));
-    assert.equal(resolved.chat.actions, "gyre put route chat's target p1/gpt-4o-mini back into rotation");
-    assert.equal(resolved.solo.actions, '');
+    assert.equal(resolved.chat.actions, "gyre put route chat's target p1/gpt-4o-mini back into rotation; notified ops");
+    assert.equal(resolved.solo.actions, 'notified ops');
     assert.equal(a.events.filter((e) => e.state === 'firing').length, 2);
+    // The receiver got exactly one firing and one resolved body per route, each saying what gyre had done.
+    let hooks = [];
+    for (let t = 0; t < 300 && hooks.length < 4; t++) {
+      hooks = await (await fetch(`${mock.url}/_mock/hooks/ops`)).json();
+      if (hooks.length < 4) await new Promise((r) => setTimeout(r, 10));
+    }
+    const notes = hooks.map((h) => [h.status, h.alerts[0].labels.route, h.alerts[0].annotations.actions]).sort();
+    assert.deepEqual(notes, [
+      ['firing', 'chat', "gyre took route chat's target p1/gpt-4o-mini out of rotation"],
+      ['firing', 'solo', "gyre could not take route solo's target p1/gpt-4o-mini out of rotation: it is the route's last usable target"],
+      ['resolved', 'chat', "gyre put route chat's target p1/gpt-4o-mini back into rotation"],
+      ['resolved', 'solo', 'none'],
+    ].sort());
 
     // Restored: p1 takes a share of chat's calls again.
     const b2 = keyCounts(await mock.stats(), [KEY_A]);
@@ -235,6 +251,8 @@ alerts:
 test('open_circuit holds a failing provider open while the alert fires: its calls go to the fallback', async () => {
   const mock = await startMock();
   const gyre = await startGyre(`workers: 1
+notifiers:
+  - {name: pager, kind: pagerduty, url: "${mock.url}/v2/enqueue", routing_key: env:GYRE_TEST_PD_KEY}
 providers:
   - {name: p1, kind: openai, base_url: "${mock.v1}", keys: [${KEY_Q}], breaker: {failures: 0}}
   - {name: p2, kind: openai, base_url: "${mock.v1}", keys: [${KEY_B}], breaker: {failures: 0}}
@@ -248,8 +266,8 @@ alerts:
     window: 3s
     resolve_for: 1s
     min_firing: 1s
-    actions: [open_circuit]
-`);
+    actions: [open_circuit, pager]
+`, { env: { GYRE_TEST_PD_KEY: 'R0UTINGKEY0123456789abcdefABCDEF' } });
   try {
     await mock.configure({ fault: '503', fault_key: KEY_Q });
     const deadline = Date.now() + 8000 * SLOW;
@@ -261,17 +279,27 @@ alerts:
       assert.ok(Date.now() < deadline, JSON.stringify(a));
     }
     assert.deepEqual(a.alerts[0].labels, { provider: 'p1' });
-    assert.equal(a.events[0].actions, "gyre opened provider p1's circuit");
+    assert.equal(a.events[0].actions, "gyre opened provider p1's circuit; notified pager");
     const before = keyCounts(await mock.stats(), [KEY_Q, KEY_B]);
     assert.deepEqual(await send(gyre, 5, 0), Array(5).fill(200));
     const after = keyCounts(await mock.stats(), [KEY_Q, KEY_B]);
     assert.deepEqual([after[0] - before[0], after[1] - before[1]], [0, 5]);
     await mock.configure({ fault: null, fault_key: null });
     a = await waitAlerts(gyre, (x) => x.events.some((e) => e.state === 'resolved'), 15000 * SLOW);
-    assert.equal(a.events[0].actions, "gyre closed provider p1's circuit");
+    assert.equal(a.events[0].actions, "gyre closed provider p1's circuit; notified pager");
     const b2 = keyCounts(await mock.stats(), [KEY_Q]);
     assert.deepEqual(await send(gyre, 3, 0), [200, 200, 200]);
     assert.equal(keyCounts(await mock.stats(), [KEY_Q])[0] - b2[0], 3);
+    // PagerDuty's Events API v2: one trigger, then one resolve with the same dedup_key.
+    let events = [];
+    for (let t = 0; t < 300 && events.length < 2; t++) {
+      events = await (await fetch(`${mock.url}/_mock/hooks/pagerduty`)).json();
+      if (events.length < 2) await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.deepEqual(events.map((e) => [e.routing_key, e.event_action]),
+      [['R0UTINGKEY0123456789abcdefABCDEF', 'trigger'], ['R0UTINGKEY0123456789abcdefABCDEF', 'resolve']]);
+    assert.equal(events[0].dedup_key, events[1].dedup_key);
+    assert.equal(events[0].payload.custom_details.annotations.actions, "gyre opened provider p1's circuit");
   } finally {
     await gyre.stop();
     await mock.stop();
