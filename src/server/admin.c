@@ -8,6 +8,7 @@
 
 /* The endpoints; a new one is a function in its own file and a line here. */
 static const gyre_admin_endpoint_t endpoints[] = {
+    {"POST", "/api/admin/reload", 0, NULL, gyre_admin_reload},
     {"GET", "/api/admin/routes", 0, NULL, gyre_admin_routes_list},
     {"PUT", "/api/admin/routes", 1, NULL, gyre_admin_route_put},
     {"PATCH", "/api/admin/routes", 1, NULL, gyre_admin_route_patch},

@@ -41,6 +41,7 @@ typedef struct gyre_admin_endpoint {
 
 /* admin_routes.c: the routes in force and live changes to them (server/live.h). */
 void gyre_admin_routes_list(gyre_admin_req_t *a);
+void gyre_admin_reload(gyre_admin_req_t *a); /* admin_routes.c: POST /api/admin/reload, as SIGHUP */
 void gyre_admin_route_put(gyre_admin_req_t *a);
 void gyre_admin_route_patch(gyre_admin_req_t *a);
 void gyre_admin_route_override_delete(gyre_admin_req_t *a);

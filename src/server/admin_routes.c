@@ -58,6 +58,31 @@ static int route_name(gyre_admin_req_t *a, char *out, size_t size)
 }
 
 /* The outcome of gyre_live_set_route, answered: the route in force (200), or why not. */
+/* A 400 listing every problem, one a line, as check-config prints them: the first in the message, all in
+ * "errors". */
+static void respond_problems(h2o_req_t *req, const char *code, const char *err)
+{
+    gyre_buf_t b;
+    gyre_buf_init(&b, 256 * 1024);
+    const char *nl = strchr(err, '\n');
+    gyre_buf_appends(&b, "{\"error\":{\"message\":");
+    gyre_buf_append_json_string(&b, err, nl != NULL ? (size_t)(nl - err) : strlen(err));
+    gyre_buf_appendf(&b, ",\"type\":\"invalid_request_error\",\"code\":\"%s\",\"param\":null,\"errors\":[", code);
+    for (const char *p = err; *p != '\0';) {
+        const char *e = strchr(p, '\n');
+        size_t len = e != NULL ? (size_t)(e - p) : strlen(p);
+        gyre_buf_appends(&b, p == err ? "" : ",");
+        gyre_buf_append_json_string(&b, p, len);
+        p += len + (e != NULL);
+    }
+    gyre_buf_appends(&b, "]}}");
+    if (gyre_buf_failed(&b))
+        respond_problem(req, 400, code, NULL, "%.700s", err);
+    else
+        gyre_respond_json(req, 400, b.base, b.len);
+    gyre_buf_dispose(&b);
+}
+
 static void respond_change(gyre_admin_req_t *a, const char *name, int rc, const char *err)
 {
     h2o_req_t *req = a->req;
@@ -82,26 +107,7 @@ static void respond_change(gyre_admin_req_t *a, const char *name, int rc, const 
         respond_problem(req, 500, "state_error", NULL, "%s", err);
         return;
     }
-    /* Every problem, one a line, as check-config prints them: the first in the message, all in "errors". */
-    gyre_buf_t b;
-    gyre_buf_init(&b, 256 * 1024);
-    const char *nl = strchr(err, '\n');
-    gyre_buf_appends(&b, "{\"error\":{\"message\":");
-    gyre_buf_append_json_string(&b, err, nl != NULL ? (size_t)(nl - err) : strlen(err));
-    gyre_buf_appends(&b, ",\"type\":\"invalid_request_error\",\"code\":\"invalid_route\",\"param\":null,\"errors\":[");
-    for (const char *p = err; *p != '\0';) {
-        const char *e = strchr(p, '\n');
-        size_t len = e != NULL ? (size_t)(e - p) : strlen(p);
-        gyre_buf_appends(&b, p == err ? "" : ",");
-        gyre_buf_append_json_string(&b, p, len);
-        p += len + (e != NULL);
-    }
-    gyre_buf_appends(&b, "]}}");
-    if (gyre_buf_failed(&b))
-        respond_problem(req, 400, "invalid_route", NULL, "%.700s", err);
-    else
-        gyre_respond_json(req, 400, b.base, b.len);
-    gyre_buf_dispose(&b);
+    respond_problems(req, "invalid_route", err);
 }
 
 /* The body as a JSON object, or NULL after answering 400. */
@@ -242,4 +248,17 @@ void gyre_admin_route_override_delete(gyre_admin_req_t *a)
     char err[16384];
     int rc = gyre_live_set_route(a->worker->server, a->actor, "route.restore", name, NULL, err, sizeof(err));
     respond_change(a, name, rc, err);
+}
+
+/* POST /api/admin/reload: the configuration file read again, as SIGHUP does, and its answer said. */
+void gyre_admin_reload(gyre_admin_req_t *a)
+{
+    char err[16384];
+    int rc = gyre_live_reload(a->worker->server, a->actor, "config.reload", err, sizeof(err));
+    if (rc == 0)
+        gyre_respond_json(a->req, 200, H2O_STRLIT("{\"reloaded\":true}"));
+    else if (rc == -EINVAL)
+        respond_problems(a->req, "invalid_config", err);
+    else
+        respond_problem(a->req, 500, "reload_failed", NULL, "%s", err);
 }

@@ -219,6 +219,32 @@ async function admin(url, method, p, body) {
   return { status: r.status, json: await r.json() };
 }
 
+test('POST /api/admin/reload reads the file again as SIGHUP does: an invalid one is a 400 listing its errors, a good one is in force at once', async () => {
+  const mock = await startMock();
+  const g = await startGyre(config(mock.v1, 'model-a'));
+  try {
+    const file = path.join(g.dir, 'gyre.yaml');
+    rewrite(g, config(mock.v1, 'model-b', { provider: 'nope' }));
+    const bad = await admin(g.url, 'POST', '/api/admin/reload');
+    assert.equal(bad.status, 400);
+    assert.equal(bad.json.error.code, 'invalid_config');
+    assert.deepEqual(bad.json.error.errors, [`${file}:9: routes[0].targets[0].provider: no provider is named 'nope'`]);
+    assert.equal((await call(g.url, false)).status, 200);
+    assert.deepEqual((await mock.stats()).models, { 'model-a': 1 });
+    const denied = await fetch(`${g.url}/api/admin/reload`, { method: 'POST', headers: { authorization: `Bearer ${CLIENT}` } });
+    assert.equal(denied.status, 403);
+    rewrite(g, config(mock.v1, 'model-b'));
+    const ok = await admin(g.url, 'POST', '/api/admin/reload');
+    assert.deepEqual([ok.status, ok.json], [200, { reloaded: true }]);
+    assert.equal((await call(g.url, false)).status, 200);
+    assert.deepEqual((await mock.stats()).models, { 'model-a': 1, 'model-b': 1 });
+    assert.match(await metrics(g.url), /^gyre_config_generation 2$/m);
+  } finally {
+    await g.stop();
+    await mock.stop();
+  }
+});
+
 test('admin PUT and PATCH of a route under load drop nothing, persist across a restart, and DELETE restores the file\'s', async () => {
   const mock = await startMock();
   const dir = tmpdir();
