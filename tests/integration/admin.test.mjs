@@ -491,3 +491,44 @@ test('gyre providers rotate-key adds the new key, waits until it is in force, th
     await admin.close();
   }
 });
+
+test('gyre providers rotate-key against a running gyre under load: every request is answered, and then only the new key is used', async () => {
+  const dir = tmpdir('gyre-admin-');
+  const gyre = await startGyre(config(mock, dir).replace('workers: 1', 'workers: 2'), { env: { GYRE_MASTER_KEY: MASTER } });
+  const OLD_KEY = 'sk-provider-old-api-key-77aa88bb99cc';
+  try {
+    await resetMock();
+    const add = await call(gyre, 'POST', '/api/admin/providers/mock/keys', bearer(ADMIN_TOKEN), { key: OLD_KEY, weight: 1 });
+    assert.equal(add.status, 201, add.text);
+    // Four clients flat out while the key is rotated (runGyre runs the CLI as its own process, asynchronously).
+    let stop = false;
+    const statuses = [];
+    const client = async () => {
+      while (!stop) {
+        const r = await postJson(`${gyre.url}/v1/chat/completions`, chatBody(), bearer(CLIENT_KEY));
+        statuses.push(r.status);
+      }
+    };
+    const clients = [client(), client(), client(), client()];
+    await new Promise((r) => setTimeout(r, 300));
+    const r = await runGyre(['providers', 'rotate-key', '--provider', 'mock', '--key', 'env:GYRE_TEST_NEW_KEY', '--url', gyre.url],
+      { env: { GYRE_TEST_NEW_KEY: NEW_KEY, GYRE_ADMIN_TOKEN: ADMIN_TOKEN } });
+    await new Promise((res) => setTimeout(res, 300));
+    stop = true;
+    await Promise.all(clients);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'added mock#a2 to mock (in force)\nremoved mock#a1\n');
+    assert.ok(statuses.length > 20, `${statuses.length} requests`);
+    assert.deepEqual([...new Set(statuses)], [200], 'no request failed during the rotation');
+    // After it: the old key gets nothing, the new one and the file's share the traffic.
+    const before = await keysSeen();
+    await chat(gyre, 6);
+    const after = await keysSeen();
+    assert.equal((after[OLD_KEY] ?? 0) - (before[OLD_KEY] ?? 0), 0);
+    assert.equal((after[NEW_KEY] ?? 0) - (before[NEW_KEY] ?? 0) + (after[FILE_KEY] ?? 0) - (before[FILE_KEY] ?? 0), 6);
+    assert.ok((after[NEW_KEY] ?? 0) - (before[NEW_KEY] ?? 0) > 0);
+  } finally {
+    await gyre.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
