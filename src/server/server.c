@@ -241,24 +241,15 @@ static void *worker_main(void *arg)
 }
 
 /*
- * The control plane's database and the managed gateway keys in it (control/keys.h), each worker a reader of their
- * snapshot.  A `state:` the configuration names must open, or gyre does not start; the default one beside the
- * trace store is skipped with a warning when it cannot be opened (a read-only directory), since nothing was asked
- * of it: gyre then serves the config's keys only, and the admin API's keys answer 404.
+ * The managed gateway keys in the control plane's database (control/keys.h), each worker a reader of their
+ * snapshot, and the thread that notices the changes `gyre keys` makes from another process.  Without a
+ * database (no store and no `state:`) gyre serves the config's keys only, and /api/admin/keys answers 404.
  */
 static int open_keys(gyre_server_t *s, unsigned nworkers)
 {
-    char buf[4096], err[512];
-    const gyre_config_t *c = s->config;
-    if (c->state_path == NULL && c->store_sqlite != NULL && strcmp(c->store_sqlite, ":memory:") == 0)
+    char err[512];
+    if (s->state == NULL) /* no control-plane state: no managed keys (the config's keys still work) */
         return 0;
-    const char *path = gyre_state_path_for(c, buf, sizeof(buf));
-    if (path == NULL)
-        return 0;
-    if (s->state == NULL && gyre_state_open(path, &s->state, err, sizeof(err)) != 0) {
-        gyre_logf("gyre: %s%s\n", err, c->state_path != NULL ? "" : " (managed keys are off)");
-        return c->state_path != NULL ? -1 : 0;
-    }
     if (gyre_keys_open(s->state, nworkers, &s->keys, err, sizeof(err)) != 0 || gyre_keys_watch(s->keys) != 0) {
         gyre_logf("gyre: managed keys: %s\n", err);
         return -1;
