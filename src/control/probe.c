@@ -25,9 +25,9 @@ typedef struct entry {
     unsigned unhealthy_after;
     /* State, kept across reloads for the same name. */
     uint64_t due_ms;
-    unsigned fails;   /* consecutive */
-    int healthy;      /* 1 until unhealthy_after failures in a row */
-    int last_status;  /* the last failure's HTTP status, or 0 */
+    unsigned fails;    /* consecutive */
+    int healthy;       /* 1 until unhealthy_after failures in a row */
+    int last_status;   /* the last failure's HTTP status, or 0 */
     char last_err[64]; /* the last failure's error ("Connection refused"), when it had no status */
     uint64_t ok, failed;
 } entry_t;
@@ -150,14 +150,9 @@ static int probe_once(const entry_t *x, int *status, char *err, size_t errlen)
             h[nh++] = (gyre_httpc_header_t){"x-api-key", x->key};
             h[nh++] = (gyre_httpc_header_t){"anthropic-version", x->api_version ? x->api_version : "2023-06-01"};
             break;
-        case GYRE_PROVIDER_AZURE:
-            h[nh++] = (gyre_httpc_header_t){"api-key", x->key};
-            break;
-        case GYRE_PROVIDER_GEMINI:
-            h[nh++] = (gyre_httpc_header_t){"x-goog-api-key", x->key};
-            break;
-        default:
-            break;
+        case GYRE_PROVIDER_AZURE: h[nh++] = (gyre_httpc_header_t){"api-key", x->key}; break;
+        case GYRE_PROVIDER_GEMINI: h[nh++] = (gyre_httpc_header_t){"x-goog-api-key", x->key}; break;
+        default: break;
         }
     }
     char herr[256];

@@ -65,9 +65,10 @@ TEST(config_health_check_mapping_overrides_each_default)
 
 TEST(config_health_check_errors_name_the_field)
 {
-    CHECK_ERRORS("providers:\n  - {name: p, kind: openai, base_url: 'http://h/v1', health_check: {colour: red}}\n" ROUTE,
-                 "t.yaml:2: providers[0].health_check: unknown field 'colour' (known: interval, timeout, path, "
-                 "unhealthy_after)\n");
+    CHECK_ERRORS(
+        "providers:\n  - {name: p, kind: openai, base_url: 'http://h/v1', health_check: {colour: red}}\n" ROUTE,
+        "t.yaml:2: providers[0].health_check: unknown field 'colour' (known: interval, timeout, path, "
+        "unhealthy_after)\n");
     CHECK_ERRORS("providers:\n  - {name: p, kind: openai, base_url: 'http://h/v1', health_check: {interval: 1ms, "
                  "unhealthy_after: 0, path: 'models x'}}\n" ROUTE,
                  "t.yaml:2: providers[0].health_check.interval: must be between 10ms and 1h\n"
