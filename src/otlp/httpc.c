@@ -286,7 +286,8 @@ static int request(const gyre_httpc_url_t *u, SSL_CTX *ssl, const gyre_httpc_hea
     if (!default_port)
         gyre_buf_appendf(&req, ":%u", u->port);
     if (content_type != NULL)
-        gyre_buf_appendf(&req, "\r\nUser-Agent: gyre\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n",
+        gyre_buf_appendf(&req,
+                         "\r\nUser-Agent: gyre\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n",
                          content_type, len);
     else
         gyre_buf_appends(&req, "\r\nUser-Agent: gyre\r\nConnection: close\r\n");
