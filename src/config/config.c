@@ -536,6 +536,61 @@ static void parse_provider_prices(parse_ctx_t *ctx, yaml_node_t *n, gyre_provide
     free(prices);
 }
 
+/* `health_check: true` (the defaults) or a mapping of interval, timeout, path and unhealthy_after. */
+static void parse_health_check(parse_ctx_t *ctx, yaml_node_t *n, gyre_provider_conf_t *p, size_t pi)
+{
+    char field[128];
+    gyre_cfg_path_of(field, sizeof(field), "providers[%zu].health_check", pi);
+    p->hc_interval_ms = 30000;
+    p->hc_timeout_ms = 5000;
+    p->hc_unhealthy_after = 2;
+    free(p->hc_path);
+    p->hc_path = NULL;
+    if (n->type == YAML_SCALAR_NODE) {
+        gyre_cfg_get_bool(ctx, n, field, &p->hc_enabled);
+    } else if (gyre_cfg_want_type(ctx, n, YAML_MAPPING_NODE, field)) {
+        p->hc_enabled = 1;
+        for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top; pair++) {
+            yaml_node_t *k = yaml_document_get_node(ctx->doc, pair->key);
+            yaml_node_t *v = yaml_document_get_node(ctx->doc, pair->value);
+            const char *key = gyre_cfg_scalar(k) ? gyre_cfg_scalar(k) : "?";
+            unsigned long long u;
+            int64_t us;
+            gyre_cfg_path_of(field, sizeof(field), "providers[%zu].health_check.%s", pi, key);
+            if (strcmp(key, "interval") == 0 || strcmp(key, "timeout") == 0) {
+                /* 10ms to an hour: a shorter interval would be a load test of the provider, a longer one useless. */
+                if (gyre_cfg_get_duration(ctx, v, field, &us)) {
+                    if (us < 10000 || us > 3600000000LL)
+                        ERR(ctx, v, field, "must be between 10ms and 1h");
+                    else if (key[0] == 'i')
+                        p->hc_interval_ms = (uint64_t)us / 1000;
+                    else
+                        p->hc_timeout_ms = (uint64_t)us / 1000;
+                }
+            } else if (strcmp(key, "path") == 0) {
+                free(p->hc_path);
+                p->hc_path = NULL;
+                if (gyre_cfg_get_string(ctx, v, field, &p->hc_path)) {
+                    /* It goes into a request line: a '/'-led path of visible ASCII, nothing a header could split. */
+                    int ok = p->hc_path[0] == '/' && strlen(p->hc_path) <= 512;
+                    for (const char *c = p->hc_path; ok && *c; c++)
+                        ok = *c > 0x20 && *c < 0x7f;
+                    if (!ok)
+                        ERR(ctx, v, field, "must start with '/' and be at most 512 visible ASCII characters");
+                }
+            } else if (strcmp(key, "unhealthy_after") == 0) {
+                if (gyre_cfg_get_uint(ctx, v, field, 1, 1000, &u))
+                    p->hc_unhealthy_after = (unsigned)u;
+            } else {
+                ERR(ctx, k, gyre_cfg_path_of(field, sizeof(field), "providers[%zu].health_check", pi),
+                    "unknown field '%s' (known: interval, timeout, path, unhealthy_after)", key);
+            }
+        }
+    }
+    if (p->hc_enabled && p->hc_path == NULL)
+        p->hc_path = strdup("/models");
+}
+
 static void parse_provider(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, size_t pi)
 {
     char field[128];
@@ -607,12 +662,14 @@ static void parse_provider(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, s
                 p->max_tokens = (unsigned)u;
         } else if (strcmp(key, "prices") == 0) {
             parse_provider_prices(ctx, v, p, pi);
+        } else if (strcmp(key, "health_check") == 0) {
+            parse_health_check(ctx, v, p, pi);
         } else if (strcmp(key, "direct") == 0) {
             gyre_cfg_get_bool(ctx, v, gyre_cfg_path_of(field, sizeof(field), "providers[%zu].direct", pi), &p->direct);
         } else {
             ERR(ctx, k, gyre_cfg_path_of(field, sizeof(field), "providers[%zu]", pi),
                 "unknown field '%s' (known: name, kind, base_url, keys, key_strategy, breaker, ca_file, tls_verify, "
-                "timeout_ms, max_response_bytes, api_version, max_tokens, region, prices, direct)",
+                "timeout_ms, max_response_bytes, api_version, max_tokens, region, prices, direct, health_check)",
                 key);
         }
     }
@@ -1809,6 +1866,7 @@ static void free_provider(gyre_provider_conf_t *p)
     free(p->ca_file);
     free(p->api_version);
     free(p->region);
+    free(p->hc_path);
     gyre_prices_free(p->prices);
 }
 

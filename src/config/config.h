@@ -85,6 +85,12 @@ typedef struct gyre_provider_conf {
     gyre_prices_t *prices;
     /* `direct:` whether clients may address this provider as "name/model" (default: the root's `direct:`). */
     int direct;
+    /* `health_check:` an active probe (GET base_url + path with the first key, every interval; control/probe.c).
+     * hc_enabled 0: none.  Defaults: 30s, 5s, "/models", 2. */
+    int hc_enabled;
+    uint64_t hc_interval_ms, hc_timeout_ms;
+    char *hc_path;
+    unsigned hc_unhealthy_after;
     int line;
 } gyre_provider_conf_t;
 

@@ -146,6 +146,14 @@ const gyre_config_field_t gyre_config_fields[] = {
     {"providers[].prices.*.cached_input", "price", "input's", "Cached prompt tokens."},
     {"providers[].prices.*.cache_write", "price", "input's", "Prompt tokens written to the provider's cache."},
     {"providers[].direct", "bool", "the root's direct", "Clients may address this provider as NAME/MODEL."},
+    {"providers[].health_check", "`true` or mapping", "none (no probe)",
+     "An active probe: GET base_url + path with the first key, every interval; /readyz counts a failing provider's "
+     "targets unusable (routing is unchanged)."},
+    {"providers[].health_check.interval", "duration 10ms-1h", "30s", "Time between probes."},
+    {"providers[].health_check.timeout", "duration 10ms-1h", "5s", "One probe's whole limit (connect, send, answer)."},
+    {"providers[].health_check.path", "string", "/models", "Appended to base_url (a '/'-led path)."},
+    {"providers[].health_check.unhealthy_after", "integer 1-1000", "2",
+     "Consecutive failed probes (non-2xx, timeout, connection error) that make it unhealthy; one success heals."},
     /* ---- routes ---- */
     {"routes", "list of mappings", "none", "What clients name as `model:`, and where it goes."},
     {"routes[].name", "name ([A-Za-z0-9._:-])", "", "Required; clients send `model: NAME`."},

@@ -257,9 +257,10 @@ static int parse_status(const char *head, size_t len)
     return s;
 }
 
-int gyre_httpc_post(const gyre_httpc_url_t *u, SSL_CTX *ssl, const gyre_httpc_header_t *headers, size_t nheaders,
-                    const char *content_type, const char *body, size_t len, unsigned timeout_ms, int *status,
-                    char *err, size_t errlen)
+/* One request: POST with a body when content_type is set, else GET with none. */
+static int request(const gyre_httpc_url_t *u, SSL_CTX *ssl, const gyre_httpc_header_t *headers, size_t nheaders,
+                   const char *content_type, const char *body, size_t len, unsigned timeout_ms, int *status, char *err,
+                   size_t errlen)
 {
     conn_t c = {-1, NULL, now_ms() + timeout_ms};
     gyre_buf_t req;
@@ -280,11 +281,16 @@ int gyre_httpc_post(const gyre_httpc_url_t *u, SSL_CTX *ssl, const gyre_httpc_he
         goto out;
     int v6 = strchr(u->host, ':') != NULL;
     int default_port = u->port == (u->https ? 443 : 80);
-    gyre_buf_appendf(&req, "POST %s HTTP/1.1\r\nHost: %s%s%s", u->path, v6 ? "[" : "", u->host, v6 ? "]" : "");
+    gyre_buf_appendf(&req, "%s %s HTTP/1.1\r\nHost: %s%s%s", content_type != NULL ? "POST" : "GET", u->path,
+                     v6 ? "[" : "", u->host, v6 ? "]" : "");
     if (!default_port)
         gyre_buf_appendf(&req, ":%u", u->port);
-    gyre_buf_appendf(&req, "\r\nUser-Agent: gyre\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n",
-                     content_type, len);
+    if (content_type != NULL)
+        gyre_buf_appendf(&req,
+                         "\r\nUser-Agent: gyre\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n",
+                         content_type, len);
+    else
+        gyre_buf_appends(&req, "\r\nUser-Agent: gyre\r\nConnection: close\r\n");
     for (size_t i = 0; i < nheaders; i++)
         gyre_buf_appendf(&req, "%s: %s\r\n", headers[i].name, headers[i].value);
     gyre_buf_appends(&req, "\r\n");
@@ -294,7 +300,7 @@ int gyre_httpc_post(const gyre_httpc_url_t *u, SSL_CTX *ssl, const gyre_httpc_he
         rc = -E2BIG;
         goto out;
     }
-    if ((rc = conn_write(&c, req.base, req.len)) != 0 || (rc = conn_write(&c, body, len)) != 0) {
+    if ((rc = conn_write(&c, req.base, req.len)) != 0 || (len != 0 && (rc = conn_write(&c, body, len)) != 0)) {
         snprintf(err, errlen, "sending to %s:%u: %s", u->host, u->port, strerror(-rc));
         goto out;
     }
@@ -367,4 +373,18 @@ out:
         explicit_bzero(req.base, req.len);
     gyre_buf_dispose(&req);
     return rc;
+}
+
+int gyre_httpc_post(const gyre_httpc_url_t *u, SSL_CTX *ssl, const gyre_httpc_header_t *headers, size_t nheaders,
+                    const char *content_type, const char *body, size_t len, unsigned timeout_ms, int *status,
+                    char *err, size_t errlen)
+{
+    return request(u, ssl, headers, nheaders, content_type != NULL ? content_type : "application/octet-stream", body,
+                   len, timeout_ms, status, err, errlen);
+}
+
+int gyre_httpc_get(const gyre_httpc_url_t *u, SSL_CTX *ssl, const gyre_httpc_header_t *headers, size_t nheaders,
+                   unsigned timeout_ms, int *status, char *err, size_t errlen)
+{
+    return request(u, ssl, headers, nheaders, NULL, NULL, 0, timeout_ms, status, err, errlen);
 }

@@ -41,4 +41,9 @@ int gyre_httpc_post(const gyre_httpc_url_t *u, SSL_CTX *ssl, const gyre_httpc_he
                     const char *content_type, const char *body, size_t len, unsigned timeout_ms, int *status,
                     char *err, size_t errlen);
 
+/* The same as a GET with no body (the health probes of control/probe.c): the status only, the answer drained up
+ * to the same bound, the whole exchange within timeout_ms. */
+int gyre_httpc_get(const gyre_httpc_url_t *u, SSL_CTX *ssl, const gyre_httpc_header_t *headers, size_t nheaders,
+                   unsigned timeout_ms, int *status, char *err, size_t errlen);
+
 #endif

@@ -24,6 +24,7 @@
 #include "control/audit.h"
 #include "control/limits.h"
 #include "control/notify.h"
+#include "control/probe.h"
 #include "control/provider_keys.h"
 #include "control/state.h"
 #include "proxy/gen.h"
@@ -392,6 +393,8 @@ static void announce(gyre_server_t *s, gyre_gen_t *g)
         gyre_notify_reconfigure(s->notify, g->config);
     if (s->limits != NULL)
         gyre_limits_reconfigure(s->limits, g->config);
+    if (s->probe != NULL)
+        gyre_probe_reconfigure(s->probe, g->config);
 }
 
 /* Puts `g` in force: the server's reference, then one message (and reference) per worker. */

@@ -20,6 +20,7 @@
 
 #include "common/buf.h"
 #include "dialect/openai.h"
+#include "control/probe.h"
 #include "proxy/gen.h"
 #include "proxy/respond.h"
 #include "route/override.h"
@@ -28,7 +29,8 @@
 #define READYZ_MAX ((size_t)4 << 20)
 
 /* Why target `ti` of route `ri` cannot be used now, or NULL when it can. */
-static const char *unusable(const gyre_gen_t *g, size_t ri, size_t ti, size_t pi, uint64_t now_ms)
+static const char *unusable(const gyre_gen_t *g, gyre_probe_t *probe, size_t ri, size_t ti, size_t pi,
+                            uint64_t now_ms, char *buf, size_t len)
 {
     if (gyre_overrides_target_out(g->overrides, ri, ti))
         return "taken out of the route by an alert";
@@ -42,6 +44,8 @@ static const char *unusable(const gyre_gen_t *g, size_t ri, size_t ti, size_t pi
         return "every key taken out by an alert";
     if (gyre_gen_provider_down(g, pi, now_ms))
         return "circuit open or every key resting after 429s, on every worker";
+    if (gyre_probe_unhealthy(probe, p->name, buf, len))
+        return buf;
     return NULL;
 }
 
@@ -70,9 +74,10 @@ int gyre_server_serve_readyz(gyre_worker_t *w, h2o_req_t *req)
         size_t n = r->ntargets + r->nfallbacks, usable = 0;
         const char *why = NULL;
         size_t why_pi = 0;
+        char hbuf[2][128]; /* a health check's reason: the first one kept, the next ones written beside it */
         for (size_t ti = 0; ti < n; ti++) {
             size_t pi = ti < r->ntargets ? r->targets[ti].provider : r->fallbacks[ti - r->ntargets].provider;
-            const char *u = unusable(g, ri, ti, pi, now);
+            const char *u = unusable(g, w->server->probe, ri, ti, pi, now, hbuf[why != NULL], sizeof(hbuf[0]));
             if (u == NULL) {
                 usable++;
             } else if (why == NULL) {

@@ -26,6 +26,7 @@
 #include "control/keys.h"
 #include "control/state.h"
 #include "control/notify.h"
+#include "control/probe.h"
 #include "control/alerts.h"
 #include "control/limits.h"
 #include "metrics/metrics.h"
@@ -166,6 +167,8 @@ int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req)
     }
     if (rendered == 0)
         rendered = gyre_server_alerts_metrics(s, &b);
+    if (rendered == 0)
+        rendered = gyre_probe_render_metrics(s->probe, &b);
     if (rendered != 0) {
         gyre_api_error_t err;
         gyre_api_error_set(&err, 500, "server_error", "metrics_too_large", NULL,
@@ -370,6 +373,11 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
         gyre_limits_set_notify(s->limits, limits_notify_cb, s); /* soft budgets' 50/80/100 % notices */
     if (gyre_server_alerts_start(s) != 0)
         return 1;
+    /* The health checks: from the generation in force (live.c's announce hands it each new one). */
+    if ((s->probe = gyre_probe_create(s->gen->config)) == NULL) {
+        gyre_logf("gyre: health checks: cannot start their thread\n");
+        return 1;
+    }
     if (gyre_access_log_open(config, nworkers, &s->access_log, err, sizeof(err)) != 0) {
         gyre_logf("gyre: %s\n", err);
         return 1;
@@ -419,6 +427,8 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
     /* The alert engine first: its thread sends notices, so the sender must outlive it (a resolve sent as it
      * stops still goes out within the grace). */
     gyre_server_alerts_stop(s);
+    gyre_probe_destroy(s->probe); /* waits for a probe in flight: at most its timeout */
+    s->probe = NULL;
     gyre_notify_destroy(s->notify, NOTIFY_FLUSH_MS);
     s->notify = NULL;
     if (otlp_exporter != NULL) {

@@ -63,6 +63,7 @@ typedef struct gyre_server {
     struct gyre_alerts *alerts;       /* the alert engine (src/control/alerts.h) */
     struct gyre_limits *limits;       /* limits and budgets (src/control/limits.h) */
     struct gyre_keys *keys;           /* managed gateway keys (src/control/keys.h) */
+    struct gyre_probe *probe;         /* active health checks (src/control/probe.h); always made, may be idle */
     struct gyre_access_log *access_log; /* `access_log:` (src/trace/access_log.h), NULL when off */
     gyre_worker_t *workers;
     unsigned nworkers;

@@ -357,7 +357,7 @@ TEST(config_errors_never_contain_a_key_value)
     char *all = joined(&errs);
     CHECK_STR(all, "t.yaml:6: providers[0].tls_verify: expected true or false, found 'maybe'\n"
                    "t.yaml:7: providers[0]: unknown field 'colour' (known: name, kind, base_url, keys, key_strategy, "
-                   "breaker, ca_file, tls_verify, timeout_ms, max_response_bytes, api_version, max_tokens, region, prices, direct)\n"
+                   "breaker, ca_file, tls_verify, timeout_ms, max_response_bytes, api_version, max_tokens, region, prices, direct, health_check)\n"
                    "t.yaml:3: providers[0].kind: unsupported kind 'nope' (supported: openai, azure, anthropic, gemini, "
                    "bedrock)\n"
                    "t.yaml:4: providers[0].base_url: 'http://h:99999/v1' has an invalid port\n"
