@@ -46,7 +46,7 @@ routes:
     `${file}:2: workers: expected a whole number, found 'many'`,
     `${file}:4: providers[0].base_url: 'ftp://x/v1' must start with http:// or https://`,
     `${file}:4: providers[0].keys[0]: environment variable GYRE_UNSET_VAR_1 is not set`,
-    `${file}:5: providers[1]: unknown field 'colour' (known: name, kind, base_url, keys, key_strategy, breaker, ca_file, tls_verify, timeout_ms, max_response_bytes, api_version, max_tokens, region, prices, direct)`,
+    `${file}:5: providers[1]: unknown field 'colour' (known: name, kind, base_url, keys, key_strategy, breaker, ca_file, tls_verify, timeout_ms, max_response_bytes, api_version, max_tokens, region, prices, direct, health_check)`,
     `${file}:5: providers[1].kind: unsupported kind 'watsonx' (supported: openai, azure, anthropic, gemini, bedrock)`,
     `${file}:5: providers[1].name: 'primary' is already used by providers[0]`,
     `${file}:8: routes[0].targets[0].provider: no provider is named 'nobody'`,
