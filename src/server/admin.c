@@ -1,6 +1,8 @@
 /* The admin API's table and dispatch (admin.h). */
 #include "server/admin.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "proxy/respond.h"
@@ -46,6 +48,18 @@ static int is_admin_path(const char *p, size_t len)
 void gyre_admin_respond_json(gyre_admin_req_t *a, int status, const char *json, size_t len)
 {
     gyre_respond_json(a->req, status, json, len);
+}
+
+void gyre_admin_error(h2o_req_t *req, int status, const char *code, const char *param, const char *fmt, ...)
+{
+    gyre_api_error_t err;
+    char msg[sizeof(err.message)];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    gyre_api_error_set(&err, status, status >= 500 ? "server_error" : "invalid_request_error", code, param, "%s", msg);
+    gyre_respond_error(req, &err);
 }
 
 void gyre_admin_respond_no_state(gyre_admin_req_t *a)

@@ -53,6 +53,9 @@ void gyre_admin_providers_remove_key(gyre_admin_req_t *a);
 /* What the endpoints share (admin.c): a JSON answer, and the 404 of a gateway with no control-plane state. */
 void gyre_admin_respond_json(gyre_admin_req_t *a, int status, const char *json, size_t len);
 void gyre_admin_respond_no_state(gyre_admin_req_t *a);
+/* An admin endpoint's error in OpenAI's shape: `type` is server_error for a 5xx, invalid_request_error else. */
+void gyre_admin_error(h2o_req_t *req, int status, const char *code, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 /* /api/admin/keys: managed gateway keys (admin_keys.c). */
 void gyre_admin_keys_create(gyre_admin_req_t *a);
 void gyre_admin_keys_list(gyre_admin_req_t *a);

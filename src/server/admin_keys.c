@@ -27,23 +27,15 @@
 #include "server/admin.h"
 #include "trace/record.h"
 
-#define BAD(a, code, param, ...)                                                                                       \
-    do {                                                                                                               \
-        gyre_api_error_t err_;                                                                                         \
-        gyre_api_error_set(&err_, 400, "invalid_request_error", (code), (param), __VA_ARGS__);                         \
-        gyre_respond_error((a)->req, &err_);                                                                           \
-    } while (0)
+#define BAD(a, code, param, ...) gyre_admin_error((a)->req, 400, (code), (param), __VA_ARGS__)
 
 static gyre_keys_t *keys_of(gyre_admin_req_t *a)
 {
     gyre_keys_t *k = a->worker->server->keys;
-    if (k == NULL) {
-        gyre_api_error_t err;
-        gyre_api_error_set(&err, 404, "invalid_request_error", "state_not_configured", NULL,
-                           "this gateway keeps no control-plane state, so it has no managed keys: the config has "
-                           "neither a store (store: {sqlite: PATH}) nor state: PATH");
-        gyre_respond_error(a->req, &err);
-    }
+    if (k == NULL)
+        gyre_admin_error(a->req, 404, "state_not_configured", NULL,
+                         "this gateway keeps no control-plane state, so it has no managed keys: the config has "
+                         "neither a store (store: {sqlite: PATH}) nor state: PATH");
     return k;
 }
 
@@ -51,11 +43,9 @@ static gyre_keys_t *keys_of(gyre_admin_req_t *a)
 static int path_id(gyre_admin_req_t *a, char id[GYRE_KEYS_ID_LEN + 1])
 {
     if (a->idlen != GYRE_KEYS_ID_LEN || memcmp(a->id, "gk_", 3) != 0) {
-        gyre_api_error_t err;
-        gyre_api_error_set(&err, 404, "invalid_request_error", "key_not_found", NULL,
-                           "no key has the id %.*s (a managed key's id is gk_ and 12 characters)",
-                           (int)(a->idlen < 64 ? a->idlen : 64), a->id);
-        gyre_respond_error(a->req, &err);
+        gyre_admin_error(a->req, 404, "key_not_found", NULL,
+                         "no key has the id %.*s (a managed key's id is gk_ and 12 characters)",
+                         (int)(a->idlen < 64 ? a->idlen : 64), a->id);
         return -1;
     }
     memcpy(id, a->id, GYRE_KEYS_ID_LEN);
@@ -65,15 +55,13 @@ static int path_id(gyre_admin_req_t *a, char id[GYRE_KEYS_ID_LEN + 1])
 
 static void respond_errno(gyre_admin_req_t *a, int r, const char *msg)
 {
-    gyre_api_error_t err;
     int status = r == -ENOENT ? 404 : r == -EINVAL ? 400 : r == -EALREADY ? 409 : r == -ENOSPC ? 507 : 500;
     const char *code = r == -ENOENT     ? "key_not_found"
                        : r == -EINVAL   ? "invalid_value"
                        : r == -EALREADY ? "key_already_revoked"
                        : r == -ENOSPC   ? "too_many_keys"
                                         : "state_error";
-    gyre_api_error_set(&err, status, status >= 500 ? "server_error" : "invalid_request_error", code, NULL, "%s", msg);
-    gyre_respond_error(a->req, &err);
+    gyre_admin_error(a->req, status, code, NULL, "%s", msg);
 }
 
 /* Answers `row` (with `key` first when given: a new key, shown this once). */

@@ -22,9 +22,7 @@
 
 static void answer_error(gyre_admin_req_t *a, int status, const char *code, const char *param, const char *msg)
 {
-    gyre_api_error_t err;
-    gyre_api_error_set(&err, status, "invalid_request_error", code, param, "%s", msg);
-    gyre_respond_error(a->req, &err);
+    gyre_admin_error(a->req, status, code, param, "%s", msg);
 }
 
 static gyre_limits_t *limits_of(gyre_admin_req_t *a)

@@ -33,9 +33,7 @@
 
 static void fail(gyre_admin_req_t *a, int status, const char *code, const char *param, const char *msg)
 {
-    gyre_api_error_t err;
-    gyre_api_error_set(&err, status, status >= 500 ? "server_error" : "invalid_request_error", code, param, "%s", msg);
-    gyre_respond_error(a->req, &err);
+    gyre_admin_error(a->req, status, code, param, "%s", msg);
 }
 
 /* The configuration the worker serves with now. */

@@ -27,27 +27,13 @@
 
 #define ROUTES_JSON_MAX ((size_t)8 << 20)
 
-static void respond_problem(h2o_req_t *req, int status, const char *code, const char *param, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static void respond_problem(h2o_req_t *req, int status, const char *code, const char *param, const char *fmt, ...)
-{
-    gyre_api_error_t err;
-    char msg[sizeof(err.message)];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    gyre_api_error_set(&err, status, "invalid_request_error", code, param, "%s", msg);
-    gyre_respond_error(req, &err);
-}
-
 /* The route's name from the path: the rule of a route name in the config, so nothing else reaches the state. */
 static int route_name(gyre_admin_req_t *a, char *out, size_t size)
 {
     char why[96];
     if (a->idlen >= size || gyre_wire_name_problem(a->id, a->idlen, why, sizeof(why)) != NULL ||
         memchr(a->id, '/', a->idlen) != NULL) {
-        respond_problem(a->req, 400, "invalid_route_name", "name",
+        gyre_admin_error(a->req, 400, "invalid_route_name", "name",
                         "the route name in the path must be 1 to %d printable characters without '/'",
                         GYRE_WIRE_NAME_MAX);
         return -1;
@@ -77,7 +63,7 @@ static void respond_problems(h2o_req_t *req, const char *code, const char *err)
     }
     gyre_buf_appends(&b, "]}}");
     if (gyre_buf_failed(&b))
-        respond_problem(req, 400, code, NULL, "%.700s", err);
+        gyre_admin_error(req, 400, code, NULL, "%.700s", err);
     else
         gyre_respond_json(req, 400, b.base, b.len);
     gyre_buf_dispose(&b);
@@ -96,15 +82,15 @@ static void respond_change(gyre_admin_req_t *a, const char *name, int rc, const 
         return;
     }
     if (rc == -ENOTSUP) {
-        respond_problem(req, 404, "state_not_configured", NULL, "%s", err);
+        gyre_admin_error(req, 404, "state_not_configured", NULL, "%s", err);
         return;
     }
     if (rc == -ENOENT) {
-        respond_problem(req, 404, "no_override", NULL, "%s", err);
+        gyre_admin_error(req, 404, "no_override", NULL, "%s", err);
         return;
     }
     if (rc != -EINVAL) {
-        respond_problem(req, 500, "state_error", NULL, "%s", err);
+        gyre_admin_error(req, 500, "state_error", NULL, "%s", err);
         return;
     }
     respond_problems(req, "invalid_route", err);
@@ -117,7 +103,7 @@ static cJSON *body_object(gyre_admin_req_t *a)
     cJSON *j = cJSON_ParseWithLength(req->entity.base, req->entity.len);
     if (j == NULL || !cJSON_IsObject(j)) {
         cJSON_Delete(j);
-        respond_problem(req, 400, "invalid_json", NULL, "the body must be a JSON object");
+        gyre_admin_error(req, 400, "invalid_json", NULL, "the body must be a JSON object");
         return NULL;
     }
     return j;
@@ -138,7 +124,7 @@ void gyre_admin_routes_list(gyre_admin_req_t *a)
     gyre_buf_t b;
     gyre_buf_init(&b, ROUTES_JSON_MAX);
     if (gyre_live_routes_json(a->worker->server, &b) != 0)
-        respond_problem(a->req, 500, "response_too_large", NULL, "the routes are more than %zu bytes of JSON",
+        gyre_admin_error(a->req, 500, "response_too_large", NULL, "the routes are more than %zu bytes of JSON",
                         ROUTES_JSON_MAX);
     else
         gyre_respond_json(a->req, 200, b.base, b.len);
@@ -157,7 +143,7 @@ void gyre_admin_route_put(gyre_admin_req_t *a)
     if (n == NULL) {
         cJSON_AddStringToObject(j, "name", name);
     } else if (!cJSON_IsString(n) || strcmp(n->valuestring, name) != 0) {
-        respond_problem(a->req, 400, "invalid_route", "name", "name must be the route's name in the path ('%s')", name);
+        gyre_admin_error(a->req, 400, "invalid_route", "name", "name must be the route's name in the path ('%s')", name);
         cJSON_Delete(j);
         return;
     }
@@ -169,7 +155,7 @@ void gyre_admin_route_put(gyre_admin_req_t *a)
 static int apply_weights(gyre_admin_req_t *a, cJSON *route, const cJSON *weights)
 {
     if (!cJSON_IsObject(weights)) {
-        respond_problem(a->req, 400, "invalid_route", "weights", "weights must be an object {\"PROVIDER/MODEL\": N}");
+        gyre_admin_error(a->req, 400, "invalid_route", "weights", "weights must be an object {\"PROVIDER/MODEL\": N}");
         return -1;
     }
     const cJSON *w;
@@ -177,7 +163,7 @@ static int apply_weights(gyre_admin_req_t *a, cJSON *route, const cJSON *weights
     {
         if (!cJSON_IsNumber(w) || w->valuedouble < 0 || w->valuedouble > 1000000 ||
             w->valuedouble != (double)(long long)w->valuedouble) {
-            respond_problem(a->req, 400, "invalid_route", "weights", "weights.%.200s must be a whole number from 0 to "
+            gyre_admin_error(a->req, 400, "invalid_route", "weights", "weights.%.200s must be a whole number from 0 to "
                             "1000000", w->string);
             return -1;
         }
@@ -198,7 +184,7 @@ static int apply_weights(gyre_admin_req_t *a, cJSON *route, const cJSON *weights
             }
         }
         if (!found) {
-            respond_problem(a->req, 400, "invalid_route", "weights",
+            gyre_admin_error(a->req, 400, "invalid_route", "weights",
                             "weights.%.200s: the route has no target of that provider/model", w->string);
             return -1;
         }
@@ -217,14 +203,14 @@ void gyre_admin_route_patch(gyre_admin_req_t *a)
     cJSON *route = NULL;
     char *current = gyre_live_route_json(a->worker->server, name);
     if (current == NULL) {
-        respond_problem(a->req, 404, "route_not_found", NULL, "no route is named '%s' (PUT makes one)", name);
+        gyre_admin_error(a->req, 404, "route_not_found", NULL, "no route is named '%s' (PUT makes one)", name);
         goto out;
     }
     route = cJSON_Parse(current);
     cJSON *targets = cJSON_GetObjectItemCaseSensitive(patch, "targets");
     const cJSON *weights = cJSON_GetObjectItemCaseSensitive(patch, "weights");
     if ((targets == NULL) == (weights == NULL) || cJSON_GetArraySize(patch) != 1) {
-        respond_problem(a->req, 400, "invalid_route", NULL,
+        gyre_admin_error(a->req, 400, "invalid_route", NULL,
                         "a PATCH has one field: targets (a list of {provider, model, weight}) or weights "
                         "({\"PROVIDER/MODEL\": N}); PUT replaces a whole route");
         goto out;
@@ -260,5 +246,5 @@ void gyre_admin_reload(gyre_admin_req_t *a)
     else if (rc == -EINVAL)
         respond_problems(a->req, "invalid_config", err);
     else
-        respond_problem(a->req, 500, "reload_failed", NULL, "%s", err);
+        gyre_admin_error(a->req, 500, "reload_failed", NULL, "%s", err);
 }
