@@ -23,7 +23,7 @@ fi
 cd "$root" || exit 2
 
 # The layer order, top to bottom (docs/architecture.md, "Layers"):
-#   cli/ main.c > server/ > proxy/ > control/ > route/ dialect/ otlp/ metrics/ > trace/ store/ > config/ > common/
+#   cli/ main.c > server/ > proxy/ > loop/ > control/ > route/ dialect/ otlp/ metrics/ > trace/ store/ > config/ > common/
 # and, per folder, the folders it may include besides itself.  Folders on one
 # level include each other only where a row says so (trace/ and store/: the
 # writer writes to the store's table, the store reads the trace record).
@@ -37,10 +37,11 @@ declare -A MAY=(
   [otlp]="common config trace"
   [metrics]="common config trace"
   [control]="common config trace store route dialect otlp metrics"
-  [proxy]="common config trace store route dialect otlp metrics control"
-  [server]="common config trace store route dialect otlp metrics control proxy"
-  [cli]="common config trace store route dialect otlp metrics control proxy server"
-  [main.c]="common config trace store route dialect otlp metrics control proxy server cli"
+  [loop]="common config trace store route dialect otlp metrics control"
+  [proxy]="common config trace store route dialect otlp metrics control loop"
+  [server]="common config trace store route dialect otlp metrics control loop proxy"
+  [cli]="common config trace store route dialect otlp metrics control loop proxy server"
+  [main.c]="common config trace store route dialect otlp metrics control loop proxy server cli"
 )
 
 # Upward includes still in the code, as docs/architecture.md lists them under

@@ -112,6 +112,93 @@ typedef enum gyre_route_strategy {
 #define GYRE_FALLBACK_TIMEOUT 0x2u /* connect, first-byte, attempt or read timeout */
 #define GYRE_FALLBACK_MAX_STATUSES 16
 
+/* ---- The loop (issue 14): scorers and guardrails, feedback metrics, clusters, datasets. ---- */
+
+/* A scorer's kind (`type:` in `scorers:`, src/config/scorers.c). */
+typedef enum gyre_scorer_kind {
+    GYRE_SCORER_JSON_VALID = 1, /* the answer is valid JSON */
+    GYRE_SCORER_JSON_SCHEMA,    /* ... and conforms to `schema:` */
+    GYRE_SCORER_REGEX,          /* `must:` patterns all match, `must_not:` none (POSIX ERE) */
+    GYRE_SCORER_REFUSAL,        /* the answer refuses (a lexicon, plus `terms:`); passes when it does not */
+    GYRE_SCORER_TOOL_ARGS,      /* every tool call's arguments are valid against its tool's schema */
+    GYRE_SCORER_LENGTH,         /* min_chars <= the answer's length <= max_chars */
+    GYRE_SCORER_LATENCY,        /* latency <= max_latency */
+    GYRE_SCORER_COST,           /* cost <= max_cost */
+    GYRE_SCORER_TOXICITY,       /* no term of a toxicity lexicon (plus `terms:`) */
+    GYRE_SCORER_JUDGE,          /* an LLM judge through one of gyre's routes (src/loop/judge.c) */
+} gyre_scorer_kind_t;
+
+typedef struct gyre_scorer_conf {
+    char *name;
+    gyre_scorer_kind_t kind;
+    char *version;       /* stored with every score ("1" unless given) */
+    double sample;       /* online: the share of matching calls scored after the answer (0: offline only) */
+    char **routes;       /* online: only these routes (none: every route) */
+    size_t nroutes;
+    char **agents;       /* online: only these agents (none: every agent) */
+    size_t nagents;
+    char *schema_json;   /* json_schema: the schema, compact JSON */
+    char **must, **must_not; /* regex */
+    size_t nmust, nmust_not;
+    size_t min_chars, max_chars; /* length (max 0: none) */
+    uint64_t max_latency_ms;     /* latency */
+    double max_cost_usd;         /* cost */
+    char **terms;                /* refusal, toxicity: terms added to the built-in lexicon */
+    size_t nterms;
+    /* judge */
+    char *judge_route;   /* the route the judge's calls go through */
+    char *rubric;        /* correctness | instruction_following | grounding | toxicity | tool_use | custom */
+    char *prompt;        /* custom: the template ({{task}}, {{answer}}, {{reference}}, {{context}}) */
+    unsigned concurrency; /* judge calls at once (default 4) */
+    unsigned retries;     /* a malformed verdict is asked again this many times (default 2) */
+    uint64_t timeout_ms;  /* one judge call (default 60000) */
+    int line;
+} gyre_scorer_conf_t;
+
+/* What an in-line guardrail does when its check fails. */
+typedef enum gyre_guard_action {
+    GYRE_GUARD_DENY = 1, /* a 4xx in the client's dialect naming the check */
+    GYRE_GUARD_RETRY,    /* the answer failed: try the route's next target */
+    GYRE_GUARD_FLAG,     /* answer as it is; the trace records the failed check */
+} gyre_guard_action_t;
+
+/* A route's `guardrails:` entry. */
+typedef struct gyre_guardrail_conf {
+    size_t scorer;    /* index into config->scorers (a heuristic kind) */
+    int on_request;   /* `on: request` (the last user message) rather than `on: response` (the default) */
+    gyre_guard_action_t action;
+    int line;
+} gyre_guardrail_conf_t;
+
+/* A feedback metric (`feedback: metrics:`, src/config/feedback.c). */
+typedef enum gyre_metric_kind {
+    GYRE_METRIC_BOOLEAN = 1,
+    GYRE_METRIC_NUMBER,
+    GYRE_METRIC_CATEGORY,
+} gyre_metric_kind_t;
+
+typedef struct gyre_feedback_metric_conf {
+    char *name;
+    gyre_metric_kind_t kind;
+    double min, max;    /* number: the range (both 0: any) */
+    char **categories;  /* category: the allowed values */
+    size_t ncategories;
+    int higher_is_better; /* default 1 (`optimize: max`); 0 for `optimize: min` */
+    int line;
+} gyre_feedback_metric_conf_t;
+
+/* `clusters:` (src/config/clusters.c). */
+typedef struct gyre_clusters_conf {
+    unsigned k;              /* 0: chosen automatically */
+    unsigned min_sessions;   /* a cluster with fewer distinct sessions is not shown by name or example (default 5) */
+    char *embeddings_route;  /* NULL: the built-in local featuriser */
+    char *naming_route;      /* NULL: named by distinctive terms only */
+    uint64_t every_ms;       /* gyre serve re-clusters this often (0: only on demand) */
+    int64_t window_us;       /* over the traces of this long before now (default 7d) */
+    unsigned seed;           /* default 1 */
+    int line;
+} gyre_clusters_conf_t;
+
 typedef struct gyre_route_conf {
     char *name;
     gyre_target_conf_t *targets; /* the pool the strategy chooses from */
@@ -136,6 +223,8 @@ typedef struct gyre_route_conf {
     size_t cache_max_bytes;      /* default 64 MiB */
     int capture;                 /* `capture:` the traces keep request and response bodies (default true) */
     unsigned redact;             /* `redact:` GYRE_REDACT_* bits (config/redact_kinds.h); default the root's */
+    gyre_guardrail_conf_t *guardrails; /* `guardrails:` in-line checks, in order (src/config/scorers.c) */
+    size_t nguardrails;
     int line;
 } gyre_route_conf_t;
 
@@ -382,6 +471,13 @@ typedef struct gyre_config {
      * worker's buffer (default GYRE_DEFAULT_ACCESS_LOG_BUFFER) and how often it is written at least (default
      * GYRE_DEFAULT_ACCESS_LOG_FLUSH_MS).  Zero: the default.  src/trace/access_log.h. */
     char *access_log;
+    /* The loop (issue 14). */
+    gyre_scorer_conf_t *scorers; /* `scorers:` (src/config/scorers.c) */
+    size_t nscorers;
+    gyre_feedback_metric_conf_t *feedback_metrics; /* `feedback: metrics:` (src/config/feedback.c) */
+    size_t nfeedback_metrics;
+    gyre_clusters_conf_t clusters; /* `clusters:` (zeroes and defaults when absent) */
+    char *datasets_dir;            /* `datasets:` where datasets are kept; NULL: "<store_sqlite>.datasets" */
     size_t access_log_buffer_bytes;
     unsigned access_log_flush_ms;
     /* Human-readable notes gathered while building the embedded default

@@ -42,6 +42,8 @@ typedef struct gyre_trace_query {
     int errors_only;           /* status >= 400 */
     int64_t min_latency_us;
     const char *text;   /* free text in the prompt or the answer */
+    int has_cluster;    /* 1: only the traces in `cluster` of the newest clustering run */
+    int32_t cluster;
     const char *cursor; /* from the previous page, or NULL */
     size_t limit;       /* 1..1000 (default 50) */
 } gyre_trace_query_t;
@@ -251,5 +253,70 @@ int gyre_store_stats(gyre_store_t *s, const gyre_stats_query_t *q, gyre_buf_t *o
  * not indexed.
  */
 void gyre_store_text_extract(const char *body, size_t len, gyre_buf_t *out);
+
+/* ---- Scores, feedback and clusters (issue 14: src/loop/ reads and writes them through these). ---- */
+
+/* Where a score came from. */
+typedef enum gyre_score_source {
+    GYRE_SCORE_HUMAN = 1,     /* feedback: POST /v1/feedback, `gyre feedback` */
+    GYRE_SCORE_HEURISTIC = 2, /* a heuristic scorer (src/loop/heuristic.h), online or offline */
+    GYRE_SCORE_JUDGE = 3,     /* an LLM judge through gyre's own routes */
+    GYRE_SCORE_GUARDRAIL = 4, /* an in-line guardrail's verdict on the call */
+} gyre_score_source_t;
+
+/*
+ * One score or piece of feedback on a trace (or, for feedback given by
+ * session, on a session: trace_id "" and session set).  Strings are the
+ * caller's, valid for the call (write) or until the callback returns (scan).
+ */
+typedef struct gyre_score {
+    const char *trace_id; /* 32 lower-case hex, or "" for a session's feedback */
+    const char *session;  /* the trace's session ("" when none) */
+    const char *name;     /* the metric's or scorer's name */
+    int source;           /* gyre_score_source_t */
+    const char *version;  /* the scorer's version ("" for feedback) */
+    double value;         /* a boolean is 0 or 1; NaN: a category only */
+    const char *label;    /* a category's value, or NULL */
+    const char *comment;  /* NULL: none */
+    const char *correction; /* the answer the model should have given (a demonstration), or NULL */
+    int64_t created_us;
+    int64_t trace_started_us; /* the trace's started_us (0 for a session's feedback), so a range scan is indexed */
+} gyre_score_t;
+
+typedef int (*gyre_score_cb)(void *ctx, const gyre_score_t *score);
+
+/* Appends scores in one transaction (all or none).  A score is never replaced: a later one with the same
+ * name is newer (created_us, then insertion order). */
+int gyre_store_write_scores(gyre_store_t *s, const gyre_score_t *scores, size_t n, char *err, size_t errlen);
+/* A trace's scores (and its session's feedback), oldest first. */
+int gyre_store_trace_scores(gyre_store_t *s, const char *trace_id, gyre_score_cb cb, void *ctx, char *err,
+                            size_t errlen);
+/* Every score of the traces started in [from, to) (0: open), `name` NULL for every name, ordered by
+ * (trace_started_us, trace_id, created_us); sessions' feedback too when its session has a trace in range. */
+int gyre_store_scan_scores(gyre_store_t *s, int64_t from_us, int64_t to_us, const char *name, gyre_score_cb cb,
+                           void *ctx, char *err, size_t errlen);
+
+/* A clustering's result: which cluster each trace is in (parent clusters are in the run's JSON). */
+typedef struct gyre_cluster_assign {
+    const char *trace_id;
+    int32_t cluster; /* the cluster's id in its run */
+} gyre_cluster_assign_t;
+
+/* Stores a clustering run: its JSON (src/loop/cluster.h says its shape) and its assignments, in one
+ * transaction; the newest run is the one traces show (`cluster` in /api/traces/{id}, `cluster=` in a query). */
+int gyre_store_put_cluster_run(gyre_store_t *s, const char *run_id, int64_t created_us, const char *json,
+                               size_t json_len, const gyre_cluster_assign_t *assign, size_t n, char *err,
+                               size_t errlen);
+/* The newest run's JSON appended to `out`; -ENOENT when there is none. */
+int gyre_store_get_cluster_run(gyre_store_t *s, gyre_buf_t *out, char *err, size_t errlen);
+
+/*
+ * Every trace matching q (its cursor and limit ignored), oldest first, with
+ * its bodies (a trace log's are read through the body reader): the corpus
+ * that src/loop/corpus.c reads for scoring, clustering and curation.  One
+ * statement, streamed: memory does not grow with the number of rows.
+ */
+int gyre_store_scan_bodies(gyre_store_t *s, const gyre_trace_query_t *q, gyre_store_row_cb cb, void *ctx, char *err,
+                           size_t errlen);
 
 #endif
