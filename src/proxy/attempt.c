@@ -209,6 +209,30 @@ void gyre_proxy_attempt_failed(gyre_proxy_t *self, gyre_route_outcome_kind_t fc,
     gyre_timer_start(&self->worker->timers, &self->backoff_timer, step.wait_ms, on_backoff_done);
 }
 
+void gyre_proxy_answer_rejected(gyre_proxy_t *self, const gyre_api_error_t *err)
+{
+    /* The provider answered, whole and well: its key counts a success (the breaker is for availability, not for
+     * what the answer says).  The walk moves to the next candidate as after an unservable attempt: at once,
+     * whatever fallback_on and retries say, since the same target would likely answer alike. */
+    gyre_proxy_record_outcome(self, 1, 0);
+    gyre_proxy_drop_conn(self, 0);
+    self->have_last_status = 0;
+    self->err_headers = (h2o_headers_t){NULL};
+    self->last_err = *err;
+    if (self->tattempt != NULL)
+        set_attempt_error(self, err);
+    gyre_proxy_end_attempt(self);
+    if (self->client_gone)
+        return;
+    gyre_route_outcome_t o = {.kind = GYRE_OUTCOME_UNSERVABLE, .status = 400};
+    gyre_route_step_t step = next_step(self, &o);
+    if (step.kind == GYRE_STEP_GIVE_UP) {
+        respond_final_failure(self);
+        return;
+    }
+    gyre_timer_start(&self->worker->timers, &self->backoff_timer, step.wait_ms, on_backoff_done);
+}
+
 /* The provider failed after the client had part of the stream. */
 void gyre_proxy_stream_failed(gyre_proxy_t *self, gyre_route_outcome_kind_t fc, const gyre_api_error_t *err)
 {

@@ -50,6 +50,9 @@ typedef struct gyre_call {
      * so the provider's, which describe gyre's provider key, are not passed on. */
     struct gyre_limit_hold *limit_hold;
     int limit_headers;
+    /* The request's tools as OpenAI JSON (in the pool), kept by the guardrails stage when a tool_args guardrail
+     * checks the answer's tool calls against them; NULL otherwise (src/server/guard_stage.c). */
+    const char *guard_tools;
 } gyre_call_t;
 
 #endif

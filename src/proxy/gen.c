@@ -6,6 +6,7 @@
 #include "common/alloc.h"
 #include "common/log.h"
 #include "control/access.h"
+#include "loop/guard.h"
 #include "proxy/context.h"
 #include "route/override.h"
 
@@ -46,6 +47,7 @@ void gyre_gen_release(gyre_gen_t *g)
     if (g->access != NULL)
         gyre_access_destroy(g->access);
     gyre_overrides_destroy(g->overrides);
+    gyre_guard_destroy(g->guard);
     if (g->prices != NULL)
         gyre_prices_free(g->prices);
     free(g->unusable_until);

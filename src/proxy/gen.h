@@ -38,6 +38,7 @@
 
 struct gyre_access;
 struct gyre_overrides;
+struct gyre_guard;
 
 typedef struct gyre_gen {
     size_t refs;     /* atomic: the server's while current, and each worker's that keeps state for it */
@@ -49,6 +50,7 @@ typedef struct gyre_gen {
     gyre_cache_t **caches;            /* per route; NULL where the route has no cache */
     SSL_CTX **upstream_ssl;           /* per provider; NULL for http */
     struct gyre_overrides *overrides; /* what firing alerts do to routing */
+    struct gyre_guard *guard;         /* the routes' in-line guardrails (loop/guard.h), compiled per worker */
     /* Per provider and worker ([provider * nworkers + worker]): until when the provider has no usable key on that
      * worker (unix ms as h2o_now gives it; 0: usable).  Atomic, relaxed: written by its worker, read by /readyz. */
     uint64_t *unusable_until;

@@ -185,6 +185,16 @@ void gyre_proxy_fail_upstream(gyre_proxy_t *self, gyre_http1client_phase_t phase
 void gyre_proxy_on_deadline(gyre_timer_t *t);
 void gyre_proxy_start_attempt(gyre_proxy_t *self);
 
+/* The answer failed a guardrail whose action is retry (guard.c): the attempt counts as failed, and the route's
+ * next target is tried; none left: `err` is the answer. */
+void gyre_proxy_answer_rejected(gyre_proxy_t *self, const gyre_api_error_t *err);
+
+/* guard.c: guardrails on the answer.  The first two return 1 when they answered (deny) or moved on (retry). */
+int gyre_proxy_guard_wants(gyre_proxy_t *self);
+int gyre_proxy_guard_answer(gyre_proxy_t *self, const char *openai, size_t len);
+int gyre_proxy_guard_passthrough(gyre_proxy_t *self);
+void gyre_proxy_guard_stream_end(gyre_proxy_t *self);
+
 /* request.c: the provider's request for the current attempt. */
 int gyre_proxy_build_request(gyre_proxy_t *self, const char *key, gyre_api_error_t *err);
 

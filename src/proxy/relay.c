@@ -245,6 +245,8 @@ void gyre_proxy_deliver_buffered(gyre_proxy_t *self)
     if (self->cand->state != NULL)
         gyre_route_observe_latency(self->cand->state, (double)(gyre_proxy_now_ms(self) - self->attempt_started_ms));
     if (self->passthrough) {
+        if (gyre_proxy_guard_passthrough(self))
+            return; /* denied, or moved on to the next target */
         gyre_proxy_record_outcome(self, 1, 0);
         if (call->endpoint == GYRE_OPENAI_CHAT && call->client->native_completion != NULL) {
             /* Another API's own answer (a Response): the cache keeps the chat.completion it amounts to. */
@@ -286,6 +288,11 @@ void gyre_proxy_deliver_buffered(gyre_proxy_t *self)
         gyre_buf_dispose(&openai);
         gyre_buf_dispose(&out);
         gyre_proxy_fail(self, GYRE_OUTCOME_CUT, &err);
+        return;
+    }
+    if (gyre_proxy_guard_answer(self, openai.base ? openai.base : "", openai.len)) {
+        gyre_buf_dispose(&openai); /* denied, or moved on to the next target */
+        gyre_buf_dispose(&out);
         return;
     }
     gyre_proxy_record_outcome(self, 1, 0);

@@ -137,6 +137,7 @@ static void on_body_end(gyre_proxy_t *self, const char *why)
         }
         gyre_proxy_record_outcome(self, 1, 0);
         gyre_proxy_end_attempt(self);
+        gyre_proxy_guard_stream_end(self); /* the bytes are out: a failed check flags the trace */
         gyre_proxy_finish_client_stream(self, NULL);
         return;
     case MODE_STREAM:
@@ -162,6 +163,7 @@ static void on_body_end(gyre_proxy_t *self, const char *why)
                 gyre_proxy_store_in_cache(self, c.base, c.len);
             gyre_buf_dispose(&c);
         }
+        gyre_proxy_guard_stream_end(self); /* the bytes are out: a failed check flags the trace */
         gyre_proxy_finish_client_stream(self, NULL);
         return;
     }
@@ -295,7 +297,7 @@ static void on_head(gyre_proxy_t *self, const gyre_http1_response_t *res)
                 if (native_other) {
                     /* The watcher reads the stream's last event, the whole answer, for the trace. */
                 } else if (self->dialect->speaks_openai) {
-                    if (call->capture)
+                    if (call->capture || gyre_proxy_guard_wants(self))
                         gyre_proxy_ensure_accum(self);
                     self->relay_acc = self->acc_inited;
                 } else {

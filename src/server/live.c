@@ -27,6 +27,7 @@
 #include "control/probe.h"
 #include "control/provider_keys.h"
 #include "control/state.h"
+#include "loop/guard.h"
 #include "proxy/gen.h"
 #include "route/override.h"
 #include "trace/record.h"
@@ -139,6 +140,10 @@ static gyre_gen_t *build_gen(gyre_server_t *s, gyre_config_t *c, char *err, size
             return NULL;
         }
     g->overrides = gyre_overrides_create(c);
+    if ((g->guard = gyre_guard_create(c, s->nworkers, err, errlen)) == NULL) {
+        gyre_gen_release(g);
+        return NULL;
+    }
     return g;
 }
 

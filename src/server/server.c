@@ -29,6 +29,7 @@
 #include "control/probe.h"
 #include "control/alerts.h"
 #include "control/limits.h"
+#include "loop/guard.h"
 #include "metrics/metrics.h"
 #include "otlp/otlp.h"
 #include "proxy/respond.h"
@@ -169,6 +170,10 @@ int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req)
         rendered = gyre_server_alerts_metrics(s, &b);
     if (rendered == 0)
         rendered = gyre_probe_render_metrics(s->probe, &b);
+    if (rendered == 0) {
+        gyre_guard_render(w->super.gen->gen->guard, &b); /* the guardrails' families (src/loop/guard.h) */
+        rendered = gyre_buf_failed(&b);
+    }
     if (rendered != 0) {
         gyre_api_error_t err;
         gyre_api_error_set(&err, 500, "server_error", "metrics_too_large", NULL,

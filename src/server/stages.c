@@ -1,18 +1,12 @@
 /*
  * The stage driver: the one place where the order of a request's stages is written (see stages.h and
  * docs/architecture.md).  Stages still to come (guardrails) are here as stages that let every request
- * go on, so that filling one in changes its function and nothing around it.
+ * go on, so that filling one in changes its function and nothing around it.  (None is left: the guardrails
+ * stage is src/server/guard_stage.c.)
  */
 #include "server/stages.h"
 
 #include "trace/access_log.h"
-
-/* Stage 5, guardrails on the request: none yet, every request goes on. */
-static gyre_stage_result_t stage_guardrails(gyre_stage_ctx_t *c)
-{
-    (void)c;
-    return GYRE_STAGE_GO;
-}
 
 static const struct {
     const char *name;
@@ -35,8 +29,8 @@ static const struct {
     {"limits", gyre_stage_limits},
     /* 4 route: the plan (strategy, breakers, affinity), and the route's cache, which may answer. */
     {"route", gyre_stage_route},
-    /* 5 guardrails on the request. */
-    {"guardrails", stage_guardrails},
+    /* 5 guardrails on the request: deny (400) or flag (src/server/guard_stage.c). */
+    {"guardrails", gyre_stage_guardrails},
     /* 6 attempt(s), 7 relay and 8 finish: the proxy's, as the providers answer (src/proxy/). */
     {"attempt", gyre_stage_attempt},
 };

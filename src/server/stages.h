@@ -64,6 +64,8 @@ gyre_stage_result_t gyre_stage_parse(gyre_stage_ctx_t *c);
 /* src/server/limits_stage.c */
 gyre_stage_result_t gyre_stage_limits(gyre_stage_ctx_t *c);
 gyre_stage_result_t gyre_stage_route(gyre_stage_ctx_t *c);
+/* src/server/guard_stage.c */
+gyre_stage_result_t gyre_stage_guardrails(gyre_stage_ctx_t *c);
 gyre_stage_result_t gyre_stage_attempt(gyre_stage_ctx_t *c);
 /* After the stages, always: a call answered here (a bad request, an unknown model, a cache hit) gets its
  * trace now; one the proxy took is finished by the proxy when its answer is over. */
