@@ -93,7 +93,7 @@ FUZZ_SECONDS ?= 30
 fuzz: deps
 	@GYRE_BUILD=build-fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) GYRE_PKGS="$(PKGS)" bash fuzz/run.sh
 
-bench: deps all $(BUILD)/stream-cpu $(BUILD)/access-cpu $(BUILD)/alerts-cpu $(BUILD)/limits-cpu
+bench: deps all $(BUILD)/stream-cpu $(BUILD)/access-cpu $(BUILD)/alerts-cpu $(BUILD)/limits-cpu $(BUILD)/guard-cpu
 	@bash bench/run.sh
 
 # The stream pipeline's CPU, translated against passed through (bench/stream_cpu.c; bench/run.sh runs it).
@@ -110,6 +110,10 @@ $(BUILD)/alerts-cpu: $(BUILD)/obj/bench/alerts/alerts_cpu.o $(BUILD)/libgyre.a
 
 # The access and limits stages' cost per request (bench/access/limits_cpu.c; bench/run.sh runs it).
 $(BUILD)/limits-cpu: $(BUILD)/obj/bench/access/limits_cpu.o $(BUILD)/libgyre.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# An in-line guardrail's cost per request on a 2 KB answer (bench/guard/guard_cpu.c; bench/run.sh runs it).
+$(BUILD)/guard-cpu: $(BUILD)/obj/bench/guard/guard_cpu.o $(BUILD)/libgyre.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Where `make install` puts things: PREFIX (default /usr/local) with the usual
@@ -154,4 +158,5 @@ clean:
 	rm -rf build build-san build-fuzz
 
 -include $(GYRE_OBJS:.o=.d) $(MOCK_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(BUILD)/obj/src/main.d $(BUILD)/obj/bench/stream_cpu.d \
-	$(BUILD)/obj/bench/access/access_cpu.d $(BUILD)/obj/bench/alerts/alerts_cpu.d $(BUILD)/obj/bench/access/limits_cpu.d
+	$(BUILD)/obj/bench/access/access_cpu.d $(BUILD)/obj/bench/alerts/alerts_cpu.d $(BUILD)/obj/bench/access/limits_cpu.d \
+	$(BUILD)/obj/bench/guard/guard_cpu.d

@@ -10,6 +10,7 @@
 # build/access-cpu (bench/access/access_cpu.c: the access stage's p50/p99 per request; BENCH_SKIP_ACCESS=1 leaves
 # it out; its line joins latest.md when the proxy run just wrote it), build/limits-cpu
 # (bench/access/limits_cpu.c: the access and limits stages together, p50/p99 per request; BENCH_SKIP_LIMITS=1),
+# build/guard-cpu (bench/guard/guard_cpu.c: an in-line guardrail on a 2 KB answer, p50/p99; BENCH_SKIP_GUARD=1),
 # and the alerts' two (bench/alerts/; BENCH_SKIP_ALERTS=1 leaves them out).  With --json each
 # prints its JSON document on stdout, the proxy's first.
 set -euo pipefail
@@ -85,6 +86,21 @@ if [ "${BENCH_SKIP_LIMITS:-0}" != 1 ]; then
     fi
   else
     echo "bench: build/limits-cpu is missing (make bench builds it): limits benchmark skipped" >&2
+  fi
+fi
+if [ "${BENCH_SKIP_GUARD:-0}" != 1 ]; then
+  # Guardrails (bench/guard/guard_cpu.c): an in-line check's cost per request on a 2 KB answer.
+  if [ -x build/guard-cpu ]; then
+    json=()
+    for a in "$@"; do [ "$a" = --json ] && json=(--json); done
+    line=$(build/guard-cpu ${json[@]+"${json[@]}"}) || status=$?
+    printf '%s\n' "$line"
+    after=$(stat -c %Y.%s "$latest" 2>/dev/null || echo none)
+    if [ ${#json[@]} -eq 0 ] && [ -n "$line" ] && [ "$after" != none ] && [ "$after" != "$before" ]; then
+      printf '%s\n' "$line" >>"$latest"
+    fi
+  else
+    echo "bench: build/guard-cpu is missing (make bench builds it): guardrail benchmark skipped" >&2
   fi
 fi
 if [ "${BENCH_SKIP_ALERTS:-0}" != 1 ]; then

@@ -9,6 +9,7 @@
 #include "config/config.h"
 #include "config/fields.h"
 #include "control/access.h"
+#include "loop/heuristic.h"
 #include "store/store.h"
 
 const char gyre_check_config_usage[] =
@@ -116,6 +117,24 @@ static int check_access_log(const gyre_config_t *c, char *msg, size_t len)
     return -1;
 }
 
+/* Every heuristic scorer compiles as gyre serve compiles it (a schema's keywords are checked there, not by the
+ * config's parser, which only knows it is JSON): the first that does not, as FILE:LINE: scorers[i].FIELD. */
+static int check_scorers(const gyre_config_t *c, char *msg, size_t len)
+{
+    for (size_t i = 0; i < c->nscorers; i++) {
+        if (c->scorers[i].kind == GYRE_SCORER_JUDGE)
+            continue;
+        char err[256];
+        gyre_heuristic_t *h = gyre_heuristic_compile(&c->scorers[i], err, sizeof(err));
+        if (h == NULL) {
+            snprintf(msg, len, "%s:%d: scorers[%zu].%s", c->source, c->scorers[i].line, i, err);
+            return -1;
+        }
+        gyre_heuristic_free(h);
+    }
+    return 0;
+}
+
 int gyre_cmd_check_config(int argc, char **argv)
 {
     if (argc == 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
@@ -154,6 +173,11 @@ int gyre_cmd_check_config(int argc, char **argv)
         return 1;
     }
     if (check_access_log(c, store, sizeof(store)) != 0) {
+        printf("%s\n1 error\n", store);
+        gyre_config_free(c);
+        return 1;
+    }
+    if (check_scorers(c, store, sizeof(store)) != 0) {
         printf("%s\n1 error\n", store);
         gyre_config_free(c);
         return 1;

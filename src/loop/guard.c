@@ -190,3 +190,190 @@ void gyre_guard_render(const gyre_guard_t *g, gyre_buf_t *out)
         }
     }
 }
+
+/* ---- The answer's text, read straight out of a chat.completion ---- */
+
+/* A scanner over bytes that may be anything (a provider's answer passed through): every step is bounded by n. */
+static size_t skip_ws(const char *s, size_t n, size_t i)
+{
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+        i++;
+    return i;
+}
+
+/* s[i] is '"': the index after the closing quote, or SIZE_MAX. */
+static size_t skip_string(const char *s, size_t n, size_t i)
+{
+    for (i++; i < n; i++) {
+        const char *q = memchr(s + i, '"', n - i);
+        if (q == NULL)
+            return SIZE_MAX;
+        size_t at = (size_t)(q - s), bs = 0;
+        while (at - bs > i - 1 && s[at - bs - 1] == '\\')
+            bs++;
+        i = at;
+        if (bs % 2 == 0)
+            return at + 1;
+    }
+    return SIZE_MAX;
+}
+
+/* The index after the value at i, or SIZE_MAX: strings skipped whole, brackets counted (up to 1024 deep). */
+static size_t skip_value(const char *s, size_t n, size_t i)
+{
+    unsigned depth = 0;
+    while (i < n) {
+        char c = s[i];
+        if (c == '"') {
+            if ((i = skip_string(s, n, i)) == SIZE_MAX)
+                return SIZE_MAX;
+            if (depth == 0)
+                return i;
+            continue;
+        }
+        if (c == '{' || c == '[') {
+            if (++depth > 1024)
+                return SIZE_MAX;
+        } else if (c == '}' || c == ']') {
+            if (depth == 0)
+                return i; /* a scalar ended by its container */
+            if (--depth == 0)
+                return i + 1;
+        } else if (depth == 0 && (c == ',' || c == ' ' || c == '\t' || c == '\n' || c == '\r')) {
+            return i; /* a scalar's end */
+        }
+        i++;
+    }
+    return depth == 0 ? i : SIZE_MAX;
+}
+
+/* The value of member `key` of the object at i (s[i] must be '{'), or SIZE_MAX. */
+static size_t find_member(const char *s, size_t n, size_t i, const char *key)
+{
+    size_t klen = strlen(key);
+    if (i >= n || s[i] != '{')
+        return SIZE_MAX;
+    i = skip_ws(s, n, i + 1);
+    while (i < n && s[i] == '"') {
+        size_t end = skip_string(s, n, i);
+        if (end == SIZE_MAX)
+            return SIZE_MAX;
+        int match = end - i - 2 == klen && memcmp(s + i + 1, key, klen) == 0;
+        i = skip_ws(s, n, end);
+        if (i >= n || s[i] != ':')
+            return SIZE_MAX;
+        i = skip_ws(s, n, i + 1);
+        if (match)
+            return i;
+        if ((i = skip_value(s, n, i)) == SIZE_MAX)
+            return SIZE_MAX;
+        i = skip_ws(s, n, i);
+        if (i < n && s[i] == ',')
+            i = skip_ws(s, n, i + 1);
+        else
+            return SIZE_MAX;
+    }
+    return SIZE_MAX;
+}
+
+static int hex4(const char *p, unsigned *out)
+{
+    unsigned v = 0;
+    for (int k = 0; k < 4; k++) {
+        char c = p[k];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* The JSON string s[a..b) (quotes excluded), decoded into the pool; a bad escape or a lone surrogate is U+FFFD. */
+static const char *unescape(const char *s, size_t a, size_t b, h2o_mem_pool_t *pool, size_t *len)
+{
+    /* An escape of 2 bytes may write 3 (U+FFFD for a bad one): twice the input holds any output. */
+    char *out = h2o_mem_alloc_pool(pool, (b - a) * 2 + 1), *o = out;
+    for (size_t i = a; i < b;) {
+        const char *bs = memchr(s + i, '\\', b - i);
+        size_t run = bs != NULL ? (size_t)(bs - s) - i : b - i;
+        memcpy(o, s + i, run);
+        o += run;
+        i += run;
+        if (i >= b)
+            break;
+        if (i + 1 >= b)
+            break; /* a trailing backslash: cannot happen in a string skip_string ended */
+        char e = s[i + 1];
+        i += 2;
+        static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+        const char *f = memchr(from, e, sizeof(from) - 1);
+        if (f != NULL) {
+            *o++ = to[f - from];
+            continue;
+        }
+        unsigned cp = 0xFFFD, lo;
+        if (e == 'u' && i + 4 <= b && hex4(s + i, &cp) == 0) {
+            i += 4;
+            if (cp >= 0xD800 && cp < 0xDC00 && i + 6 <= b && s[i] == '\\' && s[i + 1] == 'u' && hex4(s + i + 2, &lo) == 0 &&
+                lo >= 0xDC00 && lo < 0xE000) {
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                i += 6;
+            } else if (cp >= 0xD800 && cp < 0xE000) {
+                cp = 0xFFFD;
+            }
+        }
+        if (cp < 0x80) {
+            *o++ = (char)cp;
+        } else if (cp < 0x800) {
+            *o++ = (char)(0xC0 | (cp >> 6));
+            *o++ = (char)(0x80 | (cp & 0x3F));
+        } else if (cp < 0x10000) {
+            *o++ = (char)(0xE0 | (cp >> 12));
+            *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+            *o++ = (char)(0x80 | (cp & 0x3F));
+        } else {
+            *o++ = (char)(0xF0 | (cp >> 18));
+            *o++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+            *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+            *o++ = (char)(0x80 | (cp & 0x3F));
+        }
+    }
+    *o = '\0';
+    *len = (size_t)(o - out);
+    return out;
+}
+
+int gyre_guard_answer_text(const char *json, size_t len, h2o_mem_pool_t *pool, const char **text, size_t *tlen)
+{
+    size_t i = skip_ws(json, len, 0);
+    size_t v = find_member(json, len, i, "choices");
+    if (v == SIZE_MAX || v >= len || json[v] != '[')
+        return -1;
+    size_t first = skip_ws(json, len, v + 1);
+    size_t msg = find_member(json, len, first, "message");
+    size_t c = msg != SIZE_MAX ? find_member(json, len, msg, "content") : SIZE_MAX;
+    if (c == SIZE_MAX)
+        return -1;
+    if (json[c] != '"') {
+        *text = ""; /* null (a tool call), or not a string: no text */
+        *tlen = 0;
+        return 0;
+    }
+    size_t end = skip_string(json, len, c);
+    if (end == SIZE_MAX)
+        return -1;
+    if (memchr(json + c + 1, '\\', end - 1 - (c + 1)) == NULL) {
+        *text = json + c + 1; /* nothing escaped: the bytes as they are, no copy */
+        *tlen = end - 1 - (c + 1);
+        return 0;
+    }
+    *text = unescape(json, c + 1, end - 1, pool, tlen);
+    return 0;
+}

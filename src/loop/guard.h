@@ -55,6 +55,15 @@ unsigned gyre_guard_has(const gyre_guard_t *g, const gyre_route_conf_t *r, int o
 void gyre_guard_run(gyre_guard_t *g, unsigned worker, const gyre_route_conf_t *r, int on_request, int stream,
                     const gyre_check_input_t *in, gyre_trace_t *t, h2o_mem_pool_t *pool, gyre_guard_outcome_t *out);
 
+/*
+ * The text of the first choice of an OpenAI chat.completion in json[0..len) (bytes that may be anything: a
+ * provider's answer passed through), without building a tree: the members on the way are skipped, the content
+ * string is pointed at where it lies when nothing in it is escaped, else decoded into `pool`.  0 (a null or absent
+ * content is the empty text), or -1 when the bytes are not such an answer.  Linear in len; brackets nested past
+ * 1024 are refused.
+ */
+int gyre_guard_answer_text(const char *json, size_t len, h2o_mem_pool_t *pool, const char **text, size_t *tlen);
+
 /* The families gyre_guardrail_checks_total{route,check,on,result} and gyre_guardrail_actions_total{route,check,
  * on,action}, summed over the workers, appended to out (nothing when there are no guardrails).  Any thread. */
 void gyre_guard_render(const gyre_guard_t *g, gyre_buf_t *out);

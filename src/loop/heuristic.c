@@ -44,6 +44,7 @@ typedef struct lexicon {
     const char **terms; /* sorted by first byte; builtin ones point into the tables above, the rest are owned */
     size_t nterms;
     unsigned short first[257]; /* terms[first[b] .. first[b+1]) begin with byte b */
+    unsigned char starts[256]; /* a term begins with this byte (either case; 0xE2 for a typographic apostrophe) */
     char **owned;
     size_t nowned;
 } lexicon_t;
@@ -105,6 +106,14 @@ static void lexicon_init(lexicon_t *l, const char *const *builtin, size_t nbuilt
             j++;
         l->first[b] = (unsigned short)j;
     }
+    for (size_t i = 0; i < l->nterms; i++) {
+        unsigned char b = (unsigned char)l->terms[i][0];
+        l->starts[b] = 1;
+        if (b >= 'a' && b <= 'z')
+            l->starts[b - 32] = 1;
+        if (b == '\'')
+            l->starts[0xE2] = 1;
+    }
 }
 
 static void lexicon_dispose(lexicon_t *l)
@@ -142,13 +151,30 @@ static size_t match_at(const char *s, size_t n, size_t i, const char *term)
     return i < n && is_alnum((unsigned char)s[i]) && is_alnum((unsigned char)term[strlen(term) - 1]) ? 0 : i;
 }
 
-/* The first term of `l` found in s (a whole word or phrase), or NULL. */
+/* Byte classes, once: a letter or digit (or any byte of a multi-byte character), and a byte some term may begin
+ * with (set per lexicon, both cases). */
+static const unsigned char *alnum_table(void)
+{
+    static unsigned char t[256];
+    static int made;
+    if (!__atomic_load_n(&made, __ATOMIC_ACQUIRE)) {
+        for (unsigned c = 0; c < 256; c++)
+            t[c] = (unsigned char)is_alnum((unsigned char)c);
+        __atomic_store_n(&made, 1, __ATOMIC_RELEASE); /* every thread writes the same bytes: a race is harmless */
+    }
+    return t;
+}
+
+/* The first term of `l` found in s (a whole word or phrase), or NULL.  One pass: a position is looked at only
+ * where a word may begin (after a byte that is no letter or digit) and a term may begin with its byte. */
 static const char *lexicon_find(const lexicon_t *l, const char *s, size_t n)
 {
+    const unsigned char *an = alnum_table();
+    const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < n; i++) {
-        if (i > 0 && is_alnum((unsigned char)s[i - 1]) && is_alnum((unsigned char)s[i]))
-            continue; /* inside a word */
-        unsigned char b = lower((unsigned char)s[i]);
+        if (!l->starts[u[i]] || (i > 0 && an[u[i - 1]] && an[u[i]]))
+            continue;
+        unsigned char b = lower(u[i]);
         for (size_t j = l->first[b]; j < l->first[b + 1]; j++)
             if (match_at(s, n, i, l->terms[j]) != 0)
                 return l->terms[j];
@@ -392,10 +418,17 @@ static void run_tool_args(const gyre_check_input_t *in, gyre_check_result_t *out
     cJSON_Delete(calls);
 }
 
+/* Characters: the bytes that are not continuation bytes (10xxxxxx), eight at a time. */
 static size_t utf8_chars(const char *s, size_t n)
 {
-    size_t c = 0;
-    for (size_t i = 0; i < n; i++)
+    size_t c = 0, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        uint64_t cont = w & ~(w << 1) & 0x8080808080808080ull; /* bit 7 set, bit 6 clear */
+        c += 8 - (size_t)__builtin_popcountll(cont);
+    }
+    for (; i < n; i++)
         c += ((unsigned char)s[i] & 0xC0) != 0x80;
     return c;
 }

@@ -80,6 +80,16 @@ static int carry_out(gyre_proxy_t *self, const gyre_check_input_t *in, int strea
 static int check_completion(gyre_proxy_t *self, const char *json, size_t len, int stream)
 {
     unsigned has = gyre_guard_has(guard_of(self), self->call->route, 0);
+    if (!(has & GYRE_GUARD_NEEDS_TOOLS)) {
+        /* The text alone: read where it lies, no tree built (the trace reads the answer once more when it is
+         * finished, as it always did).  Bytes that are not a chat.completion are checked as they are. */
+        gyre_check_input_t in = {.text = json, .len = len, .latency_us = attempt_latency_us(self), .cost_usd = NAN};
+        if (gyre_guard_answer_text(json, len, &self->req->pool, &in.text, &in.len) != 0) {
+            in.text = json;
+            in.len = len;
+        }
+        return carry_out(self, &in, stream);
+    }
     int arena = gyre_json_arena_enter(); /* a callback: no scope is open; the values die before it ends */
     cJSON *doc = cJSON_ParseWithLength(json, len);
     const cJSON *choice = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(doc, "choices"), 0);

@@ -9,7 +9,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { startGyre, startMock, postJson, sseData, SLOW } from '../lib/harness.mjs';
+import fs from 'node:fs';
+import path from 'node:path';
+import { startGyre, startMock, postJson, sseData, runGyre, tmpdir, SLOW } from '../lib/harness.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const ask = (model, text, extra = {}) => ({ model, messages: [{ role: 'user', content: text }], ...extra });
@@ -218,4 +220,21 @@ test('every check is counted by result, and every action taken', async () => {
     'gyre_guardrail_actions_total{route="retried",check="quick",on="response",action="retry"} 1');
   assert.equal(line('gyre_guardrail_checks_total{route="retried",check="quick",on="response",result="pass"}'),
     'gyre_guardrail_checks_total{route="retried",check="quick",on="response",result="pass"} 1');
+});
+
+test('check-config names a scorer whose schema keyword is wrong, at its line', async () => {
+  const dir = tmpdir('gyre-guard-cc-');
+  const file = path.join(dir, 'g.yaml');
+  fs.writeFileSync(file, `providers:
+  - {name: p, kind: openai, base_url: "http://127.0.0.1:9/v1"}
+scorers:
+  - {name: ok, type: json_valid}
+  - name: shape
+    type: json_schema
+    schema: {type: object, properties: {n: {type: integer, minimum: low}}}
+`);
+  const r = await runGyre(['check-config', file]);
+  fs.rmSync(dir, { recursive: true, force: true });
+  assert.equal(r.code, 1);
+  assert.equal(r.stdout, `${file}:5: scorers[1].schema: properties.n.minimum: is not a number\n1 error\n`);
 });

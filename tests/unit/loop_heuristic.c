@@ -237,6 +237,8 @@ TEST(heuristic_length_counts_characters_not_bytes)
     gyre_check_result_t r = run_text(&c, "h\xC3\xA9llo"); /* 5 characters, 6 bytes */
     EXPECT(r, 1, "");
     CHECK(r.value == 5);
+    EXPECT(run_text(&c, "\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9"), 1, ""); /* 5 characters in 10 bytes */
+    EXPECT(run_text(&c, "\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9"), 0, "6 characters; the maximum is 5");
     EXPECT(run_text(&c, "hi"), 0, "2 characters; the minimum is 3");
     EXPECT(run_text(&c, "hello!"), 0, "6 characters; the maximum is 5");
 }
