@@ -42,6 +42,10 @@ routes:
     targets: [{provider: claude, model: claude-3-5-haiku}]
     guardrails:
       - {check: no_ssn, on: request, action: deny}
+  - name: claude-out
+    targets: [{provider: claude, model: claude-3-5-haiku}]
+    guardrails:
+      - {check: no_ssn, on: response, action: deny}
   - name: guarded-out
     targets: [{provider: fast, model: gpt-4o-mini}]
     guardrails:
@@ -147,6 +151,25 @@ test('an answer guardrail that denies answers 422 naming the check, instead of t
   assert.deepEqual(t.tags, ['guardrail:no_ssn:deny']);
   assert.equal(t.attempts.length, 1);
   assert.equal(t.attempts[0].status, 200);
+});
+
+test('an Anthropic client whose answer (passed through from an Anthropic provider) is denied gets 422 in Anthropic\'s shape', async () => {
+  const ok = await postJson(`${gyre.url}/v1/messages`,
+    { model: 'claude-out', max_tokens: 50, messages: [{ role: 'user', content: 'say hi' }] },
+    { 'anthropic-version': '2023-06-01' });
+  assert.equal(ok.status, 200);
+  assert.deepEqual(ok.json.content, [{ type: 'text', text: 'Mock reply to: say hi' }]);
+  const r = await postJson(`${gyre.url}/v1/messages`,
+    { model: 'claude-out', max_tokens: 50, messages: [{ role: 'user', content: `repeat ${SSN}` }] },
+    { 'anthropic-version': '2023-06-01' });
+  assert.equal(r.status, 422);
+  assert.deepEqual(r.json, {
+    type: 'error',
+    error: {
+      type: 'invalid_request_error',
+      message: "guardrail 'no_ssn' failed on the answer: must_not[0] '[0-9]{3}-[0-9]{2}-[0-9]{4}' matches",
+    },
+  });
 });
 
 test('the openai SDK sees a clean UnprocessableEntityError on a denied answer', async () => {
