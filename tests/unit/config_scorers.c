@@ -1,4 +1,6 @@
 /* `scorers:` and a route's `guardrails:` (src/config/scorers.c): what each kind reads, and the exact errors. */
+#include "common/buf.h"
+#include "config/overlay.h"
 #include "config_test.h"
 
 #define ROUTE_R "routes:\n  - {name: r, targets: [{provider: p, model: m}]}\n"
@@ -203,4 +205,37 @@ TEST(config_guardrails_errors)
                  "t.yaml:14: routes[0].guardrails[4].action: is required (deny, retry or flag)\n"
                  "t.yaml:15: routes[0].guardrails[5].check: is required (a scorer's name)\n"
                  "t.yaml:16: routes[0].guardrails[6]: unknown field 'when' (known: check, on, action)\n");
+}
+
+TEST(config_guardrails_survive_a_route_overlay_round_trip)
+{
+    gyre_config_errors_t errs = {0};
+    gyre_config_t *c = parse(PROVIDER_P
+                             "scorers:\n"
+                             "  - {name: ssn, type: regex, must_not: ['[0-9]{3}-[0-9]{2}-[0-9]{4}']}\n"
+                             "routes:\n"
+                             "  - name: r\n"
+                             "    targets: [{provider: p, model: m}]\n"
+                             "    guardrails: [{check: ssn, on: request, action: deny}, {check: ssn, action: flag}]\n",
+                             &errs);
+    CHECK(c != NULL);
+    if (c == NULL)
+        return;
+    gyre_buf_t json;
+    gyre_buf_init(&json, 1 << 16);
+    gyre_config_route_json(c, &c->routes[0], &json);
+    const char *tail = ",\"guardrails\":[{\"check\":\"ssn\",\"on\":\"request\",\"action\":\"deny\"},"
+                       "{\"check\":\"ssn\",\"on\":\"response\",\"action\":\"flag\"}]}";
+    CHECK(json.len > strlen(tail) && memcmp(json.base + json.len - strlen(tail), tail, strlen(tail)) == 0);
+    /* Read back as an admin-API overlay: the same guardrails, with the file's scorers. */
+    char *text = strndup(json.base, json.len);
+    const char *names[] = {"r"}, *jsons[] = {text};
+    CHECK_INT(gyre_config_apply_routes(c, names, jsons, 1, &errs), 0);
+    CHECK_INT(c->routes[0].nguardrails, 2);
+    CHECK_INT(c->routes[0].guardrails[0].on_request, 1);
+    CHECK_INT(c->routes[0].guardrails[1].action, GYRE_GUARD_FLAG);
+    free(text);
+    gyre_buf_dispose(&json);
+    gyre_config_free(c);
+    gyre_config_errors_dispose(&errs);
 }
