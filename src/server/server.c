@@ -36,6 +36,7 @@
 #include "server/admin_limits.h"
 #include "server/handlers.h"
 #include "server/live.h"
+#include "loop/score.h"
 #include "store/store.h"
 #include "trace/record.h"
 #include "trace/access_log.h"
@@ -169,6 +170,8 @@ int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req)
         rendered = gyre_server_alerts_metrics(s, &b);
     if (rendered == 0)
         rendered = gyre_probe_render_metrics(s->probe, &b);
+    if (rendered == 0)
+        rendered = gyre_score_render_metrics(s->scoring, &b);
     if (rendered != 0) {
         gyre_api_error_t err;
         gyre_api_error_set(&err, 500, "server_error", "metrics_too_large", NULL,
@@ -220,6 +223,7 @@ static void *worker_main(void *arg)
     gyre_live_worker_init(w);
     gyre_timer_wheel_init(&w->super.timers, w->super.ctx.loop);
     w->super.alerts = s->alerts;
+    w->super.scoring = s->scoring;
     w->super.limits = s->limits;
     w->super.access_log = s->access_log;
     h2o_timeout_init(w->super.ctx.loop, &w->grace_timeout, s->config->shutdown_grace_ms);
@@ -261,6 +265,37 @@ static int open_keys(gyre_server_t *s, unsigned nworkers)
 }
 
 /* Where soft budgets' notices go: the notifiers' sender (NULL until it is made: then nothing is sent). */
+/*
+ * The online scorers (src/loop/score.h), when traces are stored: their threads write scores beside the traces,
+ * and a judge's calls come back to this listener with a key minted now (control/access.h), which only this
+ * process knows.  0, or 1 after logging why.
+ */
+static int scoring_start(gyre_server_t *s)
+{
+    const gyre_config_t *config = s->config;
+    if (!config->traces || s->store == NULL)
+        return 0;
+    char key[96], url[400], err[512];
+    if (gyre_access_internal_mint(key, sizeof(key)) != 0) {
+        gyre_logf("gyre: scorers: cannot mint the judge's internal key\n");
+        return 1;
+    }
+    const char *h = config->listen_host;
+    /* A wildcard listener is reached on loopback. */
+    const char *host = strcmp(h, "0.0.0.0") == 0 ? "127.0.0.1" : strcmp(h, "::") == 0 ? "::1" : h;
+    int v6 = strchr(host, ':') != NULL;
+    snprintf(url, sizeof(url), "http://%s%s%s:%u/v1/chat/completions", v6 ? "[" : "", host, v6 ? "]" : "",
+             (unsigned)config->listen_port);
+    gyre_scoring_opts_t o = {.store_dsn = config->store_dsn, .judge_url = url, .judge_key = key};
+    s->scoring = gyre_score_start(s->gen->config, &o, err, sizeof(err));
+    explicit_bzero(key, sizeof(key));
+    if (s->scoring == NULL) {
+        gyre_logf("gyre: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
 static int limits_notify_cb(void *arg, const char *notifier, const gyre_notice_t *notice)
 {
     gyre_server_t *s = arg;
@@ -383,6 +418,9 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
         return 1;
     }
 
+    if (scoring_start(s) != 0)
+        return 1;
+
     check_fd_limit(config);
 
     /* Signals are taken by this thread alone, with sigwait.  SIGHUP too: its default action would end gyre
@@ -427,6 +465,8 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
     /* The alert engine first: its thread sends notices, so the sender must outlive it (a resolve sent as it
      * stops still goes out within the grace). */
     gyre_server_alerts_stop(s);
+    gyre_score_stop(s->scoring); /* each scorer thread ends the call it holds; waits at most a judge's timeout */
+    s->scoring = NULL;
     gyre_probe_destroy(s->probe); /* waits for a probe in flight: at most its timeout */
     s->probe = NULL;
     gyre_notify_destroy(s->notify, NOTIFY_FLUSH_MS);
