@@ -58,6 +58,9 @@ static void show_progress(const run_t *r, const gyre_example_t *ex)
 static int example_cb(void *arg, const gyre_example_t *ex)
 {
     run_t *r = arg;
+    /* A judge's own calls are never scored, offline as online. */
+    if (ex->agent != NULL && strcmp(ex->agent, GYRE_JUDGE_AGENT) == 0)
+        return 0;
     r->seen++;
     gyre_score_outcome_t o;
     char err[512];
