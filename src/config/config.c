@@ -993,11 +993,13 @@ static void parse_route(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, size
             gyre_cfg_get_bool(ctx, v, field, &r->capture);
         } else if (strcmp(key, "redact") == 0) {
             parse_redact(ctx, v, field, &r->redact);
+        } else if (strcmp(key, "guardrails") == 0) {
+            gyre_cfg_parse_guardrails(ctx, c, v, r, ri);
         } else {
             ERR(ctx, k, gyre_cfg_path_of(field, sizeof(field), "routes[%zu]", ri),
                 "unknown field '%s' (known: name, targets, fallbacks, strategy, fallback_on, retries, backoff_ms, "
                 "backoff_max_ms, attempt_timeout_ms, deadline_ms, first_byte_timeout_ms, midstream, affinity, cache, "
-                "capture, redact)",
+                "capture, redact, guardrails)",
                 key);
         }
     }
@@ -1518,7 +1520,7 @@ static void parse_passthrough(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n
 
 static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
 {
-    yaml_node_t *providers = NULL, *routes = NULL, *alerts = NULL;
+    yaml_node_t *providers = NULL, *routes = NULL, *alerts = NULL, *scorers = NULL;
     for (yaml_node_pair_t *pair = root->data.mapping.pairs.start; pair < root->data.mapping.pairs.top; pair++) {
         yaml_node_t *k = yaml_document_get_node(ctx->doc, pair->key);
         yaml_node_t *v = yaml_document_get_node(ctx->doc, pair->value);
@@ -1594,11 +1596,13 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
             gyre_cfg_parse_notifiers(ctx, c, v);
         } else if (strcmp(key, "alerts") == 0) {
             alerts = v;
+        } else if (strcmp(key, "scorers") == 0) {
+            scorers = v;
         } else {
             ERR(ctx, k, "",
                 "unknown field '%s' (known: listen, auth, workers, store, state, master_key_file, prices, redact, direct, passthrough, "
                 "providers, routes, otlp, max_body_bytes, max_response_bytes, shutdown_grace_ms, max_header_bytes, "
-                "max_connections, linger_ms, linger_bytes, notifiers, alerts, limits, access_log)",
+                "max_connections, linger_ms, linger_bytes, notifiers, alerts, limits, access_log, scorers)",
                 key);
         }
     }
@@ -1610,6 +1614,9 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
         for (size_t i = 0; i < np; i++)
             parse_provider(ctx, c, yaml_document_get_node(ctx->doc, providers->data.sequence.items.start[i]), i);
     }
+    /* Scorers before routes: a route's guardrails name them. */
+    if (scorers != NULL)
+        gyre_cfg_parse_scorers(ctx, c, scorers);
     if (routes != NULL && gyre_cfg_want_type(ctx, routes, YAML_SEQUENCE_NODE, "routes")) {
         size_t nr = (size_t)(routes->data.sequence.items.top - routes->data.sequence.items.start);
         c->routes = gyre_calloc(nr, sizeof(*c->routes));
@@ -1619,6 +1626,7 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
     }
     if (alerts != NULL)
         gyre_cfg_parse_alerts(ctx, c, alerts);
+    gyre_cfg_check_scorers(ctx, c);
     /* A budget's notices go to a notifier by name: it must be one of `notifiers:` (parsed above, wherever the
      * two sections stand in the file). */
     static const char *const level_names[GYRE_LIMIT_CONF_LEVELS] = {"keys", "teams", "agents", "users"};
@@ -1885,8 +1893,10 @@ void gyre_config_free(gyre_config_t *c)
             free(c->routes[i].fallbacks[j].model);
         free(c->routes[i].fallbacks);
         free(c->routes[i].name);
+        free(c->routes[i].guardrails);
     }
     free(c->routes);
+    gyre_cfg_free_scorers(c);
     for (size_t i = 0; i < c->nnotes; i++)
         free(c->notes[i]);
     free(c->notes);

@@ -71,6 +71,13 @@ void gyre_cfg_parse_limits(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n);
 void gyre_cfg_free_limits(gyre_limits_conf_t *l);
 /* The sections parsed in files of their own (config/NAME.c), called from the root's dispatch in config.c. */
 void gyre_cfg_parse_access_log(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n);
+/* `scorers:` (config/scorers.c), parsed before the routes (a route's guardrails name scorers); the routes its
+ * scorers name are checked once the routes are parsed (gyre_cfg_check_scorers). */
+void gyre_cfg_parse_scorers(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n);
+void gyre_cfg_check_scorers(parse_ctx_t *ctx, gyre_config_t *c);
+void gyre_cfg_free_scorers(gyre_config_t *c);
+/* A route's `guardrails:` into r (config/scorers.c); c->scorers must be parsed. */
+void gyre_cfg_parse_guardrails(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, gyre_route_conf_t *r, size_t ri);
 
 /* Iterating a mapping's pairs: for (yaml_node_pair_t *p = GYRE_CFG_PAIRS(n)) ... */
 #define GYRE_CFG_KEY(ctx, pair) yaml_document_get_node((ctx)->doc, (pair)->key)

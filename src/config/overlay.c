@@ -31,6 +31,7 @@ static void route_dispose(gyre_route_conf_t *r)
         free(r->fallbacks[j].model);
     free(r->fallbacks);
     free(r->name);
+    free(r->guardrails);
     memset(r, 0, sizeof(*r));
 }
 
@@ -58,6 +59,8 @@ static int apply_one(gyre_config_t *c, const char *name, const char *json, gyre_
     scratch.providers = c->providers;
     scratch.nproviders = c->nproviders;
     scratch.redact = c->redact;
+    scratch.scorers = c->scorers; /* guardrails name them */
+    scratch.nscorers = c->nscorers;
     gyre_route_conf_t r;
     memset(&r, 0, sizeof(r));
     scratch.routes = &r;
@@ -169,5 +172,19 @@ void gyre_config_route_json(const gyre_config_t *c, const gyre_route_conf_t *r, 
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
         if (r->redact & kinds[i].bit)
             gyre_buf_appendf(out, n++ ? ",\"%s\"" : "\"%s\"", kinds[i].name);
-    gyre_buf_appends(out, "]}");
+    gyre_buf_appends(out, "]");
+    if (r->nguardrails != 0) {
+        static const char *const actions[] = {"", "deny", "retry", "flag"};
+        gyre_buf_appends(out, ",\"guardrails\":[");
+        for (size_t i = 0; i < r->nguardrails; i++) {
+            const gyre_guardrail_conf_t *g = &r->guardrails[i];
+            gyre_buf_appends(out, i ? ",{\"check\":" : "{\"check\":");
+            const char *name = c->scorers[g->scorer].name;
+            gyre_buf_append_json_string(out, name, strlen(name));
+            gyre_buf_appendf(out, ",\"on\":\"%s\",\"action\":\"%s\"}", g->on_request ? "request" : "response",
+                             actions[g->action]);
+        }
+        gyre_buf_appends(out, "]");
+    }
+    gyre_buf_appends(out, "}");
 }

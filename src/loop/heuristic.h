@@ -19,6 +19,16 @@
 
 typedef struct gyre_heuristic gyre_heuristic_t;
 
+/*
+ * What a check reads of its input, at most.  The text kinds (regex, refusal, toxicity) read the first
+ * GYRE_HEURISTIC_TEXT_MAX bytes and no more: a pattern or a term past them is not seen (an answer that long is
+ * rare, and glibc's POSIX regexec is not linear in every case).  The JSON kinds (json_valid, json_schema,
+ * tool_args) read the whole value up to GYRE_HEURISTIC_JSON_MAX bytes; a longer one fails the check, saying so
+ * (a guardrail fails closed rather than judging half a document).  length counts every character.
+ */
+#define GYRE_HEURISTIC_TEXT_MAX ((size_t)64 * 1024)
+#define GYRE_HEURISTIC_JSON_MAX ((size_t)1024 * 1024)
+
 /* What one check sees of a call.  Any field may be NULL/-1 when the caller does not have it. */
 typedef struct gyre_check_input {
     const char *text; /* the answer's text (or, on the request, the last user message's text) */

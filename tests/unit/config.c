@@ -378,10 +378,10 @@ TEST(config_unknown_fields_are_named_with_the_known_ones)
                  "t.yaml:1: unknown field 'colour' (known: listen, auth, workers, store, state, master_key_file, prices, redact, "
                  "direct, "
                  "passthrough, providers, routes, otlp, max_body_bytes, max_response_bytes, shutdown_grace_ms, "
-                 "max_header_bytes, max_connections, linger_ms, linger_bytes, notifiers, alerts, limits, access_log)\n"
+                 "max_header_bytes, max_connections, linger_ms, linger_bytes, notifiers, alerts, limits, access_log, scorers)\n"
                  "t.yaml:5: routes[0]: unknown field 'size' (known: name, targets, fallbacks, strategy, fallback_on, "
                  "retries, backoff_ms, backoff_max_ms, attempt_timeout_ms, deadline_ms, first_byte_timeout_ms, "
-                 "midstream, affinity, cache, capture, redact)\n"
+                 "midstream, affinity, cache, capture, redact, guardrails)\n"
                  "t.yaml:5: routes[0].targets[0]: unknown field 'x' (known: provider, model, weight)\n");
 }
 
@@ -538,7 +538,7 @@ TEST(config_collects_every_error_in_one_pass)
                  "t.yaml:3: unknown field 'colour' (known: listen, auth, workers, store, state, master_key_file, prices, redact, "
                  "direct, "
                  "passthrough, providers, routes, otlp, max_body_bytes, max_response_bytes, shutdown_grace_ms, "
-                 "max_header_bytes, max_connections, linger_ms, linger_bytes, notifiers, alerts, limits, access_log)\n"
+                 "max_header_bytes, max_connections, linger_ms, linger_bytes, notifiers, alerts, limits, access_log, scorers)\n"
                  "t.yaml:5: providers[0].base_url: 'http://h:99999/v1' has an invalid port\n"
                  "t.yaml:5: providers[0].keys[0]: environment variable GYRE_UNIT_MISSING is not set\n"
                  "t.yaml:6: providers[1].kind: is required (supported: openai, azure, anthropic, gemini, bedrock)\n"
