@@ -439,14 +439,21 @@ static void score_item(gyre_scoring_t *s, gyre_scorer_set_t *set, gyre_store_t *
     row_from_trace(t, &tags, &meta, &row);
     gyre_example_t ex;
     char err[512];
-    if (gyre_corpus_example_from_row(&row, t->request_body.p, t->request_body.len, t->response_body.p,
-                                     t->response_body.len, &scratch, &ex, err, sizeof(err)) != 0)
-        goto out;
+    /* A call the loop cannot read (bodies not captured, an endpoint it does not read) is an error for each
+     * scorer it was drawn for: counted, not logged per call. */
+    int readable = gyre_corpus_example_from_row(&row, t->request_body.p, t->request_body.len, t->response_body.p,
+                                                t->response_body.len, &scratch, &ex, err, sizeof(err)) == 0;
     gyre_score_env_t env = {store, &s->judge};
     for (size_t i = 0; i < set->n; i++) {
         const gyre_scorer_conf_t *conf = &set->confs[i];
         if (!(conf->sample > it->u) || !gyre_score_matches(conf, t->route.p, t->route.len, t->agent.p, t->agent.len))
             continue;
+        if (!readable) {
+            pthread_mutex_lock(&s->mu);
+            counter_for(s, conf->name)->error++;
+            pthread_mutex_unlock(&s->mu);
+            continue;
+        }
         int judge = conf->kind == GYRE_SCORER_JUDGE;
         if (judge) {
             unsigned most = conf->concurrency != 0 ? conf->concurrency : 4;
@@ -482,7 +489,6 @@ static void score_item(gyre_scoring_t *s, gyre_scorer_set_t *set, gyre_store_t *
         c->judge_malformed += o.judge.malformed;
         pthread_mutex_unlock(&s->mu);
     }
-out:
     gyre_buf_dispose(&tags);
     gyre_buf_dispose(&meta);
     gyre_buf_dispose(&scratch);
@@ -621,7 +627,6 @@ int gyre_score_render_metrics(gyre_scoring_t *s, gyre_buf_t *out)
     pthread_mutex_lock(&s->mu);
     gyre_buf_appends(out, "# HELP gyre_scores_total Scores the online scorers stored (pass, fail) or could not give "
                           "(error), by scorer.\n# TYPE gyre_scores_total counter\n");
-    size_t n = s->ncounters + (s->counters[GYRE_SCORE_MAX_SCORERS].name[0] != '\0');
     for (size_t k = 0; k < GYRE_SCORE_MAX_SCORERS + 1; k++) {
         const counter_t *c = &s->counters[k];
         if (k >= s->ncounters && k != GYRE_SCORE_MAX_SCORERS)
@@ -649,7 +654,6 @@ int gyre_score_render_metrics(gyre_scoring_t *s, gyre_buf_t *out)
                          c->name, (unsigned long long)c->judge_calls, c->name,
                          (unsigned long long)c->judge_malformed);
     }
-    (void)n;
     gyre_buf_appendf(out,
                      "# HELP gyre_scores_dropped_total Sampled calls not scored because the scoring queue was at its "
                      "bound (%u calls or %zu bytes).\n# TYPE gyre_scores_dropped_total counter\n"

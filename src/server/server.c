@@ -273,7 +273,9 @@ static int open_keys(gyre_server_t *s, unsigned nworkers)
 static int scoring_start(gyre_server_t *s)
 {
     const gyre_config_t *config = s->config;
-    if (!config->traces || s->store == NULL)
+    /* An in-memory store is one per handle: the scorer threads' scores would land where nothing reads them. */
+    if (!config->traces || s->store == NULL ||
+        (config->store_sqlite != NULL && strcmp(config->store_sqlite, ":memory:") == 0))
         return 0;
     char key[96], url[400], err[512];
     if (gyre_access_internal_mint(key, sizeof(key)) != 0) {
