@@ -376,3 +376,84 @@ TEST(access_internal_key_is_a_client_key_named_gyre_internal)
     CHECK_INT(gyre_access_identify_key(a, key, strlen(key), &index), GYRE_ROLE_NONE);
     gyre_access_destroy(a);
 }
+
+typedef struct seen_scores {
+    int n, source;
+    double value;
+    char name[64], label[16];
+} seen_scores_t;
+
+static int seen_cb(void *arg, const gyre_score_t *sc)
+{
+    seen_scores_t *s = arg;
+    s->n++;
+    s->source = sc->source;
+    s->value = sc->value;
+    snprintf(s->name, sizeof(s->name), "%s", sc->name);
+    snprintf(s->label, sizeof(s->label), "%s", sc->label != NULL ? sc->label : "");
+    return 0;
+}
+
+/* Human feedback is a scorer like the others to what reads scores: curation's `feedback.NAME` predicates read it
+ * through gyre_store_scan_scores, with source human, beside a heuristic's score on the same trace. */
+TEST(score_feedback_reads_back_through_the_scores_scan_with_source_human)
+{
+    gyre_store_t *st = NULL;
+    char err[256] = "";
+    CHECK_INT(gyre_store_open("sqlite::memory:", GYRE_STORE_OPEN_WRITE, &st, err, sizeof(err)), 0);
+    const char *id = "0123456789abcdef0123456789abcdef";
+    gyre_score_t in[2] = {
+        {.trace_id = id, .session = "s1", .name = "helpful", .source = GYRE_SCORE_HUMAN, .version = "",
+         .value = 1, .created_us = 2000, .trace_started_us = 1000},
+        {.trace_id = id, .session = "s1", .name = "short", .source = GYRE_SCORE_HEURISTIC, .version = "3",
+         .value = 0, .label = "fail", .created_us = 2001, .trace_started_us = 1000},
+    };
+    CHECK_INT(gyre_store_write_scores(st, in, 2, err, sizeof(err)), 0);
+    seen_scores_t seen = {0};
+    CHECK_INT(gyre_store_scan_scores(st, 500, 1500, "helpful", seen_cb, &seen, err, sizeof(err)), 0);
+    CHECK_INT(seen.n, 1);
+    CHECK_INT(seen.source, GYRE_SCORE_HUMAN);
+    CHECK_STR(seen.name, "helpful");
+    CHECK(seen.value == 1);
+    memset(&seen, 0, sizeof(seen));
+    CHECK_INT(gyre_store_scan_scores(st, 500, 1500, NULL, seen_cb, &seen, err, sizeof(err)), 0);
+    CHECK_INT(seen.n, 2);
+    gyre_store_close(st);
+}
+
+/* The offline and online paths run a heuristic through the same set and store the same score. */
+TEST(score_set_runs_a_heuristic_and_makes_the_score_to_store)
+{
+    gyre_scorer_conf_t sc;
+    memset(&sc, 0, sizeof(sc));
+    sc.name = "short";
+    sc.kind = GYRE_SCORER_LENGTH;
+    sc.max_chars = 5;
+    gyre_config_t *c = config_with(&sc, 1);
+    char err[256] = "";
+    gyre_scorer_set_t *set = gyre_scorer_set_create(c, err, sizeof(err));
+    CHECK_STR(err, "");
+    CHECK_INT(gyre_scorer_set_find(set, "short"), 0);
+    CHECK_INT(gyre_scorer_set_find(set, "long"), -1);
+    gyre_example_t ex;
+    memset(&ex, 0, sizeof(ex));
+    memcpy(ex.trace_id, "0123456789abcdef0123456789abcdef", 33);
+    ex.answer_text = "hello world";
+    ex.started_us = 1234;
+    ex.latency_us = -1;
+    ex.cost_usd = NAN;
+    gyre_score_outcome_t o;
+    CHECK_INT(gyre_scorer_set_run(set, 0, &ex, NULL, &o, err, sizeof(err)), 0);
+    CHECK_INT(o.pass, 0);
+    gyre_score_t s;
+    gyre_score_to_store(gyre_scorer_set_conf(set, 0), &ex, &o, 99, &s);
+    CHECK_STR(s.name, "short");
+    CHECK_STR(s.version, "1");
+    CHECK_INT(s.source, GYRE_SCORE_HEURISTIC);
+    CHECK_STR(s.label, "fail");
+    CHECK_STR(s.session, "");
+    CHECK_INT(s.trace_started_us, 1234);
+    CHECK(s.comment != NULL && s.comment[0] != '\0');
+    gyre_scorer_set_free(set);
+    free(c);
+}
