@@ -400,7 +400,11 @@ int gyre_judge_run(const gyre_judge_client_t *c, const gyre_scorer_conf_t *conf,
     int rc = gyre_judge_render(conf, in, &prompt, err, errlen);
     if (rc != 0)
         goto out;
-    gyre_buf_append(&prompt, "", 1);
+    if (gyre_buf_append(&prompt, "", 1) != 0) {
+        snprintf(err, errlen, "scorer %s: the prompt is larger than its bound", conf->name);
+        rc = -E2BIG;
+        goto out;
+    }
     gyre_httpc_header_t h[4];
     size_t nh = 0;
     h[nh++] = (gyre_httpc_header_t){"x-gyre-agent", GYRE_JUDGE_AGENT};
