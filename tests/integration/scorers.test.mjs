@@ -7,6 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import fs from 'node:fs';
 import { startGyre, startMock, postJson, runGyre, SLOW } from '../lib/harness.mjs';
 
 const CLIENT_KEY = 'sk-client-scorers-1';
@@ -116,8 +117,16 @@ test('a malformed verdict is asked again, and the second answer is stored', asyn
   const correct = scores.find((s) => s.name === 'correct');
   assert.deepEqual({ value: correct.value, label: correct.label }, { value: 1, label: 'pass' });
   assert.equal((await judgeCalls(id, 2)).length, 2);
-  const m = await fetch(`${gyre.url}/metrics`, { headers: { authorization: `Bearer ${READ_TOKEN}` } });
-  const text = await m.text();
+  // The counters move just after the score is written: read them once they have (bounded).
+  const want = 'gyre_scores_total{scorer="correct",result="pass"} 2\n';
+  const deadline = Date.now() + 5000 * SLOW;
+  let text = '';
+  while (Date.now() < deadline) {
+    const m = await fetch(`${gyre.url}/metrics`, { headers: { authorization: `Bearer ${READ_TOKEN}` } });
+    text = await m.text();
+    if (text.includes(want)) break;
+    await sleep(20);
+  }
   assert.match(text, /\ngyre_judge_calls_total\{scorer="correct",outcome="malformed"\} 1\n/);
   assert.match(text, /\ngyre_judge_calls_total\{scorer="correct",outcome="made"\} 4\n/);
   assert.match(text, /\ngyre_scores_total\{scorer="correct",result="pass"\} 2\n/);
@@ -149,4 +158,25 @@ test('gyre score names an unknown scorer', async () => {
   const r = await runGyre(['score', '--scorer', 'nope', '--config', config]);
   assert.equal(r.code, 1);
   assert.equal(r.stderr, `gyre score: ${config} has no scorer named nope\n`);
+});
+
+test('a reload puts new scorers in force: the next call is scored by them alone', async () => {
+  const file = path.join(gyre.dir, 'gyre.yaml');
+  const text = fs.readFileSync(file, 'utf8');
+  const from = text.indexOf('scorers:');
+  fs.writeFileSync(file, `${text.slice(0, from)}scorers:
+  - {name: nonempty, type: length, min_chars: 1, version: "2", sample: 1.0, routes: [chat]}
+`);
+  gyre.proc.kill('SIGHUP');
+  const deadline = Date.now() + 5000 * SLOW;
+  while (!gyre.proc.output().includes('generation 2 in force')) {
+    assert.ok(Date.now() < deadline, `no reload: ${gyre.proc.output()}`);
+    await sleep(20);
+  }
+  const id = await chat('Say hello.', 'hello');
+  const scores = await scoresOf(id, 1);
+  await sleep(200 * SLOW); // a score of a scorer no longer in force would have come by now
+  const again = (await api(`/api/traces/${id}`)).json.scores;
+  assert.deepEqual(again.map((x) => [x.name, x.version, x.label]), [['nonempty', '2', 'pass']]);
+  assert.equal(scores[0].name, 'nonempty');
 });
