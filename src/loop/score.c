@@ -331,7 +331,8 @@ static int is_judge_call(const gyre_trace_t *t)
 
 int gyre_score_offer(gyre_scoring_t *s, const gyre_config_t *c, uint64_t *rng, const gyre_trace_t *t)
 {
-    if (s == NULL || c->nscorers == 0 || is_judge_call(t))
+    /* Only answered calls are scored (as offline: `gyre score` reads the calls answered 2xx). */
+    if (s == NULL || c->nscorers == 0 || t->status < 200 || t->status > 299 || is_judge_call(t))
         return 0;
     double share = 0;
     for (size_t i = 0; i < c->nscorers; i++) {

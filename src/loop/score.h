@@ -104,7 +104,8 @@ int gyre_score_matches(const gyre_scorer_conf_t *conf, const char *route, size_t
                        size_t alen);
 
 /*
- * A finished call, on its worker (after its answer was sent): sampled with
+ * A finished call, on its worker (after its answer was sent): when answered
+ * 2xx and not a judge's own, sampled with
  * `rng` against the scorers of `c` (the worker's generation) and, when kept,
  * copied onto the queue.  Returns 1 when queued, 0 when not sampled, -ENOSPC
  * when the queue was at a bound (counted as dropped).  Never waits beyond

@@ -318,7 +318,7 @@ static int read_body(conn_t *c, const char *have, size_t nhave, long long clen, 
     }
     for (;;) {
         if (clen >= 0 && raw.len >= (size_t)clen) {
-            rc = gyre_buf_append(out, raw.base, (size_t)clen) != 0 ? -EMSGSIZE : 0;
+            rc = clen == 0 ? 0 : gyre_buf_append(out, raw.base, (size_t)clen) != 0 ? -EMSGSIZE : 0;
             goto out;
         }
         if (chunked) {

@@ -64,6 +64,7 @@ static gyre_trace_t trace_of(const char *route, const char *agent, size_t body_b
     t.route = (gyre_tstr_t){(char *)route, strlen(route)};
     t.agent = (gyre_tstr_t){(char *)agent, strlen(agent)};
     t.response_body = (gyre_tstr_t){body, body_bytes};
+    t.status = 200;
     return t;
 }
 
@@ -84,6 +85,8 @@ TEST(score_offer_samples_only_matching_calls_and_never_the_judge)
     CHECK_INT(gyre_score_offer(s, c, &rng, &other), 0);
     CHECK_INT(gyre_score_offer(s, c, &rng, &judge), 0);
     CHECK_INT(gyre_score_offer(s, c, &rng, &chat), 1);
+    chat.status = 500;
+    CHECK_INT(gyre_score_offer(s, c, &rng, &chat), 0);
     gyre_score_stats_t st;
     gyre_score_stats(s, &st);
     CHECK_INT(st.queued, 1);
