@@ -3,16 +3,20 @@
  * (offline scoring, issue 14 point 2) and stores every score, as the online
  * scorers do.  A judge's calls go to the running gyre at --url (the
  * configuration's listen address by default), so they are traced, costed
- * and limited like any call.  Calls are scored one at a time, oldest first.
+ * and limited like any call.  Calls are read oldest first; a judge with
+ * `concurrency: N` scores N at once (one thread each), any other scorer one
+ * at a time.
  */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/alloc.h"
 #include "common/json.h"
 #include "config/config.h"
 #include "loop/corpus.h"
@@ -29,23 +33,42 @@ const char gyre_score_usage[] =
     "address), with --key (or $GYRE_API_KEY) as its API key when auth: is on.  On a terminal a progress bar\n"
     "goes to stderr; --json prints {\"scored\",\"passed\",\"failed\",\"errors\",\"mean\"}.\n";
 
+/* A judge's calls are slow (seconds): with `concurrency: N` above 1, N threads score at once, each with its own
+ * store handle, fed through a queue of at most JOBS_PER_THREAD x N copied examples (the scan waits when it is
+ * full, so memory stays bounded whatever the range). */
+#define JOBS_PER_THREAD 2
+#define MAX_THREADS 64
+
+typedef struct job {
+    struct job *next;
+    gyre_example_t ex; /* a deep copy: the scan's strings live only until its callback returns */
+} job_t;
+
 typedef struct run {
     const gyre_scorer_set_t *set;
     size_t scorer;
-    gyre_score_env_t env;
-    gyre_store_t *store;
-    uint64_t scored, passed, failed, errors, seen;
-    double sum;
+    const gyre_judge_client_t *judge;
+    const char *dsn;
+    gyre_store_t *store;  /* the scan's handle; the sequential path writes with it too */
+    gyre_store_t *reader; /* the sequential path's second handle, for a judge's trajectory (NULL: none) */
     int progress;
     int64_t from_us, to_us;
+    /* Under mu once threads run. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    job_t *head, *tail;
+    size_t njobs, max_jobs;
+    int done, write_failed;
+    uint64_t scored, passed, failed, errors;
+    double sum;
 } run_t;
 
-static void show_progress(const run_t *r, const gyre_example_t *ex)
+static void show_progress(const run_t *r, int64_t started_us)
 {
     if (!r->progress)
         return;
     /* The bar is the share of the range's time covered: the count is not known before the scan ends. */
-    double done = r->to_us > r->from_us ? (double)(ex->started_us - r->from_us) / (double)(r->to_us - r->from_us) : 1;
+    double done = r->to_us > r->from_us ? (double)(started_us - r->from_us) / (double)(r->to_us - r->from_us) : 1;
     if (done < 0)
         done = 0;
     if (done > 1)
@@ -55,37 +78,138 @@ static void show_progress(const run_t *r, const gyre_example_t *ex)
             (int)(done * 100), (unsigned long long)r->scored, (unsigned long long)r->errors);
 }
 
+/* Scores one example and stores the score with `store`; the counts and the progress under r->mu. */
+static void score_one(run_t *r, const gyre_example_t *ex, gyre_store_t *store, gyre_store_t *reader)
+{
+    gyre_score_outcome_t o;
+    char err[512];
+    const gyre_scorer_conf_t *conf = gyre_scorer_set_conf(r->set, r->scorer);
+    gyre_score_env_t env = {reader, r->judge};
+    int rc = gyre_scorer_set_run(r->set, r->scorer, ex, &env, &o, err, sizeof(err));
+    int stored = 0;
+    if (rc == 0) {
+        gyre_score_t sc;
+        gyre_score_to_store(conf, ex, &o, gyre_cli_now_us(), &sc);
+        stored = gyre_store_write_scores(store, &sc, 1, err, sizeof(err)) == 0;
+    }
+    pthread_mutex_lock(&r->mu);
+    if (rc != 0) {
+        r->errors++;
+        if (!r->progress)
+            fprintf(stderr, "gyre score: %s: %s\n", ex->trace_id, err);
+    } else if (!stored) {
+        fprintf(stderr, "%sgyre score: cannot store the score of %s: %s\n", r->progress ? "\n" : "", ex->trace_id,
+                err);
+        r->write_failed = 1;
+    } else {
+        r->scored++;
+        r->sum += o.value;
+        if (o.pass)
+            r->passed++;
+        else
+            r->failed++;
+    }
+    show_progress(r, ex->started_us);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static char *dup_opt(const char *s)
+{
+    return s != NULL ? gyre_strdup(s) : NULL;
+}
+
+static void example_dup(gyre_example_t *d, const gyre_example_t *s)
+{
+    *d = *s;
+    d->scores = NULL; /* a scorer reads the correction, not the other scores */
+    d->nscores = 0;
+    const char **fields[] = {&d->session, &d->agent, &d->route, &d->provider, &d->model, &d->user, &d->team,
+                             &d->endpoint, &d->tags_json, &d->meta_json, &d->messages_json, &d->tools_json,
+                             &d->answer_json, &d->task_text, &d->answer_text, &d->last_user_text, &d->correction};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        *fields[i] = dup_opt(*fields[i]);
+}
+
+static void example_free(gyre_example_t *d)
+{
+    const char *fields[] = {d->session, d->agent, d->route, d->provider, d->model, d->user, d->team, d->endpoint,
+                            d->tags_json, d->meta_json, d->messages_json, d->tools_json, d->answer_json,
+                            d->task_text, d->answer_text, d->last_user_text, d->correction};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        free((char *)fields[i]);
+}
+
+static void *worker_main(void *arg)
+{
+    run_t *r = arg;
+    gyre_store_t *store = NULL;
+    char err[512];
+    if (gyre_store_open(r->dsn, GYRE_STORE_OPEN_WRITE, &store, err, sizeof(err)) != 0) {
+        pthread_mutex_lock(&r->mu);
+        fprintf(stderr, "gyre score: %s\n", err);
+        r->write_failed = 1;
+        pthread_cond_broadcast(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+        return NULL;
+    }
+    pthread_mutex_lock(&r->mu);
+    for (;;) {
+        while (r->head == NULL && !r->done && !r->write_failed)
+            pthread_cond_wait(&r->cv, &r->mu);
+        if (r->head == NULL || r->write_failed)
+            break;
+        job_t *j = r->head;
+        r->head = j->next;
+        if (r->head == NULL)
+            r->tail = NULL;
+        r->njobs--;
+        pthread_cond_broadcast(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+        score_one(r, &j->ex, store, store);
+        example_free(&j->ex);
+        free(j);
+        pthread_mutex_lock(&r->mu);
+    }
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    gyre_store_close(store);
+    return NULL;
+}
+
 static int example_cb(void *arg, const gyre_example_t *ex)
 {
     run_t *r = arg;
     /* A judge's own calls are never scored, offline as online. */
     if (ex->agent != NULL && strcmp(ex->agent, GYRE_JUDGE_AGENT) == 0)
         return 0;
-    r->seen++;
-    gyre_score_outcome_t o;
-    char err[512];
-    const gyre_scorer_conf_t *conf = gyre_scorer_set_conf(r->set, r->scorer);
-    if (gyre_scorer_set_run(r->set, r->scorer, ex, &r->env, &o, err, sizeof(err)) != 0) {
-        r->errors++;
-        if (!r->progress)
-            fprintf(stderr, "gyre score: %s: %s\n", ex->trace_id, err);
-        show_progress(r, ex);
-        return 0;
+    if (r->max_jobs == 0) {
+        /* One at a time: the scan's handle writes, a second one reads a judge's trajectory (a scan inside the
+         * scan's callback would share its statement). */
+        score_one(r, ex, r->store, r->reader);
+        return r->write_failed;
     }
-    gyre_score_t sc;
-    gyre_score_to_store(conf, ex, &o, gyre_cli_now_us(), &sc);
-    if (gyre_store_write_scores(r->store, &sc, 1, err, sizeof(err)) != 0) {
-        fprintf(stderr, "%sgyre score: cannot store the score of %s: %s\n", r->progress ? "\n" : "", ex->trace_id, err);
-        return 1;
+    job_t *j = gyre_malloc(sizeof(*j));
+    j->next = NULL;
+    example_dup(&j->ex, ex);
+    pthread_mutex_lock(&r->mu);
+    while (r->njobs >= r->max_jobs && !r->write_failed)
+        pthread_cond_wait(&r->cv, &r->mu);
+    int stop = r->write_failed;
+    if (!stop) {
+        if (r->tail != NULL)
+            r->tail->next = j;
+        else
+            r->head = j;
+        r->tail = j;
+        r->njobs++;
+        pthread_cond_broadcast(&r->cv);
     }
-    r->scored++;
-    r->sum += o.value;
-    if (o.pass)
-        r->passed++;
-    else
-        r->failed++;
-    show_progress(r, ex);
-    return 0;
+    pthread_mutex_unlock(&r->mu);
+    if (stop) {
+        example_free(&j->ex);
+        free(j);
+    }
+    return stop;
 }
 
 int gyre_cmd_score(int argc, char **argv)
@@ -198,14 +322,30 @@ int gyre_cmd_score(int argc, char **argv)
     }
     run_t r;
     memset(&r, 0, sizeof(r));
+    pthread_mutex_init(&r.mu, NULL);
+    pthread_cond_init(&r.cv, NULL);
     r.set = set;
     r.scorer = (size_t)idx;
-    r.env.store = store;
-    r.env.judge = &jc;
+    r.judge = &jc;
+    r.dsn = dsn;
     r.store = store;
     r.progress = isatty(2);
     r.from_us = from_us;
     r.to_us = to_us != 0 ? to_us : now;
+    const gyre_scorer_conf_t *conf = gyre_scorer_set_conf(set, (size_t)idx);
+    unsigned nthreads = conf->kind == GYRE_SCORER_JUDGE && conf->concurrency > 1 ? conf->concurrency : 0;
+    if (nthreads > MAX_THREADS)
+        nthreads = MAX_THREADS;
+    pthread_t threads[MAX_THREADS];
+    unsigned started = 0;
+    r.max_jobs = (size_t)nthreads * JOBS_PER_THREAD;
+    for (; started < nthreads; started++)
+        if (pthread_create(&threads[started], NULL, worker_main, &r) != 0)
+            break;
+    if (nthreads != 0 && started == 0)
+        r.max_jobs = 0; /* no thread could start: one at a time */
+    if (r.max_jobs == 0 && conf->kind == GYRE_SCORER_JUDGE && gyre_store_open(dsn, 0, &r.reader, err, sizeof(err)) != 0)
+        r.reader = NULL; /* the judge then sees each call alone, without its session's earlier calls */
     gyre_corpus_query_t q;
     memset(&q, 0, sizeof(q));
     q.q.from_us = from_us;
@@ -215,6 +355,24 @@ int gyre_cmd_score(int argc, char **argv)
     q.with_scores = 1; /* a correctness judge reads the feedback's correction */
     q.ok_only = 1;
     int sr = gyre_corpus_scan(store, &q, example_cb, &r, err, sizeof(err));
+    pthread_mutex_lock(&r.mu);
+    r.done = 1;
+    pthread_cond_broadcast(&r.cv);
+    pthread_mutex_unlock(&r.mu);
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
+    /* What a failed write left queued is not scored. */
+    for (job_t *j = r.head, *next; j != NULL; j = next) {
+        next = j->next;
+        example_free(&j->ex);
+        free(j);
+    }
+    if (r.reader != NULL)
+        gyre_store_close(r.reader);
+    pthread_mutex_destroy(&r.mu);
+    pthread_cond_destroy(&r.cv);
+    if (r.write_failed)
+        goto out; /* said above */
     if (r.progress)
         fputc('\n', stderr);
     if (sr < 0) {

@@ -31,6 +31,7 @@ routes:
 scorers:
   - {name: short, type: length, max_chars: 30, sample: 1.0, routes: [chat]}
   - {name: correct, type: judge, route: judge, rubric: correctness, sample: 1.0, routes: [chat], retries: 2}
+  - {name: serial, type: judge, route: judge, rubric: correctness, sample: 0, concurrency: 1}
 `);
 });
 
@@ -144,14 +145,19 @@ test('gyre score --json runs a heuristic offline over the stored calls with exac
     { scored: 3, passed: 2, failed: 1, errors: 0 });
 });
 
-test('gyre score --json runs a judge offline through the running gyre', async () => {
-  const config = path.join(gyre.dir, 'gyre.yaml');
-  const r = await runGyre(['score', '--since', '1h', '--scorer', 'correct', '--json', '--config', config,
-    '--url', gyre.url, '--key', CLIENT_KEY], { ms: 20000 * SLOW });
-  assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual(JSON.parse(r.stdout),
-    { scorer: 'correct', scored: 3, passed: 2, failed: 1, errors: 0, mean: 0.666667 });
-});
+for (const scorer of ['correct', 'serial']) {
+  test(`gyre score --json runs a judge offline through the running gyre (${scorer}: concurrency ${scorer === 'correct' ? 4 : 1})`, async () => {
+    const config = path.join(gyre.dir, 'gyre.yaml');
+    const r = await runGyre(['score', '--since', '1h', '--scorer', scorer, '--json', '--config', config,
+      '--url', gyre.url, '--key', CLIENT_KEY], { ms: 20000 * SLOW });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { scorer, scored: 3, passed: 2, failed: 1, errors: 0, mean: 0.666667 });
+    // Stored beside the online scores: a score is never replaced, a later one is newer.
+    const scores = (await api(`/api/traces/${ids.fail}`)).json.scores.filter((x) => x.name === scorer);
+    assert.deepEqual(scores.map((x) => [x.source, x.value, x.label]),
+      scorer === 'correct' ? [['judge', 0, 'fail'], ['judge', 0, 'fail']] : [['judge', 0, 'fail']]);
+  });
+}
 
 test('gyre score names an unknown scorer', async () => {
   const config = path.join(gyre.dir, 'gyre.yaml');
