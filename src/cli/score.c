@@ -49,8 +49,8 @@ typedef struct run {
     size_t scorer;
     const gyre_judge_client_t *judge;
     const char *dsn;
-    gyre_store_t *store;  /* the scan's handle; the sequential path writes with it too */
-    gyre_store_t *reader; /* the sequential path's second handle, for a judge's trajectory (NULL: none) */
+    gyre_store_t *store;  /* the scan's handle: it only reads (its snapshot is as old as the scan) */
+    gyre_store_t *writer; /* the sequential path's handle: it writes, and reads a judge's trajectory */
     int progress;
     int64_t from_us, to_us;
     /* Under mu once threads run. */
@@ -183,9 +183,10 @@ static int example_cb(void *arg, const gyre_example_t *ex)
     if (ex->agent != NULL && strcmp(ex->agent, GYRE_JUDGE_AGENT) == 0)
         return 0;
     if (r->max_jobs == 0) {
-        /* One at a time: the scan's handle writes, a second one reads a judge's trajectory (a scan inside the
-         * scan's callback would share its statement). */
-        score_one(r, ex, r->store, r->reader);
+        /* One at a time, written through a handle of its own: the scan's handle holds a read snapshot as old as
+         * the scan, which SQLite will not turn into a write once a running gyre has written since (a judge's
+         * own calls do), and a trajectory's scan inside the scan's callback would share its statement. */
+        score_one(r, ex, r->writer, r->writer);
         return r->write_failed;
     }
     job_t *j = gyre_malloc(sizeof(*j));
@@ -311,15 +312,10 @@ int gyre_cmd_score(int argc, char **argv)
     }
     jc.key = key;
     /* Scores are written: the store's writer handle (another gyre may be writing traces to it: SQLite's WAL). */
+    /* The scan reads through this handle; scores are written through others (run_t). */
     if (gyre_cli_store_open("gyre score", config_path, db, &store) != 0)
         goto out;
-    gyre_store_close(store);
-    store = NULL;
     const char *dsn = db != NULL ? db : c->store_dsn;
-    if (gyre_store_open(dsn, GYRE_STORE_OPEN_WRITE, &store, err, sizeof(err)) != 0) {
-        fprintf(stderr, "gyre score: %s\n", err);
-        goto out;
-    }
     run_t r;
     memset(&r, 0, sizeof(r));
     pthread_mutex_init(&r.mu, NULL);
@@ -344,8 +340,10 @@ int gyre_cmd_score(int argc, char **argv)
             break;
     if (nthreads != 0 && started == 0)
         r.max_jobs = 0; /* no thread could start: one at a time */
-    if (r.max_jobs == 0 && conf->kind == GYRE_SCORER_JUDGE && gyre_store_open(dsn, 0, &r.reader, err, sizeof(err)) != 0)
-        r.reader = NULL; /* the judge then sees each call alone, without its session's earlier calls */
+    if (r.max_jobs == 0 && gyre_store_open(dsn, GYRE_STORE_OPEN_WRITE, &r.writer, err, sizeof(err)) != 0) {
+        fprintf(stderr, "gyre score: %s\n", err);
+        r.write_failed = 1;
+    }
     gyre_corpus_query_t q;
     memset(&q, 0, sizeof(q));
     q.q.from_us = from_us;
@@ -354,7 +352,7 @@ int gyre_cmd_score(int argc, char **argv)
     q.q.agent = agent;
     q.with_scores = 1; /* a correctness judge reads the feedback's correction */
     q.ok_only = 1;
-    int sr = gyre_corpus_scan(store, &q, example_cb, &r, err, sizeof(err));
+    int sr = r.write_failed ? 0 : gyre_corpus_scan(store, &q, example_cb, &r, err, sizeof(err));
     pthread_mutex_lock(&r.mu);
     r.done = 1;
     pthread_cond_broadcast(&r.cv);
@@ -367,8 +365,8 @@ int gyre_cmd_score(int argc, char **argv)
         example_free(&j->ex);
         free(j);
     }
-    if (r.reader != NULL)
-        gyre_store_close(r.reader);
+    if (r.writer != NULL)
+        gyre_store_close(r.writer);
     pthread_mutex_destroy(&r.mu);
     pthread_cond_destroy(&r.cv);
     if (r.write_failed)

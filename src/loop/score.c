@@ -195,7 +195,7 @@ static void trajectory(const gyre_example_t *ex, gyre_store_t *store, gyre_buf_t
         gyre_buf_reset(b);
     gyre_buf_t tail;
     gyre_buf_init(&tail, TRAJECTORY_BYTES);
-    gyre_buf_appendf(&tail, "--- call %u (this call, %s)\nREQUEST: %s\nANSWER: %s\n", t.calls + 1, ex->trace_id,
+    gyre_buf_appendf(&tail, "--- call %u (this call, %s)\nREQUEST: %s\nANSWER: %s", t.calls + 1, ex->trace_id,
                      ex->task_text != NULL ? ex->task_text : "", ex->answer_text != NULL ? ex->answer_text : "");
     gyre_buf_append(b, tail.base != NULL ? tail.base : "", tail.len);
     gyre_buf_append(b, "", 1);

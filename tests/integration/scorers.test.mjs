@@ -32,6 +32,7 @@ scorers:
   - {name: short, type: length, max_chars: 30, sample: 1.0, routes: [chat]}
   - {name: correct, type: judge, route: judge, rubric: correctness, sample: 1.0, routes: [chat], retries: 2}
   - {name: serial, type: judge, route: judge, rubric: correctness, sample: 0, concurrency: 1}
+  - {name: follows, type: judge, route: judge, rubric: instruction_following, sample: 0, concurrency: 1}
 `);
 });
 
@@ -70,14 +71,14 @@ async function scoresOf(id, n) {
   assert.fail(`trace ${id} did not get ${n} scores within ${8000 * SLOW} ms: ${JSON.stringify(last)}`);
 }
 
-// The judge calls made for trace `id`, once `n` of them are stored (the writer indexes after the answer), bounded.
-async function judgeCalls(id, n) {
+// The calls judge `judge` made for trace `id`, once `n` of them are stored (the writer indexes after the answer), bounded.
+async function judgeCalls(id, n, judge = 'correct') {
   const deadline = Date.now() + 5000 * SLOW;
   let calls = [];
   while (Date.now() < deadline) {
     const r = await api('/api/traces?agent=gyre-judge&limit=100');
     assert.equal(r.status, 200, r.text);
-    calls = r.json.data.filter((t) => t.meta['judged-trace'] === id);
+    calls = r.json.data.filter((t) => t.meta['judged-trace'] === id && t.meta.judge === judge);
     if (calls.length >= n) return calls;
     await sleep(50);
   }
@@ -164,6 +165,41 @@ test('gyre score names an unknown scorer', async () => {
   const r = await runGyre(['score', '--scorer', 'nope', '--config', config]);
   assert.equal(r.code, 1);
   assert.equal(r.stderr, `gyre score: ${config} has no scorer named nope\n`);
+});
+
+test("an instruction-following judge is shown the session's earlier calls, then the call it judges", async () => {
+  const step = async (content) => {
+    const r = await postJson(`${gyre.url}/v1/chat/completions`, { model: 'chat', messages: [{ role: 'user', content }] },
+      { authorization: `Bearer ${CLIENT_KEY}`, 'x-gyre-agent': 'planner', 'x-gyre-session': 'sess-follows' });
+    assert.equal(r.status, 200, r.text);
+    return r.headers.get('x-gyre-trace-id');
+  };
+  const first = await step('Step one: list the files.');
+  const second = await step('Step two: say done.');
+  // The offline scan reads the store: wait for both calls to be indexed (bounded).
+  for (const id of [first, second]) {
+    const deadline = Date.now() + 5000 * SLOW;
+    while ((await api(`/api/traces/${id}`)).status !== 200) {
+      assert.ok(Date.now() < deadline, `trace ${id} was not stored`);
+      await sleep(20);
+    }
+  }
+  const config = path.join(gyre.dir, 'gyre.yaml');
+  const r = await runGyre(['score', '--since', '1h', '--scorer', 'follows', '--agent', 'planner', '--json',
+    '--config', config, '--url', gyre.url, '--key', CLIENT_KEY], { ms: 20000 * SLOW });
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), { scorer: 'follows', scored: 2, passed: 2, failed: 0, errors: 0, mean: 1 });
+  const [call] = await judgeCalls(second, 1, 'follows');
+  const body = (await api(`/api/traces/${call.trace_id}`)).json.request_body;
+  const prompt = body.messages[0].content;
+  const traj = prompt.slice(prompt.indexOf('=====TRAJECTORY=====\n'), prompt.indexOf('\n=====END TRAJECTORY====='));
+  assert.equal(traj, `=====TRAJECTORY=====
+--- call 1 (${first})
+REQUEST: user: Step one: list the files.
+ANSWER: Mock reply to: Step one: list the files.
+--- call 2 (this call, ${second})
+REQUEST: user: Step two: say done.
+ANSWER: Mock reply to: Step two: say done.`);
 });
 
 test('a reload puts new scorers in force: the next call is scored by them alone', async () => {
