@@ -506,11 +506,8 @@ static void *thread_main(void *arg)
 {
     gyre_scoring_t *s = arg;
     gyre_store_t *store = NULL;
+    int tried = 0;
     char err[512];
-    if (gyre_store_open(s->dsn, GYRE_STORE_OPEN_WRITE, &store, err, sizeof(err)) != 0) {
-        gyre_logf("gyre: scorers: cannot open the store: %s; online scoring is off\n", err);
-        store = NULL;
-    }
     pthread_mutex_lock(&s->mu);
     for (;;) {
         while (s->head == NULL && !s->stop)
@@ -524,6 +521,11 @@ static void *thread_main(void *arg)
         gyre_scorer_set_t *set = s->set;
         set->refs++;
         pthread_mutex_unlock(&s->mu);
+        /* The handle is opened for the first call: a gyre whose scorers never sample opens none. */
+        if (!tried && (tried = 1) && gyre_store_open(s->dsn, GYRE_STORE_OPEN_WRITE, &store, err, sizeof(err)) != 0) {
+            gyre_logf("gyre: scorers: cannot open the store: %s; this scorer thread scores nothing\n", err);
+            store = NULL;
+        }
         if (store != NULL)
             score_item(s, set, store, it);
         pthread_mutex_lock(&s->mu);

@@ -265,39 +265,6 @@ static int open_keys(gyre_server_t *s, unsigned nworkers)
 }
 
 /* Where soft budgets' notices go: the notifiers' sender (NULL until it is made: then nothing is sent). */
-/*
- * The online scorers (src/loop/score.h), when traces are stored: their threads write scores beside the traces,
- * and a judge's calls come back to this listener with a key minted now (control/access.h), which only this
- * process knows.  0, or 1 after logging why.
- */
-static int scoring_start(gyre_server_t *s)
-{
-    const gyre_config_t *config = s->config;
-    /* An in-memory store is one per handle: the scorer threads' scores would land where nothing reads them. */
-    if (!config->traces || s->store == NULL ||
-        (config->store_sqlite != NULL && strcmp(config->store_sqlite, ":memory:") == 0))
-        return 0;
-    char key[96], url[400], err[512];
-    if (gyre_access_internal_mint(key, sizeof(key)) != 0) {
-        gyre_logf("gyre: scorers: cannot mint the judge's internal key\n");
-        return 1;
-    }
-    const char *h = config->listen_host;
-    /* A wildcard listener is reached on loopback. */
-    const char *host = strcmp(h, "0.0.0.0") == 0 ? "127.0.0.1" : strcmp(h, "::") == 0 ? "::1" : h;
-    int v6 = strchr(host, ':') != NULL;
-    snprintf(url, sizeof(url), "http://%s%s%s:%u/v1/chat/completions", v6 ? "[" : "", host, v6 ? "]" : "",
-             (unsigned)config->listen_port);
-    gyre_scoring_opts_t o = {.store_dsn = config->store_dsn, .judge_url = url, .judge_key = key};
-    s->scoring = gyre_score_start(s->gen->config, &o, err, sizeof(err));
-    explicit_bzero(key, sizeof(key));
-    if (s->scoring == NULL) {
-        gyre_logf("gyre: %s\n", err);
-        return 1;
-    }
-    return 0;
-}
-
 static int limits_notify_cb(void *arg, const char *notifier, const gyre_notice_t *notice)
 {
     gyre_server_t *s = arg;
@@ -420,7 +387,7 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
         return 1;
     }
 
-    if (scoring_start(s) != 0)
+    if (gyre_server_scoring_start(s) != 0)
         return 1;
 
     check_fd_limit(config);

@@ -83,6 +83,10 @@ void gyre_server_alerts_stop(gyre_server_t *s);
 /* The alert families of /metrics (the engine's and its OTLP log sender's); 0 or -E2BIG. */
 int gyre_server_alerts_metrics(gyre_server_t *s, gyre_buf_t *b);
 
+/* The online scorers (server/server_scoring.c), when traces are stored in a file: s->scoring, and the judges'
+ * internal key minted.  0 (s->scoring NULL when nothing is stored), or 1 after logging why. */
+int gyre_server_scoring_start(gyre_server_t *s);
+
 /* GET (or HEAD) /metrics on worker `w`: every worker's metrics summed, in Prometheus' text format; 405 for
  * other methods.  Returns 0, as an h2o handler does. */
 int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req);
