@@ -404,3 +404,66 @@ void mock_answer_dispose(mock_answer_t *a)
     free(a->stop_seq);
     memset(a, 0, sizeof(*a));
 }
+
+/* ---- gyre's judge ---- */
+
+/* The text between "=====NAME=====\n" and "\n=====END NAME=====" in `prompt` (a copy, trimmed), or NULL. */
+static char *judge_section(const char *prompt, const char *name)
+{
+    char open[64], close[64];
+    snprintf(open, sizeof(open), "=====%s=====\n", name);
+    snprintf(close, sizeof(close), "\n=====END %s=====", name);
+    const char *a = strstr(prompt, open);
+    if (a == NULL)
+        return NULL;
+    a += strlen(open);
+    const char *b = strstr(a, close);
+    if (b == NULL)
+        return NULL;
+    while (a < b && is_space(*a))
+        a++;
+    while (b > a && is_space(b[-1]))
+        b--;
+    return gyre_strndup(a, (size_t)(b - a));
+}
+
+void mock_answer_verdict(const mock_convo_t *cv, mock_answer_t *a)
+{
+    const char *prompt = "";
+    int asked_again = 0;
+    for (size_t i = 0; i < cv->n; i++) {
+        if (cv->msgs[i].role == MOCK_ROLE_USER && prompt[0] == '\0' && cv->msgs[i].text != NULL)
+            prompt = cv->msgs[i].text;
+        if (cv->msgs[i].role == MOCK_ROLE_ASSISTANT)
+            asked_again = 1;
+    }
+    free(a->text);
+    free(a->tool_name);
+    free(a->tool_args);
+    free(a->stop_seq);
+    a->tool_name = a->tool_args = a->stop_seq = NULL;
+    a->finish = MOCK_FINISH_STOP;
+    if (strstr(prompt, "MOCK-MALFORMED-VERDICT") != NULL && !asked_again) {
+        /* The planted marker: the first answer is not a verdict; asked again, the mock answers properly. */
+        a->text = gyre_strdup("{\"score\": \"high\", \"verdict\": \"maybe\"}");
+    } else {
+        char *answer = judge_section(prompt, "ANSWER"), *reference = judge_section(prompt, "REFERENCE");
+        int pass = answer != NULL && answer[0] != '\0' && strcmp(answer, "(none)") != 0 &&
+                   (reference == NULL || strcmp(reference, "(none)") == 0 || strstr(answer, reference) != NULL);
+        const char *why = answer == NULL || answer[0] == '\0' || strcmp(answer, "(none)") == 0
+                              ? "the answer is empty"
+                          : pass && (reference == NULL || strcmp(reference, "(none)") == 0)
+                              ? "there is no reference and the answer is not empty"
+                          : pass ? "the answer contains the reference"
+                                 : "the answer does not contain the reference";
+        gyre_buf_t b;
+        gyre_buf_init(&b, 1024);
+        gyre_buf_appendf(&b, "{\"score\":%d,\"verdict\":\"%s\",\"reasoning\":\"mock: %s\"}", pass, pass ? "pass" : "fail",
+                         why);
+        a->text = gyre_strdup(b.base);
+        gyre_buf_dispose(&b);
+        free(answer);
+        free(reference);
+    }
+    a->completion_tokens = (long)mock_count_words(a->text);
+}

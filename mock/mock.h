@@ -247,6 +247,8 @@ typedef struct mock_answer {
 /* The answer to `cv` (docs/mock.md, "Determinism rules"), seeded by the request body's bytes. */
 void mock_answer_make(const mock_convo_t *cv, const char *body, size_t len, mock_answer_t *a);
 void mock_answer_dispose(mock_answer_t *a);
+/* A judge's verdict (response_format json_schema "gyre_verdict") in place of a's text: docs/mock.md. */
+void mock_answer_verdict(const mock_convo_t *cv, mock_answer_t *a);
 
 uint32_t mock_fnv1a(const char *s, size_t n, uint32_t h);
 #define MOCK_FNV_OFFSET 2166136261u

@@ -290,6 +290,10 @@ int mock_openai_chat(mock_conn_t *c, const mock_request_t *r, const cJSON *req, 
     read_convo(req, &cv);
     chat_t ch;
     mock_answer_make(&cv, r->body, r->body_len, &ch.a);
+    /* gyre's LLM judge asks for a structured verdict: answered from the prompt's sections (docs/mock.md). */
+    const cJSON *js = member(member(req, "response_format"), "json_schema");
+    if (cJSON_IsString(member(js, "name")) && strcmp(member(js, "name")->valuestring, "gyre_verdict") == 0)
+        mock_answer_verdict(&cv, &ch.a);
     mock_convo_dispose(&cv);
     snprintf(ch.id, sizeof(ch.id), "chatcmpl-mock-%08x", ch.a.hash);
     snprintf(ch.call_id, sizeof(ch.call_id), "call_mock_%08x", ch.a.call_hash);

@@ -2,8 +2,10 @@
 #include "control/access.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -29,6 +31,13 @@ struct gyre_access {
      * reference-counted, so every worker thread may use it at once.  NULL when the fetch failed: EVP_sha256(). */
     EVP_MD *sha256;
 };
+
+/*
+ * gyre's internal credential (access.h): minted once, before the workers start, and read-only after, so the
+ * workers read it without a lock.  Only its digest is kept here; the key itself is the minter's.
+ */
+static digest_t internal_digest;
+static int internal_minted;
 
 static void digest_of(const gyre_access_t *a, const char *s, size_t len, digest_t *out)
 {
@@ -121,6 +130,29 @@ int gyre_access_credential(const char *authorization, size_t alen, const char *x
     return authorization != NULL && alen != 0 ? -1 : 0;
 }
 
+int gyre_access_internal_mint(char *out, size_t outlen)
+{
+    unsigned char raw[32];
+    static const char hex[] = "0123456789abcdef";
+    if (outlen < sizeof(GYRE_ACCESS_INTERNAL_PREFIX) + 2 * sizeof(raw) || RAND_bytes(raw, sizeof(raw)) != 1)
+        return -EIO;
+    size_t n = sizeof(GYRE_ACCESS_INTERNAL_PREFIX) - 1;
+    memcpy(out, GYRE_ACCESS_INTERNAL_PREFIX, n);
+    for (size_t i = 0; i < sizeof(raw); i++) {
+        out[n++] = hex[raw[i] >> 4];
+        out[n++] = hex[raw[i] & 15];
+    }
+    out[n] = '\0';
+    OPENSSL_cleanse(raw, sizeof(raw));
+    unsigned int len = 0;
+    if (EVP_Digest(out, n, internal_digest.md, &len, EVP_sha256(), NULL) != 1 || len != DIGEST_LEN) {
+        OPENSSL_cleanse(out, outlen);
+        return -EIO;
+    }
+    internal_minted = 1;
+    return 0;
+}
+
 gyre_access_role_t gyre_access_identify(const gyre_access_t *a, const char *cred, size_t len)
 {
     size_t index;
@@ -141,6 +173,11 @@ gyre_access_role_t gyre_access_identify_key(const gyre_access_t *a, const char *
         at = (at & ~mask) | (i & mask);
         client |= eq;
     }
+    /* gyre's internal credential is one more client key, compared like the others. */
+    int internal = internal_minted & (CRYPTO_memcmp(d.md, internal_digest.md, DIGEST_LEN) == 0);
+    size_t imask = (size_t)0 - (size_t)internal;
+    at = (at & ~imask) | (GYRE_ACCESS_INTERNAL_INDEX & imask);
+    client |= internal;
     *index = at;
     admin = a->has_admin & (CRYPTO_memcmp(d.md, a->admin.md, DIGEST_LEN) == 0);
     read = a->has_read & (CRYPTO_memcmp(d.md, a->read.md, DIGEST_LEN) == 0);
@@ -176,6 +213,12 @@ gyre_access_verdict_t gyre_access_decide_role(const gyre_access_t *a, gyre_acces
 int gyre_access_key_meta(const gyre_access_t *a, size_t index, const char **id, const char **team,
                          const char **agent)
 {
+    if (index == GYRE_ACCESS_INTERNAL_INDEX && internal_minted) {
+        *id = "gyre-internal";
+        *team = "";
+        *agent = "gyre-judge";
+        return 0;
+    }
     if (index >= a->nkeys)
         return -1;
     *id = a->meta[index].id;

@@ -71,6 +71,20 @@ gyre_access_need_t gyre_access_need_for(const char *path, size_t len);
 int gyre_access_credential(const char *authorization, size_t alen, const char *x_api_key, size_t xlen,
                            const char **cred, size_t *clen);
 
+/*
+ * gyre's internal credential: the LLM judge (src/loop/judge.c) calls gyre's
+ * own listener, and under `auth: keys` it needs a key.  Rather than borrow a
+ * configured one, gyre mints a random one at start (256 bits from OpenSSL's
+ * RAND_bytes, "gyre-internal-" and 64 hex digits) that lives only in this
+ * process's memory: never in the config, a log, a trace (only its id is) or
+ * a file.  It is a client key whose id is "gyre-internal" and whose agent is
+ * "gyre-judge" (so a call made with it is never scored).  Minted once before
+ * the workers start; a second mint replaces the first.  0, or -EIO.
+ */
+#define GYRE_ACCESS_INTERNAL_PREFIX "gyre-internal-"
+#define GYRE_ACCESS_INTERNAL_INDEX ((size_t)-1) /* gyre_access_identify_key's index for it */
+int gyre_access_internal_mint(char *out, size_t outlen);
+
 /* What `cred` is; constant time in its bytes and length. */
 gyre_access_role_t gyre_access_identify(const gyre_access_t *a, const char *cred, size_t len);
 /* The same, and for a client key which of `auth.keys` it is (*index; constant time too). */

@@ -258,9 +258,103 @@ static int parse_status(const char *head, size_t len)
 }
 
 /* One request: POST with a body when content_type is set, else GET with none. */
+int gyre_httpc_chunked_decode(const char *raw, size_t len, gyre_buf_t *out)
+{
+    size_t at = 0;
+    for (;;) {
+        /* The size line: hex digits, then optional extensions, then CRLF. */
+        const char *eol = memmem(raw + at, len - at, "\r\n", 2);
+        if (eol == NULL)
+            return len - at > 1024 ? -EPROTO : 0; /* a size line longer than this is not HTTP's */
+        size_t size = 0, digits = 0;
+        const char *p = raw + at;
+        for (; p < eol; p++, digits++) {
+            int d = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10
+                                            : *p >= 'A' && *p <= 'F' ? *p - 'A' + 10 : -1;
+            if (d < 0)
+                break;
+            if (digits >= 15) /* 2^60: no body gyre reads is that large */
+                return -EPROTO;
+            size = size * 16 + (size_t)d;
+        }
+        if (digits == 0 || (p < eol && *p != ';' && *p != ' ' && *p != '\t'))
+            return -EPROTO;
+        at = (size_t)(eol - raw) + 2;
+        if (size == 0) {
+            /* Trailers (ignored), then the empty line. */
+            for (;;) {
+                const char *e = memmem(raw + at, len - at, "\r\n", 2);
+                if (e == NULL)
+                    return len - at > 16384 ? -EPROTO : 0;
+                if (e == raw + at)
+                    return 1;
+                at = (size_t)(e - raw) + 2;
+            }
+        }
+        if (len - at < size + 2)
+            return 0;
+        if (raw[at + size] != '\r' || raw[at + size + 1] != '\n')
+            return -EPROTO;
+        if (gyre_buf_append(out, raw + at, size) != 0)
+            return -EMSGSIZE;
+        at += size + 2;
+    }
+}
+
+/* Reads the body after the head into `out`, framed by Content-Length, chunked coding, or the connection's close:
+ * bounded in bytes by out's maximum (-EMSGSIZE past it) and in time by the connection's deadline. */
+static int read_body(conn_t *c, const char *have, size_t nhave, long long clen, int chunked, gyre_buf_t *out)
+{
+    if (clen >= 0 && (unsigned long long)clen > out->max)
+        return -EMSGSIZE;
+    gyre_buf_t raw;
+    /* The chunked framing adds a size line per chunk: the raw bytes may exceed the body by that much. */
+    gyre_buf_init(&raw, out->max + out->max / 4 + 4096);
+    char tmp[16384];
+    int rc = 0;
+    if (gyre_buf_append(&raw, have, nhave) != 0) {
+        rc = -EMSGSIZE;
+        goto out;
+    }
+    for (;;) {
+        if (clen >= 0 && raw.len >= (size_t)clen) {
+            rc = clen == 0 ? 0 : gyre_buf_append(out, raw.base, (size_t)clen) != 0 ? -EMSGSIZE : 0;
+            goto out;
+        }
+        if (chunked) {
+            gyre_buf_reset(out);
+            int d = gyre_httpc_chunked_decode(raw.base != NULL ? raw.base : "", raw.len, out);
+            if (d != 0) {
+                rc = d > 0 ? 0 : d;
+                goto out;
+            }
+        }
+        ssize_t r = conn_read(c, tmp, sizeof(tmp));
+        if (r < 0) {
+            rc = (int)r;
+            goto out;
+        }
+        if (r == 0) {
+            /* The end of the connection ends a body with no framing; with framing it is cut short. */
+            if (clen < 0 && !chunked)
+                rc = gyre_buf_append(out, raw.base != NULL ? raw.base : "", raw.len) != 0 ? -EMSGSIZE : 0;
+            else
+                rc = -ECONNRESET;
+            goto out;
+        }
+        if (gyre_buf_append(&raw, tmp, (size_t)r) != 0) {
+            rc = -EMSGSIZE;
+            goto out;
+        }
+    }
+out:
+    gyre_buf_dispose(&raw);
+    return rc;
+}
+
 static int request(const gyre_httpc_url_t *u, SSL_CTX *ssl, const gyre_httpc_header_t *headers, size_t nheaders,
-                   const char *content_type, const char *body, size_t len, unsigned timeout_ms, int *status, char *err,
-                   size_t errlen)
+                   const char *content_type, const char *body, size_t len, unsigned timeout_ms, int *status,
+                   gyre_buf_t *answer, char *err, size_t errlen)
 {
     conn_t c = {-1, NULL, now_ms() + timeout_ms};
     gyre_buf_t req;
@@ -338,6 +432,14 @@ static int request(const gyre_httpc_url_t *u, SSL_CTX *ssl, const gyre_httpc_hea
                  strstr(h, "chunked") < strstr(h, "\r\n"))
             chunked = 1;
     }
+    if (answer != NULL) {
+        int bodyless = (*status >= 100 && *status < 200) || *status == 204 || *status == 304;
+        rc = bodyless ? 0 : read_body(&c, eoh + 4, body_have, clen, chunked, answer);
+        if (rc != 0)
+            snprintf(err, errlen, "reading the answer's body from %s:%u: %s", u->host, u->port,
+                     rc == -EMSGSIZE ? "larger than the bound" : rc == -EPROTO ? "bad chunked framing" : strerror(-rc));
+        goto out;
+    }
     int done = (clen >= 0 && body_have >= (size_t)clen) || (*status >= 100 && *status < 200) || *status == 204 ||
                *status == 304 || (chunked && body_have >= 5 && memcmp(eoh + 4 + body_have - 5, "0\r\n\r\n", 5) == 0);
     char tailbuf[5] = {0};
@@ -380,11 +482,19 @@ int gyre_httpc_post(const gyre_httpc_url_t *u, SSL_CTX *ssl, const gyre_httpc_he
                     char *err, size_t errlen)
 {
     return request(u, ssl, headers, nheaders, content_type != NULL ? content_type : "application/octet-stream", body,
-                   len, timeout_ms, status, err, errlen);
+                   len, timeout_ms, status, NULL, err, errlen);
+}
+
+int gyre_httpc_post_read(const gyre_httpc_url_t *u, SSL_CTX *ssl, const gyre_httpc_header_t *headers,
+                         size_t nheaders, const char *content_type, const char *body, size_t len, unsigned timeout_ms,
+                         int *status, gyre_buf_t *answer, char *err, size_t errlen)
+{
+    return request(u, ssl, headers, nheaders, content_type != NULL ? content_type : "application/octet-stream", body,
+                   len, timeout_ms, status, answer, err, errlen);
 }
 
 int gyre_httpc_get(const gyre_httpc_url_t *u, SSL_CTX *ssl, const gyre_httpc_header_t *headers, size_t nheaders,
                    unsigned timeout_ms, int *status, char *err, size_t errlen)
 {
-    return request(u, ssl, headers, nheaders, NULL, NULL, 0, timeout_ms, status, err, errlen);
+    return request(u, ssl, headers, nheaders, NULL, NULL, 0, timeout_ms, status, NULL, err, errlen);
 }

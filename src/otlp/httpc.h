@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/buf.h"
+
 typedef struct gyre_httpc_url {
     int https;
     char host[256]; /* without the brackets of an IPv6 literal */
@@ -45,5 +47,21 @@ int gyre_httpc_post(const gyre_httpc_url_t *u, SSL_CTX *ssl, const gyre_httpc_he
  * to the same bound, the whole exchange within timeout_ms. */
 int gyre_httpc_get(const gyre_httpc_url_t *u, SSL_CTX *ssl, const gyre_httpc_header_t *headers, size_t nheaders,
                    unsigned timeout_ms, int *status, char *err, size_t errlen);
+
+/*
+ * The same POST, reading the answer's body into `answer` (the LLM judge,
+ * src/loop/judge.c): framed by Content-Length, chunked coding or the
+ * connection's close.  The byte bound is answer's maximum (set by the
+ * caller; a larger body is -EMSGSIZE, a Content-Length over it fails before
+ * reading); the time bound is timeout_ms for the whole exchange, as above.
+ */
+int gyre_httpc_post_read(const gyre_httpc_url_t *u, SSL_CTX *ssl, const gyre_httpc_header_t *headers,
+                         size_t nheaders, const char *content_type, const char *body, size_t len, unsigned timeout_ms,
+                         int *status, gyre_buf_t *answer, char *err, size_t errlen);
+
+/* Decodes a whole chunked body (RFC 9112 7.1) in raw[0, len) into out: 1 when the last chunk and the trailers
+ * are all there, 0 when more bytes are needed, -EPROTO on bad framing, -EMSGSIZE past out's maximum.  out is
+ * appended to; a caller that decodes again after more bytes came resets it first. */
+int gyre_httpc_chunked_decode(const char *raw, size_t len, gyre_buf_t *out);
 
 #endif

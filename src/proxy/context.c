@@ -2,6 +2,7 @@
 #include "proxy/context.h"
 
 #include "control/alerts.h"
+#include "loop/score.h"
 #include "metrics/metrics.h"
 #include "otlp/otlp.h"
 #include "trace/record.h"
@@ -23,6 +24,9 @@ void gyre_ctx_trace_done(gyre_ctx_t *c, gyre_trace_t *t, h2o_mem_pool_t *pool, c
         gyre_writer_submit(c->writer, c->id, t);
     if (c->otlp_exporter != NULL)
         gyre_otlp_exporter_submit(c->otlp_exporter, c->id, t);
+    /* After the answer was sent: a sampled call is copied for the scorer threads (never waits on them). */
+    if (c->scoring != NULL)
+        gyre_score_offer(c->scoring, c->config, &c->rng, t);
 }
 
 void gyre_ctx_check_done(gyre_ctx_t *c)

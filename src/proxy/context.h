@@ -32,6 +32,7 @@ struct gyre_otlp_exporter;
 struct gyre_overrides;
 struct gyre_alerts;
 struct gyre_limits;
+struct gyre_scoring;
 
 typedef struct gyre_ctx {
     h2o_context_t ctx; /* first: h2o's context for this thread (its loop, its queue) */
@@ -61,6 +62,7 @@ typedef struct gyre_ctx {
     struct gyre_alerts *alerts;       /* each finished request is a sample in the alert windows */
     struct gyre_limits *limits;       /* reserve in the limits stage, settle when the request ends */
     struct gyre_access_log *access_log; /* `access_log:` one line per request (trace/access_log.h), or NULL */
+    struct gyre_scoring *scoring;       /* online scorers (loop/score.h), or NULL: a finished call may be sampled */
 } gyre_ctx_t;
 
 /* A request's trace is complete (every request has one): it is priced (`provider` answered it, or NULL),

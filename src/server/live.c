@@ -28,6 +28,7 @@
 #include "control/provider_keys.h"
 #include "control/state.h"
 #include "loop/guard.h"
+#include "loop/score.h"
 #include "proxy/gen.h"
 #include "route/override.h"
 #include "trace/record.h"
@@ -400,6 +401,9 @@ static void announce(gyre_server_t *s, gyre_gen_t *g)
         gyre_limits_reconfigure(s->limits, g->config);
     if (s->probe != NULL)
         gyre_probe_reconfigure(s->probe, g->config);
+    char serr[512];
+    if (s->scoring != NULL && gyre_score_reconfigure(s->scoring, g->config, serr, sizeof(serr)) != 0)
+        gyre_logf("gyre: scorers: %s; the scorers in force stay\n", serr);
 }
 
 /* Puts `g` in force: the server's reference, then one message (and reference) per worker. */

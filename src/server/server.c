@@ -37,6 +37,7 @@
 #include "server/admin_limits.h"
 #include "server/handlers.h"
 #include "server/live.h"
+#include "loop/score.h"
 #include "store/store.h"
 #include "trace/record.h"
 #include "trace/access_log.h"
@@ -174,6 +175,8 @@ int gyre_server_serve_metrics(gyre_worker_t *w, h2o_req_t *req)
         gyre_guard_render(w->super.gen->gen->guard, &b); /* the guardrails' families (src/loop/guard.h) */
         rendered = gyre_buf_failed(&b);
     }
+    if (rendered == 0)
+        rendered = gyre_score_render_metrics(s->scoring, &b);
     if (rendered != 0) {
         gyre_api_error_t err;
         gyre_api_error_set(&err, 500, "server_error", "metrics_too_large", NULL,
@@ -225,6 +228,7 @@ static void *worker_main(void *arg)
     gyre_live_worker_init(w);
     gyre_timer_wheel_init(&w->super.timers, w->super.ctx.loop);
     w->super.alerts = s->alerts;
+    w->super.scoring = s->scoring;
     w->super.limits = s->limits;
     w->super.access_log = s->access_log;
     h2o_timeout_init(w->super.ctx.loop, &w->grace_timeout, s->config->shutdown_grace_ms);
@@ -388,6 +392,9 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
         return 1;
     }
 
+    if (gyre_server_scoring_start(s) != 0)
+        return 1;
+
     check_fd_limit(config);
 
     /* Signals are taken by this thread alone, with sigwait.  SIGHUP too: its default action would end gyre
@@ -432,6 +439,8 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
     /* The alert engine first: its thread sends notices, so the sender must outlive it (a resolve sent as it
      * stops still goes out within the grace). */
     gyre_server_alerts_stop(s);
+    gyre_score_stop(s->scoring); /* each scorer thread ends the call it holds; waits at most a judge's timeout */
+    s->scoring = NULL;
     gyre_probe_destroy(s->probe); /* waits for a probe in flight: at most its timeout */
     s->probe = NULL;
     gyre_notify_destroy(s->notify, NOTIFY_FLUSH_MS);

@@ -65,6 +65,7 @@ typedef struct gyre_server {
     struct gyre_keys *keys;           /* managed gateway keys (src/control/keys.h) */
     struct gyre_probe *probe;         /* active health checks (src/control/probe.h); always made, may be idle */
     struct gyre_access_log *access_log; /* `access_log:` (src/trace/access_log.h), NULL when off */
+    struct gyre_scoring *scoring;       /* online scorers (src/loop/score.h), NULL without a store */
     gyre_worker_t *workers;
     unsigned nworkers;
     int64_t started_us; /* unix microseconds (gyre_start_time_seconds) */
@@ -81,6 +82,10 @@ int gyre_server_alerts_start(gyre_server_t *s);
 void gyre_server_alerts_stop(gyre_server_t *s);
 /* The alert families of /metrics (the engine's and its OTLP log sender's); 0 or -E2BIG. */
 int gyre_server_alerts_metrics(gyre_server_t *s, gyre_buf_t *b);
+
+/* The online scorers (server/server_scoring.c), when traces are stored in a file: s->scoring, and the judges'
+ * internal key minted.  0 (s->scoring NULL when nothing is stored), or 1 after logging why. */
+int gyre_server_scoring_start(gyre_server_t *s);
 
 /* GET (or HEAD) /metrics on worker `w`: every worker's metrics summed, in Prometheus' text format; 405 for
  * other methods.  Returns 0, as an h2o handler does. */
