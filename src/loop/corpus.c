@@ -23,10 +23,13 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
+#include "common/json.h"
 #include "loop/corpus.h"
 
 /* The most bytes of task, answer and last-user text an example carries (each): past it the text is cut. */
@@ -39,33 +42,100 @@ typedef enum corpus_dialect { D_OPENAI, D_ANTHROPIC, D_RESPONSES } corpus_dialec
 
 /* What one conversion builds: the messages array, the tools array, the answer, and the texts. */
 typedef struct conv {
-    gyre_buf_t msgs, tools, answer;
-    gyre_buf_t task, answer_text, last_user;
+    gyre_buf_t *msgs, *tools, *answer; /* from the thread's pool (buf_take) */
+    gyre_buf_t *task, *answer_text, *last_user;
     size_t nmsgs, ntools;
     int has_answer;
     int has_user; /* a user message was read: last_user holds its text */
     int r; /* sticky: the first append that failed (-E2BIG) */
 } conv_t;
 
+/*
+ * Each thread's working buffers, reused from one example to the next: a
+ * conversion uses a dozen, and making them anew per row cost more than the
+ * conversion itself (a malloc and a doubling chain each; 1M rows is the
+ * target).  Taken and given back in stack order; a buffer that grew past
+ * CORPUS_POOL_KEEP is freed when given back, so one huge example does not
+ * pin its memory; the pool is freed when its thread exits (a pthread key's
+ * destructor).  Past CORPUS_POOL_N at once, buffers come from the heap.
+ */
+#define CORPUS_POOL_N 24
+#define CORPUS_POOL_KEEP ((size_t)1 << 20)
+
+typedef struct buf_pool {
+    gyre_buf_t bufs[CORPUS_POOL_N];
+    size_t used;
+} buf_pool_t;
+
+static pthread_key_t pool_key;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+static void pool_free_cb(void *p)
+{
+    buf_pool_t *pool = p;
+    for (size_t i = 0; i < CORPUS_POOL_N; i++)
+        gyre_buf_dispose(&pool->bufs[i]);
+    free(pool);
+}
+
+static void pool_key_init(void)
+{
+    pthread_key_create(&pool_key, pool_free_cb);
+}
+
+static gyre_buf_t *buf_take(size_t max)
+{
+    pthread_once(&pool_once, pool_key_init);
+    buf_pool_t *pool = pthread_getspecific(pool_key);
+    if (pool == NULL) {
+        pool = gyre_calloc(1, sizeof(*pool));
+        pthread_setspecific(pool_key, pool);
+    }
+    gyre_buf_t *b;
+    if (pool->used < CORPUS_POOL_N) {
+        b = &pool->bufs[pool->used++];
+        gyre_buf_reset(b);
+    } else {
+        b = gyre_calloc(1, sizeof(*b));
+    }
+    b->max = max;
+    return b;
+}
+
+static void buf_give(gyre_buf_t *b)
+{
+    buf_pool_t *pool = pthread_getspecific(pool_key);
+    if (pool != NULL && pool->used > 0 && b == &pool->bufs[pool->used - 1]) {
+        if (b->cap > CORPUS_POOL_KEEP) {
+            gyre_buf_dispose(b);
+            memset(b, 0, sizeof(*b));
+        }
+        pool->used--;
+        return;
+    }
+    gyre_buf_dispose(b);
+    free(b);
+}
+
 static void conv_init(conv_t *c, size_t max)
 {
     memset(c, 0, sizeof(*c));
-    gyre_buf_init(&c->msgs, max);
-    gyre_buf_init(&c->tools, max);
-    gyre_buf_init(&c->answer, max);
-    gyre_buf_init(&c->task, CORPUS_TEXT_MAX);
-    gyre_buf_init(&c->answer_text, CORPUS_TEXT_MAX);
-    gyre_buf_init(&c->last_user, CORPUS_TEXT_MAX);
+    c->msgs = buf_take(max);
+    c->tools = buf_take(max);
+    c->answer = buf_take(max);
+    c->task = buf_take(CORPUS_TEXT_MAX);
+    c->answer_text = buf_take(CORPUS_TEXT_MAX);
+    c->last_user = buf_take(CORPUS_TEXT_MAX);
 }
 
 static void conv_dispose(conv_t *c)
 {
-    gyre_buf_dispose(&c->msgs);
-    gyre_buf_dispose(&c->tools);
-    gyre_buf_dispose(&c->answer);
-    gyre_buf_dispose(&c->task);
-    gyre_buf_dispose(&c->answer_text);
-    gyre_buf_dispose(&c->last_user);
+    buf_give(c->last_user);
+    buf_give(c->answer_text);
+    buf_give(c->task);
+    buf_give(c->answer);
+    buf_give(c->tools);
+    buf_give(c->msgs);
 }
 
 static void put(conv_t *c, gyre_buf_t *b, const char *s, size_t n)
@@ -158,46 +228,48 @@ static void put_json_as_string(conv_t *c, gyre_buf_t *b, const cJSON *v)
         put_str(c, b, v->valuestring, strlen(v->valuestring));
         return;
     }
-    gyre_buf_t text;
     conv_t inner = {.r = 0};
-    gyre_buf_init(&text, b->max);
+    gyre_buf_t *text = buf_take(b->max);
     if (v == NULL)
-        gyre_buf_appends(&text, "{}");
+        gyre_buf_appends(text, "{}");
     else
-        put_json(&inner, &text, v);
+        put_json(&inner, text, v);
     if (inner.r != 0 && c->r == 0)
         c->r = inner.r;
-    put_str(c, b, text.base != NULL ? text.base : "", text.len);
-    gyre_buf_dispose(&text);
+    put_str(c, b, text->base != NULL ? text->base : "", text->len);
+    buf_give(text);
 }
 
-/* Appends text with its runs of whitespace collapsed to one space (a bounded text: what passes it is cut). */
+static int is_space(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v';
+}
+
+/* Appends text with its runs of whitespace collapsed to one space, a word at a time (a bounded text: what
+ * passes its bound is cut). */
 static void put_collapsed(gyre_buf_t *b, const char *s, size_t n)
 {
-    int space = b->len > 0 && b->base[b->len - 1] != ' ' && b->base[b->len - 1] != '\n';
-    int pending = 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v') {
-            pending = 1;
-            continue;
+    int need_space = 0; /* whitespace came before the next word */
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && is_space(s[i])) {
+            i++;
+            need_space = 1;
         }
-        if (pending && space && gyre_buf_append(b, " ", 1) != 0)
+        size_t start = i;
+        while (i < n && !is_space(s[i]))
+            i++;
+        if (i == start)
+            break;
+        if (need_space && b->len > 0 && b->base[b->len - 1] != ' ' && b->base[b->len - 1] != '\n' &&
+            gyre_buf_append(b, " ", 1) != 0)
             return;
-        pending = 0;
-        space = 1;
-        if (gyre_buf_append(b, &ch, 1) != 0)
+        if (gyre_buf_append(b, s + start, i - start) != 0) {
+            gyre_buf_append_upto(b, s + start, i - start);
             return;
+        }
+        need_space = 0;
     }
-}
-
-/* One "role: text" line of the task text (the text collapsed); cut silently at the text's bound. */
-static void task_line(conv_t *c, const char *role, const char *text, size_t n)
-{
-    if (c->task.len > 0)
-        gyre_buf_append(&c->task, "\n", 1);
-    gyre_buf_appendf(&c->task, "%s: ", role);
-    put_collapsed(&c->task, text, n);
 }
 
 static const char *jstr(const cJSON *o, const char *key)
@@ -258,7 +330,7 @@ typedef struct tool_call {
 static void emit_message(conv_t *c, const char *role, const char *text, size_t text_len, const cJSON *raw_parts,
                          const tool_call_t *calls, size_t ncalls, const char *tool_call_id, const char *name)
 {
-    gyre_buf_t *b = &c->msgs;
+    gyre_buf_t *b = c->msgs;
     puts_(c, b, c->nmsgs++ ? ",{\"role\":" : "{\"role\":");
     put_str(c, b, role, strlen(role));
     puts_(c, b, ",\"content\":");
@@ -291,50 +363,51 @@ static void emit_message(conv_t *c, const char *role, const char *text, size_t t
     }
     puts_(c, b, "}");
 
-    /* The task line: the text, then each call as name(arguments). */
-    gyre_buf_t line;
-    gyre_buf_init(&line, CORPUS_TEXT_MAX);
+    /* The task line: the text, then each call as name(arguments), written straight into the task text. */
+    if (c->task->len > 0)
+        gyre_buf_append(c->task, "\n", 1);
+    gyre_buf_appendf(c->task, "%s: ", role);
     if (text != NULL)
-        gyre_buf_append(&line, text, text_len);
+        put_collapsed(c->task, text, text_len);
     for (size_t i = 0; i < ncalls; i++) {
-        if (line.len > 0)
-            gyre_buf_append(&line, " ", 1);
         conv_t inner = {.r = 0};
-        gyre_buf_appendf(&line, "%s(", calls[i].name);
+        gyre_buf_t *args = buf_take(CORPUS_TEXT_MAX);
         if (cJSON_IsString(calls[i].args))
-            gyre_buf_appends(&line, calls[i].args->valuestring);
+            gyre_buf_appends(args, calls[i].args->valuestring);
         else if (calls[i].args != NULL)
-            put_json(&inner, &line, calls[i].args);
-        gyre_buf_append(&line, ")", 1);
+            put_json(&inner, args, calls[i].args);
+        if (c->task->len > 0 && c->task->base[c->task->len - 1] != ' ')
+            gyre_buf_append(c->task, " ", 1);
+        gyre_buf_appendf(c->task, "%s(", calls[i].name);
+        put_collapsed(c->task, args->base != NULL ? args->base : "", args->len);
+        gyre_buf_append(c->task, ")", 1);
+        buf_give(args);
     }
-    task_line(c, role, line.base != NULL ? line.base : "", line.len);
     if (strcmp(role, "user") == 0) {
         c->has_user = 1;
-        gyre_buf_reset(&c->last_user);
+        gyre_buf_reset(c->last_user);
         if (text != NULL)
-            gyre_buf_append_upto(&c->last_user, text, text_len);
+            gyre_buf_append_upto(c->last_user, text, text_len);
     }
-    gyre_buf_dispose(&line);
 }
 
 /* A message whose content is a content value (string or parts). */
 static void emit_content_message(conv_t *c, const char *role, const cJSON *content, const tool_call_t *calls,
                                  size_t ncalls, const char *tool_call_id, const char *name, int keep_parts)
 {
-    gyre_buf_t text;
     int only_text;
-    gyre_buf_init(&text, CORPUS_SCRATCH_MAX);
-    content_text(content, &text, &only_text);
+    gyre_buf_t *text = buf_take(CORPUS_SCRATCH_MAX);
+    content_text(content, text, &only_text);
     int none = content == NULL || cJSON_IsNull(content);
-    emit_message(c, role, none ? NULL : (text.base != NULL ? text.base : ""), text.len,
+    emit_message(c, role, none ? NULL : (text->base != NULL ? text->base : ""), text->len,
                  keep_parts && !only_text ? content : NULL, calls, ncalls, tool_call_id, name);
-    gyre_buf_dispose(&text);
+    buf_give(text);
 }
 
 /* One function tool in OpenAI's shape. */
 static void emit_tool(conv_t *c, const char *name, const char *description, const cJSON *parameters)
 {
-    gyre_buf_t *b = &c->tools;
+    gyre_buf_t *b = c->tools;
     puts_(c, b, c->ntools++ ? ",{\"type\":\"function\",\"function\":{\"name\":" : "{\"type\":\"function\",\"function\":{\"name\":");
     put_str(c, b, name, strlen(name));
     if (description != NULL) {
@@ -405,11 +478,10 @@ static void anthropic_message(conv_t *c, const char *role, const cJSON *content)
     }
     if (!cJSON_IsArray(content))
         return;
-    gyre_buf_t text;
     tool_call_t calls[MAX_TOOL_CALLS];
     size_t n = 0, ntext = 0;
     const cJSON *blk;
-    gyre_buf_init(&text, CORPUS_SCRATCH_MAX);
+    gyre_buf_t *text = buf_take(CORPUS_SCRATCH_MAX);
     cJSON_ArrayForEach(blk, content)
     {
         const char *type = jstr(blk, "type");
@@ -417,8 +489,8 @@ static void anthropic_message(conv_t *c, const char *role, const cJSON *content)
             continue;
         if (strcmp(type, "text") == 0 && jstr(blk, "text") != NULL) {
             if (ntext++)
-                gyre_buf_append(&text, "\n", 1);
-            gyre_buf_appends(&text, jstr(blk, "text"));
+                gyre_buf_append(text, "\n", 1);
+            gyre_buf_appends(text, jstr(blk, "text"));
         } else if (strcmp(type, "tool_use") == 0 && jstr(blk, "name") != NULL && n < MAX_TOOL_CALLS) {
             calls[n++] = (tool_call_t){jstr(blk, "id"), jstr(blk, "name"), cJSON_GetObjectItemCaseSensitive(blk, "input")};
         } else if (strcmp(type, "tool_result") == 0) {
@@ -429,9 +501,9 @@ static void anthropic_message(conv_t *c, const char *role, const cJSON *content)
         }
     }
     if (ntext > 0 || n > 0)
-        emit_message(c, role, ntext > 0 ? (text.base != NULL ? text.base : "") : NULL, text.len, NULL, calls, n, NULL,
+        emit_message(c, role, ntext > 0 ? (text->base != NULL ? text->base : "") : NULL, text->len, NULL, calls, n, NULL,
                      NULL);
-    gyre_buf_dispose(&text);
+    buf_give(text);
 }
 
 static int anthropic_request(conv_t *c, const cJSON *req, char *err, size_t errlen)
@@ -466,10 +538,9 @@ static void responses_items(conv_t *c, const cJSON *items, int answer)
 {
     tool_call_t calls[MAX_TOOL_CALLS];
     size_t n = 0;
-    gyre_buf_t text;
     size_t ntext = 0;
     const cJSON *it;
-    gyre_buf_init(&text, CORPUS_SCRATCH_MAX);
+    gyre_buf_t *text = buf_take(CORPUS_SCRATCH_MAX);
     cJSON_ArrayForEach(it, items)
     {
         const char *type = jstr(it, "type");
@@ -485,8 +556,8 @@ static void responses_items(conv_t *c, const cJSON *items, int answer)
             if (type != NULL && strcmp(type, "message") == 0) {
                 int only;
                 if (ntext++)
-                    gyre_buf_append(&text, "\n", 1);
-                content_text(cJSON_GetObjectItemCaseSensitive(it, "content"), &text, &only);
+                    gyre_buf_append(text, "\n", 1);
+                content_text(cJSON_GetObjectItemCaseSensitive(it, "content"), text, &only);
             }
             continue;
         }
@@ -505,11 +576,11 @@ static void responses_items(conv_t *c, const cJSON *items, int answer)
         }
     }
     if (answer)
-        emit_message(c, "assistant", ntext > 0 ? (text.base != NULL ? text.base : "") : NULL, text.len, NULL, calls, n,
+        emit_message(c, "assistant", ntext > 0 ? (text->base != NULL ? text->base : "") : NULL, text->len, NULL, calls, n,
                      NULL, NULL);
     else if (n > 0)
         emit_message(c, "assistant", NULL, 0, NULL, calls, n, NULL, NULL);
-    gyre_buf_dispose(&text);
+    buf_give(text);
 }
 
 static int responses_request(conv_t *c, const cJSON *req, char *err, size_t errlen)
@@ -546,12 +617,12 @@ static void read_answer(conv_t *c, const char *resp, size_t len)
     cJSON *a = cJSON_ParseWithLength(resp, len);
     if (a == NULL)
         return;
-    /* The emitter writes into msgs and task: swap the answer's buffers in for the duration. */
-    gyre_buf_t msgs = c->msgs, task = c->task, last = c->last_user;
+    /* The emitter writes into msgs and task: swap the answer's buffers in for the duration (an answer is an
+     * assistant message, so last_user is not touched). */
+    gyre_buf_t *msgs = c->msgs, *task = c->task;
     size_t nmsgs = c->nmsgs;
     c->msgs = c->answer;
     c->task = c->answer_text;
-    gyre_buf_init(&c->last_user, 1);
     c->nmsgs = 0;
 
     const cJSON *choices = cJSON_GetObjectItemCaseSensitive(a, "choices");
@@ -582,10 +653,8 @@ static void read_answer(conv_t *c, const char *resp, size_t len)
 
     c->answer = c->msgs;
     c->answer_text = c->task;
-    gyre_buf_dispose(&c->last_user);
     c->msgs = msgs;
     c->task = task;
-    c->last_user = last;
     c->nmsgs = nmsgs;
     cJSON_Delete(a);
 }
@@ -594,8 +663,8 @@ static void read_answer(conv_t *c, const char *resp, size_t len)
 static const char *answer_text_of(const conv_t *c, size_t *len)
 {
     static const char prefix[] = "assistant: ";
-    const char *p = c->answer_text.base != NULL ? c->answer_text.base : "";
-    size_t n = c->answer_text.len;
+    const char *p = c->answer_text->base != NULL ? c->answer_text->base : "";
+    size_t n = c->answer_text->len;
     if (n >= sizeof(prefix) - 1 && memcmp(p, prefix, sizeof(prefix) - 1) == 0) {
         p += sizeof(prefix) - 1;
         n -= sizeof(prefix) - 1;
@@ -638,9 +707,14 @@ int gyre_corpus_example_from_row(const gyre_store_row_t *row, const char *req, s
     }
     if (req == NULL || req_len == 0)
         return bad(err, errlen, "request: not kept");
+    /* The parsed bodies live only inside this call: their nodes come from the thread's JSON arena
+     * (common/json.h) rather than a malloc each, and are gone before it returns. */
+    int arena = gyre_json_arena_enter();
     cJSON *rq = cJSON_ParseWithLength(req, req_len);
     if (rq == NULL || !cJSON_IsObject(rq)) {
         cJSON_Delete(rq);
+        if (arena)
+            gyre_json_arena_end();
         return bad(err, errlen, "request: not a JSON object");
     }
     conv_t c;
@@ -653,6 +727,8 @@ int gyre_corpus_example_from_row(const gyre_store_row_t *row, const char *req, s
         r = bad(err, errlen, "request: no message the loop reads");
     if (r == 0 && resp != NULL && resp_len > 0 && row->status >= 200 && row->status < 300)
         read_answer(&c, resp, resp_len);
+    if (arena)
+        gyre_json_arena_end();
     if (r == 0 && c.r != 0) {
         snprintf(err, errlen, "the example is larger than its buffer (%zu bytes)", scratch->max);
         r = -E2BIG;
@@ -673,8 +749,8 @@ int gyre_corpus_example_from_row(const gyre_store_row_t *row, const char *req, s
     if (kr == 0)
         kr = gyre_buf_append(scratch, "[", 1);
     o_msgs = scratch->len - 1;
-    if (kr == 0 && c.msgs.len)
-        kr = gyre_buf_append(scratch, c.msgs.base, c.msgs.len);
+    if (kr == 0 && c.msgs->len)
+        kr = gyre_buf_append(scratch, c.msgs->base, c.msgs->len);
     if (kr == 0)
         kr = gyre_buf_append(scratch, "]", 2); /* the bracket and the NUL */
     if (c.ntools > 0) {
@@ -682,18 +758,18 @@ int gyre_corpus_example_from_row(const gyre_store_row_t *row, const char *req, s
             kr = gyre_buf_append(scratch, "[", 1);
         o_tools = scratch->len - 1;
         if (kr == 0)
-            kr = gyre_buf_append(scratch, c.tools.base, c.tools.len);
+            kr = gyre_buf_append(scratch, c.tools->base, c.tools->len);
         if (kr == 0)
             kr = gyre_buf_append(scratch, "]", 2);
     }
     if (c.has_answer)
-        o_ans = keep(scratch, c.answer.base, c.answer.len, &kr);
-    o_task = keep(scratch, c.task.base, c.task.len, &kr);
+        o_ans = keep(scratch, c.answer->base, c.answer->len, &kr);
+    o_task = keep(scratch, c.task->base, c.task->len, &kr);
     size_t alen = 0;
     const char *atext = answer_text_of(&c, &alen);
     o_atext = keep(scratch, c.has_answer ? atext : "", c.has_answer ? alen : 0, &kr);
     if (c.has_user)
-        o_last = keep(scratch, c.last_user.base, c.last_user.len, &kr);
+        o_last = keep(scratch, c.last_user->base, c.last_user->len, &kr);
     conv_dispose(&c);
     if (kr != 0) {
         snprintf(err, errlen, "the example is larger than its buffer (%zu bytes)", scratch->max);
