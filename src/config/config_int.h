@@ -78,6 +78,9 @@ void gyre_cfg_check_scorers(parse_ctx_t *ctx, gyre_config_t *c);
 void gyre_cfg_free_scorers(gyre_config_t *c);
 /* A route's `guardrails:` into r (config/scorers.c); c->scorers must be parsed. */
 void gyre_cfg_parse_guardrails(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, gyre_route_conf_t *r, size_t ri);
+/* `feedback:` (config/feedback.c); gyre_cfg_free_feedback frees its metrics. */
+void gyre_cfg_parse_feedback(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n);
+void gyre_cfg_free_feedback(gyre_config_t *c);
 
 /* Iterating a mapping's pairs: for (yaml_node_pair_t *p = GYRE_CFG_PAIRS(n)) ... */
 #define GYRE_CFG_KEY(ctx, pair) yaml_document_get_node((ctx)->doc, (pair)->key)
