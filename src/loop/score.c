@@ -394,6 +394,7 @@ static counter_t *counter_for(gyre_scoring_t *s, const char *name)
 static void row_from_trace(const gyre_trace_t *t, gyre_buf_t *tags, gyre_buf_t *meta, gyre_store_row_t *row)
 {
     memset(row, 0, sizeof(*row));
+    row->cluster = -1; /* a call just answered is in no clustering yet (a zeroed row would read as cluster 0) */
     row->trace_id = (gyre_tstr_t){(char *)t->trace_id, strlen(t->trace_id)};
     row->otel_trace_id = (gyre_tstr_t){(char *)t->otel_trace_id, strlen(t->otel_trace_id)};
     row->span_id = (gyre_tstr_t){(char *)t->span_id, strlen(t->span_id)};
