@@ -108,6 +108,8 @@ struct gyre_cluster_sched {
     int stop;
     char *dsn;
     gyre_clusters_conf_t conf; /* the strings are not kept: a rebuild reads only the numbers */
+    uint64_t test_every_ms;    /* GYRE_TEST_CLUSTERS_EVERY_MS (tests only, with GYRE_TEST=1): replaces a non-zero
+                                * `every` (whose least is a minute) */
 };
 
 static void *sched_main(void *arg)
@@ -117,7 +119,7 @@ static void *sched_main(void *arg)
     gyre_store_t *s = NULL;
     pthread_mutex_lock(&sc->mu);
     while (!sc->stop) {
-        uint64_t every = sc->conf.every_ms;
+        uint64_t every = sc->conf.every_ms != 0 && sc->test_every_ms != 0 ? sc->test_every_ms : sc->conf.every_ms;
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
         uint64_t wait_ms = every != 0 ? every : 60000; /* off: look again in a minute (a reload may turn it on) */
@@ -165,6 +167,9 @@ int gyre_cluster_sched_start(const gyre_config_t *config, gyre_cluster_sched_t *
     pthread_mutex_init(&sc->mu, NULL);
     pthread_cond_init(&sc->cond, NULL);
     sc->dsn = gyre_strdup(config->store_dsn);
+    const char *test = getenv("GYRE_TEST"), *every = getenv("GYRE_TEST_CLUSTERS_EVERY_MS");
+    if (test != NULL && strcmp(test, "1") == 0 && every != NULL)
+        sc->test_every_ms = strtoull(every, NULL, 10);
     sc->conf = config->clusters;
     sc->conf.embeddings_route = sc->conf.naming_route = NULL;
     /* The thread takes no signal: gyre serve's main thread waits for them with sigwait. */

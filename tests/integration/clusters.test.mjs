@@ -203,3 +203,41 @@ test('gyre clusters refuses --k without --rebuild and a --k out of range', async
   assert.equal(b.code, 2);
   assert.equal(b.stderr, "gyre clusters: --k must be a number from 1 to 256, got '0'\n");
 });
+
+test('gyre serve re-clusters on its own every `every:`, on a thread of its own', async () => {
+  // The least `every` is a minute; GYRE_TEST_CLUSTERS_EVERY_MS (honoured only with GYRE_TEST=1) shortens it here.
+  const g = await startGyre(`workers: 1
+providers:
+  - {name: mock, kind: openai, base_url: "${mock.v1}", keys: [sk-clusters]}
+routes:
+  - name: chat
+    targets: [{provider: mock, model: gpt-4o-mini}]
+clusters: {every: 1m, k: 2}
+`, { env: { GYRE_TEST_CLUSTERS_EVERY_MS: '200' } });
+  try {
+    const sent = [];
+    for (let i = 0; i < 10; i++) {
+      const f = i % 2 ? FAMILIES.billing : FAMILIES.travel;
+      const res = await postJson(`${g.url}/v1/chat/completions`,
+        { model: 'chat', messages: [{ role: 'user', content: task(f) }] }, { 'x-gyre-session': `s${i}` });
+      assert.equal(res.status, 200);
+      sent.push(res.headers.get('x-gyre-trace-id'));
+    }
+    // Within a few periods, a run of all ten is the newest.
+    const deadline = Date.now() + 5000 * SLOW;
+    let run = null;
+    for (;;) {
+      const r = await fetch(`${g.url}/api/clusters`, { signal: AbortSignal.timeout(5000 * SLOW) });
+      if (r.status === 200) {
+        run = await r.json();
+        if (run.examples === 10) break;
+      }
+      if (Date.now() > deadline) assert.fail(`no scheduled run of 10 traces: ${JSON.stringify(run)}`);
+      await sleep(100);
+    }
+    assert.equal(run.k, 2);
+    assert.deepEqual(run.clusters.filter((c) => c.level === 0).map((c) => c.volume), [5, 5]);
+  } finally {
+    assert.equal((await g.stop()).code, 0);
+  }
+});
