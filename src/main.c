@@ -29,6 +29,7 @@ static const struct {
     {"alerts", gyre_cmd_alerts, "alerts firing now and the alert events, with what gyre did", gyre_alerts_usage},
     {"clusters", gyre_cmd_clusters, "what the agents do: clusters of their tasks (clusters --rebuild)",
      gyre_clusters_usage},
+    {"feedback", gyre_cmd_feedback, "give feedback on a call or a session to a running gyre", gyre_feedback_usage},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
