@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "loop/cluster.h"
 
@@ -155,6 +156,7 @@ static void *sched_main(void *arg)
     pthread_mutex_unlock(&sc->mu);
     if (s != NULL)
         gyre_store_close(s);
+    gyre_json_arena_release(); /* the corpus parsed bodies in this thread's arena; the thread ends here */
     return NULL;
 }
 
