@@ -12,8 +12,9 @@
  * Streaming: a curation of 1M traces feeds the examples one by one
  * (gyre_corpus_scan's callback) and the clusterer keeps only a compact
  * record per example (the vector of `dims` floats, the trace id, the
- * session's hash, time, status, cost, a few scores and the ids of a few
- * terms), about 350 bytes at 64 dims; the text itself is not kept.
+ * session's hash, time, status, cost and its scores), about 350 bytes at
+ * 64 dims, plus the words of a uniform sample of 20,000 examples for
+ * naming; the text itself is not kept.
  *
  *   gyre_clusterer_t *c = gyre_clusterer_new(&opts);
  *   gyre_clusterer_add(c, ex);            for each example, in order
