@@ -28,6 +28,8 @@ static const struct {
     {"keys", gyre_cmd_keys, "managed gateway keys: create, list, show, revoke, rotate", gyre_keys_usage},
     {"alerts", gyre_cmd_alerts, "alerts firing now and the alert events, with what gyre did", gyre_alerts_usage},
     {"score", gyre_cmd_score, "run a scorer over stored calls and store its scores", gyre_score_usage},
+    {"clusters", gyre_cmd_clusters, "what the agents do: clusters of their tasks (clusters --rebuild)",
+     gyre_clusters_usage},
     {"feedback", gyre_cmd_feedback, "give feedback on a call or a session to a running gyre", gyre_feedback_usage},
 };
 

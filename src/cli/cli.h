@@ -29,6 +29,7 @@ int gyre_cmd_providers(int argc, char **argv);
 int gyre_cmd_keys(int argc, char **argv);
 int gyre_cmd_alerts(int argc, char **argv);
 int gyre_cmd_score(int argc, char **argv);
+int gyre_cmd_clusters(int argc, char **argv);
 int gyre_cmd_feedback(int argc, char **argv);
 
 extern const char gyre_serve_usage[];
@@ -42,6 +43,7 @@ extern const char gyre_providers_usage[];
 extern const char gyre_keys_usage[];
 extern const char gyre_alerts_usage[];
 extern const char gyre_score_usage[];
+extern const char gyre_clusters_usage[];
 extern const char gyre_feedback_usage[];
 
 /* ---- Shared by the trace-reading commands (defined in traces.c). ---- */

@@ -122,6 +122,17 @@ int gyre_json_arena_active(void)
     return arena.depth != 0;
 }
 
+void gyre_json_arena_release(void)
+{
+    if (arena.depth != 0)
+        return;
+    if (arena.base != NULL)
+        UNPOISON(arena.base, ARENA_BYTES);
+    free(arena.base);
+    arena.base = NULL;
+    arena.used = 0;
+}
+
 uint64_t gyre_json_arena_generation(void)
 {
     return arena.generation;

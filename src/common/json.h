@@ -56,6 +56,9 @@ void gyre_json_arena_end(void);
 int gyre_json_arena_enter(void);
 /* Whether a scope is open on this thread. */
 int gyre_json_arena_active(void);
+/* Frees this thread's arena (no scope may be open): for a thread that ends before the process does (a worker's
+ * arena lives as long as the process, and needs no call). */
+void gyre_json_arena_release(void);
 /* How many outermost scopes have ended on this thread: a value parsed when it was g is dead once it is not g. */
 uint64_t gyre_json_arena_generation(void);
 

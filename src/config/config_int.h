@@ -78,6 +78,10 @@ void gyre_cfg_check_scorers(parse_ctx_t *ctx, gyre_config_t *c);
 void gyre_cfg_free_scorers(gyre_config_t *c);
 /* A route's `guardrails:` into r (config/scorers.c); c->scorers must be parsed. */
 void gyre_cfg_parse_guardrails(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n, gyre_route_conf_t *r, size_t ri);
+/* `clusters:` (config/clusters.c): defaults set before parsing; parsed after routes; freed by gyre_config_free. */
+void gyre_cfg_clusters_defaults(gyre_clusters_conf_t *cl);
+void gyre_cfg_parse_clusters(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n);
+void gyre_cfg_free_clusters(gyre_clusters_conf_t *cl);
 /* `feedback:` (config/feedback.c); gyre_cfg_free_feedback frees its metrics. */
 void gyre_cfg_parse_feedback(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n);
 void gyre_cfg_free_feedback(gyre_config_t *c);

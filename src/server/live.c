@@ -25,6 +25,7 @@
 #include "control/limits.h"
 #include "control/notify.h"
 #include "control/probe.h"
+#include "loop/cluster.h"
 #include "control/provider_keys.h"
 #include "control/state.h"
 #include "loop/guard.h"
@@ -404,6 +405,8 @@ static void announce(gyre_server_t *s, gyre_gen_t *g)
     char serr[512];
     if (s->scoring != NULL && gyre_score_reconfigure(s->scoring, g->config, serr, sizeof(serr)) != 0)
         gyre_logf("gyre: scorers: %s; the scorers in force stay\n", serr);
+    if (s->clusters != NULL)
+        gyre_cluster_sched_reconfigure(s->clusters, g->config);
 }
 
 /* Puts `g` in force: the server's reference, then one message (and reference) per worker. */
