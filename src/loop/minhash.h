@@ -75,10 +75,13 @@ void gyre_minhash_bands(double threshold, unsigned *bands, unsigned *rows);
  * the same signatures give the same groups.  Memory: 16 bytes per
  * signature for the band being sorted, plus the 4-byte parent array.
  * `include` (NULL: every one) leaves out the signatures whose entry is 0.
- * Returns the number of pairs compared.
+ * `session` (NULL: none) never joins a pair directly whose entries are
+ * equal and non-zero: two calls of one session are steps of one
+ * trajectory, each holding the last one's conversation, not duplicates of
+ * each other.  Returns the number of pairs compared.
  */
 #define GYRE_MINHASH_BUCKET_REPS 8
-uint64_t gyre_minhash_group(const gyre_minhash_sig_t *sigs, size_t n, const uint8_t *include, double threshold,
-                            uint32_t *group);
+uint64_t gyre_minhash_group(const gyre_minhash_sig_t *sigs, size_t n, const uint8_t *include,
+                            const uint32_t *session, double threshold, uint32_t *group);
 
 #endif

@@ -61,6 +61,11 @@ gyre_predicate_t *gyre_predicate_parse(const char *text, char *err, size_t errle
 void gyre_predicate_free(gyre_predicate_t *p);
 /* 1 when the example satisfies it, else 0.  Thread-safe (a compiled predicate is immutable). */
 int gyre_predicate_eval(const gyre_predicate_t *p, const gyre_example_t *ex);
+/* 1 when the predicate is one name alone (what a spec's `dedup.keep` and `preference.score` take). */
+int gyre_predicate_is_name(const gyre_predicate_t *p);
+/* A one-name predicate's number on the example (a score's value, a numeric field); NaN when missing, a string or
+ * a category only, or when the predicate is not one name. */
+double gyre_predicate_number(const gyre_predicate_t *p, const gyre_example_t *ex);
 /* The predicate's canonical text (fully parenthesised, one space between tokens, strings in double quotes,
  * numbers as %.17g writes them), appended to `out`: a predicate written with other spacing, quotes or redundant
  * parentheses gives the same text.  The spec's canonical form (and so a dataset's id) is made of it. */
