@@ -94,6 +94,7 @@ typedef struct gyre_curate_spec {
     double dedup_threshold;      /* Jaccard in (0, 1]; default 0.8 */
     gyre_curate_dedup_on_t dedup_on;
     char *dedup_keep;            /* the score a group keeps its best by (predicate.h names); NULL: the default order */
+    gyre_predicate_t *dedup_keep_ref; /* the same, compiled (a one-name predicate) */
 
     gyre_curate_selection_t selection;
     uint64_t longest_n;
@@ -103,7 +104,8 @@ typedef struct gyre_curate_spec {
     uint64_t target_size; /* SFT examples in all (0: every one selected) */
 
     char *contrast_score; /* preference pairs from score contrasts: this score (NULL: none) */
-    double contrast_margin;
+    gyre_predicate_t *contrast_ref; /* the same, compiled (a one-name predicate) */
+    double contrast_margin;         /* default 0.2 */
 
     unsigned redaction; /* GYRE_REDACT_* bits applied at export (config/redact_kinds.h); default all */
     double heldout;     /* the share of examples held out, in [0, 1) */
