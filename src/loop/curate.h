@@ -9,7 +9,7 @@
  * checks, the filter's and the selection predicate's results, the dedup
  * keep score and the contrast score, the task's signature, the cluster (or
  * the clusterer's input, handed to the clusterer as the scan goes).  Then,
- * in memory: dedup (minhash.h), clusters, selection with balance, the
+ * in memory: clusters, dedup (minhash.h), selection with balance, the
  * held-out split and the preference pairs.  Memory is O(examples), about
  * 400 bytes each, plus the clusterer's.
  *
@@ -17,13 +17,18 @@
  *   1. scan: source (time, routes, agents, tags, metadata) -> unit (a
  *      session's last call) -> filter (or a correction, when used) -> the
  *      selection predicate; every source example is signed and clustered
- *   2. dedup: groups among the source examples; in each group, of the
- *      members that passed the filter and the selection predicate the best
- *      is kept (the greatest `dedup.keep` score, a missing one lowest; without
- *      `keep`: a correction first, then the mean of its scores in [0, 1],
- *      then the longer; ties: the earlier started_us, then the smaller trace
- *      id), the others are dropped
- *   3. clusters: source.clusters drops the other clusters
+ *   2. clusters: the clusterer's (or the stored run's) cluster of each
+ *      example; source.clusters drops the other clusters
+ *   3. dedup: groups among the source examples (two calls of one session
+ *      are never joined: they are steps of one trajectory); in each group,
+ *      of the members that passed the filter and the selection predicate
+ *      the best is kept (the greatest `dedup.keep` score, a missing one
+ *      lowest; without `keep`: a correction first when corrections are
+ *      used, then the mean of its scores in [0, 1], then the longer; ties:
+ *      the earlier started_us, then the smaller trace id), the others are
+ *      dropped.  The text compared is the task without its system lines
+ *      (an agent's fixed instructions) and, with `on: task+answer`, the
+ *      answer
  *   4. select: the kept examples in the selection's order (seeded random for
  *      all and judge, longest first for longest_n, ties by trace id); without
  *      balance the first target_size (or longest_n) of them; with balance,
@@ -64,10 +69,10 @@ typedef enum gyre_curate_role {
 
 /* One example of the dataset. */
 typedef struct gyre_curate_item {
-    char trace_id[33];        /* SFT: the example; a pair: the input and the preferred answer's call */
-    char rejected_id[33];     /* a pair from a score contrast: the call whose answer is non-preferred; "" otherwise */
-    char *session;            /* "" when the call has none */
-    int32_t cluster;          /* -1: none */
+    char trace_id[33];    /* SFT: the example; a pair: the input and the preferred answer's call */
+    char rejected_id[33]; /* a pair from a score contrast: the call whose answer is non-preferred; "" otherwise */
+    char *session;        /* "" when the call has none */
+    int32_t cluster;      /* -1: none */
     gyre_curate_split_t split;
     gyre_curate_role_t role;
     /* SFT: the trace's feedback correction replaces its answer.  A pair with rejected_id "": the correction
@@ -78,10 +83,10 @@ typedef struct gyre_curate_item {
 /* Counts per cluster, in cluster id order (-1, the unclustered, first when present). */
 typedef struct gyre_curate_cluster_count {
     int32_t cluster;
-    char *name;       /* the clusterer's or the stored run's label; NULL when none */
-    uint64_t scanned; /* source examples (after `unit`) */
-    uint64_t passed;  /* ... that passed the filter and the selection predicate */
-    uint64_t deduped; /* ... left after dedup */
+    char *name;        /* the clusterer's or the stored run's label; NULL when none */
+    uint64_t scanned;  /* source examples (after `unit`) */
+    uint64_t passed;   /* ... that passed the filter and the selection predicate */
+    uint64_t deduped;  /* ... left after dedup */
     uint64_t selected; /* SFT examples selected (train and held-out) */
     uint64_t heldout;  /* ... of them held out */
 } gyre_curate_cluster_count_t;
@@ -105,11 +110,11 @@ typedef struct gyre_curate_dup_group {
 } gyre_curate_dup_group_t;
 
 typedef enum gyre_curate_phase {
-    GYRE_CURATE_PHASE_SCAN = 0,   /* reading the store, source checks, predicates */
-    GYRE_CURATE_PHASE_FEATURISE,  /* MinHash signatures and the clusterer's features (timed inside the scan) */
+    GYRE_CURATE_PHASE_SCAN = 0,  /* reading the store, source checks, predicates */
+    GYRE_CURATE_PHASE_FEATURISE, /* MinHash signatures and the clusterer's features (timed inside the scan) */
     GYRE_CURATE_PHASE_DEDUP,
     GYRE_CURATE_PHASE_CLUSTER,
-    GYRE_CURATE_PHASE_SELECT,     /* selection, balance, held-out split, pairs */
+    GYRE_CURATE_PHASE_SELECT, /* selection, balance, held-out split, pairs */
     GYRE_CURATE_PHASES
 } gyre_curate_phase_t;
 
@@ -128,8 +133,8 @@ typedef struct gyre_curation {
     gyre_curate_dup_group_t *dups; /* by kept id */
     size_t ndups;
     /* Totals. */
-    uint64_t scanned;    /* examples the scan read (before unit and the source's checks) */
-    uint64_t skipped;    /* stored rows the corpus could not read as a call */
+    uint64_t scanned; /* examples the scan read (before unit and the source's checks) */
+    uint64_t skipped; /* stored rows the corpus could not read as a call */
     uint64_t in_source, passed, deduped, selected, heldout;
     uint64_t pairs_compared; /* LSH candidate comparisons */
     double phase_ms[GYRE_CURATE_PHASES];

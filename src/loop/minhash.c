@@ -202,8 +202,7 @@ void gyre_minhash_sign(const char *text, size_t len, uint64_t seed, gyre_minhash
             w[2] = h;
             m++;
             if (m >= 3)
-                oph_add(&o, w[0] * 0x9e3779b97f4a7c15ULL + rotl64(w[1], 21) * 0xbf58476d1ce4e5b9ULL +
-                                rotl64(w[2], 42));
+                oph_add(&o, w[0] * 0x9e3779b97f4a7c15ULL + rotl64(w[1], 21) * 0xbf58476d1ce4e5b9ULL + rotl64(w[2], 42));
             int end = i >= n || norm[i] == '\n';
             if (i < n)
                 i++;
@@ -284,8 +283,8 @@ static void radix_sort(band_entry_t *a, band_entry_t *tmp, size_t n)
     }
 }
 
-uint64_t gyre_minhash_group(const gyre_minhash_sig_t *sigs, size_t n, const uint8_t *include,
-                            const uint32_t *session, double threshold, uint32_t *group)
+uint64_t gyre_minhash_group(const gyre_minhash_sig_t *sigs, size_t n, const uint8_t *include, const uint32_t *session,
+                            double threshold, uint32_t *group)
 {
     unsigned bands, rows;
     gyre_minhash_bands(threshold, &bands, &rows);

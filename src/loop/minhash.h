@@ -81,7 +81,7 @@ void gyre_minhash_bands(double threshold, unsigned *bands, unsigned *rows);
  * each other.  Returns the number of pairs compared.
  */
 #define GYRE_MINHASH_BUCKET_REPS 8
-uint64_t gyre_minhash_group(const gyre_minhash_sig_t *sigs, size_t n, const uint8_t *include,
-                            const uint32_t *session, double threshold, uint32_t *group);
+uint64_t gyre_minhash_group(const gyre_minhash_sig_t *sigs, size_t n, const uint8_t *include, const uint32_t *session,
+                            double threshold, uint32_t *group);
 
 #endif

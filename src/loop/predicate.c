@@ -72,14 +72,17 @@ static const struct {
     const char *prefix;
     int source; /* gyre_score_source_t; 0: any */
 } sources[] = {
-    {"judge", GYRE_SCORE_JUDGE},         {"heuristic", GYRE_SCORE_HEURISTIC}, {"feedback", GYRE_SCORE_HUMAN},
-    {"guardrail", GYRE_SCORE_GUARDRAIL}, {"score", 0},
+    {"judge", GYRE_SCORE_JUDGE},
+    {"heuristic", GYRE_SCORE_HEURISTIC},
+    {"feedback", GYRE_SCORE_HUMAN},
+    {"guardrail", GYRE_SCORE_GUARDRAIL},
+    {"score", 0},
 };
 
 typedef struct ref {
     ref_kind_t kind;
-    int source;  /* REF_SCORE: gyre_score_source_t, 0 for any */
-    char *name;  /* REF_SCORE: the score's name */
+    int source; /* REF_SCORE: gyre_score_source_t, 0 for any */
+    char *name; /* REF_SCORE: the score's name */
 } ref_t;
 
 /* ---- The tree. ---- */
@@ -104,10 +107,10 @@ typedef struct node {
     ref_t ref;          /* HAS, TRUTH, CMP's left side */
     cmp_op_t op;
     lit_kind_t rhs_kind;
-    double num;   /* LIT_NUM (a boolean is 0 or 1) */
-    int is_bool;  /* LIT_NUM written as true/false (for the canonical text) */
-    char *str;    /* LIT_STR */
-    ref_t rhs;    /* LIT_REF */
+    double num;  /* LIT_NUM (a boolean is 0 or 1) */
+    int is_bool; /* LIT_NUM written as true/false (for the canonical text) */
+    char *str;   /* LIT_STR */
+    ref_t rhs;   /* LIT_REF */
 } node_t;
 
 struct gyre_predicate {
@@ -184,8 +187,8 @@ static void next(parser_t *p)
 {
     free(p->str);
     p->str = NULL;
-    while (p->pos < p->len && (p->s[p->pos] == ' ' || p->s[p->pos] == '\t' || p->s[p->pos] == '\n' ||
-                               p->s[p->pos] == '\r'))
+    while (p->pos < p->len &&
+           (p->s[p->pos] == ' ' || p->s[p->pos] == '\t' || p->s[p->pos] == '\n' || p->s[p->pos] == '\r'))
         p->pos++;
     p->tok_pos = p->pos;
     if (p->pos >= p->len) {
@@ -547,12 +550,8 @@ static node_t *parse_unary(parser_t *p)
         n = m;
         break;
     }
-    case T_END:
-        fail(p, p->tok_pos, "expected a condition, found the end");
-        break;
-    default:
-        fail(p, p->tok_pos, "expected a condition, found %s", tok_desc(p, tb, sizeof(tb)));
-        break;
+    case T_END: fail(p, p->tok_pos, "expected a condition, found the end"); break;
+    default: fail(p, p->tok_pos, "expected a condition, found %s", tok_desc(p, tb, sizeof(tb))); break;
     }
     p->depth--;
     if (p->failed) {
@@ -602,8 +601,7 @@ gyre_predicate_t *gyre_predicate_parse(const char *text, char *err, size_t errle
 {
     size_t len = strlen(text);
     if (len > GYRE_PREDICATE_MAX_LEN) {
-        snprintf(err, errlen, "position %d: longer than %d bytes", GYRE_PREDICATE_MAX_LEN + 1,
-                 GYRE_PREDICATE_MAX_LEN);
+        snprintf(err, errlen, "position %d: longer than %d bytes", GYRE_PREDICATE_MAX_LEN + 1, GYRE_PREDICATE_MAX_LEN);
         return NULL;
     }
     parser_t p = {.s = text, .len = len, .err = err, .errlen = errlen};
@@ -665,27 +663,13 @@ static value_t ref_value(const ref_t *r, const gyre_example_t *ex)
         }
         return v;
     }
-    case REF_STATUS:
-        v.num = ex->status;
-        break;
-    case REF_COST:
-        v.num = ex->cost_usd;
-        break;
-    case REF_LATENCY_MS:
-        v.num = ex->latency_us < 0 ? NAN : (double)ex->latency_us / 1000.0;
-        break;
-    case REF_PROMPT_TOKENS:
-        v.num = ex->prompt_tokens < 0 ? NAN : (double)ex->prompt_tokens;
-        break;
-    case REF_COMPLETION_TOKENS:
-        v.num = ex->completion_tokens < 0 ? NAN : (double)ex->completion_tokens;
-        break;
-    case REF_STREAM:
-        v.num = ex->stream ? 1 : 0;
-        break;
-    case REF_CLUSTER:
-        v.num = ex->cluster < 0 ? NAN : ex->cluster;
-        break;
+    case REF_STATUS: v.num = ex->status; break;
+    case REF_COST: v.num = ex->cost_usd; break;
+    case REF_LATENCY_MS: v.num = ex->latency_us < 0 ? NAN : (double)ex->latency_us / 1000.0; break;
+    case REF_PROMPT_TOKENS: v.num = ex->prompt_tokens < 0 ? NAN : (double)ex->prompt_tokens; break;
+    case REF_COMPLETION_TOKENS: v.num = ex->completion_tokens < 0 ? NAN : (double)ex->completion_tokens; break;
+    case REF_STREAM: v.num = ex->stream ? 1 : 0; break;
+    case REF_CLUSTER: v.num = ex->cluster < 0 ? NAN : ex->cluster; break;
     case REF_ROUTE: s = ex->route; break;
     case REF_AGENT: s = ex->agent; break;
     case REF_MODEL: s = ex->model; break;
@@ -808,29 +792,40 @@ static void num_canonical(double v, int is_bool, gyre_buf_t *out)
         gyre_buf_appendf(out, "%.17g", v == 0 ? 0.0 : v); /* -0 and 0 are one number */
 }
 
-static void canonical(const node_t *n, gyre_buf_t *out)
+/* Binding strength: or 1, and 2, not and the atoms 3. */
+static int prec(const node_t *n)
 {
+    return n->kind == N_OR ? 1 : n->kind == N_AND ? 2 : 3;
+}
+
+/*
+ * Parentheses only where the binding needs them (an `or` under an `and`,
+ * an `and` or `or` under a `not`), and a chain of one operator flat.  So a
+ * canonical text never nests deeper than the text it came from, and it
+ * parses back to itself.
+ */
+static void canonical(const node_t *n, int need, gyre_buf_t *out)
+{
+    int paren = prec(n) < need;
+    if (paren)
+        gyre_buf_appends(out, "(");
     switch (n->kind) {
     case N_OR:
     case N_AND:
-        gyre_buf_appends(out, "(");
-        canonical(n->a, out);
+        canonical(n->a, prec(n), out);
         gyre_buf_appends(out, n->kind == N_OR ? " or " : " and ");
-        canonical(n->b, out);
-        gyre_buf_appends(out, ")");
-        return;
+        canonical(n->b, prec(n), out);
+        break;
     case N_NOT:
         gyre_buf_appends(out, "not ");
-        canonical(n->a, out);
-        return;
+        canonical(n->a, 3, out);
+        break;
     case N_HAS:
         gyre_buf_appends(out, "has(");
         ref_canonical(&n->ref, out);
         gyre_buf_appends(out, ")");
-        return;
-    case N_TRUTH:
-        ref_canonical(&n->ref, out);
-        return;
+        break;
+    case N_TRUTH: ref_canonical(&n->ref, out); break;
     case N_CMP:
         ref_canonical(&n->ref, out);
         gyre_buf_appendf(out, " %s ", op_text[n->op]);
@@ -847,11 +842,13 @@ static void canonical(const node_t *n, gyre_buf_t *out)
             }
             gyre_buf_appends(out, "\"");
         }
-        return;
+        break;
     }
+    if (paren)
+        gyre_buf_appends(out, ")");
 }
 
 void gyre_predicate_canonical(const gyre_predicate_t *p, gyre_buf_t *out)
 {
-    canonical(p->root, out);
+    canonical(p->root, 0, out);
 }

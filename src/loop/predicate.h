@@ -66,9 +66,9 @@ int gyre_predicate_is_name(const gyre_predicate_t *p);
 /* A one-name predicate's number on the example (a score's value, a numeric field); NaN when missing, a string or
  * a category only, or when the predicate is not one name. */
 double gyre_predicate_number(const gyre_predicate_t *p, const gyre_example_t *ex);
-/* The predicate's canonical text (fully parenthesised, one space between tokens, strings in double quotes,
- * numbers as %.17g writes them), appended to `out`: a predicate written with other spacing, quotes or redundant
- * parentheses gives the same text.  The spec's canonical form (and so a dataset's id) is made of it. */
+/* The predicate's canonical text (parenthesised only where `and` and `or` need it, one space between tokens, strings in
+ * double quotes, numbers as %.17g writes them), appended to `out`: a predicate written with other spacing, quotes or
+ * redundant parentheses gives the same text.  The spec's canonical form (and so a dataset's id) is made of it. */
 void gyre_predicate_canonical(const gyre_predicate_t *p, gyre_buf_t *out);
 
 #endif

@@ -63,11 +63,17 @@ static int want(spec_ctx_t *c, const yaml_node_t *n, yaml_node_type_t t, const c
     if (n->type == t)
         return 1;
     spec_err(c, n, field, "expected %s, found %s",
-             t == YAML_SCALAR_NODE ? "a scalar" : t == YAML_SEQUENCE_NODE ? "a list" : "a mapping", type_name(n));
+             t == YAML_SCALAR_NODE     ? "a scalar"
+             : t == YAML_SEQUENCE_NODE ? "a list"
+                                       : "a mapping",
+             type_name(n));
     return 0;
 }
 
-#define PAIRS(n) yaml_node_pair_t *pair = (n)->data.mapping.pairs.start; pair < (n)->data.mapping.pairs.top; pair++
+#define PAIRS(n)                                                                                                       \
+    yaml_node_pair_t *pair = (n)->data.mapping.pairs.start;                                                            \
+    pair < (n)->data.mapping.pairs.top;                                                                                \
+    pair++
 #define KEY(c) yaml_document_get_node((c)->doc, pair->key)
 #define VALUE(c) yaml_document_get_node((c)->doc, pair->value)
 
@@ -234,8 +240,10 @@ static int get_time(spec_ctx_t *c, const yaml_node_t *n, const char *field, int6
         return 1;
     }
     if (gyre_time_parse(scalar(n), out) != 0) {
-        spec_err(c, n, field, "expected a time (2026-12-01T00:00:00Z, unix milliseconds) or a duration before now "
-                              "(90s, 15m, 24h, 7d, 2w), found '%s'", scalar(n));
+        spec_err(c, n, field,
+                 "expected a time (2026-12-01T00:00:00Z, unix milliseconds) or a duration before now "
+                 "(90s, 15m, 24h, 7d, 2w), found '%s'",
+                 scalar(n));
         return 0;
     }
     return 1;
@@ -295,8 +303,10 @@ static void parse_source(spec_ctx_t *c, gyre_curate_spec_t *s, yaml_node_t *n)
                 return;
             }
             for (yaml_node_pair_t *mp = m->data.mapping.pairs.start; mp < m->data.mapping.pairs.top; mp++) {
-                yaml_node_t *mk = yaml_document_get_node(c->doc, mp->key), *mv = yaml_document_get_node(c->doc, mp->value);
-                if (!want(c, mk, YAML_SCALAR_NODE, "source.metadata") || !want(c, mv, YAML_SCALAR_NODE, "source.metadata"))
+                yaml_node_t *mk = yaml_document_get_node(c->doc, mp->key),
+                            *mv = yaml_document_get_node(c->doc, mp->value);
+                if (!want(c, mk, YAML_SCALAR_NODE, "source.metadata") ||
+                    !want(c, mv, YAML_SCALAR_NODE, "source.metadata"))
                     return;
                 s->metadata = gyre_realloc(s->metadata, sizeof(*s->metadata) * (s->nmetadata + 1));
                 s->metadata[s->nmetadata++] = (gyre_curate_kv_t){gyre_strdup(scalar(mk)), gyre_strdup(scalar(mv))};
@@ -710,8 +720,8 @@ static void canonicalise(gyre_curate_spec_t *s)
     } else {
         gyre_buf_appends(&b, "{\"threshold\":");
         json_num(&b, s->dedup_threshold);
-        gyre_buf_appendf(&b, ",\"on\":\"%s\",\"keep\":",
-                         s->dedup_on == GYRE_CURATE_DEDUP_TASK_ANSWER ? "task+answer" : "task");
+        gyre_buf_appendf(
+            &b, ",\"on\":\"%s\",\"keep\":", s->dedup_on == GYRE_CURATE_DEDUP_TASK_ANSWER ? "task+answer" : "task");
         json_predicate(&b, s->dedup_keep_ref);
         gyre_buf_append(&b, "}", 1);
     }
@@ -762,8 +772,8 @@ static void canonicalise(gyre_curate_spec_t *s)
     gyre_buf_dispose(&b);
 }
 
-gyre_curate_spec_t *gyre_curate_spec_parse(const char *yaml, size_t len, const char *source, int64_t now_us,
-                                           char *err, size_t errlen)
+gyre_curate_spec_t *gyre_curate_spec_parse(const char *yaml, size_t len, const char *source, int64_t now_us, char *err,
+                                           size_t errlen)
 {
     if (len > GYRE_CURATE_SPEC_MAX_BYTES) {
         snprintf(err, errlen, "%s: larger than %d bytes", source, GYRE_CURATE_SPEC_MAX_BYTES);
@@ -811,8 +821,7 @@ gyre_curate_spec_t *gyre_curate_spec_load(const char *path, int64_t now_us, char
     gyre_buf_init(&b, GYRE_CURATE_SPEC_MAX_BYTES);
     int rc = gyre_buf_append_file(&b, path);
     if (rc != 0) {
-        snprintf(err, errlen, "%s: %s", path,
-                 rc == -E2BIG ? "larger than the 256 KB a spec may be" : strerror(-rc));
+        snprintf(err, errlen, "%s: %s", path, rc == -E2BIG ? "larger than the 256 KB a spec may be" : strerror(-rc));
         gyre_buf_dispose(&b);
         return NULL;
     }

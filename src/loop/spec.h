@@ -90,20 +90,20 @@ typedef struct gyre_curate_spec {
     gyre_predicate_t *filter; /* NULL: every example passes */
     int use_corrections;      /* a correction replaces the answer; a corrected example passes the filter */
 
-    int dedup;                   /* 0: off */
-    double dedup_threshold;      /* Jaccard in (0, 1]; default 0.8 */
+    int dedup;              /* 0: off */
+    double dedup_threshold; /* Jaccard in (0, 1]; default 0.8 */
     gyre_curate_dedup_on_t dedup_on;
-    char *dedup_keep;            /* the score a group keeps its best by (predicate.h names); NULL: the default order */
+    char *dedup_keep; /* the score a group keeps its best by (predicate.h names); NULL: the default order */
     gyre_predicate_t *dedup_keep_ref; /* the same, compiled (a one-name predicate) */
 
     gyre_curate_selection_t selection;
     uint64_t longest_n;
     gyre_predicate_t *judge; /* selection: judge */
 
-    uint64_t cap, floor; /* balance per cluster: at most cap, at least min(floor, what it has); 0: none */
+    uint64_t cap, floor;  /* balance per cluster: at most cap, at least min(floor, what it has); 0: none */
     uint64_t target_size; /* SFT examples in all (0: every one selected) */
 
-    char *contrast_score; /* preference pairs from score contrasts: this score (NULL: none) */
+    char *contrast_score;           /* preference pairs from score contrasts: this score (NULL: none) */
     gyre_predicate_t *contrast_ref; /* the same, compiled (a one-name predicate) */
     double contrast_margin;         /* default 0.2 */
 
@@ -121,8 +121,8 @@ typedef struct gyre_curate_spec {
  * path); relative times are resolved against now_us.  NULL with err
  * ("FILE:LINE: FIELD: message") when it is wrong.
  */
-gyre_curate_spec_t *gyre_curate_spec_parse(const char *yaml, size_t len, const char *source, int64_t now_us,
-                                           char *err, size_t errlen);
+gyre_curate_spec_t *gyre_curate_spec_parse(const char *yaml, size_t len, const char *source, int64_t now_us, char *err,
+                                           size_t errlen);
 /* The same from a file (at most GYRE_CURATE_SPEC_MAX_BYTES). */
 gyre_curate_spec_t *gyre_curate_spec_load(const char *path, int64_t now_us, char *err, size_t errlen);
 void gyre_curate_spec_free(gyre_curate_spec_t *spec);

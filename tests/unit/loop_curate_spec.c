@@ -105,16 +105,17 @@ TEST(curate_spec_reads_every_field)
     CHECK(s->heldout == 0.1);
     CHECK_INT(s->seed, 42);
     CHECK_INT(s->formats, GYRE_CURATE_FORMAT_OPENAI | GYRE_CURATE_FORMAT_PREFERENCE);
-    CHECK_STR(s->canonical,
-              "{\"source\":{\"from_us\":1764395200000000,\"to_us\":1764979200000000,\"routes\":[\"billing\",\"support\"],"
-              "\"agents\":[\"triage\"],\"tags\":[\"prod\"],\"metadata\":[[\"app\",\"shop\"],[\"env\",\"prod\"]],"
-              "\"clusters\":[3,7]},\"clusters\":{\"mode\":\"auto\",\"k\":12},\"unit\":\"session\","
-              "\"filter\":\"(judge.correctness >= 0.80000000000000004 and heuristic.refusal)\",\"corrections\":true,"
-              "\"dedup\":{\"threshold\":0.90000000000000002,\"on\":\"task+answer\",\"keep\":\"judge.correctness\"},"
-              "\"selection\":{\"judge\":\"feedback.thumbs == true\"},\"balance\":{\"cap\":500,\"floor\":20},"
-              "\"target_size\":5000,\"preference\":{\"score\":\"judge.correctness\",\"margin\":0.29999999999999999},"
-              "\"redaction\":[\"email\",\"card\"],\"heldout\":0.10000000000000001,\"seed\":42,"
-              "\"formats\":[\"openai\",\"preference\"]}");
+    CHECK_STR(
+        s->canonical,
+        "{\"source\":{\"from_us\":1764395200000000,\"to_us\":1764979200000000,\"routes\":[\"billing\",\"support\"],"
+        "\"agents\":[\"triage\"],\"tags\":[\"prod\"],\"metadata\":[[\"app\",\"shop\"],[\"env\",\"prod\"]],"
+        "\"clusters\":[3,7]},\"clusters\":{\"mode\":\"auto\",\"k\":12},\"unit\":\"session\","
+        "\"filter\":\"judge.correctness >= 0.80000000000000004 and heuristic.refusal\",\"corrections\":true,"
+        "\"dedup\":{\"threshold\":0.90000000000000002,\"on\":\"task+answer\",\"keep\":\"judge.correctness\"},"
+        "\"selection\":{\"judge\":\"feedback.thumbs == true\"},\"balance\":{\"cap\":500,\"floor\":20},"
+        "\"target_size\":5000,\"preference\":{\"score\":\"judge.correctness\",\"margin\":0.29999999999999999},"
+        "\"redaction\":[\"email\",\"card\"],\"heldout\":0.10000000000000001,\"seed\":42,"
+        "\"formats\":[\"openai\",\"preference\"]}");
     gyre_curate_spec_free(s);
 }
 
@@ -137,8 +138,8 @@ TEST(curate_spec_two_spellings_of_one_spec_have_one_canonical_text)
 TEST(curate_spec_dedup_off_selection_longest_n_stored_clusters_and_no_redaction)
 {
     char err[512];
-    gyre_curate_spec_t *s = parse("dedup: off\nselection: {longest_n: 100}\nclusters: stored\nredaction: none\n", err,
-                                  sizeof(err));
+    gyre_curate_spec_t *s =
+        parse("dedup: off\nselection: {longest_n: 100}\nclusters: stored\nredaction: none\n", err, sizeof(err));
     CHECK(s != NULL);
     CHECK_INT(s->dedup, 0);
     CHECK_INT(s->selection, GYRE_CURATE_SELECT_LONGEST_N);
@@ -187,7 +188,8 @@ TEST(curate_spec_errors_name_the_file_the_line_and_the_field)
     CHECK_ERROR("clusters: {mode: stored, k: 4}\n",
                 "spec.yaml:1: clusters.k: k is for clusters made in-process (mode: auto), not a stored run");
     CHECK_ERROR("- a\n- b\n", "spec.yaml:1: (top level): expected a mapping, found a list");
-    CHECK_ERROR("seed: [1\n", "spec.yaml:2: invalid YAML: did not find expected ',' or ']' while parsing a flow sequence");
+    CHECK_ERROR("seed: [1\n",
+                "spec.yaml:2: invalid YAML: did not find expected ',' or ']' while parsing a flow sequence");
 }
 
 TEST(curate_spec_a_file_over_the_bound_is_refused_before_parsing)

@@ -11,8 +11,8 @@
 TEST(minhash_normalise_lowercases_collapses_punctuation_and_masks_numbers)
 {
     char out[256];
-    size_t n = gyre_minhash_normalise("  Hello,   WORLD!! Order #A1234 shipped on 2026-12-01... ok?", 61, out,
-                                      sizeof(out));
+    size_t n =
+        gyre_minhash_normalise("  Hello,   WORLD!! Order #A1234 shipped on 2026-12-01... ok?", 61, out, sizeof(out));
     CHECK_STR(out, "hello world\norder # shipped on # # #\nok");
     CHECK_INT(n, strlen("hello world\norder # shipped on # # #\nok"));
 }
@@ -74,13 +74,15 @@ TEST(minhash_bands_find_pairs_at_the_threshold_with_probability_099)
 /* ---- A generated set: distinct texts from a shared vocabulary, each with planted near-duplicates. ---- */
 
 static const char *const vocab[] = {
-    "account", "invoice", "refund", "order", "shipping", "delivery", "customer", "support", "ticket", "issue",
-    "payment", "card", "declined", "password", "reset", "login", "error", "server", "deploy", "release",
-    "database", "query", "slow", "timeout", "cache", "memory", "report", "summary", "quarter", "revenue",
-    "meeting", "schedule", "calendar", "email", "draft", "reply", "translate", "french", "german", "contract",
-    "clause", "review", "legal", "policy", "privacy", "data", "export", "import", "file", "upload",
-    "the", "a", "to", "for", "and", "with", "on", "in", "of", "please", "my", "our", "is", "was", "not",
-    "can", "you", "help", "check", "why", "when", "how", "need", "want", "should", "could", "after", "before",
+    "account",   "invoice", "refund",   "order",    "shipping", "delivery", "customer", "support", "ticket",
+    "issue",     "payment", "card",     "declined", "password", "reset",    "login",    "error",   "server",
+    "deploy",    "release", "database", "query",    "slow",     "timeout",  "cache",    "memory",  "report",
+    "summary",   "quarter", "revenue",  "meeting",  "schedule", "calendar", "email",    "draft",   "reply",
+    "translate", "french",  "german",   "contract", "clause",   "review",   "legal",    "policy",  "privacy",
+    "data",      "export",  "import",   "file",     "upload",   "the",      "a",        "to",      "for",
+    "and",       "with",    "on",       "in",       "of",       "please",   "my",       "our",     "is",
+    "was",       "not",     "can",      "you",      "help",     "check",    "why",      "when",    "how",
+    "need",      "want",    "should",   "could",    "after",    "before",
 };
 #define NVOCAB (sizeof(vocab) / sizeof(vocab[0]))
 
@@ -186,17 +188,22 @@ TEST(minhash_groups_exactly_the_planted_duplicates_of_a_small_set)
         /* 0 */ "How do I reset my password after the login page shows error 500 again and again today? I tried "
                 "the link in the email twice and it expired both times. My account name is jane and I need it "
                 "working before the meeting.",
-        /* 1 */ "Write a short poem about the sea at night, with the moon over the harbour and boats asleep. Keep "
-                "it to three stanzas and make the last line rhyme with the first one if you can manage it.",
-        /* 2 */ "how do i reset my password after the login page shows error 404 again and again today. i tried "
-                "the link in the email twice and it expired both times; my account name is jane and i need it "
-                "working before the meeting",
-        /* 3 */ "Summarise the attached contract and list every clause about termination and notice periods. Say "
-                "which party each clause favours and flag anything that looks unusual for a supply agreement.",
-        /* 4 */ "Write a short poem about the sea at night, with the moon over the harbour and boats asleep. Keep "
-                "it to three stanzas and make the last line rhyme with the first one if you can do it.",
-        /* 5 */ "Translate the release notes into German and keep the product names in English please. The notes "
-                "cover the new billing page, the faster search and two fixes to the export of invoices.",
+        /* 1 */
+        "Write a short poem about the sea at night, with the moon over the harbour and boats asleep. Keep "
+        "it to three stanzas and make the last line rhyme with the first one if you can manage it.",
+        /* 2 */
+        "how do i reset my password after the login page shows error 404 again and again today. i tried "
+        "the link in the email twice and it expired both times; my account name is jane and i need it "
+        "working before the meeting",
+        /* 3 */
+        "Summarise the attached contract and list every clause about termination and notice periods. Say "
+        "which party each clause favours and flag anything that looks unusual for a supply agreement.",
+        /* 4 */
+        "Write a short poem about the sea at night, with the moon over the harbour and boats asleep. Keep "
+        "it to three stanzas and make the last line rhyme with the first one if you can do it.",
+        /* 5 */
+        "Translate the release notes into German and keep the product names in English please. The notes "
+        "cover the new billing page, the faster search and two fixes to the export of invoices.",
     };
     size_t n = sizeof(t) / sizeof(t[0]);
     gyre_minhash_sig_t sigs[6];

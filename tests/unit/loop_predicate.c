@@ -6,12 +6,9 @@
 #include "test.h"
 
 static const gyre_example_score_t scores[] = {
-    {"correctness", GYRE_SCORE_JUDGE, "2", 0.9, NULL},
-    {"refusal", GYRE_SCORE_HEURISTIC, "1", 1, NULL},
-    {"thumbs", GYRE_SCORE_HUMAN, "", 0, NULL},
-    {"rating", GYRE_SCORE_HUMAN, "", 4, NULL},
-    {"topic", GYRE_SCORE_HUMAN, "", NAN, "billing"},
-    {"my.scorer", GYRE_SCORE_HEURISTIC, "1", 0.25, NULL},
+    {"correctness", GYRE_SCORE_JUDGE, "2", 0.9, NULL}, {"refusal", GYRE_SCORE_HEURISTIC, "1", 1, NULL},
+    {"thumbs", GYRE_SCORE_HUMAN, "", 0, NULL},         {"rating", GYRE_SCORE_HUMAN, "", 4, NULL},
+    {"topic", GYRE_SCORE_HUMAN, "", NAN, "billing"},   {"my.scorer", GYRE_SCORE_HEURISTIC, "1", 0.25, NULL},
 };
 
 static gyre_example_t example(void)
@@ -163,20 +160,29 @@ TEST(predicate_canonical_text_ignores_spacing_quotes_and_redundant_parentheses)
 {
     char err[256];
     gyre_predicate_t *a = gyre_predicate_parse("(judge.correctness>=0.80) and not heuristic.refusal or "
-                                               "route=='support'", err, sizeof(err));
+                                               "route=='support'",
+                                               err, sizeof(err));
     gyre_predicate_t *b = gyre_predicate_parse("judge.correctness >= 8e-1  and  (not heuristic.refusal)  or  "
-                                               "route == \"support\"", err, sizeof(err));
+                                               "route == \"support\"",
+                                               err, sizeof(err));
     gyre_buf_t ba, bb;
     gyre_buf_init(&ba, 4096);
     gyre_buf_init(&bb, 4096);
     gyre_predicate_canonical(a, &ba);
     gyre_predicate_canonical(b, &bb);
-    CHECK_STR(ba.base, "((judge.correctness >= 0.80000000000000004 and not heuristic.refusal) or route == \"support\")");
+    CHECK_STR(ba.base, "judge.correctness >= 0.80000000000000004 and not heuristic.refusal or route == \"support\"");
     CHECK_STR(bb.base, ba.base);
-    gyre_buf_dispose(&ba);
-    gyre_buf_dispose(&bb);
     gyre_predicate_free(a);
     gyre_predicate_free(b);
+    /* Parentheses stay where the binding needs them, and a chain of one operator is flat. */
+    a = gyre_predicate_parse("not (status == 200 or (status == 201 or status == 202)) and (a or b) and c", err,
+                             sizeof(err));
+    gyre_buf_reset(&ba);
+    gyre_predicate_canonical(a, &ba);
+    CHECK_STR(ba.base, "not (status == 200 or status == 201 or status == 202) and (score.a or score.b) and score.c");
+    gyre_predicate_free(a);
+    gyre_buf_dispose(&ba);
+    gyre_buf_dispose(&bb);
 }
 
 TEST(predicate_a_name_alone_gives_its_number)
