@@ -111,7 +111,8 @@ typedef struct gyre_curate_dup_group {
 
 typedef enum gyre_curate_phase {
     GYRE_CURATE_PHASE_SCAN = 0,  /* reading the store, source checks, predicates */
-    GYRE_CURATE_PHASE_FEATURISE, /* MinHash signatures and the clusterer's features (timed inside the scan) */
+    GYRE_CURATE_PHASE_FEATURISE, /* MinHash signatures and the clusterer's features: on a second thread beside
+                                  * the scan (curate_feat.c), so its wall time overlaps the scan's */
     GYRE_CURATE_PHASE_DEDUP,
     GYRE_CURATE_PHASE_CLUSTER,
     GYRE_CURATE_PHASE_SELECT, /* selection, balance, held-out split, pairs */
@@ -136,9 +137,11 @@ typedef struct gyre_curation {
     uint64_t scanned; /* examples the scan read (before unit and the source's checks) */
     uint64_t skipped; /* stored rows the corpus could not read as a call */
     uint64_t in_source, passed, deduped, selected, heldout;
-    uint64_t pairs_compared; /* LSH candidate comparisons */
-    double phase_ms[GYRE_CURATE_PHASES];
-    char *spec_canonical; /* a copy of spec->canonical */
+    uint64_t pairs_compared;                 /* LSH candidate comparisons */
+    double phase_ms[GYRE_CURATE_PHASES];     /* wall time */
+    double phase_cpu_ms[GYRE_CURATE_PHASES]; /* the calling thread's CPU time */
+    double sign_cpu_ms;                      /* of featurise: MinHash signatures (the rest: the clusterer's features) */
+    char *spec_canonical;                    /* a copy of spec->canonical */
 } gyre_curation_t;
 
 /* Progress: called from the calling thread at most every 100 ms and at each phase's end (done == total). */
