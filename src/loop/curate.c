@@ -684,6 +684,20 @@ int gyre_curate_run(gyre_store_t *s, const gyre_curate_spec_t *spec, const gyre_
     c->npairs = c->nitems - c->nsft;
     qsort(c->items, c->nitems, sizeof(*c->items), item_cmp_cb);
 
+    if (hooks != NULL && hooks->decision_cb != NULL)
+        for (size_t i = 0; i < r.n; i++) {
+            const rec_t *x = &r.recs[i];
+            if (!(x->flags & F_IN))
+                continue;
+            gyre_curate_decision_t d = {x->trace_id,
+                                        x->cluster,
+                                        (x->flags & F_DROPPED) ? r.recs[best[group[i]]].trace_id : NULL,
+                                        (x->flags & F_PASSED) != 0,
+                                        (x->flags & F_SELECTED) != 0,
+                                        (x->flags & F_HELDOUT) ? GYRE_CURATE_HELDOUT : GYRE_CURATE_TRAIN};
+            hooks->decision_cb(hooks->decision_ctx, &d);
+        }
+
     /* Counts per cluster, totals and the score distributions of the selected. */
     gyre_curate_count_clusters(&r, c, cnames, ncnames);
     gyre_curate_score_distributions(&r, c);

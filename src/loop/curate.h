@@ -144,10 +144,25 @@ typedef struct gyre_curation {
     char *spec_canonical;                    /* a copy of spec->canonical */
 } gyre_curation_t;
 
-/* Progress: called from the calling thread at most every 100 ms and at each phase's end (done == total). */
+/* What the curation decided for one source example (the benchmark scores dedup and clusters from these). */
+typedef struct gyre_curate_decision {
+    const char *trace_id; /* 32 hex */
+    int32_t cluster;      /* -1: none */
+    const char *dup_of;   /* the kept trace of its near-duplicate group when it was dropped for it, else NULL */
+    int passed;           /* it passed the filter and the selection predicate */
+    int selected;         /* an SFT example of the dataset */
+    gyre_curate_split_t split;
+} gyre_curate_decision_t;
+
+/* Hooks, all optional, called from the calling thread. */
 typedef struct gyre_curate_hooks {
+    /* Progress: at most every 100 ms and at each phase's end (done == total). */
     void (*progress_cb)(void *ctx, gyre_curate_phase_t phase, uint64_t done, uint64_t total);
     void *ctx;
+    /* Once per source example (after `unit` and source.clusters), in the scan's order, after selection; the
+     * strings live until it returns. */
+    void (*decision_cb)(void *ctx, const gyre_curate_decision_t *d);
+    void *decision_ctx;
 } gyre_curate_hooks_t;
 
 /*
