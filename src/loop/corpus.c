@@ -85,16 +85,70 @@ static void put_str(conv_t *c, gyre_buf_t *b, const char *s, size_t n)
         c->r = gyre_buf_append_json_string(b, s, n);
 }
 
-/* A cJSON value as compact JSON text. */
-static void put_json(conv_t *c, gyre_buf_t *b, const cJSON *v)
+/* A number as the shortest text that reads back as the same double (integers as integers). */
+static void put_number(conv_t *c, gyre_buf_t *b, double v)
 {
-    char *p = cJSON_PrintUnformatted(v);
-    if (p == NULL) {
+    char tmp[40];
+    if (!isfinite(v)) {
         puts_(c, b, "null");
         return;
     }
-    puts_(c, b, p);
-    cJSON_free(p);
+    if (v == floor(v) && fabs(v) < 9007199254740992.0) {
+        snprintf(tmp, sizeof(tmp), "%.0f", v);
+    } else {
+        for (int prec = 15; prec <= 17; prec++) {
+            snprintf(tmp, sizeof(tmp), "%.*g", prec, v);
+            if (strtod(tmp, NULL) == v)
+                break;
+        }
+    }
+    puts_(c, b, tmp);
+}
+
+/*
+ * A cJSON value as compact JSON text, written here rather than by
+ * cJSON_Print: cJSON copies a string's bytes as they are, so ill-formed
+ * UTF-8 in a stored body would leave here as JSON no strict parser reads;
+ * every string goes through gyre_buf_append_json_string instead.  The
+ * recursion is bounded by cJSON's nesting limit (1000) on what it parsed.
+ */
+static void put_json(conv_t *c, gyre_buf_t *b, const cJSON *v)
+{
+    const cJSON *e;
+    size_t i = 0;
+    if (v == NULL || cJSON_IsNull(v)) {
+        puts_(c, b, "null");
+    } else if (cJSON_IsFalse(v)) {
+        puts_(c, b, "false");
+    } else if (cJSON_IsTrue(v)) {
+        puts_(c, b, "true");
+    } else if (cJSON_IsNumber(v)) {
+        put_number(c, b, v->valuedouble);
+    } else if (cJSON_IsString(v)) {
+        put_str(c, b, v->valuestring, strlen(v->valuestring));
+    } else if (cJSON_IsArray(v)) {
+        puts_(c, b, "[");
+        cJSON_ArrayForEach(e, v)
+        {
+            if (i++)
+                puts_(c, b, ",");
+            put_json(c, b, e);
+        }
+        puts_(c, b, "]");
+    } else if (cJSON_IsObject(v)) {
+        puts_(c, b, "{");
+        cJSON_ArrayForEach(e, v)
+        {
+            if (i++)
+                puts_(c, b, ",");
+            put_str(c, b, e->string != NULL ? e->string : "", e->string != NULL ? strlen(e->string) : 0);
+            puts_(c, b, ":");
+            put_json(c, b, e);
+        }
+        puts_(c, b, "}");
+    } else {
+        puts_(c, b, "null"); /* cJSON_Raw and cJSON_Invalid: never made by the parser */
+    }
 }
 
 /* A cJSON value as a JSON string holding its compact text (a tool call's arguments from an object). */
@@ -104,10 +158,17 @@ static void put_json_as_string(conv_t *c, gyre_buf_t *b, const cJSON *v)
         put_str(c, b, v->valuestring, strlen(v->valuestring));
         return;
     }
-    char *p = v != NULL ? cJSON_PrintUnformatted(v) : NULL;
-    put_str(c, b, p != NULL ? p : "{}", p != NULL ? strlen(p) : 2);
-    if (p != NULL)
-        cJSON_free(p);
+    gyre_buf_t text;
+    conv_t inner = {.r = 0};
+    gyre_buf_init(&text, b->max);
+    if (v == NULL)
+        gyre_buf_appends(&text, "{}");
+    else
+        put_json(&inner, &text, v);
+    if (inner.r != 0 && c->r == 0)
+        c->r = inner.r;
+    put_str(c, b, text.base != NULL ? text.base : "", text.len);
+    gyre_buf_dispose(&text);
 }
 
 /* Appends text with its runs of whitespace collapsed to one space (a bounded text: what passes it is cut). */
@@ -238,11 +299,12 @@ static void emit_message(conv_t *c, const char *role, const char *text, size_t t
     for (size_t i = 0; i < ncalls; i++) {
         if (line.len > 0)
             gyre_buf_append(&line, " ", 1);
+        conv_t inner = {.r = 0};
         gyre_buf_appendf(&line, "%s(", calls[i].name);
-        char *a = cJSON_IsString(calls[i].args) ? NULL : cJSON_PrintUnformatted(calls[i].args);
-        gyre_buf_appends(&line, cJSON_IsString(calls[i].args) ? calls[i].args->valuestring : a != NULL ? a : "");
-        if (a != NULL)
-            cJSON_free(a);
+        if (cJSON_IsString(calls[i].args))
+            gyre_buf_appends(&line, calls[i].args->valuestring);
+        else if (calls[i].args != NULL)
+            put_json(&inner, &line, calls[i].args);
         gyre_buf_append(&line, ")", 1);
     }
     task_line(c, role, line.base != NULL ? line.base : "", line.len);
