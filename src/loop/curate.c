@@ -535,8 +535,8 @@ int gyre_curate_run(gyre_store_t *s, const gyre_curate_spec_t *spec, const gyre_
     }
     if (spec->clusters != NULL)
         for (size_t i = 0; i < r.n; i++)
-            if (bsearch(&r.recs[i].cluster, spec->clusters, spec->nclusters, sizeof(int32_t), gyre_curate_i32_cmp_cb) ==
-                NULL)
+            if (spec->nclusters == 0 || bsearch(&r.recs[i].cluster, spec->clusters, spec->nclusters, sizeof(int32_t),
+                                                gyre_curate_i32_cmp_cb) == NULL)
                 r.recs[i].flags &= (uint8_t)~F_IN;
     c->phase_ms[GYRE_CURATE_PHASE_CLUSTER] = (now_s() - t0) * 1000;
     c->phase_cpu_ms[GYRE_CURATE_PHASE_CLUSTER] = (cpu_s() - c0) * 1000;
@@ -580,10 +580,12 @@ int gyre_curate_run(gyre_store_t *s, const gyre_curate_spec_t *spec, const gyre_
                 ndrop[group[i]]++;
             }
         }
-        size_t *slot = gyre_malloc((r.n ? r.n : 1) * sizeof(*slot));
+        size_t *slot = gyre_malloc((r.n ? r.n : 1) * sizeof(*slot)), ngroups = 0;
+        for (size_t g = 0; g < r.n; g++)
+            ngroups += ndrop[g] > 0;
+        c->dups = gyre_calloc(ngroups ? ngroups : 1, sizeof(*c->dups));
         for (size_t g = 0; g < r.n; g++)
             if (ndrop[g] > 0) {
-                c->dups = gyre_realloc(c->dups, (c->ndups + 1) * sizeof(*c->dups));
                 gyre_curate_dup_group_t *d = &c->dups[c->ndups];
                 memcpy(d->kept, r.recs[best[g]].trace_id, 33);
                 d->dropped = gyre_malloc(ndrop[g] * sizeof(*d->dropped));
@@ -597,7 +599,8 @@ int gyre_curate_run(gyre_store_t *s, const gyre_curate_spec_t *spec, const gyre_
             }
         for (size_t i = 0; i < c->ndups; i++)
             qsort(c->dups[i].dropped, c->dups[i].ndropped, 33, id_cmp_cb);
-        qsort(c->dups, c->ndups, sizeof(*c->dups), dup_cmp_cb);
+        if (c->ndups > 1)
+            qsort(c->dups, c->ndups, sizeof(*c->dups), dup_cmp_cb);
         free(slot);
         free(ndrop);
     }
@@ -624,12 +627,14 @@ int gyre_curate_run(gyre_store_t *s, const gyre_curate_spec_t *spec, const gyre_
         target = spec->longest_n;
     sort_run = &r;
     if (spec->cap == 0 && spec->floor == 0) {
-        qsort(cand, ncand, sizeof(*cand), cand_cmp_cb);
+        if (ncand > 1)
+            qsort(cand, ncand, sizeof(*cand), cand_cmp_cb);
         size_t take = target != 0 && target < ncand ? (size_t)target : ncand;
         for (size_t i = 0; i < take; i++)
             r.recs[cand[i].idx].flags |= F_SELECTED;
     } else {
-        qsort(cand, ncand, sizeof(*cand), cand_cluster_cmp_cb);
+        if (ncand > 1)
+            qsort(cand, ncand, sizeof(*cand), cand_cluster_cmp_cb);
         size_t k = 0;
         for (size_t i = 0; i < ncand; i++)
             if (i == 0 || r.recs[cand[i].idx].cluster != r.recs[cand[i - 1].idx].cluster)
@@ -682,7 +687,8 @@ int gyre_curate_run(gyre_store_t *s, const gyre_curate_spec_t *spec, const gyre_
             gyre_curate_contrast_pairs(&r, group, side, c, &cap);
     }
     c->npairs = c->nitems - c->nsft;
-    qsort(c->items, c->nitems, sizeof(*c->items), item_cmp_cb);
+    if (c->nitems > 1)
+        qsort(c->items, c->nitems, sizeof(*c->items), item_cmp_cb);
 
     if (hooks != NULL && hooks->decision_cb != NULL)
         for (size_t i = 0; i < r.n; i++) {

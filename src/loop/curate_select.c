@@ -257,7 +257,7 @@ void gyre_curate_count_clusters(const run_t *r, gyre_curation_t *c, char **cname
         const rec_t *x = &r->recs[i];
         if (!(x->flags & F_IN))
             continue;
-        int32_t *hit = bsearch(&x->cluster, ids, k, sizeof(*ids), gyre_curate_i32_cmp_cb);
+        int32_t *hit = bsearch(&x->cluster, ids, k, sizeof(*ids), gyre_curate_i32_cmp_cb); /* k >= 1: x is one */
         gyre_curate_cluster_count_t *cc = &c->clusters[hit - ids];
         cc->scanned++;
         c->in_source++;
@@ -326,7 +326,8 @@ void gyre_curate_score_distributions(const run_t *r, gyre_curation_t *c)
         d[k].name = gyre_strdup(r->keys.strs[i]);
         k++;
     }
-    qsort(d, k, sizeof(*d), dist_cmp_cb);
+    if (k > 1)
+        qsort(d, k, sizeof(*d), dist_cmp_cb);
     c->scores = d;
     c->nscores = k;
 }
