@@ -185,6 +185,12 @@ static int scan_cb(void *arg, const gyre_example_t *ex)
     if (!any_of(spec->routes, spec->nroutes, ex->route) || !any_of(spec->agents, spec->nagents, ex->agent) ||
         !tags_and_meta_match(spec, ex))
         return 0;
+    if (r->n == GYRE_CURATE_MAX_EXAMPLES) {
+        snprintf(r->err, r->errlen, "source: more than %zu examples; narrow it (since, until, routes, agents)",
+                 GYRE_CURATE_MAX_EXAMPLES);
+        r->err_rc = -E2BIG;
+        return -E2BIG;
+    }
     if (r->n == r->cap) {
         r->cap = r->cap ? r->cap * 2 : 4096;
         r->recs = gyre_realloc(r->recs, r->cap * sizeof(*r->recs));

@@ -165,6 +165,10 @@ typedef struct gyre_curate_hooks {
     void *decision_ctx;
 } gyre_curate_hooks_t;
 
+/* The most source examples one run keeps (about 750 bytes each with the clusterer's record: 12 GB); past it the
+ * run fails with -E2BIG asking for a narrower source, rather than growing without end. */
+#define GYRE_CURATE_MAX_EXAMPLES ((size_t)16 << 20)
+
 /*
  * Runs `spec` over the store.  0 with *out set, or a negative errno with
  * err saying what failed (-EINVAL: a spec the store cannot answer, such as
