@@ -38,7 +38,8 @@
  *   5. heldout: sessions (a trace without one is its own) are split, each
  *      into the stratum of the cluster most of its selected examples are in
  *      (ties: the smaller id); in each stratum sessions in a seeded random
- *      order go held-out until round(heldout * the stratum's examples) are
+ *      order go held-out while that brings the count closer to
+ *      round(heldout * the stratum's examples)
  *   6. preference pairs: every source example with a correction (preferred:
  *      the correction; non-preferred: its answer); and, with `preference:`,
  *      in every near-duplicate group the best and the worst by that score

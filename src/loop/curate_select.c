@@ -176,7 +176,10 @@ void gyre_curate_split_heldout(run_t *r, uint8_t *side)
             examples += g[j++].n;
         uint64_t want = (uint64_t)llround(r->spec->heldout * (double)examples), held = 0;
         for (size_t t = i; t < j; t++) {
-            int out = held < want;
+            /* A session goes held out when that brings the count closer to the share: never past it by more than
+             * it would fall short. */
+            uint64_t after = held + g[t].n;
+            int out = held < want && (after <= want || after - want < want - held);
             if (out)
                 held += g[t].n;
             for (size_t u = 0; u < g[t].n; u++)
