@@ -157,27 +157,6 @@ static int tags_and_meta_match(const gyre_curate_spec_t *spec, const gyre_exampl
     return 1;
 }
 
-/* The text dedup compares: the task without its system lines (an agent's fixed instructions, the same in
- * every call of the agent, are not what makes two tasks the same), and the answer when the spec says so. */
-static void dedup_text(run_t *r, const gyre_example_t *ex)
-{
-    gyre_buf_reset(&r->text);
-    const char *t = ex->task_text != NULL ? ex->task_text : "";
-    while (*t) {
-        const char *nl = strchr(t, '\n');
-        size_t n = nl != NULL ? (size_t)(nl - t) : strlen(t);
-        if (!(n >= 8 && memcmp(t, "system: ", 8) == 0)) {
-            gyre_buf_append_upto(&r->text, t, n);
-            gyre_buf_append_upto(&r->text, "\n", 1);
-        }
-        t += n + (nl != NULL);
-    }
-    if (r->spec->dedup_on == GYRE_CURATE_DEDUP_TASK_ANSWER && ex->answer_text != NULL) {
-        gyre_buf_append_upto(&r->text, "\n", 1);
-        gyre_buf_append_upto(&r->text, ex->answer_text, strlen(ex->answer_text));
-    }
-}
-
 static int scan_cb(void *arg, const gyre_example_t *ex)
 {
     run_t *r = arg;
@@ -194,8 +173,6 @@ static int scan_cb(void *arg, const gyre_example_t *ex)
     if (r->n == r->cap) {
         r->cap = r->cap ? r->cap * 2 : 4096;
         r->recs = gyre_realloc(r->recs, r->cap * sizeof(*r->recs));
-        if (r->sign)
-            r->sigs = gyre_realloc(r->sigs, r->cap * sizeof(*r->sigs));
     }
     rec_t *rc = &r->recs[r->n];
     memset(rc, 0, sizeof(*rc));
@@ -245,13 +222,6 @@ static int scan_cb(void *arg, const gyre_example_t *ex)
     }
     rc->quality = qn > 0 ? (float)(qsum / qn) : NAN;
 
-    if (r->sign) {
-        double t0 = now_s(), c0 = cpu_s();
-        dedup_text(r, ex);
-        gyre_minhash_sign(r->text.base != NULL ? r->text.base : "", r->text.len, spec->seed, &r->sigs[r->n]);
-        r->sign_s += now_s() - t0;
-        r->sign_cpu_s += cpu_s() - c0;
-    }
     if (r->feat != NULL) {
         int frc = gyre_curate_feat_add(r->feat, ex, (uint32_t)r->n);
         if (frc != 0) {
@@ -414,7 +384,6 @@ int gyre_curate_run(gyre_store_t *s, const gyre_curate_spec_t *spec, const gyre_
     r.err = err;
     r.errlen = errlen;
     r.sign = spec->dedup || spec->contrast_ref != NULL;
-    gyre_buf_init(&r.text, GYRE_MINHASH_MAX_TEXT);
     clock_gettime(CLOCK_MONOTONIC, &r.last_progress);
     int rc = 0;
     gyre_curation_t *c = gyre_calloc(1, sizeof(*c));
@@ -462,7 +431,7 @@ int gyre_curate_run(gyre_store_t *s, const gyre_curate_spec_t *spec, const gyre_
     q.with_scores = 1;
     q.ok_only = 1; /* an example needs an answer: an error or an empty reply teaches nothing */
     gyre_corpus_counts_t counts;
-    if (r.clusterer != NULL)
+    if (r.sign || r.clusterer != NULL)
         r.feat = gyre_curate_feat_start(&r);
     rc = gyre_corpus_scan_counted(s, &q, scan_cb, &r, &counts, err, errlen);
     if (r.feat != NULL) {
@@ -478,13 +447,13 @@ int gyre_curate_run(gyre_store_t *s, const gyre_curate_spec_t *spec, const gyre_
     c->scanned = counts.examples;
     c->skipped = counts.skipped;
     double scan_s = now_s() - t0, scan_cpu_s = cpu_s() - c0;
-    /* Signing ran on this thread, the clusterer's features beside it (curate_feat.c): their wall times overlap
-     * the scan's; the clusterer's CPU time is the worker's (taken out of the scan's when it ran inline). */
-    double inline_s = r.feat_inline ? r.cluster_add_s : 0, inline_cpu_s = r.feat_inline ? r.cluster_add_cpu_s : 0;
-    c->phase_ms[GYRE_CURATE_PHASE_FEATURISE] = (r.sign_s + r.cluster_add_s) * 1000;
-    c->phase_ms[GYRE_CURATE_PHASE_SCAN] = (scan_s - r.sign_s - inline_s) * 1000;
-    c->phase_cpu_ms[GYRE_CURATE_PHASE_FEATURISE] = (r.sign_cpu_s + r.cluster_add_cpu_s) * 1000;
-    c->phase_cpu_ms[GYRE_CURATE_PHASE_SCAN] = (scan_cpu_s - r.sign_cpu_s - inline_cpu_s) * 1000;
+    /* Signing and the clusterer's features ran beside the scan (curate_feat.c): their wall time overlaps the
+     * scan's and their CPU time is the worker's (taken out of the scan's when they ran inline). */
+    double feat_s = r.sign_s + r.cluster_add_s, feat_cpu_s = r.sign_cpu_s + r.cluster_add_cpu_s;
+    c->phase_ms[GYRE_CURATE_PHASE_FEATURISE] = feat_s * 1000;
+    c->phase_ms[GYRE_CURATE_PHASE_SCAN] = (scan_s - (r.feat_inline ? feat_s : 0)) * 1000;
+    c->phase_cpu_ms[GYRE_CURATE_PHASE_FEATURISE] = feat_cpu_s * 1000;
+    c->phase_cpu_ms[GYRE_CURATE_PHASE_SCAN] = (scan_cpu_s - (r.feat_inline ? feat_cpu_s : 0)) * 1000;
     c->sign_cpu_ms = r.sign_cpu_s * 1000;
     progress(&r, GYRE_CURATE_PHASE_SCAN, r.n, r.n, 1);
 
@@ -729,7 +698,6 @@ out:
     interner_free(&r.sessions);
     interner_free(&r.keys);
     gyre_curate_feat_free(r.feat);
-    gyre_buf_dispose(&r.text);
     free(r.recs);
     free(r.sigs);
     free(r.scores);

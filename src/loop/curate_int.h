@@ -55,8 +55,8 @@ typedef struct run {
     const gyre_curate_hooks_t *hooks;
     rec_t *recs;
     size_t n, cap;
-    gyre_minhash_sig_t *sigs; /* [n] when signing */
-    gyre_buf_t text;          /* the dedup text of one example */
+    gyre_minhash_sig_t *sigs; /* [n] when signing; grown only while the featuriser is idle (curate_feat.c) */
+    size_t capsigs;
     struct gyre_curate_feat *feat;
     int feat_inline; /* the featuriser ran on the scan's thread (no second thread could start) */
     int sign;
@@ -81,7 +81,7 @@ int gyre_curate_i32_cmp_cb(const void *x, const void *y);
 void gyre_curate_add_item(gyre_curation_t *c, size_t *cap, const run_t *r, const rec_t *rc, gyre_curate_role_t role,
                           const rec_t *rejected, int use_correction, gyre_curate_split_t split);
 
-/* curate_feat.c: the clusterer's features on a second thread, beside the scan. */
+/* curate_feat.c: signatures and the clusterer's features on a second thread, beside the scan. */
 typedef struct gyre_curate_feat gyre_curate_feat_t;
 gyre_curate_feat_t *gyre_curate_feat_start(run_t *r);
 /* Queues a copy of the example (record idx); 0, or an error of the worker's (r->err says it at finish). */
