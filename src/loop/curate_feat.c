@@ -284,10 +284,13 @@ int gyre_curate_feat_add(gyre_curate_feat_t *f, const gyre_example_t *ex, uint32
     if (gyre_buf_failed(&b->arena)) {
         /* Cannot happen (see GYRE_CURATE_FEAT_BATCH_BYTES); if it did, the example's features would be wrong,
          * so the run stops. */
+        pthread_mutex_lock(&f->mu);
+        wait_idle(f); /* the worker reads the error and the message: set them while it holds no batch */
         snprintf(f->errmsg, sizeof(f->errmsg), "featurising: an example larger than %zu bytes",
                  GYRE_CURATE_FEAT_BATCH_BYTES);
         f->error = -E2BIG;
-        return f->error;
+        pthread_mutex_unlock(&f->mu);
+        return -E2BIG;
     }
     if (b->n == GYRE_CURATE_FEAT_BATCH || b->arena.len >= GYRE_CURATE_FEAT_BATCH_BYTES)
         return hand_off(f);
