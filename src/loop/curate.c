@@ -282,25 +282,27 @@ int gyre_curate_better(const run_t *r, const rec_t *a, const rec_t *b)
 
 /* ---- Selection. ---- */
 
+/* A candidate for selection, carrying what its order needs (qsort's comparators take no context, and two
+ * curations may run at once on two threads). */
 typedef struct cand {
     uint32_t idx;
-    uint64_t key; /* the selection's order: ascending */
+    int32_t cluster;
+    uint64_t key;         /* the selection's order: ascending */
+    const char *trace_id; /* the tie-break */
 } cand_t;
-
-static const run_t *sort_run; /* qsort has no context argument; curation runs on one thread at a time per run */
 
 static int cand_cmp_cb(const void *x, const void *y)
 {
     const cand_t *a = x, *b = y;
     if (a->key != b->key)
         return a->key < b->key ? -1 : 1;
-    return strcmp(sort_run->recs[a->idx].trace_id, sort_run->recs[b->idx].trace_id);
+    return strcmp(a->trace_id, b->trace_id);
 }
 
 static int cand_cluster_cmp_cb(const void *x, const void *y)
 {
     const cand_t *a = x, *b = y;
-    int32_t ca = sort_run->recs[a->idx].cluster, cb = sort_run->recs[b->idx].cluster;
+    int32_t ca = a->cluster, cb = b->cluster;
     if (ca != cb)
         return ca < cb ? -1 : 1;
     return cand_cmp_cb(x, y);
@@ -595,12 +597,11 @@ int gyre_curate_run(gyre_store_t *s, const gyre_curate_spec_t *spec, const gyre_
         uint64_t key = spec->selection == GYRE_CURATE_SELECT_LONGEST_N
                            ? (uint64_t)(UINT32_MAX - x->length)
                            : gyre_curate_seeded_rank(spec->seed, x->trace_id);
-        cand[ncand++] = (cand_t){(uint32_t)i, key};
+        cand[ncand++] = (cand_t){(uint32_t)i, x->cluster, key, x->trace_id};
     }
     uint64_t target = spec->target_size;
     if (spec->selection == GYRE_CURATE_SELECT_LONGEST_N && (target == 0 || spec->longest_n < target))
         target = spec->longest_n;
-    sort_run = &r;
     if (spec->cap == 0 && spec->floor == 0) {
         if (ncand > 1)
             qsort(cand, ncand, sizeof(*cand), cand_cmp_cb);
