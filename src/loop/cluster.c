@@ -227,7 +227,10 @@ int gyre_clusterer_add(gyre_clusterer_t *c, const gyre_example_t *ex)
     int failed = ex->status >= 400;
     for (size_t s = 0; s < ex->nscores; s++) {
         const gyre_example_score_t *sc = &ex->scores[s];
-        if ((sc->source == GYRE_SCORE_HEURISTIC || sc->source == GYRE_SCORE_GUARDRAIL) && sc->value == 0)
+        /* A failed check is its label "fail" (src/loop/score.c), not its value: a refusal's score is 1 when it
+         * fails, a length's is the length. */
+        if ((sc->source == GYRE_SCORE_HEURISTIC || sc->source == GYRE_SCORE_GUARDRAIL) && sc->label != NULL &&
+            strcmp(sc->label, "fail") == 0)
             failed = 1;
         if (sc->name == NULL || isnan(sc->value))
             continue;

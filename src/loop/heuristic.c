@@ -462,18 +462,20 @@ void gyre_heuristic_run(const gyre_heuristic_t *h, const gyre_check_input_t *in,
     case GYRE_SCORER_REGEX: run_regex(h, s, tn, out); return;
     case GYRE_SCORER_REFUSAL: {
         const char *t = lexicon_find(&h->lex, s, tn);
+        /* The score measures what the check is named after: 1 when the answer refuses (the check fails), so a
+         * curation filter reads `not heuristic.refusal` as "answers that do not refuse". */
         if (t != NULL)
-            set_fail(out, 0, "the answer refuses ('%.80s')", t);
+            set_fail(out, 1, "the answer refuses ('%.80s')", t);
         else
-            set_pass(out, 1);
+            set_pass(out, 0);
         return;
     }
     case GYRE_SCORER_TOXICITY: {
         const char *t = lexicon_find(&h->lex, s, tn);
-        if (t != NULL)
-            set_fail(out, 0, "the text has a toxic term ('%.80s')", t);
+        if (t != NULL) /* 1 when a toxic term is found, as refusal's: the score names what it measures */
+            set_fail(out, 1, "the text has a toxic term ('%.80s')", t);
         else
-            set_pass(out, 1);
+            set_pass(out, 0);
         return;
     }
     case GYRE_SCORER_TOOL_ARGS: run_tool_args(in, out); return;

@@ -41,7 +41,10 @@ typedef struct gyre_check_input {
 
 typedef struct gyre_check_result {
     int pass;         /* 1: the check holds */
-    double value;     /* the score stored: 1/0 for pass/fail, or the measure (length, latency ms, cost) */
+    double value;     /* the score stored: what the check is named after: 1/0 for json_valid, json_schema, regex and
+                       * tool_args passing; 1 when refusal or toxicity FINDS one (its check fails); the measure for
+                       * length (characters), latency (ms) and cost (USD).  Pass or fail is `pass` (stored as the
+                       * score's label "pass"/"fail"). */
     char reason[128]; /* why it failed, for a deny's error message and the stored comment ("" on pass) */
 } gyre_check_result_t;
 

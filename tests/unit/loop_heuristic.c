@@ -177,6 +177,9 @@ TEST(heuristic_refusal_finds_the_lexicon_and_the_operators_terms)
     gyre_scorer_conf_t c = {.name = "ref", .kind = GYRE_SCORER_REFUSAL, .terms = terms, .nterms = 1};
     EXPECT(run_text(&c, "Here is the recipe: flour, water, salt."), 1, "");
     EXPECT(run_text(&c, "I'm sorry, but I can't share that."), 0, "the answer refuses ('i'm sorry, but i can't')");
+    /* The score names what it measures: 1 when the answer refuses, 0 when it does not. */
+    CHECK(run_text(&c, "I'm sorry, but I can't share that.").value == 1);
+    CHECK(run_text(&c, "Here is your refund.").value == 0);
     /* The typographic apostrophe, other case, a line break inside the phrase. */
     EXPECT(run_text(&c, "Well... I\xE2\x80\x99M SORRY, BUT\n  I CANNOT do this."), 0,
            "the answer refuses ('i'm sorry, but i cannot')");
@@ -191,6 +194,8 @@ TEST(heuristic_toxicity_matches_whole_words_only)
     gyre_scorer_conf_t c = {.name = "tox", .kind = GYRE_SCORER_TOXICITY};
     EXPECT(run_text(&c, "The classic assessment passed."), 1, "");
     EXPECT(run_text(&c, "Only an idiot would ask that."), 0, "the text has a toxic term ('idiot')");
+    CHECK(run_text(&c, "Only an idiot would ask that.").value == 1);
+    CHECK(run_text(&c, "Thank you for asking.").value == 0);
     EXPECT(run_text(&c, "SHUT   UP and listen"), 0, "the text has a toxic term ('shut up')");
     EXPECT(run_text(&c, "idiotic"), 1, "");
 }
