@@ -8,7 +8,7 @@
 
 #include "test.h"
 
-#define MAX_TESTS 1024
+#define MAX_TESTS 4096
 #define TEST_TIMEOUT_S 20
 
 static struct {
