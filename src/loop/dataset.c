@@ -333,7 +333,7 @@ int gyre_dataset_preference_line(const gyre_example_t *ex, const char *preferred
 /* What the manifest says of one line. */
 typedef struct prov {
     char trace_id[33];
-    char other[33]; /* a score contrast's preferred trace ("" otherwise) */
+    char other[33]; /* a score contrast's non-preferred trace ("" otherwise) */
     char *session;
     int32_t cluster;
     uint8_t file;
@@ -549,21 +549,18 @@ int gyre_dataset_add_sft(gyre_dataset_writer_t *w, gyre_dataset_split_t split, c
 }
 
 int gyre_dataset_add_pair(gyre_dataset_writer_t *w, const gyre_example_t *ex, const char *correction,
-                          const gyre_example_t *preferred, char *err, size_t errlen)
+                          const char *rejected_answer_json, const char *rejected_id, char *err, size_t errlen)
 {
     gyre_buf_reset(&w->line);
     int r;
     if (correction != NULL)
         r = gyre_dataset_preference_line(ex, NULL, correction, ex->answer_json, w->redact, &w->line, err, errlen);
-    else if (preferred != NULL)
-        r = gyre_dataset_preference_line(ex, preferred->answer_json, NULL, ex->answer_json, w->redact, &w->line,
-                                         err, errlen);
     else
-        r = -EINVAL;
+        r = gyre_dataset_preference_line(ex, ex->answer_json, NULL, rejected_answer_json, w->redact, &w->line, err,
+                                         errlen);
     if (r != 0)
         return skipped(w, r);
-    return put_line(w, F_PREFERENCE, ex, correction == NULL ? preferred->trace_id : NULL, correction != NULL, err,
-                    errlen);
+    return put_line(w, F_PREFERENCE, ex, correction == NULL ? rejected_id : NULL, correction != NULL, err, errlen);
 }
 
 void gyre_dataset_set_curation(gyre_dataset_writer_t *w, const char *json)
@@ -730,7 +727,7 @@ static void manifest_parts(gyre_dataset_writer_t *w, const unsigned char digests
         gyre_buf_appendf(body, ",\"cluster\":%" PRId32 ",\"correction\":%s", p->cluster,
                          p->correction ? "true" : "false");
         if (p->other[0] != '\0')
-            gyre_buf_appendf(body, ",\"preferred_trace_id\":\"%s\"", p->other);
+            gyre_buf_appendf(body, ",\"non_preferred_trace_id\":\"%s\"", p->other);
         gyre_buf_appends(body, "}");
     }
     gyre_buf_appends(body, "]");

@@ -102,11 +102,12 @@ int gyre_dataset_begin(const char *dir, const char *spec_text, unsigned redact, 
 int gyre_dataset_add_sft(gyre_dataset_writer_t *w, gyre_dataset_split_t split, const gyre_example_t *ex,
                          const char *correction, char *err, size_t errlen);
 
-/* Adds a preference pair: `ex`'s request and answer; preferred: `correction` when not NULL (a correction pair),
- * else `preferred`'s answer (a score contrast: `preferred` is the better-scored trace of the same task, `ex`
- * the worse).  Returns as gyre_dataset_add_sft. */
+/* Adds a preference pair with `ex`'s request as its input.  With a `correction`: preferred, the correction;
+ * non-preferred, ex's answer.  Without (a score contrast): preferred, ex's answer; non-preferred,
+ * `rejected_answer_json`, the answer of trace `rejected_id` to the same task (recorded in the manifest).
+ * Returns as gyre_dataset_add_sft. */
 int gyre_dataset_add_pair(gyre_dataset_writer_t *w, const gyre_example_t *ex, const char *correction,
-                          const gyre_example_t *preferred, char *err, size_t errlen);
+                          const char *rejected_answer_json, const char *rejected_id, char *err, size_t errlen);
 
 /* Optional: a JSON value the curation adds to the manifest under "curation" (dedup groups, phase counts...:
  * it enters the id, so it must not hold times).  Copied. */

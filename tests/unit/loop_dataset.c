@@ -203,7 +203,7 @@ static int write_fixture(const char *dir, int64_t created_us, const char *spec, 
     CHECK_INT(gyre_dataset_add_sft(w, GYRE_DATASET_HELDOUT, &c, "Paris is the capital of France.", err, sizeof(err)),
               0);
     CHECK_INT(gyre_dataset_add_sft(w, GYRE_DATASET_TRAIN, &none, NULL, err, sizeof(err)), 1);
-    CHECK_INT(gyre_dataset_add_pair(w, &a, "Paris is the capital of France.", NULL, err, sizeof(err)), 0);
+    CHECK_INT(gyre_dataset_add_pair(w, &a, "Paris is the capital of France.", NULL, NULL, err, sizeof(err)), 0);
     return gyre_dataset_commit(w, created_us, res, err, sizeof(err));
 }
 
@@ -326,4 +326,37 @@ TEST(dataset_exported_lines_pass_the_format_validator)
     gyre_buf_dispose(&l);
     gyre_ftcheck_dispose(&c);
     gyre_ftcheck_dispose(&p);
+}
+
+TEST(dataset_score_contrast_pair_prefers_the_better_answer_and_names_the_other_trace)
+{
+    char dir[] = "/tmp/gyre-dataset-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    gyre_example_t best = example("0000000000000000000000000000000e", "se", SINGLE_MSGS, NULL,
+                                  "{\"role\":\"assistant\",\"content\":\"Paris is the capital.\"}");
+    gyre_dataset_writer_t *w;
+    gyre_dataset_result_t res;
+    char err[256] = "";
+    CHECK_INT(gyre_dataset_begin(dir, "{}", 0, &w, err, sizeof(err)), 0);
+    CHECK_INT(gyre_dataset_add_pair(w, &best, NULL, SINGLE_ANSWER, "0000000000000000000000000000000f", err,
+                                    sizeof(err)),
+              0);
+    CHECK_INT(gyre_dataset_commit(w, 0, &res, err, sizeof(err)), 0);
+    char p[4200];
+    snprintf(p, sizeof(p), "%s/preference.jsonl", res.path);
+    char *pref = slurp(p);
+    CHECK_STR(pref, "{\"input\":{\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":"
+                    "\"user\",\"content\":\"Capital of France?\"}]},\"preferred_output\":[{\"role\":"
+                    "\"assistant\",\"content\":\"Paris is the capital.\"}],\"non_preferred_output\":[{\"role\":"
+                    "\"assistant\",\"content\":\"Paris.\"}]}\n");
+    free(pref);
+    snprintf(p, sizeof(p), "%s/manifest.json", res.path);
+    char *man = slurp(p);
+    CHECK(strstr(man, "{\"file\":\"preference.jsonl\",\"line\":1,\"trace_id\":\"0000000000000000000000000000000e\","
+                      "\"session\":\"se\",\"cluster\":-1,\"correction\":false,\"non_preferred_trace_id\":"
+                      "\"0000000000000000000000000000000f\"}") != NULL);
+    free(man);
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    CHECK_INT(system(cmd), 0);
 }
