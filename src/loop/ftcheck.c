@@ -92,7 +92,14 @@ static void fail(line_ctx_t *l, const char *field, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    gyre_buf_appendf(&l->c->report, "%zu: %s%s%s\n", l->lineno, field, field[0] ? ": " : "", msg);
+    char line[512];
+    snprintf(line, sizeof(line), "%zu: %s%s%s", l->lineno, field, field[0] ? ": " : "", msg);
+    /* Field names and values come from the file: a control byte in one (a decoded "\n" in a key) is shown as
+     * '?', so that each error stays one line of the report and cannot drive a terminal. */
+    for (char *p = line; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    gyre_buf_appendf(&l->c->report, "%s\n", line);
 }
 
 void gyre_ftcheck_init(gyre_ftcheck_t *c, gyre_ft_format_t format, size_t max_tokens, size_t min_examples)

@@ -298,3 +298,9 @@ TEST(ftcheck_report_stops_at_its_bound_and_the_count_goes_on)
     CHECK_INT(lines, GYRE_FTCHECK_REPORT_MAX);
     gyre_ftcheck_dispose(&c);
 }
+
+TEST(ftcheck_control_bytes_in_field_names_do_not_break_the_report)
+{
+    EXPECT(GYRE_FT_OPENAI, "{\"messages\":[" U "," A "],\"a\\nb\":1}",
+           "1: a?b: is not a field of a chat example (messages, tools, parallel_tool_calls)\n");
+}
