@@ -27,6 +27,7 @@ static const struct {
      gyre_providers_usage},
     {"keys", gyre_cmd_keys, "managed gateway keys: create, list, show, revoke, rotate", gyre_keys_usage},
     {"alerts", gyre_cmd_alerts, "alerts firing now and the alert events, with what gyre did", gyre_alerts_usage},
+    {"curate", gyre_cmd_curate, "run a curation spec over the stored traces and write a dataset", gyre_curate_usage},
     {"datasets", gyre_cmd_datasets, "curated datasets: list, show, export; validate a fine-tuning file",
      gyre_datasets_usage},
 };
