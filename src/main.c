@@ -30,6 +30,7 @@ static const struct {
     {"curate", gyre_cmd_curate, "run a curation spec over the stored traces and write a dataset", gyre_curate_usage},
     {"datasets", gyre_cmd_datasets, "curated datasets: list, show, export; validate a fine-tuning file",
      gyre_datasets_usage},
+    {"feedback", gyre_cmd_feedback, "give feedback on a call or a session to a running gyre", gyre_feedback_usage},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
