@@ -522,7 +522,7 @@ static int put_line(gyre_dataset_writer_t *w, int fi, const gyre_example_t *ex, 
     p->cluster = ex->cluster;
     p->file = (uint8_t)fi;
     p->correction = (uint8_t)(correction != 0);
-    w->corrections += correction != 0;
+    w->corrections += correction != 0 && fi != F_PREFERENCE; /* SFT lines whose answer a correction replaced */
     note_scores(w, ex);
     return 0;
 }

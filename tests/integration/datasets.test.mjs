@@ -30,6 +30,7 @@ const TOPICS = ['tax forms', 'bread baking', 'chess openings', 'tide tables', 'v
 
 const SPEC = `source: {routes: [chat]}
 unit: session
+corrections: true
 clusters: {k: 2}
 dedup: off
 heldout: 0.25
@@ -54,6 +55,9 @@ providers:
 routes:
   - name: chat
     targets: [{provider: mock, model: gpt-4o-mini}]
+feedback:
+  metrics:
+    - {name: helpful, type: boolean}
 `);
   configFile = path.join(gyre.dir, 'gyre.yaml');
   specFile = path.join(dir, 'spec.yaml');
@@ -85,7 +89,9 @@ async function api(p, token = READ, init = {}) {
 
 const state = {};
 
-test('sixty calls through gyre: twenty tool-using trajectories of two calls, twenty single questions', async () => {
+const correction = (i) => `${TOPICS[i]}: start small, practise daily, and ask an expert when stuck.`;
+
+test('sixty calls through gyre: twenty tool-using trajectories of two calls, twenty single questions, twelve corrected', async () => {
   for (let i = 0; i < 20; i++) {
     const session = `trip-${i}`;
     const user = { role: 'user', content: `What is the weather in ${CITIES[i]} right now, and should I pack a coat?` };
@@ -106,6 +112,12 @@ test('sixty calls through gyre: twenty tool-using trajectories of two calls, twe
         { role: 'user', content: `Explain ${TOPICS[i]} to a beginner in two sentences, number ${i}.` }],
     }, `ask-${i}`);
     assert.equal(r.status, 200, r.text);
+    if (i < 12) {
+      const f = await postJson(`${gyre.url}/v1/feedback`,
+        { trace_id: r.headers.get('x-gyre-trace-id'), name: 'helpful', value: false, correction: correction(i) },
+        { authorization: `Bearer ${CLIENT}` });
+      assert.equal(f.status, 201, f.text);
+    }
   }
   // The writer stores traces shortly after their answers: wait for all sixty, bounded.
   const deadline = Date.now() + 5000 * SLOW;
@@ -132,6 +144,8 @@ test('gyre curate --spec twice prints the same dataset id, and the second finds 
   // unit: session makes one example of each session's last call: 40 sessions, a quarter of them held out.
   assert.equal(j.counts.train + j.counts.heldout, 40);
   assert.equal(j.counts.heldout, 10);
+  // Each corrected call is also a preference pair: the correction over what the model said.
+  assert.equal(j.counts.preference, 12);
   assert.deepEqual(j.files.map((f) => f.name), ['train.jsonl', 'heldout.jsonl', 'preference.jsonl']);
   assert.equal(fs.readdirSync(path.join(dir, 'ds')).filter((f) => !f.startsWith('.')).length, 1);
   state.id = id;
@@ -154,10 +168,34 @@ test('the exported training file passes gyre datasets validate and keeps the tra
     assert.equal(t.messages[1].tool_calls[0].function.name, 'get_weather');
     assert.equal(t.messages[2].tool_call_id, t.messages[1].tool_calls[0].id);
   }
+  const asks = [...lines, ...fs.readFileSync(path.join(dir, 'ds', state.id, 'heldout.jsonl'), 'utf8').trimEnd()
+    .split('\n').map((l) => JSON.parse(l))].filter((l) => l.tools === undefined);
+  const corrected = asks.filter((l) => l.messages[2].content.includes('start small'));
+  assert.equal(corrected.length, 12);
+  for (const l of corrected) {
+    const i = TOPICS.findIndex((t) => l.messages[1].content.includes(`Explain ${t} `));
+    assert.equal(l.messages[2].content, correction(i));
+  }
   const held = await runGyre(['datasets', 'export', state.id, '--format', 'heldout', '--out', out, '--config', configFile]);
   assert.equal(held.code, 0, held.stderr);
   const hv = await runGyre(['datasets', 'validate', path.join(out, 'heldout.jsonl'), '--min-examples', '10']);
   assert.equal(hv.code, 0, hv.stdout + hv.stderr);
+});
+
+test('the preference export pairs each correction with the answer it corrects, and passes validate', async () => {
+  const out = path.join(dir, 'export');
+  const e = await runGyre(['datasets', 'export', state.id, '--format', 'preference', '--out', out, '--config', configFile]);
+  assert.equal(e.code, 0, e.stderr);
+  const file = path.join(out, 'preference.jsonl');
+  const v = await runGyre(['datasets', 'validate', file, '--format', 'preference']);
+  assert.equal(v.code, 0, v.stdout + v.stderr);
+  assert.match(v.stdout, /: 12 lines, 12 valid examples, 0 errors \(preference format/);
+  for (const l of fs.readFileSync(file, 'utf8').trimEnd().split('\n').map((x) => JSON.parse(x))) {
+    const i = TOPICS.findIndex((t) => l.input.messages[1].content.includes(`Explain ${t} `));
+    assert.deepEqual(l.preferred_output, [{ role: 'assistant', content: correction(i) }]);
+    assert.equal(l.non_preferred_output[0].role, 'assistant');
+    assert.match(l.non_preferred_output[0].content, /^Mock reply to: Explain /);
+  }
 });
 
 test('a file that breaks the format fails validate with the line and the field', async () => {
@@ -187,9 +225,11 @@ test('/api/datasets lists the dataset and serves its manifest and files', async 
   assert.equal(list.json.datasets[0].id, state.id);
   assert.equal(list.json.datasets[0].counts.train, 30);
   assert.equal(list.json.datasets[0].counts.heldout, 10);
+  assert.equal(list.json.datasets[0].counts.preference, 12);
+  assert.equal(list.json.datasets[0].counts.corrections, 12);
   const man = await api(`/api/datasets/${state.id}`);
   assert.equal(man.json.id, state.id);
-  assert.equal(man.json.examples.length, 40);
+  assert.equal(man.json.examples.length, 52); // 40 SFT lines and 12 pairs, each with its trace
   const f = await api(`/api/datasets/${state.id}/files/train.jsonl`);
   assert.equal(f.status, 200);
   assert.equal(f.headers.get('content-type'), 'application/x-ndjson');

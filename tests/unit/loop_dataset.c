@@ -257,7 +257,7 @@ TEST(dataset_writer_names_the_dataset_by_its_content_and_writes_it_once)
     char head[256];
     snprintf(head, sizeof(head),
              "{\"id\":\"%s\",\"created\":\"2025-12-06T05:46:40Z\",\"counts\":{\"train\":2,\"heldout\":1,"
-             "\"preference\":1,\"corrections\":2,\"skipped\":1},\n",
+             "\"preference\":1,\"corrections\":1,\"skipped\":1},\n",
              r1.id);
     CHECK(man != NULL && strncmp(man, head, strlen(head)) == 0);
     CHECK(strstr(man, "\"clusters\":[{\"cluster\":0,\"train\":1,\"heldout\":0,\"preference\":0},{\"cluster\":2,"
@@ -279,7 +279,7 @@ TEST(dataset_writer_names_the_dataset_by_its_content_and_writes_it_once)
     char want[512];
     snprintf(want, sizeof(want),
              "{\"id\":\"%s\",\"created\":\"2025-12-06T05:46:40Z\",\"counts\":{\"train\":2,\"heldout\":1,"
-             "\"preference\":1,\"corrections\":2,\"skipped\":1}}]}",
+             "\"preference\":1,\"corrections\":1,\"skipped\":1}}]}",
              r1.id);
     CHECK(strncmp(b.base, "{\"datasets\":[{\"id\":\"", 20) == 0);
     CHECK(strstr(b.base, r3.id) < strstr(b.base, r1.id));
