@@ -78,6 +78,7 @@ typedef struct line_ctx {
     const char *calls[CALLS_MAX];
     char answered[CALLS_MAX];
     size_t ncalls;
+    int calls_over; /* more calls than CALLS_MAX were made (reported once) */
 } line_ctx_t;
 
 static void fail(line_ctx_t *l, const char *field, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -197,13 +198,19 @@ static void check_tool_call(line_ctx_t *l, const cJSON *tc, const char *field)
         snprintf(f, sizeof(f), "%.120s.id", field);
         fail(l, f, "a tool call needs an id, a non-empty string (tool messages answer it by tool_call_id)");
     } else if (l->ncalls < CALLS_MAX) {
+        /* An id may come back once its call was answered (some clients number calls per turn), never while
+         * that call waits: a tool message could not say which it answers. */
         for (size_t k = 0; k < l->ncalls; k++)
-            if (strcmp(l->calls[k], id->valuestring) == 0) {
+            if (!l->answered[k] && strcmp(l->calls[k], id->valuestring) == 0) {
                 snprintf(f, sizeof(f), "%.120s.id", field);
-                fail(l, f, "'%.64s' is the id of an earlier tool call in this example", id->valuestring);
+                fail(l, f, "'%.64s' is the id of an earlier tool call not answered yet", id->valuestring);
             }
         l->answered[l->ncalls] = 0;
         l->calls[l->ncalls++] = id->valuestring;
+    } else if (!l->calls_over) {
+        l->calls_over = 1;
+        snprintf(f, sizeof(f), "%.120s.id", field);
+        fail(l, f, "more than %d tool calls in one example: the rest are not matched to their answers", CALLS_MAX);
     }
     if (!cJSON_IsString(type) || strcmp(type->valuestring, "function") != 0) {
         snprintf(f, sizeof(f), "%.120s.type", field);
@@ -335,15 +342,19 @@ static int check_message(line_ctx_t *l, const cJSON *m, const char *field)
         if (!cJSON_IsString(tcid) || tcid->valuestring[0] == '\0') {
             fail(l, f, "a tool message needs the tool_call_id of the call it answers");
         } else {
-            size_t k2 = 0;
-            while (k2 < l->ncalls && strcmp(l->calls[k2], tcid->valuestring) != 0)
-                k2++;
-            if (k2 == l->ncalls)
-                fail(l, f, "'%.64s' answers no tool call made earlier in this example", tcid->valuestring);
-            else if (l->answered[k2])
+            size_t k2 = l->ncalls, seen = 0;
+            for (size_t k = 0; k < l->ncalls; k++)
+                if (strcmp(l->calls[k], tcid->valuestring) == 0) {
+                    seen = 1;
+                    if (!l->answered[k])
+                        k2 = k;
+                }
+            if (k2 < l->ncalls)
+                l->answered[k2] = 1;
+            else if (seen)
                 fail(l, f, "'%.64s' was answered already", tcid->valuestring);
             else
-                l->answered[k2] = 1;
+                fail(l, f, "'%.64s' answers no tool call made earlier in this example", tcid->valuestring);
         }
     } else if (tcid != NULL) {
         fail(l, f, "only tool messages have a tool_call_id");

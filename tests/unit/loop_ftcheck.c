@@ -304,3 +304,16 @@ TEST(ftcheck_control_bytes_in_field_names_do_not_break_the_report)
     EXPECT(GYRE_FT_OPENAI, "{\"messages\":[" U "," A "],\"a\\nb\":1}",
            "1: a?b: is not a field of a chat example (messages, tools, parallel_tool_calls)\n");
 }
+
+TEST(ftcheck_tool_call_id_may_come_back_once_answered_but_not_while_waiting)
+{
+    EXPECT(GYRE_FT_OPENAI,
+           "{\"messages\":[" U "," CALL("c1", "\"{}\"") ",{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":"
+           "\"1\"}," CALL("c1", "\"{}\"") ",{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"2\"}," A "]}",
+           "");
+    EXPECT(GYRE_FT_OPENAI,
+           "{\"messages\":[" U ",{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\","
+           "\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}},{\"id\":\"c1\",\"type\":\"function\",\"function\":"
+           "{\"name\":\"g\",\"arguments\":\"{}\"}}]}," A "]}",
+           "1: messages[1].tool_calls[1].id: 'c1' is the id of an earlier tool call not answered yet\n");
+}
