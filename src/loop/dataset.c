@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "loop/ftcheck.h"
 #include "trace/redact.h"
 
 const char *const gyre_dataset_files[GYRE_DATASET_NFILES] = {"train.jsonl", "heldout.jsonl", "preference.jsonl"};
@@ -361,6 +362,10 @@ struct gyre_dataset_writer {
     score_dist_t *scores;
     size_t nscores;
     gyre_buf_t line;
+    /* Every line is checked against OpenAI's format before it is written (ftcheck.h): what the traffic held
+     * that the format refuses (a tool message answering no call, say) is left out and counted, so an export
+     * always passes `gyre datasets validate`. */
+    gyre_ftcheck_t check[2];
 };
 
 static int mkdir_p(const char *path)
@@ -437,6 +442,8 @@ int gyre_dataset_begin(const char *dir, const char *spec_text, unsigned redact, 
     w->spec = gyre_strdup(spec_text != NULL ? spec_text : "");
     w->redact = redact;
     gyre_buf_init(&w->line, GYRE_DATASET_LINE_MAX + 1);
+    gyre_ftcheck_init(&w->check[0], GYRE_FT_OPENAI, 0, 0);
+    gyre_ftcheck_init(&w->check[1], GYRE_FT_PREFERENCE, 0, 0);
     size_t tlen = strlen(dir) + 64;
     w->tmp = gyre_malloc(tlen);
     snprintf(w->tmp, tlen, "%s/.tmp-%ld-%08" PRIx32, dir, (long)getpid(), randombytes_random());
@@ -500,6 +507,15 @@ static int put_line(gyre_dataset_writer_t *w, int fi, const gyre_example_t *ex, 
     if (w->nprov >= GYRE_DATASET_EXAMPLES_MAX) {
         set_err(err, errlen, "a dataset holds at most %u examples", GYRE_DATASET_EXAMPLES_MAX);
         return -E2BIG;
+    }
+    gyre_ftcheck_t *c = &w->check[fi == F_PREFERENCE];
+    gyre_buf_reset(&c->report);
+    c->errors = 0;
+    if (gyre_ftcheck_line(c, w->line.base, w->line.len - 1) != 0) {
+        set_err(err, errlen, "trace %.32s: not a valid %s line: %s", ex->trace_id,
+                fi == F_PREFERENCE ? "preference" : "chat", c->report.base != NULL ? c->report.base : "");
+        w->skipped++;
+        return 1;
     }
     if (fwrite(w->line.base, 1, w->line.len, w->f[fi]) != w->line.len) {
         set_err(err, errlen, "datasets: writing %s: %s", gyre_dataset_files[fi], strerror(errno));
@@ -588,6 +604,8 @@ static void writer_free(gyre_dataset_writer_t *w)
     free(w->spec);
     free(w->curation);
     gyre_buf_dispose(&w->line);
+    gyre_ftcheck_dispose(&w->check[0]);
+    gyre_ftcheck_dispose(&w->check[1]);
     free(w);
 }
 

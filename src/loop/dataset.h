@@ -97,7 +97,8 @@ int gyre_dataset_begin(const char *dir, const char *spec_text, unsigned redact, 
                        char *err, size_t errlen);
 
 /* Adds an SFT example to `split`; `correction` as in gyre_dataset_sft_line.  0; 1 when the example was left
- * out (no answer, a line over the bound: counted in the manifest's `skipped`); a negative errno when the files
+ * out (no answer, a line over the bound, a line OpenAI's format refuses by loop/ftcheck.h's rules, such as a
+ * tool message answering no call: counted in the manifest's `skipped`, err says why); a negative errno when the files
  * could not be written (the writer is then only good for gyre_dataset_abort). */
 int gyre_dataset_add_sft(gyre_dataset_writer_t *w, gyre_dataset_split_t split, const gyre_example_t *ex,
                          const char *correction, char *err, size_t errlen);

@@ -360,3 +360,26 @@ TEST(dataset_score_contrast_pair_prefers_the_better_answer_and_names_the_other_t
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     CHECK_INT(system(cmd), 0);
 }
+
+TEST(dataset_writer_leaves_out_a_line_the_format_refuses)
+{
+    char dir[] = "/tmp/gyre-dataset-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    /* A tool message that answers no call: the request as a client sent it, which OpenAI's format refuses. */
+    gyre_example_t ex = example("00000000000000000000000000000010", "s", "[{\"role\":\"user\",\"content\":\"x\"},"
+                                "{\"role\":\"tool\",\"tool_call_id\":\"c7\",\"content\":\"1\"}]", NULL,
+                                SINGLE_ANSWER);
+    gyre_dataset_writer_t *w;
+    gyre_dataset_result_t res;
+    char err[512] = "";
+    CHECK_INT(gyre_dataset_begin(dir, "{}", 0, &w, err, sizeof(err)), 0);
+    CHECK_INT(gyre_dataset_add_sft(w, GYRE_DATASET_TRAIN, &ex, NULL, err, sizeof(err)), 1);
+    CHECK_STR(err, "trace 00000000000000000000000000000010: not a valid chat line: 1: messages[1].tool_call_id: 'c7' "
+                   "answers no tool call made earlier in this example\n");
+    CHECK_INT(gyre_dataset_commit(w, 0, &res, err, sizeof(err)), 0);
+    CHECK_INT(res.lines[0], 0);
+    CHECK_INT(res.skipped, 1);
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    CHECK_INT(system(cmd), 0);
+}
