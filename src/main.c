@@ -31,6 +31,8 @@ static const struct {
     {"datasets", gyre_cmd_datasets, "curated datasets: list, show, export; validate a fine-tuning file",
      gyre_datasets_usage},
     {"feedback", gyre_cmd_feedback, "give feedback on a call or a session to a running gyre", gyre_feedback_usage},
+    {"clusters", gyre_cmd_clusters, "what the agents do: clusters of their tasks (clusters --rebuild)",
+     gyre_clusters_usage},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -1519,6 +1519,7 @@ static void parse_passthrough(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n
 static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
 {
     yaml_node_t *providers = NULL, *routes = NULL, *alerts = NULL;
+    yaml_node_t *clusters = NULL;
     for (yaml_node_pair_t *pair = root->data.mapping.pairs.start; pair < root->data.mapping.pairs.top; pair++) {
         yaml_node_t *k = yaml_document_get_node(ctx->doc, pair->key);
         yaml_node_t *v = yaml_document_get_node(ctx->doc, pair->value);
@@ -1598,11 +1599,13 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
             gyre_cfg_parse_notifiers(ctx, c, v);
         } else if (strcmp(key, "alerts") == 0) {
             alerts = v;
+        } else if (strcmp(key, "clusters") == 0) {
+            clusters = v;
         } else {
             ERR(ctx, k, "",
                 "unknown field '%s' (known: listen, auth, workers, store, state, master_key_file, prices, redact, direct, passthrough, "
                 "providers, routes, otlp, max_body_bytes, max_response_bytes, shutdown_grace_ms, max_header_bytes, "
-                "max_connections, linger_ms, linger_bytes, notifiers, alerts, limits, access_log, feedback, datasets)",
+                "max_connections, linger_ms, linger_bytes, notifiers, alerts, limits, access_log, feedback, clusters, datasets)",
                 key);
         }
     }
@@ -1623,6 +1626,8 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
     }
     if (alerts != NULL)
         gyre_cfg_parse_alerts(ctx, c, alerts);
+    if (clusters != NULL)
+        gyre_cfg_parse_clusters(ctx, c, clusters);
     /* A budget's notices go to a notifier by name: it must be one of `notifiers:` (parsed above, wherever the
      * two sections stand in the file). */
     static const char *const level_names[GYRE_LIMIT_CONF_LEVELS] = {"keys", "teams", "agents", "users"};
@@ -1660,6 +1665,7 @@ static gyre_config_t *config_parse(const char *source, const char *text, size_t 
     c->linger_ms = GYRE_DEFAULT_LINGER_MS;
     c->linger_bytes = GYRE_DEFAULT_LINGER_BYTES;
     c->store_capture = 1;
+    gyre_cfg_clusters_defaults(&c->clusters);
     c->redact = GYRE_REDACT_ALL;
     c->direct = 1;
     static const char *const default_passthrough[] = {GYRE_CONFIG_DEFAULT_PASSTHROUGH};
@@ -1903,6 +1909,7 @@ void gyre_config_free(gyre_config_t *c)
     free(c->master_key_file);
     free(c->prices_file);
     gyre_cfg_free_limits(&c->limits);
+    gyre_cfg_free_clusters(&c->clusters);
     free(c->access_log);
     free(c->datasets_dir);
     for (size_t i = 0; i < c->otlp.nheaders; i++) {

@@ -71,6 +71,10 @@ void gyre_cfg_parse_limits(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n);
 void gyre_cfg_free_limits(gyre_limits_conf_t *l);
 /* The sections parsed in files of their own (config/NAME.c), called from the root's dispatch in config.c. */
 void gyre_cfg_parse_access_log(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n);
+/* `clusters:` (config/clusters.c): defaults set before parsing; parsed after routes; freed by gyre_config_free. */
+void gyre_cfg_clusters_defaults(gyre_clusters_conf_t *cl);
+void gyre_cfg_parse_clusters(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n);
+void gyre_cfg_free_clusters(gyre_clusters_conf_t *cl);
 /* `feedback:` (config/feedback.c); gyre_cfg_free_feedback frees its metrics. */
 void gyre_cfg_parse_feedback(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n);
 void gyre_cfg_free_feedback(gyre_config_t *c);

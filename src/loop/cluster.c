@@ -31,8 +31,11 @@
 #define FIT_RESTARTS 3
 /* Distinct score names followed; later names are not averaged. */
 #define MAX_SCORE_NAMES 64
-/* Examples whose terms are kept for naming: a cluster of 0.1% of 1M examples has ~50 of them; a few MB. */
-#define NAME_SAMPLE 50000
+/* Examples whose terms are kept for naming: a cluster of 1% of the examples has ~200 of them; a few MB.  Only
+ * these texts' words are looked up in the featuriser's dictionary (of 1M, about 20000 x (1 + ln 50) = 98,000). */
+#define NAME_SAMPLE 20000
+/* The featuriser holds at most its warm-up's texts before their vectors and terms come. */
+#define PENDING_MAX (GYRE_FEATURIZE_DEFAULT_WARMUP + 1)
 /* A leaf is named against this many nearest other leaves. */
 #define NEIGHBOURS 3
 
@@ -67,8 +70,12 @@ struct gyre_clusterer {
         uint32_t *terms;
         uint32_t n;
     } *res;
-    size_t nres;
+    size_t nres, drawn; /* slots filled; slots drawn (nres lags while texts are held for the warm-up) */
     uint64_t res_rng;
+    struct pending {
+        size_t idx, slot;
+    } *pending; /* examples drawn into the sample whose terms have not come yet, in add order */
+    size_t pending_head, npending;
 };
 
 static double now_s(void)
@@ -103,16 +110,17 @@ static void sink_cb(void *ctx, size_t idx, const float *vec, const uint32_t *ter
     gyre_clusterer_t *c = ctx;
     if (c->o.embed == NULL)
         memcpy(c->vec + idx * c->o.dims, vec, c->o.dims * sizeof(float));
-    struct name_slot *slot = NULL;
-    if (c->nres < NAME_SAMPLE) {
-        slot = &c->res[c->nres++];
-    } else {
-        uint64_t j = gyre_rand_next(&c->res_rng) % (uint64_t)(idx + 1);
-        if (j >= NAME_SAMPLE)
-            return;
-        slot = &c->res[j];
+    /* The slot was drawn when the example was added (the pending queue holds it until its terms come). */
+    if (c->npending == 0 || c->pending[c->pending_head].idx != idx)
+        return;
+    size_t j = c->pending[c->pending_head].slot;
+    c->pending_head = (c->pending_head + 1) % PENDING_MAX;
+    c->npending--;
+    struct name_slot *slot = &c->res[j];
+    if (j == c->nres)
+        c->nres++;
+    else
         free(slot->terms);
-    }
     slot->idx = idx;
     slot->n = (uint32_t)nterms;
     slot->terms = gyre_malloc((nterms ? nterms : 1) * sizeof(uint32_t));
@@ -135,6 +143,7 @@ gyre_clusterer_t *gyre_clusterer_new(const gyre_cluster_opts_t *o)
     c->score_off = gyre_malloc(sizeof(uint32_t));
     c->score_off[0] = 0;
     c->res = gyre_malloc(NAME_SAMPLE * sizeof(*c->res));
+    c->pending = gyre_malloc(PENDING_MAX * sizeof(*c->pending));
     c->res_rng = (uint64_t)c->o.seed * 0x9e3779b97f4a7c15ULL + 7;
     c->min_started = INT64_MAX;
     c->max_started = INT64_MIN;
@@ -155,6 +164,7 @@ void gyre_clusterer_free(gyre_clusterer_t *c)
     for (size_t i = 0; i < c->nres; i++)
         free(c->res[i].terms);
     free(c->res);
+    free(c->pending);
     free(c->score_off);
     free(c->scores);
     for (size_t i = 0; i < c->nscore_names; i++)
@@ -244,7 +254,23 @@ int gyre_clusterer_add(gyre_clusterer_t *c, const gyre_example_t *ex)
             return c->error;
         }
     }
-    gyre_featurizer_add(c->feat, i, text, len);
+    /* The naming sample (algorithm R): the first NAME_SAMPLE examples, then example i replaces a random slot
+     * with probability NAME_SAMPLE / (i + 1). */
+    size_t slot = SIZE_MAX;
+    if (c->drawn < NAME_SAMPLE) {
+        slot = c->drawn++;
+    } else {
+        uint64_t j = gyre_rand_next(&c->res_rng) % (uint64_t)(i + 1);
+        if (j < NAME_SAMPLE)
+            slot = (size_t)j;
+    }
+    if (slot != SIZE_MAX) {
+        size_t tail = (c->pending_head + c->npending) % PENDING_MAX;
+        c->pending[tail].idx = i;
+        c->pending[tail].slot = slot;
+        c->npending++;
+    }
+    gyre_featurizer_add(c->feat, i, text, len, slot != SIZE_MAX);
     c->featurize_s += now_s() - t0;
     return 0;
 }

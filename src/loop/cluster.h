@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "common/buf.h"
+#include "config/config.h"
 #include "loop/corpus.h"
 
 /* The most examples one clusterer takes (gyre_clusterer_add answers -E2BIG past it): 4M x ~350 bytes. */
@@ -140,5 +141,34 @@ void gyre_cluster_result_free(gyre_cluster_result_t *r);
 /* The adjusted Rand index of two labellings of n items (Hubert and Arabie, 1985): 1 for identical
  * partitions, about 0 for independent ones.  Labels are any int32 (not necessarily dense). */
 double gyre_cluster_ari(const int32_t *a, const int32_t *b, size_t n);
+
+/* ---- Runs over the store (cluster_run.c). ---- */
+
+typedef struct gyre_cluster_rebuild_opts {
+    const gyre_clusters_conf_t *conf; /* k, min_sessions, window, seed; NULL: the defaults */
+    int64_t from_us, to_us;           /* the traces started in [from, to); 0: to now, from `window` before to */
+    unsigned k;                       /* non-zero: overrides conf's k */
+} gyre_cluster_rebuild_opts_t;
+
+/*
+ * Clusters the stored traces of the window (every call, errors included: the failure rate counts them) and
+ * stores the run (gyre_store_put_cluster_run: its JSON and every trace's cluster, the run traces then show).
+ * The run's JSON is appended to json_out.  0; -ENODATA (no trace in the window); -EBUSY (a run is going on in
+ * this process); -E2BIG (more than GYRE_CLUSTER_MAX_EXAMPLES traces); or the store's error; err says which.
+ * Runs on the caller's thread: never a worker's.
+ */
+int gyre_cluster_rebuild(gyre_store_t *s, const gyre_cluster_rebuild_opts_t *ro, gyre_buf_t *json_out, char *err,
+                         size_t errlen);
+
+/*
+ * `clusters: every:` in gyre serve: a thread of its own, at the lowest priority (nice 19), that rebuilds every
+ * `every` with its own store handle; failures are logged.  Started with no store: *out is NULL (nothing to do).
+ * reconfigure (the main thread, on a reload) takes the new `clusters:` numbers (every, window, k, seed,
+ * min_sessions) for the next run; stop waits for a run in progress.
+ */
+typedef struct gyre_cluster_sched gyre_cluster_sched_t;
+int gyre_cluster_sched_start(const gyre_config_t *config, gyre_cluster_sched_t **out);
+void gyre_cluster_sched_reconfigure(gyre_cluster_sched_t *sc, const gyre_config_t *next);
+void gyre_cluster_sched_stop(gyre_cluster_sched_t *sc);
 
 #endif

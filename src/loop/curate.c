@@ -81,6 +81,15 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* This thread's CPU time: on a machine shared with other work it says what a phase costs, where wall time says
+ * how long it took. */
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void progress(run_t *r, gyre_curate_phase_t phase, uint64_t done, uint64_t total, int force)
 {
     if (r->hooks == NULL || r->hooks->progress_cb == NULL)
@@ -231,20 +240,17 @@ static int scan_cb(void *arg, const gyre_example_t *ex)
     rc->quality = qn > 0 ? (float)(qsum / qn) : NAN;
 
     if (r->sign) {
-        double t0 = now_s();
+        double t0 = now_s(), c0 = cpu_s();
         dedup_text(r, ex);
         gyre_minhash_sign(r->text.base != NULL ? r->text.base : "", r->text.len, spec->seed, &r->sigs[r->n]);
         r->sign_s += now_s() - t0;
+        r->sign_cpu_s += cpu_s() - c0;
     }
-    if (r->clusterer != NULL) {
-        double t0 = now_s();
-        int rc2 = gyre_clusterer_add(r->clusterer, ex);
-        r->cluster_add_s += now_s() - t0;
-        if (rc2 != 0) {
-            snprintf(r->err, r->errlen, "clustering: %s",
-                     rc2 == -E2BIG ? "more examples than the clusterer takes" : strerror(-rc2));
-            r->err_rc = rc2;
-            return rc2;
+    if (r->feat != NULL) {
+        int frc = gyre_curate_feat_add(r->feat, ex, (uint32_t)r->n);
+        if (frc != 0) {
+            r->err_rc = frc;
+            return frc;
         }
     }
     r->n++;
@@ -434,7 +440,7 @@ int gyre_curate_run(gyre_store_t *s, const gyre_curate_spec_t *spec, const gyre_
     }
 
     /* 1. The scan. */
-    double t0 = now_s();
+    double t0 = now_s(), c0 = cpu_s();
     int64_t total = gyre_store_count(s);
     r.progress_total = total > 0 ? (uint64_t)total : 0;
     gyre_corpus_query_t q;
@@ -450,7 +456,14 @@ int gyre_curate_run(gyre_store_t *s, const gyre_curate_spec_t *spec, const gyre_
     q.with_scores = 1;
     q.ok_only = 1; /* an example needs an answer: an error or an empty reply teaches nothing */
     gyre_corpus_counts_t counts;
+    if (r.clusterer != NULL)
+        r.feat = gyre_curate_feat_start(&r);
     rc = gyre_corpus_scan_counted(s, &q, scan_cb, &r, &counts, err, errlen);
+    if (r.feat != NULL) {
+        int frc = gyre_curate_feat_finish(r.feat);
+        if (rc == 0 || r.err_rc != 0)
+            rc = frc != 0 ? frc : rc;
+    }
     if (rc != 0) {
         if (r.err_rc == 0 && err[0] == '\0')
             snprintf(err, errlen, "scan: %s", strerror(-rc));
@@ -458,9 +471,15 @@ int gyre_curate_run(gyre_store_t *s, const gyre_curate_spec_t *spec, const gyre_
     }
     c->scanned = counts.examples;
     c->skipped = counts.skipped;
-    double scan_s = now_s() - t0;
+    double scan_s = now_s() - t0, scan_cpu_s = cpu_s() - c0;
+    /* Signing ran on this thread, the clusterer's features beside it (curate_feat.c): their wall times overlap
+     * the scan's; the clusterer's CPU time is the worker's (taken out of the scan's when it ran inline). */
+    double inline_s = r.feat_inline ? r.cluster_add_s : 0, inline_cpu_s = r.feat_inline ? r.cluster_add_cpu_s : 0;
     c->phase_ms[GYRE_CURATE_PHASE_FEATURISE] = (r.sign_s + r.cluster_add_s) * 1000;
-    c->phase_ms[GYRE_CURATE_PHASE_SCAN] = (scan_s - r.sign_s - r.cluster_add_s) * 1000;
+    c->phase_ms[GYRE_CURATE_PHASE_SCAN] = (scan_s - r.sign_s - inline_s) * 1000;
+    c->phase_cpu_ms[GYRE_CURATE_PHASE_FEATURISE] = (r.sign_cpu_s + r.cluster_add_cpu_s) * 1000;
+    c->phase_cpu_ms[GYRE_CURATE_PHASE_SCAN] = (scan_cpu_s - r.sign_cpu_s - inline_cpu_s) * 1000;
+    c->sign_cpu_ms = r.sign_cpu_s * 1000;
     progress(&r, GYRE_CURATE_PHASE_SCAN, r.n, r.n, 1);
 
     /* `unit: session`: only a session's last call (by started_us, then trace id; the scan is oldest first). */
@@ -485,6 +504,7 @@ int gyre_curate_run(gyre_store_t *s, const gyre_curate_spec_t *spec, const gyre_
 
     /* 2. Clusters. */
     t0 = now_s();
+    c0 = cpu_s();
     if (r.clusterer != NULL && r.n > 0) {
         gyre_cluster_result_t *res = NULL;
         rc = gyre_clusterer_finish(r.clusterer, &res, err, errlen);
@@ -519,10 +539,12 @@ int gyre_curate_run(gyre_store_t *s, const gyre_curate_spec_t *spec, const gyre_
                 NULL)
                 r.recs[i].flags &= (uint8_t)~F_IN;
     c->phase_ms[GYRE_CURATE_PHASE_CLUSTER] = (now_s() - t0) * 1000;
+    c->phase_cpu_ms[GYRE_CURATE_PHASE_CLUSTER] = (cpu_s() - c0) * 1000;
     progress(&r, GYRE_CURATE_PHASE_CLUSTER, r.n, r.n, 1);
 
     /* 3. Near-duplicates among the source's examples; in each group the best that passed is kept. */
     t0 = now_s();
+    c0 = cpu_s();
     group = gyre_malloc((r.n ? r.n : 1) * sizeof(*group));
     for (size_t i = 0; i < r.n; i++)
         group[i] = (uint32_t)i;
@@ -580,10 +602,12 @@ int gyre_curate_run(gyre_store_t *s, const gyre_curate_spec_t *spec, const gyre_
         free(ndrop);
     }
     c->phase_ms[GYRE_CURATE_PHASE_DEDUP] = (now_s() - t0) * 1000;
+    c->phase_cpu_ms[GYRE_CURATE_PHASE_DEDUP] = (cpu_s() - c0) * 1000;
     progress(&r, GYRE_CURATE_PHASE_DEDUP, r.n, r.n, 1);
 
     /* 4. Selection, with balance. */
     t0 = now_s();
+    c0 = cpu_s();
     size_t ncand = 0;
     cand_t *cand = gyre_malloc((r.n ? r.n : 1) * sizeof(*cand));
     for (size_t i = 0; i < r.n; i++) {
@@ -660,11 +684,26 @@ int gyre_curate_run(gyre_store_t *s, const gyre_curate_spec_t *spec, const gyre_
     c->npairs = c->nitems - c->nsft;
     qsort(c->items, c->nitems, sizeof(*c->items), item_cmp_cb);
 
+    if (hooks != NULL && hooks->decision_cb != NULL)
+        for (size_t i = 0; i < r.n; i++) {
+            const rec_t *x = &r.recs[i];
+            if (!(x->flags & F_IN))
+                continue;
+            gyre_curate_decision_t d = {x->trace_id,
+                                        x->cluster,
+                                        (x->flags & F_DROPPED) ? r.recs[best[group[i]]].trace_id : NULL,
+                                        (x->flags & F_PASSED) != 0,
+                                        (x->flags & F_SELECTED) != 0,
+                                        (x->flags & F_HELDOUT) ? GYRE_CURATE_HELDOUT : GYRE_CURATE_TRAIN};
+            hooks->decision_cb(hooks->decision_ctx, &d);
+        }
+
     /* Counts per cluster, totals and the score distributions of the selected. */
     gyre_curate_count_clusters(&r, c, cnames, ncnames);
     gyre_curate_score_distributions(&r, c);
     c->spec_canonical = gyre_strdup(spec->canonical != NULL ? spec->canonical : "");
     c->phase_ms[GYRE_CURATE_PHASE_SELECT] = (now_s() - t0) * 1000;
+    c->phase_cpu_ms[GYRE_CURATE_PHASE_SELECT] = (cpu_s() - c0) * 1000;
     progress(&r, GYRE_CURATE_PHASE_SELECT, r.n, r.n, 1);
 
 out:
@@ -677,6 +716,7 @@ out:
     gyre_clusterer_free(r.clusterer);
     interner_free(&r.sessions);
     interner_free(&r.keys);
+    gyre_curate_feat_free(r.feat);
     gyre_buf_dispose(&r.text);
     free(r.recs);
     free(r.sigs);

@@ -111,7 +111,8 @@ typedef struct gyre_curate_dup_group {
 
 typedef enum gyre_curate_phase {
     GYRE_CURATE_PHASE_SCAN = 0,  /* reading the store, source checks, predicates */
-    GYRE_CURATE_PHASE_FEATURISE, /* MinHash signatures and the clusterer's features (timed inside the scan) */
+    GYRE_CURATE_PHASE_FEATURISE, /* MinHash signatures and the clusterer's features: on a second thread beside
+                                  * the scan (curate_feat.c), so its wall time overlaps the scan's */
     GYRE_CURATE_PHASE_DEDUP,
     GYRE_CURATE_PHASE_CLUSTER,
     GYRE_CURATE_PHASE_SELECT, /* selection, balance, held-out split, pairs */
@@ -136,15 +137,32 @@ typedef struct gyre_curation {
     uint64_t scanned; /* examples the scan read (before unit and the source's checks) */
     uint64_t skipped; /* stored rows the corpus could not read as a call */
     uint64_t in_source, passed, deduped, selected, heldout;
-    uint64_t pairs_compared; /* LSH candidate comparisons */
-    double phase_ms[GYRE_CURATE_PHASES];
-    char *spec_canonical; /* a copy of spec->canonical */
+    uint64_t pairs_compared;                 /* LSH candidate comparisons */
+    double phase_ms[GYRE_CURATE_PHASES];     /* wall time */
+    double phase_cpu_ms[GYRE_CURATE_PHASES]; /* the calling thread's CPU time */
+    double sign_cpu_ms;                      /* of featurise: MinHash signatures (the rest: the clusterer's features) */
+    char *spec_canonical;                    /* a copy of spec->canonical */
 } gyre_curation_t;
 
-/* Progress: called from the calling thread at most every 100 ms and at each phase's end (done == total). */
+/* What the curation decided for one source example (the benchmark scores dedup and clusters from these). */
+typedef struct gyre_curate_decision {
+    const char *trace_id; /* 32 hex */
+    int32_t cluster;      /* -1: none */
+    const char *dup_of;   /* the kept trace of its near-duplicate group when it was dropped for it, else NULL */
+    int passed;           /* it passed the filter and the selection predicate */
+    int selected;         /* an SFT example of the dataset */
+    gyre_curate_split_t split;
+} gyre_curate_decision_t;
+
+/* Hooks, all optional, called from the calling thread. */
 typedef struct gyre_curate_hooks {
+    /* Progress: at most every 100 ms and at each phase's end (done == total). */
     void (*progress_cb)(void *ctx, gyre_curate_phase_t phase, uint64_t done, uint64_t total);
     void *ctx;
+    /* Once per source example (after `unit` and source.clusters), in the scan's order, after selection; the
+     * strings live until it returns. */
+    void (*decision_cb)(void *ctx, const gyre_curate_decision_t *d);
+    void *decision_ctx;
 } gyre_curate_hooks_t;
 
 /*

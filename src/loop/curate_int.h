@@ -56,14 +56,16 @@ typedef struct run {
     rec_t *recs;
     size_t n, cap;
     gyre_minhash_sig_t *sigs; /* [n] when signing */
+    gyre_buf_t text;          /* the dedup text of one example */
+    struct gyre_curate_feat *feat;
+    int feat_inline; /* the featuriser ran on the scan's thread (no second thread could start) */
     int sign;
     score_entry_t *scores;
     size_t nscores, capscores;
     gyre_curate_interner_t sessions, keys;
     gyre_clusterer_t *clusterer;
-    gyre_buf_t text;    /* the dedup text of one example */
-    char **tag_needles; /* the spec's tags as JSON strings */
-    double sign_s, cluster_add_s;
+    double sign_s, cluster_add_s;         /* wall seconds inside the scan */
+    double sign_cpu_s, cluster_add_cpu_s; /* CPU seconds of the thread that did it */
     uint64_t progress_total;
     struct timespec last_progress;
     int err_rc;
@@ -78,6 +80,15 @@ int gyre_curate_better(const run_t *r, const rec_t *a, const rec_t *b);
 int gyre_curate_i32_cmp_cb(const void *x, const void *y);
 void gyre_curate_add_item(gyre_curation_t *c, size_t *cap, const run_t *r, const rec_t *rc, gyre_curate_role_t role,
                           const rec_t *rejected, int use_correction, gyre_curate_split_t split);
+
+/* curate_feat.c: the clusterer's features on a second thread, beside the scan. */
+typedef struct gyre_curate_feat gyre_curate_feat_t;
+gyre_curate_feat_t *gyre_curate_feat_start(run_t *r);
+/* Queues a copy of the example (record idx); 0, or an error of the worker's (r->err says it at finish). */
+int gyre_curate_feat_add(gyre_curate_feat_t *f, const gyre_example_t *ex, uint32_t idx);
+/* Waits for every queued example and stops the worker; 0 or its first error (r->err filled); fills r's times. */
+int gyre_curate_feat_finish(gyre_curate_feat_t *f);
+void gyre_curate_feat_free(gyre_curate_feat_t *f);
 
 /* curate_select.c */
 void gyre_curate_allocate(const uint64_t *a, const uint64_t *lo, const uint64_t *hi, size_t k, uint64_t target,

@@ -953,7 +953,8 @@ int gyre_dataset_list_json(const char *dir, gyre_buf_t *out, char *err, size_t e
             continue; /* not a dataset this version wrote */
         }
         v = gyre_realloc(v, (n + 1) * sizeof(*v));
-        snprintf(v[n].id, sizeof(v[n].id), "%s", e->d_name);
+        memcpy(v[n].id, e->d_name, 32); /* an id: 32 hex digits (checked above) */
+        v[n].id[32] = '\0';
         v[n].created = created->valuestring;
         v[n].head = head;
         n++;

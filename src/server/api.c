@@ -31,6 +31,7 @@
 #include "common/buf.h"
 #include "common/time.h"
 #include "common/wire.h"
+#include "loop/cluster.h"
 #include "proxy/respond.h"
 
 /* The bounds on what one answer may hold.  A page is summaries only; a
@@ -410,7 +411,11 @@ int gyre_api_parse_stats_query(const char *qs, size_t len, gyre_api_stats_query_
 /* The readers' nice value: CFS gives a nice-0 worker about nine tenths of a core it shares with one. */
 #define API_READER_NICE 10
 
-enum { EP_TRACES, EP_TRACE, EP_SESSION, EP_STATS, EP_WORK };
+enum { EP_TRACES, EP_TRACE, EP_SESSION, EP_STATS, EP_WORK, EP_CLUSTERS, EP_CLUSTERS_REBUILD };
+
+/* A clustering run's JSON (GET /api/clusters, POST /api/clusters/rebuild): 256 clusters and their parents of a
+ * few KB each fit many times over. */
+#define API_CLUSTERS_MAX ((size_t)16 << 20)
 
 typedef struct api_job api_job_t;
 
@@ -428,6 +433,7 @@ struct api_job {
     api_job_t *next;                      /* in the readers' queue */
     int ep;
     const char *dsn;
+    gyre_clusters_conf_t clusters; /* EP_CLUSTERS_REBUILD: the config's numbers (its strings not kept) */
     union {
         gyre_api_query_t traces;
         gyre_api_stats_query_t stats;
@@ -492,6 +498,18 @@ static void run_job(api_job_t *j)
     case EP_WORK:
         j->q.work->run(j->q.work, reader_store);
         break;
+    case EP_CLUSTERS:
+        gyre_buf_init(&j->out, API_CLUSTERS_MAX);
+        j->r = gyre_store_get_cluster_run(reader_store, &j->out, j->msg, sizeof(j->msg));
+        break;
+    case EP_CLUSTERS_REBUILD: {
+        /* On this reader, for as long as the run takes (the other reader answers meanwhile); one run at a time
+         * in the process (-EBUSY), so a read token can keep at most one reader busy with it. */
+        gyre_cluster_rebuild_opts_t ro = {.conf = &j->clusters};
+        gyre_buf_init(&j->out, API_CLUSTERS_MAX);
+        j->r = gyre_cluster_rebuild(reader_store, &ro, &j->out, j->msg, sizeof(j->msg));
+        break;
+    }
     }
 }
 
@@ -647,6 +665,21 @@ static void respond_job(h2o_req_t *req, api_job_t *j)
             respond_store_error(req, r, "reading a session", j->msg);
         }
         break;
+    case EP_CLUSTERS:
+    case EP_CLUSTERS_REBUILD:
+        if (r == -ENOENT) {
+            gyre_api_error_set(&err, 404, "invalid_request_error", "no_clusters", NULL,
+                               "no clustering has run yet: POST /api/clusters/rebuild or gyre clusters --rebuild");
+        } else if (r == -ENODATA) {
+            gyre_api_error_set(&err, 404, "invalid_request_error", "no_traces", NULL, "%s", j->msg);
+        } else if (r == -EBUSY) {
+            gyre_api_error_set(&err, 409, "invalid_request_error", "clustering_running", NULL, "%s", j->msg);
+        } else {
+            respond_store_error(req, r, j->ep == EP_CLUSTERS ? "reading the clusters" : "clustering", j->msg);
+            break;
+        }
+        gyre_respond_error(req, &err);
+        break;
     }
 }
 
@@ -691,6 +724,8 @@ static void submit(gyre_worker_t *w, h2o_req_t *req, api_job_t *j)
     pthread_once(&readers_once, readers_start);
     j->receiver = &answers;
     j->dsn = w->server->config->store_dsn;
+    j->clusters = w->server->config->clusters;
+    j->clusters.embeddings_route = j->clusters.naming_route = NULL;
     api_link_t *link = h2o_mem_alloc_shared(&req->pool, sizeof(*link), on_link_dispose_cb);
     link->job = j;
     link->req = req;
@@ -802,6 +837,10 @@ int gyre_api_handle(gyre_worker_t *w, h2o_req_t *req)
         ep = EP_TRACES;
     } else if (h2o_memis(path.base, path.len, H2O_STRLIT("/api/stats"))) {
         ep = EP_STATS;
+    } else if (h2o_memis(path.base, path.len, H2O_STRLIT("/api/clusters"))) {
+        ep = EP_CLUSTERS;
+    } else if (h2o_memis(path.base, path.len, H2O_STRLIT("/api/clusters/rebuild"))) {
+        ep = EP_CLUSTERS_REBUILD;
     } else if (has_prefix(path.base, path.len, H2O_STRLIT("/api/traces/")) && path.len > 12 &&
                memchr(path.base + 12, '/', path.len - 12) == NULL) {
         ep = EP_TRACE;
@@ -816,18 +855,19 @@ int gyre_api_handle(gyre_worker_t *w, h2o_req_t *req)
         gyre_api_error_t err;
         gyre_api_error_set(&err, 404, "invalid_request_error", "unknown_url", NULL,
                            "unknown path %.*s; the API serves /api/traces, /api/traces/{id}, /api/alerts, "
-                           "/api/sessions/{id} and /api/stats",
+                           "/api/sessions/{id}, /api/stats, /api/clusters and /api/clusters/rebuild",
                            (int)(path.len < 256 ? path.len : 256), path.base);
         gyre_respond_error(req, &err);
         return 1;
     }
 
-    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"))) {
+    const char *method = ep == EP_CLUSTERS_REBUILD ? "POST" : "GET";
+    if (!h2o_memis(req->method.base, req->method.len, method, strlen(method))) {
         gyre_api_error_t err;
         gyre_api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL,
-                           "%.*s %.*s is not allowed; use GET", (int)(req->method.len < 32 ? req->method.len : 32),
-                           req->method.base, (int)(path.len < 256 ? path.len : 256), path.base);
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET"));
+                           "%.*s %.*s is not allowed; use %s", (int)(req->method.len < 32 ? req->method.len : 32),
+                           req->method.base, (int)(path.len < 256 ? path.len : 256), path.base, method);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, method, strlen(method));
         gyre_respond_error(req, &err);
         return 1;
     }

@@ -25,6 +25,7 @@
 #include "control/limits.h"
 #include "control/notify.h"
 #include "control/probe.h"
+#include "loop/cluster.h"
 #include "control/provider_keys.h"
 #include "control/state.h"
 #include "proxy/gen.h"
@@ -395,6 +396,8 @@ static void announce(gyre_server_t *s, gyre_gen_t *g)
         gyre_limits_reconfigure(s->limits, g->config);
     if (s->probe != NULL)
         gyre_probe_reconfigure(s->probe, g->config);
+    if (s->clusters != NULL)
+        gyre_cluster_sched_reconfigure(s->clusters, g->config);
 }
 
 /* Puts `g` in force: the server's reference, then one message (and reference) per worker. */

@@ -27,6 +27,7 @@
 #include "control/state.h"
 #include "control/notify.h"
 #include "control/probe.h"
+#include "loop/cluster.h"
 #include "control/alerts.h"
 #include "control/limits.h"
 #include "metrics/metrics.h"
@@ -382,6 +383,10 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
         gyre_logf("gyre: %s\n", err);
         return 1;
     }
+    if (gyre_cluster_sched_start(config, &s->clusters) != 0) {
+        gyre_logf("gyre: clusters: cannot start the clustering thread\n");
+        return 1;
+    }
 
     check_fd_limit(config);
 
@@ -424,6 +429,8 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
     /* Every worker has finished: what they recorded is exported and written before gyre exits. */
     gyre_access_log_close(s->access_log);
     s->access_log = NULL;
+    gyre_cluster_sched_stop(s->clusters); /* waits for a clustering in progress */
+    s->clusters = NULL;
     /* The alert engine first: its thread sends notices, so the sender must outlive it (a resolve sent as it
      * stops still goes out within the grace). */
     gyre_server_alerts_stop(s);

@@ -65,6 +65,7 @@ typedef struct gyre_server {
     struct gyre_keys *keys;           /* managed gateway keys (src/control/keys.h) */
     struct gyre_probe *probe;         /* active health checks (src/control/probe.h); always made, may be idle */
     struct gyre_access_log *access_log; /* `access_log:` (src/trace/access_log.h), NULL when off */
+    struct gyre_cluster_sched *clusters; /* `clusters: every:` (src/loop/cluster.h), NULL without a store */
     gyre_worker_t *workers;
     unsigned nworkers;
     int64_t started_us; /* unix microseconds (gyre_start_time_seconds) */

@@ -245,6 +245,15 @@ TEST(curate_source_routes_and_the_filter_choose_the_examples)
     fill_close(&f);
 }
 
+/* The decisions as one line per example: "ID cluster dup_of passed selected split;" with ids as their index. */
+static void decision_cb(void *ctx, const gyre_curate_decision_t *d)
+{
+    gyre_buf_t *b = ctx;
+    gyre_buf_appendf(b, "%d %d %d %d %d %d;", (int)strtol(d->trace_id + 16, NULL, 16) - 1, (int)d->cluster,
+                     d->dup_of != NULL ? (int)strtol(d->dup_of + 16, NULL, 16) - 1 : -1, d->passed, d->selected,
+                     (int)d->split);
+}
+
 TEST(curate_dedup_keeps_the_best_scored_member_of_each_near_duplicate_group)
 {
     fill_t f = fill_open();
@@ -274,6 +283,17 @@ TEST(curate_dedup_keeps_the_best_scored_member_of_each_near_duplicate_group)
     CHECK_INT(c->dups[0].ndropped, 2);
     CHECK_STR(c->dups[0].dropped[0], id_of(&f, x));
     CHECK_STR(c->dups[0].dropped[1], id_of(&f, z));
+    gyre_curation_free(c);
+    /* The decision hook says it per example, in the scan's order: 0 and 2 dropped for 1. */
+    gyre_curate_spec_t *spec = spec_of("clusters: stored\ndedup: {threshold: 0.8, keep: judge.correctness}\n");
+    gyre_buf_t b;
+    gyre_buf_init(&b, 4096);
+    gyre_curate_hooks_t hooks = {.decision_cb = decision_cb, .decision_ctx = &b};
+    char err[256];
+    CHECK_INT(gyre_curate_run(f.s, spec, &hooks, &c, err, sizeof(err)), 0);
+    CHECK_STR(b.base, "0 0 1 1 0 0;1 0 -1 1 1 0;2 0 1 1 0 0;3 0 -1 1 1 0;");
+    gyre_buf_dispose(&b);
+    gyre_curate_spec_free(spec);
     gyre_curation_free(c);
     /* dedup: off keeps all four. */
     c = run(&f, "clusters: stored\ndedup: off\n");
@@ -491,7 +511,7 @@ TEST(curate_reports_the_end_of_each_phase_and_times_them)
     gyre_curation_t *c = NULL;
     char err[512] = "";
     unsigned seen = 0;
-    gyre_curate_hooks_t hooks = {progress_cb, &seen};
+    gyre_curate_hooks_t hooks = {.progress_cb = progress_cb, .ctx = &seen};
     CHECK_INT(gyre_curate_run(f.s, spec, &hooks, &c, err, sizeof(err)), 0);
     CHECK_INT(seen, (1u << GYRE_CURATE_PHASE_SCAN) | (1u << GYRE_CURATE_PHASE_DEDUP) |
                         (1u << GYRE_CURATE_PHASE_CLUSTER) | (1u << GYRE_CURATE_PHASE_SELECT));
