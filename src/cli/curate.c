@@ -33,8 +33,8 @@ const char gyre_curate_usage[] =
     "\n"
     "  --spec FILE       the curation spec (YAML)\n"
     "  --json            print {id, existed, counts, clusters, timings_ms, files}\n"
-    "  --decisions FILE  write one JSON line per scanned trace: trace_id, cluster,\n"
-    "                    dup_of, selected, split (for measuring dedup and clusters)\n"
+    "  --decisions FILE  write one JSON line per source trace: trace_id, cluster,\n"
+    "                    dup_of, passed, selected, split (for measuring dedup and clusters)\n"
     "  --config FILE     the configuration: its store and `datasets:` (default: the\n"
     "                    embedded one, ./gyre.db)\n"
     "  --db PATH         the trace store to read (datasets go to PATH.datasets)\n"
@@ -89,6 +89,21 @@ static void curate_progress_cb(void *ctx, gyre_curate_phase_t phase, uint64_t do
 static void write_progress_cb(void *ctx, uint64_t done, uint64_t total)
 {
     draw(ctx, GYRE_CURATE_PHASES, write_phase, done, total);
+}
+
+/* One line per source example (loop/curate.h's decision hook): trace ids are 32 hex digits, so nothing needs
+ * escaping. */
+static void decision_cb(void *ctx, const gyre_curate_decision_t *d)
+{
+    FILE *f = ctx;
+    fprintf(f, "{\"trace_id\":\"%s\",\"cluster\":%d,\"dup_of\":", d->trace_id, (int)d->cluster);
+    if (d->dup_of != NULL)
+        fprintf(f, "\"%s\"", d->dup_of);
+    else
+        fputs("null", f);
+    const char *split = !d->selected ? "null" : d->split == GYRE_CURATE_HELDOUT ? "\"heldout\"" : "\"train\"";
+    fprintf(f, ",\"passed\":%s,\"selected\":%s,\"split\":%s}\n", d->passed ? "true" : "false",
+            d->selected ? "true" : "false", split);
 }
 
 int gyre_cmd_curate(int argc, char **argv)
@@ -161,19 +176,16 @@ int gyre_cmd_curate(int argc, char **argv)
     }
     if (gyre_cli_store_open("gyre curate", config, db, &s) != 0)
         goto out;
-    if (decisions != NULL) {
-        /* The per-trace decisions come from the curation's decision hook (loop/curate.h), which is not there yet. */
-        fprintf(stderr, "gyre curate: --decisions needs the curation's per-trace decisions, which this build does not "
-                        "have yet\n");
-        rc = 2;
-        goto out;
-    }
     if (decisions != NULL && (df = fopen(decisions, "w")) == NULL) {
         fprintf(stderr, "gyre curate: cannot write %s: %s\n", decisions, strerror(errno));
         goto out;
     }
     progress_t p = {.tty = isatty(2) && !json, .phase = -1};
     gyre_curate_hooks_t hooks = {.progress_cb = curate_progress_cb, .ctx = &p};
+    if (df != NULL) {
+        hooks.decision_cb = decision_cb;
+        hooks.decision_ctx = df;
+    }
     gyre_dataset_run_t run;
     int r = gyre_dataset_curate(s, spec, dir, &hooks, write_progress_cb, &p, gyre_cli_now_us(), &run, err,
                                 sizeof(err));

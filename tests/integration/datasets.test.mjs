@@ -151,6 +151,27 @@ test('gyre curate --spec twice prints the same dataset id, and the second finds 
   state.id = id;
 });
 
+test('gyre curate --decisions writes one line per source example: its cluster, duplicate, selection and split', async () => {
+  const file = path.join(dir, 'decisions.jsonl');
+  const r = await runGyre(['curate', '--spec', specFile, '--config', configFile, '--decisions', file], { ms: 60000 * SLOW });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout.trim(), state.id);
+  const lines = fs.readFileSync(file, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l));
+  assert.equal(lines.length, 40); // unit: session, one example per session
+  for (const d of lines) {
+    assert.deepEqual(Object.keys(d), ['trace_id', 'cluster', 'dup_of', 'passed', 'selected', 'split']);
+    assert.match(d.trace_id, /^[0-9a-f]{32}$/);
+    assert.equal(d.dup_of, null); // dedup: off
+    assert.equal(d.selected, true);
+    assert.ok(d.cluster === 0 || d.cluster === 1, `cluster ${d.cluster}`); // clusters: {k: 2}
+  }
+  assert.equal(lines.filter((d) => d.split === 'heldout').length, 10);
+  const man = JSON.parse(fs.readFileSync(path.join(dir, 'ds', state.id, 'manifest.json'), 'utf8'));
+  const sft = man.examples.filter((e) => e.file !== 'preference.jsonl');
+  assert.deepEqual(new Set(sft.map((e) => `${e.trace_id} ${e.file === 'heldout.jsonl' ? 'heldout' : 'train'} ${e.cluster}`)),
+    new Set(lines.map((d) => `${d.trace_id} ${d.split} ${d.cluster}`)));
+});
+
 test('the exported training file passes gyre datasets validate and keeps the trajectories with their tools', async () => {
   const out = path.join(dir, 'export');
   const e = await runGyre(['datasets', 'export', state.id, '--format', 'openai', '--out', out, '--config', configFile]);
