@@ -270,6 +270,14 @@ test('POST /api/datasets needs the admin token, and runs the same spec to the sa
   assert.equal(r.status, 200, r.text);
   assert.equal(r.json.id, state.id);
   assert.equal(r.json.existed, true);
+  // Another seed draws another held-out split: another dataset, written (201), and listed beside the first.
+  const other = await api('/api/datasets', ADMIN, { ...body, body: SPEC.replace('seed: 7', 'seed: 8') });
+  assert.equal(other.status, 201, other.text);
+  assert.equal(other.json.existed, false);
+  assert.notEqual(other.json.id, state.id);
+  assert.equal(other.json.counts.train + other.json.counts.heldout, 40);
+  const list = await api('/api/datasets');
+  assert.deepEqual(list.json.datasets.map((d) => d.id).sort(), [state.id, other.json.id].sort());
   const bad = await api('/api/datasets', ADMIN, { ...body, body: 'heldout: 2\n' });
   assert.equal(bad.status, 400, bad.text);
   assert.equal(bad.json.error.code, 'invalid_spec');
