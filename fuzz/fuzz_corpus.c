@@ -1,6 +1,9 @@
 /*
- * libFuzzer driver for the corpus (src/loop/corpus.c): hostile stored
- * bodies through gyre_corpus_example_from_row.
+ * libFuzzer driver for the loop's readers of untrusted bytes: hostile
+ * stored bodies through gyre_corpus_example_from_row (src/loop/corpus.c),
+ * and, when bit 4 of the first byte is set, the rest as a POST /v1/feedback
+ * body through gyre_feedback_parse (src/loop/feedback.c) against a config
+ * declaring one metric of each type.
  *
  * The input's first byte picks the endpoint (0: /v1/chat/completions,
  * 1: /v1/messages, 2: /v1/responses, 3: another) and the status (bit 2:
@@ -11,7 +14,9 @@
  *     JSON (an array, an array, an object) whatever bytes the bodies held
  *     (ill-formed UTF-8 included), and every string is NUL-terminated inside
  *     the scratch buffer;
- *   - an error status never has an answer.
+ *   - an error status never has an answer;
+ *   - feedback is accepted with a declared metric's name and a value of its
+ *     type in range, or refused with -EINVAL naming a field (or the body).
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -24,6 +29,7 @@
 
 #include "common/json.h"
 #include "loop/corpus.h"
+#include "loop/feedback.h"
 
 #define check(ok)                                                                                                      \
     do {                                                                                                               \
@@ -50,8 +56,53 @@ static void check_inside(const gyre_buf_t *b, const char *s)
     check(memchr(s, '\0', (size_t)(b->base + b->len - s)) != NULL);
 }
 
+static const gyre_config_t *feedback_config(void)
+{
+    static gyre_config_t *c;
+    if (c == NULL) {
+        static const char yaml[] = "feedback:\n  metrics:\n    - {name: ok, type: boolean}\n"
+                                   "    - {name: r, type: number, min: 1, max: 5}\n"
+                                   "    - {name: t, type: category, categories: [a, b]}\n";
+        gyre_config_errors_t e = {0};
+        c = gyre_config_parse("fuzz.yaml", yaml, sizeof(yaml) - 1, &e);
+        check(c != NULL);
+        gyre_config_errors_dispose(&e);
+    }
+    return c;
+}
+
+static void fuzz_feedback(const char *body, size_t n)
+{
+    gyre_feedback_t f;
+    const char *param = NULL;
+    char err[256] = "";
+    int r = gyre_feedback_parse(feedback_config(), body, n, &f, &param, err, sizeof(err));
+    if (r != 0) {
+        check(r == -EINVAL && err[0] != '\0');
+        return;
+    }
+    check(f.name != NULL && (strcmp(f.name, "ok") == 0 || strcmp(f.name, "r") == 0 || strcmp(f.name, "t") == 0));
+    check((f.trace_id[0] != '\0') != (f.session != NULL));
+    if (strcmp(f.name, "ok") == 0)
+        check(f.value == 0 || f.value == 1);
+    if (strcmp(f.name, "r") == 0)
+        check(f.value >= 1 && f.value <= 5);
+    if (strcmp(f.name, "t") == 0)
+        check(isnan(f.value) && f.label != NULL && (strcmp(f.label, "a") == 0 || strcmp(f.label, "b") == 0));
+    gyre_buf_t out;
+    gyre_buf_init(&out, 1u << 22);
+    check(gyre_feedback_render(&f, &out) == 0);
+    check(gyre_json_valid(out.base, out.len));
+    gyre_buf_dispose(&out);
+    gyre_feedback_dispose(&f);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    if (size >= 1 && (data[0] & 16)) {
+        fuzz_feedback((const char *)data + 1, size - 1);
+        return 0;
+    }
     static const char *const endpoints[] = {"/v1/chat/completions", "/v1/messages", "/v1/responses", "/v1/embeddings"};
     if (size < 1)
         return 0;

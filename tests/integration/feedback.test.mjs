@@ -163,4 +163,21 @@ test('gyre feedback gives feedback over HTTP, with a correction from a file, and
   assert.deepEqual(shown.feedback, t.feedback);
   assert.deepEqual(shown.scores, []);
   assert.equal(shown.cluster, null);
+  // And its table, one row per feedback, oldest first.
+  const text = await runGyre(['traces', 'show', traceId, '--db', path.join(dir, 'gyre.db')]);
+  assert.equal(text.code, 0, text.stderr);
+  const block = text.stdout.split('\n\n').find((b) => b.startsWith('feedback ('));
+  const rows = block.split('\n').map((l) => l.trim().split(/ {2,}/));
+  assert.deepEqual(rows[0], ['feedback (6):']);
+  assert.deepEqual(rows[1], ['NAME', 'VALUE', 'BY', 'CREATED (UTC)', 'COMMENT', 'CORRECTION']);
+  assert.deepEqual(rows.slice(2).map((r) => [r[0], r[1], r[2], r[4], r[5]]), [
+    ['helpful', '0', 'trace', 'too short', '-'],
+    ['rating', '4.5', 'trace', '-', '-'],
+    ['tone', 'calm', 'trace', '-', 'Hello! How can I help you today?'],
+    ['helpful', '1', 'session', '-', '-'],
+    ['rating', '2', 'trace', 'meh', 'The corrected answer.'],
+    ['tone', 'rude', 'session', '-', '-'],
+  ]);
+  assert.ok(text.stdout.includes('\nscores (0):\n'));
+  assert.ok(text.stdout.includes('\ncluster        -\n'));
 });
