@@ -31,6 +31,8 @@ int gyre_cmd_alerts(int argc, char **argv);
 int gyre_cmd_score(int argc, char **argv);
 int gyre_cmd_clusters(int argc, char **argv);
 int gyre_cmd_feedback(int argc, char **argv);
+int gyre_cmd_datasets(int argc, char **argv);
+int gyre_cmd_curate(int argc, char **argv);
 
 extern const char gyre_serve_usage[];
 extern const char gyre_check_config_usage[];
@@ -45,6 +47,8 @@ extern const char gyre_alerts_usage[];
 extern const char gyre_score_usage[];
 extern const char gyre_clusters_usage[];
 extern const char gyre_feedback_usage[];
+extern const char gyre_datasets_usage[];
+extern const char gyre_curate_usage[];
 
 /* ---- Shared by the trace-reading commands (defined in traces.c). ---- */
 

@@ -39,6 +39,8 @@ const gyre_config_field_t gyre_config_fields[] = {
     {"store.retention", "duration (30d, 12h, 15m)", "30d", "Closed log segments older than this leave the log and the index; 0 keeps all."},
     {"store.max_bytes", "size (20GB, 64MB)", "20GB", "The trace log's disk bound; the oldest segments go first."},
     {"store.segment_bytes", "size", "64MB, or max_bytes / 8 when smaller", "One log segment's size."},
+    {"datasets", "directory", "the store's sqlite path + .datasets",
+     "Where curated datasets are written (`gyre curate`, POST /api/datasets), one folder per dataset id (docs/datasets.md)."},
     {"state", "path", "the store's sqlite path + .state", "The control plane's SQLite file (managed keys, alerts, audit)."},
     {"master_key_file", "path", "GYRE_MASTER_KEY_FILE, else none",
      "The 32-byte master key that seals provider keys added through the admin API (or GYRE_MASTER_KEY); "

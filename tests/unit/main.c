@@ -8,7 +8,7 @@
 
 #include "test.h"
 
-#define MAX_TESTS 2048
+#define MAX_TESTS 4096
 #define TEST_TIMEOUT_S 20
 
 static struct {
