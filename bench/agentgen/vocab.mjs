@@ -1,0 +1,162 @@
+// The shared vocabulary (families.json) and the planning of agent sessions
+// from a seed: which agent and task family, the task's sentences and slot
+// values, how many steps, which failure is planted, which sessions are
+// near-duplicates of which, and what feedback is given.  Planning draws every
+// random number before anything is sent, so a seed gives the same plan
+// whatever the network does; bench/curate/fill.c follows the same rules in C
+// (same families, same shares) with its own generator.
+import fs from 'node:fs';
+import path from 'node:path';
+
+export const FAMILIES_FILE = path.join(path.dirname(new URL(import.meta.url).pathname), 'families.json');
+
+export function loadVocab(file = FAMILIES_FILE) {
+  const v = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const agents = new Map(v.agents.map((a) => [a.name, a]));
+  for (const f of v.families) {
+    if (!agents.has(f.agent)) throw new Error(`${file}: family ${f.name}: unknown agent ${f.agent}`);
+    if (!(f.tools?.length >= 2)) throw new Error(`${file}: family ${f.name}: needs two tools`);
+  }
+  return { ...v, agentByName: agents };
+}
+
+/** mulberry32: a small, fast 32-bit generator; plenty for choosing words. */
+export function rng(seed) {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  next.int = (n) => Math.floor(next() * n);
+  next.pick = (list) => list[Math.floor(next() * list.length)];
+  return next;
+}
+
+/** One value for a slot spec: a list, "#N" (N digits, no leading zero), or "@person|@city|@month|@money". */
+export function drawSlot(spec, pools, r) {
+  if (Array.isArray(spec)) return r.pick(spec);
+  if (/^#[0-9]+$/.test(spec)) {
+    const n = Number(spec.slice(1));
+    let s = String(1 + r.int(9));
+    for (let i = 1; i < n; i++) s += String(r.int(10));
+    return s;
+  }
+  switch (spec) {
+    case '@person': return `${r.pick(pools.first)} ${r.pick(pools.last)}`;
+    case '@city': return r.pick(pools.city);
+    case '@month': return r.pick(pools.month);
+    case '@money': return `${19 + r.int(480)}.${String(r.int(100)).padStart(2, '0')}`;
+    default: throw new Error(`families.json: unknown slot spec ${JSON.stringify(spec)}`);
+  }
+}
+
+/** Replaces every {slot} of a template with its value (a {name} that is not a slot stays as it is). */
+export function expand(template, slots) {
+  return template.replace(/\{([a-z_]+)\}/g, (m, k) => (k in slots ? slots[k] : m));
+}
+
+/** The user's task: the chosen alternative of each sentence, in `order`, with the slots filled. */
+export function taskText(fam, plan) {
+  return plan.order.map((i) => expand(fam.task[i][plan.parts[i]], plan.slots)).join(' ');
+}
+
+// Shares of sessions (bench/agentgen/README.md lists them; fill.c uses the same).
+export const SHARES = {
+  dup: 0.10,          // sessions that are a near-duplicate of an earlier one
+  refusal: 0.05,      // the last answer refuses
+  invalid_json: 0.05, // JSON asked for, text answered
+  error: 0.04,        // the last call fails upstream (gyre-mock's 500)
+  slow: 0.03,         // the last call's first byte comes after 2 s
+  four_steps: 0.35,   // two tool calls (a follow-up turn) instead of one
+  stream: 0.25,       // the final answer is streamed
+  feedback: 0.30,     // the final trace gets feedback
+};
+
+/** The slots of a family's task that an edit may change: those that occur in the task's sentences. */
+function editableSlots(fam, plan) {
+  const text = taskText(fam, plan);
+  return Object.keys(fam.slots).filter((k) => text.includes(plan.slots[k]));
+}
+
+/**
+ * Plans `n` sessions from `seed`.  Each: {index, id, agent, family, user,
+ * slots, parts, order, steps (2 or 4), failure, stream, dupOf (the original's
+ * id or null), edit, feedback}.  A near-duplicate copies an earlier original
+ * (never another duplicate) and makes one small edit: a slot value (a name
+ * or number) changed, or two neighbouring sentences swapped.
+ */
+export function planSessions(vocab, seed, n, prefix = `ag${seed}`) {
+  const r = rng(seed * 2654435761 + 12345);
+  const fams = vocab.families;
+  const total = fams.reduce((s, f) => s + f.weight, 0);
+  const pickFamily = () => {
+    let x = r() * total;
+    for (const f of fams) { if ((x -= f.weight) < 0) return f; }
+    return fams[fams.length - 1];
+  };
+  const sessions = [];
+  const originals = [];
+  for (let i = 0; i < n; i++) {
+    const id = `${prefix}-${String(i).padStart(6, '0')}`;
+    const user = `user-${String(r.int(400)).padStart(3, '0')}`;
+    let s;
+    if (originals.length > 0 && r() < SHARES.dup) {
+      const o = r.pick(originals);
+      const fam = fams.find((f) => f.name === o.family);
+      s = { ...o, index: i, id, dupOf: o.dupGroup, slots: { ...o.slots }, order: [...o.order], feedback: null };
+      const editable = editableSlots(fam, s);
+      if (r() < 0.5 && editable.length > 0) {
+        const k = r.pick(editable);
+        let v = s.slots[k];
+        for (let t = 0; t < 20 && v === s.slots[k]; t++) v = drawSlot(fam.slots[k], vocab.pools, r);
+        s.slots[k] = v;
+        s.edit = `slot ${k}`;
+      } else {
+        // Two neighbouring middle sentences trade places: the same request, reordered.
+        const j = 1 + r.int(s.order.length - 2);
+        [s.order[j], s.order[j + 1]] = [s.order[j + 1], s.order[j]];
+        s.edit = 'reorder';
+      }
+    } else {
+      const fam = pickFamily();
+      const slots = {};
+      for (const [k, spec] of Object.entries(fam.slots)) slots[k] = drawSlot(spec, vocab.pools, r);
+      const parts = fam.task.map((alts) => r.int(alts.length));
+      const order = fam.task.map((_, j) => j);
+      const x = r();
+      const failure = x < SHARES.refusal ? 'refusal'
+        : x < SHARES.refusal + SHARES.invalid_json ? 'invalid_json'
+          : x < SHARES.refusal + SHARES.invalid_json + SHARES.error ? 'error'
+            : x < SHARES.refusal + SHARES.invalid_json + SHARES.error + SHARES.slow ? 'slow' : null;
+      // JSON is asked for in two-step sessions only, so that the one text answer is the planted failure.
+      const steps = failure !== 'invalid_json' && r() < SHARES.four_steps ? 4 : 2;
+      s = {
+        index: i, id, agent: fam.agent, family: fam.name, user, slots, parts, order, steps, failure,
+        stream: r() < SHARES.stream, refusal: r.int(vocab.refusals.length), followup: r.int(fam.followups.length),
+        answer: r.int(fam.answers.length), dupOf: null, dupGroup: id, edit: null, feedback: null,
+      };
+      originals.push(s);
+    }
+    s.user = user;
+    if (r() < SHARES.feedback) {
+      // Thumbs down and a low rating for a planted failure, mostly up otherwise; a correction (the answer
+      // the agent should have given) with a third of the thumbs down.
+      const bad = s.failure !== null || r() < 0.15;
+      const fam = fams.find((f) => f.name === s.family);
+      s.feedback = {
+        thumbs: !bad,
+        rating: bad ? 1 + r.int(2) : 3 + r.int(3),
+        correction: bad && r() < 0.34 ? expand(fam.answers[s.answer], s.slots) : null,
+      };
+    }
+    sessions.push(s);
+  }
+  // A group is an original with at least one duplicate; a session alone has none.
+  const size = new Map();
+  for (const s of sessions) size.set(s.dupGroup, (size.get(s.dupGroup) || 0) + 1);
+  for (const s of sessions) if (size.get(s.dupGroup) < 2) s.dupGroup = null;
+  return sessions;
+}
