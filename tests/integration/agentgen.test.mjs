@@ -1,0 +1,159 @@
+// Issue 14, point 7: the traffic generator (bench/agentgen) sends its sessions through a real gyre to a real
+// gyre-mock, and its ground truth (truth.jsonl) is exact: every trace it names is stored with its session,
+// agent and step, each session's calls carry their tool calls in order, and the planted failures,
+// near-duplicates and family counts are what the seed's plan says.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { startGyre, startMock, tmpdir, ROOT, SLOW } from '../lib/harness.mjs';
+import { gyreConfig } from '../../bench/agentgen/agentgen.mjs';
+import { loadVocab, planSessions, taskText } from '../../bench/agentgen/vocab.mjs';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+let mock, gyre, out, truth, summary, plan, stored;
+const vocab = loadVocab();
+
+function runAgentgen(args) {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [path.join(ROOT, 'bench/agentgen/agentgen.mjs'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '';
+    p.stdout.on('data', (d) => { stdout += d; });
+    p.stderr.on('data', (d) => { stderr += d; });
+    const t = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`agentgen timed out:\n${stderr}`)); }, 20000 * SLOW);
+    p.on('exit', (code) => { clearTimeout(t); resolve({ code, stdout, stderr }); });
+  });
+}
+
+async function getJson(url) {
+  const r = await fetch(url, { signal: AbortSignal.timeout(5000 * SLOW) });
+  assert.equal(r.status, 200, `${url}: ${r.status}`);
+  return r.json();
+}
+
+before(async () => {
+  mock = await startMock();
+  gyre = await startGyre(gyreConfig(mock.v1, 'workers: 2\n'));
+  out = tmpdir('gyre-agentgen-');
+  const r = await runAgentgen(['--gyre', gyre.url, '--mock', mock.url, '--seed', '1', '--sessions', '20', '--concurrency', '8', '--out', out]);
+  assert.equal(r.code, 0, r.stderr);
+  truth = fs.readFileSync(path.join(out, 'truth.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'));
+  plan = planSessions(vocab, 1, 20);
+  // The index follows the trace log: wait (bounded) until every call is queryable.
+  const deadline = Date.now() + 10000 * SLOW;
+  for (;;) {
+    stored = (await getJson(`${gyre.url}/api/traces?tag=agentgen&limit=1000`)).data;
+    if (stored.length >= truth.length || Date.now() > deadline) break;
+    await sleep(100);
+  }
+});
+
+after(async () => {
+  if (gyre) assert.equal((await gyre.stop()).code, 0);
+  if (mock) assert.equal((await mock.stop()).code, 0);
+  if (out) fs.rmSync(out, { recursive: true, force: true });
+});
+
+test('every trace in truth.jsonl is stored in gyre with its session, agent and user, and no other', () => {
+  assert.equal(truth.length, 52);
+  assert.deepEqual(stored.map((t) => t.trace_id).sort(), truth.map((l) => l.trace_id).sort());
+  const byId = new Map(stored.map((t) => [t.trace_id, t]));
+  for (const l of truth) {
+    const t = byId.get(l.trace_id);
+    assert.deepEqual([t.session, t.agent, t.user, t.status], [l.session, l.agent, l.user, l.status], l.trace_id);
+  }
+});
+
+test('each session is its multi-step trajectory: tool calls in order, each result answering the call before it', async () => {
+  for (const s of plan) {
+    const fam = vocab.families.find((f) => f.name === s.family);
+    const { traces } = await getJson(`${gyre.url}/api/sessions/${s.id}`);
+    const lines = truth.filter((l) => l.session === s.id);
+    assert.deepEqual(traces.map((t) => t.trace_id), lines.map((l) => l.trace_id), s.id);
+    assert.equal(traces.length, s.steps, s.id);
+    for (let i = 0; i < traces.length; i++) {
+      const req = traces[i].request_body;
+      const step = i + 1;
+      assert.deepEqual(req.tools.map((t) => t.function.name), fam.tools.map((t) => t.name));
+      // The conversation grows by two messages a step: the answer, then the tool's result or the follow-up.
+      assert.equal(req.messages.length, 2 + 2 * i, `${s.id} step ${step}`);
+      if (step % 2 === 1) {
+        // An odd step asks; gyre-mock calls the first tool, then the one tool_choice names.
+        const call = traces[i].response_body.choices[0].message.tool_calls[0];
+        assert.equal(call.function.name, fam.tools[step === 1 ? 0 : 1].name, `${s.id} step ${step}`);
+        const next = traces[i + 1].request_body.messages;
+        assert.deepEqual(next.at(-1).role, 'tool');
+        assert.equal(next.at(-1).tool_call_id, call.id, `${s.id} step ${step + 1} answers the call of step ${step}`);
+      }
+    }
+    // The task as sent, with the addresses gyre's store redacts (a password reset names the account's).
+    const task = taskText(fam, s) + (s.failure === 'invalid_json' ? ' ' + fam.json_ask : '');
+    assert.equal(traces[0].request_body.messages[1].content, task.replace(/[a-z0-9._]+@[a-z]+\.[a-z]+/g, '[email]'), s.id);
+  }
+});
+
+test('the planted failures are in the traces truth.jsonl names: refusal, invalid JSON, error and slow', async () => {
+  const failed = truth.filter((l) => l.failure !== null);
+  assert.deepEqual(failed.map((l) => l.failure).sort(), ['error', 'invalid_json', 'invalid_json', 'invalid_json', 'refusal', 'refusal', 'slow']);
+  for (const l of failed) {
+    const t = await getJson(`${gyre.url}/api/traces/${l.trace_id}`);
+    assert.equal(l.step, l.steps, 'a failure is planted on the session\'s last call');
+    if (l.failure === 'error') {
+      assert.equal(t.status, 500);
+      continue;
+    }
+    const answer = t.response_body.choices[0].message.content;
+    if (l.failure === 'refusal') assert.match(answer, /^Mock reply to tool result: (I'm sorry|I cannot|I'm unable|Sorry, I can't)/);
+    if (l.failure === 'invalid_json') {
+      assert.deepEqual(t.request_body.response_format, { type: 'json_object' });
+      assert.throws(() => JSON.parse(answer));
+    }
+    if (l.failure === 'slow') assert.ok(t.latency_us >= 2000000, `latency ${t.latency_us} us`);
+  }
+  // No other call is slow, refused or an error.
+  for (const l of truth.filter((x) => x.failure === null)) assert.equal(l.status, 200, l.trace_id);
+});
+
+test('near-duplicates are planted in known groups: the same task with one small edit, step by step', async () => {
+  const dups = plan.filter((s) => s.dupOf !== null);
+  assert.equal(dups.length, summary.dup_sessions);
+  assert.ok(dups.length >= 1);
+  for (const d of dups) {
+    const o = plan.find((s) => s.id === d.dupOf);
+    assert.equal(d.family, o.family);
+    const [a, b] = [truth.filter((l) => l.session === o.id), truth.filter((l) => l.session === d.id)];
+    assert.equal(a.length, b.length);
+    for (let i = 0; i < a.length; i++) assert.equal(a[i].dup_group, b[i].dup_group);
+    const ta = (await getJson(`${gyre.url}/api/traces/${a[0].trace_id}`)).request_body.messages[1].content;
+    const tb = (await getJson(`${gyre.url}/api/traces/${b[0].trace_id}`)).request_body.messages[1].content;
+    assert.notEqual(ta, tb);
+    if (d.edit === 'reorder') assert.deepEqual(ta.split('. ').sort(), tb.split('. ').sort());
+  }
+  // Truth marks exactly the traces of sessions in a group, each group's steps apart.
+  const grouped = new Set(plan.filter((s) => s.dupGroup !== null).map((s) => s.id));
+  for (const l of truth) assert.equal(l.dup_group !== null, grouped.has(l.session), l.trace_id);
+});
+
+test('summary.json counts exactly what truth.jsonl holds, per family, failure and duplicate group', () => {
+  const count = (xs, f) => xs.reduce((m, x) => { const k = f(x); if (k !== null) m[k] = (m[k] || 0) + 1; return m; }, {});
+  const firsts = truth.filter((l) => l.step === 1);
+  assert.equal(summary.sessions, 20);
+  assert.equal(summary.traces, truth.length);
+  assert.deepEqual(summary.families, count(firsts, (l) => l.family));
+  assert.deepEqual(summary.failures, count(truth, (l) => l.failure));
+  assert.equal(summary.dup_groups, new Set(truth.filter((l) => l.dup_group).map((l) => l.dup_group.split('#')[0])).size);
+  assert.deepEqual(summary.steps, count(firsts, (l) => String(l.steps)));
+});
+
+test('seeds 1 and 2 plan different traffic of the same families', () => {
+  const a = planSessions(vocab, 1, 400), b = planSessions(vocab, 2, 400);
+  const fams = (p) => [...new Set(p.map((s) => s.family))].sort();
+  assert.deepEqual(fams(a), vocab.families.map((f) => f.name).sort());
+  assert.deepEqual(fams(b), fams(a));
+  const text = (p) => new Set(p.map((s) => taskText(vocab.families.find((f) => f.name === s.family), s)));
+  const ta = text(a);
+  assert.equal([...text(b)].filter((t) => ta.has(t)).length, 0);
+  assert.deepEqual(planSessions(vocab, 1, 400), a, 'a seed plans the same sessions every time');
+});
