@@ -127,7 +127,7 @@ async function runSession(o, vocab, sess) {
   const fam = vocab.families.find((f) => f.name === sess.family);
   const agent = vocab.agentByName.get(sess.agent);
   const tools = fam.tools.map((t) => ({ type: 'function', function: { name: t.name, description: t.description, parameters: t.parameters } }));
-  let task = taskText(fam, sess);
+  let task = taskText(fam, sess, vocab);
   if (sess.failure === 'invalid_json') task += ' ' + fam.json_ask;
   const messages = [{ role: 'system', content: agent.system }, { role: 'user', content: task }];
   const out = [];

@@ -58,9 +58,14 @@ export function expand(template, slots) {
   return template.replace(/\{([a-z_]+)\}/g, (m, k) => (k in slots ? slots[k] : m));
 }
 
+// A task's seven sentences: the family's five (0-4) with the two shared context sentences (5, 6) after the
+// third and the fourth; `order` is a permutation of these positions.
+export const TASK_ORDER = [0, 1, 2, 5, 3, 6, 4];
+
 /** The user's task: the chosen alternative of each sentence, in `order`, with the slots filled. */
-export function taskText(fam, plan) {
-  return plan.order.map((i) => expand(fam.task[i][plan.parts[i]], plan.slots)).join(' ');
+export function taskText(fam, plan, vocab) {
+  const sentence = (i) => (i < 5 ? fam.task[i][plan.parts[i]] : vocab.context[plan.context[i - 5]]);
+  return plan.order.map((i) => expand(sentence(i), plan.slots)).join(' ');
 }
 
 // Shares of sessions (bench/agentgen/README.md lists them; fill.c uses the same).
@@ -75,15 +80,17 @@ export const SHARES = {
   feedback: 0.30,     // the final trace gets feedback
 };
 
-/** The slots of a family's task that an edit may change: those that occur in the task's sentences. */
-function editableSlots(fam, plan) {
-  const text = taskText(fam, plan);
-  return Object.keys(fam.slots).filter((k) => text.includes(plan.slots[k]));
+export const FAILURES = ['refusal', 'invalid_json', 'error', 'slow'];
+
+/** The slots an edit may change: a name or a number ("@person", "#N", "@money") that the task's sentences hold. */
+function editableSlots(fam, plan, vocab) {
+  const text = taskText(fam, plan, vocab);
+  return Object.keys(fam.slots).filter((k) => /^(@person|@money|#[0-9]+)$/.test(fam.slots[k]) && text.includes(plan.slots[k]));
 }
 
 /**
  * Plans `n` sessions from `seed`.  Each: {index, id, agent, family, user,
- * slots, parts, order, steps (2 or 4), failure, stream, dupOf (the original's
+ * slots, parts, context, order, steps (2 or 4), failure, stream, dupOf (the original's
  * id or null), edit, feedback}.  A near-duplicate copies an earlier original
  * (never another duplicate) and makes one small edit: a slot value (a name
  * or number) changed, or two neighbouring sentences swapped.
@@ -97,18 +104,31 @@ export function planSessions(vocab, seed, n, prefix = `ag${seed}`) {
     for (const f of fams) { if ((x -= f.weight) < 0) return f; }
     return fams[fams.length - 1];
   };
+  const shuffle = (a) => {
+    for (let i = a.length - 1; i > 0; i--) { const j = r.int(i + 1); [a[i], a[j]] = [a[j], a[i]]; }
+    return a;
+  };
+  // Exact shares, not draws, so that even 20 sessions hold every kind: round(dup * n) duplicates (never the
+  // first session), and of the originals ceil(share * originals) of each failure, in shuffled places.
+  const ndup = n >= 2 ? Math.round(SHARES.dup * n) : 0;
+  const isDup = new Set(shuffle(Array.from({ length: n - 1 }, (_, i) => i + 1)).slice(0, ndup));
+  const norig = n - ndup;
+  let failures = [];
+  for (const k of FAILURES) for (let j = 0; j < Math.ceil(SHARES[k] * norig); j++) failures.push(k);
+  failures = shuffle([...failures.slice(0, norig), ...Array(Math.max(0, norig - failures.length)).fill(null)]);
   const sessions = [];
   const originals = [];
   for (let i = 0; i < n; i++) {
     const id = `${prefix}-${String(i).padStart(6, '0')}`;
     const user = `user-${String(r.int(400)).padStart(3, '0')}`;
     let s;
-    if (originals.length > 0 && r() < SHARES.dup) {
+    if (isDup.has(i)) {
       const o = r.pick(originals);
       const fam = fams.find((f) => f.name === o.family);
       s = { ...o, index: i, id, dupOf: o.dupGroup, slots: { ...o.slots }, order: [...o.order], feedback: null };
-      const editable = editableSlots(fam, s);
-      if (r() < 0.5 && editable.length > 0) {
+      const editable = editableSlots(fam, s, vocab);
+      // Duplicates alternate between the two edits.
+      if ((i - originals.length) % 2 === 1 && editable.length > 0) {
         const k = r.pick(editable);
         let v = s.slots[k];
         for (let t = 0; t < 20 && v === s.slots[k]; t++) v = drawSlot(fam.slots[k], vocab.pools, r);
@@ -116,7 +136,7 @@ export function planSessions(vocab, seed, n, prefix = `ag${seed}`) {
         s.edit = `slot ${k}`;
       } else {
         // Two neighbouring middle sentences trade places: the same request, reordered.
-        const j = 1 + r.int(s.order.length - 2);
+        const j = 1 + r.int(s.order.length - 3);
         [s.order[j], s.order[j + 1]] = [s.order[j + 1], s.order[j]];
         s.edit = 'reorder';
       }
@@ -125,16 +145,14 @@ export function planSessions(vocab, seed, n, prefix = `ag${seed}`) {
       const slots = {};
       for (const [k, spec] of Object.entries(fam.slots)) slots[k] = drawSlot(spec, vocab.pools, r);
       const parts = fam.task.map((alts) => r.int(alts.length));
-      const order = fam.task.map((_, j) => j);
-      const x = r();
-      const failure = x < SHARES.refusal ? 'refusal'
-        : x < SHARES.refusal + SHARES.invalid_json ? 'invalid_json'
-          : x < SHARES.refusal + SHARES.invalid_json + SHARES.error ? 'error'
-            : x < SHARES.refusal + SHARES.invalid_json + SHARES.error + SHARES.slow ? 'slow' : null;
+      const c0 = r.int(vocab.context.length);
+      const context = [c0, (c0 + 1 + r.int(vocab.context.length - 1)) % vocab.context.length];
+      const order = [...TASK_ORDER];
+      const failure = failures[originals.length];
       // JSON is asked for in two-step sessions only, so that the one text answer is the planted failure.
       const steps = failure !== 'invalid_json' && r() < SHARES.four_steps ? 4 : 2;
       s = {
-        index: i, id, agent: fam.agent, family: fam.name, user, slots, parts, order, steps, failure,
+        index: i, id, agent: fam.agent, family: fam.name, user, slots, parts, context, order, steps, failure,
         stream: r() < SHARES.stream, refusal: r.int(vocab.refusals.length), followup: r.int(fam.followups.length),
         answer: r.int(fam.answers.length), dupOf: null, dupGroup: id, edit: null, feedback: null,
       };
