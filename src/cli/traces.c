@@ -56,6 +56,7 @@ const char gyre_traces_usage[] = "usage: gyre traces [FILTERS] [--limit N] [--cu
                                  "  --route NAME  --provider NAME  --model NAME\n"
                                  "  --agent NAME  --session ID  --user ID  --tag TAG\n"
                                  "  --key ID  --team NAME  the gateway key (gk_..., or a config key's id) and its team\n"
+                                 "  --cluster ID          in this cluster of the newest clustering (gyre clusters)\n"
                                  "  --status N            exactly this HTTP status\n"
                                  "  --errors              status 400 or more\n"
                                  "  --min-latency-ms N    at least N ms\n"
@@ -960,6 +961,15 @@ int gyre_cmd_traces(int argc, char **argv)
                 return 2;
             }
             q.min_latency_us = (int64_t)num * 1000;
+        } else if ((r = gyre_cli_opt(cmd, argc, argv, &i, "--cluster", &v)) != 0) {
+            if (r < 0)
+                return 2;
+            if (parse_bounded(v, 0, 2147483647LL, &num) != 0) {
+                fprintf(stderr, "%s: --cluster must be a cluster's id (a whole number), got '%s'\n", cmd, v);
+                return 2;
+            }
+            q.has_cluster = 1;
+            q.cluster = (int32_t)num;
         } else if ((r = gyre_cli_opt(cmd, argc, argv, &i, "--limit", &v)) != 0) {
             if (r < 0)
                 return 2;

@@ -96,17 +96,19 @@ enum {
     P_OTEL_TRACE_ID,
     P_KEY,
     P_TEAM,
+    P_CLUSTER,
     P_COUNT
 };
 
 static const char *const param_names[P_COUNT] = {
     "from", "to",     "route",  "provider",       "model", "agent",  "session", "user",
     "tag",  "status", "errors", "min_latency_ms", "q",     "cursor", "limit",   "otel_trace_id", "key", "team",
+    "cluster",
 };
 
 #define PARAM_LIST                                                                                                     \
     "from, to, route, provider, model, agent, session, user, tag, status, errors, min_latency_ms, q, cursor, limit, "  \
-    "otel_trace_id, key, team"
+    "otel_trace_id, key, team, cluster"
 
 /* /api/stats's parameters. */
 enum { S_FROM, S_TO, S_ROUTE, S_PROVIDER, S_MODEL, S_AGENT, S_USER, S_GROUP_BY, S_BUCKET, S_KEY, S_TEAM, S_COUNT };
@@ -195,6 +197,15 @@ static int set_param(void *ctx, int which, const char *v, gyre_api_error_t *err)
             return -1;
         }
         q->min_latency_us = (int64_t)u * 1000;
+        return 0;
+    case P_CLUSTER:
+        /* A cluster's id in the newest clustering run (src/loop/cluster.h): a small whole number. */
+        if (parse_uint(v, 2147483647, &u) != 0) {
+            BAD_PARAM(err, "invalid_value", name, "'cluster' must be a cluster's id, a whole number, got '%.64s'", v);
+            return -1;
+        }
+        q->has_cluster = 1;
+        q->cluster = (int32_t)u;
         return 0;
     case P_LIMIT:
         if (parse_uint(v, 1000000, &u) != 0 || u < 1 || u > 1000) {

@@ -49,6 +49,19 @@ void gyre_store_set_err(char *err, size_t errlen, const char *fmt, ...) __attrib
  * 0, -EIO (a stored body does not expand: err names the trace and the body) or -E2BIG (out's bound). */
 int gyre_store_render_row(gyre_store_t *s, const gyre_store_row_t *row, int bodies, gyre_buf_t *out, char *err,
                           size_t errlen);
+/*
+ * What the loop adds to a trace (/api/traces/{id}), appended to out (after the trace's last member, before its
+ * closing brace):
+ *   ,"feedback":[{"name":..,"value":X|null,"label":..|null,"comment":..|null,"correction":..|null,
+ *                 "session":true|false (given by session),"created_us":N}],   (oldest first)
+ *   "scores":[{"name":..,"source":"heuristic"|"judge"|"guardrail","version":..,"value":X|null,
+ *              "label":..|null,"comment":..|null}],                           (oldest first)
+ *   "cluster":{"id":N,"run":"<run id>"}|null                                  (the newest clustering's)
+ * 0, -E2BIG, -EIO.
+ */
+int gyre_store_render_loop(gyre_store_t *s, const char *trace_id, gyre_buf_t *out, char *err, size_t errlen);
+/* "human", "heuristic", "judge", "guardrail" (gyre_score_source_t), "unknown" for any other. */
+const char *gyre_store_score_source_name(int source);
 /* What a backend stores for a trace's tags (sorted, duplicates dropped), meta (sorted by key; a repeated key
  * keeps its last value) and attempts, in the API's shape; each resets `out` first. */
 void gyre_store_render_tags(const gyre_tstr_t *tags, size_t n, gyre_buf_t *out);

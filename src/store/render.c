@@ -329,3 +329,97 @@ void gyre_store_render_attempts(const gyre_trace_attempt_t *a, size_t n, gyre_bu
     }
     gyre_buf_append(out, "]", 1);
 }
+
+/* ---- What the loop adds to one trace (issue 14): its feedback, its scores and its cluster. ---- */
+
+typedef struct loop_render {
+    json_writer_t w;
+    int human;  /* this pass writes feedback (GYRE_SCORE_HUMAN) or the other scores */
+    size_t n;
+} loop_render_t;
+
+static void jw_cstr(json_writer_t *w, const char *v)
+{
+    if (v == NULL) {
+        jw_lit(w, "null");
+        return;
+    }
+    gyre_tstr_t t = {(char *)v, strlen(v)};
+    jw_str(w, &t);
+}
+
+static int loop_score_cb(void *arg, const gyre_score_t *sc)
+{
+    loop_render_t *c = arg;
+    json_writer_t *w = &c->w;
+    if ((sc->source == GYRE_SCORE_HUMAN) != c->human)
+        return 0;
+    jw_lit(w, c->n++ ? ",{\"name\":" : "{\"name\":");
+    jw_cstr(w, sc->name);
+    if (!c->human) {
+        jw_lit(w, ",\"source\":");
+        jw_cstr(w, gyre_store_score_source_name(sc->source));
+        jw_lit(w, ",\"version\":");
+        jw_cstr(w, sc->version != NULL ? sc->version : "");
+    }
+    jw_lit(w, ",\"value\":");
+    jw_double(w, sc->value);
+    jw_lit(w, ",\"label\":");
+    jw_cstr(w, sc->label);
+    jw_lit(w, ",\"comment\":");
+    jw_cstr(w, sc->comment);
+    if (c->human) {
+        jw_lit(w, ",\"correction\":");
+        jw_cstr(w, sc->correction);
+        jw_lit(w, ",\"session\":");
+        jw_lit(w, sc->trace_id != NULL && sc->trace_id[0] == '\0' ? "true" : "false");
+        jw_lit(w, ",\"created_us\":");
+        jw_int(w, sc->created_us);
+    }
+    jw_lit(w, "}");
+    return 0;
+}
+
+const char *gyre_store_score_source_name(int source)
+{
+    switch (source) {
+    case GYRE_SCORE_HUMAN: return "human";
+    case GYRE_SCORE_HEURISTIC: return "heuristic";
+    case GYRE_SCORE_JUDGE: return "judge";
+    case GYRE_SCORE_GUARDRAIL: return "guardrail";
+    default: return "unknown";
+    }
+}
+
+int gyre_store_render_loop(gyre_store_t *s, const char *trace_id, gyre_buf_t *out, char *err, size_t errlen)
+{
+    loop_render_t c = {{out, 0}, 1, 0};
+    int32_t cluster = -1;
+    char run[64];
+    jw_lit(&c.w, ",\"feedback\":[");
+    int r = gyre_store_trace_scores(s, trace_id, loop_score_cb, &c, err, errlen);
+    jw_lit(&c.w, "],\"scores\":[");
+    c.human = 0;
+    c.n = 0;
+    if (r == 0)
+        r = gyre_store_trace_scores(s, trace_id, loop_score_cb, &c, err, errlen);
+    jw_lit(&c.w, "],\"cluster\":");
+    if (r == 0) {
+        r = gyre_store_trace_cluster(s, trace_id, &cluster, run, sizeof(run), err, errlen);
+        if (r == 0) {
+            jw_lit(&c.w, "{\"id\":");
+            jw_int(&c.w, cluster);
+            jw_lit(&c.w, ",\"run\":");
+            jw_cstr(&c.w, run);
+            jw_lit(&c.w, "}");
+        } else if (r == -ENOENT) {
+            jw_lit(&c.w, "null");
+            r = 0;
+        }
+    }
+    if (r == 0 && c.w.r != 0) {
+        r = -E2BIG;
+        gyre_store_set_err(err, errlen, "store: the answer is larger than its buffer (%zu bytes)", out->max);
+    }
+    return r;
+}

@@ -245,6 +245,43 @@ static const store_migration_t migrations[] = {
      "ALTER TABLE traces ADD COLUMN cost_saved_usd REAL DEFAULT 0;"
      "ALTER TABLE trace_rollup ADD COLUMN cost_saved_usd REAL NOT NULL DEFAULT 0;", /* the sum of the known ones */
      NULL},
+    /*
+     * The loop (issue 14): scores and feedback, and clustering runs.
+     * - scores: appended, never replaced (store.h); `id` orders the scores
+     *   of one instant.  A trace's scores are read by trace_id; a range's by
+     *   (trace_started_us, trace_id), copied from the trace at write time
+     *   so the range scan is an index range and needs no join.  A session's
+     *   feedback has trace_id '' and is found by its session (a partial
+     *   index: per-trace scores cost it nothing).  value NULL: a category
+     *   only; label, comment, correction NULL: none.
+     * - cluster_runs keeps every run's JSON; trace_clusters holds only the
+     *   newest run's assignments (put_cluster_run replaces them), since only
+     *   the newest run is shown and a run over 1M traces would otherwise
+     *   add 1M rows each time.  The cluster filter's index is
+     *   (cluster, trace_id).
+     */
+    {9,
+     "CREATE TABLE scores ("
+     " id INTEGER PRIMARY KEY," /* BIGSERIAL in PostgreSQL */
+     " trace_id TEXT NOT NULL,"
+     " session TEXT NOT NULL,"
+     " name TEXT NOT NULL,"
+     " source INTEGER NOT NULL," /* gyre_score_source_t */
+     " version TEXT NOT NULL,"
+     " value REAL,"
+     " label TEXT,"
+     " comment TEXT,"
+     " correction TEXT,"
+     " created_us BIGINT NOT NULL,"
+     " trace_started_us BIGINT NOT NULL);"
+     "CREATE INDEX scores_trace ON scores (trace_id, created_us, id);"
+     "CREATE INDEX scores_started ON scores (trace_started_us, trace_id, created_us, id);"
+     "CREATE INDEX scores_session ON scores (session, created_us, id) WHERE trace_id = '';"
+     "CREATE TABLE cluster_runs (run_id TEXT PRIMARY KEY, created_us BIGINT NOT NULL, json TEXT NOT NULL);"
+     "CREATE TABLE trace_clusters (run_id TEXT NOT NULL, trace_id TEXT NOT NULL, cluster INTEGER NOT NULL,"
+     " PRIMARY KEY (trace_id, run_id)) WITHOUT ROWID;"
+     "CREATE INDEX trace_clusters_cluster ON trace_clusters (cluster, trace_id);",
+     NULL},
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -310,7 +347,8 @@ enum {
     COL_RESPONSE_BODY,
     COL_BODY_SEGMENT,
     COL_BODY_OFFSET,
-    COL_BODY_LENGTH
+    COL_BODY_LENGTH,
+    COL_CLUSTER /* only in the corpus scan */
 };
 
 static gyre_tstr_t col_tstr(sqlite3_stmt *st, int i)
@@ -373,6 +411,9 @@ static void row_read(sqlite3_stmt *st, gyre_store_row_t *row)
     row->ref.segment = (uint64_t)sqlite3_column_int64(st, COL_BODY_SEGMENT);
     row->ref.offset = (uint64_t)sqlite3_column_int64(st, COL_BODY_OFFSET);
     row->ref.length = (uint32_t)sqlite3_column_int64(st, COL_BODY_LENGTH);
+    row->cluster = sqlite3_column_count(st) > COL_CLUSTER && sqlite3_column_type(st, COL_CLUSTER) != SQLITE_NULL
+                       ? (int32_t)sqlite3_column_int64(st, COL_CLUSTER)
+                       : -1;
 }
 
 /* Steps `st` and hands each row to cb; stops at cb's first non-zero and returns it.  `what` names the read. */
@@ -794,15 +835,19 @@ fail:
 static int sqlite_drop_segments(gyre_store_t *gs, uint64_t below, char *err, size_t errlen)
 {
     sqlite_store_t *s = sq(gs);
-    char sql[512];
+    char sql[1024];
     int r;
     if ((r = exec_sql(s, "BEGIN IMMEDIATE", err, errlen)) != 0)
         return r;
     snprintf(sql, sizeof(sql),
              "DELETE FROM trace_tag WHERE trace_rowid IN (SELECT rowid FROM traces WHERE body_segment <> 0 AND "
              "body_segment < %" PRIu64 ");"
+             "DELETE FROM scores WHERE trace_id <> '' AND trace_id IN (SELECT trace_id FROM traces WHERE "
+             "body_segment <> 0 AND body_segment < %" PRIu64 ");"
+             "DELETE FROM trace_clusters WHERE trace_id IN (SELECT trace_id FROM traces WHERE body_segment <> 0 AND "
+             "body_segment < %" PRIu64 ");"
              "DELETE FROM traces WHERE body_segment <> 0 AND body_segment < %" PRIu64 ";",
-             below, below);
+             below, below, below, below);
     if ((r = exec_sql(s, sql, err, errlen)) != 0 || (r = exec_sql(s, "COMMIT", err, errlen)) != 0) {
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         return r;
@@ -818,6 +863,7 @@ static int sqlite_reset(gyre_store_t *gs, char *err, size_t errlen)
         return r;
     if ((r = exec_sql(s,
                       "DELETE FROM trace_tag; DELETE FROM traces; DELETE FROM trace_rollup; DELETE FROM index_mark;"
+                      "DELETE FROM scores; DELETE FROM trace_clusters; DELETE FROM cluster_runs;"
                       "INSERT INTO trace_fts (trace_fts) VALUES ('delete-all');",
                       err, errlen)) != 0 ||
         (r = exec_sql(s, "COMMIT", err, errlen)) != 0) {
@@ -871,7 +917,8 @@ static int sqlite_info(gyre_store_t *gs, gyre_store_info_t *out, char *err, size
 static int sqlite_delete_traces(gyre_store_t *gs, const gyre_trace_t *const *traces, size_t n, char *err, size_t errlen)
 {
     sqlite_store_t *s = sq(gs);
-    sqlite3_stmt *sel = NULL, *del = NULL, *del_fts = NULL, *del_tag = NULL, *rollup = NULL;
+    sqlite3_stmt *sel = NULL, *del = NULL, *del_fts = NULL, *del_tag = NULL, *rollup = NULL, *del_scores = NULL,
+                 *del_cluster = NULL;
     int r, rc = SQLITE_OK;
     if (n == 0)
         return 0;
@@ -884,6 +931,10 @@ static int sqlite_delete_traces(gyre_store_t *gs, const gyre_trace_t *const *tra
                            &del_fts, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db, "DELETE FROM trace_tag WHERE tag = ? AND started_us = ? AND trace_id = ?", -1,
                            &del_tag, NULL) != SQLITE_OK ||
+        /* A trace's scores and cluster go with it (a session's feedback stays with the session). */
+        sqlite3_prepare_v2(s->db, "DELETE FROM scores WHERE trace_id = ?", -1, &del_scores, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "DELETE FROM trace_clusters WHERE trace_id = ?", -1, &del_cluster, NULL) !=
+            SQLITE_OK ||
         sqlite3_prepare_v2(s->db,
                            "DELETE FROM trace_rollup WHERE start_us + span_us <="
                            " COALESCE((SELECT MIN(started_us) FROM traces), 9223372036854775807)",
@@ -918,6 +969,12 @@ static int sqlite_delete_traces(gyre_store_t *gs, const gyre_trace_t *const *tra
             if ((rc = step_done(del_tag)) != SQLITE_OK)
                 goto db_error;
         }
+        sqlite3_bind_text(del_scores, 1, t->trace_id, -1, SQLITE_STATIC);
+        if ((rc = step_done(del_scores)) != SQLITE_OK)
+            goto db_error;
+        sqlite3_bind_text(del_cluster, 1, t->trace_id, -1, SQLITE_STATIC);
+        if ((rc = step_done(del_cluster)) != SQLITE_OK)
+            goto db_error;
         sqlite3_bind_int64(del, 1, rowid);
         if ((rc = step_done(del)) != SQLITE_OK)
             goto db_error;
@@ -937,6 +994,8 @@ out:
     sqlite3_finalize(del_fts);
     sqlite3_finalize(del_tag);
     sqlite3_finalize(rollup);
+    sqlite3_finalize(del_scores);
+    sqlite3_finalize(del_cluster);
     return r;
 }
 
@@ -1090,6 +1149,64 @@ static fts5_api *fts5_api_of(sqlite3 *db)
     return api;
 }
 
+/*
+ * The WHERE clause of a query over traces (`o` is the table whose (started_us, trace_id) give the order: "g"
+ * for a tag's walk, else "t"), its parameters appended to params.  0, or -EIO (err filled).
+ */
+static int trace_where(sqlite_store_t *s, const gyre_trace_query_t *q, const char *o, gyre_buf_t *sql,
+                       query_param_t *params, size_t *pnp, gyre_buf_t *words, char *err, size_t errlen)
+{
+    size_t np = *pnp;
+    if (q->from_us != 0) {
+        gyre_buf_appendf(sql, " AND %s.started_us >= ?", o);
+        params[np++] = (query_param_t){NULL, q->from_us};
+    }
+    if (q->to_us != 0) {
+        gyre_buf_appendf(sql, " AND %s.started_us < ?", o);
+        params[np++] = (query_param_t){NULL, q->to_us};
+    }
+    filter_eq(sql, params, &np, "route", 1, q->route);
+    filter_eq(sql, params, &np, "provider", 0, q->provider);
+    filter_eq(sql, params, &np, "model", 0, q->model);
+    filter_eq(sql, params, &np, "agent", 1, q->agent);
+    filter_eq(sql, params, &np, "client_key_id", 1, q->key_id);
+    filter_eq(sql, params, &np, "team", 1, q->team);
+    filter_eq(sql, params, &np, "session", 1, q->session);
+    filter_eq(sql, params, &np, "user_id", 1, q->user);
+    filter_eq(sql, params, &np, "otel_trace_id", 0, q->otel_trace_id);
+    if (q->status != 0) {
+        gyre_buf_appends(sql, " AND t.status = ?");
+        params[np++] = (query_param_t){NULL, q->status};
+    }
+    if (q->errors_only)
+        gyre_buf_appends(sql, " AND t.status >= 400");
+    if (q->min_latency_us > 0) {
+        gyre_buf_appends(sql, " AND t.latency_us >= ?");
+        params[np++] = (query_param_t){NULL, q->min_latency_us};
+    }
+    /* trace_clusters holds the newest run's assignments only (migration 9), so no run is named here. */
+    if (q->has_cluster) {
+        gyre_buf_appends(sql, " AND t.trace_id IN (SELECT trace_id FROM trace_clusters WHERE cluster = ?)");
+        params[np++] = (query_param_t){NULL, q->cluster};
+    }
+    if (q->text != NULL && q->text[0] != '\0') {
+        size_t nwords = 0;
+        if (fts_all_words(s, q->text, words, &nwords) != 0) {
+            gyre_store_set_err(err, errlen, "store: the free-text tokenizer failed on q");
+            return -EIO;
+        }
+        if (nwords == 0) {
+            /* Only separators: no word to find, so no call has them all. */
+            gyre_buf_appends(sql, " AND 0 = 1");
+        } else {
+            gyre_buf_appends(sql, " AND t.rowid IN (SELECT rowid FROM trace_fts WHERE trace_fts MATCH ?)");
+            params[np++] = (query_param_t){words->base, 0};
+        }
+    }
+    *pnp = np;
+    return 0;
+}
+
 static int sqlite_scan_traces(gyre_store_t *gs, const gyre_trace_query_t *q, const gyre_store_cursor_t *after,
                               size_t limit, gyre_store_row_cb cb, void *ctx, char *err, size_t errlen)
 {
@@ -1116,48 +1233,8 @@ static int sqlite_scan_traces(gyre_store_t *gs, const gyre_trace_query_t *q, con
     } else {
         gyre_buf_appends(&sql, "SELECT " TRACE_COLS_SUMMARY " FROM traces t WHERE 1 = 1");
     }
-    if (q->from_us != 0) {
-        gyre_buf_appendf(&sql, " AND %s.started_us >= ?", o);
-        params[np++] = (query_param_t){NULL, q->from_us};
-    }
-    if (q->to_us != 0) {
-        gyre_buf_appendf(&sql, " AND %s.started_us < ?", o);
-        params[np++] = (query_param_t){NULL, q->to_us};
-    }
-    filter_eq(&sql, params, &np, "route", 1, q->route);
-    filter_eq(&sql, params, &np, "provider", 0, q->provider);
-    filter_eq(&sql, params, &np, "model", 0, q->model);
-    filter_eq(&sql, params, &np, "agent", 1, q->agent);
-    filter_eq(&sql, params, &np, "client_key_id", 1, q->key_id);
-    filter_eq(&sql, params, &np, "team", 1, q->team);
-    filter_eq(&sql, params, &np, "session", 1, q->session);
-    filter_eq(&sql, params, &np, "user_id", 1, q->user);
-    filter_eq(&sql, params, &np, "otel_trace_id", 0, q->otel_trace_id);
-    if (q->status != 0) {
-        gyre_buf_appends(&sql, " AND t.status = ?");
-        params[np++] = (query_param_t){NULL, q->status};
-    }
-    if (q->errors_only)
-        gyre_buf_appends(&sql, " AND t.status >= 400");
-    if (q->min_latency_us > 0) {
-        gyre_buf_appends(&sql, " AND t.latency_us >= ?");
-        params[np++] = (query_param_t){NULL, q->min_latency_us};
-    }
-    if (q->text != NULL && q->text[0] != '\0') {
-        size_t nwords = 0;
-        if (fts_all_words(s, q->text, &words, &nwords) != 0) {
-            gyre_store_set_err(err, errlen, "store: the free-text tokenizer failed on q");
-            r = -EIO;
-            goto out;
-        }
-        if (nwords == 0) {
-            /* Only separators: no word to find, so no call has them all. */
-            gyre_buf_appends(&sql, " AND 0 = 1");
-        } else {
-            gyre_buf_appends(&sql, " AND t.rowid IN (SELECT rowid FROM trace_fts WHERE trace_fts MATCH ?)");
-            params[np++] = (query_param_t){words.base, 0};
-        }
-    }
+    if ((r = trace_where(s, q, o, &sql, params, &np, &words, err, errlen)) != 0)
+        goto out;
     if (after != NULL) {
         gyre_buf_appendf(&sql, " AND (%s.started_us, %s.trace_id) < (?, ?)", o, o);
         params[np++] = (query_param_t){NULL, after->started_us};
@@ -1177,6 +1254,318 @@ out:
     sqlite3_finalize(st);
     gyre_buf_dispose(&sql);
     gyre_buf_dispose(&words);
+    return r;
+}
+
+/*
+ * The corpus scan: every trace matching q, oldest first, with its stored
+ * bodies (zstd frames, or the log reference) and the newest clustering's
+ * cluster, in one statement stepped to the end; the shared wrapper
+ * (scores.c) expands the bodies.  The cluster is a LEFT JOIN on
+ * trace_clusters' primary key, a seek per row inside the same statement.
+ */
+static int sqlite_scan_bodies(gyre_store_t *gs, const gyre_trace_query_t *q, gyre_store_row_cb cb, void *ctx,
+                              char *err, size_t errlen)
+{
+    sqlite_store_t *s = sq(gs);
+    query_param_t params[QUERY_MAX_PARAMS];
+    size_t np = 0;
+    gyre_buf_t sql, words;
+    sqlite3_stmt *st = NULL;
+    int r = 0;
+    gyre_buf_init(&sql, 4096);
+    gyre_buf_init(&words, 4 * GYRE_STORE_TEXT_MAX + 16);
+    int by_tag = q->tag != NULL && q->tag[0] != '\0';
+    const char *o = by_tag ? "g" : "t";
+    if (by_tag) {
+        gyre_buf_appends(&sql, "SELECT " TRACE_COLS_FULL ", c.cluster FROM trace_tag g CROSS JOIN traces t"
+                               " ON t.rowid = g.trace_rowid LEFT JOIN trace_clusters c ON c.trace_id = t.trace_id"
+                               " WHERE g.tag = ?");
+        params[np++] = (query_param_t){q->tag, 0};
+    } else {
+        gyre_buf_appends(&sql, "SELECT " TRACE_COLS_FULL ", c.cluster FROM traces t"
+                               " LEFT JOIN trace_clusters c ON c.trace_id = t.trace_id WHERE 1 = 1");
+    }
+    if ((r = trace_where(s, q, o, &sql, params, &np, &words, err, errlen)) != 0)
+        goto out;
+    gyre_buf_appendf(&sql, " ORDER BY %s.started_us, %s.trace_id", o, o);
+    if (sqlite3_prepare_v2(s->db, sql.base, (int)sql.len, &st, NULL) != SQLITE_OK) {
+        gyre_store_set_err(err, errlen, "store: preparing the corpus scan: %s", sqlite3_errmsg(s->db));
+        r = -EIO;
+        goto out;
+    }
+    bind_params(st, params, np);
+    r = rows_each(s, st, cb, ctx, "running the corpus scan", err, errlen);
+out:
+    sqlite3_finalize(st);
+    gyre_buf_dispose(&sql);
+    gyre_buf_dispose(&words);
+    return r;
+}
+
+/* ---- Scores, feedback and clustering runs (migration 9). ---- */
+
+#define SCORE_COLS "trace_id, session, name, source, version, value, label, comment, correction, created_us, trace_started_us"
+
+static const char *col_cstr_or_null(sqlite3_stmt *st, int i)
+{
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? NULL : (const char *)sqlite3_column_text(st, i);
+}
+
+static const char *col_cstr(sqlite3_stmt *st, int i)
+{
+    const char *p = (const char *)sqlite3_column_text(st, i);
+    return p != NULL ? p : "";
+}
+
+/* Steps a statement selecting SCORE_COLS, handing each score to cb; stops at cb's first non-zero. */
+static int scores_each(sqlite_store_t *s, sqlite3_stmt *st, gyre_score_cb cb, void *ctx, const char *what, char *err,
+                       size_t errlen)
+{
+    int rc, r = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        gyre_score_t sc = {
+            .trace_id = col_cstr(st, 0),
+            .session = col_cstr(st, 1),
+            .name = col_cstr(st, 2),
+            .source = sqlite3_column_int(st, 3),
+            .version = col_cstr(st, 4),
+            .value = sqlite3_column_type(st, 5) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 5),
+            .label = col_cstr_or_null(st, 6),
+            .comment = col_cstr_or_null(st, 7),
+            .correction = col_cstr_or_null(st, 8),
+            .created_us = sqlite3_column_int64(st, 9),
+            .trace_started_us = sqlite3_column_int64(st, 10),
+        };
+        if ((r = cb(ctx, &sc)) != 0)
+            return r;
+    }
+    if (rc != SQLITE_DONE) {
+        gyre_store_set_err(err, errlen, "store: %s: %s", what, sqlite3_errmsg(s->db));
+        return rc_errno(rc);
+    }
+    return 0;
+}
+
+static void bind_cstr_or_null(sqlite3_stmt *st, int i, const char *v)
+{
+    if (v == NULL)
+        sqlite3_bind_null(st, i);
+    else
+        sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+}
+
+static int sqlite_write_scores(gyre_store_t *gs, const gyre_score_t *scores, size_t n, char *err, size_t errlen)
+{
+    sqlite_store_t *s = sq(gs);
+    sqlite3_stmt *st = NULL;
+    int r, rc = SQLITE_OK;
+    if (n == 0)
+        return 0;
+    sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+    if ((r = exec_sql(s, "BEGIN IMMEDIATE", err, errlen)) != 0)
+        return r;
+    if (sqlite3_prepare_v2(s->db, "INSERT INTO scores (" SCORE_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1,
+                           &st, NULL) != SQLITE_OK) {
+        rc = sqlite3_errcode(s->db);
+        goto db_error;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const gyre_score_t *sc = &scores[i];
+        if (sc->name == NULL || sc->name[0] == '\0') {
+            gyre_store_set_err(err, errlen, "store: a score without a name");
+            r = -EINVAL;
+            goto out;
+        }
+        sqlite3_bind_text(st, 1, sc->trace_id != NULL ? sc->trace_id : "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, sc->session != NULL ? sc->session : "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, sc->name, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 4, sc->source);
+        sqlite3_bind_text(st, 5, sc->version != NULL ? sc->version : "", -1, SQLITE_STATIC);
+        if (isfinite(sc->value))
+            sqlite3_bind_double(st, 6, sc->value);
+        else
+            sqlite3_bind_null(st, 6);
+        bind_cstr_or_null(st, 7, sc->label);
+        bind_cstr_or_null(st, 8, sc->comment);
+        bind_cstr_or_null(st, 9, sc->correction);
+        sqlite3_bind_int64(st, 10, sc->created_us);
+        sqlite3_bind_int64(st, 11, sc->trace_started_us);
+        if ((rc = step_done(st)) != SQLITE_OK)
+            goto db_error;
+    }
+    r = exec_sql(s, "COMMIT", err, errlen);
+    goto out;
+db_error:
+    gyre_store_set_err(err, errlen, "store: writing scores: %s", sqlite3_errmsg(s->db));
+    r = rc_errno(rc);
+out:
+    if (r != 0)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_finalize(st);
+    return r;
+}
+
+static int sqlite_trace_scores(gyre_store_t *gs, const char *trace_id, gyre_score_cb cb, void *ctx, char *err,
+                               size_t errlen)
+{
+    sqlite_store_t *s = sq(gs);
+    sqlite3_stmt *st = NULL;
+    /* The trace's own scores and its session's feedback (scores_session), by time, then insertion. */
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT " SCORE_COLS " FROM scores WHERE trace_id = ?1 OR (trace_id = '' AND"
+                           " session <> '' AND session = (SELECT session FROM traces WHERE trace_id = ?1))"
+                           " ORDER BY created_us, id",
+                           -1, &st, NULL) != SQLITE_OK) {
+        gyre_store_set_err(err, errlen, "store: preparing the scores query: %s", sqlite3_errmsg(s->db));
+        return -EIO;
+    }
+    sqlite3_bind_text(st, 1, trace_id, -1, SQLITE_STATIC);
+    int r = scores_each(s, st, cb, ctx, "reading a trace's scores", err, errlen);
+    sqlite3_finalize(st);
+    return r;
+}
+
+static int sqlite_scan_scores(gyre_store_t *gs, int64_t from_us, int64_t to_us, const char *name, gyre_score_cb cb,
+                              void *ctx, char *err, size_t errlen)
+{
+    sqlite_store_t *s = sq(gs);
+    sqlite3_stmt *st = NULL;
+    int64_t from = from_us, to = to_us != 0 ? to_us : INT64_MAX;
+    /* The traces' scores are a range of scores_started; a session's feedback comes first (its
+     * trace_started_us is 0) when the session has a trace in range. */
+    if (sqlite3_prepare_v2(
+            s->db,
+            "SELECT " SCORE_COLS " FROM scores WHERE trace_id = '' AND session <> ''"
+            " AND (?3 IS NULL OR name = ?3) AND session IN (SELECT session FROM traces t WHERE t.session <> ''"
+            " AND t.started_us >= ?1 AND t.started_us < ?2)"
+            " UNION ALL SELECT " SCORE_COLS " FROM scores WHERE trace_id <> '' AND trace_started_us >= ?1"
+            " AND trace_started_us < ?2 AND (?3 IS NULL OR name = ?3)"
+            " ORDER BY trace_started_us, trace_id, created_us",
+            -1, &st, NULL) != SQLITE_OK) {
+        gyre_store_set_err(err, errlen, "store: preparing the scores scan: %s", sqlite3_errmsg(s->db));
+        sqlite3_finalize(st);
+        return -EIO;
+    }
+    sqlite3_bind_int64(st, 1, from);
+    sqlite3_bind_int64(st, 2, to);
+    bind_cstr_or_null(st, 3, name);
+    int r = scores_each(s, st, cb, ctx, "scanning scores", err, errlen);
+    sqlite3_finalize(st);
+    return r;
+}
+
+/* A run newer than (or as new as) every stored one replaces the assignments; an older one keeps only its JSON. */
+static int sqlite_put_cluster_run(gyre_store_t *gs, const char *run_id, int64_t created_us, const char *json,
+                                  size_t json_len, const gyre_cluster_assign_t *assign, size_t n, char *err,
+                                  size_t errlen)
+{
+    sqlite_store_t *s = sq(gs);
+    sqlite3_stmt *newest = NULL, *ins_run = NULL, *ins = NULL;
+    int r, rc = SQLITE_OK;
+    sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+    if ((r = exec_sql(s, "BEGIN IMMEDIATE", err, errlen)) != 0)
+        return r;
+    if (sqlite3_prepare_v2(s->db, "SELECT COALESCE(MAX(created_us), -9223372036854775807) FROM cluster_runs", -1,
+                           &newest, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "INSERT INTO cluster_runs (run_id, created_us, json) VALUES (?, ?, ?)", -1, &ins_run,
+                           NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO trace_clusters (run_id, trace_id, cluster) VALUES (?, ?, ?)",
+                           -1, &ins, NULL) != SQLITE_OK) {
+        rc = sqlite3_errcode(s->db);
+        goto db_error;
+    }
+    if ((rc = sqlite3_step(newest)) != SQLITE_ROW)
+        goto db_error;
+    int replaces = created_us >= sqlite3_column_int64(newest, 0);
+    sqlite3_reset(newest);
+    sqlite3_bind_text(ins_run, 1, run_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(ins_run, 2, created_us);
+    sqlite3_bind_text(ins_run, 3, json != NULL ? json : "", (int)json_len, SQLITE_STATIC);
+    if ((rc = step_done(ins_run)) != SQLITE_OK) {
+        if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+            gyre_store_set_err(err, errlen, "store: clustering run %s is stored already", run_id);
+            r = -EEXIST;
+            goto out;
+        }
+        goto db_error;
+    }
+    if (replaces) {
+        if ((r = exec_sql(s, "DELETE FROM trace_clusters", err, errlen)) != 0)
+            goto out;
+        for (size_t i = 0; i < n; i++) {
+            sqlite3_bind_text(ins, 1, run_id, -1, SQLITE_STATIC);
+            sqlite3_bind_text(ins, 2, assign[i].trace_id, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(ins, 3, assign[i].cluster);
+            if ((rc = step_done(ins)) != SQLITE_OK)
+                goto db_error;
+        }
+    }
+    r = exec_sql(s, "COMMIT", err, errlen);
+    goto out;
+db_error:
+    gyre_store_set_err(err, errlen, "store: writing a clustering run: %s", sqlite3_errmsg(s->db));
+    r = rc_errno(rc);
+out:
+    if (r != 0)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_finalize(newest);
+    sqlite3_finalize(ins_run);
+    sqlite3_finalize(ins);
+    return r;
+}
+
+static int sqlite_get_cluster_run(gyre_store_t *gs, gyre_buf_t *out, char *err, size_t errlen)
+{
+    sqlite_store_t *s = sq(gs);
+    sqlite3_stmt *st = NULL;
+    int r = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT json FROM cluster_runs ORDER BY created_us DESC, rowid DESC LIMIT 1", -1, &st,
+                           NULL) != SQLITE_OK) {
+        gyre_store_set_err(err, errlen, "store: reading the clustering run: %s", sqlite3_errmsg(s->db));
+        return -EIO;
+    }
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        if (gyre_buf_append(out, sqlite3_column_blob(st, 0) != NULL ? sqlite3_column_blob(st, 0) : "",
+                            (size_t)sqlite3_column_bytes(st, 0)) != 0) {
+            gyre_store_set_err(err, errlen, "store: the clustering run is larger than its buffer (%zu bytes)",
+                               out->max);
+            r = -E2BIG;
+        }
+    } else if (rc == SQLITE_DONE) {
+        gyre_store_set_err(err, errlen, "no clustering run is stored");
+        r = -ENOENT;
+    } else {
+        gyre_store_set_err(err, errlen, "store: reading the clustering run: %s", sqlite3_errmsg(s->db));
+        r = rc_errno(rc);
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
+static int sqlite_trace_cluster(gyre_store_t *gs, const char *trace_id, int32_t *cluster, char *run_id,
+                                size_t run_len, char *err, size_t errlen)
+{
+    sqlite_store_t *s = sq(gs);
+    sqlite3_stmt *st = NULL;
+    int r = -ENOENT;
+    if (sqlite3_prepare_v2(s->db, "SELECT cluster, run_id FROM trace_clusters WHERE trace_id = ?", -1, &st, NULL) !=
+        SQLITE_OK) {
+        gyre_store_set_err(err, errlen, "store: reading a trace's cluster: %s", sqlite3_errmsg(s->db));
+        return -EIO;
+    }
+    sqlite3_bind_text(st, 1, trace_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *cluster = (int32_t)sqlite3_column_int64(st, 0);
+        snprintf(run_id, run_len, "%s", col_cstr(st, 1));
+        r = 0;
+    } else if (rc != SQLITE_DONE) {
+        gyre_store_set_err(err, errlen, "store: reading a trace's cluster: %s", sqlite3_errmsg(s->db));
+        r = rc_errno(rc);
+    }
+    sqlite3_finalize(st);
     return r;
 }
 
@@ -1577,4 +1966,11 @@ const gyre_store_ops_t gyre_store_sqlite = {
     .delete_traces = sqlite_delete_traces,
     .reclaim = sqlite_reclaim,
     .check = sqlite_check,
+    .write_scores = sqlite_write_scores,
+    .trace_scores = sqlite_trace_scores,
+    .scan_scores = sqlite_scan_scores,
+    .put_cluster_run = sqlite_put_cluster_run,
+    .get_cluster_run = sqlite_get_cluster_run,
+    .trace_cluster = sqlite_trace_cluster,
+    .scan_bodies = sqlite_scan_bodies,
 };

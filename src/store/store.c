@@ -259,6 +259,15 @@ int gyre_store_get_trace(gyre_store_t *s, const char *trace_id, gyre_buf_t *out,
         gyre_store_set_err(err, errlen, "trace %s: not found", trace_id);
         return -ENOENT;
     }
+    /* The loop's members go before the trace object's closing brace. */
+    if (r == 0 && out->len > start && out->base[out->len - 1] == '}') {
+        out->len--;
+        r = gyre_store_render_loop(s, trace_id, out, err, errlen);
+        if (r == 0 && gyre_buf_append(out, "}", 1) != 0) {
+            gyre_store_set_err(err, errlen, "store: the answer is larger than its buffer (%zu bytes)", out->max);
+            r = -E2BIG;
+        }
+    }
     return done(out, start, r, 0, err, errlen);
 }
 

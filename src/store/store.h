@@ -118,6 +118,7 @@ typedef struct gyre_store_row {
     gyre_store_body_t request_body, response_body;
     gyre_store_body_ref_t ref; /* bodies in the trace log instead (ref.segment != 0) */
     double cost_saved_usd;     /* a cache hit's saved cost (trace.h); NaN: unknown */
+    int32_t cluster;           /* only in scan_bodies' rows: the newest clustering's cluster; -1: none */
 } gyre_store_row_t;
 
 /* Called once per row, in order; a non-zero return stops the scan and is returned by it. */
@@ -137,6 +138,10 @@ typedef struct gyre_store_cursor {
  */
 typedef int (*gyre_store_body_read_cb)(void *ctx, const gyre_store_body_ref_t *ref, gyre_buf_t *req, int *has_req,
                                        gyre_buf_t *resp, int *has_resp, char *err, size_t errlen);
+
+struct gyre_score;
+struct gyre_cluster_assign;
+typedef int (*gyre_score_cb)(void *ctx, const struct gyre_score *score);
 
 /* ---- The table of functions a backend provides (one `static const` instance per backend file). ---- */
 
@@ -194,6 +199,22 @@ typedef struct gyre_store_ops {
     int (*reclaim)(gyre_store_t *s, char *err, size_t errlen);
     /* A consistency check: 0, or -EBADMSG when the index is corrupt (err says how). */
     int (*check)(gyre_store_t *s, char *err, size_t errlen);
+
+    /* ---- The loop's (issue 14): each as its gyre_store_* wrapper below says. ---- */
+    int (*write_scores)(gyre_store_t *s, const struct gyre_score *scores, size_t n, char *err, size_t errlen);
+    int (*trace_scores)(gyre_store_t *s, const char *trace_id, gyre_score_cb cb, void *ctx, char *err, size_t errlen);
+    int (*scan_scores)(gyre_store_t *s, int64_t from_us, int64_t to_us, const char *name, gyre_score_cb cb, void *ctx,
+                       char *err, size_t errlen);
+    int (*put_cluster_run)(gyre_store_t *s, const char *run_id, int64_t created_us, const char *json, size_t json_len,
+                           const struct gyre_cluster_assign *assign, size_t n, char *err, size_t errlen);
+    int (*get_cluster_run)(gyre_store_t *s, gyre_buf_t *out, char *err, size_t errlen);
+    /* The trace's cluster in the newest run and that run's id; -ENOENT when it has none. */
+    int (*trace_cluster)(gyre_store_t *s, const char *trace_id, int32_t *cluster, char *run_id, size_t run_len,
+                         char *err, size_t errlen);
+    /* The traces matching q, oldest first, with their bodies as stored (zstd frames, or ref) and `cluster`
+     * set; the shared wrapper gyre_store_scan_bodies expands the bodies. */
+    int (*scan_bodies)(gyre_store_t *s, const gyre_trace_query_t *q, gyre_store_row_cb cb, void *ctx, char *err,
+                       size_t errlen);
 } gyre_store_ops_t;
 
 /* ---- The store's API. ---- */
@@ -283,8 +304,6 @@ typedef struct gyre_score {
     int64_t trace_started_us; /* the trace's started_us (0 for a session's feedback), so a range scan is indexed */
 } gyre_score_t;
 
-typedef int (*gyre_score_cb)(void *ctx, const gyre_score_t *score);
-
 /* Appends scores in one transaction (all or none).  A score is never replaced: a later one with the same
  * name is newer (created_us, then insertion order). */
 int gyre_store_write_scores(gyre_store_t *s, const gyre_score_t *scores, size_t n, char *err, size_t errlen);
@@ -310,11 +329,20 @@ int gyre_store_put_cluster_run(gyre_store_t *s, const char *run_id, int64_t crea
 /* The newest run's JSON appended to `out`; -ENOENT when there is none. */
 int gyre_store_get_cluster_run(gyre_store_t *s, gyre_buf_t *out, char *err, size_t errlen);
 
+/* The trace's cluster in the newest clustering run and that run's id (run_id: at least 64 bytes); -ENOENT
+ * when it has none. */
+int gyre_store_trace_cluster(gyre_store_t *s, const char *trace_id, int32_t *cluster, char *run_id, size_t run_len,
+                             char *err, size_t errlen);
+
 /*
  * Every trace matching q (its cursor and limit ignored), oldest first, with
  * its bodies (a trace log's are read through the body reader): the corpus
  * that src/loop/corpus.c reads for scoring, clustering and curation.  One
  * statement, streamed: memory does not grow with the number of rows.
+ * The rows' request_body and response_body hold the RAW bytes (expanded
+ * from zstd, or read from the trace log; p NULL: not kept, or not readable:
+ * a corrupt frame, a log segment gone), ref is zero, and `cluster` is the
+ * newest clustering's (-1: none).
  */
 int gyre_store_scan_bodies(gyre_store_t *s, const gyre_trace_query_t *q, gyre_store_row_cb cb, void *ctx, char *err,
                            size_t errlen);

@@ -196,14 +196,14 @@ TEST(server_api_an_unknown_parameter_is_named_with_the_list_of_known_ones)
 {
     CHECK_400("model=m&modle=x", "unknown_parameter", "modle",
               "unknown parameter 'modle'; expected one of from, to, route, provider, model, agent, session, user, "
-              "tag, status, errors, min_latency_ms, q, cursor, limit, otel_trace_id, key, team");
+              "tag, status, errors, min_latency_ms, q, cursor, limit, otel_trace_id, key, team, cluster");
 }
 
 TEST(server_api_a_long_unknown_parameter_is_named_by_its_first_32_bytes)
 {
     CHECK_400("abcdefghijklmnopqrstuvwxyz0123456789=1", "unknown_parameter", "abcdefghijklmnopqrstuvwxyz012345",
               "unknown parameter 'abcdefghijklmnopqrstuvwxyz012345'; expected one of from, to, route, provider, "
-              "model, agent, session, user, tag, status, errors, min_latency_ms, q, cursor, limit, otel_trace_id, key, team");
+              "model, agent, session, user, tag, status, errors, min_latency_ms, q, cursor, limit, otel_trace_id, key, team, cluster");
 }
 
 TEST(server_api_a_repeated_parameter_is_a_400)

@@ -188,7 +188,7 @@ void gyre_store_case_reads_back_every_field_exactly(const char *dsn)
               "{\"provider\":\"anthropic\",\"model\":\"claude-sonnet-4\",\"key_id\":\"anthropic#1\",\"status\":200,"
               "\"started_us\":1764547200003200,\"latency_us\":246000,\"error\":\"\"}],"
               "\"request_body\":{\"model\":\"chat\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]},"
-              "\"response_body\":\"not json\\n\"}");
+              "\"response_body\":\"not json\\n\"," "\"feedback\":[],\"scores\":[],\"cluster\":null}");
     gyre_buf_dispose(&b);
     gyre_store_close(s);
 }
@@ -212,7 +212,8 @@ void gyre_store_case_unknown_cost_tokens_ttft_and_bodies_read_back_as_null_and_n
               "\"prompt_tokens\":null,\"completion_tokens\":null,\"cached_tokens\":null,\"reasoning_tokens\":null,"
               "\"cost_usd\":null,\"cost_saved_usd\":0,\"session\":\"\",\"agent\":\"\",\"user\":\"\",\"client_key_id\":\"\",\"team\":\"\","
               "\"tags\":[],\"meta\":{},"
-              "\"attempts\":[],\"request_body\":null,\"response_body\":null}");
+              "\"attempts\":[],\"request_body\":null,\"response_body\":null,"
+              "\"feedback\":[],\"scores\":[],\"cluster\":null}");
     gyre_buf_dispose(&b);
     gyre_store_close(s);
 }
@@ -248,7 +249,7 @@ void gyre_store_case_large_body_round_trips_through_zstd(const char *dsn)
     CHECK_INT(gyre_store_get_trace(s, "00000000000000000000000000000003", &b, err, sizeof(err)), 0);
     const char *p = strstr(b.base, "\"response_body\":\"");
     CHECK(p != NULL);
-    CHECK_INT(strlen(p), strlen("\"response_body\":\"") + strlen(body) + 2);
+    CHECK_INT(strlen(p), strlen("\"response_body\":\"") + strlen(body) + strlen("\",\"feedback\":[],\"scores\":[],\"cluster\":null}"));
     CHECK(p != NULL && memcmp(p + 17, body, strlen(body)) == 0);
     gyre_buf_dispose(&b);
     gyre_store_close(s);
@@ -620,7 +621,8 @@ void gyre_store_case_a_body_with_ill_formed_utf8_reads_back_as_a_json_string_wit
     CHECK(strstr(b.base, "\"model\":\"gpt\xef\xbf\xbd\",") != NULL);
     CHECK(ends_with(b.base, "\"request_body\":\"{\\\"messages\\\":[{\\\"content\\\":\\\"\xef\xbf\xbd\xef\xbf\xbd "
                             "\xef\xbf\xbd\xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\\\"}]}\","
-                            "\"response_body\":{\"ok\":\"caf\xc3\xa9\"}}"));
+                            "\"response_body\":{\"ok\":\"caf\xc3\xa9\"},"
+                            "\"feedback\":[],\"scores\":[],\"cluster\":null}"));
     gyre_buf_dispose(&b);
     gyre_store_close(s);
 }
@@ -704,12 +706,13 @@ void gyre_store_case_bodies_kept_in_the_log_are_read_through_the_body_reader(con
     gyre_buf_init(&out, 1 << 20);
     /* Without a reader the bodies are not at hand: null, not an error. */
     CHECK_INT(gyre_store_get_trace(s, a.trace_id, &out, err, sizeof(err)), 0);
-    CHECK(ends_with(out.base, ",\"request_body\":null,\"response_body\":null}"));
+    CHECK(ends_with(out.base, ",\"request_body\":null,\"response_body\":null,\"feedback\":[],\"scores\":[],\"cluster\":null}"));
     int calls = 0;
     gyre_store_set_body_reader(s, fake_log_read_cb, &calls);
     gyre_buf_reset(&out);
     CHECK_INT(gyre_store_get_trace(s, a.trace_id, &out, err, sizeof(err)), 0);
-    CHECK(ends_with(out.base, ",\"request_body\":\"req-4-1\",\"response_body\":\"resp-4-1\"}"));
+    CHECK(ends_with(out.base, ",\"request_body\":\"req-4-1\",\"response_body\":\"resp-4-1\","
+                              "\"feedback\":[],\"scores\":[],\"cluster\":null}"));
     CHECK_INT(calls, 1);
     /* A page of summaries reads no body. */
     char ids[64];

@@ -46,6 +46,12 @@
     X(info_counts_the_traces_their_range_the_mark_and_the_bytes) \
     X(traces_filter_by_the_gateway_key_and_its_team) \
     X(stats_group_by_key_and_team_sums_the_cost_exactly) \
+    X(scores_and_feedback_read_back_oldest_first_with_the_sessions_feedback) \
+    X(scan_scores_reads_a_range_by_trace_start_and_filters_by_name) \
+    X(the_newest_clustering_run_is_shown_on_traces_and_filters_them) \
+    X(a_trace_shows_its_feedback_and_its_scores_apart) \
+    X(scan_bodies_streams_matching_traces_oldest_first_with_raw_bodies_and_cluster) \
+    X(retention_and_reset_take_a_traces_scores_and_cluster_with_it) \
 
 #define GYRE_STORE_CASE_DECLARE(name) void gyre_store_case_##name(const char *dsn);
 GYRE_STORE_CASES(GYRE_STORE_CASE_DECLARE)

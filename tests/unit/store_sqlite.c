@@ -34,11 +34,11 @@ static gyre_store_t *open_mem(void)
     return s;
 }
 
-TEST(store_sqlite_migrates_an_empty_database_to_version_8)
+TEST(store_sqlite_migrates_an_empty_database_to_version_9)
 {
     gyre_store_t *s = open_mem();
     CHECK(s != NULL);
-    CHECK_INT(gyre_store_schema_version(s), 8);
+    CHECK_INT(gyre_store_schema_version(s), 9);
     CHECK_INT(gyre_store_count(s), 0);
     CHECK_STR(gyre_store_ops(s)->name, "sqlite");
     gyre_store_close(s);
@@ -167,7 +167,7 @@ TEST(store_sqlite_probe_refuses_a_store_from_a_newer_gyre)
     sqlite3_close(db);
     CHECK_INT(gyre_store_probe(path, err, sizeof(err)), -EPROTO);
     char want[256];
-    snprintf(want, sizeof(want), "%s is at schema version 99, newer than this gyre's 8", path);
+    snprintf(want, sizeof(want), "%s is at schema version 99, newer than this gyre's 9", path);
     CHECK_STR(err, want);
     rm_dir(dir);
 }
@@ -280,7 +280,7 @@ TEST(store_sqlite_migrates_a_version_2_database_to_7_keeping_every_field_and_rol
     gyre_store_t *s = NULL;
     char err[256] = "";
     CHECK_INT(gyre_store_open(path, GYRE_STORE_OPEN_WRITE, &s, err, sizeof(err)), 0);
-    CHECK_INT(gyre_store_schema_version(s), 8);
+    CHECK_INT(gyre_store_schema_version(s), 9);
     CHECK_INT(gyre_store_count(s), 1);
     gyre_buf_t b;
     gyre_buf_init(&b, 1 << 20);
@@ -300,7 +300,7 @@ TEST(store_sqlite_migrates_a_version_2_database_to_7_keeping_every_field_and_rol
               "\"status\":429,\"started_us\":1796119210000000,\"latency_us\":3000,\"error\":\"rate \\\"limited\\\"\"},"
               "{\"provider\":\"openai\",\"model\":\"gpt-4o\",\"key_id\":\"openai#1\",\"status\":200,"
               "\"started_us\":1796119210003000,\"latency_us\":247000,\"error\":\"\"}],"
-              "\"request_body\":null,\"response_body\":null}");
+              "\"request_body\":null,\"response_body\":null,\"feedback\":[],\"scores\":[],\"cluster\":null}");
     /* Its tags and its text still find it. */
     char ids[256];
     gyre_trace_query_t tq = {.tag = "eval"};
