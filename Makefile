@@ -93,8 +93,12 @@ FUZZ_SECONDS ?= 30
 fuzz: deps
 	@GYRE_BUILD=build-fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) GYRE_PKGS="$(PKGS)" bash fuzz/run.sh
 
-bench: deps all $(BUILD)/stream-cpu $(BUILD)/access-cpu $(BUILD)/alerts-cpu $(BUILD)/limits-cpu
+bench: deps all $(BUILD)/stream-cpu $(BUILD)/access-cpu $(BUILD)/alerts-cpu $(BUILD)/limits-cpu $(BUILD)/curate-fill
 	@bash bench/run.sh
+
+# Agent traces written straight into a store, for the curation benchmark (bench/curate/fill.c; bench/curate/run.sh).
+$(BUILD)/curate-fill: $(BUILD)/obj/bench/curate/fill.o $(BUILD)/libgyre.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The stream pipeline's CPU, translated against passed through (bench/stream_cpu.c; bench/run.sh runs it).
 $(BUILD)/stream-cpu: $(BUILD)/obj/bench/stream_cpu.o $(BUILD)/libgyre.a
@@ -154,4 +158,5 @@ clean:
 	rm -rf build build-san build-fuzz
 
 -include $(GYRE_OBJS:.o=.d) $(MOCK_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(BUILD)/obj/src/main.d $(BUILD)/obj/bench/stream_cpu.d \
-	$(BUILD)/obj/bench/access/access_cpu.d $(BUILD)/obj/bench/alerts/alerts_cpu.d $(BUILD)/obj/bench/access/limits_cpu.d
+	$(BUILD)/obj/bench/access/access_cpu.d $(BUILD)/obj/bench/alerts/alerts_cpu.d $(BUILD)/obj/bench/access/limits_cpu.d \
+	$(BUILD)/obj/bench/curate/fill.d
