@@ -157,3 +157,18 @@ test('seeds 1 and 2 plan different traffic of the same families', () => {
   assert.equal([...text(b)].filter((t) => ta.has(t)).length, 0);
   assert.deepEqual(planSessions(vocab, 1, 400), a, 'a seed plans the same sessions every time');
 });
+
+test('the curation scorer counts near-duplicate pairs and the adjusted Rand index exactly', async () => {
+  const { score, adjustedRand, misses } = await import('../../bench/curate/score.mjs');
+  const t = (id, session, family, dup_of = null) => ({ trace_id: id, session, family, step: 2, dup_of });
+  const truth = [t('a', 'A', 'refund'), t('b', 'B', 'refund', 'A'), t('c', 'C', 'sql'), t('d', 'D', 'sql'), t('e', 'E', 'sql')];
+  const d = (id, cluster, dup_of = null) => ({ trace_id: id, cluster, dup_of, selected: dup_of === null, split: 'train' });
+  // b is a planted copy of a and found; d is taken for a copy of c and is not one; x is not in the truth.
+  const s = score(truth, [d('a', 0), d('b', 0, 'a'), d('c', 1), d('d', 1, 'c'), d('e', 2), d('x', 3)]);
+  assert.deepEqual(s.dedup, { planted_pairs: 1, found_pairs: 2, true_pairs: 1, links: 2, precision: 0.5, recall: 1 });
+  assert.equal(s.scored, 5);
+  // families [r r s s s] against clusters [0 0 1 1 2]: index 2, expected 4 * 2 / 10 = 0.8, max 3.
+  assert.equal(s.clusters.ari, (2 - 0.8) / (3 - 0.8));
+  assert.equal(adjustedRand([0, 0, 1, 1], [5, 5, 7, 7]), 1);
+  assert.deepEqual(misses(s), ['dedup precision 0.5000 < 0.95', `cluster ARI ${s.clusters.ari.toFixed(4)} < 0.8`]);
+});
