@@ -44,7 +44,7 @@ MOCK_OBJS := $(MOCK_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps run test unit fuzz bench clean help format install uninstall
+.PHONY: all deps run test unit fuzz bench bench-curate clean help format install uninstall
 all: $(BUILD)/gyre $(BUILD)/gyre-mock
 
 help:
@@ -95,6 +95,10 @@ fuzz: deps
 
 bench: deps all $(BUILD)/stream-cpu $(BUILD)/access-cpu $(BUILD)/alerts-cpu $(BUILD)/limits-cpu $(BUILD)/curate-fill
 	@bash bench/run.sh
+
+# The curation benchmark alone (bench/curate/run.sh; make bench runs it too).
+bench-curate: deps all $(BUILD)/curate-fill
+	@GYRE_BUILD=$(BUILD) bash bench/curate/run.sh
 
 # Agent traces written straight into a store, for the curation benchmark (bench/curate/fill.c; bench/curate/run.sh).
 $(BUILD)/curate-fill: $(BUILD)/obj/bench/curate/fill.o $(BUILD)/libgyre.a
