@@ -39,17 +39,19 @@ mkdir -p "$CACHE"
 work=$(mktemp -d /tmp/gyre-bench-curate-run.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-# A store filled once per (filler version and schema, seed, N): written under a temporary name and renamed when
-# complete, so an interrupted fill is never taken for a cached one.
+# A store filled once per (filler version and schema, seed, N), with its truth file when a third argument asks
+# for one: written under temporary names and renamed when complete, so an interrupted fill is never taken for a
+# cached one.
 filled() {
-  local seed=$1 n=$2 db="$CACHE/$version-s$1-$2.db"
-  if [ ! -f "$db" ] || [ ! -f "$db.truth.jsonl" ]; then
-    rm -f "$CACHE/$version-s$seed-$n".* "$CACHE/$version-s$seed-$n.db"*
+  local seed=$1 n=$2 db="$CACHE/$version-s$1-$2.db" truth=()
+  [ -n "${3:-}" ] && truth=(--truth "$db.truth.tmp")
+  if [ ! -f "$db" ] || { [ -n "${3:-}" ] && [ ! -f "$db.truth.jsonl" ]; }; then
+    rm -f "$db" "$db"-wal "$db"-shm "$db".tmp* "$db.truth".*
     log "filling $db with $n traces (seed $seed): minutes on 2 cores, once"
-    "$BUILD/curate-fill" --n "$n" --seed "$seed" --db "$db.tmp" --truth "$db.truth.tmp" >&2 ||
+    "$BUILD/curate-fill" --n "$n" --seed "$seed" --db "$db.tmp" ${truth[@]+"${truth[@]}"} >&2 ||
       fail "curate-fill --n $n --seed $seed"
-    for side in "" -wal -shm; do [ -e "$db.tmp$side" ] && mv "$db.tmp$side" "$db$side"; done
-    mv "$db.truth.tmp" "$db.truth.jsonl"
+    for side in "" -wal -shm; do if [ -e "$db.tmp$side" ]; then mv "$db.tmp$side" "$db$side"; fi; done
+    if [ -n "${3:-}" ]; then mv "$db.truth.tmp" "$db.truth.jsonl"; fi
   fi
   echo "$db"
 }
@@ -81,7 +83,7 @@ curate() {
 big=$(filled 1 "$N")
 log "curating $N traces"
 curate "$big" big "$SPEC"
-eval_db=$(filled 2 "$EVAL_N")
+eval_db=$(filled 2 "$EVAL_N" truth)
 log "curating the seed-2 set of $EVAL_N traces"
 curate "$eval_db" eval "$EVAL_SPEC"
 node bench/curate/score.mjs --truth "$eval_db.truth.jsonl" --decisions "$work/eval.decisions.jsonl" --json \
