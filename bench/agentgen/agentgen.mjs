@@ -198,9 +198,17 @@ async function feedbackSupported(o) {
   return r.status === 400 || r.status === 422;
 }
 
+// The feedback metrics the generator gives (gyre refuses a metric its config does not declare).
+export const FEEDBACK_CONFIG = `feedback:
+  metrics:
+    - {name: thumbs, type: boolean}
+    - {name: rating, type: number, min: 1, max: 5}
+`;
+
 /**
  * The gyre config the generator expects (README.md): three routes on one gyre-mock (`mockV1`, its /v1 URL),
  * each through its own provider key, so that gyre-mock's per-key faults reach only the error and slow routes.
+ * `extra` is appended (FEEDBACK_CONFIG for a gyre that takes feedback).
  */
 export function gyreConfig(mockV1, extra = '') {
   return `providers:
