@@ -105,12 +105,12 @@ const time = (name) => {
 };
 const curation = JSON.parse(fs.readFileSync(`${work}/big.json`, 'utf8'));
 // The phases' times, wherever the curation's JSON keeps them (phase_ms, phases or timings: name -> ms).
-const phases = curation.phase_ms ?? curation.phases ?? curation.timings ?? curation.curation?.phase_ms ?? null;
+const phases = curation.timings_ms ?? curation.phase_ms ?? curation.phases ?? null;
 const big = time('big');
 const score = JSON.parse(fs.readFileSync(`${work}/score.json`, 'utf8'));
 const doc = {
   date: new Date().toISOString(), filler: version, traces: Number(n), eval_traces: Number(evalN),
-  curate: { ...big, phases_ms: phases, dataset: curation.id ?? curation.dataset_id ?? null, selected: curation.selected ?? null },
+  curate: { ...big, phases_ms: phases, dataset: curation.id ?? curation.dataset_id ?? null, counts: curation.counts ?? null },
   eval_curate: time('eval'),
   quality: score,
 };
