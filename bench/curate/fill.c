@@ -39,7 +39,7 @@
 #include "common/buf.h"
 #include "store/store.h"
 
-#define FILL_VERSION "fill-3"
+#define FILL_VERSION "fill-4"
 #define BATCH 512
 #define MAX_SLOTS 16
 #define MAX_FAMILIES 64
