@@ -27,6 +27,7 @@ static const struct {
      gyre_providers_usage},
     {"keys", gyre_cmd_keys, "managed gateway keys: create, list, show, revoke, rotate", gyre_keys_usage},
     {"alerts", gyre_cmd_alerts, "alerts firing now and the alert events, with what gyre did", gyre_alerts_usage},
+    {"feedback", gyre_cmd_feedback, "give feedback on a call or a session to a running gyre", gyre_feedback_usage},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

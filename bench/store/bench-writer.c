@@ -22,6 +22,9 @@
  *   bench-writer [--n N] [--db PATH] [--mode batch|writer|both] [--json] [--random-ids]
  *   bench-writer --fill N --db PATH [--hours H]   fills a store for bench-api.mjs:
  *                N traces spread over the H hours (24) before now
+ *   bench-writer --scan --db PATH   the corpus scan (issue 14) over a filled store: gyre_store_scan_bodies
+ *                (one statement, every body expanded), then gyre_corpus_scan (each row read as an example);
+ *                wall and CPU seconds of each, the store left as it is
  *
  * The database is removed first (it is the benchmark's, not yours).
  */
@@ -34,6 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/json.h"
+#include "loop/corpus.h"
 #include "store/store.h"
 #include "trace/spool.h"
 #include "trace/tracelog.h"
@@ -366,11 +371,70 @@ static void run_log(const char *db, uint64_t n, double *append_cpu_us, double *r
     gyre_buf_dispose(&raw);
 }
 
+typedef struct scan_sum {
+    uint64_t rows, bytes;
+} scan_sum_t;
+
+static int scan_row_cb(void *ctx, const gyre_store_row_t *row)
+{
+    scan_sum_t *c = ctx;
+    c->rows++;
+    c->bytes += row->request_body.len + row->response_body.len;
+    return 0;
+}
+
+static int scan_example_cb(void *ctx, const gyre_example_t *ex)
+{
+    scan_sum_t *c = ctx;
+    c->rows++;
+    c->bytes += strlen(ex->task_text) + strlen(ex->answer_text);
+    return 0;
+}
+
+/* The corpus scan over an existing store: both figures on stderr (and as JSON with --json). */
+static int run_scan(const char *db, int json)
+{
+    gyre_store_t *s = NULL;
+    char err[512] = "";
+    if (gyre_store_open(db, 0, &s, err, sizeof(err)) != 0) {
+        fprintf(stderr, "bench-writer: %s\n", err);
+        return 1;
+    }
+    scan_sum_t a = {0, 0}, b = {0, 0};
+    gyre_trace_query_t q = {0};
+    double t0 = now_s(), c0 = cpu_s();
+    if (gyre_store_scan_bodies(s, &q, scan_row_cb, &a, err, sizeof(err)) != 0) {
+        fprintf(stderr, "bench-writer: %s\n", err);
+        return 1;
+    }
+    double scan_s = now_s() - t0, scan_cpu = cpu_s() - c0;
+    gyre_corpus_query_t cq = {.q = {0}};
+    gyre_corpus_counts_t n;
+    t0 = now_s();
+    c0 = cpu_s();
+    if (gyre_corpus_scan_counted(s, &cq, scan_example_cb, &b, &n, err, sizeof(err)) != 0) {
+        fprintf(stderr, "bench-writer: %s\n", err);
+        return 1;
+    }
+    double corpus_s = now_s() - t0, corpus_cpu = cpu_s() - c0;
+    gyre_store_close(s);
+    fprintf(stderr,
+            "bench-writer: scan_bodies: %" PRIu64 " traces, %.0f MB of bodies in %.1f s (%.1f s of CPU, %.1f us/trace)\n"
+            "bench-writer: corpus scan: %" PRIu64 " examples (%" PRIu64 " skipped) in %.1f s (%.1f s of CPU, %.1f us/trace)\n",
+            a.rows, (double)a.bytes / 1e6, scan_s, scan_cpu, scan_cpu / (double)(a.rows ? a.rows : 1) * 1e6, n.examples,
+            n.skipped, corpus_s, corpus_cpu, corpus_cpu / (double)(n.rows ? n.rows : 1) * 1e6);
+    if (json)
+        printf("{\"scan_traces\":%" PRIu64 ",\"scan_bodies_s\":%.2f,\"scan_bodies_cpu_s\":%.2f,\"corpus_examples\":%" PRIu64
+               ",\"corpus_skipped\":%" PRIu64 ",\"corpus_s\":%.2f,\"corpus_cpu_s\":%.2f}\n",
+               a.rows, scan_s, scan_cpu, n.examples, n.skipped, corpus_s, corpus_cpu);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     uint64_t n = 200000, fill = 0;
     const char *db = "/tmp/gyre-bench-writer.db", *mode = "both";
-    int json = 0;
+    int json = 0, scan = 0;
     double hours = 24;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--n") == 0 && i + 1 < argc)
@@ -385,14 +449,21 @@ int main(int argc, char **argv)
             hours = strtod(argv[++i], NULL);
         else if (strcmp(argv[i], "--json") == 0)
             json = 1;
+        else if (strcmp(argv[i], "--scan") == 0)
+            scan = 1;
         else if (strcmp(argv[i], "--random-ids") == 0)
             random_ids = 1;
         else {
             fprintf(stderr,
                     "usage: bench-writer [--n N] [--db PATH] [--mode batch|writer|log|both] [--json] [--random-ids]\n"
-                    "       bench-writer --fill N --db PATH [--hours H]\n");
+                    "       bench-writer --fill N --db PATH [--hours H]\n"
+                    "       bench-writer --scan --db PATH [--json]\n");
             return 2;
         }
+    }
+    if (scan) {
+        gyre_json_init(); /* as gyre's main does: cJSON's nodes from the per-thread arena */
+        return run_scan(db, json);
     }
     words_init();
     if (fill > 0) {

@@ -28,6 +28,7 @@ int gyre_cmd_audit(int argc, char **argv);
 int gyre_cmd_providers(int argc, char **argv);
 int gyre_cmd_keys(int argc, char **argv);
 int gyre_cmd_alerts(int argc, char **argv);
+int gyre_cmd_feedback(int argc, char **argv);
 
 extern const char gyre_serve_usage[];
 extern const char gyre_check_config_usage[];
@@ -39,6 +40,7 @@ extern const char gyre_audit_usage[];
 extern const char gyre_providers_usage[];
 extern const char gyre_keys_usage[];
 extern const char gyre_alerts_usage[];
+extern const char gyre_feedback_usage[];
 
 /* ---- Shared by the trace-reading commands (defined in traces.c). ---- */
 

@@ -670,6 +670,66 @@ static void print_body(FILE *out, const char *title, const cJSON *body)
     gyre_buf_dispose(&b);
 }
 
+/* A score's value as the table shows it: its label (a category), else the number, else '-'. */
+static void fmt_score_value(char *buf, size_t len, const cJSON *x)
+{
+    double v;
+    const char *label = jstr(x, "label");
+    if (label[0] != '\0')
+        snprintf(buf, len, "%s", label);
+    else if (jnum(x, "value", &v))
+        snprintf(buf, len, "%g", v);
+    else
+        snprintf(buf, len, "-");
+}
+
+/* The loop's members of a trace (issue 14): its feedback, its scores and its cluster. */
+static void print_loop(FILE *out, const cJSON *t)
+{
+    static const char *const fhdr[] = {"NAME", "VALUE", "BY", "CREATED (UTC)", "COMMENT", "CORRECTION"};
+    static const char *const shdr[] = {"NAME", "SOURCE", "VERSION", "VALUE", "COMMENT"};
+    gyre_cli_table_t tab;
+    const cJSON *x;
+    int n = 0;
+    gyre_cli_table_init(&tab, 6, fhdr, "llllll", (const char[]){0, 0, 0, 0, 1, 1});
+    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(t, "feedback"))
+    {
+        char value[64], created[48];
+        fmt_score_value(value, sizeof(value), x);
+        fmt_time_us(created, sizeof(created), x, "created_us");
+        const char *cells[] = {or_dash(jstr(x, "name")), value,
+                               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "session")) ? "session" : "trace",
+                               created, or_dash(jstr(x, "comment")), or_dash(jstr(x, "correction"))};
+        gyre_cli_table_add(&tab, cells);
+        n++;
+    }
+    fprintf(out, "\nfeedback (%d):\n", n);
+    if (n)
+        gyre_cli_table_print(&tab, out, 0);
+    gyre_cli_table_dispose(&tab);
+    n = 0;
+    gyre_cli_table_init(&tab, 5, shdr, "lllll", (const char[]){0, 0, 0, 0, 1});
+    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(t, "scores"))
+    {
+        char value[64];
+        fmt_score_value(value, sizeof(value), x);
+        const char *cells[] = {or_dash(jstr(x, "name")), or_dash(jstr(x, "source")), or_dash(jstr(x, "version")),
+                               value, or_dash(jstr(x, "comment"))};
+        gyre_cli_table_add(&tab, cells);
+        n++;
+    }
+    fprintf(out, "\nscores (%d):\n", n);
+    if (n)
+        gyre_cli_table_print(&tab, out, 0);
+    gyre_cli_table_dispose(&tab);
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(t, "cluster");
+    double id;
+    if (cJSON_IsObject(c) && jnum(c, "id", &id))
+        fprintf(out, "\ncluster        %.0f (clustering run %s)\n", id, or_dash(jstr(c, "run")));
+    else
+        fputs("\ncluster        -\n", out);
+}
+
 static void print_trace(FILE *out, const cJSON *t)
 {
     char time[48], end[48], lat[32], ttft[32], buf[4][48];
@@ -751,6 +811,7 @@ static void print_trace(FILE *out, const cJSON *t)
         gyre_cli_table_print(&tab, out, 0);
     gyre_cli_table_dispose(&tab);
 
+    print_loop(out, t);
     print_body(out, "request body", cJSON_GetObjectItemCaseSensitive(t, "request_body"));
     print_body(out, "response body", cJSON_GetObjectItemCaseSensitive(t, "response_body"));
 }

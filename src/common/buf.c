@@ -142,6 +142,17 @@ static int json_string(gyre_buf_t *b, const char *s, size_t n, int bytes)
     if ((r = gyre_buf_append(b, "\"", 1)) != 0)
         goto fail;
     for (size_t i = 0; i < n; i++) {
+        /* A run of bytes that need no escaping goes in with one append (a body is mostly such runs). */
+        size_t run = i;
+        while (run < n && (unsigned char)s[run] >= 0x20 && (unsigned char)s[run] < 0x80 && s[run] != '"' &&
+               s[run] != '\\')
+            run++;
+        if (run > i) {
+            if ((r = gyre_buf_append(b, s + i, run - i)) != 0)
+                goto fail;
+            i = run - 1;
+            continue;
+        }
         unsigned char c = (unsigned char)s[i];
         char esc[7]; /* "\\u00" and two hex digits, and the NUL h2o_hex_encode adds */
         const char *out = NULL;

@@ -1586,6 +1586,8 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
             parse_passthrough(ctx, c, v);
         } else if (strcmp(key, "access_log") == 0) {
             gyre_cfg_parse_access_log(ctx, c, v);
+        } else if (strcmp(key, "feedback") == 0) {
+            gyre_cfg_parse_feedback(ctx, c, v);
         } else if (strcmp(key, "providers") == 0) {
             providers = v;
         } else if (strcmp(key, "routes") == 0) {
@@ -1598,7 +1600,7 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
             ERR(ctx, k, "",
                 "unknown field '%s' (known: listen, auth, workers, store, state, master_key_file, prices, redact, direct, passthrough, "
                 "providers, routes, otlp, max_body_bytes, max_response_bytes, shutdown_grace_ms, max_header_bytes, "
-                "max_connections, linger_ms, linger_bytes, notifiers, alerts, limits, access_log)",
+                "max_connections, linger_ms, linger_bytes, notifiers, alerts, limits, access_log, feedback)",
                 key);
         }
     }
@@ -1930,6 +1932,7 @@ void gyre_config_free(gyre_config_t *c)
     free(c->passthrough);
     gyre_config_free_notifiers(c);
     gyre_config_alerts_free(c);
+    gyre_cfg_free_feedback(c);
     free(c);
 }
 

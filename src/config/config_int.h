@@ -71,6 +71,9 @@ void gyre_cfg_parse_limits(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n);
 void gyre_cfg_free_limits(gyre_limits_conf_t *l);
 /* The sections parsed in files of their own (config/NAME.c), called from the root's dispatch in config.c. */
 void gyre_cfg_parse_access_log(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n);
+/* `feedback:` (config/feedback.c); gyre_cfg_free_feedback frees its metrics. */
+void gyre_cfg_parse_feedback(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n);
+void gyre_cfg_free_feedback(gyre_config_t *c);
 
 /* Iterating a mapping's pairs: for (yaml_node_pair_t *p = GYRE_CFG_PAIRS(n)) ... */
 #define GYRE_CFG_KEY(ctx, pair) yaml_document_get_node((ctx)->doc, (pair)->key)

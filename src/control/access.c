@@ -95,6 +95,8 @@ gyre_access_need_t gyre_access_need_for(const char *path, size_t len)
         return GYRE_NEED_READ;
     if (is(path, len, "/v1/traces"))
         return GYRE_NEED_INGEST;
+    if (is(path, len, "/v1/feedback"))
+        return GYRE_NEED_FEEDBACK;
     return GYRE_NEED_CLIENT;
 }
 
@@ -166,7 +168,8 @@ gyre_access_verdict_t gyre_access_decide_role(const gyre_access_t *a, gyre_acces
     switch (role) {
     case GYRE_ROLE_NONE: return GYRE_ACCESS_UNRECOGNISED;
     case GYRE_ROLE_ADMIN: return GYRE_ACCESS_ALLOW;
-    case GYRE_ROLE_READ: return need == GYRE_NEED_READ ? GYRE_ACCESS_ALLOW : GYRE_ACCESS_FORBIDDEN;
+    case GYRE_ROLE_READ:
+        return need == GYRE_NEED_READ || need == GYRE_NEED_FEEDBACK ? GYRE_ACCESS_ALLOW : GYRE_ACCESS_FORBIDDEN;
     case GYRE_ROLE_CLIENT:
         return need == GYRE_NEED_READ || need == GYRE_NEED_ADMIN ? GYRE_ACCESS_FORBIDDEN : GYRE_ACCESS_ALLOW;
     }
@@ -195,6 +198,8 @@ const char *gyre_access_message(gyre_access_verdict_t v, gyre_access_need_t need
                                             "admin_token of this gateway, as 'Authorization: Bearer KEY'"
                : need == GYRE_NEED_ADMIN ? "no token was sent: the admin API needs the admin_token of this gateway, "
                                            "as 'Authorization: Bearer TOKEN'"
+               : need == GYRE_NEED_FEEDBACK ? "no key was sent: POST /v1/feedback needs a client key, the read_token "
+                                              "or the admin_token of this gateway, as 'Authorization: Bearer KEY'"
                                           : "no API key was sent: send a key of this gateway as 'Authorization: "
                                             "Bearer KEY' or 'x-api-key: KEY'";
     case GYRE_ACCESS_UNRECOGNISED:

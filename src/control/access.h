@@ -5,11 +5,14 @@
  * OpenAI SDK's way) or else `x-api-key: <k>` (the Anthropic SDK's).  What it
  * is decides what it allows:
  *
- *   credential     model calls, /v1/..  /api, /metrics     POST /v1/traces    /api/admin, /api/admin/..
- *   client key     yes                  no (403)           yes                no (403)
- *   read_token     no (403)             yes                no (403)           no (403)
- *   admin_token    yes                  yes                yes                yes
- *   none, unknown  401                  401                401                401
+ *   credential     model calls, /v1/..  /api, /metrics     POST /v1/traces    /api/admin, /api/admin/..   POST /v1/feedback
+ *   client key     yes                  no (403)           yes                no (403)                    yes
+ *   read_token     no (403)             yes                no (403)           no (403)                    yes
+ *   admin_token    yes                  yes                yes                yes                         yes
+ *   none, unknown  401                  401                401                401                         401
+ *
+ * Feedback is given by the application that made the call (its client key)
+ * or by a person reviewing traces in a tool that reads them (the read token).
  *
  * /healthz is open to all.  Without `auth:` (only allowed on a loopback
  * listener) or with `auth: none`, everything is open.
@@ -35,6 +38,7 @@ typedef enum gyre_access_need {
     GYRE_NEED_READ,        /* /api, /api, /api/..., /metrics: the read token */
     GYRE_NEED_INGEST,      /* /v1/traces (OTLP ingest): a client key */
     GYRE_NEED_ADMIN,       /* /api/admin, /api/admin/...: the admin token alone (changes what gyre does) */
+    GYRE_NEED_FEEDBACK,    /* /v1/feedback: a client key or the read token */
 } gyre_access_need_t;
 
 /* What a credential is. */

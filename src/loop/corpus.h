@@ -64,19 +64,51 @@ typedef struct gyre_corpus_query {
 /* Called once per example, oldest first; a non-zero return stops the scan and is returned by it. */
 typedef int (*gyre_example_cb)(void *ctx, const gyre_example_t *ex);
 
-/* Streams the examples; err names what failed. */
+/* What a scan read: rows, examples handed to the callback, and rows skipped because their bodies are not a
+ * call the loop reads (not kept, not JSON, another endpoint, an example past its buffer). */
+typedef struct gyre_corpus_counts {
+    uint64_t rows, examples, skipped;
+} gyre_corpus_counts_t;
+
+/* Streams the examples; err names what failed.  With q->with_scores every score of q's time range is read
+ * first (held in memory: about 100 bytes a score), then walked beside the rows. */
 int gyre_corpus_scan(gyre_store_t *s, const gyre_corpus_query_t *q, gyre_example_cb cb, void *ctx, char *err,
                      size_t errlen);
+/* The same, saying what it read in *counts (NULL: not wanted). */
+int gyre_corpus_scan_counted(gyre_store_t *s, const gyre_corpus_query_t *q, gyre_example_cb cb, void *ctx,
+                             gyre_corpus_counts_t *counts, char *err, size_t errlen);
 /* One trace as an example (with its scores); -ENOENT when none. */
 int gyre_corpus_fetch(gyre_store_t *s, const char *trace_id, gyre_example_cb cb, void *ctx, char *err,
                       size_t errlen);
 
 /*
- * Turns one stored row (its bodies raw, as captured: the client's request
- * and gyre's answer in the client's dialect, a stream's answer as its SSE
- * bytes) into an example, without scores.  `scratch` holds its strings
- * until it is reset.  0, or -EINVAL when the bodies are not a call the loop
- * reads (err says why; the scan skips such rows and counts them).
+ * Turns one stored row into an example, without scores.  `req` is the
+ * client's request body as captured, in the client's API, which the row's
+ * endpoint names: /v1/chat/completions (OpenAI chat), /v1/messages
+ * (Anthropic Messages), /v1/responses (the Responses API).  `resp` is
+ * gyre's answer as the trace keeps it: an OpenAI chat.completion whatever
+ * the client's API (trace.h; a stream's answer reassembled into one
+ * completion, not its SSE bytes); an Anthropic message or a Response
+ * object is read too.  An answer is read only for a 2xx status.  The row's
+ * `cluster` is copied (-1 for a row that has none).  `scratch` holds the
+ * example's strings until it is reset (its maximum bounds the example).
+ * 0; -EINVAL when the bodies are not a call the loop reads (err says why:
+ * "endpoint ...", "request: ..."; the scan skips such rows and counts
+ * them); -E2BIG past scratch's maximum.
+ *
+ * The shapes written (compact, members in this order):
+ *   message: {"role":R,"content":S|null|[parts],"name":S?,"tool_calls":[{"id":S,"type":"function",
+ *             "function":{"name":S,"arguments":S}}]?,"tool_call_id":S?}
+ *   content: one string (text parts joined by "\n"); an OpenAI message with non-text parts (images) keeps
+ *            its parts array; Anthropic's and the Responses API's non-text blocks are left out.
+ *   Anthropic: system -> a system message; tool_use blocks -> tool_calls (arguments: the input's JSON text);
+ *              tool_result blocks -> tool messages, before the user's words of the same turn.
+ *   Responses: instructions -> a system message; a string input -> a user message; function_call items
+ *              (consecutive ones together) -> an assistant message with tool_calls; function_call_output
+ *              -> a tool message; the developer role -> system (OpenAI's too).
+ *   tools:   [{"type":"function","function":{"name":S,"description":S?,"parameters":{...}?}}]
+ *   task_text: one "role: text" line per message (tool calls appended as name(arguments)), whitespace
+ *              runs collapsed to one space, cut at 256 KiB.
  */
 int gyre_corpus_example_from_row(const gyre_store_row_t *row, const char *req, size_t req_len, const char *resp,
                                  size_t resp_len, gyre_buf_t *scratch, gyre_example_t *out, char *err,

@@ -410,7 +410,7 @@ int gyre_api_parse_stats_query(const char *qs, size_t len, gyre_api_stats_query_
 /* The readers' nice value: CFS gives a nice-0 worker about nine tenths of a core it shares with one. */
 #define API_READER_NICE 10
 
-enum { EP_TRACES, EP_TRACE, EP_SESSION, EP_STATS };
+enum { EP_TRACES, EP_TRACE, EP_SESSION, EP_STATS, EP_WORK };
 
 typedef struct api_job api_job_t;
 
@@ -433,6 +433,7 @@ struct api_job {
         gyre_api_stats_query_t stats;
         char trace_id[33];
         char session[API_SESSION_ID_MAX + 1];
+        gyre_api_work_t *work; /* EP_WORK: another endpoint's store work (gyre_api_submit_work) */
     } q;
     /* The answer, filled by the reader. */
     int r;
@@ -487,6 +488,9 @@ static void run_job(api_job_t *j)
     case EP_SESSION:
         gyre_buf_init(&j->out, API_SESSION_MAX);
         j->r = gyre_store_get_session(reader_store, j->q.session, &j->out, j->msg, sizeof(j->msg));
+        break;
+    case EP_WORK:
+        j->q.work->run(j->q.work, reader_store);
         break;
     }
 }
@@ -592,6 +596,10 @@ static void respond_job(h2o_req_t *req, api_job_t *j)
         respond_store_error(req, r, j->what, j->msg);
         return;
     }
+    if (j->ep == EP_WORK) {
+        j->q.work->respond(j->q.work, req);
+        return;
+    }
     if (r == 0) {
         gyre_respond_json(req, 200, j->out.base, j->out.len);
         return;
@@ -644,6 +652,8 @@ static void respond_job(h2o_req_t *req, api_job_t *j)
 
 static void job_free(api_job_t *j)
 {
+    if (j->ep == EP_WORK)
+        j->q.work->dispose(j->q.work);
     gyre_buf_dispose(&j->out);
     free(j);
 }
@@ -831,6 +841,14 @@ int gyre_api_handle(gyre_worker_t *w, h2o_req_t *req)
     if (j != NULL)
         submit(w, req, j);
     return 1;
+}
+
+void gyre_api_submit_work(gyre_worker_t *w, h2o_req_t *req, gyre_api_work_t *work)
+{
+    api_job_t *j = gyre_calloc(1, sizeof(*j));
+    j->ep = EP_WORK;
+    j->q.work = work;
+    submit(w, req, j);
 }
 
 /* A point lookup by id on the calling (worker's) thread: its own handle, opened on first use and kept for the

@@ -46,6 +46,25 @@ typedef struct gyre_api_stats_query {
  */
 int gyre_api_handle(gyre_worker_t *w, h2o_req_t *req);
 
+/*
+ * Store work of another endpoint (POST /v1/feedback) run the way /api's
+ * queries are: on the API's reader threads, each with its own store handle,
+ * never on a worker's event loop, answered back on the worker's loop.
+ * `run` runs on a reader thread with the reader's handle (the store's
+ * failure to open is answered 503 without calling it); `respond` on the
+ * worker's loop, only when the client is still there; `dispose` always,
+ * last, on the worker's loop.  At the readers' queue bound the request is
+ * answered 503 store_busy (and disposed).  The caller checked that the
+ * config has a store.
+ */
+typedef struct gyre_api_work gyre_api_work_t;
+struct gyre_api_work {
+    void (*run)(gyre_api_work_t *work, gyre_store_t *store);
+    void (*respond)(gyre_api_work_t *work, h2o_req_t *req);
+    void (*dispose)(gyre_api_work_t *work);
+};
+void gyre_api_submit_work(gyre_worker_t *w, h2o_req_t *req, gyre_api_work_t *work);
+
 /* GET /api/alerts (server/api_alerts.c): 1 when `path` is it (answered), else 0. */
 int gyre_api_alerts_handle(gyre_worker_t *w, h2o_req_t *req, h2o_iovec_t path);
 

@@ -11,6 +11,7 @@
 
 #include "server/admin.h"
 #include "server/api.h"
+#include "server/feedback.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -745,6 +746,8 @@ gyre_stage_result_t gyre_stage_endpoint(gyre_stage_ctx_t *c)
         c->rc = gyre_otlp_handle(w, req); /* OTLP/HTTP ingest, not a model call */
         return GYRE_STAGE_DONE;
     }
+    if (gyre_feedback_handle(w, req))
+        return GYRE_STAGE_DONE;
     if (path_is(req, H2O_STRLIT("/v1/models"))) {
         if (!method_is(req, H2O_STRLIT("GET")) && !method_is(req, H2O_STRLIT("HEAD"))) {
             respond_method_not_allowed(req, &gyre_client_openai, "GET");

@@ -333,9 +333,8 @@ void gyre_store_render_attempts(const gyre_trace_attempt_t *a, size_t n, gyre_bu
 /* ---- What the loop adds to one trace (issue 14): its feedback, its scores and its cluster. ---- */
 
 typedef struct loop_render {
-    json_writer_t w;
-    int human;  /* this pass writes feedback (GYRE_SCORE_HUMAN) or the other scores */
-    size_t n;
+    json_writer_t fb, sc; /* the feedback into the answer, the other scores into their own buffer */
+    size_t nfb, nsc;
 } loop_render_t;
 
 static void jw_cstr(json_writer_t *w, const char *v)
@@ -348,15 +347,16 @@ static void jw_cstr(json_writer_t *w, const char *v)
     jw_str(w, &t);
 }
 
+/* One pass over the trace's scores: feedback (GYRE_SCORE_HUMAN) and the others go to their two arrays. */
 static int loop_score_cb(void *arg, const gyre_score_t *sc)
 {
     loop_render_t *c = arg;
-    json_writer_t *w = &c->w;
-    if ((sc->source == GYRE_SCORE_HUMAN) != c->human)
-        return 0;
-    jw_lit(w, c->n++ ? ",{\"name\":" : "{\"name\":");
+    int human = sc->source == GYRE_SCORE_HUMAN;
+    json_writer_t *w = human ? &c->fb : &c->sc;
+    size_t *n = human ? &c->nfb : &c->nsc;
+    jw_lit(w, (*n)++ ? ",{\"name\":" : "{\"name\":");
     jw_cstr(w, sc->name);
-    if (!c->human) {
+    if (!human) {
         jw_lit(w, ",\"source\":");
         jw_cstr(w, gyre_store_score_source_name(sc->source));
         jw_lit(w, ",\"version\":");
@@ -368,7 +368,7 @@ static int loop_score_cb(void *arg, const gyre_score_t *sc)
     jw_cstr(w, sc->label);
     jw_lit(w, ",\"comment\":");
     jw_cstr(w, sc->comment);
-    if (c->human) {
+    if (human) {
         jw_lit(w, ",\"correction\":");
         jw_cstr(w, sc->correction);
         jw_lit(w, ",\"session\":");
@@ -393,31 +393,34 @@ const char *gyre_store_score_source_name(int source)
 
 int gyre_store_render_loop(gyre_store_t *s, const char *trace_id, gyre_buf_t *out, char *err, size_t errlen)
 {
-    loop_render_t c = {{out, 0}, 1, 0};
+    gyre_buf_t scores;
+    gyre_buf_init(&scores, out->max);
+    loop_render_t c = {{out, 0}, {&scores, 0}, 0, 0};
     int32_t cluster = -1;
     char run[64];
-    jw_lit(&c.w, ",\"feedback\":[");
+    jw_lit(&c.fb, ",\"feedback\":[");
     int r = gyre_store_trace_scores(s, trace_id, loop_score_cb, &c, err, errlen);
-    jw_lit(&c.w, "],\"scores\":[");
-    c.human = 0;
-    c.n = 0;
-    if (r == 0)
-        r = gyre_store_trace_scores(s, trace_id, loop_score_cb, &c, err, errlen);
-    jw_lit(&c.w, "],\"cluster\":");
+    jw_lit(&c.fb, "],\"scores\":[");
+    if (c.sc.r == 0 && scores.len > 0)
+        jw_raw(&c.fb, scores.base, scores.len);
+    else if (c.sc.r != 0)
+        c.fb.r = c.sc.r;
+    gyre_buf_dispose(&scores);
+    jw_lit(&c.fb, "],\"cluster\":");
     if (r == 0) {
         r = gyre_store_trace_cluster(s, trace_id, &cluster, run, sizeof(run), err, errlen);
         if (r == 0) {
-            jw_lit(&c.w, "{\"id\":");
-            jw_int(&c.w, cluster);
-            jw_lit(&c.w, ",\"run\":");
-            jw_cstr(&c.w, run);
-            jw_lit(&c.w, "}");
+            jw_lit(&c.fb, "{\"id\":");
+            jw_int(&c.fb, cluster);
+            jw_lit(&c.fb, ",\"run\":");
+            jw_cstr(&c.fb, run);
+            jw_lit(&c.fb, "}");
         } else if (r == -ENOENT) {
-            jw_lit(&c.w, "null");
+            jw_lit(&c.fb, "null");
             r = 0;
         }
     }
-    if (r == 0 && c.w.r != 0) {
+    if (r == 0 && c.fb.r != 0) {
         r = -E2BIG;
         gyre_store_set_err(err, errlen, "store: the answer is larger than its buffer (%zu bytes)", out->max);
     }

@@ -110,3 +110,22 @@ int gyre_store_scan_bodies(gyre_store_t *s, const gyre_trace_query_t *q, gyre_st
     }
     return s->ops->scan_bodies(s, q, expand_cb, &c, err, errlen);
 }
+
+/* One row of find_trace: its cluster read (find_trace does not join the clustering), then expanded. */
+static int find_cb(void *arg, const gyre_store_row_t *row)
+{
+    expand_ctx_t *c = arg;
+    gyre_store_row_t r = *row;
+    char id[33], run[64], err[256];
+    snprintf(id, sizeof(id), "%.*s", (int)(row->trace_id.len < 32 ? row->trace_id.len : 32), row->trace_id.p);
+    if (gyre_store_trace_cluster(c->s, id, &r.cluster, run, sizeof(run), err, sizeof(err)) != 0)
+        r.cluster = -1;
+    return expand_cb(c, &r);
+}
+
+int gyre_store_find_row(gyre_store_t *s, const char *trace_id, gyre_store_row_cb cb, void *ctx, char *err,
+                        size_t errlen)
+{
+    expand_ctx_t c = {s, cb, ctx};
+    return s->ops->find_trace(s, trace_id, find_cb, &c, err, errlen);
+}

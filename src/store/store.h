@@ -334,6 +334,10 @@ int gyre_store_get_cluster_run(gyre_store_t *s, gyre_buf_t *out, char *err, size
 int gyre_store_trace_cluster(gyre_store_t *s, const char *trace_id, int32_t *cluster, char *run_id, size_t run_len,
                              char *err, size_t errlen);
 
+/* One trace as a row as scan_bodies hands them (raw bodies, its cluster); -ENOENT when none. */
+int gyre_store_find_row(gyre_store_t *s, const char *trace_id, gyre_store_row_cb cb, void *ctx, char *err,
+                        size_t errlen);
+
 /*
  * Every trace matching q (its cursor and limit ignored), oldest first, with
  * its bodies (a trace log's are read through the body reader): the corpus
