@@ -274,7 +274,7 @@ export function summarise(plan, truth, withFeedback) {
     dup_sessions: plan.filter((s) => s.dupOf !== null).length,
     dup_groups: new Set(plan.filter((s) => s.dupGroup !== null).map((s) => s.dupGroup)).size,
     steps: count(plan, (s) => String(s.steps)),
-    feedback_supported: feedbackSupported,
+    feedback_supported: withFeedback,
     feedback_traces: truth.filter((l) => l.feedback !== null).length,
   };
 }

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startGyre, startMock, tmpdir, ROOT, SLOW } from '../lib/harness.mjs';
-import { gyreConfig } from '../../bench/agentgen/agentgen.mjs';
+import { gyreConfig, FEEDBACK_CONFIG } from '../../bench/agentgen/agentgen.mjs';
 import { loadVocab, planSessions, taskText } from '../../bench/agentgen/vocab.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -34,7 +34,7 @@ async function getJson(url) {
 
 before(async () => {
   mock = await startMock();
-  gyre = await startGyre(gyreConfig(mock.v1, 'workers: 2\n'));
+  gyre = await startGyre(gyreConfig(mock.v1, `workers: 2\n${FEEDBACK_CONFIG}`));
   out = tmpdir('gyre-agentgen-');
   const r = await runAgentgen(['--gyre', gyre.url, '--mock', mock.url, '--seed', '1', '--sessions', '20', '--concurrency', '8', '--out', out]);
   assert.equal(r.code, 0, r.stderr);
@@ -145,6 +145,26 @@ test('summary.json counts exactly what truth.jsonl holds, per family, failure an
   assert.deepEqual(summary.failures, count(truth, (l) => l.failure));
   assert.equal(summary.dup_groups, new Set(truth.filter((l) => l.dup_group).map((l) => l.dup_group.split('#')[0])).size);
   assert.deepEqual(summary.steps, count(firsts, (l) => String(l.steps)));
+});
+
+test('the planned feedback is on the traces: thumbs, a rating and the correction, on each session\'s last call', async () => {
+  assert.equal(summary.feedback_supported, true);
+  const planned = plan.filter((s) => s.feedback !== null);
+  assert.equal(planned.length, 5);
+  assert.equal(summary.feedback_traces, 5);
+  for (const s of planned) {
+    const last = truth.filter((l) => l.session === s.id).at(-1);
+    assert.deepEqual(last.feedback, [
+      { name: 'thumbs', value: s.feedback.thumbs, correction: s.feedback.correction },
+      { name: 'rating', value: s.feedback.rating, correction: null },
+    ]);
+    const t = await getJson(`${gyre.url}/api/traces/${last.trace_id}`);
+    assert.deepEqual(t.feedback.map((f) => [f.name, f.value, f.correction]),
+      [['thumbs', s.feedback.thumbs ? 1 : 0, s.feedback.correction], ['rating', s.feedback.rating, null]], last.trace_id);
+  }
+  // A planted failure is never thumbed up.
+  for (const s of planned) if (s.failure !== null) assert.equal(s.feedback.thumbs, false);
+  assert.equal(truth.filter((l) => l.feedback !== null && l.step !== l.steps).length, 0);
 });
 
 test('seeds 1 and 2 plan different traffic of the same families', () => {
