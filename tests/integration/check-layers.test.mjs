@@ -67,12 +67,13 @@ test('common/ may include nothing of gyre\'s, not even config/', () => {
 
 test('a folder of src/ that has no row in the table fails', () => {
   const dir = tree();
-  fs.mkdirSync(path.join(dir, 'src/nowhere'));
-  fs.writeFileSync(path.join(dir, 'src/nowhere/score.c'), '#include "common/buf.h"\n');
+  // (src/loop, this test's folder before issue 14, now has its row: a folder that has none.)
+  fs.mkdirSync(path.join(dir, 'src/newpart'));
+  fs.writeFileSync(path.join(dir, 'src/newpart/score.c'), '#include "common/buf.h"\n');
   const r = check(dir);
   assert.equal(r.status, 1);
   assert.equal(r.lines[0],
-    'src/nowhere/score.c:1: src/nowhere has no row in the layer table of scripts/check-layers.sh (give it its place in docs/architecture.md\'s order)');
+    'src/newpart/score.c:1: src/newpart has no row in the layer table of scripts/check-layers.sh (give it its place in docs/architecture.md\'s order)');
 });
 
 test('a file over 1,000 lines fails unless docs/architecture.md names it', () => {

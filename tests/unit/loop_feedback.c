@@ -101,10 +101,11 @@ TEST(feedback_parse_refusals_name_the_field_at_fault)
     snprintf(b, sizeof(b), "{%s,\"name\":\"tone\",\"value\":\"calm\",\"correction\":[]}", t);
     refused(c, b, "correction", "'correction' must be a string");
     gyre_config_free(c);
-    gyre_config_t *none = metrics_config();
-    for (size_t i = 0; i < none->nfeedback_metrics; i++)
-        free(none->feedback_metrics[i].name), none->feedback_metrics[i].name = NULL;
-    none->nfeedback_metrics = 0;
+    gyre_config_errors_t e = {0};
+    gyre_config_t *none = parse("workers: 1\n", &e);
+    CHECK(none != NULL);
+    CHECK_INT(none->nfeedback_metrics, 0);
+    gyre_config_errors_dispose(&e);
     snprintf(b, sizeof(b), "{%s,\"name\":\"helpful\",\"value\":true}", t);
     refused(none, b, "name",
             "unknown metric 'helpful': this gateway declares none (feedback: metrics: in the config)");
