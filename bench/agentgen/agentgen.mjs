@@ -111,6 +111,7 @@ async function call(o, sess, route, body) {
     method: 'POST', headers, body: JSON.stringify({ model: route, ...body }),
     signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
   });
+  // Bounded by gyre's own max_response_bytes and by CALL_TIMEOUT_MS.
   const text = await r.text();
   const trace_id = r.headers.get('x-gyre-trace-id');
   if (!trace_id) throw new Error(`session ${sess.id}: gyre answered ${r.status} without x-gyre-trace-id: ${text.slice(0, 200)}`);

@@ -44,6 +44,8 @@
 #define MAX_SLOTS 16
 #define MAX_FAMILIES 64
 #define MAX_ORIGINALS 4096 /* near-duplicates copy one of the last MAX_ORIGINALS originals */
+/* A body is the conversation so far of at most four steps: about 3 KB, so 64 KB is a bound no template reaches; a
+ * families.json whose bodies pass it stops the fill with a message (gen_step) instead of writing a cut body. */
 #define BODY_MAX ((size_t)64 << 10)
 
 /* The shares, as vocab.mjs's SHARES. */
