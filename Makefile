@@ -44,7 +44,7 @@ MOCK_OBJS := $(MOCK_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps run test unit fuzz bench clean help format install uninstall
+.PHONY: all deps run test unit fuzz bench bench-curate clean help format install uninstall
 all: $(BUILD)/gyre $(BUILD)/gyre-mock
 
 help:
@@ -93,8 +93,16 @@ FUZZ_SECONDS ?= 30
 fuzz: deps
 	@GYRE_BUILD=build-fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) GYRE_PKGS="$(PKGS)" bash fuzz/run.sh
 
-bench: deps all $(BUILD)/stream-cpu $(BUILD)/access-cpu $(BUILD)/alerts-cpu $(BUILD)/limits-cpu $(BUILD)/guard-cpu
+bench: deps all $(BUILD)/stream-cpu $(BUILD)/access-cpu $(BUILD)/alerts-cpu $(BUILD)/limits-cpu $(BUILD)/guard-cpu $(BUILD)/curate-fill
 	@bash bench/run.sh
+
+# The curation benchmark alone (bench/curate/run.sh; make bench runs it too).
+bench-curate: deps all $(BUILD)/curate-fill
+	@GYRE_BUILD=$(BUILD) bash bench/curate/run.sh
+
+# Agent traces written straight into a store, for the curation benchmark (bench/curate/fill.c; bench/curate/run.sh).
+$(BUILD)/curate-fill: $(BUILD)/obj/bench/curate/fill.o $(BUILD)/libgyre.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The stream pipeline's CPU, translated against passed through (bench/stream_cpu.c; bench/run.sh runs it).
 $(BUILD)/stream-cpu: $(BUILD)/obj/bench/stream_cpu.o $(BUILD)/libgyre.a
@@ -159,4 +167,5 @@ clean:
 
 -include $(GYRE_OBJS:.o=.d) $(MOCK_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(BUILD)/obj/src/main.d $(BUILD)/obj/bench/stream_cpu.d \
 	$(BUILD)/obj/bench/access/access_cpu.d $(BUILD)/obj/bench/alerts/alerts_cpu.d $(BUILD)/obj/bench/access/limits_cpu.d \
-	$(BUILD)/obj/bench/guard/guard_cpu.d
+	$(BUILD)/obj/bench/guard/guard_cpu.d \
+	$(BUILD)/obj/bench/curate/fill.d

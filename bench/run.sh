@@ -11,7 +11,9 @@
 # it out; its line joins latest.md when the proxy run just wrote it), build/limits-cpu
 # (bench/access/limits_cpu.c: the access and limits stages together, p50/p99 per request; BENCH_SKIP_LIMITS=1),
 # build/guard-cpu (bench/guard/guard_cpu.c: an in-line guardrail on a 2 KB answer, p50/p99; BENCH_SKIP_GUARD=1),
-# and the alerts' two (bench/alerts/; BENCH_SKIP_ALERTS=1 leaves them out).  With --json each
+# and the alerts' two (bench/alerts/; BENCH_SKIP_ALERTS=1 leaves them out), and the curation's (bench/curate/run.sh:
+# `gyre curate` over 1M agent traces, time and peak memory, and dedup and cluster quality against planted truth;
+# BENCH_SKIP_CURATE=1 leaves it out).  With --json each
 # prints its JSON document on stdout, the proxy's first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -115,6 +117,13 @@ if [ "${BENCH_SKIP_ALERTS:-0}" != 1 ]; then
   fi
   if [ -x build/gyre ] && [ -x build/gyre-mock ]; then
     GYRE_BUILD=build node bench/alerts/rotate.mjs ${json[@]+"${json[@]}"} || status=$?
+  fi
+fi
+if [ "${BENCH_SKIP_CURATE:-0}" != 1 ]; then
+  if [ -x build/gyre ] && [ -x build/curate-fill ]; then
+    GYRE_BUILD=build bash bench/curate/run.sh "$@" || status=$?
+  else
+    echo "bench: build/gyre or build/curate-fill is missing (make bench builds it): curation benchmark skipped" >&2
   fi
 fi
 exit "$status"
