@@ -1417,10 +1417,12 @@ static int sqlite_trace_scores(gyre_store_t *gs, const char *trace_id, gyre_scor
                                size_t errlen)
 {
     sqlite_store_t *s = sq(gs);
-    /* The trace's own scores and its session's feedback (scores_session), by time, then insertion. */
+    /* The trace's own scores and its session's feedback (scores_session), by time, then insertion.  The id is
+     * compared as `?1 || ''` rather than a bare ?1: the planner checks a bare parameter against the partial
+     * index's `trace_id = ''` by its bound value, which made SQLite re-compile the statement at every new id. */
     if (s->sel_trace_scores == NULL &&
         sqlite3_prepare_v2(s->db,
-                           "SELECT " SCORE_COLS " FROM scores WHERE trace_id = ?1 OR (trace_id = '' AND"
+                           "SELECT " SCORE_COLS " FROM scores WHERE trace_id = (?1 || '') OR (trace_id = '' AND"
                            " session <> '' AND session = (SELECT session FROM traces WHERE trace_id = ?1))"
                            " ORDER BY created_us, id",
                            -1, &s->sel_trace_scores, NULL) != SQLITE_OK) {
