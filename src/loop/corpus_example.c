@@ -253,6 +253,31 @@ static void put_collapsed(gyre_buf_t *b, const char *s, size_t n)
 {
     int need_space = 0; /* whitespace came before the next word */
     size_t i = 0;
+    /* The collapsed text is never longer than n (a space is written only for whitespace read), so when n more
+     * bytes fit both the bound and the allocation it is written in place, without an append per word (which
+     * was a tenth of the scan's time); otherwise word by word below, where the bound cuts it. */
+    if (b->base != NULL && b->failed == 0 && n < b->max - b->len && b->len + n + 1 <= b->cap) {
+        char *o = b->base + b->len;
+        while (i < n) {
+            while (i < n && is_space(s[i])) {
+                i++;
+                need_space = 1;
+            }
+            size_t start = i;
+            while (i < n && !is_space(s[i]))
+                i++;
+            if (i == start)
+                break;
+            if (need_space && o > b->base && o[-1] != ' ' && o[-1] != '\n')
+                *o++ = ' ';
+            memcpy(o, s + start, i - start);
+            o += i - start;
+            need_space = 0;
+        }
+        b->len = (size_t)(o - b->base);
+        b->base[b->len] = '\0';
+        return;
+    }
     while (i < n) {
         while (i < n && is_space(s[i])) {
             i++;

@@ -32,6 +32,7 @@
 
 #include "common/alloc.h"
 #include "common/buf.h"
+#include "common/json.h"
 #include "trace/record.h"
 #include "loop/dataset.h"
 #include "loop/dataset_curate.h"
@@ -163,6 +164,7 @@ static void *job_main(void *arg)
     } else {
         run_read(j);
     }
+    gyre_json_arena_release(); /* the corpus parsed bodies in this thread's arena; the thread ends here */
     atomic_fetch_sub(&jobs_running, 1);
     h2o_multithread_send_message(j->receiver, &j->super);
     return NULL;

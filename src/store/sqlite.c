@@ -291,6 +291,10 @@ struct sqlite_store {
     int version;
     sqlite3_stmt *ins_trace, *ins_tag, *ins_text, *ups_rollup, *set_mark;
     sqlite3_stmt *sel_trace, *sel_session, *sel_count;
+    /* A trace's scores: prepared on first use and kept, since a dataset export asks once per example and
+     * compiling the statement each time cost more than running it. */
+    sqlite3_stmt *sel_trace_scores;
+    sqlite3_stmt *sel_trace_cluster; /* the same for a trace's cluster, read with every fetched trace */
     fts5_api *fts5; /* owned by the connection */
     /* Scratch reused by every write, so a batch allocates nothing per trace once warm. */
     gyre_buf_t zreq, zresp, text, merge, tags_json, meta_json, attempts_json;
@@ -1414,19 +1418,26 @@ static int sqlite_trace_scores(gyre_store_t *gs, const char *trace_id, gyre_scor
                                size_t errlen)
 {
     sqlite_store_t *s = sq(gs);
-    sqlite3_stmt *st = NULL;
-    /* The trace's own scores and its session's feedback (scores_session), by time, then insertion. */
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT " SCORE_COLS " FROM scores WHERE trace_id = ?1 OR (trace_id = '' AND"
+    /* The trace's own scores and its session's feedback (scores_session), by time, then insertion.  The id is
+     * compared as `?1 || ''` rather than a bare ?1: the planner checks a bare parameter against the partial
+     * index's `trace_id = ''` by its bound value, which made SQLite re-compile the statement at every new id. */
+    if (s->sel_trace_scores == NULL &&
+        sqlite3_prepare_v2(s->db,
+                           "SELECT " SCORE_COLS " FROM scores WHERE trace_id = (?1 || '') OR (trace_id = '' AND"
                            " session <> '' AND session = (SELECT session FROM traces WHERE trace_id = ?1))"
                            " ORDER BY created_us, id",
-                           -1, &st, NULL) != SQLITE_OK) {
+                           -1, &s->sel_trace_scores, NULL) != SQLITE_OK) {
         gyre_store_set_err(err, errlen, "store: preparing the scores query: %s", sqlite3_errmsg(s->db));
+        sqlite3_finalize(s->sel_trace_scores);
+        s->sel_trace_scores = NULL;
         return -EIO;
     }
+    sqlite3_stmt *st = s->sel_trace_scores;
+    sqlite3_reset(st);
     sqlite3_bind_text(st, 1, trace_id, -1, SQLITE_STATIC);
     int r = scores_each(s, st, cb, ctx, "reading a trace's scores", err, errlen);
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
     return r;
 }
 
@@ -1552,13 +1563,17 @@ static int sqlite_trace_cluster(gyre_store_t *gs, const char *trace_id, int32_t 
                                 size_t run_len, char *err, size_t errlen)
 {
     sqlite_store_t *s = sq(gs);
-    sqlite3_stmt *st = NULL;
     int r = -ENOENT;
-    if (sqlite3_prepare_v2(s->db, "SELECT cluster, run_id FROM trace_clusters WHERE trace_id = ?", -1, &st, NULL) !=
-        SQLITE_OK) {
+    if (s->sel_trace_cluster == NULL &&
+        sqlite3_prepare_v2(s->db, "SELECT cluster, run_id FROM trace_clusters WHERE trace_id = ?", -1,
+                           &s->sel_trace_cluster, NULL) != SQLITE_OK) {
         gyre_store_set_err(err, errlen, "store: reading a trace's cluster: %s", sqlite3_errmsg(s->db));
+        sqlite3_finalize(s->sel_trace_cluster);
+        s->sel_trace_cluster = NULL;
         return -EIO;
     }
+    sqlite3_stmt *st = s->sel_trace_cluster;
+    sqlite3_reset(st);
     sqlite3_bind_text(st, 1, trace_id, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
@@ -1569,7 +1584,8 @@ static int sqlite_trace_cluster(gyre_store_t *gs, const char *trace_id, int32_t 
         gyre_store_set_err(err, errlen, "store: reading a trace's cluster: %s", sqlite3_errmsg(s->db));
         r = rc_errno(rc);
     }
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
     return r;
 }
 
@@ -1746,7 +1762,8 @@ static void sqlite_close(gyre_store_t *gs)
     if (s == NULL)
         return;
     sqlite3_stmt **stmts[] = {&s->ins_trace, &s->ins_tag,     &s->ins_text,  &s->ups_rollup, &s->set_mark,
-                              &s->sel_trace, &s->sel_session, &s->sel_count};
+                              &s->sel_trace, &s->sel_session, &s->sel_count, &s->sel_trace_scores,
+                              &s->sel_trace_cluster};
     for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++)
         sqlite3_finalize(*stmts[i]);
     sqlite3_close(s->db);
