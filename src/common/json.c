@@ -3,6 +3,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,27 @@ static __thread struct {
     unsigned depth;      /* scopes open on this thread: the outermost one owns the arena */
     uint64_t generation; /* scopes ended on this thread (gyre_json_arena_generation) */
 } arena;
+
+/*
+ * A thread's arena is freed when the thread ends (a key's destructor), so a
+ * thread that parsed JSON (an API job, a scorer, a clustering) leaks nothing
+ * whether or not it called gyre_json_arena_release; the workers' arenas live
+ * as long as the process.
+ */
+static pthread_key_t arena_key;
+static pthread_once_t arena_key_once = PTHREAD_ONCE_INIT;
+static int arena_key_ok;
+
+static void arena_key_free(void *p)
+{
+    UNPOISON(p, ARENA_BYTES);
+    free(p);
+}
+
+static void arena_key_make(void)
+{
+    arena_key_ok = pthread_key_create(&arena_key, arena_key_free) == 0;
+}
 
 static void *arena_malloc(size_t n)
 {
@@ -92,6 +114,9 @@ void gyre_json_arena_begin(void)
         if (arena.base == NULL)
             return; /* no arena: plain malloc, as without this */
         POISON(arena.base, ARENA_BYTES);
+        pthread_once(&arena_key_once, arena_key_make);
+        if (arena_key_ok)
+            pthread_setspecific(arena_key, arena.base);
     }
     arena.used = 0;
 }
@@ -128,6 +153,8 @@ void gyre_json_arena_release(void)
         return;
     if (arena.base != NULL)
         UNPOISON(arena.base, ARENA_BYTES);
+    if (arena.base != NULL && arena_key_ok)
+        pthread_setspecific(arena_key, NULL);
     free(arena.base);
     arena.base = NULL;
     arena.used = 0;
