@@ -16,7 +16,29 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "common/buf.h"
 #include "store/store.h"
+
+/*
+ * The HTTP/1.0 client of the commands that talk to a running gyre
+ * (src/cli/http.c).  Every failure is said on stderr, prefixed with `cmd`.
+ */
+typedef struct gyre_cli_target {
+    const char *cmd; /* "gyre providers": the prefix of every message */
+    char host[256];
+    char port[8];
+    char *token; /* NULL: no Authorization */
+    int timeout_ms;
+} gyre_cli_target_t;
+
+/* A secret from env:NAME or file:PATH (its last newlines dropped); NULL after saying why, naming `what`. */
+char *gyre_cli_read_secret(const char *cmd, const char *what, const char *spec);
+/* "http://HOST[:PORT][/...]" into t's host and port; 0, or -1. */
+int gyre_cli_parse_url(const char *url, gyre_cli_target_t *t);
+/* One request (body NULL: none, else JSON); 0 with *status and the answer's body appended to `answer` (read up
+ * to answer_max bytes), or -1 after saying why. */
+int gyre_cli_http(const gyre_cli_target_t *t, const char *method, const char *path, const char *body,
+                  size_t answer_max, int *status, gyre_buf_t *answer);
 
 int gyre_cmd_serve(int argc, char **argv);
 int gyre_cmd_check_config(int argc, char **argv);

@@ -18,12 +18,9 @@
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,148 +55,24 @@ const char gyre_providers_usage[] =
 
 /* The longest answer read: a provider list of every provider and key id. */
 #define ANSWER_MAX ((size_t)8 << 20)
-#define SPEC_MAX_BYTES 8192
 
-typedef struct target {
-    char host[256];
-    char port[8];
-    char *token; /* NULL: no Authorization */
-    int timeout_ms;
-} target_t;
+typedef gyre_cli_target_t target_t;
 
 typedef struct answer {
     int status;
     cJSON *json; /* NULL when the body is not JSON */
 } answer_t;
 
-/* A secret from env:NAME or file:PATH (the file's last newline dropped); NULL after saying why. */
-static char *read_spec(const char *what, const char *spec)
-{
-    if (strncmp(spec, "env:", 4) == 0) {
-        const char *v = getenv(spec + 4);
-        if (v == NULL || v[0] == '\0') {
-            fprintf(stderr, "gyre providers: %s: environment variable %s is not set\n", what, spec + 4);
-            return NULL;
-        }
-        return gyre_strdup(v);
-    }
-    if (strncmp(spec, "file:", 5) == 0) {
-        gyre_buf_t b;
-        gyre_buf_init(&b, SPEC_MAX_BYTES);
-        int r = gyre_buf_append_file(&b, spec + 5);
-        if (r != 0 || b.len == 0) {
-            fprintf(stderr, "gyre providers: %s: cannot read %s: %s\n", what, spec + 5,
-                    r == 0 ? "it is empty" : r == -E2BIG ? "it is too large" : strerror(-r));
-            gyre_buf_dispose(&b);
-            return NULL;
-        }
-        while (b.len > 0 && (b.base[b.len - 1] == '\n' || b.base[b.len - 1] == '\r'))
-            b.base[--b.len] = '\0';
-        char *s = gyre_strdup(b.base);
-        explicit_bzero(b.base, b.len);
-        gyre_buf_dispose(&b);
-        return s;
-    }
-    fprintf(stderr,
-            "gyre providers: %s must be env:NAME or file:PATH (a secret on the command line would show in ps and "
-            "the shell's history)\n",
-            what);
-    return NULL;
-}
-
-static int parse_url(const char *url, target_t *t)
-{
-    if (strncmp(url, "http://", 7) != 0)
-        return -1;
-    const char *h = url + 7, *end = h + strcspn(h, "/");
-    const char *colon = memchr(h, ':', (size_t)(end - h));
-    size_t hlen = (size_t)((colon != NULL ? colon : end) - h);
-    if (hlen == 0 || hlen >= sizeof(t->host))
-        return -1;
-    memcpy(t->host, h, hlen);
-    t->host[hlen] = '\0';
-    size_t plen = colon != NULL ? (size_t)(end - colon - 1) : 2;
-    if (plen == 0 || plen >= sizeof(t->port))
-        return -1;
-    if (colon != NULL) {
-        memcpy(t->port, colon + 1, plen);
-        t->port[plen] = '\0';
-    } else {
-        snprintf(t->port, sizeof(t->port), "80");
-    }
-    return 0;
-}
-
-/* One request; 0 with `ans` filled, or -1 after saying why. */
+/* One request; 0 with `ans` filled (its body as JSON, NULL when it is not), or -1 after saying why. */
 static int call(const target_t *t, const char *method, const char *path, const char *body, answer_t *ans)
 {
-    ans->status = 0;
     ans->json = NULL;
-    struct addrinfo hints = {0}, *res = NULL;
-    hints.ai_socktype = SOCK_STREAM;
-    int r = getaddrinfo(t->host, t->port, &hints, &res);
-    if (r != 0) {
-        fprintf(stderr, "gyre providers: cannot resolve %s: %s\n", t->host, gai_strerror(r));
-        return -1;
-    }
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct timeval tv = {t->timeout_ms / 1000, (t->timeout_ms % 1000) * 1000};
-    /* On Linux the send timeout bounds connect(2) too. */
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
-        connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
-        fprintf(stderr, "gyre providers: cannot connect to %s:%s: %s\n", t->host, t->port, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        freeaddrinfo(res);
-        return -1;
-    }
-    freeaddrinfo(res);
-    gyre_buf_t req;
-    gyre_buf_init(&req, (size_t)1 << 20);
-    gyre_buf_appendf(&req, "%s %s HTTP/1.0\r\nHost: %s:%s\r\n", method, path, t->host, t->port);
-    if (t->token != NULL)
-        gyre_buf_appendf(&req, "Authorization: Bearer %s\r\n", t->token);
-    if (body != NULL)
-        gyre_buf_appendf(&req, "Content-Type: application/json\r\nContent-Length: %zu\r\n", strlen(body));
-    gyre_buf_appends(&req, "\r\n");
-    if (body != NULL)
-        gyre_buf_appends(&req, body);
-    int rc = -1;
     gyre_buf_t in;
     gyre_buf_init(&in, ANSWER_MAX);
-    for (size_t off = 0; off < req.len;) {
-        ssize_t n = write(fd, req.base + off, req.len - off);
-        if (n <= 0) {
-            fprintf(stderr, "gyre providers: sending to %s:%s: %s\n", t->host, t->port,
-                    n == 0 ? "connection closed" : strerror(errno));
-            goto out;
-        }
-        off += (size_t)n;
-    }
-    char chunk[16384];
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof(chunk));
-        if (n == 0)
-            break;
-        if (n < 0 || gyre_buf_append(&in, chunk, (size_t)n) != 0) {
-            fprintf(stderr, "gyre providers: reading the answer from %s:%s: %s\n", t->host, t->port,
-                    n < 0 ? (errno == EAGAIN ? "timed out" : strerror(errno)) : "it is too large");
-            goto out;
-        }
-    }
-    const char *head_end = in.base != NULL ? strstr(in.base, "\r\n\r\n") : NULL;
-    if (head_end == NULL || sscanf(in.base, "HTTP/%*d.%*d %d", &ans->status) != 1) {
-        fprintf(stderr, "gyre providers: %s:%s did not answer in HTTP\n", t->host, t->port);
-        goto out;
-    }
-    ans->json = cJSON_Parse(head_end + 4);
-    rc = 0;
-out:
-    explicit_bzero(req.base, req.len);
-    gyre_buf_dispose(&req);
+    int rc = gyre_cli_http(t, method, path, body, ANSWER_MAX, &ans->status, &in);
+    if (rc == 0)
+        ans->json = cJSON_Parse(in.base != NULL ? in.base : "");
     gyre_buf_dispose(&in);
-    close(fd);
     return rc;
 }
 
@@ -340,7 +213,7 @@ static int cmd_rotate(const target_t *t, const char *provider, const char *key_s
         fprintf(stderr, "gyre providers: provider '%s' has no key '%s'\n", provider, old);
         goto out;
     }
-    if ((key = read_spec("--key", key_spec)) == NULL)
+    if ((key = gyre_cli_read_secret("gyre providers", "--key", key_spec)) == NULL)
         goto out;
     gyre_buf_t body;
     gyre_buf_init(&body, 16384);
@@ -452,15 +325,15 @@ int gyre_cmd_providers(int argc, char **argv)
             return 2;
         }
     }
-    target_t t = {.timeout_ms = (int)(timeout_us / 1000)};
+    target_t t = {.cmd = "gyre providers", .timeout_ms = (int)(timeout_us / 1000)};
     if (t.timeout_ms < 1)
         t.timeout_ms = 1;
-    if (parse_url(url, &t) != 0) {
+    if (gyre_cli_parse_url(url, &t) != 0) {
         fprintf(stderr, "gyre providers: --url must be http://HOST[:PORT], got '%s'\n", url);
         return 2;
     }
     if (token_spec != NULL) {
-        if ((t.token = read_spec("--admin-token", token_spec)) == NULL)
+        if ((t.token = gyre_cli_read_secret("gyre providers", "--admin-token", token_spec)) == NULL)
             return 2;
     } else if (getenv("GYRE_ADMIN_TOKEN") != NULL && getenv("GYRE_ADMIN_TOKEN")[0] != '\0') {
         t.token = gyre_strdup(getenv("GYRE_ADMIN_TOKEN"));
