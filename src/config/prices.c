@@ -4,12 +4,12 @@
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stddef.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/err.h"
 #include "common/alloc.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -57,21 +57,11 @@ static int compare_entries(const void *a, const void *b)
     return compare_names(x->name, x->len, y->name, y->len);
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* A price member: a finite number >= 0.  Returns 0 and sets *out, or -1 with `err` set. */
 static int read_price(const cJSON *v, const char *model, const char *field, double *out, char *err, size_t errlen)
 {
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0) {
-        set_err(err, errlen, "models.%s.%s: must be a number >= 0 (USD per 1M tokens)", model, field);
+        gyre_errf(err, errlen, "models.%s.%s: must be a number >= 0 (USD per 1M tokens)", model, field);
         return -1;
     }
     *out = v->valuedouble;
@@ -82,7 +72,7 @@ static int read_model(const cJSON *m, price_entry_t *e, char *err, size_t errlen
 {
     const char *name = m->string;
     if (!cJSON_IsObject(m)) {
-        set_err(err, errlen, "models.%s: must be an object with \"input\" and \"output\"", name);
+        gyre_errf(err, errlen, "models.%s: must be an object with \"input\" and \"output\"", name);
         return -1;
     }
     e->price = (gyre_price_t){-1, -1, -1, -1};
@@ -102,7 +92,7 @@ static int read_model(const cJSON *m, price_entry_t *e, char *err, size_t errlen
         } else if (strcmp(f->string, "cache_write") == 0) {
             slot = &e->price.cache_write;
         } else {
-            set_err(err, errlen, "models.%s: unknown field \"%s\" (known: input, output, cached_input, cache_write)",
+            gyre_errf(err, errlen, "models.%s: unknown field \"%s\" (known: input, output, cached_input, cache_write)",
                     name, f->string);
             return -1;
         }
@@ -110,7 +100,7 @@ static int read_model(const cJSON *m, price_entry_t *e, char *err, size_t errlen
             return -1;
     }
     if (!have_input || !have_output) {
-        set_err(err, errlen, "models.%s.%s: missing", name, have_input ? "output" : "input");
+        gyre_errf(err, errlen, "models.%s.%s: missing", name, have_input ? "output" : "input");
         return -1;
     }
     return 0;
@@ -125,7 +115,7 @@ gyre_prices_t *gyre_prices_parse(const char *json, size_t len, char *err, size_t
         size_t off = end != NULL && end >= json && end <= json + len ? (size_t)(end - json) : 0;
         unsigned line, col;
         gyre_json_position(json, len, off, &line, &col);
-        set_err(err, errlen, "not valid JSON: parsing stopped at line %u, column %u", line, col);
+        gyre_errf(err, errlen, "not valid JSON: parsing stopped at line %u, column %u", line, col);
         return NULL;
     }
     size_t off = (size_t)(end - json);
@@ -134,11 +124,11 @@ gyre_prices_t *gyre_prices_parse(const char *json, size_t len, char *err, size_t
     if (off < len && json[off] != '\0') {
         unsigned line, col;
         gyre_json_position(json, len, off, &line, &col);
-        set_err(err, errlen, "not valid JSON: unexpected data after the table at line %u, column %u", line, col);
+        gyre_errf(err, errlen, "not valid JSON: unexpected data after the table at line %u, column %u", line, col);
         goto out;
     }
     if (!cJSON_IsObject(root)) {
-        set_err(err, errlen, "the price table must be a JSON object with \"models\"");
+        gyre_errf(err, errlen, "the price table must be a JSON object with \"models\"");
         goto out;
     }
     const cJSON *version = NULL, *models = NULL, *f;
@@ -146,7 +136,7 @@ gyre_prices_t *gyre_prices_parse(const char *json, size_t len, char *err, size_t
     {
         if (strcmp(f->string, "version") == 0 || strcmp(f->string, "source") == 0) {
             if (!cJSON_IsString(f)) {
-                set_err(err, errlen, "%s: must be a string", f->string);
+                gyre_errf(err, errlen, "%s: must be a string", f->string);
                 goto out;
             }
             if (f->string[0] == 'v')
@@ -154,12 +144,12 @@ gyre_prices_t *gyre_prices_parse(const char *json, size_t len, char *err, size_t
         } else if (strcmp(f->string, "models") == 0) {
             models = f;
         } else {
-            set_err(err, errlen, "unknown field \"%s\" (known: version, source, models)", f->string);
+            gyre_errf(err, errlen, "unknown field \"%s\" (known: version, source, models)", f->string);
             goto out;
         }
     }
     if (!cJSON_IsObject(models)) {
-        set_err(err, errlen, "models: %s", models == NULL ? "missing" : "must be an object of model names");
+        gyre_errf(err, errlen, "models: %s", models == NULL ? "missing" : "must be an object of model names");
         goto out;
     }
     p = gyre_calloc(1, sizeof(*p));
@@ -170,7 +160,7 @@ gyre_prices_t *gyre_prices_parse(const char *json, size_t len, char *err, size_t
     cJSON_ArrayForEach(m, models)
     {
         if (m->string[0] == '\0') {
-            set_err(err, errlen, "models: a model name is empty");
+            gyre_errf(err, errlen, "models: a model name is empty");
             goto fail;
         }
         price_entry_t *e = &p->entries[p->n];
@@ -183,7 +173,7 @@ gyre_prices_t *gyre_prices_parse(const char *json, size_t len, char *err, size_t
     qsort(p->entries, p->n, sizeof(*p->entries), compare_entries);
     for (size_t i = 1; i < p->n; i++)
         if (compare_entries(&p->entries[i - 1], &p->entries[i]) == 0) {
-            set_err(err, errlen, "models.%s: listed twice", p->entries[i].name);
+            gyre_errf(err, errlen, "models.%s: listed twice", p->entries[i].name);
             goto fail;
         }
     goto out;

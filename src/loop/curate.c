@@ -74,22 +74,6 @@ static void interner_free(interner_t *in)
     free(in->slots);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* This thread's CPU time: on a machine shared with other work it says what a phase costs, where wall time says
- * how long it took. */
-static double cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void progress(run_t *r, gyre_curate_phase_t phase, uint64_t done, uint64_t total, int force)
 {
     if (r->hooks == NULL || r->hooks->progress_cb == NULL)

@@ -100,4 +100,20 @@ void gyre_curate_contrast_pairs(run_t *r, const uint32_t *group, const uint8_t *
 void gyre_curate_count_clusters(const run_t *r, gyre_curation_t *c, char **cnames, size_t ncnames);
 void gyre_curate_score_distributions(const run_t *r, gyre_curation_t *c);
 
+/* Wall time (monotonic) and this thread's CPU time, in seconds: on a machine shared with other work the CPU time
+ * says what a phase costs, where wall time says how long it took. */
+static inline double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static inline double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 #endif

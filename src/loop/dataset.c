@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/err.h"
 #include "common/alloc.h"
 #include "loop/ftcheck.h"
 #include "trace/redact.h"
@@ -32,17 +32,6 @@ enum { F_TRAIN = 0, F_HELDOUT = 1, F_PREFERENCE = 2 };
 #define STALE_TMP_SECONDS 3600
 
 /* ---- Messages in the fixed shape. ---- */
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* A content value as one string: a string as it is, text parts joined by newlines; NULL for null, absent or
  * parts without text (the caller decides what that means for the role). */
@@ -109,7 +98,7 @@ static cJSON *norm_message(const cJSON *m, const char *content_override, const c
 {
     const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
     if (!cJSON_IsString(role)) {
-        set_err(err, errlen, "%s: a message has no role", where);
+        gyre_errf(err, errlen, "%s: a message has no role", where);
         return NULL;
     }
     const char *r = role->valuestring;
@@ -118,7 +107,7 @@ static cJSON *norm_message(const cJSON *m, const char *content_override, const c
     if (strcmp(r, "developer") == 0)
         r = "system";
     else if (!assistant && !tool && strcmp(r, "system") != 0 && strcmp(r, "user") != 0) {
-        set_err(err, errlen, "%s: a message's role '%.32s' is none of system, user, assistant, tool", where, r);
+        gyre_errf(err, errlen, "%s: a message's role '%.32s' is none of system, user, assistant, tool", where, r);
         return NULL;
     }
     cJSON *o = cJSON_CreateObject();
@@ -162,7 +151,7 @@ static cJSON *norm_messages(const char *messages_json, char *err, size_t errlen)
     cJSON *in = messages_json != NULL ? cJSON_Parse(messages_json) : NULL;
     if (!cJSON_IsArray(in)) {
         cJSON_Delete(in);
-        set_err(err, errlen, "messages: the request's messages are not a JSON array");
+        gyre_errf(err, errlen, "messages: the request's messages are not a JSON array");
         return NULL;
     }
     cJSON *out = cJSON_CreateArray();
@@ -210,14 +199,14 @@ static cJSON *norm_answer(const char *answer_json, const char *correction, const
     cJSON *a = answer_json != NULL ? cJSON_Parse(answer_json) : NULL;
     if (!cJSON_IsObject(a)) {
         cJSON_Delete(a);
-        set_err(err, errlen, "%s: the call has no answer", where);
+        gyre_errf(err, errlen, "%s: the call has no answer", where);
         return NULL;
     }
     cJSON *n = norm_message(a, NULL, where, err, errlen);
     cJSON_Delete(a);
     if (n != NULL && strcmp(cJSON_GetObjectItemCaseSensitive(n, "role")->valuestring, "assistant") != 0) {
         cJSON_Delete(n);
-        set_err(err, errlen, "%s: the answer is not an assistant message", where);
+        gyre_errf(err, errlen, "%s: the answer is not an assistant message", where);
         return NULL;
     }
     return n;
@@ -228,13 +217,13 @@ static int emit(cJSON *line, unsigned redact, gyre_buf_t *out, char *err, size_t
 {
     char *s = cJSON_PrintUnformatted(line);
     if (s == NULL) {
-        set_err(err, errlen, "out of memory printing a line");
+        gyre_errf(err, errlen, "out of memory printing a line");
         return -ENOMEM;
     }
     size_t n = strlen(s);
     int r = 0;
     if (n >= GYRE_DATASET_LINE_MAX) {
-        set_err(err, errlen, "the line would be %zu bytes, over the %zu-byte bound", n, GYRE_DATASET_LINE_MAX);
+        gyre_errf(err, errlen, "the line would be %zu bytes, over the %zu-byte bound", n, GYRE_DATASET_LINE_MAX);
         r = -E2BIG;
     } else if (redact != 0) {
         /* The line is JSON: redact.h's scanner keeps every string a valid string (a match never holds a quote,
@@ -250,7 +239,7 @@ static int emit(cJSON *line, unsigned redact, gyre_buf_t *out, char *err, size_t
     if (r == 0)
         r = gyre_buf_append(out, "\n", 1);
     if (r == -E2BIG)
-        set_err(err, errlen, "the line is over the output's bound");
+        gyre_errf(err, errlen, "the line is over the output's bound");
     cJSON_free(s);
     return r;
 }
@@ -297,14 +286,14 @@ int gyre_dataset_preference_line(const gyre_example_t *ex, const char *preferred
     if (pref == NULL || non == NULL) {
         r = -EINVAL;
     } else if (!has_text(pref) || !has_text(non)) {
-        set_err(err, errlen, "%s: OpenAI's preference format takes text outputs only (this one has %s)",
+        gyre_errf(err, errlen, "%s: OpenAI's preference format takes text outputs only (this one has %s)",
                 !has_text(pref) ? "preferred_output" : "non_preferred_output", "no text, or tool calls");
         r = -EINVAL;
     } else {
         const cJSON *pc = cJSON_GetObjectItemCaseSensitive(pref, "content"),
                     *nc = cJSON_GetObjectItemCaseSensitive(non, "content");
         if (strcmp(pc->valuestring, nc->valuestring) == 0) {
-            set_err(err, errlen, "preferred_output: the same text as non_preferred_output: no preference to learn");
+            gyre_errf(err, errlen, "preferred_output: the same text as non_preferred_output: no preference to learn");
             r = -EINVAL;
         }
     }
@@ -428,12 +417,12 @@ int gyre_dataset_begin(const char *dir, const char *spec_text, unsigned redact, 
                        char *err, size_t errlen)
 {
     if (sodium_init() < 0) {
-        set_err(err, errlen, "libsodium could not be initialised");
+        gyre_errf(err, errlen, "libsodium could not be initialised");
         return -EIO;
     }
     int r = mkdir_p(dir);
     if (r != 0) {
-        set_err(err, errlen, "datasets: cannot make %s: %s", dir, strerror(-r));
+        gyre_errf(err, errlen, "datasets: cannot make %s: %s", dir, strerror(-r));
         return r;
     }
     remove_stale(dir);
@@ -449,7 +438,7 @@ int gyre_dataset_begin(const char *dir, const char *spec_text, unsigned redact, 
     snprintf(w->tmp, tlen, "%s/.tmp-%ld-%08" PRIx32, dir, (long)getpid(), randombytes_random());
     if (mkdir(w->tmp, 0700) != 0) {
         r = -errno;
-        set_err(err, errlen, "datasets: cannot make %s: %s", w->tmp, strerror(errno));
+        gyre_errf(err, errlen, "datasets: cannot make %s: %s", w->tmp, strerror(errno));
         free(w->tmp);
         w->tmp = NULL;
         gyre_dataset_abort(w);
@@ -462,7 +451,7 @@ int gyre_dataset_begin(const char *dir, const char *spec_text, unsigned redact, 
         w->f[i] = fd >= 0 ? fdopen(fd, "wb") : NULL;
         if (w->f[i] == NULL) {
             r = -errno;
-            set_err(err, errlen, "datasets: cannot write %s: %s", p, strerror(errno));
+            gyre_errf(err, errlen, "datasets: cannot write %s: %s", p, strerror(errno));
             if (fd >= 0)
                 close(fd);
             gyre_dataset_abort(w);
@@ -505,20 +494,20 @@ static int put_line(gyre_dataset_writer_t *w, int fi, const gyre_example_t *ex, 
                     char *err, size_t errlen)
 {
     if (w->nprov >= GYRE_DATASET_EXAMPLES_MAX) {
-        set_err(err, errlen, "a dataset holds at most %u examples", GYRE_DATASET_EXAMPLES_MAX);
+        gyre_errf(err, errlen, "a dataset holds at most %u examples", GYRE_DATASET_EXAMPLES_MAX);
         return -E2BIG;
     }
     gyre_ftcheck_t *c = &w->check[fi == F_PREFERENCE];
     gyre_buf_reset(&c->report);
     c->errors = 0;
     if (gyre_ftcheck_line(c, w->line.base, w->line.len - 1) != 0) {
-        set_err(err, errlen, "trace %.32s: not a valid %s line: %s", ex->trace_id,
+        gyre_errf(err, errlen, "trace %.32s: not a valid %s line: %s", ex->trace_id,
                 fi == F_PREFERENCE ? "preference" : "chat", c->report.base != NULL ? c->report.base : "");
         w->skipped++;
         return 1;
     }
     if (fwrite(w->line.base, 1, w->line.len, w->f[fi]) != w->line.len) {
-        set_err(err, errlen, "datasets: writing %s: %s", gyre_dataset_files[fi], strerror(errno));
+        gyre_errf(err, errlen, "datasets: writing %s: %s", gyre_dataset_files[fi], strerror(errno));
         return -EIO;
     }
     crypto_generichash_update(&w->h[fi], (const unsigned char *)w->line.base, w->line.len);
@@ -786,7 +775,7 @@ int gyre_dataset_commit(gyre_dataset_writer_t *w, int64_t created_us, gyre_datas
     for (int i = 0; i < GYRE_DATASET_NFILES; i++) {
         if (fflush(w->f[i]) != 0 || fsync(fileno(w->f[i])) != 0) {
             r = -errno;
-            set_err(err, errlen, "datasets: writing %s: %s", gyre_dataset_files[i], strerror(errno));
+            gyre_errf(err, errlen, "datasets: writing %s: %s", gyre_dataset_files[i], strerror(errno));
             gyre_dataset_abort(w);
             return r;
         }
@@ -800,7 +789,7 @@ int gyre_dataset_commit(gyre_dataset_writer_t *w, int64_t created_us, gyre_datas
     gyre_buf_init(&man, MANIFEST_MAX + MANIFEST_HEAD_MAX);
     manifest_parts(w, (const unsigned char(*)[crypto_generichash_BYTES])digests, &head, &body);
     if (gyre_buf_failed(&head) || gyre_buf_failed(&body)) {
-        set_err(err, errlen, "datasets: the manifest is over its %zu-byte bound", MANIFEST_MAX);
+        gyre_errf(err, errlen, "datasets: the manifest is over its %zu-byte bound", MANIFEST_MAX);
         r = -E2BIG;
         goto out;
     }
@@ -845,7 +834,7 @@ int gyre_dataset_commit(gyre_dataset_writer_t *w, int64_t created_us, gyre_datas
     snprintf(mp, sizeof(mp), "%s/manifest.json", w->tmp);
     r = write_file(mp, man.base, man.len);
     if (r != 0) {
-        set_err(err, errlen, "datasets: writing %s: %s", mp, strerror(-r));
+        gyre_errf(err, errlen, "datasets: writing %s: %s", mp, strerror(-r));
         goto out;
     }
     if (rename(w->tmp, res->path) != 0) {
@@ -853,7 +842,7 @@ int gyre_dataset_commit(gyre_dataset_writer_t *w, int64_t created_us, gyre_datas
             res->existed = 1; /* another writer named the same dataset first */
         } else {
             r = -errno;
-            set_err(err, errlen, "datasets: renaming %s to %s: %s", w->tmp, res->path, strerror(errno));
+            gyre_errf(err, errlen, "datasets: renaming %s to %s: %s", w->tmp, res->path, strerror(errno));
         }
         goto out;
     }

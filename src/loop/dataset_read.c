@@ -6,28 +6,17 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/err.h"
 #include "common/alloc.h"
 #include "loop/dataset.h"
 
 /* A manifest's first line (id, created and the totals) is at most this long (dataset.c writes it). */
 #define MANIFEST_HEAD_MAX ((size_t)64 << 10)
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 const char *gyre_dataset_dir(const gyre_config_t *c, char *buf, size_t len)
 {
@@ -91,7 +80,7 @@ int gyre_dataset_list_json(const char *dir, gyre_buf_t *out, char *err, size_t e
     DIR *d = opendir(dir);
     if (d == NULL && errno != ENOENT) {
         int e = errno;
-        set_err(err, errlen, "datasets: cannot read %s: %s", dir, strerror(e));
+        gyre_errf(err, errlen, "datasets: cannot read %s: %s", dir, strerror(e));
         return -e;
     }
     listed_t *v = NULL;
@@ -128,7 +117,7 @@ int gyre_dataset_list_json(const char *dir, gyre_buf_t *out, char *err, size_t e
     free(v);
     gyre_buf_appends(out, "]}");
     if (gyre_buf_failed(out)) {
-        set_err(err, errlen, "datasets: the list is over its bound");
+        gyre_errf(err, errlen, "datasets: the list is over its bound");
         return -E2BIG;
     }
     return 0;
@@ -141,23 +130,23 @@ int gyre_dataset_read_file(const char *dir, const char *id, const char *file, gy
     for (int i = 0; i < GYRE_DATASET_NFILES; i++)
         known |= strcmp(file, gyre_dataset_files[i]) == 0;
     if (!known || !gyre_dataset_id_valid(id, strlen(id))) {
-        set_err(err, errlen, "no dataset file %.40s/%.40s", id, file);
+        gyre_errf(err, errlen, "no dataset file %.40s/%.40s", id, file);
         return -ENOENT;
     }
     char p[4096 + 64];
     snprintf(p, sizeof(p), "%s/%s/%s", dir, id, file);
     struct stat st;
     if (stat(p, &st) != 0) {
-        set_err(err, errlen, "no dataset '%s'", id);
+        gyre_errf(err, errlen, "no dataset '%s'", id);
         return -ENOENT;
     }
     if ((uint64_t)st.st_size > out->max - out->len) {
-        set_err(err, errlen, "%s is %lld bytes, over the %zu-byte bound of one answer", file, (long long)st.st_size,
+        gyre_errf(err, errlen, "%s is %lld bytes, over the %zu-byte bound of one answer", file, (long long)st.st_size,
                 out->max);
         return -E2BIG;
     }
     int r = gyre_buf_append_file(out, p);
     if (r != 0)
-        set_err(err, errlen, "reading %s: %s", p, strerror(-r));
+        gyre_errf(err, errlen, "reading %s: %s", p, strerror(-r));
     return r;
 }

@@ -4,27 +4,16 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/err.h"
 #include "common/alloc.h"
 
 #define HIST_GAMMA ((1.0 + GYRE_HIST_ALPHA) / (1.0 - GYRE_HIST_ALPHA))
 /* How far past the value a dense window grows at once, so a spread of values does not realloc for each. */
 #define HIST_WINDOW_MARGIN 32
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- The histogram. ---- */
 
@@ -395,18 +384,18 @@ int gyre_stats_range_resolve(const gyre_stats_query_t *q, int64_t now_us, gyre_s
     out->from_us = q->from_us != 0 ? q->from_us : out->to_us - GYRE_STATS_DEFAULT_RANGE_US;
     out->bucket_us = q->bucket_us;
     if (out->to_us <= out->from_us) {
-        set_err(err, errlen, "to: must be later than from");
+        gyre_errf(err, errlen, "to: must be later than from");
         return -EINVAL;
     }
     if (q->bucket_us < 0 || q->bucket_us % GYRE_ROLLUP_MINUTE_US != 0) {
-        set_err(err, errlen, "bucket: must be a whole number of minutes");
+        gyre_errf(err, errlen, "bucket: must be a whole number of minutes");
         return -EINVAL;
     }
     if (q->bucket_us > 0) {
         int64_t first = floor_to(out->from_us, q->bucket_us);
         int64_t count = (out->to_us - first + q->bucket_us - 1) / q->bucket_us;
         if (count > GYRE_STATS_BUCKETS_MAX) {
-            set_err(err, errlen,
+            gyre_errf(err, errlen,
                     "bucket: %" PRId64 " buckets over this range, more than %d; use a larger bucket or a shorter range",
                     count, GYRE_STATS_BUCKETS_MAX);
             return -EINVAL;
@@ -573,7 +562,7 @@ static stats_group_t *group_of(gyre_stats_answer_t *a, const gyre_stats_part_t *
             return g;
     }
     if (a->ngroups >= GYRE_STATS_GROUPS_MAX) {
-        set_err(err, errlen, "group_by: more than %d groups; filter or group by fewer dimensions",
+        gyre_errf(err, errlen, "group_by: more than %d groups; filter or group by fewer dimensions",
                 GYRE_STATS_GROUPS_MAX);
         return NULL;
     }
@@ -619,7 +608,7 @@ int gyre_stats_answer_add(gyre_stats_answer_t *a, const gyre_stats_part_t *p, ch
     }
     return 0;
 corrupt:
-    set_err(err, errlen, "store: a stored stats histogram is corrupt");
+    gyre_errf(err, errlen, "store: a stored stats histogram is corrupt");
     return -EINVAL;
 }
 

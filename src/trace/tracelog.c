@@ -8,7 +8,6 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +22,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "common/err.h"
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/fileio.h"
@@ -244,17 +244,6 @@ int gyre_tracelog_encode(const gyre_trace_t *t, int zstd_level, gyre_buf_t *out_
 
 /* ---- open, segments ---- */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 void gyre_tracelog_dir_for(const char *log, const char *store, char *buf, size_t len)
 {
     if (log != NULL && log[0] != '\0')
@@ -331,13 +320,13 @@ int gyre_tracelog_open(const char *dir, const gyre_tracelog_config_t *cfg, int f
     int readonly = (flags & GYRE_TRACELOG_READONLY) != 0;
     if (!readonly && mkdir(dir, 0700) != 0 && errno != EEXIST) {
         int e = errno;
-        set_err(err, errlen, "trace log %s: creating the directory: %s", dir, strerror(e));
+        gyre_errf(err, errlen, "trace log %s: creating the directory: %s", dir, strerror(e));
         return -e;
     }
     DIR *d = opendir(dir);
     if (d == NULL) {
         int e = errno;
-        set_err(err, errlen, "trace log %s: %s", dir, strerror(e));
+        gyre_errf(err, errlen, "trace log %s: %s", dir, strerror(e));
         return -e;
     }
     gyre_tracelog_t *l = gyre_calloc(1, sizeof(*l));
@@ -382,12 +371,12 @@ int gyre_tracelog_open(const char *dir, const gyre_tracelog_config_t *cfg, int f
         l->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (l->lock_fd < 0 && errno != EROFS && errno != EACCES) {
             rc = -errno;
-            set_err(err, errlen, "trace log %s: %s: %s", dir, lock, strerror(-rc));
+            gyre_errf(err, errlen, "trace log %s: %s: %s", dir, lock, strerror(-rc));
             goto out;
         }
         if (l->lock_fd >= 0 && flock(l->lock_fd, LOCK_EX | LOCK_NB) != 0) {
             rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
-            set_err(err, errlen, "trace log %s: another gyre has it open (%s)", dir, strerror(-rc));
+            gyre_errf(err, errlen, "trace log %s: another gyre has it open (%s)", dir, strerror(-rc));
             goto out;
         }
     }
