@@ -867,7 +867,8 @@ static int sqlite_reset(gyre_store_t *gs, char *err, size_t errlen)
         return r;
     if ((r = exec_sql(s,
                       "DELETE FROM trace_tag; DELETE FROM traces; DELETE FROM trace_rollup; DELETE FROM index_mark;"
-                      "DELETE FROM scores; DELETE FROM trace_clusters; DELETE FROM cluster_runs;"
+                      /* Scores, feedback and clusterings are not in the trace log, so a reindex could not bring
+                       * them back: they stay, keyed by trace id, and meet their traces again as the log is read. */
                       "INSERT INTO trace_fts (trace_fts) VALUES ('delete-all');",
                       err, errlen)) != 0 ||
         (r = exec_sql(s, "COMMIT", err, errlen)) != 0) {

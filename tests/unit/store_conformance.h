@@ -51,7 +51,7 @@
     X(the_newest_clustering_run_is_shown_on_traces_and_filters_them) \
     X(a_trace_shows_its_feedback_and_its_scores_apart) \
     X(scan_bodies_streams_matching_traces_oldest_first_with_raw_bodies_and_cluster) \
-    X(retention_and_reset_take_a_traces_scores_and_cluster_with_it) \
+    X(retention_takes_a_traces_scores_and_cluster_and_a_reset_keeps_them) \
 
 #define GYRE_STORE_CASE_DECLARE(name) void gyre_store_case_##name(const char *dsn);
 GYRE_STORE_CASES(GYRE_STORE_CASE_DECLARE)
