@@ -1766,7 +1766,12 @@ char *gyre_config_default_yaml(void)
     gyre_buf_t b, fallbacks;
     gyre_buf_init(&b, 64 * 1024);
     gyre_buf_init(&fallbacks, 16 * 1024);
-    gyre_buf_appends(&b, "listen: 127.0.0.1:8080\nstore: {sqlite: ./gyre.db, traces: true}\nproviders:\n");
+    /* Two feedback metrics every gateway can take without a config (thumbs up or down, a 1-5 rating), as the
+     * observability tools have them; a config file declares its own. */
+    gyre_buf_appends(&b, "listen: 127.0.0.1:8080\nstore: {sqlite: ./gyre.db, traces: true}\n"
+                         "feedback: {metrics: [{name: thumbs, type: boolean}, "
+                         "{name: rating, type: number, min: 1, max: 5}]}\n"
+                         "providers:\n");
     const char *chat_p = NULL, *chat_m = NULL, *embed_p = NULL, *embed_m = NULL;
     int any = 0;
     for (size_t i = 0; i < sizeof(known_providers) / sizeof(known_providers[0]); i++) {

@@ -29,6 +29,8 @@ TEST(config_default_yaml_with_only_anthropic_routes_chat_to_it_and_nothing_to_th
     char *y = gyre_config_default_yaml();
     CHECK_STR(y, "listen: 127.0.0.1:8080\n"
                  "store: {sqlite: ./gyre.db, traces: true}\n"
+                 "feedback: {metrics: [{name: thumbs, type: boolean}, "
+                 "{name: rating, type: number, min: 1, max: 5}]}\n"
                  "providers:\n"
                  "  - {name: anthropic, kind: anthropic, base_url: \"https://api.anthropic.com/v1\", keys: "
                  "[\"env:ANTHROPIC_API_KEY\"]}\n"
@@ -52,6 +54,8 @@ TEST(config_default_yaml_with_only_gemini_routes_chat_to_gemini_and_has_no_embed
     char *y = gyre_config_default_yaml();
     CHECK_STR(y, "listen: 127.0.0.1:8080\n"
                  "store: {sqlite: ./gyre.db, traces: true}\n"
+                 "feedback: {metrics: [{name: thumbs, type: boolean}, "
+                 "{name: rating, type: number, min: 1, max: 5}]}\n"
                  "providers:\n"
                  "  - {name: gemini, kind: gemini, base_url: \"https://generativelanguage.googleapis.com/v1beta\", "
                  "keys: [\"env:GEMINI_API_KEY\"]}\n"
@@ -80,6 +84,8 @@ TEST(config_default_yaml_with_no_key_routes_chat_and_embed_to_the_mock)
     char *y = gyre_config_default_yaml();
     CHECK_STR(y, "listen: 127.0.0.1:8080\n"
                  "store: {sqlite: ./gyre.db, traces: true}\n"
+                 "feedback: {metrics: [{name: thumbs, type: boolean}, "
+                 "{name: rating, type: number, min: 1, max: 5}]}\n"
                  "providers:\n"
                  "  - {name: mock, kind: openai, base_url: \"http://127.0.0.1:9101/v1\", keys: [sk-mock]}\n"
                  "routes:\n"
