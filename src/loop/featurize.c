@@ -368,8 +368,10 @@ static void freeze(gyre_featurizer_t *f)
     }
     free(f->df);
     f->df = NULL;
+    /* Texts with no feature leave `held` NULL: each gets its (empty) vector from an offset into nothing. */
     for (size_t d = 0; d < f->nheld_docs; d++)
-        emit(f, f->held_idx[d], f->held + f->held_off[d], f->held_off[d + 1] - f->held_off[d]);
+        emit(f, f->held_idx[d], f->held != NULL ? f->held + f->held_off[d] : NULL,
+             f->held_off[d + 1] - f->held_off[d]);
     free(f->held);
     f->held = NULL;
     f->nheld = f->capheld = f->nheld_docs = 0;
@@ -394,7 +396,8 @@ void gyre_featurizer_add(gyre_featurizer_t *f, size_t idx, const char *text, siz
             f->capheld = (f->nheld + f->ncur) * 2;
             f->held = gyre_realloc(f->held, f->capheld * sizeof(*f->held));
         }
-        memcpy(f->held + f->nheld, f->cur, f->ncur * sizeof(*f->cur));
+        if (f->ncur != 0) /* a text with no feature: held stays NULL, and NULL + 0 is undefined */
+            memcpy(f->held + f->nheld, f->cur, f->ncur * sizeof(*f->cur));
         f->nheld += f->ncur;
         f->held_idx[f->nheld_docs] = idx;
         f->held_off[++f->nheld_docs] = f->nheld;
