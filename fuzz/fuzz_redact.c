@@ -11,7 +11,8 @@
  *     written here independently of the matchers (simple forms each matcher
  *     must catch: "x@y.zz" and 16 digits starting with 4 that pass Luhn, not
  *     inside an escape and, in a JSON document, inside a string);
- *   - an object, array or string that is valid JSON stays valid JSON;
+ *   - an object, array or string that is valid JSON (cJSON's reading, with
+ *     numbers held to JSON's grammar) stays valid JSON;
  *   - the scanner finds exactly the matches (offsets, kinds) of the
  *     byte-by-byte scan it replaced (tests/unit/redact_reference.h), and
  *     gyre_redact() writes the same bytes as the reference's.
@@ -149,8 +150,72 @@ static int starts_json(const char *p, size_t n, const char *which)
     return i < n && p[i] != '\0' && strchr(which, p[i]) != NULL;
 }
 
+/*
+ * Whether every number outside the strings follows JSON's grammar (RFC 8259
+ * section 6): cJSON reads numbers with strtod and so accepts "0012" and "1.",
+ * which no JSON writer emits.  Redaction may read such a run as a phone
+ * ("0001011920702.11": the "00" international prefix and 15 digits); it never
+ * reads a number of the grammar as one, since a phone needs separators a
+ * number cannot hold, or a leading zero followed by a digit.
+ */
+static int strict_numbers(const char *p, size_t n)
+{
+    int in = 0;
+    for (size_t i = 0; i < n;) {
+        if (in) {
+            if (p[i] == '\\')
+                i += 2;
+            else
+                in = p[i++] != '"';
+            continue;
+        }
+        if (p[i] == '"') {
+            in = 1;
+            i++;
+            continue;
+        }
+        if (p[i] != '-' && !digit((unsigned char)p[i])) {
+            i++;
+            continue;
+        }
+        /* -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? and nothing of a number after it */
+        if (p[i] == '-')
+            i++;
+        if (i >= n || !digit((unsigned char)p[i]))
+            return 0;
+        if (p[i] == '0')
+            i++;
+        else
+            while (i < n && digit((unsigned char)p[i]))
+                i++;
+        if (i < n && p[i] == '.') {
+            size_t f = ++i;
+            while (i < n && digit((unsigned char)p[i]))
+                i++;
+            if (i == f)
+                return 0;
+        }
+        if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+            i++;
+            if (i < n && (p[i] == '+' || p[i] == '-'))
+                i++;
+            size_t x = i;
+            while (i < n && digit((unsigned char)p[i]))
+                i++;
+            if (i == x)
+                return 0;
+        }
+        if (i < n && (digit((unsigned char)p[i]) || p[i] == '.' || p[i] == '-' || p[i] == '+' || p[i] == 'e' ||
+                      p[i] == 'E'))
+            return 0;
+    }
+    return 1;
+}
+
 static int valid_json(const char *p, size_t n)
 {
+    if (!strict_numbers(p, n))
+        return 0;
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(p, n, &end, 0);
     if (j == NULL)

@@ -84,6 +84,21 @@ TEST(redact_national_phone_numbers_with_separators)
     CHECK_REDACTS("0044 20 7946 0958", "[phone]");
 }
 
+/*
+ * A number of JSON's grammar is never a phone: a phone needs separators a
+ * number cannot hold (one '.' at most, '-' only first or after an exponent),
+ * or a leading zero and a digit, which the grammar forbids.  fuzz_redact's
+ * CI run reported "0001011920702.11" (cJSON accepts leading zeros; JSON
+ * does not), so the fuzzer's JSON check now holds numbers to the grammar.
+ */
+TEST(redact_phone_never_matches_a_json_number)
+{
+    CHECK_STR(redacted(GYRE_REDACT_PHONE | GYRE_REDACT_API_KEY,
+                       "{\"a\":12025550143,\"b\":4155552671.5,\"c\":-1011920702.11e-12,\"d\":[0.4155552671,90]}"),
+              "{\"a\":12025550143,\"b\":4155552671.5,\"c\":-1011920702.11e-12,\"d\":[0.4155552671,90]}");
+    CHECK_STR(redacted(GYRE_REDACT_PHONE, "{\"k\":0001011920702.11}"), "{\"k\":[phone]}");
+}
+
 TEST(redact_phone_leaves_plain_numbers_dates_times_and_versions)
 {
     CHECK_KEEPS("id 4155552671 and 1700000000000");
