@@ -81,14 +81,6 @@ static gyre_predicate_t *get_predicate(gyre_ys_t *c, const yaml_node_t *n, const
     return p;
 }
 
-static void unknown_key(gyre_ys_t *c, const yaml_node_t *k, const char *section, const char *known)
-{
-    if (gyre_ys_scalar(k) == NULL)
-        gyre_ys_err(c, k, section, "a key must be a scalar");
-    else
-        gyre_ys_err(c, k, section, "unknown field '%s' (known: %s)", gyre_ys_scalar(k), known);
-}
-
 static void parse_source(gyre_ys_t *c, gyre_curate_spec_t *s, yaml_node_t *n)
 {
     if (!gyre_ys_want(c, n, YAML_MAPPING_NODE, "source"))
@@ -148,7 +140,7 @@ static void parse_source(gyre_ys_t *c, gyre_curate_spec_t *s, yaml_node_t *n)
                 free(ids[i]);
             free(ids);
         } else {
-            unknown_key(c, k, "source", "since, from, until, to, routes, agents, tags, metadata, clusters");
+            gyre_ys_unknown(c, k, "source", "since, from, until, to, routes, agents, tags, metadata, clusters");
         }
     }
     if (!c->failed && s->from_us != 0 && s->to_us != 0 && s->from_us >= s->to_us)
@@ -179,7 +171,7 @@ static void parse_clusters(gyre_ys_t *c, gyre_curate_spec_t *s, yaml_node_t *n)
             if (m >= 0)
                 s->clustering = (gyre_curate_clusters_t)m;
         } else {
-            unknown_key(c, k, "clusters", "mode, k");
+            gyre_ys_unknown(c, k, "clusters", "mode, k");
         }
     }
     if (!c->failed && s->clustering == GYRE_CURATE_CLUSTERS_STORED && s->k != 0)
@@ -222,7 +214,7 @@ static void parse_dedup(gyre_ys_t *c, gyre_curate_spec_t *s, yaml_node_t *n)
                 gyre_buf_dispose(&b);
             }
         } else {
-            unknown_key(c, k, "dedup", "threshold, on, keep");
+            gyre_ys_unknown(c, k, "dedup", "threshold, on, keep");
         }
     }
 }
@@ -252,7 +244,7 @@ static void parse_selection(gyre_ys_t *c, gyre_curate_spec_t *s, yaml_node_t *n)
         if (s->judge != NULL)
             s->selection = GYRE_CURATE_SELECT_JUDGE;
     } else {
-        unknown_key(c, k, "selection", "longest_n, judge");
+        gyre_ys_unknown(c, k, "selection", "longest_n, judge");
     }
 }
 
@@ -268,7 +260,7 @@ static void parse_balance(gyre_ys_t *c, gyre_curate_spec_t *s, yaml_node_t *n)
         else if (key != NULL && strcmp(key, "floor") == 0)
             gyre_ys_uint(c, v, "balance.floor", 1, UINT32_MAX, &s->floor);
         else
-            unknown_key(c, k, "balance", "cap, floor");
+            gyre_ys_unknown(c, k, "balance", "cap, floor");
     }
     if (!c->failed && s->cap != 0 && s->floor > s->cap)
         gyre_ys_err(c, n, "balance.floor", "the floor (%llu) is above the cap (%llu)", (unsigned long long)s->floor,
@@ -297,7 +289,7 @@ static void parse_preference(gyre_ys_t *c, gyre_curate_spec_t *s, yaml_node_t *n
         } else if (key != NULL && strcmp(key, "margin") == 0) {
             gyre_ys_double(c, v, "preference.margin", 0, 1e12, 0, &s->contrast_margin);
         } else {
-            unknown_key(c, k, "preference", "score, margin");
+            gyre_ys_unknown(c, k, "preference", "score, margin");
         }
     }
     if (!c->failed && s->contrast_ref == NULL)
@@ -364,7 +356,7 @@ static void parse_root(gyre_ys_t *c, gyre_curate_spec_t *s, yaml_node_t *root)
         yaml_node_t *k = KEY(c), *v = VALUE(c);
         const char *key = gyre_ys_scalar(k);
         if (key == NULL) {
-            unknown_key(c, k, "(top level)", "");
+            gyre_ys_unknown(c, k, "(top level)", "");
         } else if (strcmp(key, "source") == 0) {
             parse_source(c, s, v);
         } else if (strcmp(key, "clusters") == 0) {
@@ -384,7 +376,7 @@ static void parse_root(gyre_ys_t *c, gyre_curate_spec_t *s, yaml_node_t *root)
                     if (gyre_ys_scalar(ck) != NULL && strcmp(gyre_ys_scalar(ck), "use") == 0)
                         gyre_ys_bool(c, yaml_document_get_node(c->doc, cp->value), "corrections.use", &s->use_corrections);
                     else
-                        unknown_key(c, ck, "corrections", "use");
+                        gyre_ys_unknown(c, ck, "corrections", "use");
                 }
             } else {
                 gyre_ys_bool(c, v, "corrections", &s->use_corrections);
@@ -410,7 +402,7 @@ static void parse_root(gyre_ys_t *c, gyre_curate_spec_t *s, yaml_node_t *root)
                     if (gyre_ys_scalar(hk) != NULL && strcmp(gyre_ys_scalar(hk), "fraction") == 0)
                         f = yaml_document_get_node(c->doc, hp->value);
                     else
-                        unknown_key(c, hk, "heldout", "fraction");
+                        gyre_ys_unknown(c, hk, "heldout", "fraction");
                 }
                 if (f == NULL && !c->failed)
                     gyre_ys_err(c, v, "heldout.fraction", "required");
@@ -422,7 +414,7 @@ static void parse_root(gyre_ys_t *c, gyre_curate_spec_t *s, yaml_node_t *root)
         } else if (strcmp(key, "formats") == 0) {
             parse_formats(c, s, v);
         } else {
-            unknown_key(c, k, "(top level)",
+            gyre_ys_unknown(c, k, "(top level)",
                         "source, clusters, unit, filter, corrections, dedup, selection, balance, target_size, "
                         "preference, redaction, heldout, seed, formats");
         }

@@ -180,3 +180,11 @@ int64_t gyre_ys_duration_us(const char *s)
     }
     return (int64_t)v * unit;
 }
+
+void gyre_ys_unknown(gyre_ys_t *c, const yaml_node_t *k, const char *section, const char *known)
+{
+    if (gyre_ys_scalar(k) == NULL)
+        gyre_ys_err(c, k, section, "a key must be a scalar");
+    else
+        gyre_ys_err(c, k, section, "unknown field '%s' (known: %s)", gyre_ys_scalar(k), known);
+}

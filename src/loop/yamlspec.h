@@ -51,4 +51,7 @@ int gyre_ys_list(gyre_ys_t *c, yaml_node_t *n, const char *field, char ***out, s
 /* "90s", "15m", "24h", "7d", "2w" in microseconds; -1 when not a duration. */
 int64_t gyre_ys_duration_us(const char *s);
 
+/* "unknown field 'K' (known: ...)" for key node k of `section`. */
+void gyre_ys_unknown(gyre_ys_t *c, const yaml_node_t *k, const char *section, const char *known);
+
 #endif
