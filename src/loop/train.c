@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "common/alloc.h"
+#include "common/utf8.h"
 #include "loop/train_int.h"
 
 static const gyre_train_backend_t *const backends[] = {&gyre_train_openai, &gyre_train_together, &gyre_train_command};
@@ -48,9 +49,23 @@ void gyre_train_copy_text(char *dst, size_t size, const char *s)
 {
     if (size == 0)
         return;
-    size_t n = 0;
-    for (; s != NULL && s[n] != '\0' && n + 1 < size; n++)
-        dst[n] = (unsigned char)s[n] < 0x20 || s[n] == 0x7f ? ' ' : s[n];
+    size_t n = 0, at = 0, len = s != NULL ? strlen(s) : 0;
+    /* Whole sequences only, so that a cut never leaves half of one: the job's JSON must read back as it was. */
+    while (at < len) {
+        size_t bad = 0, k = gyre_utf8_next(s + at, len - at, &bad);
+        size_t adv = k != 0 ? k : bad;
+        if (k == 0 ? n + 2 > size : n + k + 1 > size)
+            break;
+        if (k == 0)
+            dst[n++] = '?';
+        else if (k == 1)
+            dst[n++] = (unsigned char)s[at] < 0x20 || s[at] == 0x7f ? ' ' : s[at];
+        else {
+            memcpy(dst + n, s + at, k);
+            n += k;
+        }
+        at += adv;
+    }
     dst[n] = '\0';
 }
 
@@ -91,7 +106,8 @@ void gyre_train_job_json(const gyre_train_job_t *job, gyre_buf_t *out)
 static int take_string(const cJSON *o, const char *name, char *dst, size_t size)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    if (!cJSON_IsString(v) || strlen(v->valuestring) >= size)
+    /* Only what gyre_train_job_json writes: well-formed UTF-8 that fits, so the job reads back byte for byte. */
+    if (!cJSON_IsString(v) || strlen(v->valuestring) >= size || !gyre_utf8_valid(v->valuestring, strlen(v->valuestring)))
         return -EINVAL;
     memcpy(dst, v->valuestring, strlen(v->valuestring) + 1);
     return 0;

@@ -39,8 +39,8 @@ int gyre_train_http_json(gyre_train_http_t *h, const char *method, const char *p
 int gyre_train_upload(gyre_train_http_t *h, const char *path, const char *file, const gyre_httpc_part_t *fields,
                       size_t nfields, char *file_id, size_t idlen, char *err, size_t errlen);
 
-/* Copies s into dst (cut to size, never mid-way through a UTF-8 sequence is not promised: bytes) with every
- * control byte made a space: text from a service that ends up on a terminal or in an error. */
+/* Copies s into dst, cut to size between whole UTF-8 sequences, with every control byte made a space and every
+ * ill-formed sequence a '?': text from a service that ends up on a terminal, in an error, in the job's JSON. */
 void gyre_train_copy_text(char *dst, size_t size, const char *s);
 /* Copies an identifier into dst: 0, or -EINVAL when it is empty, longer than size - 1, or holds a byte that is
  * not printable ASCII (ids are put into URL paths: '/', '?', '#', '%' and spaces are refused too). */
