@@ -150,10 +150,11 @@ static int command_start(const gyre_train_env_t *env, gyre_train_job_t *job, cha
         dup2(nullfd, 0);
         dup2(logfd, 1);
         dup2(logfd, 2);
-        long maxfd = sysconf(_SC_OPEN_MAX);
-        for (long fd = 3; fd < (maxfd > 0 && maxfd < 65536 ? maxfd : 65536); fd++)
-            if (fd != sync[1])
-                close((int)fd);
+        /* Nothing of gyre's (sockets, the store) reaches the trainer; closing sync[1] too tells the parent that
+         * the session exists. */
+        if (close_range(3, ~0u, 0) != 0)
+            for (int fd = 3; fd < 65536; fd++)
+                close(fd);
         execl("/bin/sh", "sh", "-c", wrapper, "gyre-train", cmd.base, exitp, (char *)NULL);
         _exit(127);
     }
@@ -213,7 +214,7 @@ static void read_log(const gyre_train_env_t *env, gyre_train_job_t *job, int all
     long long off = strtoll(job->cursor, NULL, 10);
     if (off < 0)
         off = 0;
-    static char buf[COMMAND_LINE_MAX];
+    char buf[COMMAND_LINE_MAX]; /* on the stack: jobs may be polled from several threads */
     size_t have = 0, taken = 0;
     for (;;) {
         ssize_t r = pread(fd, buf + have, sizeof(buf) - 1 - have, (off_t)(off + (long long)have));
