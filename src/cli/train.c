@@ -299,15 +299,10 @@ int gyre_cmd_train(int argc, char **argv)
         goto out;
     }
     char dir[4096], dsdir[4200], wd[4096], runbuf[64];
-    if (strchr(dataset, '/') != NULL) {
+    /* An id names a dataset under datasets:; anything else is a folder's path. */
+    if (strchr(dataset, '/') != NULL || !gyre_dataset_id_valid(dataset, strlen(dataset))) {
         snprintf(dsdir, sizeof(dsdir), "%s", dataset);
     } else {
-        if (!gyre_dataset_id_valid(dataset, strlen(dataset))) {
-            fprintf(stderr, "gyre train: --dataset: '%s' is neither a dataset id (32 hex digits) nor a folder\n",
-                    dataset);
-            rc = 2;
-            goto out;
-        }
         if (gyre_dataset_dir(config, dir, sizeof(dir)) == NULL) {
             fprintf(stderr, "gyre train: %s configures neither datasets: nor a store; pass --dataset DIR\n",
                     config->source);
