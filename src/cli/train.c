@@ -127,8 +127,12 @@ static int parse_ms(const char *s, uint64_t *ms)
     double v = strtod(s, &end);
     if (end == s || errno != 0 || !(v > 0))
         return -1;
-    double unit = strcmp(end, "ms") == 0 ? 1 : strcmp(end, "s") == 0 ? 1000 : strcmp(end, "m") == 0 ? 60000
-                  : strcmp(end, "h") == 0 ? 3600000 : strcmp(end, "d") == 0 ? 86400000 : -1;
+    double unit = strcmp(end, "ms") == 0  ? 1
+                  : strcmp(end, "s") == 0 ? 1000
+                  : strcmp(end, "m") == 0 ? 60000
+                  : strcmp(end, "h") == 0 ? 3600000
+                  : strcmp(end, "d") == 0 ? 86400000
+                                          : -1;
     if (unit < 0 || v * unit > 366.0 * 86400000 || v * unit < 1)
         return -1;
     *ms = (uint64_t)(v * unit);
@@ -189,8 +193,7 @@ int gyre_cmd_train(int argc, char **argv)
 {
     const char *spec_path = NULL, *dataset = NULL, *config_path = NULL, *work_dir = NULL, *run = NULL;
     const char *backend = NULL, *provider = NULL, *base_model = NULL, *method = NULL, *ttype = NULL, *suffix = NULL,
-               *command = NULL, *epochs = NULL, *lr = NULL, *batch = NULL, *rank = NULL, *timeout = NULL,
-               *poll = NULL;
+               *command = NULL, *epochs = NULL, *lr = NULL, *batch = NULL, *rank = NULL, *timeout = NULL, *poll = NULL;
     int json = 0;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) {
@@ -201,14 +204,13 @@ int gyre_cmd_train(int argc, char **argv)
             fputs(gyre_train_usage, stdout);
             return 0;
         }
-        static const char *const names[] = {"--spec",     "--dataset",  "--config",        "--work-dir",
-                                            "--run",      "--backend",  "--provider",      "--base-model",
-                                            "--method",   "--training-type", "--suffix",   "--command",
-                                            "--epochs",   "--learning-rate", "--batch-size", "--lora-rank",
-                                            "--timeout",  "--poll"};
-        const char **slots[] = {&spec_path, &dataset, &config_path, &work_dir, &run,     &backend,
-                                &provider,  &base_model, &method,   &ttype,    &suffix,  &command,
-                                &epochs,    &lr,      &batch,       &rank,     &timeout, &poll};
+        static const char *const names[] = {
+            "--spec",     "--dataset",       "--config",     "--work-dir",      "--run",     "--backend",
+            "--provider", "--base-model",    "--method",     "--training-type", "--suffix",  "--command",
+            "--epochs",   "--learning-rate", "--batch-size", "--lora-rank",     "--timeout", "--poll"};
+        const char **slots[] = {&spec_path, &dataset,    &config_path, &work_dir, &run,     &backend,
+                                &provider,  &base_model, &method,      &ttype,    &suffix,  &command,
+                                &epochs,    &lr,         &batch,       &rank,     &timeout, &poll};
         int matched = 0;
         for (size_t k = 0; k < sizeof(names) / sizeof(names[0]) && !matched; k++) {
             const char *v;
@@ -273,7 +275,8 @@ int gyre_cmd_train(int argc, char **argv)
             goto out;
         }
     }
-    if ((timeout != NULL && parse_ms(timeout, &t.timeout_ms) != 0) || (poll != NULL && parse_ms(poll, &t.poll_ms) != 0)) {
+    if ((timeout != NULL && parse_ms(timeout, &t.timeout_ms) != 0) ||
+        (poll != NULL && parse_ms(poll, &t.poll_ms) != 0)) {
         fprintf(stderr, "gyre train: --timeout and --poll take durations such as 500ms, 10s, 5m or 6h\n");
         rc = 2;
         goto out;
@@ -322,7 +325,8 @@ int gyre_cmd_train(int argc, char **argv)
         strftime(runbuf, sizeof(runbuf), "train-%Y%m%dT%H%M%SZ", &tm);
         run = runbuf;
     }
-    int wl = work_dir != NULL ? snprintf(wd, sizeof(wd), "%s", work_dir) : snprintf(wd, sizeof(wd), "gyre-train-%s", run);
+    int wl =
+        work_dir != NULL ? snprintf(wd, sizeof(wd), "%s", work_dir) : snprintf(wd, sizeof(wd), "gyre-train-%s", run);
     if (wl < 0 || (size_t)wl >= sizeof(wd) || strlen(run) > 100) {
         fprintf(stderr, "gyre train: --work-dir or --run is too long\n");
         rc = 2;
@@ -371,8 +375,7 @@ int gyre_cmd_train(int argc, char **argv)
             clear_bar(&v);
             fprintf(stderr, "gyre train: polling job %s: %s\n", job.id, err);
             if (++failures >= 10) {
-                fprintf(stderr, "gyre train: job %s could not be polled 10 times in a row; it may still run\n",
-                        job.id);
+                fprintf(stderr, "gyre train: job %s could not be polled 10 times in a row; it may still run\n", job.id);
                 goto out;
             }
             continue;

@@ -107,7 +107,8 @@ static int take_string(const cJSON *o, const char *name, char *dst, size_t size)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
     /* Only what gyre_train_job_json writes: well-formed UTF-8 that fits, so the job reads back byte for byte. */
-    if (!cJSON_IsString(v) || strlen(v->valuestring) >= size || !gyre_utf8_valid(v->valuestring, strlen(v->valuestring)))
+    if (!cJSON_IsString(v) || strlen(v->valuestring) >= size ||
+        !gyre_utf8_valid(v->valuestring, strlen(v->valuestring)))
         return -EINVAL;
     memcpy(dst, v->valuestring, strlen(v->valuestring) + 1);
     return 0;
@@ -117,8 +118,8 @@ static int take_int(const cJSON *o, const char *name, int64_t *out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
     /* Integers up to 2^53 are exact in a double; times in microseconds and process ids are far below it. */
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble || v->valuedouble > 9007199254740992.0 ||
-        v->valuedouble < -9007199254740992.0)
+    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble ||
+        v->valuedouble > 9007199254740992.0 || v->valuedouble < -9007199254740992.0)
         return -EINVAL;
     *out = (int64_t)v->valuedouble;
     return 0;
@@ -254,8 +255,8 @@ static int exchange(gyre_train_http_t *h, const char *method, const char *path, 
     int status = 0;
     char why[256] = "";
     gyre_buf_reset(answer);
-    int rc = gyre_httpc_request(&u, h->ssl, method, hd, nh, ctype, body, len, timeout_ms, &status, answer, why,
-                                sizeof(why));
+    int rc =
+        gyre_httpc_request(&u, h->ssl, method, hd, nh, ctype, body, len, timeout_ms, &status, answer, why, sizeof(why));
     if (rc != 0) {
         snprintf(err, errlen, "provider %s: %s %s%s: %s", h->provider, method, h->base_path, path, why);
         return rc;
@@ -289,7 +290,8 @@ int gyre_train_upload(gyre_train_http_t *h, const char *path, const char *file, 
     int rc = gyre_buf_append_file(&data, file);
     if (rc != 0) {
         if (rc == -E2BIG)
-            snprintf(err, errlen, "%s is larger than %zu MiB, the bound on an upload", file, GYRE_TRAIN_UPLOAD_MAX >> 20);
+            snprintf(err, errlen, "%s is larger than %zu MiB, the bound on an upload", file,
+                     GYRE_TRAIN_UPLOAD_MAX >> 20);
         else
             snprintf(err, errlen, "cannot read %s: %s", file, strerror(-rc));
         goto out;
@@ -301,8 +303,8 @@ int gyre_train_upload(gyre_train_http_t *h, const char *path, const char *file, 
     }
     memcpy(parts, fields, nfields * sizeof(*fields));
     const char *base = strrchr(file, '/') != NULL ? strrchr(file, '/') + 1 : file;
-    parts[nfields] = (gyre_httpc_part_t){"file", base, "application/jsonl", data.base != NULL ? data.base : "",
-                                         data.len};
+    parts[nfields] =
+        (gyre_httpc_part_t){"file", base, "application/jsonl", data.base != NULL ? data.base : "", data.len};
     if ((rc = gyre_httpc_multipart(parts, nfields + 1, &form, ctype, sizeof(ctype), err, errlen)) != 0)
         goto out;
     if ((rc = exchange(h, "POST", path, ctype, form.base, form.len, GYRE_TRAIN_UPLOAD_TIMEOUT_MS, &answer, err,

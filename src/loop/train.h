@@ -31,18 +31,18 @@ typedef struct gyre_train_job {
     char status[16];   /* "queued" | "running" | "succeeded" | "failed" | "cancelled" */
     char model[1024];  /* on success: fine_tuned_model / output_name / the command's artifact (adapter path or URL) */
     char error[512];
-    double progress;   /* 0..1, or -1 when the service does not say */
-    char cursor[160];  /* the newest event already reported (openai: its id; together: how many; command: the log's
-                        * byte offset) */
+    double progress;  /* 0..1, or -1 when the service does not say */
+    char cursor[160]; /* the newest event already reported (openai: its id; together: how many; command: the log's
+                       * byte offset) */
     int64_t started_us, finished_us;
-    long pid;          /* command: the child's process group */
+    long pid; /* command: the child's process group */
 } gyre_train_job_t;
 
 typedef struct gyre_train_env {
-    const gyre_config_t *config;  /* providers: base_url and the first key of conf->provider */
+    const gyre_config_t *config; /* providers: base_url and the first key of conf->provider */
     const gyre_train_conf_t *conf;
-    const char *dataset_dir;      /* <datasets>/<id>: train.jsonl, heldout.jsonl, preference.jsonl */
-    const char *work_dir;         /* the run's own folder (exists): command's log, exit status, {out} */
+    const char *dataset_dir; /* <datasets>/<id>: train.jsonl, heldout.jsonl, preference.jsonl */
+    const char *work_dir;    /* the run's own folder (exists): command's log, exit status, {out} */
     const char *run_id;
 } gyre_train_env_t;
 

@@ -52,8 +52,7 @@ static void sh_quote(gyre_buf_t *out, const char *v)
     gyre_buf_appends(out, "'");
 }
 
-int gyre_train_command_compose(const char *tmpl, const gyre_train_vars_t *v, gyre_buf_t *out, char *err,
-                               size_t errlen)
+int gyre_train_command_compose(const char *tmpl, const gyre_train_vars_t *v, gyre_buf_t *out, char *err, size_t errlen)
 {
     static const char *const names[] = {"train", "heldout", "preference", "out", "dataset", "run"};
     const char *const vals[] = {v->train, v->heldout, v->preference, v->out, v->dataset, v->run};
@@ -72,8 +71,10 @@ int gyre_train_command_compose(const char *tmpl, const gyre_train_vars_t *v, gyr
             k++;
         if (k == 6) {
             gyre_buf_rollback(out, m);
-            snprintf(err, errlen, "train.command: unknown placeholder {%.*s} (known: {train} {heldout} {preference} "
-                                  "{out} {dataset} {run})", (int)(n > 32 ? 32 : n), p + 1);
+            snprintf(err, errlen,
+                     "train.command: unknown placeholder {%.*s} (known: {train} {heldout} {preference} "
+                     "{out} {dataset} {run})",
+                     (int)(n > 32 ? 32 : n), p + 1);
             return -EINVAL;
         }
         sh_quote(out, vals[k] != NULL ? vals[k] : "");

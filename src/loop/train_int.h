@@ -58,8 +58,8 @@ int gyre_train_together_parse_events(const char *json, size_t len, gyre_train_jo
 /* The job creation requests (composers of upstream bodies; fuzzed through the conf's strings). */
 int gyre_train_openai_request(const gyre_train_conf_t *conf, const char *training_file, const char *validation_file,
                               gyre_buf_t *out);
-int gyre_train_together_request(const gyre_train_conf_t *conf, const char *training_file,
-                                const char *validation_file, gyre_buf_t *out);
+int gyre_train_together_request(const gyre_train_conf_t *conf, const char *training_file, const char *validation_file,
+                                gyre_buf_t *out);
 
 /* The values a command template's placeholders stand for. */
 typedef struct gyre_train_vars {
@@ -68,8 +68,7 @@ typedef struct gyre_train_vars {
 /* Expands {train} {heldout} {preference} {out} {dataset} {run} in tmpl, each value single-quoted for sh (the one
  * place a value enters the command line); "${" is left to the shell.  0, or -EINVAL naming an unknown
  * placeholder, or -E2BIG past out's maximum. */
-int gyre_train_command_compose(const char *tmpl, const gyre_train_vars_t *v, gyre_buf_t *out, char *err,
-                               size_t errlen);
+int gyre_train_command_compose(const char *tmpl, const gyre_train_vars_t *v, gyre_buf_t *out, char *err, size_t errlen);
 
 extern const gyre_train_backend_t gyre_train_openai;
 extern const gyre_train_backend_t gyre_train_together;

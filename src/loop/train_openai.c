@@ -190,8 +190,8 @@ out:
     return rc;
 }
 
-static int openai_poll(const gyre_train_env_t *env, gyre_train_job_t *job, gyre_train_event_cb cb, void *ctx,
-                       char *err, size_t errlen)
+static int openai_poll(const gyre_train_env_t *env, gyre_train_job_t *job, gyre_train_event_cb cb, void *ctx, char *err,
+                       size_t errlen)
 {
     gyre_train_http_t h;
     gyre_buf_t answer;

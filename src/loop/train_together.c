@@ -17,8 +17,8 @@
 #include "common/time.h"
 #include "loop/train_int.h"
 
-int gyre_train_together_request(const gyre_train_conf_t *conf, const char *training_file,
-                                const char *validation_file, gyre_buf_t *out)
+int gyre_train_together_request(const gyre_train_conf_t *conf, const char *training_file, const char *validation_file,
+                                gyre_buf_t *out)
 {
     int dpo = conf->method != NULL && strcmp(conf->method, "dpo") == 0;
     int full = conf->training_type != NULL && strcmp(conf->training_type, "full") == 0;

@@ -90,8 +90,9 @@ TEST(train_job_from_json_refuses_what_is_not_a_job)
     memset(big, 'x', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
     gyre_buf_reset(&b);
-    gyre_buf_appendf(&b, "{\"backend\":\"openai\",\"id\":\"%s\",\"file_id\":\"\",\"status\":\"queued\",\"model\":\"\","
-                         "\"error\":\"\",\"progress\":-1,\"cursor\":\"\",\"started_us\":1,\"finished_us\":0,\"pid\":0}",
+    gyre_buf_appendf(&b,
+                     "{\"backend\":\"openai\",\"id\":\"%s\",\"file_id\":\"\",\"status\":\"queued\",\"model\":\"\","
+                     "\"error\":\"\",\"progress\":-1,\"cursor\":\"\",\"started_us\":1,\"finished_us\":0,\"pid\":0}",
                      big);
     CHECK_INT(gyre_train_job_from_json(b.base, b.len, &back), -EINVAL);
     /* A progress past 1, a missing member, not JSON at all. */
@@ -121,7 +122,8 @@ TEST(train_openai_job_maps_statuses_model_and_error)
     CHECK_INT(gyre_train_openai_parse_job(q, strlen(q), &j, err, sizeof(err)), 0);
     CHECK_STR(j.status, "queued");
     CHECK_STR(j.id, "ftjob-1");
-    const char *ok = "{\"id\":\"ftjob-1\",\"status\":\"succeeded\",\"fine_tuned_model\":\"ft:gpt-4o-mini:org:s:ftjob-1\"}";
+    const char *ok =
+        "{\"id\":\"ftjob-1\",\"status\":\"succeeded\",\"fine_tuned_model\":\"ft:gpt-4o-mini:org:s:ftjob-1\"}";
     CHECK_INT(gyre_train_openai_parse_job(ok, strlen(ok), &j, err, sizeof(err)), 0);
     CHECK_STR(j.status, "succeeded");
     CHECK_STR(j.model, "ft:gpt-4o-mini:org:s:ftjob-1");
@@ -147,11 +149,12 @@ TEST(train_openai_events_newest_first_are_reported_oldest_first_once)
     j.progress = -1;
     gyre_buf_t got;
     gyre_buf_init(&got, 1 << 16);
-    const char *page1 = "{\"object\":\"list\",\"data\":["
-                        "{\"object\":\"fine_tuning.job.event\",\"id\":\"ev-2\",\"created_at\":1796600002,\"level\":"
-                        "\"info\",\"message\":\"Step 5/10\",\"type\":\"metrics\",\"data\":{\"step\":5,\"total_steps\":10}},"
-                        "{\"id\":\"ev-1\",\"created_at\":1796600001,\"level\":\"info\",\"message\":\"Created job\"}],"
-                        "\"has_more\":false}";
+    const char *page1 =
+        "{\"object\":\"list\",\"data\":["
+        "{\"object\":\"fine_tuning.job.event\",\"id\":\"ev-2\",\"created_at\":1796600002,\"level\":"
+        "\"info\",\"message\":\"Step 5/10\",\"type\":\"metrics\",\"data\":{\"step\":5,\"total_steps\":10}},"
+        "{\"id\":\"ev-1\",\"created_at\":1796600001,\"level\":\"info\",\"message\":\"Created job\"}],"
+        "\"has_more\":false}";
     CHECK_INT(gyre_train_openai_parse_events(page1, strlen(page1), &j, collect_cb, &got), 0);
     CHECK_STR(got.base, "1796600001|info|Created job\n1796600002|info|Step 5/10\n");
     CHECK_STR(j.cursor, "ev-2");
@@ -178,7 +181,8 @@ TEST(train_together_job_and_events_map_onto_the_same_job)
     const char *run = "{\"id\":\"ft-abc\",\"status\":\"compressing\"}";
     CHECK_INT(gyre_train_together_parse_job(run, strlen(run), &j, err, sizeof(err)), 0);
     CHECK_STR(j.status, "running");
-    const char *done = "{\"id\":\"ft-abc\",\"status\":\"completed\",\"output_name\":\"acct/Llama-3-8b-support-ft-abc\"}";
+    const char *done =
+        "{\"id\":\"ft-abc\",\"status\":\"completed\",\"output_name\":\"acct/Llama-3-8b-support-ft-abc\"}";
     CHECK_INT(gyre_train_together_parse_job(done, strlen(done), &j, err, sizeof(err)), 0);
     CHECK_STR(j.status, "succeeded");
     CHECK_STR(j.model, "acct/Llama-3-8b-support-ft-abc");
@@ -219,9 +223,10 @@ TEST(train_job_requests_carry_the_conf)
     gyre_buf_t b;
     gyre_buf_init(&b, 1 << 16);
     CHECK_INT(gyre_train_openai_request(&c, "file-1", "file-2", &b), 0);
-    CHECK_STR(b.base, "{\"model\":\"gpt-4o-mini\",\"training_file\":\"file-1\",\"validation_file\":\"file-2\","
-                      "\"suffix\":\"support-v2\",\"method\":{\"type\":\"supervised\",\"supervised\":{\"hyperparameters\":"
-                      "{\"n_epochs\":3,\"batch_size\":8,\"learning_rate_multiplier\":0.5}}}}");
+    CHECK_STR(b.base,
+              "{\"model\":\"gpt-4o-mini\",\"training_file\":\"file-1\",\"validation_file\":\"file-2\","
+              "\"suffix\":\"support-v2\",\"method\":{\"type\":\"supervised\",\"supervised\":{\"hyperparameters\":"
+              "{\"n_epochs\":3,\"batch_size\":8,\"learning_rate_multiplier\":0.5}}}}");
     gyre_buf_reset(&b);
     c.method = "dpo";
     c.lora_rank = 16;
