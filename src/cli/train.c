@@ -39,6 +39,8 @@ const char gyre_train_usage[] =
     "  --work-dir DIR       the job's folder: the command's train.log, exit and out/\n"
     "                       (default: ./gyre-train-RUN)\n"
     "  --run ID             the run's id, {run} in a command (default: train-<UTC time>)\n"
+    "  --job FILE           keep the job's JSON in FILE (after each poll); run again with\n"
+    "                       the same FILE, gyre train follows that job instead of starting one\n"
     "  --json               JSON lines: {\"type\":\"event\",...} per event, then\n"
     "                       {\"type\":\"job\",\"job\":{...}} at the end\n"
     "  -h, --help           this text\n"
@@ -166,6 +168,60 @@ static double mono_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static int64_t wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* --job FILE: the job as the loop runner persists it, written whole (through a rename) after the start and after
+ * every poll, so that a gyre train stopped mid-job (Ctrl-\\, a reboot) and run again with the same FILE follows
+ * the same job instead of starting another. */
+static int save_job(const char *path, const gyre_train_job_t *job)
+{
+    char tmp[4200];
+    gyre_buf_t b;
+    gyre_buf_init(&b, 64 * 1024);
+    gyre_train_job_json(job, &b);
+    gyre_buf_appends(&b, "\n");
+    int rc = -1;
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = gyre_buf_failed(&b) == 0 ? fopen(tmp, "w") : NULL;
+    if (f != NULL) {
+        int ok = fwrite(b.base, 1, b.len, f) == b.len;
+        ok &= fclose(f) == 0;
+        rc = ok && rename(tmp, path) == 0 ? 0 : -1;
+    }
+    if (rc != 0)
+        fprintf(stderr, "gyre train: cannot write the job to %s: %s\n", path, strerror(errno));
+    gyre_buf_dispose(&b);
+    return rc;
+}
+
+/* The job in FILE when there is one: 1 (job filled), 0 when the file does not exist, -1 after saying why. */
+static int load_job(const char *path, const char *backend, gyre_train_job_t *job)
+{
+    gyre_buf_t b;
+    gyre_buf_init(&b, 64 * 1024); /* a job is under 3 KiB of JSON */
+    int rc = gyre_buf_append_file(&b, path);
+    if (rc == -ENOENT) {
+        gyre_buf_dispose(&b);
+        return 0;
+    }
+    if (rc != 0 || gyre_train_job_from_json(b.base, b.len, job) != 0) {
+        fprintf(stderr, "gyre train: --job %s: %s\n", path, rc != 0 ? strerror(-rc) : "not a job's JSON");
+        gyre_buf_dispose(&b);
+        return -1;
+    }
+    gyre_buf_dispose(&b);
+    if (strcmp(job->backend, backend) != 0) {
+        fprintf(stderr, "gyre train: --job %s holds a %s job, not a %s one\n", path, job->backend, backend);
+        return -1;
+    }
+    return 1;
+}
+
 /* Checks the job's settings as the spec's reader would (flags may have set them). 0, or 2 after saying why. */
 static int check_conf(const gyre_train_conf_t *t)
 {
@@ -191,7 +247,7 @@ static int check_conf(const gyre_train_conf_t *t)
 
 int gyre_cmd_train(int argc, char **argv)
 {
-    const char *spec_path = NULL, *dataset = NULL, *config_path = NULL, *work_dir = NULL, *run = NULL;
+    const char *spec_path = NULL, *dataset = NULL, *config_path = NULL, *work_dir = NULL, *run = NULL, *job_path = NULL;
     const char *backend = NULL, *provider = NULL, *base_model = NULL, *method = NULL, *ttype = NULL, *suffix = NULL,
                *command = NULL, *epochs = NULL, *lr = NULL, *batch = NULL, *rank = NULL, *timeout = NULL, *poll = NULL;
     int json = 0;
@@ -205,12 +261,12 @@ int gyre_cmd_train(int argc, char **argv)
             return 0;
         }
         static const char *const names[] = {
-            "--spec",     "--dataset",       "--config",     "--work-dir",      "--run",     "--backend",
-            "--provider", "--base-model",    "--method",     "--training-type", "--suffix",  "--command",
-            "--epochs",   "--learning-rate", "--batch-size", "--lora-rank",     "--timeout", "--poll"};
-        const char **slots[] = {&spec_path, &dataset,    &config_path, &work_dir, &run,     &backend,
-                                &provider,  &base_model, &method,      &ttype,    &suffix,  &command,
-                                &epochs,    &lr,         &batch,       &rank,     &timeout, &poll};
+            "--spec",       "--dataset",   "--config",        "--work-dir", "--run",     "--backend", "--provider",
+            "--base-model", "--method",    "--training-type", "--suffix",   "--command", "--epochs",  "--learning-rate",
+            "--batch-size", "--lora-rank", "--timeout",       "--poll",     "--job"};
+        const char **slots[] = {&spec_path,  &dataset, &config_path, &work_dir, &run,     &backend, &provider,
+                                &base_model, &method,  &ttype,       &suffix,   &command, &epochs,  &lr,
+                                &batch,      &rank,    &timeout,     &poll,     &job_path};
         int matched = 0;
         for (size_t k = 0; k < sizeof(names) / sizeof(names[0]) && !matched; k++) {
             const char *v;
@@ -346,12 +402,17 @@ int gyre_cmd_train(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     double t0 = mono_s();
-    if (b->start(&env, &job, err, sizeof(err)) != 0) {
+    int resumed = job_path != NULL ? load_job(job_path, t.backend, &job) : 0;
+    if (resumed < 0)
+        goto out;
+    if (!resumed && b->start(&env, &job, err, sizeof(err)) != 0) {
         fprintf(stderr, "gyre train: the %s job could not start: %s\n", t.backend, err);
         goto out;
     }
+    if (!resumed && job_path != NULL && save_job(job_path, &job) != 0)
+        goto out;
     if (!json)
-        printf("job %s started (%s)\n", job.id, t.backend);
+        printf("job %s %s (%s)\n", job.id, resumed ? "resumed" : "started", t.backend);
     fflush(stdout);
     unsigned failures = 0;
     for (int first = 1; !gyre_train_job_done(&job); first = 0) {
@@ -364,7 +425,8 @@ int gyre_cmd_train(int argc, char **argv)
             snprintf(job.error, sizeof(job.error), "interrupted: the job was cancelled");
             break;
         }
-        if ((mono_s() - t0) * 1000 >= (double)t.timeout_ms) {
+        /* From the job's start, which a resumed job kept. */
+        if ((double)(wall_us() - job.started_us) / 1000 >= (double)t.timeout_ms) {
             clear_bar(&v);
             if (gyre_train_timeout(b, &env, &job, err, sizeof(err)) != 0)
                 fprintf(stderr, "gyre train: cancelling job %s: %s\n", job.id, err);
@@ -381,9 +443,13 @@ int gyre_cmd_train(int argc, char **argv)
             continue;
         }
         failures = 0;
+        if (job_path != NULL && save_job(job_path, &job) != 0)
+            goto out;
         draw_bar(&v, &job, mono_s() - t0);
     }
     clear_bar(&v);
+    if (job_path != NULL && save_job(job_path, &job) != 0)
+        goto out;
     if (json) {
         gyre_buf_t o;
         gyre_buf_init(&o, 64 * 1024);

@@ -6,7 +6,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startMock, postJson, tmpdir, runGyre, SLOW } from '../lib/harness.mjs';
+import { spawn } from 'node:child_process';
+import { startMock, postJson, tmpdir, runGyre, bin, SLOW } from '../lib/harness.mjs';
 
 // A job runs 0.6 s at the mock: three epochs' events, a few polls at 100 ms.
 const FT_SECONDS = 0.6;
@@ -171,4 +172,48 @@ test('the command backend runs the template on the dataset and registers the art
   const bad = await train(['--backend', 'command', '--run', 'r2', '--command', 'echo starting; echo "no GPU found" >&2; exit 3']);
   assert.equal(bad.code, 1);
   assert.equal(bad.stderr, 'gyre train: job cmd-r2 failed: the command exited with status 3: no GPU found\n');
+});
+
+test('gyre train --job: killed mid-job and run again, it follows the same job to its model without a second upload', async () => {
+  // A slower service of its own, so that the job is surely running when the first gyre train is killed.
+  const slow = await startMock(['--ft-seconds', '2']);
+  try {
+    const cfg = path.join(dir, 'slow.yaml');
+    fs.writeFileSync(cfg, `providers:\n  - {name: oai, kind: openai, base_url: "${slow.v1}", keys: ["${KEY}"]}\n`);
+    const jobFile = path.join(dir, 'job.json');
+    const args = ['train', '--config', cfg, '--dataset', dsdir, '--poll', '100ms', '--job', jobFile, '--backend', 'openai',
+      '--provider', 'oai', '--base-model', 'gpt-4o-mini', '--suffix', 'resume'];
+    const first = spawn(bin('gyre'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    await new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no start event: ${out}`)), 5000 * SLOW);
+      first.stdout.on('data', (d) => {
+        out += d;
+        if (out.includes('Fine-tuning job started')) { clearTimeout(t); resolve(); }
+      });
+    });
+    first.kill('SIGKILL');
+    await new Promise((r) => first.on('exit', r));
+    const saved = JSON.parse(fs.readFileSync(jobFile, 'utf8'));
+    // Saved after each poll: a poll's events may be printed before its save, so the job read back is at most one
+    // poll behind what was printed (those events are reported again: at least once, never lost).
+    assert.ok(['queued', 'running'].includes(saved.status), saved.status);
+    const id = out.match(/^job (ftjob-mock\d+) started \(openai\)$/m)[1];
+    assert.equal(saved.id, id);
+
+    const again = await runGyre(args, { ms: 15000 * SLOW });
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, new RegExp(`^job ${id} resumed \\(openai\\)$`, 'm'));
+    assert.match(again.stdout, new RegExp(`^job ${id} succeeded in [\\d.]+s: model ft:gpt-4o-mini:gyre-mock:resume:`, 'm'));
+    const messages = again.stdout.split('\n').filter((l) => / info  /.test(l)).map((l) => l.replace(/^.* info  /, ''));
+    assert.ok(!messages.some((m) => m.startsWith('Created fine-tuning job')), again.stdout);
+    assert.deepEqual(messages.slice(-5), ['Epoch 1/3 completed', 'Epoch 2/3 completed', 'Epoch 3/3 completed',
+      messages.at(-2), 'The job has successfully completed']);
+    const stats = await slow.stats();
+    assert.equal(stats.paths['/v1/files'], 2);
+    assert.equal(stats.paths['/v1/fine_tuning/jobs'], 1);
+    assert.equal(JSON.parse(fs.readFileSync(jobFile, 'utf8')).status, 'succeeded');
+  } finally {
+    assert.equal((await slow.stop()).code, 0);
+  }
 });
