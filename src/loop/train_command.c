@@ -151,11 +151,14 @@ static int command_start(const gyre_train_env_t *env, gyre_train_job_t *job, cha
         dup2(nullfd, 0);
         dup2(logfd, 1);
         dup2(logfd, 2);
-        /* Nothing of gyre's (sockets, the store) reaches the trainer; closing sync[1] too tells the parent that
-         * the session exists. */
-        if (close_range(3, ~0u, 0) != 0)
+        /* Nothing of gyre's (sockets, the store) reaches the trainer.  sync[1] stays open until the exec closes it
+         * (O_CLOEXEC): then the session exists and the process is the wrapper, which is how a later poll knows
+         * the group for the job's (group_ours). */
+        int keep = sync[1];
+        if ((keep > 3 && close_range(3, (unsigned)keep - 1, 0) != 0) || close_range((unsigned)keep + 1, ~0u, 0) != 0)
             for (int fd = 3; fd < 65536; fd++)
-                close(fd);
+                if (fd != keep)
+                    close(fd);
         execl("/bin/sh", "sh", "-c", wrapper, "gyre-train", cmd.base, exitp, (char *)NULL);
         _exit(127);
     }
@@ -327,6 +330,46 @@ static int group_alive(pid_t pgid)
     return alive;
 }
 
+/*
+ * Whether process group `pgid` is still this job's.  After a reboot (or a long time) its number may belong to
+ * another program, which must never be signalled.  The kernel does not reuse a number while a process or a group
+ * holds it, so: a leader that is there and not a zombie must be the job's wrapper, whose command line holds the
+ * job's exit path as an argument (1 when it does, 0 when it is someone else's); a zombie leader still holds the
+ * number (1); with no leader, any member left of the group is the job's (1).
+ */
+static int group_ours(pid_t pgid, const gyre_train_env_t *env)
+{
+    char path[64], exitp[4200];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pgid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 1;
+    char st[512];
+    ssize_t r = read(fd, st, sizeof(st) - 1);
+    close(fd);
+    st[r > 0 ? r : 0] = '\0';
+    const char *p = strrchr(st, ')');
+    if (p != NULL && (p[2] == 'Z' || p[2] == 'X'))
+        return 1;
+    /* The wrapper's arguments: sh, -c, the wrapper, gyre-train, the command (up to 64 KiB), the exit path. */
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pgid);
+    int n = snprintf(exitp, sizeof(exitp), "%s/exit", env->work_dir);
+    size_t cap = COMMAND_MAX + sizeof(exitp) + 4096, got = 0;
+    char *buf = malloc(cap);
+    if (buf == NULL || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+        free(buf);
+        return 1;
+    }
+    while (got < cap && (r = read(fd, buf + got, cap - got)) > 0)
+        got += (size_t)r;
+    close(fd);
+    /* The last argument, whole: NUL before it and at its end. */
+    int ours = n > 0 && got > (size_t)n + 1 && buf[got - 1] == '\0' && buf[got - (size_t)n - 2] == '\0' &&
+               memcmp(buf + got - (size_t)n - 1, exitp, (size_t)n) == 0;
+    free(buf);
+    return ours;
+}
+
 /* The exit status the wrapper left: 0 with *status, or -ENOENT while there is none. */
 static int read_exit(const gyre_train_env_t *env, int *status)
 {
@@ -360,11 +403,19 @@ static int command_poll(const gyre_train_env_t *env, gyre_train_job_t *job, gyre
         waitpid((pid_t)job->pid, NULL, WNOHANG);
     int status = 0;
     int ended = read_exit(env, &status) == 0;
-    if (!ended && job->pid > 0 && !group_alive((pid_t)job->pid))
+    if (!ended && job->pid > 0 && (!group_ours((pid_t)job->pid, env) || !group_alive((pid_t)job->pid)))
         ended = read_exit(env, &status) == 0 ? 1 : -1; /* it may have ended between the two looks */
     read_log(env, job, ended != 0, cb, ctx);
     if (ended == 0)
         return 0;
+    /* The wrapper ends right after its exit file: reaped here when this process is its parent (else ECHILD at
+     * once), so that a long-running gyre keeps no zombie per job.  Bounded: 1 s. */
+    for (int i = 0; job->pid > 0 && i < 100; i++) {
+        if (waitpid((pid_t)job->pid, NULL, WNOHANG) != 0)
+            break;
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
     if (ended < 0) {
         job->model[0] = '\0';
         snprintf(job->error, sizeof(job->error),
@@ -396,9 +447,10 @@ static int64_t mono_ms(void)
 
 static int command_cancel(const gyre_train_env_t *env, gyre_train_job_t *job, char *err, size_t errlen)
 {
-    (void)env;
     int rc = 0;
-    if (job->pid > 0 && kill(-(pid_t)job->pid, SIGTERM) == 0) {
+    if (job->pid > 0 && !group_ours((pid_t)job->pid, env)) {
+        /* Not the job's any more: nothing of it is left to stop. */
+    } else if (job->pid > 0 && kill(-(pid_t)job->pid, SIGTERM) == 0) {
         /* The group has the grace period to end; what is left of it then is killed. */
         int64_t until = mono_ms() + COMMAND_TERM_GRACE_MS;
         for (;;) {

@@ -571,3 +571,46 @@ TEST(httpc_multipart_refuses_names_that_would_break_the_header)
     gyre_buf_dispose(&o);
     gyre_buf_dispose(&small);
 }
+
+TEST(train_command_never_signals_a_process_group_that_is_not_its_own)
+{
+    char ds[64], wd[64], err[256] = "";
+    make_dirs(ds, wd);
+    /* Another program's process group, with the number a job's group had before a reboot. */
+    pid_t other = fork();
+    if (other == 0) {
+        setsid();
+        execl("/bin/sleep", "sleep", "5", (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 100 && getpgid(other) != other; i++) {
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    gyre_train_conf_t c = {0};
+    c.command = "true";
+    gyre_train_env_t env = {NULL, &c, ds, wd, "r"};
+    gyre_train_job_t job;
+    memset(&job, 0, sizeof(job));
+    strcpy(job.backend, "command");
+    strcpy(job.id, "cmd-r");
+    strcpy(job.status, "running");
+    strcpy(job.cursor, "0");
+    job.progress = -1;
+    job.started_us = 1;
+    job.pid = other;
+    CHECK_INT(gyre_train_command.cancel(&env, &job, err, sizeof(err)), 0);
+    CHECK_STR(job.status, "cancelled");
+    CHECK(running(other));
+    strcpy(job.status, "running");
+    job.finished_us = 0;
+    gyre_buf_t ev;
+    gyre_buf_init(&ev, 1 << 16);
+    poll_until_done(&env, &job, &ev, 1000);
+    CHECK_STR(job.status, "failed");
+    CHECK(running(other));
+    kill(other, SIGKILL);
+    waitpid(other, NULL, 0);
+    gyre_buf_dispose(&ev);
+    remove_dirs(ds, wd);
+}
