@@ -35,6 +35,8 @@ static const struct {
     {"curate", gyre_cmd_curate, "run a curation spec over the stored traces and write a dataset", gyre_curate_usage},
     {"datasets", gyre_cmd_datasets, "curated datasets: list, show, export; validate a fine-tuning file",
      gyre_datasets_usage},
+    {"train", gyre_cmd_train, "run one fine-tuning job (openai, together, command) and print its model",
+     gyre_train_usage},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
