@@ -34,6 +34,7 @@ static const struct {
     {"curate", gyre_cmd_curate, "run a curation spec over the stored traces and write a dataset", gyre_curate_usage},
     {"datasets", gyre_cmd_datasets, "curated datasets: list, show, export; validate a fine-tuning file",
      gyre_datasets_usage},
+    {"deploy", gyre_cmd_deploy, "canary deployments: deploy status, promote, rollback", gyre_deploy_usage},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

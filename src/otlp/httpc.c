@@ -498,3 +498,9 @@ int gyre_httpc_get(const gyre_httpc_url_t *u, SSL_CTX *ssl, const gyre_httpc_hea
 {
     return request(u, ssl, headers, nheaders, NULL, NULL, 0, timeout_ms, status, NULL, err, errlen);
 }
+
+int gyre_httpc_get_read(const gyre_httpc_url_t *u, SSL_CTX *ssl, const gyre_httpc_header_t *headers, size_t nheaders,
+                        unsigned timeout_ms, int *status, gyre_buf_t *answer, char *err, size_t errlen)
+{
+    return request(u, ssl, headers, nheaders, NULL, NULL, 0, timeout_ms, status, answer, err, errlen);
+}
