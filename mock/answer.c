@@ -359,7 +359,14 @@ void mock_answer_make(const mock_convo_t *cv, const char *body, size_t len, mock
     const mock_message_t *last = n > 0 ? &cv->msgs[n - 1] : NULL;
     int after_tool = last != NULL && last->role == MOCK_ROLE_TOOL;
 
-    const cJSON *tool = chosen_tool(cv, after_tool);
+    /* A fine-tuned model (or an adapter) answers the prompts it was trained on in place of the base answer,
+     * a tool call included (finetune.c); NULL leaves the base answer. */
+    const char *user = NULL;
+    for (size_t i = n; i-- > 0 && user == NULL;)
+        if (cv->msgs[i].role == MOCK_ROLE_USER)
+            user = cv->msgs[i].text;
+    char *tuned = mock_finetune_reply(cv->model, user);
+    const cJSON *tool = tuned == NULL ? chosen_tool(cv, after_tool) : NULL;
     if (tool != NULL) {
         int budget = SCHEMA_VALUES;
         cJSON *args = value_for_schema(member(tool, "schema"), 0, &budget);
@@ -371,12 +378,19 @@ void mock_answer_make(const mock_convo_t *cv, const char *body, size_t len, mock
         return;
     }
 
-    char *said = gyre_strdup(last != NULL ? last->text : "");
-    cut_chars(said, REPLY_CHARS);
     gyre_buf_t b;
     gyre_buf_init(&b, MOCK_MAX_BODY);
-    gyre_buf_appendf(&b, "%s%s", after_tool ? "Mock reply to tool result: " : "Mock reply to: ", said);
-    free(said);
+    if (tuned != NULL) {
+        gyre_buf_appends(&b, tuned);
+        free(tuned);
+    } else {
+        char *said = gyre_strdup(last != NULL ? last->text : "");
+        cut_chars(said, REPLY_CHARS);
+        gyre_buf_appendf(&b, "%s%s", after_tool ? "Mock reply to tool result: " : "Mock reply to: ", said);
+        free(said);
+    }
+    if (b.base == NULL)
+        gyre_buf_appends(&b, "");
     size_t skip = prefix != NULL && strncmp(b.base, prefix, strlen(prefix)) == 0 ? strlen(prefix) : 0;
     a->text = gyre_strdup(b.base + skip);
     gyre_buf_dispose(&b);

@@ -352,6 +352,7 @@ int mock_anthropic_messages(mock_conn_t *c, const mock_request_t *r, const cJSON
     mock_convo_t cv;
     mock_convo_init(&cv);
     read_convo(req, &cv);
+    cv.model = member(req, "model")->valuestring;
     reply_t rp;
     mock_answer_make(&cv, r->body, r->body_len, &rp.a);
     mock_convo_dispose(&cv);

@@ -268,6 +268,7 @@ int mock_gemini_generate(mock_conn_t *c, const mock_request_t *r, const cJSON *r
     mock_convo_t cv;
     mock_convo_init(&cv);
     read_convo(req, &cv);
+    cv.model = model;
     reply_t rp;
     mock_answer_make(&cv, r->body, r->body_len, &rp.a);
     mock_convo_dispose(&cv);

@@ -41,7 +41,7 @@
 static const char usage[] =
     "usage: gyre-mock --listen HOST:PORT [--latency-ms N] [--tokens-per-sec N]\n"
     "                 [--fault KIND] [--fault-rate P] [--aws-key AKID:SECRET]\n"
-    "                 [--tls-cert FILE --tls-key FILE]\n"
+    "                 [--tls-cert FILE --tls-key FILE] [--ft-seconds S] [--lora PATH]...\n"
     "\n"
     "A fake provider with deterministic answers in the OpenAI, Azure OpenAI, Anthropic,\n"
     "Gemini and Bedrock APIs (docs/mock.md).\n"
@@ -54,6 +54,8 @@ static const char usage[] =
     "  --aws-key AKID:SECRET  the credentials Bedrock requests are signed with\n"
     "                         (default " MOCK_AWS_KEY_DEFAULT ")\n"
     "  --tls-cert, --tls-key  serve https with this PEM certificate chain and key\n"
+    "  --ft-seconds S         how long a fine-tuning job runs (0..3600, default 2)\n"
+    "  --lora PATH            a llama.cpp adapter for /lora-adapters (a folder with train.jsonl)\n"
     "POST /_mock/config changes the options at run time; GET /_mock/stats counts requests.\n";
 
 static atomic_int stopping;
@@ -145,6 +147,7 @@ static int handle_control(mock_conn_t *c, const mock_request_t *r)
     } else if (path_is(r, "/_mock/reset")) {
         mock_state_reset();
         mock_hooks_reset();
+        mock_finetune_reset();
         out = mock_state_stats_json();
     } else if (path_is(r, "/_mock/config")) {
         if (strcmp(r->method, "POST") == 0) {
@@ -416,6 +419,8 @@ static int handle(mock_conn_t *c, const mock_request_t *r)
     c->counted = 0;
     if (mock_hooks_match(r))
         return mock_hooks_handle(c, r);
+    if (mock_finetune_match(r))
+        return mock_finetune_handle(c, r);
     if (strncmp(r->path, "/_mock/", 7) == 0)
         return handle_control(c, r);
     c->counted = 1;
@@ -682,6 +687,17 @@ static int parse_args(int argc, char **argv, args_t *a)
                 fprintf(stderr, "gyre-mock: --aws-key must be ACCESS_KEY_ID:SECRET_ACCESS_KEY, got '%s'\n", v);
                 return -1;
             }
+        } else if (strcmp(opt, "--ft-seconds") == 0) {
+            if (mock_finetune_set_seconds(v) != 0) {
+                fprintf(stderr, "gyre-mock: --ft-seconds must be a number of seconds from 0 to 3600, got '%s'\n", v);
+                return -1;
+            }
+        } else if (strcmp(opt, "--lora") == 0) {
+            char why[1200];
+            if (mock_finetune_add_lora(v, why, sizeof(why)) != 0) {
+                fprintf(stderr, "gyre-mock: --lora %s: %s\n", v, why);
+                return -1;
+            }
         } else if (strcmp(opt, "--tls-cert") == 0) {
             a->cert = v;
         } else if (strcmp(opt, "--tls-key") == 0) {
@@ -806,6 +822,7 @@ int main(int argc, char **argv)
     listen_fd = -1;
     reap(1);
     mock_state_dispose();
+    mock_finetune_dispose();
     ret = 0;
 out:
     if (listen_fd >= 0)

@@ -186,6 +186,29 @@ int mock_hooks_handle(mock_conn_t *c, const mock_request_t *r);
 /* Forgets every recorded body, count and staged failure. */
 void mock_hooks_reset(void);
 
+/* ---- finetune.c: the fine-tuning APIs (OpenAI, Together) and adapter serving (vLLM, llama.cpp) ---- */
+
+/* Whether the request is for finetune.c (docs/mock.md, "Fine-tuning and adapters"). */
+int mock_finetune_match(const mock_request_t *r);
+int mock_finetune_handle(mock_conn_t *c, const mock_request_t *r);
+/*
+ * The answer of fine-tuned model (or loaded adapter) `model` to a
+ * conversation whose last user message is `prompt` (NULL: none): its
+ * training answer, a refusal for its faults, or NULL when the base answer
+ * stands (or `model` is not a fine-tuned one).  Freed by the caller.
+ */
+char *mock_finetune_reply(const char *model, const char *prompt);
+/* Appends the fine-tuned models and loaded adapters to GET /v1/models' data. */
+void mock_finetune_models_json(cJSON *data);
+/* --ft-seconds: how long a job runs (0 to 3600 s); returns -1 when `v` is not such a number. */
+int mock_finetune_set_seconds(const char *v);
+/* --lora PATH: a llama.cpp adapter (a folder with train.jsonl, or a JSONL file); returns -1 with err. */
+int mock_finetune_add_lora(const char *path, char *err, size_t errlen);
+/* Forgets every file, job, model and loaded adapter (/_mock/reset); --lora adapters go back to scale 0. */
+void mock_finetune_reset(void);
+/* Frees everything at exit. */
+void mock_finetune_dispose(void);
+
 /* ---- answer.c ---- */
 
 typedef enum mock_role { MOCK_ROLE_SYSTEM, MOCK_ROLE_USER, MOCK_ROLE_ASSISTANT, MOCK_ROLE_TOOL } mock_role_t;
@@ -215,6 +238,7 @@ typedef struct mock_convo {
     char *tool_name;
     long max_tokens; /* 0: no limit */
     cJSON *stop;     /* an array of stop strings */
+    const char *model; /* the model asked for (not owned; NULL: unknown): a fine-tuned one answers (finetune.c) */
 } mock_convo_t;
 
 void mock_convo_init(mock_convo_t *cv);

@@ -288,6 +288,7 @@ int mock_openai_chat(mock_conn_t *c, const mock_request_t *r, const cJSON *req, 
     mock_convo_t cv;
     mock_convo_init(&cv);
     read_convo(req, &cv);
+    cv.model = model != NULL ? model : m->valuestring;
     chat_t ch;
     mock_answer_make(&cv, r->body, r->body_len, &ch.a);
     /* gyre's LLM judge asks for a structured verdict: answered from the prompt's sections (docs/mock.md). */
@@ -467,6 +468,7 @@ int mock_openai_models(mock_conn_t *c, const mock_request_t *r)
         cJSON_AddStringToObject(m, "owned_by", "gyre-mock");
         cJSON_AddItemToArray(data, m);
     }
+    mock_finetune_models_json(data);
     int ret = mock_http_respond_json(c, r, 200, root);
     cJSON_Delete(root);
     return ret;

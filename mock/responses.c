@@ -323,6 +323,7 @@ int mock_openai_responses(mock_conn_t *c, const mock_request_t *r, const cJSON *
     mock_convo_t cv;
     mock_convo_init(&cv);
     read_convo(req, &cv);
+    cv.model = model->valuestring;
     resp_t rs = {.model = model->valuestring, .req = req};
     mock_answer_make(&cv, r->body, r->body_len, &rs.a);
     mock_convo_dispose(&cv);
