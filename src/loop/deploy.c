@@ -82,6 +82,17 @@ gyre_deploy_verdict_t gyre_deploy_decide(const gyre_deploy_conf_t *conf, const g
         if ((s == 0 || (o->cand[s].n > 0 && o->inc[s].n > 0)) && lo < -conf->max_drop)
             shown = 0;
     }
+    /* The candidate's share of the calls is a mean in [0, 1] too: its upper bound below half its weight shows it
+     * is kept from being called. */
+    uint64_t total = o->cand[0].n + o->inc[0].n;
+    if (o->percent > 0 && o->percent < 100 && total > 0 &&
+        (double)o->cand[0].n / (double)total + gyre_deploy_cs_radius(total, conf->alpha) < o->percent / 200.0) {
+        snprintf(why, whylen,
+                 "the candidate took %" PRIu64 " of %" PRIu64 " calls, shown below half its %u %%: it is not "
+                 "answering (an open breaker, a refused key?)",
+                 o->cand[0].n, total, o->percent);
+        return GYRE_DEPLOY_ROLLBACK;
+    }
     if (shown) {
         snprintf(why, whylen, "shown not worse than the incumbent by more than %g on every signal (n %" PRIu64
                               " and %" PRIu64 ")",
@@ -295,6 +306,15 @@ static char *route_at(const cJSON *incumbent, const char *route, const char *pro
     return s;
 }
 
+char *gyre_deploy_route_at(const char *incumbent_json, size_t len, const char *route, const char *provider,
+                           const char *model, unsigned percent)
+{
+    cJSON *inc = cJSON_ParseWithLength(incumbent_json, len);
+    char *r = cJSON_IsObject(inc) ? route_at(inc, route, provider, model, percent) : NULL;
+    cJSON_Delete(inc);
+    return r;
+}
+
 /* Puts the route at ramp step `step` in force. */
 static int apply_step(const gyre_deploy_host_t *h, cJSON *d, unsigned step, const char *actor, const char *action,
                       char *err, size_t errlen)
@@ -420,6 +440,7 @@ static void tick_canary(const gyre_deploy_host_t *h, cJSON *d, int64_t now_us)
     }
     gyre_deploy_obs_t o;
     gyre_deploy_observe(t, n, c.nmetrics, &o);
+    o.percent = (unsigned)numv(d, "percent");
     free(t);
     int alert = h->alert_firing != NULL && h->alert_firing(h->ctx, str(d, "route"), rule, sizeof(rule)) == 1;
     gyre_deploy_verdict_t v = gyre_deploy_decide(&c, &o, names, now_us - started, alert, rule, why, sizeof(why));

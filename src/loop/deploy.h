@@ -98,7 +98,37 @@ int gyre_deploy_rollback(const gyre_deploy_host_t *h, const char *route, const c
  * json (may be NULL) gets the deployment's JSON.  0, or -ENOENT. */
 int gyre_deploy_run_state(const gyre_deploy_host_t *h, const char *run_id, char *state, size_t size, gyre_buf_t *json);
 
+/* ---- A deployment asked for over HTTP (POST /api/deploy/{route}/begin; deploy_req.c) ---- */
+
+/* The longest begin body read (bigger is the caller's 413). */
+#define GYRE_DEPLOY_REQUEST_MAX ((size_t)64 * 1024)
+
+typedef struct gyre_deploy_request {
+    const char *run_id, *provider, *model; /* required */
+    gyre_deploy_conf_t conf;               /* defaults: ramp 5 25 100, 50, 10 min, 0.02, 0.05, rollback on alert */
+    char *metrics[GYRE_LOOP_MAX_SCORERS];
+    gyre_serve_conf_t serve;  /* adapter {"kind","provider","name"}; provider defaults to the candidate's */
+    uint64_t watch_window_ms; /* default 1 h; 0: none */
+    void *doc;                /* the parsed body, which the strings point into (gyre_deploy_request_dispose) */
+} gyre_deploy_request_t;
+
+/*
+ * Reads a begin body: {"run_id", "provider", "model", "ramp", "min_requests", "step_time", "metrics", "max_drop",
+ * "alpha", "rollback_on_alert", "watch_window", "adapter"} (durations as milliseconds or "500ms", "30s", "10m",
+ * "1h").  0; or -EINVAL with `param` (at least 32 bytes) naming the field and `err` saying why, nothing to dispose.
+ * The checks of the values together (the ramp's order, alpha's range) are gyre_deploy_begin's.
+ */
+int gyre_deploy_request_parse(const char *body, size_t len, gyre_deploy_request_t *out, char *param, size_t plen,
+                              char *err, size_t errlen);
+void gyre_deploy_request_dispose(gyre_deploy_request_t *r);
+
 /* ---- Pure pieces, public for their tests ---- */
+
+/* The route JSON with the candidate at `percent` (below 100: weighted beside the incumbent's targets; 100: alone,
+ * the incumbent's targets and fallbacks after it as fallbacks), from the incumbent's route JSON.  malloc'd (free
+ * with cJSON_free), or NULL when `incumbent_json` is not a JSON object. */
+char *gyre_deploy_route_at(const char *incumbent_json, size_t len, const char *route, const char *provider,
+                           const char *model, unsigned percent);
 
 /*
  * The radius of the two-sided normal-mixture confidence sequence (Robbins; Howard et al. 2021) for the mean of n
@@ -120,6 +150,7 @@ void gyre_deploy_diff_bounds(const gyre_deploy_arm_t *cand, const gyre_deploy_ar
 
 /* A step's observations: signal 0 is 1 - error, signals 1..nmetrics the watched scorers. */
 typedef struct gyre_deploy_obs {
+    unsigned percent; /* the candidate's weight in the step (0: not said, and its share is not checked) */
     size_t nsignals;
     gyre_deploy_arm_t cand[1 + GYRE_LOOP_MAX_SCORERS], inc[1 + GYRE_LOOP_MAX_SCORERS];
 } gyre_deploy_obs_t;
@@ -131,7 +162,9 @@ typedef enum gyre_deploy_verdict {
 } gyre_deploy_verdict_t;
 
 /* The step's decision from its observations, how long it has run and whether an alert fires on the route (why
- * says which signal or rule, and the bounds). */
+ * says which signal or rule, and the bounds).  A candidate whose share of the step's calls is shown below half its
+ * weight (the share's confidence sequence at alpha) is rolled back: something keeps it from being called (an open
+ * breaker, a refused key), which the traces of its own calls cannot show. */
 gyre_deploy_verdict_t gyre_deploy_decide(const gyre_deploy_conf_t *conf, const gyre_deploy_obs_t *o,
                                          const char *const *signal_names, int64_t elapsed_us, int alert_firing,
                                          const char *alert_rule, char *why, size_t whylen);

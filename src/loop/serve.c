@@ -70,6 +70,26 @@ static int refused(const gyre_provider_conf_t *p, const char *what, int status, 
     return -EPROTO;
 }
 
+int gyre_serve_llamacpp_id(const char *answer, size_t len, const char *path, long *id)
+{
+    cJSON *list = cJSON_ParseWithLength(answer != NULL ? answer : "", len);
+    int r = cJSON_IsArray(list) ? -ENOENT : -EPROTO;
+    const cJSON *e, *arr = cJSON_IsArray(list) ? list : NULL;
+    cJSON_ArrayForEach(e, arr) {
+        const cJSON *ep = cJSON_GetObjectItemCaseSensitive(e, "path");
+        const cJSON *ei = cJSON_GetObjectItemCaseSensitive(e, "id");
+        /* An id is a small whole number (an index into the server's list). */
+        if (cJSON_IsString(ep) && cJSON_IsNumber(ei) && ei->valuedouble >= 0 && ei->valuedouble <= 1e6 &&
+            strcmp(ep->valuestring, path) == 0) {
+            *id = (long)ei->valuedouble;
+            r = 0;
+            break;
+        }
+    }
+    cJSON_Delete(list);
+    return r;
+}
+
 /* llama.cpp: the id of the adapter loaded from `path` (GET /lora-adapters), or -ENOENT. */
 static int llamacpp_find(const gyre_provider_conf_t *p, const char *path, long *id, char *err, size_t errlen)
 {
@@ -78,30 +98,16 @@ static int llamacpp_find(const gyre_provider_conf_t *p, const char *path, long *
     int status = 0, r = exchange(p, 1, "/lora-adapters", NULL, &status, &a, err, errlen);
     if (r == 0 && status != 200)
         r = refused(p, "GET /lora-adapters", status, &a, err, errlen);
-    cJSON *list = r == 0 ? cJSON_ParseWithLength(a.base != NULL ? a.base : "", a.len) : NULL;
-    if (r == 0 && !cJSON_IsArray(list)) {
-        snprintf(err, errlen, "provider '%s': GET /lora-adapters did not answer a JSON array", p->name);
-        r = -EPROTO;
-    }
     if (r == 0) {
-        r = -ENOENT;
-        const cJSON *e;
-        cJSON_ArrayForEach(e, list) {
-            const cJSON *ep = cJSON_GetObjectItemCaseSensitive(e, "path");
-            const cJSON *ei = cJSON_GetObjectItemCaseSensitive(e, "id");
-            if (cJSON_IsString(ep) && cJSON_IsNumber(ei) && strcmp(ep->valuestring, path) == 0) {
-                *id = (long)ei->valuedouble;
-                r = 0;
-                break;
-            }
-        }
-        if (r != 0)
+        r = gyre_serve_llamacpp_id(a.base, a.len, path, id);
+        if (r == -EPROTO)
+            snprintf(err, errlen, "provider '%s': GET /lora-adapters did not answer a JSON array", p->name);
+        else if (r == -ENOENT)
             snprintf(err, errlen,
                      "provider '%s': llama.cpp's server has no adapter loaded from '%.300s' (start it with --lora "
                      "PATH)",
                      p->name, path);
     }
-    cJSON_Delete(list);
     gyre_buf_dispose(&a);
     return r;
 }

@@ -37,4 +37,8 @@ int gyre_serve_load(const gyre_config_t *c, const gyre_serve_conf_t *conf, const
 int gyre_serve_unload(const gyre_config_t *c, const gyre_serve_conf_t *conf, const char *name, char *err,
                       size_t errlen);
 
+/* llama.cpp: the id of the adapter whose path is `path` in GET /lora-adapters' answer ([{"id","path","scale"}]).
+ * 0; -ENOENT (none has that path); -EPROTO (not such an array). */
+int gyre_serve_llamacpp_id(const char *answer, size_t len, const char *path, long *id);
+
 #endif

@@ -19,7 +19,7 @@
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,126 +59,16 @@ static void respond_route(h2o_req_t *req, const gyre_deploy_host_t *h, const cha
     gyre_buf_dispose(&b);
 }
 
-/* A duration as milliseconds: a number, or "N" followed by ms, s, m or h. */
-static int duration_ms(const cJSON *v, uint64_t *out)
+static void begin(h2o_req_t *req, const gyre_deploy_host_t *h, const char *route)
 {
-    if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 1e15) {
-        *out = (uint64_t)v->valuedouble;
-        return 0;
-    }
-    if (!cJSON_IsString(v))
-        return -1;
-    char *end = NULL;
-    double d = strtod(v->valuestring, &end);
-    if (end == v->valuestring || !(d >= 0 && d < 1e12))
-        return -1;
-    double mul = strcmp(end, "ms") == 0 ? 1 : strcmp(end, "s") == 0 ? 1e3 : strcmp(end, "m") == 0 ? 6e4
-                 : strcmp(end, "h") == 0 ? 3.6e6 : -1;
-    if (mul < 0)
-        return -1;
-    *out = (uint64_t)(d * mul);
-    return 0;
-}
-
-static void begin(gyre_worker_t *w, h2o_req_t *req, const gyre_deploy_host_t *h, const char *route)
-{
-    (void)w;
-    cJSON *b = cJSON_ParseWithLength(req->entity.base != NULL ? req->entity.base : "", req->entity.len);
-    if (!cJSON_IsObject(b)) {
-        cJSON_Delete(b);
-        fail(req, 400, "invalid_json", NULL, "the body must be a JSON object");
+    gyre_deploy_request_t q;
+    char param[64], err[1024] = "";
+    if (gyre_deploy_request_parse(req->entity.base, req->entity.len, &q, param, sizeof(param), err, sizeof(err)) != 0) {
+        fail(req, 400, param[0] ? "invalid_value" : "invalid_json", param[0] ? param : NULL, "%s", err);
         return;
     }
-    gyre_deploy_conf_t c = {.ramp = {5, 25, 100}, .nramp = 3, .min_requests = 50, .step_time_ms = 600000,
-                            .max_drop = 0.02, .alpha = 0.05, .rollback_on_alert = 1};
-    gyre_serve_conf_t sv = {0};
-    uint64_t watch = 3600000;
-    const char *run = NULL, *provider = NULL, *model = NULL;
-    char *metrics[GYRE_LOOP_MAX_SCORERS];
-    const char *bad = NULL, *why = NULL;
-    const cJSON *e, *x;
-    cJSON_ArrayForEach(e, b) {
-        const char *k = e->string;
-        if (strcmp(k, "run_id") == 0 || strcmp(k, "provider") == 0 || strcmp(k, "model") == 0) {
-            if (!cJSON_IsString(e))
-                bad = k, why = "must be a string";
-            else
-                *(strcmp(k, "run_id") == 0 ? &run : strcmp(k, "provider") == 0 ? &provider : &model) = e->valuestring;
-        } else if (strcmp(k, "ramp") == 0) {
-            c.nramp = 0;
-            cJSON_ArrayForEach(x, e) {
-                if (!cJSON_IsNumber(x) || c.nramp == GYRE_LOOP_MAX_RAMP || x->valuedouble != floor(x->valuedouble)) {
-                    bad = k, why = "must be at most 8 whole percentages";
-                    break;
-                }
-                c.ramp[c.nramp++] = (unsigned)x->valuedouble;
-            }
-            if (!cJSON_IsArray(e))
-                bad = k, why = "must be an array of percentages";
-        } else if (strcmp(k, "min_requests") == 0) {
-            if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > 1e9)
-                bad = k, why = "must be a whole number";
-            else
-                c.min_requests = (unsigned)e->valuedouble;
-        } else if (strcmp(k, "step_time") == 0 || strcmp(k, "watch_window") == 0) {
-            if (duration_ms(e, strcmp(k, "step_time") == 0 ? &c.step_time_ms : &watch) != 0)
-                bad = k, why = "must be milliseconds or a duration such as 500ms, 30s, 10m, 1h";
-        } else if (strcmp(k, "max_drop") == 0 || strcmp(k, "alpha") == 0) {
-            if (!cJSON_IsNumber(e))
-                bad = k, why = "must be a number";
-            else
-                *(strcmp(k, "alpha") == 0 ? &c.alpha : &c.max_drop) = e->valuedouble;
-        } else if (strcmp(k, "rollback_on_alert") == 0) {
-            if (!cJSON_IsBool(e))
-                bad = k, why = "must be true or false";
-            else
-                c.rollback_on_alert = cJSON_IsTrue(e);
-        } else if (strcmp(k, "metrics") == 0) {
-            c.nmetrics = 0;
-            cJSON_ArrayForEach(x, e) {
-                if (!cJSON_IsString(x) || c.nmetrics == GYRE_LOOP_MAX_SCORERS) {
-                    bad = k, why = "must be at most 16 scorer names";
-                    break;
-                }
-                metrics[c.nmetrics++] = x->valuestring;
-            }
-            c.metrics = metrics;
-            if (!cJSON_IsArray(e))
-                bad = k, why = "must be an array of scorer names";
-        } else if (strcmp(k, "adapter") == 0) {
-            const cJSON *kind = cJSON_GetObjectItemCaseSensitive(e, "kind");
-            const cJSON *ap = cJSON_GetObjectItemCaseSensitive(e, "provider");
-            const cJSON *an = cJSON_GetObjectItemCaseSensitive(e, "name");
-            if (!cJSON_IsObject(e) || !cJSON_IsString(kind) || (ap != NULL && !cJSON_IsString(ap)) ||
-                (an != NULL && !cJSON_IsString(an)))
-                bad = k, why = "must be {\"kind\": none|vllm|llamacpp, \"provider\": NAME, \"name\": NAME}";
-            else if (strcmp(kind->valuestring, "vllm") == 0 || strcmp(kind->valuestring, "llamacpp") == 0 ||
-                     strcmp(kind->valuestring, "none") == 0) {
-                sv.adapter = kind->valuestring[0] == 'v' ? GYRE_ADAPTER_VLLM
-                             : kind->valuestring[0] == 'l' ? GYRE_ADAPTER_LLAMACPP : GYRE_ADAPTER_NONE;
-                sv.provider = ap != NULL ? ap->valuestring : NULL;
-                sv.name = an != NULL ? an->valuestring : NULL;
-            } else
-                bad = "adapter.kind", why = "must be none, vllm or llamacpp";
-        } else {
-            bad = k, why = "is not a field of a deployment (known: run_id, provider, model, ramp, min_requests, "
-                           "step_time, metrics, max_drop, alpha, rollback_on_alert, watch_window, adapter)";
-        }
-        if (bad != NULL)
-            break;
-    }
-    if (bad == NULL && (run == NULL || provider == NULL || model == NULL))
-        bad = run == NULL ? "run_id" : provider == NULL ? "provider" : "model", why = "is required";
-    if (bad != NULL) {
-        fail(req, 400, "invalid_value", bad, "%s: %s", bad, why);
-        cJSON_Delete(b);
-        return;
-    }
-    if (sv.provider == NULL)
-        sv.provider = (char *)provider;
-    char err[1024] = "", actor[300];
-    snprintf(actor, sizeof(actor), "loop:%s", run);
-    int r = gyre_deploy_begin_watch(h, &c, watch, route, run, provider, model, &sv, err, sizeof(err));
+    int r = gyre_deploy_begin_watch(h, &q.conf, q.watch_window_ms, route, q.run_id, q.provider, q.model, &q.serve,
+                                    err, sizeof(err));
     if (r == 0)
         respond_route(req, h, route, 201);
     else if (r == -EINVAL)
@@ -189,7 +79,7 @@ static void begin(gyre_worker_t *w, h2o_req_t *req, const gyre_deploy_host_t *h,
         fail(req, 404, "not_found", NULL, "%s", err);
     else
         fail(req, 502, "deploy_failed", NULL, "%s", err);
-    cJSON_Delete(b);
+    gyre_deploy_request_dispose(&q);
 }
 
 static int route_name_ok(const char *p, size_t n)
@@ -282,7 +172,7 @@ int gyre_api_deploy_handle(gyre_worker_t *w, h2o_req_t *req, h2o_iovec_t path)
     char route[257];
     snprintf(route, sizeof(route), "%.*s", (int)(slash - seg), seg);
     if (which == 0) {
-        begin(w, req, h, route);
+        begin(req, h, route);
         return 1;
     }
     const char *actor = w->super.config->auth.mode == GYRE_AUTH_KEYS ? "admin_token" : "anonymous";

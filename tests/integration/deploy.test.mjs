@@ -186,6 +186,16 @@ test('gyre deploy promotes and rolls back by hand; a vLLM adapter is loaded at b
   const g = await startGyre(config(dir, mock.v1));
   const env = { GYRE_ADMIN_TOKEN: ADMIN };
   try {
+    // A request that cannot be a deployment is refused naming its field; nothing changes.
+    const order = await api(g.url, 'POST', '/api/deploy/chat/begin', { run_id: 'x', provider: 'cand', model: 'm', ramp: [50, 25, 100] });
+    assert.equal(order.status, 400);
+    assert.equal(order.json.error.message, 'ramp[1]: must be above the step before it, from 1 to 100');
+    const unknown = await api(g.url, 'POST', '/api/deploy/chat/begin', { run_id: 'x', provider: 'cand', model: 'm', colour: 1 });
+    assert.equal(unknown.status, 400);
+    assert.equal(unknown.json.error.param, 'colour');
+    const noRoute = await api(g.url, 'POST', '/api/deploy/nope/begin', { run_id: 'x', provider: 'cand', model: 'm' });
+    assert.equal(noRoute.status, 404);
+    assert.equal(noRoute.json.error.message, "route: no route is named 'nope'");
     const begin = await api(g.url, 'POST', '/api/deploy/chat/begin', {
       run_id: 'lora-1', provider: 'vllm', model: adapter, adapter: { kind: 'vllm', name: 'support-v2' },
       ramp: [5, 25, 100], step_time: '10m',

@@ -10,6 +10,7 @@
 #include "control/state.h"
 #include "loop/deploy.h"
 #include "loop/deploy_int.h"
+#include "loop/serve.h"
 #include "store/store.h"
 #include "test.h"
 #include "trace/record.h"
@@ -112,6 +113,26 @@ TEST(deploy_an_equal_candidate_is_promoted_when_step_time_passes_unshown_worse)
     CHECK_STR(why, "the step ran its 10000 ms and nothing showed the candidate worse (n 5 and 15)");
 }
 
+TEST(deploy_a_candidate_shown_to_take_under_half_its_share_of_calls_is_rolled_back)
+{
+    gyre_deploy_conf_t c = conf_of(50, 0.02, 600000);
+    gyre_deploy_obs_t o = {.percent = 25, .nsignals = 1};
+    char why[512];
+    /* 400 calls: r(400, .05) = 0.0788; 18/400 + 0.0788 = 0.1239 < 0.125 shows the share under 12.5 %. */
+    o.cand[0] = (gyre_deploy_arm_t){18, 18};
+    o.inc[0] = (gyre_deploy_arm_t){382, 382};
+    CHECK_INT(gyre_deploy_decide(&c, &o, signal_names, 1000, 0, NULL, why, sizeof(why)), GYRE_DEPLOY_ROLLBACK);
+    CHECK_STR(why, "the candidate took 18 of 400 calls, shown below half its 25 %: it is not answering (an open "
+                   "breaker, a refused key?)");
+    /* 19 of 400 is not shown (0.1263); nor is 0 of 149 calls (r(149) = 0.1253). */
+    o.cand[0] = (gyre_deploy_arm_t){19, 19};
+    o.inc[0] = (gyre_deploy_arm_t){381, 381};
+    CHECK_INT(gyre_deploy_decide(&c, &o, signal_names, 1000, 0, NULL, why, sizeof(why)), GYRE_DEPLOY_HOLD);
+    o.cand[0] = (gyre_deploy_arm_t){0, 0};
+    o.inc[0] = (gyre_deploy_arm_t){149, 149};
+    CHECK_INT(gyre_deploy_decide(&c, &o, signal_names, 1000, 0, NULL, why, sizeof(why)), GYRE_DEPLOY_HOLD);
+}
+
 TEST(deploy_a_watched_scorer_shown_worse_rolls_back_even_without_errors)
 {
     gyre_deploy_conf_t c = conf_of(50, 0.02, 600000);
@@ -167,6 +188,53 @@ TEST(deploy_watch_report_flags_a_cluster_whose_quality_dropped_after_promotion)
     CHECK_INT(regressed, 0);
     CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r, "clusters")), 2);
     cJSON_Delete(r);
+}
+
+TEST(deploy_request_parse_takes_defaults_durations_and_an_adapter_and_names_a_bad_field)
+{
+    gyre_deploy_request_t q;
+    char param[64], err[256];
+    const char *ok = "{\"run_id\":\"r1\",\"provider\":\"vllm\",\"model\":\"/a\",\"step_time\":\"1500ms\","
+                     "\"watch_window\":\"2m\",\"metrics\":[\"no_refusal\"],\"adapter\":{\"kind\":\"vllm\","
+                     "\"name\":\"s2\"}}";
+    CHECK_INT(gyre_deploy_request_parse(ok, strlen(ok), &q, param, sizeof(param), err, sizeof(err)), 0);
+    CHECK_STR(q.run_id, "r1");
+    CHECK_INT(q.conf.nramp, 3);
+    CHECK_INT(q.conf.ramp[0], 5);
+    CHECK_INT(q.conf.min_requests, 50);
+    CHECK_INT(q.conf.step_time_ms, 1500);
+    CHECK_INT(q.watch_window_ms, 120000);
+    CHECK_INT(q.conf.nmetrics, 1);
+    CHECK_STR(q.conf.metrics[0], "no_refusal");
+    CHECK_INT(q.serve.adapter, GYRE_ADAPTER_VLLM);
+    CHECK_STR(q.serve.provider, "vllm"); /* the candidate's provider when the adapter names none */
+    CHECK_STR(q.serve.name, "s2");
+    gyre_deploy_request_dispose(&q);
+    const char *bad[][3] = {
+        {"{\"run_id\":\"r\",\"provider\":\"p\"}", "model", "model: is required"},
+        {"{\"run_id\":\"r\",\"provider\":\"p\",\"model\":\"m\",\"step_time\":\"10 minutes\"}", "step_time",
+         "step_time: must be milliseconds or a duration such as 500ms, 30s, 10m, 1h"},
+        {"{\"ramp\":[5,101]}", "ramp", "ramp: must be at most 8 whole percentages from 1 to 100"},
+        {"{\"adapter\":{\"kind\":\"tgi\"}}", "adapter.kind", "adapter.kind: must be none, vllm or llamacpp"},
+        {"[1]", "", "the body must be a JSON object of at most 65536 bytes"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CHECK_INT(gyre_deploy_request_parse(bad[i][0], strlen(bad[i][0]), &q, param, sizeof(param), err, sizeof(err)),
+                  -EINVAL);
+        CHECK_STR(param, bad[i][1]);
+        CHECK_STR(err, bad[i][2]);
+    }
+}
+
+TEST(deploy_llamacpp_adapter_id_is_found_by_its_path)
+{
+    const char *list = "[{\"id\":0,\"path\":\"/m/a.gguf\",\"scale\":0.0},{\"id\":3,\"path\":\"/m/b.gguf\","
+                       "\"scale\":1.0}]";
+    long id = -1;
+    CHECK_INT(gyre_serve_llamacpp_id(list, strlen(list), "/m/b.gguf", &id), 0);
+    CHECK_INT(id, 3);
+    CHECK_INT(gyre_serve_llamacpp_id(list, strlen(list), "/m/c.gguf", &id), -ENOENT);
+    CHECK_INT(gyre_serve_llamacpp_id("{}", 2, "/m/a.gguf", &id), -EPROTO);
 }
 
 /* ---- The whole deployment over a real state database and trace store, with a host that records. ---- */
