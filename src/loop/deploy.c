@@ -300,7 +300,11 @@ static char *route_at(const cJSON *incumbent, const char *route, const char *pro
         cJSON_AddItemToArray(targets, target(provider, model, (total > 0 ? total : 1) * percent));
         set_str(r, "strategy", "weighted");
     }
-    cJSON_ReplaceItemInObjectCaseSensitive(r, "targets", targets);
+    /* In place when the incumbent has targets (a route always has), so the JSON reads in the same order. */
+    if (cJSON_GetObjectItemCaseSensitive(r, "targets") != NULL)
+        cJSON_ReplaceItemInObjectCaseSensitive(r, "targets", targets);
+    else
+        cJSON_AddItemToObject(r, "targets", targets);
     char *s = cJSON_PrintUnformatted(r);
     cJSON_Delete(r);
     return s;
@@ -377,6 +381,19 @@ static int do_rollback(const gyre_deploy_host_t *h, cJSON *d, int64_t now_us, co
     return 0;
 }
 
+/* A tick's failure, logged when it changes: the same one each second (no store, a locked database) is said once. */
+static char last_logged[512];
+
+static void log_change(const char *run, const char *what, const char *err)
+{
+    char line[512];
+    snprintf(line, sizeof(line), "gyre: deploy %s: %s: %s\n", run, what, err);
+    if (strcmp(line, last_logged) == 0)
+        return;
+    snprintf(last_logged, sizeof(last_logged), "%s", line);
+    gyre_logf("%s", line);
+}
+
 /* ---- Observations ---- */
 
 static gyre_store_t *store_for(const gyre_deploy_host_t *h, char *err, size_t errlen)
@@ -435,7 +452,7 @@ static void tick_canary(const gyre_deploy_host_t *h, cJSON *d, int64_t now_us)
     size_t n = 0;
     if (s == NULL || gyre_deploy_collect(s, str(d, "route"), str(d, "provider"), str(d, "model"), started,
                                          now_us + 1, names + 1, c.nmetrics, 0, &t, &n, err, sizeof(err)) != 0) {
-        gyre_logf("gyre: deploy %s: observations: %s\n", str(d, "run_id"), err);
+        log_change(str(d, "run_id"), "observations", err);
         return;
     }
     gyre_deploy_obs_t o;
@@ -448,7 +465,7 @@ static void tick_canary(const gyre_deploy_host_t *h, cJSON *d, int64_t now_us)
     snprintf(actor, sizeof(actor), "loop:%s", str(d, "run_id"));
     if (v == GYRE_DEPLOY_ROLLBACK) {
         if (do_rollback(h, d, now_us, actor, why, obs_json(&o, names, c.alpha), err, sizeof(err)) != 0)
-            gyre_logf("gyre: deploy %s: rollback: %s\n", str(d, "run_id"), err);
+            log_change(str(d, "run_id"), "rollback", err);
         else if (h->notify != NULL) {
             char title[512];
             snprintf(title, sizeof(title), "gyre rolled back the canary of %s on route %s", str(d, "model"),
@@ -458,7 +475,7 @@ static void tick_canary(const gyre_deploy_host_t *h, cJSON *d, int64_t now_us)
     } else if (v == GYRE_DEPLOY_PROMOTE) {
         unsigned step = (unsigned)numv(d, "step") + 1;
         if (apply_step(h, d, step, actor, "deploy.promote", err, sizeof(err)) != 0) {
-            gyre_logf("gyre: deploy %s: promote: %s\n", str(d, "run_id"), err);
+            log_change(str(d, "run_id"), "promote", err);
             return;
         }
         set_num(d, "step_started_us", (double)now_us);
@@ -485,7 +502,7 @@ static void tick_watch(const gyre_deploy_host_t *h, cJSON *d, int64_t now_us)
     if (c.rollback_on_alert && h->alert_firing != NULL && h->alert_firing(h->ctx, str(d, "route"), rule, sizeof(rule)) == 1) {
         snprintf(why, sizeof(why), "alert '%s' fires on the route while it is watched", rule);
         if (do_rollback(h, d, now_us, actor, why, NULL, err, sizeof(err)) != 0)
-            gyre_logf("gyre: deploy %s: rollback: %s\n", str(d, "run_id"), err);
+            log_change(str(d, "run_id"), "rollback", err);
         return;
     }
     int64_t window = (int64_t)numv(d, "watch_window_ms") * 1000;
@@ -501,7 +518,7 @@ static void tick_watch(const gyre_deploy_host_t *h, cJSON *d, int64_t now_us)
         gyre_deploy_collect(s, str(d, "route"), str(d, "provider"), str(d, "model"), promoted, promoted + window,
                             names, c.nmetrics, 1, &after, &na, err, sizeof(err)) != 0) {
         free(before);
-        gyre_logf("gyre: deploy %s: watch: %s\n", str(d, "run_id"), err);
+        log_change(str(d, "run_id"), "watch", err);
         return;
     }
     int regressed = 0;
@@ -523,7 +540,7 @@ static void tick_watch(const gyre_deploy_host_t *h, cJSON *d, int64_t now_us)
         h->notify(h->ctx, title, why);
     }
     if (do_rollback(h, d, now_us, actor, why, NULL, err, sizeof(err)) != 0)
-        gyre_logf("gyre: deploy %s: rollback: %s\n", str(d, "run_id"), err);
+        log_change(str(d, "run_id"), "rollback", err);
 }
 
 void gyre_deploy_tick(const gyre_deploy_host_t *h, int64_t now_us)
@@ -552,7 +569,7 @@ void gyre_deploy_tick(const gyre_deploy_host_t *h, int64_t now_us)
             ndec != (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(docs[i], "decisions")) ||
             cJSON_GetObjectItemCaseSensitive(docs[i], "report") != NULL)
             if (save(h->state, docs[i], err, sizeof(err)) != 0)
-                gyre_logf("gyre: deploy %s: %s\n", str(docs[i], "run_id"), err);
+                log_change(str(docs[i], "run_id"), "saving", err);
         cJSON_Delete(docs[i]);
     }
     pthread_mutex_unlock(&dep_lock);
