@@ -14,7 +14,7 @@ const ADMIN = 'admin-token-0123456789abcdef';
 const READ = 'read-token-0123456789abcdef';
 const CLIENT = 'client-key-0123456789abcdef';
 
-function config(dir, base) {
+function config(dir, base, extra = '') {
   return `workers: 2
 store: {sqlite: "${path.join(dir, 'gyre.db')}"}
 state: "${path.join(dir, 'state.db')}"
@@ -26,7 +26,7 @@ providers:
 routes:
   - name: chat
     targets: [{provider: primary, model: gpt-4o-mini}]
-`;
+${extra}`;
 }
 
 async function api(url, method, p, body, token = ADMIN) {
@@ -259,6 +259,49 @@ test('a gyre restarted mid-canary keeps the step, its start time and the route i
     assert.deepEqual((await chatRoute(g.url)).targets, [
       { provider: 'primary', model: 'gpt-4o-mini', weight: 75 }, { provider: 'cand', model: 'gpt-4o', weight: 25 }]);
     for (let i = 0; i < 4; i++) assert.equal((await call(g.url)).status, 200);
+  } finally {
+    await g.stop();
+    await mock.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a candidate that regresses after full promotion is caught by the watch: notified, rolled back, no client answered an error', async () => {
+  const mock = await startMock();
+  const dir = tmpdir();
+  const g = await startGyre(config(dir, mock.v1, `notifiers:\n  - {name: ops, kind: webhook, url: "${mock.url}/_mock/hooks/ops"}\n`));
+  try {
+    const l = load(g.url, 2);
+    await sleep(1000); // the window before the deployment
+    const begin = await api(g.url, 'POST', '/api/deploy/chat/begin', {
+      run_id: 'w-1', provider: 'cand', model: 'gpt-4o', ramp: [50, 100], min_requests: 100000, step_time: '800ms',
+      watch_window: '1500ms',
+    });
+    assert.equal(begin.status, 201, begin.text);
+    await until(async () => (await status(g.url)).state === 'promoted', 'full promotion');
+    // Now the candidate fails every call: the incumbent, its fallback, answers each one.
+    await mock.configure({ fault: '500', fault_key: 'sk-cand' });
+    const d = await until(async () => {
+      const s = await status(g.url);
+      return s.state !== 'promoted' ? s : null;
+    }, 'the watch to decide');
+    const outcomes = await l.stop();
+    assert.equal(d.state, 'rolled_back');
+    const rb = d.decisions[d.decisions.length - 1];
+    assert.equal(rb.action, 'rollback');
+    assert.match(rb.why, /^cluster all: error_rate went from 0\.0000 to (0|1)\.\d{4} \(difference in \[/);
+    assert.equal(d.report.regressed, true);
+    assert.equal(d.report.clusters[0].signals.error_rate.regressed, true);
+    assert.deepEqual(outcomes.filter((o) => o.status !== 200).map((o) => `${o.status} ${o.text.slice(0, 200)}`), []);
+    assert.deepEqual(await chatRoute(g.url), {
+      targets: [{ provider: 'primary', model: 'gpt-4o-mini', weight: 1 }], fallbacks: [], overridden: false,
+    });
+    const hooks = await until(async () => {
+      const r = await (await fetch(`${mock.url}/_mock/hooks/ops`)).json();
+      return r.length > 0 ? r : null;
+    }, 'the notice');
+    const text = JSON.stringify(hooks[0]);
+    assert.ok(text.includes('gyre_deploy') && text.includes('gpt-4o regressed on route chat after its promotion'), text);
   } finally {
     await g.stop();
     await mock.stop();
