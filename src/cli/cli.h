@@ -57,6 +57,7 @@ int gyre_cmd_datasets(int argc, char **argv);
 int gyre_cmd_curate(int argc, char **argv);
 int gyre_cmd_gate(int argc, char **argv);
 int gyre_cmd_train(int argc, char **argv);
+int gyre_cmd_deploy(int argc, char **argv);
 
 extern const char gyre_serve_usage[];
 extern const char gyre_check_config_usage[];
@@ -75,6 +76,7 @@ extern const char gyre_datasets_usage[];
 extern const char gyre_curate_usage[];
 extern const char gyre_gate_usage[];
 extern const char gyre_train_usage[];
+extern const char gyre_deploy_usage[];
 
 /* ---- Shared by the trace-reading commands (defined in traces.c). ---- */
 

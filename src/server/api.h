@@ -68,6 +68,9 @@ struct gyre_api_work {
 };
 void gyre_api_submit_work(gyre_worker_t *w, h2o_req_t *req, gyre_api_work_t *work);
 
+/* /api/deploy (server/api_deploy.c): deployments' status, begin, promote, rollback.  1 when `path` is under it. */
+int gyre_api_deploy_handle(gyre_worker_t *w, h2o_req_t *req, h2o_iovec_t path);
+
 /* GET /api/alerts (server/api_alerts.c): 1 when `path` is it (answered), else 0. */
 int gyre_api_alerts_handle(gyre_worker_t *w, h2o_req_t *req, h2o_iovec_t path);
 

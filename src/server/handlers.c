@@ -605,6 +605,10 @@ static int access_allowed(gyre_stage_ctx_t *c)
     if (need == GYRE_NEED_READ && h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST")) &&
         h2o_memis(req->path_normalized.base, req->path_normalized.len, H2O_STRLIT("/api/datasets")))
         need = GYRE_NEED_ADMIN;
+    /* POST /api/deploy/{route}/begin|promote|rollback changes a route: the admin token (GET stays reading). */
+    if (need == GYRE_NEED_READ && !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
+        req->path_normalized.len > 12 && memcmp(req->path_normalized.base, "/api/deploy/", 12) == 0)
+        need = GYRE_NEED_ADMIN;
     h2o_iovec_t authz = header_value(req, H2O_STRLIT("authorization"));
     h2o_iovec_t xkey = header_value(req, H2O_STRLIT("x-api-key"));
     const gyre_client_dialect_t *client =

@@ -29,6 +29,7 @@
 #include "control/probe.h"
 #include "loop/cluster.h"
 #include "control/alerts.h"
+#include "server/deploy_host.h"
 #include "control/limits.h"
 #include "loop/guard.h"
 #include "metrics/metrics.h"
@@ -399,6 +400,8 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
 
     if (gyre_server_scoring_start(s) != 0)
         return 1;
+    if (gyre_server_deploy_start(s) != 0) /* canary deployments' tick (server/deploy_host.h) */
+        return 1;
 
     check_fd_limit(config);
 
@@ -443,6 +446,7 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
     s->access_log = NULL;
     gyre_cluster_sched_stop(s->clusters); /* waits for a clustering in progress */
     s->clusters = NULL;
+    gyre_server_deploy_stop(s); /* before the alerts and notifiers it reads and sends to */
     /* The alert engine first: its thread sends notices, so the sender must outlive it (a resolve sent as it
      * stops still goes out within the grace). */
     gyre_server_alerts_stop(s);
