@@ -327,3 +327,40 @@ test('the runs API: the admin token starts a run, a spec error is a 400 naming i
   assert.match(show.stdout, /^run {9}run_[0-9a-f]{16} \(api-check\)$/m);
   assert.match(show.stdout, /^status {6}failed at stage train: starting the openai training job: /m);
 });
+
+test('scheduled mode: gyre serve starts a run of each `loops:` spec on its schedule, and not again while it is due later', async () => {
+  const sdir = tmpdir('gyre-loop-sched-');
+  const spec = path.join(sdir, 'nightly.yaml');
+  fs.writeFileSync(spec, `name: nightly
+route: agents
+dataset: 0123456789abcdef0123456789abcdef
+train: {backend: openai, provider: mock, base_model: gpt-4o-mini, poll: 200ms}
+schedule: {every: 1h}
+`);
+  const g = await startGyre(`store: {sqlite: "${path.join(sdir, 'gyre.db')}"}
+auth: {read_token: ${READ}, admin_token: ${ADMIN}}
+loops: ["${spec}"]
+providers:
+  - {name: mock, kind: openai, base_url: "${mock.v1}", keys: [sk-x], direct: true}
+routes:
+  - {name: agents, targets: [{provider: mock, model: gpt-4o-mini}]}
+`);
+  try {
+    let runs;
+    for (let i = 0; ; i++) {
+      runs = (await (await fetch(`${g.url}/api/loop/runs`, { headers: { authorization: `Bearer ${READ}` } })).json()).runs;
+      if (runs.length > 0 && runs[0].status !== 'running') break;
+      assert.ok(i < 200, JSON.stringify(runs));
+      await sleep(50);
+    }
+    assert.equal(runs.length, 1);
+    assert.deepEqual([runs[0].name, runs[0].trigger, runs[0].status], ['nightly', 'schedule:every', 'failed']);
+    // The next check (every 5 s) finds the last run an hour from due: no second run.
+    await sleep(5500);
+    runs = (await (await fetch(`${g.url}/api/loop/runs`, { headers: { authorization: `Bearer ${READ}` } })).json()).runs;
+    assert.equal(runs.length, 1);
+  } finally {
+    assert.equal((await g.stop()).code, 0);
+    fs.rmSync(sdir, { recursive: true, force: true });
+  }
+});
