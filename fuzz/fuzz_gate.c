@@ -46,8 +46,13 @@ static void roundtrip(const uint8_t *p, const uint8_t *end)
         {.kind = GYRE_GATE_CLUSTER, .max_drop = 0.05},
     };
     size_t nrules = p < end ? *p++ % 6 : 0;
-    gyre_gate_conf_t conf = {.scorers = names, .nscorers = 2, .rules = rules, .nrules = nrules,
-                             .confidence = 0.9, .resamples = 25, .seed = p < end ? *p++ : 1};
+    gyre_gate_conf_t conf = {.scorers = names,
+                             .nscorers = 2,
+                             .rules = rules,
+                             .nrules = nrules,
+                             .confidence = 0.9,
+                             .resamples = 25,
+                             .seed = p < end ? *p++ : 1};
     gyre_gate_obs_t obs[12];
     size_t n = 0;
     memset(obs, 0, sizeof(obs));
@@ -67,8 +72,8 @@ static void roundtrip(const uint8_t *p, const uint8_t *end)
         }
         n++;
     }
-    gyre_gate_input_t in = {.candidate = "c/m", .incumbent = "i/m", .dataset = "d", .conf = &conf, .obs = obs,
-                            .nobs = n};
+    gyre_gate_input_t in = {
+        .candidate = "c/m", .incumbent = "i/m", .dataset = "d", .conf = &conf, .obs = obs, .nobs = n};
     gyre_buf_t j, md;
     gyre_buf_init(&j, 1 << 20);
     gyre_buf_init(&md, 1 << 20);
@@ -136,9 +141,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
         break;
     }
-    default:
-        roundtrip(data + 1, data + size);
-        break;
+    default: roundtrip(data + 1, data + size); break;
     }
     return 0;
 }

@@ -118,8 +118,13 @@ static int cmd_run(int argc, char **argv)
     int json = 0, rc = 2;
     char *scorers[GYRE_LOOP_MAX_SCORERS];
     gyre_gate_rule_t rules[MAX_RULES];
-    gyre_gate_conf_t conf = {.scorers = scorers, .rules = rules, .confidence = 0.95, .resamples = 2000,
-                             .limit = 500, .concurrency = 4, .seed = 1};
+    gyre_gate_conf_t conf = {.scorers = scorers,
+                             .rules = rules,
+                             .confidence = 0.95,
+                             .resamples = 2000,
+                             .limit = 500,
+                             .concurrency = 4,
+                             .seed = 1};
     for (int i = 0; i < argc; i++) {
         int r;
         unsigned long long n;
@@ -188,7 +193,8 @@ static int cmd_run(int argc, char **argv)
     }
     rc = 1;
     gyre_config_errors_t errs = {0};
-    gyre_config_t *c = config_path != NULL ? gyre_config_load_unresolved(config_path, &errs) : gyre_config_default(&errs);
+    gyre_config_t *c =
+        config_path != NULL ? gyre_config_load_unresolved(config_path, &errs) : gyre_config_default(&errs);
     if (c == NULL) {
         for (size_t i = 0; i < errs.count; i++)
             fprintf(stderr, "%s\n", errs.items[i]);
@@ -281,7 +287,8 @@ static int cmd_verify(int argc, char **argv)
     gyre_buf_init(&b, GYRE_GATE_REPORT_MAX);
     int fr = gyre_buf_append_file(&b, path);
     if (fr != 0) {
-        fprintf(stderr, "gyre gate verify: %s: %s\n", path, fr == -E2BIG ? "larger than a report may be" : strerror(-fr));
+        fprintf(stderr, "gyre gate verify: %s: %s\n", path,
+                fr == -E2BIG ? "larger than a report may be" : strerror(-fr));
         gyre_buf_dispose(&b);
         return 1;
     }

@@ -105,7 +105,8 @@ static void metric_compute(metric_t *m, const double *a, const double *b, size_t
         m->mean_cand = mean(a, n);
         m->mean_inc = mean(b, n);
     }
-    gyre_stats_bootstrap(m->kind, a, b, n, conf->resamples, conf->confidence, gyre_stats_seed(conf->seed, m->name), &m->ci);
+    gyre_stats_bootstrap(m->kind, a, b, n, conf->resamples, conf->confidence, gyre_stats_seed(conf->seed, m->name),
+                         &m->ci);
 }
 
 /* A side's value for scorer k: a failed call counts 0 (it gave no good answer); NaN: no value. */
@@ -261,16 +262,28 @@ static void json_side(gyre_buf_t *j, const gyre_gate_side_t *s, size_t nscorers)
 static const char *rule_metric_name(const gyre_gate_rule_t *r)
 {
     switch (r->kind) {
+    case GYRE_GATE_COST: return "cost";
+    case GYRE_GATE_LATENCY_P95: return "latency_p95";
+    case GYRE_GATE_ERROR_RATE: return "error_rate";
+    case GYRE_GATE_CLUSTER: return "cluster_max_drop";
+    default: return r->scorer;
+    }
+}
+
+/* Whether rule r is about overall metric k (the scorers in order, then cost, latency_p95, error_rate). */
+static int rule_applies(const gyre_gate_rule_t *r, size_t k, const gyre_gate_conf_t *conf)
+{
+    switch (r->kind) {
+    case GYRE_GATE_SCORER:
+        return k < conf->nscorers && strcmp(r->scorer, conf->scorers[k]) == 0;
     case GYRE_GATE_COST:
-        return "cost";
+        return k == conf->nscorers;
     case GYRE_GATE_LATENCY_P95:
-        return "latency_p95";
+        return k == conf->nscorers + 1;
     case GYRE_GATE_ERROR_RATE:
-        return "error_rate";
-    case GYRE_GATE_CLUSTER:
-        return "cluster_max_drop";
+        return k == conf->nscorers + 2;
     default:
-        return r->scorer;
+        return 0;
     }
 }
 
@@ -305,7 +318,8 @@ static void json_conf(gyre_buf_t *j, const gyre_gate_conf_t *conf, const rules_t
     gyre_buf_appends(j, "],\"confidence\":");
     num(j, conf->confidence);
     /* The seed as a string: a JSON number is a double to most readers, and a 64-bit seed would lose bits. */
-    gyre_buf_appendf(j, ",\"resamples\":%u,\"limit\":%u,\"concurrency\":%u,\"seed\":\"%" PRIu64 "\",\"default_rules\":%s}",
+    gyre_buf_appendf(j,
+                     ",\"resamples\":%u,\"limit\":%u,\"concurrency\":%u,\"seed\":\"%" PRIu64 "\",\"default_rules\":%s}",
                      conf->resamples, conf->limit, conf->concurrency, conf->seed, rs->defaulted ? "true" : "false");
 }
 
@@ -422,10 +436,10 @@ int gyre_gate_decide(const gyre_gate_input_t *in, gyre_buf_t *report_json, gyre_
                 cluster_max = r->max_drop;
             continue;
         }
-        const metric_t *m = r->kind == GYRE_GATE_SCORER ? &ms[scorer_index(conf, r->scorer)]
-                            : r->kind == GYRE_GATE_COST  ? &ms[conf->nscorers]
+        const metric_t *m = r->kind == GYRE_GATE_SCORER        ? &ms[scorer_index(conf, r->scorer)]
+                            : r->kind == GYRE_GATE_COST        ? &ms[conf->nscorers]
                             : r->kind == GYRE_GATE_LATENCY_P95 ? &ms[conf->nscorers + 1]
-                                                                : &ms[conf->nscorers + 2];
+                                                               : &ms[conf->nscorers + 2];
         judge_rule(r, m, confidence, v);
         if (!v->pass) {
             all = 0;
@@ -441,9 +455,10 @@ int gyre_gate_decide(const gyre_gate_input_t *in, gyre_buf_t *report_json, gyre_
                 cpass[x] = !cheld[x] || -m->ci.point <= cluster_max + SLACK;
                 if (!cpass[x]) {
                     char *why = reasons[nreasons++];
-                    snprintf(why, sizeof(*reasons), "cluster %s, %s: the candidate is worse by %.4f (%.3f against %.3f), "
-                             "more than %g (cluster_max_drop)", names[c], conf->scorers[k], -m->ci.point,
-                             m->mean_cand, m->mean_inc, cluster_max);
+                    snprintf(why, sizeof(*reasons),
+                             "cluster %s, %s: the candidate is worse by %.4f (%.3f against %.3f), "
+                             "more than %g (cluster_max_drop)",
+                             names[c], conf->scorers[k], -m->ci.point, m->mean_cand, m->mean_inc, cluster_max);
                     all = 0;
                 }
             }
@@ -473,9 +488,9 @@ int gyre_gate_decide(const gyre_gate_input_t *in, gyre_buf_t *report_json, gyre_
             gyre_buf_appends(j, k ? ",{\"metric\":" : "{\"metric\":");
             str(j, m->name);
             gyre_buf_appendf(j, ",\"statistic\":\"%s\",\"n\":%zu,\"incumbent\":",
-                             m->kind == GYRE_STATS_MEAN_DIFF ? "mean difference"
+                             m->kind == GYRE_STATS_MEAN_DIFF  ? "mean difference"
                              : m->kind == GYRE_STATS_MEAN_REL ? "relative increase of the mean"
-                                                             : "relative increase of the p95",
+                                                              : "relative increase of the p95",
                              m->n);
             num(j, m->mean_inc);
             gyre_buf_appends(j, ",\"candidate\":");
@@ -488,11 +503,7 @@ int gyre_gate_decide(const gyre_gate_input_t *in, gyre_buf_t *report_json, gyre_
             size_t nr = 0;
             for (size_t i = 0; i < rs.n; i++) {
                 const gyre_gate_rule_t *r = &rs.r[i];
-                int mine = (r->kind == GYRE_GATE_SCORER && k < conf->nscorers && strcmp(r->scorer, conf->scorers[k]) == 0) ||
-                           (r->kind == GYRE_GATE_COST && k == conf->nscorers) ||
-                           (r->kind == GYRE_GATE_LATENCY_P95 && k == conf->nscorers + 1) ||
-                           (r->kind == GYRE_GATE_ERROR_RATE && k == conf->nscorers + 2);
-                if (!mine)
+                if (!rule_applies(r, k, conf))
                     continue;
                 gyre_buf_appends(j, nr++ ? ",{\"rule\":" : "{\"rule\":");
                 str(j, vs[i].rule);
@@ -550,8 +561,7 @@ int gyre_gate_decide(const gyre_gate_input_t *in, gyre_buf_t *report_json, gyre_
                          "Candidate `%s` against incumbent `%s` on dataset `%s`: %zu held-out lines, paired "
                          "bootstrap intervals at %g %% (%u resamples, seed %" PRIu64 ").%s\n\n",
                          in->candidate ? in->candidate : "?", in->incumbent ? in->incumbent : "?",
-                         in->dataset ? in->dataset : "?", in->nobs, confidence * 100,
-                         conf->resamples, conf->seed,
+                         in->dataset ? in->dataset : "?", in->nobs, confidence * 100, conf->resamples, conf->seed,
                          rs.defaulted ? " No rules were given: every scorer may drop by 0.01 at most." : "");
         gyre_buf_appends(md, "Scores read higher-is-better (a judge's score, a heuristic's pass as 1 or 0; a failed "
                              "call counts 0). Cost and latency differences are relative.\n\n");
@@ -569,11 +579,7 @@ int gyre_gate_decide(const gyre_gate_input_t *in, gyre_buf_t *report_json, gyre_
             int any = 0, ok = 1;
             for (size_t i = 0; i < rs.n; i++) {
                 const gyre_gate_rule_t *r = &rs.r[i];
-                int mine = (r->kind == GYRE_GATE_SCORER && k < conf->nscorers && strcmp(r->scorer, conf->scorers[k]) == 0) ||
-                           (r->kind == GYRE_GATE_COST && k == conf->nscorers) ||
-                           (r->kind == GYRE_GATE_LATENCY_P95 && k == conf->nscorers + 1) ||
-                           (r->kind == GYRE_GATE_ERROR_RATE && k == conf->nscorers + 2);
-                if (!mine)
+                if (!rule_applies(r, k, conf))
                     continue;
                 gyre_buf_appendf(md, "%s%s", any++ ? "; " : "", vs[i].rule);
                 ok &= vs[i].pass;
@@ -583,8 +589,10 @@ int gyre_gate_decide(const gyre_gate_input_t *in, gyre_buf_t *report_json, gyre_
         if (nc > 0 && conf->nscorers > 0) {
             gyre_buf_appendf(md, "\n## Per cluster\n\n");
             if (cluster_max >= 0)
-                gyre_buf_appendf(md, "Rule: no cluster of %u lines or more worse by more than %g on any scorer "
-                                     "(the point estimate).\n\n", GYRE_GATE_CLUSTER_MIN, cluster_max);
+                gyre_buf_appendf(md,
+                                 "Rule: no cluster of %u lines or more worse by more than %g on any scorer "
+                                 "(the point estimate).\n\n",
+                                 GYRE_GATE_CLUSTER_MIN, cluster_max);
             gyre_buf_appends(md, "| cluster | lines | scorer | incumbent | candidate | difference [CI] | result |\n"
                                  "| --- | ---: | --- | ---: | ---: | --- | --- |\n");
             for (size_t c = 0; c < nc; c++)
@@ -598,9 +606,10 @@ int gyre_gate_decide(const gyre_gate_input_t *in, gyre_buf_t *report_json, gyre_
                     gyre_buf_appends(md, " | ");
                     md_diff(md, m->kind, &m->ci, m->n);
                     gyre_buf_appendf(md, " | %s |\n",
-                                     cluster_max < 0 ? "-" : !cheld[x] ? "not held (too few lines)"
-                                                         : cpass[x]    ? "PASS"
-                                                                       : "**FAIL**");
+                                     cluster_max < 0 ? "-"
+                                     : !cheld[x]     ? "not held (too few lines)"
+                                     : cpass[x]      ? "PASS"
+                                                     : "**FAIL**");
                 }
         }
         gyre_buf_appendf(md, "\n## Verdict\n\n**%s**", all ? "PASS" : "FAIL");
@@ -753,7 +762,9 @@ int gyre_gate_decide_report(const char *report_json, size_t len, char *err, size
             goto out;
         } else if (strcmp(metric, "cost") == 0 || strcmp(metric, "latency_p95") == 0 ||
                    strcmp(metric, "error_rate") == 0) {
-            r->kind = metric[0] == 'c' ? GYRE_GATE_COST : metric[0] == 'l' ? GYRE_GATE_LATENCY_P95 : GYRE_GATE_ERROR_RATE;
+            r->kind = metric[0] == 'c'   ? GYRE_GATE_COST
+                      : metric[0] == 'l' ? GYRE_GATE_LATENCY_P95
+                                         : GYRE_GATE_ERROR_RATE;
             if (get_number(x, "max_increase", 0, &r->max_increase, err, errlen, w) != 0)
                 goto out;
         } else {
@@ -839,8 +850,8 @@ int gyre_gate_decide_report(const char *report_json, size_t len, char *err, size
     rc = passed;
     const cJSON *stored = cJSON_GetObjectItemCaseSensitive(root, "passed");
     if (cJSON_IsBool(stored) && cJSON_IsTrue(stored) != passed)
-        gyre_errf(err, errlen, "gate report: it says %s, its observations give %s", cJSON_IsTrue(stored) ? "pass" : "fail",
-                  passed ? "pass" : "fail");
+        gyre_errf(err, errlen, "gate report: it says %s, its observations give %s",
+                  cJSON_IsTrue(stored) ? "pass" : "fail", passed ? "pass" : "fail");
 out:
     free(obs);
     cJSON_Delete(root);

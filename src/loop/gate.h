@@ -72,20 +72,21 @@
 #define GYRE_GATE_CLUSTER_NAME 24
 
 typedef struct gyre_gate_env {
-    const gyre_config_t *config;          /* the scorers, the prices */
+    const gyre_config_t *config; /* the scorers, the prices */
     const gyre_gate_conf_t *conf;
-    const char *dataset_dir;              /* heldout.jsonl (and manifest.json: each line's trace and cluster) */
-    const char *candidate, *incumbent;    /* the `model` values sent to gyre ("provider/model", direct addressing) */
-    gyre_httpc_url_t url;                 /* gyre's own listener, .../v1/chat/completions */
-    const char *key;                      /* gyre's internal key */
+    const char *dataset_dir;           /* heldout.jsonl (and manifest.json: each line's trace and cluster) */
+    const char *candidate, *incumbent; /* the `model` values sent to gyre ("provider/model", direct addressing) */
+    gyre_httpc_url_t url;              /* gyre's own listener, .../v1/chat/completions */
+    const char *key;                   /* gyre's internal key */
+    /* Called from the replay threads (any of them) after each call: done and total count calls, two per line. */
     void (*progress)(void *ctx, unsigned done, unsigned total);
     void *progress_ctx;
 } gyre_gate_env_t;
 
 /* Replays, scores, compares, decides.  report_json/report_md filled; *passed 1 or 0.  Negative errno when the
  * gate could not run at all (err says why). */
-int gyre_gate_run(const gyre_gate_env_t *env, gyre_buf_t *report_json, gyre_buf_t *report_md, int *passed,
-                  char *err, size_t errlen);
+int gyre_gate_run(const gyre_gate_env_t *env, gyre_buf_t *report_json, gyre_buf_t *report_md, int *passed, char *err,
+                  size_t errlen);
 /* The decision again from a stored report alone (its paired observations, seed, rules): 1 pass, 0 fail, <0 bad
  * report (err says what).  When the report's own "passed" differs from the recomputed verdict, err says so (the
  * recomputed verdict is still returned). */
@@ -95,15 +96,15 @@ int gyre_gate_decide_report(const char *report_json, size_t len, char *err, size
 
 /* One side of a pair: what one replayed call gave. */
 typedef struct gyre_gate_side {
-    int error;                                /* 1: status >= 400 or no answer */
-    double latency_ms;                        /* measured around the call */
-    double cost_usd;                          /* NaN: unknown */
-    double scores[GYRE_LOOP_MAX_SCORERS];     /* per conf->scorers[k]; NaN: the scorer gave no value */
+    int error;                            /* 1: status >= 400 or no answer */
+    double latency_ms;                    /* measured around the call */
+    double cost_usd;                      /* NaN: unknown */
+    double scores[GYRE_LOOP_MAX_SCORERS]; /* per conf->scorers[k]; NaN: the scorer gave no value */
 } gyre_gate_side_t;
 
 typedef struct gyre_gate_obs {
-    unsigned line;                         /* heldout.jsonl's line, from 1 */
-    char cluster[GYRE_GATE_CLUSTER_NAME];  /* the manifest's cluster ("-1": none), or "all" */
+    unsigned line;                        /* heldout.jsonl's line, from 1 */
+    char cluster[GYRE_GATE_CLUSTER_NAME]; /* the manifest's cluster ("-1": none), or "all" */
     gyre_gate_side_t cand, inc;
 } gyre_gate_obs_t;
 
@@ -123,8 +124,8 @@ int gyre_gate_decide(const gyre_gate_input_t *in, gyre_buf_t *report_json, gyre_
 /* One held-out line split for the replay: `messages` gets the messages without the final assistant one (compact
  * JSON array), `tools` the line's tools array (empty when none), `reference` the final answer's text (its content,
  * or its tool calls as "name(arguments)" lines).  0, or -EINVAL with err naming the field. */
-int gyre_gate_split_line(const char *line, size_t len, gyre_buf_t *messages, gyre_buf_t *tools,
-                         gyre_buf_t *reference, char *err, size_t errlen);
+int gyre_gate_split_line(const char *line, size_t len, gyre_buf_t *messages, gyre_buf_t *tools, gyre_buf_t *reference,
+                         char *err, size_t errlen);
 /* The clusters of heldout.jsonl's lines 1..nlines from a manifest's provenance (`examples`: {file
  * "heldout.jsonl", line, cluster}): clusters[i] gets line i+1's cluster as a decimal ("-1": the line had none).
  * Returns 1 when the manifest names every line, 0 when it does not (then every line is "all": a partial map

@@ -62,8 +62,8 @@ static void message_text(const cJSON *m, gyre_buf_t *out)
     }
 }
 
-int gyre_gate_split_line(const char *line, size_t len, gyre_buf_t *messages, gyre_buf_t *tools,
-                         gyre_buf_t *reference, char *err, size_t errlen)
+int gyre_gate_split_line(const char *line, size_t len, gyre_buf_t *messages, gyre_buf_t *tools, gyre_buf_t *reference,
+                         char *err, size_t errlen)
 {
     if (len > GYRE_GATE_LINE_MAX) {
         gyre_errf(err, errlen, "longer than %zu bytes", GYRE_GATE_LINE_MAX);
@@ -180,7 +180,7 @@ int gyre_gate_manifest_clusters(const char *manifest, size_t len, char (*cluster
 /* ---- The replay ---- */
 
 typedef struct line {
-    unsigned number; /* heldout.jsonl's line, from 1 */
+    unsigned number;                  /* heldout.jsonl's line, from 1 */
     char *request_cand, *request_inc; /* the two request bodies */
     size_t len_cand, len_inc;
     char *reference; /* meta_json {"reference": the line's answer}, for the judges */
@@ -197,7 +197,8 @@ typedef struct replay {
     gyre_gate_obs_t *obs;
     size_t n;
     pthread_mutex_t mu;
-    size_t next, done; /* calls: 2 per line */
+    size_t next, done;   /* calls: 2 per line */
+    char first_err[256]; /* why the first failed call failed (under mu) */
 } replay_t;
 
 static double now_ms(void)
@@ -244,15 +245,25 @@ static void replay_one(replay_t *r, const line_t *l, int s, gyre_gate_side_t *si
     cJSON *o = rc == 0 && status >= 200 && status < 400 ? cJSON_ParseWithLength(answer.base, answer.len) : NULL;
     const cJSON *choices = cJSON_GetObjectItemCaseSensitive(o, "choices");
     const cJSON *msg = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(choices, 0), "message");
-    if (!cJSON_IsObject(msg))
+    if (!cJSON_IsObject(msg)) {
+        pthread_mutex_lock(&r->mu);
+        if (r->first_err[0] == '\0') {
+            if (rc != 0)
+                snprintf(r->first_err, sizeof(r->first_err), "%s", err);
+            else if (status >= 400)
+                snprintf(r->first_err, sizeof(r->first_err), "gyre answered %d", status);
+            else
+                snprintf(r->first_err, sizeof(r->first_err), "the answer is not a chat completion");
+        }
+        pthread_mutex_unlock(&r->mu);
         goto out;
+    }
     side->error = 0;
     const cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "usage");
     int64_t pt = usage_int(u, "prompt_tokens"), ct = usage_int(u, "completion_tokens");
     int64_t cached = usage_int(cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens_details"), "cached_tokens");
-    const gyre_price_t *pr = r->model[s] != NULL
-                                 ? gyre_prices_lookup(r->prov_prices[s], r->table, r->model[s], strlen(r->model[s]))
-                                 : NULL;
+    const gyre_price_t *pr =
+        r->model[s] != NULL ? gyre_prices_lookup(r->prov_prices[s], r->table, r->model[s], strlen(r->model[s])) : NULL;
     if (pr != NULL && pt >= 0 && ct >= 0)
         side->cost_usd = gyre_prices_cost(pr, pt, cached > 0 ? cached : 0, ct);
 
@@ -279,8 +290,7 @@ static void replay_one(replay_t *r, const line_t *l, int s, gyre_gate_side_t *si
     gyre_buf_t scratch;
     gyre_buf_init(&scratch, GYRE_GATE_ANSWER_MAX + GYRE_GATE_LINE_MAX * 3);
     gyre_example_t ex;
-    if (gyre_corpus_example_from_row(&row, body, blen, answer.base, answer.len, &scratch, &ex, err, sizeof(err)) !=
-        0) {
+    if (gyre_corpus_example_from_row(&row, body, blen, answer.base, answer.len, &scratch, &ex, err, sizeof(err)) != 0) {
         side->error = 1;
         gyre_buf_dispose(&scratch);
         goto out;
@@ -340,8 +350,7 @@ static void split_target(const char *t, char **provider, char **model)
     }
 }
 
-static int request_body(const char *model, const gyre_buf_t *messages, const gyre_buf_t *tools, char **out,
-                        size_t *len)
+static int request_body(const char *model, const gyre_buf_t *messages, const gyre_buf_t *tools, char **out, size_t *len)
 {
     gyre_buf_t b;
     gyre_buf_init(&b, messages->len + tools->len + strlen(model) * 6 + 64);
@@ -363,8 +372,8 @@ static int request_body(const char *model, const gyre_buf_t *messages, const gyr
     return 0;
 }
 
-int gyre_gate_run(const gyre_gate_env_t *env, gyre_buf_t *report_json, gyre_buf_t *report_md, int *passed,
-                  char *err, size_t errlen)
+int gyre_gate_run(const gyre_gate_env_t *env, gyre_buf_t *report_json, gyre_buf_t *report_md, int *passed, char *err,
+                  size_t errlen)
 {
     const gyre_gate_conf_t *conf = env->conf;
     *passed = 0;
@@ -382,7 +391,7 @@ int gyre_gate_run(const gyre_gate_env_t *env, gyre_buf_t *report_json, gyre_buf_
     gyre_buf_t file, mbuf;
     gyre_buf_init(&file, GYRE_GATE_HELDOUT_MAX);
     gyre_buf_init(&mbuf, GYRE_GATE_MANIFEST_MAX);
-    char (*clusters)[GYRE_GATE_CLUSTER_NAME] = NULL;
+    char(*clusters)[GYRE_GATE_CLUSTER_NAME] = NULL;
     gyre_scorer_set_t *set = NULL;
     gyre_prices_t *owned_table = NULL;
     char *parts[4] = {NULL, NULL, NULL, NULL};
@@ -409,8 +418,7 @@ int gyre_gate_run(const gyre_gate_env_t *env, gyre_buf_t *report_json, gyre_buf_
         owned_table = fr == 0 ? gyre_prices_parse(mbuf.base ? mbuf.base : "", mbuf.len, why, sizeof(why)) : NULL;
         gyre_buf_reset(&mbuf);
         if (owned_table == NULL) {
-            gyre_errf(err, errlen, "gate: prices %s: %s", env->config->prices_file,
-                      fr != 0 ? strerror(-fr) : why);
+            gyre_errf(err, errlen, "gate: prices %s: %s", env->config->prices_file, fr != 0 ? strerror(-fr) : why);
             goto out;
         }
     } else {
@@ -437,7 +445,7 @@ int gyre_gate_run(const gyre_gate_env_t *env, gyre_buf_t *report_json, gyre_buf_
     /* The lines: offsets of each non-empty line. */
     size_t nlines = 0, cap = 0;
     size_t(*spans)[2] = NULL;
-    for (size_t at = 0, no = 0; at < file.len; no++) {
+    for (size_t at = 0; at < file.len;) {
         const char *nl = memchr(file.base + at, '\n', file.len - at);
         size_t end = nl != NULL ? (size_t)(nl - file.base) : file.len;
         if (nlines == cap) {
@@ -450,7 +458,6 @@ int gyre_gate_run(const gyre_gate_env_t *env, gyre_buf_t *report_json, gyre_buf_
         spans[nlines][1] = end;
         nlines++;
         at = end + 1;
-        (void)no;
     }
     /* A trailing empty line is not a line of the file. */
     while (nlines > 0 && spans[nlines - 1][0] == spans[nlines - 1][1])
@@ -556,6 +563,11 @@ int gyre_gate_run(const gyre_gate_env_t *env, gyre_buf_t *report_json, gyre_buf_
     for (unsigned t = 0; t < started; t++)
         pthread_join(th[t], NULL);
     pthread_mutex_destroy(&r.mu);
+    /* Not one call answered, on either side: gyre is not there (or refuses the key), which says nothing of the
+     * candidate; the gate did not run rather than failing it. */
+    size_t answered = 0;
+    for (size_t i = 0; i < r.n; i++)
+        answered += !r.obs[i].cand.error || !r.obs[i].inc.error;
 
     char dataset[256];
     const char *slash = strrchr(env->dataset_dir, '/');
@@ -568,7 +580,12 @@ int gyre_gate_run(const gyre_gate_env_t *env, gyre_buf_t *report_json, gyre_buf_
                             .conf = conf,
                             .obs = r.obs,
                             .nobs = r.n};
-    rc = gyre_gate_decide(&in, report_json, report_md, passed, err, errlen);
+    if (answered == 0) {
+        gyre_errf(err, errlen, "gate: no replayed call was answered, by either model (the first: %s)", r.first_err);
+        rc = -EIO;
+    } else {
+        rc = gyre_gate_decide(&in, report_json, report_md, passed, err, errlen);
+    }
     for (size_t i = 0; i < r.n; i++) {
         free(r.lines[i].request_cand);
         free(r.lines[i].request_inc);

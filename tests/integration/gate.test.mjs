@@ -61,8 +61,8 @@ after(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function gate(candidate, incumbent, rules, out) {
-  const args = ['gate', 'run', '--config', path.join(gyre.dir, 'gyre.yaml'), '--url', gyre.url, '--key', CLIENT_KEY,
+function gate(candidate, incumbent, rules, out, { url = gyre.url, key = CLIENT_KEY } = {}) {
+  const args = ['gate', 'run', '--config', path.join(gyre.dir, 'gyre.yaml'), '--url', url, '--key', key,
     '--dataset', dataset, '--candidate', candidate, '--incumbent', incumbent, '--scorer', 'correct',
     '--scorer', 'replied', '--resamples', '500', '--concurrency', '4', '--seed', '7', '--out', out, '--json'];
   for (const r of rules) args.push('--rule', r);
@@ -156,6 +156,13 @@ test('gate run: a dearer candidate fails a cost rule of no increase', async () =
   const report = JSON.parse(r.stdout);
   assert.equal(report.reasons.length, 1);
   assert.match(report.reasons[0], /^cost per request \(USD\): the 95 % interval's upper bound \+\d+\.\d\d % is above \+0 % \(max_increase\)$/);
+});
+
+test('gate run: when no call is answered by either model the gate did not run, and says why', async () => {
+  const r = await gate('good/gpt-4o-mini', 'good/gpt-4o', [], path.join(dir, 'nokey'), { key: 'sk-not-a-client-key-0123' });
+  assert.equal(r.code, 1);
+  assert.equal(r.stdout, '');
+  assert.equal(r.stderr, 'gyre gate run: gate: no replayed call was answered, by either model (the first: gyre answered 401)\n');
 });
 
 test('gate verify recomputes the stored verdict, and follows the observations of a tampered report', async () => {

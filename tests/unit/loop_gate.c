@@ -159,15 +159,22 @@ static void plant(gyre_gate_obs_t *o, size_t n, double cand, double inc)
 
 static gyre_gate_conf_t conf_with(gyre_gate_rule_t *rules, size_t nrules)
 {
-    gyre_gate_conf_t c = {.scorers = scorer_names, .nscorers = 2, .rules = rules, .nrules = nrules,
-                          .confidence = 0.95, .resamples = 500, .limit = 500, .concurrency = 4, .seed = 1};
+    gyre_gate_conf_t c = {.scorers = scorer_names,
+                          .nscorers = 2,
+                          .rules = rules,
+                          .nrules = nrules,
+                          .confidence = 0.95,
+                          .resamples = 500,
+                          .limit = 500,
+                          .concurrency = 4,
+                          .seed = 1};
     return c;
 }
 
 static int decide(const gyre_gate_conf_t *c, const gyre_gate_obs_t *o, size_t n, gyre_buf_t *json, gyre_buf_t *md)
 {
-    gyre_gate_input_t in = {.candidate = "p/cand", .incumbent = "p/inc", .dataset = "ds", .conf = c, .obs = o,
-                            .nobs = n};
+    gyre_gate_input_t in = {
+        .candidate = "p/cand", .incumbent = "p/inc", .dataset = "ds", .conf = c, .obs = o, .nobs = n};
     int passed = -1;
     char err[256] = "";
     int rc = gyre_gate_decide(&in, json, md, &passed, err, sizeof(err));
@@ -190,7 +197,8 @@ TEST(gate_a_better_candidate_passes)
     CHECK_INT(decide(&c, o, 20, &j, &md), 1);
     CHECK(strstr(j.base, "\"passed\":true,\"reasons\":[]") != NULL);
     CHECK(strstr(md.base, "# Eval gate: PASS") != NULL);
-    CHECK(strstr(md.base, "| correct | 0.600 | 0.900 | +0.300 [+0.300, +0.300] | difference >= -0.01 | PASS |") != NULL);
+    CHECK(strstr(md.base, "| correct | 0.600 | 0.900 | +0.300 [+0.300, +0.300] | difference >= -0.01 | PASS |") !=
+          NULL);
     gyre_buf_dispose(&j);
     gyre_buf_dispose(&md);
 }
@@ -206,7 +214,8 @@ TEST(gate_a_candidate_worse_by_more_than_max_drop_fails_naming_the_metric)
     gyre_buf_init(&j, 1 << 20);
     gyre_buf_init(&md, 1 << 20);
     CHECK_INT(decide(&c, o, 20, &j, &md), 0);
-    CHECK(strstr(j.base, "\"reasons\":[\"correct: the 95 % interval's lower bound -0.1000 is below -0.05 (max_drop)\"]") !=
+    CHECK(strstr(j.base,
+                 "\"reasons\":[\"correct: the 95 % interval's lower bound -0.1000 is below -0.05 (max_drop)\"]") !=
           NULL);
     CHECK(strstr(md.base, "| correct | 0.600 | 0.500 | -0.100 [-0.100, -0.100] | difference >= -0.05 | **FAIL** |") !=
           NULL);
@@ -236,8 +245,9 @@ TEST(gate_a_cost_increase_beyond_max_increase_fails)
     gyre_buf_t j;
     gyre_buf_init(&j, 1 << 20);
     CHECK_INT(decide(&c, o, 20, &j, NULL), 0);
-    CHECK(strstr(j.base, "\"reasons\":[\"cost per request (USD): the 95 % interval's upper bound +30.00 % is above +10 % "
-                         "(max_increase)\"]") != NULL);
+    CHECK(strstr(j.base,
+                 "\"reasons\":[\"cost per request (USD): the 95 % interval's upper bound +30.00 % is above +10 % "
+                 "(max_increase)\"]") != NULL);
     r[0].max_increase = 0.35;
     CHECK_INT(decide(&c, o, 20, NULL, NULL), 1);
     gyre_buf_dispose(&j);
@@ -462,7 +472,8 @@ TEST(gate_split_line_drops_the_final_answer_and_keeps_it_as_the_reference)
     CHECK_INT(gyre_gate_split_line(call, strlen(call), &m, &t, &ref, err, sizeof(err)), 0);
     CHECK_STR(ref.base, "get_weather({\"city\":\"Oslo\"})");
     CHECK_INT(t.len, 0);
-    const char *noanswer = "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"user\",\"content\":\"b\"}]}";
+    const char *noanswer =
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"user\",\"content\":\"b\"}]}";
     CHECK_INT(gyre_gate_split_line(noanswer, strlen(noanswer), &m, &t, &ref, err, sizeof(err)), -EINVAL);
     CHECK_STR(err, "messages[1].role: the last message is not the assistant's answer");
     CHECK_INT(gyre_gate_split_line("{", 1, &m, &t, &ref, err, sizeof(err)), -EINVAL);
