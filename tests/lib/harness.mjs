@@ -15,7 +15,7 @@ export const SAN = BUILD.includes('san');
 export const SLOW = SAN ? 4 : 1;
 
 const SAN_ENV = {
-  ASAN_OPTIONS: 'detect_leaks=1:halt_on_error=1:abort_on_error=0:exitcode=86',
+  ASAN_OPTIONS: process.env.GYRE_ASAN_EXTRA ? `detect_leaks=1:halt_on_error=1:abort_on_error=0:exitcode=86:${process.env.GYRE_ASAN_EXTRA}` : 'detect_leaks=1:halt_on_error=1:abort_on_error=0:exitcode=86',
   UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1:exitcode=86',
   LSAN_OPTIONS: 'exitcode=86',
 };
