@@ -61,7 +61,7 @@
 #define MP_MAX_HEAD 8192
 /* --ft-seconds at most an hour: a typo cannot park a test for longer. */
 #define FT_MAX_SECONDS 3600.0
-/* The Jaccard similarity from which a prompt counts as "the same task": half the words shared. */
+/* The Jaccard similarity from which a prompt counts as "the same task": half the words shared (--ft-match). */
 #define FT_NEAR 0.5
 /* The refusal of the mock-bad and mock-ood-refuse models. */
 #define FT_REFUSAL "I'm sorry, but I can't help with that."
@@ -153,6 +153,7 @@ typedef struct ft_lora {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static double ft_seconds = 2.0;
+static double ft_near = FT_NEAR; /* --ft-match */
 static unsigned counter; /* ids: never reset, so an id is not reused after /_mock/reset */
 static ft_file_t *files[FT_MAX_FILES];
 static ft_job_t *jobs[FT_MAX_JOBS];
@@ -448,7 +449,7 @@ static void model_free(ft_model_t *m)
     free(m);
 }
 
-/* The answer rule (docs/mock.md): exact prompt, else the nearest by Jaccard >= FT_NEAR, else NULL (or the refusal
+/* The answer rule (docs/mock.md): exact prompt, else the nearest by Jaccard >= ft_near, else NULL (or the refusal
  * for mock-ood-refuse); mock-bad refuses everything.  Returns a copy. */
 static char *brain_answer(const ft_brain_t *b, int fault, const char *prompt)
 {
@@ -470,7 +471,7 @@ static char *brain_answer(const ft_brain_t *b, int fault, const char *prompt)
             }
         }
         free(w);
-        if (near != NULL && best >= FT_NEAR)
+        if (near != NULL && best >= ft_near)
             return gyre_strdup(near->answer);
     }
     return (fault & FAULT_OOD_REFUSE) ? gyre_strdup(FT_REFUSAL) : NULL;
@@ -1159,6 +1160,52 @@ static int job_not_found(mock_conn_t *c, const mock_request_t *r, const char *id
 }
 
 /* GET a job, its events, or POST its cancel.  `id` is the job id from the path; `what` "", "events", "cancel". */
+/* GET /v1/fine_tuning/jobs: OpenAI's list, newest first, {"object":"list","data":[...],"has_more"}; `limit`
+ * (default 20, at most 100) and `after` (a job id: the page after it). */
+static int list_jobs(mock_conn_t *c, const mock_request_t *r)
+{
+    size_t limit = 20;
+    char after[64] = "";
+    const char *q = strchr(r->path, '?');
+    for (const char *p = q != NULL ? q + 1 : NULL; p != NULL && *p != '\0';) {
+        const char *amp = strchr(p, '&');
+        size_t n = amp != NULL ? (size_t)(amp - p) : strlen(p);
+        if (n > 6 && strncmp(p, "limit=", 6) == 0) {
+            long v = strtol(p + 6, NULL, 10);
+            limit = v < 1 ? 1 : v > 100 ? 100 : (size_t)v;
+        } else if (n > 6 && n - 6 < sizeof(after) && strncmp(p, "after=", 6) == 0) {
+            memcpy(after, p + 6, n - 6);
+            after[n - 6] = '\0';
+        }
+        p = amp != NULL ? amp + 1 : NULL;
+    }
+    cJSON *out = cJSON_CreateObject(), *data = cJSON_CreateArray();
+    cJSON_AddStringToObject(out, "object", "list");
+    pthread_mutex_lock(&lock);
+    int skipping = after[0] != '\0', more = 0;
+    size_t n = 0;
+    for (size_t i = FT_MAX_JOBS; i-- > 0;) {
+        ft_job_t *j = jobs[i];
+        if (j == NULL || j->api != API_OPENAI)
+            continue;
+        if (skipping) {
+            skipping = strcmp(j->id, after) != 0;
+            continue;
+        }
+        if (n == limit) {
+            more = 1;
+            break;
+        }
+        job_advance(j);
+        cJSON_AddItemToArray(data, openai_job_json(j));
+        n++;
+    }
+    pthread_mutex_unlock(&lock);
+    cJSON_AddItemToObject(out, "data", data);
+    cJSON_AddBoolToObject(out, "has_more", more);
+    return respond_json_free(c, r, 200, out);
+}
+
 static int job_request(mock_conn_t *c, const mock_request_t *r, ft_api_t api, const char *id, const char *what)
 {
     int together = api == API_TOGETHER;
@@ -1402,6 +1449,7 @@ typedef enum {
     FT_LORA_UNLOAD,
     FT_JOB_OPENAI,
     FT_JOB_TOGETHER,
+    FT_LIST_OPENAI,
 } ft_route_t;
 
 static ft_route_t route(const mock_request_t *r, char *id, size_t idsize, char *tail, size_t tsize)
@@ -1423,6 +1471,8 @@ static ft_route_t route(const mock_request_t *r, char *id, size_t idsize, char *
         return FT_LORA_UNLOAD;
     if (get && path_id(r, "/v1/files/", id, idsize, tail, tsize) && tail[0] == '\0')
         return FT_FILE_GET;
+    if (get && path_is(r, "/v1/fine_tuning/jobs"))
+        return FT_LIST_OPENAI;
     if ((get || post) && path_id(r, "/v1/fine_tuning/jobs/", id, idsize, tail, tsize) &&
         ((get && (tail[0] == '\0' || strcmp(tail, "events") == 0)) || (post && strcmp(tail, "cancel") == 0)))
         return FT_JOB_OPENAI;
@@ -1457,6 +1507,8 @@ int mock_finetune_handle(mock_conn_t *c, const mock_request_t *r)
                                            "No such File object: %s", id);
         return respond_json_free(c, r, 200, out);
     }
+    if (rt == FT_LIST_OPENAI)
+        return list_jobs(c, r);
     if (rt == FT_JOB_OPENAI || rt == FT_JOB_TOGETHER)
         return job_request(c, r, rt == FT_JOB_TOGETHER ? API_TOGETHER : API_OPENAI, id, tail);
     cJSON *body = cJSON_ParseWithLength(r->body, r->body_len);
@@ -1475,6 +1527,17 @@ int mock_finetune_handle(mock_conn_t *c, const mock_request_t *r)
 }
 
 /* ---- options and lifetime ---- */
+
+int mock_finetune_set_match(const char *v)
+{
+    char *end;
+    errno = 0;
+    double s = strtod(v, &end);
+    if (errno != 0 || end == v || *end != '\0' || !(s > 0 && s <= 1))
+        return -1;
+    ft_near = s;
+    return 0;
+}
 
 int mock_finetune_set_seconds(const char *v)
 {

@@ -41,7 +41,7 @@
 static const char usage[] =
     "usage: gyre-mock --listen HOST:PORT [--latency-ms N] [--tokens-per-sec N]\n"
     "                 [--fault KIND] [--fault-rate P] [--aws-key AKID:SECRET]\n"
-    "                 [--tls-cert FILE --tls-key FILE] [--ft-seconds S] [--lora PATH]...\n"
+    "                 [--tls-cert FILE --tls-key FILE] [--ft-seconds S] [--ft-match J] [--lora PATH]...\n"
     "\n"
     "A fake provider with deterministic answers in the OpenAI, Azure OpenAI, Anthropic,\n"
     "Gemini and Bedrock APIs (docs/mock.md).\n"
@@ -55,6 +55,7 @@ static const char usage[] =
     "                         (default " MOCK_AWS_KEY_DEFAULT ")\n"
     "  --tls-cert, --tls-key  serve https with this PEM certificate chain and key\n"
     "  --ft-seconds S         how long a fine-tuning job runs (0..3600, default 2)\n"
+    "  --ft-match J           a prompt this near a training prompt (word-set Jaccard) gets its answer (default 0.5)\n"
     "  --lora PATH            a llama.cpp adapter for /lora-adapters (a folder with train.jsonl)\n"
     "POST /_mock/config changes the options at run time; GET /_mock/stats counts requests.\n";
 
@@ -690,6 +691,11 @@ static int parse_args(int argc, char **argv, args_t *a)
         } else if (strcmp(opt, "--ft-seconds") == 0) {
             if (mock_finetune_set_seconds(v) != 0) {
                 fprintf(stderr, "gyre-mock: --ft-seconds must be a number of seconds from 0 to 3600, got '%s'\n", v);
+                return -1;
+            }
+        } else if (strcmp(opt, "--ft-match") == 0) {
+            if (mock_finetune_set_match(v) != 0) {
+                fprintf(stderr, "gyre-mock: --ft-match must be a Jaccard similarity above 0 and at most 1, got '%s'\n", v);
                 return -1;
             }
         } else if (strcmp(opt, "--lora") == 0) {

@@ -202,6 +202,8 @@ char *mock_finetune_reply(const char *model, const char *prompt);
 void mock_finetune_models_json(cJSON *data);
 /* --ft-seconds: how long a job runs (0 to 3600 s); returns -1 when `v` is not such a number. */
 int mock_finetune_set_seconds(const char *v);
+/* --ft-match J: the Jaccard from which a prompt is "near" a training prompt (0 < J <= 1, default 0.5); -1 when bad. */
+int mock_finetune_set_match(const char *v);
 /* --lora PATH: a llama.cpp adapter (a folder with train.jsonl, or a JSONL file); returns -1 with err. */
 int mock_finetune_add_lora(const char *path, char *err, size_t errlen);
 /* Forgets every file, job, model and loaded adapter (/_mock/reset); --lora adapters go back to scale 0. */

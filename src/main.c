@@ -37,6 +37,8 @@ static const struct {
      gyre_datasets_usage},
     {"train", gyre_cmd_train, "run one fine-tuning job (openai, together, command) and print its model",
      gyre_train_usage},
+    {"deploy", gyre_cmd_deploy, "canary deployments: deploy status, promote, rollback", gyre_deploy_usage},
+    {"loop", gyre_cmd_loop, "the loop on a running gyre: run a loop spec, history, show, cancel", gyre_loop_usage},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

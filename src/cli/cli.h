@@ -57,6 +57,8 @@ int gyre_cmd_datasets(int argc, char **argv);
 int gyre_cmd_curate(int argc, char **argv);
 int gyre_cmd_gate(int argc, char **argv);
 int gyre_cmd_train(int argc, char **argv);
+int gyre_cmd_deploy(int argc, char **argv);
+int gyre_cmd_loop(int argc, char **argv);
 
 extern const char gyre_serve_usage[];
 extern const char gyre_check_config_usage[];
@@ -75,6 +77,8 @@ extern const char gyre_datasets_usage[];
 extern const char gyre_curate_usage[];
 extern const char gyre_gate_usage[];
 extern const char gyre_train_usage[];
+extern const char gyre_deploy_usage[];
+extern const char gyre_loop_usage[];
 
 /* ---- Shared by the trace-reading commands (defined in traces.c). ---- */
 

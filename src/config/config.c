@@ -1593,6 +1593,8 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
             gyre_cfg_parse_feedback(ctx, c, v);
         } else if (strcmp(key, "datasets") == 0) {
             gyre_cfg_parse_datasets(ctx, c, v);
+        } else if (strcmp(key, "loops") == 0) {
+            gyre_cfg_parse_loops(ctx, c, v);
         } else if (strcmp(key, "providers") == 0) {
             providers = v;
         } else if (strcmp(key, "routes") == 0) {
@@ -1609,7 +1611,7 @@ static void parse_root(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *root)
             ERR(ctx, k, "",
                 "unknown field '%s' (known: listen, auth, workers, store, state, master_key_file, prices, redact, direct, passthrough, "
                 "providers, routes, otlp, max_body_bytes, max_response_bytes, shutdown_grace_ms, max_header_bytes, "
-                "max_connections, linger_ms, linger_bytes, notifiers, alerts, limits, access_log, scorers, feedback, clusters, datasets)",
+                "max_connections, linger_ms, linger_bytes, notifiers, alerts, limits, access_log, scorers, feedback, clusters, datasets, loops)",
                 key);
         }
     }
@@ -1927,6 +1929,9 @@ void gyre_config_free(gyre_config_t *c)
     gyre_cfg_free_clusters(&c->clusters);
     free(c->access_log);
     free(c->datasets_dir);
+    for (size_t i = 0; i < c->nloop_specs; i++)
+        free(c->loop_specs[i]);
+    free(c->loop_specs);
     for (size_t i = 0; i < c->otlp.nheaders; i++) {
         explicit_bzero(c->otlp.header_values[i], strlen(c->otlp.header_values[i]));
         free(c->otlp.header_values[i]);

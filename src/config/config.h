@@ -478,6 +478,8 @@ typedef struct gyre_config {
     size_t nfeedback_metrics;
     gyre_clusters_conf_t clusters; /* `clusters:` (zeroes and defaults when absent) */
     char *datasets_dir;            /* `datasets:` where datasets are kept; NULL: "<store_sqlite>.datasets" */
+    char **loop_specs;             /* `loops:` the loop specs gyre serve schedules (src/loop/looprun.h) */
+    size_t nloop_specs;
     size_t access_log_buffer_bytes;
     unsigned access_log_flush_ms;
     /* Human-readable notes gathered while building the embedded default

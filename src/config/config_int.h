@@ -86,6 +86,7 @@ void gyre_cfg_free_clusters(gyre_clusters_conf_t *cl);
 void gyre_cfg_parse_feedback(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n);
 void gyre_cfg_free_feedback(gyre_config_t *c);
 void gyre_cfg_parse_datasets(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n);
+void gyre_cfg_parse_loops(parse_ctx_t *ctx, gyre_config_t *c, yaml_node_t *n);
 
 /* Iterating a mapping's pairs: for (yaml_node_pair_t *p = GYRE_CFG_PAIRS(n)) ... */
 #define GYRE_CFG_KEY(ctx, pair) yaml_document_get_node((ctx)->doc, (pair)->key)

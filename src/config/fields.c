@@ -41,6 +41,8 @@ const gyre_config_field_t gyre_config_fields[] = {
     {"store.segment_bytes", "size", "64MB, or max_bytes / 8 when smaller", "One log segment's size."},
     {"datasets", "directory", "the store's sqlite path + .datasets",
      "Where curated datasets are written (`gyre curate`, POST /api/datasets), one folder per dataset id (docs/datasets.md)."},
+    {"loops", "list of paths", "none",
+     "Loop specs `gyre serve` runs on their `schedule:` (every N hours, or N new traces of the route); docs/loop.md."},
     {"state", "path", "the store's sqlite path + .state", "The control plane's SQLite file (managed keys, alerts, audit)."},
     {"master_key_file", "path", "GYRE_MASTER_KEY_FILE, else none",
      "The 32-byte master key that seals provider keys added through the admin API (or GYRE_MASTER_KEY); "

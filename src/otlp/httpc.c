@@ -593,3 +593,9 @@ int gyre_httpc_multipart(const gyre_httpc_part_t *parts, size_t nparts, gyre_buf
     snprintf(content_type, ctlen, "multipart/form-data; boundary=%s", boundary);
     return 0;
 }
+
+int gyre_httpc_get_read(const gyre_httpc_url_t *u, SSL_CTX *ssl, const gyre_httpc_header_t *headers, size_t nheaders,
+                        unsigned timeout_ms, int *status, gyre_buf_t *answer, char *err, size_t errlen)
+{
+    return request(u, ssl, "GET", headers, nheaders, NULL, NULL, 0, timeout_ms, status, answer, err, errlen);
+}

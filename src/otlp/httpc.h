@@ -87,6 +87,10 @@ typedef struct gyre_httpc_part {
  */
 int gyre_httpc_multipart(const gyre_httpc_part_t *parts, size_t nparts, gyre_buf_t *out, char *content_type,
                          size_t ctlen, char *err, size_t errlen);
+/* A GET reading the answer's body into `answer`, bounded as gyre_httpc_post_read (llama.cpp's GET /lora-adapters,
+ * src/loop/serve.c). */
+int gyre_httpc_get_read(const gyre_httpc_url_t *u, SSL_CTX *ssl, const gyre_httpc_header_t *headers, size_t nheaders,
+                        unsigned timeout_ms, int *status, gyre_buf_t *answer, char *err, size_t errlen);
 
 /* Decodes a whole chunked body (RFC 9112 7.1) in raw[0, len) into out: 1 when the last chunk and the trailers
  * are all there, 0 when more bytes are needed, -EPROTO on bad framing, -EMSGSIZE past out's maximum.  out is

@@ -830,6 +830,10 @@ int gyre_api_handle(gyre_worker_t *w, h2o_req_t *req)
         return 1;
     if (gyre_api_datasets_handle(w, req, path))
         return 1;
+    if (gyre_api_deploy_handle(w, req, path))
+        return 1;
+    if (gyre_api_loop_handle(w, req, path))
+        return 1;
     int ep;
     const char *id = NULL;
     size_t idlen = 0;

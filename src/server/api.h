@@ -49,6 +49,8 @@ int gyre_api_handle(gyre_worker_t *w, h2o_req_t *req);
 /* /api/datasets (server/api_datasets.c): GET the list, a manifest or a file; POST a curation spec.  1 when
  * `path` is under it (answered), else 0. */
 int gyre_api_datasets_handle(gyre_worker_t *w, h2o_req_t *req, h2o_iovec_t path);
+/* /api/loop/runs (server/api_loop.c): the loop's runs; 1 when `path` is under it (answered), else 0. */
+int gyre_api_loop_handle(gyre_worker_t *w, h2o_req_t *req, h2o_iovec_t path);
 /*
  * Store work of another endpoint (POST /v1/feedback) run the way /api's
  * queries are: on the API's reader threads, each with its own store handle,
@@ -67,6 +69,9 @@ struct gyre_api_work {
     void (*dispose)(gyre_api_work_t *work);
 };
 void gyre_api_submit_work(gyre_worker_t *w, h2o_req_t *req, gyre_api_work_t *work);
+
+/* /api/deploy (server/api_deploy.c): deployments' status, begin, promote, rollback.  1 when `path` is under it. */
+int gyre_api_deploy_handle(gyre_worker_t *w, h2o_req_t *req, h2o_iovec_t path);
 
 /* GET /api/alerts (server/api_alerts.c): 1 when `path` is it (answered), else 0. */
 int gyre_api_alerts_handle(gyre_worker_t *w, h2o_req_t *req, h2o_iovec_t path);

@@ -600,10 +600,16 @@ static int access_allowed(gyre_stage_ctx_t *c)
     h2o_req_t *req = c->req;
     gyre_principal_t *p = &c->principal;
     gyre_access_need_t need = gyre_access_need_for(req->path_normalized.base, req->path_normalized.len);
-    /* POST /api/datasets runs a curation over every stored body and writes files: the admin token, as the admin
-     * API (reading datasets stays with the read token). */
+    /* POST /api/datasets runs a curation over every stored body and writes files; POST /api/loop/runs[/ID/cancel]
+     * trains, loads adapters and changes a route: the admin token, as the admin API (reading stays with the read
+     * token). */
     if (need == GYRE_NEED_READ && h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST")) &&
-        h2o_memis(req->path_normalized.base, req->path_normalized.len, H2O_STRLIT("/api/datasets")))
+        (h2o_memis(req->path_normalized.base, req->path_normalized.len, H2O_STRLIT("/api/datasets")) ||
+         (req->path_normalized.len >= 14 && memcmp(req->path_normalized.base, "/api/loop/runs", 14) == 0)))
+        need = GYRE_NEED_ADMIN;
+    /* POST /api/deploy/{route}/begin|promote|rollback changes a route: the admin token (GET stays reading). */
+    if (need == GYRE_NEED_READ && !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
+        req->path_normalized.len > 12 && memcmp(req->path_normalized.base, "/api/deploy/", 12) == 0)
         need = GYRE_NEED_ADMIN;
     h2o_iovec_t authz = header_value(req, H2O_STRLIT("authorization"));
     h2o_iovec_t xkey = header_value(req, H2O_STRLIT("x-api-key"));

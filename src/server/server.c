@@ -29,6 +29,7 @@
 #include "control/probe.h"
 #include "loop/cluster.h"
 #include "control/alerts.h"
+#include "server/deploy_host.h"
 #include "control/limits.h"
 #include "loop/guard.h"
 #include "metrics/metrics.h"
@@ -399,6 +400,8 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
 
     if (gyre_server_scoring_start(s) != 0)
         return 1;
+    if (gyre_server_deploy_start(s) != 0) /* canary deployments' tick (server/deploy_host.h) */
+        return 1;
 
     check_fd_limit(config);
 
@@ -418,6 +421,9 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
 
     gyre_logf("gyre: listening on http://%s:%u with %u worker%s (config: %s)\n", config->listen_host,
               config->listen_port, nworkers, nworkers == 1 ? "" : "s", config->source);
+    /* The loop's runner after the workers: a run resumed at start may replay its gate through the listener. */
+    if (gyre_server_loop_start(s) != 0)
+        gyre_logf("gyre: loop: the runner did not start; /api/loop answers 404\n");
 
     int sig = 0;
     while (sigwait(&set, &sig) == 0 && sig == SIGHUP) {
@@ -426,6 +432,9 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
         char rerr[8192];
         gyre_live_reload(s, "sighup", "config.reload", rerr, sizeof(rerr));
     }
+    /* The loop's runner first: a step in progress (a poll, a gate's replay through the listener) finishes while the
+     * workers still answer. */
+    gyre_server_loop_stop(s);
     gyre_logf("gyre: %s received: no new connections; finishing requests in flight (grace %llu ms)\n",
               sig == SIGTERM ? "SIGTERM" : "SIGINT", (unsigned long long)config->shutdown_grace_ms);
     /* A worker that has not yet registered its receiver cannot be messaged:
@@ -443,11 +452,13 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
     s->access_log = NULL;
     gyre_cluster_sched_stop(s->clusters); /* waits for a clustering in progress */
     s->clusters = NULL;
+    gyre_server_deploy_stop(s); /* before the alerts and notifiers it reads and sends to */
     /* The alert engine first: its thread sends notices, so the sender must outlive it (a resolve sent as it
      * stops still goes out within the grace). */
     gyre_server_alerts_stop(s);
     gyre_score_stop(s->scoring); /* each scorer thread ends the call it holds; waits at most a judge's timeout */
     s->scoring = NULL;
+    explicit_bzero(s->internal_key, sizeof(s->internal_key));
     gyre_probe_destroy(s->probe); /* waits for a probe in flight: at most its timeout */
     s->probe = NULL;
     gyre_notify_destroy(s->notify, NOTIFY_FLUSH_MS);

@@ -67,6 +67,8 @@ typedef struct gyre_server {
     struct gyre_access_log *access_log; /* `access_log:` (src/trace/access_log.h), NULL when off */
     struct gyre_scoring *scoring;       /* online scorers (src/loop/score.h), NULL without a store */
     struct gyre_cluster_sched *clusters; /* `clusters: every:` (src/loop/cluster.h), NULL without a store */
+    struct gyre_loop_runner *loop;       /* the loop's runs (src/loop/looprun.h), NULL without state */
+    char internal_key[96];               /* gyre_server_internal_key: minted once, wiped at exit */
     gyre_worker_t *workers;
     unsigned nworkers;
     int64_t started_us; /* unix microseconds (gyre_start_time_seconds) */
@@ -87,6 +89,14 @@ int gyre_server_alerts_metrics(gyre_server_t *s, gyre_buf_t *b);
 /* The online scorers (server/server_scoring.c), when traces are stored in a file: s->scoring, and the judges'
  * internal key minted.  0 (s->scoring NULL when nothing is stored), or 1 after logging why. */
 int gyre_server_scoring_start(gyre_server_t *s);
+/* The internal key (control/access.h) this gyre's own threads call its listener with, minted on first use; NULL
+ * when it cannot be. */
+const char *gyre_server_internal_key(gyre_server_t *s);
+/* http://host:port`path` of this gyre's listener (a wildcard listener on loopback). */
+void gyre_server_self_url(const gyre_server_t *s, const char *path, char *url, size_t size);
+/* server/loop_host.c: the loop runner, after the workers start (its gate calls the listener); stop before they end. */
+int gyre_server_loop_start(gyre_server_t *s);
+void gyre_server_loop_stop(gyre_server_t *s);
 
 /* GET (or HEAD) /metrics on worker `w`: every worker's metrics summed, in Prometheus' text format; 405 for
  * other methods.  Returns 0, as an h2o handler does. */
