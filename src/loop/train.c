@@ -117,9 +117,10 @@ static int take_string(const cJSON *o, const char *name, char *dst, size_t size)
 static int take_int(const cJSON *o, const char *name, int64_t *out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    /* Integers up to 2^53 are exact in a double; times in microseconds and process ids are far below it. */
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble ||
-        v->valuedouble > 9007199254740992.0 || v->valuedouble < -9007199254740992.0)
+    /* Integers up to 2^53 are exact in a double; times in microseconds and process ids are far below it.  The
+     * range is checked before the cast, which is undefined outside it. */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble <= 9007199254740992.0 && v->valuedouble >= -9007199254740992.0) ||
+        v->valuedouble != (double)(int64_t)v->valuedouble)
         return -EINVAL;
     *out = (int64_t)v->valuedouble;
     return 0;

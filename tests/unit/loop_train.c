@@ -614,3 +614,16 @@ TEST(train_command_never_signals_a_process_group_that_is_not_its_own)
     gyre_buf_dispose(&ev);
     remove_dirs(ds, wd);
 }
+
+TEST(train_job_from_json_refuses_a_number_past_2_to_the_53)
+{
+    gyre_train_job_t back;
+    const char *j = "{\"backend\":\"openai\",\"id\":\"x\",\"file_id\":\"\",\"status\":\"queued\",\"model\":\"\","
+                    "\"error\":\"\",\"progress\":0.25,\"cursor\":\"\",\"started_us\":1,\"finished_us\":0,"
+                    "\"pid\":05555555555555555555555555555555555555}";
+    CHECK_INT(gyre_train_job_from_json(j, strlen(j), &back), -EINVAL);
+    const char *k =
+        "{\"backend\":\"openai\",\"id\":\"x\",\"file_id\":\"\",\"status\":\"queued\",\"model\":\"\","
+        "\"error\":\"\",\"progress\":0.25,\"cursor\":\"\",\"started_us\":1e300,\"finished_us\":0,\"pid\":0}";
+    CHECK_INT(gyre_train_job_from_json(k, strlen(k), &back), -EINVAL);
+}
