@@ -374,7 +374,7 @@ static int do_rollback(const gyre_deploy_host_t *h, cJSON *d, int64_t now_us, co
             snprintf(text + strlen(text), sizeof(text) - strlen(text), "%sthe adapter stays loaded: %s",
                      text[0] ? "; " : "", msg);
         else
-            set_str(d, "adapter_unloaded", "yes");
+            cJSON_AddBoolToObject(d, "adapter_unloaded", 1);
     }
     decision(d, now_us, "rollback", actor, text, obs);
     end_state(d, "rolled_back", now_us);
