@@ -346,3 +346,31 @@ test('a llama.cpp adapter is found by its path and given scale 1 at begin, 0 at 
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('an alert that fires on the route rolls the canary back', async () => {
+  const mock = await startMock();
+  const dir = tmpdir();
+  const alerts = `alerts:
+  - {name: chat_busy, condition: request_rate > 2, window: 2s, for: 0s, min_firing: 1s, by: [route]}
+`;
+  const g = await startGyre(config(dir, mock.v1, alerts));
+  try {
+    const begin = await api(g.url, 'POST', '/api/deploy/chat/begin', {
+      run_id: 'al-1', provider: 'cand', model: 'gpt-4o', ramp: [25, 100], step_time: '10m',
+    });
+    assert.equal(begin.status, 201, begin.text);
+    const l = load(g.url, 2);
+    const d = await until(async () => {
+      const s = await status(g.url);
+      return s.state !== 'canary' ? s : null;
+    }, 'the alert to roll it back');
+    await l.stop();
+    assert.equal(d.state, 'rolled_back');
+    assert.equal(d.decisions[d.decisions.length - 1].why, "alert 'chat_busy' fires on the route");
+    assert.equal((await chatRoute(g.url)).overridden, false);
+  } finally {
+    await g.stop();
+    await mock.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
