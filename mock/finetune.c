@@ -560,11 +560,11 @@ static void job_advance(ft_job_t *j)
             int k = j->stage - 1;
             j->trained_tokens = 0;
             for (size_t i = 0; j->brain != NULL && i < j->brain->n; i++)
-                j->trained_tokens += (long)(mock_count_words(j->brain->ex[i].prompt) +
-                                            mock_count_words(j->brain->ex[i].answer));
+                j->trained_tokens +=
+                    (long)(mock_count_words(j->brain->ex[i].prompt) + mock_count_words(j->brain->ex[i].answer));
             j->trained_tokens *= k;
-            event_add(j, at, "info", together ? "epoch_complete" : "metrics", k, j->epochs, "Epoch %d/%d completed",
-                      k, j->epochs);
+            event_add(j, at, "info", together ? "epoch_complete" : "metrics", k, j->epochs, "Epoch %d/%d completed", k,
+                      j->epochs);
             if (k == j->epochs) {
                 if (model_find(j->output) == NULL && model_add(j->output, j->brain, j->fault, 0, NULL) != 0) {
                     j->state = ST_FAILED;
@@ -711,8 +711,8 @@ static const char *multipart_parse(const char *ctype, const char *body, size_t l
     *n = 0;
     if (ctype == NULL || strncasecmp(ctype, "multipart/form-data", 19) != 0)
         return "the body must be multipart/form-data";
-    if (!header_param(ctype + 19, strlen(ctype + 19), "boundary", boundary, sizeof(boundary)) ||
-        boundary[0] == '\0' || strlen(boundary) > 70)
+    if (!header_param(ctype + 19, strlen(ctype + 19), "boundary", boundary, sizeof(boundary)) || boundary[0] == '\0' ||
+        strlen(boundary) > 70)
         return "the content-type has no boundary of 1 to 70 characters";
     int dl = snprintf(delim, sizeof(delim), "--%s", boundary);
     /* The first delimiter may follow a preamble; each later one follows a CRLF. */
@@ -1066,10 +1066,10 @@ static int create_job(mock_conn_t *c, const mock_request_t *r, const cJSON *req,
                  : (strcmp(mtype, "supervised") != 0 && strcmp(mtype, "dpo") != 0))
         return mock_http_respond_error(c, r, 400, NULL, "invalid_request_error", "invalid_value",
                                        together ? "training_method.method" : "method.type",
-                                       together ? "Invalid training method: sft or dpo." :
-                                                  "Invalid method type: supervised or dpo.");
+                                       together ? "Invalid training method: sft or dpo."
+                                                : "Invalid method type: supervised or dpo.");
     if (!together && cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(method, mtype),
-                                                                      "hyperparameters")))
+                                                                     "hyperparameters")))
         hp = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(method, mtype), "hyperparameters");
     double epochs = hyper(hp, "n_epochs", 1, FT_MAX_EPOCHS, FT_DEFAULT_EPOCHS);
     double batch = hyper(hp, "batch_size", 1, 4096, together ? 8 : 1);
@@ -1078,10 +1078,9 @@ static int create_job(mock_conn_t *c, const mock_request_t *r, const cJSON *req,
         return mock_http_respond_error(c, r, 400, NULL, "invalid_request_error", "invalid_value", "n_epochs",
                                        "Invalid 'n_epochs': a whole number from 1 to %d, or \"auto\".", FT_MAX_EPOCHS);
     if (batch < 0 || lr < 0)
-        return mock_http_respond_error(c, r, 400, NULL, "invalid_request_error", "invalid_value",
-                                       batch < 0 ? "batch_size" : "learning_rate",
-                                       "Invalid '%s': a positive number, or \"auto\".",
-                                       batch < 0 ? "batch_size" : "learning_rate");
+        return mock_http_respond_error(
+            c, r, 400, NULL, "invalid_request_error", "invalid_value", batch < 0 ? "batch_size" : "learning_rate",
+            "Invalid '%s': a positive number, or \"auto\".", batch < 0 ? "batch_size" : "learning_rate");
     const char *ttype = "Lora";
     if (together) {
         const char *t = str_member(cJSON_GetObjectItemCaseSensitive(req, "training_type"), "type");
@@ -1178,8 +1177,7 @@ static int job_request(mock_conn_t *c, const mock_request_t *r, ft_api_t api, co
             snprintf(msg, sizeof(msg), "Job %s has already finished (status %s) and cannot be cancelled.", j->id,
                      together ? together_status(j->state) : openai_status(j->state));
             pthread_mutex_unlock(&lock);
-            return mock_http_respond_error(c, r, 400, NULL, "invalid_request_error", "invalid_state", NULL, "%s",
-                                           msg);
+            return mock_http_respond_error(c, r, 400, NULL, "invalid_request_error", "invalid_state", NULL, "%s", msg);
         }
         j->cancelled_after = seconds_since(&j->start);
         j->state = ST_CANCELLED;

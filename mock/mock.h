@@ -238,7 +238,8 @@ typedef struct mock_convo {
     char *tool_name;
     long max_tokens; /* 0: no limit */
     cJSON *stop;     /* an array of stop strings */
-    const char *model; /* the model asked for (not owned; NULL: unknown): a fine-tuned one answers (finetune.c) */
+    /* The model asked for (not owned; NULL: unknown): a fine-tuned one answers its own way (finetune.c). */
+    const char *model;
 } mock_convo_t;
 
 void mock_convo_init(mock_convo_t *cv);

@@ -31,9 +31,12 @@ static const struct {
     {"clusters", gyre_cmd_clusters, "what the agents do: clusters of their tasks (clusters --rebuild)",
      gyre_clusters_usage},
     {"feedback", gyre_cmd_feedback, "give feedback on a call or a session to a running gyre", gyre_feedback_usage},
+    {"gate", gyre_cmd_gate, "the eval gate: gate run (candidate against incumbent), gate verify REPORT", gyre_gate_usage},
     {"curate", gyre_cmd_curate, "run a curation spec over the stored traces and write a dataset", gyre_curate_usage},
     {"datasets", gyre_cmd_datasets, "curated datasets: list, show, export; validate a fine-tuning file",
      gyre_datasets_usage},
+    {"train", gyre_cmd_train, "run one fine-tuning job (openai, together, command) and print its model",
+     gyre_train_usage},
     {"deploy", gyre_cmd_deploy, "canary deployments: deploy status, promote, rollback", gyre_deploy_usage},
 };
 

@@ -55,6 +55,8 @@ int gyre_cmd_clusters(int argc, char **argv);
 int gyre_cmd_feedback(int argc, char **argv);
 int gyre_cmd_datasets(int argc, char **argv);
 int gyre_cmd_curate(int argc, char **argv);
+int gyre_cmd_gate(int argc, char **argv);
+int gyre_cmd_train(int argc, char **argv);
 int gyre_cmd_deploy(int argc, char **argv);
 
 extern const char gyre_serve_usage[];
@@ -72,6 +74,8 @@ extern const char gyre_clusters_usage[];
 extern const char gyre_feedback_usage[];
 extern const char gyre_datasets_usage[];
 extern const char gyre_curate_usage[];
+extern const char gyre_gate_usage[];
+extern const char gyre_train_usage[];
 extern const char gyre_deploy_usage[];
 
 /* ---- Shared by the trace-reading commands (defined in traces.c). ---- */

@@ -1,7 +1,7 @@
 /*
  * The curation spec's reader (spec.h says the format).  It reads YAML with
- * libyaml's document API, as src/config does, with helpers of its own (the
- * config's are internal to config/): the first error found is returned as
+ * libyaml's document API, as src/config does, with the getters the loop's
+ * specs share (loop/yamlspec.h; the config's are internal to config/): the first error found is returned as
  * "FILE:LINE: FIELD: message", and the spec is resolved into absolute times
  * and compiled predicates, then written back as its canonical JSON.
  */
@@ -20,173 +20,7 @@
 #include "common/buf.h"
 #include "common/time.h"
 #include "config/redact_kinds.h"
-
-/* Bounds on the lists a spec holds: a spec names a few routes, not thousands (the file's bound covers the rest). */
-#define SPEC_MAX_LIST 256
-
-typedef struct spec_ctx {
-    const char *source;
-    yaml_document_t *doc;
-    int64_t now_us;
-    char *err;
-    size_t errlen;
-    int failed;
-} spec_ctx_t;
-
-static void spec_err(spec_ctx_t *c, const yaml_node_t *n, const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void spec_err(spec_ctx_t *c, const yaml_node_t *n, const char *field, const char *fmt, ...)
-{
-    if (c->failed)
-        return;
-    c->failed = 1;
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    snprintf(c->err, c->errlen, "%s:%d: %s: %s", c->source, n != NULL ? (int)n->start_mark.line + 1 : 0, field, msg);
-}
-
-static const char *scalar(const yaml_node_t *n)
-{
-    return n != NULL && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
-}
-
-static const char *type_name(const yaml_node_t *n)
-{
-    return n->type == YAML_SCALAR_NODE ? "a scalar" : n->type == YAML_SEQUENCE_NODE ? "a list" : "a mapping";
-}
-
-static int want(spec_ctx_t *c, const yaml_node_t *n, yaml_node_type_t t, const char *field)
-{
-    if (n->type == t)
-        return 1;
-    spec_err(c, n, field, "expected %s, found %s",
-             t == YAML_SCALAR_NODE     ? "a scalar"
-             : t == YAML_SEQUENCE_NODE ? "a list"
-                                       : "a mapping",
-             type_name(n));
-    return 0;
-}
-
-#define PAIRS(n)                                                                                                       \
-    yaml_node_pair_t *pair = (n)->data.mapping.pairs.start;                                                            \
-    pair < (n)->data.mapping.pairs.top;                                                                                \
-    pair++
-#define KEY(c) yaml_document_get_node((c)->doc, pair->key)
-#define VALUE(c) yaml_document_get_node((c)->doc, pair->value)
-
-static int get_uint(spec_ctx_t *c, const yaml_node_t *n, const char *field, uint64_t min, uint64_t max, uint64_t *out)
-{
-    if (!want(c, n, YAML_SCALAR_NODE, field))
-        return 0;
-    const char *s = scalar(n);
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (!isdigit((unsigned char)s[0]) || *end != '\0' || errno != 0) {
-        spec_err(c, n, field, "expected a whole number, found '%s'", s);
-        return 0;
-    }
-    if (v < min || v > max) {
-        spec_err(c, n, field, "%llu is out of range (%llu to %llu)", v, (unsigned long long)min,
-                 (unsigned long long)max);
-        return 0;
-    }
-    *out = v;
-    return 1;
-}
-
-/* A number in [min, max] (max_open: strictly below max). */
-static int get_double(spec_ctx_t *c, const yaml_node_t *n, const char *field, double min, double max, int max_open,
-                      double *out)
-{
-    if (!want(c, n, YAML_SCALAR_NODE, field))
-        return 0;
-    const char *s = scalar(n);
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (s[0] == '\0' || isspace((unsigned char)s[0]) || *end != '\0' || errno != 0 || !isfinite(v)) {
-        spec_err(c, n, field, "expected a number, found '%s'", s);
-        return 0;
-    }
-    if (v < min || v > max || (max_open && v >= max)) {
-        spec_err(c, n, field, "%s is out of range (%g to %g%s)", s, min, max, max_open ? ", exclusive" : "");
-        return 0;
-    }
-    *out = v;
-    return 1;
-}
-
-/* 1/0 for a YAML boolean, -1 (no error recorded) for any other scalar. */
-static int bool_of(const char *s)
-{
-    if (s == NULL)
-        return -1;
-    if (strcmp(s, "true") == 0 || strcmp(s, "yes") == 0 || strcmp(s, "on") == 0)
-        return 1;
-    if (strcmp(s, "false") == 0 || strcmp(s, "no") == 0 || strcmp(s, "off") == 0)
-        return 0;
-    return -1;
-}
-
-static int get_bool(spec_ctx_t *c, const yaml_node_t *n, const char *field, int *out)
-{
-    if (!want(c, n, YAML_SCALAR_NODE, field))
-        return 0;
-    int b = bool_of(scalar(n));
-    if (b < 0) {
-        spec_err(c, n, field, "expected true or false, found '%s'", scalar(n));
-        return 0;
-    }
-    *out = b;
-    return 1;
-}
-
-static int choice(spec_ctx_t *c, const yaml_node_t *n, const char *field, const char *const *names)
-{
-    if (!want(c, n, YAML_SCALAR_NODE, field))
-        return -1;
-    for (int i = 0; names[i] != NULL; i++)
-        if (strcmp(scalar(n), names[i]) == 0)
-            return i;
-    char list[256] = "";
-    for (int i = 0; names[i] != NULL; i++)
-        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "", names[i]);
-    spec_err(c, n, field, "unknown value '%s' (known: %s)", scalar(n), list);
-    return -1;
-}
-
-/* A list of scalars, or one scalar as a list of one. */
-static int get_list(spec_ctx_t *c, yaml_node_t *n, const char *field, char ***out, size_t *count)
-{
-    yaml_node_item_t one = 0, *start = &one, *end = &one + 1;
-    if (n->type == YAML_SEQUENCE_NODE) {
-        start = n->data.sequence.items.start;
-        end = n->data.sequence.items.top;
-    } else if (n->type != YAML_SCALAR_NODE) {
-        spec_err(c, n, field, "expected a list, found %s", type_name(n));
-        return 0;
-    }
-    if (end - start > SPEC_MAX_LIST) {
-        spec_err(c, n, field, "more than %d entries", SPEC_MAX_LIST);
-        return 0;
-    }
-    for (yaml_node_item_t *it = start; it < end; it++) {
-        yaml_node_t *v = it == &one ? n : yaml_document_get_node(c->doc, *it);
-        if (!want(c, v, YAML_SCALAR_NODE, field))
-            return 0;
-        if (scalar(v)[0] == '\0') {
-            spec_err(c, v, field, "an empty entry");
-            return 0;
-        }
-        *out = gyre_realloc(*out, sizeof(**out) * (*count + 1));
-        (*out)[(*count)++] = gyre_strdup(scalar(v));
-    }
-    return 1;
-}
+#include "loop/yamlspec.h"
 
 static int str_cmp_cb(const void *a, const void *b)
 {
@@ -209,79 +43,51 @@ static void sort_unique(char **v, size_t *n)
     *n = k;
 }
 
-/* "90s", "15m", "24h", "7d", "2w" in microseconds; -1 when not a duration. */
-static int64_t duration_us(const char *s)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (!isdigit((unsigned char)s[0]) || errno != 0 || end[0] == '\0' || end[1] != '\0' || v > 100000000ULL)
-        return -1;
-    int64_t unit;
-    switch (end[0]) {
-    case 's': unit = 1000000LL; break;
-    case 'm': unit = 60 * 1000000LL; break;
-    case 'h': unit = 3600 * 1000000LL; break;
-    case 'd': unit = 86400 * 1000000LL; break;
-    case 'w': unit = 7 * 86400 * 1000000LL; break;
-    default: return -1;
-    }
-    return (int64_t)v * unit;
-}
-
 /* A time: RFC 3339 or unix milliseconds, or a duration before now. */
-static int get_time(spec_ctx_t *c, const yaml_node_t *n, const char *field, int64_t *out)
+static int get_time(gyre_ys_t *c, const yaml_node_t *n, const char *field, int64_t *out)
 {
-    if (!want(c, n, YAML_SCALAR_NODE, field))
+    if (!gyre_ys_want(c, n, YAML_SCALAR_NODE, field))
         return 0;
-    int64_t d = duration_us(scalar(n));
+    int64_t d = gyre_ys_duration_us(gyre_ys_scalar(n));
     if (d >= 0) {
         *out = c->now_us - d;
         return 1;
     }
-    if (gyre_time_parse(scalar(n), out) != 0) {
-        spec_err(c, n, field,
+    if (gyre_time_parse(gyre_ys_scalar(n), out) != 0) {
+        gyre_ys_err(c, n, field,
                  "expected a time (2026-12-01T00:00:00Z, unix milliseconds) or a duration before now "
                  "(90s, 15m, 24h, 7d, 2w), found '%s'",
-                 scalar(n));
+                 gyre_ys_scalar(n));
         return 0;
     }
     return 1;
 }
 
-static gyre_predicate_t *get_predicate(spec_ctx_t *c, const yaml_node_t *n, const char *field, int one_name)
+static gyre_predicate_t *get_predicate(gyre_ys_t *c, const yaml_node_t *n, const char *field, int one_name)
 {
-    if (!want(c, n, YAML_SCALAR_NODE, field))
+    if (!gyre_ys_want(c, n, YAML_SCALAR_NODE, field))
         return NULL;
     char perr[256];
-    gyre_predicate_t *p = gyre_predicate_parse(scalar(n), perr, sizeof(perr));
+    gyre_predicate_t *p = gyre_predicate_parse(gyre_ys_scalar(n), perr, sizeof(perr));
     if (p == NULL) {
-        spec_err(c, n, field, "%s", perr);
+        gyre_ys_err(c, n, field, "%s", perr);
         return NULL;
     }
     if (one_name && !gyre_predicate_is_name(p)) {
-        spec_err(c, n, field, "expected one score's name (judge.NAME, feedback.NAME, ...), found '%s'", scalar(n));
+        gyre_ys_err(c, n, field, "expected one score's name (judge.NAME, feedback.NAME, ...), found '%s'", gyre_ys_scalar(n));
         gyre_predicate_free(p);
         return NULL;
     }
     return p;
 }
 
-static void unknown_key(spec_ctx_t *c, const yaml_node_t *k, const char *section, const char *known)
+static void parse_source(gyre_ys_t *c, gyre_curate_spec_t *s, yaml_node_t *n)
 {
-    if (scalar(k) == NULL)
-        spec_err(c, k, section, "a key must be a scalar");
-    else
-        spec_err(c, k, section, "unknown field '%s' (known: %s)", scalar(k), known);
-}
-
-static void parse_source(spec_ctx_t *c, gyre_curate_spec_t *s, yaml_node_t *n)
-{
-    if (!want(c, n, YAML_MAPPING_NODE, "source"))
+    if (!gyre_ys_want(c, n, YAML_MAPPING_NODE, "source"))
         return;
     for (PAIRS(n)) {
         yaml_node_t *k = KEY(c), *v = VALUE(c);
-        const char *key = scalar(k);
+        const char *key = gyre_ys_scalar(k);
         if (c->failed)
             return;
         if (key != NULL && (strcmp(key, "since") == 0 || strcmp(key, "from") == 0)) {
@@ -289,33 +95,33 @@ static void parse_source(spec_ctx_t *c, gyre_curate_spec_t *s, yaml_node_t *n)
         } else if (key != NULL && (strcmp(key, "until") == 0 || strcmp(key, "to") == 0)) {
             get_time(c, v, strcmp(key, "until") == 0 ? "source.until" : "source.to", &s->to_us);
         } else if (key != NULL && strcmp(key, "routes") == 0) {
-            get_list(c, v, "source.routes", &s->routes, &s->nroutes);
+            gyre_ys_list(c, v, "source.routes", &s->routes, &s->nroutes);
         } else if (key != NULL && strcmp(key, "agents") == 0) {
-            get_list(c, v, "source.agents", &s->agents, &s->nagents);
+            gyre_ys_list(c, v, "source.agents", &s->agents, &s->nagents);
         } else if (key != NULL && strcmp(key, "tags") == 0) {
-            get_list(c, v, "source.tags", &s->tags, &s->ntags);
+            gyre_ys_list(c, v, "source.tags", &s->tags, &s->ntags);
         } else if (key != NULL && strcmp(key, "metadata") == 0) {
-            if (!want(c, v, YAML_MAPPING_NODE, "source.metadata"))
+            if (!gyre_ys_want(c, v, YAML_MAPPING_NODE, "source.metadata"))
                 return;
             yaml_node_t *m = v;
-            if (m->data.mapping.pairs.top - m->data.mapping.pairs.start > SPEC_MAX_LIST) {
-                spec_err(c, m, "source.metadata", "more than %d entries", SPEC_MAX_LIST);
+            if (m->data.mapping.pairs.top - m->data.mapping.pairs.start > GYRE_YS_MAX_LIST) {
+                gyre_ys_err(c, m, "source.metadata", "more than %d entries", GYRE_YS_MAX_LIST);
                 return;
             }
             for (yaml_node_pair_t *mp = m->data.mapping.pairs.start; mp < m->data.mapping.pairs.top; mp++) {
                 yaml_node_t *mk = yaml_document_get_node(c->doc, mp->key),
                             *mv = yaml_document_get_node(c->doc, mp->value);
-                if (!want(c, mk, YAML_SCALAR_NODE, "source.metadata") ||
-                    !want(c, mv, YAML_SCALAR_NODE, "source.metadata"))
+                if (!gyre_ys_want(c, mk, YAML_SCALAR_NODE, "source.metadata") ||
+                    !gyre_ys_want(c, mv, YAML_SCALAR_NODE, "source.metadata"))
                     return;
                 s->metadata = gyre_realloc(s->metadata, sizeof(*s->metadata) * (s->nmetadata + 1));
-                s->metadata[s->nmetadata++] = (gyre_curate_kv_t){gyre_strdup(scalar(mk)), gyre_strdup(scalar(mv))};
+                s->metadata[s->nmetadata++] = (gyre_curate_kv_t){gyre_strdup(gyre_ys_scalar(mk)), gyre_strdup(gyre_ys_scalar(mv))};
             }
         } else if (key != NULL && strcmp(key, "clusters") == 0) {
             char **ids = NULL;
             size_t nids = 0;
-            if (get_list(c, v, "source.clusters", &ids, &nids) && nids == 0)
-                spec_err(c, v, "source.clusters", "an empty list would select nothing");
+            if (gyre_ys_list(c, v, "source.clusters", &ids, &nids) && nids == 0)
+                gyre_ys_err(c, v, "source.clusters", "an empty list would select nothing");
             if (!c->failed) {
                 free(s->clusters);
                 s->nclusters = 0;
@@ -325,7 +131,7 @@ static void parse_source(spec_ctx_t *c, gyre_curate_spec_t *s, yaml_node_t *n)
                     errno = 0;
                     long id = strtol(ids[i], &end, 10);
                     if (!isdigit((unsigned char)ids[i][0]) || *end != '\0' || errno != 0 || id > INT32_MAX)
-                        spec_err(c, v, "source.clusters", "expected cluster ids (whole numbers), found '%s'", ids[i]);
+                        gyre_ys_err(c, v, "source.clusters", "expected cluster ids (whole numbers), found '%s'", ids[i]);
                     else
                         s->clusters[s->nclusters++] = (int32_t)id;
                 }
@@ -334,65 +140,65 @@ static void parse_source(spec_ctx_t *c, gyre_curate_spec_t *s, yaml_node_t *n)
                 free(ids[i]);
             free(ids);
         } else {
-            unknown_key(c, k, "source", "since, from, until, to, routes, agents, tags, metadata, clusters");
+            gyre_ys_unknown(c, k, "source", "since, from, until, to, routes, agents, tags, metadata, clusters");
         }
     }
     if (!c->failed && s->from_us != 0 && s->to_us != 0 && s->from_us >= s->to_us)
-        spec_err(c, n, "source", "the range is empty: since/from must come before until/to");
+        gyre_ys_err(c, n, "source", "the range is empty: since/from must come before until/to");
 }
 
-static void parse_clusters(spec_ctx_t *c, gyre_curate_spec_t *s, yaml_node_t *n)
+static void parse_clusters(gyre_ys_t *c, gyre_curate_spec_t *s, yaml_node_t *n)
 {
     if (n->type == YAML_SCALAR_NODE) {
         static const char *const modes[] = {"auto", "stored", NULL};
-        int m = choice(c, n, "clusters", modes);
+        int m = gyre_ys_choice(c, n, "clusters", modes);
         if (m >= 0)
             s->clustering = (gyre_curate_clusters_t)m;
         return;
     }
-    if (!want(c, n, YAML_MAPPING_NODE, "clusters"))
+    if (!gyre_ys_want(c, n, YAML_MAPPING_NODE, "clusters"))
         return;
     for (PAIRS(n)) {
         yaml_node_t *k = KEY(c), *v = VALUE(c);
-        const char *key = scalar(k);
+        const char *key = gyre_ys_scalar(k);
         uint64_t kv;
         if (key != NULL && strcmp(key, "k") == 0) {
-            if (get_uint(c, v, "clusters.k", 1, 10000, &kv))
+            if (gyre_ys_uint(c, v, "clusters.k", 1, 10000, &kv))
                 s->k = (unsigned)kv;
         } else if (key != NULL && strcmp(key, "mode") == 0) {
             static const char *const modes[] = {"auto", "stored", NULL};
-            int m = choice(c, v, "clusters.mode", modes);
+            int m = gyre_ys_choice(c, v, "clusters.mode", modes);
             if (m >= 0)
                 s->clustering = (gyre_curate_clusters_t)m;
         } else {
-            unknown_key(c, k, "clusters", "mode, k");
+            gyre_ys_unknown(c, k, "clusters", "mode, k");
         }
     }
     if (!c->failed && s->clustering == GYRE_CURATE_CLUSTERS_STORED && s->k != 0)
-        spec_err(c, n, "clusters.k", "k is for clusters made in-process (mode: auto), not a stored run");
+        gyre_ys_err(c, n, "clusters.k", "k is for clusters made in-process (mode: auto), not a stored run");
 }
 
-static void parse_dedup(spec_ctx_t *c, gyre_curate_spec_t *s, yaml_node_t *n)
+static void parse_dedup(gyre_ys_t *c, gyre_curate_spec_t *s, yaml_node_t *n)
 {
     if (n->type == YAML_SCALAR_NODE) {
-        int b = bool_of(scalar(n));
+        int b = gyre_ys_bool_of(gyre_ys_scalar(n));
         if (b < 0)
-            spec_err(c, n, "dedup", "expected off, on or a mapping (threshold, on, keep), found '%s'", scalar(n));
+            gyre_ys_err(c, n, "dedup", "expected off, on or a mapping (threshold, on, keep), found '%s'", gyre_ys_scalar(n));
         else
             s->dedup = b;
         return;
     }
-    if (!want(c, n, YAML_MAPPING_NODE, "dedup"))
+    if (!gyre_ys_want(c, n, YAML_MAPPING_NODE, "dedup"))
         return;
     for (PAIRS(n)) {
         yaml_node_t *k = KEY(c), *v = VALUE(c);
-        const char *key = scalar(k);
+        const char *key = gyre_ys_scalar(k);
         if (key != NULL && strcmp(key, "threshold") == 0) {
             /* Below 0.05 every text would join every other: not a dedup any more. */
-            get_double(c, v, "dedup.threshold", 0.05, 1, 0, &s->dedup_threshold);
+            gyre_ys_double(c, v, "dedup.threshold", 0.05, 1, 0, &s->dedup_threshold);
         } else if (key != NULL && strcmp(key, "on") == 0) {
             static const char *const ons[] = {"task", "task+answer", NULL};
-            int m = choice(c, v, "dedup.on", ons);
+            int m = gyre_ys_choice(c, v, "dedup.on", ons);
             if (m >= 0)
                 s->dedup_on = (gyre_curate_dedup_on_t)m;
         } else if (key != NULL && strcmp(key, "keep") == 0) {
@@ -408,66 +214,66 @@ static void parse_dedup(spec_ctx_t *c, gyre_curate_spec_t *s, yaml_node_t *n)
                 gyre_buf_dispose(&b);
             }
         } else {
-            unknown_key(c, k, "dedup", "threshold, on, keep");
+            gyre_ys_unknown(c, k, "dedup", "threshold, on, keep");
         }
     }
 }
 
-static void parse_selection(spec_ctx_t *c, gyre_curate_spec_t *s, yaml_node_t *n)
+static void parse_selection(gyre_ys_t *c, gyre_curate_spec_t *s, yaml_node_t *n)
 {
     if (n->type == YAML_SCALAR_NODE) {
-        if (strcmp(scalar(n), "all") != 0)
-            spec_err(c, n, "selection", "expected all, {longest_n: N} or {judge: PREDICATE}, found '%s'", scalar(n));
+        if (strcmp(gyre_ys_scalar(n), "all") != 0)
+            gyre_ys_err(c, n, "selection", "expected all, {longest_n: N} or {judge: PREDICATE}, found '%s'", gyre_ys_scalar(n));
         s->selection = GYRE_CURATE_SELECT_ALL;
         return;
     }
-    if (!want(c, n, YAML_MAPPING_NODE, "selection"))
+    if (!gyre_ys_want(c, n, YAML_MAPPING_NODE, "selection"))
         return;
     if (n->data.mapping.pairs.top - n->data.mapping.pairs.start != 1) {
-        spec_err(c, n, "selection", "expected one of longest_n or judge");
+        gyre_ys_err(c, n, "selection", "expected one of longest_n or judge");
         return;
     }
     yaml_node_pair_t *pair = n->data.mapping.pairs.start;
     yaml_node_t *k = KEY(c), *v = VALUE(c);
-    const char *key = scalar(k);
+    const char *key = gyre_ys_scalar(k);
     if (key != NULL && strcmp(key, "longest_n") == 0) {
-        if (get_uint(c, v, "selection.longest_n", 1, UINT32_MAX, &s->longest_n))
+        if (gyre_ys_uint(c, v, "selection.longest_n", 1, UINT32_MAX, &s->longest_n))
             s->selection = GYRE_CURATE_SELECT_LONGEST_N;
     } else if (key != NULL && strcmp(key, "judge") == 0) {
         s->judge = get_predicate(c, v, "selection.judge", 0);
         if (s->judge != NULL)
             s->selection = GYRE_CURATE_SELECT_JUDGE;
     } else {
-        unknown_key(c, k, "selection", "longest_n, judge");
+        gyre_ys_unknown(c, k, "selection", "longest_n, judge");
     }
 }
 
-static void parse_balance(spec_ctx_t *c, gyre_curate_spec_t *s, yaml_node_t *n)
+static void parse_balance(gyre_ys_t *c, gyre_curate_spec_t *s, yaml_node_t *n)
 {
-    if (!want(c, n, YAML_MAPPING_NODE, "balance"))
+    if (!gyre_ys_want(c, n, YAML_MAPPING_NODE, "balance"))
         return;
     for (PAIRS(n)) {
         yaml_node_t *k = KEY(c), *v = VALUE(c);
-        const char *key = scalar(k);
+        const char *key = gyre_ys_scalar(k);
         if (key != NULL && strcmp(key, "cap") == 0)
-            get_uint(c, v, "balance.cap", 1, UINT32_MAX, &s->cap);
+            gyre_ys_uint(c, v, "balance.cap", 1, UINT32_MAX, &s->cap);
         else if (key != NULL && strcmp(key, "floor") == 0)
-            get_uint(c, v, "balance.floor", 1, UINT32_MAX, &s->floor);
+            gyre_ys_uint(c, v, "balance.floor", 1, UINT32_MAX, &s->floor);
         else
-            unknown_key(c, k, "balance", "cap, floor");
+            gyre_ys_unknown(c, k, "balance", "cap, floor");
     }
     if (!c->failed && s->cap != 0 && s->floor > s->cap)
-        spec_err(c, n, "balance.floor", "the floor (%llu) is above the cap (%llu)", (unsigned long long)s->floor,
+        gyre_ys_err(c, n, "balance.floor", "the floor (%llu) is above the cap (%llu)", (unsigned long long)s->floor,
                  (unsigned long long)s->cap);
 }
 
-static void parse_preference(spec_ctx_t *c, gyre_curate_spec_t *s, yaml_node_t *n)
+static void parse_preference(gyre_ys_t *c, gyre_curate_spec_t *s, yaml_node_t *n)
 {
-    if (!want(c, n, YAML_MAPPING_NODE, "preference"))
+    if (!gyre_ys_want(c, n, YAML_MAPPING_NODE, "preference"))
         return;
     for (PAIRS(n)) {
         yaml_node_t *k = KEY(c), *v = VALUE(c);
-        const char *key = scalar(k);
+        const char *key = gyre_ys_scalar(k);
         if (key != NULL && strcmp(key, "score") == 0) {
             gyre_predicate_t *p = get_predicate(c, v, "preference.score", 1);
             if (p != NULL) {
@@ -481,34 +287,34 @@ static void parse_preference(spec_ctx_t *c, gyre_curate_spec_t *s, yaml_node_t *
                 gyre_buf_dispose(&b);
             }
         } else if (key != NULL && strcmp(key, "margin") == 0) {
-            get_double(c, v, "preference.margin", 0, 1e12, 0, &s->contrast_margin);
+            gyre_ys_double(c, v, "preference.margin", 0, 1e12, 0, &s->contrast_margin);
         } else {
-            unknown_key(c, k, "preference", "score, margin");
+            gyre_ys_unknown(c, k, "preference", "score, margin");
         }
     }
     if (!c->failed && s->contrast_ref == NULL)
-        spec_err(c, n, "preference.score", "required: the score whose contrast makes a pair");
+        gyre_ys_err(c, n, "preference.score", "required: the score whose contrast makes a pair");
 }
 
-static void parse_redaction(spec_ctx_t *c, gyre_curate_spec_t *s, yaml_node_t *n)
+static void parse_redaction(gyre_ys_t *c, gyre_curate_spec_t *s, yaml_node_t *n)
 {
-    const char *v = scalar(n);
-    if (v != NULL && (strcmp(v, "all") == 0 || bool_of(v) == 1)) {
+    const char *v = gyre_ys_scalar(n);
+    if (v != NULL && (strcmp(v, "all") == 0 || gyre_ys_bool_of(v) == 1)) {
         s->redaction = GYRE_REDACT_ALL;
         return;
     }
-    if (v != NULL && (strcmp(v, "none") == 0 || bool_of(v) == 0)) {
+    if (v != NULL && (strcmp(v, "none") == 0 || gyre_ys_bool_of(v) == 0)) {
         s->redaction = 0;
         return;
     }
     char **kinds = NULL;
     size_t nkinds = 0;
     unsigned bits = 0;
-    if (get_list(c, n, "redaction", &kinds, &nkinds)) {
+    if (gyre_ys_list(c, n, "redaction", &kinds, &nkinds)) {
         for (size_t i = 0; i < nkinds && !c->failed; i++) {
             unsigned k = gyre_config_redact_kind(kinds[i]);
             if (k == 0)
-                spec_err(c, n, "redaction", "unknown kind '%s' (known: email, phone, card, api_key; or all, none)",
+                gyre_ys_err(c, n, "redaction", "unknown kind '%s' (known: email, phone, card, api_key; or all, none)",
                          kinds[i]);
             bits |= k;
         }
@@ -519,22 +325,22 @@ static void parse_redaction(spec_ctx_t *c, gyre_curate_spec_t *s, yaml_node_t *n
     s->redaction = bits;
 }
 
-static void parse_formats(spec_ctx_t *c, gyre_curate_spec_t *s, yaml_node_t *n)
+static void parse_formats(gyre_ys_t *c, gyre_curate_spec_t *s, yaml_node_t *n)
 {
     char **names = NULL;
     size_t nnames = 0;
     unsigned bits = 0;
-    if (get_list(c, n, "formats", &names, &nnames)) {
+    if (gyre_ys_list(c, n, "formats", &names, &nnames)) {
         for (size_t i = 0; i < nnames && !c->failed; i++) {
             if (strcmp(names[i], "openai") == 0)
                 bits |= GYRE_CURATE_FORMAT_OPENAI;
             else if (strcmp(names[i], "preference") == 0)
                 bits |= GYRE_CURATE_FORMAT_PREFERENCE;
             else
-                spec_err(c, n, "formats", "unknown format '%s' (known: openai, preference)", names[i]);
+                gyre_ys_err(c, n, "formats", "unknown format '%s' (known: openai, preference)", names[i]);
         }
         if (!c->failed && bits == 0)
-            spec_err(c, n, "formats", "at least one format (openai, preference)");
+            gyre_ys_err(c, n, "formats", "at least one format (openai, preference)");
     }
     for (size_t i = 0; i < nnames; i++)
         free(names[i]);
@@ -542,22 +348,22 @@ static void parse_formats(spec_ctx_t *c, gyre_curate_spec_t *s, yaml_node_t *n)
     s->formats = bits;
 }
 
-static void parse_root(spec_ctx_t *c, gyre_curate_spec_t *s, yaml_node_t *root)
+static void parse_root(gyre_ys_t *c, gyre_curate_spec_t *s, yaml_node_t *root)
 {
     for (PAIRS(root)) {
         if (c->failed)
             return;
         yaml_node_t *k = KEY(c), *v = VALUE(c);
-        const char *key = scalar(k);
+        const char *key = gyre_ys_scalar(k);
         if (key == NULL) {
-            unknown_key(c, k, "(top level)", "");
+            gyre_ys_unknown(c, k, "(top level)", "");
         } else if (strcmp(key, "source") == 0) {
             parse_source(c, s, v);
         } else if (strcmp(key, "clusters") == 0) {
             parse_clusters(c, s, v);
         } else if (strcmp(key, "unit") == 0) {
             static const char *const units[] = {"trace", "session", NULL};
-            int u = choice(c, v, "unit", units);
+            int u = gyre_ys_choice(c, v, "unit", units);
             if (u >= 0)
                 s->unit = (gyre_curate_unit_t)u;
         } else if (strcmp(key, "filter") == 0) {
@@ -567,13 +373,13 @@ static void parse_root(spec_ctx_t *c, gyre_curate_spec_t *s, yaml_node_t *root)
             if (v->type == YAML_MAPPING_NODE) {
                 for (yaml_node_pair_t *cp = v->data.mapping.pairs.start; cp < v->data.mapping.pairs.top; cp++) {
                     yaml_node_t *ck = yaml_document_get_node(c->doc, cp->key);
-                    if (scalar(ck) != NULL && strcmp(scalar(ck), "use") == 0)
-                        get_bool(c, yaml_document_get_node(c->doc, cp->value), "corrections.use", &s->use_corrections);
+                    if (gyre_ys_scalar(ck) != NULL && strcmp(gyre_ys_scalar(ck), "use") == 0)
+                        gyre_ys_bool(c, yaml_document_get_node(c->doc, cp->value), "corrections.use", &s->use_corrections);
                     else
-                        unknown_key(c, ck, "corrections", "use");
+                        gyre_ys_unknown(c, ck, "corrections", "use");
                 }
             } else {
-                get_bool(c, v, "corrections", &s->use_corrections);
+                gyre_ys_bool(c, v, "corrections", &s->use_corrections);
             }
         } else if (strcmp(key, "dedup") == 0) {
             parse_dedup(c, s, v);
@@ -582,7 +388,7 @@ static void parse_root(spec_ctx_t *c, gyre_curate_spec_t *s, yaml_node_t *root)
         } else if (strcmp(key, "balance") == 0) {
             parse_balance(c, s, v);
         } else if (strcmp(key, "target_size") == 0) {
-            get_uint(c, v, "target_size", 1, UINT32_MAX, &s->target_size);
+            gyre_ys_uint(c, v, "target_size", 1, UINT32_MAX, &s->target_size);
         } else if (strcmp(key, "preference") == 0) {
             parse_preference(c, s, v);
         } else if (strcmp(key, "redaction") == 0) {
@@ -593,22 +399,22 @@ static void parse_root(spec_ctx_t *c, gyre_curate_spec_t *s, yaml_node_t *root)
                 f = NULL;
                 for (yaml_node_pair_t *hp = v->data.mapping.pairs.start; hp < v->data.mapping.pairs.top; hp++) {
                     yaml_node_t *hk = yaml_document_get_node(c->doc, hp->key);
-                    if (scalar(hk) != NULL && strcmp(scalar(hk), "fraction") == 0)
+                    if (gyre_ys_scalar(hk) != NULL && strcmp(gyre_ys_scalar(hk), "fraction") == 0)
                         f = yaml_document_get_node(c->doc, hp->value);
                     else
-                        unknown_key(c, hk, "heldout", "fraction");
+                        gyre_ys_unknown(c, hk, "heldout", "fraction");
                 }
                 if (f == NULL && !c->failed)
-                    spec_err(c, v, "heldout.fraction", "required");
+                    gyre_ys_err(c, v, "heldout.fraction", "required");
             }
             if (f != NULL)
-                get_double(c, f, v == f ? "heldout" : "heldout.fraction", 0, 1, 1, &s->heldout);
+                gyre_ys_double(c, f, v == f ? "heldout" : "heldout.fraction", 0, 1, 1, &s->heldout);
         } else if (strcmp(key, "seed") == 0) {
-            get_uint(c, v, "seed", 0, UINT64_MAX, &s->seed);
+            gyre_ys_uint(c, v, "seed", 0, UINT64_MAX, &s->seed);
         } else if (strcmp(key, "formats") == 0) {
             parse_formats(c, s, v);
         } else {
-            unknown_key(c, k, "(top level)",
+            gyre_ys_unknown(c, k, "(top level)",
                         "source, clusters, unit, filter, corrections, dedup, selection, balance, target_size, "
                         "preference, redaction, heldout, seed, formats");
         }
@@ -799,11 +605,11 @@ gyre_curate_spec_t *gyre_curate_spec_parse(const char *yaml, size_t len, const c
         gyre_curate_spec_free(s);
         return NULL;
     }
-    spec_ctx_t c = {source, &doc, now_us, err, errlen, 0};
+    gyre_ys_t c = {source, &doc, now_us, err, errlen, 0};
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     /* An empty file is the spec of every default (every stored trace, deduplicated, as OpenAI JSONL). */
-    if (root != NULL && !(root->type == YAML_SCALAR_NODE && scalar(root)[0] == '\0') &&
-        want(&c, root, YAML_MAPPING_NODE, "(top level)"))
+    if (root != NULL && !(root->type == YAML_SCALAR_NODE && gyre_ys_scalar(root)[0] == '\0') &&
+        gyre_ys_want(&c, root, YAML_MAPPING_NODE, "(top level)"))
         parse_root(&c, s, root);
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);

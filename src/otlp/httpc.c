@@ -257,7 +257,6 @@ static int parse_status(const char *head, size_t len)
     return s;
 }
 
-/* One request: POST with a body when content_type is set, else GET with none. */
 int gyre_httpc_chunked_decode(const char *raw, size_t len, gyre_buf_t *out)
 {
     size_t at = 0;
@@ -352,9 +351,10 @@ out:
     return rc;
 }
 
-static int request(const gyre_httpc_url_t *u, SSL_CTX *ssl, const gyre_httpc_header_t *headers, size_t nheaders,
-                   const char *content_type, const char *body, size_t len, unsigned timeout_ms, int *status,
-                   gyre_buf_t *answer, char *err, size_t errlen)
+/* One request.  A method other than GET sends Content-Length (0 without a body); content_type, when set, is sent. */
+static int request(const gyre_httpc_url_t *u, SSL_CTX *ssl, const char *method, const gyre_httpc_header_t *headers,
+                   size_t nheaders, const char *content_type, const char *body, size_t len, unsigned timeout_ms,
+                   int *status, gyre_buf_t *answer, char *err, size_t errlen)
 {
     conn_t c = {-1, NULL, now_ms() + timeout_ms};
     gyre_buf_t req;
@@ -375,16 +375,14 @@ static int request(const gyre_httpc_url_t *u, SSL_CTX *ssl, const gyre_httpc_hea
         goto out;
     int v6 = strchr(u->host, ':') != NULL;
     int default_port = u->port == (u->https ? 443 : 80);
-    gyre_buf_appendf(&req, "%s %s HTTP/1.1\r\nHost: %s%s%s", content_type != NULL ? "POST" : "GET", u->path,
-                     v6 ? "[" : "", u->host, v6 ? "]" : "");
+    gyre_buf_appendf(&req, "%s %s HTTP/1.1\r\nHost: %s%s%s", method, u->path, v6 ? "[" : "", u->host, v6 ? "]" : "");
     if (!default_port)
         gyre_buf_appendf(&req, ":%u", u->port);
+    gyre_buf_appends(&req, "\r\nUser-Agent: gyre\r\nConnection: close\r\n");
     if (content_type != NULL)
-        gyre_buf_appendf(&req,
-                         "\r\nUser-Agent: gyre\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n",
-                         content_type, len);
-    else
-        gyre_buf_appends(&req, "\r\nUser-Agent: gyre\r\nConnection: close\r\n");
+        gyre_buf_appendf(&req, "Content-Type: %s\r\n", content_type);
+    if (strcmp(method, "GET") != 0)
+        gyre_buf_appendf(&req, "Content-Length: %zu\r\n", len);
     for (size_t i = 0; i < nheaders; i++)
         gyre_buf_appendf(&req, "%s: %s\r\n", headers[i].name, headers[i].value);
     gyre_buf_appends(&req, "\r\n");
@@ -481,26 +479,123 @@ int gyre_httpc_post(const gyre_httpc_url_t *u, SSL_CTX *ssl, const gyre_httpc_he
                     const char *content_type, const char *body, size_t len, unsigned timeout_ms, int *status,
                     char *err, size_t errlen)
 {
-    return request(u, ssl, headers, nheaders, content_type != NULL ? content_type : "application/octet-stream", body,
-                   len, timeout_ms, status, NULL, err, errlen);
+    return request(u, ssl, "POST", headers, nheaders,
+                   content_type != NULL ? content_type : "application/octet-stream", body, len, timeout_ms, status, NULL,
+                   err, errlen);
 }
 
 int gyre_httpc_post_read(const gyre_httpc_url_t *u, SSL_CTX *ssl, const gyre_httpc_header_t *headers,
                          size_t nheaders, const char *content_type, const char *body, size_t len, unsigned timeout_ms,
                          int *status, gyre_buf_t *answer, char *err, size_t errlen)
 {
-    return request(u, ssl, headers, nheaders, content_type != NULL ? content_type : "application/octet-stream", body,
-                   len, timeout_ms, status, answer, err, errlen);
+    return request(u, ssl, "POST", headers, nheaders,
+                   content_type != NULL ? content_type : "application/octet-stream", body, len, timeout_ms, status,
+                   answer, err, errlen);
 }
 
 int gyre_httpc_get(const gyre_httpc_url_t *u, SSL_CTX *ssl, const gyre_httpc_header_t *headers, size_t nheaders,
                    unsigned timeout_ms, int *status, char *err, size_t errlen)
 {
-    return request(u, ssl, headers, nheaders, NULL, NULL, 0, timeout_ms, status, NULL, err, errlen);
+    return request(u, ssl, "GET", headers, nheaders, NULL, NULL, 0, timeout_ms, status, NULL, err, errlen);
+}
+
+int gyre_httpc_request(const gyre_httpc_url_t *u, SSL_CTX *ssl, const char *method,
+                       const gyre_httpc_header_t *headers, size_t nheaders, const char *content_type, const char *body,
+                       size_t len, unsigned timeout_ms, int *status, gyre_buf_t *answer, char *err, size_t errlen)
+{
+    /* The method goes into the request line as it is: only the two the callers need, so no byte of it can be a
+     * separator. */
+    if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0) {
+        *status = 0;
+        snprintf(err, errlen, "unsupported HTTP method");
+        return -EINVAL;
+    }
+    return request(u, ssl, method, headers, nheaders, content_type, body, len, timeout_ms, status, answer, err,
+                   errlen);
+}
+
+/* 64-bit FNV-1a over p[0, n), continuing from h. */
+static uint64_t fnv1a(uint64_t h, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+/* A form field's name, a filename or a part's content type, written between quotes or as a header value: printable
+ * ASCII without the quote and the backslash (which would end or escape the quoted string), 1 to max bytes. */
+static int form_token_ok(const char *s, size_t max)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+    if (n == 0 || n > max)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e || s[i] == '"' || s[i] == '\\')
+            return 0;
+    return 1;
+}
+
+int gyre_httpc_multipart(const gyre_httpc_part_t *parts, size_t nparts, gyre_buf_t *out, char *content_type,
+                         size_t ctlen, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < nparts; i++) {
+        const gyre_httpc_part_t *p = &parts[i];
+        if (!form_token_ok(p->name, 100) || (p->filename != NULL && !form_token_ok(p->filename, 255)) ||
+            (p->content_type != NULL && !form_token_ok(p->content_type, 100))) {
+            snprintf(err, errlen, "form part %zu: its name, filename or content type is empty, too long, or has a "
+                                  "byte other than printable ASCII without '\"' and '\\'", i + 1);
+            return -EINVAL;
+        }
+    }
+    /* The boundary must not occur in any part.  It is derived from the parts' bytes (so the same parts always give
+     * the same body, which tests can hold to exact bytes), and each try hashes again: for data to hold every
+     * candidate it would have to hold hashes of itself.  The bound on tries is what is decided when that fails. */
+    char boundary[48];
+    int found = 0;
+    for (uint64_t attempt = 0; attempt < 64 && !found; attempt++) {
+        uint64_t h = fnv1a(0xcbf29ce484222325ULL ^ attempt, (const char *)&attempt, sizeof(attempt));
+        for (size_t i = 0; i < nparts; i++)
+            h = fnv1a(h, parts[i].data != NULL ? parts[i].data : "", parts[i].len);
+        uint64_t h2 = fnv1a(h ^ 0x9e3779b97f4a7c15ULL, "gyre", 4);
+        snprintf(boundary, sizeof(boundary), "gyre-form-%016llx%016llx", (unsigned long long)h,
+                 (unsigned long long)h2);
+        found = 1;
+        for (size_t i = 0; i < nparts && found; i++)
+            if (parts[i].len != 0 && memmem(parts[i].data, parts[i].len, boundary, strlen(boundary)) != NULL)
+                found = 0;
+    }
+    if (!found) {
+        snprintf(err, errlen, "no multipart boundary could be found that the parts do not hold");
+        return -EINVAL;
+    }
+    gyre_buf_mark_t m = gyre_buf_mark(out);
+    for (size_t i = 0; i < nparts; i++) {
+        const gyre_httpc_part_t *p = &parts[i];
+        gyre_buf_appendf(out, "--%s\r\nContent-Disposition: form-data; name=\"%s\"", boundary, p->name);
+        if (p->filename != NULL)
+            gyre_buf_appendf(out, "; filename=\"%s\"", p->filename);
+        gyre_buf_appends(out, "\r\n");
+        if (p->content_type != NULL)
+            gyre_buf_appendf(out, "Content-Type: %s\r\n", p->content_type);
+        gyre_buf_appends(out, "\r\n");
+        if (p->len != 0)
+            gyre_buf_append(out, p->data, p->len);
+        gyre_buf_appends(out, "\r\n");
+    }
+    gyre_buf_appendf(out, "--%s--\r\n", boundary);
+    if (gyre_buf_failed(out) != 0) {
+        gyre_buf_rollback(out, m);
+        snprintf(err, errlen, "the form's body is larger than its bound (%zu bytes)", out->max);
+        return -E2BIG;
+    }
+    snprintf(content_type, ctlen, "multipart/form-data; boundary=%s", boundary);
+    return 0;
 }
 
 int gyre_httpc_get_read(const gyre_httpc_url_t *u, SSL_CTX *ssl, const gyre_httpc_header_t *headers, size_t nheaders,
                         unsigned timeout_ms, int *status, gyre_buf_t *answer, char *err, size_t errlen)
 {
-    return request(u, ssl, headers, nheaders, NULL, NULL, 0, timeout_ms, status, answer, err, errlen);
+    return request(u, ssl, "GET", headers, nheaders, NULL, NULL, 0, timeout_ms, status, answer, err, errlen);
 }

@@ -59,6 +59,34 @@ int gyre_httpc_post_read(const gyre_httpc_url_t *u, SSL_CTX *ssl, const gyre_htt
                          size_t nheaders, const char *content_type, const char *body, size_t len, unsigned timeout_ms,
                          int *status, gyre_buf_t *answer, char *err, size_t errlen);
 
+/*
+ * The general request (the training backends, src/loop/train*.c): `method` is "GET" or "POST" (anything else is
+ * -EINVAL); a POST sends Content-Length (0 when len is 0), and content_type when it is not NULL.  The answer's
+ * body is read into `answer` (NULL: drained and dropped) with the bounds of gyre_httpc_post_read: answer's
+ * maximum in bytes, timeout_ms for the whole exchange.
+ */
+int gyre_httpc_request(const gyre_httpc_url_t *u, SSL_CTX *ssl, const char *method,
+                       const gyre_httpc_header_t *headers, size_t nheaders, const char *content_type, const char *body,
+                       size_t len, unsigned timeout_ms, int *status, gyre_buf_t *answer, char *err, size_t errlen);
+
+/* One part of a multipart/form-data body (RFC 7578). */
+typedef struct gyre_httpc_part {
+    const char *name;         /* the form field's name */
+    const char *filename;     /* NULL: a plain field, else sent as the part's filename */
+    const char *content_type; /* NULL: none (a plain field's text) */
+    const char *data;
+    size_t len;
+} gyre_httpc_part_t;
+
+/*
+ * Appends a multipart/form-data body of `parts` to `out` (bounded by out's maximum: -E2BIG, out as it was) and
+ * writes the matching "multipart/form-data; boundary=..." into content_type.  The boundary is one that no part
+ * holds, derived from the parts (the same parts give the same bytes).  Names, filenames and content types are
+ * checked, never escaped: 1 to 100 (filename 255) bytes of printable ASCII without '"' and '\' (-EINVAL, err
+ * says which part).  The one composer of form bodies gyre sends.
+ */
+int gyre_httpc_multipart(const gyre_httpc_part_t *parts, size_t nparts, gyre_buf_t *out, char *content_type,
+                         size_t ctlen, char *err, size_t errlen);
 /* A GET reading the answer's body into `answer`, bounded as gyre_httpc_post_read (llama.cpp's GET /lora-adapters,
  * src/loop/serve.c). */
 int gyre_httpc_get_read(const gyre_httpc_url_t *u, SSL_CTX *ssl, const gyre_httpc_header_t *headers, size_t nheaders,
