@@ -31,7 +31,8 @@ static void check_route(const char *json, unsigned percent)
         abort();
     int found = 0, n = cJSON_GetArraySize(targets);
     const cJSON *t;
-    cJSON_ArrayForEach(t, targets) {
+    cJSON_ArrayForEach(t, targets)
+    {
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(t, "provider");
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(t, "model");
         found += cJSON_IsString(p) && cJSON_IsString(m) && strcmp(p->valuestring, "cand") == 0 &&

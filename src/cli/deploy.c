@@ -54,13 +54,15 @@ static void print_human(const cJSON *a)
 {
     const cJSON *d;
     int any = 0;
-    cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(a, "deployments")) {
+    cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(a, "deployments"))
+    {
         any = 1;
         const cJSON *pct = cJSON_GetObjectItemCaseSensitive(d, "percent");
         printf("%s  run %s  %s  %s/%s at %d %%\n", s_of(d, "route"), s_of(d, "run_id"), s_of(d, "state"),
                s_of(d, "provider"), s_of(d, "model"), cJSON_IsNumber(pct) ? pct->valueint : 0);
         const cJSON *e;
-        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(d, "decisions")) {
+        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(d, "decisions"))
+        {
             const cJSON *at = cJSON_GetObjectItemCaseSensitive(e, "at_us");
             const cJSON *p = cJSON_GetObjectItemCaseSensitive(e, "percent");
             char when[64] = "";

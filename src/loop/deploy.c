@@ -94,14 +94,15 @@ gyre_deploy_verdict_t gyre_deploy_decide(const gyre_deploy_conf_t *conf, const g
         return GYRE_DEPLOY_ROLLBACK;
     }
     if (shown) {
-        snprintf(why, whylen, "shown not worse than the incumbent by more than %g on every signal (n %" PRIu64
-                              " and %" PRIu64 ")",
+        snprintf(why, whylen,
+                 "shown not worse than the incumbent by more than %g on every signal (n %" PRIu64 " and %" PRIu64 ")",
                  conf->max_drop, o->cand[0].n, o->inc[0].n);
         return GYRE_DEPLOY_PROMOTE;
     }
     if (elapsed_us >= (int64_t)conf->step_time_ms * 1000) {
-        snprintf(why, whylen, "the step ran its %" PRIu64 " ms and nothing showed the candidate worse (n %" PRIu64
-                              " and %" PRIu64 ")",
+        snprintf(why, whylen,
+                 "the step ran its %" PRIu64 " ms and nothing showed the candidate worse (n %" PRIu64 " and %" PRIu64
+                 ")",
                  conf->step_time_ms, o->cand[0].n, o->inc[0].n);
         return GYRE_DEPLOY_PROMOTE;
     }
@@ -216,8 +217,8 @@ static void conf_of(const cJSON *d, gyre_deploy_conf_t *c, const char **names, s
     c->alpha = numv(d, "alpha");
     c->rollback_on_alert = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "rollback_on_alert"));
     size_t n = 0;
-    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(d, "metrics")) if (n < max && cJSON_IsString(e))
-        names[n++] = e->valuestring;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(d, "metrics")) if (n < max && cJSON_IsString(e)) names[n++] =
+        e->valuestring;
     c->metrics = (char **)names;
     c->nmetrics = n;
 }
@@ -226,8 +227,9 @@ static void serve_of(const cJSON *d, gyre_serve_conf_t *s)
 {
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(d, "adapter");
     const char *kind = str(a, "kind");
-    s->adapter = strcmp(kind, "vllm") == 0 ? GYRE_ADAPTER_VLLM
-                 : strcmp(kind, "llamacpp") == 0 ? GYRE_ADAPTER_LLAMACPP : GYRE_ADAPTER_NONE;
+    s->adapter = strcmp(kind, "vllm") == 0       ? GYRE_ADAPTER_VLLM
+                 : strcmp(kind, "llamacpp") == 0 ? GYRE_ADAPTER_LLAMACPP
+                                                 : GYRE_ADAPTER_NONE;
     s->provider = (char *)str(a, "provider");
     s->name = (char *)str(a, "name");
 }
@@ -279,8 +281,10 @@ static char *route_at(const cJSON *incumbent, const char *route, const char *pro
     if (percent >= 100) {
         cJSON_AddItemToArray(targets, target(provider, model, 1));
         cJSON *fb = cJSON_CreateArray();
-        cJSON_ArrayForEach(t, old) if (!same_target(t, provider, model)) cJSON_AddItemToArray(fb, cJSON_Duplicate(t, 1));
-        cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(incumbent, "fallbacks")) if (!same_target(t, provider, model))
+        cJSON_ArrayForEach(t, old) if (!same_target(t, provider, model))
+            cJSON_AddItemToArray(fb, cJSON_Duplicate(t, 1));
+        cJSON_ArrayForEach(
+            t, cJSON_GetObjectItemCaseSensitive(incumbent, "fallbacks")) if (!same_target(t, provider, model))
             cJSON_AddItemToArray(fb, cJSON_Duplicate(t, 1));
         cJSON_DeleteItemFromObjectCaseSensitive(r, "fallbacks");
         if (cJSON_GetArraySize(fb) > 0)
@@ -289,7 +293,8 @@ static char *route_at(const cJSON *incumbent, const char *route, const char *pro
             cJSON_Delete(fb);
     } else {
         double total = 0;
-        cJSON_ArrayForEach(t, old) if (!same_target(t, provider, model)) {
+        cJSON_ArrayForEach(t, old) if (!same_target(t, provider, model))
+        {
             const cJSON *w = cJSON_GetObjectItemCaseSensitive(t, "weight");
             double wv = cJSON_IsNumber(w) ? w->valuedouble : 1;
             total += wv;
@@ -374,7 +379,7 @@ static int do_rollback(const gyre_deploy_host_t *h, cJSON *d, int64_t now_us, co
             snprintf(text + strlen(text), sizeof(text) - strlen(text), "%sthe adapter stays loaded: %s",
                      text[0] ? "; " : "", msg);
         else
-            set_str(d, "adapter_unloaded", "yes");
+            cJSON_AddBoolToObject(d, "adapter_unloaded", 1);
     }
     decision(d, now_us, "rollback", actor, text, obs);
     end_state(d, "rolled_back", now_us);
@@ -450,8 +455,8 @@ static void tick_canary(const gyre_deploy_host_t *h, cJSON *d, int64_t now_us)
     gyre_store_t *s = store_for(h, err, sizeof(err));
     gyre_deploy_trace_t *t = NULL;
     size_t n = 0;
-    if (s == NULL || gyre_deploy_collect(s, str(d, "route"), str(d, "provider"), str(d, "model"), started,
-                                         now_us + 1, names + 1, c.nmetrics, 0, &t, &n, err, sizeof(err)) != 0) {
+    if (s == NULL || gyre_deploy_collect(s, str(d, "route"), str(d, "provider"), str(d, "model"), started, now_us + 1,
+                                         names + 1, c.nmetrics, 0, &t, &n, err, sizeof(err)) != 0) {
         log_change(str(d, "run_id"), "observations", err);
         return;
     }
@@ -499,7 +504,8 @@ static void tick_watch(const gyre_deploy_host_t *h, cJSON *d, int64_t now_us)
     conf_of(d, &c, names, GYRE_LOOP_MAX_SCORERS);
     char err[512], why[1024], rule[128] = "", actor[300];
     snprintf(actor, sizeof(actor), "loop:%s", str(d, "run_id"));
-    if (c.rollback_on_alert && h->alert_firing != NULL && h->alert_firing(h->ctx, str(d, "route"), rule, sizeof(rule)) == 1) {
+    if (c.rollback_on_alert && h->alert_firing != NULL &&
+        h->alert_firing(h->ctx, str(d, "route"), rule, sizeof(rule)) == 1) {
         snprintf(why, sizeof(why), "alert '%s' fires on the route while it is watched", rule);
         if (do_rollback(h, d, now_us, actor, why, NULL, err, sizeof(err)) != 0)
             log_change(str(d, "run_id"), "rollback", err);
@@ -515,15 +521,15 @@ static void tick_watch(const gyre_deploy_host_t *h, cJSON *d, int64_t now_us)
     if (s == NULL ||
         gyre_deploy_collect(s, str(d, "route"), str(d, "provider"), str(d, "model"), began - window, began, names,
                             c.nmetrics, 1, &before, &nb, err, sizeof(err)) != 0 ||
-        gyre_deploy_collect(s, str(d, "route"), str(d, "provider"), str(d, "model"), promoted, promoted + window,
-                            names, c.nmetrics, 1, &after, &na, err, sizeof(err)) != 0) {
+        gyre_deploy_collect(s, str(d, "route"), str(d, "provider"), str(d, "model"), promoted, promoted + window, names,
+                            c.nmetrics, 1, &after, &na, err, sizeof(err)) != 0) {
         free(before);
         log_change(str(d, "run_id"), "watch", err);
         return;
     }
     int regressed = 0;
-    cJSON *report = gyre_deploy_watch_report(before, nb, after, na, names, c.nmetrics, c.alpha, c.max_drop,
-                                             &regressed, why, sizeof(why));
+    cJSON *report = gyre_deploy_watch_report(before, nb, after, na, names, c.nmetrics, c.alpha, c.max_drop, &regressed,
+                                             why, sizeof(why));
     free(before);
     free(after);
     cJSON_DeleteItemFromObjectCaseSensitive(d, "report");
@@ -609,9 +615,10 @@ int gyre_deploy_begin_watch(const gyre_deploy_host_t *h, const gyre_deploy_conf_
         }
     if (!(conf->alpha > 0 && conf->alpha < 1) || !(conf->max_drop >= 0 && conf->max_drop <= 1) ||
         conf->nmetrics > GYRE_LOOP_MAX_SCORERS) {
-        snprintf(err, errlen, "%s", !(conf->alpha > 0 && conf->alpha < 1) ? "alpha: must be in (0, 1)"
-                                    : conf->nmetrics > GYRE_LOOP_MAX_SCORERS ? "metrics: too many"
-                                                                             : "max_drop: must be in [0, 1]");
+        snprintf(err, errlen, "%s",
+                 !(conf->alpha > 0 && conf->alpha < 1)    ? "alpha: must be in (0, 1)"
+                 : conf->nmetrics > GYRE_LOOP_MAX_SCORERS ? "metrics: too many"
+                                                          : "max_drop: must be in [0, 1]");
         return -EINVAL;
     }
     int r = 0;
@@ -648,6 +655,11 @@ int gyre_deploy_begin_watch(const gyre_deploy_host_t *h, const gyre_deploy_conf_
     snprintf(name, sizeof(name), "%s", serve->name != NULL && serve->name[0] ? serve->name : "");
     if (name[0] == '\0')
         snprintf(name, sizeof(name), "gyre-%s", run_id);
+    if (serve->adapter != GYRE_ADAPTER_NONE && h->config == NULL) {
+        snprintf(err, errlen, "adapter: this host cannot load adapters (it has no configuration)");
+        r = -ENOTSUP;
+        goto out;
+    }
     if (serve->adapter != GYRE_ADAPTER_NONE &&
         (r = gyre_serve_load(h->config(h->ctx), serve, candidate_model, name, model, sizeof(model), err, errlen)) != 0)
         goto out;
@@ -660,9 +672,10 @@ int gyre_deploy_begin_watch(const gyre_deploy_host_t *h, const gyre_deploy_conf_
     cJSON_AddStringToObject(d, "model", model);
     cJSON_AddStringToObject(d, "artifact", candidate_model);
     cJSON *ad = cJSON_AddObjectToObject(d, "adapter");
-    cJSON_AddStringToObject(ad, "kind", serve->adapter == GYRE_ADAPTER_VLLM       ? "vllm"
-                                        : serve->adapter == GYRE_ADAPTER_LLAMACPP ? "llamacpp"
-                                                                                  : "none");
+    cJSON_AddStringToObject(ad, "kind",
+                            serve->adapter == GYRE_ADAPTER_VLLM       ? "vllm"
+                            : serve->adapter == GYRE_ADAPTER_LLAMACPP ? "llamacpp"
+                                                                      : "none");
     cJSON_AddStringToObject(ad, "provider", serve->provider != NULL ? serve->provider : candidate_provider);
     cJSON_AddStringToObject(ad, "name", serve->adapter != GYRE_ADAPTER_NONE ? name : "");
     cJSON *ramp = cJSON_AddArrayToObject(d, "ramp");
@@ -755,7 +768,8 @@ int gyre_deploy_promote(const gyre_deploy_host_t *h, const char *route, const ch
     if (r == 0 && strcmp(str(d, "state"), "promoted") == 0) {
         decision(d, now, "done", actor, "promoted by hand: the watch ended", NULL);
         end_state(d, "done", now);
-    } else if (r == 0 && (r = apply_step(h, d, (unsigned)numv(d, "step") + 1, actor, "deploy.promote", err, errlen)) == 0) {
+    } else if (r == 0 &&
+               (r = apply_step(h, d, (unsigned)numv(d, "step") + 1, actor, "deploy.promote", err, errlen)) == 0) {
         set_num(d, "step_started_us", (double)now);
         decision(d, now, "promote", actor, "promoted by hand", NULL);
         if (numv(d, "percent") >= 100) {
@@ -804,7 +818,9 @@ int gyre_deploy_run_state(const gyre_deploy_host_t *h, const char *run_id, char 
     char err[256];
     pthread_mutex_lock(&dep_lock);
     cJSON *d = NULL;
-    int r = ensure(h->state, err, sizeof(err)) != 0 ? -EIO : load(h->state, "run_id = ?1", run_id, &d, 1) == 1 ? 0 : -ENOENT;
+    int r = ensure(h->state, err, sizeof(err)) != 0             ? -EIO
+            : load(h->state, "run_id = ?1", run_id, &d, 1) == 1 ? 0
+                                                                : -ENOENT;
     pthread_mutex_unlock(&dep_lock);
     if (r == 0) {
         snprintf(state, size, "%s", str(d, "state"));

@@ -16,7 +16,7 @@ typedef struct gyre_deploy_trace {
     int cand_answer; /* the answer came from the candidate (its scores are the candidate's) */
     double cost_usd; /* NaN: unknown */
     double latency_ms;
-    int32_t cluster; /* -1: none */
+    int32_t cluster;                   /* -1: none */
     double val[GYRE_LOOP_MAX_SCORERS]; /* each watched scorer's value in [0, 1]; NaN: not scored */
 } gyre_deploy_trace_t;
 

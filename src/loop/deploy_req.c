@@ -44,8 +44,13 @@ int gyre_deploy_request_parse(const char *body, size_t len, gyre_deploy_request_
                               char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
-    out->conf = (gyre_deploy_conf_t){.ramp = {5, 25, 100}, .nramp = 3, .min_requests = 50, .step_time_ms = 600000,
-                                     .max_drop = 0.02, .alpha = 0.05, .rollback_on_alert = 1};
+    out->conf = (gyre_deploy_conf_t){.ramp = {5, 25, 100},
+                                     .nramp = 3,
+                                     .min_requests = 50,
+                                     .step_time_ms = 600000,
+                                     .max_drop = 0.02,
+                                     .alpha = 0.05,
+                                     .rollback_on_alert = 1};
     out->watch_window_ms = 3600000;
     out->conf.metrics = out->metrics;
     snprintf(param, plen, "%s", "");
@@ -58,20 +63,23 @@ int gyre_deploy_request_parse(const char *body, size_t len, gyre_deploy_request_
     gyre_deploy_conf_t *c = &out->conf;
     const char *bad = NULL, *why = NULL;
     const cJSON *e, *x;
-    cJSON_ArrayForEach(e, b) {
+    cJSON_ArrayForEach(e, b)
+    {
         const char *k = e->string != NULL ? e->string : "";
         if (strcmp(k, "run_id") == 0 || strcmp(k, "provider") == 0 || strcmp(k, "model") == 0) {
             if (!cJSON_IsString(e) || e->valuestring[0] == '\0')
                 bad = k, why = "must be a non-empty string";
             else
-                *(strcmp(k, "run_id") == 0 ? &out->run_id : strcmp(k, "provider") == 0 ? &out->provider : &out->model) =
-                    e->valuestring;
+                *(strcmp(k, "run_id") == 0     ? &out->run_id
+                  : strcmp(k, "provider") == 0 ? &out->provider
+                                               : &out->model) = e->valuestring;
         } else if (strcmp(k, "ramp") == 0) {
             c->nramp = 0;
             if (!cJSON_IsArray(e))
                 bad = k, why = "must be an array of percentages";
             const cJSON *list = cJSON_IsArray(e) ? e : NULL;
-            cJSON_ArrayForEach(x, list) {
+            cJSON_ArrayForEach(x, list)
+            {
                 if (!cJSON_IsNumber(x) || c->nramp == GYRE_LOOP_MAX_RAMP || !(x->valuedouble >= 1) ||
                     x->valuedouble > 100 || x->valuedouble != floor(x->valuedouble)) {
                     bad = k, why = "must be at most 8 whole percentages from 1 to 100";
@@ -103,7 +111,8 @@ int gyre_deploy_request_parse(const char *body, size_t len, gyre_deploy_request_
             if (!cJSON_IsArray(e))
                 bad = k, why = "must be an array of scorer names";
             const cJSON *list = cJSON_IsArray(e) ? e : NULL;
-            cJSON_ArrayForEach(x, list) {
+            cJSON_ArrayForEach(x, list)
+            {
                 if (!cJSON_IsString(x) || x->valuestring[0] == '\0' || strlen(x->valuestring) > 128 ||
                     c->nmetrics == GYRE_LOOP_MAX_SCORERS) {
                     bad = k, why = "must be at most 16 scorer names";

@@ -75,7 +75,8 @@ int gyre_serve_llamacpp_id(const char *answer, size_t len, const char *path, lon
     cJSON *list = cJSON_ParseWithLength(answer != NULL ? answer : "", len);
     int r = cJSON_IsArray(list) ? -ENOENT : -EPROTO;
     const cJSON *e, *arr = cJSON_IsArray(list) ? list : NULL;
-    cJSON_ArrayForEach(e, arr) {
+    cJSON_ArrayForEach(e, arr)
+    {
         const cJSON *ep = cJSON_GetObjectItemCaseSensitive(e, "path");
         const cJSON *ei = cJSON_GetObjectItemCaseSensitive(e, "id");
         /* An id is a small whole number (an index into the server's list). */
@@ -170,8 +171,7 @@ int gyre_serve_load(const gyre_config_t *c, const gyre_serve_conf_t *conf, const
     return r != 0 ? r : llamacpp_scale(p, id, 1.0, err, errlen);
 }
 
-int gyre_serve_unload(const gyre_config_t *c, const gyre_serve_conf_t *conf, const char *name, char *err,
-                      size_t errlen)
+int gyre_serve_unload(const gyre_config_t *c, const gyre_serve_conf_t *conf, const char *name, char *err, size_t errlen)
 {
     if (conf->adapter == GYRE_ADAPTER_NONE)
         return 0;

@@ -271,8 +271,10 @@ cJSON *gyre_deploy_watch_report(const gyre_deploy_trace_t *before, size_t nbefor
         cJSON_AddNumberToObject(o, "after_n", cs[c].after.s[W_OK].n);
         cJSON *sig = cJSON_AddObjectToObject(o, "signals");
         for (size_t k = 0; k < W_FIXED + nmetrics; k++) {
-            const char *sname = k == W_OK ? "error_rate" : k == W_LAT ? "latency_ms" : k == W_COST ? "cost_usd"
-                                                                                      : metrics[k - W_FIXED];
+            const char *sname = k == W_OK     ? "error_rate"
+                                : k == W_LAT  ? "latency_ms"
+                                : k == W_COST ? "cost_usd"
+                                              : metrics[k - W_FIXED];
             const moments_t *b = &cs[c].before.s[k], *a = &cs[c].after.s[k];
             double mb = mean(b), ma = mean(a), sb = se(b), sa = se(a);
             if (k == W_OK) { /* reported as the error rate, tested as 1 - error */
@@ -297,8 +299,9 @@ cJSON *gyre_deploy_watch_report(const gyre_deploy_trace_t *before, size_t nbefor
             if (bad) {
                 cJSON_AddTrueToObject(e, "regressed");
                 if (!*regressed && whylen)
-                    snprintf(why, whylen, "cluster %s: %s went from %.4f to %.4f (difference in [%.4f, %.4f] at %.0f %%)",
-                             name, sname, mb, ma, d - h, d + h, (1 - alpha) * 100);
+                    snprintf(why, whylen,
+                             "cluster %s: %s went from %.4f to %.4f (difference in [%.4f, %.4f] at %.0f %%)", name,
+                             sname, mb, ma, d - h, d + h, (1 - alpha) * 100);
                 *regressed = 1;
             }
         }

@@ -42,8 +42,7 @@ static void fail(h2o_req_t *req, int status, const char *code, const char *param
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     gyre_api_error_t err;
-    gyre_api_error_set(&err, status, status >= 500 ? "server_error" : "invalid_request_error", code, param, "%s",
-                       msg);
+    gyre_api_error_set(&err, status, status >= 500 ? "server_error" : "invalid_request_error", code, param, "%s", msg);
     gyre_respond_error(req, &err);
 }
 
@@ -67,8 +66,8 @@ static void begin(h2o_req_t *req, const gyre_deploy_host_t *h, const char *route
         fail(req, 400, param[0] ? "invalid_value" : "invalid_json", param[0] ? param : NULL, "%s", err);
         return;
     }
-    int r = gyre_deploy_begin_watch(h, &q.conf, q.watch_window_ms, route, q.run_id, q.provider, q.model, &q.serve,
-                                    err, sizeof(err));
+    int r = gyre_deploy_begin_watch(h, &q.conf, q.watch_window_ms, route, q.run_id, q.provider, q.model, &q.serve, err,
+                                    sizeof(err));
     if (r == 0)
         respond_route(req, h, route, 201);
     else if (r == -EINVAL)
@@ -105,13 +104,15 @@ int gyre_api_deploy_handle(gyre_worker_t *w, h2o_req_t *req, h2o_iovec_t path)
     if (path.len == plen) {
         if (!get) {
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET"));
-            fail(req, 405, "method_not_allowed", NULL, "/api/deploy takes GET; changes are POST /api/deploy/{route}/"
-                                                       "begin, promote or rollback");
+            fail(req, 405, "method_not_allowed", NULL,
+                 "/api/deploy takes GET; changes are POST /api/deploy/{route}/"
+                 "begin, promote or rollback");
             return 1;
         }
         if (h == NULL) {
-            fail(req, 404, "state_not_configured", NULL, "this gateway keeps no deployments: the config has neither a "
-                                                         "store (store: {sqlite: PATH}) nor state: PATH");
+            fail(req, 404, "state_not_configured", NULL,
+                 "this gateway keeps no deployments: the config has neither a "
+                 "store (store: {sqlite: PATH}) nor state: PATH");
             return 1;
         }
         char strings[GYRE_API_QUERY_MAX + 1] = "";
@@ -120,8 +121,9 @@ int gyre_api_deploy_handle(gyre_worker_t *w, h2o_req_t *req, h2o_iovec_t path)
             const char *qs = req->path.base + req->query_at + 1;
             size_t qlen = req->path.len - req->query_at - 1;
             if (qlen < 6 || memcmp(qs, "route=", 6) != 0 || !route_name_ok(qs + 6, qlen - 6)) {
-                fail(req, 400, "invalid_value", "route", "the only parameter is route=NAME (letters, digits, '.', '_', "
-                                                         "'-')");
+                fail(req, 400, "invalid_value", "route",
+                     "the only parameter is route=NAME (letters, digits, '.', '_', "
+                     "'-')");
                 return 1;
             }
             memcpy(strings, qs + 6, qlen - 6);
@@ -135,15 +137,16 @@ int gyre_api_deploy_handle(gyre_worker_t *w, h2o_req_t *req, h2o_iovec_t path)
     const char *slash = memchr(seg, '/', (size_t)(end - seg));
     const char *action = slash != NULL ? slash + 1 : NULL;
     size_t alen = action != NULL ? (size_t)(end - action) : 0;
-    int which = action == NULL ? -1
+    int which = action == NULL                                    ? -1
                 : h2o_memis(action, alen, H2O_STRLIT("begin"))    ? 0
                 : h2o_memis(action, alen, H2O_STRLIT("promote"))  ? 1
                 : h2o_memis(action, alen, H2O_STRLIT("rollback")) ? 2
                                                                   : -1;
     if (which < 0 || !route_name_ok(seg, (size_t)(slash - seg))) {
-        fail(req, 404, "unknown_url", NULL, "unknown path %.*s; deployments are at /api/deploy and "
-                                            "/api/deploy/{route}/begin|promote|rollback (route: letters, digits, '.', "
-                                            "'_', '-')",
+        fail(req, 404, "unknown_url", NULL,
+             "unknown path %.*s; deployments are at /api/deploy and "
+             "/api/deploy/{route}/begin|promote|rollback (route: letters, digits, '.', "
+             "'_', '-')",
              (int)(path.len < 256 ? path.len : 256), path.base);
         return 1;
     }
@@ -160,8 +163,9 @@ int gyre_api_deploy_handle(gyre_worker_t *w, h2o_req_t *req, h2o_iovec_t path)
         return 1;
     }
     if (h == NULL) {
-        fail(req, 404, "state_not_configured", NULL, "this gateway keeps no deployments: the config has neither a "
-                                                     "store (store: {sqlite: PATH}) nor state: PATH");
+        fail(req, 404, "state_not_configured", NULL,
+             "this gateway keeps no deployments: the config has neither a "
+             "store (store: {sqlite: PATH}) nor state: PATH");
         return 1;
     }
     if (req->entity.len > GYRE_ADMIN_MAX_BODY) {

@@ -63,7 +63,8 @@ static int alert_firing_cb(void *ctx, const char *route, char *rule, size_t rule
     if (gyre_alerts_render_json(s->alerts, &b) == 0) {
         cJSON *j = cJSON_ParseWithLength(b.base != NULL ? b.base : "", b.len);
         const cJSON *a;
-        cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(j, "alerts")) {
+        cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(j, "alerts"))
+        {
             const cJSON *st = cJSON_GetObjectItemCaseSensitive(a, "state");
             const cJSON *r = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(a, "labels"), "route");
             const cJSON *name = cJSON_GetObjectItemCaseSensitive(a, "rule");
@@ -89,7 +90,9 @@ static void notify_cb(void *ctx, const char *title, const char *text)
     gyre_logf("gyre: deploy: %s: %s\n", title, text);
     if (s->notify == NULL)
         return;
-    gyre_notice_t n = {.alertname = "gyre_deploy", .severity = "warning", .fingerprint = "gyre_deploy",
+    gyre_notice_t n = {.alertname = "gyre_deploy",
+                       .severity = "warning",
+                       .fingerprint = "gyre_deploy",
                        .starts_us = gyre_trace_now_us()};
     n.annotations[n.nannotations++] = (gyre_notice_pair_t){"summary", title};
     n.annotations[n.nannotations++] = (gyre_notice_pair_t){"description", text};

@@ -308,3 +308,69 @@ test('a candidate that regresses after full promotion is caught by the watch: no
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a llama.cpp adapter is found by its path and given scale 1 at begin, 0 at rollback', async () => {
+  const dir = tmpdir();
+  const paths = ['a', 'b'].map((n) => {
+    const p = path.join(dir, n);
+    fs.mkdirSync(p);
+    fs.writeFileSync(path.join(p, 'train.jsonl'), `${JSON.stringify({ messages: [
+      { role: 'user', content: `Question ${n}?` }, { role: 'assistant', content: `Answer ${n}.` }] })}\n`);
+    return p;
+  });
+  const mock = await startMock(['--lora', paths[0], '--lora', paths[1]]);
+  const g = await startGyre(config(dir, mock.v1, '').replace('- {name: vllm, kind: openai', '- {name: llama, kind: openai'));
+  const scales = async () => (await (await fetch(`${mock.url}/lora-adapters`)).json()).map((a) => a.scale);
+  try {
+    const begin = await api(g.url, 'POST', '/api/deploy/chat/begin', {
+      run_id: 'llama-1', provider: 'llama', model: paths[1], adapter: { kind: 'llamacpp', name: 'support-b' },
+    });
+    assert.equal(begin.status, 201, begin.text);
+    assert.equal(begin.json.deployments[0].model, 'support-b');
+    assert.deepEqual(await scales(), [0, 1]);
+    const rb = await api(g.url, 'POST', '/api/deploy/chat/rollback', {});
+    assert.equal(rb.status, 200, rb.text);
+    assert.equal(rb.json.deployments[0].adapter_unloaded, true);
+    assert.deepEqual(await scales(), [0, 0]);
+    // An adapter the server was not started with is refused at begin, naming the path; nothing changes.
+    const missing = await api(g.url, 'POST', '/api/deploy/chat/begin', {
+      run_id: 'llama-2', provider: 'llama', model: path.join(dir, 'c'), adapter: { kind: 'llamacpp' },
+    });
+    assert.equal(missing.status, 404);
+    assert.equal(missing.json.error.message,
+      `provider 'llama': llama.cpp's server has no adapter loaded from '${path.join(dir, 'c')}' (start it with --lora PATH)`);
+    assert.equal((await chatRoute(g.url)).overridden, false);
+  } finally {
+    await g.stop();
+    await mock.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an alert that fires on the route rolls the canary back', async () => {
+  const mock = await startMock();
+  const dir = tmpdir();
+  const alerts = `alerts:
+  - {name: chat_busy, condition: request_rate > 2, window: 2s, for: 0s, min_firing: 1s, by: [route]}
+`;
+  const g = await startGyre(config(dir, mock.v1, alerts));
+  try {
+    const begin = await api(g.url, 'POST', '/api/deploy/chat/begin', {
+      run_id: 'al-1', provider: 'cand', model: 'gpt-4o', ramp: [25, 100], step_time: '10m',
+    });
+    assert.equal(begin.status, 201, begin.text);
+    const l = load(g.url, 2);
+    const d = await until(async () => {
+      const s = await status(g.url);
+      return s.state !== 'canary' ? s : null;
+    }, 'the alert to roll it back');
+    await l.stop();
+    assert.equal(d.state, 'rolled_back');
+    assert.equal(d.decisions[d.decisions.length - 1].why, "alert 'chat_busy' fires on the route");
+    assert.equal((await chatRoute(g.url)).overridden, false);
+  } finally {
+    await g.stop();
+    await mock.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

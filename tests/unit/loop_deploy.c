@@ -19,7 +19,7 @@
     do {                                                                                                               \
         double a__ = (a), b__ = (b);                                                                                   \
         if (!(fabs(a__ - b__) < 1e-8)) {                                                                               \
-            fprintf(stderr, "  %s:%d: %s == %.10f, expected %.10f\n", __FILE__, __LINE__, #a, a__, b__);                \
+            fprintf(stderr, "  %s:%d: %s == %.10f, expected %.10f\n", __FILE__, __LINE__, #a, a__, b__);               \
             gyre_test_failures++;                                                                                      \
         }                                                                                                              \
     } while (0)
@@ -53,8 +53,13 @@ static const char *const signal_names[] = {"error", "no_refusal"};
 
 static gyre_deploy_conf_t conf_of(unsigned min_requests, double max_drop, uint64_t step_ms)
 {
-    gyre_deploy_conf_t c = {.ramp = {25, 100}, .nramp = 2, .min_requests = min_requests, .step_time_ms = step_ms,
-                            .max_drop = max_drop, .alpha = 0.05, .rollback_on_alert = 1};
+    gyre_deploy_conf_t c = {.ramp = {25, 100},
+                            .nramp = 2,
+                            .min_requests = min_requests,
+                            .step_time_ms = step_ms,
+                            .max_drop = max_drop,
+                            .alpha = 0.05,
+                            .rollback_on_alert = 1};
     return c;
 }
 
@@ -253,8 +258,8 @@ static int fake_set_route(void *ctx, const char *actor, const char *action, cons
     (void)actor, (void)err, (void)errlen, (void)route;
     fake_t *f = ctx;
     f->changes++;
-    snprintf(f->actions + strlen(f->actions), sizeof(f->actions) - strlen(f->actions), "%s%s",
-             f->actions[0] ? "," : "", action);
+    snprintf(f->actions + strlen(f->actions), sizeof(f->actions) - strlen(f->actions), "%s%s", f->actions[0] ? "," : "",
+             action);
     if (json == NULL)
         f->removed = 1;
     else
@@ -296,8 +301,12 @@ static void env_open(env_t *e)
     char err[256];
     CHECK_INT(gyre_state_open(e->state_path, &e->st, err, sizeof(err)), 0);
     CHECK_INT(gyre_store_open(e->dsn, GYRE_STORE_OPEN_WRITE, &e->store, err, sizeof(err)), 0);
-    e->h = (gyre_deploy_host_t){.ctx = &e->fake, .state = e->st, .store_dsn = e->dsn, .set_route = fake_set_route,
-                                .route_json = fake_route_json, .alert_firing = fake_alert};
+    e->h = (gyre_deploy_host_t){.ctx = &e->fake,
+                                .state = e->st,
+                                .store_dsn = e->dsn,
+                                .set_route = fake_set_route,
+                                .route_json = fake_route_json,
+                                .alert_firing = fake_alert};
 }
 
 static void env_close(env_t *e)
@@ -331,8 +340,8 @@ static void write_calls(gyre_store_t *s, int first, int n, int64_t at, int cand_
         t[i].prompt_tokens = t[i].completion_tokens = t[i].cached_tokens = t[i].reasoning_tokens = -1;
         t[i].cost_usd = NAN;
         t[i].cost_saved_usd = NAN;
-        t[i].attempts[0] = (gyre_trace_attempt_t){t[i].provider, t[i].model, TS("k#0"), t[i].status,
-                                                  t[i].started_us, 500, TS("")};
+        t[i].attempts[0] =
+            (gyre_trace_attempt_t){t[i].provider, t[i].model, TS("k#0"), t[i].status, t[i].started_us, 500, TS("")};
         t[i].nattempts = 1;
         all[i] = &t[i];
     }
