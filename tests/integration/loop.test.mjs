@@ -222,6 +222,34 @@ test('the whole loop: curate, train, gate with a measured improvement, canary 50
   assert.equal((await api('/api/admin/routes/agents/override', { token: ADMIN, method: 'DELETE' })).status, 200);
 });
 
+test('the loop with the command backend (a team\'s own trainer) and a LoRA adapter loaded into vLLM', async () => {
+  // The "trainer": what a TRL or Axolotl script does, in one line: it writes the adapter to {out} (gyre-mock's
+  // vLLM reads an adapter's train.jsonl as its weights) and says where.
+  const spec = fs.readFileSync(writeSpecs('support-lora', 'unused'), 'utf8').replace(/^train: .*$/m,
+    'train: {backend: command, command: "mkdir -p {out} && cp {train} {out}/train.jsonl && echo GYRE_ARTIFACT: {out}", timeout: 1m, poll: 200ms}')
+    .replace(/^serve: .*$/m, 'serve: {provider: mock, adapter: vllm, name: agents-lora}');
+  const file = path.join(dir, 'support-lora.yaml');
+  fs.writeFileSync(file, spec);
+  const live = liveTraffic(true);
+  const r = await loopRun(file);
+  await live.stop();
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  const run = JSON.parse(r.stdout);
+  assert.equal(run.status, 'done');
+  assert.equal(run.job.backend, 'command');
+  assert.equal(run.job.status, 'succeeded');
+  assert.equal(run.job.model, path.join(`${path.join(dir, 'gyre.state')}.loop`, run.id, 'out'));
+  assert.equal(run.gate.candidate, 'mock/agents-lora');
+  const c = run.gate.metrics.find((m) => m.metric === 'scorer:correctness');
+  assert.ok(c.ci[0] > 0, JSON.stringify(c));
+  assert.equal(run.deployment.adapter.kind, 'vllm');
+  assert.deepEqual(Object.keys(live.sent.statuses), ['200']);
+  const routes = await api('/api/admin/routes', { token: ADMIN });
+  assert.deepEqual(routes.json.routes.find((x) => x.name === 'agents').targets.map((t) => `${t.provider}/${t.model}`),
+    ['mock/agents-lora']);
+  assert.equal((await api('/api/admin/routes/agents/override', { token: ADMIN, method: 'DELETE' })).status, 200);
+});
+
 test('a bad candidate is rejected by the gate, naming the metric, and never reaches the route', async () => {
   const spec = writeSpecs('support-bad', 'mock-bad');
   const before = await api('/api/admin/routes', { token: ADMIN });
