@@ -186,22 +186,27 @@ static double numv(const cJSON *d, const char *k)
     return cJSON_IsNumber(v) ? v->valuedouble : 0;
 }
 
+/* `n` under key `k` of `d`, in place of the one there (so the JSON keeps its order) or added.  A value neither call
+ * attached is deleted: cJSON (1.7.15) gives a replacement its key before it looks for the item to replace, and
+ * neither call frees what it did not attach, so such a value and its key would leak. */
+static void set_item(cJSON *d, const char *k, cJSON *n)
+{
+    if (n == NULL)
+        return;
+    int attached = cJSON_GetObjectItemCaseSensitive(d, k) != NULL ? cJSON_ReplaceItemInObjectCaseSensitive(d, k, n)
+                                                                   : cJSON_AddItemToObject(d, k, n);
+    if (!attached)
+        cJSON_Delete(n);
+}
+
 static void set_num(cJSON *d, const char *k, double v)
 {
-    cJSON *n = cJSON_CreateNumber(v);
-    if (cJSON_GetObjectItemCaseSensitive(d, k) != NULL)
-        cJSON_ReplaceItemInObjectCaseSensitive(d, k, n);
-    else
-        cJSON_AddItemToObject(d, k, n);
+    set_item(d, k, cJSON_CreateNumber(v));
 }
 
 static void set_str(cJSON *d, const char *k, const char *v)
 {
-    cJSON *n = cJSON_CreateString(v);
-    if (cJSON_GetObjectItemCaseSensitive(d, k) != NULL)
-        cJSON_ReplaceItemInObjectCaseSensitive(d, k, n);
-    else
-        cJSON_AddItemToObject(d, k, n);
+    set_item(d, k, cJSON_CreateString(v));
 }
 
 /* The deploy section back from a document; metric names point into it. */
@@ -237,18 +242,29 @@ static void serve_of(const cJSON *d, gyre_serve_conf_t *s)
 static void decision(cJSON *d, int64_t now_us, const char *action, const char *actor, const char *why, cJSON *obs)
 {
     cJSON *arr = cJSON_GetObjectItemCaseSensitive(d, "decisions");
+    /* A row without its list (written by hand, or cut short) gets one: the decision would be lost otherwise, and
+     * adding to no array frees nothing, so the entry and its observations would leak. */
+    if (!cJSON_IsArray(arr)) {
+        cJSON_DeleteItemFromObjectCaseSensitive(d, "decisions");
+        arr = cJSON_AddArrayToObject(d, "decisions");
+    }
     while (cJSON_GetArraySize(arr) >= GYRE_DEPLOY_MAX_DECISIONS)
         cJSON_DeleteItemFromArray(arr, 0);
     cJSON *e = cJSON_CreateObject();
+    if (e == NULL) {
+        cJSON_Delete(obs);
+        return;
+    }
     cJSON_AddNumberToObject(e, "at_us", (double)now_us);
     cJSON_AddNumberToObject(e, "step", numv(d, "step"));
     cJSON_AddNumberToObject(e, "percent", numv(d, "percent"));
     cJSON_AddStringToObject(e, "action", action);
     cJSON_AddStringToObject(e, "actor", actor);
     cJSON_AddStringToObject(e, "why", why != NULL ? why : "");
-    if (obs != NULL)
-        cJSON_AddItemToObject(e, "observations", obs);
-    cJSON_AddItemToArray(arr, e);
+    if (obs != NULL && !cJSON_AddItemToObject(e, "observations", obs))
+        cJSON_Delete(obs);
+    if (!cJSON_AddItemToArray(arr, e))
+        cJSON_Delete(e);
 }
 
 /* ---- Route changes ---- */
@@ -274,6 +290,8 @@ static char *route_at(const cJSON *incumbent, const char *route, const char *pro
                       unsigned percent)
 {
     cJSON *r = cJSON_Duplicate(incumbent, 1);
+    if (r == NULL)
+        return NULL; /* no incumbent route (or no memory): nothing below could be attached to it */
     set_str(r, "name", route);
     const cJSON *old = cJSON_GetObjectItemCaseSensitive(incumbent, "targets");
     cJSON *targets = cJSON_CreateArray();
@@ -306,10 +324,7 @@ static char *route_at(const cJSON *incumbent, const char *route, const char *pro
         set_str(r, "strategy", "weighted");
     }
     /* In place when the incumbent has targets (a route always has), so the JSON reads in the same order. */
-    if (cJSON_GetObjectItemCaseSensitive(r, "targets") != NULL)
-        cJSON_ReplaceItemInObjectCaseSensitive(r, "targets", targets);
-    else
-        cJSON_AddItemToObject(r, "targets", targets);
+    set_item(r, "targets", targets);
     char *s = cJSON_PrintUnformatted(r);
     cJSON_Delete(r);
     return s;
@@ -333,8 +348,13 @@ static int apply_step(const gyre_deploy_host_t *h, cJSON *d, unsigned step, cons
     conf_of(d, &c, names, GYRE_LOOP_MAX_SCORERS);
     if (step >= c.nramp)
         step = (unsigned)c.nramp - 1;
-    char *json = route_at(cJSON_GetObjectItemCaseSensitive(d, "incumbent"), str(d, "route"), str(d, "provider"),
-                          str(d, "model"), c.ramp[step]);
+    const cJSON *inc = cJSON_GetObjectItemCaseSensitive(d, "incumbent");
+    if (!cJSON_IsObject(inc)) {
+        snprintf(err, errlen, "incumbent: the deployment of run %s has no incumbent route to ramp from",
+                 str(d, "run_id"));
+        return -EPROTO;
+    }
+    char *json = route_at(inc, str(d, "route"), str(d, "provider"), str(d, "model"), c.ramp[step]);
     int r = json != NULL ? h->set_route(h->ctx, actor, action, str(d, "route"), json, err, errlen) : -ENOMEM;
     cJSON_free(json);
     if (r == 0) {

@@ -78,7 +78,8 @@ typedef struct gyre_gate_env {
     const char *candidate, *incumbent; /* the `model` values sent to gyre ("provider/model", direct addressing) */
     gyre_httpc_url_t url;              /* gyre's own listener, .../v1/chat/completions */
     const char *key;                   /* gyre's internal key */
-    /* Called from the replay threads (any of them) after each call: done and total count calls, two per line. */
+    /* Called from the replay threads (any of them) after each call, one call at a time (under the gate's lock, so
+     * it must not call the gate): done and total count calls, two per line. */
     void (*progress)(void *ctx, unsigned done, unsigned total);
     void *progress_ctx;
 } gyre_gate_env_t;

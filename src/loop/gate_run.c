@@ -327,12 +327,14 @@ static void *replay_thread(void *arg)
         size_t i = j / 2;
         int s = (int)(j % 2);
         replay_one(r, &r->lines[i], s, s == 0 ? &r->obs[i].cand : &r->obs[i].inc);
+        /* The callback runs under the lock, one call at a time and in order: the loop runner's updates one
+         * document (its progress, then a save), and two threads changing it at once lost a value ("done", added
+         * by one while the other replaced it: a leak) or could free one the other was reading. */
         pthread_mutex_lock(&r->mu);
         r->done++;
-        size_t done = r->done;
-        pthread_mutex_unlock(&r->mu);
         if (r->env->progress != NULL)
-            r->env->progress(r->env->progress_ctx, (unsigned)done, (unsigned)(2 * r->n));
+            r->env->progress(r->env->progress_ctx, (unsigned)r->done, (unsigned)(2 * r->n));
+        pthread_mutex_unlock(&r->mu);
     }
     return NULL;
 }

@@ -178,7 +178,13 @@ static int apply_weights(gyre_admin_req_t *a, cJSON *route, const cJSON *weights
                 size_t pl = p != NULL ? strlen(p) : 0;
                 if (p != NULL && m != NULL && strncmp(w->string, p, pl) == 0 && w->string[pl] == '/' &&
                     strcmp(w->string + pl + 1, m) == 0) {
-                    cJSON_ReplaceItemInObjectCaseSensitive(t, "weight", cJSON_CreateNumber(w->valuedouble));
+                    /* A target written without its weight gets one; a replacement that replaced nothing is
+                     * neither attached nor freed by cJSON, and would leak with its key. */
+                    cJSON *nw = cJSON_CreateNumber(w->valuedouble);
+                    if (!(cJSON_GetObjectItemCaseSensitive(t, "weight") != NULL
+                              ? cJSON_ReplaceItemInObjectCaseSensitive(t, "weight", nw)
+                              : cJSON_AddItemToObject(t, "weight", nw)))
+                        cJSON_Delete(nw);
                     found = 1;
                 }
             }
@@ -215,9 +221,14 @@ void gyre_admin_route_patch(gyre_admin_req_t *a)
                         "({\"PROVIDER/MODEL\": N}); PUT replaces a whole route");
         goto out;
     }
-    if (targets != NULL)
-        cJSON_ReplaceItemInObjectCaseSensitive(route, "targets", cJSON_Duplicate(targets, 1));
-    else if (apply_weights(a, route, weights) != 0)
+    if (targets != NULL) {
+        /* cJSON frees nothing it did not attach: a route without targets gets them added, and with no route at all
+         * the copy is deleted here. */
+        cJSON *dup = cJSON_Duplicate(targets, 1);
+        if (!cJSON_ReplaceItemInObjectCaseSensitive(route, "targets", dup) &&
+            !cJSON_AddItemToObject(route, "targets", dup))
+            cJSON_Delete(dup);
+    } else if (apply_weights(a, route, weights) != 0)
         goto out;
     set_route(a, name, route, targets != NULL ? "route.targets" : "route.weights");
 out:

@@ -2,6 +2,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -435,6 +436,47 @@ TEST(deploy_an_alert_rolls_back_and_manual_promote_moves_one_step)
     CHECK_INT(gyre_deploy_run_state(&e.h, "run1", state, sizeof(state), NULL), 0);
     CHECK_STR(state, "rolled_back");
     CHECK_STR(e.fake.actions, "deploy.canary,deploy.promote,deploy.rollback");
+    env_close(&e);
+}
+
+/* The row's document edited behind the deployment's back (by hand, or a row cut short). */
+static void edit_doc(env_t *e, const char *sql)
+{
+    sqlite3 *db = gyre_state_lock(e->st);
+    CHECK_INT(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    gyre_state_unlock(e->st);
+}
+
+/* Under the sanitizer build these leaked: a decision added to no list, and a route built from no incumbent (its
+ * name and targets, attached to nothing). */
+TEST(deploy_a_row_without_decisions_gets_the_list_and_one_without_an_incumbent_is_refused_by_name)
+{
+    env_t e;
+    env_open(&e);
+    gyre_deploy_conf_t c = conf_of(50, 0.02, 600000);
+    c.ramp[0] = 5, c.ramp[1] = 25, c.ramp[2] = 100, c.nramp = 3;
+    char err[512] = "", state[32];
+    CHECK_INT(gyre_deploy_begin_watch(&e.h, &c, 0, "chat", "run1", "ft", "gyre-1", NULL, err, sizeof(err)), 0);
+    edit_doc(&e, "UPDATE deployments SET doc = json_remove(doc, '$.decisions')");
+    CHECK_INT(gyre_deploy_promote(&e.h, "chat", "cli", err, sizeof(err)), 0);
+    gyre_buf_t b;
+    gyre_buf_init(&b, 1 << 20);
+    CHECK_INT(gyre_deploy_run_state(&e.h, "run1", state, sizeof(state), &b), 0);
+    cJSON *d = cJSON_Parse(b.base);
+    const cJSON *dec = cJSON_GetObjectItemCaseSensitive(d, "decisions");
+    CHECK_INT(cJSON_GetArraySize(dec), 1);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(dec, 0), "action")),
+              "promote");
+    CHECK_INT((int)cJSON_GetObjectItemCaseSensitive(d, "percent")->valuedouble, 25);
+    cJSON_Delete(d);
+    gyre_buf_dispose(&b);
+
+    edit_doc(&e, "UPDATE deployments SET doc = json_remove(doc, '$.incumbent')");
+    CHECK_INT(gyre_deploy_promote(&e.h, "chat", "cli", err, sizeof(err)), -EPROTO);
+    CHECK_STR(err, "incumbent: the deployment of run run1 has no incumbent route to ramp from");
+    CHECK_STR(e.fake.actions, "deploy.canary,deploy.promote"); /* the route was not touched */
+    CHECK_INT(gyre_deploy_run_state(&e.h, "run1", state, sizeof(state), NULL), 0);
+    CHECK_STR(state, "canary");
     env_close(&e);
 }
 

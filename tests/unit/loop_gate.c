@@ -1,11 +1,14 @@
 /* The eval gate's statistics and decision (src/loop/stats.c, src/loop/gate.c, issue 15 point 4). */
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/buf.h"
+#include "config/config.h"
 #include "loop/gate.h"
 #include "loop/stats.h"
 #include "test.h"
@@ -498,4 +501,75 @@ TEST(gate_manifest_maps_each_heldout_line_to_its_cluster_or_all_of_them_to_all)
     CHECK_STR(cl[2], "all");
     CHECK_INT(gyre_gate_manifest_clusters("nope", 4, cl, 2), -EINVAL);
     CHECK_STR(cl[1], "all");
+}
+
+/* ---- the replay's progress ---- */
+
+typedef struct progress_probe {
+    int inside, overlapped, calls, out_of_order;
+    unsigned last;
+} progress_probe_t;
+
+static void probe_progress(void *ctx, unsigned done, unsigned total)
+{
+    progress_probe_t *p = ctx;
+    (void)total;
+    if (__atomic_add_fetch(&p->inside, 1, __ATOMIC_SEQ_CST) != 1)
+        __atomic_store_n(&p->overlapped, 1, __ATOMIC_SEQ_CST);
+    usleep(2000); /* long enough for another thread's call to end meanwhile, were the calls not serialized */
+    if (done != p->last + 1)
+        p->out_of_order = 1;
+    p->last = done;
+    p->calls++;
+    __atomic_sub_fetch(&p->inside, 1, __ATOMIC_SEQ_CST);
+}
+
+/* The loop runner's callback updates one document; two threads in it at once lost a value (a leak). */
+TEST(gate_progress_is_called_one_call_at_a_time_in_order_from_the_replay_threads)
+{
+    char dir[] = "/tmp/gyre-gate-XXXXXX", path[128];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof(path), "%s/heldout.jsonl", dir);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    for (int i = 0; i < 8; i++)
+        fprintf(f, "{\"messages\":[{\"role\":\"user\",\"content\":\"q%d\"},"
+                   "{\"role\":\"assistant\",\"content\":\"a%d\"}]}\n",
+                i, i);
+    fclose(f);
+    gyre_scorer_conf_t sc = {.name = "len", .kind = GYRE_SCORER_LENGTH, .max_chars = 100};
+    gyre_config_t config;
+    memset(&config, 0, sizeof(config));
+    config.scorers = &sc;
+    config.nscorers = 1;
+    char *names[] = {"len"};
+    gyre_gate_conf_t conf = {.scorers = names, .nscorers = 1, .confidence = 0.95, .resamples = 100, .limit = 500,
+                             .concurrency = 4, .seed = 1};
+    progress_probe_t probe = {0};
+    gyre_gate_env_t env = {.config = &config,
+                           .conf = &conf,
+                           .dataset_dir = dir,
+                           .candidate = "ft/c",
+                           .incumbent = "primary/i",
+                           .key = "k",
+                           .progress = probe_progress,
+                           .progress_ctx = &probe};
+    /* Port 1 on loopback refuses at once: every call fails fast, and each still reports its progress. */
+    CHECK_INT(gyre_httpc_parse_url("http://127.0.0.1:1/v1/chat/completions", &env.url), 0);
+    gyre_buf_t json, md;
+    gyre_buf_init(&json, 1 << 20);
+    gyre_buf_init(&md, 1 << 20);
+    int passed = 1;
+    char err[512];
+    CHECK(gyre_gate_run(&env, &json, &md, &passed, err, sizeof(err)) != 0); /* nothing answered */
+    CHECK_INT(passed, 0);
+    CHECK_INT(probe.calls, 16);
+    CHECK_INT((int)probe.last, 16);
+    CHECK_INT(probe.overlapped, 0);
+    CHECK_INT(probe.out_of_order, 0);
+    gyre_buf_dispose(&json);
+    gyre_buf_dispose(&md);
+    char cmd[64];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    CHECK_INT(system(cmd), 0);
 }
