@@ -64,7 +64,7 @@ struct gyre_loop_runner {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int stop, wake;
+    int stop, wake, go;
     gyre_store_t *store; /* the thread's own handle, opened on first use */
     int64_t schedule_checked_us;
 };
@@ -208,6 +208,12 @@ static void finish(cJSON *doc, const char *status, const char *fmt, ...)
 int gyre_loop_submit(gyre_loop_runner_t *r, const char *text, size_t len, const char *path, const char *trigger,
                      char *id_out, size_t id_size, char *err, size_t errlen)
 {
+    return gyre_loop_submit_doc(r, text, len, path, trigger, id_out, id_size, NULL, err, errlen);
+}
+
+int gyre_loop_submit_doc(gyre_loop_runner_t *r, const char *text, size_t len, const char *path, const char *trigger,
+                         char *id_out, size_t id_size, gyre_buf_t *out, char *err, size_t errlen)
+{
     gyre_loop_spec_t *spec = gyre_loop_spec_parse(text, len, path, err, errlen);
     if (spec == NULL)
         return -EINVAL;
@@ -250,6 +256,12 @@ int gyre_loop_submit(gyre_loop_runner_t *r, const char *text, size_t len, const 
     }
     add_event(doc, "submitted (%s)", trigger);
     int rc = doc_save(r->host.state, doc, 1);
+    if (rc == 0 && out != NULL) {
+        char *t = cJSON_PrintUnformatted(doc);
+        if (t != NULL)
+            gyre_buf_appends(out, t);
+        free(t);
+    }
     cJSON_Delete(doc);
     gyre_loop_spec_free(spec);
     if (rc != 0) {
@@ -876,6 +888,8 @@ static void *runner_main(void *arg)
     gyre_loop_runner_t *r = arg;
     for (;;) {
         pthread_mutex_lock(&r->mu);
+        while (!r->stop && !r->go)
+            pthread_cond_wait(&r->cv, &r->mu);
         if (!r->stop && !r->wake) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -940,6 +954,16 @@ gyre_loop_runner_t *gyre_loop_runner_start(const gyre_loop_host_t *host, char *e
         return NULL;
     }
     return r;
+}
+
+void gyre_loop_runner_go(gyre_loop_runner_t *r)
+{
+    if (r == NULL)
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->go = 1;
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
 }
 
 void gyre_loop_runner_stop(gyre_loop_runner_t *r)

@@ -53,8 +53,12 @@ typedef struct gyre_loop_host {
 
 typedef struct gyre_loop_runner gyre_loop_runner_t;
 
-/* Creates the table if needed and starts the runner thread.  NULL with err. */
+/* Creates the table if needed and starts the runner thread, which takes no step before gyre_loop_runner_go (runs
+ * can be submitted and read from the start; a step may call the listener, so it waits for the workers).  NULL
+ * with err. */
 gyre_loop_runner_t *gyre_loop_runner_start(const gyre_loop_host_t *host, char *err, size_t errlen);
+/* The workers answer: the runner may take steps. */
+void gyre_loop_runner_go(gyre_loop_runner_t *r);
 /* Ends the thread (a step in progress finishes first: a curation, one poll, a gate's replay). */
 void gyre_loop_runner_stop(gyre_loop_runner_t *r);
 
@@ -66,6 +70,9 @@ void gyre_loop_runner_stop(gyre_loop_runner_t *r);
  */
 int gyre_loop_submit(gyre_loop_runner_t *r, const char *text, size_t len, const char *path, const char *trigger,
                      char *id_out, size_t id_size, char *err, size_t errlen);
+/* The same, appending the run's document as it was submitted to `doc` (the runner may have stepped since). */
+int gyre_loop_submit_doc(gyre_loop_runner_t *r, const char *text, size_t len, const char *path, const char *trigger,
+                         char *id_out, size_t id_size, gyre_buf_t *doc, char *err, size_t errlen);
 /* Cancels a running run (its training job too).  0, -ENOENT, or -EALREADY (it had ended). */
 int gyre_loop_cancel(gyre_loop_runner_t *r, const char *id, char *err, size_t errlen);
 

@@ -88,22 +88,20 @@ static void submit(gyre_worker_t *w, h2o_req_t *req)
         fail(req, 400, "invalid_path", "%s", "`path` must be the spec file's absolute path (it resolves `curate:`)");
     } else {
         char id[GYRE_LOOP_RUN_ID_MAX], err[1024] = "";
-        int rc = gyre_loop_submit(s->loop, spec, strlen(spec), path, "api", id, sizeof(id), err, sizeof(err));
+        gyre_buf_t b;
+        gyre_buf_init(&b, API_LOOP_RUN_MAX);
+        int rc = gyre_loop_submit_doc(s->loop, spec, strlen(spec), path, "api", id, sizeof(id), &b, err, sizeof(err));
         if (rc == -EINVAL)
             fail(req, 400, "invalid_spec", "%s", err);
         else if (rc == -EBUSY)
             fail(req, 409, "run_in_progress", "%s", err);
         else if (rc != 0)
             fail(req, 500, "state_error", "%s", err);
-        else {
-            gyre_buf_t b;
-            gyre_buf_init(&b, API_LOOP_RUN_MAX);
-            if (gyre_loop_run_json(s->state, id, &b, err, sizeof(err)) == 0)
-                gyre_respond_json(req, 201, b.base, b.len);
-            else
-                fail(req, 500, "state_error", "%s", err);
-            gyre_buf_dispose(&b);
-        }
+        else if (gyre_buf_failed(&b))
+            fail(req, 500, "state_error", "%s", "the run's document is larger than an answer holds");
+        else
+            gyre_respond_json(req, 201, b.base, b.len);
+        gyre_buf_dispose(&b);
     }
     cJSON_Delete(body);
 }

@@ -51,6 +51,11 @@ int gyre_server_loop_start(gyre_server_t *s)
     return 0;
 }
 
+void gyre_server_loop_go(gyre_server_t *s)
+{
+    gyre_loop_runner_go(s->loop);
+}
+
 void gyre_server_loop_stop(gyre_server_t *s)
 {
     gyre_loop_runner_stop(s->loop);

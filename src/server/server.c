@@ -402,6 +402,9 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
         return 1;
     if (gyre_server_deploy_start(s) != 0) /* canary deployments' tick (server/deploy_host.h) */
         return 1;
+    /* The loop's runner: runs can be submitted and read now; it steps once the workers run (below). */
+    if (gyre_server_loop_start(s) != 0)
+        gyre_logf("gyre: loop: the runner did not start; /api/loop answers 404\n");
 
     check_fd_limit(config);
 
@@ -421,9 +424,9 @@ int gyre_server_run(gyre_config_t *config, unsigned nworkers)
 
     gyre_logf("gyre: listening on http://%s:%u with %u worker%s (config: %s)\n", config->listen_host,
               config->listen_port, nworkers, nworkers == 1 ? "" : "s", config->source);
-    /* The loop's runner after the workers: a run resumed at start may replay its gate through the listener. */
-    if (gyre_server_loop_start(s) != 0)
-        gyre_logf("gyre: loop: the runner did not start; /api/loop answers 404\n");
+    /* The loop's runs step once the workers answer: a run resumed at start may replay its gate through the
+     * listener. */
+    gyre_server_loop_go(s);
 
     int sig = 0;
     while (sigwait(&set, &sig) == 0 && sig == SIGHUP) {

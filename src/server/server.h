@@ -94,8 +94,10 @@ int gyre_server_scoring_start(gyre_server_t *s);
 const char *gyre_server_internal_key(gyre_server_t *s);
 /* http://host:port`path` of this gyre's listener (a wildcard listener on loopback). */
 void gyre_server_self_url(const gyre_server_t *s, const char *path, char *url, size_t size);
-/* server/loop_host.c: the loop runner, after the workers start (its gate calls the listener); stop before they end. */
+/* server/loop_host.c: the loop runner, made before the workers (the API reads and submits runs from the start),
+ * stepping once they run (its gate calls the listener: gyre_server_loop_go); stop before they end. */
 int gyre_server_loop_start(gyre_server_t *s);
+void gyre_server_loop_go(gyre_server_t *s);
 void gyre_server_loop_stop(gyre_server_t *s);
 
 /* GET (or HEAD) /metrics on worker `w`: every worker's metrics summed, in Prometheus' text format; 405 for

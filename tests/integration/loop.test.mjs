@@ -330,8 +330,10 @@ test('the runs API: the admin token starts a run, a spec error is a 400 naming i
   assert.equal((await api('/api/loop/runs', { token: READ, method: 'POST', body: { spec } })).status, 403);
   const first = await api('/api/loop/runs', { token: ADMIN, method: 'POST', body: { spec } });
   assert.equal(first.status, 201, first.text);
+  // The document as submitted: the runner steps after.
   assert.equal(first.json.status, 'running');
   assert.equal(first.json.stage, 'train');
+  assert.deepEqual(first.json.events.map((e) => e.message), ['submitted (api)']);
   assert.equal(first.json.trigger, 'api');
   const second = await api('/api/loop/runs', { token: ADMIN, method: 'POST', body: { spec } });
   // The first may have ended already (its dataset does not exist); while it runs, a second is refused.
