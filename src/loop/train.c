@@ -323,3 +323,63 @@ out:
     gyre_buf_dispose(&answer);
     return rc;
 }
+
+int gyre_train_service_poll(const gyre_train_service_t *sv, const gyre_train_env_t *env, gyre_train_job_t *job,
+                            gyre_train_event_cb cb, void *ctx, char *err, size_t errlen)
+{
+    gyre_train_http_t h;
+    memset(&h, 0, sizeof(h));
+    gyre_buf_t answer;
+    gyre_buf_init(&answer, GYRE_TRAIN_ANSWER_MAX);
+    char path[512], idcheck[sizeof(job->id)];
+    gyre_train_job_t next = *job;
+    int rc = gyre_train_copy_id(idcheck, sizeof(idcheck), job->id);
+    if (rc != 0) {
+        snprintf(err, errlen, "the job's id cannot be put into a URL");
+        goto out;
+    }
+    if ((rc = gyre_train_http_open(env, &h, err, errlen)) != 0)
+        goto out;
+    snprintf(path, sizeof(path), "%s/%s/events%s", sv->jobs, job->id, sv->events_query);
+    if ((rc = gyre_train_http_json(&h, "GET", path, NULL, 0, &answer, err, errlen)) != 0)
+        goto out;
+    if (sv->parse_events(answer.base, answer.len, &next, cb, ctx) != 0) {
+        snprintf(err, errlen, "provider %s: the %s's events are not a list", h.provider, sv->noun);
+        rc = -EBADMSG;
+        goto out;
+    }
+    snprintf(path, sizeof(path), "%s/%s", sv->jobs, job->id);
+    if ((rc = gyre_train_http_json(&h, "GET", path, NULL, 0, &answer, err, errlen)) != 0)
+        goto out;
+    if ((rc = sv->parse_job(answer.base, answer.len, &next, err, errlen)) != 0)
+        goto out;
+    *job = next;
+out:
+    gyre_train_http_close(&h);
+    gyre_buf_dispose(&answer);
+    return rc;
+}
+
+int gyre_train_service_cancel(const gyre_train_service_t *sv, const gyre_train_env_t *env, gyre_train_job_t *job,
+                              char *err, size_t errlen)
+{
+    gyre_train_http_t h;
+    memset(&h, 0, sizeof(h));
+    gyre_buf_t answer;
+    gyre_buf_init(&answer, GYRE_TRAIN_ANSWER_MAX);
+    char path[512], idcheck[sizeof(job->id)];
+    int rc = gyre_train_copy_id(idcheck, sizeof(idcheck), job->id);
+    if (rc != 0)
+        snprintf(err, errlen, "the job's id cannot be put into a URL");
+    else
+        rc = gyre_train_http_open(env, &h, err, errlen);
+    if (rc == 0) {
+        snprintf(path, sizeof(path), "%s/%s/cancel", sv->jobs, job->id);
+        rc = gyre_train_http_json(&h, "POST", path, NULL, 0, &answer, err, errlen);
+    }
+    if (rc == 0)
+        gyre_train_set_status(job, "cancelled");
+    gyre_train_http_close(&h);
+    gyre_buf_dispose(&answer);
+    return rc;
+}

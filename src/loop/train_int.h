@@ -39,6 +39,23 @@ int gyre_train_http_json(gyre_train_http_t *h, const char *method, const char *p
 int gyre_train_upload(gyre_train_http_t *h, const char *path, const char *file, const gyre_httpc_part_t *fields,
                       size_t nfields, char *file_id, size_t idlen, char *err, size_t errlen);
 
+/* What a hosted service's job API differs in (train_openai.c, train_together.c): where its jobs are, how its
+ * events are asked for, and how its answers read. */
+typedef struct gyre_train_service {
+    const char *jobs;         /* the jobs' collection under the base path: "/fine_tuning/jobs", "/fine-tunes" */
+    const char *events_query; /* after ".../{id}/events": "?limit=100", or "" */
+    const char *noun;         /* in errors: "job", "fine-tune" */
+    int (*parse_job)(const char *json, size_t len, gyre_train_job_t *job, char *err, size_t errlen);
+    int (*parse_events)(const char *json, size_t len, gyre_train_job_t *job, gyre_train_event_cb cb, void *ctx);
+} gyre_train_service_t;
+/* A poll: the events first (so that the last ones, a failure's reason or "succeeded", come before the status),
+ * then the job.  0 with *job updated, or a negative errno with *job as it was. */
+int gyre_train_service_poll(const gyre_train_service_t *sv, const gyre_train_env_t *env, gyre_train_job_t *job,
+                            gyre_train_event_cb cb, void *ctx, char *err, size_t errlen);
+/* POST .../{id}/cancel; the job's status "cancelled" when the service took it. */
+int gyre_train_service_cancel(const gyre_train_service_t *sv, const gyre_train_env_t *env, gyre_train_job_t *job,
+                              char *err, size_t errlen);
+
 /* Copies s into dst, cut to size between whole UTF-8 sequences, with every control byte made a space and every
  * ill-formed sequence a '?': text from a service that ends up on a terminal, in an error, in the job's JSON. */
 void gyre_train_copy_text(char *dst, size_t size, const char *s);

@@ -16,7 +16,7 @@
 #include "loop/train_int.h"
 
 /* Events asked for per poll: more than a service emits between two polls; a gap beyond it is not reported. */
-#define OPENAI_EVENTS_PAGE 100
+#define OPENAI_EVENTS_QUERY "?limit=100"
 
 int gyre_train_openai_request(const gyre_train_conf_t *conf, const char *training_file, const char *validation_file,
                               gyre_buf_t *out)
@@ -190,65 +190,18 @@ out:
     return rc;
 }
 
+static const gyre_train_service_t openai_service = {"/fine_tuning/jobs", OPENAI_EVENTS_QUERY, "job",
+                                                    gyre_train_openai_parse_job, gyre_train_openai_parse_events};
+
 static int openai_poll(const gyre_train_env_t *env, gyre_train_job_t *job, gyre_train_event_cb cb, void *ctx, char *err,
                        size_t errlen)
 {
-    gyre_train_http_t h;
-    gyre_buf_t answer;
-    gyre_buf_init(&answer, GYRE_TRAIN_ANSWER_MAX);
-    char path[512];
-    gyre_train_job_t next = *job;
-    char idcheck[sizeof(job->id)];
-    if (gyre_train_copy_id(idcheck, sizeof(idcheck), job->id) != 0) {
-        snprintf(err, errlen, "the job's id cannot be put into a URL");
-        gyre_buf_dispose(&answer);
-        return -EINVAL;
-    }
-    int rc = gyre_train_http_open(env, &h, err, errlen);
-    if (rc != 0)
-        goto out;
-    /* Events first, so that the last ones (the failure's reason, "succeeded") are printed before the status. */
-    snprintf(path, sizeof(path), "/fine_tuning/jobs/%s/events?limit=%d", job->id, OPENAI_EVENTS_PAGE);
-    if ((rc = gyre_train_http_json(&h, "GET", path, NULL, 0, &answer, err, errlen)) != 0)
-        goto out;
-    if (gyre_train_openai_parse_events(answer.base, answer.len, &next, cb, ctx) != 0) {
-        snprintf(err, errlen, "provider %s: the job's events are not a list", h.provider);
-        rc = -EBADMSG;
-        goto out;
-    }
-    snprintf(path, sizeof(path), "/fine_tuning/jobs/%s", job->id);
-    if ((rc = gyre_train_http_json(&h, "GET", path, NULL, 0, &answer, err, errlen)) != 0)
-        goto out;
-    if ((rc = gyre_train_openai_parse_job(answer.base, answer.len, &next, err, errlen)) != 0)
-        goto out;
-    *job = next;
-out:
-    gyre_train_http_close(&h);
-    gyre_buf_dispose(&answer);
-    return rc;
+    return gyre_train_service_poll(&openai_service, env, job, cb, ctx, err, errlen);
 }
 
 static int openai_cancel(const gyre_train_env_t *env, gyre_train_job_t *job, char *err, size_t errlen)
 {
-    gyre_train_http_t h;
-    memset(&h, 0, sizeof(h));
-    gyre_buf_t answer;
-    gyre_buf_init(&answer, GYRE_TRAIN_ANSWER_MAX);
-    char path[512], idcheck[sizeof(job->id)];
-    int rc = gyre_train_copy_id(idcheck, sizeof(idcheck), job->id);
-    if (rc != 0)
-        snprintf(err, errlen, "the job's id cannot be put into a URL");
-    else
-        rc = gyre_train_http_open(env, &h, err, errlen);
-    if (rc == 0) {
-        snprintf(path, sizeof(path), "/fine_tuning/jobs/%s/cancel", job->id);
-        rc = gyre_train_http_json(&h, "POST", path, NULL, 0, &answer, err, errlen);
-    }
-    if (rc == 0)
-        gyre_train_set_status(job, "cancelled");
-    gyre_train_http_close(&h);
-    gyre_buf_dispose(&answer);
-    return rc;
+    return gyre_train_service_cancel(&openai_service, env, job, err, errlen);
 }
 
 const gyre_train_backend_t gyre_train_openai = {"openai", openai_start, openai_poll, openai_cancel};
