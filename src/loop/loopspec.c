@@ -485,10 +485,7 @@ gyre_loop_spec_t *gyre_loop_spec_parse(const char *text, size_t len, const char 
 gyre_loop_spec_t *gyre_loop_spec_load(const char *path, char *err, size_t errlen)
 {
     gyre_buf_t b;
-    gyre_buf_init(&b, GYRE_LOOP_SPEC_MAX_BYTES);
-    int rc = gyre_buf_append_file(&b, path);
-    if (rc != 0) {
-        snprintf(err, errlen, "%s: %s", path, rc == -E2BIG ? "larger than the 256 KB a spec may be" : strerror(-rc));
+    if (gyre_ys_read_file(path, GYRE_LOOP_SPEC_MAX_BYTES, &b, err, errlen) != 0) {
         gyre_buf_dispose(&b);
         return NULL;
     }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/buf.h"
 
 
 
@@ -187,4 +188,15 @@ void gyre_ys_unknown(gyre_ys_t *c, const yaml_node_t *k, const char *section, co
         gyre_ys_err(c, k, section, "a key must be a scalar");
     else
         gyre_ys_err(c, k, section, "unknown field '%s' (known: %s)", gyre_ys_scalar(k), known);
+}
+
+int gyre_ys_read_file(const char *path, size_t max, gyre_buf_t *b, char *err, size_t errlen)
+{
+    gyre_buf_init(b, max);
+    int rc = gyre_buf_append_file(b, path);
+    if (rc == -E2BIG)
+        snprintf(err, errlen, "%s: larger than the %zu KB a spec may be", path, max / 1024);
+    else if (rc != 0)
+        snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+    return rc;
 }

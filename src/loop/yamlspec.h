@@ -51,6 +51,11 @@ int gyre_ys_list(gyre_ys_t *c, yaml_node_t *n, const char *field, char ***out, s
 /* "90s", "15m", "24h", "7d", "2w" in microseconds; -1 when not a duration. */
 int64_t gyre_ys_duration_us(const char *s);
 
+/* A spec file's bytes into b (initialised here with `max`; the caller disposes it).  0, or a negative errno with
+ * err "PATH: why" (the bound named). */
+struct gyre_buf;
+int gyre_ys_read_file(const char *path, size_t max, struct gyre_buf *b, char *err, size_t errlen);
+
 /* "unknown field 'K' (known: ...)" for key node k of `section`. */
 void gyre_ys_unknown(gyre_ys_t *c, const yaml_node_t *k, const char *section, const char *known);
 
