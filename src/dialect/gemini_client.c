@@ -357,13 +357,19 @@ static int read_contents(const cJSON *req, cJSON *pivot, gyre_api_error_t *err)
         if (!cJSON_IsArray(parts)) {
             BAD(err, where, "%s.parts must be an array", where);
             r = -1;
-        } else if (role != NULL && strcmp(role, "model") == 0) {
-            r = model_turn(messages, parts, &ids, where, err);
-        } else if (role == NULL || strcmp(role, "user") == 0 || strcmp(role, "function") == 0) {
-            r = user_turn(messages, parts, &ids, where, err);
-        } else {
+        } else if (role != NULL && strcmp(role, "model") != 0 && strcmp(role, "user") != 0 &&
+                   strcmp(role, "function") != 0) {
             BAD(err, where, "%s.role must be user or model", where);
             r = -1;
+        } else if (cJSON_GetArraySize(parts) == 0) {
+            /* Gemini refuses it too; a turn of no part would leave the pivot without a message (fuzz_gemini_client,
+             * CI). */
+            BAD(err, where, "%s.parts must not be empty", where);
+            r = -1;
+        } else if (role != NULL && strcmp(role, "model") == 0) {
+            r = model_turn(messages, parts, &ids, where, err);
+        } else {
+            r = user_turn(messages, parts, &ids, where, err);
         }
         if (r != 0)
             break;

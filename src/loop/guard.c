@@ -359,7 +359,8 @@ int gyre_guard_answer_text(const char *json, size_t len, h2o_mem_pool_t *pool, c
     size_t first = skip_ws(json, len, v + 1);
     size_t msg = find_member(json, len, first, "message");
     size_t c = msg != SIZE_MAX ? find_member(json, len, msg, "content") : SIZE_MAX;
-    if (c == SIZE_MAX)
+    /* A member whose value is cut off ("content": and the end) is no answer (fuzz_heuristic's CI run read past it). */
+    if (c == SIZE_MAX || c >= len)
         return -1;
     if (json[c] != '"') {
         *text = ""; /* null (a tool call), or not a string: no text */

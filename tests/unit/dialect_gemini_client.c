@@ -116,6 +116,10 @@ TEST(gemini_client_bad_requests_are_refused_naming_the_field)
     check_refused("[]", "", "JSON object");
     check_refused("{\"contents\":[]}", "contents", "non-empty");
     check_refused("{\"contents\":[{\"role\":\"bot\",\"parts\":[]}]}", "contents[0]", "user or model");
+    /* A turn of no part: Gemini refuses it, and it would leave no message (fuzz_gemini_client's CI run). */
+    check_refused("{\"contents\":[{\"rol\":\"user\",\"parts\":[]}]}", "contents[0]", "must not be empty");
+    check_refused("{\"contents\":[{\"parts\":[{\"text\":\"x\"}]},{\"role\":\"model\",\"parts\":[]}]}", "contents[1]",
+                  "must not be empty");
     check_refused("{\"contents\":[{\"parts\":[{\"fileData\":{}}]}]}", "contents[0]", "parts[0]");
     check_refused("{\"contents\":[{\"parts\":[{\"text\":\"x\"}]}],\"tools\":[{\"googleSearch\":{}}]}", "tools",
                   "functionDeclarations");

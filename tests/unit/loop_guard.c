@@ -35,6 +35,8 @@ TEST(guard_answer_text_reads_the_first_choices_content)
     text_of("{\"choices\":[{\"message\":{\"content\":\"unterminated}}]}", -1, NULL);
     text_of("not json at all", -1, NULL);
     text_of("", -1, NULL);
+    /* Cut off after the member's colon: no answer (the old code read the byte past the end: fuzz_heuristic, CI). */
+    text_of("{\"choices\":[{\"message\":{\"role\":\"at\",\"content\":", -1, NULL);
 }
 
 TEST(guard_runs_a_routes_checks_in_order_marks_the_trace_and_counts)
