@@ -383,3 +383,13 @@ int gyre_train_service_cancel(const gyre_train_service_t *sv, const gyre_train_e
     gyre_buf_dispose(&answer);
     return rc;
 }
+
+void gyre_train_job_apply(gyre_train_job_t *job, const char *id, const char *model, const char *status)
+{
+    snprintf(job->id, sizeof(job->id), "%s", id);
+    if (model[0] != '\0') {
+        snprintf(job->model, sizeof(job->model), "%s", model);
+        job->progress = 1;
+    }
+    gyre_train_set_status(job, status);
+}

@@ -64,6 +64,9 @@ void gyre_train_copy_text(char *dst, size_t size, const char *s);
 int gyre_train_copy_id(char *dst, size_t size, const char *s);
 int64_t gyre_train_now_us(void);
 void gyre_train_set_status(gyre_train_job_t *job, const char *status);
+/* What a service's job answer said, put into the job once the whole answer has been read: its id, its model
+ * (empty: none yet; a model means the job is done, progress 1) and its status. */
+void gyre_train_job_apply(gyre_train_job_t *job, const char *id, const char *model, const char *status);
 
 /* The answers' parsers (untrusted bytes; fuzzed).  0, or -EINVAL with err set (job unchanged on error). */
 int gyre_train_openai_parse_job(const char *json, size_t len, gyre_train_job_t *job, char *err, size_t errlen);

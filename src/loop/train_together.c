@@ -100,12 +100,7 @@ int gyre_train_together_parse_job(const char *json, size_t len, gyre_train_job_t
         gyre_train_copy_text(job->error, sizeof(job->error),
                              cJSON_IsString(m) && m->valuestring[0] != '\0' ? m->valuestring : "the job failed");
     }
-    memcpy(job->id, idbuf, sizeof(idbuf));
-    if (model[0] != '\0') {
-        memcpy(job->model, model, sizeof(model));
-        job->progress = 1;
-    }
-    gyre_train_set_status(job, mapped);
+    gyre_train_job_apply(job, idbuf, model, mapped);
     rc = 0;
 out:
     cJSON_Delete(o);
