@@ -494,13 +494,6 @@ gyre_loop_spec_t *gyre_loop_spec_load(const char *path, char *err, size_t errlen
     return s;
 }
 
-static void free_list(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
 void gyre_loop_spec_free(gyre_loop_spec_t *s)
 {
     if (s == NULL)
@@ -519,11 +512,11 @@ void gyre_loop_spec_free(gyre_loop_spec_t *s)
     free(t->command);
     free(s->serve.provider);
     free(s->serve.name);
-    free_list(s->gate.scorers, s->gate.nscorers);
+    gyre_ys_free_list(s->gate.scorers, s->gate.nscorers);
     for (size_t i = 0; i < s->gate.nrules; i++)
         free(s->gate.rules[i].scorer);
     free(s->gate.rules);
-    free_list(s->deploy.metrics, s->deploy.nmetrics);
+    gyre_ys_free_list(s->deploy.metrics, s->deploy.nmetrics);
     free(s->path);
     free(s->text);
     free(s);

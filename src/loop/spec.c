@@ -633,20 +633,13 @@ gyre_curate_spec_t *gyre_curate_spec_load(const char *path, int64_t now_us, char
     return s;
 }
 
-static void free_list(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
 void gyre_curate_spec_free(gyre_curate_spec_t *s)
 {
     if (s == NULL)
         return;
-    free_list(s->routes, s->nroutes);
-    free_list(s->agents, s->nagents);
-    free_list(s->tags, s->ntags);
+    gyre_ys_free_list(s->routes, s->nroutes);
+    gyre_ys_free_list(s->agents, s->nagents);
+    gyre_ys_free_list(s->tags, s->ntags);
     for (size_t i = 0; i < s->nmetadata; i++) {
         free(s->metadata[i].key);
         free(s->metadata[i].value);

@@ -200,3 +200,10 @@ int gyre_ys_read_file(const char *path, size_t max, gyre_buf_t *b, char *err, si
         snprintf(err, errlen, "%s: %s", path, strerror(-rc));
     return rc;
 }
+
+void gyre_ys_free_list(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}

@@ -56,6 +56,9 @@ int64_t gyre_ys_duration_us(const char *s);
 struct gyre_buf;
 int gyre_ys_read_file(const char *path, size_t max, struct gyre_buf *b, char *err, size_t errlen);
 
+/* Frees a list gyre_ys_list made (each string, then the array). */
+void gyre_ys_free_list(char **v, size_t n);
+
 /* "unknown field 'K' (known: ...)" for key node k of `section`. */
 void gyre_ys_unknown(gyre_ys_t *c, const yaml_node_t *k, const char *section, const char *known);
 
